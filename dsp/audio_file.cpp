@@ -1,0 +1,155 @@
+// Audio files through libsndfile, resampling through libsamplerate.
+#include "dsp/audio_file.h"
+
+#include <samplerate.h>
+#include <sndfile.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <sstream>
+
+namespace mw::dsp {
+
+namespace {
+
+constexpr sf_count_t kReadBlockFrames = 65536;
+
+SNDFILE* as_sndfile(void* p) { return static_cast<SNDFILE*>(p); }
+
+std::string lower_extension(const std::string& path) {
+    const size_t dot = path.find_last_of('.');
+    const size_t slash = path.find_last_of("/\\");
+    if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
+    std::string ext = path.substr(dot);
+    std::transform(ext.begin(), ext.end(), ext.begin(),
+                   [](unsigned char c) { return char(std::tolower(c)); });
+    return ext;
+}
+
+// SF_FORMAT_* for an output path, from its extension.
+int output_format(const std::string& path) {
+    const std::string ext = lower_extension(path);
+    if (ext == ".wav") return SF_FORMAT_WAV | SF_FORMAT_FLOAT;
+    if (ext == ".flac") return SF_FORMAT_FLAC | SF_FORMAT_PCM_24;
+    throw AudioFileError(path + ": cannot write '" + (ext.empty() ? "(no extension)" : ext) +
+                         "' files, expected an output name ending in .wav or .flac");
+}
+
+std::string temp_name_for(const std::string& path) {
+    std::random_device random;
+    std::ostringstream s;
+    s << path << ".tmp-" << std::hex << random();
+    return s.str();
+}
+
+void check_finite(const std::string& path, const AudioData& audio) {
+    for (size_t c = 0; c < audio.channels.size(); ++c) {
+        const std::vector<float>& ch = audio.channels[c];
+        const auto bad = std::find_if(ch.begin(), ch.end(), [](float x) { return !std::isfinite(x); });
+        if (bad != ch.end())
+            throw AudioFileError(path + ": sample at frame " + std::to_string(bad - ch.begin()) +
+                                 ", channel " + std::to_string(c) + " is " +
+                                 (std::isnan(*bad) ? "NaN" : "infinite") +
+                                 ", expected finite samples");
+    }
+}
+
+} // namespace
+
+AudioData read_audio(const std::string& path) {
+    SF_INFO info{};
+    SNDFILE* file = sf_open(path.c_str(), SFM_READ, &info);
+    if (!file) throw AudioFileError(path + ": cannot read audio file: " + sf_strerror(nullptr));
+
+    AudioData audio;
+    audio.sample_rate_hz = info.samplerate;
+    audio.channels.assign(size_t(info.channels), {});
+    std::vector<float> block(size_t(kReadBlockFrames * info.channels));  // [frames][channels]
+    for (;;) {
+        const sf_count_t got = sf_readf_float(file, block.data(), kReadBlockFrames);
+        if (got <= 0) break;
+        for (int c = 0; c < info.channels; ++c)
+            for (sf_count_t i = 0; i < got; ++i)
+                audio.channels[size_t(c)].push_back(block[size_t(i * info.channels + c)]);
+    }
+    const std::string read_error = sf_error(file) ? sf_strerror(file) : "";
+    sf_close(file);
+    if (!read_error.empty()) throw AudioFileError(path + ": read failed: " + read_error);
+    if (audio.frames() == 0) throw AudioFileError(path + ": has no audio frames (empty file)");
+    check_finite(path, audio);
+    return audio;
+}
+
+AudioWriter::AudioWriter(const std::string& path, double sample_rate_hz, int channels)
+    : path_(path), tmp_path_(temp_name_for(path)), channels_(channels) {
+    SF_INFO info{};
+    info.samplerate = int(std::lround(sample_rate_hz));
+    info.channels = channels;
+    info.format = output_format(path);
+    if (channels < 1 || !sf_format_check(&info))
+        throw AudioFileError(path + ": cannot write " + std::to_string(channels) + " channels at " +
+                             std::to_string(info.samplerate) + " Hz in this format");
+    file_ = sf_open(tmp_path_.c_str(), SFM_WRITE, &info);
+    if (!file_)
+        throw AudioFileError(path + ": cannot create the output file: " + sf_strerror(nullptr));
+    // FLAC holds integers: clip out-of-range floats rather than let them wrap around.
+    if ((info.format & SF_FORMAT_TYPEMASK) == SF_FORMAT_FLAC)
+        sf_command(as_sndfile(file_), SFC_SET_CLIPPING, nullptr, SF_TRUE);
+}
+
+AudioWriter::~AudioWriter() {
+    if (file_) sf_close(as_sndfile(file_));
+    if (!committed_) std::remove(tmp_path_.c_str());
+}
+
+void AudioWriter::write(const float* const* planar, int64_t n) {
+    if (!file_) throw AudioFileError(path_ + ": write after commit");
+    interleaved_.resize(size_t(n * channels_));  // [n][channels]
+    for (int c = 0; c < channels_; ++c)
+        for (int64_t i = 0; i < n; ++i) {
+            const float x = planar[c][i];
+            if (!std::isfinite(x))
+                throw AudioFileError(path_ + ": refusing to write a non-finite sample (channel " +
+                                     std::to_string(c) + ")");
+            interleaved_[size_t(i * channels_ + c)] = x;
+        }
+    if (sf_writef_float(as_sndfile(file_), interleaved_.data(), n) != n)
+        throw AudioFileError(path_ + ": write failed: " + sf_strerror(as_sndfile(file_)));
+}
+
+void AudioWriter::commit() {
+    if (!file_) throw AudioFileError(path_ + ": committed twice");
+    const int close_error = sf_close(as_sndfile(file_));
+    file_ = nullptr;
+    if (close_error != 0)
+        throw AudioFileError(path_ + ": closing the output failed: " + sf_error_number(close_error));
+    if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0)
+        throw AudioFileError(path_ + ": cannot rename the finished file into place: " +
+                             std::strerror(errno));
+    committed_ = true;
+}
+
+std::vector<float> resample(const std::vector<float>& in, double from_hz, double to_hz) {
+    if (from_hz == to_hz || in.empty()) return in;
+    const double ratio = to_hz / from_hz;
+    if (!src_is_valid_ratio(ratio))
+        throw AudioFileError("cannot resample from " + std::to_string(from_hz) + " Hz to " +
+                             std::to_string(to_hz) + " Hz: ratio out of range (1/256..256)");
+    std::vector<float> out(size_t(std::ceil(double(in.size()) * ratio)) + 1);
+    SRC_DATA data{};
+    data.data_in = in.data();
+    data.input_frames = long(in.size());
+    data.data_out = out.data();
+    data.output_frames = long(out.size());
+    data.src_ratio = ratio;
+    const int error = src_simple(&data, SRC_SINC_BEST_QUALITY, 1);
+    if (error != 0) throw AudioFileError(std::string("resampling failed: ") + src_strerror(error));
+    out.resize(size_t(data.output_frames_gen));
+    return out;
+}
+
+} // namespace mw::dsp

@@ -1,0 +1,229 @@
+// prepare_model (re-layout of the weights), state allocation, and the run-time choice between
+// the baseline and AVX2+FMA builds of the kernels.
+#include "kernels/fast.h"
+
+#include "kernels/fast_internal.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <vector>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace mw::kernels {
+
+namespace {
+std::atomic<int> g_isa_override{-1};
+}
+
+void set_isa_for_testing(Isa isa) { g_isa_override.store(int(isa)); }
+
+Isa active_isa() {
+    const int forced = g_isa_override.load(std::memory_order_relaxed);
+    if (forced >= 0) return Isa(forced);
+    static const Isa isa = [] {
+        const char* env = std::getenv("MW_ISA");
+        if (env && std::string(env) == "baseline") return Isa::baseline;
+#if defined(MW_HAVE_X86)
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
+#endif
+        return Isa::baseline;
+    }();
+    return isa;
+}
+
+const char* to_string(Isa isa) { return isa == Isa::avx2 ? "avx2+fma" : "baseline"; }
+
+void PreparedModelDeleter::operator()(PreparedModel* p) const { delete p; }
+void StepStateDeleter::operator()(StepState* s) const { delete s; }
+
+const ModelView& view_of(const PreparedModel& p) { return p.view; }
+
+PreparedModelPtr prepare_model(const ModelView& m) {
+    PreparedModelPtr P(new PreparedModel{});
+    const Dims& d = m.dims;
+    if (d.d_conv > 64) throw std::invalid_argument("prepare_model: d_conv > 64 is not supported");
+    P->view = m;
+    P->D = d.d_model; P->Dp = pad8(d.d_model);
+    P->E = d.d_inner; P->Ep = pad8(d.d_inner);
+    P->N = d.d_state; P->K = d.d_conv; P->R = d.dt_rank;
+    P->M = d.dt_rank + 2 * d.d_state; P->Mp = pad8(P->M);
+    P->V = m.head == HeadKind::tokens ? m.vocab : 0; P->Vp = pad8(P->V);
+    P->I = m.head == HeadKind::continuous ? m.n_in : 0;
+    P->n_layers = d.n_layers;
+    P->eps = d.norm_eps;
+    const int D = P->D, Dp = P->Dp, E = P->E, Ep = P->Ep, N = P->N, K = P->K, R = P->R,
+              M = P->M, Mp = P->Mp, V = P->V, Vp = P->Vp, I = P->I;
+
+    // Sizes of every prepared array, in the order they are carved out below.
+    const int64_t per_layer = Dp + int64_t(D) * 2 * Ep + int64_t(K) * Ep + Ep + int64_t(E) * Mp +
+                              int64_t(R) * Ep + Ep + int64_t(N) * Ep + Ep + int64_t(E) * Dp;
+    const int64_t heads = Dp + int64_t(V) * Dp + int64_t(D) * Vp + int64_t(I) * Dp + Dp + Dp;
+    P->storage = AlignedFloats(size_t(per_layer * d.n_layers + heads));
+    float* cursor = P->storage.data();
+    auto take = [&](int64_t n) { float* p = cursor; cursor += n; return p; };
+    const double log2e = 1.4426950408889634;
+
+    for (int l = 0; l < d.n_layers; ++l) {
+        const LayerView& w = m.layers[l];
+        float* norm_w = take(Dp);
+        float* in_T = take(int64_t(D) * 2 * Ep);
+        float* conv_T = take(int64_t(K) * Ep);
+        float* conv_b = take(Ep);
+        float* x_T = take(int64_t(E) * Mp);
+        float* dt_T = take(int64_t(R) * Ep);
+        float* dt_b = take(Ep);
+        float* A2_T = take(int64_t(N) * Ep);
+        float* Dskip = take(Ep);
+        float* out_T = take(int64_t(E) * Dp);
+        for (int i = 0; i < D; ++i) norm_w[i] = w.norm_w[i];
+        for (int o = 0; o < 2 * E; ++o)  // output o: u channel o (o < E) or z channel o - E
+            for (int i = 0; i < D; ++i)
+                in_T[int64_t(i) * 2 * Ep + (o < E ? o : Ep + o - E)] = w.in_proj_w[int64_t(o) * D + i];
+        for (int e = 0; e < E; ++e) {
+            for (int k = 0; k < K; ++k) conv_T[int64_t(k) * Ep + e] = w.conv_w[e * K + k];
+            conv_b[e] = w.conv_b[e];
+            for (int o = 0; o < M; ++o) x_T[int64_t(e) * Mp + o] = w.x_proj_w[int64_t(o) * E + e];
+            for (int r = 0; r < R; ++r) dt_T[int64_t(r) * Ep + e] = w.dt_proj_w[e * R + r];
+            dt_b[e] = w.dt_proj_b[e];
+            for (int n = 0; n < N; ++n)
+                A2_T[int64_t(n) * Ep + e] = float(-std::exp(double(w.A_log[e * N + n])) * log2e);
+            Dskip[e] = w.D[e];
+            for (int o = 0; o < D; ++o) out_T[int64_t(e) * Dp + o] = w.out_proj_w[int64_t(o) * E + e];
+        }
+        P->layers.push_back({norm_w, in_T, conv_T, conv_b, x_T, dt_T, dt_b, A2_T, Dskip, out_T});
+    }
+    float* norm_f = take(Dp);
+    float* embed = take(int64_t(V) * Dp);
+    float* lm_T = take(int64_t(D) * Vp);
+    float* stem_T = take(int64_t(I) * Dp);
+    float* stem_b = take(Dp);
+    float* head_w = take(Dp);
+    for (int i = 0; i < D; ++i) norm_f[i] = m.norm_f_w[i];
+    for (int v = 0; v < V; ++v)
+        for (int i = 0; i < D; ++i) {
+            embed[int64_t(v) * Dp + i] = m.embed_w[int64_t(v) * D + i];
+            lm_T[int64_t(i) * Vp + v] = m.lm_head_w[int64_t(v) * D + i];
+        }
+    if (m.head == HeadKind::continuous) {
+        for (int i = 0; i < D; ++i) {
+            for (int j = 0; j < I; ++j) stem_T[int64_t(j) * Dp + i] = m.stem_w[i * I + j];
+            stem_b[i] = m.stem_b[i];
+            head_w[i] = m.head_w[i];
+        }
+        P->head_b = m.head_b[0];
+        P->skip = m.skip;
+    }
+    P->norm_f = norm_f; P->embed = embed; P->lm_T = lm_T;
+    P->stem_T = stem_T; P->stem_b = stem_b; P->head_w = head_w;
+    return P;
+}
+
+StepStatePtr make_state(const PreparedModel& P, int streams, int max_scan_chunk) {
+    if (streams < 1) throw std::invalid_argument("make_state: streams must be >= 1");
+    if (max_scan_chunk < 1) throw std::invalid_argument("make_state: chunk must be >= 1");
+    StepStatePtr S(new StepState{});
+    const int T = max_scan_chunk, threads = 2;
+    S->streams = streams;
+    S->max_chunk = T;
+    S->max_threads = threads;
+    S->per_stream = P.stream_state_floats();
+    S->state = AlignedFloats(size_t(S->per_stream * streams));
+    S->hidden = AlignedFloats(size_t(streams) * P.Dp);
+    S->step_tmp = AlignedFloats(size_t(std::max<int64_t>(P.Dp + 5 * P.Ep + P.Mp + P.Vp,
+                                                         int64_t(threads) * (P.Dp + P.Vp))));
+    S->x = AlignedFloats(size_t(T) * P.Dp);
+    S->uz = AlignedFloats(size_t(T) * 2 * P.Ep);
+    S->u = AlignedFloats(size_t(T) * P.Ep);
+    S->dbc = AlignedFloats(size_t(T) * P.Mp);
+    S->delta = AlignedFloats(size_t(T) * P.Ep);
+    S->y = AlignedFloats(size_t(T) * P.Ep);
+    return S;
+}
+
+void reset_state(StepState& s) { std::memset(s.state.data(), 0, s.state.size() * sizeof(float)); }
+void reset_stream(StepState& s, int stream) {
+    std::memset(stream_state(s, stream), 0, size_t(s.per_stream) * sizeof(float));
+}
+int stream_count(const StepState& s) { return s.streams; }
+float* stream_state(StepState& s, int stream) { return s.state.data() + stream * s.per_stream; }
+int64_t stream_state_floats(const StepState& s) { return s.per_stream; }
+
+void step_tokens(const PreparedModel& p, StepState& s, const int32_t* tokens, float* logits) {
+    if (active_isa() == Isa::avx2) avx2::step_tokens(p, s, tokens, logits);
+    else baseline::step_tokens(p, s, tokens, logits);
+}
+
+void step_continuous(const PreparedModel& p, StepState& s, const float* x, float* y) {
+    if (active_isa() == Isa::avx2) avx2::step_continuous(p, s, x, y);
+    else baseline::step_continuous(p, s, x, y);
+}
+
+void scan_tokens(const PreparedModel& p, StepState& s, int stream, const int32_t* tokens,
+                 int64_t L, float* logits, ThreadPool* pool) {
+    if (active_isa() == Isa::avx2) avx2::scan(p, s, stream, tokens, nullptr, L, logits, pool);
+    else baseline::scan(p, s, stream, tokens, nullptr, L, logits, pool);
+}
+
+void scan_continuous(const PreparedModel& p, StepState& s, int stream, const float* x,
+                     int64_t L, float* y, ThreadPool* pool) {
+    if (active_isa() == Isa::avx2) avx2::scan(p, s, stream, nullptr, x, L, y, pool);
+    else baseline::scan(p, s, stream, nullptr, x, L, y, pool);
+}
+
+namespace {
+template <class F>
+double rate(F&& run, double work_per_iter, double seconds) {
+    int64_t iters = 1 << 10;
+    for (;;) {  // grow until one timed run lasts long enough
+        const auto t0 = std::chrono::steady_clock::now();
+        volatile float sink = run(iters);
+        (void)sink;
+        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (dt >= seconds || iters > (int64_t(1) << 40)) return work_per_iter * double(iters) / dt;
+        iters *= dt > 0.001 ? std::max<int64_t>(2, int64_t(seconds / dt)) : 16;
+    }
+}
+} // namespace
+
+PeakRates measure_peaks(double seconds) {
+    const bool avx = active_isa() == Isa::avx2;
+    PeakRates r;
+    r.flops_per_s = rate([&](int64_t n) { return avx ? avx2::probe_fma(n) : baseline::probe_fma(n); },
+                         128.0, seconds);
+    r.exps_per_s = rate([&](int64_t n) { return avx ? avx2::probe_exp(n) : baseline::probe_exp(n); },
+                        64.0, seconds);
+    std::vector<float> a(4096, 1.0f), b(4096, 0.0f);  // 2 x 16 KiB: inside L1
+    r.l1_bytes_per_s = rate(
+        [&](int64_t n) {
+            for (int64_t i = 0; i < n; ++i) {
+                std::memcpy(b.data(), a.data(), a.size() * sizeof(float));
+                a[size_t(i) & 4095] = b[size_t(i * 7) & 4095];
+            }
+            return b[17];
+        },
+        2.0 * 4096 * sizeof(float), seconds);
+    return r;
+}
+
+WorkPerSample work_per_sample(const ModelView& m) {
+    const Dims& d = m.dims;
+    const double D = d.d_model, E = d.d_inner, N = d.d_state, K = d.d_conv, R = d.dt_rank;
+    WorkPerSample w;
+    const double layer_macs = D * 2 * E + E * K + E * (R + 2 * N) + E * R + E * N * 2 + E + E * D;
+    const double head_macs = m.head == HeadKind::tokens ? D * m.vocab : D * (m.n_in + 1);
+    w.flops = 2.0 * (layer_macs * d.n_layers + head_macs);
+    w.exps = (E * N + 3 * E) * d.n_layers;  // exp(Δ·A); SiLU of conv and gate; softplus
+    const double layer_weights = D + 2 * E * D + E * K + E + (R + 2 * N) * E + E * R + E + E * N + E + D * E;
+    const double head_weights = m.head == HeadKind::tokens ? 2.0 * D * m.vocab : D * (m.n_in + 2);
+    w.weight_bytes = 4.0 * (layer_weights * d.n_layers + D + head_weights);
+    w.state_bytes = 2 * 4.0 * E * ((K - 1) + N) * d.n_layers;
+    return w;
+}
+
+} // namespace mw::kernels

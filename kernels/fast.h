@@ -1,0 +1,78 @@
+// The fast CPU paths: the recurrent step (one sample for each of S streams) and the chunked
+// scan (a long sequence, chunk by chunk, state carried across chunks, both cores).
+//
+// prepare_model() turns a ModelView into the layout the kernels like (transposed projections,
+// A = -exp(A_log) pre-scaled); it allocates. After that, step() allocates nothing, takes no
+// lock and makes no system call: it is what the audio thread runs.
+#pragma once
+
+#include "kernels/model_view.h"
+
+#include <cstdint>
+#include <memory>
+
+namespace mw::kernels {
+
+class ThreadPool;
+
+// Which instruction set the fast kernels run with (picked once at start-up from CPUID;
+// MW_ISA=baseline in the environment forces the baseline build for testing).
+enum class Isa { baseline, avx2 };
+Isa active_isa();
+const char* to_string(Isa isa);
+// Tests run both builds on one machine; never called by the product.
+void set_isa_for_testing(Isa isa);
+
+// Read-only weights, re-laid-out for the kernels; shared by every stream and thread.
+struct PreparedModel;
+struct PreparedModelDeleter { void operator()(PreparedModel* p) const; };
+using PreparedModelPtr = std::unique_ptr<PreparedModel, PreparedModelDeleter>;
+PreparedModelPtr prepare_model(const ModelView& m);
+const ModelView& view_of(const PreparedModel& p);
+
+// Recurrent state of S streams plus the scratch the step needs: all allocated by
+// make_state(), zeroed by reset_state(), owned by the caller.
+struct StepState;
+struct StepStateDeleter { void operator()(StepState* s) const; };
+using StepStatePtr = std::unique_ptr<StepState, StepStateDeleter>;
+StepStatePtr make_state(const PreparedModel& p, int streams, int max_scan_chunk = 1024);
+void reset_state(StepState& s);
+void reset_stream(StepState& s, int stream);
+int stream_count(const StepState& s);
+// Raw state of one stream: conv windows [n_layers][K-1][E] then SSM [n_layers][N][E].
+float* stream_state(StepState& s, int stream);
+int64_t stream_state_floats(const StepState& s);
+
+// --- step: one sample for each of the S streams -------------------------------------------
+// Generator: tokens [S] -> logits [S][V].
+void step_tokens(const PreparedModel& p, StepState& s, const int32_t* tokens, float* logits);
+// Effect: x [S][I] -> y [S].
+void step_continuous(const PreparedModel& p, StepState& s, const float* x, float* y);
+
+// --- scan: L samples of one stream, chunked, state carried in and out ----------------------
+// pool may be null (one thread). The state of `stream` is read at the start and left at
+// the state after the last sample, so scan and step can take turns on one stream.
+void scan_tokens(const PreparedModel& p, StepState& s, int stream, const int32_t* tokens,
+                 int64_t L, float* logits, ThreadPool* pool);
+void scan_continuous(const PreparedModel& p, StepState& s, int stream, const float* x,
+                     int64_t L, float* y, ThreadPool* pool);
+
+// This CPU's peak rates on one core, measured now with the active ISA's own code:
+// vector FMAs (no memory traffic), the SSM's exponential, and L1-resident copy bandwidth.
+struct PeakRates {
+    double flops_per_s = 0;
+    double exps_per_s = 0;
+    double l1_bytes_per_s = 0;  // read + write
+};
+PeakRates measure_peaks(double seconds_each = 0.2);
+
+// Counted work per sample of one stream, for the benchmark's floor.
+struct WorkPerSample {
+    double flops = 0;        // multiply-adds counted as 2
+    double exps = 0;         // exp-like evaluations (exp, softplus, SiLU)
+    double weight_bytes = 0; // weights read once per step
+    double state_bytes = 0;  // state read and written per step
+};
+WorkPerSample work_per_sample(const ModelView& m);
+
+} // namespace mw::kernels

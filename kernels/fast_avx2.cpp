@@ -1,0 +1,15 @@
+// The fast kernels built for the avx2 instruction set (see fast_impl.inc and CMakeLists.txt).
+#include "kernels/fast_internal.h"
+#include "kernels/thread_pool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
+
+namespace mw::kernels::avx2 {
+#include "kernels/fast_impl.inc"
+} // namespace mw::kernels::avx2

@@ -1,0 +1,133 @@
+// Private to kernels/: the prepared layout shared by fast.cpp (dispatch, prepare) and the
+// per-ISA builds of fast_impl.inc.
+//
+// Vector dimensions are padded to multiples of 8 floats (one AVX register): Dp, Ep, Mp, Vp.
+// Padded weights are zero, which keeps padded activations and states at exactly zero.
+#pragma once
+
+#include "kernels/fast.h"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+#include <thread>
+#include <vector>
+
+namespace mw::kernels {
+
+inline int pad8(int n) { return (n + 7) & ~7; }
+
+// 64-byte aligned, zero-initialised floats; never reallocates after construction.
+class AlignedFloats {
+public:
+    AlignedFloats() = default;
+    explicit AlignedFloats(size_t n) : n_(n) {
+        const size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+        data_ = static_cast<float*>(std::aligned_alloc(64, bytes ? bytes : 64));
+        if (!data_) throw std::bad_alloc();
+        for (size_t i = 0; i < n; ++i) data_[i] = 0.0f;
+    }
+    ~AlignedFloats() { std::free(data_); }
+    AlignedFloats(AlignedFloats&& o) noexcept : data_(o.data_), n_(o.n_) { o.data_ = nullptr; o.n_ = 0; }
+    AlignedFloats& operator=(AlignedFloats&& o) noexcept {
+        std::swap(data_, o.data_);
+        std::swap(n_, o.n_);
+        return *this;
+    }
+    AlignedFloats(const AlignedFloats&) = delete;
+    AlignedFloats& operator=(const AlignedFloats&) = delete;
+    float* data() const { return data_; }
+    size_t size() const { return n_; }
+
+private:
+    float* data_ = nullptr;
+    size_t n_ = 0;
+};
+
+struct PreparedLayer {
+    const float* norm_w;  // [Dp]
+    const float* in_T;    // [D][2Ep]  columns 0..Ep-1 give u, Ep..2Ep-1 give z
+    const float* conv_T;  // [K][Ep]
+    const float* conv_b;  // [Ep]
+    const float* x_T;     // [E][Mp]   columns: r (R), B (N), C (N), zero pad
+    const float* dt_T;    // [R][Ep]
+    const float* dt_b;    // [Ep]
+    const float* A2_T;    // [N][Ep]   A·log2(e) = -exp(A_log)·log2(e), so exp(Δ·A) = 2^(Δ·A2)
+    const float* Dskip;   // [Ep]
+    const float* out_T;   // [E][Dp]
+};
+
+struct PreparedModel {
+    ModelView view;
+    int D, Dp, E, Ep, N, K, R, M, Mp, V, Vp, I, n_layers;
+    float eps;
+    AlignedFloats storage;
+    std::vector<PreparedLayer> layers;
+    const float* norm_f;  // [Dp]
+    const float* embed;   // [V][Dp]
+    const float* lm_T;    // [D][Vp]
+    const float* stem_T;  // [I][Dp]
+    const float* stem_b;  // [Dp]
+    const float* head_w;  // [Dp]
+    float head_b;
+    bool skip;
+
+    // Per stream and layer: conv window [K-1][Ep], then SSM state [N][Ep].
+    int64_t layer_state_floats() const { return int64_t(K - 1) * Ep + int64_t(N) * Ep; }
+    int64_t stream_state_floats() const { return layer_state_floats() * n_layers; }
+};
+
+// A barrier for the scan's worker threads: spins briefly, then yields.
+class SpinBarrier {
+public:
+    explicit SpinBarrier(int n) : n_(n) {}
+    void wait() {
+        const int gen = generation_.load(std::memory_order_acquire);
+        if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+            arrived_.store(0, std::memory_order_relaxed);
+            generation_.fetch_add(1, std::memory_order_release);
+            return;
+        }
+        for (int spins = 0; generation_.load(std::memory_order_acquire) == gen; ++spins)
+            if (spins > 2000) std::this_thread::yield();
+    }
+
+private:
+    const int n_;
+    std::atomic<int> arrived_{0};
+    std::atomic<int> generation_{0};
+};
+
+struct StepState {
+    int streams = 0;
+    int max_chunk = 0;        // T: scan chunk length
+    int max_threads = 1;      // scan threads this scratch has room for
+    int64_t per_stream = 0;   // floats of state per stream
+    AlignedFloats state;      // [S][n_layers][(K-1)·Ep + N·Ep]
+    AlignedFloats hidden;     // [S][Dp]          step: residual stream
+    AlignedFloats step_tmp;   // step: [Dp + 5Ep + Mp + Vp]; scan: [threads][Dp + Vp]
+    // scan scratch for one chunk of T rows
+    AlignedFloats x;          // [T][Dp]   residual stream
+    AlignedFloats uz;         // [T][2Ep]
+    AlignedFloats u;          // [T][Ep]
+    AlignedFloats dbc;        // [T][Mp]
+    AlignedFloats delta;      // [T][Ep]
+    AlignedFloats y;          // [T][Ep]
+};
+
+// The per-ISA entry points (fast_impl.inc compiled into namespace baseline and avx2).
+#define MW_DECLARE_ISA(ns)                                                                    \
+    namespace ns {                                                                            \
+    void step_tokens(const PreparedModel&, StepState&, const int32_t*, float*);               \
+    void step_continuous(const PreparedModel&, StepState&, const float*, float*);             \
+    void scan(const PreparedModel&, StepState&, int, const int32_t*, const float*, int64_t,   \
+              float*, ThreadPool*);                                                            \
+    float probe_fma(int64_t);                                                                 \
+    float probe_exp(int64_t);                                                                 \
+    }
+MW_DECLARE_ISA(baseline)
+MW_DECLARE_ISA(avx2)
+#undef MW_DECLARE_ISA
+
+} // namespace mw::kernels

@@ -1,0 +1,122 @@
+// A Mamba model in memory: its config (what the file's __metadata__ says), its weights (one
+// allocation, tensors laid out back to back) and a kernels::ModelView pointing into them.
+#pragma once
+
+#include "kernels/model_view.h"
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mw {
+
+// The one error type of model/: the message names the file, the tensor or field, and
+// expected vs found, and says how to fix it where it can.
+struct ModelError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+enum class IoKind { mulaw8, continuous };  // file strings: "mulaw8", "continuous" (append-only)
+
+const char* to_string(IoKind kind);
+
+// One control input of an effect (e.g. a drive knob), in the units the user sees.
+struct ControlSpec {
+    std::string name;          // "drive"
+    std::string unit;          // "", "Hz", "dB"
+    float min_value = 0.0f;
+    float max_value = 1.0f;
+    float default_value = 0.0f;
+    bool log_scale = false;    // normalised on a log axis (frequencies)
+
+    // The value the network sees: user units mapped onto [-1, 1].
+    float normalise(float value) const;
+};
+
+struct ModelConfig {
+    // The backbone: HF transformers MambaConfig fields.
+    int d_model = 16;          // hidden_size
+    int n_layers = 4;          // num_hidden_layers
+    int d_inner = 32;          // intermediate_size (= expand * d_model)
+    int d_state = 16;          // state_size
+    int d_conv = 4;            // conv_kernel
+    int dt_rank = 1;           // time_step_rank (ceil(d_model / 16) by default)
+    float norm_eps = 1e-5f;    // layer_norm_epsilon
+    bool conv_bias = true;     // use_conv_bias (false: conv1d.bias absent, taken as zero)
+    bool tie_embeddings = true;// tie_word_embeddings (generators: lm_head = embeddings)
+
+    // The io section.
+    IoKind kind = IoKind::mulaw8;
+    int vocab = 256;                       // mulaw8 only
+    double sample_rate_hz = 8000.0;
+    std::vector<ControlSpec> controls;     // continuous only; n_cond = controls.size()
+    bool skip = false;                     // continuous only: add the input sample to the output
+
+    // Provenance.
+    bool untrained = false;       // placeholder weights: `info` says so loudly
+    std::string description;
+    std::string training_json = "{}";  // the training record, kept as JSON text
+
+    int n_cond() const { return static_cast<int>(controls.size()); }
+    int n_in() const { return 1 + n_cond(); }
+    kernels::Dims dims() const;
+    // Throws ModelError naming `where` (a file name) when a size is out of range.
+    void validate(const std::string& where) const;
+};
+
+// Defaults the way HF transformers derives them: d_inner = expand * d_model,
+// dt_rank = ceil(d_model / 16).
+ModelConfig make_config(IoKind kind, int d_model, int n_layers, int d_state = 16, int expand = 2);
+
+// A tensor's name and shape as the file stores it.
+struct TensorSpec {
+    std::string name;
+    std::vector<int64_t> shape;
+    int64_t numel() const;
+};
+
+// Every tensor a model of this config has, in file order (HF names).
+std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
+
+class Model {
+public:
+    Model() = default;
+    // Zero weights of the right shapes (use init_random or fill through tensor()).
+    explicit Model(ModelConfig config);
+
+    Model(const Model& other);
+    Model& operator=(const Model& other);
+    Model(Model&&) noexcept = default;
+    Model& operator=(Model&&) noexcept = default;
+
+    const ModelConfig& config() const { return config_; }
+    ModelConfig& mutable_config() { return config_; }  // metadata only; sizes must not change
+    const kernels::ModelView& view() const { return view_; }
+
+    // A named tensor's storage (throws ModelError for an unknown name).
+    float* tensor(const std::string& name);
+    const float* tensor(const std::string& name) const;
+    const std::vector<TensorSpec>& tensors() const { return specs_; }
+    int64_t parameter_count() const { return static_cast<int64_t>(weights_.size()); }
+    // Floats of recurrent state per stream: conv windows and SSM states of all layers.
+    int64_t state_floats_per_stream() const;
+
+    // Mamba-style initialisation (A_log = log(1..N), D = 1, dt bias for dt in [1e-3, 1e-1],
+    // scaled-normal projections) from a seed; jitter > 0 perturbs A_log, D, biases and norm
+    // weights away from their special init values, which tests want.
+    void init_random(uint64_t seed, float jitter = 0.0f);
+
+private:
+    void bind();
+
+    ModelConfig config_;
+    std::vector<TensorSpec> specs_;
+    std::map<std::string, int64_t> offset_;   // tensor name -> offset into weights_
+    std::vector<float> weights_;               // all tensors, back to back
+    std::vector<kernels::LayerView> layers_;   // [n_layers]
+    kernels::ModelView view_;
+};
+
+} // namespace mw

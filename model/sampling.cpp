@@ -1,0 +1,74 @@
+#include "model/sampling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace mw {
+
+namespace {
+uint64_t splitmix64(uint64_t& x) {
+    uint64_t z = (x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+} // namespace
+
+Sampler::Sampler(SamplerParams params, int vocab)
+    : params_(params), vocab_(vocab), probs_(size_t(vocab)), order_(size_t(vocab)) {
+    uint64_t seed = params.seed;
+    for (uint64_t& s : s_) s = splitmix64(seed);
+}
+
+double Sampler::next_uniform() {  // xoshiro256**
+    const uint64_t result = rotl(s_[1] * 5, 7) * 9;
+    const uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = rotl(s_[3], 45);
+    return double(result >> 11) * 0x1.0p-53;
+}
+
+int Sampler::sample(const float* logits) {
+    const int V = vocab_;
+    int best = 0;
+    for (int v = 1; v < V; ++v)
+        if (logits[v] > logits[best]) best = v;
+    if (params_.temperature <= 0.0f || !std::isfinite(logits[best])) return best;
+
+    // p_v ∝ exp((logit_v - max) / T)
+    double total = 0;
+    for (int v = 0; v < V; ++v) {
+        const float p = std::exp((logits[v] - logits[best]) / params_.temperature);
+        probs_[size_t(v)] = std::isfinite(p) ? p : 0.0f;
+        total += probs_[size_t(v)];
+    }
+    // Nucleus: the most probable classes until their mass reaches top_p.
+    int kept = V;
+    if (params_.top_p < 1.0f) {
+        std::iota(order_.begin(), order_.end(), 0);
+        std::sort(order_.begin(), order_.end(), [&](int a, int b) {
+            return probs_[size_t(a)] > probs_[size_t(b)] || (probs_[size_t(a)] == probs_[size_t(b)] && a < b);
+        });
+        double mass = 0;
+        kept = 0;
+        const double target = std::max(0.0f, params_.top_p) * total;
+        while (kept < V && (kept == 0 || mass < target)) mass += probs_[size_t(order_[size_t(kept++)])];
+        total = mass;
+    } else {
+        std::iota(order_.begin(), order_.end(), 0);
+    }
+    double r = next_uniform() * total;
+    for (int i = 0; i < kept; ++i) {
+        r -= probs_[size_t(order_[size_t(i)])];
+        if (r < 0) return order_[size_t(i)];
+    }
+    return order_[size_t(kept - 1)];
+}
+
+} // namespace mw

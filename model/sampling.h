@@ -1,0 +1,33 @@
+// Sampling the next mu-law class from logits: temperature, top-p (nucleus), a seed.
+// Reproducible across platforms: our own PRNG and arithmetic, no std:: distributions.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace mw {
+
+struct SamplerParams {
+    float temperature = 1.0f;  // 0 = greedy (argmax)
+    float top_p = 1.0f;        // keep the smallest set of classes whose mass reaches top_p
+    uint64_t seed = 0;
+};
+
+class Sampler {
+public:
+    explicit Sampler(SamplerParams params, int vocab = 256);
+    // Picks a class from logits [V]. Allocation-free (scratch sized in the constructor).
+    int sample(const float* logits);
+    const SamplerParams& params() const { return params_; }
+    // Uniform in [0, 1) from the sampler's stream (xoshiro256**).
+    double next_uniform();
+
+private:
+    SamplerParams params_;
+    int vocab_;
+    uint64_t s_[4];
+    std::vector<float> probs_;  // [V]
+    std::vector<int> order_;    // [V]
+};
+
+} // namespace mw

@@ -1,0 +1,138 @@
+#include "standalone/cli_common.h"
+
+#include "model/model_file.h"
+
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+namespace mw::cli {
+
+namespace {
+
+std::string number_text(float x) {
+    std::ostringstream s;
+    s << x;
+    return s.str();
+}
+
+const ControlSpec* find_control(const ModelConfig& config, const std::string& name) {
+    for (const ControlSpec& c : config.controls)
+        if (c.name == name) return &c;
+    return nullptr;
+}
+
+std::string known_controls(const ModelConfig& config) {
+    if (config.controls.empty()) return "this model has no controls";
+    std::string s = "known controls:";
+    for (const ControlSpec& c : config.controls)
+        s += " " + c.name + " (" + number_text(c.min_value) + ".." + number_text(c.max_value) +
+             (c.unit.empty() ? "" : " " + c.unit) + ")";
+    return s;
+}
+
+} // namespace
+
+const char* kind_name(IoKind kind) {
+    return kind == IoKind::mulaw8 ? "generator" : "effect";
+}
+
+Model load_model_for(const std::string& path, IoKind kind, const std::string& command,
+                     const std::string& other_command) {
+    Model model = load_model(path);
+    const IoKind found = model.config().kind;
+    if (found != kind)
+        throw UsageError(path + " is " + (found == IoKind::mulaw8 ? "a " : "an ") +
+                         kind_name(found) + " model, but '" + command + "' runs " +
+                         kind_name(kind) + " models; use 'mambawave " + other_command +
+                         "' for this model");
+    return model;
+}
+
+float parse_float(const std::string& text, const std::string& what) {
+    size_t used = 0;
+    float value = NAN;
+    try {
+        value = std::stof(text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used == 0 || used != text.size() || !std::isfinite(value))
+        throw UsageError(what + ": '" + text + "' is not a finite number");
+    return value;
+}
+
+std::vector<float> resolve_controls(const ModelConfig& config,
+                                    const std::vector<std::string>& assignments) {
+    std::vector<float> values;
+    for (const ControlSpec& c : config.controls) values.push_back(c.default_value);
+    for (const std::string& a : assignments) {
+        const size_t eq = a.find('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == a.size())
+            throw UsageError("--control '" + a + "' is malformed, expected NAME=VALUE, e.g. " +
+                             "--control drive=0.7");
+        const std::string name = a.substr(0, eq);
+        const ControlSpec* spec = find_control(config, name);
+        if (!spec) throw UsageError("unknown control '" + name + "'; " + known_controls(config));
+        const float value = parse_float(a.substr(eq + 1), "--control " + a);
+        if (value < spec->min_value || value > spec->max_value)
+            throw UsageError("control '" + name + "' = " + number_text(value) +
+                             " is out of range, expected " + number_text(spec->min_value) + ".." +
+                             number_text(spec->max_value) + (spec->unit.empty() ? "" : " " + spec->unit));
+        values[size_t(spec - config.controls.data())] = value;
+    }
+    return values;
+}
+
+void add_model_option(CLI::App& sub, std::string& model_path) {
+    sub.add_option("--model,-m", model_path,
+                   "Model file (.safetensors) or HF Mamba checkpoint directory")
+        ->required()
+        ->check(CLI::ExistingPath);
+}
+
+void add_threads_option(CLI::App& sub, int& threads) {
+    sub.add_option("--threads", threads, "CPU threads for the scan (0 = all cores)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+}
+
+void add_path_option(CLI::App& sub, std::string& path, const std::vector<std::string>& choices) {
+    std::string list;
+    for (const std::string& c : choices) {
+        if (!list.empty()) list += '|';
+        list += c;
+    }
+    sub.add_option("--path", path,
+                   "Engine path: " + list + " (scan: chunked parallel, the fast one for files; "
+                   "step: one sample at a time, as in the plugin)")
+        ->check(CLI::IsMember(choices))
+        ->capture_default_str();
+}
+
+void add_controls_option(CLI::App& sub, std::vector<std::string>& assignments) {
+    sub.add_option("--control,-c", assignments,
+                   "A control value NAME=VALUE in the units the model declares (see `mambawave "
+                   "info`), e.g. --control drive=0.7; repeat for several; unset controls take "
+                   "their defaults")
+        ->take_all()
+        ->allow_extra_args(false);
+}
+
+double Stopwatch::seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+std::string speed_summary(double audio_seconds, double wall_seconds) {
+    char text[160];
+    std::snprintf(text, sizeof text, "%.2f s of audio in %.2f s wall (%.1fx real time)",
+                  audio_seconds, wall_seconds, audio_seconds / std::max(wall_seconds, 1e-9));
+    return text;
+}
+
+void note(const std::string& text) {
+    std::cerr << "mambawave: note: " << text << "\n";
+}
+
+} // namespace mw::cli

@@ -1,0 +1,61 @@
+// What the subcommands share: the argument-error type, common options, control values,
+// model loading by kind, timing and summary lines.
+#pragma once
+
+#include "model/engine.h"
+#include "model/model.h"
+
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mw::cli {
+
+// A bad argument: exit code 2. Every other exception is a runtime failure: exit code 1.
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// The CLI's name for a model kind: "effect" (continuous) or "generator" (mulaw8).
+const char* kind_name(IoKind kind);
+
+// Loads a model and checks that `command` can run it; a model of the other kind is a
+// UsageError that points to `other_command`.
+Model load_model_for(const std::string& path, IoKind kind, const std::string& command,
+                     const std::string& other_command);
+
+// A finite float from an argument, or a UsageError naming `what` (e.g. "--control drive=x").
+float parse_float(const std::string& text, const std::string& what);
+
+// Control values in user units, one per model control: the model's defaults, overridden by
+// "NAME=VALUE" assignments. Unknown names, malformed text and out-of-range values are
+// UsageErrors listing what the model accepts.
+std::vector<float> resolve_controls(const ModelConfig& config,
+                                    const std::vector<std::string>& assignments);
+
+// Options several subcommands take.
+void add_model_option(CLI::App& sub, std::string& model_path);
+void add_threads_option(CLI::App& sub, int& threads);
+// --path, restricted to `choices` (names of mw::Path), default "scan".
+void add_path_option(CLI::App& sub, std::string& path, const std::vector<std::string>& choices);
+void add_controls_option(CLI::App& sub, std::vector<std::string>& assignments);
+
+// Wall-clock time since construction.
+class Stopwatch {
+public:
+    double seconds() const;
+
+private:
+    std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+// "12.50 s of audio in 0.41 s wall (30.5x real time)"
+std::string speed_summary(double audio_seconds, double wall_seconds);
+
+// A note for the user on stderr: "mambawave: note: ..."
+void note(const std::string& text);
+
+} // namespace mw::cli

@@ -1,0 +1,129 @@
+// `mambawave info MODEL`: what a model file holds, as text or one JSON object.
+#include "standalone/cli_common.h"
+#include "standalone/commands.h"
+
+#include "model/model_file.h"
+
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+namespace mw::cli {
+
+namespace {
+
+struct InfoOptions {
+    std::string model_path;
+    bool json = false;
+};
+
+constexpr const char* kUntrainedWarning =
+    "UNTRAINED PLACEHOLDER: random weights, for testing the pipeline only";
+
+// The training record as JSON (kept as text in the config); unparsable text stays a string.
+nlohmann::json training_record(const ModelConfig& c) {
+    nlohmann::json j = nlohmann::json::parse(c.training_json, nullptr, /*allow_exceptions=*/false);
+    return j.is_discarded() ? nlohmann::json(c.training_json) : j;
+}
+
+nlohmann::json control_json(const ControlSpec& c) {
+    return {{"name", c.name},         {"unit", c.unit},
+            {"min", c.min_value},     {"max", c.max_value},
+            {"default", c.default_value}, {"scale", c.log_scale ? "log" : "linear"}};
+}
+
+nlohmann::json info_json(const std::string& path, const Model& model) {
+    const ModelConfig& c = model.config();
+    nlohmann::json controls = nlohmann::json::array();
+    for (const ControlSpec& spec : c.controls) controls.push_back(control_json(spec));
+    return {{"path", path},
+            {"kind", kind_name(c.kind)},
+            {"io_kind", to_string(c.kind)},
+            {"sample_rate_hz", c.sample_rate_hz},
+            {"d_model", c.d_model},
+            {"n_layers", c.n_layers},
+            {"d_inner", c.d_inner},
+            {"d_state", c.d_state},
+            {"d_conv", c.d_conv},
+            {"dt_rank", c.dt_rank},
+            {"vocab", c.kind == IoKind::mulaw8 ? c.vocab : 0},
+            {"parameters", model.parameter_count()},
+            {"state_floats_per_stream", model.state_floats_per_stream()},
+            {"state_bytes_per_stream", model.state_floats_per_stream() * int64_t(sizeof(float))},
+            {"controls", controls},
+            {"skip", c.skip},
+            {"untrained", c.untrained},
+            {"description", c.description},
+            {"training", training_record(c)}};
+}
+
+std::string control_line(const ControlSpec& c) {
+    const std::string unit = c.unit.empty() ? "" : " " + c.unit;
+    std::ostringstream s;
+    s << c.name << "  " << c.min_value << ".." << c.max_value << unit << ", default "
+      << c.default_value << unit << ", " << (c.log_scale ? "log" : "linear") << " scale";
+    return s.str();
+}
+
+// The training record, indented under its label.
+std::string indented_training(const ModelConfig& c) {
+    std::string text = training_record(c).dump(2);
+    for (size_t p = text.find('\n'); p != std::string::npos; p = text.find('\n', p + 1))
+        text.insert(p + 1, "              ");
+    return text;
+}
+
+void print_text(std::ostream& out, const std::string& path, const Model& model) {
+    const ModelConfig& c = model.config();
+    auto row = [&out](const char* label, const std::string& value) {
+        out << "  " << label << std::string(12 - std::string(label).size(), ' ') << value << "\n";
+    };
+    out << path << "\n";
+    if (c.untrained) out << "  " << kUntrainedWarning << "\n";
+    row("kind", std::string(kind_name(c.kind)) + " (" + to_string(c.kind) + ")");
+    row("sample rate", std::to_string(int64_t(c.sample_rate_hz)) + " Hz");
+    row("sizes", "d_model " + std::to_string(c.d_model) + ", n_layers " + std::to_string(c.n_layers) +
+                     ", d_inner " + std::to_string(c.d_inner) + ", d_state " +
+                     std::to_string(c.d_state) + ", d_conv " + std::to_string(c.d_conv) +
+                     ", dt_rank " + std::to_string(c.dt_rank));
+    row("parameters", std::to_string(model.parameter_count()));
+    row("state", std::to_string(model.state_floats_per_stream()) + " floats per stream (" +
+                     std::to_string(model.state_floats_per_stream() * int64_t(sizeof(float))) +
+                     " bytes)");
+    if (c.kind == IoKind::continuous) {
+        if (c.controls.empty()) row("controls", "none");
+        for (size_t i = 0; i < c.controls.size(); ++i)
+            row(i == 0 ? "controls" : "", control_line(c.controls[i]));
+        row("skip", c.skip ? "yes (the input sample is added to the output)" : "no");
+    }
+    row("description", c.description.empty() ? "(none)" : c.description);
+    row("training", indented_training(c));
+}
+
+void run_info(const InfoOptions& o) {
+    const Model model = load_model(o.model_path);
+    if (o.json) std::cout << info_json(o.model_path, model).dump(2) << "\n";
+    else print_text(std::cout, o.model_path, model);
+}
+
+} // namespace
+
+void add_info_command(CLI::App& app) {
+    auto o = std::make_shared<InfoOptions>();
+    CLI::App* sub = app.add_subcommand(
+        "info", "Show what a model file holds: kind, sample rate, sizes, parameter count, "
+                "state size, controls and training record");
+    sub->add_option("model", o->model_path,
+                    "Model file (.safetensors) or HF Mamba checkpoint directory")
+        ->required()
+        ->check(CLI::ExistingPath);
+    sub->add_flag("--json", o->json, "Print one JSON object instead of text (for scripts)");
+    sub->footer("Examples:\n"
+                "  mambawave info presets/drive.safetensors\n"
+                "  mambawave info --json presets/drive.safetensors | jq .controls");
+    sub->callback([o] { run_info(*o); });
+}
+
+} // namespace mw::cli

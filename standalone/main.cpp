@@ -1,0 +1,75 @@
+// `mambawave`: the command-line face of the engine. main() only wires the subcommands and
+// turns every failure into one line on stderr and an exit code:
+//   0 success, 1 runtime failure (a bad model or audio file, I/O), 2 bad arguments.
+#include "standalone/cli_common.h"
+#include "standalone/commands.h"
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <string>
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+int report(const std::string& message, int exit_code) {
+    std::cerr << "mambawave: error: " << message << "\n";
+    return exit_code;
+}
+
+// "see 'mambawave render --help'" for the subcommand that was being parsed, if any.
+std::string help_hint(const CLI::App& app) {
+    const auto parsed = app.get_subcommands();
+    return parsed.empty() ? "see 'mambawave --help'"
+                          : "see 'mambawave " + parsed.front()->get_name() + " --help'";
+}
+
+// CLI11 reports an unknown subcommand as "A subcommand is required"; name it instead.
+void check_subcommand_name(CLI::App& app, int argc, char** argv) {
+    if (argc < 2 || argv[1][0] == '-') return;
+    std::string names;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+        if (sub->get_name() == argv[1]) return;
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    throw mw::cli::UsageError("unknown subcommand '" + std::string(argv[1]) + "', expected one of: " +
+                              names + " (see 'mambawave --help')");
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"mambawave: Mamba state-space models running directly on raw audio.\n"
+                 "Effects (an amp, a filter) process audio sample by sample; generators "
+                 "continue audio one mu-law sample at a time."};
+    app.name("mambawave");
+    app.require_subcommand(1);
+    app.footer("Examples:\n"
+               "  mambawave info presets/drive.safetensors\n"
+               "  mambawave render -m presets/drive.safetensors --in guitar.wav --out loud.wav "
+               "--control drive=0.7\n"
+               "  mambawave generate -m presets/babble.safetensors --seconds 5 --out babble.wav\n"
+               "Run 'mambawave SUBCOMMAND --help' for each subcommand's options.");
+
+    mw::cli::add_info_command(app);
+    mw::cli::add_run_command(app);
+    mw::cli::add_render_command(app);
+    mw::cli::add_generate_command(app);
+    mw::cli::add_init_command(app);
+    mw::cli::add_bench_command(app);
+
+    try {
+        check_subcommand_name(app, argc, argv);
+        app.parse(argc, argv);  // the chosen subcommand's callback runs inside parse()
+    } catch (const CLI::ParseError& e) {
+        if (e.get_exit_code() == 0) return app.exit(e);  // --help
+        return report(std::string(e.what()) + " (" + help_hint(app) + ")", kExitUsage);
+    } catch (const mw::cli::UsageError& e) {
+        return report(e.what(), kExitUsage);
+    } catch (const std::exception& e) {
+        return report(e.what(), kExitFailure);
+    }
+    return 0;
+}

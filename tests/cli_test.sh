@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# End-to-end tests of the `mambawave` CLI: init, info, run (all three paths agree), render
+# (equals `run --path step`, other sample rates), generate (seeded), and bad arguments (a
+# non-zero exit, a message with the key words, no output file left behind).
+#
+# usage: cli_test.sh PATH/TO/mambawave REPO_ROOT
+# Needs python3 with numpy (for .npy files, float WAVs and comparisons).
+set -euo pipefail
+
+MW=$(realpath "$1")
+# The first python3 with numpy (a pyenv shim may shadow the system's python3-numpy).
+PY=""
+for candidate in python3 /usr/bin/python3; do
+    if "$candidate" -c "import numpy" 2>/dev/null; then PY=$candidate; break; fi
+done
+[[ -n $PY ]] || { echo "cli_test.sh: needs python3 with numpy (apt install python3-numpy)"; exit 1; }
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK"
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "ok    $1"; }
+fail() {
+    failed=$((failed + 1))
+    echo "FAIL  $1"
+    sed 's/^/      | /' last.out
+}
+
+# check NAME CMD...: CMD succeeds.
+check() {
+    local name=$1; shift
+    if "$@" >last.out 2>&1; then pass "$name"; else fail "$name"; fi
+}
+
+# refuse NAME EXIT_CODE 'WORDS' CMD...: CMD exits with EXIT_CODE and says
+# "mambawave: error: ..." with every |-separated word in WORDS (case-insensitive).
+refuse() {
+    local name=$1 code=$2 words=$3; shift 3
+    local rc=0
+    "$@" >last.out 2>&1 || rc=$?
+    local ok=1
+    [[ $rc -eq $code ]] || { ok=0; echo "exit code $rc, expected $code" >>last.out; }
+    grep -q "^mambawave: error: " last.out || ok=0
+    [[ $(grep -c "^mambawave: error: " last.out) -eq 1 ]] || ok=0
+    IFS='|' read -ra list <<<"$words"
+    for w in "${list[@]}"; do grep -qiF -- "$w" last.out || { ok=0; echo "missing '$w'" >>last.out; }; done
+    if [[ $ok -eq 1 ]]; then pass "$name"; else fail "$name"; fi
+}
+
+# --- python helpers: .npy inputs, float WAVs, comparisons --------------------------------------
+cat >h.py <<'EOF'
+import json, struct, sys
+import numpy as np
+
+def write_wav(path, x, rate):          # x: [frames][channels] float32, IEEE float WAV
+    x = np.asarray(x, dtype='<f4')
+    ch = x.shape[1]
+    data = x.tobytes()
+    fmt = struct.pack('<HHIIHH', 3, ch, rate, rate * ch * 4, ch * 4, 32)
+    body = b'WAVE' + b'fmt ' + struct.pack('<I', 16) + fmt + b'data' + struct.pack('<I', len(data)) + data
+    open(path, 'wb').write(b'RIFF' + struct.pack('<I', len(body)) + body)
+
+def read_wav(path):                    # -> (rate, [frames][channels] float32); float WAVs only
+    b = open(path, 'rb').read()
+    assert b[:4] == b'RIFF' and b[8:12] == b'WAVE', path
+    p, rate, ch = 12, None, None
+    while p + 8 <= len(b):
+        cid, size = b[p:p + 4], struct.unpack('<I', b[p + 4:p + 8])[0]
+        if cid == b'fmt ':
+            tag, ch, rate = struct.unpack('<HHI', b[p + 8:p + 16])
+            bits = struct.unpack('<H', b[p + 22:p + 24])[0]
+            assert bits == 32, 'expected 32-bit float'
+        if cid == b'data':
+            return rate, np.frombuffer(b[p + 8:p + 8 + size], dtype='<f4').reshape(-1, ch)
+        p += 8 + size + (size & 1)
+    raise SystemExit(path + ': no data chunk')
+
+def rel_diff(a, b):                    # max |a-b| relative to the reference's scale
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-6))
+
+def close(a, b, tol=1e-4):
+    d = rel_diff(a, b)
+    print('max rel diff %.3g (tol %g)' % (d, tol))
+    sys.exit(0 if d <= tol else 1)
+
+rng = np.random.default_rng(int(sys.argv[-1]) if sys.argv[-1].isdigit() else 0)
+cmd, args = sys.argv[1], sys.argv[2:]
+if cmd == 'tokens':                    # tokens OUT L SEED: int16 classes
+    np.save(args[0], rng.integers(0, 256, int(args[1])).astype(np.int16))
+elif cmd == 'samples':                 # samples OUT L SEED: float32 in [-0.5, 0.5]
+    np.save(args[0], (rng.random(int(args[1])) - 0.5).astype(np.float32))
+elif cmd == 'with_controls':           # with_controls IN OUT c1 c2 ...: [L] + normalised columns
+    x = np.load(args[0])
+    cols = [x] + [np.full_like(x, float(c)) for c in args[2:]]
+    np.save(args[1], np.stack(cols, axis=1).astype(np.float32))
+elif cmd == 'npy_close':               # npy_close A B [TOL]
+    close(np.load(args[0]), np.load(args[1]), float(args[2]) if len(args) > 2 else 1e-4)
+elif cmd == 'shape':                   # shape NPY: prints dtype and shape
+    a = np.load(args[0]); print(a.dtype, list(a.shape))
+elif cmd == 'wav':                     # wav OUT RATE CHANNELS FRAMES SEED
+    rate, ch, n = int(args[1]), int(args[2]), int(args[3])
+    t = np.arange(n) / rate
+    x = np.stack([0.4 * np.sin(2 * np.pi * (220 + 110 * c) * t) + 0.05 * (rng.random(n) - 0.5)
+                  for c in range(ch)], axis=1)
+    write_wav(args[0], x, rate)
+elif cmd == 'bad_wav':                 # bad_wav OUT nan|empty
+    x = np.zeros((100, 2), np.float32)
+    if args[1] == 'nan': x[37, 1] = np.nan
+    else: x = x[:0]
+    write_wav(args[0], x, 48000)
+elif cmd == 'wav_channel_npy':         # wav_channel_npy WAV CHANNEL OUT: one channel as [L] float32
+    np.save(args[2], read_wav(args[0])[1][:, int(args[1])].copy())
+elif cmd == 'wav_info':                # wav_info WAV: "RATE CHANNELS FRAMES"
+    rate, x = read_wav(args[0]); print(rate, x.shape[1], x.shape[0])
+elif cmd == 'wav_vs_npy':              # wav_vs_npy WAV CHANNEL NPY
+    close(read_wav(args[0])[1][:, int(args[1])], np.load(args[2]))
+elif cmd == 'json':                    # json FILE EXPR: evaluates EXPR with j = the object
+    j = json.load(open(args[0])); ok = eval(args[1]); print(args[1], '->', ok); sys.exit(0 if ok else 1)
+else:
+    raise SystemExit('unknown helper ' + cmd)
+EOF
+py() { $PY h.py "$@"; }
+
+# --- init and info --------------------------------------------------------------------------
+check "init effect with controls" "$MW" init --kind effect --out fx.safetensors --seed 1 \
+    --control drive:0:1:0.5 --control tone:100:8000:1000:Hz:log --description "test drive"
+check "init effect with skip" "$MW" init --kind effect --out skip.safetensors --d-model 8 \
+    --layers 2 --d-state 4 --skip
+check "init generator" "$MW" init --kind generator --out gen.safetensors --d-model 16 --layers 2 --seed 2
+
+check "info effect" "$MW" info fx.safetensors
+for w in "effect" "48000 Hz" "drive" "tone" "Hz" "log" "parameters" "floats per stream" \
+         "UNTRAINED PLACEHOLDER" "test drive" "steps"; do
+    if grep -qF -- "$w" last.out; then pass "info effect shows '$w'"; else fail "info effect shows '$w'"; fi
+done
+check "info generator" "$MW" info gen.safetensors
+grep -q "generator" last.out && grep -q "8000 Hz" last.out && pass "info generator shows kind and rate" \
+    || fail "info generator shows kind and rate"
+"$MW" info --json fx.safetensors >info.json 2>last.out || true
+check "info --json effect" py json info.json \
+    "j['kind'] == 'effect' and j['sample_rate_hz'] == 48000 and len(j['controls']) == 2 \
+     and j['controls'][1]['scale'] == 'log' and j['controls'][1]['unit'] == 'Hz' and j['untrained'] \
+     and j['parameters'] > 0 and j['state_bytes_per_stream'] == 4 * j['state_floats_per_stream'] \
+     and j['d_inner'] == 32 and j['training']['steps'] == 0"
+"$MW" info --json skip.safetensors >skip.json 2>last.out || true
+check "info --json skip effect" py json skip.json "j['skip'] and j['d_model'] == 8 and j['controls'] == []"
+
+# --- run: the three paths agree --------------------------------------------------------------
+py tokens tokens.npy 300 5
+for p in reference step scan; do
+    check "run generator --path $p" "$MW" run -m gen.safetensors --in tokens.npy --out "logits_$p.npy" --path "$p"
+done
+check "run generator output is float32 [300,256]" bash -c "$PY h.py shape logits_scan.npy | grep -qx 'float32 \[300, 256\]'"
+check "run generator: step == reference" py npy_close logits_step.npy logits_reference.npy
+check "run generator: scan == reference" py npy_close logits_scan.npy logits_reference.npy
+
+py samples x.npy 500 6
+for p in reference step scan; do
+    check "run effect [L] --path $p" "$MW" run -m fx.safetensors --in x.npy --out "y_$p.npy" --path "$p" \
+        --control drive=0.7
+done
+check "run effect: step == reference" py npy_close y_step.npy y_reference.npy
+check "run effect: scan == reference" py npy_close y_scan.npy y_reference.npy
+# drive 0.7 on 0..1 -> 0.4; tone default 1000 Hz on a log axis 100..8000 Hz
+tone=$($PY -c "import math; print(2 * math.log(10) / math.log(80) - 1)")
+py with_controls x.npy xc.npy 0.4 "$tone"
+check "run effect [L,3] --path scan" "$MW" run -m fx.safetensors --in xc.npy --out yc.npy
+check "run effect: [L,3] normalised columns == [L] with --control" py npy_close yc.npy y_reference.npy
+
+# --- render ----------------------------------------------------------------------------------
+py wav in48.wav 48000 2 70000 7   # longer than one 65536-frame segment
+check "render stereo 48 kHz (scan)" "$MW" render -m fx.safetensors --in in48.wav --out out48.wav --control drive=0.7
+grep -q "real time" last.out && grep -q "out48.wav" last.out && pass "render prints a summary line" \
+    || fail "render prints a summary line"
+check "render output is 48000 Hz, 2 channels, 70000 frames" bash -c "[[ \$($PY h.py wav_info out48.wav) == '48000 2 70000' ]]"
+check "render --path step" "$MW" render -m fx.safetensors --in in48.wav --out out48_step.wav --control drive=0.7 --path step
+for c in 0 1; do
+    py wav_channel_npy in48.wav "$c" "ch$c.npy"
+    check "run --path step on channel $c" "$MW" run -m fx.safetensors --in "ch$c.npy" --out "ych$c.npy" --path step --control drive=0.7
+    check "render (scan) channel $c == run --path step" py wav_vs_npy out48.wav "$c" "ych$c.npy"
+    check "render (step) channel $c == run --path step" py wav_vs_npy out48_step.wav "$c" "ych$c.npy"
+done
+
+py wav in44.wav 44100 1 30000 8
+check "render a 44.1 kHz file with a 48 kHz model" "$MW" render -m fx.safetensors --in in44.wav --out out44.wav
+grep -qi "resampl" last.out && pass "render notes the resampling" || fail "render notes the resampling"
+check "render at 44.1 kHz keeps rate, channels and length (+-1 frame)" $PY -c "
+import subprocess, sys
+rate, ch, n = map(int, subprocess.check_output([sys.executable, 'h.py', 'wav_info', 'out44.wav']).split())
+assert rate == 44100 and ch == 1 and abs(n - 30000) <= 1, (rate, ch, n)"
+check "render to FLAC" "$MW" render -m skip.safetensors --in in44.wav --out out44.flac
+check "FLAC output has the input's rate and length" bash -c "[[ \$(soxi -r out44.flac) == 44100 && \$(soxi -s out44.flac) == 30000 ]]"
+
+# --- generate --------------------------------------------------------------------------------
+check "generate 0.5 s" "$MW" generate -m gen.safetensors --seconds 0.5 --out g1.wav --seed 3
+grep -q "real time" last.out && pass "generate prints a summary line" || fail "generate prints a summary line"
+check "generate writes 4000 mono frames at 8000 Hz" bash -c "[[ \$($PY h.py wav_info g1.wav) == '8000 1 4000' ]]"
+check "generate again with the same seed" "$MW" generate -m gen.safetensors --seconds 0.5 --out g2.wav --seed 3
+check "same seed gives the same audio" cmp g1.wav g2.wav
+check "generate with another seed" "$MW" generate -m gen.safetensors --seconds 0.5 --out g3.wav --seed 4
+if cmp -s g1.wav g3.wav; then echo "identical" >last.out; fail "another seed gives other audio"
+else pass "another seed gives other audio"; fi
+py wav prime.wav 16000 2 1600 9
+check "generate with a stereo 16 kHz prime, temperature and top-p" "$MW" generate -m gen.safetensors \
+    --seconds 0.25 --out g4.wav --prime prime.wav --temperature 0.8 --top-p 0.9
+check "primed generate writes 2000 frames" bash -c "[[ \$($PY h.py wav_info g4.wav) == '8000 1 2000' ]]"
+
+# --- help ------------------------------------------------------------------------------------
+for sub in info run render generate init; do
+    check "$sub --help" "$MW" "$sub" --help
+    grep -q "Example" last.out && pass "$sub --help has an example" || fail "$sub --help has an example"
+done
+
+# --- bad input: a clear message, a non-zero exit, nothing left behind ------------------------
+mkdir fails
+printf 'not a numpy file' >bad.npy
+printf 'not a wave file' >bad.wav
+printf 'garbage' >bad.safetensors
+py bad_wav nan.wav nan
+py bad_wav empty.wav empty
+$PY -c "import numpy as np; np.save('floats.npy', np.zeros(10, np.float32)); \
+np.save('big.npy', np.array([1, 300], np.int64)); np.save('wide.npy', np.zeros((10, 5), np.float32)); \
+np.save('nan.npy', np.array([0, np.nan], np.float32))"
+
+refuse "no subcommand" 2 "subcommand" "$MW"
+refuse "unknown subcommand" 2 "frobnicate" "$MW" frobnicate
+refuse "missing model file" 2 "nope.safetensors|exist" "$MW" info nope.safetensors
+refuse "missing input file" 2 "missing.wav|exist" "$MW" render -m fx.safetensors --in missing.wav --out fails/o.wav
+refuse "missing required option" 2 "--out" "$MW" render -m fx.safetensors --in in48.wav
+refuse "bad --path" 2 "--path|fast" "$MW" run -m fx.safetensors --in x.npy --out fails/y.npy --path fast
+refuse "render refuses --path reference" 2 "--path|reference" "$MW" render -m fx.safetensors --in in48.wav --out fails/o.wav --path reference
+refuse "out-of-range control" 2 "drive|out of range|0..1" "$MW" render -m fx.safetensors --in in48.wav --out fails/o.wav --control drive=1.5
+refuse "unknown control lists the known ones" 2 "unknown control|gain|drive|tone" "$MW" render -m fx.safetensors --in in48.wav --out fails/o.wav --control gain=1
+refuse "malformed control" 2 "NAME=VALUE" "$MW" render -m fx.safetensors --in in48.wav --out fails/o.wav --control drive
+refuse "non-numeric control" 2 "abc|not a finite number" "$MW" render -m fx.safetensors --in in48.wav --out fails/o.wav --control drive=abc
+refuse "generator given to render" 2 "generator|mambawave generate" "$MW" render -m gen.safetensors --in in48.wav --out fails/o.wav
+refuse "effect given to generate" 2 "effect|mambawave render" "$MW" generate -m fx.safetensors --seconds 1 --out fails/o.wav
+refuse "negative --seconds" 2 "--seconds" "$MW" generate -m gen.safetensors --seconds -1 --out fails/o.wav
+refuse "init with a malformed control spec" 2 "name:min:max:default" "$MW" init --kind effect --out fails/m.safetensors --control drive:0:1
+refuse "init with a default outside the range" 2 "drive|default" "$MW" init --kind effect --out fails/m.safetensors --control drive:0:1:2
+refuse "init generator with controls" 2 "generators" "$MW" init --kind generator --out fails/m.safetensors --control drive:0:1:0.5
+refuse "init with an unknown kind" 2 "--kind|synth" "$MW" init --kind synth --out fails/m.safetensors
+refuse "corrupt model file" 1 "bad.safetensors" "$MW" info bad.safetensors
+refuse "bad npy" 1 "bad.npy|not a .npy" "$MW" run -m fx.safetensors --in bad.npy --out fails/y.npy
+refuse "float npy to a generator" 1 "floats.npy|integer dtype" "$MW" run -m gen.safetensors --in floats.npy --out fails/y.npy
+refuse "token out of range" 1 "big.npy|element 1|300|0..255" "$MW" run -m gen.safetensors --in big.npy --out fails/y.npy
+refuse "wrong effect input shape" 1 "wide.npy|[10,5]|[L,3]" "$MW" run -m fx.safetensors --in wide.npy --out fails/y.npy
+refuse "non-finite npy input" 1 "nan.npy|element 1|finite" "$MW" run -m fx.safetensors --in nan.npy --out fails/y.npy
+refuse "not an audio file" 1 "bad.wav" "$MW" render -m fx.safetensors --in bad.wav --out fails/o.wav
+refuse "empty audio file" 1 "empty.wav|no audio frames" "$MW" render -m fx.safetensors --in empty.wav --out fails/o.wav
+refuse "NaN in a WAV names frame and channel" 1 "nan.wav|NaN|frame 37|channel 1" "$MW" render -m fx.safetensors --in nan.wav --out fails/o.wav
+refuse "unsupported output format" 1 "o.mp3|.wav or .flac" "$MW" render -m fx.safetensors --in in48.wav --out fails/o.mp3
+refuse "unwritable output directory" 1 "no/such/dir" "$MW" render -m fx.safetensors --in in48.wav --out no/such/dir/o.wav
+check "failed commands left no output or temporary file" bash -c "[[ -z \$(ls -A fails) ]]"
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]

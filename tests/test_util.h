@@ -1,0 +1,62 @@
+// Helpers shared by the tests: random models and inputs, and error norms.
+#pragma once
+
+#include "model/model.h"
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace mw::test {
+
+// A random model whose A_log, D, biases and norm weights are away from their init values.
+inline Model random_model(IoKind kind, int d_model, int n_layers, int d_state, uint64_t seed,
+                          int n_cond = 0, bool skip = false, int d_conv = 4, bool tie = true) {
+    ModelConfig c = make_config(kind, d_model, n_layers, d_state);
+    c.d_conv = d_conv;
+    c.tie_embeddings = tie;
+    c.skip = skip;
+    for (int i = 0; i < n_cond; ++i) c.controls.push_back({"c" + std::to_string(i), "", 0.0f, 1.0f, 0.5f, false});
+    Model m(c);
+    m.init_random(seed, 0.3f);
+    return m;
+}
+
+inline std::vector<int32_t> random_tokens(int64_t L, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::vector<int32_t> t(static_cast<size_t>(L));
+    for (auto& v : t) v = int32_t(rng() % 256);
+    return t;
+}
+
+// [L][I]: a sample in [-0.8, 0.8] (a few bursts and near-silences) and controls in [-1, 1].
+inline std::vector<float> random_effect_input(int64_t L, int I, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    std::vector<float> x(static_cast<size_t>(L * I));
+    for (int64_t t = 0; t < L; ++t) {
+        const float env = (t / 97) % 3 == 0 ? 0.05f : 0.8f;
+        x[size_t(t * I)] = env * u(rng);
+        for (int i = 1; i < I; ++i) x[size_t(t * I + i)] = u(rng);
+    }
+    return x;
+}
+
+// ||a - b|| / ||b||
+inline double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        num += double(a[i] - b[i]) * double(a[i] - b[i]);
+        den += double(b[i]) * double(b[i]);
+    }
+    return std::sqrt(num / (den > 0 ? den : 1));
+}
+
+inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+    double m = 0;
+    for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
+    return m;
+}
+
+} // namespace mw::test
