@@ -78,7 +78,8 @@ struct PreparedModel {
     int64_t stream_state_floats() const { return layer_state_floats() * n_layers; }
 };
 
-// A barrier for the scan's worker threads: spins briefly, then yields.
+// A barrier for the scan's worker threads: spins briefly (phases are short), then sleeps on
+// the generation counter (a futex), so a loaded machine is not burnt by spinning.
 class SpinBarrier {
 public:
     explicit SpinBarrier(int n) : n_(n) {}
@@ -87,10 +88,12 @@ public:
         if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
             arrived_.store(0, std::memory_order_relaxed);
             generation_.fetch_add(1, std::memory_order_release);
+            generation_.notify_all();
             return;
         }
-        for (int spins = 0; generation_.load(std::memory_order_acquire) == gen; ++spins)
-            if (spins > 2000) std::this_thread::yield();
+        for (int spins = 0; spins < 4000; ++spins)
+            if (generation_.load(std::memory_order_acquire) != gen) return;
+        while (generation_.load(std::memory_order_acquire) == gen) generation_.wait(gen);
     }
 
 private:

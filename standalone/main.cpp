@@ -32,7 +32,8 @@ void check_subcommand_name(CLI::App& app, int argc, char** argv) {
     std::string names;
     for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
         if (sub->get_name() == argv[1]) return;
-        names += (names.empty() ? "" : ", ") + sub->get_name();
+        if (!names.empty()) names += ", ";
+        names += sub->get_name();
     }
     throw mw::cli::UsageError("unknown subcommand '" + std::string(argv[1]) + "', expected one of: " +
                               names + " (see 'mambawave --help')");

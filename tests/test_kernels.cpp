@@ -108,7 +108,7 @@ TEST_CASE("generator: step and scan logits match the reference, tied and untied"
     }
 }
 
-TEST_CASE("scan and step take turns on one stream; reset clears it", "[kernels]") {
+TEST_CASE("scan and step take turns on one stream, and reset clears it", "[kernels]") {
     Model m = test::random_model(IoKind::continuous, 16, 2, 16, 42, 1, true);
     const int64_t L = 1900;
     const int I = 2;

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Sets up, builds, and runs the main job on the shipped defaults: renders the bundled guitar
+# clip through the default effect model and generates a few seconds with the default
+# generator, writing WAV files to out/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+./scripts/build.sh
+mw=build/bin/mambawave
+# Placeholders (random weights, labelled untrained) until the trained presets land.
+fx=presets/placeholder-effect.safetensors
+gen=presets/placeholder-generator.safetensors
+mkdir -p out
+echo
+$mw info "$fx"
+echo
+$mw render --model "$fx" --in presets/demo/guitar_di.flac --out out/demo_effect.wav --control drive=0.7
+$mw generate --model "$gen" --seconds 3 --seed 1 --out out/demo_generated.wav
+echo
+echo "Wrote:"
+echo "  out/demo_effect.wav     presets/demo/guitar_di.flac through $fx"
+echo "  out/demo_generated.wav  3 s from $gen"
