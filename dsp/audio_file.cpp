@@ -99,6 +99,8 @@ AudioWriter::AudioWriter(const std::string& path, double sample_rate_hz, int cha
     // FLAC holds integers: clip out-of-range floats rather than let them wrap around.
     if ((info.format & SF_FORMAT_TYPEMASK) == SF_FORMAT_FLAC)
         sf_command(as_sndfile(file_), SFC_SET_CLIPPING, nullptr, SF_TRUE);
+    // No PEAK chunk: it holds a timestamp, and the same audio should give the same bytes.
+    sf_command(as_sndfile(file_), SFC_SET_ADD_PEAK_CHUNK, nullptr, SF_FALSE);
 }
 
 AudioWriter::~AudioWriter() {

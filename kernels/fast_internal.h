@@ -16,7 +16,7 @@
 
 namespace mw::kernels {
 
-inline int pad8(int n) { return (n + 7) & ~7; }
+constexpr int pad8(int n) { return (n + 7) & ~7; }
 
 // 64-byte aligned, zero-initialised floats; never reallocates after construction.
 class AlignedFloats {

@@ -60,8 +60,9 @@ public:
         const json* v = find(key);
         if (!v) return fallback ? *fallback : missing_value<int>(key, "an integer");
         if (!v->is_number_integer()) field_error(where_, name(key), *v, "an integer");
-        const bool fits = v->is_number_unsigned() ? v->get<uint64_t>() <= uint64_t(INT_MAX)
-                                                  : v->get<int64_t>() >= INT_MIN;
+        const bool fits = v->is_number_unsigned()
+                              ? v->get<uint64_t>() <= uint64_t(INT_MAX)
+                              : v->get<int64_t>() >= INT_MIN && v->get<int64_t>() <= INT_MAX;
         if (!fits) field_error(where_, name(key), *v, "a value that fits a 32-bit integer");
         return int(v->get<int64_t>());
     }
@@ -265,7 +266,8 @@ double readable(float value) {
     const auto written = std::to_chars(text, text + sizeof text, value);
     double result = value;
     std::from_chars(text, written.ptr, result);
-    return result;
+    // Text -> double -> float rounds twice; if that ever lands elsewhere, keep the exact value.
+    return float(result) == value ? result : double(value);
 }
 
 nlohmann::ordered_json control_to_json(const ControlSpec& c) {

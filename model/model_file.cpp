@@ -22,6 +22,7 @@
 namespace mw {
 
 namespace fs = std::filesystem;
+using safetensors::shape_text;
 
 namespace {
 
@@ -29,12 +30,6 @@ constexpr size_t kMaxNamesListed = 8;   // longer lists of tensor names end in "
 
 [[noreturn]] void fail(const std::string& file, const std::string& what) {
     throw ModelError(file + ": " + what);
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
 }
 
 std::string name_list(const std::vector<std::string>& names) {

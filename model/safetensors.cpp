@@ -24,12 +24,6 @@ namespace {
     throw ModelError(file + ": " + what);
 }
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
-}
-
 // "a string", "a number", ... for messages about a JSON value of the wrong type.
 std::string json_kind(const json& value) {
     if (value.is_string()) return "a string";
@@ -175,6 +169,12 @@ const char* to_string(DType dtype) {
 }
 
 int64_t dtype_bytes(DType dtype) { return dtype == DType::F32 ? 4 : 2; }
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+}
 
 std::string short_parse_error(const char* what) {
     constexpr size_t kMaxChars = 300;

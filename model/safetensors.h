@@ -36,6 +36,9 @@ constexpr int kMaxJsonDepth = 64;
 void check_json_depth(const std::string& where, const std::string& what, const char* text,
                       size_t size);
 
+// "[32, 16]": a shape (or an index) as messages print it.
+std::string shape_text(const std::vector<int64_t>& shape);
+
 // A JSON parser's message cut to a readable length (it quotes the text it stopped in, which a
 // damaged file can make megabytes long).
 std::string short_parse_error(const char* what);

@@ -3,6 +3,7 @@
 #include "model/model_file.h"
 
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -11,10 +12,23 @@ namespace mw::cli {
 
 namespace {
 
+volatile std::sig_atomic_t g_interrupted = 0;
+
+extern "C" void on_interrupt(int) {
+    g_interrupted = 1;
+    std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process
+}
+
 std::string number_text(float x) {
     std::ostringstream s;
     s << x;
     return s.str();
+}
+
+// "100..8000 Hz"
+std::string range_text(const ControlSpec& c) {
+    return number_text(c.min_value) + ".." + number_text(c.max_value) +
+           (c.unit.empty() ? "" : " " + c.unit);
 }
 
 const ControlSpec* find_control(const ModelConfig& config, const std::string& name) {
@@ -27,8 +41,7 @@ std::string known_controls(const ModelConfig& config) {
     if (config.controls.empty()) return "this model has no controls";
     std::string s = "known controls:";
     for (const ControlSpec& c : config.controls)
-        s += " " + c.name + " (" + number_text(c.min_value) + ".." + number_text(c.max_value) +
-             (c.unit.empty() ? "" : " " + c.unit) + ")";
+        s += " " + c.name + " (" + range_text(c) + ")";
     return s;
 }
 
@@ -78,8 +91,7 @@ std::vector<float> resolve_controls(const ModelConfig& config,
         const float value = parse_float(a.substr(eq + 1), "--control " + a);
         if (value < spec->min_value || value > spec->max_value)
             throw UsageError("control '" + name + "' = " + number_text(value) +
-                             " is out of range, expected " + number_text(spec->min_value) + ".." +
-                             number_text(spec->max_value) + (spec->unit.empty() ? "" : " " + spec->unit));
+                             " is out of range, expected " + range_text(*spec));
         values[size_t(spec - config.controls.data())] = value;
     }
     return values;
@@ -129,6 +141,12 @@ std::string speed_summary(double audio_seconds, double wall_seconds) {
     std::snprintf(text, sizeof text, "%.2f s of audio in %.2f s wall (%.1fx real time)",
                   audio_seconds, wall_seconds, audio_seconds / std::max(wall_seconds, 1e-9));
     return text;
+}
+
+void catch_interrupts() { std::signal(SIGINT, on_interrupt); }
+
+void throw_if_interrupted() {
+    if (g_interrupted) throw Interrupted("interrupted; no output file was written");
 }
 
 void note(const std::string& text) {

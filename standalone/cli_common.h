@@ -55,6 +55,15 @@ private:
 // "12.50 s of audio in 0.41 s wall (30.5x real time)"
 std::string speed_summary(double audio_seconds, double wall_seconds);
 
+// Ctrl-C during a long job: the first SIGINT only raises a flag, which the job checks between
+// segments through throw_if_interrupted(); the exception unwinds through the output writer,
+// which removes its temporary file. A second SIGINT ends the process at once.
+struct Interrupted : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+void catch_interrupts();
+void throw_if_interrupted();
+
 // A note for the user on stderr: "mambawave: note: ..."
 void note(const std::string& text);
 

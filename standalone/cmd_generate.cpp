@@ -18,6 +18,7 @@ namespace {
 
 constexpr int64_t kBlockFrames = 4096;
 constexpr int32_t kSilenceToken = 128;
+constexpr double kMaxSeconds = 24 * 3600;
 
 struct GenerateOptions {
     std::string model_path, out_path, prime_path;
@@ -64,6 +65,7 @@ void run_generate(const GenerateOptions& o) {
         const int64_t n = std::min(kBlockFrames, frames - start);
         for (int64_t i = 0; i < n; ++i) block[size_t(i)] = dsp::mulaw_decode(runner.next());
         writer.write(planar, n);
+        throw_if_interrupted();
         bar.update(double(start + n) / rate_hz);
     }
     writer.commit();
@@ -81,7 +83,8 @@ void add_generate_command(CLI::App& app) {
     add_model_option(*sub, o->model_path);
     sub->add_option("--seconds,-s", o->seconds, "Length of the audio to generate, in seconds")
         ->required()
-        ->check(CLI::PositiveNumber);
+        ->check(CLI::PositiveNumber)
+        ->check(CLI::Range(0.0, kMaxSeconds));
     sub->add_option("--out,-o", o->out_path, "Output audio file (.wav or .flac), mono, at the "
                                              "model's sample rate")
         ->required();

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -59,10 +60,11 @@ nlohmann::json info_json(const std::string& path, const Model& model) {
             {"training", training_record(c)}};
 }
 
-std::string control_line(const ControlSpec& c) {
+// "drive  0..1, default 0.5, linear scale", the name padded to name_width.
+std::string control_line(const ControlSpec& c, size_t name_width) {
     const std::string unit = c.unit.empty() ? "" : " " + c.unit;
     std::ostringstream s;
-    s << c.name << "  " << c.min_value << ".." << c.max_value << unit << ", default "
+    s << c.name << std::string(name_width - c.name.size(), ' ') << "  " << c.min_value << ".." << c.max_value << unit << ", default "
       << c.default_value << unit << ", " << (c.log_scale ? "log" : "linear") << " scale";
     return s.str();
 }
@@ -93,9 +95,11 @@ void print_text(std::ostream& out, const std::string& path, const Model& model) 
                      std::to_string(model.state_floats_per_stream() * int64_t(sizeof(float))) +
                      " bytes)");
     if (c.kind == IoKind::continuous) {
+        size_t name_width = 0;
+        for (const ControlSpec& spec : c.controls) name_width = std::max(name_width, spec.name.size());
         if (c.controls.empty()) row("controls", "none");
         for (size_t i = 0; i < c.controls.size(); ++i)
-            row(i == 0 ? "controls" : "", control_line(c.controls[i]));
+            row(i == 0 ? "controls" : "", control_line(c.controls[i], name_width));
         row("skip", c.skip ? "yes (the input sample is added to the output)" : "no");
     }
     row("description", c.description.empty() ? "(none)" : c.description);

@@ -44,6 +44,7 @@ dsp::AudioData process(EffectRunner& runner, const dsp::AudioData& in) {
             out_ptrs[c] = out.channels[c].data() + start;
         }
         runner.process(in_ptrs.data(), out_ptrs.data(), n);
+        throw_if_interrupted();
         bar.update(double(start + n) / in.sample_rate_hz);
     }
     return out;

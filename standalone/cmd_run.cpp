@@ -65,11 +65,14 @@ std::vector<float> effect_inputs(const NpyArray& a, const std::string& file, con
     if (full) return std::vector<float>(a.values.begin(), a.values.end());
 
     const std::vector<float> user_values = resolve_controls(c, o.controls);
+    std::vector<float> normalised;  // [I-1], what the network sees
+    for (size_t k = 0; k < user_values.size(); ++k)
+        normalised.push_back(c.controls[k].normalise(user_values[k]));
     std::vector<float> x;  // [L][I]
     x.reserve(a.values.size() * size_t(I));
     for (double sample : a.values) {
         x.push_back(float(sample));
-        for (int k = 0; k < c.n_cond(); ++k) x.push_back(c.controls[size_t(k)].normalise(user_values[size_t(k)]));
+        x.insert(x.end(), normalised.begin(), normalised.end());
     }
     return x;
 }

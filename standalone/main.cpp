@@ -1,6 +1,7 @@
 // `mambawave`: the command-line face of the engine. main() only wires the subcommands and
 // turns every failure into one line on stderr and an exit code:
-//   0 success, 1 runtime failure (a bad model or audio file, I/O), 2 bad arguments.
+//   0 success, 1 runtime failure (a bad model or audio file, I/O), 2 bad arguments,
+//   130 interrupted (Ctrl-C).
 #include "standalone/cli_common.h"
 #include "standalone/commands.h"
 
@@ -13,6 +14,7 @@ namespace {
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitInterrupted = 130;  // 128 + SIGINT, as shells report it
 
 int report(const std::string& message, int exit_code) {
     std::cerr << "mambawave: error: " << message << "\n";
@@ -61,12 +63,15 @@ int main(int argc, char** argv) {
     mw::cli::add_init_command(app);
     mw::cli::add_bench_command(app);
 
+    mw::cli::catch_interrupts();
     try {
         check_subcommand_name(app, argc, argv);
         app.parse(argc, argv);  // the chosen subcommand's callback runs inside parse()
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0) return app.exit(e);  // --help
         return report(std::string(e.what()) + " (" + help_hint(app) + ")", kExitUsage);
+    } catch (const mw::cli::Interrupted& e) {
+        return report(e.what(), kExitInterrupted);
     } catch (const mw::cli::UsageError& e) {
         return report(e.what(), kExitUsage);
     } catch (const std::exception& e) {

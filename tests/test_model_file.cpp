@@ -108,11 +108,11 @@ std::vector<uint8_t> bytes_of(const Parts& p) {
 
 // A file from a header written out by hand, followed by `data_bytes` zero bytes.
 std::vector<uint8_t> raw_file(const std::string& header, size_t data_bytes) {
-    std::vector<uint8_t> b(8);
-    for (int i = 0; i < 8; ++i) b[size_t(i)] = uint8_t(uint64_t(header.size()) >> (8 * i));
-    b.insert(b.end(), header.begin(), header.end());
-    b.resize(b.size() + data_bytes, 0);
-    return b;
+    std::string file(8, '\0');
+    for (int i = 0; i < 8; ++i) file[size_t(i)] = char(uint8_t(uint64_t(header.size()) >> (8 * i)));
+    file += header;
+    file.append(data_bytes, '\0');
+    return std::vector<uint8_t>(file.begin(), file.end());
 }
 
 Model load_bytes(const std::vector<uint8_t>& b) {
@@ -678,4 +678,17 @@ TEST_CASE("save over an existing file replaces it atomically", "[model_file]") {
     REQUIRE_MODEL_ERROR(mw::save_model(broken, path), Contains("not saved") && Contains("'head.bias'"));
     CHECK(read_bytes(path) == b_bytes);
     CHECK(dir.entries() == 2);
+}
+
+TEST_CASE("every shipped preset loads", "[model_file]") {
+    const fs::path presets = fs::path(MW_SOURCE_DIR) / "presets";
+    int loaded = 0;
+    for (const auto& entry : fs::directory_iterator(presets)) {
+        if (entry.path().extension() != ".safetensors") continue;
+        INFO(entry.path().string());
+        const Model m = mw::load_model(entry.path().string());
+        CHECK(m.parameter_count() > 0);
+        ++loaded;
+    }
+    CHECK(loaded > 0);
 }

@@ -11,13 +11,19 @@
 
 using namespace mw;
 
+namespace {
+// Stores through volatile pointers, so the optimiser cannot elide the allocations below.
+std::vector<float>* volatile g_vector_sink;
+void* volatile g_malloc_sink;
+} // namespace
+
 TEST_CASE("the allocation trap catches allocations (so its zero means something)", "[realtime]") {
     test::AllocTrap trap;
-    std::vector<float>* v = new std::vector<float>(100);
-    void* p = std::malloc(64);
+    g_vector_sink = new std::vector<float>(100);  // two: the vector and its buffer
+    g_malloc_sink = std::malloc(64);
     const int64_t count = trap.stop();
-    std::free(p);
-    delete v;
+    std::free(g_malloc_sink);
+    delete g_vector_sink;
     CHECK(count >= 3);
 }
 

@@ -1,0 +1,575 @@
+// The whole-model forward on the GPU (mamba_cuda.h): per layer, RMSNorm, in_proj (cuBLAS
+// SGEMM, full fp32), the causal depthwise conv + SiLU, x_proj and dt_proj (cuBLAS), the
+// chunked selective scan (scan.cu), out_proj with the residual added by the SGEMM itself;
+// then norm_f and the head. Sequences go through in segments of up to max_segment steps; the
+// conv windows and SSM states carry from one segment (and one call) to the next.
+//
+// Device buffers of a segment are row-major [B][Lseg][width]: row b·Lseg + t.
+#include "kernels/cuda/mamba_cuda.h"
+
+#include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda/scan.cuh"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <iterator>
+#include <string>
+#include <vector>
+
+namespace mw::kernels::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+struct CudaFree {
+    void operator()(void* p) const { cudaFree(p); }
+};
+template <class T>
+using DevPtr = std::unique_ptr<T, CudaFree>;
+
+template <class T>
+DevPtr<T> device_alloc(int64_t count) {
+    if (count <= 0) return nullptr;
+    void* p = nullptr;
+    MW_CUDA_CHECK(cudaMalloc(&p, size_t(count) * sizeof(T)));
+    return DevPtr<T>(static_cast<T*>(p));
+}
+
+unsigned blocks_for(int64_t threads, int per_block) {
+    return unsigned((threads + per_block - 1) / per_block);
+}
+
+__device__ __forceinline__ float silu(float x) { return x / (1.0f + __expf(-x)); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// ---- kernels, one params struct each ----------------------------------------------------
+
+// x[r][d] = stem_b[d] + Σ_i stem_w[d][i] · xin[r][i]             one thread per (r, d)
+struct StemParams {
+    const float* __restrict__ xin;  // [rows][I]
+    const float* __restrict__ w;    // [D][I]
+    const float* __restrict__ b;    // [D]
+    float* __restrict__ x;          // [rows][D]
+    int64_t rows;
+    int D, I;
+};
+__global__ void stem_kernel(const StemParams p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= p.rows * p.D) return;
+    const int d = int(g % p.D);
+    const int64_t r = g / p.D;
+    float acc = p.b[d];
+    for (int i = 0; i < p.I; ++i) acc = fmaf(p.w[d * p.I + i], p.xin[r * p.I + i], acc);
+    p.x[g] = acc;
+}
+
+// x[r][d] = embed[token_r][d]                                      one thread per (r, d)
+struct EmbedParams {
+    const int32_t* __restrict__ tokens;  // [rows]
+    const float* __restrict__ embed;     // [V][D]
+    float* __restrict__ x;               // [rows][D]
+    int64_t rows;
+    int D;
+};
+__global__ void embed_kernel(const EmbedParams p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= p.rows * p.D) return;
+    const int d = int(g % p.D);
+    const int64_t r = g / p.D;
+    p.x[g] = p.embed[int64_t(p.tokens[r]) * p.D + d];
+}
+
+// h[r] = x[r] / sqrt(mean(x[r]²) + eps) ⊙ w                       one warp per row
+struct RmsNormParams {
+    const float* __restrict__ x;  // [rows][D]
+    const float* __restrict__ w;  // [D]
+    float* __restrict__ h;        // [rows][D]
+    int64_t rows;
+    int D;
+    float eps;
+};
+__global__ void rmsnorm_kernel(const RmsNormParams p) {
+    const int64_t r = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+    const int lane = int(threadIdx.x & 31);
+    if (r >= p.rows) return;  // the whole warp shares r
+    const float* x = p.x + r * p.D;
+    float ss = 0.0f;
+    for (int d = lane; d < p.D; d += 32) ss = fmaf(x[d], x[d], ss);
+    const float scale = 1.0f / sqrtf(warp_sum(ss) / float(p.D) + p.eps);
+    float* h = p.h + r * p.D;
+    for (int d = lane; d < p.D; d += 32) h[d] = x[d] * scale * p.w[d];
+}
+
+// u[b][t][e] = SiLU(conv_b[e] + Σ_k conv_w[e][k] · pre(t-(K-1)+k))   one thread per (b, t, e)
+// pre(τ) = uz[b][τ][e] for τ >= 0, else window[b][K-1+τ][e] (the previous segment's tail).
+struct ConvParams {
+    const float* __restrict__ uz;  // [B][L][uz_stride], u before the conv in columns 0..E-1
+    int64_t uz_stride;
+    const float* __restrict__ w;   // [E][K]
+    const float* __restrict__ bias;// [E]
+    float* window;                 // [B][K-1][E]
+    float* __restrict__ u;         // [B][L][E]
+    int B, E, K;
+    int64_t L;
+};
+__global__ void conv_silu_kernel(const ConvParams p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= int64_t(p.B) * p.L * p.E) return;
+    const int e = int(g % p.E);
+    const int64_t r = g / p.E;
+    const int64_t t = r % p.L;
+    const int b = int(r / p.L);
+    float acc = p.bias[e];
+    for (int k = 0; k < p.K; ++k) {
+        const int64_t tau = t - (p.K - 1) + k;
+        const float v = tau >= 0 ? p.uz[(int64_t(b) * p.L + tau) * p.uz_stride + e]
+                                 : p.window[(int64_t(b) * (p.K - 1) + (p.K - 1) + tau) * p.E + e];
+        acc = fmaf(p.w[e * p.K + k], v, acc);
+    }
+    p.u[g] = silu(acc);
+}
+// window[b][j] = pre(L-(K-1)+j), j = 0..K-2: the last K-1 inputs, for the next segment.
+// In place: j ascending reads old entries j+L > j only.                one thread per (b, e)
+__global__ void conv_window_kernel(const ConvParams p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= int64_t(p.B) * p.E) return;
+    const int e = int(g % p.E);
+    const int b = int(g / p.E);
+    float* win = p.window + int64_t(b) * (p.K - 1) * p.E + e;
+    for (int j = 0; j < p.K - 1; ++j) {
+        const int64_t tau = p.L - (p.K - 1) + j;
+        win[int64_t(j) * p.E] = tau >= 0 ? p.uz[(int64_t(b) * p.L + tau) * p.uz_stride + e]
+                                         : win[(int64_t(j) + p.L) * p.E];
+    }
+}
+
+// y[r] = head_b + head_w · RMSNorm(x[r]; norm_f) (+ xin[r][0] with skip)   one warp per row
+struct HeadParams {
+    const float* __restrict__ x;       // [rows][D]
+    const float* __restrict__ norm_w;  // [D]
+    const float* __restrict__ head_w;  // [D]
+    const float* __restrict__ head_b;  // [1]
+    const float* __restrict__ xin;     // [rows][I]
+    float* __restrict__ y;             // [rows]
+    int64_t rows;
+    int D, I;
+    float eps;
+    bool skip;
+};
+__global__ void head_kernel(const HeadParams p) {
+    const int64_t r = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+    const int lane = int(threadIdx.x & 31);
+    if (r >= p.rows) return;
+    const float* x = p.x + r * p.D;
+    float ss = 0.0f, dot = 0.0f;
+    for (int d = lane; d < p.D; d += 32) {
+        ss = fmaf(x[d], x[d], ss);
+        dot = fmaf(x[d], p.norm_w[d] * p.head_w[d], dot);
+    }
+    ss = warp_sum(ss);
+    dot = warp_sum(dot);
+    if (lane == 0) {
+        float out = p.head_b[0] + dot / sqrtf(ss / float(p.D) + p.eps);
+        if (p.skip) out += p.xin[r * p.I];
+        p.y[r] = out;
+    }
+}
+
+// C[rows][n] (ldc) = A[rows][k] (lda) · W[n][k]ᵀ (ldw) + beta·C, row-major, full fp32.
+// (cuBLAS is column-major: the same memory is Cᵀ = W·Aᵀ.)
+void gemm_rows(cublasHandle_t h, int64_t rows, int n, int k, const float* A, int lda,
+               const float* W, int ldw, float* C, int ldc, float beta) {
+    const float one = 1.0f;
+    MW_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, n, int(rows), k, &one, W, ldw, A, lda,
+                                &beta, C, ldc));
+}
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+} // namespace
+
+// ---- the Forward ------------------------------------------------------------------------
+
+struct Forward {
+    struct Layer {
+        const float* norm_w;  // [D]
+        const float* in_w;    // [2E][D]
+        const float* conv_w;  // [E][K]
+        const float* conv_b;  // [E]
+        const float* x_w;     // [R+2N][E]
+        const float* dt_w;    // [E][R]
+        const float* dt_b;    // [E]
+        const float* A2;      // [E][N]  -exp(A_log)·log2(e)
+        const float* D;       // [E]
+        const float* out_w;   // [D][E]
+    };
+
+    Dims dims;
+    HeadKind head = HeadKind::tokens;
+    int V = 0, I = 0;
+    bool skip = false;
+    int B = 0;
+    int64_t max_seg = 0;
+    int chunk_override = 0;
+    int sm_count = 1;
+
+    cudaStream_t stream = nullptr;
+    cublasHandle_t blas = nullptr;
+    cudaEvent_t ev[4] = {};
+
+    DevPtr<float> weights;              // every tensor back to back
+    std::vector<Layer> layers;          // [n_layers]
+    const float* norm_f = nullptr;      // [D]
+    const float* embed = nullptr;       // [V][D]
+    const float* lm_head = nullptr;     // [V][D]
+    const float* stem_w = nullptr;      // [D][I]
+    const float* stem_b = nullptr;      // [D]
+    const float* head_w = nullptr;      // [D]
+    const float* head_b = nullptr;      // [1]
+
+    DevPtr<float> scratch;              // the activations of one segment, below
+    float* xin = nullptr;               // [B][S][I]     effect input
+    float* x = nullptr;                 // [B][S][D]     residual stream
+    float* h = nullptr;                 // [B][S][D]     normed
+    float* uz = nullptr;                // [B][S][2E]    in_proj out: u (pre-conv), z
+    float* u = nullptr;                 // [B][S][E]     after conv + SiLU
+    float* xdbc = nullptr;              // [B][S][R+2N]  x_proj out: r, B, C
+    float* dt = nullptr;                // [B][S][E]     dt_proj out (before bias, softplus)
+    float* y = nullptr;                 // [B][S][E]     scan out, gated
+    float* out = nullptr;               // [B][S][1 or V]
+    DevPtr<int32_t> tokens;             // [B][S]
+
+    DevPtr<float> state;                // conv windows [layers][B][K-1][E], then SSM [layers][B][N][E]
+    DevPtr<float> scan_ws;
+    int64_t scan_ws_floats = 0;
+
+    Timing time;
+
+    float* conv_window(int l) const {
+        return state.get() + int64_t(l) * B * (dims.d_conv - 1) * dims.d_inner;
+    }
+    float* ssm_state(int l) const {
+        return state.get() + int64_t(dims.n_layers) * B * (dims.d_conv - 1) * dims.d_inner +
+               int64_t(l) * B * dims.d_state * dims.d_inner;
+    }
+    int64_t state_floats() const {
+        return int64_t(dims.n_layers) * B * (dims.d_conv - 1 + dims.d_state) * dims.d_inner;
+    }
+
+    ~Forward() {
+        // Frees only; errors here are ignored (a destructor does not throw).
+        for (cudaEvent_t e : ev)
+            if (e) cudaEventDestroy(e);
+        if (blas) cublasDestroy(blas);
+        if (stream) cudaStreamDestroy(stream);
+    }
+};
+
+void ForwardDeleter::operator()(Forward* f) const { delete f; }
+
+bool available() {
+    int n = 0;
+    const cudaError_t err = cudaGetDeviceCount(&n);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();  // clear it, so that later calls start clean
+        return false;
+    }
+    return n > 0;
+}
+
+std::string device_name() {
+    if (!available()) return "";
+    int dev = 0;
+    cudaDeviceProp prop{};
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess)
+        return "";
+    return prop.name;
+}
+
+namespace {
+
+void check_sizes(const ModelView& m, int64_t max_segment, int batch) {
+    const Dims& d = m.dims;
+    auto fail = [](const std::string& what) {
+        throw std::invalid_argument("cuda::make_forward: " + what);
+    };
+    if (batch < 1) fail("batch is " + std::to_string(batch) + ", expected >= 1");
+    if (max_segment < 1) fail("max_segment is " + std::to_string(max_segment) + ", expected >= 1");
+    if (int64_t(batch) * max_segment > INT32_MAX / 2)
+        fail("batch x max_segment is " + std::to_string(int64_t(batch) * max_segment) +
+             ", expected at most " + std::to_string(INT32_MAX / 2) + " rows per segment");
+    if (d.d_model < 1 || d.n_layers < 1 || d.d_inner < 1 || d.d_state < 1 || d.d_conv < 1 ||
+        d.dt_rank < 1)
+        fail("a model dimension is below 1");
+    if (!m.layers || !m.norm_f_w) fail("the model view has no layers or no norm_f");
+    if (m.head == HeadKind::tokens && (m.vocab < 1 || !m.embed_w || !m.lm_head_w))
+        fail("a generator needs vocab, embeddings and lm_head");
+    if (m.head == HeadKind::continuous && (m.n_in < 1 || !m.stem_w || !m.stem_b || !m.head_w || !m.head_b))
+        fail("an effect needs n_in >= 1, stem and head");
+}
+
+// The scan workspace for chunks of T steps over a segment; grows when a forced chunk needs more.
+void ensure_scan_workspace(Forward& f, int T) {
+    const int64_t need =
+        scan_workspace_size(f.B, f.max_seg, f.dims.d_inner, f.dims.d_state, T).total();
+    if (need <= f.scan_ws_floats) return;
+    MW_CUDA_CHECK(cudaStreamSynchronize(f.stream));
+    f.scan_ws.reset();
+    f.scan_ws = device_alloc<float>(need);
+    f.scan_ws_floats = need;
+}
+
+// Every layer, then the head, over the segment already in f.xin / f.tokens (Lseg steps).
+void run_segment(Forward& f, int64_t Lseg) {
+    const Dims& d = f.dims;
+    const int D = d.d_model, E = d.d_inner, N = d.d_state, K = d.d_conv, R = d.dt_rank;
+    const int M = R + 2 * N;
+    const int64_t rows = int64_t(f.B) * Lseg;
+
+    // x = stem · xin + stem_b   |   x = embeddings[token]
+    if (f.head == HeadKind::continuous) {
+        const StemParams p{f.xin, f.stem_w, f.stem_b, f.x, rows, D, f.I};
+        stem_kernel<<<blocks_for(rows * D, kThreads), kThreads, 0, f.stream>>>(p);
+    } else {
+        const EmbedParams p{f.tokens.get(), f.embed, f.x, rows, D};
+        embed_kernel<<<blocks_for(rows * D, kThreads), kThreads, 0, f.stream>>>(p);
+    }
+    MW_CUDA_CHECK_LAUNCH();
+
+    const int T = f.chunk_override > 0 ? f.chunk_override : auto_scan_chunk(f.B, Lseg, E, f.sm_count);
+    ensure_scan_workspace(f, T);
+
+    for (int l = 0; l < d.n_layers; ++l) {
+        const Forward::Layer& w = f.layers[size_t(l)];
+        // h = RMSNorm(x)
+        {
+            const RmsNormParams p{f.x, w.norm_w, f.h, rows, D, d.norm_eps};
+            rmsnorm_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, f.stream>>>(p);
+            MW_CUDA_CHECK_LAUNCH();
+        }
+        // [u, z] = h · in_projᵀ
+        gemm_rows(f.blas, rows, 2 * E, D, f.h, D, w.in_w, D, f.uz, 2 * E, 0.0f);
+        // u = SiLU(causal depthwise conv1d(u)), then keep the last K-1 inputs for the next segment
+        {
+            const ConvParams p{f.uz, 2 * E, w.conv_w, w.conv_b, f.conv_window(l), f.u, f.B, E, K, Lseg};
+            conv_silu_kernel<<<blocks_for(rows * E, kThreads), kThreads, 0, f.stream>>>(p);
+            MW_CUDA_CHECK_LAUNCH();
+            if (K > 1) {
+                conv_window_kernel<<<blocks_for(int64_t(f.B) * E, kThreads), kThreads, 0, f.stream>>>(p);
+                MW_CUDA_CHECK_LAUNCH();
+            }
+        }
+        // [r, B, C] = u · x_projᵀ;   dt = r · dt_projᵀ (bias and softplus inside the scan)
+        gemm_rows(f.blas, rows, M, E, f.u, E, w.x_w, E, f.xdbc, M, 0.0f);
+        gemm_rows(f.blas, rows, E, R, f.xdbc, M, w.dt_w, R, f.dt, E, 0.0f);
+        // y = selective_scan(...) ⊙ SiLU(z)
+        {
+            ScanProblem q;
+            q.B = f.B;
+            q.L = Lseg;
+            q.E = E;
+            q.N = N;
+            q.dt = f.dt;           q.dt_stride = E;
+            q.u = f.u;             q.u_stride = E;
+            q.z = f.uz + E;        q.z_stride = 2 * E;
+            q.Bm = f.xdbc + R;
+            q.Cm = f.xdbc + R + N; q.bc_stride = M;
+            q.y = f.y;             q.y_stride = E;
+            q.A2 = w.A2;
+            q.D = w.D;
+            q.dt_bias = w.dt_b;
+            q.state = f.ssm_state(l);
+            selective_scan(q, T, f.scan_ws.get(), f.stream);
+        }
+        // x = x + y · out_projᵀ
+        gemm_rows(f.blas, rows, D, E, f.y, E, w.out_w, E, f.x, D, 1.0f);
+    }
+
+    if (f.head == HeadKind::continuous) {
+        // y = head · RMSNorm(x; norm_f) + head_b (+ xin[0])
+        const HeadParams p{f.x, f.norm_f, f.head_w, f.head_b, f.xin, f.out, rows, D, f.I, d.norm_eps, f.skip};
+        head_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, f.stream>>>(p);
+        MW_CUDA_CHECK_LAUNCH();
+    } else {
+        // logits = RMSNorm(x; norm_f) · lm_headᵀ
+        const RmsNormParams p{f.x, f.norm_f, f.h, rows, D, d.norm_eps};
+        rmsnorm_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, f.stream>>>(p);
+        MW_CUDA_CHECK_LAUNCH();
+        gemm_rows(f.blas, rows, f.V, D, f.h, D, f.lm_head, D, f.out, f.V, 0.0f);
+    }
+}
+
+void add_elapsed(double& acc, cudaEvent_t a, cudaEvent_t b) {
+    float ms = 0;
+    MW_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    acc += ms;
+}
+
+// Segment by segment: copy in (B rows, pitch L), run, copy out, wait; timings from events.
+template <class In>
+void run_segments(Forward& f, const In* in, int in_width, In* dev_in, int64_t L, float* out,
+                  int out_width) {
+    for (int64_t off = 0; off < L; off += f.max_seg) {
+        const int64_t n = std::min(f.max_seg, L - off);
+        MW_CUDA_CHECK(cudaEventRecord(f.ev[0], f.stream));
+        MW_CUDA_CHECK(cudaMemcpy2DAsync(dev_in, size_t(n * in_width) * sizeof(In), in + off * in_width,
+                                        size_t(L * in_width) * sizeof(In), size_t(n * in_width) * sizeof(In),
+                                        size_t(f.B), cudaMemcpyHostToDevice, f.stream));
+        MW_CUDA_CHECK(cudaEventRecord(f.ev[1], f.stream));
+        run_segment(f, n);
+        MW_CUDA_CHECK(cudaEventRecord(f.ev[2], f.stream));
+        MW_CUDA_CHECK(cudaMemcpy2DAsync(out + off * out_width, size_t(L * out_width) * sizeof(float), f.out,
+                                        size_t(n * out_width) * sizeof(float),
+                                        size_t(n * out_width) * sizeof(float), size_t(f.B),
+                                        cudaMemcpyDeviceToHost, f.stream));
+        MW_CUDA_CHECK(cudaEventRecord(f.ev[3], f.stream));
+        MW_CUDA_CHECK(cudaStreamSynchronize(f.stream));
+        add_elapsed(f.time.upload_ms, f.ev[0], f.ev[1]);
+        add_elapsed(f.time.compute_ms, f.ev[1], f.ev[2]);
+        add_elapsed(f.time.download_ms, f.ev[2], f.ev[3]);
+    }
+    f.time.steps += L;
+}
+
+} // namespace
+
+ForwardPtr make_forward(const ModelView& m, int64_t max_segment, int batch) {
+    check_sizes(m, max_segment, batch);
+    if (!available()) throw CudaError("cuda::make_forward: no CUDA device is present or usable");
+
+    ForwardPtr f(new Forward);
+    const Dims& d = m.dims;
+    const int D = d.d_model, E = d.d_inner, N = d.d_state, K = d.d_conv, R = d.dt_rank;
+    const int M = R + 2 * N;
+    f->dims = d;
+    f->head = m.head;
+    f->V = m.head == HeadKind::tokens ? m.vocab : 0;
+    f->I = m.head == HeadKind::continuous ? m.n_in : 0;
+    f->skip = m.skip;
+    f->B = batch;
+    f->max_seg = max_segment;
+
+    int dev = 0;
+    MW_CUDA_CHECK(cudaGetDevice(&dev));
+    MW_CUDA_CHECK(cudaDeviceGetAttribute(&f->sm_count, cudaDevAttrMultiProcessorCount, dev));
+    MW_CUDA_CHECK(cudaStreamCreateWithFlags(&f->stream, cudaStreamNonBlocking));
+    for (cudaEvent_t& e : f->ev) MW_CUDA_CHECK(cudaEventCreate(&e));
+    MW_CUBLAS_CHECK(cublasCreate(&f->blas));
+    MW_CUBLAS_CHECK(cublasSetStream(f->blas, f->stream));
+    // Full fp32 products: no TF32 (the forward is tested at 1e-4 against float64).
+    MW_CUBLAS_CHECK(cublasSetMathMode(f->blas, CUBLAS_DEFAULT_MATH));
+
+    // Weights: packed on the host (each tensor at a 32-float boundary), one upload.
+    std::vector<float> host;
+    std::vector<std::pair<const float**, int64_t>> binds;  // where each tensor's device pointer goes
+    auto add = [&](const float** where, const float* src, int64_t count) {
+        const int64_t off = round_up(int64_t(host.size()), 32);
+        host.resize(size_t(off + count), 0.0f);
+        std::copy(src, src + count, host.begin() + off);
+        binds.emplace_back(where, off);
+    };
+    f->layers.resize(size_t(d.n_layers));
+    std::vector<float> a2(size_t(E) * N);
+    for (int l = 0; l < d.n_layers; ++l) {
+        const LayerView& w = m.layers[l];
+        Forward::Layer& g = f->layers[size_t(l)];
+        for (int64_t i = 0; i < int64_t(E) * N; ++i)
+            a2[size_t(i)] = float(-std::exp(double(w.A_log[i])) * 1.4426950408889634);  // A·log2(e)
+        add(&g.norm_w, w.norm_w, D);
+        add(&g.in_w, w.in_proj_w, int64_t(2) * E * D);
+        add(&g.conv_w, w.conv_w, int64_t(E) * K);
+        add(&g.conv_b, w.conv_b, E);
+        add(&g.x_w, w.x_proj_w, int64_t(M) * E);
+        add(&g.dt_w, w.dt_proj_w, int64_t(E) * R);
+        add(&g.dt_b, w.dt_proj_b, E);
+        add(&g.A2, a2.data(), int64_t(E) * N);
+        add(&g.D, w.D, E);
+        add(&g.out_w, w.out_proj_w, int64_t(D) * E);
+    }
+    add(&f->norm_f, m.norm_f_w, D);
+    if (m.head == HeadKind::tokens) {
+        add(&f->embed, m.embed_w, int64_t(m.vocab) * D);
+        add(&f->lm_head, m.lm_head_w, int64_t(m.vocab) * D);
+    } else {
+        add(&f->stem_w, m.stem_w, int64_t(D) * m.n_in);
+        add(&f->stem_b, m.stem_b, D);
+        add(&f->head_w, m.head_w, D);
+        add(&f->head_b, m.head_b, 1);
+    }
+    f->weights = device_alloc<float>(int64_t(host.size()));
+    MW_CUDA_CHECK(cudaMemcpy(f->weights.get(), host.data(), host.size() * sizeof(float),
+                             cudaMemcpyHostToDevice));
+    for (auto& [where, off] : binds) *where = f->weights.get() + off;
+
+    // Activations of one segment.
+    const int64_t rows = int64_t(batch) * max_segment;
+    const int out_width = m.head == HeadKind::tokens ? m.vocab : 1;
+    const int64_t widths[] = {f->I, D, D, 2 * E, E, M, E, E, out_width};
+    float** ptrs[] = {&f->xin, &f->x, &f->h, &f->uz, &f->u, &f->xdbc, &f->dt, &f->y, &f->out};
+    int64_t total = 0;
+    for (int64_t w : widths) total += round_up(rows * w, 64);
+    f->scratch = device_alloc<float>(total);
+    int64_t off = 0;
+    for (size_t i = 0; i < std::size(widths); ++i) {
+        *ptrs[i] = widths[i] > 0 ? f->scratch.get() + off : nullptr;
+        off += round_up(rows * widths[i], 64);
+    }
+    if (m.head == HeadKind::tokens) f->tokens = device_alloc<int32_t>(rows);
+
+    f->state = device_alloc<float>(f->state_floats());
+    ensure_scan_workspace(*f, 64);  // the shortest automatic chunk: the most chunks
+    reset(*f);
+    return f;
+}
+
+HeadKind head_kind(const Forward& f) { return f.head; }
+int batch(const Forward& f) { return f.B; }
+int64_t max_segment(const Forward& f) { return f.max_seg; }
+
+void forward_continuous(Forward& f, const float* x, int64_t L, float* y) {
+    if (f.head != HeadKind::continuous)
+        throw std::invalid_argument("cuda::forward_continuous: the model is a generator (tokens in); "
+                                    "use forward_tokens");
+    if (L < 0) throw std::invalid_argument("cuda::forward_continuous: L is negative");
+    if (L == 0) return;
+    run_segments<float>(f, x, f.I, f.xin, L, y, 1);
+}
+
+void forward_tokens(Forward& f, const int32_t* tokens, int64_t L, float* logits) {
+    if (f.head != HeadKind::tokens)
+        throw std::invalid_argument("cuda::forward_tokens: the model is an effect (samples in); "
+                                    "use forward_continuous");
+    if (L < 0) throw std::invalid_argument("cuda::forward_tokens: L is negative");
+    if (L == 0) return;
+    const int64_t n = int64_t(f.B) * L;
+    for (int64_t i = 0; i < n; ++i)
+        if (tokens[i] < 0 || tokens[i] >= f.V)
+            throw std::invalid_argument("cuda::forward_tokens: token " + std::to_string(tokens[i]) +
+                                        " at sequence " + std::to_string(i / L) + ", step " +
+                                        std::to_string(i % L) + " is outside 0.." +
+                                        std::to_string(f.V - 1));
+    run_segments<int32_t>(f, tokens, 1, f.tokens.get(), L, logits, f.V);
+}
+
+void reset(Forward& f) {
+    if (f.state_floats() > 0)
+        MW_CUDA_CHECK(cudaMemsetAsync(f.state.get(), 0, size_t(f.state_floats()) * sizeof(float), f.stream));
+    MW_CUDA_CHECK(cudaStreamSynchronize(f.stream));
+}
+
+void set_scan_chunk(Forward& f, int chunk_steps) {
+    if (chunk_steps < 0)
+        throw std::invalid_argument("cuda::set_scan_chunk: chunk_steps is negative");
+    f.chunk_override = chunk_steps;
+}
+
+Timing timing(const Forward& f) { return f.time; }
+void reset_timing(Forward& f) { f.time = Timing{}; }
+
+} // namespace mw::kernels::cuda

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Build, check and time the CUDA path on a GPU machine in one go (the standalone build of
+# kernels/cuda/, so no third-party package is needed there). Logs go to $OUT (or /tmp/mwcuda-out).
+#   bash kernels/cuda/run_device.sh [seconds of audio for the model bench, default 3600] [sanitize]
+set -uo pipefail
+OUT=${OUT:-/tmp/mwcuda-out}
+mkdir -p "$OUT"
+B=/tmp/mwcuda
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
+  gcc --version | head -1; cmake --version | head -1; nvcc --version | tail -1
+} 2>&1 | tee "$OUT/env.log"
+G=Ninja; command -v ninja > /dev/null || G="Unix Makefiles"
+if ! { cmake -S kernels/cuda -B $B -G "$G" -DCMAKE_BUILD_TYPE=Release && cmake --build $B -j16; } > "$OUT/build.log" 2>&1; then
+  tail -60 "$OUT/build.log"; exit 1
+fi
+echo "== tests"
+$B/bin/mw_test_cuda > "$OUT/test.log" 2>&1; test_rc=$?
+grep -v '^ok ' "$OUT/test.log"
+echo "== bench"
+$B/bin/mw_bench_cuda "${1:-3600}" 2>&1 | tee "$OUT/bench.log"; bench_rc=${PIPESTATUS[0]}
+if [ "${2:-}" = sanitize ]; then
+  echo "== compute-sanitizer memcheck on the tests (2 minutes at most)"
+  timeout 120 compute-sanitizer --tool memcheck --print-limit 20 $B/bin/mw_test_cuda > "$OUT/memcheck.log" 2>&1
+  echo "memcheck rc $?"; grep -E "ERROR SUMMARY|passed|Invalid|FAIL" "$OUT/memcheck.log" | head -20
+fi
+echo "tests rc $test_rc, bench rc $bench_rc"
+exit $(( test_rc | bench_rc ))

@@ -1,0 +1,329 @@
+// The chunked selective scan (scan.cuh says what each pass computes).
+//
+// Threads: pass 1 and pass 3 run one thread per (sequence b, chunk c, channel e), holding NT
+// states of that channel in registers (NT = 4, 8, 16 or 32, fixed at compile time so the
+// arrays stay in registers; a d_state above 32 runs in groups of 32 states). Consecutive
+// threads are consecutive channels, so the Δ, u, z and y accesses of a warp are coalesced and
+// its B_t / C_t reads are one broadcast. Pass 2 runs one thread per (b, [group,] n, e).
+#include "kernels/cuda/scan.cuh"
+
+#include "kernels/cuda/cuda_check.cuh"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <type_traits>
+
+namespace mw::kernels::cuda {
+namespace {
+
+constexpr int kScanThreads = 128;     // passes 1 and 3
+constexpr int kCombineThreads = 256;  // pass 2
+
+// One params struct for every launch of the scan: sizes, strides and restrict pointers,
+// checked once on the host (selective_scan).
+struct ScanParams {
+    int B, E, N;
+    int64_t L;
+    int T;        // steps per chunk
+    int nc;       // chunks per sequence
+    int S, G;     // chunks per group, groups per sequence (pass 2)
+    int n0;       // first state of this launch's group (pass 3)
+    bool first_group, last_group;  // pass 3: y starts at D·u / gets the SiLU(z) gate
+
+    const float* __restrict__ dt;  int64_t dt_stride;
+    const float* __restrict__ u;   int64_t u_stride;
+    const float* __restrict__ z;   int64_t z_stride;
+    const float* __restrict__ Bm;
+    const float* __restrict__ Cm;  int64_t bc_stride;
+    float* y;                      int64_t y_stride;   // read too when accumulating groups
+    const float* __restrict__ A2;  // [E][N]
+    const float* __restrict__ D;   // [E]
+    const float* __restrict__ dt_bias;  // [E]
+    float* state;                  // [B][N][E]
+    float* chunk_state;            // [B][nc][N][E] end from zero (pass 1) -> start (pass 2)
+    float* chunk_dt;               // [B][nc][E]    ΣΔ over the chunk
+    float* group_state;            // [B][G][N][E]  group end from zero -> group start
+    float* group_dt;               // [B][G][N][E]  ΣΔ over the group
+};
+
+// 2^x on the special-function unit (relative error about 2^-22; results below 2^-126 flush
+// to zero, which for a decay is exact enough).
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+// softplus(x) = log(1 + e^x), linear above 20 as in the reference
+__device__ __forceinline__ float softplus(float x) { return x > 20.0f ? x : log1pf(__expf(x)); }
+// SiLU(x) = x / (1 + e^-x)
+__device__ __forceinline__ float silu(float x) { return x / (1.0f + __expf(-x)); }
+
+// Pass 1: chunk c of sequence b from the zero state, states [n0, n0+NT) of channel e.
+//   s = exp2(Δ·A2) ⊙ s + (Δ·u)·B_t        chunk_state[b][c][n][e] = s_end, chunk_dt = ΣΔ
+template <int NT>
+__global__ void __launch_bounds__(kScanThreads) scan_chunks_from_zero(const ScanParams p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= int64_t(p.B) * p.nc * p.E) return;
+    const int e = int(g % p.E);
+    const int64_t bc = g / p.E;  // b·nc + c
+    const int c = int(bc % p.nc);
+    const int b = int(bc / p.nc);
+    const int n0 = int(blockIdx.y) * NT;
+    const int nn = min(NT, p.N - n0);
+
+    float a2[NT], s[NT];
+#pragma unroll
+    for (int n = 0; n < NT; ++n) {
+        a2[n] = n < nn ? p.A2[int64_t(e) * p.N + n0 + n] : 0.0f;
+        s[n] = 0.0f;
+    }
+    const float bias = p.dt_bias[e];
+    const int64_t t0 = int64_t(c) * p.T;
+    const int64_t r0 = int64_t(b) * p.L + t0;
+    const int64_t r1 = int64_t(b) * p.L + min(t0 + p.T, p.L);
+    float sum_dt = 0.0f;
+    for (int64_t r = r0; r < r1; ++r) {
+        // Δ = softplus(dt + bias)
+        const float dt = softplus(p.dt[r * p.dt_stride + e] + bias);
+        const float du = dt * p.u[r * p.u_stride + e];
+        const float* Bt = p.Bm + r * p.bc_stride + n0;
+        sum_dt += dt;
+#pragma unroll
+        for (int n = 0; n < NT; ++n)
+            if (n < nn) s[n] = fmaf(ex2(dt * a2[n]), s[n], du * Bt[n]);
+    }
+    float* out = p.chunk_state + (bc * p.N + n0) * p.E + e;
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+        if (n < nn) out[int64_t(n) * p.E] = s[n];
+    if (blockIdx.y == 0) p.chunk_dt[bc * p.E + e] = sum_dt;
+}
+
+// Pass 2a: per (b, group, n, e), fold the group's chunks from the zero state.
+__global__ void __launch_bounds__(kCombineThreads) combine_within_groups(const ScanParams p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= int64_t(p.B) * p.G * p.N * p.E) return;
+    const int e = int(g % p.E);
+    int64_t q = g / p.E;
+    const int n = int(q % p.N);
+    q /= p.N;
+    const int gi = int(q % p.G);
+    const int b = int(q / p.G);
+    const float a2 = p.A2[int64_t(e) * p.N + n];
+    const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
+    float s = 0.0f, total_dt = 0.0f;
+    for (int c = c0; c < c1; ++c) {
+        const int64_t bc = int64_t(b) * p.nc + c;
+        const float d = p.chunk_dt[bc * p.E + e];
+        // (ΣΔ₁, s₁)∘(ΣΔ₂, s₂) = (ΣΔ₁+ΣΔ₂, exp2(A2·ΣΔ₂)·s₁ + s₂)
+        s = fmaf(ex2(a2 * d), s, p.chunk_state[(bc * p.N + n) * p.E + e]);
+        total_dt += d;
+    }
+    const int64_t gidx = ((int64_t(b) * p.G + gi) * p.N + n) * p.E + e;
+    p.group_state[gidx] = s;
+    p.group_dt[gidx] = total_dt;
+}
+
+// Pass 2b: per (b, n, e), the groups in sequence from the carried state: each group's start
+// state replaces its end-from-zero; the state after the last group is the new carried state.
+__global__ void __launch_bounds__(kCombineThreads) combine_groups_in_sequence(const ScanParams p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= int64_t(p.B) * p.N * p.E) return;
+    const int e = int(g % p.E);
+    const int64_t q = g / p.E;
+    const int n = int(q % p.N);
+    const int b = int(q / p.N);
+    const float a2 = p.A2[int64_t(e) * p.N + n];
+    float s = p.state[g];  // state is [B][N][E]: index g
+    for (int gi = 0; gi < p.G; ++gi) {
+        const int64_t gidx = ((int64_t(b) * p.G + gi) * p.N + n) * p.E + e;
+        const float end_from_zero = p.group_state[gidx];
+        const float d = p.group_dt[gidx];
+        p.group_state[gidx] = s;
+        s = fmaf(ex2(a2 * d), s, end_from_zero);
+    }
+    p.state[g] = s;
+}
+
+// Pass 2c: per (b, group, n, e), the chunks of the group in sequence from the group's start:
+// each chunk's start state replaces its end-from-zero.
+__global__ void __launch_bounds__(kCombineThreads) combine_chunks_in_groups(const ScanParams p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= int64_t(p.B) * p.G * p.N * p.E) return;
+    const int e = int(g % p.E);
+    int64_t q = g / p.E;
+    const int n = int(q % p.N);
+    q /= p.N;
+    const int gi = int(q % p.G);
+    const int b = int(q / p.G);
+    const float a2 = p.A2[int64_t(e) * p.N + n];
+    float s = p.group_state[((int64_t(b) * p.G + gi) * p.N + n) * p.E + e];
+    const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
+    for (int c = c0; c < c1; ++c) {
+        const int64_t bc = int64_t(b) * p.nc + c;
+        const int64_t cidx = (bc * p.N + n) * p.E + e;
+        const float end_from_zero = p.chunk_state[cidx];
+        const float d = p.chunk_dt[bc * p.E + e];
+        p.chunk_state[cidx] = s;
+        s = fmaf(ex2(a2 * d), s, end_from_zero);
+    }
+}
+
+// Pass 3: chunk c of sequence b from its true start state, states [n0, n0+NT):
+//   s = exp2(Δ·A2) ⊙ s + (Δ·u)·B_t;   y = s·C_t (+ D·u for the first group, + y so far for
+//   later ones);  y ⊙= SiLU(z) for the last group.
+template <int NT>
+__global__ void __launch_bounds__(kScanThreads) scan_chunks_output(const ScanParams p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= int64_t(p.B) * p.nc * p.E) return;
+    const int e = int(g % p.E);
+    const int64_t bc = g / p.E;
+    const int c = int(bc % p.nc);
+    const int b = int(bc / p.nc);
+    const int n0 = p.n0;
+    const int nn = min(NT, p.N - n0);
+
+    float a2[NT], s[NT];
+    const float* start = p.chunk_state + (bc * p.N + n0) * p.E + e;
+#pragma unroll
+    for (int n = 0; n < NT; ++n) {
+        a2[n] = n < nn ? p.A2[int64_t(e) * p.N + n0 + n] : 0.0f;
+        s[n] = n < nn ? start[int64_t(n) * p.E] : 0.0f;
+    }
+    const float bias = p.dt_bias[e];
+    const float Dv = p.D[e];
+    const int64_t t0 = int64_t(c) * p.T;
+    const int64_t r0 = int64_t(b) * p.L + t0;
+    const int64_t r1 = int64_t(b) * p.L + min(t0 + p.T, p.L);
+    for (int64_t r = r0; r < r1; ++r) {
+        const float dt = softplus(p.dt[r * p.dt_stride + e] + bias);
+        const float x = p.u[r * p.u_stride + e];
+        const float du = dt * x;
+        const float* Bt = p.Bm + r * p.bc_stride + n0;
+        const float* Ct = p.Cm + r * p.bc_stride + n0;
+        float acc = 0.0f;
+#pragma unroll
+        for (int n = 0; n < NT; ++n)
+            if (n < nn) {
+                s[n] = fmaf(ex2(dt * a2[n]), s[n], du * Bt[n]);
+                acc = fmaf(s[n], Ct[n], acc);
+            }
+        float* yp = p.y + r * p.y_stride + e;
+        acc += p.first_group ? Dv * x : *yp;
+        if (p.last_group) acc *= silu(p.z[r * p.z_stride + e]);
+        *yp = acc;
+    }
+}
+
+int64_t blocks_for(int64_t threads, int per_block) { return (threads + per_block - 1) / per_block; }
+
+// Chunks of a group in pass 2: S = ceil(√nc), G = ceil(nc / S).
+void group_split(int64_t nc, int64_t& S, int64_t& G) {
+    S = std::max<int64_t>(1, int64_t(std::ceil(std::sqrt(double(nc)))));
+    while (S * S < nc) ++S;
+    G = (nc + S - 1) / S;
+}
+
+template <int NT>
+void run_passes(ScanParams p, cudaStream_t stream) {
+    const int groups = (p.N + NT - 1) / NT;
+    const int64_t chunk_threads = int64_t(p.B) * p.nc * p.E;
+    const dim3 grid_chunks(unsigned(blocks_for(chunk_threads, kScanThreads)), unsigned(groups));
+    scan_chunks_from_zero<NT><<<grid_chunks, kScanThreads, 0, stream>>>(p);
+    MW_CUDA_CHECK_LAUNCH();
+
+    const int64_t group_threads = int64_t(p.B) * p.G * p.N * p.E;
+    const int64_t chain_threads = int64_t(p.B) * p.N * p.E;
+    combine_within_groups<<<unsigned(blocks_for(group_threads, kCombineThreads)), kCombineThreads, 0,
+                            stream>>>(p);
+    MW_CUDA_CHECK_LAUNCH();
+    combine_groups_in_sequence<<<unsigned(blocks_for(chain_threads, kCombineThreads)),
+                                 kCombineThreads, 0, stream>>>(p);
+    MW_CUDA_CHECK_LAUNCH();
+    combine_chunks_in_groups<<<unsigned(blocks_for(group_threads, kCombineThreads)),
+                               kCombineThreads, 0, stream>>>(p);
+    MW_CUDA_CHECK_LAUNCH();
+
+    // y accumulates over the state groups in order, so these launches follow one another.
+    for (int gi = 0; gi < groups; ++gi) {
+        p.n0 = gi * NT;
+        p.first_group = gi == 0;
+        p.last_group = gi == groups - 1;
+        scan_chunks_output<NT><<<unsigned(blocks_for(chunk_threads, kScanThreads)), kScanThreads, 0,
+                                 stream>>>(p);
+        MW_CUDA_CHECK_LAUNCH();
+    }
+}
+
+} // namespace
+
+ScanWorkspaceSize scan_workspace_size(int B, int64_t L, int E, int N, int T) {
+    ScanWorkspaceSize w;
+    if (B <= 0 || L <= 0 || E <= 0 || N <= 0 || T <= 0) return w;
+    int64_t S = 1, G = 1;
+    w.chunks = (L + T - 1) / T;
+    group_split(w.chunks, S, G);
+    w.groups = G;
+    w.chunk_state = int64_t(B) * w.chunks * N * E;
+    w.chunk_dt = int64_t(B) * w.chunks * E;
+    w.group_state = int64_t(B) * G * N * E;
+    w.group_dt = w.group_state;
+    return w;
+}
+
+int auto_scan_chunk(int B, int64_t L, int E, int sm_count) {
+    // About 1024 threads per multiprocessor (two or more waves at the passes' occupancy);
+    // longer chunks where that still holds (less per-chunk state traffic, 2048 at most).
+    const int64_t target = int64_t(std::max(sm_count, 1)) * 1024;
+    int T = 2048;
+    while (T > 64 && int64_t(B) * E * ((L + T - 1) / T) < target) T /= 2;
+    return T;
+}
+
+void selective_scan(const ScanProblem& q, int T, float* workspace, cudaStream_t stream) {
+    if (q.B <= 0 || q.L < 0 || q.E <= 0 || q.N <= 0 || T <= 0)
+        throw std::invalid_argument("selective_scan: sizes must be positive (B " + std::to_string(q.B) +
+                                    ", L " + std::to_string(q.L) + ", E " + std::to_string(q.E) +
+                                    ", N " + std::to_string(q.N) + ", T " + std::to_string(T) + ")");
+    if (q.L == 0) return;
+    if (!q.dt || !q.u || !q.z || !q.Bm || !q.Cm || !q.y || !q.A2 || !q.D || !q.dt_bias || !q.state ||
+        !workspace)
+        throw std::invalid_argument("selective_scan: a null pointer");
+    const ScanWorkspaceSize w = scan_workspace_size(q.B, q.L, q.E, q.N, T);
+    if (w.chunks > INT32_MAX || int64_t(q.B) * w.chunks * q.E / kScanThreads > INT32_MAX)
+        throw std::invalid_argument("selective_scan: too many chunks (" + std::to_string(w.chunks) +
+                                    "); use a longer chunk");
+    ScanParams p{};
+    p.B = q.B;
+    p.E = q.E;
+    p.N = q.N;
+    p.L = q.L;
+    p.T = T;
+    p.nc = int(w.chunks);
+    int64_t S = 1, G = 1;
+    group_split(w.chunks, S, G);
+    p.S = int(S);
+    p.G = int(G);
+    p.dt = q.dt;  p.dt_stride = q.dt_stride;
+    p.u = q.u;    p.u_stride = q.u_stride;
+    p.z = q.z;    p.z_stride = q.z_stride;
+    p.Bm = q.Bm;
+    p.Cm = q.Cm;  p.bc_stride = q.bc_stride;
+    p.y = q.y;    p.y_stride = q.y_stride;
+    p.A2 = q.A2;
+    p.D = q.D;
+    p.dt_bias = q.dt_bias;
+    p.state = q.state;
+    p.chunk_state = workspace;
+    p.chunk_dt = p.chunk_state + w.chunk_state;
+    p.group_state = p.chunk_dt + w.chunk_dt;
+    p.group_dt = p.group_state + w.group_state;
+
+    if (q.N <= 4) run_passes<4>(p, stream);
+    else if (q.N <= 8) run_passes<8>(p, stream);
+    else if (q.N <= 16) run_passes<16>(p, stream);
+    else run_passes<32>(p, stream);
+}
+
+} // namespace mw::kernels::cuda
