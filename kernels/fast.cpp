@@ -198,15 +198,10 @@ PeakRates measure_peaks(double seconds) {
                          128.0, seconds);
     r.exps_per_s = rate([&](int64_t n) { return avx ? avx2::probe_exp(n) : baseline::probe_exp(n); },
                         64.0, seconds);
-    std::vector<float> a(4096, 1.0f), b(4096, 0.0f);  // 2 x 16 KiB: inside L1
+    AlignedFloats buf(4096);  // 16 KiB: inside L1
+    for (size_t i = 0; i < buf.size(); ++i) buf.data()[i] = float(i % 7);
     r.l1_bytes_per_s = rate(
-        [&](int64_t n) {
-            for (int64_t i = 0; i < n; ++i) {
-                std::memcpy(b.data(), a.data(), a.size() * sizeof(float));
-                a[size_t(i) & 4095] = b[size_t(i * 7) & 4095];
-            }
-            return b[17];
-        },
+        [&](int64_t n) { return avx ? avx2::probe_l1(n, buf.data()) : baseline::probe_l1(n, buf.data()); },
         2.0 * 4096 * sizeof(float), seconds);
     return r;
 }

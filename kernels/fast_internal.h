@@ -128,6 +128,7 @@ struct StepState {
               float*, ThreadPool*);                                                            \
     float probe_fma(int64_t);                                                                 \
     float probe_exp(int64_t);                                                                 \
+    float probe_l1(int64_t, float*);                                                          \
     }
 MW_DECLARE_ISA(baseline)
 MW_DECLARE_ISA(avx2)
