@@ -132,6 +132,15 @@ inline void effect_checks(const Report& report) {
                     kc::forward_continuous(*F, x.data(), L, got.data());
                     report(compare(label(std::string("effect ") + s.name, B, L, chunk), got, want));
                 }
+                if (L >= 1000) {  // the baseline scan kernels too
+                    kc::set_scan_chunk(*F, 0);
+                    kc::set_scan_variant(*F, 1);
+                    kc::reset(*F);
+                    auto got = poisoned(B * L);
+                    kc::forward_continuous(*F, x.data(), L, got.data());
+                    report(compare(label(std::string("effect ") + s.name + " scan variant 1", B, L, 0), got, want));
+                    kc::set_scan_variant(*F, 2);
+                }
             }
         }
     }

@@ -76,7 +76,7 @@ TEST_CASE("sampler: temperature 0 is greedy, and seeds reproduce and differ", "[
     CHECK(sa != sc);
 }
 
-TEST_CASE("sampler: the uniform stream is in [0, 1) with the right mean", "[sampling]") {
+TEST_CASE("sampler: the uniform stream stays within 0..1 with the right mean", "[sampling]") {
     Sampler s({1.0f, 1.0f, 7});
     double sum = 0;
     for (int i = 0; i < 100000; ++i) {

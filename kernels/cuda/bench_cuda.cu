@@ -5,7 +5,8 @@
 //      B, C, z; write y) and the ratio to the copy; beside it the special-function-unit floor
 //      (two exp per state per step: pass 1 and pass 3);
 //   3. the whole-model forward of two effects over an hour of 48 kHz audio, in x real time.
-// Usage: mw_bench_cuda [seconds of audio for part 3, default 3600]
+// Usage: mw_bench_cuda [--seconds S (part 3's audio, default 3600)] [--reps R (scan repeats)]
+//                      [--scan B E N L (only this scan)] [--model D LAYERS (only this model)]
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/mamba_cuda.h"
 #include "kernels/cuda/scan.cuh"
@@ -16,6 +17,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -106,15 +108,17 @@ std::string pow2_name(int64_t L) {
     return (int64_t(1) << k) == L ? "2^" + std::to_string(k) : std::to_string(L);
 }
 
-void bench_scan(int B, int E, int N, int64_t L, double copy_gbps, int sms, double clock_hz) {
+int g_reps = 0;  // 0: 15 repeats (5 for the largest scans)
+
+void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, int sms, double clock_hz) {
     const int64_t rows = int64_t(B) * L;
     const int T = auto_scan_chunk(B, L, E, sms);
     const ScanWorkspaceSize ws = scan_workspace_size(B, L, E, N, T);
     const int64_t floats = 4 * rows * E + rows * 2 * N + ws.total() + int64_t(E) * (N + 2) + int64_t(B) * N * E;
     size_t free_b = 0, total_b = 0;
     MW_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    const std::string name = "scan B" + std::to_string(B) + " E" + std::to_string(E) + " N" +
-                             std::to_string(N) + " L" + pow2_name(L);
+    const std::string name = "scan v" + std::to_string(variant) + " B" + std::to_string(B) + " E" +
+                             std::to_string(E) + " N" + std::to_string(N) + " L" + pow2_name(L);
     if (double(floats) * 4 > 0.92 * double(free_b)) {
         std::printf("%s: needs %.1f GiB, %.1f GiB free: skipped\n", name.c_str(), double(floats) * 4 / (1 << 30),
                     double(free_b) / (1 << 30));
@@ -155,8 +159,9 @@ void bench_scan(int B, int E, int N, int64_t L, double copy_gbps, int sms, doubl
     q.Bm = bc; q.Cm = bc + N; q.bc_stride = 2 * N;
     q.y = y;   q.y_stride = E;
     q.A2 = A2; q.D = Dv; q.dt_bias = bias; q.state = state;
-    const int reps = rows * E > (int64_t(1) << 32) ? 5 : 15;
-    const double ms = median_ms([&] { selective_scan(q, T, work, 0); }, 2, reps);
+    q.variant = variant;
+    const int reps = g_reps > 0 ? g_reps : rows * E > (int64_t(1) << 32) ? 5 : 15;
+    const double ms = median_ms([&] { selective_scan(q, T, work, 0); }, g_reps == 1 ? 0 : 2, reps);
     // every output written and finite (a sample from the start and the end)
     std::vector<float> probe(4096);
     MW_CUDA_CHECK(cudaMemcpy(probe.data(), y, 2048 * 4, cudaMemcpyDeviceToHost));
@@ -239,11 +244,26 @@ void bench_model(int d_model, int n_layers, const std::vector<float>& x, double 
 
 int main(int argc, char** argv) {
     try {
+        double seconds = 3600.0;
+        std::vector<long long> only_scan, only_model;
+        for (int i = 1; i < argc; ++i) {
+            const std::string a = argv[i];
+            auto next = [&] {
+                if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+                return std::atoll(argv[++i]);
+            };
+            if (a == "--seconds") seconds = std::atof(argv[++i < argc ? i : argc - 1]);
+            else if (a == "--reps") g_reps = int(next());
+            else if (a == "--scan") for (int k = 0; k < 4; ++k) only_scan.push_back(next());
+            else if (a == "--model") for (int k = 0; k < 2; ++k) only_model.push_back(next());
+            else throw std::invalid_argument("unknown argument " + a +
+                                             "; usage: mw_bench_cuda [--seconds S] [--reps R] "
+                                             "[--scan B E N L] [--model D LAYERS]");
+        }
         if (!available()) {
             std::printf("no CUDA device: nothing to measure\n");
             return 0;
         }
-        const double seconds = argc > 1 ? std::atof(argv[1]) : 3600.0;
         int dev = 0, sms = 0, clock_khz = 0;
         MW_CUDA_CHECK(cudaGetDevice(&dev));
         MW_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
@@ -253,20 +273,29 @@ int main(int argc, char** argv) {
         const std::string dname = device_name();
         std::printf("device: %s, %d SMs, %.0f MHz, %.1f GiB (%.1f free)\n", dname.c_str(), sms,
                     clock_khz / 1e3, double(total_b) / (1 << 30), double(free_b) / (1 << 30));
+        const double clock_hz = clock_khz * 1e3;
+        const bool all = only_scan.empty() && only_model.empty();
 
         const double copy = copy_bandwidth(sms);
-        const double clock_hz = clock_khz * 1e3;
-        bench_scan(1, 128, 16, int64_t(1) << 20, copy, sms, clock_hz);
-        bench_scan(1, 256, 16, int64_t(1) << 20, copy, sms, clock_hz);
-        bench_scan(16, 1536, 16, 4096, copy, sms, clock_hz);
-        bench_scan(1, 32, 16, int64_t(1) << 22, copy, sms, clock_hz);
-        bench_scan(1, 128, 16, int64_t(1) << 24, copy, sms, clock_hz);
-        bench_scan(1, 256, 16, int64_t(1) << 24, copy, sms, clock_hz);
-        {
+        struct ScanCase { int B, E, N; int64_t L; };
+        std::vector<ScanCase> scans;
+        if (all)
+            scans = {{1, 128, 16, int64_t(1) << 20}, {1, 256, 16, int64_t(1) << 20}, {16, 1536, 16, 4096},
+                     {1, 32, 16, int64_t(1) << 22}, {1, 128, 16, int64_t(1) << 24}, {1, 256, 16, int64_t(1) << 24}};
+        else if (!only_scan.empty())
+            scans = {{int(only_scan[0]), int(only_scan[1]), int(only_scan[2]), int64_t(only_scan[3])}};
+        for (const ScanCase& c : scans)
+            for (int variant : {2, 1}) bench_scan(c.B, c.E, c.N, c.L, variant, copy, sms, clock_hz);
+
+        if (all || !only_model.empty()) {
             const double rate = 48000.0;
             const std::vector<float> x = effect_input(int64_t(seconds * rate), rate);
-            bench_model(16, 4, x, rate);
-            bench_model(64, 8, x, rate);
+            if (all) {
+                bench_model(16, 4, x, rate);
+                bench_model(64, 8, x, rate);
+            } else {
+                bench_model(int(only_model[0]), int(only_model[1]), x, rate);
+            }
         }
 
         std::printf("\n== %s: copy %.0f GB/s ==\n", dname.c_str(), copy);

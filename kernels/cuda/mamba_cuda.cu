@@ -217,6 +217,7 @@ struct Forward {
     int B = 0;
     int64_t max_seg = 0;
     int chunk_override = 0;
+    int scan_variant = 2;
     int sm_count = 1;
 
     cudaStream_t stream = nullptr;
@@ -385,6 +386,7 @@ void run_segment(Forward& f, int64_t Lseg) {
             q.D = w.D;
             q.dt_bias = w.dt_b;
             q.state = f.ssm_state(l);
+            q.variant = f.scan_variant;
             selective_scan(q, T, f.scan_ws.get(), f.stream);
         }
         // x = x + y · out_projᵀ
@@ -567,6 +569,13 @@ void set_scan_chunk(Forward& f, int chunk_steps) {
     if (chunk_steps < 0)
         throw std::invalid_argument("cuda::set_scan_chunk: chunk_steps is negative");
     f.chunk_override = chunk_steps;
+}
+
+void set_scan_variant(Forward& f, int variant) {
+    if (variant != 1 && variant != 2)
+        throw std::invalid_argument("cuda::set_scan_variant: variant " + std::to_string(variant) +
+                                    ", expected 1 or 2");
+    f.scan_variant = variant;
 }
 
 Timing timing(const Forward& f) { return f.time; }

@@ -62,6 +62,9 @@ void reset(Forward& f);
 // Time steps per scan chunk: 0 (the default) picks one from the GPU's size and the call's
 // B and L; tests force others (any value >= 1) to put chunk edges elsewhere.
 void set_scan_chunk(Forward& f, int chunk_steps);
+// Which scan kernels run (kernels/cuda/scan.cu): 2 (the default) or 1 (the simple baseline,
+// kept so tests and the benchmark can compare).
+void set_scan_variant(Forward& f, int variant);
 
 // Where the time of the forward calls since the last reset_timing() went, from device events.
 struct Timing {

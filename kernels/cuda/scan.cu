@@ -1,10 +1,18 @@
-// The chunked selective scan (scan.cuh says what each pass computes).
+// The chunked selective scan (scan.cuh says what each pass computes), in two numbered
+// variants of passes 1 and 3 (pass 2 is shared):
 //
-// Threads: pass 1 and pass 3 run one thread per (sequence b, chunk c, channel e), holding NT
-// states of that channel in registers (NT = 4, 8, 16 or 32, fixed at compile time so the
-// arrays stay in registers; a d_state above 32 runs in groups of 32 states). Consecutive
-// threads are consecutive channels, so the Δ, u, z and y accesses of a warp are coalesced and
-// its B_t / C_t reads are one broadcast. Pass 2 runs one thread per (b, [group,] n, e).
+// variant 1 (baseline, kept for comparison): one thread per (sequence b, chunk c, channel e),
+//   NT states of that channel in registers (NT = 4, 8, 16 or 32, fixed at compile time so the
+//   arrays stay in registers; a d_state above 32 runs in groups of 32 states), every input
+//   loaded from global memory in the step that uses it. Consecutive threads are consecutive
+//   channels, so a warp's Δ, u, z and y accesses are coalesced and its B_t / C_t reads are
+//   broadcasts; but each step waits on its own loads.
+// variant 2 (default): one warp per (b, c, slice of 32 channels), same registers per lane.
+//   The warp stages tiles of kTileSteps steps (Δ, u, z of its 32 channels; B_t, C_t) into
+//   shared memory with cp.async, double-buffered, so the next tile's loads are in flight while
+//   this tile computes, and B_t / C_t come out as 16-byte broadcast reads.
+//
+// Pass 2 runs one thread per (b, [group,] n, e).
 #include "kernels/cuda/scan.cuh"
 
 #include "kernels/cuda/cuda_check.cuh"
@@ -54,10 +62,35 @@ __device__ __forceinline__ float ex2(float x) {
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
 }
-// softplus(x) = log(1 + e^x), linear above 20 as in the reference
-__device__ __forceinline__ float softplus(float x) { return x > 20.0f ? x : log1pf(__expf(x)); }
-// SiLU(x) = x / (1 + e^-x)
-__device__ __forceinline__ float silu(float x) { return x / (1.0f + __expf(-x)); }
+constexpr float kLog2e = 1.4426950408889634f;
+
+// softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|), log1p(y) = 2·atanh(y / (2 + y)) by
+// its series (y in (0, 1], so s = y/(2+y) <= 1/3 and six terms leave 1.4e-7 relative).
+__device__ __forceinline__ float softplus(float x) {
+    const float y = ex2(-fabsf(x) * kLog2e);
+    const float s = __fdividef(y, 2.0f + y);
+    const float s2 = s * s;
+    float q = 1.0f / 11.0f;
+    q = fmaf(q, s2, 1.0f / 9.0f);
+    q = fmaf(q, s2, 1.0f / 7.0f);
+    q = fmaf(q, s2, 1.0f / 5.0f);
+    q = fmaf(q, s2, 1.0f / 3.0f);
+    q = fmaf(q, s2, 1.0f);
+    return fmaxf(x, 0.0f) + 2.0f * s * q;
+}
+// SiLU(x) = x / (1 + e^-x)   (__fdividef gives 0 once the denominator passes 2^126: the limit)
+__device__ __forceinline__ float silu(float x) { return __fdividef(x, 1.0f + ex2(-x * kLog2e)); }
+
+// cp.async: a 4-byte global -> shared copy that completes in the background.
+__device__ __forceinline__ void cp_async4(float* smem, const float* gmem) {
+    const unsigned dst = unsigned(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int Pending>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(Pending) : "memory");
+}
 
 // Pass 1: chunk c of sequence b from the zero state, states [n0, n0+NT) of channel e.
 //   s = exp2(Δ·A2) ⊙ s + (Δ·u)·B_t        chunk_state[b][c][n][e] = s_end, chunk_dt = ΣΔ
@@ -100,6 +133,155 @@ __global__ void __launch_bounds__(kScanThreads) scan_chunks_from_zero(const Scan
     if (blockIdx.y == 0) p.chunk_dt[bc * p.E + e] = sum_dt;
 }
 
+// ---- variant 2 of passes 1 and 3: warp tiles through shared memory ----------------------
+
+constexpr int kTileSteps = 8;       // steps per shared-memory tile
+constexpr int kTileWarps = 4;       // warps (independent tasks) per block
+// Blocks per multiprocessor that the registers must allow: 5 (20 warps) keeps NT <= 16 free of
+// spills (6 spilled a little); 32 states need 4.
+template <int NT>
+constexpr int tile_min_blocks() { return NT >= 32 ? 4 : 5; }
+
+// One warp's shared memory: two buffers, each [TT][32] Δ, [TT][32] u, ([TT][32] z),
+// [TT][NT] B, ([TT][NT] C). NT % 4 == 0, so every B / C row is 16-byte aligned.
+template <int NT, bool OUTPUT>
+struct TileLayout {
+    static constexpr int kChanArrays = OUTPUT ? 3 : 2;
+    static constexpr int kStateArrays = OUTPUT ? 2 : 1;
+    static constexpr int kBufFloats = kTileSteps * (32 * kChanArrays + NT * kStateArrays);
+    static constexpr int kWarpFloats = 2 * kBufFloats;
+    static constexpr int kBlockBytes = kTileWarps * kWarpFloats * int(sizeof(float));
+    static_assert(NT % 4 == 0, "B / C rows are read as float4");
+    static_assert(kBlockBytes <= 48 * 1024, "more than the default dynamic shared memory");
+};
+
+// OUTPUT = false: pass 1 (chunk from the zero state: end state and ΣΔ).
+// OUTPUT = true: pass 3 (chunk from its start state: y).
+template <int NT, bool OUTPUT>
+__global__ void __launch_bounds__(kTileWarps * 32, tile_min_blocks<NT>()) scan_tiles(const ScanParams p) {
+    using Lay = TileLayout<NT, OUTPUT>;
+    constexpr int TT = kTileSteps;
+    extern __shared__ float4 smem_f4[];
+    const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) & 31;
+    const int slices = (p.E + 31) / 32;
+    const int64_t task = int64_t(blockIdx.x) * kTileWarps + warp;
+    if (task >= int64_t(p.B) * p.nc * slices) return;  // whole warps only; no block barrier below
+    const int slice = int(task % slices);
+    const int64_t bc = task / slices;                   // b·nc + c
+    const int c = int(bc % p.nc);
+    const int b = int(bc / p.nc);
+    const int e = slice * 32 + lane;
+    const bool active = e < p.E;
+    const int n0 = OUTPUT ? p.n0 : int(blockIdx.y) * NT;
+    const int nn = min(NT, p.N - n0);
+
+    // Zero both buffers once: slots that no copy fills (lanes past E, states past N) stay 0,
+    // so those lanes and states compute harmless zeros without a branch.
+    float* const wbuf = reinterpret_cast<float*>(smem_f4) + warp * Lay::kWarpFloats;
+    for (int i = lane; i < Lay::kWarpFloats; i += 32) wbuf[i] = 0.0f;
+    __syncwarp();
+
+    const int64_t t0 = int64_t(c) * p.T;
+    const int steps = int(min(int64_t(p.T), p.L - t0));
+    const int64_t r0 = int64_t(b) * p.L + t0;
+    const int tiles = (steps + TT - 1) / TT;
+
+    // Start the copies of tile k into buffer k % 2.
+    auto issue = [&](int k) {
+        float* buf = wbuf + (k & 1) * Lay::kBufFloats;
+        const int j0 = k * TT;
+        const int nj = min(TT, steps - j0);
+        if (active) {
+            for (int j = 0; j < nj; ++j) {
+                const int64_t r = r0 + j0 + j;
+                cp_async4(buf + j * 32 + lane, p.dt + r * p.dt_stride + e);
+                cp_async4(buf + (TT + j) * 32 + lane, p.u + r * p.u_stride + e);
+                if (OUTPUT) cp_async4(buf + (2 * TT + j) * 32 + lane, p.z + r * p.z_stride + e);
+            }
+        }
+        float* bcbuf = buf + Lay::kChanArrays * TT * 32;
+        constexpr int per_step = Lay::kStateArrays * NT;
+        for (int i = lane; i < nj * per_step; i += 32) {
+            const int j = i / per_step, q = i % per_step;
+            const int which = q / NT, n = q % NT;  // which: 0 B, 1 C
+            if (n < nn)
+                cp_async4(bcbuf + (which * TT + j) * NT + n,
+                          (which ? p.Cm : p.Bm) + (r0 + j0 + j) * p.bc_stride + n0 + n);
+        }
+        cp_async_commit();
+    };
+
+    float a2[NT], s[NT];
+    const float* start = p.chunk_state + (bc * p.N + n0) * p.E + e;
+#pragma unroll
+    for (int n = 0; n < NT; ++n) {
+        const bool live = active && n < nn;
+        a2[n] = live ? p.A2[int64_t(e) * p.N + n0 + n] : 0.0f;
+        s[n] = OUTPUT && live ? start[int64_t(n) * p.E] : 0.0f;
+    }
+    const float bias = active ? p.dt_bias[e] : 0.0f;
+    const float Dv = active ? p.D[e] : 0.0f;
+    float sum_dt = 0.0f;
+
+    issue(0);
+    for (int k = 0; k < tiles; ++k) {
+        if (k + 1 < tiles) {
+            issue(k + 1);
+            cp_async_wait<1>();  // tile k has landed (this lane's copies) ...
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncwarp();            // ... and every lane's
+        const float* buf = wbuf + (k & 1) * Lay::kBufFloats;
+        const float* sdt = buf;
+        const float* su = buf + TT * 32;
+        const float* sz = buf + 2 * TT * 32;
+        const float* sB = buf + Lay::kChanArrays * TT * 32;
+        const float* sC = sB + TT * NT;
+        const int nj = min(TT, steps - k * TT);
+        for (int j = 0; j < nj; ++j) {
+            // Δ = softplus(dt + bias);  s = exp2(Δ·A2) ⊙ s + (Δ·u)·B_t;  acc = s · C_t
+            const float dt = softplus(sdt[j * 32 + lane] + bias);
+            const float x = su[j * 32 + lane];
+            const float du = dt * x;
+            sum_dt += dt;
+            const float4* Bv = reinterpret_cast<const float4*>(sB + j * NT);
+            const float4* Cv = reinterpret_cast<const float4*>(sC + j * NT);
+            float acc = 0.0f;
+#pragma unroll
+            for (int q = 0; q < NT / 4; ++q) {
+                const float4 bq = Bv[q];
+                s[4 * q + 0] = fmaf(ex2(dt * a2[4 * q + 0]), s[4 * q + 0], du * bq.x);
+                s[4 * q + 1] = fmaf(ex2(dt * a2[4 * q + 1]), s[4 * q + 1], du * bq.y);
+                s[4 * q + 2] = fmaf(ex2(dt * a2[4 * q + 2]), s[4 * q + 2], du * bq.z);
+                s[4 * q + 3] = fmaf(ex2(dt * a2[4 * q + 3]), s[4 * q + 3], du * bq.w);
+                if (OUTPUT) {
+                    const float4 cq = Cv[q];
+                    acc = fmaf(s[4 * q + 0], cq.x, acc);
+                    acc = fmaf(s[4 * q + 1], cq.y, acc);
+                    acc = fmaf(s[4 * q + 2], cq.z, acc);
+                    acc = fmaf(s[4 * q + 3], cq.w, acc);
+                }
+            }
+            if (OUTPUT && active) {
+                // y = acc + D·u (first state group) or + y so far; ⊙ SiLU(z) (last group)
+                float* yp = p.y + (r0 + k * TT + j) * p.y_stride + e;
+                acc += p.first_group ? Dv * x : *yp;
+                if (p.last_group) acc *= silu(sz[j * 32 + lane]);
+                *yp = acc;
+            }
+        }
+        __syncwarp();  // every lane is done with this buffer before tile k+2 is copied into it
+    }
+    if (!OUTPUT && active) {
+        float* out = p.chunk_state + (bc * p.N + n0) * p.E + e;
+#pragma unroll
+        for (int n = 0; n < NT; ++n)
+            if (n < nn) out[int64_t(n) * p.E] = s[n];
+        if (blockIdx.y == 0) p.chunk_dt[bc * p.E + e] = sum_dt;
+    }
+}
+
 // Pass 2a: per (b, group, n, e), fold the group's chunks from the zero state.
 __global__ void __launch_bounds__(kCombineThreads) combine_within_groups(const ScanParams p) {
     const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -113,6 +295,7 @@ __global__ void __launch_bounds__(kCombineThreads) combine_within_groups(const S
     const float a2 = p.A2[int64_t(e) * p.N + n];
     const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
     float s = 0.0f, total_dt = 0.0f;
+#pragma unroll 4
     for (int c = c0; c < c1; ++c) {
         const int64_t bc = int64_t(b) * p.nc + c;
         const float d = p.chunk_dt[bc * p.E + e];
@@ -136,12 +319,24 @@ __global__ void __launch_bounds__(kCombineThreads) combine_groups_in_sequence(co
     const int b = int(q / p.N);
     const float a2 = p.A2[int64_t(e) * p.N + n];
     float s = p.state[g];  // state is [B][N][E]: index g
-    for (int gi = 0; gi < p.G; ++gi) {
-        const int64_t gidx = ((int64_t(b) * p.G + gi) * p.N + n) * p.E + e;
-        const float end_from_zero = p.group_state[gidx];
-        const float d = p.group_dt[gidx];
-        p.group_state[gidx] = s;
-        s = fmaf(ex2(a2 * d), s, end_from_zero);
+    const int64_t stride = int64_t(p.N) * p.E;  // from one group to the next
+    float* gs = p.group_state + (int64_t(b) * p.G * p.N + n) * p.E + e;
+    const float* gd = p.group_dt + (int64_t(b) * p.G * p.N + n) * p.E + e;
+    for (int g0 = 0; g0 < p.G; g0 += 4) {
+        // the loads of four groups first (independent of s), then the chain through them
+        float end_from_zero[4], d[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            if (g0 + i < p.G) {
+                end_from_zero[i] = gs[(g0 + i) * stride];
+                d[i] = gd[(g0 + i) * stride];
+            }
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            if (g0 + i < p.G) {
+                gs[(g0 + i) * stride] = s;
+                s = fmaf(ex2(a2 * d[i]), s, end_from_zero[i]);
+            }
     }
     p.state[g] = s;
 }
@@ -160,13 +355,24 @@ __global__ void __launch_bounds__(kCombineThreads) combine_chunks_in_groups(cons
     const float a2 = p.A2[int64_t(e) * p.N + n];
     float s = p.group_state[((int64_t(b) * p.G + gi) * p.N + n) * p.E + e];
     const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
-    for (int c = c0; c < c1; ++c) {
-        const int64_t bc = int64_t(b) * p.nc + c;
-        const int64_t cidx = (bc * p.N + n) * p.E + e;
-        const float end_from_zero = p.chunk_state[cidx];
-        const float d = p.chunk_dt[bc * p.E + e];
-        p.chunk_state[cidx] = s;
-        s = fmaf(ex2(a2 * d), s, end_from_zero);
+    float* cs = p.chunk_state + (int64_t(b) * p.nc * p.N + n) * p.E + e;  // chunk c at c·N·E
+    const float* cd = p.chunk_dt + int64_t(b) * p.nc * p.E + e;           // chunk c at c·E
+    const int64_t stride = int64_t(p.N) * p.E;
+    for (int c = c0; c < c1; c += 4) {
+        // the loads of four chunks first (independent of s), then the chain through them
+        float end_from_zero[4], d[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            if (c + i < c1) {
+                end_from_zero[i] = cs[(c + i) * stride];
+                d[i] = cd[int64_t(c + i) * p.E];
+            }
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            if (c + i < c1) {
+                cs[(c + i) * stride] = s;
+                s = fmaf(ex2(a2 * d[i]), s, end_from_zero[i]);
+            }
     }
 }
 
@@ -226,11 +432,18 @@ void group_split(int64_t nc, int64_t& S, int64_t& G) {
 }
 
 template <int NT>
-void run_passes(ScanParams p, cudaStream_t stream) {
+void run_passes(ScanParams p, int variant, cudaStream_t stream) {
     const int groups = (p.N + NT - 1) / NT;
     const int64_t chunk_threads = int64_t(p.B) * p.nc * p.E;
-    const dim3 grid_chunks(unsigned(blocks_for(chunk_threads, kScanThreads)), unsigned(groups));
-    scan_chunks_from_zero<NT><<<grid_chunks, kScanThreads, 0, stream>>>(p);
+    const int64_t warp_tasks = int64_t(p.B) * p.nc * ((p.E + 31) / 32);
+    const unsigned tile_blocks = unsigned(blocks_for(warp_tasks, kTileWarps));
+    if (variant == 1) {
+        const dim3 grid(unsigned(blocks_for(chunk_threads, kScanThreads)), unsigned(groups));
+        scan_chunks_from_zero<NT><<<grid, kScanThreads, 0, stream>>>(p);
+    } else {
+        const dim3 grid(tile_blocks, unsigned(groups));
+        scan_tiles<NT, false><<<grid, kTileWarps * 32, TileLayout<NT, false>::kBlockBytes, stream>>>(p);
+    }
     MW_CUDA_CHECK_LAUNCH();
 
     const int64_t group_threads = int64_t(p.B) * p.G * p.N * p.E;
@@ -250,8 +463,11 @@ void run_passes(ScanParams p, cudaStream_t stream) {
         p.n0 = gi * NT;
         p.first_group = gi == 0;
         p.last_group = gi == groups - 1;
-        scan_chunks_output<NT><<<unsigned(blocks_for(chunk_threads, kScanThreads)), kScanThreads, 0,
-                                 stream>>>(p);
+        if (variant == 1)
+            scan_chunks_output<NT><<<unsigned(blocks_for(chunk_threads, kScanThreads)), kScanThreads, 0,
+                                     stream>>>(p);
+        else
+            scan_tiles<NT, true><<<tile_blocks, kTileWarps * 32, TileLayout<NT, true>::kBlockBytes, stream>>>(p);
         MW_CUDA_CHECK_LAUNCH();
     }
 }
@@ -286,6 +502,9 @@ void selective_scan(const ScanProblem& q, int T, float* workspace, cudaStream_t 
         throw std::invalid_argument("selective_scan: sizes must be positive (B " + std::to_string(q.B) +
                                     ", L " + std::to_string(q.L) + ", E " + std::to_string(q.E) +
                                     ", N " + std::to_string(q.N) + ", T " + std::to_string(T) + ")");
+    if (q.variant != 1 && q.variant != 2)
+        throw std::invalid_argument("selective_scan: variant " + std::to_string(q.variant) +
+                                    ", expected 1 or 2");
     if (q.L == 0) return;
     if (!q.dt || !q.u || !q.z || !q.Bm || !q.Cm || !q.y || !q.A2 || !q.D || !q.dt_bias || !q.state ||
         !workspace)
@@ -320,10 +539,10 @@ void selective_scan(const ScanProblem& q, int T, float* workspace, cudaStream_t 
     p.group_state = p.chunk_dt + w.chunk_dt;
     p.group_dt = p.group_state + w.group_state;
 
-    if (q.N <= 4) run_passes<4>(p, stream);
-    else if (q.N <= 8) run_passes<8>(p, stream);
-    else if (q.N <= 16) run_passes<16>(p, stream);
-    else run_passes<32>(p, stream);
+    if (q.N <= 4) run_passes<4>(p, q.variant, stream);
+    else if (q.N <= 8) run_passes<8>(p, q.variant, stream);
+    else if (q.N <= 16) run_passes<16>(p, q.variant, stream);
+    else run_passes<32>(p, q.variant, stream);
 }
 
 } // namespace mw::kernels::cuda

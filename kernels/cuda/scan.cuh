@@ -40,6 +40,9 @@ struct ScanProblem {
     const float* D = nullptr;        // [E]
     const float* dt_bias = nullptr;  // [E]
     float* state = nullptr;          // [B][N][E] in: the carried state; out: the state after step L-1
+
+    int variant = 2;  // passes 1 and 3: 1 = one thread per channel, direct loads (baseline);
+                      // 2 = warp tiles staged through shared memory (scan.cu)
 };
 
 // The scratch one scan needs, in floats, for chunks of T steps.
