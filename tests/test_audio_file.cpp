@@ -69,7 +69,7 @@ double zero_crossing_freq_hz(const std::vector<float>& x, double sample_rate_hz,
 
 } // namespace
 
-TEST_CASE("WAV round trip keeps float samples exactly", "[audio]") {
+TEST_CASE("audio: WAV round trip keeps float samples exactly", "[audio]") {
     mw::test::TempDir dir;
     AudioData a;
     a.sample_rate_hz = 44100;
@@ -87,7 +87,7 @@ TEST_CASE("WAV round trip keeps float samples exactly", "[audio]") {
     CHECK(bytes.find("PEAK") == std::string::npos);
 }
 
-TEST_CASE("FLAC round trip is 24-bit and clips to plus or minus one", "[audio]") {
+TEST_CASE("audio: FLAC round trip is 24-bit and clips to plus or minus one", "[audio]") {
     mw::test::TempDir dir;
     AudioData a;
     a.sample_rate_hz = 48000;
@@ -106,7 +106,7 @@ TEST_CASE("FLAC round trip is 24-bit and clips to plus or minus one", "[audio]")
     CHECK(max_error < 2.0 / (1 << 23));
 }
 
-TEST_CASE("the writer leaves no file without commit, and refuses unknown formats", "[audio]") {
+TEST_CASE("audio: the writer leaves no file without commit, and refuses unknown formats", "[audio]") {
     mw::test::TempDir dir;
     const std::vector<float> x(100, 0.25f);
     const float* planar[] = {x.data()};
@@ -123,7 +123,7 @@ TEST_CASE("the writer leaves no file without commit, and refuses unknown formats
     CHECK(dir.entries() == 0);
 }
 
-TEST_CASE("the writer refuses non-finite samples", "[audio]") {
+TEST_CASE("audio: the writer refuses non-finite samples", "[audio]") {
     mw::test::TempDir dir;
     std::vector<float> x(10, 0.0f);
     x[3] = std::numeric_limits<float>::quiet_NaN();
@@ -135,7 +135,7 @@ TEST_CASE("the writer refuses non-finite samples", "[audio]") {
     CHECK(dir.entries() == 0);
 }
 
-TEST_CASE("read_audio refuses bad files naming the file and the problem", "[audio]") {
+TEST_CASE("audio: read_audio refuses bad files naming the file and the problem", "[audio]") {
     mw::test::TempDir dir;
     SECTION("missing") {
         CHECK_THROWS_WITH(mw::dsp::read_audio(dir.file("none.wav")),
@@ -166,7 +166,7 @@ TEST_CASE("read_audio refuses bad files naming the file and the problem", "[audi
     }
 }
 
-TEST_CASE("resample keeps the length ratio and a sine's frequency", "[audio]") {
+TEST_CASE("audio: resample keeps the length ratio and a sine's frequency", "[audio]") {
     struct Case { double from_hz, to_hz; };
     for (const Case c : {Case{44100, 48000}, Case{48000, 16000}, Case{8000, 48000}}) {
         INFO(c.from_hz << " Hz -> " << c.to_hz << " Hz");

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace mw::test {
@@ -17,7 +18,11 @@ inline Model random_model(IoKind kind, int d_model, int n_layers, int d_state, u
     c.d_conv = d_conv;
     c.tie_embeddings = tie;
     c.skip = skip;
-    for (int i = 0; i < n_cond; ++i) c.controls.push_back({"c" + std::to_string(i), "", 0.0f, 1.0f, 0.5f, false});
+    for (int i = 0; i < n_cond; ++i) {
+        std::string name = "c";  // (not "c" + to_string: gcc 12 warns -Wrestrict on that)
+        name += std::to_string(i);
+        c.controls.push_back({name, "", 0.0f, 1.0f, 0.5f, false});
+    }
     Model m(c);
     m.init_random(seed, 0.3f);
     return m;

@@ -112,7 +112,7 @@ int g_reps = 0;  // 0: 15 repeats (5 for the largest scans)
 
 void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, int sms, double clock_hz) {
     const int64_t rows = int64_t(B) * L;
-    const int T = auto_scan_chunk(B, L, E, sms);
+    const int T = auto_scan_chunk(B, L, E, N, sms, variant);
     const ScanWorkspaceSize ws = scan_workspace_size(B, L, E, N, T);
     const int64_t floats = 4 * rows * E + rows * 2 * N + ws.total() + int64_t(E) * (N + 2) + int64_t(B) * N * E;
     size_t free_b = 0, total_b = 0;

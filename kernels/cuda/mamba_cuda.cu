@@ -192,6 +192,9 @@ void gemm_rows(cublasHandle_t h, int64_t rows, int n, int k, const float* A, int
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+// Columns of the x_proj output: B (N), C (N), r (R), padded to a multiple of 4.
+int x_proj_cols(const Dims& d) { return int(round_up(2 * d.d_state + d.dt_rank, 4)); }
+
 } // namespace
 
 // ---- the Forward ------------------------------------------------------------------------
@@ -202,7 +205,7 @@ struct Forward {
         const float* in_w;    // [2E][D]
         const float* conv_w;  // [E][K]
         const float* conv_b;  // [E]
-        const float* x_w;     // [R+2N][E]
+        const float* x_w;     // [Mp][E]   x_proj rows reordered: B (N), C (N), r (R), zero rows
         const float* dt_w;    // [E][R]
         const float* dt_b;    // [E]
         const float* A2;      // [E][N]  -exp(A_log)·log2(e)
@@ -240,7 +243,7 @@ struct Forward {
     float* h = nullptr;                 // [B][S][D]     normed
     float* uz = nullptr;                // [B][S][2E]    in_proj out: u (pre-conv), z
     float* u = nullptr;                 // [B][S][E]     after conv + SiLU
-    float* xdbc = nullptr;              // [B][S][R+2N]  x_proj out: r, B, C
+    float* xdbc = nullptr;              // [B][S][Mp]    x_proj out: B, C, r, zeros
     float* dt = nullptr;                // [B][S][E]     dt_proj out (before bias, softplus)
     float* y = nullptr;                 // [B][S][E]     scan out, gated
     float* out = nullptr;               // [B][S][1 or V]
@@ -330,7 +333,7 @@ void ensure_scan_workspace(Forward& f, int T) {
 void run_segment(Forward& f, int64_t Lseg) {
     const Dims& d = f.dims;
     const int D = d.d_model, E = d.d_inner, N = d.d_state, K = d.d_conv, R = d.dt_rank;
-    const int M = R + 2 * N;
+    const int Mp = x_proj_cols(d);
     const int64_t rows = int64_t(f.B) * Lseg;
 
     // x = stem · xin + stem_b   |   x = embeddings[token]
@@ -343,7 +346,8 @@ void run_segment(Forward& f, int64_t Lseg) {
     }
     MW_CUDA_CHECK_LAUNCH();
 
-    const int T = f.chunk_override > 0 ? f.chunk_override : auto_scan_chunk(f.B, Lseg, E, f.sm_count);
+    const int T = f.chunk_override > 0 ? f.chunk_override
+                                       : auto_scan_chunk(f.B, Lseg, E, N, f.sm_count, f.scan_variant);
     ensure_scan_workspace(f, T);
 
     for (int l = 0; l < d.n_layers; ++l) {
@@ -366,9 +370,9 @@ void run_segment(Forward& f, int64_t Lseg) {
                 MW_CUDA_CHECK_LAUNCH();
             }
         }
-        // [r, B, C] = u · x_projᵀ;   dt = r · dt_projᵀ (bias and softplus inside the scan)
-        gemm_rows(f.blas, rows, M, E, f.u, E, w.x_w, E, f.xdbc, M, 0.0f);
-        gemm_rows(f.blas, rows, E, R, f.xdbc, M, w.dt_w, R, f.dt, E, 0.0f);
+        // [B, C, r] = u · x_projᵀ (rows reordered);   dt = r · dt_projᵀ (bias, softplus: in the scan)
+        gemm_rows(f.blas, rows, Mp, E, f.u, E, w.x_w, E, f.xdbc, Mp, 0.0f);
+        gemm_rows(f.blas, rows, E, R, f.xdbc + 2 * N, Mp, w.dt_w, R, f.dt, E, 0.0f);
         // y = selective_scan(...) ⊙ SiLU(z)
         {
             ScanProblem q;
@@ -379,8 +383,8 @@ void run_segment(Forward& f, int64_t Lseg) {
             q.dt = f.dt;           q.dt_stride = E;
             q.u = f.u;             q.u_stride = E;
             q.z = f.uz + E;        q.z_stride = 2 * E;
-            q.Bm = f.xdbc + R;
-            q.Cm = f.xdbc + R + N; q.bc_stride = M;
+            q.Bm = f.xdbc;
+            q.Cm = f.xdbc + N;     q.bc_stride = Mp;
             q.y = f.y;             q.y_stride = E;
             q.A2 = w.A2;
             q.D = w.D;
@@ -448,7 +452,7 @@ ForwardPtr make_forward(const ModelView& m, int64_t max_segment, int batch) {
     ForwardPtr f(new Forward);
     const Dims& d = m.dims;
     const int D = d.d_model, E = d.d_inner, N = d.d_state, K = d.d_conv, R = d.dt_rank;
-    const int M = R + 2 * N;
+    const int Mp = x_proj_cols(d);
     f->dims = d;
     f->head = m.head;
     f->V = m.head == HeadKind::tokens ? m.vocab : 0;
@@ -477,7 +481,7 @@ ForwardPtr make_forward(const ModelView& m, int64_t max_segment, int batch) {
         binds.emplace_back(where, off);
     };
     f->layers.resize(size_t(d.n_layers));
-    std::vector<float> a2(size_t(E) * N);
+    std::vector<float> a2(size_t(E) * N), x_rows;
     for (int l = 0; l < d.n_layers; ++l) {
         const LayerView& w = m.layers[l];
         Forward::Layer& g = f->layers[size_t(l)];
@@ -487,7 +491,12 @@ ForwardPtr make_forward(const ModelView& m, int64_t max_segment, int batch) {
         add(&g.in_w, w.in_proj_w, int64_t(2) * E * D);
         add(&g.conv_w, w.conv_w, int64_t(E) * K);
         add(&g.conv_b, w.conv_b, E);
-        add(&g.x_w, w.x_proj_w, int64_t(M) * E);
+        // x_proj's rows as B, C, r, then zero rows up to Mp: B_t and C_t start each row, so
+        // with Mp and N multiples of 4 the scan copies them in 16-byte pieces.
+        x_rows.assign(size_t(Mp) * E, 0.0f);
+        std::copy_n(w.x_proj_w + int64_t(R) * E, int64_t(2) * N * E, x_rows.begin());
+        std::copy_n(w.x_proj_w, int64_t(R) * E, x_rows.begin() + int64_t(2) * N * E);
+        add(&g.x_w, x_rows.data(), int64_t(Mp) * E);
         add(&g.dt_w, w.dt_proj_w, int64_t(E) * R);
         add(&g.dt_b, w.dt_proj_b, E);
         add(&g.A2, a2.data(), int64_t(E) * N);
@@ -512,7 +521,7 @@ ForwardPtr make_forward(const ModelView& m, int64_t max_segment, int batch) {
     // Activations of one segment.
     const int64_t rows = int64_t(batch) * max_segment;
     const int out_width = m.head == HeadKind::tokens ? m.vocab : 1;
-    const int64_t widths[] = {f->I, D, D, 2 * E, E, M, E, E, out_width};
+    const int64_t widths[] = {f->I, D, D, 2 * E, E, Mp, E, E, out_width};
     float** ptrs[] = {&f->xin, &f->x, &f->h, &f->uz, &f->u, &f->xdbc, &f->dt, &f->y, &f->out};
     int64_t total = 0;
     for (int64_t w : widths) total += round_up(rows * w, 64);

@@ -26,10 +26,12 @@ if [[ " $* " == *" sanitize "* ]]; then
 fi
 if [[ " $* " == *" profile "* ]]; then
   echo "== ncu: the scan's kernels (variants 2 and 1), B1 E128 N16 L2^20"
-  ncu --clock-control none --kernel-name regex:"scan|combine" --section SpeedOfLight --section Occupancy \
-      --section LaunchStats --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis \
+  ncu --clock-control none --kernel-name regex:"scan_tiles|combine" --launch-count 5 --section SpeedOfLight \
+      --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats \
+      --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section InstructionStats \
       $B/bin/mw_bench_cuda --scan 1 128 16 1048576 --reps 1 > "$OUT/ncu_scan.log" 2>&1
-  grep -E "^  [a-zA-Z_].*\(|Duration|Memory Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Issued Ipc Active|No Eligible" "$OUT/ncu_scan.log" | head -90
+  grep -E "^  [a-zA-Z_].*\(|Duration|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Executed Instructions  |Issue Slots Busy|Waves Per SM" "$OUT/ncu_scan.log" | head -60
+  cuobjdump -sass $B/CMakeFiles/mw_kernels_cuda.dir/scan.cu.o > "$OUT/scan_sass.txt" 2>&1 || true
   echo "== ncu: one layer of the D64x8 model (one segment of 2^22 samples)"
   ncu --clock-control none --launch-skip 111 --launch-count 14 --section SpeedOfLight \
       $B/bin/mw_bench_cuda --model 64 8 --seconds 87.381 > "$OUT/ncu_model.log" 2>&1

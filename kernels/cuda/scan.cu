@@ -9,8 +9,11 @@
 //   broadcasts; but each step waits on its own loads.
 // variant 2 (default): one warp per (b, c, slice of 32 channels), same registers per lane.
 //   The warp stages tiles of kTileSteps steps (Δ, u, z of its 32 channels; B_t, C_t) into
-//   shared memory with cp.async, double-buffered, so the next tile's loads are in flight while
-//   this tile computes, and B_t / C_t come out as 16-byte broadcast reads.
+//   shared memory with cp.async (16-byte pieces where rows are aligned), double-buffered, so
+//   the next tile's loads are in flight while this tile computes; B_t / C_t come out as
+//   16-byte broadcast reads; full tiles run unrolled. The kernel is bound by instruction issue
+//   and the exp unit (five instructions per state per step), not by memory, so the chunk
+//   length is chosen to fill whole waves of resident warps (auto_scan_chunk).
 //
 // Pass 2 runs one thread per (b, [group,] n, e).
 #include "kernels/cuda/scan.cuh"
@@ -19,6 +22,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <type_traits>
 
@@ -38,6 +42,7 @@ struct ScanParams {
     int S, G;     // chunks per group, groups per sequence (pass 2)
     int n0;       // first state of this launch's group (pass 3)
     bool first_group, last_group;  // pass 3: y starts at D·u / gets the SiLU(z) gate
+    bool vec4;    // variant 2: every row 16-byte aligned, E and N multiples of 4: 16-byte copies
 
     const float* __restrict__ dt;  int64_t dt_stride;
     const float* __restrict__ u;   int64_t u_stride;
@@ -85,6 +90,10 @@ __device__ __forceinline__ float silu(float x) { return __fdividef(x, 1.0f + ex2
 __device__ __forceinline__ void cp_async4(float* smem, const float* gmem) {
     const unsigned dst = unsigned(__cvta_generic_to_shared(smem));
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async16(float* smem, const float* gmem) {
+    const unsigned dst = unsigned(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(gmem) : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 template <int Pending>
@@ -155,10 +164,16 @@ struct TileLayout {
     static_assert(kBlockBytes <= 48 * 1024, "more than the default dynamic shared memory");
 };
 
-// OUTPUT = false: pass 1 (chunk from the zero state: end state and ΣΔ).
-// OUTPUT = true: pass 3 (chunk from its start state: y).
-template <int NT, bool OUTPUT>
+// What one launch of scan_tiles computes.
+enum TileMode : int {
+    kPass1 = 0,           // chunk from the zero state: end state and ΣΔ
+    kPass3 = 1,           // chunk from its start state: y = (s·C + D·u) ⊙ SiLU(z), all states at once
+    kPass3Groups = 2,     // the same for one group of 32 states (d_state > 32): y accumulates
+};
+
+template <int NT, int MODE>
 __global__ void __launch_bounds__(kTileWarps * 32, tile_min_blocks<NT>()) scan_tiles(const ScanParams p) {
+    constexpr bool OUTPUT = MODE != kPass1;
     using Lay = TileLayout<NT, OUTPUT>;
     constexpr int TT = kTileSteps;
     extern __shared__ float4 smem_f4[];
@@ -178,7 +193,8 @@ __global__ void __launch_bounds__(kTileWarps * 32, tile_min_blocks<NT>()) scan_t
     // Zero both buffers once: slots that no copy fills (lanes past E, states past N) stay 0,
     // so those lanes and states compute harmless zeros without a branch.
     float* const wbuf = reinterpret_cast<float*>(smem_f4) + warp * Lay::kWarpFloats;
-    for (int i = lane; i < Lay::kWarpFloats; i += 32) wbuf[i] = 0.0f;
+    for (int i = lane; i < Lay::kWarpFloats / 4; i += 32)
+        reinterpret_cast<float4*>(wbuf)[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     __syncwarp();
 
     const int64_t t0 = int64_t(c) * p.T;
@@ -186,27 +202,61 @@ __global__ void __launch_bounds__(kTileWarps * 32, tile_min_blocks<NT>()) scan_t
     const int64_t r0 = int64_t(b) * p.L + t0;
     const int tiles = (steps + TT - 1) / TT;
 
-    // Start the copies of tile k into buffer k % 2.
+    // Start the copies of tile k into buffer k % 2. With p.vec4 (every row 16-byte aligned,
+    // E and N multiples of 4) in 16-byte pieces, else element by element.
+    const int e0 = slice * 32;
     auto issue = [&](int k) {
         float* buf = wbuf + (k & 1) * Lay::kBufFloats;
         const int j0 = k * TT;
         const int nj = min(TT, steps - j0);
-        if (active) {
-            for (int j = 0; j < nj; ++j) {
-                const int64_t r = r0 + j0 + j;
-                cp_async4(buf + j * 32 + lane, p.dt + r * p.dt_stride + e);
-                cp_async4(buf + (TT + j) * 32 + lane, p.u + r * p.u_stride + e);
-                if (OUTPUT) cp_async4(buf + (2 * TT + j) * 32 + lane, p.z + r * p.z_stride + e);
-            }
-        }
+        const int64_t rk = r0 + j0;  // row of the tile's first step
         float* bcbuf = buf + Lay::kChanArrays * TT * 32;
-        constexpr int per_step = Lay::kStateArrays * NT;
-        for (int i = lane; i < nj * per_step; i += 32) {
-            const int j = i / per_step, q = i % per_step;
-            const int which = q / NT, n = q % NT;  // which: 0 B, 1 C
-            if (n < nn)
-                cp_async4(bcbuf + (which * TT + j) * NT + n,
-                          (which ? p.Cm : p.Bm) + (r0 + j0 + j) * p.bc_stride + n0 + n);
+        if (p.vec4) {
+            // Δ, u (, z): kChanArrays·TT rows of 8 pieces (32 channels); lane l copies piece
+            // l % 8 of rows l / 8 + 4m, so array and row offset are known at compile time.
+            const int piece = lane % 8;
+            if (e0 + 4 * piece < p.E) {
+#pragma unroll
+                for (int m = 0; m < Lay::kChanArrays * TT / 4; ++m) {
+                    constexpr int rows_per_array_step = TT / 4;
+                    const int a = m / rows_per_array_step;
+                    const int j = lane / 8 + 4 * (m % rows_per_array_step);
+                    const float* base = a == 0 ? p.dt : a == 1 ? p.u : p.z;
+                    const int64_t stride = a == 0 ? p.dt_stride : a == 1 ? p.u_stride : p.z_stride;
+                    if (j < nj)
+                        cp_async16(buf + (a * TT + j) * 32 + 4 * piece, base + (rk + j) * stride + e0 + 4 * piece);
+                }
+            }
+            // B (, C): TT rows of `pieces` 16-byte pieces; pieces divides 32, so lane l always
+            // copies piece l % pieces, of rows l / pieces + (32 / pieces)·m.
+            constexpr int pieces = Lay::kStateArrays * NT / 4;
+            const int q = lane % pieces;
+            const int which = q / (NT / 4), n = 4 * (q % (NT / 4));
+            if (n < nn) {
+                const float* src = (which ? p.Cm : p.Bm) + n0 + n;
+                float* dst = bcbuf + which * TT * NT + n;
+#pragma unroll
+                for (int m = 0; m < (TT * pieces + 31) / 32; ++m) {
+                    const int j = lane / pieces + (32 / pieces) * m;
+                    if (j < nj) cp_async16(dst + j * NT, src + (rk + j) * p.bc_stride);
+                }
+            }
+        } else {
+            if (active)
+                for (int j = 0; j < nj; ++j) {
+                    const int64_t r = rk + j;
+                    cp_async4(buf + j * 32 + lane, p.dt + r * p.dt_stride + e);
+                    cp_async4(buf + (TT + j) * 32 + lane, p.u + r * p.u_stride + e);
+                    if (OUTPUT) cp_async4(buf + (2 * TT + j) * 32 + lane, p.z + r * p.z_stride + e);
+                }
+            constexpr int per_step = Lay::kStateArrays * NT;
+            for (int i = lane; i < nj * per_step; i += 32) {
+                const int j = i / per_step, q = i % per_step;
+                const int which = q / NT, n = q % NT;  // which: 0 B, 1 C
+                if (n < nn)
+                    cp_async4(bcbuf + (which * TT + j) * NT + n,
+                              (which ? p.Cm : p.Bm) + (rk + j) * p.bc_stride + n0 + n);
+            }
         }
         cp_async_commit();
     };
@@ -222,6 +272,47 @@ __global__ void __launch_bounds__(kTileWarps * 32, tile_min_blocks<NT>()) scan_t
     const float bias = active ? p.dt_bias[e] : 0.0f;
     const float Dv = active ? p.D[e] : 0.0f;
     float sum_dt = 0.0f;
+    float* yp = p.y + r0 * p.y_stride + e;  // y of the current step (pass 3)
+
+    // One step from shared memory:
+    //   Δ = softplus(dt + bias);  s = exp2(Δ·A2) ⊙ s + (Δ·u)·B_t;  y = (s·C_t + D·u) ⊙ SiLU(z)
+    auto step = [&](const float* buf, int j) {
+        const float dt = softplus(buf[j * 32 + lane] + bias);
+        const float x = buf[(TT + j) * 32 + lane];
+        const float du = dt * x;
+        sum_dt += dt;
+        const float4* Bv = reinterpret_cast<const float4*>(buf + Lay::kChanArrays * TT * 32 + j * NT);
+        const float4* Cv = reinterpret_cast<const float4*>(buf + Lay::kChanArrays * TT * 32 + (TT + j) * NT);
+        float acc = 0.0f;
+#pragma unroll
+        for (int q = 0; q < NT / 4; ++q) {
+            const float4 bq = Bv[q];
+            s[4 * q + 0] = fmaf(ex2(dt * a2[4 * q + 0]), s[4 * q + 0], du * bq.x);
+            s[4 * q + 1] = fmaf(ex2(dt * a2[4 * q + 1]), s[4 * q + 1], du * bq.y);
+            s[4 * q + 2] = fmaf(ex2(dt * a2[4 * q + 2]), s[4 * q + 2], du * bq.z);
+            s[4 * q + 3] = fmaf(ex2(dt * a2[4 * q + 3]), s[4 * q + 3], du * bq.w);
+            if (OUTPUT) {
+                const float4 cq = Cv[q];
+                acc = fmaf(s[4 * q + 0], cq.x, acc);
+                acc = fmaf(s[4 * q + 1], cq.y, acc);
+                acc = fmaf(s[4 * q + 2], cq.z, acc);
+                acc = fmaf(s[4 * q + 3], cq.w, acc);
+            }
+        }
+        if (MODE == kPass3) {
+            // y = (acc + D·u) ⊙ SiLU(z)
+            if (active) *yp = (acc + Dv * x) * silu(buf[(2 * TT + j) * 32 + lane]);
+            yp += p.y_stride;
+        } else if (MODE == kPass3Groups) {
+            // + D·u (first state group) or + y so far; ⊙ SiLU(z) (last group)
+            if (active) {
+                acc += p.first_group ? Dv * x : *yp;
+                if (p.last_group) acc *= silu(buf[(2 * TT + j) * 32 + lane]);
+                *yp = acc;
+            }
+            yp += p.y_stride;
+        }
+    };
 
     issue(0);
     for (int k = 0; k < tiles; ++k) {
@@ -233,43 +324,12 @@ __global__ void __launch_bounds__(kTileWarps * 32, tile_min_blocks<NT>()) scan_t
         }
         __syncwarp();            // ... and every lane's
         const float* buf = wbuf + (k & 1) * Lay::kBufFloats;
-        const float* sdt = buf;
-        const float* su = buf + TT * 32;
-        const float* sz = buf + 2 * TT * 32;
-        const float* sB = buf + Lay::kChanArrays * TT * 32;
-        const float* sC = sB + TT * NT;
         const int nj = min(TT, steps - k * TT);
-        for (int j = 0; j < nj; ++j) {
-            // Δ = softplus(dt + bias);  s = exp2(Δ·A2) ⊙ s + (Δ·u)·B_t;  acc = s · C_t
-            const float dt = softplus(sdt[j * 32 + lane] + bias);
-            const float x = su[j * 32 + lane];
-            const float du = dt * x;
-            sum_dt += dt;
-            const float4* Bv = reinterpret_cast<const float4*>(sB + j * NT);
-            const float4* Cv = reinterpret_cast<const float4*>(sC + j * NT);
-            float acc = 0.0f;
+        if (nj == TT) {
 #pragma unroll
-            for (int q = 0; q < NT / 4; ++q) {
-                const float4 bq = Bv[q];
-                s[4 * q + 0] = fmaf(ex2(dt * a2[4 * q + 0]), s[4 * q + 0], du * bq.x);
-                s[4 * q + 1] = fmaf(ex2(dt * a2[4 * q + 1]), s[4 * q + 1], du * bq.y);
-                s[4 * q + 2] = fmaf(ex2(dt * a2[4 * q + 2]), s[4 * q + 2], du * bq.z);
-                s[4 * q + 3] = fmaf(ex2(dt * a2[4 * q + 3]), s[4 * q + 3], du * bq.w);
-                if (OUTPUT) {
-                    const float4 cq = Cv[q];
-                    acc = fmaf(s[4 * q + 0], cq.x, acc);
-                    acc = fmaf(s[4 * q + 1], cq.y, acc);
-                    acc = fmaf(s[4 * q + 2], cq.z, acc);
-                    acc = fmaf(s[4 * q + 3], cq.w, acc);
-                }
-            }
-            if (OUTPUT && active) {
-                // y = acc + D·u (first state group) or + y so far; ⊙ SiLU(z) (last group)
-                float* yp = p.y + (r0 + k * TT + j) * p.y_stride + e;
-                acc += p.first_group ? Dv * x : *yp;
-                if (p.last_group) acc *= silu(sz[j * 32 + lane]);
-                *yp = acc;
-            }
+            for (int j = 0; j < TT; ++j) step(buf, j);
+        } else {
+            for (int j = 0; j < nj; ++j) step(buf, j);
         }
         __syncwarp();  // every lane is done with this buffer before tile k+2 is copied into it
     }
@@ -442,7 +502,7 @@ void run_passes(ScanParams p, int variant, cudaStream_t stream) {
         scan_chunks_from_zero<NT><<<grid, kScanThreads, 0, stream>>>(p);
     } else {
         const dim3 grid(tile_blocks, unsigned(groups));
-        scan_tiles<NT, false><<<grid, kTileWarps * 32, TileLayout<NT, false>::kBlockBytes, stream>>>(p);
+        scan_tiles<NT, kPass1><<<grid, kTileWarps * 32, TileLayout<NT, false>::kBlockBytes, stream>>>(p);
     }
     MW_CUDA_CHECK_LAUNCH();
 
@@ -466,8 +526,11 @@ void run_passes(ScanParams p, int variant, cudaStream_t stream) {
         if (variant == 1)
             scan_chunks_output<NT><<<unsigned(blocks_for(chunk_threads, kScanThreads)), kScanThreads, 0,
                                      stream>>>(p);
-        else
-            scan_tiles<NT, true><<<tile_blocks, kTileWarps * 32, TileLayout<NT, true>::kBlockBytes, stream>>>(p);
+        else if (groups == 1)
+            scan_tiles<NT, kPass3><<<tile_blocks, kTileWarps * 32, TileLayout<NT, true>::kBlockBytes, stream>>>(p);
+        else if constexpr (NT == 32)  // more than one group only with groups of 32 states
+            scan_tiles<NT, kPass3Groups><<<tile_blocks, kTileWarps * 32, TileLayout<NT, true>::kBlockBytes,
+                                           stream>>>(p);
         MW_CUDA_CHECK_LAUNCH();
     }
 }
@@ -488,13 +551,62 @@ ScanWorkspaceSize scan_workspace_size(int B, int64_t L, int E, int N, int T) {
     return w;
 }
 
-int auto_scan_chunk(int B, int64_t L, int E, int sm_count) {
-    // About 1024 threads per multiprocessor (two or more waves at the passes' occupancy);
-    // longer chunks where that still holds (less per-chunk state traffic, 2048 at most).
-    const int64_t target = int64_t(std::max(sm_count, 1)) * 1024;
-    int T = 2048;
-    while (T > 64 && int64_t(B) * E * ((L + T - 1) / T) < target) T /= 2;
-    return T;
+namespace {
+
+// Blocks of the variant-2 kernel that fit on one multiprocessor (from the occupancy API, once).
+template <int NT, int MODE>
+int tile_blocks_per_sm() {
+    static const int blocks = [] {
+        int b = 0;
+        MW_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+            &b, scan_tiles<NT, MODE>, kTileWarps * 32, TileLayout<NT, MODE != kPass1>::kBlockBytes));
+        return std::max(b, 1);
+    }();
+    return blocks;
+}
+
+template <int NT>
+void resident_warps(int sm_count, int64_t& pass1, int64_t& pass3) {
+    pass1 = int64_t(sm_count) * kTileWarps * tile_blocks_per_sm<NT, kPass1>();
+    pass3 = int64_t(sm_count) * kTileWarps * tile_blocks_per_sm<NT, kPass3>();
+}
+
+} // namespace
+
+int auto_scan_chunk(int B, int64_t L, int E, int N, int sm_count, int variant) {
+    if (L <= 0) return 1;
+    if (variant == 1) {
+        // About 1024 threads per multiprocessor (two or more waves at the passes' occupancy);
+        // longer chunks where that still holds (less per-chunk state traffic, 2048 at most).
+        const int64_t target = int64_t(std::max(sm_count, 1)) * 1024;
+        int T = 2048;
+        while (T > 64 && int64_t(B) * E * ((L + T - 1) / T) < target) T /= 2;
+        return T;
+    }
+    // Variant 2: every (b, chunk, 32-channel slice) is one warp's task of about equal length,
+    // so the passes take whole waves of resident warps: pick the chunk count whose tasks fill
+    // their last wave best, weighed against the per-chunk overhead (about N+1 floats of
+    // chunk state per channel, written, combined and read back), chunks of 64..2048 steps.
+    int64_t w1 = 1, w3 = 1;
+    if (N <= 4) resident_warps<4>(sm_count, w1, w3);
+    else if (N <= 8) resident_warps<8>(sm_count, w1, w3);
+    else if (N <= 16) resident_warps<16>(sm_count, w1, w3);
+    else resident_warps<32>(sm_count, w1, w3);
+    const int64_t per_chunk = int64_t(B) * ((E + 31) / 32);
+    const int64_t nc_lo = (L + 2047) / 2048, nc_hi = std::max(nc_lo, (L + 63) / 64);
+    auto fill = [](int64_t tasks, int64_t w) { return double(tasks) / double((tasks + w - 1) / w * w); };
+    int64_t best_T = (L + nc_lo - 1) / nc_lo;
+    double best = -1;
+    for (int64_t nc = nc_lo; nc <= nc_hi; ++nc) {
+        const int64_t T = (L + nc - 1) / nc;
+        const int64_t tasks = per_chunk * ((L + T - 1) / T);
+        const double score = (0.6 * fill(tasks, w3) + 0.4 * fill(tasks, w1)) * double(T) / double(T + N + 1);
+        if (score > best + 1e-9) {
+            best = score;
+            best_T = T;
+        }
+    }
+    return int(best_T);
 }
 
 void selective_scan(const ScanProblem& q, int T, float* workspace, cudaStream_t stream) {
@@ -534,6 +646,10 @@ void selective_scan(const ScanProblem& q, int T, float* workspace, cudaStream_t 
     p.D = q.D;
     p.dt_bias = q.dt_bias;
     p.state = q.state;
+    auto aligned16 = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; };
+    p.vec4 = q.E % 4 == 0 && q.N % 4 == 0 && q.dt_stride % 4 == 0 && q.u_stride % 4 == 0 &&
+             q.z_stride % 4 == 0 && q.bc_stride % 4 == 0 && aligned16(q.dt) && aligned16(q.u) &&
+             aligned16(q.z) && aligned16(q.Bm) && aligned16(q.Cm);
     p.chunk_state = workspace;
     p.chunk_dt = p.chunk_state + w.chunk_state;
     p.group_state = p.chunk_dt + w.chunk_dt;

@@ -57,9 +57,9 @@ struct ScanWorkspaceSize {
 };
 ScanWorkspaceSize scan_workspace_size(int B, int64_t L, int E, int N, int T);
 
-// A chunk length that gives the GPU (sm_count multiprocessors) enough independent
-// (sequence, chunk, channel) threads while keeping the per-chunk overhead small.
-int auto_scan_chunk(int B, int64_t L, int E, int sm_count);
+// A chunk length for `variant` that gives the GPU (sm_count multiprocessors) enough
+// independent tasks, in whole waves where it can, while keeping the per-chunk overhead small.
+int auto_scan_chunk(int B, int64_t L, int E, int N, int sm_count, int variant = 2);
 
 // Runs the three passes on `stream`. workspace: scan_workspace_size(...).total() floats.
 // Throws std::invalid_argument for bad sizes, CudaError for a failed launch.
