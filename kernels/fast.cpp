@@ -62,7 +62,7 @@ PreparedModelPtr prepare_model(const ModelView& m) {
 
     // Sizes of every prepared array, in the order they are carved out below.
     const int64_t per_layer = Dp + int64_t(D) * 2 * Ep + int64_t(K) * Ep + Ep + int64_t(E) * Mp +
-                              int64_t(R) * Ep + Ep + int64_t(N) * Ep + Ep + int64_t(E) * Dp;
+                              int64_t(R) * Ep + Ep + int64_t(N) * Ep + Ep + Ep + int64_t(E) * Dp;
     const int64_t heads = Dp + int64_t(V) * Dp + int64_t(D) * Vp + int64_t(I) * Dp + Dp + Dp;
     P->storage = AlignedFloats(size_t(per_layer * d.n_layers + heads));
     float* cursor = P->storage.data();
@@ -79,6 +79,7 @@ PreparedModelPtr prepare_model(const ModelView& m) {
         float* dt_T = take(int64_t(R) * Ep);
         float* dt_b = take(Ep);
         float* A2_T = take(int64_t(N) * Ep);
+        float* dt_max = take(Ep);
         float* Dskip = take(Ep);
         float* out_T = take(int64_t(E) * Dp);
         for (int i = 0; i < D; ++i) norm_w[i] = w.norm_w[i];
@@ -93,10 +94,14 @@ PreparedModelPtr prepare_model(const ModelView& m) {
             dt_b[e] = w.dt_proj_b[e];
             for (int n = 0; n < N; ++n)
                 A2_T[int64_t(n) * Ep + e] = float(-std::exp(double(w.A_log[e * N + n])) * log2e);
+            float a2_max = 0.0f;
+            for (int n = 0; n < N; ++n) a2_max = std::max(a2_max, std::fabs(A2_T[int64_t(n) * Ep + e]));
+            dt_max[e] = a2_max > 0.0f ? 125.0f / a2_max : 3.0e38f;
             Dskip[e] = w.D[e];
             for (int o = 0; o < D; ++o) out_T[int64_t(e) * Dp + o] = w.out_proj_w[int64_t(o) * E + e];
         }
-        P->layers.push_back({norm_w, in_T, conv_T, conv_b, x_T, dt_T, dt_b, A2_T, Dskip, out_T});
+        for (int e = E; e < Ep; ++e) dt_max[e] = 3.0e38f;  // padding channels: A2 = 0
+        P->layers.push_back({norm_w, in_T, conv_T, conv_b, x_T, dt_T, dt_b, A2_T, dt_max, Dskip, out_T});
     }
     float* norm_f = take(Dp);
     float* embed = take(int64_t(V) * Dp);
