@@ -3,6 +3,10 @@
 #include "kernels/reference.h"
 #include "kernels/thread_pool.h"
 
+#if MW_HAVE_CUDA
+#include "kernels/cuda/mamba_cuda.h"
+#endif
+
 #include <algorithm>
 #include <stdexcept>
 #include <vector>
@@ -25,9 +29,41 @@ Path parse_path(const std::string& s) {
     throw std::invalid_argument("unknown path '" + s + "', expected reference, step or scan");
 }
 
+const char* to_string(Device device) {
+    return device == Device::cuda ? "cuda" : "cpu";
+}
+
+bool cuda_available(std::string* why) {
+#if MW_HAVE_CUDA
+    if (kernels::cuda::available()) return true;
+    if (why) *why = "no CUDA device found (the CUDA runtime sees no usable GPU: no driver loaded, "
+                    "or none visible to this process)";
+#else
+    if (why) *why = "this build has no CUDA support (configure with nvcc available and "
+                    "MW_WITH_CUDA=ON)";
+#endif
+    return false;
+}
+
+std::string cuda_device_name() {
+#if MW_HAVE_CUDA
+    return kernels::cuda::device_name();
+#else
+    return "";
+#endif
+}
+
 namespace {
 std::unique_ptr<kernels::ThreadPool> make_pool(int threads) {
     return std::make_unique<kernels::ThreadPool>(threads);
+}
+
+// Scratch for at most this many steps per sequence; longer sequences go through in segments.
+constexpr int64_t kMaxCudaSegment = int64_t(1) << 18;
+
+void require_cuda() {
+    std::string why;
+    if (!cuda_available(&why)) throw std::runtime_error("CUDA is not available: " + why);
 }
 } // namespace
 
@@ -71,33 +107,92 @@ void forward_continuous(const Model& model, Path path, const float* x, int64_t L
     kernels::scan_continuous(*prepared, *state, 0, x, L, y, pool.get());
 }
 
+void forward_tokens_cuda(const Model& model, const int32_t* tokens, int64_t L, float* logits) {
+    if (model.view().head != kernels::HeadKind::tokens)
+        throw std::invalid_argument("forward_tokens: the model is not a generator (mulaw8)");
+    require_cuda();
+#if MW_HAVE_CUDA
+    auto f = kernels::cuda::make_forward(model.view(), std::clamp<int64_t>(L, 1, kMaxCudaSegment), 1);
+    kernels::cuda::forward_tokens(*f, tokens, L, logits);
+#endif
+}
+
+void forward_continuous_cuda(const Model& model, const float* x, int64_t L, float* y) {
+    if (model.view().head != kernels::HeadKind::continuous)
+        throw std::invalid_argument("forward_continuous: the model is not an effect (continuous)");
+    require_cuda();
+#if MW_HAVE_CUDA
+    auto f = kernels::cuda::make_forward(model.view(), std::clamp<int64_t>(L, 1, kMaxCudaSegment), 1);
+    kernels::cuda::forward_continuous(*f, x, L, y);
+#endif
+}
+
 // ---- EffectRunner ---------------------------------------------------------------------------
 
 struct EffectRunner::Impl {
+    Impl(const Model& m, Path p, Device d) : model(m), path(p), device(d) {}
+
     const Model& model;
     Path path;
-    int streams;
-    int n_in;
-    kernels::PreparedModelPtr prepared;
-    kernels::StepStatePtr state;
-    std::unique_ptr<kernels::ThreadPool> pool;
+    Device device;
+    int streams = 0;
+    int n_in = 0;
+    kernels::PreparedModelPtr prepared;                 // cpu
+    kernels::StepStatePtr state;                        // cpu
+    std::unique_ptr<kernels::ThreadPool> pool;          // cpu, scan
+#if MW_HAVE_CUDA
+    kernels::cuda::ForwardPtr gpu;                      // cuda: weights, scratch, [S] states
+#endif
     std::vector<float> controls;  // normalised, [n_cond]
-    std::vector<float> x;         // [segment][I] or [S][I]
-    std::vector<float> y;         // [segment] or [S]
+    std::vector<float> x;         // cpu: [segment][I] or [S][I]; cuda: [S][segment][I]
+    std::vector<float> y;         // cpu: [S]; cuda: [S][segment]
+
+    void init_controls() {
+        controls.assign(size_t(model.config().n_cond()), 0.0f);
+        const auto& specs = model.config().controls;
+        for (size_t i = 0; i < specs.size(); ++i) controls[i] = specs[i].normalise(specs[i].default_value);
+    }
+    void init_cpu(int streams_, int threads) {
+        streams = streams_;
+        n_in = model.config().n_in();
+        prepared = kernels::prepare_model(model.view());
+        state = kernels::make_state(*prepared, streams);
+        if (path == Path::scan) pool = make_pool(threads);
+        init_controls();
+    }
+    void process_cuda(const float* const* in, float* const* out, int64_t n);
 };
 
-EffectRunner::EffectRunner(const Model& model, Path path, int streams, int threads)
-    : impl_(new Impl{model, path, streams, model.config().n_in(), nullptr, nullptr, nullptr, {}, {}, {}}) {
+namespace {
+void require_effect(const Model& model) {
     if (model.config().kind != IoKind::continuous)
         throw std::invalid_argument("EffectRunner: the model is a generator, not an effect");
+}
+} // namespace
+
+EffectRunner::EffectRunner(const Model& model, Path path, int streams, int threads)
+    : impl_(new Impl(model, path, Device::cpu)) {
+    require_effect(model);
     if (path == Path::reference)
         throw std::invalid_argument("EffectRunner: the reference path works on whole sequences only; use step or scan");
-    impl_->prepared = kernels::prepare_model(model.view());
-    impl_->state = kernels::make_state(*impl_->prepared, streams);
-    if (path == Path::scan) impl_->pool = make_pool(threads);
-    impl_->controls.assign(size_t(model.config().n_cond()), 0.0f);
-    const auto& specs = model.config().controls;
-    for (size_t i = 0; i < specs.size(); ++i) impl_->controls[i] = specs[i].normalise(specs[i].default_value);
+    impl_->init_cpu(streams, threads);
+}
+
+EffectRunner::EffectRunner(const Model& model, Device device, int streams, int threads,
+                           int64_t max_block)
+    : impl_(new Impl(model, Path::scan, device)) {
+    require_effect(model);
+    if (device == Device::cpu) {
+        impl_->init_cpu(streams, threads);
+        return;
+    }
+    require_cuda();
+    impl_->streams = streams;
+    impl_->n_in = model.config().n_in();
+    impl_->init_controls();
+#if MW_HAVE_CUDA
+    impl_->gpu = kernels::cuda::make_forward(model.view(), max_block, streams);
+#endif
 }
 
 EffectRunner::~EffectRunner() = default;
@@ -107,10 +202,34 @@ void EffectRunner::set_controls(const float* values) {
     for (size_t i = 0; i < specs.size(); ++i) impl_->controls[i] = specs[i].normalise(values[i]);
 }
 
-void EffectRunner::reset() { kernels::reset_state(*impl_->state); }
+void EffectRunner::reset() {
+#if MW_HAVE_CUDA
+    if (impl_->gpu) return kernels::cuda::reset(*impl_->gpu);
+#endif
+    kernels::reset_state(*impl_->state);
+}
+
+// The streams as one batch: x [S][n][I] -> y [S][n], the GPU's state carried between calls.
+void EffectRunner::Impl::process_cuda(const float* const* in, float* const* out, int64_t n) {
+#if MW_HAVE_CUDA
+    const int I = n_in;
+    x.resize(size_t(streams) * size_t(n) * I);
+    y.resize(size_t(streams) * size_t(n));
+    for (int c = 0; c < streams; ++c)
+        for (int64_t t = 0; t < n; ++t) {
+            float* row = &x[(size_t(c) * size_t(n) + size_t(t)) * I];
+            row[0] = in[c][t];
+            std::copy(controls.begin(), controls.end(), row + 1);
+        }
+    kernels::cuda::forward_continuous(*gpu, x.data(), n, y.data());
+    for (int c = 0; c < streams; ++c)
+        std::copy_n(&y[size_t(c) * size_t(n)], n, out[c]);
+#endif
+}
 
 void EffectRunner::process(const float* const* in, float* const* out, int64_t n) {
     Impl& s = *impl_;
+    if (s.device == Device::cuda) return s.process_cuda(in, out, n);
     const int I = s.n_in;
     auto fill = [&](float* row, float sample) {
         row[0] = sample;

@@ -1,5 +1,6 @@
 // The engine over whole sequences and streams, for the CLI and the tests: the three CPU paths
-// behind one interface. (The plugin and the live app use dsp/, which uses these.)
+// and, where the build has CUDA (MW_HAVE_CUDA), the GPU forward of kernels/cuda behind one
+// interface. (The plugin and the live app use dsp/, which uses these.)
 #pragma once
 
 #include "kernels/fast.h"
@@ -18,6 +19,15 @@ enum class Path { reference, step, scan };
 const char* to_string(Path path);
 Path parse_path(const std::string& s);  // throws std::invalid_argument naming the choices
 
+// Where a model runs. Device::cuda needs a build with CUDA and a usable device.
+enum class Device { cpu, cuda };
+const char* to_string(Device device);
+// A CUDA device can run the forward. Never throws. When not, *why (if given) says why:
+// "this build has no CUDA support" or "no CUDA device found (...)".
+bool cuda_available(std::string* why = nullptr);
+// The name of the GPU the CUDA forward runs on ("" when none).
+std::string cuda_device_name();
+
 // Whole-sequence forward, from the zero state.
 // Generator: tokens [L] -> logits [L][V].  Effect: x [L][I] (normalised controls) -> y [L].
 // threads: 0 = all cores (scan only).
@@ -25,12 +35,21 @@ void forward_tokens(const Model& model, Path path, const int32_t* tokens, int64_
                     float* logits, int threads = 0);
 void forward_continuous(const Model& model, Path path, const float* x, int64_t L, float* y,
                         int threads = 0);
+// The same on the GPU (batch 1, the whole sequence). Throw std::runtime_error when CUDA is not
+// available (see cuda_available), kernels::cuda::CudaError when the GPU fails.
+void forward_tokens_cuda(const Model& model, const int32_t* tokens, int64_t L, float* logits);
+void forward_continuous_cuda(const Model& model, const float* x, int64_t L, float* y);
 
 // An effect over S independent streams (channels) with state carried between calls, so a
 // file of any length goes through in segments. Controls are in the model's user units.
 class EffectRunner {
 public:
     EffectRunner(const Model& model, Path path, int streams, int threads = 0);
+    // On a device: Device::cpu is the scan path; Device::cuda runs the streams as one batch on
+    // the GPU (scratch sized for blocks of max_block frames; longer blocks are split), and
+    // throws std::runtime_error when CUDA is not available.
+    EffectRunner(const Model& model, Device device, int streams, int threads = 0,
+                 int64_t max_block = 65536);
     ~EffectRunner();
     // Control values, one per model control, user units (range-checked by the caller).
     void set_controls(const float* values);

@@ -132,6 +132,38 @@ void add_controls_option(CLI::App& sub, std::vector<std::string>& assignments) {
         ->allow_extra_args(false);
 }
 
+void add_device_option(CLI::App& sub, std::string& device) {
+    sub.add_option("--device", device,
+                   "Where the model runs: cpu, cuda (the GPU forward; --path does not apply) or "
+                   "auto (cuda when a CUDA GPU is present and the input is at least " +
+                       std::to_string(kAutoCudaSamples) + " samples long, else cpu)")
+        ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
+        ->capture_default_str();
+}
+
+Device choose_device(const std::string& choice, int64_t samples, const std::string& path) {
+    std::string why;
+    Device device = Device::cpu;
+    if (choice == "cuda") {
+        if (path != "scan")
+            throw UsageError("--path " + path + " applies to --device cpu only; the CUDA forward "
+                             "has one path (leave --path out, or use --device cpu)");
+        if (!cuda_available(&why)) throw UsageError("--device cuda: " + why);
+        device = Device::cuda;
+    } else if (choice == "auto") {
+        // An explicit --path asks for that CPU path.
+        if (path == "scan" && samples >= kAutoCudaSamples && cuda_available(&why))
+            device = Device::cuda;
+    } else if (choice != "cpu") {
+        throw UsageError("--device '" + choice + "', expected cpu, cuda or auto");
+    }
+    if (device == Device::cuda)
+        note("running on " + cuda_device_name() + " (CUDA)");
+    else
+        note("running on the CPU (path " + path + ")");
+    return device;
+}
+
 double Stopwatch::seconds() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }

@@ -42,6 +42,15 @@ void add_threads_option(CLI::App& sub, int& threads);
 // --path, restricted to `choices` (names of mw::Path), default "scan".
 void add_path_option(CLI::App& sub, std::string& path, const std::vector<std::string>& choices);
 void add_controls_option(CLI::App& sub, std::vector<std::string>& assignments);
+// --device cpu|cuda|auto, default "auto".
+void add_device_option(CLI::App& sub, std::string& device);
+
+// The device for `--device choice` over a job of `samples` time steps: auto picks cuda when a
+// CUDA device is available and the job is long (kAutoCudaSamples or more), else cpu. An
+// explicit cuda without CUDA, or with a --path other than the default "scan", is a UsageError.
+// Prints a note naming the device that runs.
+constexpr int64_t kAutoCudaSamples = 480000;  // 10 s at 48 kHz
+Device choose_device(const std::string& choice, int64_t samples, const std::string& path);
 
 // Wall-clock time since construction.
 class Stopwatch {

@@ -15,11 +15,13 @@ namespace mw::cli {
 
 namespace {
 
-constexpr int64_t kSegmentFrames = 65536;
+constexpr int64_t kSegmentFrames = 65536;       // cpu
+constexpr int64_t kCudaSegmentFrames = 1 << 18;  // cuda: longer blocks keep the GPU busy
 
 struct RenderOptions {
     std::string model_path, in_path, out_path;
     std::string path = "scan";
+    std::string device = "auto";
     int threads = 0;
     std::vector<std::string> controls;
 };
@@ -30,15 +32,15 @@ void resample_channels(dsp::AudioData& audio, double to_hz) {
 }
 
 // The effect over every channel, segment by segment; state carries across segments.
-dsp::AudioData process(EffectRunner& runner, const dsp::AudioData& in) {
+dsp::AudioData process(EffectRunner& runner, const dsp::AudioData& in, int64_t segment) {
     dsp::AudioData out;
     out.sample_rate_hz = in.sample_rate_hz;
     out.channels.assign(in.channels.size(), std::vector<float>(size_t(in.frames())));
     std::vector<const float*> in_ptrs(in.channels.size());  // [channels]
     std::vector<float*> out_ptrs(in.channels.size());       // [channels]
     ProgressBar bar("render", double(in.frames()) / in.sample_rate_hz);
-    for (int64_t start = 0; start < in.frames(); start += kSegmentFrames) {
-        const int64_t n = std::min(kSegmentFrames, in.frames() - start);
+    for (int64_t start = 0; start < in.frames(); start += segment) {
+        const int64_t n = std::min(segment, in.frames() - start);
         for (size_t c = 0; c < in.channels.size(); ++c) {
             in_ptrs[c] = in.channels[c].data() + start;
             out_ptrs[c] = out.channels[c].data() + start;
@@ -61,6 +63,9 @@ void run_render(const RenderOptions& o) {
     const double model_rate_hz = model.config().sample_rate_hz;
     const std::vector<float> controls = resolve_controls(model.config(), o.controls);
     const Path path = parse_path(o.path);
+    // An explicit --device cuda is checked (and noted) before the file is read; auto needs
+    // the file's length.
+    if (o.device == "cuda") choose_device(o.device, 0, o.path);
     dsp::AudioData audio = dsp::read_audio(o.in_path);
     const double file_rate_hz = audio.sample_rate_hz;
     const int64_t file_frames = audio.frames();
@@ -75,9 +80,16 @@ void run_render(const RenderOptions& o) {
              "(libsamplerate, best sinc)");
         resample_channels(audio, model_rate_hz);
     }
-    EffectRunner runner(model, path, channels, o.threads);
-    runner.set_controls(controls.data());
-    dsp::AudioData out = process(runner, audio);
+    // Each channel a stream: on the GPU the channels are the batch of one forward.
+    const Device device = o.device == "cuda" ? Device::cuda
+                                             : choose_device(o.device, audio.frames(), o.path);
+    const int64_t segment = device == Device::cuda ? kCudaSegmentFrames : kSegmentFrames;
+    std::unique_ptr<EffectRunner> runner =
+        device == Device::cuda
+            ? std::make_unique<EffectRunner>(model, Device::cuda, channels, o.threads, segment)
+            : std::make_unique<EffectRunner>(model, path, channels, o.threads);
+    runner->set_controls(controls.data());
+    dsp::AudioData out = process(*runner, audio, segment);
     if (resampling) {
         resample_channels(out, file_rate_hz);
         for (std::vector<float>& ch : out.channels) ch.resize(size_t(file_frames), 0.0f);
@@ -85,8 +97,9 @@ void run_render(const RenderOptions& o) {
     write_all(writer, out);
     writer.commit();
     std::cout << "rendered " << speed_summary(double(file_frames) / file_rate_hz, clock.seconds())
-              << ", " << channels << " channel" << (channels == 1 ? "" : "s") << ", path "
-              << o.path << " -> " << o.out_path << "\n";
+              << ", " << channels << " channel" << (channels == 1 ? "" : "s") << ", "
+              << (device == Device::cuda ? std::string("cuda") : "path " + o.path) << " -> "
+              << o.out_path << "\n";
 }
 
 } // namespace
@@ -105,10 +118,11 @@ void add_render_command(CLI::App& app) {
         ->required();
     add_controls_option(*sub, o->controls);
     add_path_option(*sub, o->path, {"step", "scan"});
+    add_device_option(*sub, o->device);
     add_threads_option(*sub, o->threads);
     sub->footer(
-        "Each channel is an independent stream through the model. A file at another sample rate "
-        "is\nresampled to the model's rate and back. The output is written under a temporary "
+        "Each channel is an independent stream through the model (on CUDA, the channels are one\n"
+        "batch). A file at another sample rate is\nresampled to the model's rate and back. The output is written under a temporary "
         "name and\nrenamed only when the whole file succeeded. Controls are in the units the "
         "model declares\n(see `mambawave info MODEL`) and range-checked.\n\n"
         "Examples:\n"

@@ -18,6 +18,7 @@ namespace {
 struct RunOptions {
     std::string model_path, in_path, out_path;
     std::string path = "scan";
+    std::string device = "auto";
     int threads = 0;
     std::vector<std::string> controls;
 };
@@ -81,9 +82,16 @@ void run_run(const RunOptions& o) {
     const Model model = load_model(o.model_path);
     const ModelConfig& c = model.config();
     const Path path = parse_path(o.path);
+    // An explicit --device cuda is checked (and noted) before the input is read; auto needs
+    // the input's length.
+    if (o.device == "cuda") choose_device(o.device, 0, o.path);
     const NpyArray input = read_npy(o.in_path);
     if (c.kind == IoKind::mulaw8 && !o.controls.empty())
         throw UsageError("--control applies to effect models; " + o.model_path + " is a generator");
+
+    const int64_t steps = input.shape.empty() ? 0 : input.shape[0];
+    const Device device = o.device == "cuda" ? Device::cuda : choose_device(o.device, steps, o.path);
+    const bool cuda = device == Device::cuda;
 
     Stopwatch clock;
     std::vector<int64_t> out_shape;
@@ -93,19 +101,22 @@ void run_run(const RunOptions& o) {
         const int64_t L = int64_t(tokens.size());
         out_shape = {L, c.vocab};
         out.resize(size_t(L * c.vocab));  // [L][V]
-        forward_tokens(model, path, tokens.data(), L, out.data(), o.threads);
+        if (cuda) forward_tokens_cuda(model, tokens.data(), L, out.data());
+        else forward_tokens(model, path, tokens.data(), L, out.data(), o.threads);
     } else {
         const std::vector<float> x = effect_inputs(input, o.in_path, c, o);  // [L][I]
         const int64_t L = int64_t(x.size()) / c.n_in();
         out_shape = {L};
         out.resize(size_t(L));  // [L]
-        forward_continuous(model, path, x.data(), L, out.data(), o.threads);
+        if (cuda) forward_continuous_cuda(model, x.data(), L, out.data());
+        else forward_continuous(model, path, x.data(), L, out.data(), o.threads);
     }
     const double wall_seconds = clock.seconds();
     write_npy_f32(o.out_path, out_shape, out.data());
     std::cout << "wrote " << o.out_path << ": float32 " << shape_text(out_shape)
-              << (c.kind == IoKind::mulaw8 ? " logits" : " samples") << " (path " << o.path
-              << ", " << speed_summary(double(out_shape[0]) / c.sample_rate_hz, wall_seconds)
+              << (c.kind == IoKind::mulaw8 ? " logits" : " samples") << " ("
+              << (cuda ? std::string("cuda") : "path " + o.path) << ", "
+              << speed_summary(double(out_shape[0]) / c.sample_rate_hz, wall_seconds)
               << ")\n";
 }
 
@@ -122,6 +133,7 @@ void add_run_command(CLI::App& app) {
                                              "name, renamed on success)")
         ->required();
     add_path_option(*sub, o->path, {"reference", "step", "scan"});
+    add_device_option(*sub, o->device);
     add_threads_option(*sub, o->threads);
     add_controls_option(*sub, o->controls);
     sub->footer(
@@ -132,7 +144,8 @@ void add_run_command(CLI::App& app) {
         "             --control values (model units, normalised as the model declares)\n"
         "  effect:    float [L,1+n_cond] -> float32 [L]; the columns after the first are taken\n"
         "             as already-normalised network inputs (each in [-1,1])\n"
-        "The run starts from the zero state. --path reference is the slow float64 oracle.\n\n"
+        "The run starts from the zero state. --path reference is the slow float64 oracle.\n"
+        "--device cuda runs the whole sequence on the GPU (batch 1); --path is for the CPU.\n\n"
         "Examples:\n"
         "  mambawave run -m babble.safetensors --in tokens.npy --out logits.npy\n"
         "  mambawave run -m drive.safetensors --in x.npy --out y.npy --path step "

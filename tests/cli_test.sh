@@ -194,6 +194,26 @@ assert rate == 44100 and ch == 1 and abs(n - 30000) <= 1, (rate, ch, n)"
 check "render to FLAC" "$MW" render -m skip.safetensors --in in44.wav --out out44.flac
 check "FLAC output has the input's rate and length" bash -c "[[ \$(soxi -r out44.flac) == 44100 && \$(soxi -s out44.flac) == 30000 ]]"
 
+# --- device: cpu, cuda, auto --------------------------------------------------------------------
+check "render --device cpu" "$MW" render -m fx.safetensors --in in48.wav --out out48_cpu.wav --control drive=0.7 --device cpu
+grep -q "running on the CPU" last.out && pass "render notes the device" || fail "render notes the device"
+check "render --device cpu == the default (auto, short file)" cmp out48.wav out48_cpu.wav
+check "run --device cpu" "$MW" run -m fx.safetensors --in x.npy --out y_cpu.npy --device cpu --control drive=0.7
+check "run --device cpu == the default" py npy_close y_cpu.npy y_scan.npy 0
+# --device cuda: the same output where a GPU is present; a usage error (exit code 2) naming
+# the reason where there is none or the build has no CUDA.
+if "$MW" run -m fx.safetensors --in x.npy --out y_cuda.npy --device cuda --control drive=0.7 >last.out 2>&1; then
+    grep -q "(CUDA)" last.out && pass "run --device cuda notes the GPU" || fail "run --device cuda notes the GPU"
+    check "run --device cuda == --device cpu" py npy_close y_cuda.npy y_cpu.npy 1e-4
+    check "render --device cuda" "$MW" render -m fx.safetensors --in in48.wav --out out48_cuda.wav --control drive=0.7 --device cuda
+    for c in 0 1; do check "render --device cuda channel $c == run --path step" py wav_vs_npy out48_cuda.wav "$c" "ych$c.npy"; done
+else
+    refuse "run --device cuda without a GPU" 2 "--device cuda|CUDA" "$MW" run -m fx.safetensors --in x.npy --out fails/y.npy --device cuda
+    refuse "render --device cuda without a GPU" 2 "--device cuda|CUDA" "$MW" render -m fx.safetensors --in in48.wav --out fails/o.wav --device cuda
+fi
+refuse "--device cuda with --path step" 2 "--path step|--device cpu" "$MW" render -m fx.safetensors --in in48.wav --out fails/o.wav --device cuda --path step
+refuse "bad --device" 2 "--device|bogus" "$MW" run -m fx.safetensors --in x.npy --out fails/y.npy --device bogus
+
 # --- generate --------------------------------------------------------------------------------
 check "generate 0.5 s" "$MW" generate -m gen.safetensors --seconds 0.5 --out g1.wav --seed 3
 grep -q "real time" last.out && pass "generate prints a summary line" || fail "generate prints a summary line"
