@@ -65,13 +65,22 @@ void require_cuda() {
     std::string why;
     if (!cuda_available(&why)) throw std::runtime_error("CUDA is not available: " + why);
 }
+
+// The forward_* functions of one head kind refuse a model of the other.
+void require_forward_generator(const Model& model) {
+    if (model.view().head != kernels::HeadKind::tokens)
+        throw std::invalid_argument("forward_tokens: the model is not a generator (mulaw8)");
+}
+void require_forward_effect(const Model& model) {
+    if (model.view().head != kernels::HeadKind::continuous)
+        throw std::invalid_argument("forward_continuous: the model is not an effect (continuous)");
+}
 } // namespace
 
 void forward_tokens(const Model& model, Path path, const int32_t* tokens, int64_t L,
                     float* logits, int threads) {
     const kernels::ModelView& m = model.view();
-    if (m.head != kernels::HeadKind::tokens)
-        throw std::invalid_argument("forward_tokens: the model is not a generator (mulaw8)");
+    require_forward_generator(model);
     if (path == Path::reference) {
         kernels::reference_forward_tokens(m, tokens, L, logits);
         return;
@@ -90,8 +99,7 @@ void forward_tokens(const Model& model, Path path, const int32_t* tokens, int64_
 void forward_continuous(const Model& model, Path path, const float* x, int64_t L, float* y,
                         int threads) {
     const kernels::ModelView& m = model.view();
-    if (m.head != kernels::HeadKind::continuous)
-        throw std::invalid_argument("forward_continuous: the model is not an effect (continuous)");
+    require_forward_effect(model);
     if (path == Path::reference) {
         kernels::reference_forward_continuous(m, x, L, y);
         return;
@@ -108,8 +116,7 @@ void forward_continuous(const Model& model, Path path, const float* x, int64_t L
 }
 
 void forward_tokens_cuda(const Model& model, const int32_t* tokens, int64_t L, float* logits) {
-    if (model.view().head != kernels::HeadKind::tokens)
-        throw std::invalid_argument("forward_tokens: the model is not a generator (mulaw8)");
+    require_forward_generator(model);
     require_cuda();
 #if MW_HAVE_CUDA
     auto f = kernels::cuda::make_forward(model.view(), std::clamp<int64_t>(L, 1, kMaxCudaSegment), 1);
@@ -118,8 +125,7 @@ void forward_tokens_cuda(const Model& model, const int32_t* tokens, int64_t L, f
 }
 
 void forward_continuous_cuda(const Model& model, const float* x, int64_t L, float* y) {
-    if (model.view().head != kernels::HeadKind::continuous)
-        throw std::invalid_argument("forward_continuous: the model is not an effect (continuous)");
+    require_forward_effect(model);
     require_cuda();
 #if MW_HAVE_CUDA
     auto f = kernels::cuda::make_forward(model.view(), std::clamp<int64_t>(L, 1, kMaxCudaSegment), 1);
