@@ -12,6 +12,14 @@ PACKAGES=(
   libsamplerate0-dev                             # resampling to the model's rate
   clang libfuzzer-14-dev libclang-rt-14-dev      # the model-loader fuzzer
   python3 python3-numpy sox                      # CLI end-to-end tests: make and check .npy/.wav
+  python3-matplotlib                             # training curves as PNG
+  juce-modules-source                            # the plugin (JUCE 7, VST3 SDK included)
+  libasound2-dev libjack-jackd2-dev libfreetype-dev libfontconfig1-dev libx11-dev
+  libxrandr-dev libxinerama-dev libxcursor-dev libxext-dev libgl-dev
+  libflac-dev libvorbis-dev libogg-dev libpng-dev libjpeg-dev zlib1g-dev
+  librtaudio-dev librtmidi-dev                   # the live app
+  jackd2 jalv lilv-utils lv2-dev xvfb xauth      # headless host tests (JACK dummy, LV2)
+  guitarix-lv2 fluidsynth fluid-soundfont-gm     # effect captures (see data/README)
 )
 
 missing=()
