@@ -99,7 +99,15 @@ public:
     float* tensor(const std::string& name);
     const float* tensor(const std::string& name) const;
     const std::vector<TensorSpec>& tensors() const { return specs_; }
-    int64_t parameter_count() const { return static_cast<int64_t>(weights_.size()); }
+    // The number of parameters (the tensors of the file).
+    int64_t parameter_count() const {
+        return static_cast<int64_t>(weights_.size()) - config_.d_inner;
+    }
+    // All parameters as one flat array in file order, parameter_count() floats (optimisers and
+    // gradients use this). Behind them sit d_inner zeros that a model without conv bias points
+    // its conv bias at; they are not parameters and are never trained.
+    float* data() { return weights_.data(); }
+    const float* data() const { return weights_.data(); }
     // Floats of recurrent state per stream: conv windows and SSM states of all layers.
     int64_t state_floats_per_stream() const;
 

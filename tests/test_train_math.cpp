@@ -1,0 +1,144 @@
+// The trainer's own math: loss gradients against float64 finite differences, AdamW against
+// the update written out by hand, the schedule and clipping at known points.
+#include "model/losses.h"
+#include "model/optim.h"
+#include "model/model.h"
+#include "test_util.h"
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+using namespace mw;
+
+namespace {
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> d(0.0f, scale);
+    std::vector<float> v(n);
+    for (float& x : v) x = d(rng);
+    return v;
+}
+} // namespace
+
+TEST_CASE("ESR and pre-emphasised ESR gradients match finite differences", "[train]") {
+    const int64_t L = 57;
+    for (double a : {0.0, 0.95}) {
+        for (int64_t skip : {0, 5}) {
+            std::vector<float> y = randn(L, 1), t = randn(L, 2);
+            // Loss over one sequence with its own signal as the denominator.
+            const double S = esr_sums(y.data(), t.data(), L, a, skip).signal;
+            auto loss = [&](const std::vector<float>& yy) {
+                return esr_sums(yy.data(), t.data(), L, a, skip).error / S;
+            };
+            std::vector<float> g(L);
+            esr_grad(y.data(), t.data(), L, a, skip, S, g.data());
+            double worst = 0;
+            for (int64_t i = 0; i < L; ++i) {
+                std::vector<float> yp = y, ym = y;
+                const float h = 1e-2f;  // the loss is quadratic in y: central differences are exact
+                yp[size_t(i)] += h;
+                ym[size_t(i)] -= h;
+                const double fd = (loss(yp) - loss(ym)) / (2.0 * h);
+                worst = std::max(worst, std::abs(fd - g[size_t(i)]) / (std::abs(fd) + 1e-6));
+                if (i < skip - 1) CHECK(g[size_t(i)] == 0.0f);
+            }
+            INFO("a=" << a << " skip=" << skip << " worst relative error " << worst);
+            CHECK(worst < 1e-4);
+        }
+    }
+}
+
+TEST_CASE("ESR of a perfect output is 0, of silence is 1, and sums add up over pieces", "[train]") {
+    std::vector<float> t = randn(100, 3);
+    std::vector<float> zero(100, 0.0f);
+    CHECK(esr_sums(t.data(), t.data(), 100, 0.95).esr() == 0.0);
+    CHECK(esr_sums(zero.data(), t.data(), 100, 0.0).esr() == Approx(1.0));
+    std::vector<float> y = randn(100, 4);
+    const EsrSums whole = esr_sums(y.data(), t.data(), 100, 0.0);
+    EsrSums parts = esr_sums(y.data(), t.data(), 40, 0.0);
+    parts += esr_sums(y.data() + 40, t.data() + 40, 60, 0.0);
+    CHECK(parts.esr() == Approx(whole.esr()).epsilon(1e-12));
+}
+
+TEST_CASE("cross-entropy gradient matches finite differences and bits are nats / ln 2", "[train]") {
+    const int64_t L = 9;
+    const int V = 7;
+    std::vector<float> z = randn(size_t(L * V), 5, 2.0f);
+    std::vector<int32_t> tok(L);
+    for (int64_t i = 0; i < L; ++i) tok[size_t(i)] = int32_t((i * 5 + 3) % V);
+    std::vector<float> dz(size_t(L * V));
+    const NllSums s = cross_entropy(z.data(), tok.data(), L, V, 2, dz.data(), 1.0);
+    CHECK(s.count == L - 2);
+    double worst = 0;
+    for (size_t i = 0; i < z.size(); ++i) {
+        std::vector<float> zp = z, zm = z;
+        const float h = 1e-2f;
+        zp[i] += h;
+        zm[i] -= h;
+        const double fd = (cross_entropy(zp.data(), tok.data(), L, V, 2, nullptr, 1).nats -
+                           cross_entropy(zm.data(), tok.data(), L, V, 2, nullptr, 1).nats) / (2 * h);
+        worst = std::max(worst, std::abs(fd - dz[i]) / (std::abs(fd) + 1e-3));
+    }
+    INFO("worst relative error " << worst);
+    CHECK(worst < 2e-3);
+    // Uniform logits: exactly log2(V) bits per prediction.
+    std::vector<float> flat(size_t(L * V), 0.25f);
+    CHECK(cross_entropy(flat.data(), tok.data(), L, V, 0, nullptr, 1).bits_per_sample() ==
+          Approx(std::log2(double(V))).epsilon(1e-9));
+}
+
+TEST_CASE("AdamW takes the textbook step, with decoupled weight decay where the mask says", "[train]") {
+    AdamWParams p;
+    p.lr = 0.1;
+    p.weight_decay = 0.5;
+    AdamW opt(2, p);
+    std::vector<float> w = {1.0f, -2.0f};
+    const std::vector<uint8_t> mask = {1, 0};
+    const std::vector<float> g1 = {0.5f, -0.25f}, g2 = {-1.0f, 0.75f};
+    opt.step(w.data(), g1.data(), p.lr, mask.data());
+    // Step 1: m̂ = g, v̂ = g², update = lr·g/(|g| + eps) = ±lr; decay first: w·(1 − lr·wd).
+    CHECK(w[0] == Approx(1.0 * (1 - 0.05) - 0.1).epsilon(1e-6));
+    CHECK(w[1] == Approx(-2.0 + 0.1).epsilon(1e-6));
+    opt.step(w.data(), g2.data(), p.lr, mask.data());
+    // Step 2, element 0, written out: moments, bias corrections, decay, update.
+    const double m0 = 0.9 * 0.05 + 0.1 * -1.0, v0 = 0.999 * 0.00025 + 0.001 * 1.0;
+    const double w0 = (1.0 * 0.95 - 0.1) * (1 - 0.05) - 0.1 * (m0 / 0.19) / (std::sqrt(v0 / (1 - 0.998001)) + 1e-8);
+    CHECK(w[0] == Approx(w0).epsilon(1e-5));
+    CHECK(opt.steps_taken() == 2);
+}
+
+TEST_CASE("the schedule warms up linearly, then follows a cosine to the final ratio", "[train]") {
+    CHECK(scheduled_lr(1.0, 0, 10, 110) == Approx(0.1));
+    CHECK(scheduled_lr(1.0, 9, 10, 110) == Approx(1.0));
+    CHECK(scheduled_lr(1.0, 10, 10, 110) == Approx(1.0));
+    CHECK(scheduled_lr(1.0, 60, 10, 110) == Approx(0.1 + 0.9 * 0.5));
+    CHECK(scheduled_lr(1.0, 110, 10, 110) == Approx(0.1));
+    CHECK(scheduled_lr(1.0, 500, 10, 110) == Approx(0.1));
+}
+
+TEST_CASE("clipping scales to the maximum norm and leaves small gradients alone", "[train]") {
+    std::vector<float> g = {3.0f, 4.0f};
+    CHECK(clip_grad_norm(g.data(), 2, 1.0) == Approx(5.0));
+    CHECK(g[0] == Approx(0.6f));
+    CHECK(g[1] == Approx(0.8f));
+    CHECK(clip_grad_norm(g.data(), 2, 10.0) == Approx(1.0));
+    CHECK(g[0] == Approx(0.6f));
+}
+
+TEST_CASE("weight decay applies to projections and embeddings, not norms, biases, A_log or D", "[train]") {
+    Model m = test::random_model(IoKind::continuous, 16, 2, 16, 3, 1, true);
+    const std::vector<uint8_t> mask = decay_mask(m);
+    REQUIRE(int64_t(mask.size()) == m.parameter_count());
+    auto at = [&](const std::string& name) { return mask[size_t(m.tensor(name) - m.data())]; };
+    CHECK(at("backbone.layers.0.mixer.in_proj.weight") == 1);
+    CHECK(at("backbone.layers.1.mixer.out_proj.weight") == 1);
+    CHECK(at("stem.weight") == 1);
+    CHECK(at("backbone.layers.0.mixer.A_log") == 0);
+    CHECK(at("backbone.layers.0.mixer.D") == 0);
+    CHECK(at("backbone.layers.0.norm.weight") == 0);
+    CHECK(at("backbone.norm_f.weight") == 0);
+    CHECK(at("head.bias") == 0);
+}
