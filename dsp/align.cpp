@@ -63,6 +63,46 @@ AlignResult find_lag(const std::vector<float>& input, const std::vector<float>& 
     return r;
 }
 
+int64_t onset_lag(const std::vector<float>& input, const std::vector<float>& target,
+                  const std::vector<int64_t>& event_frames, int64_t max_lag) {
+    const int64_t n = int64_t(std::min(input.size(), target.size()));
+    std::vector<int64_t> lags;
+    for (int64_t f : event_frames) {
+        if (f < 0 || f + max_lag >= n) continue;
+        float peak = 0;
+        for (int64_t t = f; t <= f + max_lag; ++t) peak = std::max(peak, std::abs(target[size_t(t)]));
+        double noise = 0;  // RMS of the target just before the event
+        const int64_t q0 = std::max<int64_t>(0, f - 2000), q1 = std::max<int64_t>(0, f - 16);
+        for (int64_t t = q0; t < q1; ++t) noise += double(target[size_t(t)]) * target[size_t(t)];
+        noise = q1 > q0 ? std::sqrt(noise / double(q1 - q0)) : 0.0;
+        const double threshold = std::max(0.05 * peak, 4.0 * noise);
+        if (peak <= 0 || threshold >= peak) continue;  // no response above the noise
+        for (int64_t t = f; t <= f + max_lag; ++t) {
+            if (std::abs(target[size_t(t)]) > threshold) {
+                lags.push_back(t - f);
+                break;
+            }
+        }
+    }
+    if (lags.empty()) return -1;
+    std::sort(lags.begin(), lags.end());
+    return lags[lags.size() / 2];
+}
+
+int64_t first_transient(const std::vector<float>& input) {
+    float peak = 0;
+    for (float v : input) peak = std::max(peak, std::abs(v));
+    if (peak <= 0) return -1;
+    for (int64_t t = 0; t < int64_t(input.size()); ++t) {
+        if (std::abs(input[size_t(t)]) <= 0.1f * peak) continue;
+        // Quiet before it (its own attack, the last 50 samples, may rise through the 1%).
+        for (int64_t q = std::max<int64_t>(0, t - 2000); q < t - 50; ++q)
+            if (std::abs(input[size_t(q)]) > 0.01f * peak) return -1;
+        return t;
+    }
+    return -1;
+}
+
 void apply_lag(std::vector<float>& target, int64_t lag) {
     if (lag == 0 || target.empty()) return;
     const int64_t n = int64_t(target.size());

@@ -21,6 +21,20 @@ struct AlignResult {
 AlignResult find_lag(const std::vector<float>& input, const std::vector<float>& target,
                      int64_t max_lag, int64_t window = 48000);
 
+// The latency as the onset of the target's response to clicks or transients of the input at
+// `event_frames`: for each, the first target sample within [event, event + max_lag] above 5% of
+// that window's peak (and above the noise before the event); returns the median over events,
+// or -1 when no event gives a clear onset. Unlike the cross-correlation peak, which lands on
+// the effect's group delay (filters in a pedal shift it by tens of samples without any
+// latency), the onset is the delay a causal model cannot learn.
+int64_t onset_lag(const std::vector<float>& input, const std::vector<float>& target,
+                  const std::vector<int64_t>& event_frames, int64_t max_lag);
+
+// The first transient of the input that follows quiet (below 1% of the peak for the 2000
+// samples before it, or the start of the file): the frame where it first exceeds 10% of the
+// input's peak, or -1.
+int64_t first_transient(const std::vector<float>& input);
+
 // Shifts target by -lag (drops the first `lag` samples and pads the end with zeros, or the
 // reverse for a negative lag), so that target[t] lines up with input[t].
 void apply_lag(std::vector<float>& target, int64_t lag);

@@ -32,7 +32,10 @@ void matmul(double* out, const double* x, const float* W, int64_t L, int K, int 
 }
 
 // One Mamba mixer plus residual: x <- x + mixer(RMSNorm(x)).      x: [L][D]
-void mamba_block(const LayerView& w, const Dims& dims, double* x, int64_t L) {
+// state_in / state_out (either may be null: zero / not wanted): this layer's recurrent state,
+// the conv window [K-1][E] (oldest sample first), then the SSM state [N][E].
+void mamba_block(const LayerView& w, const Dims& dims, double* x, int64_t L,
+                 const double* state_in, double* state_out) {
     const int D = dims.d_model, E = dims.d_inner, N = dims.d_state, K = dims.d_conv,
               R = dims.dt_rank;
     std::vector<double> h(L * D);                  // [L][D]
@@ -53,6 +56,7 @@ void mamba_block(const LayerView& w, const Dims& dims, double* x, int64_t L) {
             for (int k = 0; k < K; ++k) {
                 const int64_t src = t - (K - 1) + k;
                 if (src >= 0) acc += w.conv_w[e * K + k] * uz[src * 2 * E + e];
+                else if (state_in) acc += w.conv_w[e * K + k] * state_in[(src + K - 1) * E + e];
             }
             u[t * E + e] = silu(acc);
         }
@@ -60,6 +64,9 @@ void mamba_block(const LayerView& w, const Dims& dims, double* x, int64_t L) {
     matmul(rbc.data(), u.data(), w.x_proj_w, L, E, R + 2 * N);
     // s_t = exp(Δ_t·A) ⊙ s_{t-1} + (Δ_t·u_t) ⊗ B_t;   y_t = s_t · C_t + D ⊙ u_t
     std::vector<double> s(size_t(E) * N, 0.0);     // [E][N]
+    if (state_in)
+        for (int e = 0; e < E; ++e)
+            for (int n = 0; n < N; ++n) s[size_t(e) * N + n] = state_in[(K - 1) * E + n * E + e];
     for (int64_t t = 0; t < L; ++t) {
         const double* r = &rbc[t * (R + 2 * N)];
         const double* B = r + R;
@@ -80,6 +87,17 @@ void mamba_block(const LayerView& w, const Dims& dims, double* x, int64_t L) {
             y[t * E + e] = acc + w.D[e] * ue;
         }
     }
+    if (state_out) {
+        // the window for what follows: the last K-1 pre-conv inputs, then the SSM state
+        for (int j = 0; j < K - 1; ++j) {
+            const int64_t src = L - (K - 1) + j;
+            for (int e = 0; e < E; ++e)
+                state_out[j * E + e] = src >= 0 ? uz[src * 2 * E + e]
+                                       : state_in ? state_in[(src + K - 1) * E + e] : 0.0;
+        }
+        for (int e = 0; e < E; ++e)
+            for (int n = 0; n < N; ++n) state_out[(K - 1) * E + n * E + e] = s[size_t(e) * N + n];
+    }
     // out = (y ⊙ SiLU(z)) · out_projᵀ
     for (int64_t t = 0; t < L; ++t)
         for (int e = 0; e < E; ++e) y[t * E + e] *= silu(uz[t * 2 * E + E + e]);
@@ -88,33 +106,58 @@ void mamba_block(const LayerView& w, const Dims& dims, double* x, int64_t L) {
     for (int64_t i = 0; i < L * D; ++i) x[i] += out[i];
 }
 
+// Floats of recurrent state per layer: conv window [K-1][E], then SSM state [N][E].
+int64_t layer_state_size(const Dims& d) { return int64_t(d.d_conv - 1 + d.d_state) * d.d_inner; }
+
+void backbone(const ModelView& m, const double* in, int64_t L, const double* state_in,
+              double* out, double* state_out) {
+    const int D = m.dims.d_model;
+    const int64_t per_layer = layer_state_size(m.dims);
+    std::vector<double> x(in, in + L * D);
+    for (int i = 0; i < m.dims.n_layers; ++i)
+        mamba_block(m.layers[i], m.dims, x.data(), L, state_in ? state_in + i * per_layer : nullptr,
+                    state_out ? state_out + i * per_layer : nullptr);
+    rmsnorm(out, x.data(), m.norm_f_w, L, D, m.dims.norm_eps);
+}
+
 } // namespace
 
 void reference_backbone(const ModelView& m, const double* in, int64_t L, double* out) {
-    const int D = m.dims.d_model;
-    std::vector<double> x(in, in + L * D);
-    for (int i = 0; i < m.dims.n_layers; ++i) mamba_block(m.layers[i], m.dims, x.data(), L);
-    rmsnorm(out, x.data(), m.norm_f_w, L, D, m.dims.norm_eps);
+    backbone(m, in, L, nullptr, out, nullptr);
 }
 
 void reference_forward_tokens(const ModelView& m, const int32_t* tokens, int64_t L,
                               float* logits) {
+    std::vector<double> out(size_t(L) * size_t(m.vocab));
+    reference_forward_tokens_f64(m, tokens, L, nullptr, out.data(), nullptr);
+    for (size_t i = 0; i < out.size(); ++i) logits[i] = static_cast<float>(out[i]);
+}
+
+void reference_forward_continuous(const ModelView& m, const float* xin, int64_t L, float* y) {
+    std::vector<double> out(static_cast<size_t>(L));
+    reference_forward_continuous_f64(m, xin, L, nullptr, out.data(), nullptr);
+    for (int64_t t = 0; t < L; ++t) y[t] = static_cast<float>(out[size_t(t)]);
+}
+
+void reference_forward_tokens_f64(const ModelView& m, const int32_t* tokens, int64_t L,
+                                  const double* state_in, double* logits, double* state_out) {
     const int D = m.dims.d_model, V = m.vocab;
     std::vector<double> x(L * D), h(L * D);
     // x_t = embeddings[token_t]
     for (int64_t t = 0; t < L; ++t)
         for (int d = 0; d < D; ++d) x[t * D + d] = m.embed_w[int64_t(tokens[t]) * D + d];
-    reference_backbone(m, x.data(), L, h.data());
+    backbone(m, x.data(), L, state_in, h.data(), state_out);
     // logits_t = h_t · lm_headᵀ
     for (int64_t t = 0; t < L; ++t)
         for (int v = 0; v < V; ++v) {
             double acc = 0;
             for (int d = 0; d < D; ++d) acc += h[t * D + d] * m.lm_head_w[int64_t(v) * D + d];
-            logits[t * V + v] = static_cast<float>(acc);
+            logits[t * V + v] = acc;
         }
 }
 
-void reference_forward_continuous(const ModelView& m, const float* xin, int64_t L, float* y) {
+void reference_forward_continuous_f64(const ModelView& m, const float* xin, int64_t L,
+                                      const double* state_in, double* y, double* state_out) {
     const int D = m.dims.d_model, I = m.n_in;
     std::vector<double> x(L * D), h(L * D);
     // x_t = stem · in_t + stem_bias
@@ -124,13 +167,13 @@ void reference_forward_continuous(const ModelView& m, const float* xin, int64_t 
             for (int i = 0; i < I; ++i) acc += m.stem_w[d * I + i] * double(xin[t * I + i]);
             x[t * D + d] = acc;
         }
-    reference_backbone(m, x.data(), L, h.data());
+    backbone(m, x.data(), L, state_in, h.data(), state_out);
     // y_t = head · h_t + head_bias (+ in_t[0] with skip)
     for (int64_t t = 0; t < L; ++t) {
         double acc = m.head_b[0];
         for (int d = 0; d < D; ++d) acc += m.head_w[d] * h[t * D + d];
         if (m.skip) acc += xin[t * I];
-        y[t] = static_cast<float>(acc);
+        y[t] = acc;
     }
 }
 

@@ -235,7 +235,9 @@ void Model::init_random(uint64_t seed, float jitter) {
     };
     const float jit = jitter;
     if (c.kind == IoKind::mulaw8) {
-        fill_normal("backbone.embeddings.weight", 1.0f);
+        // HF MambaConfig's initializer_range (0.1): with tied embeddings the logits start
+        // near zero instead of betting everything on the class that came in.
+        fill_normal("backbone.embeddings.weight", 0.1f);
         if (!c.tie_embeddings) fill_normal("lm_head.weight", 1.0f / std::sqrt(float(c.d_model)));
     } else {
         fill_normal("stem.weight", 1.0f);

@@ -62,6 +62,8 @@ int main(int argc, char** argv) {
     mw::cli::add_generate_command(app);
     mw::cli::add_init_command(app);
     mw::cli::add_bench_command(app);
+    mw::cli::add_train_command(app);
+    mw::cli::add_eval_command(app);
 
     mw::cli::catch_interrupts();
     try {

@@ -1,0 +1,478 @@
+#include "model/trainer.h"
+
+#include "kernels/thread_pool.h"
+#include "model/engine.h"
+#include "model/grad.h"
+#include "model/losses.h"
+#include "model/model_file.h"
+#include "model/safetensors.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace mw {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kCheckpointVersion = 1;
+constexpr const char* kTrainerFile = "trainer.safetensors";
+constexpr const char* kModelFile = "model.safetensors";
+
+// Where one lane of the batch is: which sequence, how far in, its recurrent state.
+struct Lane {
+    int seq = -1;
+    int64_t pos = 0;
+    int segs_left = 0;
+    bool fresh = true;              // jumped here: the first `warmup` samples build state only
+    std::vector<float> state;       // [state floats per stream]
+    std::vector<float> next_state;  // written by the step, swapped in after it
+};
+
+json options_to_json(const TrainOptions& o) {
+    return {{"steps", o.steps},
+            {"batch", o.batch},
+            {"segment", o.segment},
+            {"tbptt_segments", o.tbptt_segments},
+            {"warmup", o.warmup},
+            {"lr", o.adam.lr},
+            {"beta1", o.adam.beta1},
+            {"beta2", o.adam.beta2},
+            {"eps", o.adam.eps},
+            {"weight_decay", o.adam.weight_decay},
+            {"lr_warmup_steps", o.lr_warmup_steps},
+            {"final_lr_ratio", o.final_lr_ratio},
+            {"clip_norm", o.clip_norm},
+            {"preemphasis", o.preemphasis},
+            {"validate_every", o.validate_every},
+            {"seed", o.seed}};
+}
+
+TrainOptions options_from_json(const json& j) {
+    TrainOptions o;
+    o.steps = j.at("steps").get<int64_t>();
+    o.batch = j.at("batch").get<int>();
+    o.segment = j.at("segment").get<int64_t>();
+    o.tbptt_segments = j.at("tbptt_segments").get<int>();
+    o.warmup = j.at("warmup").get<int64_t>();
+    o.adam.lr = j.at("lr").get<double>();
+    o.adam.beta1 = j.at("beta1").get<double>();
+    o.adam.beta2 = j.at("beta2").get<double>();
+    o.adam.eps = j.at("eps").get<double>();
+    o.adam.weight_decay = j.at("weight_decay").get<double>();
+    o.lr_warmup_steps = j.at("lr_warmup_steps").get<int64_t>();
+    o.final_lr_ratio = j.at("final_lr_ratio").get<double>();
+    o.clip_norm = j.at("clip_norm").get<double>();
+    o.preemphasis = j.at("preemphasis").get<double>();
+    o.validate_every = j.at("validate_every").get<int64_t>();
+    o.seed = j.at("seed").get<uint64_t>();
+    return o;
+}
+
+void check_options(const TrainOptions& o, bool effect) {
+    auto bad = [](const std::string& what) { throw std::invalid_argument("training options: " + what); };
+    if (o.steps < 1) bad("steps must be >= 1");
+    if (o.batch < 1 || o.batch > 4096) bad("batch must be in 1..4096, found " + std::to_string(o.batch));
+    if (o.segment < 16) bad("segment must be >= 16 samples, found " + std::to_string(o.segment));
+    if (o.tbptt_segments < 1) bad("tbptt segments must be >= 1");
+    if (o.warmup < 0 || (effect && o.warmup >= o.segment))
+        bad("warmup must be in 0..segment-1 (" + std::to_string(o.segment - 1) + "), found " +
+            std::to_string(o.warmup));
+    if (!(o.adam.lr > 0)) bad("learning rate must be > 0");
+}
+
+// FNV-1a 64 over raw bytes.
+struct Fnv {
+    uint64_t h = 1469598103934665603ull;
+    void add(const void* p, size_t n) {
+        const auto* b = static_cast<const uint8_t*>(p);
+        for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+    }
+    template <class T> void add_vec(const std::vector<T>& v) {
+        const uint64_t n = v.size();
+        add(&n, sizeof n);
+        add(v.data(), v.size() * sizeof(T));
+    }
+    void add_str(const std::string& s) { add_vec(std::vector<char>(s.begin(), s.end())); }
+};
+
+void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes) {
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+        f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+        if (!f) throw std::runtime_error("cannot write checkpoint file " + tmp);
+    }
+    fs::rename(tmp, path);
+}
+
+std::vector<uint8_t> read_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw std::runtime_error("cannot open checkpoint file " + path);
+    return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
+}
+
+} // namespace
+
+std::string data_hash(const TrainData& d) {
+    Fnv f;
+    for (const auto* set : {&d.effect_train, &d.effect_val}) {
+        for (const EffectSequence& s : *set) {
+            f.add_str(s.name);
+            f.add_vec(s.input);
+            f.add_vec(s.target);
+            f.add_vec(s.controls);
+        }
+        f.add_str("|");
+    }
+    for (const auto* set : {&d.token_train, &d.token_val}) {
+        for (const TokenSequence& s : *set) {
+            f.add_str(s.name);
+            f.add_vec(s.tokens);
+        }
+        f.add_str("|");
+    }
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(f.h));
+    return hex;
+}
+
+struct Trainer::Impl {
+    Model model;
+    TrainData data;
+    TrainOptions opt;
+    bool effect = false;
+    std::string hash;
+
+    AdamW adam;
+    std::vector<uint8_t> decay;
+    std::mt19937_64 rng;
+    int64_t step = 0;
+
+    std::unique_ptr<kernels::ThreadPool> pool;
+    std::vector<Tape> tapes;            // [threads]
+    std::vector<Model> lane_grads;      // [B]
+    Model grads;
+    std::vector<Lane> lanes;            // [B]
+    std::vector<std::vector<float>> lane_in, lane_out, lane_dout;  // [B][...]
+    std::vector<double> lane_error;     // [B] loss numerator (effects: error; generators: nats)
+
+    Impl(Model m, TrainData d, TrainOptions o)
+        : model(std::move(m)), data(std::move(d)), opt(o),
+          effect(model.config().kind == IoKind::continuous), hash(data_hash(data)),
+          adam(model.parameter_count(), o.adam), decay(decay_mask(model)), rng(o.seed) {
+        check_options(opt, effect);
+        check_data();
+        set_threads(opt.threads);
+        grads = zeros_like(model);
+        lane_grads.assign(size_t(opt.batch), zeros_like(model));
+        lanes.resize(size_t(opt.batch));
+        const size_t S = size_t(model.state_floats_per_stream());
+        for (Lane& l : lanes) {
+            l.state.assign(S, 0.0f);
+            l.next_state.assign(S, 0.0f);
+        }
+        lane_in.resize(size_t(opt.batch));
+        lane_out.resize(size_t(opt.batch));
+        lane_dout.resize(size_t(opt.batch));
+        lane_error.assign(size_t(opt.batch), 0.0);
+    }
+
+    void set_threads(int threads) {
+        pool = std::make_unique<kernels::ThreadPool>(threads);
+        tapes.clear();
+        tapes.resize(size_t(pool->size()));
+    }
+
+    void check_data() const {
+        const ModelConfig& c = model.config();
+        if (effect) {
+            if (data.effect_train.empty()) throw std::invalid_argument("no effect training data");
+            for (const auto* set : {&data.effect_train, &data.effect_val})
+                for (const EffectSequence& s : *set) {
+                    if (s.input.size() != s.target.size())
+                        throw std::invalid_argument(s.name + ": input has " + std::to_string(s.input.size()) +
+                                                    " samples, target " + std::to_string(s.target.size()));
+                    if (int(s.controls.size()) != c.n_cond())
+                        throw std::invalid_argument(s.name + ": " + std::to_string(s.controls.size()) +
+                                                    " control values, the model has " +
+                                                    std::to_string(c.n_cond()) + " controls");
+                    if (int64_t(s.input.size()) < 2) throw std::invalid_argument(s.name + ": too short");
+                }
+        } else {
+            if (data.token_train.empty()) throw std::invalid_argument("no generator training data");
+            for (const auto* set : {&data.token_train, &data.token_val})
+                for (const TokenSequence& s : *set) {
+                    if (s.tokens.size() < 2) throw std::invalid_argument(s.name + ": fewer than 2 samples");
+                    for (int32_t t : s.tokens)
+                        if (t < 0 || t >= c.vocab) throw std::invalid_argument(s.name + ": class out of range");
+                }
+        }
+    }
+
+    int64_t seq_length(int seq) const {
+        return effect ? int64_t(data.effect_train[size_t(seq)].input.size())
+                      : int64_t(data.token_train[size_t(seq)].tokens.size());
+    }
+    int n_train() const {
+        return effect ? int(data.effect_train.size()) : int(data.token_train.size());
+    }
+    // Samples the lane can still take from its sequence (generators need one more for targets).
+    int64_t remaining(const Lane& l) const { return seq_length(l.seq) - l.pos - (effect ? 0 : 1); }
+
+    void jump(Lane& l) {
+        l.seq = int(rng() % uint64_t(n_train()));
+        const int64_t len = seq_length(l.seq);
+        // Effects start anywhere that leaves a full segment; generator clips start at their start.
+        l.pos = effect && len > opt.segment ? int64_t(rng() % uint64_t(len - opt.segment + 1)) : 0;
+        l.segs_left = opt.tbptt_segments;
+        l.fresh = true;
+        std::fill(l.state.begin(), l.state.end(), 0.0f);
+    }
+
+    StepStats do_step() {
+        const int B = opt.batch;
+        const ModelConfig& c = model.config();
+        const int I = c.n_in(), V = c.vocab;
+        // Where each lane goes this step (one random stream, lane order: deterministic).
+        std::vector<int64_t> n(static_cast<size_t>(B)), skip(static_cast<size_t>(B));
+        for (int b = 0; b < B; ++b) {
+            Lane& l = lanes[size_t(b)];
+            if (l.seq < 0 || l.segs_left <= 0 || remaining(l) < 2) jump(l);
+            while (remaining(l) < 2) jump(l);  // a clip too short to learn from
+            n[size_t(b)] = std::min(opt.segment, remaining(l));
+            skip[size_t(b)] = effect && l.fresh ? std::min(opt.warmup, n[size_t(b)] - 1) : 0;
+        }
+        // The loss's denominator depends on the targets only, so it is known before the forward:
+        // effects: Σ p(target)² over the counted samples; generators: the number of predictions.
+        double denominator = 0;
+        for (int b = 0; b < B; ++b) {
+            const Lane& l = lanes[size_t(b)];
+            if (effect) {
+                const float* t = data.effect_train[size_t(l.seq)].target.data() + l.pos;
+                denominator += esr_sums(t, t, n[size_t(b)], opt.preemphasis, skip[size_t(b)]).signal;
+            } else {
+                denominator += double(n[size_t(b)] - skip[size_t(b)]);
+            }
+        }
+        if (effect && denominator <= 0) denominator = 1e-12;  // all-silent batch: error only
+
+        pool->run(B, [&](int b) {
+            Tape& tape = tapes[size_t(b % pool->size())];
+            Lane& l = lanes[size_t(b)];
+            const int64_t L = n[size_t(b)];
+            Model& g = lane_grads[size_t(b)];
+            std::fill(g.data(), g.data() + g.parameter_count(), 0.0f);
+            if (effect) {
+                const EffectSequence& s = data.effect_train[size_t(l.seq)];
+                std::vector<float>& x = lane_in[size_t(b)];   // [L][I]
+                x.resize(size_t(L * I));
+                std::vector<float> controls(size_t(I - 1));
+                for (int k = 0; k + 1 < I; ++k) controls[size_t(k)] = c.controls[size_t(k)].normalise(s.controls[size_t(k)]);
+                for (int64_t t = 0; t < L; ++t) {
+                    x[size_t(t * I)] = s.input[size_t(l.pos + t)];
+                    for (int k = 1; k < I; ++k) x[size_t(t * I + k)] = controls[size_t(k - 1)];
+                }
+                std::vector<float>& y = lane_out[size_t(b)];
+                std::vector<float>& dy = lane_dout[size_t(b)];
+                y.resize(size_t(L));
+                dy.resize(size_t(L));
+                tape.forward_continuous(model, x.data(), L, l.state.data(), y.data(), l.next_state.data());
+                const float* t = s.target.data() + l.pos;
+                lane_error[size_t(b)] = esr_sums(y.data(), t, L, opt.preemphasis, skip[size_t(b)]).error;
+                esr_grad(y.data(), t, L, opt.preemphasis, skip[size_t(b)], denominator, dy.data());
+                tape.backward(dy.data(), g);
+            } else {
+                const TokenSequence& s = data.token_train[size_t(l.seq)];
+                const int32_t* tokens = s.tokens.data() + l.pos;
+                std::vector<float>& logits = lane_out[size_t(b)];  // [L][V]
+                std::vector<float>& dlogits = lane_dout[size_t(b)];
+                logits.resize(size_t(L * V));
+                dlogits.resize(size_t(L * V));
+                tape.forward_tokens(model, tokens, L, l.state.data(), logits.data(), l.next_state.data());
+                lane_error[size_t(b)] = cross_entropy(logits.data(), tokens + 1, L, V, skip[size_t(b)],
+                                                      dlogits.data(), 1.0 / denominator)
+                                            .nats;
+                tape.backward(dlogits.data(), g);
+            }
+        });
+
+        // Sum the lanes' gradients in lane order, clip, update.
+        const int64_t P = model.parameter_count();
+        float* G = grads.data();
+        std::copy(lane_grads[0].data(), lane_grads[0].data() + P, G);
+        for (int b = 1; b < B; ++b) {
+            const float* g = lane_grads[size_t(b)].data();
+            for (int64_t i = 0; i < P; ++i) G[i] += g[i];
+        }
+        StepStats st;
+        st.grad_norm = clip_grad_norm(G, P, opt.clip_norm);
+        st.lr = scheduled_lr(opt.adam.lr, step, opt.lr_warmup_steps, opt.steps, opt.final_lr_ratio);
+        if (std::isfinite(st.grad_norm)) {
+            adam.step(model.data(), G, st.lr, decay.data());
+        } else {
+            throw std::runtime_error("training diverged at step " + std::to_string(step + 1) +
+                                     ": the gradient is not finite (try a lower --lr)");
+        }
+        double error = 0;
+        for (int b = 0; b < B; ++b) {
+            Lane& l = lanes[size_t(b)];
+            error += lane_error[size_t(b)];
+            st.samples += n[size_t(b)];
+            std::swap(l.state, l.next_state);
+            l.pos += n[size_t(b)];
+            l.segs_left -= 1;
+            l.fresh = false;
+        }
+        st.loss = effect ? error / denominator : error / denominator / std::log(2.0);
+        ++step;
+        st.step = step;
+        return st;
+    }
+
+    ValStats do_validate() const {
+        ValStats v;
+        const ModelConfig& c = model.config();
+        if (effect) {
+            EsrSums plain, pre;
+            for (const EffectSequence& s : data.effect_val) {
+                const int I = c.n_in();
+                const int64_t L = int64_t(s.input.size());
+                std::vector<float> x(size_t(L * I)), y(static_cast<size_t>(L));
+                for (int64_t t = 0; t < L; ++t) {
+                    x[size_t(t * I)] = s.input[size_t(t)];
+                    for (int k = 1; k < I; ++k)
+                        x[size_t(t * I + k)] = c.controls[size_t(k - 1)].normalise(s.controls[size_t(k - 1)]);
+                }
+                forward_continuous(model, Path::scan, x.data(), L, y.data(), opt.threads);
+                plain += esr_sums(y.data(), s.target.data(), L, 0.0);
+                pre += esr_sums(y.data(), s.target.data(), L, kPreemphasis);
+                v.samples += L;
+            }
+            v.metric = plain.esr();
+            v.esr_preemph = pre.esr();
+        } else {
+            NllSums nll;
+            for (const TokenSequence& s : data.token_val) {
+                const int64_t L = int64_t(s.tokens.size()) - 1;
+                std::vector<float> logits(size_t(L * c.vocab));
+                forward_tokens(model, Path::scan, s.tokens.data(), L, logits.data(), opt.threads);
+                nll += cross_entropy(logits.data(), s.tokens.data() + 1, L, c.vocab, 0, nullptr, 1.0);
+            }
+            v.metric = nll.bits_per_sample();
+            v.samples = nll.count;
+        }
+        return v;
+    }
+};
+
+Trainer::Trainer(Model init, TrainData data, TrainOptions options)
+    : impl_(std::make_unique<Impl>(std::move(init), std::move(data), options)) {}
+Trainer::Trainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Trainer::~Trainer() = default;
+
+StepStats Trainer::step() { return impl_->do_step(); }
+ValStats Trainer::validate() { return impl_->do_validate(); }
+const Model& Trainer::model() const { return impl_->model; }
+int64_t Trainer::steps_done() const { return impl_->step; }
+const TrainOptions& Trainer::options() const { return impl_->opt; }
+const TrainData& Trainer::data() const { return impl_->data; }
+bool Trainer::effect() const { return impl_->effect; }
+
+void Trainer::save_checkpoint(const std::string& dir) const {
+    const Impl& m = *impl_;
+    fs::create_directories(dir);
+    save_model(m.model, (fs::path(dir) / kModelFile).string());
+
+    const int B = m.opt.batch;
+    const size_t S = size_t(m.model.state_floats_per_stream());
+    std::vector<float> states(size_t(B) * S);  // [B][S]
+    json lanes = json::array();
+    for (int b = 0; b < B; ++b) {
+        const Lane& l = m.lanes[size_t(b)];
+        std::copy(l.state.begin(), l.state.end(), states.begin() + ptrdiff_t(size_t(b) * S));
+        lanes.push_back({{"seq", l.seq}, {"pos", l.pos}, {"segs_left", l.segs_left}, {"fresh", l.fresh}});
+    }
+    std::ostringstream rng_text;
+    rng_text << m.rng;
+    const json meta = {{"version", kCheckpointVersion},
+                       {"step", m.step},
+                       {"adam_steps", m.adam.steps_taken()},
+                       {"rng", rng_text.str()},
+                       {"lanes", lanes},
+                       {"options", options_to_json(m.opt)},
+                       {"data_hash", m.hash}};
+    AdamW& adam = const_cast<AdamW&>(m.adam);  // read-only use of the moments
+    const int64_t P = m.model.parameter_count();
+    const std::vector<safetensors::TensorToWrite> tensors = {
+        {"adam.m", safetensors::DType::F32, {P}, adam.m().data()},
+        {"adam.v", safetensors::DType::F32, {P}, adam.v().data()},
+        {"lanes.state", safetensors::DType::F32, {int64_t(B), int64_t(S)}, states.data()},
+    };
+    write_file_atomically((fs::path(dir) / kTrainerFile).string(),
+                          safetensors::to_bytes({{"mambawave_trainer", meta.dump()}}, tensors));
+}
+
+std::unique_ptr<Trainer> Trainer::resume(const std::string& dir, TrainData data, int64_t steps,
+                                         int threads) {
+    const std::string trainer_path = (fs::path(dir) / kTrainerFile).string();
+    Model model = load_model((fs::path(dir) / kModelFile).string());
+    const std::vector<uint8_t> bytes = read_file(trainer_path);
+    const safetensors::File file = safetensors::parse(trainer_path, bytes.data(), bytes.size());
+    const auto it = file.metadata.find("mambawave_trainer");
+    if (it == file.metadata.end())
+        throw std::runtime_error(trainer_path + ": not a MambaWave checkpoint (no mambawave_trainer metadata)");
+    const json meta = json::parse(it->second);
+    if (meta.at("version").get<int>() != kCheckpointVersion)
+        throw std::runtime_error(trainer_path + ": checkpoint version " + meta.at("version").dump() +
+                                 ", this build reads version " + std::to_string(kCheckpointVersion));
+    const std::string want = meta.at("data_hash").get<std::string>();
+    const std::string have = data_hash(data);
+    if (want != have)
+        throw std::runtime_error(dir + ": the checkpoint was trained on other data (data hash " + want +
+                                 ", the data given now hashes to " + have +
+                                 "): resume with the same files, rates and split");
+    TrainOptions o = options_from_json(meta.at("options"));
+    if (steps > 0) o.steps = steps;
+    o.threads = threads;
+    auto impl = std::make_unique<Impl>(std::move(model), std::move(data), o);
+    impl->step = meta.at("step").get<int64_t>();
+    impl->adam.set_steps_taken(meta.at("adam_steps").get<int64_t>());
+    std::istringstream(meta.at("rng").get<std::string>()) >> impl->rng;
+
+    const int64_t P = impl->model.parameter_count();
+    const size_t S = size_t(impl->model.state_floats_per_stream());
+    auto read = [&](const std::string& name, std::vector<int64_t> shape, float* out) {
+        const safetensors::TensorInfo* t = file.find(name);
+        if (!t || t->shape != shape)
+            throw std::runtime_error(trainer_path + ": tensor " + name + " missing or not of shape " +
+                                     safetensors::shape_text(shape));
+        file.read_floats(*t, out);
+    };
+    read("adam.m", {P}, impl->adam.m().data());
+    read("adam.v", {P}, impl->adam.v().data());
+    std::vector<float> states(size_t(o.batch) * S);
+    read("lanes.state", {int64_t(o.batch), int64_t(S)}, states.data());
+    const json& lanes = meta.at("lanes");
+    for (int b = 0; b < o.batch; ++b) {
+        Lane& l = impl->lanes[size_t(b)];
+        const json& j = lanes.at(size_t(b));
+        l.seq = j.at("seq").get<int>();
+        l.pos = j.at("pos").get<int64_t>();
+        l.segs_left = j.at("segs_left").get<int>();
+        l.fresh = j.at("fresh").get<bool>();
+        std::copy(states.begin() + ptrdiff_t(size_t(b) * S), states.begin() + ptrdiff_t(size_t(b + 1) * S),
+                  l.state.begin());
+    }
+    return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
+}
+
+} // namespace mw

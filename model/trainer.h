@@ -1,0 +1,118 @@
+// The trainer: minibatches of long sequences through forward + backward (model/grad.h),
+// AdamW with warm-up + cosine and clipping (model/optim.h), validation, checkpoints that
+// resume exactly. Data arrives in memory (standalone/ reads and aligns the files), so this
+// layer knows nothing of audio files.
+//
+// Truncated back-propagation through time: each of the B lanes of a batch walks through one
+// sequence in consecutive segments of `segment` samples, carrying its recurrent state from
+// one segment to the next (no gradient flows across the boundary). After `tbptt_segments`
+// segments, or at the end of its sequence, a lane jumps to a new random place (effects) or a
+// new random clip (generators) and starts from the zero state; the first `warmup` samples
+// after such a jump only build up state and are left out of the loss. So training length is
+// bounded by `segment`, not by the files.
+//
+// Determinism: every random choice is drawn from one generator in lane order, gradients are
+// summed per lane and then in lane order, so a run is reproducible for any thread count and a
+// resumed run continues bit for bit.
+#pragma once
+
+#include "model/model.h"
+#include "model/optim.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mw {
+
+// One effect recording: input and target at the model's rate, and the control values it was
+// made with (user units, one per model control).
+struct EffectSequence {
+    std::string name;
+    std::vector<float> input, target;  // [L] each
+    std::vector<float> controls;       // [n_cond]
+};
+
+// One generator clip: mu-law classes at the model's rate.
+struct TokenSequence {
+    std::string name;
+    std::vector<int32_t> tokens;  // [L]
+};
+
+struct TrainData {
+    std::vector<EffectSequence> effect_train, effect_val;
+    std::vector<TokenSequence> token_train, token_val;
+    std::string description;  // what the data is and how it was split (the training record)
+};
+
+struct TrainOptions {
+    int64_t steps = 2000;
+    int batch = 16;               // lanes
+    int64_t segment = 4096;       // samples per lane per step
+    int tbptt_segments = 4;       // consecutive segments before a lane jumps
+    int64_t warmup = 1024;        // samples after a jump left out of the loss
+    AdamWParams adam;
+    int64_t lr_warmup_steps = 100;
+    double final_lr_ratio = 0.05;
+    double clip_norm = 1.0;       // <= 0: off
+    double preemphasis = 0.95;    // effects: the loss is ESR on pre-emphasised signals (0: plain)
+    int64_t validate_every = 250;
+    uint64_t seed = 1;
+    int threads = 0;              // 0 = all cores
+};
+
+struct StepStats {
+    int64_t step = 0;             // steps done after this one
+    double loss = 0;              // effects: batch ESR (pre-emphasised as trained); generators: bits/sample
+    double lr = 0;
+    double grad_norm = 0;         // before clipping
+    int64_t samples = 0;          // samples through forward + backward in this step
+};
+
+struct ValStats {
+    double metric = 0;            // effects: esr; generators: bits per sample
+    double esr_preemph = 0;       // effects only
+    int64_t samples = 0;
+};
+
+class Trainer {
+public:
+    // A fresh run from `init` (its config says the kind).
+    Trainer(Model init, TrainData data, TrainOptions options);
+    ~Trainer();
+    Trainer(const Trainer&) = delete;
+    Trainer& operator=(const Trainer&) = delete;
+
+    StepStats step();
+    // The current model on the validation data (whole sequences from the zero state).
+    ValStats validate();
+
+    const Model& model() const;
+    int64_t steps_done() const;
+    const TrainOptions& options() const;
+    const TrainData& data() const;
+    bool effect() const;
+
+    // Everything needed to continue exactly: weights, optimiser moments, the data generator,
+    // each lane's place and state, the options. Written into directory `dir` (created),
+    // each file under a temporary name and renamed.
+    void save_checkpoint(const std::string& dir) const;
+    // Continues a run from a checkpoint; `data` must be the same data (checked by a hash of
+    // the sequences, with a clear error when it differs). Options come from the checkpoint,
+    // except `steps` and `threads`, which the caller may change (longer runs continue the
+    // cosine over the new total).
+    static std::unique_ptr<Trainer> resume(const std::string& dir, TrainData data,
+                                           int64_t steps, int threads);
+
+private:
+    struct Impl;
+    explicit Trainer(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+// A fingerprint of the training data (names, lengths, contents), hex.
+std::string data_hash(const TrainData& data);
+
+} // namespace mw

@@ -1,0 +1,428 @@
+// `mambawave train`: trains an effect from a capture (input + recorded target, or a manifest
+// of captures with knob settings) or a generator from a folder of audio, on the CPU cores.
+// Validation every N steps; the best model so far is exported to --out with its training
+// record; checkpoints every N steps and on Ctrl-C; --resume continues exactly; a CSV log and
+// a PNG plot of the curves sit in the run directory.
+#include "standalone/cli_common.h"
+#include "standalone/commands.h"
+#include "standalone/train_data.h"
+
+#include "dsp/audio_file.h"
+#include "model/model_file.h"
+#include "model/trainer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace mw::cli {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+struct TrainCliOptions {
+    // data
+    std::string input, target, manifest, effect;
+    std::vector<std::string> data;
+    double val_fraction = 0.1;
+    double max_latency_ms = 50;
+    bool no_fix_latency = false;
+    // model
+    std::string out, init, run_dir;
+    int d_model = 16, layers = 4, d_state = 16, expand = 2;
+    double rate_hz = 0;  // 0: the data's (effects) or 8000 (generators)
+    bool no_skip = false;
+    // optimisation
+    TrainOptions t;
+    int64_t checkpoint_every = 500;
+    bool resume = false;
+    bool json_out = false;
+    bool no_plot = false;
+};
+
+std::string fmt(double v, int digits) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.*f", digits, v);
+    return b;
+}
+std::string fmt_g(double v) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.4g", v);
+    return b;
+}
+std::string clock_text(double seconds) {
+    const int64_t s = int64_t(seconds + 0.5);
+    char b[32];
+    if (s >= 3600) std::snprintf(b, sizeof b, "%lld:%02lld:%02lld", (long long)(s / 3600), (long long)(s / 60 % 60), (long long)(s % 60));
+    else std::snprintf(b, sizeof b, "%lld:%02lld", (long long)(s / 60), (long long)(s % 60));
+    return b;
+}
+
+// The progress line: a bar on a terminal (redrawn at most 5 times a second), plain lines at
+// each validation otherwise.
+class TrainProgress {
+public:
+    TrainProgress(int64_t total_steps, const char* metric) : total_(total_steps), metric_(metric), tty_(isatty(2)) {}
+    void update(const StepStats& s, double samples_per_s, double eta_s, double val, double best) {
+        if (!tty_) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (s.step != total_ && now - last_ < std::chrono::milliseconds(200)) return;
+        last_ = now;
+        const int width = 20, filled = int(double(width) * double(s.step) / double(total_));
+        std::string bar(size_t(filled), '#');
+        bar.append(size_t(width - filled), '-');
+        std::fprintf(stderr, "\rtrain [%s] %3d%%  step %lld/%lld  loss %s  val %s %s (best %s)  %s samples/s  ETA %s  ",
+                     bar.c_str(), int(100 * s.step / total_), (long long)s.step, (long long)total_,
+                     fmt_g(s.loss).c_str(), metric_, val >= 0 ? fmt_g(val).c_str() : "-",
+                     best >= 0 ? fmt_g(best).c_str() : "-", fmt_g(samples_per_s).c_str(), clock_text(eta_s).c_str());
+        std::fflush(stderr);
+        drawn_ = true;
+    }
+    void line(const std::string& text) {
+        if (drawn_) std::fprintf(stderr, "\r\033[K");
+        std::fprintf(stderr, "%s\n", text.c_str());
+        drawn_ = false;
+    }
+    ~TrainProgress() {
+        if (drawn_) std::fprintf(stderr, "\n");
+    }
+
+private:
+    int64_t total_;
+    const char* metric_;
+    bool tty_, drawn_ = false;
+    std::chrono::steady_clock::time_point last_{};
+};
+
+// The CSV log: one row per step, validation columns filled where it ran. On resume the rows
+// after the checkpoint's step are dropped, so the log matches the run that continues.
+class CsvLog {
+public:
+    CsvLog(const std::string& path, int64_t keep_until_step) : path_(path) {
+        std::vector<std::string> kept;
+        if (keep_until_step > 0) {
+            std::ifstream in(path);
+            std::string row;
+            while (std::getline(in, row)) {
+                if (row.empty() || row[0] == 's') continue;
+                if (std::stoll(row.substr(0, row.find(','))) <= keep_until_step) kept.push_back(row);
+            }
+        }
+        out_.open(path, std::ios::trunc);
+        if (!out_) throw std::runtime_error("cannot write the training log " + path);
+        out_ << "step,loss,lr,grad_norm,samples_per_s,wall_s,val_metric,val_esr_preemph\n";
+        for (const std::string& r : kept) out_ << r << "\n";
+        out_.flush();
+    }
+    void row(const StepStats& s, double samples_per_s, double wall_s, const ValStats* v) {
+        out_ << s.step << "," << s.loss << "," << s.lr << "," << s.grad_norm << "," << samples_per_s << ","
+             << wall_s << ",";
+        if (v) out_ << v->metric << "," << v->esr_preemph;
+        else out_ << ",";
+        out_ << "\n";
+        out_.flush();
+    }
+
+private:
+    std::string path_;
+    std::ofstream out_;
+};
+
+Model initial_model(const TrainCliOptions& o, bool effect, double rate_hz, const std::vector<ControlSpec>& controls) {
+    if (!o.init.empty()) {
+        Model m = load_model(o.init);
+        if ((m.config().kind == IoKind::continuous) != effect)
+            throw UsageError(o.init + ": a " + std::string(kind_name(m.config().kind)) + " model, but the data is for " +
+                             (effect ? "an effect" : "a generator"));
+        if (m.config().sample_rate_hz != rate_hz)
+            throw UsageError(o.init + ": runs at " + fmt(m.config().sample_rate_hz, 0) + " Hz, the data was prepared at " +
+                             fmt(rate_hz, 0) + " Hz (give --rate " + fmt(m.config().sample_rate_hz, 0) + ")");
+        if (effect && m.config().n_cond() != int(controls.size()))
+            throw UsageError(o.init + ": has " + std::to_string(m.config().n_cond()) + " controls, the data gives " +
+                             std::to_string(controls.size()));
+        m.mutable_config().untrained = false;
+        return m;
+    }
+    ModelConfig c = make_config(effect ? IoKind::continuous : IoKind::mulaw8, o.d_model, o.layers, o.d_state, o.expand);
+    c.sample_rate_hz = rate_hz;
+    if (effect) {
+        c.controls = controls;
+        c.skip = !o.no_skip;
+    }
+    c.validate("--d-model/--layers/--d-state/--expand");
+    Model m(c);
+    m.init_random(o.t.seed);
+    return m;
+}
+
+std::string find_plot_script() {
+    const fs::path candidates[] = {fs::path(MW_SOURCE_DIR) / "scripts" / "plot_training.py",
+                                   fs::read_symlink("/proc/self/exe").parent_path() / "../../scripts/plot_training.py"};
+    for (const fs::path& p : candidates)
+        if (fs::exists(p)) return p.string();
+    return "";
+}
+
+// Draws the curves with scripts/plot_training.py (matplotlib). Returns "" or why not.
+std::string plot(const std::string& csv, const std::string& png, const std::string& title) {
+    const std::string script = find_plot_script();
+    if (script.empty()) return "scripts/plot_training.py not found";
+    // Debian's python3 has matplotlib (python3-matplotlib); a python3 earlier on PATH may not.
+    const std::string python = fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+    const std::string cmd = python + " '" + script + "' '" + csv + "' '" + png + "' '" + title + "' 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return "cannot run python3";
+    std::string output;
+    char buf[256];
+    while (std::fgets(buf, sizeof buf, p)) output += buf;
+    const int rc = pclose(p);
+    return rc == 0 ? "" : output.empty() ? "plot script failed" : output;
+}
+
+void run_train(TrainCliOptions o) {
+    const bool pair_mode = !o.input.empty() || !o.target.empty();
+    const bool manifest_mode = !o.manifest.empty();
+    const bool generator_mode = !o.data.empty();
+    if (int(pair_mode) + int(manifest_mode) + int(generator_mode) != 1)
+        throw UsageError("give one kind of data: --input with --target (one capture), --manifest with --effect "
+                         "(captures with knob settings), or --data (audio for a generator)");
+    if (pair_mode && (o.input.empty() || o.target.empty()))
+        throw UsageError("--input and --target go together: the signal sent into the gear and its recording");
+    if (manifest_mode && o.effect.empty()) throw UsageError("--manifest needs --effect NAME (which effect to train)");
+    const bool effect = !generator_mode;
+    if (o.out.empty()) throw UsageError("--out MODEL.safetensors is required: where the trained model goes");
+    const std::string run_dir = o.run_dir.empty() ? (fs::path(o.out).replace_extension("").string() + ".run") : o.run_dir;
+    const std::string ckpt_dir = (fs::path(run_dir) / "checkpoint").string();
+    if (!o.resume && fs::exists(fs::path(ckpt_dir) / "trainer.safetensors"))
+        throw UsageError(run_dir + " holds a checkpoint of an earlier run: continue it with --resume, or give "
+                         "another --run-dir (or delete that directory)");
+    if (o.resume && !fs::exists(fs::path(ckpt_dir) / "trainer.safetensors"))
+        throw UsageError("--resume: no checkpoint in " + ckpt_dir);
+
+    // Data at the model's rate.
+    double rate_hz = o.rate_hz;
+    if (o.resume) rate_hz = load_model((fs::path(ckpt_dir) / "model.safetensors").string()).config().sample_rate_hz;
+    else if (!o.init.empty()) rate_hz = load_model(o.init).config().sample_rate_hz;
+    TrainData data;
+    std::vector<ControlSpec> controls;
+    std::string metric_name = effect ? "esr" : "nll_bits_per_sample";
+    json record_data;
+    if (pair_mode) {
+        if (rate_hz == 0) rate_hz = dsp::read_audio(o.target).sample_rate_hz;
+        const EffectPair pair = load_effect_pair(o.input, o.target, rate_hz, o.max_latency_ms, !o.no_fix_latency);
+        data = effect_data_from_pair(pair, o.val_fraction);
+        record_data = {{"input", o.input}, {"target", o.target}, {"lag_samples", pair.lag}};
+    } else if (manifest_mode) {
+        if (rate_hz == 0) rate_hz = 48000;
+        data = effect_data_from_manifest(o.manifest, o.effect, rate_hz, o.max_latency_ms, !o.no_fix_latency, controls);
+        record_data = {{"manifest", o.manifest}, {"effect", o.effect}};
+    } else {
+        if (rate_hz == 0) rate_hz = 8000;
+        std::string rule;
+        data = token_data_split(load_token_files(o.data, rate_hz), rule);
+        record_data = {{"paths", o.data}, {"split", rule}};
+    }
+    record_data["description"] = data.description;
+    int64_t train_samples = 0, val_samples = 0;
+    for (const auto& s : data.effect_train) train_samples += int64_t(s.input.size());
+    for (const auto& s : data.effect_val) val_samples += int64_t(s.input.size());
+    for (const auto& s : data.token_train) train_samples += int64_t(s.tokens.size());
+    for (const auto& s : data.token_val) val_samples += int64_t(s.tokens.size());
+    note("data: " + data.description + "; " + fmt(double(train_samples) / rate_hz, 1) + " s to train on, " +
+         fmt(double(val_samples) / rate_hz, 1) + " s to validate on, at " + fmt(rate_hz, 0) + " Hz");
+
+    std::unique_ptr<Trainer> trainer;
+    if (o.resume) {
+        trainer = Trainer::resume(ckpt_dir, std::move(data), o.t.steps, o.t.threads);
+        note("resuming " + ckpt_dir + " at step " + std::to_string(trainer->steps_done()) + " of " +
+             std::to_string(trainer->options().steps));
+    } else {
+        trainer = std::make_unique<Trainer>(initial_model(o, effect, rate_hz, controls), std::move(data), o.t);
+    }
+    const TrainOptions& t = trainer->options();
+    const ModelConfig& cfg = trainer->model().config();
+    note("model: " + std::string(kind_name(cfg.kind)) + ", d_model " + std::to_string(cfg.d_model) + ", " +
+         std::to_string(cfg.n_layers) + " layers, d_state " + std::to_string(cfg.d_state) + ", " +
+         std::to_string(trainer->model().parameter_count()) + " parameters; batch " + std::to_string(t.batch) +
+         " x " + std::to_string(t.segment) + " samples, " + std::to_string(t.steps) + " steps");
+
+    fs::create_directories(run_dir);
+    const std::string csv_path = (fs::path(run_dir) / "log.csv").string();
+    const std::string png_path = (fs::path(run_dir) / "curves.png").string();
+    const std::string best_path = (fs::path(run_dir) / "best.json").string();
+    CsvLog log(csv_path, o.resume ? trainer->steps_done() : 0);
+    double best = -1;
+    int64_t best_step = 0;
+    double wall_before = 0;
+    if (o.resume && fs::exists(best_path)) {
+        std::ifstream f(best_path);
+        const json b = json::parse(f);
+        best = b.at("metric").get<double>();
+        best_step = b.at("step").get<int64_t>();
+        wall_before = b.value("wall_s", 0.0);
+    }
+    const bool esr_metric = effect;
+    TrainProgress progress(t.steps, esr_metric ? "ESR" : "bits");
+    Stopwatch clock;
+    double last_val = -1;
+    int64_t samples_seen = 0;
+    const json options_json = {{"steps", t.steps}, {"batch", t.batch}, {"segment", t.segment},
+                               {"tbptt_segments", t.tbptt_segments}, {"warmup", t.warmup}, {"lr", t.adam.lr},
+                               {"weight_decay", t.adam.weight_decay}, {"clip_norm", t.clip_norm},
+                               {"preemphasis", t.preemphasis}, {"seed", t.seed}};
+
+    auto export_best = [&](const ValStats& v, int64_t step) {
+        Model m = trainer->model();
+        ModelConfig& c = m.mutable_config();
+        c.untrained = false;
+        json metric = {{"name", metric_name}, {"value", v.metric}, {"split", "validation"}};
+        if (effect) metric["esr_preemph"] = v.esr_preemph;
+        const json record = {{"trainer", "mambawave train"}, {"data", record_data}, {"data_hash", data_hash(trainer->data())},
+                             {"steps", step}, {"wall_seconds", wall_before + clock.seconds()},
+                             {"samples_seen", samples_seen}, {"metric", metric}, {"options", options_json}};
+        c.training_json = record.dump();
+        if (c.description.empty())
+            c.description = effect ? "effect trained by mambawave train" : "generator trained by mambawave train";
+        save_model(m, o.out);
+        std::ofstream(best_path) << json{{"metric", v.metric}, {"step", step}, {"wall_s", wall_before + clock.seconds()}}.dump();
+    };
+    auto checkpoint = [&] { trainer->save_checkpoint(ckpt_dir); };
+
+    const int64_t first_step = trainer->steps_done();
+    double rate_window_start = clock.seconds();
+    int64_t rate_window_samples = 0;
+    double samples_per_s = 0;
+    try {
+        while (trainer->steps_done() < t.steps) {
+            const StepStats s = trainer->step();
+            samples_seen += s.samples;
+            rate_window_samples += s.samples;
+            const double now = clock.seconds();
+            if (now - rate_window_start > 1.0 || samples_per_s == 0) {
+                samples_per_s = double(rate_window_samples) / std::max(1e-9, now - rate_window_start);
+                rate_window_start = now;
+                rate_window_samples = 0;
+            }
+            ValStats v;
+            const bool validate = s.step % t.validate_every == 0 || s.step == t.steps;
+            if (validate) {
+                v = trainer->validate();
+                last_val = v.metric;
+                if (best < 0 || v.metric < best) {
+                    best = v.metric;
+                    best_step = s.step;
+                    export_best(v, s.step);
+                }
+                if (!isatty(2))
+                    progress.line("step " + std::to_string(s.step) + "/" + std::to_string(t.steps) + "  loss " +
+                                  fmt_g(s.loss) + "  validation " + metric_name + " " + fmt_g(v.metric) +
+                                  (effect ? "  esr_preemph " + fmt_g(v.esr_preemph) : "") + "  best " + fmt_g(best) +
+                                  "  " + fmt_g(samples_per_s) + " samples/s");
+            }
+            log.row(s, samples_per_s, wall_before + now, validate ? &v : nullptr);
+            const double per_step = now / double(std::max<int64_t>(1, s.step - first_step));
+            progress.update(s, samples_per_s, per_step * double(t.steps - s.step), last_val, best);
+            if (o.checkpoint_every > 0 && s.step % o.checkpoint_every == 0) checkpoint();
+            throw_if_interrupted();
+        }
+    } catch (const Interrupted&) {
+        checkpoint();
+        progress.line("interrupted at step " + std::to_string(trainer->steps_done()) + ": checkpoint saved in " +
+                      ckpt_dir + "; continue with the same command and --resume");
+        throw;
+    }
+    checkpoint();
+    std::string plot_note;
+    if (!o.no_plot) plot_note = plot(csv_path, png_path, fs::path(o.out).filename().string());
+    progress.line("");
+    if (!plot_note.empty()) note("no plot: " + plot_note);
+    if (o.json_out) {
+        json j = {{"model", o.out}, {"metric", metric_name}, {"best", best}, {"best_step", best_step},
+                  {"steps", t.steps}, {"wall_seconds", wall_before + clock.seconds()}, {"run_dir", run_dir},
+                  {"samples_per_second", samples_per_s}};
+        std::cout << j.dump() << "\n";
+    } else {
+        std::cout << "trained " << t.steps << " steps in " << clock_text(wall_before + clock.seconds()) << "; best validation "
+                  << metric_name << " " << fmt_g(best) << " at step " << best_step << " -> " << o.out << "\n"
+                  << "  log " << csv_path << (plot_note.empty() ? ", curves " + png_path : "") << ", checkpoint "
+                  << ckpt_dir << "\n";
+    }
+}
+
+} // namespace
+
+void add_train_command(CLI::App& app) {
+    auto o = std::make_shared<TrainCliOptions>();
+    CLI::App* sub = app.add_subcommand("train", "Train an effect from a capture, or a generator from audio files");
+    sub->set_config("--config", "", "Read options from a TOML/INI file (key = value, names as the long options)");
+    auto* g_data = sub->add_option_group("data");
+    g_data->add_option("--input", o->input, "Effect: the signal sent into the gear (e.g. from capture-signal)");
+    g_data->add_option("--target", o->target, "Effect: the gear's recorded output of --input");
+    g_data->add_option("--manifest", o->manifest, "Effect: a captures manifest (JSON) with knob settings per pair");
+    g_data->add_option("--effect", o->effect, "Effect: which effect of --manifest to train");
+    g_data->add_option("--data", o->data, "Generator: audio files and/or directories of .wav/.flac");
+    g_data->add_option("--val-fraction", o->val_fraction, "Effect from one capture: the tail held out for validation")
+        ->capture_default_str();
+    g_data->add_option("--max-latency-ms", o->max_latency_ms, "Largest latency looked for between input and target")
+        ->capture_default_str();
+    g_data->add_flag("--no-fix-latency", o->no_fix_latency, "Refuse a misaligned capture instead of shifting it");
+    sub->add_option("--out,-o", o->out, "The trained model (.safetensors): the best validation model, kept up to date");
+    sub->add_option("--run-dir", o->run_dir, "Checkpoint, log.csv and curves.png (default: OUT without .safetensors + .run)");
+    sub->add_flag("--resume", o->resume, "Continue the run in --run-dir exactly where its checkpoint left off");
+    auto* g_model = sub->add_option_group("model");
+    g_model->add_option("--init", o->init, "Start from this model (fine-tuning) instead of a fresh one");
+    g_model->add_option("--d-model", o->d_model, "Width")->capture_default_str()->check(CLI::Range(4, 1024));
+    g_model->add_option("--layers", o->layers, "Mamba blocks")->capture_default_str()->check(CLI::Range(1, 64));
+    g_model->add_option("--d-state", o->d_state, "SSM state per channel")->capture_default_str()->check(CLI::Range(1, 256));
+    g_model->add_option("--expand", o->expand, "d_inner = expand * d_model")->capture_default_str()->check(CLI::Range(1, 8));
+    g_model->add_option("--rate", o->rate_hz, "Model sample rate in Hz (default: the target file's; generators 8000)");
+    g_model->add_flag("--no-skip", o->no_skip, "Effect: no input-to-output skip (the model makes the whole output)");
+    auto* g_opt = sub->add_option_group("optimisation");
+    g_opt->add_option("--steps", o->t.steps, "Optimiser steps")->capture_default_str()->check(CLI::PositiveNumber);
+    g_opt->add_option("--batch", o->t.batch, "Sequences per step")->capture_default_str()->check(CLI::Range(1, 4096));
+    g_opt->add_option("--segment", o->t.segment, "Samples per sequence per step (truncated backprop length)")
+        ->capture_default_str();
+    g_opt->add_option("--tbptt", o->t.tbptt_segments, "Segments a sequence runs on with carried state before a new crop")
+        ->capture_default_str();
+    g_opt->add_option("--warmup", o->t.warmup, "Effect: samples after a fresh start left out of the loss")
+        ->capture_default_str();
+    g_opt->add_option("--lr", o->t.adam.lr, "Peak learning rate (AdamW)")->capture_default_str();
+    g_opt->add_option("--lr-warmup", o->t.lr_warmup_steps, "Steps of linear learning-rate warm-up")->capture_default_str();
+    g_opt->add_option("--weight-decay", o->t.adam.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
+    g_opt->add_option("--clip", o->t.clip_norm, "Clip the gradient's global norm to this (0: off)")->capture_default_str();
+    g_opt->add_option("--preemph", o->t.preemphasis, "Effect: pre-emphasis of the ESR loss (0: plain ESR)")
+        ->capture_default_str();
+    g_opt->add_option("--val-every", o->t.validate_every, "Validate (and export if best) every N steps")
+        ->capture_default_str()->check(CLI::PositiveNumber);
+    g_opt->add_option("--checkpoint-every", o->checkpoint_every, "Checkpoint every N steps (and on Ctrl-C)")
+        ->capture_default_str();
+    g_opt->add_option("--seed", o->t.seed, "Seed of the initial weights and the data order")->capture_default_str();
+    add_threads_option(*sub, o->t.threads);
+    sub->add_flag("--json", o->json_out, "Print the result as one JSON object");
+    sub->add_flag("--no-plot", o->no_plot, "Do not draw curves.png");
+    sub->footer(
+        "Effects (a pedal, an amp): record the gear's output of a known input and train on the pair.\n"
+        "  mambawave capture-signal --out di.wav      # play di.wav through the gear, record rec.wav\n"
+        "  mambawave train --input di.wav --target rec.wav --out mypedal.safetensors\n"
+        "The pair is checked: levels, clipping, and the latency between them (found by\n"
+        "cross-correlation and shifted out, or refused with --no-fix-latency). The last 10% is\n"
+        "held out and the validation ESR (error-to-signal ratio; < 0.01 is very close) is reported.\n"
+        "With knobs: a manifest lists captures at several settings (see docs/DATA.md):\n"
+        "  mambawave train --manifest data/captures/manifest.json --effect ts9 --out ts9.safetensors\n"
+        "Generators: a folder of audio, mu-law 8-bit at --rate (default 8000 Hz):\n"
+        "  mambawave train --data fsdd/train --out digits.safetensors --d-model 64 --layers 6\n\n"
+        "Training uses every core (--threads). Ctrl-C saves a checkpoint; run the same command\n"
+        "with --resume to continue exactly. The run directory holds log.csv and curves.png.");
+    sub->callback([o] { run_train(*o); });
+}
+
+} // namespace mw::cli

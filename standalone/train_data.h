@@ -1,0 +1,48 @@
+// Reading training and evaluation data from audio files into the trainer's in-memory form:
+// resampling to the model's rate, mu-law for generators, and for effect pairs the alignment
+// and level checks (a misaligned capture trains a smeared model, so it is fixed or refused,
+// and the user is told which).
+#pragma once
+
+#include "model/model.h"
+#include "model/trainer.h"
+
+#include <string>
+#include <vector>
+
+namespace mw::cli {
+
+// An input/target pair at `rate_hz`, aligned: the latency (known_lag, in samples at the
+// target file's rate, when >= 0; else found:
+// see the comment in train_data.cpp) is shifted out of the target (fix_latency) or refused.
+// Mono files only (a stereo capture is a UsageError naming the file).
+struct EffectPair {
+    std::string name;
+    std::vector<float> input, target;
+    int64_t lag = 0;          // samples the target was shifted by
+    double correlation = 0;   // at that lag
+};
+EffectPair load_effect_pair(const std::string& input_path, const std::string& target_path,
+                            double rate_hz, double max_latency_ms, bool fix_latency, int64_t known_lag = -1);
+
+// One pair of files: the last `val_fraction` of it held out for validation.
+TrainData effect_data_from_pair(const EffectPair& pair, double val_fraction);
+
+// A capture manifest (JSON: {"pairs": [{"input", "target", "effect", "controls": {NAME: VALUE},
+// "split": "train"|"val"|"test"}]}, paths relative to the manifest) restricted to one effect.
+// Returns the data (test pairs left out) and fills `controls` with one ControlSpec per control
+// name found, its range spanning the values the pairs use.
+TrainData effect_data_from_manifest(const std::string& manifest_path, const std::string& effect,
+                                    double rate_hz, double max_latency_ms, bool fix_latency,
+                                    std::vector<ControlSpec>& controls);
+
+// Audio files for a generator, from files and directories (searched for .wav/.flac, sorted by
+// name), resampled to rate_hz, first channel, mu-law encoded.
+std::vector<TokenSequence> load_token_files(const std::vector<std::string>& paths, double rate_hz);
+
+// The validation split of generator clips: Free Spoken Digit names "{digit}_{speaker}_{index}"
+// with index 5..9 go to validation (the data README's suggestion), any other name by a hash
+// of the name (one in ten). Says which rule it used in `rule`.
+TrainData token_data_split(std::vector<TokenSequence> clips, std::string& rule);
+
+} // namespace mw::cli
