@@ -14,6 +14,7 @@ void add_render_command(CLI::App& app);    // cmd_render.cpp
 void add_generate_command(CLI::App& app);  // cmd_generate.cpp
 void add_init_command(CLI::App& app);      // cmd_init.cpp
 void add_bench_command(CLI::App& app);     // cmd_bench.cpp
+void add_capture_signal_command(CLI::App& app);  // cmd_capture_signal.cpp
 void add_train_command(CLI::App& app);     // cmd_train.cpp
 void add_eval_command(CLI::App& app);      // cmd_eval.cpp
 

@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
     mw::cli::add_bench_command(app);
     mw::cli::add_train_command(app);
     mw::cli::add_eval_command(app);
+    mw::cli::add_capture_signal_command(app);
 
     mw::cli::catch_interrupts();
     try {
