@@ -13,12 +13,25 @@
 // event; NaN/Inf input is treated as silence; NaN never reaches the host.
 //
 // Models: a new model is loaded and prepared off the audio thread, handed over atomically (the
-// audio thread picks it up at the start of its next block), crossfaded with the old one over
-// kCrossfadeSeconds so a swap does not click, and the old one is freed off the audio thread
-// by collect_garbage().
+// audio thread picks it up at the start of its next block, or when a running crossfade ends;
+// a model set again before that replaces the waiting one), crossfaded with the old one over
+// kCrossfadeSeconds so a swap does not click (both run during the fade; no fade when nothing
+// has been processed since prepare()), and the old one is freed off the audio thread by
+// collect_garbage(). The audio thread never drops the last reference to a model: retired
+// models wait in a lock-free queue (16 deep; while it is full no new model is taken).
 //
 // Sample rates: when the host rate differs from the model's rate the engine resamples around
 // the model (see RateMode); latency_samples() is exact, in host samples (0 when the rates match).
+// The resampler (dsp/resampler.h) is a polyphase Kaiser-windowed sinc: 96 taps at the lower
+// rate, passband to 0.433·f_low, stopband from 0.5·f_low; its measured ripple and stopband
+// attenuation are in docs/LIVE.md. Rates must be whole Hz with a reduced ratio of at most
+// 4096 phases (every common pair is); otherwise prepare()/set_model() throw
+// std::invalid_argument saying so.
+//
+// Signal path of the effect, per channel (gains, mix and bypass smoothed over kSmoothingSeconds):
+//   wet = output_gain · model(input_gain · in)      (resampled around the model when needed)
+//   out = mix · wet + (1 − mix) · dry               dry = in, delayed by the latency
+// bypass ramps the mix to 0.
 #pragma once
 
 #include "kernels/fast.h"
@@ -54,8 +67,17 @@ enum class RateMode {
     delta,     // Δ-scaling: run at the host rate with Δ scaled by model_rate / host_rate
                // (the SSM is continuous-time; the conv is not, so this is an approximation)
 };
+// How delta is done: no kernel hook is needed. With α = model_rate / host_rate,
+//   exp(αΔ·A) = exp(Δ·(αA))  and  (αΔ)·u·B = Δ·u·(αB),
+// so the engine runs a copy of the model with A_log += ln α and the B rows of x_proj scaled by
+// α, which is exactly the SSM with every Δ scaled by α (the kernel's Δ clamp follows A). The
+// causal conv, the gates and the projections still see samples at the host rate: that is the
+// approximation. Latency 0. Effects only: the SynthEngine always resamples (a generator's
+// sampled token stream has no continuous-time reading).
 
 constexpr double kCrossfadeSeconds = 0.020;
+constexpr double kSmoothingSeconds = 0.020;   // gains, mix, bypass, controls, synth level
+constexpr double kReleaseSeconds = 0.050;     // synth note-off fade
 constexpr int kMaxControls = 8;
 
 struct EngineStats {
@@ -63,6 +85,8 @@ struct EngineStats {
     int64_t model_swaps = 0;        // hand-overs completed on the audio thread
     double load = 0;                // time in process() / real time of the block (smoothed)
     float peak_in = 0, peak_out = 0;// since the last stats() call (meters), linear
+    double load_peak = 0;           // the highest one-block load since the last stats() call
+    int64_t dropped_events = 0;     // synth: note events beyond the per-block queue (256)
 };
 
 // --- Effect: audio in -> model -> audio out -------------------------------------------------
@@ -75,11 +99,17 @@ public:
     EffectEngine& operator=(const EffectEngine&) = delete;
 
     // Message thread, audio stopped (or from the host's prepareToPlay): sizes every buffer.
+    // Throws std::invalid_argument when the host rate cannot be resampled to the model's rate
+    // (see above); the engine is then left prepared with no model (dry).
     void prepare(double host_rate_hz, int max_block_samples, int channels);
     // Message thread, any time (also while audio runs). nullptr unloads (output = dry input).
+    // Before prepare() it only records the model. Throws std::invalid_argument for a generator
+    // model or rates that cannot be resampled (the running model stays).
     void set_model(RealtimeModelPtr model);
     RealtimeModelPtr model() const;   // the one most recently set
+    // Message thread; a change rebuilds the running model's slot and crossfades to it.
     void set_rate_mode(RateMode mode);
+    RateMode rate_mode() const;
     // Frees models the audio thread has let go of. Message thread; cheap; call often.
     void collect_garbage();
 
@@ -93,7 +123,8 @@ public:
     // Audio thread. in/out: [channels][n], n <= max_block_samples; in == out allowed.
     void process(const float* const* in, float* const* out, int channels, int n) noexcept;
 
-    int latency_samples() const;   // host samples, exact
+    // Host samples, exact: of the model most recently set (what the host should report).
+    int latency_samples() const;
     EngineStats stats();           // any thread; resets the peak meters
 
 private:
@@ -114,17 +145,26 @@ public:
     SynthEngine(const SynthEngine&) = delete;
     SynthEngine& operator=(const SynthEngine&) = delete;
 
+    // As EffectEngine's (throws std::invalid_argument for an effect model or rates that cannot
+    // be resampled). Output: the voices summed, mono, copied to every channel.
     void prepare(double host_rate_hz, int max_block_samples, int channels);
     void set_model(RealtimeModelPtr model);
     RealtimeModelPtr model() const;
     void collect_garbage();
 
+    // A voice draws its classes with the temperature and top-p of the moment (changes apply to
+    // playing voices at the next block); its random stream is seeded with seed + note at
+    // note-on, so a note replays the same way.
     void set_temperature(float t);   // 0.05..2
     void set_top_p(float p);         // 0.05..1
     void set_level_db(float db);
     void set_seed(uint32_t seed);
 
-    // Audio thread. Events apply at the given sample offset within the next process() block.
+    // Audio thread. Events apply at the given sample offset within the next process() block
+    // (exactly at equal rates; at the first model sample at or after that instant otherwise).
+    // A voice starts from the zero state primed with kPrimeTokens silent classes; note-off
+    // fades it over kReleaseSeconds. More than kMaxVoices notes steal the oldest voice.
+    static constexpr int kPrimeTokens = 4;
     void note_on(int note, float velocity_0_to_1, int sample_offset) noexcept;
     void note_off(int note, int sample_offset) noexcept;
     void all_notes_off() noexcept;

@@ -22,6 +22,17 @@ Sampler::Sampler(SamplerParams params, int vocab)
     for (uint64_t& s : s_) s = splitmix64(seed);
 }
 
+void Sampler::reset(const SamplerParams& params) {
+    params_ = params;
+    uint64_t seed = params.seed;
+    for (uint64_t& s : s_) s = splitmix64(seed);
+}
+
+void Sampler::set_temperature_top_p(float temperature, float top_p) {
+    params_.temperature = temperature;
+    params_.top_p = top_p;
+}
+
 double Sampler::next_uniform() {  // xoshiro256**
     const uint64_t result = rotl(s_[1] * 5, 7) * 9;
     const uint64_t t = s_[1] << 17;

@@ -19,6 +19,11 @@ public:
     // Picks a class from logits [V]. Allocation-free (scratch sized in the constructor).
     int sample(const float* logits);
     const SamplerParams& params() const { return params_; }
+    // Starts over as a new Sampler(params) would, without allocating (the real-time engine
+    // re-seeds a voice on the audio thread).
+    void reset(const SamplerParams& params);
+    // Changes temperature and top-p, keeping the random stream (allocation-free).
+    void set_temperature_top_p(float temperature, float top_p);
     // Uniform in [0, 1) from the sampler's stream (xoshiro256**).
     double next_uniform();
 

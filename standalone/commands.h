@@ -17,5 +17,7 @@ void add_bench_command(CLI::App& app);     // cmd_bench.cpp
 void add_capture_signal_command(CLI::App& app);  // cmd_capture_signal.cpp
 void add_train_command(CLI::App& app);     // cmd_train.cpp
 void add_eval_command(CLI::App& app);      // cmd_eval.cpp
+void add_live_command(CLI::App& app);      // cmd_live.cpp
+void add_devices_command(CLI::App& app);   // cmd_devices.cpp
 
 } // namespace mw::cli

@@ -64,6 +64,10 @@ int main(int argc, char** argv) {
     mw::cli::add_bench_command(app);
     mw::cli::add_train_command(app);
     mw::cli::add_eval_command(app);
+#if MW_HAVE_LIVE
+    mw::cli::add_live_command(app);
+    mw::cli::add_devices_command(app);
+#endif
     mw::cli::add_capture_signal_command(app);
 
     mw::cli::catch_interrupts();

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Headless test of `mambawave live` on a JACK server with the dummy driver (no sound card):
+#   1. generator mode: the placeholder generator (8 kHz) on a 48 kHz server, recorded: it must
+#      be resampled (the note says so), make sound, and stay finite; then played by MIDI notes
+#      from jack_midiseq (where installed): the recording must go silent and sound again;
+#   2. effect mode with --input-file: the recording must equal `mambawave render --path step`
+#      of the same file with the same controls, sample for sample (the file starts at the first
+#      callback and the recording starts there too);
+#   3. hot reload: replacing the model file while live runs crossfades to the new model;
+#   4. clear errors: an unknown device, a rate the server does not run at, no JACK server.
+# The callback's time per buffer against its deadline is reported, not judged: the dummy
+# driver misses deadlines on a loaded machine.
+#
+#   tests/live_test.sh MAMBAWAVE_BINARY SOURCE_DIR
+# Exit 77 (ctest: skipped) when jackd is not installed.
+set -euo pipefail
+
+bin=$1
+root=$2
+if ! command -v jackd > /dev/null; then
+  echo "live_test.sh: SKIPPED: jackd is not installed (Debian: apt install jackd2), so there is no"
+  echo "headless audio server to run 'mambawave live' against"
+  exit 77
+fi
+for tool in sox python3; do
+  command -v "$tool" > /dev/null || { echo "live_test.sh: SKIPPED: $tool is not installed"; exit 77; }
+done
+
+work=$(mktemp -d)
+jack_pid=""
+seq_pid=""
+cleanup() {
+  if [[ -n $seq_pid ]]; then
+    kill "$seq_pid" 2> /dev/null || true
+    wait "$seq_pid" 2> /dev/null || true
+  fi
+  if [[ -n $jack_pid ]]; then
+    kill "$jack_pid" 2> /dev/null || true
+    wait "$jack_pid" 2> /dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+  echo "live_test.sh: FAIL: $*"
+  for f in "$work"/*.log; do [[ -f $f ]] && { echo "--- $f"; tail -n 30 "$f"; }; done
+  exit 1
+}
+
+# Our own server name, so parallel runs (and a user's real server) do not clash.
+export JACK_DEFAULT_SERVER=mw_test_$$
+export JACK_NO_AUDIO_RESERVATION=1
+jackd --no-realtime -d dummy -r 48000 -p 128 > "$work/jackd.log" 2>&1 &
+jack_pid=$!
+for _ in $(seq 100); do
+  "$bin" devices --api jack --json 2> /dev/null | grep -q '"system"' && break
+  kill -0 "$jack_pid" 2> /dev/null || fail "jackd did not start: $(tail -n 5 "$work/jackd.log")"
+  sleep 0.1
+done
+"$bin" devices --api jack --json 2> /dev/null | grep -q '"system"' || fail "the JACK server has no 'system' device"
+echo "live_test.sh: jackd (dummy driver, 48000 Hz, 128 frames) runs as server '$JACK_DEFAULT_SERVER'"
+"$bin" devices --api jack > "$work/devices.log" 2>&1 || fail "devices --api jack failed"
+grep -q "system" "$work/devices.log" || fail "devices does not list 'system'"
+
+# A float WAV reader for the checks (the standard library's wave module takes only PCM).
+cat > "$work/wav.py" << 'EOF'
+import struct, sys, math
+from array import array
+def read_wav(path):
+    """Per-channel arrays of floats, and the rate. 32-bit float or 16-bit PCM WAV."""
+    data = open(path, 'rb').read()
+    assert data[:4] == b'RIFF' and data[8:12] == b'WAVE', path
+    pos, fmt, channels, bits, rate = 12, None, None, None, None
+    while pos + 8 <= len(data):
+        tag, size = data[pos:pos + 4], struct.unpack('<I', data[pos + 4:pos + 8])[0]
+        body = data[pos + 8:pos + 8 + size]
+        if tag == b'fmt ':
+            fmt, channels, rate = struct.unpack('<HHI', body[:8])
+            bits = struct.unpack('<H', body[14:16])[0]
+            if fmt == 0xFFFE: fmt = struct.unpack('<H', body[24:26])[0]
+        elif tag == b'data':
+            if fmt == 3 and bits == 32: x = array('f'); x.frombytes(body)
+            elif fmt == 1 and bits == 16: x = array('h'); x.frombytes(body)
+            else: sys.exit('unsupported WAV format %s/%s in %s' % (fmt, bits, path))
+            if sys.byteorder != 'little': x.byteswap()
+            if fmt == 1: x = array('f', (v / 32768.0 for v in x))
+            return [x[c::channels] for c in range(channels)], rate
+        pos += 8 + size + (size & 1)
+    sys.exit('no data chunk in ' + path)
+def peak(chs): return max(max(abs(v) for v in ch) for ch in chs)
+def finite(chs): return all(math.isfinite(v) for ch in chs for v in ch)
+EOF
+
+# --- 1. generator mode ----------------------------------------------------------------------
+"$bin" live -m "$root/presets/placeholder-generator.safetensors" --api jack --seconds 3 \
+       --record "$work/gen.wav" > "$work/gen.log" 2>&1 || fail "live (generator) exited with $?"
+grep -q "resampling 8000 Hz model to 48000 Hz device, latency [0-9]* samples" "$work/gen.log" ||
+  fail "live (generator) did not say it resamples"
+[[ $(grep -c " load " "$work/gen.log") -ge 2 ]] || fail "live (generator) printed fewer than 2 status lines"
+python3 - "$work/gen.wav" "$work/wav.py" << 'EOF' || fail "the generator's recording is wrong"
+import sys; exec(open(sys.argv[2]).read())
+x, rate = read_wav(sys.argv[1])
+n = len(x[0])
+print('live_test.sh: generator: recorded %d frames (%.2f s) at %d Hz, %d channels, peak %.3f'
+      % (n, n / rate, rate, len(x), peak(x)))
+assert rate == 48000 and len(x) == 2
+assert n >= 48000, 'less than 1 s recorded'
+assert finite(x), 'non-finite samples'
+assert peak(x) > 1e-3, 'silence'
+assert x[0] == x[1], 'the voice is mono, copied to both channels'
+EOF
+echo "live_test.sh: generator: $(grep '^callback:' "$work/gen.log")"
+
+# --- 1b. generator played by MIDI: jack_midiseq loops note 60, on for 0.25 s of every 0.5 s ---
+if command -v jack_midiseq > /dev/null; then
+  jack_midiseq mw_seq 24000 0 60 12000 > "$work/seq.log" 2>&1 &
+  seq_pid=$!
+  for _ in $(seq 50); do
+    "$bin" devices --api jack 2> /dev/null | grep -q "mw_seq:out" && break
+    sleep 0.1
+  done
+  "$bin" live -m "$root/presets/placeholder-generator.safetensors" --api jack --midi mw_seq --seconds 2.5 \
+         --record "$work/midi.wav" > "$work/midi.log" 2>&1 || fail "live (generator, MIDI) exited with $?"
+  kill "$seq_pid" 2> /dev/null || true
+  wait "$seq_pid" 2> /dev/null || true
+  seq_pid=""
+  grep -q "MIDI from 'mw_seq:out'" "$work/midi.log" || fail "live did not open the MIDI port"
+  python3 - "$work/midi.wav" "$work/wav.py" << 'EOF' || fail "the MIDI notes did not gate the voice"
+import sys; exec(open(sys.argv[2]).read())
+x, rate = read_wav(sys.argv[1])
+w = rate // 100  # 10 ms windows: exactly silent (voice released) or sounding
+states = [any(v != 0.0 for v in x[0][i:i + w]) for i in range(0, len(x[0]) - w, w)]
+changes = sum(1 for a, b in zip(states, states[1:]) if a != b)
+print('live_test.sh: MIDI: %d windows of 10 ms, %d sounding, %d silent, %d note on/off edges'
+      % (len(states), sum(states), len(states) - sum(states), changes))
+assert finite(x)
+assert sum(states) >= 20 and len(states) - sum(states) >= 20 and changes >= 3
+EOF
+else
+  echo "live_test.sh: MIDI part skipped: jack_midiseq (jackd2's example clients) is not installed"
+fi
+
+# --- 2. effect mode on a file, against render ------------------------------------------------
+sox -R -n -r 48000 -c 2 -b 16 "$work/in.wav" synth 2 sine 220 sine 331 gain -6
+"$bin" live -m "$root/presets/placeholder-effect.safetensors" --api jack --input-file "$work/in.wav" \
+       --control drive=0.7 --control tone=250 --seconds 3 --record "$work/fx.wav" > "$work/fx.log" 2>&1 ||
+  fail "live (effect) exited with $?"
+"$bin" render -m "$root/presets/placeholder-effect.safetensors" --in "$work/in.wav" --out "$work/ref.wav" \
+       --control drive=0.7 --control tone=250 --path step > "$work/render.log" 2>&1 || fail "render failed"
+python3 - "$work/fx.wav" "$work/ref.wav" "$work/wav.py" << 'EOF' || fail "the live effect does not match render"
+import sys; exec(open(sys.argv[3]).read())
+live, rate = read_wav(sys.argv[1])
+ref, _ = read_wav(sys.argv[2])
+assert len(live) == len(ref) == 2
+n = min(len(live[0]), len(ref[0]))
+assert n >= 24000, 'only %d frames to compare' % n
+d = max(abs(a - b) for c in range(2) for a, b in zip(live[c][:n], ref[c][:n]))
+print('live_test.sh: effect: live recording vs render --path step over %d frames (%.2f s), 2 channels: '
+      'max |diff| = %.3g' % (n, n / rate, d))
+assert d <= 1e-6, 'max |diff| %.3g' % d
+assert peak([ch[:n] for ch in ref]) > 0.1
+EOF
+echo "live_test.sh: effect:    $(grep '^callback:' "$work/fx.log")"
+
+# --- 3. hot reload --------------------------------------------------------------------------
+cp "$root/presets/placeholder-effect.safetensors" "$work/hot.safetensors"
+"$bin" init --kind effect --out "$work/other.safetensors" --seed 9 --skip > /dev/null 2>&1 ||
+  fail "init failed"
+"$bin" live -m "$work/hot.safetensors" --api jack --seconds 3 > "$work/hot.log" 2>&1 &
+live_pid=$!
+sleep 1.2
+cp "$work/other.safetensors" "$work/hot.safetensors.new" && mv "$work/hot.safetensors.new" "$work/hot.safetensors"
+wait "$live_pid" || fail "live (hot reload) exited with an error"
+grep -q "reloaded .*hot.safetensors" "$work/hot.log" || fail "the changed model file was not reloaded"
+echo "live_test.sh: hot reload: $(grep -o 'reloaded .*' "$work/hot.log")"
+
+# --- 4. errors ------------------------------------------------------------------------------
+expect_error() {  # expected-exit-code expected-text command...
+  local code=$1 text=$2
+  shift 2
+  set +e
+  "$@" > "$work/err.log" 2>&1
+  local rc=$?
+  set -e
+  [[ $rc -eq $code ]] || fail "'$*' exited with $rc, expected $code: $(cat "$work/err.log")"
+  grep -q -- "$text" "$work/err.log" || fail "'$*' did not say '$text': $(cat "$work/err.log")"
+}
+gen=$root/presets/placeholder-generator.safetensors
+expect_error 2 "no output device matches 'nosuchcard'" "$bin" live -m "$gen" --api jack --output nosuchcard --seconds 1
+expect_error 2 "system" "$bin" live -m "$gen" --api jack --output nosuchcard --seconds 1
+expect_error 2 "it supports 48000 Hz" "$bin" live -m "$gen" --api jack --rate 44100 --seconds 1
+expect_error 2 "applies to effect mode" "$bin" live -m "$gen" --api jack --mix 0.5 --seconds 1
+expect_error 2 "not an audio API" "$bin" live -m "$gen" --api nosuchapi --seconds 1
+JACK_DEFAULT_SERVER=mw_none_$$ expect_error 1 "no JACK server is running" "$bin" live -m "$gen" --api jack --seconds 1
+echo "live_test.sh: errors: unknown device, unsupported rate, wrong-mode option, unknown API, no JACK server: clear messages"
+echo "live_test.sh: PASS"
