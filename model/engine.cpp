@@ -308,4 +308,126 @@ int32_t GeneratorRunner::next() {
     return token;
 }
 
+// ---- BatchGenerator -------------------------------------------------------------------------
+
+struct BatchGenerator::Impl {
+    Device device = Device::cpu;
+    int streams = 0;
+    int vocab = 0;
+    SamplerParams params;
+    // cpu
+    kernels::PreparedModelPtr prepared;
+    kernels::StepStatePtr state;
+    std::unique_ptr<kernels::ThreadPool> pool;
+    std::vector<Sampler> samplers;  // [S]
+    std::vector<float> logits;      // [S][V] after the last fed classes
+    std::vector<int32_t> fed;       // [S]
+    bool primed = false;
+#if MW_HAVE_CUDA
+    // cuda
+    kernels::cuda::StepperPtr gpu;
+    std::vector<int32_t> prime_tokens;  // fed with the first generate()
+#endif
+
+    void prime_cpu(const int32_t* tokens, int64_t L);
+};
+
+BatchGenerator::BatchGenerator(const Model& model, Device device, int streams, SamplerParams params,
+                               int threads)
+    : impl_(new Impl) {
+    if (model.config().kind != IoKind::mulaw8)
+        throw std::invalid_argument("BatchGenerator: the model is an effect, not a generator");
+    if (streams < 1 || streams > kMaxStreams)
+        throw std::invalid_argument("BatchGenerator: " + std::to_string(streams) + " streams, expected 1.." +
+                                    std::to_string(kMaxStreams));
+    Impl& s = *impl_;
+    s.device = device;
+    s.streams = streams;
+    s.vocab = model.config().vocab;
+    s.params = params;
+    if (device == Device::cuda) {
+        require_cuda();
+#if MW_HAVE_CUDA
+        s.gpu = kernels::cuda::make_stepper(model.view(), streams);
+#endif
+        return;
+    }
+    s.prepared = kernels::prepare_model(model.view());
+    s.state = kernels::make_state(*s.prepared, streams);
+    s.pool = make_pool(threads);
+    for (int k = 0; k < streams; ++k) {
+        SamplerParams p = params;
+        p.seed = params.seed + uint64_t(k);
+        s.samplers.emplace_back(p, s.vocab);
+    }
+    s.logits.assign(size_t(streams) * size_t(s.vocab), 0.0f);
+    s.fed.assign(size_t(streams), 0);
+}
+
+BatchGenerator::~BatchGenerator() = default;
+
+int BatchGenerator::streams() const { return impl_->streams; }
+Device BatchGenerator::device() const { return impl_->device; }
+
+// As GeneratorRunner::prime on stream 0 (scan all but the last class, in the same segments),
+// the state copied to the other streams, then one step of all streams with the last class.
+void BatchGenerator::Impl::prime_cpu(const int32_t* tokens, int64_t L) {
+    const int64_t segment = 1 << 14;
+    std::vector<float> scratch(size_t(std::min<int64_t>(segment, L)) * size_t(vocab));
+    for (int64_t t0 = 0; t0 < L - 1; t0 += segment) {
+        const int64_t n = std::min(segment, L - 1 - t0);
+        kernels::scan_tokens(*prepared, *state, 0, tokens + t0, n, scratch.data(), pool.get());
+    }
+    const int64_t floats = kernels::stream_state_floats(*state);
+    for (int k = 1; k < streams; ++k)
+        std::copy_n(kernels::stream_state(*state, 0), floats, kernels::stream_state(*state, k));
+    std::fill(fed.begin(), fed.end(), tokens[L - 1]);
+    kernels::step_tokens(*prepared, *state, fed.data(), logits.data());
+    primed = true;
+}
+
+void BatchGenerator::prime(const int32_t* tokens, int64_t L) {
+    if (L <= 0) return;
+    Impl& s = *impl_;
+#if MW_HAVE_CUDA
+    if (s.gpu) {
+        s.prime_tokens.assign(tokens, tokens + L);
+        return;
+    }
+#endif
+    s.prime_cpu(tokens, L);
+}
+
+void BatchGenerator::generate(int64_t n, int32_t* out) {
+    Impl& s = *impl_;
+    if (n <= 0) return;
+#if MW_HAVE_CUDA
+    if (s.gpu) {
+        kernels::cuda::GenerateParams g;
+        g.prime = s.prime_tokens.empty() ? nullptr : s.prime_tokens.data();
+        g.prime_len = int64_t(s.prime_tokens.size());
+        g.shared_prime = true;
+        g.n_steps = n;
+        g.temperature = std::max(0.0f, s.params.temperature);
+        g.top_p = std::clamp(s.params.top_p, 1e-6f, 1.0f);
+        g.seed = s.params.seed;
+        kernels::cuda::generate_tokens(*s.gpu, g, out);
+        s.prime_tokens.clear();  // fed; later calls continue from the pending classes
+        return;
+    }
+#endif
+    if (!s.primed) {
+        const int32_t silence = 128;
+        s.prime_cpu(&silence, 1);
+    }
+    for (int64_t t = 0; t < n; ++t) {
+        for (int k = 0; k < s.streams; ++k) {
+            const int32_t c = s.samplers[size_t(k)].sample(&s.logits[size_t(k) * size_t(s.vocab)]);
+            s.fed[size_t(k)] = c;
+            out[size_t(k) * size_t(n) + size_t(t)] = c;
+        }
+        kernels::step_tokens(*s.prepared, *s.state, s.fed.data(), s.logits.data());
+    }
+}
+
 } // namespace mw

@@ -77,4 +77,32 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// Many voices of one generator at once (`mambawave generate --count`): S streams sharing one
+// prime, each drawing its own classes.
+//   Device::cpu:  the CPU step over S streams; stream k samples with the CPU Sampler seeded
+//                 params.seed + k, so stream 0 gives exactly GeneratorRunner's classes.
+//   Device::cuda: kernels/cuda's step with sampling on the GPU (temperature, top-p, Philox per
+//                 stream, kernels/cuda/philox.h): the same seed gives the same classes on the
+//                 GPU, but not the CPU's.
+class BatchGenerator {
+public:
+    // streams: 1..kMaxStreams. Throws std::invalid_argument for an effect or a bad count,
+    // std::runtime_error when Device::cuda is asked for and CUDA is not available.
+    static constexpr int kMaxStreams = 4096;
+    BatchGenerator(const Model& model, Device device, int streams, SamplerParams params,
+                   int threads = 0);
+    ~BatchGenerator();
+    // Feeds tokens [L] to every stream; call before the first generate(). Without it the
+    // streams start from the silence class, as GeneratorRunner does.
+    void prime(const int32_t* tokens, int64_t L);
+    // The next n classes of every stream: out [streams][n]. Calls continue one another.
+    void generate(int64_t n, int32_t* out);
+    int streams() const;
+    Device device() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
 } // namespace mw

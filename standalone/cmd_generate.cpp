@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -19,6 +21,10 @@ namespace {
 constexpr int64_t kBlockFrames = 4096;
 constexpr int32_t kSilenceToken = 128;
 constexpr double kMaxSeconds = 24 * 3600;
+// --count: every clip is an output file open while the clips are generated.
+constexpr int kMaxClips = 256;
+// --device auto runs on the GPU from this many clips on (one voice runs faster on the CPU step).
+constexpr int kAutoCudaClips = 16;
 
 struct GenerateOptions {
     std::string model_path, out_path, prime_path;
@@ -27,7 +33,34 @@ struct GenerateOptions {
     float top_p = 1.0f;
     uint64_t seed = 0;
     int threads = 0;
+    int count = 1;
+    std::string device = "auto";
 };
+
+// Clip k (1-based) of --count N: OUT itself when N is 1, else OUT's stem + "_001" (three digits
+// at least) + OUT's extension, in OUT's folder.
+std::string clip_path(const std::string& out, int k, int count) {
+    if (count == 1) return out;
+    const std::filesystem::path p(out);
+    const int digits = std::max(3, int(std::to_string(count).size()));
+    char num[32];
+    std::snprintf(num, sizeof num, "_%0*d", digits, k);
+    return (p.parent_path() / (p.stem().string() + num + p.extension().string())).string();
+}
+
+// The device for --device over `count` clips of `frames` samples: cuda is checked (a usage error
+// without CUDA, as in render); auto takes the GPU for many clips of a long job.
+Device generate_device(const std::string& choice, int count, int64_t frames) {
+    if (choice == "cuda") return choose_device("cuda", frames * count, "scan");
+    if (choice == "auto" && count >= kAutoCudaClips && frames * count >= kAutoCudaSamples && cuda_available()) {
+        note("running on " + cuda_device_name() + " (CUDA), " + std::to_string(count) + " clips at once");
+        return Device::cuda;
+    }
+    if (choice != "cpu" && choice != "auto")
+        throw UsageError("--device '" + choice + "', expected cpu, cuda or auto");
+    note("running on the CPU (recurrent step, " + std::to_string(count) + (count == 1 ? " clip)" : " clips at once)"));
+    return Device::cpu;
+}
 
 // The prime file as tokens: mixed to mono, resampled to the model's rate, mu-law encoded.
 std::vector<int32_t> prime_tokens(const std::string& path, double model_rate_hz) {
@@ -47,31 +80,48 @@ std::vector<int32_t> prime_tokens(const std::string& path, double model_rate_hz)
 }
 
 void run_generate(const GenerateOptions& o) {
+    // An explicit --device cuda without CUDA is a usage error before the model is read.
+    if (o.device == "cuda") {
+        std::string why;
+        if (!cuda_available(&why)) throw UsageError("--device cuda: " + why);
+    }
     const Model model = load_model_for(o.model_path, IoKind::mulaw8, "generate", "render");
     const double rate_hz = model.config().sample_rate_hz;
     const int64_t frames = std::llround(o.seconds * rate_hz);
     if (frames < 1) throw UsageError("--seconds " + std::to_string(o.seconds) + " is less than one sample");
     const std::vector<int32_t> prime =
         o.prime_path.empty() ? std::vector<int32_t>{kSilenceToken} : prime_tokens(o.prime_path, rate_hz);
-    dsp::AudioWriter writer(o.out_path, rate_hz, 1);
+    const Device device = generate_device(o.device, o.count, frames);
+    // Every output is opened (as a temporary file) before any work: a bad path fails first.
+    std::vector<std::unique_ptr<dsp::AudioWriter>> writers;
+    for (int k = 1; k <= o.count; ++k)
+        writers.push_back(std::make_unique<dsp::AudioWriter>(clip_path(o.out_path, k, o.count), rate_hz, 1));
 
     Stopwatch clock;
-    GeneratorRunner runner(model, SamplerParams{o.temperature, o.top_p, o.seed}, o.threads);
+    BatchGenerator runner(model, device, o.count, SamplerParams{o.temperature, o.top_p, o.seed}, o.threads);
     runner.prime(prime.data(), int64_t(prime.size()));
+    std::vector<int32_t> classes(size_t(o.count) * size_t(kBlockFrames));  // [count][n]
     std::vector<float> block(static_cast<size_t>(kBlockFrames));
     const float* planar[] = {block.data()};
     ProgressBar bar("generate", double(frames) / rate_hz);
     for (int64_t start = 0; start < frames; start += kBlockFrames) {
         const int64_t n = std::min(kBlockFrames, frames - start);
-        for (int64_t i = 0; i < n; ++i) block[size_t(i)] = dsp::mulaw_decode(runner.next());
-        writer.write(planar, n);
+        runner.generate(n, classes.data());
+        for (int k = 0; k < o.count; ++k) {
+            for (int64_t i = 0; i < n; ++i) block[size_t(i)] = dsp::mulaw_decode(classes[size_t(k * n + i)]);
+            writers[size_t(k)]->write(planar, n);
+        }
         throw_if_interrupted();
         bar.update(double(start + n) / rate_hz);
     }
-    writer.commit();
+    for (auto& w : writers) w->commit();
     bar.finish();
-    std::cout << "generated " << speed_summary(double(frames) / rate_hz, clock.seconds())
-              << ", seed " << o.seed << " -> " << o.out_path << "\n";
+    const std::string where = o.count == 1 ? o.out_path
+                                           : clip_path(o.out_path, 1, o.count) + " .. " +
+                                                 clip_path(o.out_path, o.count, o.count);
+    std::cout << "generated " << (o.count == 1 ? "" : std::to_string(o.count) + " clips, ")
+              << speed_summary(double(frames) * o.count / rate_hz, clock.seconds()) << ", seed " << o.seed
+              << " -> " << where << "\n";
 }
 
 } // namespace
@@ -103,12 +153,31 @@ void add_generate_command(CLI::App& app) {
                     "Audio to continue from (mixed to mono, resampled to the model's rate, "
                     "mu-law encoded); without it the model starts from silence")
         ->check(CLI::ExistingFile);
+    sub->add_option("--count,-n", o->count,
+                    "Number of clips to generate at once, each its own file: with N > 1, OUT "
+                    "becomes OUT's name + _001 .. _N before the extension (babble.wav -> "
+                    "babble_001.wav, babble_002.wav, ...). All clips share the prime")
+        ->check(CLI::Range(1, kMaxClips))
+        ->capture_default_str();
+    sub->add_option("--device", o->device,
+                    "Where the model runs: cpu (the recurrent step, all clips together), cuda (the "
+                    "GPU step with sampling on the GPU) or auto (cuda when a CUDA GPU is present, "
+                    "--count is at least " + std::to_string(kAutoCudaClips) + " and the job is at least " +
+                        std::to_string(kAutoCudaSamples) + " samples in all, else cpu)")
+        ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
+        ->capture_default_str();
     add_threads_option(*sub, o->threads);
     sub->footer("The output holds the generated continuation only, not the prime.\n\n"
+                "Seeds: on the CPU, clip k draws with --seed + k - 1, so clip 1 of --count N is the "
+                "clip that --count 1 gives for the same seed. On CUDA each clip draws its own "
+                "random stream of the seed (Philox): the same seed gives the same clips on the "
+                "GPU, not the CPU's.\n\n"
                 "Examples:\n"
                 "  mambawave generate -m babble.safetensors --seconds 5 --out babble.wav\n"
                 "  mambawave generate -m piano.safetensors -s 10 -o more.wav --prime intro.wav "
-                "--temperature 0.9 --top-p 0.95 --seed 7");
+                "--temperature 0.9 --top-p 0.95 --seed 7\n"
+                "  mambawave generate -m babble.safetensors -s 5 -o take.wav --count 64 --device cuda\n"
+                "    (writes take_001.wav .. take_064.wav)");
     sub->callback([o] { run_generate(*o); });
 }
 

@@ -228,6 +228,38 @@ check "generate with a stereo 16 kHz prime, temperature and top-p" "$MW" generat
     --seconds 0.25 --out g4.wav --prime prime.wav --temperature 0.8 --top-p 0.9
 check "primed generate writes 2000 frames" bash -c "[[ \$($PY h.py wav_info g4.wav) == '8000 1 2000' ]]"
 
+# --count N: N clips at once, OUT_001 .. OUT_N; on the CPU clip k draws with --seed + k - 1.
+check "generate --count 3 --device cpu" "$MW" generate -m gen.safetensors --seconds 0.25 --out gc.wav --seed 3 --count 3 --device cpu
+grep -q "3 clips" last.out && pass "generate --count notes the clips" || fail "generate --count notes the clips"
+check "--count 3 writes gc_001.wav .. gc_003.wav and no gc.wav" bash -c "[[ -f gc_001.wav && -f gc_002.wav && -f gc_003.wav && ! -e gc.wav && ! -e gc_004.wav ]]"
+for k in 001 002 003; do
+    check "clip $k is 2000 mono frames at 8000 Hz" bash -c "[[ \$($PY h.py wav_info gc_$k.wav) == '8000 1 2000' ]]"
+done
+check "generate 0.25 s seed 3" "$MW" generate -m gen.safetensors --seconds 0.25 --out gs3.wav --seed 3 --device cpu
+check "generate 0.25 s seed 4" "$MW" generate -m gen.safetensors --seconds 0.25 --out gs4.wav --seed 4
+check "clip 1 of --count 3 == one clip with the same seed" cmp gc_001.wav gs3.wav
+check "clip 2 of --count 3 == one clip with seed + 1" cmp gc_002.wav gs4.wav
+if cmp -s gc_001.wav gc_003.wav; then echo "identical" >last.out; fail "clips 1 and 3 differ"
+else pass "clips 1 and 3 differ"; fi
+check "generate --count 2 with a prime" "$MW" generate -m gen.safetensors --seconds 0.1 --out gp.wav --prime prime.wav --count 2 --seed 9 --device cpu
+check "generate --count 2 with a prime writes two 800-frame clips" bash -c "[[ \$($PY h.py wav_info gp_001.wav) == '8000 1 800' && \$($PY h.py wav_info gp_002.wav) == '8000 1 800' ]]"
+refuse "generate --count 0" 2 "--count" "$MW" generate -m gen.safetensors --seconds 0.1 --out fails/o.wav --count 0
+refuse "generate --count 257" 2 "--count" "$MW" generate -m gen.safetensors --seconds 0.1 --out fails/o.wav --count 257
+refuse "generate bad --device" 2 "--device|bogus" "$MW" generate -m gen.safetensors --seconds 0.1 --out fails/o.wav --device bogus
+# --device cuda: clips of the GPU sampler where a GPU is present, else a usage error naming why.
+if "$MW" generate -m gen.safetensors --seconds 0.25 --out gg.wav --seed 3 --count 4 --device cuda >last.out 2>&1; then
+    grep -q "(CUDA)" last.out && pass "generate --device cuda notes the GPU" || fail "generate --device cuda notes the GPU"
+    for k in 001 004; do
+        check "cuda clip $k is 2000 mono frames" bash -c "[[ \$($PY h.py wav_info gg_$k.wav) == '8000 1 2000' ]]"
+    done
+    check "generate --device cuda again with the same seed" "$MW" generate -m gen.safetensors --seconds 0.25 --out gh.wav --seed 3 --count 4 --device cuda
+    for k in 001 004; do check "cuda: the same seed gives the same clip $k" cmp gg_$k.wav gh_$k.wav; done
+    if cmp -s gg_001.wav gg_002.wav; then echo "identical" >last.out; fail "cuda clips 1 and 2 differ"
+    else pass "cuda clips 1 and 2 differ"; fi
+else
+    refuse "generate --device cuda without a GPU" 2 "--device cuda|CUDA" "$MW" generate -m gen.safetensors --seconds 0.1 --out fails/o.wav --device cuda
+fi
+
 # --- help ------------------------------------------------------------------------------------
 for sub in info run render generate init; do
     check "$sub --help" "$MW" "$sub" --help

@@ -4,9 +4,16 @@
 //   2. the chunked selective scan alone: achieved GB/s counting its minimal bytes (read Δ, u,
 //      B, C, z; write y) and the ratio to the copy; beside it the special-function-unit floor
 //      (two exp per state per step: pass 1 and pass 3);
-//   3. the whole-model forward of two effects over an hour of 48 kHz audio, in x real time.
+//   3. the whole-model forward of two effects over an hour of 48 kHz audio, in x real time;
+//   4. the recurrent step of S = 1, 64, 1024, 4096 streams (step.cu): the D16x4 effect and a
+//      D64x8 generator sampling on the GPU, both variants (persistent kernel, CUDA Graph), in
+//      stream-samples per second, against the byte floor of a step (weights once, every
+//      stream's state read and written) at the copy bandwidth.
 // Usage: mw_bench_cuda [--seconds S (part 3's audio, default 3600)] [--reps R (scan repeats)]
 //                      [--scan B E N L (only this scan)] [--model D LAYERS (only this model)]
+//                      [--step (only part 4)] [--step-tune (part 4 plus a sweep of groups and
+//                      threads at 1024 and 4096 streams)]
+//                      [--step-one effect|generator S (one persistent configuration: profiling)]
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/mamba_cuda.h"
 #include "kernels/cuda/scan.cuh"
@@ -240,12 +247,125 @@ void bench_model(int d_model, int n_layers, const std::vector<float>& x, double 
     g_rows.push_back({name, wall * 1e3, 0, 0, note});
 }
 
+// ---- 4. the recurrent step of many streams -------------------------------------------------
+
+Model step_model(bool generator, int d_model, int n_layers) {
+    ModelConfig c = make_config(generator ? IoKind::mulaw8 : IoKind::continuous, d_model, n_layers, 16);
+    if (!generator) {
+        c.controls.push_back({"drive", "", 0.0f, 1.0f, 0.5f, false});
+        c.skip = true;
+    }
+    Model m(c);
+    m.init_random(91, 0.3f);
+    return m;
+}
+
+// One (model, S, tuning): a short run to size the measured one (about 0.3 s of GPU time).
+// Prints and records stream-samples per second from device time, and the byte floor.
+void bench_step(const Model& m, const std::string& model_name, int S, const StepTuning& tuning,
+                double copy_gbps) {
+    const bool gen = m.config().kind == IoKind::mulaw8;
+    auto st = make_stepper(m.view(), S);
+    set_step_tuning(*st, tuning);
+    const StepTuning a = step_tuning(*st);
+    const int I = gen ? 0 : m.config().n_in();
+    std::vector<float> x, y;
+    std::vector<int32_t> tok;
+    auto run = [&](int64_t n) {
+        if (gen) {
+            tok.resize(size_t(S * n));
+            GenerateParams g;
+            g.n_steps = n;
+            g.temperature = 1.0f;
+            g.top_p = 0.95f;
+            g.seed = 5;
+            generate_tokens(*st, g, tok.data());
+        } else {
+            x.resize(size_t(n * S * I));
+            y.resize(size_t(n * S));
+            uint32_t h = 777;
+            for (float& v : x) {
+                h = h * 1664525u + 1013904223u;
+                v = float(h >> 8) * (1.0f / 8388608.0f) - 1.0f;
+            }
+            step_continuous(*st, x.data(), y.data(), n);
+        }
+    };
+    run(32);  // warm-up, and the time per step
+    reset_timing(*st);
+    run(64);
+    const double per_step_ms = std::max(timing(*st).compute_ms / 64, 1e-4);
+    const int64_t n = std::clamp<int64_t>(int64_t(300.0 / per_step_ms), 64, int64_t(1) << 18);
+    reset_stepper(*st);
+    reset_timing(*st);
+    const auto t0 = std::chrono::steady_clock::now();
+    run(n);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const Timing tm = timing(*st);
+    bool finite = true;
+    if (!gen)
+        for (float v : y) finite = finite && std::isfinite(v);
+    else
+        for (int32_t c : tok) finite = finite && c >= 0 && c < 256;
+
+    const double step_us = tm.compute_ms * 1e3 / double(n);
+    const double rate = double(S) * double(n) / (tm.compute_ms * 1e-3);  // stream-samples per s
+    const StepFootprint fp = step_footprint(*st);
+    const double bytes = double(fp.weight_bytes) + 2.0 * double(S) * double(fp.state_bytes_per_stream);
+    const double floor_us = bytes / (copy_gbps * 1e9) * 1e6;
+    const std::string name = "step " + model_name + " S" + std::to_string(S) + " " +
+                             (a.variant == StepVariant::graph ? "graph" : "persistent") + " G" +
+                             std::to_string(a.group) + " T" + std::to_string(a.threads) +
+                             (a.weights_in_smem ? " w-smem" : "") + (a.state_in_smem ? " s-smem" : "");
+    std::printf("%s: %lld samples, %.2f us/step, %.3g stream-samples/s (%.0f x real time at 48 kHz; wall "
+                "%.3g/s); floor %.2f us/step (%.0f KB) = %.0f%% of it%s\n",
+                name.c_str(), (long long)n, step_us, rate, rate / 48000.0, double(S) * double(n) / wall, floor_us,
+                bytes / 1024, 100 * floor_us / step_us, finite ? "" : "  BAD OUTPUT");
+    char note[200];
+    std::snprintf(note, sizeof note, "%.3g stream-samples/s, %.0f x RT@48k; floor %.2f us (%.0f%%)%s", rate,
+                  rate / 48000.0, floor_us, 100 * floor_us / step_us, finite ? "" : "; BAD OUTPUT");
+    g_rows.push_back({name, step_us * 1e-3, 0, 0, note});
+}
+
+void bench_steps(double copy_gbps, bool tune) {
+    const Model effect = step_model(false, 16, 4);
+    const Model generator = step_model(true, 64, 8);
+    struct M { const Model* m; const char* name; };
+    for (const M& mm : {M{&effect, "effect D16x4"}, M{&generator, "generator D64x8 (T1, top-p 0.95)"}})
+        for (int S : {1, 64, 1024, 4096})
+            for (StepVariant v : {StepVariant::persistent, StepVariant::graph}) {
+                StepTuning t;
+                t.variant = v;
+                bench_step(*mm.m, mm.name, S, t, copy_gbps);
+            }
+    if (!tune) return;
+    // The sweep: streams per block, threads, states in shared memory or not.
+    for (const M& mm : {M{&effect, "effect D16x4"}, M{&generator, "generator D64x8 (T1, top-p 0.95)"}})
+        for (int S : {1, 1024, 4096})
+            for (int G : S == 1 ? std::vector<int>{1} : std::vector<int>{2, 4, 8, 16})
+                for (int T : {0, 128, 256, 512})
+                    for (int rs : {0, 1}) {
+                        StepTuning t;
+                        t.group = G;
+                        t.threads = T;
+                        t.state_in_smem = rs;
+                        try {
+                            bench_step(*mm.m, mm.name, S, t, copy_gbps);
+                        } catch (const std::invalid_argument& e) {
+                            std::printf("step %s S%d G%d T%d state %d: %s\n", mm.name, S, G, T, rs, e.what());
+                        }
+                    }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
     try {
         double seconds = 3600.0;
         std::vector<long long> only_scan, only_model;
+        bool only_step = false, step_tune = false;
+        std::string step_one;
+        int step_one_s = 0;
         for (int i = 1; i < argc; ++i) {
             const std::string a = argv[i];
             auto next = [&] {
@@ -256,9 +376,15 @@ int main(int argc, char** argv) {
             else if (a == "--reps") g_reps = int(next());
             else if (a == "--scan") for (int k = 0; k < 4; ++k) only_scan.push_back(next());
             else if (a == "--model") for (int k = 0; k < 2; ++k) only_model.push_back(next());
+            else if (a == "--step") only_step = true;
+            else if (a == "--step-tune") only_step = step_tune = true;
+            else if (a == "--step-one") {
+                step_one = i + 1 < argc ? argv[++i] : "";
+                step_one_s = int(next());
+            }
             else throw std::invalid_argument("unknown argument " + a +
                                              "; usage: mw_bench_cuda [--seconds S] [--reps R] "
-                                             "[--scan B E N L] [--model D LAYERS]");
+                                             "[--scan B E N L] [--model D LAYERS] [--step] [--step-tune]");
         }
         if (!available()) {
             std::printf("no CUDA device: nothing to measure\n");
@@ -274,7 +400,13 @@ int main(int argc, char** argv) {
         std::printf("device: %s, %d SMs, %.0f MHz, %.1f GiB (%.1f free)\n", dname.c_str(), sms,
                     clock_khz / 1e3, double(total_b) / (1 << 30), double(free_b) / (1 << 30));
         const double clock_hz = clock_khz * 1e3;
-        const bool all = only_scan.empty() && only_model.empty();
+        if (!step_one.empty()) {
+            const bool gen = step_one == "generator";
+            const Model m = gen ? step_model(true, 64, 8) : step_model(false, 16, 4);
+            bench_step(m, gen ? "generator D64x8" : "effect D16x4", step_one_s, StepTuning{}, 3000.0);
+            return 0;
+        }
+        const bool all = only_scan.empty() && only_model.empty() && !only_step;
 
         const double copy = copy_bandwidth(sms);
         struct ScanCase { int B, E, N; int64_t L; };
@@ -298,14 +430,16 @@ int main(int argc, char** argv) {
             }
         }
 
+        if (all || only_step) bench_steps(copy, step_tune);
+
         std::printf("\n== %s: copy %.0f GB/s ==\n", dname.c_str(), copy);
-        std::printf("%-46s %10s %8s %7s  %s\n", "what", "ms", "GB/s", "% copy", "note");
+        std::printf("%-72s %10s %8s %7s  %s\n", "what", "ms", "GB/s", "% copy", "note");
         for (const Row& r : g_rows) {
             if (r.gbps > 0)
-                std::printf("%-46s %10.3f %8.0f %6.0f%%  %s\n", r.what.c_str(), r.ms, r.gbps, r.pct_copy,
+                std::printf("%-72s %10.3f %8.0f %6.0f%%  %s\n", r.what.c_str(), r.ms, r.gbps, r.pct_copy,
                             r.note.c_str());
             else
-                std::printf("%-46s %10.1f %8s %7s  %s\n", r.what.c_str(), r.ms, "-", "-", r.note.c_str());
+                std::printf("%-72s %10.4g %8s %7s  %s\n", r.what.c_str(), r.ms, "-", "-", r.note.c_str());
         }
         return 0;
     } catch (const std::exception& e) {

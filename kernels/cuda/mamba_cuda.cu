@@ -8,6 +8,7 @@
 #include "kernels/cuda/mamba_cuda.h"
 
 #include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/scan.cuh"
 
 #include <algorithm>
@@ -22,19 +23,9 @@ namespace {
 
 constexpr int kThreads = 256;
 
-struct CudaFree {
-    void operator()(void* p) const { cudaFree(p); }
-};
-template <class T>
-using DevPtr = std::unique_ptr<T, CudaFree>;
-
-template <class T>
-DevPtr<T> device_alloc(int64_t count) {
-    if (count <= 0) return nullptr;
-    void* p = nullptr;
-    MW_CUDA_CHECK(cudaMalloc(&p, size_t(count) * sizeof(T)));
-    return DevPtr<T>(static_cast<T*>(p));
-}
+using detail::DevPtr;
+using detail::device_alloc;
+using detail::round_up;
 
 unsigned blocks_for(int64_t threads, int per_block) {
     return unsigned((threads + per_block - 1) / per_block);
@@ -190,8 +181,6 @@ void gemm_rows(cublasHandle_t h, int64_t rows, int n, int k, const float* A, int
                                 &beta, C, ldc));
 }
 
-int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
-
 // Columns of the x_proj output: B (N), C (N), r (R), padded to a multiple of 4.
 int x_proj_cols(const Dims& d) { return int(round_up(2 * d.d_state + d.dt_rank, 4)); }
 
@@ -299,7 +288,6 @@ std::string device_name() {
 namespace {
 
 void check_sizes(const ModelView& m, int64_t max_segment, int batch) {
-    const Dims& d = m.dims;
     auto fail = [](const std::string& what) {
         throw std::invalid_argument("cuda::make_forward: " + what);
     };
@@ -308,14 +296,7 @@ void check_sizes(const ModelView& m, int64_t max_segment, int batch) {
     if (int64_t(batch) * max_segment > INT32_MAX / 2)
         fail("batch x max_segment is " + std::to_string(int64_t(batch) * max_segment) +
              ", expected at most " + std::to_string(INT32_MAX / 2) + " rows per segment");
-    if (d.d_model < 1 || d.n_layers < 1 || d.d_inner < 1 || d.d_state < 1 || d.d_conv < 1 ||
-        d.dt_rank < 1)
-        fail("a model dimension is below 1");
-    if (!m.layers || !m.norm_f_w) fail("the model view has no layers or no norm_f");
-    if (m.head == HeadKind::tokens && (m.vocab < 1 || !m.embed_w || !m.lm_head_w))
-        fail("a generator needs vocab, embeddings and lm_head");
-    if (m.head == HeadKind::continuous && (m.n_in < 1 || !m.stem_w || !m.stem_b || !m.head_w || !m.head_b))
-        fail("an effect needs n_in >= 1, stem and head");
+    detail::check_model_view(m, "cuda::make_forward");
 }
 
 // The scan workspace for chunks of T steps over a segment; grows when a forced chunk needs more.
@@ -472,21 +453,17 @@ ForwardPtr make_forward(const ModelView& m, int64_t max_segment, int batch) {
     MW_CUBLAS_CHECK(cublasSetMathMode(f->blas, CUBLAS_DEFAULT_MATH));
 
     // Weights: packed on the host (each tensor at a 32-float boundary), one upload.
-    std::vector<float> host;
+    detail::WeightPack pack(32);
     std::vector<std::pair<const float**, int64_t>> binds;  // where each tensor's device pointer goes
     auto add = [&](const float** where, const float* src, int64_t count) {
-        const int64_t off = round_up(int64_t(host.size()), 32);
-        host.resize(size_t(off + count), 0.0f);
-        std::copy(src, src + count, host.begin() + off);
-        binds.emplace_back(where, off);
+        binds.emplace_back(where, pack.add(src, count));
     };
     f->layers.resize(size_t(d.n_layers));
     std::vector<float> a2(size_t(E) * N), x_rows;
     for (int l = 0; l < d.n_layers; ++l) {
         const LayerView& w = m.layers[l];
         Forward::Layer& g = f->layers[size_t(l)];
-        for (int64_t i = 0; i < int64_t(E) * N; ++i)
-            a2[size_t(i)] = float(-std::exp(double(w.A_log[i])) * 1.4426950408889634);  // A·log2(e)
+        for (int64_t i = 0; i < int64_t(E) * N; ++i) a2[size_t(i)] = detail::a_log2e(w.A_log[i]);
         add(&g.norm_w, w.norm_w, D);
         add(&g.in_w, w.in_proj_w, int64_t(2) * E * D);
         add(&g.conv_w, w.conv_w, int64_t(E) * K);
@@ -513,9 +490,7 @@ ForwardPtr make_forward(const ModelView& m, int64_t max_segment, int batch) {
         add(&f->head_w, m.head_w, D);
         add(&f->head_b, m.head_b, 1);
     }
-    f->weights = device_alloc<float>(int64_t(host.size()));
-    MW_CUDA_CHECK(cudaMemcpy(f->weights.get(), host.data(), host.size() * sizeof(float),
-                             cudaMemcpyHostToDevice));
+    f->weights = pack.upload(f->stream);
     for (auto& [where, off] : binds) *where = f->weights.get() + off;
 
     // Activations of one segment.

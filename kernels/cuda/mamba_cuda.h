@@ -76,4 +76,112 @@ struct Timing {
 Timing timing(const Forward& f);
 void reset_timing(Forward& f);
 
+// ---- the recurrent step of many streams (step.cu) -------------------------------------------
+// S independent streams (voices, clips, channels) advance one sample at a time, the way the
+// CPU step does (kernels/fast.h), with every stream's state resident on the GPU. Many samples
+// go through in one call: one launch runs them all (a persistent kernel, the default) or one
+// step captured in a CUDA Graph is replayed per sample (StepVariant::graph, kept so the two
+// can be compared). A generator samples its next class on the GPU (temperature, top-p,
+// Philox-4x32-10 per stream: kernels/cuda/philox.h) and feeds it back there, with no trip to
+// the host per sample.
+//
+//   auto st = make_stepper(model.view(), 64);          // weights uploaded, 64 zeroed streams
+//   step_continuous(*st, x, y, n);                     // effect: x [n][64][I] -> y [n][64]
+//   GenerateParams g; g.n_steps = 48000; g.seed = 7;   // generator: 48000 classes per stream
+//   generate_tokens(*st, g, out);                      // out [64][48000]
+//   generate_tokens(*st, g, out2);                     // carries on from the last class
+//   reset_stepper(*st);                                // zero state, silence pending
+//
+// The state layout is the Forward's: conv windows [layers][S][K-1][E], SSM [layers][S][N][E].
+struct Stepper;
+struct StepperDeleter { void operator()(Stepper* s) const; };
+using StepperPtr = std::unique_ptr<Stepper, StepperDeleter>;
+
+constexpr int kMaxStepStreams = 4096;
+
+// streams: 1..kMaxStepStreams. Throws std::invalid_argument for a bad size (or a generator
+// whose vocab is above 256, the sampler's limit), CudaError when the GPU refuses.
+StepperPtr make_stepper(const ModelView& m, int streams);
+
+HeadKind head_kind(const Stepper& s);
+int streams(const Stepper& s);
+
+// Effect: x [n_steps][S][I] (host; sample, then normalised controls) -> y [n_steps][S] (host).
+// Consecutive samples of every stream; the state carries to the next call.
+void step_continuous(Stepper& s, const float* x, float* y, int64_t n_steps);
+
+// Generator, teacher-forced: tokens [n_steps][S] (host, 0..V-1) -> logits [n_steps][S][V]
+// (host): what the model predicts after each token. Leaves no class pending (see below).
+void step_tokens(Stepper& s, const int32_t* tokens, float* logits, int64_t n_steps);
+
+// Generation with sampling on the GPU.
+//   temperature 0: argmax (the lowest class among equal maxima); > 0: softmax(logits / T).
+//   top_p < 1: only the most probable classes (ties: lower class first) whose mass first
+//   reaches top_p · total can be drawn (the CPU Sampler's rule, model/sampling.h).
+//   Sample k of stream s (k counted from the last reset_stepper) draws
+//   u = sampler_uniform(seed, s, k) (philox.h) and returns the first class of that order whose
+//   cumulative probability exceeds u · mass. So the same seed gives the same classes for the
+//   same calls; it is not the CPU Sampler's xoshiro stream.
+// Each stream has a pending class: drawn but not yet fed (after reset_stepper: the silence
+// class V/2). With a prime, the prime is fed after whatever the streams hold (call
+// reset_stepper first for a fresh start) and the pending class is dropped; the first class is
+// drawn from the logits after the prime's last token. Without a prime, the pending class is
+// fed first. Either way the last class drawn is pending at the end of the call.
+struct GenerateParams {
+    const int32_t* prime = nullptr;  // host: [S][prime_len], or [prime_len] with shared_prime
+    int64_t prime_len = 0;           // 0 (or prime == nullptr): continue from the pending class
+    bool shared_prime = false;       // one prime for every stream
+    int64_t n_steps = 0;             // classes to draw per stream (0 with a prime: feed it only)
+    float temperature = 1.0f;        // >= 0
+    float top_p = 1.0f;              // (0, 1]
+    uint64_t seed = 0;
+};
+// out: [S][n_steps] (host). Throws std::invalid_argument for a bad parameter or a prime token
+// outside 0..V-1 (before any state changes), std::logic_error when no class is pending (after
+// step_tokens) and no prime is given.
+void generate_tokens(Stepper& s, const GenerateParams& params, int32_t* out);
+// The same with the arguments spelled out: prime [S][P] or nullptr.
+void generate_tokens(Stepper& s, const int32_t* prime, int64_t P, int64_t n_steps,
+                     float temperature, float top_p, uint64_t seed, int32_t* out);
+
+// Zero every stream's state; the pending class of every stream becomes silence (V/2); the
+// sample counter of the random numbers restarts at 0.
+void reset_stepper(Stepper& s);
+
+// How the step runs. Tests and the benchmark force choices; 0 / -1 leave them automatic.
+enum class StepVariant : int {
+    persistent = 0,  // one launch runs every sample of a call (blocks loop over time)
+    graph = 1,       // one step (all layers, head, sampling) in a CUDA Graph, replayed per sample
+};
+struct StepTuning {
+    StepVariant variant = StepVariant::persistent;
+    int group = 0;            // streams per thread block: 1, 2, 4, 8 or 16 (0: from S and the GPU)
+    int threads = 0;          // threads per block: a multiple of 32 up to 512 (0: from the model)
+    int weights_in_smem = -1; // -1: when they fit; 0: never; 1: when they fit (else as 0)
+    int state_in_smem = -1;   // the block's stream states in shared memory for a whole launch
+                              // (persistent variant only): -1 or 1 when they fit (after the
+                              // weights), 0 never
+};
+// Throws std::invalid_argument for a value outside the ranges above.
+void set_step_tuning(Stepper& s, const StepTuning& tuning);
+// The values in force: automatic choices resolved (weights_in_smem 0 or 1).
+StepTuning step_tuning(const Stepper& s);
+
+// Bytes the step moves per sample: the weights (read once per block per step unless they sit
+// in shared memory) and each stream's recurrent state (read and written per step).
+struct StepFootprint {
+    int64_t weight_bytes = 0;            // the step's packed weights
+    int64_t state_bytes_per_stream = 0;  // conv windows + SSM states, all layers
+};
+StepFootprint step_footprint(const Stepper& s);
+
+// Tests: allocates `bytes` of device memory, fills it with NaN bytes and frees it, so that the
+// next allocations may reuse memory that held other data (results must not depend on it).
+void dirty_device_memory_for_testing(int64_t bytes);
+
+// Device time of the step calls since the last reset_timing (upload, compute, download) and
+// the samples per stream they ran.
+Timing timing(const Stepper& s);
+void reset_timing(Stepper& s);
+
 } // namespace mw::kernels::cuda

@@ -1,0 +1,102 @@
+// What the whole-model forward (mamba_cuda.cu) and the recurrent step (step.cu) share:
+// owning device pointers, the model-view checks, and the weight packer that lays tensors out
+// on the host and uploads them in one copy. Internal to kernels/cuda/.
+#pragma once
+
+#include "kernels/cuda/cuda_check.cuh"
+#include "kernels/model_view.h"
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mw::kernels::cuda::detail {
+
+struct CudaFree {
+    void operator()(void* p) const { cudaFree(p); }
+};
+template <class T>
+using DevPtr = std::unique_ptr<T, CudaFree>;
+
+// count elements of T on the device (nullptr for count <= 0). Throws CudaError.
+template <class T>
+DevPtr<T> device_alloc(int64_t count) {
+    if (count <= 0) return nullptr;
+    void* p = nullptr;
+    MW_CUDA_CHECK(cudaMalloc(&p, size_t(count) * sizeof(T)));
+    return DevPtr<T>(static_cast<T*>(p));
+}
+
+inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// The sizes and arrays every GPU path needs; `who` starts each message
+// ("cuda::make_forward: a model dimension is below 1"). Throws std::invalid_argument.
+inline void check_model_view(const ModelView& m, const std::string& who) {
+    const Dims& d = m.dims;
+    auto fail = [&](const std::string& what) { throw std::invalid_argument(who + ": " + what); };
+    if (d.d_model < 1 || d.n_layers < 1 || d.d_inner < 1 || d.d_state < 1 || d.d_conv < 1 ||
+        d.dt_rank < 1)
+        fail("a model dimension is below 1");
+    if (!m.layers || !m.norm_f_w) fail("the model view has no layers or no norm_f");
+    if (m.head == HeadKind::tokens && (m.vocab < 1 || !m.embed_w || !m.lm_head_w))
+        fail("a generator needs vocab, embeddings and lm_head");
+    if (m.head == HeadKind::continuous &&
+        (m.n_in < 1 || !m.stem_w || !m.stem_b || !m.head_w || !m.head_b))
+        fail("an effect needs n_in >= 1, stem and head");
+}
+
+// A·log2(e) = -exp(A_log)·log2(e), the exponent scale of exp2 in the SSM update; computed in
+// double, rounded once.
+inline float a_log2e(float a_log) {
+    return float(-std::exp(double(a_log)) * 1.4426950408889634);
+}
+
+// Tensors packed back to back on the host, each at a multiple of `align` floats, then uploaded
+// in one copy. add() returns the tensor's offset in floats from the start of the upload.
+class WeightPack {
+public:
+    explicit WeightPack(int64_t align) : align_(align) {}
+
+    int64_t add(const float* src, int64_t count) {
+        const int64_t off = start(count);
+        for (int64_t i = 0; i < count; ++i) host_[size_t(off + i)] = src[i];
+        return off;
+    }
+    // A tensor made on the fly: value(i) for i in [0, count).
+    template <class Fn>
+    int64_t add_fn(int64_t count, Fn&& value) {
+        const int64_t off = start(count);
+        for (int64_t i = 0; i < count; ++i) host_[size_t(off + i)] = value(i);
+        return off;
+    }
+    // Pads the end to the alignment (so the next pack or a copy in float4 pieces lines up).
+    int64_t floats() const { return round_up(int64_t(host_.size()), align_); }
+    // One device allocation holding every tensor, copied on `stream` (the user's own) and waited
+    // for. (A plain cudaMemcpy from pageable memory may return before the data has reached the
+    // device, and work on a non-blocking stream does not wait for it.) Throws CudaError.
+    DevPtr<float> upload(cudaStream_t stream) const {
+        std::vector<float> padded = host_;
+        padded.resize(size_t(floats()), 0.0f);
+        DevPtr<float> dev = device_alloc<float>(int64_t(padded.size()));
+        if (!padded.empty())
+            MW_CUDA_CHECK(cudaMemcpyAsync(dev.get(), padded.data(), padded.size() * sizeof(float),
+                                          cudaMemcpyHostToDevice, stream));
+        MW_CUDA_CHECK(cudaStreamSynchronize(stream));
+        return dev;
+    }
+
+private:
+    int64_t start(int64_t count) {
+        const int64_t off = round_up(int64_t(host_.size()), align_);
+        host_.resize(size_t(off + count), 0.0f);
+        return off;
+    }
+
+    int64_t align_;
+    std::vector<float> host_;
+};
+
+} // namespace mw::kernels::cuda::detail
