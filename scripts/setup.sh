@@ -19,6 +19,7 @@ PACKAGES=(
   libflac-dev libvorbis-dev libogg-dev libpng-dev libjpeg-dev zlib1g-dev
   librtaudio-dev librtmidi-dev                   # the live app
   jackd2 jalv lilv-utils lv2-dev xvfb xauth      # headless host tests (JACK dummy, LV2)
+  sordi                                          # sord_validate: the plugin's LV2 TTL against the LV2 schemas
   guitarix-lv2 fluidsynth fluid-soundfont-gm     # effect captures (see data/README)
 )
 

@@ -1,0 +1,4 @@
+// MambaWave Synth: the factory the format wrappers (VST3, LV2, AU, Standalone) call.
+#include "plugin/synth_processor.h"
+
+juce::AudioProcessor* JUCE_CALLTYPE createPluginFilter() { return new mw::plugin::SynthProcessor(); }

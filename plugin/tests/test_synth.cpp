@@ -1,0 +1,125 @@
+// MambaWave Synth in process: notes start and stop voices, seeds replay, nothing allocates.
+#include "plugin_test_util.h"
+
+#include "tests/alloc_trap.h"
+
+using namespace mw;
+using namespace mw::plugin;
+using namespace mw::plugin::test;
+
+namespace {
+
+// Renders `blocks` blocks of `n` samples; `events(block, midi)` fills each block's MIDI.
+template <typename Events>
+std::vector<float> play(SynthProcessor& p, int blocks, int n, Events events, int64_t* allocations = nullptr) {
+    juce::AudioBuffer<float> buffer(2, n);
+    juce::MidiBuffer midi;
+    midi.ensureSize(4096);
+    std::vector<float> out;
+    out.reserve(size_t(blocks * n));
+    for (int b = 0; b < blocks; ++b) {
+        midi.clear();
+        events(b, midi);
+        mw::test::AllocTrap trap;
+        p.processBlock(buffer, midi);
+        const int64_t a = trap.stop();
+        if (allocations) *allocations += a;
+        out.insert(out.end(), buffer.getReadPointer(0), buffer.getReadPointer(0) + n);
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("Synth: note-on starts a voice, note-off fades it out, nothing allocates", "[synth][realtime]") {
+    SynthProcessor p;
+    REQUIRE(p.model_slot().status().level == ModelStatus::Level::ok);
+    CHECK(p.model_slot().status().info->name == "placeholder-generator");
+    CHECK(p.acceptsMidi());
+    TempDir tmp;
+    p.load_model_file(write_generator_model(tmp.dir, "loud"));
+    REQUIRE(wait_idle(p));
+    REQUIRE(p.model_slot().status().info->name == "loud");
+    p.prepareToPlay(48000.0, 480);
+    int64_t allocations = 0;
+    // 0.2 s of silence, note on at block 20 (offset 100), off at block 60, then 0.5 s.
+    const std::vector<float> y = play(p, 160, 480, [](int b, juce::MidiBuffer& m) {
+        if (b == 20) m.addEvent(juce::MidiMessage::noteOn(1, 60, 0.8f), 100);
+        if (b == 60) m.addEvent(juce::MidiMessage::noteOff(1, 60), 5);
+    }, &allocations);
+    CHECK(allocations == 0);
+    REQUIRE(all_finite(y.data(), y.size()));
+    CHECK(peak(y.data(), 20 * 480 + 100) == 0.0f);             // silent before the note
+    CHECK(peak(y.data() + 21 * 480, 39 * 480) > 0.01f);        // sounding while held
+    CHECK(peak(y.data() + 70 * 480, 90 * 480) < 1e-6f);        // faded out after the release
+    CHECK(p.active_voices() == 0);
+}
+
+TEST_CASE("Synth: the same seed and note replay the same audio, another seed differs", "[synth]") {
+    TempDir tmp;
+    const juce::File loud = write_generator_model(tmp.dir, "loud");
+    auto render = [&](int seed) {
+        SynthProcessor p;
+        p.load_model_file(loud);
+        REQUIRE(wait_idle(p));
+        set_parameter(p, pid::seed, float(seed));
+        p.prepareToPlay(44100.0, 256);
+        return play(p, 40, 256, [](int b, juce::MidiBuffer& m) {
+            if (b == 0) m.addEvent(juce::MidiMessage::noteOn(1, 64, 1.0f), 0);
+        });
+    };
+    const std::vector<float> a = render(7), b = render(7), c = render(8);
+    CHECK(peak(a.data(), a.size()) > 0.05f);
+    CHECK(a == b);
+    CHECK(max_abs_diff(a, c) > 1e-3f);
+}
+
+TEST_CASE("Synth: parameter extremes, block sizes 1..4096, all-notes-off, SysEx", "[synth][realtime]") {
+    SynthProcessor p;
+    std::mt19937 rng(11);
+    for (double rate : {44100.0, 48000.0, 96000.0}) {
+        p.prepareToPlay(rate, 4096);
+        int64_t allocations = 0;
+        for (int n : {1, 3, 64, 333, 1024, 4096}) {
+            set_parameter(p, pid::temperature, rng() % 2 ? kTemperatureMin : kTemperatureMax);
+            set_parameter(p, pid::top_p, rng() % 2 ? kTopPMin : kTopPMax);
+            set_parameter(p, pid::level, rng() % 2 ? kLevelMinDb : kLevelMaxDb);
+            const std::vector<float> y = play(p, 4, n, [&](int b, juce::MidiBuffer& m) {
+                const uint8_t sysex[] = {0xf0, 0x7e, 0x7f, 0x09, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0xf7};
+                m.addEvent(sysex, int(sizeof(sysex)), 0);
+                for (int k = 0; k < 12; ++k) m.addEvent(juce::MidiMessage::noteOn(1, 40 + k + b, 0.5f), k % n);
+                if (b == 3) m.addEvent(juce::MidiMessage::allNotesOff(1), n - 1);
+                m.addEvent(juce::MidiMessage::noteOn(1, 90, 0.5f), n + 50);   // past the end: clamped
+            }, &allocations);
+            INFO("rate " << rate << ", block " << n);
+            CHECK(all_finite(y.data(), y.size()));
+        }
+        CHECK(allocations == 0);
+    }
+}
+
+TEST_CASE("Synth: bypass mutes smoothly and state restores its parameters", "[synth][state]") {
+    TempDir tmp;
+    SynthProcessor p;
+    p.load_model_file(write_generator_model(tmp.dir, "loud"));
+    REQUIRE(wait_idle(p));
+    p.prepareToPlay(48000.0, 480);
+    set_parameter(p, pid::bypass, 1.0f);
+    const std::vector<float> y = play(p, 30, 480, [](int b, juce::MidiBuffer& m) {
+        if (b == 0) m.addEvent(juce::MidiMessage::noteOn(1, 60, 1.0f), 0);
+    });
+    CHECK(peak(y.data() + 10 * 480, 20 * 480) < 1e-4f);
+    set_parameter(p, pid::bypass, 0.0f);
+    const std::vector<float> z = play(p, 10, 480, [](int, juce::MidiBuffer&) {});
+    CHECK(peak(z.data() + 5 * 480, 5 * 480) > 0.01f);   // the held note sounds again
+
+    set_parameter(p, pid::temperature, 1.3f);
+    set_parameter(p, pid::seed, 4242.0f);
+    juce::MemoryBlock m;
+    p.getStateInformation(m);
+    SynthProcessor q;
+    q.setStateInformation(m.getData(), int(m.getSize()));
+    REQUIRE(wait_idle(q));
+    for (const char* id : {pid::temperature, pid::top_p, pid::level, pid::seed, pid::bypass})
+        CHECK(q.parameters().getParameter(id)->getValue() == Approx(p.parameters().getParameter(id)->getValue()));
+}
