@@ -6,7 +6,7 @@
 #      plus real speech (Free Spoken Digit Dataset) as an out-of-domain test; every input mono,
 #      48 kHz, 32-bit float, normalised to a peak between -12 and -1 dBFS;
 #   2. targets: each input through the guitarix Tube Screamer (ts9sim) at drive 0, 0.25, 0.5,
-#      0.75, 1 and through the Boss DS-1 at one setting;
+#      0.75, 1 x tone 100, 300, 1000 Hz and through the Boss DS-1 at drive x tone 0, 0.5, 1;
 #   3. checks: the LV2 port symbols (lv2info), that the fast host scripts/captures/lv2run.py
 #      gives lv2apply's output exactly, and the latency lv2apply adds (clicks, cross-correlation);
 #   4. data/captures/manifest.json (pairs with effect, controls, split) and a summary table.
@@ -27,9 +27,12 @@ FSDD=/work/shared/data/fsdd/train
 RATE=48000
 TS9='http://guitarix.sourceforge.net/plugins/gxts9#ts9sim'
 DS1='http://guitarix.sourceforge.net/plugins/gx_bossds1_#_bossds1_'
-TS9_FIXED=(-c fslider1_ 400 -c fslider0_ -16 -c BYPASS 1)  # tone 400 Hz, level -16 dB, on
-DRIVES=(0 0.25 0.5 0.75 1)
-DS1_CONTROLS=(-c DRIVE 0.5 -c TONE 0.5 -c LEVEL -2 -c BYPASS 1)
+TS9_FIXED=(-c fslider0_ -16 -c BYPASS 1)  # level -16 dB (the pedal's default), on
+TS9_DRIVES=(0 0.25 0.5 0.75 1)               # fslider2_
+TS9_TONES=(100 300 1000)                     # fslider1_, Hz (log-spaced over the knob's range)
+DS1_FIXED=(-c LEVEL -2 -c BYPASS 1)
+DS1_DRIVES=(0 0.5 1)
+DS1_TONES=(0 0.5 1)
 DI_SECONDS=90        # the capture signal in the training set
 RENDER_TIMEOUT=60    # seconds per fluidsynth render
 RENDER_MAX_KB=204800 # and at most 200 MB written by one
@@ -206,8 +209,13 @@ say "inputs ready ($((SECONDS - T0)) s so far)"
 INPUTS=("$OUT"/inputs/*.wav)
 # settings: name | uri | controls
 SETTINGS=()
-for d in "${DRIVES[@]}"; do SETTINGS+=("ts9_drive_$d|$TS9|-c fslider2_ $d ${TS9_FIXED[*]}"); done
-SETTINGS+=("ds1|$DS1|${DS1_CONTROLS[*]}")
+# A setting's name gives its knobs (effect_d<drive>_t<tone>): checks.py reads them back.
+for d in "${TS9_DRIVES[@]}"; do for t in "${TS9_TONES[@]}"; do
+    SETTINGS+=("ts9_d${d}_t${t}|$TS9|-c fslider2_ $d -c fslider1_ $t ${TS9_FIXED[*]}")
+done; done
+for d in "${DS1_DRIVES[@]}"; do for t in "${DS1_TONES[@]}"; do
+    SETTINGS+=("ds1_d${d}_t${t}|$DS1|-c DRIVE $d -c TONE $t ${DS1_FIXED[*]}")
+done; done
 
 # pedal SETTING URI CONTROLS...: every stale input of this setting through the plugin.
 pedal() {

@@ -1,10 +1,12 @@
 // `mambawave bench`: the CPU paths side by side in one run, on random models of the sizes we
-// ship, against this CPU's own peak rates measured in the same run (the floor).
+// ship or on model files (--model), against this CPU's own peak rates measured in the same run
+// (the floor).
 #include "cli_common.h"
 #include "commands.h"
 #include "kernels/fast.h"
 #include "kernels/reference.h"
 #include "kernels/thread_pool.h"
+#include "model/model_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -27,6 +29,16 @@ struct BenchOptions {
     bool json = false;
     bool quick = false;
     double seconds = 0.3;  // per measurement
+    std::vector<std::string> model_paths;  // --model, repeatable
+    bool synthetic = false;                // with --model: the synthetic sizes too
+};
+
+// One model to time and how to report it: a random model of a BenchShape, or a model file.
+struct BenchTarget {
+    const Model* model;
+    std::string file;  // the model file; empty for a synthetic shape
+    int streams;       // streams stepped together: 1 mono, 2 stereo
+    double rate_hz;     // the sample rate that % of a core and x real time refer to
 };
 
 // Median of a few timed runs of fn(), each run long enough to be measurable; ns per unit.
@@ -51,7 +63,7 @@ double time_ns_per(F&& fn, double units_per_call, double seconds) {
     return runs[1];
 }
 
-Model bench_model(const BenchShape& s) {
+Model random_model(const BenchShape& s) {
     ModelConfig c = make_config(s.kind, s.d_model, s.n_layers);
     Model m(c);
     m.init_random(1, 0.3f);
@@ -63,19 +75,36 @@ struct Row {
     double ns_per_sample;  // per sample of one stream
 };
 
-void bench_shape(const BenchShape& s, const BenchOptions& opt, const kernels::PeakRates& peaks,
+// "48k", "44.1k", "8k": a sample rate in column headers.
+std::string rate_label(double rate_hz) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%gk", rate_hz / 1000.0);
+    return text;
+}
+
+void print_table_header(double rate_hz) {
+    std::printf("%-9s %-8s %-6s %-14s %10s %10s %10s %11s %10s %9s %8s\n", "kind", "size", "chan", "path",
+                "ns/sample", ("%core@" + rate_label(rate_hz)).c_str(), "x realtime", "samples/s", "vs ref",
+                "floor ns", "/floor");
+}
+
+// Times every CPU path of t.model side by side and prints one row (or JSON object) per path.
+void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::PeakRates& peaks,
                  kernels::ThreadPool& pool2) {
-    const Model m = bench_model(s);
+    const Model& m = *t.model;
+    const ModelConfig& c = m.config();
     const kernels::ModelView& v = m.view();
-    const bool gen = s.kind == IoKind::mulaw8;
-    const int I = gen ? 1 : m.config().n_in(), V = 256;
+    const int streams = t.streams;
+    const bool gen = c.kind == IoKind::mulaw8;
+    const int I = gen ? 1 : c.n_in(), V = c.vocab;
     std::mt19937 rng(3);
     std::uniform_real_distribution<float> uni(-0.5f, 0.5f);
     const int64_t L = opt.quick ? 8192 : 32768;
-    std::vector<float> x(size_t(L) * I * s.streams), y(size_t(L) * (gen ? V : 1) * s.streams);
-    std::vector<int32_t> tok(size_t(L) * s.streams);
+    std::vector<float> x(size_t(L) * I * streams);            // [L][streams][I]
+    std::vector<float> y(size_t(L) * (gen ? V : 1) * streams);  // [L][streams][V] or [L][streams]
+    std::vector<int32_t> tok(size_t(L) * streams);              // [L][streams]
     for (float& f : x) f = uni(rng);
-    for (int32_t& t : tok) t = int32_t(rng() % 256);
+    for (int32_t& tk : tok) tk = int32_t(rng() % uint32_t(V));
     auto P = kernels::prepare_model(v);
     std::vector<Row> rows;
 
@@ -87,30 +116,30 @@ void bench_shape(const BenchShape& s, const BenchOptions& opt, const kernels::Pe
                     }, double(Lref), opt.seconds)});
     // step: one sample for all streams per call (the audio thread's path)
     {
-        auto S = kernels::make_state(*P, s.streams);
+        auto S = kernels::make_state(*P, streams);
         int64_t t = 0;
         rows.push_back({"step", time_ns_per([&] {
                             t = (t + 1) % L;
-                            if (gen) kernels::step_tokens(*P, *S, tok.data() + t * s.streams, y.data());
-                            else kernels::step_continuous(*P, *S, x.data() + t * I * s.streams, y.data());
-                        }, double(s.streams), opt.seconds)});
+                            if (gen) kernels::step_tokens(*P, *S, tok.data() + t * streams, y.data());
+                            else kernels::step_continuous(*P, *S, x.data() + t * I * streams, y.data());
+                        }, double(streams), opt.seconds)});
     }
-    // block64: the plugin's 64-sample block through the scan, one thread
+    // block64, block512: a plugin host's block through the scan, one thread
     // scan: long sequence, chunked, 1 and 2 threads
     struct ScanCase { const char* name; int64_t len; int chunk; kernels::ThreadPool* pool; };
     kernels::ThreadPool pool1(1);
-    for (const ScanCase& c : {ScanCase{"block64", 64, 64, &pool1}, ScanCase{"scan_1thread", L, 1024, &pool1},
-                              ScanCase{"scan_2threads", L, 1024, &pool2}}) {
-        auto S = kernels::make_state(*P, 1, c.chunk);
+    for (const ScanCase& sc : {ScanCase{"block64", 64, 64, &pool1}, ScanCase{"block512", 512, 512, &pool1},
+                               ScanCase{"scan_1thread", L, 1024, &pool1}, ScanCase{"scan_2threads", L, 1024, &pool2}}) {
+        auto S = kernels::make_state(*P, 1, sc.chunk);
         int64_t t = 0;
-        rows.push_back({c.name, time_ns_per([&] {
-                            t = (t + c.len) % L;
-                            const int64_t t0 = std::min(t, L - c.len);
-                            for (int st = 0; st < s.streams; ++st) {
-                                if (gen) kernels::scan_tokens(*P, *S, 0, tok.data() + t0, c.len, y.data(), c.pool);
-                                else kernels::scan_continuous(*P, *S, 0, x.data() + t0 * I, c.len, y.data(), c.pool);
+        rows.push_back({sc.name, time_ns_per([&] {
+                            t = (t + sc.len) % L;
+                            const int64_t t0 = std::min(t, L - sc.len);
+                            for (int st = 0; st < streams; ++st) {
+                                if (gen) kernels::scan_tokens(*P, *S, 0, tok.data() + t0, sc.len, y.data(), sc.pool);
+                                else kernels::scan_continuous(*P, *S, 0, x.data() + t0 * I, sc.len, y.data(), sc.pool);
                             }
-                        }, double(c.len) * s.streams, opt.seconds)});
+                        }, double(sc.len) * streams, opt.seconds)});
     }
 
     const kernels::WorkPerSample w = kernels::work_per_sample(v);
@@ -118,36 +147,49 @@ void bench_shape(const BenchShape& s, const BenchOptions& opt, const kernels::Pe
     const double floor_bytes = 1e9 * (w.weight_bytes + w.state_bytes) / peaks.l1_bytes_per_s;
     const double floor_ns = std::max(floor_compute, floor_bytes);
     const double ref_ns = rows[0].ns_per_sample;
-    const double rate_hz = gen ? 8000.0 : 48000.0;
     for (const Row& r : rows) {
-        // % of one core to run every stream in real time at 48 kHz (generators: at 8 kHz too)
-        const double pct48 = r.ns_per_sample * s.streams * 48000.0 * 1e-7;
+        // % of one core to run every stream in real time at t.rate_hz, and at 48 kHz
+        const double pct = r.ns_per_sample * streams * t.rate_hz * 1e-7;
+        const double pct48 = r.ns_per_sample * streams * 48000.0 * 1e-7;
         if (opt.json) {
-            nlohmann::json j = {{"kind", kind_name(s.kind)}, {"d_model", s.d_model}, {"n_layers", s.n_layers},
-                                {"d_inner", m.config().d_inner}, {"d_state", m.config().d_state},
-                                {"params", m.parameter_count()}, {"streams", s.streams}, {"path", r.path},
+            nlohmann::json j = {{"kind", kind_name(c.kind)}, {"d_model", c.d_model}, {"n_layers", c.n_layers},
+                                {"d_inner", c.d_inner}, {"d_state", c.d_state},
+                                {"params", m.parameter_count()}, {"streams", streams}, {"path", r.path},
                                 {"isa", kernels::to_string(kernels::active_isa())},
                                 {"ns_per_sample", r.ns_per_sample}, {"pct_core_48k", pct48},
-                                {"x_realtime_48k", 1e9 / (r.ns_per_sample * s.streams * 48000.0)},
+                                {"x_realtime_48k", 1e9 / (r.ns_per_sample * streams * 48000.0)},
                                 {"samples_per_s", 1e9 / r.ns_per_sample},
                                 {"speedup_vs_reference", ref_ns / r.ns_per_sample},
                                 {"floor_ns_per_sample", floor_ns}, {"ratio_to_floor", r.ns_per_sample / floor_ns}};
+            if (!t.file.empty()) {  // a model file: also at its own sample rate
+                j["model"] = t.file;
+                j["sample_rate_hz"] = t.rate_hz;
+                j["pct_core"] = pct;
+                j["x_realtime"] = 100.0 / pct;
+            }
             std::printf("%s\n", j.dump().c_str());
         } else {
-            std::printf("%-9s D%-3d x%-2d %-6s %-14s %10.1f %9.2f%% %11.3g %9.1fx %9.1f %7.2fx\n",
-                        kind_name(s.kind), s.d_model, s.n_layers, s.streams == 1 ? "mono" : s.streams == 2 ? "stereo" : "many",
-                        r.path.c_str(), r.ns_per_sample, pct48, 1e9 / r.ns_per_sample, ref_ns / r.ns_per_sample,
-                        floor_ns, r.ns_per_sample / floor_ns);
+            std::printf("%-9s D%-3d x%-2d %-6s %-14s %10.1f %9.2f%% %9.1fx %11.3g %9.1fx %9.1f %7.2fx\n",
+                        kind_name(c.kind), c.d_model, c.n_layers,
+                        streams == 1 ? "mono" : streams == 2 ? "stereo" : "many",
+                        r.path.c_str(), r.ns_per_sample, pct, 100.0 / pct, 1e9 / r.ns_per_sample,
+                        ref_ns / r.ns_per_sample, floor_ns, r.ns_per_sample / floor_ns);
         }
     }
     if (!opt.json)
         std::printf("  (%s: %lld params, %.0f flops + %.0f exps + %.0f bytes per sample; floor %.1f ns = "
-                    "%.2f%% core @48k; rate of this model %.0f Hz)\n",
-                    kind_name(s.kind), (long long)m.parameter_count(), w.flops, w.exps,
-                    w.weight_bytes + w.state_bytes, floor_ns, floor_ns * 48000 * 1e-7, rate_hz);
+                    "%.2f%% core @%s; rate of this model %.0f Hz)\n",
+                    kind_name(c.kind), (long long)m.parameter_count(), w.flops, w.exps,
+                    w.weight_bytes + w.state_bytes, floor_ns, floor_ns * t.rate_hz * 1e-7,
+                    rate_label(t.rate_hz).c_str(), c.sample_rate_hz);
 }
 
 void run_bench(const BenchOptions& opt) {
+    // Load every model file first: a bad one fails before any timing starts.
+    std::vector<Model> files;
+    for (const std::string& path : opt.model_paths) files.push_back(load_model(path));
+    const bool synthetic = opt.model_paths.empty() || opt.synthetic;
+
     const kernels::PeakRates peaks = kernels::measure_peaks(opt.quick ? 0.05 : 0.2);
     if (opt.json) {
         nlohmann::json j = {{"machine", "peaks"}, {"isa", kernels::to_string(kernels::active_isa())},
@@ -158,21 +200,36 @@ void run_bench(const BenchOptions& opt) {
         std::printf("CPU peaks on one core (%s), measured now: %.1f GFLOP/s FMA, %.2f G exp/s, %.0f GB/s L1 copy\n\n",
                     kernels::to_string(kernels::active_isa()), peaks.flops_per_s * 1e-9, peaks.exps_per_s * 1e-9,
                     peaks.l1_bytes_per_s * 1e-9);
-        std::printf("%-9s %-8s %-6s %-14s %10s %10s %11s %10s %9s %8s\n", "kind", "size", "chan", "path",
-                    "ns/sample", "%core@48k", "samples/s", "vs ref", "floor ns", "/floor");
     }
     kernels::ThreadPool pool2(2);
-    const BenchShape shapes[] = {
-        {IoKind::continuous, 16, 4, 1}, {IoKind::continuous, 32, 4, 1}, {IoKind::continuous, 32, 4, 2},
-        {IoKind::continuous, 64, 8, 1}, {IoKind::mulaw8, 64, 4, 1},
-    };
-    for (const BenchShape& s : shapes) {
-        if (opt.quick && s.d_model == 64 && s.kind == IoKind::continuous) continue;
-        bench_shape(s, opt, peaks, pool2);
+    if (synthetic) {
+        if (!opt.json) print_table_header(48000.0);
+        const BenchShape shapes[] = {
+            {IoKind::continuous, 16, 4, 1}, {IoKind::continuous, 32, 4, 1}, {IoKind::continuous, 32, 4, 2},
+            {IoKind::continuous, 64, 8, 1}, {IoKind::mulaw8, 64, 4, 1},
+        };
+        for (const BenchShape& s : shapes) {
+            if (opt.quick && s.d_model == 64 && s.kind == IoKind::continuous) continue;
+            const Model m = random_model(s);
+            bench_model({&m, "", s.streams, 48000.0}, opt, peaks, pool2);
+        }
     }
+    for (size_t i = 0; i < files.size(); ++i) {
+        const double rate_hz = files[i].config().sample_rate_hz;
+        if (!opt.json) {
+            std::printf("%s%s (%s model, %.0f Hz, mono)\n", synthetic || i > 0 ? "\n" : "",
+                        opt.model_paths[i].c_str(), kind_name(files[i].config().kind), rate_hz);
+            print_table_header(rate_hz);
+        }
+        bench_model({&files[i], opt.model_paths[i], 1, rate_hz}, opt, peaks, pool2);
+    }
+    if (!opt.json && synthetic)
+        std::printf("\nns/sample is per sample of one stream; %%core and x realtime cover every stream at 48 kHz.\n");
+    if (!opt.json && !files.empty())
+        std::printf("%sFor a model file, %%core and x realtime are for one mono stream at the model's own sample rate.\n",
+                    synthetic ? "" : "\n");
     if (!opt.json)
-        std::printf("\nns/sample is per sample of one stream; %%core@48k covers every stream in real time at 48 kHz.\n"
-                    "floor: flops at the FMA peak plus exps at the exp peak (or bytes at L1 speed, if larger).\n"
+        std::printf("floor: flops at the FMA peak plus exps at the exp peak (or bytes at L1 speed, if larger).\n"
                     "Peer figures on this machine kind (issue #3): NAM standard WaveNet 4-7%%, RTNeural LSTM-32 ~7%%.\n");
 }
 
@@ -182,11 +239,18 @@ void add_bench_command(CLI::App& app) {
     auto opt = std::make_shared<BenchOptions>();
     CLI::App* sub = app.add_subcommand("bench", "Measure the CPU paths: step, block, scan and reference, side by side");
     sub->footer(
-        "Times the float64 reference, the SIMD step (the audio thread's path), 64-sample blocks, and the\n"
-        "chunked scan on 1 and 2 threads, for effect models of d_model 16x4, 32x4 (mono, stereo), 64x8\n"
-        "and a d_model 64x4 generator, and this CPU's peak rates (the floor) in the same run.\n\n"
-        "Example:\n  mambawave bench            # a table\n  mambawave bench --json     # one JSON object per line");
+        "Times the float64 reference, the SIMD step (the audio thread's path), 64- and 512-sample blocks,\n"
+        "and the chunked scan on 1 and 2 threads, for effect models of d_model 16x4, 32x4 (mono, stereo),\n"
+        "64x8 and a d_model 64x4 generator, and this CPU's peak rates (the floor) in the same run.\n"
+        "With --model, the given model files instead (mono, at each model's own sample rate); add\n"
+        "--synthetic for the sizes above too.\n\n"
+        "Example:\n  mambawave bench            # a table\n  mambawave bench --json     # one JSON object per line\n"
+        "  mambawave bench --model presets/ts9.safetensors   # a shipped preset");
     sub->add_flag("--json", opt->json, "One JSON object per line instead of a table");
+    sub->add_option("--model,-m", opt->model_paths,
+                    "Model file (.safetensors) or HF Mamba checkpoint directory to time; repeatable")
+        ->check(CLI::ExistingPath);
+    sub->add_flag("--synthetic", opt->synthetic, "With --model: time the synthetic sizes too");
     sub->add_flag("--quick", opt->quick, "Shorter runs, fewer sizes (for smoke tests)");
     sub->add_option("--seconds", opt->seconds, "Seconds per measurement (default 0.3)")->check(CLI::Range(0.01, 60.0));
     sub->callback([opt] { run_bench(*opt); });

@@ -24,6 +24,7 @@ struct EvalOptions {
     std::vector<std::string> controls;
     double max_latency_ms = 50;
     bool no_fix_latency = false;
+    int64_t latency = -1;  // known latency of the target in samples (-1: look for it)
     bool json_out = false;
     int threads = 0;
 };
@@ -37,7 +38,7 @@ std::string fmt_g(double v) {
 void eval_effect(const EvalOptions& o, const Model& model) {
     const ModelConfig& c = model.config();
     const std::vector<float> user = resolve_controls(c, o.controls);
-    const EffectPair pair = load_effect_pair(o.input, o.target, c.sample_rate_hz, o.max_latency_ms, !o.no_fix_latency);
+    const EffectPair pair = load_effect_pair(o.input, o.target, c.sample_rate_hz, o.max_latency_ms, !o.no_fix_latency, o.latency);
     const int I = c.n_in();
     const int64_t L = int64_t(pair.input.size());
     std::vector<float> x(size_t(L * I)), y(static_cast<size_t>(L));
@@ -114,6 +115,10 @@ void add_eval_command(CLI::App& app) {
     sub->add_option("--data", o->data, "Generator: audio files and/or directories");
     sub->add_option("--max-latency-ms", o->max_latency_ms, "Effect: largest latency looked for")->capture_default_str();
     sub->add_flag("--no-fix-latency", o->no_fix_latency, "Effect: refuse a misaligned pair instead of shifting it");
+    sub->add_option("--latency", o->latency,
+                    "Effect: the target is late by this many samples (measured, e.g. a manifest's latency_samples); "
+                    "default: found from the pair")
+        ->check(CLI::NonNegativeNumber);
     sub->add_flag("--json", o->json_out,
                   "One JSON object: esr, esr_preemph, samples (effects) or nll_bits_per_sample, samples");
     add_threads_option(*sub, o->threads);

@@ -238,6 +238,12 @@ TrainData effect_data_from_manifest(const std::string& manifest_path, const std:
     }
     if (n_val == 0) throw UsageError(manifest_path + ": no validation pairs (split \"val\") for effect \"" + effect + "\"");
     // Controls in name order (json objects iterate sorted), every pair must name all of them.
+    // Their ranges are the values the pairs visit, unless the manifest declares the knob under
+    // "effects": {EFFECT: {"controls": {NAME: {"min", "max", "default", "unit", "log_scale"}}}}
+    // (a declared range must hold every value the pairs use).
+    const json declared = m.is_object() && m.contains("effects") && m["effects"].contains(effect)
+                              ? m["effects"][effect].value("controls", json::object())
+                              : json::object();
     controls.clear();
     for (const auto& [name, r] : ranges) {
         ControlSpec spec;
@@ -245,6 +251,26 @@ TrainData effect_data_from_manifest(const std::string& manifest_path, const std:
         spec.min_value = r.first;
         spec.max_value = r.second > r.first ? r.second : r.first + 1.0f;
         spec.default_value = 0.5f * (spec.min_value + spec.max_value);
+        if (declared.contains(name) && declared[name].is_object()) {
+            const json& k = declared[name];
+            const std::string where = manifest_path + ": effects." + effect + ".controls." + name;
+            try {
+                spec.min_value = k.value("min", spec.min_value);
+                spec.max_value = k.value("max", spec.max_value);
+                spec.default_value = k.value("default", 0.5f * (spec.min_value + spec.max_value));
+                spec.unit = k.value("unit", std::string());
+                spec.log_scale = k.value("log_scale", false);
+            } catch (const json::exception& e) {
+                throw UsageError(where + ": " + e.what());
+            }
+            if (!(spec.min_value < spec.max_value) || r.first < spec.min_value || r.second > spec.max_value ||
+                spec.default_value < spec.min_value || spec.default_value > spec.max_value ||
+                (spec.log_scale && spec.min_value <= 0.0f))
+                throw UsageError(where + ": declared range " + std::to_string(spec.min_value) + ".." +
+                                 std::to_string(spec.max_value) + " (default " + std::to_string(spec.default_value) +
+                                 ") does not hold the values the pairs use (" + std::to_string(r.first) + ".." +
+                                 std::to_string(r.second) + ")");
+        }
         controls.push_back(spec);
     }
     for (const auto* set : {&d.effect_train, &d.effect_val})

@@ -308,5 +308,25 @@ refuse "unsupported output format" 1 "o.mp3|.wav or .flac" "$MW" render -m fx.sa
 refuse "unwritable output directory" 1 "no/such/dir" "$MW" render -m fx.safetensors --in in48.wav --out no/such/dir/o.wav
 check "failed commands left no output or temporary file" bash -c "[[ -z \$(ls -A fails) ]]"
 
+# --- bench --model: a real model file timed on every CPU path ----------------------------------
+# REPO_ROOT may be relative to where the script started (we have cd'd to $WORK since).
+REPO=$(cd "$OLDPWD" && realpath "$2")
+PRESET=$REPO/presets/placeholder-effect.safetensors
+"$MW" bench --quick --model "$PRESET" --json >bench.json 2>last.out || echo "exit code $?" >>last.out
+check "bench --model --json: a line per path names the model, each with a positive time" $PY -c "
+import json, sys
+rows = [json.loads(l) for l in open('bench.json') if l.startswith('{')]
+mine = [r for r in rows if r.get('model') == sys.argv[1]]
+paths = {r['path'] for r in mine}
+assert {'reference', 'step', 'block64', 'block512', 'scan_1thread', 'scan_2threads'} <= paths, paths
+assert all(r['ns_per_sample'] > 0 and r['pct_core'] > 0 and r['sample_rate_hz'] == 48000 for r in mine), mine
+assert not any('model' not in r and 'path' in r for r in rows), 'synthetic sizes ran without --synthetic'
+print(len(mine), 'rows for', sys.argv[1])" "$PRESET"
+check "bench --help" "$MW" bench --help
+grep -q "bench --model presets/" last.out && pass "bench --help has a --model example" \
+    || fail "bench --help has a --model example"
+refuse "bench with a missing model file" 2 "--model|nope.safetensors|exist" "$MW" bench --quick --model nope.safetensors
+refuse "bench with a corrupt model file" 1 "bad.safetensors" "$MW" bench --quick --model bad.safetensors
+
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
