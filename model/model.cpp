@@ -243,7 +243,7 @@ void Model::init_random(uint64_t seed, float jitter) {
         fill_normal("stem.weight", 1.0f);
         fill_normal("stem.bias", 0.1f + jit);
         // The head starts small: with skip the model starts near the identity (y ≈ x), the
-        // right start for a residual effect and a quiet placeholder; without it near silence
+        // right start for a residual effect; without it near silence
         // (ESR ≈ 1) instead of a loud, mostly DC output that the control inputs would make.
         fill_normal("head.weight", (c.skip ? 0.02f : 0.005f) / std::sqrt(float(c.d_model)));
         fill_normal("head.bias", jit);

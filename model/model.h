@@ -55,7 +55,7 @@ struct ModelConfig {
     bool skip = false;                     // continuous only: add the input sample to the output
 
     // Provenance.
-    bool untrained = false;       // placeholder weights: `info` says so loudly
+    bool untrained = false;       // random weights (`mambawave init`): `info` says so loudly
     std::string description;
     std::string training_json = "{}";  // the training record, kept as JSON text
 

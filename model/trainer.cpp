@@ -52,6 +52,7 @@ json options_to_json(const TrainOptions& o) {
             {"final_lr_ratio", o.final_lr_ratio},
             {"clip_norm", o.clip_norm},
             {"preemphasis", o.preemphasis},
+            {"balance_lanes", o.balance_lanes},
             {"validate_every", o.validate_every},
             {"seed", o.seed}};
 }
@@ -72,6 +73,7 @@ TrainOptions options_from_json(const json& j) {
     o.final_lr_ratio = j.at("final_lr_ratio").get<double>();
     o.clip_norm = j.at("clip_norm").get<double>();
     o.preemphasis = j.at("preemphasis").get<double>();
+    o.balance_lanes = j.value("balance_lanes", false);  // checkpoints from before the option pooled
     o.validate_every = j.at("validate_every").get<int64_t>();
     o.seed = j.at("seed").get<uint64_t>();
     return o;
@@ -254,16 +256,24 @@ struct Trainer::Impl {
         // The loss's denominator depends on the targets only, so it is known before the forward:
         // effects: Σ p(target)² over the counted samples; generators: the number of predictions.
         double denominator = 0;
+        std::vector<double> lane_den(static_cast<size_t>(B));  // effects: each lane's share of the loss
         for (int b = 0; b < B; ++b) {
             const Lane& l = lanes[size_t(b)];
             if (effect) {
                 const float* t = data.effect_train[size_t(l.seq)].target.data() + l.pos;
-                denominator += esr_sums(t, t, n[size_t(b)], opt.preemphasis, skip[size_t(b)]).signal;
+                lane_den[size_t(b)] = esr_sums(t, t, n[size_t(b)], opt.preemphasis, skip[size_t(b)]).signal;
+                denominator += lane_den[size_t(b)];
             } else {
                 denominator += double(n[size_t(b)] - skip[size_t(b)]);
             }
         }
         if (effect && denominator <= 0) denominator = 1e-12;  // all-silent batch: error only
+        if (effect) {
+            // Pooled: every lane's error over the batch's energy. Balanced: the mean over lanes
+            // of error / (the lane's energy + a floor), i.e. lane b divides by B * (E_b + floor).
+            const double floor = TrainOptions::kLaneFloor * denominator / B;
+            for (double& d : lane_den) d = opt.balance_lanes ? B * (d + floor) : denominator;
+        }
 
         pool->run(B, [&](int b) {
             Tape& tape = tapes[size_t(b % pool->size())];
@@ -287,8 +297,8 @@ struct Trainer::Impl {
                 dy.resize(size_t(L));
                 tape.forward_continuous(model, x.data(), L, l.state.data(), y.data(), l.next_state.data());
                 const float* t = s.target.data() + l.pos;
-                lane_error[size_t(b)] = esr_sums(y.data(), t, L, opt.preemphasis, skip[size_t(b)]).error;
-                esr_grad(y.data(), t, L, opt.preemphasis, skip[size_t(b)], denominator, dy.data());
+                lane_error[size_t(b)] = esr_sums(y.data(), t, L, opt.preemphasis, skip[size_t(b)]).error / lane_den[size_t(b)];
+                esr_grad(y.data(), t, L, opt.preemphasis, skip[size_t(b)], lane_den[size_t(b)], dy.data());
                 tape.backward(dy.data(), g);
             } else {
                 const TokenSequence& s = data.token_train[size_t(l.seq)];
@@ -332,7 +342,7 @@ struct Trainer::Impl {
             l.segs_left -= 1;
             l.fresh = false;
         }
-        st.loss = effect ? error / denominator : error / denominator / std::log(2.0);
+        st.loss = effect ? error : error / denominator / std::log(2.0);  // (effect lanes are already divided)
         ++step;
         st.step = step;
         return st;
@@ -343,6 +353,7 @@ struct Trainer::Impl {
         const ModelConfig& c = model.config();
         if (effect) {
             EsrSums plain, pre;
+            double esr_sum = 0, pre_sum = 0;  // of the pairs' own ESRs
             for (const EffectSequence& s : data.effect_val) {
                 const int I = c.n_in();
                 const int64_t L = int64_t(s.input.size());
@@ -353,12 +364,17 @@ struct Trainer::Impl {
                         x[size_t(t * I + k)] = c.controls[size_t(k - 1)].normalise(s.controls[size_t(k - 1)]);
                 }
                 forward_continuous(model, Path::scan, x.data(), L, y.data(), opt.threads);
-                plain += esr_sums(y.data(), s.target.data(), L, 0.0);
-                pre += esr_sums(y.data(), s.target.data(), L, kPreemphasis);
+                const EsrSums a = esr_sums(y.data(), s.target.data(), L, 0.0);
+                const EsrSums b = esr_sums(y.data(), s.target.data(), L, kPreemphasis);
+                plain += a;
+                pre += b;
+                esr_sum += a.esr();
+                pre_sum += b.esr();
                 v.samples += L;
             }
-            v.metric = plain.esr();
-            v.esr_preemph = pre.esr();
+            const double n = double(data.effect_val.size());
+            v.metric = opt.balance_lanes ? esr_sum / n : plain.esr();
+            v.esr_preemph = opt.balance_lanes ? pre_sum / n : pre.esr();
         } else {
             NllSums nll;
             for (const TokenSequence& s : data.token_val) {

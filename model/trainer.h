@@ -58,6 +58,13 @@ struct TrainOptions {
     double final_lr_ratio = 0.05;
     double clip_norm = 1.0;       // <= 0: off
     double preemphasis = 0.95;    // effects: the loss is ESR on pre-emphasised signals (0: plain)
+    // Effects, false (default): one ESR pooled over the batch and over the validation pairs.
+    // true: the loss is the mean of the lanes' own ESRs, each over its lane's signal energy plus
+    // a floor of kLaneFloor times the batch's mean (so a near-silent lane cannot blow up), and
+    // validation is the mean of the pairs' ESRs, so a quiet knob setting (a dark tone) counts as
+    // much as a loud one. Measured on the TS9/DS-1 presets it did not help (docs/ABLATION.md).
+    bool balance_lanes = false;
+    static constexpr double kLaneFloor = 0.1;
     int64_t validate_every = 250;
     uint64_t seed = 1;
     int threads = 0;              // 0 = all cores
@@ -65,14 +72,14 @@ struct TrainOptions {
 
 struct StepStats {
     int64_t step = 0;             // steps done after this one
-    double loss = 0;              // effects: batch ESR (pre-emphasised as trained); generators: bits/sample
+    double loss = 0;              // effects: ESR as trained (see balance_lanes); generators: bits/sample
     double lr = 0;
     double grad_norm = 0;         // before clipping
     int64_t samples = 0;          // samples through forward + backward in this step
 };
 
 struct ValStats {
-    double metric = 0;            // effects: esr; generators: bits per sample
+    double metric = 0;            // effects: esr (mean over pairs when balance_lanes); generators: bits per sample
     double esr_preemph = 0;       // effects only
     int64_t samples = 0;
 };

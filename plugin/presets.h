@@ -21,7 +21,7 @@ namespace mw::plugin {
 
 struct Preset {
     juce::File file;
-    juce::String name;   // the file name without extension: "placeholder-effect"
+    juce::String name;   // the file name without extension: "ts9"
 };
 
 // The directories above that exist, in search order.
@@ -31,10 +31,10 @@ std::vector<juce::File> preset_directories();
 // result is cached); files that do not load are left out.
 std::vector<Preset> find_presets(IoKind kind);
 
-// The presets the plugins start with (file names without extension), until trained presets
-// ship; when the named one is missing, the first of its kind.
-inline constexpr const char* kDefaultEffectPreset = "placeholder-effect";
-inline constexpr const char* kDefaultGeneratorPreset = "placeholder-generator";
+// The presets the plugins start with (file names without extension): the Tube Screamer and the
+// spoken-digit generator; when the named one is missing, the first of its kind.
+inline constexpr const char* kDefaultEffectPreset = "ts9";
+inline constexpr const char* kDefaultGeneratorPreset = "digits";
 
 // The preset to start with (above). Empty file when there is none.
 Preset default_preset(IoKind kind, const std::vector<Preset>& presets);

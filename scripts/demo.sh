@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 ./scripts/build.sh
 mw=build/bin/mambawave
-# Placeholders (random weights, labelled untrained) until the trained presets land.
-fx=presets/placeholder-effect.safetensors
-gen=presets/placeholder-generator.safetensors
+# The default presets: a Tube Screamer (drive, tone) and a spoken-digit generator.
+fx=presets/ts9.safetensors
+gen=presets/digits.safetensors
 mkdir -p out
 echo
 $mw info "$fx"

@@ -12,14 +12,19 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <filesystem>
+#include <map>
 #include <iostream>
 
 namespace mw::cli {
 
 namespace {
 
+namespace fs = std::filesystem;
+
 struct EvalOptions {
-    std::string model_path, input, target;
+    std::string model_path, input, target, manifest, effect, split = "test";
+    bool record = false;
     std::vector<std::string> data;
     std::vector<std::string> controls;
     double max_latency_ms = 50;
@@ -35,10 +40,15 @@ std::string fmt_g(double v) {
     return b;
 }
 
-void eval_effect(const EvalOptions& o, const Model& model) {
+struct PairScore {
+    double esr = 0, esr_preemph = 0;
+    int64_t samples = 0, lag = 0;
+    double seconds = 0;  // of audio
+};
+
+// The model over one aligned pair with the controls (user units) held fixed.
+PairScore score_pair(const Model& model, const EffectPair& pair, const std::vector<float>& user, int threads) {
     const ModelConfig& c = model.config();
-    const std::vector<float> user = resolve_controls(c, o.controls);
-    const EffectPair pair = load_effect_pair(o.input, o.target, c.sample_rate_hz, o.max_latency_ms, !o.no_fix_latency, o.latency);
     const int I = c.n_in();
     const int64_t L = int64_t(pair.input.size());
     std::vector<float> x(size_t(L * I)), y(static_cast<size_t>(L));
@@ -46,22 +56,147 @@ void eval_effect(const EvalOptions& o, const Model& model) {
         x[size_t(t * I)] = pair.input[size_t(t)];
         for (int k = 1; k < I; ++k) x[size_t(t * I + k)] = c.controls[size_t(k - 1)].normalise(user[size_t(k - 1)]);
     }
-    Stopwatch clock;
-    forward_continuous(model, Path::scan, x.data(), L, y.data(), o.threads);
+    forward_continuous(model, Path::scan, x.data(), L, y.data(), threads);
     throw_if_interrupted();
-    const double esr = esr_sums(y.data(), pair.target.data(), L, 0.0).esr();
-    const double esr_pre = esr_sums(y.data(), pair.target.data(), L, kPreemphasis).esr();
+    return {esr_sums(y.data(), pair.target.data(), L, 0.0).esr(), esr_sums(y.data(), pair.target.data(), L, kPreemphasis).esr(),
+            L, pair.lag, double(L) / c.sample_rate_hz};
+}
+
+void eval_effect(const EvalOptions& o, const Model& model) {
+    const ModelConfig& c = model.config();
+    const std::vector<float> user = resolve_controls(c, o.controls);
+    const EffectPair pair = load_effect_pair(o.input, o.target, c.sample_rate_hz, o.max_latency_ms, !o.no_fix_latency, o.latency);
+    Stopwatch clock;
+    const PairScore r = score_pair(model, pair, user, o.threads);
     if (o.json_out) {
-        std::cout << nlohmann::json{{"esr", esr}, {"esr_preemph", esr_pre}, {"samples", L},
-                                    {"lag_samples", pair.lag}, {"model", o.model_path}, {"target", o.target}}
+        std::cout << nlohmann::json{{"esr", r.esr}, {"esr_preemph", r.esr_preemph}, {"samples", r.samples},
+                                    {"lag_samples", r.lag}, {"model", o.model_path}, {"target", o.target}}
                          .dump()
                   << "\n";
     } else {
-        std::cout << "ESR " << fmt_g(esr) << "  (pre-emphasised " << fmt_g(esr_pre) << ", a = " << kPreemphasis
-                  << ") over " << L << " samples (" << fmt_g(double(L) / c.sample_rate_hz) << " s)"
-                  << (pair.lag ? ", target shifted by " + std::to_string(pair.lag) + " samples" : "") << "; "
-                  << speed_summary(double(L) / c.sample_rate_hz, clock.seconds()) << "\n";
+        std::cout << "ESR " << fmt_g(r.esr) << "  (pre-emphasised " << fmt_g(r.esr_preemph) << ", a = " << kPreemphasis
+                  << ") over " << r.samples << " samples (" << fmt_g(r.seconds) << " s)"
+                  << (r.lag ? ", target shifted by " + std::to_string(r.lag) + " samples" : "") << "; "
+                  << speed_summary(r.seconds, clock.seconds()) << "\n";
     }
+}
+
+// Mean and worst of per-pair scores, grouped by a key.
+struct Group {
+    int pairs = 0;
+    double esr_sum = 0, esr_pre_sum = 0, esr_max = 0, seconds = 0;
+    std::string worst;
+    void add(const PairScore& r, const std::string& name) {
+        ++pairs;
+        esr_sum += r.esr;
+        esr_pre_sum += r.esr_preemph;
+        seconds += r.seconds;
+        if (r.esr >= esr_max) esr_max = r.esr, worst = name;
+    }
+    double esr_mean() const { return pairs ? esr_sum / pairs : 0.0; }
+    nlohmann::json to_json() const {
+        return {{"pairs", pairs},        {"esr_mean", esr_mean()}, {"esr_preemph_mean", pairs ? esr_pre_sum / pairs : 0.0},
+                {"esr_max", esr_max},    {"worst", worst},         {"seconds", seconds}};
+    }
+};
+
+std::string setting_text(const std::vector<std::pair<std::string, float>>& controls) {
+    std::string s;
+    for (const auto& [name, v] : controls) s += (s.empty() ? "" : " ") + name + "=" + fmt_g(v);
+    return s.empty() ? "(no controls)" : s;
+}
+
+// Every pair of one effect and split in a capture manifest, each at its own knob settings:
+// ESR per pair, then mean and worst per set (e.g. synthetic vs real recordings) and per knob
+// setting. --record writes the summary into the model file's training record.
+void eval_manifest(const EvalOptions& o, Model& model) {
+    const ModelConfig& c = model.config();
+    std::vector<ManifestPair> pairs;
+    for (ManifestPair& p : read_manifest_pairs(o.manifest, o.effect))
+        if (o.split == "all" || p.split == o.split) pairs.push_back(std::move(p));
+    if (pairs.empty())
+        throw UsageError(o.manifest + ": effect \"" + o.effect + "\" has no pairs in split \"" + o.split + "\"");
+    std::map<std::string, Group> by_set, by_setting;
+    Group all;
+    nlohmann::json rows = nlohmann::json::array();
+    Stopwatch clock;
+    const bool table = !o.json_out;
+    if (table) std::printf("%-44s %-12s %-26s %10s %12s\n", "target", "set", "setting", "ESR", "ESR pre-emph");
+    for (const ManifestPair& p : pairs) {
+        std::vector<std::string> assignments;
+        for (const auto& [name, v] : p.controls) {
+            char b[96];
+            std::snprintf(b, sizeof b, "%s=%.9g", name.c_str(), double(v));
+            assignments.emplace_back(b);
+        }
+        if (p.controls.size() != c.controls.size())
+            throw UsageError(o.manifest + ": " + p.name + " sets " + std::to_string(p.controls.size()) +
+                             " controls, but " + o.model_path + " has " + std::to_string(c.controls.size()));
+        std::vector<float> user;
+        try {
+            user = resolve_controls(c, assignments);  // unknown names and out-of-range values
+        } catch (const UsageError& e) {
+            throw UsageError(o.manifest + ": " + p.name + ": " + e.what());
+        }
+        const EffectPair pair = load_effect_pair(p.input, p.target, c.sample_rate_hz, o.max_latency_ms, !o.no_fix_latency, p.latency);
+        const PairScore r = score_pair(model, pair, user, o.threads);
+        const std::string setting = setting_text(p.controls), set = p.set.empty() ? p.split : p.set;
+        by_set[set].add(r, p.name);
+        by_setting[setting].add(r, p.name);
+        all.add(r, p.name);
+        rows.push_back({{"target", p.name}, {"set", set}, {"setting", setting}, {"esr", r.esr},
+                        {"esr_preemph", r.esr_preemph}, {"samples", r.samples}});
+        if (table)
+            std::printf("%-44s %-12s %-26s %10.5f %12.5f\n", p.name.c_str(), set.c_str(), setting.c_str(), r.esr,
+                        r.esr_preemph);
+    }
+    nlohmann::json sets = nlohmann::json::object(), settings = nlohmann::json::object();
+    for (const auto& [k, g] : by_set) sets[k] = g.to_json();
+    const Group* worst_setting = nullptr;
+    for (const auto& [k, g] : by_setting) {
+        settings[k] = g.to_json();
+        if (!worst_setting || g.esr_mean() > worst_setting->esr_mean()) worst_setting = &g;
+    }
+    std::string worst_setting_name;
+    for (const auto& [k, g] : by_setting)
+        if (&g == worst_setting) worst_setting_name = k;
+    nlohmann::json summary = {{"manifest", o.manifest},
+                              {"effect", o.effect},
+                              {"split", o.split},
+                              {"pairs", all.pairs},
+                              {"seconds", all.seconds},
+                              {"esr_mean", all.esr_mean()},
+                              {"esr_preemph_mean", all.to_json()["esr_preemph_mean"]},
+                              {"esr_max", all.esr_max},
+                              {"worst_setting", worst_setting_name},
+                              {"worst_setting_esr_mean", worst_setting->esr_mean()},
+                              {"sets", sets}};
+    if (o.record) {
+        nlohmann::json record = nlohmann::json::parse(c.training_json.empty() ? "{}" : c.training_json, nullptr, false);
+        if (!record.is_object()) record = nlohmann::json::object();
+        nlohmann::json kept = summary;
+        kept["settings"] = settings;
+        record["evaluation"][o.split] = kept;
+        model.mutable_config().training_json = record.dump();
+        save_model(model, o.model_path);
+    }
+    if (o.json_out) {
+        nlohmann::json out = summary;
+        out["settings"] = settings;
+        out["per_pair"] = rows;
+        out["model"] = o.model_path;
+        std::cout << out.dump() << "\n";
+        return;
+    }
+    std::printf("\nper set (mean and worst ESR over its pairs):\n");
+    for (const auto& [k, g] : by_set)
+        std::printf("  %-12s %3d pairs, %7.1f s   ESR mean %.5f  worst %.5f (%s)\n", k.c_str(), g.pairs, g.seconds,
+                    g.esr_mean(), g.esr_max, g.worst.c_str());
+    std::printf("per knob setting (mean ESR over its pairs):\n");
+    for (const auto& [k, g] : by_setting) std::printf("  %-26s %3d pairs   ESR mean %.5f\n", k.c_str(), g.pairs, g.esr_mean());
+    std::printf("all %d pairs: ESR mean %.5f, worst setting %s at %.5f; %s\n", all.pairs, all.esr_mean(),
+                worst_setting_name.c_str(), worst_setting->esr_mean(), speed_summary(all.seconds, clock.seconds()).c_str());
+    if (o.record) std::printf("recorded under training.evaluation.%s in %s\n", o.split.c_str(), o.model_path.c_str());
 }
 
 void eval_generator(const EvalOptions& o, const Model& model) {
@@ -89,9 +224,19 @@ void eval_generator(const EvalOptions& o, const Model& model) {
 }
 
 void run_eval(const EvalOptions& o) {
-    const Model model = load_model(o.model_path);
+    Model model = load_model(o.model_path);
     const bool effect = model.config().kind == IoKind::continuous;
-    if (effect) {
+    if (!o.manifest.empty() || o.record) {
+        if (!effect) throw UsageError(o.model_path + " is a generator: --manifest evaluates effects; use --data FILES_OR_DIRS");
+        if (o.manifest.empty() || o.effect.empty())
+            throw UsageError("--manifest needs --effect NAME (and --record needs --manifest)");
+        if (!o.input.empty() || !o.target.empty() || !o.controls.empty() || o.latency >= 0)
+            throw UsageError("--manifest takes each pair's files, controls and latency from the manifest: "
+                             "drop --input/--target/--control/--latency");
+        if (o.record && fs::is_directory(o.model_path))
+            throw UsageError("--record writes into a MambaWave .safetensors file, not an HF checkpoint directory");
+        eval_manifest(o, model);
+    } else if (effect) {
         if (o.input.empty() || o.target.empty() || !o.data.empty())
             throw UsageError(o.model_path + " is an effect: evaluate it with --input X.wav --target Y.wav "
                                             "(the recording of X through the real effect)");
@@ -113,6 +258,15 @@ void add_eval_command(CLI::App& app) {
     sub->add_option("--target", o->target, "Effect: the real effect's recording of --input")->check(CLI::ExistingFile);
     add_controls_option(*sub, o->controls);
     sub->add_option("--data", o->data, "Generator: audio files and/or directories");
+    sub->add_option("--manifest", o->manifest,
+                    "Effect: every pair of a captures manifest (docs/DATA.md), each at its own knob settings")
+        ->check(CLI::ExistingFile);
+    sub->add_option("--effect", o->effect, "Effect: which effect of --manifest");
+    sub->add_option("--split", o->split, "Effect: which split of --manifest")
+        ->check(CLI::IsMember({"test", "val", "train", "all"}))
+        ->capture_default_str();
+    sub->add_flag("--record", o->record,
+                  "Write the --manifest summary into the model file's training record (training.evaluation.SPLIT)");
     sub->add_option("--max-latency-ms", o->max_latency_ms, "Effect: largest latency looked for")->capture_default_str();
     sub->add_flag("--no-fix-latency", o->no_fix_latency, "Effect: refuse a misaligned pair instead of shifting it");
     sub->add_option("--latency", o->latency,
@@ -129,6 +283,7 @@ void add_eval_command(CLI::App& app) {
                 "model that knows nothing of 8-bit audio; lower is better.\n\n"
                 "Examples:\n"
                 "  mambawave eval -m ts9.safetensors --input dry.wav --target pedal.wav -c drive=0.5\n"
+                "  mambawave eval -m presets/ts9.safetensors --manifest data/captures/manifest.json --effect ts9\n"
                 "  mambawave eval -m digits.safetensors --data fsdd/test --json");
     sub->callback([o] { run_eval(*o); });
 }

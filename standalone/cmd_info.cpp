@@ -125,8 +125,8 @@ void add_info_command(CLI::App& app) {
         ->check(CLI::ExistingPath);
     sub->add_flag("--json", o->json, "Print one JSON object instead of text (for scripts)");
     sub->footer("Examples:\n"
-                "  mambawave info presets/drive.safetensors\n"
-                "  mambawave info --json presets/drive.safetensors | jq .controls");
+                "  mambawave info presets/ts9.safetensors\n"
+                "  mambawave info --json presets/ts9.safetensors | jq .controls");
     sub->callback([o] { run_info(*o); });
 }
 

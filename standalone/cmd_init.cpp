@@ -1,5 +1,5 @@
-// `mambawave init`: a randomly initialised model file, marked untrained. This is how
-// placeholder presets are made, and where training starts.
+// `mambawave init`: a randomly initialised model file, marked untrained. This is where
+// training starts, and how tests make models of a given shape.
 #include "standalone/cli_common.h"
 #include "standalone/commands.h"
 
@@ -88,8 +88,8 @@ void run_init(const InitOptions& o) {
 void add_init_command(CLI::App& app) {
     auto o = std::make_shared<InitOptions>();
     CLI::App* sub = app.add_subcommand(
-        "init", "Write a randomly initialised (untrained) model file: placeholder presets and "
-                "the starting point for training");
+        "init", "Write a randomly initialised (untrained) model file: the starting point for "
+                "training");
     sub->add_option("--kind,-k", o->kind, "effect (audio in, audio out) or generator (mu-law)")
         ->required()
         ->check(CLI::IsMember({"effect", "generator"}));
@@ -112,8 +112,8 @@ void add_init_command(CLI::App& app) {
         ->allow_extra_args(false);
     sub->add_flag("--skip", o->skip, "Effect: add the input sample to the network's output");
     sub->add_option("--description", o->description, "One line saying what the model is for");
-    sub->footer("The file says it is untrained (`mambawave info` prints a warning), so a "
-                "placeholder is never\nmistaken for a real model.\n\n"
+    sub->footer("The file says it is untrained (`mambawave info` prints a warning), so "
+                "random weights are never\nmistaken for a real model.\n\n"
                 "Examples:\n"
                 "  mambawave init --kind effect --out drive.safetensors "
                 "--control drive:0:1:0.5 --control tone:100:8000:1000:Hz:log --skip\n"

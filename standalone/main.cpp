@@ -50,10 +50,10 @@ int main(int argc, char** argv) {
     app.name("mambawave");
     app.require_subcommand(1);
     app.footer("Examples:\n"
-               "  mambawave info presets/drive.safetensors\n"
-               "  mambawave render -m presets/drive.safetensors --in guitar.wav --out loud.wav "
+               "  mambawave info presets/ts9.safetensors\n"
+               "  mambawave render -m presets/ts9.safetensors --in guitar.wav --out loud.wav "
                "--control drive=0.7\n"
-               "  mambawave generate -m presets/babble.safetensors --seconds 5 --out babble.wav\n"
+               "  mambawave generate -m presets/digits.safetensors --seconds 5 --out babble.wav\n"
                "Run 'mambawave SUBCOMMAND --help' for each subcommand's options.");
 
     mw::cli::add_info_command(app);

@@ -181,61 +181,87 @@ TrainData effect_data_from_pair(const EffectPair& pair, double val_fraction) {
     return d;
 }
 
-TrainData effect_data_from_manifest(const std::string& manifest_path, const std::string& effect,
-                                    double rate_hz, double max_latency_ms, bool fix_latency,
-                                    std::vector<ControlSpec>& controls) {
+namespace {
+
+json parse_manifest(const std::string& manifest_path) {
     std::ifstream f(manifest_path);
     if (!f) throw UsageError("cannot open manifest " + manifest_path);
-    json m;
     try {
-        m = json::parse(f);
+        return json::parse(f);
     } catch (const json::exception& e) {
         throw UsageError(manifest_path + ": not valid JSON (" + std::string(e.what()) + ")");
     }
+}
+
+std::vector<ManifestPair> manifest_pairs(const json& m, const std::string& manifest_path, const std::string& effect) {
     const json& pairs = m.is_array() ? m : m.value("pairs", json::array());
     if (!pairs.is_array() || pairs.empty()) throw UsageError(manifest_path + ": no \"pairs\" array");
     const fs::path base = fs::path(manifest_path).parent_path();
     std::set<std::string> effects;
-    std::map<std::string, std::pair<float, float>> ranges;  // control -> min, max seen
-    TrainData d;
-    int n_train = 0, n_val = 0;
+    std::vector<ManifestPair> out;
     for (size_t i = 0; i < pairs.size(); ++i) {
         const json& p = pairs[i];
         const std::string where = manifest_path + ": pairs[" + std::to_string(i) + "]";
         if (!p.is_object() || !p.contains("input") || !p.contains("target"))
             throw UsageError(where + ": expected an object with \"input\" and \"target\"");
-        const std::string eff = p.value("effect", "");
-        effects.insert(eff);
-        if (eff != effect) continue;
-        const std::string split = p.value("split", "train");
-        if (split == "test") continue;  // never trained or tuned on
-        if (split != "train" && split != "val")
-            throw UsageError(where + ": split \"" + split + "\", expected train, val or test");
-        EffectSequence s;
-        // A manifest that measured the latency says so ("latency_samples", at the files' rate).
-        const int64_t known_lag = p.contains("latency_samples") ? p["latency_samples"].get<int64_t>() : -1;
-        const EffectPair pair = load_effect_pair((base / p["input"].get<std::string>()).string(),
-                                                 (base / p["target"].get<std::string>()).string(), rate_hz,
-                                                 max_latency_ms, fix_latency, known_lag);
-        s.name = p["target"].get<std::string>();
-        s.input = pair.input;
-        s.target = pair.target;
-        const json c = p.value("controls", json::object());
-        for (auto it = c.begin(); it != c.end(); ++it) {
-            const float v = it.value().get<float>();
-            auto [r, fresh] = ranges.emplace(it.key(), std::make_pair(v, v));
-            if (!fresh) r->second = {std::min(r->second.first, v), std::max(r->second.second, v)};
+        try {
+            const std::string eff = p.value("effect", "");
+            effects.insert(eff);
+            if (eff != effect) continue;
+            ManifestPair q;
+            q.split = p.value("split", "train");
+            if (q.split != "train" && q.split != "val" && q.split != "test")
+                throw UsageError(where + ": split \"" + q.split + "\", expected train, val or test");
+            q.set = p.value("set", "");
+            q.name = p["target"].get<std::string>();
+            q.input = (base / p["input"].get<std::string>()).string();
+            q.target = (base / q.name).string();
+            // A manifest that measured the latency says so ("latency_samples", at the files' rate).
+            q.latency = p.contains("latency_samples") ? p["latency_samples"].get<int64_t>() : -1;
+            const json c = p.value("controls", json::object());
+            for (auto it = c.begin(); it != c.end(); ++it) q.controls.emplace_back(it.key(), it.value().get<float>());
+            out.push_back(std::move(q));
+        } catch (const json::exception& e) {
+            throw UsageError(where + ": " + e.what());
         }
-        s.controls.clear();
-        for (auto it = c.begin(); it != c.end(); ++it) s.controls.push_back(it.value().get<float>());
-        (split == "val" ? d.effect_val : d.effect_train).push_back(std::move(s));
-        (split == "val" ? n_val : n_train) += 1;
     }
-    if (n_train == 0) {
+    if (out.empty()) {
         std::string names;
         for (const std::string& e : effects) names += (names.empty() ? "" : ", ") + e;
-        throw UsageError(manifest_path + ": no training pairs for effect \"" + effect + "\" (effects: " + names + ")");
+        throw UsageError(manifest_path + ": no pairs for effect \"" + effect + "\" (effects: " + names + ")");
     }
+    return out;
+}
+
+} // namespace
+
+std::vector<ManifestPair> read_manifest_pairs(const std::string& manifest_path, const std::string& effect) {
+    return manifest_pairs(parse_manifest(manifest_path), manifest_path, effect);
+}
+
+TrainData effect_data_from_manifest(const std::string& manifest_path, const std::string& effect,
+                                    double rate_hz, double max_latency_ms, bool fix_latency,
+                                    std::vector<ControlSpec>& controls) {
+    const json m = parse_manifest(manifest_path);
+    std::map<std::string, std::pair<float, float>> ranges;  // control -> min, max seen
+    TrainData d;
+    int n_train = 0, n_val = 0;
+    for (const ManifestPair& p : manifest_pairs(m, manifest_path, effect)) {
+        if (p.split == "test") continue;  // never trained or tuned on
+        EffectSequence s;
+        const EffectPair pair = load_effect_pair(p.input, p.target, rate_hz, max_latency_ms, fix_latency, p.latency);
+        s.name = p.name;
+        s.input = pair.input;
+        s.target = pair.target;
+        for (const auto& [name, v] : p.controls) {
+            auto [r, fresh] = ranges.emplace(name, std::make_pair(v, v));
+            if (!fresh) r->second = {std::min(r->second.first, v), std::max(r->second.second, v)};
+            s.controls.push_back(v);
+        }
+        (p.split == "val" ? d.effect_val : d.effect_train).push_back(std::move(s));
+        (p.split == "val" ? n_val : n_train) += 1;
+    }
+    if (n_train == 0) throw UsageError(manifest_path + ": no training pairs (split \"train\") for effect \"" + effect + "\"");
     if (n_val == 0) throw UsageError(manifest_path + ": no validation pairs (split \"val\") for effect \"" + effect + "\"");
     // Controls in name order (json objects iterate sorted), every pair must name all of them.
     // Their ranges are the values the pairs visit, unless the manifest declares the knob under

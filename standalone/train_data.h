@@ -8,6 +8,7 @@
 #include "model/trainer.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mw::cli {
@@ -27,6 +28,20 @@ EffectPair load_effect_pair(const std::string& input_path, const std::string& ta
 
 // One pair of files: the last `val_fraction` of it held out for validation.
 TrainData effect_data_from_pair(const EffectPair& pair, double val_fraction);
+
+// One pair of a capture manifest (docs/DATA.md), its paths resolved against the manifest's
+// directory.
+struct ManifestPair {
+    std::string input, target;                // paths to open
+    std::string name;                         // the target as the manifest writes it
+    std::string split = "train", set;         // train | val | test; the set within the split
+    std::vector<std::pair<std::string, float>> controls;  // knob settings, in name order
+    int64_t latency = -1;                     // latency_samples when the manifest measured it
+};
+// The pairs of one effect (every split), in manifest order. Refuses a manifest that is not
+// JSON, a pair without input or target, an unknown split, and an effect with no pairs
+// (naming the effects the manifest has).
+std::vector<ManifestPair> read_manifest_pairs(const std::string& manifest_path, const std::string& effect);
 
 // A capture manifest (JSON: {"pairs": [{"input", "target", "effect", "controls": {NAME: VALUE},
 // "split": "train"|"val"|"test"}]}, paths relative to the manifest) restricted to one effect.

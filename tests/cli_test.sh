@@ -311,7 +311,7 @@ check "failed commands left no output or temporary file" bash -c "[[ -z \$(ls -A
 # --- bench --model: a real model file timed on every CPU path ----------------------------------
 # REPO_ROOT may be relative to where the script started (we have cd'd to $WORK since).
 REPO=$(cd "$OLDPWD" && realpath "$2")
-PRESET=$REPO/presets/placeholder-effect.safetensors
+PRESET=$REPO/presets/ts9.safetensors
 "$MW" bench --quick --model "$PRESET" --json >bench.json 2>last.out || echo "exit code $?" >>last.out
 check "bench --model --json: a line per path names the model, each with a positive time" $PY -c "
 import json, sys

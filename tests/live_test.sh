@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Headless test of `mambawave live` on a JACK server with the dummy driver (no sound card):
-#   1. generator mode: the placeholder generator (8 kHz) on a 48 kHz server, recorded: it must
+#   1. generator mode: the digits generator (8 kHz) on a 48 kHz server, recorded: it must
 #      be resampled (the note says so), make sound, and stay finite; then played by MIDI notes
 #      from jack_midiseq (where installed): the recording must go silent and sound again;
 #   2. effect mode with --input-file: the recording must equal `mambawave render --path step`
@@ -92,7 +92,7 @@ def finite(chs): return all(math.isfinite(v) for ch in chs for v in ch)
 EOF
 
 # --- 1. generator mode ----------------------------------------------------------------------
-"$bin" live -m "$root/presets/placeholder-generator.safetensors" --api jack --seconds 3 \
+"$bin" live -m "$root/presets/digits.safetensors" --api jack --seconds 3 \
        --record "$work/gen.wav" > "$work/gen.log" 2>&1 || fail "live (generator) exited with $?"
 grep -q "resampling 8000 Hz model to 48000 Hz device, latency [0-9]* samples" "$work/gen.log" ||
   fail "live (generator) did not say it resamples"
@@ -119,7 +119,7 @@ if command -v jack_midiseq > /dev/null; then
     "$bin" devices --api jack 2> /dev/null | grep -q "mw_seq:out" && break
     sleep 0.1
   done
-  "$bin" live -m "$root/presets/placeholder-generator.safetensors" --api jack --midi mw_seq --seconds 2.5 \
+  "$bin" live -m "$root/presets/digits.safetensors" --api jack --midi mw_seq --seconds 2.5 \
          --record "$work/midi.wav" > "$work/midi.log" 2>&1 || fail "live (generator, MIDI) exited with $?"
   kill "$seq_pid" 2> /dev/null || true
   wait "$seq_pid" 2> /dev/null || true
@@ -142,10 +142,10 @@ fi
 
 # --- 2. effect mode on a file, against render ------------------------------------------------
 sox -R -n -r 48000 -c 2 -b 16 "$work/in.wav" synth 2 sine 220 sine 331 gain -6
-"$bin" live -m "$root/presets/placeholder-effect.safetensors" --api jack --input-file "$work/in.wav" \
+"$bin" live -m "$root/presets/ts9.safetensors" --api jack --input-file "$work/in.wav" \
        --control drive=0.7 --control tone=250 --seconds 3 --record "$work/fx.wav" > "$work/fx.log" 2>&1 ||
   fail "live (effect) exited with $?"
-"$bin" render -m "$root/presets/placeholder-effect.safetensors" --in "$work/in.wav" --out "$work/ref.wav" \
+"$bin" render -m "$root/presets/ts9.safetensors" --in "$work/in.wav" --out "$work/ref.wav" \
        --control drive=0.7 --control tone=250 --path step > "$work/render.log" 2>&1 || fail "render failed"
 python3 - "$work/fx.wav" "$work/ref.wav" "$work/wav.py" << 'EOF' || fail "the live effect does not match render"
 import sys; exec(open(sys.argv[3]).read())
@@ -158,12 +158,12 @@ d = max(abs(a - b) for c in range(2) for a, b in zip(live[c][:n], ref[c][:n]))
 print('live_test.sh: effect: live recording vs render --path step over %d frames (%.2f s), 2 channels: '
       'max |diff| = %.3g' % (n, n / rate, d))
 assert d <= 1e-6, 'max |diff| %.3g' % d
-assert peak([ch[:n] for ch in ref]) > 0.1
+assert peak([ch[:n] for ch in ref]) > 0.03  # not silence vs silence (ts9 here: about 0.14)
 EOF
 echo "live_test.sh: effect:    $(grep '^callback:' "$work/fx.log")"
 
 # --- 3. hot reload --------------------------------------------------------------------------
-cp "$root/presets/placeholder-effect.safetensors" "$work/hot.safetensors"
+cp "$root/presets/ts9.safetensors" "$work/hot.safetensors"
 "$bin" init --kind effect --out "$work/other.safetensors" --seed 9 --skip > /dev/null 2>&1 ||
   fail "init failed"
 "$bin" live -m "$work/hot.safetensors" --api jack --seconds 3 > "$work/hot.log" 2>&1 &
@@ -185,7 +185,7 @@ expect_error() {  # expected-exit-code expected-text command...
   [[ $rc -eq $code ]] || fail "'$*' exited with $rc, expected $code: $(cat "$work/err.log")"
   grep -q -- "$text" "$work/err.log" || fail "'$*' did not say '$text': $(cat "$work/err.log")"
 }
-gen=$root/presets/placeholder-generator.safetensors
+gen=$root/presets/digits.safetensors
 expect_error 2 "no output device matches 'nosuchcard'" "$bin" live -m "$gen" --api jack --output nosuchcard --seconds 1
 expect_error 2 "system" "$bin" live -m "$gen" --api jack --output nosuchcard --seconds 1
 expect_error 2 "it supports 48000 Hz" "$bin" live -m "$gen" --api jack --rate 44100 --seconds 1

@@ -3,6 +3,8 @@
 #include "model/losses.h"
 #include "model/optim.h"
 #include "model/model.h"
+#include "model/engine.h"
+#include "model/trainer.h"
 #include "test_util.h"
 
 #include <catch2/catch.hpp>
@@ -141,4 +143,66 @@ TEST_CASE("weight decay applies to projections and embeddings, not norms, biases
     CHECK(at("backbone.layers.0.norm.weight") == 0);
     CHECK(at("backbone.norm_f.weight") == 0);
     CHECK(at("head.bias") == 0);
+}
+
+namespace {
+// Two effect pairs of the same input: one loud target and one 40 dB quieter.
+TrainData loud_and_quiet(int64_t L) {
+    const std::vector<float> in = randn(size_t(L), 21, 0.3f);
+    TrainData d;
+    for (float gain : {1.0f, 0.01f}) {
+        EffectSequence s;
+        s.name = gain == 1.0f ? "loud" : "quiet";
+        s.input = in;
+        s.target = randn(size_t(L), gain == 1.0f ? 22 : 23, 0.3f * gain);
+        s.controls = {0.5f};
+        d.effect_train.push_back(s);
+        d.effect_val.push_back(s);
+    }
+    return d;
+}
+} // namespace
+
+TEST_CASE("balanced validation is the mean of the pairs' own ESRs, pooled is one ESR over all", "[train]") {
+    const int64_t L = 3000;
+    const Model m = test::random_model(IoKind::continuous, 8, 2, 8, 31, 1, false);
+    TrainOptions o;
+    o.threads = 1;
+    o.warmup = 0;
+    double per_pair_sum = 0;
+    EsrSums pooled;
+    for (const EffectSequence& s : loud_and_quiet(L).effect_val) {
+        std::vector<float> x, y(static_cast<size_t>(L));
+        for (int64_t t = 0; t < L; ++t) x.insert(x.end(), {s.input[size_t(t)], m.config().controls[0].normalise(0.5f)});
+        forward_continuous(m, Path::reference, x.data(), L, y.data(), 1);
+        const EsrSums e = esr_sums(y.data(), s.target.data(), L, 0.0);
+        per_pair_sum += e.esr();
+        pooled += e;
+    }
+    o.balance_lanes = true;
+    const double balanced = Trainer(m, loud_and_quiet(L), o).validate().metric;
+    o.balance_lanes = false;
+    const double pooled_metric = Trainer(m, loud_and_quiet(L), o).validate().metric;
+    CHECK(balanced == Approx(per_pair_sum / 2).epsilon(1e-4));
+    CHECK(pooled_metric == Approx(pooled.esr()).epsilon(1e-4));
+    // The quiet pair's ESR is huge (the model's output is louder than its target): pooling hides it.
+    CHECK(balanced > 10 * pooled_metric);
+}
+
+TEST_CASE("balanced step loss divides each lane by its own energy plus the floor", "[train]") {
+    // One lane, so the batch mean energy is the lane's: balanced = pooled / (1 + floor).
+    const int64_t L = 2048;
+    const Model m = test::random_model(IoKind::continuous, 8, 2, 8, 32, 1, false);
+    TrainOptions o;
+    o.threads = 1;
+    o.batch = 1;
+    o.segment = 1024;
+    o.warmup = 0;
+    TrainData one = loud_and_quiet(L);
+    one.effect_train.resize(1);
+    o.balance_lanes = true;
+    const double balanced = Trainer(m, one, o).step().loss;
+    o.balance_lanes = false;
+    const double pooled = Trainer(m, one, o).step().loss;
+    CHECK(balanced == Approx(pooled / (1.0 + TrainOptions::kLaneFloor)).epsilon(1e-6));
 }

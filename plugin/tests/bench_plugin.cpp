@@ -223,14 +223,14 @@ Result bench_synth(SynthProcessor& p, int block_samples, double seconds) {
     return r;
 }
 
-// "effect D16×4, 13.6k params, 48 kHz, untrained placeholder"
+// "effect D8×3, 2.8k params, 48 kHz" (", untrained" for random weights from `mambawave init`)
 std::string describe(const ModelInfo& info) {
     const ModelConfig& c = info.config;
     char s[200];
     std::snprintf(s, sizeof s, "%s D%d×%d, %.1fk params, %g kHz%s",
                   c.kind == IoKind::continuous ? "effect" : "generator", c.d_model, c.n_layers,
                   double(info.parameters) / 1000.0, c.sample_rate_hz / 1000.0,
-                  c.untrained ? ", untrained placeholder" : "");
+                  c.untrained ? ", untrained" : "");
     return s;
 }
 

@@ -110,7 +110,8 @@ step "offline render of the reference"
 # state; during the leading second both settle to the same state under silence, and the
 # comparison starts after it.
 sox "$src/presets/demo/guitar_di.flac" -b 32 -e floating-point clip.wav trim 0 2 remix 1 1 pad 1 0
-"$mambawave" render --model "$src/presets/placeholder-effect.safetensors" --in clip.wav --out render.wav --path step > render.log
+# The FX in jalv runs the default preset (ts9) at its controls' defaults, as render does.
+"$mambawave" render --model "$src/presets/ts9.safetensors" --in clip.wav --out render.wav --path step > render.log
 
 step "jalv under a JACK server with the dummy driver"
 export JACK_DEFAULT_SERVER=mw_plugtest_$$

@@ -35,7 +35,7 @@ struct PresetsDirOverride {
     ~PresetsDirOverride() { setenv("MW_PRESETS_DIR", old.toRawUTF8(), 1); }
 };
 
-// A second effect model, different from the placeholder: 3 controls, 44.1 kHz.
+// A second effect model, different from the shipped ones: 3 controls, 44.1 kHz.
 inline juce::File write_effect_model(const juce::File& dir, const juce::String& name, double rate_hz = 44100.0,
                                      uint64_t seed = 7) {
     ModelConfig c = make_config(IoKind::continuous, 8, 2);
@@ -53,8 +53,8 @@ inline juce::File write_effect_model(const juce::File& dir, const juce::String& 
     return f;
 }
 
-// A generator whose random weights give near-uniform class probabilities: loud noise that
-// depends on the seed (the shipped placeholder generator is almost silent).
+// A generator whose random weights give near-uniform class probabilities: loud noise at once
+// and all the time, that depends on the seed (the shipped digits generator babbles with pauses).
 inline juce::File write_generator_model(const juce::File& dir, const juce::String& name) {
     ModelConfig c = make_config(IoKind::mulaw8, 16, 2);
     c.sample_rate_hz = 16000.0;

@@ -108,7 +108,7 @@ TEST_CASE("editor: a model with other controls and a missing session file, saved
 
 TEST_CASE("editor: MambaWave Synth renders headless and is saved as PNG", "[editor]") {
     SynthProcessor p;
-    TempDir tmp;   // a generator that makes audible noise (the shipped placeholder is near silent)
+    TempDir tmp;   // a generator that is loud from the first sample (digits may start in a pause)
     p.load_model_file(write_generator_model(tmp.dir, "noise-test-generator"));
     REQUIRE(wait_idle(p));
     p.prepareToPlay(48000.0, 480);

@@ -17,12 +17,12 @@ TEST_CASE("FX starts with the default preset, whose controls name and range the 
     const ModelStatus s = p.model_slot().status();
     REQUIRE(s.info != nullptr);
     CHECK(s.level == ModelStatus::Level::ok);
-    CHECK(s.info->name == "placeholder-effect");
+    CHECK(s.info->name == "ts9");
     CHECK(s.info->hash.length() == 16);
     CHECK(p.getNumPrograms() >= 1);
-    CHECK(p.getProgramName(p.getCurrentProgram()) == "placeholder-effect");
+    CHECK(p.getProgramName(p.getCurrentProgram()) == "ts9");
 
-    // placeholder-effect: drive 0..1 (default 0.5), tone 100..1000 Hz log (default 400 Hz).
+    // ts9: drive 0..1 (default 0.5), tone 100..1000 Hz log (default 400 Hz).
     REQUIRE(p.controls().count() == 2);
     CHECK(p.controls().name(0) == "drive");
     CHECK(p.controls().name(1) == "tone");
@@ -113,7 +113,7 @@ TEST_CASE("FX: denormal input gives no denormal output (FTZ/DAZ in processBlock)
 
 TEST_CASE("FX at the model's rate with mix 1 matches the offline render (EffectRunner)", "[fx]") {
     const std::vector<float> clip = guitar(1.0);
-    const Model model = load_model(preset_file("placeholder-effect.safetensors").getFullPathName().toStdString());
+    const Model model = load_model(preset_file("ts9.safetensors").getFullPathName().toStdString());
     const std::vector<float> controls = {0.5f, 400.0f};   // the model's defaults
 
     for (Path path : {Path::step, Path::scan}) {
@@ -163,8 +163,8 @@ TEST_CASE("FX reports exact latency: 0 at the model's rate, the resampler's othe
 TEST_CASE("FX: thousands of model swaps while another thread runs audio", "[fx][realtime][swap]") {
     TempDir tmp;
     const juce::File other = write_effect_model(tmp.dir, "swap-b");   // 44.1 kHz, 3 controls
-    const juce::File placeholder = preset_file("placeholder-effect.safetensors");
-    const dsp::RealtimeModelPtr a = dsp::load_realtime_model(placeholder.getFullPathName().toStdString());
+    const juce::File ts9 = preset_file("ts9.safetensors");
+    const dsp::RealtimeModelPtr a = dsp::load_realtime_model(ts9.getFullPathName().toStdString());
     const dsp::RealtimeModelPtr b = dsp::load_realtime_model(other.getFullPathName().toStdString());
 
     FxProcessor p;
@@ -196,7 +196,7 @@ TEST_CASE("FX: thousands of model swaps while another thread runs audio", "[fx][
     juce::MemoryBlock state;
     for (int i = 0; i < kSwaps; ++i) {
         const bool even = i % 2 == 0;
-        if (!p.model_slot().load_now({even ? other : placeholder, {}, false, i % 7 == 0}, even ? b : a)) {
+        if (!p.model_slot().load_now({even ? other : ts9, {}, false, i % 7 == 0}, even ? b : a)) {
             FAIL_CHECK("swap " << i << " failed: " << p.model_slot().status().message);
             break;
         }
@@ -208,7 +208,7 @@ TEST_CASE("FX: thousands of model swaps while another thread runs audio", "[fx][
         if (i % 100 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));   // let blocks pass
     }
     // Queued loads from files too (the path the editor and hosts use).
-    for (int i = 0; i < 50; ++i) p.load_model_file(i % 2 ? placeholder : other);
+    for (int i = 0; i < 50; ++i) p.load_model_file(i % 2 ? ts9 : other);
     const bool idle = wait_idle(p);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     stop = true;
@@ -222,8 +222,8 @@ TEST_CASE("FX: thousands of model swaps while another thread runs audio", "[fx][
     CHECK(stats.model_swaps > 10);
     CHECK(!nonfinite.load());
     CHECK(allocations.load() == 0);
-    // The last request (placeholder, from the file) is what runs and what the session saves.
-    CHECK(p.model_slot().session_model().path == placeholder.getFullPathName());
+    // The last request (ts9, from the file) is what runs and what the session saves.
+    CHECK(p.model_slot().session_model().path == ts9.getFullPathName());
 }
 
 TEST_CASE("FX: sample-rate and block-size changes between runs, mono and stereo", "[fx]") {

@@ -221,8 +221,7 @@ TEST_CASE("parameters, processing at 44.1/48/96 kHz in blocks of 1..4096 with ra
             }, &allocations);
             INFO(p.label << " at " << rate << " Hz");
             CHECK(all_finite(y));
-            // (The placeholder generator is nearly silent: the Synth only has to make a sound.)
-            CHECK(peak(y, 0, y.size()) > (p.synth ? 0.0f : 1e-3f));
+            CHECK(peak(y, 0, y.size()) > 1e-3f);   // the Synth too: notes play the digits generator
             // Not asserted here: the count includes JUCE's host side (VST3 buffer mapping on the
             // first block, LV2 messages to the UI, MIDI conversion) and JUCE 7.0.5's VST3
             // *wrapper* inside the plugin, which copies a bus mapping (a std::vector) on every
@@ -237,7 +236,7 @@ TEST_CASE("parameters, processing at 44.1/48/96 kHz in blocks of 1..4096 with ra
 
 TEST_CASE("the FX at 48 kHz with mix 1 matches the offline render, in VST3 and LV2", "[host]") {
     const std::vector<float> clip = guitar(1.0);
-    const mw::Model model = mw::load_model(MW_SOURCE_DIR "/presets/placeholder-effect.safetensors");
+    const mw::Model model = mw::load_model(MW_SOURCE_DIR "/presets/ts9.safetensors");
     const std::vector<float> controls = {0.5f, 400.0f};   // the model's defaults
     mw::EffectRunner runner(model, mw::Path::scan, 1, 1);
     runner.set_controls(controls.data());
@@ -328,7 +327,8 @@ TEST_CASE("state save and restore brings back the parameters and the model", "[h
 }
 
 TEST_CASE("the Synth sounds on note-on and fades out after note-off", "[host]") {
-    // A loud generator as another program (the shipped placeholder is nearly silent).
+    // A generator that sounds at once and all the time, as another program (the shipped digits
+    // generator babbles with pauses, which would make the checks below depend on the seed).
     PresetDir presets;
     mw::ModelConfig c = mw::make_config(mw::IoKind::mulaw8, 16, 2);
     c.sample_rate_hz = 16000.0;
@@ -368,7 +368,7 @@ TEST_CASE("the LV2 Synth plays the shipped generator on note-on and stops after 
         });
         CHECK(all_finite(y));
         CHECK(peak(y, 0, 10 * 480) == 0.0f);
-        CHECK(peak(y, 11 * 480, 50 * 480) > 0.0f);
+        CHECK(peak(y, 11 * 480, 50 * 480) > 0.01f);   // digits at the default level (-6 dB)
         CHECK(peak(y, 60 * 480, y.size()) == 0.0f);
     }
 }

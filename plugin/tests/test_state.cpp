@@ -70,20 +70,20 @@ TEST_CASE("state: every parameter and the model (path and hash) come back in a n
 }
 
 TEST_CASE("state: a model file that moved is found in the preset directories by name and hash", "[state]") {
-    const juce::File placeholder = preset_file("placeholder-effect.safetensors");
-    FxProcessor p;
+    const juce::File ts9 = preset_file("ts9.safetensors");
+    FxProcessor p;   // starts with ts9, the default
     const juce::String hash = p.model_slot().status().info->hash;
     TempDir tmp;
     const juce::File b = write_effect_model(tmp.dir, "moved-b");
     p.load_model_file(b);   // run something else first
     REQUIRE(wait_idle(p));
-    restore(p, session_naming("/no/such/dir/placeholder-effect.safetensors", hash));
+    restore(p, session_naming("/no/such/dir/ts9.safetensors", hash));
     REQUIRE(wait_idle(p));
     const ModelStatus s = p.model_slot().status();
     INFO(s.message);
     CHECK(s.level == ModelStatus::Level::ok);
-    CHECK(s.info->path == placeholder.getFullPathName());
-    CHECK(s.message.contains("was not at /no/such/dir/placeholder-effect.safetensors"));
+    CHECK(s.info->path == ts9.getFullPathName());
+    CHECK(s.message.contains("was not at /no/such/dir/ts9.safetensors"));
 }
 
 TEST_CASE("state: a missing model file gets a clear message, the plugin keeps running, saving keeps it", "[state]") {
@@ -97,7 +97,7 @@ TEST_CASE("state: a missing model file gets a clear message, the plugin keeps ru
     CHECK(s.level == ModelStatus::Level::error);
     CHECK(s.message.contains("Model file not found: " + missing));
     CHECK(s.message.contains("01234567"));
-    CHECK(s.message.contains("Still running placeholder-effect"));
+    CHECK(s.message.contains("Still running ts9"));
     REQUIRE(s.info != nullptr);
     CHECK(s.info->path == running);   // audio goes on with the model it had
     // Saving the session again does not lose the reference to the missing file.
@@ -146,43 +146,46 @@ TEST_CASE("state: foreign, damaged and wrong-kind states are refused without har
     CHECK(state_of(p) == before);
 
     // A generator model in the FX: refused with a message naming both kinds, the effect stays.
-    restore(p, session_naming(preset_file("placeholder-generator.safetensors").getFullPathName(), ""));
+    restore(p, session_naming(preset_file("digits.safetensors").getFullPathName(), ""));
     REQUIRE(wait_idle(p));
     const ModelStatus s = p.model_slot().status();
     INFO(s.message);
     CHECK(s.level == ModelStatus::Level::error);
     CHECK(s.message.contains("generator"));
-    CHECK(s.info->name == "placeholder-effect");
+    CHECK(s.info->name == "ts9");
 }
 
 TEST_CASE("programs: the shipped presets, setCurrentProgram loads one and applies its control defaults", "[state]") {
     TempDir tmp;
-    preset_file("placeholder-effect.safetensors").copyFileTo(tmp.dir.getChildFile("placeholder-effect.safetensors"));
-    preset_file("placeholder-generator.safetensors").copyFileTo(tmp.dir.getChildFile("placeholder-generator.safetensors"));
+    for (const char* name : {"ts9.safetensors", "ds1.safetensors", "digits.safetensors"})
+        REQUIRE(preset_file(name).copyFileTo(tmp.dir.getChildFile(name)));
     write_effect_model(tmp.dir, "zz-second");
     tmp.dir.getChildFile("broken.safetensors").replaceWithText("not a model");
     PresetsDirOverride presets(tmp.dir);
 
     FxProcessor fx;
-    REQUIRE(fx.getNumPrograms() == 2);   // effects only; the broken file is left out
-    CHECK(fx.getProgramName(0) == "placeholder-effect");
-    CHECK(fx.getProgramName(1) == "zz-second");
-    CHECK(fx.getCurrentProgram() == 0);
-    fx.setCurrentProgram(1);
+    REQUIRE(fx.getNumPrograms() == 3);   // effects only, by name; the broken file is left out
+    CHECK(fx.getProgramName(0) == "ds1");
+    CHECK(fx.getProgramName(1) == "ts9");
+    CHECK(fx.getProgramName(2) == "zz-second");
+    CHECK(fx.getCurrentProgram() == 1);   // the default preset, not the first by name
+    CHECK(fx.model_slot().status().info->name == "ts9");
+    fx.setCurrentProgram(2);
     REQUIRE(wait_idle(fx));
-    CHECK(fx.getCurrentProgram() == 1);
+    CHECK(fx.getCurrentProgram() == 2);
     CHECK(fx.model_slot().status().info->name == "zz-second");
     auto* blend = fx.parameters().getParameter(pid::control(2));
     CHECK(blend->getText(blend->getValue(), 0) == "0.25");
     // A host re-sending the current program (e.g. after a session restore) changes nothing.
     set_parameter(fx, pid::control(2), 0.9f);
-    fx.setCurrentProgram(1);
+    fx.setCurrentProgram(2);
     REQUIRE(wait_idle(fx));
     CHECK(blend->getValue() == Approx(0.9f));
 
     SynthProcessor synth;
     CHECK(synth.getNumPrograms() == 1);
-    CHECK(synth.getProgramName(0) == "placeholder-generator");
+    CHECK(synth.getProgramName(0) == "digits");
+    CHECK(synth.getCurrentProgram() == 0);
 }
 
 TEST_CASE("presets: MW_PRESETS_DIR first, then the directory next to the binary", "[state]") {
