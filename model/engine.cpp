@@ -77,6 +77,18 @@ void require_forward_effect(const Model& model) {
 }
 } // namespace
 
+void effect_input(const ModelConfig& config, const float* audio, int64_t L, const float* values,
+                  std::vector<float>& x) {
+    const int I = config.n_in();
+    std::vector<float> controls(static_cast<size_t>(I - 1));
+    for (int k = 0; k + 1 < I; ++k) controls[size_t(k)] = config.controls[size_t(k)].normalise(values[k]);
+    x.resize(size_t(L * I));
+    for (int64_t t = 0; t < L; ++t) {
+        x[size_t(t * I)] = audio[t];
+        for (int k = 1; k < I; ++k) x[size_t(t * I + k)] = controls[size_t(k - 1)];
+    }
+}
+
 void forward_tokens(const Model& model, Path path, const int32_t* tokens, int64_t L,
                     float* logits, int threads) {
     const kernels::ModelView& m = model.view();

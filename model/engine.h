@@ -35,6 +35,10 @@ void forward_tokens(const Model& model, Path path, const int32_t* tokens, int64_
                     float* logits, int threads = 0);
 void forward_continuous(const Model& model, Path path, const float* x, int64_t L, float* y,
                         int threads = 0);
+// An effect's input x [L][I] from mono audio [L] with the controls held at `values` (user units,
+// one per ControlSpec, normalised here as the model expects). Resizes x.
+void effect_input(const ModelConfig& config, const float* audio, int64_t L, const float* values,
+                  std::vector<float>& x);
 // The same on the GPU (batch 1, the whole sequence). Throw std::runtime_error when CUDA is not
 // available (see cuda_available), kernels::cuda::CudaError when the GPU fails.
 void forward_tokens_cuda(const Model& model, const int32_t* tokens, int64_t L, float* logits);

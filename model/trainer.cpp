@@ -243,7 +243,7 @@ struct Trainer::Impl {
     StepStats do_step() {
         const int B = opt.batch;
         const ModelConfig& c = model.config();
-        const int I = c.n_in(), V = c.vocab;
+        const int V = c.vocab;
         // Where each lane goes this step (one random stream, lane order: deterministic).
         std::vector<int64_t> n(static_cast<size_t>(B)), skip(static_cast<size_t>(B));
         for (int b = 0; b < B; ++b) {
@@ -284,13 +284,7 @@ struct Trainer::Impl {
             if (effect) {
                 const EffectSequence& s = data.effect_train[size_t(l.seq)];
                 std::vector<float>& x = lane_in[size_t(b)];   // [L][I]
-                x.resize(size_t(L * I));
-                std::vector<float> controls(size_t(I - 1));
-                for (int k = 0; k + 1 < I; ++k) controls[size_t(k)] = c.controls[size_t(k)].normalise(s.controls[size_t(k)]);
-                for (int64_t t = 0; t < L; ++t) {
-                    x[size_t(t * I)] = s.input[size_t(l.pos + t)];
-                    for (int k = 1; k < I; ++k) x[size_t(t * I + k)] = controls[size_t(k - 1)];
-                }
+                effect_input(c, s.input.data() + l.pos, L, s.controls.data(), x);
                 std::vector<float>& y = lane_out[size_t(b)];
                 std::vector<float>& dy = lane_dout[size_t(b)];
                 y.resize(size_t(L));
@@ -355,14 +349,9 @@ struct Trainer::Impl {
             EsrSums plain, pre;
             double esr_sum = 0, pre_sum = 0;  // of the pairs' own ESRs
             for (const EffectSequence& s : data.effect_val) {
-                const int I = c.n_in();
                 const int64_t L = int64_t(s.input.size());
-                std::vector<float> x(size_t(L * I)), y(static_cast<size_t>(L));
-                for (int64_t t = 0; t < L; ++t) {
-                    x[size_t(t * I)] = s.input[size_t(t)];
-                    for (int k = 1; k < I; ++k)
-                        x[size_t(t * I + k)] = c.controls[size_t(k - 1)].normalise(s.controls[size_t(k - 1)]);
-                }
+                std::vector<float> x, y(static_cast<size_t>(L));
+                effect_input(c, s.input.data(), L, s.controls.data(), x);
                 forward_continuous(model, Path::scan, x.data(), L, y.data(), opt.threads);
                 const EsrSums a = esr_sums(y.data(), s.target.data(), L, 0.0);
                 const EsrSums b = esr_sums(y.data(), s.target.data(), L, kPreemphasis);

@@ -77,24 +77,33 @@ float parse_float(const std::string& text, const std::string& what) {
 }
 
 std::vector<float> resolve_controls(const ModelConfig& config,
-                                    const std::vector<std::string>& assignments) {
+                                    const std::vector<std::pair<std::string, float>>& settings) {
     std::vector<float> values;
     for (const ControlSpec& c : config.controls) values.push_back(c.default_value);
-    for (const std::string& a : assignments) {
-        const size_t eq = a.find('=');
-        if (eq == std::string::npos || eq == 0 || eq + 1 == a.size())
-            throw UsageError("--control '" + a + "' is malformed, expected NAME=VALUE, e.g. " +
-                             "--control drive=0.7");
-        const std::string name = a.substr(0, eq);
+    for (const auto& [name, value] : settings) {
         const ControlSpec* spec = find_control(config, name);
         if (!spec) throw UsageError("unknown control '" + name + "'; " + known_controls(config));
-        const float value = parse_float(a.substr(eq + 1), "--control " + a);
         if (value < spec->min_value || value > spec->max_value)
             throw UsageError("control '" + name + "' = " + number_text(value) +
                              " is out of range, expected " + range_text(*spec));
         values[size_t(spec - config.controls.data())] = value;
     }
     return values;
+}
+
+std::vector<float> resolve_controls(const ModelConfig& config,
+                                    const std::vector<std::string>& assignments) {
+    std::vector<std::pair<std::string, float>> settings;
+    for (const std::string& a : assignments) {
+        const size_t eq = a.find('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == a.size())
+            throw UsageError("--control '" + a + "' is malformed, expected NAME=VALUE, e.g. " +
+                             "--control drive=0.7");
+        const std::string name = a.substr(0, eq);
+        if (!find_control(config, name)) throw UsageError("unknown control '" + name + "'; " + known_controls(config));
+        settings.emplace_back(name, parse_float(a.substr(eq + 1), "--control " + a));
+    }
+    return resolve_controls(config, settings);
 }
 
 void add_model_option(CLI::App& sub, std::string& model_path) {

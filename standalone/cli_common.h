@@ -10,6 +10,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mw::cli {
@@ -35,6 +36,9 @@ float parse_float(const std::string& text, const std::string& what);
 // UsageErrors listing what the model accepts.
 std::vector<float> resolve_controls(const ModelConfig& config,
                                     const std::vector<std::string>& assignments);
+// The same from (name, value) pairs, e.g. a manifest's knob settings.
+std::vector<float> resolve_controls(const ModelConfig& config,
+                                    const std::vector<std::pair<std::string, float>>& settings);
 
 // Options several subcommands take.
 void add_model_option(CLI::App& sub, std::string& model_path);

@@ -49,13 +49,9 @@ struct PairScore {
 // The model over one aligned pair with the controls (user units) held fixed.
 PairScore score_pair(const Model& model, const EffectPair& pair, const std::vector<float>& user, int threads) {
     const ModelConfig& c = model.config();
-    const int I = c.n_in();
     const int64_t L = int64_t(pair.input.size());
-    std::vector<float> x(size_t(L * I)), y(static_cast<size_t>(L));
-    for (int64_t t = 0; t < L; ++t) {
-        x[size_t(t * I)] = pair.input[size_t(t)];
-        for (int k = 1; k < I; ++k) x[size_t(t * I + k)] = c.controls[size_t(k - 1)].normalise(user[size_t(k - 1)]);
-    }
+    std::vector<float> x, y(static_cast<size_t>(L));
+    effect_input(c, pair.input.data(), L, user.data(), x);
     forward_continuous(model, Path::scan, x.data(), L, y.data(), threads);
     throw_if_interrupted();
     return {esr_sums(y.data(), pair.target.data(), L, 0.0).esr(), esr_sums(y.data(), pair.target.data(), L, kPreemphasis).esr(),
@@ -94,8 +90,9 @@ struct Group {
         if (r.esr >= esr_max) esr_max = r.esr, worst = name;
     }
     double esr_mean() const { return pairs ? esr_sum / pairs : 0.0; }
+    double esr_preemph_mean() const { return pairs ? esr_pre_sum / pairs : 0.0; }
     nlohmann::json to_json() const {
-        return {{"pairs", pairs},        {"esr_mean", esr_mean()}, {"esr_preemph_mean", pairs ? esr_pre_sum / pairs : 0.0},
+        return {{"pairs", pairs},        {"esr_mean", esr_mean()}, {"esr_preemph_mean", esr_preemph_mean()},
                 {"esr_max", esr_max},    {"worst", worst},         {"seconds", seconds}};
     }
 };
@@ -123,18 +120,12 @@ void eval_manifest(const EvalOptions& o, Model& model) {
     const bool table = !o.json_out;
     if (table) std::printf("%-44s %-12s %-26s %10s %12s\n", "target", "set", "setting", "ESR", "ESR pre-emph");
     for (const ManifestPair& p : pairs) {
-        std::vector<std::string> assignments;
-        for (const auto& [name, v] : p.controls) {
-            char b[96];
-            std::snprintf(b, sizeof b, "%s=%.9g", name.c_str(), double(v));
-            assignments.emplace_back(b);
-        }
         if (p.controls.size() != c.controls.size())
             throw UsageError(o.manifest + ": " + p.name + " sets " + std::to_string(p.controls.size()) +
                              " controls, but " + o.model_path + " has " + std::to_string(c.controls.size()));
         std::vector<float> user;
         try {
-            user = resolve_controls(c, assignments);  // unknown names and out-of-range values
+            user = resolve_controls(c, p.controls);  // unknown names and out-of-range values
         } catch (const UsageError& e) {
             throw UsageError(o.manifest + ": " + p.name + ": " + e.what());
         }
@@ -153,20 +144,18 @@ void eval_manifest(const EvalOptions& o, Model& model) {
     nlohmann::json sets = nlohmann::json::object(), settings = nlohmann::json::object();
     for (const auto& [k, g] : by_set) sets[k] = g.to_json();
     const Group* worst_setting = nullptr;
+    std::string worst_setting_name;
     for (const auto& [k, g] : by_setting) {
         settings[k] = g.to_json();
-        if (!worst_setting || g.esr_mean() > worst_setting->esr_mean()) worst_setting = &g;
+        if (!worst_setting || g.esr_mean() > worst_setting->esr_mean()) worst_setting = &g, worst_setting_name = k;
     }
-    std::string worst_setting_name;
-    for (const auto& [k, g] : by_setting)
-        if (&g == worst_setting) worst_setting_name = k;
     nlohmann::json summary = {{"manifest", o.manifest},
                               {"effect", o.effect},
                               {"split", o.split},
                               {"pairs", all.pairs},
                               {"seconds", all.seconds},
                               {"esr_mean", all.esr_mean()},
-                              {"esr_preemph_mean", all.to_json()["esr_preemph_mean"]},
+                              {"esr_preemph_mean", all.esr_preemph_mean()},
                               {"esr_max", all.esr_max},
                               {"worst_setting", worst_setting_name},
                               {"worst_setting_esr_mean", worst_setting->esr_mean()},

@@ -161,14 +161,20 @@ TrainData loud_and_quiet(int64_t L) {
     }
     return d;
 }
+
+// One thread (so runs are exact) and every sample in the loss.
+TrainOptions exact_options(bool balance_lanes) {
+    TrainOptions o;
+    o.threads = 1;
+    o.warmup = 0;
+    o.balance_lanes = balance_lanes;
+    return o;
+}
 } // namespace
 
 TEST_CASE("balanced validation is the mean of the pairs' own ESRs, pooled is one ESR over all", "[train]") {
     const int64_t L = 3000;
     const Model m = test::random_model(IoKind::continuous, 8, 2, 8, 31, 1, false);
-    TrainOptions o;
-    o.threads = 1;
-    o.warmup = 0;
     double per_pair_sum = 0;
     EsrSums pooled;
     for (const EffectSequence& s : loud_and_quiet(L).effect_val) {
@@ -179,10 +185,8 @@ TEST_CASE("balanced validation is the mean of the pairs' own ESRs, pooled is one
         per_pair_sum += e.esr();
         pooled += e;
     }
-    o.balance_lanes = true;
-    const double balanced = Trainer(m, loud_and_quiet(L), o).validate().metric;
-    o.balance_lanes = false;
-    const double pooled_metric = Trainer(m, loud_and_quiet(L), o).validate().metric;
+    const double balanced = Trainer(m, loud_and_quiet(L), exact_options(true)).validate().metric;
+    const double pooled_metric = Trainer(m, loud_and_quiet(L), exact_options(false)).validate().metric;
     CHECK(balanced == Approx(per_pair_sum / 2).epsilon(1e-4));
     CHECK(pooled_metric == Approx(pooled.esr()).epsilon(1e-4));
     // The quiet pair's ESR is huge (the model's output is louder than its target): pooling hides it.
@@ -193,16 +197,15 @@ TEST_CASE("balanced step loss divides each lane by its own energy plus the floor
     // One lane, so the batch mean energy is the lane's: balanced = pooled / (1 + floor).
     const int64_t L = 2048;
     const Model m = test::random_model(IoKind::continuous, 8, 2, 8, 32, 1, false);
-    TrainOptions o;
-    o.threads = 1;
-    o.batch = 1;
-    o.segment = 1024;
-    o.warmup = 0;
     TrainData one = loud_and_quiet(L);
     one.effect_train.resize(1);
-    o.balance_lanes = true;
-    const double balanced = Trainer(m, one, o).step().loss;
-    o.balance_lanes = false;
-    const double pooled = Trainer(m, one, o).step().loss;
+    auto first_loss = [&](bool balance_lanes) {
+        TrainOptions o = exact_options(balance_lanes);
+        o.batch = 1;
+        o.segment = 1024;
+        return Trainer(m, one, o).step().loss;
+    };
+    const double balanced = first_loss(true);
+    const double pooled = first_loss(false);
     CHECK(balanced == Approx(pooled / (1.0 + TrainOptions::kLaneFloor)).epsilon(1e-6));
 }
