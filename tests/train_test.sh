@@ -119,6 +119,54 @@ refuse "an unrelated recording" 2 "other.wav|does not follow" \
 refuse "no data" 2 "--input" "$MW" train --out e.safetensors
 check "no output file was left by the refused runs" test ! -e e.safetensors -a ! -e d.safetensors
 
+# --- a captures manifest with a knob: train on it, score its test split per pair and record ---
+cat >mkman.py <<'PYEOF'
+import json, os, struct
+import numpy as np
+rate = 48000
+rng = np.random.default_rng(5)
+os.makedirs('man/in', exist_ok=True); os.makedirs('man/out', exist_ok=True)
+def write_wav(path, x):
+    data = np.asarray(x, np.float32).tobytes()
+    with open(path, 'wb') as f:
+        f.write(b'RIFF' + struct.pack('<I', 36 + len(data)) + b'WAVE')
+        f.write(b'fmt ' + struct.pack('<IHHIIHH', 16, 3, 1, rate, rate * 4, 4, 32))
+        f.write(b'data' + struct.pack('<I', len(data)) + data)
+pairs = []
+for k, split in enumerate(['train', 'train', 'val', 'test', 'test']):
+    x = 0.3 * rng.standard_normal(rate) * np.repeat(rng.uniform(0.2, 1, 10), rate // 10)
+    write_wav(f'man/in/{k}.wav', x)
+    for g in (0.0, 1.0):
+        write_wav(f'man/out/{k}_g{g:g}.wav', 0.5 * np.tanh((1 + 4 * g) * x))
+        pairs.append(dict(input=f'in/{k}.wav', target=f'out/{k}_g{g:g}.wav', effect='clip', split=split,
+                          set='real' if k == 4 else 'synthetic', controls={'gain': g}, latency_samples=0))
+json.dump(dict(effects=dict(clip=dict(controls=dict(gain=dict(min=0, max=1, default=0.5)))), pairs=pairs),
+          open('man/manifest.json', 'w'))
+PYEOF
+$PY mkman.py
+check "train on a manifest with a knob" "$MW" train --manifest man/manifest.json --effect clip --out man.safetensors \
+    --d-model 8 --layers 2 --d-state 8 --batch 4 --segment 1024 --warmup 256 --steps 30 --val-every 30 --threads 2 --no-plot
+check "eval --manifest scores the 4 test pairs in 2 sets and 2 settings" sh -c \
+    "\"$MW\" eval -m man.safetensors --manifest man/manifest.json --effect clip --json --threads 1 > man_eval.json"
+check "the manifest scores are the pairs' own: mean and worst agree with per_pair" $PY -c "
+import json; j = json.load(open('man_eval.json')); e = [r['esr'] for r in j['per_pair']]
+assert j['pairs'] == 4 and len(e) == 4 and set(j['sets']) == {'synthetic', 'real'} and len(j['settings']) == 2
+assert abs(j['esr_mean'] - sum(e) / 4) < 1e-12 and j['esr_max'] == max(e) and j['sets']['real']['pairs'] == 2"
+check "eval of one test pair with its knob" sh -c \
+    "\"$MW\" eval -m man.safetensors --input man/in/3.wav --target man/out/3_g1.wav -c gain=1 --latency 0 --json --threads 1 > one.json"
+check "that pair's ESR equals its manifest row" $PY -c "
+import json; j = json.load(open('man_eval.json')); one = json.loads(open('one.json').read().splitlines()[-1])
+row = [r for r in j['per_pair'] if r['target'] == 'out/3_g1.wav'][0]; assert abs(row['esr'] - one['esr']) < 1e-9 * max(1, one['esr'])"
+check "eval --record writes the summary into the model file" sh -c \
+    "\"$MW\" eval -m man.safetensors --manifest man/manifest.json --effect clip --record --threads 1 >/dev/null &&
+     \"$MW\" info man.safetensors --json | grep -q worst_setting_esr_mean"
+refuse "eval --manifest of an effect the manifest lacks" 2 "man/manifest.json|no pairs for effect \"fuzz\"|clip" \
+    "$MW" eval -m man.safetensors --manifest man/manifest.json --effect fuzz
+refuse "eval --manifest with --control" 2 "--manifest takes each pair" \
+    "$MW" eval -m man.safetensors --manifest man/manifest.json --effect clip -c gain=1
+refuse "a manifest whose pairs set a knob the model does not have" 2 "out/0_g0.wav|sets 1 controls|fx.safetensors has 0" \
+    "$MW" eval -m fx.safetensors --manifest man/manifest.json --effect clip --split train
+
 # --- a generator on a folder of clips named like the Free Spoken Digit Dataset -------------
 mkdir clips
 for i in $(seq 0 11); do
