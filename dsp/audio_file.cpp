@@ -46,41 +46,73 @@ std::string temp_name_for(const std::string& path) {
     return s.str();
 }
 
-void check_finite(const std::string& path, const AudioData& audio) {
-    for (size_t c = 0; c < audio.channels.size(); ++c) {
-        const std::vector<float>& ch = audio.channels[c];
-        const auto bad = std::find_if(ch.begin(), ch.end(), [](float x) { return !std::isfinite(x); });
-        if (bad != ch.end())
-            throw AudioFileError(path + ": sample at frame " + std::to_string(bad - ch.begin()) +
-                                 ", channel " + std::to_string(c) + " is " +
-                                 (std::isnan(*bad) ? "NaN" : "infinite") +
-                                 ", expected finite samples");
-    }
-}
-
 } // namespace
 
-AudioData read_audio(const std::string& path) {
+AudioReader::AudioReader(const std::string& path) : path_(path) {
     SF_INFO info{};
-    SNDFILE* file = sf_open(path.c_str(), SFM_READ, &info);
-    if (!file) throw AudioFileError(path + ": cannot read audio file: " + sf_strerror(nullptr));
+    file_ = sf_open(path.c_str(), SFM_READ, &info);
+    if (!file_) throw AudioFileError(path + ": cannot read audio file: " + sf_strerror(nullptr));
+    rate_hz_ = info.samplerate;
+    channels_ = info.channels;
+    frames_ = info.frames;
+}
 
-    AudioData audio;
-    audio.sample_rate_hz = info.samplerate;
-    audio.channels.assign(size_t(info.channels), {});
-    std::vector<float> block(size_t(kReadBlockFrames * info.channels));  // [frames][channels]
-    for (;;) {
-        const sf_count_t got = sf_readf_float(file, block.data(), kReadBlockFrames);
+AudioReader::~AudioReader() {
+    if (file_) sf_close(as_sndfile(file_));
+}
+
+int64_t AudioReader::read(float* const* planar, int64_t n) {
+    interleaved_.resize(size_t(std::min<int64_t>(n, kReadBlockFrames) * channels_));
+    int64_t done = 0;
+    while (done < n) {
+        const sf_count_t want = std::min<sf_count_t>(n - done, kReadBlockFrames);
+        const sf_count_t got = sf_readf_float(as_sndfile(file_), interleaved_.data(), want);
         if (got <= 0) break;
-        for (int c = 0; c < info.channels; ++c)
-            for (sf_count_t i = 0; i < got; ++i)
-                audio.channels[size_t(c)].push_back(block[size_t(i * info.channels + c)]);
+        for (int c = 0; c < channels_; ++c) {
+            float* out = planar[c] + done;
+            for (sf_count_t i = 0; i < got; ++i) {
+                const float x = interleaved_[size_t(i * channels_ + c)];
+                if (!std::isfinite(x))
+                    throw AudioFileError(path_ + ": sample at frame " + std::to_string(position_ + done + i) +
+                                         ", channel " + std::to_string(c) + " is " +
+                                         (std::isnan(x) ? "NaN" : "infinite") + ", expected finite samples");
+                out[i] = x;
+            }
+        }
+        done += got;
+        if (got < want) break;
     }
-    const std::string read_error = sf_error(file) ? sf_strerror(file) : "";
-    sf_close(file);
-    if (!read_error.empty()) throw AudioFileError(path + ": read failed: " + read_error);
-    if (audio.frames() == 0) throw AudioFileError(path + ": has no audio frames (empty file)");
-    check_finite(path, audio);
+    if (sf_error(as_sndfile(file_)))
+        throw AudioFileError(path_ + ": read failed: " + sf_strerror(as_sndfile(file_)));
+    position_ += done;
+    return done;
+}
+
+AudioData read_audio(const std::string& path) {
+    AudioReader reader(path);
+    return read_all(reader);
+}
+
+AudioData read_all(AudioReader& reader) {
+    AudioData audio;
+    audio.sample_rate_hz = reader.sample_rate_hz();
+    audio.channels.assign(size_t(reader.channels()), {});
+    // The header's length sizes the buffers; a file that holds more (or less) still reads whole.
+    int64_t capacity = std::clamp<int64_t>(reader.frames(), kReadBlockFrames, int64_t(1) << 34);
+    int64_t total = 0;
+    std::vector<float*> planar(audio.channels.size());
+    for (;;) {
+        if (total + kReadBlockFrames > int64_t(audio.channels[0].size())) {
+            capacity = std::max(capacity, 2 * int64_t(audio.channels[0].size()));
+            for (std::vector<float>& ch : audio.channels) ch.resize(size_t(capacity));
+        }
+        for (size_t c = 0; c < planar.size(); ++c) planar[c] = audio.channels[c].data() + total;
+        const int64_t got = reader.read(planar.data(), kReadBlockFrames);
+        if (got == 0) break;
+        total += got;
+    }
+    for (std::vector<float>& ch : audio.channels) ch.resize(size_t(total));
+    if (total == 0) throw AudioFileError(reader.path() + ": has no audio frames (empty file)");
     return audio;
 }
 

@@ -19,8 +19,37 @@ struct AudioData {
     int64_t frames() const { return channels.empty() ? 0 : int64_t(channels[0].size()); }
 };
 
+// Streaming reader: a file of any length in blocks of planar frames, so memory stays bounded.
+// Refuses unreadable files at construction, and non-finite samples as they are read (naming
+// the frame and channel).
+class AudioReader {
+public:
+    explicit AudioReader(const std::string& path);
+    ~AudioReader();
+    AudioReader(const AudioReader&) = delete;
+    AudioReader& operator=(const AudioReader&) = delete;
+
+    double sample_rate_hz() const { return rate_hz_; }
+    int channels() const { return channels_; }
+    int64_t frames() const { return frames_; }  // as the file's header declares
+    int64_t position() const { return position_; }  // frames read so far
+    const std::string& path() const { return path_; }
+    // Reads up to n frames into planar [channels][n]; returns the frames read, 0 at the end.
+    int64_t read(float* const* planar, int64_t n);
+
+private:
+    std::string path_;
+    void* file_ = nullptr;  // SNDFILE*
+    double rate_hz_ = 0;
+    int channels_ = 0;
+    int64_t frames_ = 0, position_ = 0;
+    std::vector<float> interleaved_;
+};
+
 // Whole file into memory. Refuses empty files and non-finite samples (naming the frame).
 AudioData read_audio(const std::string& path);
+// The rest of an open file into memory, with the same refusals.
+AudioData read_all(AudioReader& reader);
 
 // Streaming writer: writes to "<path>.tmp-XXXX" and renames to path in commit(); a writer
 // destroyed without commit() removes its temporary file, so no truncated output is left.

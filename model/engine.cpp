@@ -158,12 +158,18 @@ struct EffectRunner::Impl {
     kernels::PreparedModelPtr prepared;                 // cpu
     kernels::StepStatePtr state;                        // cpu
     std::unique_ptr<kernels::ThreadPool> pool;          // cpu, scan
+    // cpu scan of several streams on several threads: a state (and input rows) per stream, each
+    // stream scanned by one thread, so the threads share nothing and never wait on each other.
+    std::vector<kernels::StepStatePtr> stream_states;   // [S]
+    std::vector<std::vector<float>> stream_x;           // [S][segment][I]
 #if MW_HAVE_CUDA
     kernels::cuda::ForwardPtr gpu;                      // cuda: weights, scratch, [S] states
+    kernels::cuda::PinnedFloats gpu_x, gpu_y;           // cuda: [S][max_block][I], [S][max_block]
+    int64_t max_block = 0;
 #endif
     std::vector<float> controls;  // normalised, [n_cond]
-    std::vector<float> x;         // cpu: [segment][I] or [S][I]; cuda: [S][segment][I]
-    std::vector<float> y;         // cpu: [S]; cuda: [S][segment]
+    std::vector<float> x;         // cpu: [segment][I] or [S][I]
+    std::vector<float> y;         // cpu: [S]
 
     void init_controls() {
         controls.assign(size_t(model.config().n_cond()), 0.0f);
@@ -176,6 +182,10 @@ struct EffectRunner::Impl {
         prepared = kernels::prepare_model(model.view());
         state = kernels::make_state(*prepared, streams);
         if (path == Path::scan) pool = make_pool(threads);
+        if (pool && pool->size() > 1 && streams > 1) {
+            for (int c = 0; c < streams; ++c) stream_states.push_back(kernels::make_state(*prepared, 1));
+            stream_x.resize(size_t(streams));
+        }
         init_controls();
     }
     void process_cuda(const float* const* in, float* const* out, int64_t n);
@@ -210,6 +220,9 @@ EffectRunner::EffectRunner(const Model& model, Device device, int streams, int t
     impl_->init_controls();
 #if MW_HAVE_CUDA
     impl_->gpu = kernels::cuda::make_forward(model.view(), max_block, streams);
+    impl_->max_block = max_block;
+    impl_->gpu_x = kernels::cuda::PinnedFloats(size_t(streams) * size_t(max_block) * size_t(impl_->n_in));
+    impl_->gpu_y = kernels::cuda::PinnedFloats(size_t(streams) * size_t(max_block));
 #endif
 }
 
@@ -225,23 +238,26 @@ void EffectRunner::reset() {
     if (impl_->gpu) return kernels::cuda::reset(*impl_->gpu);
 #endif
     kernels::reset_state(*impl_->state);
+    for (kernels::StepStatePtr& st : impl_->stream_states) kernels::reset_state(*st);
 }
 
-// The streams as one batch: x [S][n][I] -> y [S][n], the GPU's state carried between calls.
+// The streams as one batch: x [S][n][I] -> y [S][n] in page-locked buffers (blocks of up to
+// max_block frames), the GPU's state carried between calls.
 void EffectRunner::Impl::process_cuda(const float* const* in, float* const* out, int64_t n) {
 #if MW_HAVE_CUDA
     const int I = n_in;
-    x.resize(size_t(streams) * size_t(n) * I);
-    y.resize(size_t(streams) * size_t(n));
-    for (int c = 0; c < streams; ++c)
-        for (int64_t t = 0; t < n; ++t) {
-            float* row = &x[(size_t(c) * size_t(n) + size_t(t)) * I];
-            row[0] = in[c][t];
-            std::copy(controls.begin(), controls.end(), row + 1);
-        }
-    kernels::cuda::forward_continuous(*gpu, x.data(), n, y.data());
-    for (int c = 0; c < streams; ++c)
-        std::copy_n(&y[size_t(c) * size_t(n)], n, out[c]);
+    for (int64_t off = 0; off < n; off += max_block) {
+        const int64_t m = std::min(max_block, n - off);
+        float* xs = gpu_x.data();
+        for (int c = 0; c < streams; ++c)
+            for (int64_t t = 0; t < m; ++t) {
+                float* row = xs + (int64_t(c) * m + t) * I;
+                row[0] = in[c][off + t];
+                std::copy(controls.begin(), controls.end(), row + 1);
+            }
+        kernels::cuda::forward_continuous(*gpu, xs, m, gpu_y.data());
+        for (int c = 0; c < streams; ++c) std::copy_n(gpu_y.data() + int64_t(c) * m, m, out[c] + off);
+    }
 #endif
 }
 
@@ -261,6 +277,18 @@ void EffectRunner::process(const float* const* in, float* const* out, int64_t n)
             kernels::step_continuous(*s.prepared, *s.state, s.x.data(), s.y.data());
             for (int c = 0; c < s.streams; ++c) out[c][t] = s.y[size_t(c)];
         }
+        return;
+    }
+    if (!s.stream_states.empty()) {
+        const int threads = std::min(s.streams, s.pool->size());
+        s.pool->run(threads, [&](int p) {
+            for (int c = p; c < s.streams; c += threads) {
+                std::vector<float>& x = s.stream_x[size_t(c)];
+                x.resize(size_t(n) * I);
+                for (int64_t t = 0; t < n; ++t) fill(&x[size_t(t) * I], in[c][t]);
+                kernels::scan_continuous(*s.prepared, *s.stream_states[size_t(c)], 0, x.data(), n, out[c], nullptr);
+            }
+        });
         return;
     }
     s.x.resize(size_t(n) * I);

@@ -8,6 +8,9 @@
 #include "model/engine.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <future>
 #include <iostream>
 #include <memory>
 
@@ -16,7 +19,7 @@ namespace mw::cli {
 namespace {
 
 constexpr int64_t kSegmentFrames = 65536;       // cpu
-constexpr int64_t kCudaSegmentFrames = 1 << 18;  // cuda: longer blocks keep the GPU busy
+constexpr int64_t kCudaSegmentFrames = 1 << 20;  // cuda: longer blocks keep the GPU busy
 
 struct RenderOptions {
     std::string model_path, in_path, out_path;
@@ -58,6 +61,72 @@ void write_all(dsp::AudioWriter& writer, const dsp::AudioData& audio) {
     writer.write(planar.data(), audio.frames());
 }
 
+// Planar [channels][frames] buffers for one segment of the streaming pipeline.
+struct Segment {
+    std::vector<std::vector<float>> data;  // [channels][capacity]
+    std::vector<float*> ptrs;              // [channels]
+    int64_t frames = 0;
+    Segment(int channels, int64_t capacity) : data(size_t(channels), std::vector<float>(size_t(capacity))) {
+        for (std::vector<float>& ch : data) ptrs.push_back(ch.data());
+    }
+    const float* const* cptrs() const { return ptrs.data(); }
+};
+
+// A file at the model's rate streams through: while segment k is processed, segment k+1 is
+// read and segment k-1 written by helper threads, so memory holds four segments whatever the
+// file's length, and disk time hides behind compute. State carries across segments, so the
+// result does not depend on the segment size (up to float rounding).
+// Returns the seconds each of the three stages was busy.
+struct StageSeconds {
+    double read = 0, model = 0, write = 0;
+};
+
+StageSeconds stream_render(EffectRunner& runner, dsp::AudioReader& reader, dsp::AudioWriter& writer,
+                           int64_t segment) {
+    const int channels = reader.channels();
+    Segment in[2] = {Segment(channels, segment), Segment(channels, segment)};
+    Segment out[2] = {Segment(channels, segment), Segment(channels, segment)};
+    StageSeconds busy;
+    auto read_into = [&](Segment& s) {
+        const Stopwatch clock;
+        s.frames = reader.read(s.ptrs.data(), segment);
+        busy.read += clock.seconds();
+    };
+    ProgressBar bar("render", double(reader.frames()) / reader.sample_rate_hz());
+    std::future<void> reading = std::async(std::launch::async, read_into, std::ref(in[0]));
+    std::future<void> writing;
+    int64_t done = 0;
+    for (int k = 0;; ++k) {
+        reading.get();
+        Segment& cur = in[k % 2];
+        if (cur.frames == 0) break;
+        reading = std::async(std::launch::async, read_into, std::ref(in[(k + 1) % 2]));
+        Segment& result = out[k % 2];
+        const Stopwatch model_clock;
+        runner.process(cur.cptrs(), result.ptrs.data(), cur.frames);
+        busy.model += model_clock.seconds();
+        result.frames = cur.frames;
+        if (writing.valid()) writing.get();
+        writing = std::async(std::launch::async, [&writer, &result, &busy] {
+            const Stopwatch clock;
+            writer.write(result.cptrs(), result.frames);
+            busy.write += clock.seconds();
+        });
+        done += cur.frames;
+        throw_if_interrupted();
+        bar.update(double(done) / reader.sample_rate_hz());
+    }
+    if (writing.valid()) writing.get();
+    if (done == 0) throw dsp::AudioFileError(reader.path() + ": has no audio frames (empty file)");
+    return busy;
+}
+
+std::string seconds_text(double s) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.2f s", s);
+    return text;
+}
+
 void run_render(const RenderOptions& o) {
     const Model model = load_model_for(o.model_path, IoKind::continuous, "render", "generate");
     const double model_rate_hz = model.config().sample_rate_hz;
@@ -66,35 +135,42 @@ void run_render(const RenderOptions& o) {
     // An explicit --device cuda is checked (and noted) before the file is read; auto needs
     // the file's length.
     if (o.device == "cuda") choose_device(o.device, 0, o.path);
-    dsp::AudioData audio = dsp::read_audio(o.in_path);
-    const double file_rate_hz = audio.sample_rate_hz;
-    const int64_t file_frames = audio.frames();
-    const int channels = int(audio.channels.size());
+    dsp::AudioReader reader(o.in_path);
+    const double file_rate_hz = reader.sample_rate_hz();
+    const int channels = reader.channels();
     dsp::AudioWriter writer(o.out_path, file_rate_hz, channels);  // checks --out before the work
 
     Stopwatch clock;
     const bool resampling = file_rate_hz != model_rate_hz;
-    if (resampling) {
-        note(o.in_path + " is " + std::to_string(int64_t(file_rate_hz)) + " Hz and the model runs at " +
-             std::to_string(int64_t(model_rate_hz)) + " Hz: resampling to the model's rate and back "
-             "(libsamplerate, best sinc)");
-        resample_channels(audio, model_rate_hz);
-    }
+    const int64_t model_frames = resampling ? int64_t(double(reader.frames()) * model_rate_hz / file_rate_hz)
+                                            : reader.frames();
     // Each channel a stream: on the GPU the channels are the batch of one forward.
-    const Device device = o.device == "cuda" ? Device::cuda
-                                             : choose_device(o.device, audio.frames(), o.path);
+    const Device device = o.device == "cuda" ? Device::cuda : choose_device(o.device, model_frames, o.path);
     const int64_t segment = device == Device::cuda ? kCudaSegmentFrames : kSegmentFrames;
     std::unique_ptr<EffectRunner> runner =
         device == Device::cuda
             ? std::make_unique<EffectRunner>(model, Device::cuda, channels, o.threads, segment)
             : std::make_unique<EffectRunner>(model, path, channels, o.threads);
     runner->set_controls(controls.data());
-    dsp::AudioData out = process(*runner, audio, segment);
-    if (resampling) {
+    int64_t file_frames = 0;
+    if (!resampling) {
+        const StageSeconds busy = stream_render(*runner, reader, writer, segment);
+        file_frames = reader.position();
+        note("time: reading " + seconds_text(busy.read) + ", model " + seconds_text(busy.model) +
+             ", writing " + seconds_text(busy.write) + ", overlapped (the slowest sets the pace)");
+    } else {
+        // Resampling (libsamplerate over whole channels) holds the file in memory.
+        note(o.in_path + " is " + std::to_string(int64_t(file_rate_hz)) + " Hz and the model runs at " +
+             std::to_string(int64_t(model_rate_hz)) + " Hz: resampling to the model's rate and back "
+             "(libsamplerate, best sinc; the whole file is held in memory)");
+        dsp::AudioData audio = dsp::read_all(reader);
+        file_frames = audio.frames();
+        resample_channels(audio, model_rate_hz);
+        dsp::AudioData out = process(*runner, audio, segment);
         resample_channels(out, file_rate_hz);
         for (std::vector<float>& ch : out.channels) ch.resize(size_t(file_frames), 0.0f);
+        write_all(writer, out);
     }
-    write_all(writer, out);
     writer.commit();
     std::cout << "rendered " << speed_summary(double(file_frames) / file_rate_hz, clock.seconds())
               << ", " << channels << " channel" << (channels == 1 ? "" : "s") << ", "

@@ -106,9 +106,11 @@ elif cmd == 'wav':                     # wav OUT RATE CHANNELS FRAMES SEED
     x = np.stack([0.4 * np.sin(2 * np.pi * (220 + 110 * c) * t) + 0.05 * (rng.random(n) - 0.5)
                   for c in range(ch)], axis=1)
     write_wav(args[0], x, rate)
-elif cmd == 'bad_wav':                 # bad_wav OUT nan|empty
+elif cmd == 'bad_wav':                 # bad_wav OUT nan|late_inf|empty
     x = np.zeros((100, 2), np.float32)
     if args[1] == 'nan': x[37, 1] = np.nan
+    elif args[1] == 'late_inf':          # past the CPU render's first two 65536-frame segments
+        x = np.zeros((140000, 2), np.float32); x[131100, 0] = np.inf
     else: x = x[:0]
     write_wav(args[0], x, 48000)
 elif cmd == 'wav_channel_npy':         # wav_channel_npy WAV CHANNEL OUT: one channel as [L] float32
@@ -273,6 +275,7 @@ printf 'not a wave file' >bad.wav
 printf 'garbage' >bad.safetensors
 py bad_wav nan.wav nan
 py bad_wav empty.wav empty
+py bad_wav late_inf.wav late_inf
 $PY -c "import numpy as np; np.save('floats.npy', np.zeros(10, np.float32)); \
 np.save('big.npy', np.array([1, 300], np.int64)); np.save('wide.npy', np.zeros((10, 5), np.float32)); \
 np.save('nan.npy', np.array([0, np.nan], np.float32))"
@@ -304,6 +307,7 @@ refuse "non-finite npy input" 1 "nan.npy|element 1|finite" "$MW" run -m fx.safet
 refuse "not an audio file" 1 "bad.wav" "$MW" render -m fx.safetensors --in bad.wav --out fails/o.wav
 refuse "empty audio file" 1 "empty.wav|no audio frames" "$MW" render -m fx.safetensors --in empty.wav --out fails/o.wav
 refuse "NaN in a WAV names frame and channel" 1 "nan.wav|NaN|frame 37|channel 1" "$MW" render -m fx.safetensors --in nan.wav --out fails/o.wav
+refuse "infinity in the third segment names its frame" 1 "late_inf.wav|infinite|frame 131100|channel 0" "$MW" render -m fx.safetensors --in late_inf.wav --out fails/o.wav
 refuse "unsupported output format" 1 "o.mp3|.wav or .flac" "$MW" render -m fx.safetensors --in in48.wav --out fails/o.mp3
 refuse "unwritable output directory" 1 "no/such/dir" "$MW" render -m fx.safetensors --in in48.wav --out no/such/dir/o.wav
 check "failed commands left no output or temporary file" bash -c "[[ -z \$(ls -A fails) ]]"

@@ -185,3 +185,47 @@ TEST_CASE("audio: resample keeps the length ratio and a sine's frequency", "[aud
     CHECK(mw::dsp::resample(same, 48000, 48000) == same);
     CHECK_THROWS_AS(mw::dsp::resample(same, 1000, 1000000), AudioFileError);
 }
+
+TEST_CASE("audio: AudioReader streams a file in any block size, exactly as read_audio", "[audio]") {
+    mw::test::TempDir dir;
+    AudioData a;
+    a.sample_rate_hz = 48000;
+    a.channels = {sine(440, 48000, 150001, 0.5f), sine(97, 48000, 150001, 0.25f)};  // > 2 read blocks
+    write_file(dir.file("long.wav"), a);
+    CHECK(mw::dsp::read_audio(dir.file("long.wav")).channels == a.channels);
+    for (int64_t block : {1, 999, 65536, 70000, 200000}) {
+        CAPTURE(block);
+        mw::dsp::AudioReader reader(dir.file("long.wav"));
+        CHECK(reader.channels() == 2);
+        CHECK(reader.frames() == 150001);
+        std::vector<std::vector<float>> got(2);
+        std::vector<float> b0(static_cast<size_t>(block)), b1(static_cast<size_t>(block));
+        float* planar[2] = {b0.data(), b1.data()};
+        int64_t n = 0, calls = 0;
+        while ((n = reader.read(planar, block)) > 0) {
+            CHECK((n == block || reader.position() == 150001));  // short reads only at the end
+            got[0].insert(got[0].end(), b0.begin(), b0.begin() + n);
+            got[1].insert(got[1].end(), b1.begin(), b1.begin() + n);
+            ++calls;
+        }
+        CHECK(calls == (150001 + block - 1) / block);
+        CHECK(reader.position() == 150001);
+        CHECK(got == a.channels);
+        CHECK(reader.read(planar, block) == 0);  // stays at the end
+    }
+}
+
+TEST_CASE("audio: AudioReader names the frame of a non-finite sample far into the file", "[audio]") {
+    mw::test::TempDir dir;
+    std::vector<float> x(2 * 100000, 0.0f);  // [frames][2]
+    x[2 * 77777 + 1] = -std::numeric_limits<float>::infinity();
+    write_raw_float_wav(dir.file("late.wav"), x, 2, 48000);
+    mw::dsp::AudioReader reader(dir.file("late.wav"));
+    std::vector<float> b0(30000), b1(30000);
+    float* planar[2] = {b0.data(), b1.data()};
+    CHECK(reader.read(planar, 30000) == 30000);
+    CHECK(reader.read(planar, 30000) == 30000);
+    CHECK_THROWS_WITH(reader.read(planar, 30000),
+                      Catch::Contains("late.wav") && Catch::Contains("frame 77777") &&
+                          Catch::Contains("channel 1") && Catch::Contains("infinite"));
+}

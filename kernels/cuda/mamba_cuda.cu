@@ -285,6 +285,16 @@ std::string device_name() {
     return prop.name;
 }
 
+PinnedFloats::PinnedFloats(size_t n) : n_(n) {
+    void* p = nullptr;
+    MW_CUDA_CHECK(cudaMallocHost(&p, std::max<size_t>(n, 1) * sizeof(float)));
+    data_ = static_cast<float*>(p);
+}
+
+PinnedFloats::~PinnedFloats() {
+    if (data_) (void)cudaFreeHost(data_);
+}
+
 namespace {
 
 void check_sizes(const ModelView& m, int64_t max_segment, int batch) {
