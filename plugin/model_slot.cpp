@@ -190,7 +190,12 @@ juce::String ModelSlot::training_summary(const ModelConfig& config) {
     const juce::var steps = record.getProperty("steps", {});
     const juce::var metric = record.getProperty("metric", {});
     juce::String line;
-    if (metric.isObject()) {
+    // A held-out test score (eval --record) says more than the validation metric training used.
+    const juce::var test = record.getProperty("evaluation", {}).getProperty("test", {});
+    if (test.isObject() && test.hasProperty("esr_mean")) {
+        line = "ESR " + juce::String(static_cast<double>(test.getProperty("esr_mean", 0.0)), 4) + " (test, " +
+               juce::String(static_cast<int>(test.getProperty("pairs", 0))) + " pairs)";
+    } else if (metric.isObject()) {
         juce::String name = metric.getProperty("name", "metric").toString();
         if (name == "esr") name = "ESR";
         if (name == "nll_bits_per_sample") name = "bits/sample";

@@ -19,6 +19,9 @@ TEST_CASE("FX starts with the default preset, whose controls name and range the 
     CHECK(s.level == ModelStatus::Level::ok);
     CHECK(s.info->name == "ts9");
     CHECK(s.info->hash.length() == 16);
+    // The model panel shows the held-out test score that eval --record wrote into the preset.
+    CHECK(s.info->training.startsWith("ESR 0.0"));
+    CHECK(s.info->training.contains("(test, 105 pairs)"));
     CHECK(p.getNumPrograms() >= 1);
     CHECK(p.getProgramName(p.getCurrentProgram()) == "ts9");
 
