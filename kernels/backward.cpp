@@ -250,7 +250,7 @@ void store_state(const TapeData& d, float* state_out) {
 }
 
 void run_forward(TapeData& d, float* out) {
-    if (active_isa() == Isa::avx2) bwd_avx2::tape_forward(d, out);
+    if (active_isa() != Isa::baseline) bwd_avx2::tape_forward(d, out);  // avx2 build serves avx512 too
     else bwd_baseline::tape_forward(d, out);
     d.ready = true;
 }
@@ -296,7 +296,7 @@ void TrainTape::backward(const float* d_out, const ModelGrad& g) {
               Mp = d.Mp, V = d.V, Vp = d.Vp, I = d.I;
     std::memset(d.grads.data(), 0, d.grads.size() * sizeof(float));
     d.g_head_b = 0.0;
-    if (active_isa() == Isa::avx2) bwd_avx2::tape_backward(d, d_out);
+    if (active_isa() != Isa::baseline) bwd_avx2::tape_backward(d, d_out);
     else bwd_baseline::tape_backward(d, d_out);
 
     // Scatter the padded accumulators into the caller's tensors (HF layout), adding.

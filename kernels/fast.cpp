@@ -21,23 +21,48 @@ std::atomic<int> g_isa_override{-1};
 }
 
 void set_isa_for_testing(Isa isa) { g_isa_override.store(int(isa)); }
+void reset_isa_for_testing() { g_isa_override.store(-1); }
 
 Isa active_isa() {
     const int forced = g_isa_override.load(std::memory_order_relaxed);
     if (forced >= 0) return Isa(forced);
     static const Isa isa = [] {
+        // MW_ISA=baseline|avx2 caps the choice (to compare builds on one machine).
         const char* env = std::getenv("MW_ISA");
-        if (env && std::string(env) == "baseline") return Isa::baseline;
-#if defined(MW_HAVE_X86)
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
-#endif
+        const std::string cap = env ? env : "";
+        if (cap == "baseline") return Isa::baseline;
+        if (cap != "avx2" && isa_supported(Isa::avx512)) return Isa::avx512;
+        if (isa_supported(Isa::avx2)) return Isa::avx2;
         return Isa::baseline;
     }();
     return isa;
 }
 
-const char* to_string(Isa isa) { return isa == Isa::avx2 ? "avx2+fma" : "baseline"; }
+bool isa_supported(Isa isa) {
+#if defined(MW_HAVE_X86)
+    __builtin_cpu_init();
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    switch (isa) {
+    case Isa::baseline: return true;
+    case Isa::avx2: return avx2;
+    case Isa::avx512:
+        return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+    }
+    return false;
+#else
+    return isa == Isa::baseline;
+#endif
+}
+
+const char* to_string(Isa isa) {
+    switch (isa) {
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2+fma";
+    case Isa::baseline: break;
+    }
+    return "baseline";
+}
 
 void PreparedModelDeleter::operator()(PreparedModel* p) const { delete p; }
 void StepStateDeleter::operator()(StepState* s) const { delete s; }
@@ -160,25 +185,37 @@ float* stream_state(StepState& s, int stream) { return s.state.data() + stream *
 int64_t stream_state_floats(const StepState& s) { return s.per_stream; }
 
 void step_tokens(const PreparedModel& p, StepState& s, const int32_t* tokens, float* logits) {
-    if (active_isa() == Isa::avx2) avx2::step_tokens(p, s, tokens, logits);
-    else baseline::step_tokens(p, s, tokens, logits);
+    switch (active_isa()) {
+    case Isa::avx512: return avx512::step_tokens(p, s, tokens, logits);
+    case Isa::avx2: return avx2::step_tokens(p, s, tokens, logits);
+    case Isa::baseline: return baseline::step_tokens(p, s, tokens, logits);
+    }
 }
 
 void step_continuous(const PreparedModel& p, StepState& s, const float* x, float* y) {
-    if (active_isa() == Isa::avx2) avx2::step_continuous(p, s, x, y);
-    else baseline::step_continuous(p, s, x, y);
+    switch (active_isa()) {
+    case Isa::avx512: return avx512::step_continuous(p, s, x, y);
+    case Isa::avx2: return avx2::step_continuous(p, s, x, y);
+    case Isa::baseline: return baseline::step_continuous(p, s, x, y);
+    }
 }
 
 void scan_tokens(const PreparedModel& p, StepState& s, int stream, const int32_t* tokens,
                  int64_t L, float* logits, ThreadPool* pool) {
-    if (active_isa() == Isa::avx2) avx2::scan(p, s, stream, tokens, nullptr, L, logits, pool);
-    else baseline::scan(p, s, stream, tokens, nullptr, L, logits, pool);
+    switch (active_isa()) {
+    case Isa::avx512: return avx512::scan(p, s, stream, tokens, nullptr, L, logits, pool);
+    case Isa::avx2: return avx2::scan(p, s, stream, tokens, nullptr, L, logits, pool);
+    case Isa::baseline: return baseline::scan(p, s, stream, tokens, nullptr, L, logits, pool);
+    }
 }
 
 void scan_continuous(const PreparedModel& p, StepState& s, int stream, const float* x,
                      int64_t L, float* y, ThreadPool* pool) {
-    if (active_isa() == Isa::avx2) avx2::scan(p, s, stream, nullptr, x, L, y, pool);
-    else baseline::scan(p, s, stream, nullptr, x, L, y, pool);
+    switch (active_isa()) {
+    case Isa::avx512: return avx512::scan(p, s, stream, nullptr, x, L, y, pool);
+    case Isa::avx2: return avx2::scan(p, s, stream, nullptr, x, L, y, pool);
+    case Isa::baseline: return baseline::scan(p, s, stream, nullptr, x, L, y, pool);
+    }
 }
 
 namespace {
@@ -197,17 +234,18 @@ double rate(F&& run, double work_per_iter, double seconds) {
 } // namespace
 
 PeakRates measure_peaks(double seconds) {
-    const bool avx = active_isa() == Isa::avx2;
+    const Isa isa = active_isa();
+    auto pick = [isa](auto b, auto a2, auto a512) { return isa == Isa::avx512 ? a512 : isa == Isa::avx2 ? a2 : b; };
+    const auto fma = pick(baseline::probe_fma, avx2::probe_fma, avx512::probe_fma);
+    const auto exp = pick(baseline::probe_exp, avx2::probe_exp, avx512::probe_exp);
+    const auto l1 = pick(baseline::probe_l1, avx2::probe_l1, avx512::probe_l1);
+    const double lanes = pick(baseline::probe_lanes, avx2::probe_lanes, avx512::probe_lanes)();
     PeakRates r;
-    r.flops_per_s = rate([&](int64_t n) { return avx ? avx2::probe_fma(n) : baseline::probe_fma(n); },
-                         128.0, seconds);
-    r.exps_per_s = rate([&](int64_t n) { return avx ? avx2::probe_exp(n) : baseline::probe_exp(n); },
-                        64.0, seconds);
+    r.flops_per_s = rate([&](int64_t n) { return fma(n); }, 16.0 * lanes, seconds);
+    r.exps_per_s = rate([&](int64_t n) { return exp(n); }, 8.0 * lanes, seconds);
     AlignedFloats buf(4096);  // 16 KiB: inside L1
     for (size_t i = 0; i < buf.size(); ++i) buf.data()[i] = float(i % 7);
-    r.l1_bytes_per_s = rate(
-        [&](int64_t n) { return avx ? avx2::probe_l1(n, buf.data()) : baseline::probe_l1(n, buf.data()); },
-        2.0 * 4096 * sizeof(float), seconds);
+    r.l1_bytes_per_s = rate([&](int64_t n) { return l1(n, buf.data()); }, 2.0 * 4096 * sizeof(float), seconds);
     return r;
 }
 

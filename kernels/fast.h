@@ -16,12 +16,16 @@ namespace mw::kernels {
 class ThreadPool;
 
 // Which instruction set the fast kernels run with (picked once at start-up from CPUID;
-// MW_ISA=baseline in the environment forces the baseline build for testing).
-enum class Isa { baseline, avx2 };
+// MW_ISA=baseline or MW_ISA=avx2 in the environment caps it, to compare the builds).
+enum class Isa { baseline, avx2, avx512 };
 Isa active_isa();
 const char* to_string(Isa isa);
-// Tests run both builds on one machine; never called by the product.
+// Whether this CPU can run the build for `isa` (tests run every one it can).
+bool isa_supported(Isa isa);
+// Tests run every build this CPU supports; never called by the product.
 void set_isa_for_testing(Isa isa);
+// Back to the automatic choice.
+void reset_isa_for_testing();
 
 // Read-only weights, re-laid-out for the kernels; shared by every stream and thread.
 struct PreparedModel;

@@ -120,7 +120,7 @@ struct StepState {
     AlignedFloats y;          // [T][Ep]
 };
 
-// The per-ISA entry points (fast_impl.inc compiled into namespace baseline and avx2).
+// The per-ISA entry points (fast_impl.inc compiled into namespaces baseline, avx2 and avx512).
 #define MW_DECLARE_ISA(ns)                                                                    \
     namespace ns {                                                                            \
     void step_tokens(const PreparedModel&, StepState&, const int32_t*, float*);               \
@@ -130,9 +130,11 @@ struct StepState {
     float probe_fma(int64_t);                                                                 \
     float probe_exp(int64_t);                                                                 \
     float probe_l1(int64_t, float*);                                                          \
+    int probe_lanes();                                                                        \
     }
 MW_DECLARE_ISA(baseline)
 MW_DECLARE_ISA(avx2)
+MW_DECLARE_ISA(avx512)
 #undef MW_DECLARE_ISA
 
 } // namespace mw::kernels

@@ -41,7 +41,7 @@ EOF
 common=(-std=c++20 -O1 -g -fno-omit-frame-pointer "${flags[@]}" -I"$root" -I"$root/tests"
         -DMW_HAVE_X86=1 -fno-math-errno -ffp-contract=fast -Wno-psabi)
 sources=(
-  kernels/reference.cpp kernels/fast.cpp kernels/fast_baseline.cpp kernels/fast_avx2.cpp
+  kernels/reference.cpp kernels/fast.cpp kernels/fast_baseline.cpp kernels/fast_avx2.cpp kernels/fast_avx512.cpp
   kernels/thread_pool.cpp
   model/model.cpp model/config_json.cpp model/safetensors.cpp model/model_file.cpp
   model/engine.cpp model/sampling.cpp
@@ -52,6 +52,7 @@ sources=(
 compile() {  # source -> object, only when the source or a header changed since
   local src=$1 obj=$build/obj/$(echo "$1" | tr '/' '_').o extra=()
   [[ $src == kernels/fast_avx2.cpp ]] && extra=(-mavx2 -mfma -mf16c)
+  [[ $src == kernels/fast_avx512.cpp ]] && extra=(-mavx2 -mfma -mf16c -mavx512f -mavx512vl -mavx512dq -mavx512bw)
   [[ $src == /* ]] || src=$root/$src
   if [[ ! -f $obj || $src -nt $obj || -n $(find "$root/dsp" "$root/kernels" "$root/model" "$root/tests" \
         -name '*.h' -newer "$obj" -print -quit) ]]; then

@@ -195,7 +195,7 @@ void check_gradients(const Case& k) {
         kernels::set_isa_for_testing(isa);
         grads.push_back(tape_gradient(m, ex, k.chunk));
     }
-    kernels::set_isa_for_testing(kernels::active_isa());
+    kernels::reset_isa_for_testing();
 
     std::mt19937_64 rng(k.seed + 99);
     std::string report = std::string(k.name) + ": worst relative error per tensor (elements checked)\n";
@@ -335,7 +335,7 @@ TEST_CASE("tape forward equals the float64 reference, state in and out", "[backw
             CHECK(test::rel_error(got_state, want_state) <= 1e-5);
         }
     }
-    kernels::set_isa_for_testing(kernels::active_isa());
+    kernels::reset_isa_for_testing();
 }
 
 TEST_CASE("tape forward equals the inference scan, and their states are interchangeable", "[backward]") {

@@ -23,6 +23,9 @@ const Shape kShapes[] = {
     {"D24xL2 N8 R2 (E=48)", 24, 2, 8, 4, 0, false},
     {"D8xL3 N5 K3 (generic N, odd sizes)", 8, 3, 5, 3, 1, false},
     {"D40xL2 N16 R3 (E=80, D not a multiple of 8)", 40, 2, 16, 4, 0, true},
+    {"D20xL2 N16 (E=40: 32 channels and a tail of 8)", 20, 2, 16, 4, 1, false},
+    {"D32xL2 N16 R2 (the medium fixed shape)", 32, 2, 16, 4, 0, false},
+    {"D64xL1 N16 R4 (the large fixed shape)", 64, 1, 16, 4, 0, true},
 };
 
 struct Run {
@@ -67,7 +70,11 @@ void check_agreement(const Run& r, const std::string& what) {
 } // namespace
 
 TEST_CASE("effect: step and chunked scan match the float64 reference", "[kernels]") {
-    for (Isa isa : {Isa::avx2, Isa::baseline}) {
+    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
+        if (!isa_supported(isa)) {
+            WARN("this CPU cannot run the " << to_string(isa) << " build: not tested here");
+            continue;
+        }
         set_isa_for_testing(isa);
         uint64_t seed = 100;
         for (const Shape& s : kShapes) {
@@ -84,7 +91,7 @@ TEST_CASE("effect: step and chunked scan match the float64 reference", "[kernels
             }
         }
     }
-    set_isa_for_testing(Isa(active_isa()));
+    reset_isa_for_testing();
 }
 
 TEST_CASE("generator: step and scan logits match the reference, tied and untied", "[kernels]") {
