@@ -168,6 +168,10 @@ struct HandOver {
 
 // ---- effect slot ---------------------------------------------------------------------------
 
+// The scan's scratch holds this many rows (a longer block goes through in pieces): enough for
+// the usual host blocks, small enough to stay in cache.
+constexpr int kScanRows = 256;
+
 struct EffectSlot {
     RealtimeModelPtr model;                      // null: dry
     std::unique_ptr<Model> scaled;               // RateMode::delta: the Δ-scaled copy
@@ -180,15 +184,15 @@ struct EffectSlot {
     Resampler to_model, to_host;
     int latency = 0;                             // host samples
     int max_model_block = 0;
-    kernels::StepStatePtr state;                 // [S = channels]
-    std::vector<float> x, y;                     // [S][I], [S]
+    kernels::StepStatePtr state;                 // [S = channels], scan scratch for kScanRows rows
+    std::vector<float> rows;                     // [max rows][I]: one stream's input for a block
+    std::vector<float> control_rows;             // [max rows][n_cond]: smoothed controls per sample
     std::vector<float> model_in, model_out;      // [channels][max_model_block]
     std::vector<float*> model_in_ptr, model_out_ptr;  // [channels]
     std::vector<float> wet;                      // [channels][max_block]
     std::vector<float*> wet_ptr;                 // [channels]
     std::vector<float> dry_delay;                // [channels][latency]
     int dry_pos = 0;
-    std::vector<uint8_t> dead;                   // [S] reset in this block: silent till its end
     std::array<Smoother, kMaxControls> controls;
     bool controls_ready = false;
     int64_t samples_run = 0;                     // host samples processed
@@ -206,32 +210,31 @@ struct EffectSlot {
             else controls[size_t(i)].set_target(target);
         }
         controls_ready = true;
+        // The smoothed controls of each sample, shared by every stream.
+        for (int t = 0; t < K; ++t)
+            for (int i = 0; i < n_cond; ++i) control_rows[size_t(t * n_cond + i)] = controls[size_t(i)].next();
+        // Each stream's block goes through the scan in one call (one thread, no allocation):
+        // the same arithmetic per sample as the step, with the block's rows in flight together
+        // instead of one sample's chain of dependent operations at a time.
         int events = 0;
-        for (int t = 0; t < K; ++t) {
-            for (int i = 0; i < n_cond; ++i) {
-                const float c = controls[size_t(i)].next();
-                for (int s = 0; s < S; ++s) x[size_t(s * I + 1 + i)] = c;
-            }
-            for (int s = 0; s < S; ++s) x[size_t(s * I)] = dead[size_t(s)] ? 0.0f : in[s][t];
-            kernels::step_continuous(*P, *state, x.data(), y.data());
-            for (int s = 0; s < S; ++s) {
-                const float v = y[size_t(s)];
-                if (!dead[size_t(s)] && !std::isfinite(v)) {
-                    kernels::reset_stream(*state, s);
-                    dead[size_t(s)] = 1;
-                    ++events;
-                }
-                out[s][t] = dead[size_t(s)] ? 0.0f : v;
-            }
-        }
-        const int64_t floats = kernels::stream_state_floats(*state);
         for (int s = 0; s < S; ++s) {
-            if (!dead[size_t(s)] && !all_finite(kernels::stream_state(*state, s), floats)) {
-                ++events;  // the output stayed finite but the state did not: start over
-                dead[size_t(s)] = 1;
+            for (int t = 0; t < K; ++t) {
+                float* row = rows.data() + size_t(t * I);
+                row[0] = in[s][t];
+                std::copy_n(control_rows.data() + size_t(t * n_cond), n_cond, row + 1);
             }
-            if (dead[size_t(s)]) kernels::reset_stream(*state, s);
-            dead[size_t(s)] = 0;
+            kernels::scan_continuous(*P, *state, s, rows.data(), K, out[s], nullptr);
+            // A non-finite output means the state blew up: silence from there to the block's
+            // end and start the stream over. A state that went bad without showing in the
+            // output is caught too.
+            const float* o = out[s];
+            int bad = 0;
+            while (bad < K && std::isfinite(o[bad])) ++bad;
+            if (bad < K || !all_finite(kernels::stream_state(*state, s), kernels::stream_state_floats(*state))) {
+                std::fill(out[s] + bad, out[s] + K, 0.0f);
+                kernels::reset_stream(*state, s);
+                ++events;
+            }
         }
         return events;
     }
@@ -324,10 +327,10 @@ std::unique_ptr<EffectSlot> make_effect_slot(RealtimeModelPtr model, RateMode mo
         }
         slot->dry_delay.assign(size_t(channels) * size_t(slot->latency), 0.0f);
     }
-    slot->state = kernels::make_state(*slot->P, channels, 1);
-    slot->x.assign(size_t(channels) * size_t(slot->n_in), 0.0f);
-    slot->y.assign(size_t(channels), 0.0f);
-    slot->dead.assign(size_t(channels), 0);
+    const int max_rows = std::max(max_block, slot->max_model_block);
+    slot->state = kernels::make_state(*slot->P, channels, std::min(max_rows, kScanRows));
+    slot->rows.assign(size_t(max_rows) * size_t(slot->n_in), 0.0f);
+    slot->control_rows.assign(size_t(max_rows) * size_t(std::max(slot->n_cond, 1)), 0.0f);
     return slot;
 }
 
