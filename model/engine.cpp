@@ -164,7 +164,7 @@ struct EffectRunner::Impl {
     std::vector<std::vector<float>> stream_x;           // [S][segment][I]
 #if MW_HAVE_CUDA
     kernels::cuda::ForwardPtr gpu;                      // cuda: weights, scratch, [S] states
-    kernels::cuda::PinnedFloats gpu_x, gpu_y;           // cuda: [S][max_block][I], [S][max_block]
+    kernels::cuda::PinnedFloats gpu_x, gpu_y;           // cuda: [S][max_block] in and out
     int64_t max_block = 0;
 #endif
     std::vector<float> controls;  // normalised, [n_cond]
@@ -221,7 +221,7 @@ EffectRunner::EffectRunner(const Model& model, Device device, int streams, int t
 #if MW_HAVE_CUDA
     impl_->gpu = kernels::cuda::make_forward(model.view(), max_block, streams);
     impl_->max_block = max_block;
-    impl_->gpu_x = kernels::cuda::PinnedFloats(size_t(streams) * size_t(max_block) * size_t(impl_->n_in));
+    impl_->gpu_x = kernels::cuda::PinnedFloats(size_t(streams) * size_t(max_block));
     impl_->gpu_y = kernels::cuda::PinnedFloats(size_t(streams) * size_t(max_block));
 #endif
 }
@@ -241,21 +241,15 @@ void EffectRunner::reset() {
     for (kernels::StepStatePtr& st : impl_->stream_states) kernels::reset_state(*st);
 }
 
-// The streams as one batch: x [S][n][I] -> y [S][n] in page-locked buffers (blocks of up to
-// max_block frames), the GPU's state carried between calls.
+// The streams as one batch: audio [S][n] -> y [S][n] through page-locked buffers (blocks of
+// up to max_block frames); the controls go once per call and the GPU builds the rows. The
+// GPU's state carries between calls.
 void EffectRunner::Impl::process_cuda(const float* const* in, float* const* out, int64_t n) {
 #if MW_HAVE_CUDA
-    const int I = n_in;
     for (int64_t off = 0; off < n; off += max_block) {
         const int64_t m = std::min(max_block, n - off);
-        float* xs = gpu_x.data();
-        for (int c = 0; c < streams; ++c)
-            for (int64_t t = 0; t < m; ++t) {
-                float* row = xs + (int64_t(c) * m + t) * I;
-                row[0] = in[c][off + t];
-                std::copy(controls.begin(), controls.end(), row + 1);
-            }
-        kernels::cuda::forward_continuous(*gpu, xs, m, gpu_y.data());
+        for (int c = 0; c < streams; ++c) std::copy_n(in[c] + off, m, gpu_x.data() + int64_t(c) * m);
+        kernels::cuda::forward_effect(*gpu, gpu_x.data(), controls.data(), m, gpu_y.data());
         for (int c = 0; c < streams; ++c) std::copy_n(gpu_y.data() + int64_t(c) * m, m, out[c] + off);
     }
 #endif

@@ -227,6 +227,33 @@ inline void segment_checks(const Report& report) {
         auto segmented = poisoned(B * L);
         kc::forward_continuous(*F2, x.data(), L, segmented.data());
         report(compare(std::string("effect ") + s->name + " B3 L5000 in segments of 1000", segmented, want));
+
+        // forward_effect: audio [B][L] and controls held still; the same as those controls in
+        // every row, in segments of 1000 and two calls.
+        std::vector<float> controls(size_t(I - 1));
+        for (int i = 0; i < I - 1; ++i) controls[size_t(i)] = 0.3f + 0.2f * float(i);
+        std::vector<float> rows(x.size()), audio(size_t(B * L));
+        for (int64_t r = 0; r < B * L; ++r) {
+            rows[size_t(r * I)] = audio[size_t(r)] = x[size_t(r * I)];
+            std::copy(controls.begin(), controls.end(), rows.begin() + r * I + 1);
+        }
+        const auto want_fx = reference_effect(m, rows, B, L);
+        kc::reset(*F2);
+        auto fx = poisoned(B * L);
+        const int64_t L1 = 2345;
+        std::vector<float> a1(size_t(B * L1)), a2(size_t(B * (L - L1))), y1(a1.size()), y2(a2.size());
+        for (int b = 0; b < B; ++b) {
+            std::copy_n(audio.begin() + b * L, L1, a1.begin() + b * L1);
+            std::copy_n(audio.begin() + b * L + L1, L - L1, a2.begin() + b * (L - L1));
+        }
+        kc::forward_effect(*F2, a1.data(), controls.data(), L1, y1.data());
+        kc::forward_effect(*F2, a2.data(), controls.data(), L - L1, y2.data());
+        for (int b = 0; b < B; ++b) {
+            std::copy_n(y1.begin() + b * L1, L1, fx.begin() + b * L);
+            std::copy_n(y2.begin() + b * (L - L1), L - L1, fx.begin() + b * L + L1);
+        }
+        report(compare(std::string("effect ") + s->name + " forward_effect B3 calls 2345+2655 (segments of 1000)",
+                       fx, want_fx));
     }
 
     // A generator in calls of 500, 1 and 999 steps.
@@ -267,6 +294,8 @@ inline void segment_checks(const Report& report) {
         std::vector<float> sink(size_t(B * 4 * V));
         refused("generator refuses token 256", [&] { kc::forward_tokens(*F, bad.data(), 4, sink.data()); });
         refused("generator refuses samples", [&] { kc::forward_continuous(*F, sink.data(), 4, sink.data()); });
+        refused("generator refuses forward_effect",
+                [&] { kc::forward_effect(*F, sink.data(), sink.data(), 4, sink.data()); });
     }
 }
 

@@ -60,6 +60,15 @@ __global__ void stem_kernel(const StemParams p) {
     p.x[g] = acc;
 }
 
+// xin[r] = [audio[r], controls...]                                 one thread per (r, i)
+__global__ void effect_rows_kernel(const float* __restrict__ audio, const float* __restrict__ controls,
+                                   float* __restrict__ xin, int64_t rows, int I) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= rows * I) return;
+    const int i = int(g % I);
+    xin[g] = i == 0 ? audio[g / I] : controls[i - 1];
+}
+
 // x[r][d] = embed[token_r][d]                                      one thread per (r, d)
 struct EmbedParams {
     const int32_t* __restrict__ tokens;  // [rows]
@@ -236,6 +245,8 @@ struct Forward {
     float* dt = nullptr;                // [B][S][E]     dt_proj out (before bias, softplus)
     float* y = nullptr;                 // [B][S][E]     scan out, gated
     float* out = nullptr;               // [B][S][1 or V]
+    float* audio = nullptr;             // [B][S]        forward_effect's samples
+    DevPtr<float> controls;             // [I-1]         forward_effect's controls
     DevPtr<int32_t> tokens;             // [B][S]
 
     DevPtr<float> state;                // conv windows [layers][B][K-1][E], then SSM [layers][B][N][E]
@@ -506,8 +517,9 @@ ForwardPtr make_forward(const ModelView& m, int64_t max_segment, int batch) {
     // Activations of one segment.
     const int64_t rows = int64_t(batch) * max_segment;
     const int out_width = m.head == HeadKind::tokens ? m.vocab : 1;
-    const int64_t widths[] = {f->I, D, D, 2 * E, E, Mp, E, E, out_width};
-    float** ptrs[] = {&f->xin, &f->x, &f->h, &f->uz, &f->u, &f->xdbc, &f->dt, &f->y, &f->out};
+    const int audio_width = m.head == HeadKind::continuous ? 1 : 0;
+    const int64_t widths[] = {f->I, D, D, 2 * E, E, Mp, E, E, out_width, audio_width};
+    float** ptrs[] = {&f->xin, &f->x, &f->h, &f->uz, &f->u, &f->xdbc, &f->dt, &f->y, &f->out, &f->audio};
     int64_t total = 0;
     for (int64_t w : widths) total += round_up(rows * w, 64);
     f->scratch = device_alloc<float>(total);
@@ -517,6 +529,7 @@ ForwardPtr make_forward(const ModelView& m, int64_t max_segment, int batch) {
         off += round_up(rows * widths[i], 64);
     }
     if (m.head == HeadKind::tokens) f->tokens = device_alloc<int32_t>(rows);
+    if (m.head == HeadKind::continuous) f->controls = device_alloc<float>(std::max(f->I - 1, 1));
 
     f->state = device_alloc<float>(f->state_floats());
     ensure_scan_workspace(*f, 64);  // the shortest automatic chunk: the most chunks
@@ -535,6 +548,38 @@ void forward_continuous(Forward& f, const float* x, int64_t L, float* y) {
     if (L < 0) throw std::invalid_argument("cuda::forward_continuous: L is negative");
     if (L == 0) return;
     run_segments<float>(f, x, f.I, f.xin, L, y, 1);
+}
+
+void forward_effect(Forward& f, const float* audio, const float* controls, int64_t L, float* y) {
+    if (f.head != HeadKind::continuous)
+        throw std::invalid_argument("cuda::forward_effect: the model is a generator (tokens in); "
+                                    "use forward_tokens");
+    if (L < 0) throw std::invalid_argument("cuda::forward_effect: L is negative");
+    if (L == 0) return;
+    if (f.I > 1)
+        MW_CUDA_CHECK(cudaMemcpyAsync(f.controls.get(), controls, size_t(f.I - 1) * sizeof(float),
+                                      cudaMemcpyHostToDevice, f.stream));
+    for (int64_t off = 0; off < L; off += f.max_seg) {
+        const int64_t n = std::min(f.max_seg, L - off);
+        MW_CUDA_CHECK(cudaEventRecord(f.ev[0], f.stream));
+        MW_CUDA_CHECK(cudaMemcpy2DAsync(f.audio, size_t(n) * sizeof(float), audio + off, size_t(L) * sizeof(float),
+                                        size_t(n) * sizeof(float), size_t(f.B), cudaMemcpyHostToDevice, f.stream));
+        const int64_t rows = int64_t(f.B) * n;
+        effect_rows_kernel<<<blocks_for(rows * f.I, kThreads), kThreads, 0, f.stream>>>(f.audio, f.controls.get(),
+                                                                                        f.xin, rows, f.I);
+        MW_CUDA_CHECK_LAUNCH();
+        MW_CUDA_CHECK(cudaEventRecord(f.ev[1], f.stream));
+        run_segment(f, n);
+        MW_CUDA_CHECK(cudaEventRecord(f.ev[2], f.stream));
+        MW_CUDA_CHECK(cudaMemcpy2DAsync(y + off, size_t(L) * sizeof(float), f.out, size_t(n) * sizeof(float),
+                                        size_t(n) * sizeof(float), size_t(f.B), cudaMemcpyDeviceToHost, f.stream));
+        MW_CUDA_CHECK(cudaEventRecord(f.ev[3], f.stream));
+        MW_CUDA_CHECK(cudaStreamSynchronize(f.stream));
+        add_elapsed(f.time.upload_ms, f.ev[0], f.ev[1]);
+        add_elapsed(f.time.compute_ms, f.ev[1], f.ev[2]);
+        add_elapsed(f.time.download_ms, f.ev[2], f.ev[3]);
+    }
+    f.time.steps += L;
 }
 
 void forward_tokens(Forward& f, const int32_t* tokens, int64_t L, float* logits) {

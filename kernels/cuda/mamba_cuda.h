@@ -74,6 +74,11 @@ int64_t max_segment(const Forward& f);
 // Throws std::invalid_argument for the wrong head kind or a token out of range (before any
 // state changes).
 void forward_continuous(Forward& f, const float* x, int64_t L, float* y);
+// An effect whose controls hold still over the call: audio [B][L] (host) and the controls
+// [I-1] (normalised, the model's stem inputs after the sample) instead of full rows. Only the
+// audio crosses the bus; the rows are put together on the GPU. Same results as
+// forward_continuous with those controls in every row.
+void forward_effect(Forward& f, const float* audio, const float* controls, int64_t L, float* y);
 void forward_tokens(Forward& f, const int32_t* tokens, int64_t L, float* logits);
 
 // Zero every sequence's state.
