@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Spectrograms of the digits generator next to real takes: held-out recordings, continuations
+# of their first 0.15 s, and free-running samples -> docs/images/digits-spectrograms.png
+#   scripts/digits_spectrograms.sh [MODEL] [FSDD_DIR]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+model=${1:-$root/presets/digits.safetensors}
+fsdd=${2:-$root/../shared/data/fsdd/train}
+mw=$root/build/bin/mambawave
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+cd "$work"
+"$mw" generate -m "$model" --seconds 1.5 --count 4 --seed 11 -o free.wav --device cpu >/dev/null 2>&1
+# prime.py IN OUT SECONDS: the first SECONDS of IN as 16-bit WAV; join.py A B OUT: A then B (float WAV)
+cat > wav.py <<'PY'
+import struct, sys, numpy as np
+def rd(p):
+    b = open(p, 'rb').read(); i = b.index(b'data'); n = struct.unpack('<I', b[i + 4:i + 8])[0]
+    f = b.index(b'fmt '); tag, ch, rate, _, _, bits = struct.unpack('<HHIIHH', b[f + 8:f + 24])
+    x = np.frombuffer(b[i + 8:i + 8 + n], '<f4') if tag == 3 else np.frombuffer(b[i + 8:i + 8 + n], '<i2') / 32768.0
+    return rate, x.reshape(-1, ch).mean(1)
+def wr(p, rate, x):
+    data = np.asarray(x, '<f4').tobytes(); f = struct.pack('<HHIIHH', 3, 1, rate, rate * 4, 4, 32)
+    body = b'WAVE' + b'fmt ' + struct.pack('<I', 16) + f + b'data' + struct.pack('<I', len(data)) + data
+    open(p, 'wb').write(b'RIFF' + struct.pack('<I', len(body)) + body)
+if sys.argv[1] == 'head':
+    r, x = rd(sys.argv[2]); wr(sys.argv[3], r, x[:int(float(sys.argv[4]) * r)])
+else:
+    r, a = rd(sys.argv[2]); _, c = rd(sys.argv[3]); wr(sys.argv[4], r, np.concatenate([a, c]))
+PY
+real=() primed=()
+for d in 0 3 7 9; do
+  take=$fsdd/${d}_jackson_5.wav   # recordings 5..9 are the preset's validation split
+  python3 wav.py head "$take" prime_$d.wav 0.15
+  "$mw" generate -m "$model" --seconds 0.6 --seed 5 --prime prime_$d.wav -o cont_$d.wav --device cpu >/dev/null 2>&1
+  python3 wav.py join prime_$d.wav cont_$d.wav primed_$d.wav
+  real+=("$take"); primed+=("$work/primed_$d.wav")
+done
+join() { local IFS=,; echo "$*"; }
+python3 "$root/scripts/plot_spectrograms.py" "$root/docs/images/digits-spectrograms.png" \
+  "$(basename "$model"): held-out takes, continuations of their first 0.15 s, free-running samples (seed 11)" \
+  "held out (jackson, take 5)=$(join "${real[@]}")" \
+  "first 0.15 s real, then generated=$(join "${primed[@]}")" \
+  "free-running=$work/free_001.wav,$work/free_002.wav,$work/free_003.wav,$work/free_004.wav"
