@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <complex>
 #include <numbers>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 namespace mw {
 
@@ -41,6 +45,102 @@ void esr_grad(const float* y, const float* target, int64_t L, double a, int64_t 
         if (t + 1 < L && t + 1 >= skip) g -= a * preemph_error(y, target, t + 1, a);
         d_y[t] = float(k * g);
     }
+}
+
+namespace {
+
+// In-place iterative radix-2 FFT of n = 2^k points: a_k = Σ_j a_j e^{sign·2πi·jk/n}.
+void fft(std::vector<std::complex<double>>& a, int sign) {
+    const size_t n = a.size();
+    for (size_t i = 1, j = 0; i < n; ++i) {  // bit reversal
+        size_t bit = n >> 1;
+        for (; j & bit; bit >>= 1) j ^= bit;
+        j ^= bit;
+        if (i < j) std::swap(a[i], a[j]);
+    }
+    for (size_t len = 2; len <= n; len <<= 1) {
+        const double ang = sign * 2.0 * std::numbers::pi / double(len);
+        const std::complex<double> wl(std::cos(ang), std::sin(ang));
+        for (size_t i = 0; i < n; i += len) {
+            std::complex<double> w(1.0);
+            for (size_t k = 0; k < len / 2; ++k, w *= wl) {
+                const std::complex<double> u = a[i + k], v = a[i + k + len / 2] * w;
+                a[i + k] = u + v;
+                a[i + k + len / 2] = u - v;
+            }
+        }
+    }
+}
+
+bool power_of_two(int n) { return n >= 2 && (n & (n - 1)) == 0; }
+
+} // namespace
+
+double mrstft_loss(const float* y, const float* target, int64_t L, const StftLossParams& p, double scale,
+                   float* d_y) {
+    if (d_y) std::fill(d_y, d_y + L, 0.0f);
+    int used = 0;
+    for (int N : p.sizes)
+        if (!power_of_two(N)) throw std::invalid_argument("mrstft_loss: FFT size " + std::to_string(N) +
+                                                          " is not a power of two");
+        else if (N <= L) ++used;
+    if (used == 0) return 0.0;
+    const double eps2 = p.eps * p.eps;
+    double total = 0;
+    std::vector<double> grad(d_y ? static_cast<size_t>(L) : 0, 0.0);
+    for (int N : p.sizes) {
+        if (N > L) continue;
+        const int hop = N / 4, K = N / 2 + 1;
+        const int64_t frames = 1 + (L - N) / hop;
+        std::vector<double> win(static_cast<size_t>(N));
+        for (int n = 0; n < N; ++n) win[size_t(n)] = 0.5 - 0.5 * std::cos(2.0 * std::numbers::pi * n / N);
+        // Spectra of every frame: Y (kept for the gradient), |Y| and |T|.
+        std::vector<std::complex<double>> Y(static_cast<size_t>(frames * K)), buf(static_cast<size_t>(N));
+        std::vector<double> A(static_cast<size_t>(frames * K)), B(static_cast<size_t>(frames * K));
+        for (int64_t f = 0; f < frames; ++f) {
+            for (int which = 0; which < 2; ++which) {
+                const float* x = (which == 0 ? y : target) + f * hop;
+                for (int n = 0; n < N; ++n) buf[size_t(n)] = win[size_t(n)] * double(x[n]);
+                fft(buf, -1);
+                for (int k = 0; k < K; ++k) {
+                    const double mag = std::sqrt(std::norm(buf[size_t(k)]) + eps2);
+                    if (which == 0) {
+                        Y[size_t(f * K + k)] = buf[size_t(k)];
+                        A[size_t(f * K + k)] = mag;
+                    } else {
+                        B[size_t(f * K + k)] = mag;
+                    }
+                }
+            }
+        }
+        double diff2 = 0, ref2 = 0, logsum = 0;
+        for (size_t i = 0; i < A.size(); ++i) {
+            diff2 += (A[i] - B[i]) * (A[i] - B[i]);
+            ref2 += B[i] * B[i];
+            logsum += std::fabs(std::log(A[i]) - std::log(B[i]));
+        }
+        const double num = std::sqrt(diff2), den = std::sqrt(ref2), cells = double(A.size());
+        total += num / den + logsum / cells;
+        if (!d_y) continue;
+        // dloss/dA, then through |Y| = sqrt(|Y|² + eps²) to Y: G = dloss/dA / A, Z_k = G_k·Y_k, and
+        // dloss/dx_n = Re Σ_{k<=N/2} Z_k e^{+2πi·kn/N} for the windowed frame x; d y = win·dx.
+        const double w_res = scale / double(used);
+        for (int64_t f = 0; f < frames; ++f) {
+            std::fill(buf.begin(), buf.end(), std::complex<double>(0.0));
+            for (int k = 0; k < K; ++k) {
+                const size_t i = size_t(f * K + k);
+                double dA = (num > 0 ? (A[i] - B[i]) / (num * den) : 0.0);
+                const double lr = std::log(A[i]) - std::log(B[i]);
+                dA += (lr > 0 ? 1.0 : lr < 0 ? -1.0 : 0.0) / (cells * A[i]);
+                buf[size_t(k)] = (dA / A[i]) * Y[i];
+            }
+            fft(buf, +1);
+            for (int n = 0; n < N; ++n) grad[size_t(f * hop + n)] += w_res * win[size_t(n)] * buf[size_t(n)].real();
+        }
+    }
+    if (d_y)
+        for (int64_t t = 0; t < L; ++t) d_y[t] = float(grad[size_t(t)]);
+    return scale * total / double(used);
 }
 
 double NllSums::bits_per_sample() const {

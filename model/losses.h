@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace mw {
 
@@ -35,6 +36,20 @@ EsrSums esr_sums(const float* y, const float* target, int64_t L, double a, int64
 // Writes (not adds) d_y; the skipped samples get 0.
 void esr_grad(const float* y, const float* target, int64_t L, double a, int64_t skip,
               double signal_total, float* d_y);
+
+// Multi-resolution STFT loss (after Yamamoto et al. 2020, "Parallel WaveGAN"), an optional term
+// for effects: for each FFT size N (Hann window, hop N/4, frames wholly inside [0, L)), the
+// spectral convergence ‖ |Y| − |T| ‖ / ‖ |T| ‖ plus the mean |ln|Y| − ln|T||, averaged over
+// the sizes that fit in L. Magnitudes are smoothed, |Y| = sqrt(Re² + Im² + eps²), so the loss
+// is differentiable everywhere. Returns scale · loss; with d_y (not null) writes (not adds)
+// scale · dloss/dy there. Sizes must be powers of two; those longer than L are left out, and
+// with none left the loss is 0.
+struct StftLossParams {
+    std::vector<int> sizes{128, 512, 2048};
+    double eps = 1e-5;
+};
+double mrstft_loss(const float* y, const float* target, int64_t L, const StftLossParams& p, double scale,
+                   float* d_y);
 
 // Next-class cross-entropy: logits [L][V] at position t predict next_tokens[t] (the class
 // that follows the input at t). Positions t < skip are left out. Returns Σ −ln p in nats and

@@ -53,6 +53,7 @@ json options_to_json(const TrainOptions& o) {
             {"clip_norm", o.clip_norm},
             {"preemphasis", o.preemphasis},
             {"balance_lanes", o.balance_lanes},
+            {"stft_weight", o.stft_weight},
             {"validate_every", o.validate_every},
             {"seed", o.seed}};
 }
@@ -74,6 +75,7 @@ TrainOptions options_from_json(const json& j) {
     o.clip_norm = j.at("clip_norm").get<double>();
     o.preemphasis = j.at("preemphasis").get<double>();
     o.balance_lanes = j.value("balance_lanes", false);  // checkpoints from before the option pooled
+    o.stft_weight = j.value("stft_weight", 0.0);        // ... and had no STFT term
     o.validate_every = j.at("validate_every").get<int64_t>();
     o.seed = j.at("seed").get<uint64_t>();
     return o;
@@ -89,6 +91,8 @@ void check_options(const TrainOptions& o, bool effect) {
         bad("warmup must be in 0..segment-1 (" + std::to_string(o.segment - 1) + "), found " +
             std::to_string(o.warmup));
     if (!(o.adam.lr > 0)) bad("learning rate must be > 0");
+    if (!(o.stft_weight >= 0)) bad("the STFT loss weight must be >= 0");
+    if (o.stft_weight > 0 && !effect) bad("the STFT loss is for effects; a generator's loss is cross-entropy");
 }
 
 // FNV-1a 64 over raw bytes.
@@ -293,6 +297,13 @@ struct Trainer::Impl {
                 const float* t = s.target.data() + l.pos;
                 lane_error[size_t(b)] = esr_sums(y.data(), t, L, opt.preemphasis, skip[size_t(b)]).error / lane_den[size_t(b)];
                 esr_grad(y.data(), t, L, opt.preemphasis, skip[size_t(b)], lane_den[size_t(b)], dy.data());
+                if (opt.stft_weight > 0) {  // over the counted samples, after the warm-up
+                    const int64_t k = skip[size_t(b)];
+                    std::vector<float> ds(size_t(L - k));
+                    lane_error[size_t(b)] += mrstft_loss(y.data() + k, t + k, L - k, StftLossParams{},
+                                                         opt.stft_weight / B, ds.data());
+                    for (int64_t i = 0; i < L - k; ++i) dy[size_t(k + i)] += ds[size_t(i)];
+                }
                 tape.backward(dy.data(), g);
             } else {
                 const TokenSequence& s = data.token_train[size_t(l.seq)];

@@ -65,6 +65,10 @@ struct TrainOptions {
     // much as a loud one. Measured on the TS9/DS-1 presets it did not help (docs/ABLATION.md).
     bool balance_lanes = false;
     static constexpr double kLaneFloor = 0.1;
+    // Effects: weight of the multi-resolution STFT term (losses.h, FFT sizes 128/512/2048) added
+    // to the ESR in the training loss, each lane's term over the batch size (0: off). The
+    // validation metric stays the ESR.
+    double stft_weight = 0;
     int64_t validate_every = 250;
     uint64_t seed = 1;
     int threads = 0;              // 0 = all cores

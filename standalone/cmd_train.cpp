@@ -278,7 +278,8 @@ void run_train(TrainCliOptions o) {
     const json options_json = {{"steps", t.steps}, {"batch", t.batch}, {"segment", t.segment},
                                {"tbptt_segments", t.tbptt_segments}, {"warmup", t.warmup}, {"lr", t.adam.lr},
                                {"weight_decay", t.adam.weight_decay}, {"clip_norm", t.clip_norm},
-                               {"preemphasis", t.preemphasis}, {"balance_lanes", t.balance_lanes}, {"seed", t.seed}};
+                               {"preemphasis", t.preemphasis}, {"balance_lanes", t.balance_lanes},
+                               {"stft_weight", t.stft_weight}, {"seed", t.seed}};
 
     auto export_best = [&](const ValStats& v, int64_t step) {
         Model m = trainer->model();
@@ -404,6 +405,10 @@ void add_train_command(CLI::App& app) {
     g_opt->add_flag("--balanced-esr", o->t.balance_lanes,
                     "Effect: the loss is the mean of each lane's own ESR and validation the mean of each pair's, "
                     "instead of one ESR pooled over all (quiet knob settings then count as much as loud ones)");
+    g_opt->add_option("--stft-weight", o->t.stft_weight,
+                      "Effect: add this weight times a multi-resolution STFT loss (spectral convergence + log "
+                      "magnitude, FFT sizes 128/512/2048) to the ESR (0: off)")
+        ->capture_default_str();
     g_opt->add_option("--val-every", o->t.validate_every, "Validate (and export if best) every N steps")
         ->capture_default_str()->check(CLI::PositiveNumber);
     g_opt->add_option("--checkpoint-every", o->checkpoint_every, "Checkpoint every N steps (and on Ctrl-C)")

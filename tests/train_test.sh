@@ -92,6 +92,15 @@ check "train 10 steps" "$MW" "${TRAIN[@]}" --steps 10 --out b.safetensors
 check "resume to 20 steps" "$MW" "${TRAIN[@]}" --steps 20 --out b.safetensors --resume
 check "resumed weights equal the uninterrupted run's, bit for bit" \
     cmp a.run/checkpoint/model.safetensors b.run/checkpoint/model.safetensors
+# The same with the multi-resolution STFT term in the loss, which the checkpoint keeps.
+check "train 20 steps with --stft-weight" "$MW" "${TRAIN[@]}" --steps 20 --stft-weight 0.3 --out s1.safetensors
+check "train 10 steps with --stft-weight, then resume to 20" \
+    sh -c "\"$MW\" ${TRAIN[*]} --steps 10 --stft-weight 0.3 --out s2.safetensors && \"$MW\" ${TRAIN[*]} --steps 20 --stft-weight 0.3 --out s2.safetensors --resume"
+check "with the STFT term too, the resumed run equals the uninterrupted one" \
+    cmp s1.run/checkpoint/model.safetensors s2.run/checkpoint/model.safetensors
+"$MW" info s1.safetensors --json >s1.json 2>/dev/null
+check "the training record keeps the STFT weight" \
+    $PY -c "import json; assert json.load(open('s1.json'))['training']['options']['stft_weight'] == 0.3"
 refuse "a second run into the same run dir is refused" 2 "--resume" \
     "$MW" "${TRAIN[@]}" --steps 10 --out b.safetensors
 # Ctrl-C: a checkpoint is written and the exit code says interrupted.
@@ -184,6 +193,7 @@ check "eval a generator" "$MW" eval -m gen.safetensors --data clips/0_synth_0.wa
 cp last.out geneval.json
 check "eval printed bits per sample" grep -q nll_bits_per_sample geneval.json
 refuse "eval of an effect with --data" 2 "effect|--input" "$MW" eval -m fx.safetensors --data clips
+refuse "--stft-weight for a generator" 1 "STFT|effects" "$MW" train --data clips --out g2.safetensors --stft-weight 0.5 --steps 1 --no-plot
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
