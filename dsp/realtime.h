@@ -12,6 +12,11 @@
 // output resets that stream's state, outputs silence for the rest of the block, and counts an
 // event; NaN/Inf input is treated as silence; NaN never reaches the host.
 //
+// Effects run each stream's block through the kernels' scan on the audio thread (one thread,
+// no allocation), with the controls smoothed per sample as the rows' inputs: the same floats
+// as stepping sample by sample, in less time, since a block's rows are in flight together.
+// Generators step, as they must (each sample feeds the next).
+//
 // Models: a new model is loaded and prepared off the audio thread, handed over atomically (the
 // audio thread picks it up at the start of its next block, or when a running crossfade ends;
 // a model set again before that replaces the waiting one), crossfaded with the old one over
