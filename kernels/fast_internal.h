@@ -79,30 +79,6 @@ struct PreparedModel {
     int64_t stream_state_floats() const { return layer_state_floats() * n_layers; }
 };
 
-// A barrier for the scan's worker threads: spins briefly (phases are short), then sleeps on
-// the generation counter (a futex), so a loaded machine is not burnt by spinning.
-class SpinBarrier {
-public:
-    explicit SpinBarrier(int n) : n_(n) {}
-    void wait() {
-        const int gen = generation_.load(std::memory_order_acquire);
-        if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
-            arrived_.store(0, std::memory_order_relaxed);
-            generation_.fetch_add(1, std::memory_order_release);
-            generation_.notify_all();
-            return;
-        }
-        for (int spins = 0; spins < 4000; ++spins)
-            if (generation_.load(std::memory_order_acquire) != gen) return;
-        while (generation_.load(std::memory_order_acquire) == gen) generation_.wait(gen);
-    }
-
-private:
-    const int n_;
-    std::atomic<int> arrived_{0};
-    std::atomic<int> generation_{0};
-};
-
 struct StepState {
     int streams = 0;
     int max_chunk = 0;        // T: scan chunk length
