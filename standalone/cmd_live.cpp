@@ -177,6 +177,10 @@ void check_mode_options(CLI::App& sub, const LiveOptions& o, bool generator) {
 
 void run_live(CLI::App& sub, const LiveOptions& o) {
     // --- the model and the mode
+    // The file's time is taken before it is read, so a change made while the app starts up
+    // (opening the devices can take a second) is still seen by the first polls and reloaded.
+    const fs::path watched = watched_file(o.model_path);
+    const fs::file_time_type mtime_at_load = mtime_or_min(watched);
     dsp::RealtimeModelPtr model = dsp::load_realtime_model(o.model_path);
     const ModelConfig& cfg = model->model.config();
     const bool generator_model = cfg.kind == IoKind::mulaw8;
@@ -333,8 +337,7 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
     }
     const Clock::time_point start = Clock::now();
     Clock::time_point next_status = start + std::chrono::seconds(1), next_poll = start;
-    const fs::path watched = watched_file(o.model_path);
-    fs::file_time_type loaded_mtime = mtime_or_min(watched), seen_mtime = loaded_mtime;
+    fs::file_time_type loaded_mtime = mtime_at_load, seen_mtime = loaded_mtime;
     std::string loaded_hash = model->content_hash;
     bool file_end_noted = false;
     while (!g_stop && !run.stream_error.load()) {
