@@ -115,6 +115,8 @@ elif cmd == 'bad_wav':                 # bad_wav OUT nan|late_inf|empty
     write_wav(args[0], x, 48000)
 elif cmd == 'wav_channel_npy':         # wav_channel_npy WAV CHANNEL OUT: one channel as [L] float32
     np.save(args[2], read_wav(args[0])[1][:, int(args[1])].copy())
+elif cmd == 'wav_close':               # wav_close A B TOL: two float WAVs of one shape agree
+    close(read_wav(args[0])[1], read_wav(args[1])[1], float(args[2]))
 elif cmd == 'wav_info':                # wav_info WAV: "RATE CHANNELS FRAMES"
     rate, x = read_wav(args[0]); print(rate, x.shape[1], x.shape[0])
 elif cmd == 'wav_vs_npy':              # wav_vs_npy WAV CHANNEL NPY
@@ -196,6 +198,26 @@ assert rate == 44100 and ch == 1 and abs(n - 30000) <= 1, (rate, ch, n)"
 check "render to FLAC" "$MW" render -m skip.safetensors --in in44.wav --out out44.flac
 check "FLAC output has the input's rate and length" bash -c "[[ \$(soxi -r out44.flac) == 44100 && \$(soxi -s out44.flac) == 30000 ]]"
 
+# --- several files in one call: one batch, each file its own output ---------------------------
+py wav mono48.wav 48000 1 20000 9   # shorter than in48.wav: it ends while the batch goes on
+mkdir multi
+check "render three files in one call (--out-dir)" "$MW" render -m fx.safetensors -i in48.wav -i mono48.wav -i in44.wav \
+    --out-dir multi --control drive=0.7
+grep -q "2 files together (3 streams" last.out && pass "the two 48 kHz files ran as one batch of 3 streams" \
+    || fail "the two 48 kHz files ran as one batch of 3 streams"
+"$MW" render -m fx.safetensors -i mono48.wav -o mono48_alone.wav --control drive=0.7 >/dev/null 2>&1
+"$MW" render -m fx.safetensors -i in44.wav -o in44_alone.wav --control drive=0.7 >/dev/null 2>&1
+check "batched stereo file == rendered alone, bit for bit" cmp multi/in48.wav out48.wav
+check "batched short mono file == rendered alone, bit for bit" cmp multi/mono48.wav mono48_alone.wav
+check "the resampled file went alone and equals its own render" cmp multi/in44.wav in44_alone.wav
+check "render -i A -i B -o X -o Y names each output" "$MW" render -m fx.safetensors -i mono48.wav -i in48.wav \
+    -o m2.wav -o s2.wav --control drive=0.7
+check "... and each equals its own render" bash -c "cmp m2.wav mono48_alone.wav && cmp s2.wav out48.wav"
+refuse "two inputs, one --out" 2 "2 file(s)|--out" "$MW" render -m fx.safetensors -i in48.wav -i mono48.wav -o fails/o.wav
+refuse "--out and --out-dir together" 2 "--out-dir" "$MW" render -m fx.safetensors -i in48.wav -o fails/o.wav --out-dir multi
+mkdir -p sub && cp mono48.wav sub/in48.wav
+refuse "--out-dir with two inputs of one name" 2 "sub/in48.wav|both" "$MW" render -m fx.safetensors -i in48.wav -i sub/in48.wav --out-dir multi
+
 # --- device: cpu, cuda, auto --------------------------------------------------------------------
 check "render --device cpu" "$MW" render -m fx.safetensors --in in48.wav --out out48_cpu.wav --control drive=0.7 --device cpu
 grep -q "running on the CPU" last.out && pass "render notes the device" || fail "render notes the device"
@@ -209,6 +231,11 @@ if "$MW" run -m fx.safetensors --in x.npy --out y_cuda.npy --device cuda --contr
     check "run --device cuda == --device cpu" py npy_close y_cuda.npy y_cpu.npy 1e-4
     check "render --device cuda" "$MW" render -m fx.safetensors --in in48.wav --out out48_cuda.wav --control drive=0.7 --device cuda
     for c in 0 1; do check "render --device cuda channel $c == run --path step" py wav_vs_npy out48_cuda.wav "$c" "ych$c.npy"; done
+    mkdir multi_cuda
+    check "render three files in one call on CUDA" "$MW" render -m fx.safetensors -i in48.wav -i mono48.wav -i in44.wav \
+        --out-dir multi_cuda --control drive=0.7 --device cuda
+    check "CUDA batch: the stereo file == its CPU render" py wav_close multi_cuda/in48.wav out48.wav 1e-4
+    check "CUDA batch: the short mono file == its CPU render" py wav_close multi_cuda/mono48.wav mono48_alone.wav 1e-4
 else
     refuse "run --device cuda without a GPU" 2 "--device cuda|CUDA" "$MW" run -m fx.safetensors --in x.npy --out fails/y.npy --device cuda
     refuse "render --device cuda without a GPU" 2 "--device cuda|CUDA" "$MW" render -m fx.safetensors --in in48.wav --out fails/o.wav --device cuda
