@@ -127,7 +127,7 @@ void add_path_option(CLI::App& sub, std::string& path, const std::vector<std::st
     }
     sub.add_option("--path", path,
                    "Engine path: " + list + " (scan: chunked parallel, the fast one for files; "
-                   "step: one sample at a time, as in the plugin)")
+                   "step: one sample at a time, the recurrent step a generator runs)")
         ->check(CLI::IsMember(choices))
         ->capture_default_str();
 }

@@ -488,8 +488,8 @@ void add_live_command(CLI::App& app) {
     sub->add_option("--seconds", o->seconds, "Stop after this many seconds (default: run until Ctrl-C or SIGTERM)")
         ->check(CLI::PositiveNumber);
     sub->footer(
-        "The model runs one sample at a time on the audio thread, exactly as in the plugin: nothing\n"
-        "is allocated, locked or printed there. Once a second a status line shows the engine's load\n"
+        "The model runs on the audio thread with the plugin's engine (an effect a buffer at a time,\n"
+        "a generator one sample at a time): nothing is allocated, locked or printed there. Once a second a status line shows the engine's load\n"
         "(time in the model / duration of the audio), xruns (buffers the device reported late),\n"
         "non-finite events (a stream reset because the model produced NaN/Inf: it outputs silence\n"
         "instead) and the input and output peaks.\n\n"

@@ -301,9 +301,9 @@ void add_render_command(CLI::App& app) {
     add_threads_option(*sub, o->threads);
     sub->footer(
         "Each channel is an independent stream through the model (on CUDA, the channels are one\n"
-        "batch). A file at another sample rate is\nresampled to the model's rate and back. The output is written under a temporary "
-        "name and\nrenamed only when the whole file succeeded. Controls are in the units the "
-        "model declares\n(see `mambawave info MODEL`) and range-checked.\n\n"
+        "batch). A file at another sample rate is resampled to the model's rate and back. The\n"
+        "output is written under a temporary name and renamed only when the whole file succeeded.\n"
+        "Controls are in the units the model declares (see `mambawave info MODEL`), range-checked.\n\n"
         "Several inputs run as one batch (every channel of every file a stream; on CUDA one forward),\n"
         "each written to its own output; files at another rate than the model's go one by one.\n\n"
         "Examples:\n"
