@@ -3,7 +3,7 @@
 # (effect, shape) runs side by side (THREADS each) on the captures subset in .carry/fx (made
 # here by scripts/device_effect_subset.sh), same data, steps, seed and schedule. Models, logs
 # and run directories land in $OUT.
-#   RUNS="name effect d_model layers d_state;..."  STEPS  THREADS  LIMIT (seconds per run)  LR
+#   RUNS="name effect d_model layers d_state [extra train flags];..."  STEPS  THREADS  LIMIT (seconds per run)  LR
 # A run named NAME starts from .carry/init/NAME.safetensors when that file is there (fine-tuning
 # a model from an earlier round; .carry/ is git-ignored and travels with the device call).
 set -uo pipefail
@@ -15,12 +15,12 @@ RUNS=${RUNS:-"ts9_d12x3n8 ts9 12 3 8;ts9_d16x2n8 ts9 16 2 8;ts9_d8x3n8 ts9 8 3 8
 IFS=';' read -ra list <<<"$RUNS"
 pids=()
 for s in "${list[@]}"; do
-  read -r name effect dm layers ds <<<"$s"
+  read -r name effect dm layers ds extra <<<"$s"
   init=(); [ -f .carry/init/$name.safetensors ] && init=(--init .carry/init/$name.safetensors)
   timeout $LIMIT $MW train --manifest .carry/fx/manifest.json --effect $effect --out $OUT/$name.safetensors \
     --run-dir $OUT/$name.run --d-model $dm --layers $layers --d-state $ds --no-skip --preemph 0 \
     --batch 16 --segment 4096 --warmup 1024 --steps $STEPS --lr $LR --lr-warmup 100 --val-every 500 \
-    --checkpoint-every 500 --threads $THREADS --no-plot "${init[@]}" </dev/null >$OUT/$name.log 2>&1 &
+    --checkpoint-every 500 --threads $THREADS --no-plot "${init[@]}" ${extra:-} </dev/null >$OUT/$name.log 2>&1 &
   pids+=($!)
 done
 wait "${pids[@]}"
