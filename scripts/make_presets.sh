@@ -8,7 +8,8 @@
 # scripts/device_train_effects.sh (about 10 minutes per stage); on 2 cores expect hours.
 # Recipe per effect: stage 1 from scratch, 9000 steps at lr 4e-3; stage 2 fine-tunes the
 # stage-1 model for 12000 steps at lr 1.5e-3 (the shipped ts9 stopped at 9500 of them on a time
-# limit). The generator preset (digits) is rebuilt by scripts/device_train_generator.sh.
+# limit); ts9 only: stage 3, 3000 more steps at lr 1.5e-3 (test ESR 0.0336 -> 0.0311,
+# docs/ABLATION.md). The generator preset (digits) is rebuilt by scripts/device_train_generator.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MW=build/bin/mambawave
@@ -23,6 +24,11 @@ for e in "${effects[@]}"; do
   $MW train "${common[@]}" --effect "$e" --steps 9000 --lr 4e-3 --out out/presets/$e.stage1.safetensors
   $MW train "${common[@]}" --effect "$e" --steps 12000 --lr 1.5e-3 --init out/presets/$e.stage1.safetensors \
     --out out/presets/$e.safetensors
+  if [[ $e == ts9 ]]; then
+    mv out/presets/$e.safetensors out/presets/$e.stage2.safetensors
+    $MW train "${common[@]}" --effect "$e" --steps 3000 --lr 1.5e-3 --init out/presets/$e.stage2.safetensors \
+      --out out/presets/$e.safetensors
+  fi
   $MW eval -m out/presets/$e.safetensors --manifest data/captures/manifest.json --effect "$e" --record
   cp out/presets/$e.safetensors presets/$e.safetensors
 done
