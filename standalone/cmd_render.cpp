@@ -82,15 +82,17 @@ struct Segment {
 struct FileBatch {
     std::vector<std::unique_ptr<dsp::AudioReader>> readers;
     std::vector<std::unique_ptr<dsp::AudioWriter>> writers;
+    std::vector<std::string> out_paths;
     std::vector<int> first;
     int channels = 0;
 
-    void add(const std::string& in, const std::string& out) {
-        readers.push_back(std::make_unique<dsp::AudioReader>(in));
-        const dsp::AudioReader& r = *readers.back();
+    void add(std::unique_ptr<dsp::AudioReader> reader, const std::string& out) {
+        const dsp::AudioReader& r = *reader;
         writers.push_back(std::make_unique<dsp::AudioWriter>(out, r.sample_rate_hz(), r.channels()));
+        out_paths.push_back(out);
         first.push_back(channels);
         channels += r.channels();
+        readers.push_back(std::move(reader));
     }
     double rate_hz() const { return readers[0]->sample_rate_hz(); }
     int64_t longest() const {
@@ -172,6 +174,17 @@ std::string seconds_text(double s) {
     return text;
 }
 
+std::string device_text(Device device, const RenderOptions& o) {
+    return device == Device::cuda ? std::string("cuda") : "path " + o.path;
+}
+
+// The summary line of one rendered file.
+void print_rendered(double audio_s, double wall_s, int channels, const std::string& where,
+                    const std::string& out_path) {
+    std::cout << "rendered " << speed_summary(audio_s, wall_s) << ", " << channels << " channel"
+              << (channels == 1 ? "" : "s") << ", " << where << " -> " << out_path << "\n";
+}
+
 std::unique_ptr<EffectRunner> make_runner(const Model& model, Device device, Path path, int streams,
                                           int threads) {
     return device == Device::cuda
@@ -182,9 +195,9 @@ std::unique_ptr<EffectRunner> make_runner(const Model& model, Device device, Pat
 // One file whose rate differs from the model's: resampled whole (libsamplerate over whole
 // channels holds the file in memory), run, resampled back.
 void render_resampled(const Model& model, const RenderOptions& o, const std::vector<float>& controls,
-                      Path path, const std::string& in_path, const std::string& out_path) {
+                      Path path, dsp::AudioReader& reader, const std::string& out_path) {
     const double model_rate_hz = model.config().sample_rate_hz;
-    dsp::AudioReader reader(in_path);
+    const std::string& in_path = reader.path();
     const double file_rate_hz = reader.sample_rate_hz();
     dsp::AudioWriter writer(out_path, file_rate_hz, reader.channels());  // checks the output first
     const Stopwatch clock;
@@ -202,9 +215,8 @@ void render_resampled(const Model& model, const RenderOptions& o, const std::vec
     for (std::vector<float>& ch : out.channels) ch.resize(size_t(file_frames), 0.0f);
     write_all(writer, out);
     writer.commit();
-    std::cout << "rendered " << speed_summary(double(file_frames) / file_rate_hz, clock.seconds()) << ", "
-              << audio.channels.size() << " channel" << (audio.channels.size() == 1 ? "" : "s") << ", "
-              << (device == Device::cuda ? std::string("cuda") : "path " + o.path) << " -> " << out_path << "\n";
+    print_rendered(double(file_frames) / file_rate_hz, clock.seconds(), int(audio.channels.size()),
+                   device_text(device, o), out_path);
 }
 
 // The output names: --out per input, or --out-dir/<input name>.wav.
@@ -241,11 +253,11 @@ void run_render(const RenderOptions& o) {
 
     // Files at the model's rate go through together, as one batch; the others one by one.
     FileBatch batch;
-    std::vector<size_t> resampled;
+    std::vector<std::pair<std::unique_ptr<dsp::AudioReader>, std::string>> resampled;  // reader, output
     for (size_t i = 0; i < o.in_paths.size(); ++i) {
-        dsp::AudioReader probe(o.in_paths[i]);
-        if (probe.sample_rate_hz() == model_rate_hz) batch.add(o.in_paths[i], outs[i]);
-        else resampled.push_back(i);
+        auto reader = std::make_unique<dsp::AudioReader>(o.in_paths[i]);
+        if (reader->sample_rate_hz() == model_rate_hz) batch.add(std::move(reader), outs[i]);
+        else resampled.emplace_back(std::move(reader), outs[i]);
     }
     if (!batch.readers.empty()) {
         const Stopwatch clock;
@@ -260,21 +272,18 @@ void run_render(const RenderOptions& o) {
              ", writing " + seconds_text(busy.write) + ", overlapped (the slowest sets the pace)");
         double audio_s = 0;
         for (const auto& r : batch.readers) audio_s += double(r->position()) / model_rate_hz;
-        const std::string where = device == Device::cuda ? std::string("cuda") : "path " + o.path;
+        const std::string where = device_text(device, o);
         if (batch.readers.size() == 1) {
-            std::cout << "rendered " << speed_summary(audio_s, clock.seconds()) << ", " << batch.channels
-                      << " channel" << (batch.channels == 1 ? "" : "s") << ", " << where << " -> "
-                      << outs[0] << "\n";
+            print_rendered(audio_s, clock.seconds(), batch.channels, where, batch.out_paths[0]);
         } else {
             std::cout << "rendered " << batch.readers.size() << " files together (" << batch.channels
                       << " streams, " << where << "): " << speed_summary(audio_s, clock.seconds()) << "\n";
-            for (size_t i = 0, f = 0; i < o.in_paths.size(); ++i)
-                if (std::find(resampled.begin(), resampled.end(), i) == resampled.end())
-                    std::cout << "  " << o.in_paths[i] << " -> " << outs[i] << " ("
-                              << double(batch.readers[f++]->position()) / model_rate_hz << " s)\n";
+            for (size_t f = 0; f < batch.readers.size(); ++f)
+                std::cout << "  " << batch.readers[f]->path() << " -> " << batch.out_paths[f] << " ("
+                          << double(batch.readers[f]->position()) / model_rate_hz << " s)\n";
         }
     }
-    for (size_t i : resampled) render_resampled(model, o, controls, path, o.in_paths[i], outs[i]);
+    for (auto& [reader, out] : resampled) render_resampled(model, o, controls, path, *reader, out);
 }
 
 } // namespace
