@@ -50,8 +50,6 @@ public:
 private:
     std::unique_ptr<kernels::TrainTape> tape_;
     std::vector<TensorSpec> specs_;  // the last forward's model's tensors
-    bool conv_bias_ = true;
-    bool tied_ = true;
 };
 
 } // namespace mw

@@ -277,4 +277,36 @@ void Model::init_random(uint64_t seed, float jitter) {
     for (int d = 0; d < c.d_model; ++d) nf[d] = 1.0f + jit * 0.2f * normal(rng);
 }
 
+kernels::ModelGrad Model::as_gradient(std::vector<kernels::LayerGrad>& layers) {
+    const ModelConfig& c = config_;
+    layers.assign(static_cast<size_t>(c.n_layers), {});
+    for (int i = 0; i < c.n_layers; ++i) {
+        const std::string p = "backbone.layers." + std::to_string(i) + ".";
+        kernels::LayerGrad& l = layers[static_cast<size_t>(i)];
+        l.norm_w = tensor(p + "norm.weight");
+        l.in_proj_w = tensor(p + "mixer.in_proj.weight");
+        l.conv_w = tensor(p + "mixer.conv1d.weight");
+        l.conv_b = c.conv_bias ? tensor(p + "mixer.conv1d.bias") : nullptr;
+        l.x_proj_w = tensor(p + "mixer.x_proj.weight");
+        l.dt_proj_w = tensor(p + "mixer.dt_proj.weight");
+        l.dt_proj_b = tensor(p + "mixer.dt_proj.bias");
+        l.A_log = tensor(p + "mixer.A_log");
+        l.D = tensor(p + "mixer.D");
+        l.out_proj_w = tensor(p + "mixer.out_proj.weight");
+    }
+    kernels::ModelGrad g;
+    g.layers = layers.data();
+    g.norm_f_w = tensor("backbone.norm_f.weight");
+    if (c.kind == IoKind::mulaw8) {
+        g.embed_w = tensor("backbone.embeddings.weight");
+        g.lm_head_w = c.tie_embeddings ? g.embed_w : tensor("lm_head.weight");
+    } else {
+        g.stem_w = tensor("stem.weight");
+        g.stem_b = tensor("stem.bias");
+        g.head_w = tensor("head.weight");
+        g.head_b = tensor("head.bias");
+    }
+    return g;
+}
+
 } // namespace mw

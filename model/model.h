@@ -2,6 +2,7 @@
 // allocation, tensors laid out back to back) and a kernels::ModelView pointing into them.
 #pragma once
 
+#include "kernels/backward.h"
 #include "kernels/model_view.h"
 
 #include <cstdint>
@@ -110,6 +111,12 @@ public:
     const float* data() const { return weights_.data(); }
     // Floats of recurrent state per stream: conv windows and SSM states of all layers.
     int64_t state_floats_per_stream() const;
+
+    // This model's tensors as the place a backward adds its gradients (kernels/backward.h), for
+    // a Model used as a gradient (grad.h's zeros_like): `layers` holds the per-layer views and
+    // must live as long as the result. A tied lm_head points at the embeddings; an absent conv
+    // bias is null.
+    kernels::ModelGrad as_gradient(std::vector<kernels::LayerGrad>& layers);
 
     // Mamba-style initialisation (A_log = log(1..N), D = 1, dt bias for dt in [1e-3, 1e-1],
     // scaled-normal projections) from a seed; jitter > 0 perturbs A_log, D, biases and norm

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "kernels/cuda/mamba_cuda.h"
+#include "kernels/backward.h"
 #include "kernels/cuda/philox.h"
 #include "kernels/fast.h"
 #include "kernels/reference.h"
@@ -969,6 +970,317 @@ inline void philox_checks(const Report& report) {
     r.rel_error = bad;
     r.tolerance = 0;
     report(r);
+}
+
+// ---- training: the GPU tape (train_cuda.cu, scan_backward.cu) --------------------------------
+// The GPU tape's forward against the float64 reference (outputs and state out), its gradient
+// against the CPU tape's (kernels/backward.h, itself checked against finite differences in
+// test_backward.cpp) over every parameter, and sampled elements of every tensor against float64
+// central finite differences of the reference (the rule of test_backward.cpp: each element
+// relative to max(|fd|, 1% of its tensor's largest sampled |fd|), within 1e-3; a random
+// direction through all parameters within 1e-4). The loss: effects Σ_b Σ_t wt·y with random
+// wt; generators the mean cross-entropy against random targets over all B·L predictions.
+
+struct TrainCase {
+    const char* name;
+    IoKind kind;
+    int d_model, n_layers, d_state, d_conv, dt_rank;  // dt_rank 0: the default
+    int n_cond;
+    bool skip, tie, conv_bias, state_in;
+    int B;
+    int64_t L;
+    int per_tensor;
+    uint64_t seed;
+};
+
+struct TrainExample {
+    Model m;
+    std::vector<float> x;                 // [B][L][I]
+    std::vector<int32_t> tokens, target;  // [B][L]
+    std::vector<float> wt;                // [B][L]
+    std::vector<float> state;             // [B][S] or empty
+    std::vector<double> state_d;          // the same floats in float64
+};
+
+inline TrainExample train_example(const TrainCase& k) {
+    ModelConfig c = make_config(k.kind, k.d_model, k.n_layers, k.d_state);
+    c.d_conv = k.d_conv;
+    if (k.dt_rank > 0) c.dt_rank = k.dt_rank;
+    c.tie_embeddings = k.tie;
+    c.conv_bias = k.conv_bias;
+    c.skip = k.skip;
+    for (int i = 0; i < k.n_cond; ++i) {
+        std::string name = "c";
+        name += std::to_string(i);
+        c.controls.push_back({name, "", 0.0f, 1.0f, 0.5f, false});
+    }
+    TrainExample ex{Model(c), {}, {}, {}, {}, {}, {}};
+    ex.m.init_random(k.seed, 0.3f);
+    const int I = c.n_in();
+    std::mt19937_64 rng(k.seed * 31 + 7);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    if (k.kind == IoKind::continuous) {
+        ex.x = effect_input(k.B, k.L, I, k.seed + 1);
+        ex.wt.resize(size_t(k.B * k.L));
+        for (float& w : ex.wt) w = normal(rng);
+    } else {
+        ex.tokens = token_input(k.B, k.L, k.seed + 2);
+        ex.target = token_input(k.B, k.L, k.seed + 3);
+    }
+    if (k.state_in) {  // each sequence's state after its own random prefix of 40 samples
+        const int64_t S = ex.m.state_floats_per_stream(), P = 40;
+        ex.state_d.resize(size_t(k.B * S));
+        for (int b = 0; b < k.B; ++b) {
+            double* st = ex.state_d.data() + b * S;
+            if (k.kind == IoKind::continuous) {
+                const auto xp = random_effect_input(P, I, k.seed + 10 + uint64_t(b));
+                std::vector<double> y(static_cast<size_t>(P));
+                kernels::reference_forward_continuous_f64(ex.m.view(), xp.data(), P, nullptr, y.data(), st);
+            } else {
+                const auto tp = random_tokens(P, k.seed + 20 + uint64_t(b));
+                std::vector<double> lg(size_t(P * c.vocab));
+                kernels::reference_forward_tokens_f64(ex.m.view(), tp.data(), P, nullptr, lg.data(), st);
+            }
+        }
+        ex.state.assign(ex.state_d.begin(), ex.state_d.end());
+        for (size_t i = 0; i < ex.state.size(); ++i) ex.state_d[i] = double(ex.state[i]);
+    }
+    return ex;
+}
+
+// The float64 reference: the loss, and (when asked) the outputs and states out.
+inline double reference_train_loss(const Model& m, const TrainExample& ex, const TrainCase& k,
+                                   std::vector<double>* out = nullptr, std::vector<double>* state_out = nullptr) {
+    const int64_t S = m.state_floats_per_stream();
+    const int V = m.config().vocab, I = m.config().n_in();
+    double loss = 0;
+    for (int b = 0; b < k.B; ++b) {
+        const double* sin = ex.state_d.empty() ? nullptr : ex.state_d.data() + b * S;
+        std::vector<double> st(static_cast<size_t>(S));
+        if (k.kind == IoKind::continuous) {
+            std::vector<double> y(static_cast<size_t>(k.L));
+            kernels::reference_forward_continuous_f64(m.view(), ex.x.data() + b * k.L * I, k.L, sin, y.data(),
+                                                      st.data());
+            for (int64_t t = 0; t < k.L; ++t) loss += double(ex.wt[size_t(b * k.L + t)]) * y[size_t(t)];
+            if (out) out->insert(out->end(), y.begin(), y.end());
+        } else {
+            std::vector<double> lg(size_t(k.L * V));
+            kernels::reference_forward_tokens_f64(m.view(), ex.tokens.data() + b * k.L, k.L, sin, lg.data(),
+                                                  st.data());
+            for (int64_t t = 0; t < k.L; ++t) {
+                const double* l = &lg[size_t(t * V)];
+                const double mx = *std::max_element(l, l + V);
+                double z = 0;
+                for (int v = 0; v < V; ++v) z += std::exp(l[v] - mx);
+                loss += (mx + std::log(z) - l[ex.target[size_t(b * k.L + t)]]) / double(k.B * k.L);
+            }
+            if (out) out->insert(out->end(), lg.begin(), lg.end());
+        }
+        if (state_out) state_out->insert(state_out->end(), st.begin(), st.end());
+    }
+    return loss;
+}
+
+// dLoss/dout for the outputs `out` of a forward.
+inline std::vector<float> train_loss_grad(const TrainExample& ex, const TrainCase& k, const std::vector<float>& out,
+                                          int V) {
+    if (k.kind == IoKind::continuous) return ex.wt;
+    std::vector<float> d(out.size());
+    const int64_t n = int64_t(k.B) * k.L;
+    for (int64_t r = 0; r < n; ++r) {
+        const float* l = &out[size_t(r * V)];
+        const double mx = *std::max_element(l, l + V);
+        double z = 0;
+        for (int v = 0; v < V; ++v) z += std::exp(double(l[v]) - mx);
+        for (int v = 0; v < V; ++v) {
+            const double p = std::exp(double(l[v]) - mx) / z;
+            d[size_t(r * V + v)] = float((p - (v == ex.target[size_t(r)] ? 1.0 : 0.0)) / double(n));
+        }
+    }
+    return d;
+}
+
+// One GPU forward + backward: the gradient (a model of the same config), outputs, state out.
+inline Model gpu_train_gradient(kc::TrainTape& tape, const TrainExample& ex, const TrainCase& k,
+                                std::vector<float>* out_keep = nullptr, std::vector<float>* state_keep = nullptr) {
+    const Model& m = ex.m;
+    const int V = m.config().vocab;
+    const int64_t S = m.state_floats_per_stream();
+    const bool effect = k.kind == IoKind::continuous;
+    std::vector<float> out = poisoned(int64_t(k.B) * k.L * (effect ? 1 : V));
+    std::vector<float> st = poisoned(k.B * S);
+    const float* sin = ex.state.empty() ? nullptr : ex.state.data();
+    if (effect)
+        kc::train_forward_continuous(tape, m.view(), ex.x.data(), k.L, sin, out.data(), st.data());
+    else
+        kc::train_forward_tokens(tape, m.view(), ex.tokens.data(), k.L, sin, out.data(), st.data());
+    const std::vector<float> d = train_loss_grad(ex, k, out, V);
+    Model g(m.config());
+    std::vector<kernels::LayerGrad> layers;
+    kc::train_backward(tape, d.data(), g.as_gradient(layers));
+    if (out_keep) *out_keep = out;
+    if (state_keep) *state_keep = st;
+    return g;
+}
+
+// The CPU tape over each sequence, gradients summed.
+inline Model cpu_train_gradient(const TrainExample& ex, const TrainCase& k, const std::vector<float>& gpu_out) {
+    const Model& m = ex.m;
+    const int V = m.config().vocab, I = m.config().n_in();
+    const int64_t S = m.state_floats_per_stream();
+    const bool effect = k.kind == IoKind::continuous;
+    const std::vector<float> d = train_loss_grad(ex, k, gpu_out, V);  // the GPU's outputs: the same dLoss/dout
+    Model g(m.config());
+    std::vector<kernels::LayerGrad> layers;
+    const kernels::ModelGrad mg = g.as_gradient(layers);
+    kernels::TrainTape tape(64);
+    for (int b = 0; b < k.B; ++b) {
+        const float* sin = ex.state.empty() ? nullptr : ex.state.data() + b * S;
+        std::vector<float> out(size_t(k.L * (effect ? 1 : V)));
+        if (effect)
+            tape.forward_continuous(m.view(), ex.x.data() + b * k.L * I, k.L, sin, out.data(), nullptr);
+        else
+            tape.forward_tokens(m.view(), ex.tokens.data() + b * k.L, k.L, sin, out.data(), nullptr);
+        tape.backward(d.data() + b * k.L * (effect ? 1 : V), mg);
+    }
+    return g;
+}
+
+inline void train_check(const Report& report, const TrainCase& k) {
+    TrainExample ex = train_example(k);
+    Model& m = ex.m;
+    const std::string name = std::string("train ") + k.name;
+    auto tape = kc::make_train_tape(m.view(), k.B, k.L + 5);  // max_len above L: rows are packed by L
+
+    std::vector<float> out, st;
+    const Model g = gpu_train_gradient(*tape, ex, k, &out, &st);
+    std::vector<double> ref_out, ref_state;
+    reference_train_loss(m, ex, k, &ref_out, &ref_state);
+    report(compare(name + ": forward vs float64 reference", out, std::vector<float>(ref_out.begin(), ref_out.end())));
+    report(compare(name + ": state out vs float64 reference", st,
+                   std::vector<float>(ref_state.begin(), ref_state.end())));
+
+    const int64_t P = m.parameter_count();
+    const std::vector<float> gpu(g.data(), g.data() + P);
+    const Model c = cpu_train_gradient(ex, k, out);
+    report(compare(name + ": gradient vs the CPU tape, all " + std::to_string(P) + " parameters", gpu,
+                   std::vector<float>(c.data(), c.data() + P)));
+
+    // Same inputs, same gradient, bit for bit (sums in a fixed order).
+    const Model g2 = gpu_train_gradient(*tape, ex, k);
+    report(compare(name + ": a second run gives the same bits", std::vector<float>(g2.data(), g2.data() + P), gpu,
+                   0.0));
+
+    // Sampled elements of every tensor against central differences of the reference.
+    std::mt19937_64 rng(k.seed + 99);
+    double worst = 0;
+    std::string worst_at;
+    for (const TensorSpec& spec : m.tensors()) {
+        const int64_t n = spec.numel();
+        std::vector<int64_t> picks;
+        const bool embed_rows = spec.name == "backbone.embeddings.weight" && !k.tie;
+        for (int i = 0; i < std::min<int64_t>(k.per_tensor, n); ++i) {
+            if (embed_rows) {  // untied: only rows of tokens that occur have a gradient
+                const int64_t row = ex.tokens[size_t(rng() % uint64_t(ex.tokens.size()))];
+                picks.push_back(row * spec.shape[1] + int64_t(rng() % uint64_t(spec.shape[1])));
+            } else {
+                picks.push_back(int64_t(rng() % uint64_t(n)));
+            }
+        }
+        float* w = m.tensor(spec.name);
+        const float* gw = g.tensor(spec.name);
+        std::vector<double> fd;
+        for (int64_t i : picks) {
+            const float w0 = w[i];
+            const double h = 1e-3 * std::max(1.0, double(std::fabs(w0)));
+            const float wp = float(double(w0) + h), wm = float(double(w0) - h);
+            w[i] = wp;
+            const double lp = reference_train_loss(m, ex, k);
+            w[i] = wm;
+            const double lm = reference_train_loss(m, ex, k);
+            w[i] = w0;
+            fd.push_back((lp - lm) / (double(wp) - double(wm)));
+        }
+        double scale = 0;
+        for (double f : fd) scale = std::max(scale, std::fabs(f));
+        for (size_t j = 0; j < picks.size(); ++j) {
+            const double err = std::fabs(double(gw[picks[j]]) - fd[j]) /
+                               std::max({std::fabs(fd[j]), 0.01 * scale, 1e-12});
+            if (!(err <= worst)) {
+                worst = std::isnan(err) ? std::numeric_limits<double>::quiet_NaN() : err;
+                worst_at = spec.name + "[" + std::to_string(picks[j]) + "]";
+            }
+        }
+    }
+    Result fdr;
+    fdr.what = name + ": " + std::to_string(k.per_tensor) + " elements per tensor vs float64 finite differences (worst " +
+               worst_at + ")";
+    fdr.rel_error = worst;
+    fdr.tolerance = 1e-3;
+    report(fdr);
+
+    // All parameters along a random direction.
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> theta(m.data(), m.data() + P), plus(static_cast<size_t>(P)), minus(static_cast<size_t>(P));
+    for (int64_t i = 0; i < P; ++i) {
+        const float v = normal(rng);
+        plus[size_t(i)] = theta[size_t(i)] + 1e-5f * v;
+        minus[size_t(i)] = theta[size_t(i)] - 1e-5f * v;
+    }
+    std::copy(plus.begin(), plus.end(), m.data());
+    const double lp = reference_train_loss(m, ex, k);
+    std::copy(minus.begin(), minus.end(), m.data());
+    const double lm = reference_train_loss(m, ex, k);
+    std::copy(theta.begin(), theta.end(), m.data());
+    double gd = 0;
+    for (int64_t i = 0; i < P; ++i) gd += double(gpu[size_t(i)]) * (double(plus[size_t(i)]) - double(minus[size_t(i)]));
+    Result dr;
+    dr.what = name + ": all parameters along a random direction vs float64 finite difference";
+    dr.rel_error = std::fabs(gd - (lp - lm)) / std::fabs(lp - lm);
+    dr.tolerance = 1e-4;
+    report(dr);
+}
+
+inline void train_checks(const Report& report) {
+    const TrainCase cases[] = {
+        // D16 N16, controls, skip, carried-in state, L not a multiple of the backward's chunk.
+        {"effect D16x2 N16 n_cond 2 skip, state in, B3 L300", IoKind::continuous, 16, 2, 16, 4, 0, 2, true, true,
+         true, true, 3, 300, 6, 1},
+        // E = 36: two warps of channels per chunk; generic N 5, K 3, dt_rank 2, zero state.
+        {"effect D18x2 N5 K3 R2, no skip, B2 L97", IoKind::continuous, 18, 2, 5, 3, 2, 0, false, true, true, false,
+         2, 97, 6, 2},
+        {"effect D8x2 N16, state in, B2 L1", IoKind::continuous, 8, 2, 16, 4, 0, 1, true, true, true, true, 2, 1, 4, 3},
+        // d_conv 1 (no window), no conv bias.
+        {"effect D8x1 N4 K1 no conv bias, state in, B1 L20", IoKind::continuous, 8, 1, 4, 1, 0, 0, true, true, false,
+         true, 1, 20, 6, 4},
+        // A long sequence: the adjoint's carry crosses 313 chunks.
+        {"effect D16x1 N16, state in, B1 L5000", IoKind::continuous, 16, 1, 16, 4, 0, 1, true, true, true, true, 1,
+         5000, 3, 5},
+        {"generator D16x2 tied, state in, B2 L97", IoKind::mulaw8, 16, 2, 16, 4, 0, 0, false, true, true, true, 2, 97,
+         5, 6},
+        {"generator D8x2 N5 untied, B2 L70", IoKind::mulaw8, 8, 2, 5, 4, 0, 0, false, false, true, false, 2, 70, 5,
+         7},
+    };
+    for (const TrainCase& k : cases) train_check(report, k);
+
+    // Misuse is refused clearly.
+    TrainExample ex = train_example(cases[0]);
+    auto tape = kc::make_train_tape(ex.m.view(), 3, 300);
+    Model g(ex.m.config());
+    std::vector<kernels::LayerGrad> layers;
+    const kernels::ModelGrad mg = g.as_gradient(layers);
+    std::vector<float> y(3 * 400), dy(3 * 400);
+    expect_refused<std::logic_error>(report, "train_backward before any forward", [&] { kc::train_backward(*tape, dy.data(), mg); });
+    expect_refused(report, "train_forward with L above max_len", [&] {
+        std::vector<float> x(size_t(3 * 400 * 3));
+        kc::train_forward_continuous(*tape, ex.m.view(), x.data(), 400, nullptr, y.data(), nullptr);
+    });
+    const Model gen = random_model(IoKind::mulaw8, 16, 2, 16, 3);
+    expect_refused(report, "train_forward with another model's sizes", [&] {
+        std::vector<int32_t> tok(3 * 10, 1);
+        std::vector<float> lg(size_t(3 * 10 * 256));
+        kc::train_forward_tokens(*tape, gen.view(), tok.data(), 10, nullptr, lg.data(), nullptr);
+    });
 }
 
 } // namespace mw::test::cuda_checks

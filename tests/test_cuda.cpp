@@ -75,3 +75,10 @@ TEST_CASE("CUDA step (requires a GPU): greedy generation equals greedy on the CP
     if (!gpu_present()) return;
     run_checks(cpu_step_checks);
 }
+
+TEST_CASE("CUDA training tape (requires a GPU): forward, gradients vs the CPU tape and float64 finite "
+          "differences, repeatable, misuse refused",
+          "[cuda]") {
+    if (!gpu_present()) return;
+    run_checks(train_checks);
+}

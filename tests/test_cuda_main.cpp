@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
                            Group{"step effects", step_effect_checks},
                            Group{"step generators", step_generator_checks},
                            Group{"generate", generate_checks},
-                           Group{"generate vs CPU step", cpu_step_checks}}) {
+                           Group{"generate vs CPU step", cpu_step_checks},
+                           Group{"train", train_checks}}) {
         if (std::string(g.name).find(only) == std::string::npos) continue;
         try {
             g.checks(report);

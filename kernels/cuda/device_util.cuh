@@ -88,6 +88,16 @@ public:
         return dev;
     }
 
+    // The same into a device buffer of floats() floats that exists already (waited for).
+    void upload_into(float* dev, cudaStream_t stream) const {
+        std::vector<float> padded = host_;
+        padded.resize(size_t(floats()), 0.0f);
+        if (!padded.empty())
+            MW_CUDA_CHECK(cudaMemcpyAsync(dev, padded.data(), padded.size() * sizeof(float),
+                                          cudaMemcpyHostToDevice, stream));
+        MW_CUDA_CHECK(cudaStreamSynchronize(stream));
+    }
+
 private:
     int64_t start(int64_t count) {
         const int64_t off = round_up(int64_t(host_.size()), align_);

@@ -13,6 +13,7 @@
 // Every CUDA or cuBLAS failure throws CudaError naming the call, the file and the line.
 #pragma once
 
+#include "kernels/backward.h"
 #include "kernels/model_view.h"
 
 #include <cstdint>
@@ -208,5 +209,49 @@ void dirty_device_memory_for_testing(int64_t bytes);
 // the samples per stream they ran.
 Timing timing(const Stepper& s);
 void reset_timing(Stepper& s);
+
+// ---- training (train_cuda.cu, scan_backward.cu) ---------------------------------------------
+// The CPU TrainTape's contract (kernels/backward.h) for B sequences at once on the GPU: a
+// forward that keeps what the backward needs, then the backward of every op, adding
+// dLoss/dθ into the caller's arrays. Memory: per layer about (D + 3E + 2N + R) floats per
+// row (B·L rows) are kept; the SSM states are recomputed in the backward, never stored per
+// step. Full fp32 (cuBLAS without TF32); sums in a fixed order, so the gradient of a step is
+// the same on every run.
+//
+//   auto tape = make_train_tape(model.view(), 16, 4096);   // B 16, sequences up to 4096
+//   train_forward_continuous(*tape, model.view(), x, L, state_in, y, state_out);
+//   train_backward(*tape, dy, grads);                      // grads: ModelGrad over host arrays
+//
+// States are host arrays [B][tape_state_floats(dims)] in the CPU tape's layout (null: zero
+// in / not wanted out). No gradient flows into state_in.
+struct TrainTape;
+struct TrainTapeDeleter { void operator()(TrainTape* t) const; };
+using TrainTapePtr = std::unique_ptr<TrainTape, TrainTapeDeleter>;
+
+// Throws std::invalid_argument for a bad size, CudaError when the GPU refuses.
+TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len);
+
+// Forward over L (1..max_len) steps of each sequence with the weights of m (uploaded on every
+// call: an optimiser may have changed them), which must have the tape's sizes. Effect:
+// x [B][L][I] -> y [B][L]. Generator: tokens [B][L] -> logits [B][L][V]. Throws
+// std::invalid_argument for another model's sizes, a bad L or a token out of range.
+void train_forward_continuous(TrainTape& t, const ModelView& m, const float* x, int64_t L,
+                              const float* state_in, float* y, float* state_out);
+void train_forward_tokens(TrainTape& t, const ModelView& m, const int32_t* tokens, int64_t L,
+                          const float* state_in, float* logits, float* state_out);
+// dLoss/dout of the last forward (dy [B][L] or dlogits [B][L][V]) -> adds (+=) into g.
+// Throws std::logic_error without a forward before it.
+void train_backward(TrainTape& t, const float* d_out, const ModelGrad& g);
+
+int train_batch(const TrainTape& t);
+int64_t train_max_len(const TrainTape& t);
+
+struct TrainTiming {
+    double forward_ms = 0;   // weights up, inputs up, forward, outputs down
+    double backward_ms = 0;  // gradient of the outputs up, backward, gradients down
+    int64_t samples = 0;     // B·L summed over the forwards
+};
+TrainTiming timing(const TrainTape& t);
+void reset_timing(TrainTape& t);
 
 } // namespace mw::kernels::cuda

@@ -61,8 +61,61 @@ ScanWorkspaceSize scan_workspace_size(int B, int64_t L, int E, int N, int T);
 // independent tasks, in whole waves where it can, while keeping the per-chunk overhead small.
 int auto_scan_chunk(int B, int64_t L, int E, int N, int sm_count, int variant = 2);
 
-// Runs the three passes on `stream`. workspace: scan_workspace_size(...).total() floats.
+// Runs the three passes on `stream`. workspace: scan_workspace_size(...).total() floats; it
+// starts with chunk_state, which holds each chunk's start state [B][nc][N][E] afterwards (the
+// backward below reads them).
 // Throws std::invalid_argument for bad sizes, CudaError for a failed launch.
 void selective_scan(const ScanProblem& p, int T, float* workspace, cudaStream_t stream);
+
+// ---- the backward (scan_backward.cu) -------------------------------------------------------
+
+// Steps per chunk of the backward. The forward that gives it its chunk start states must be
+// run with the same chunk length.
+constexpr int kScanBackwardChunk = 16;
+
+// The gradients of one scan. Inputs are the forward's (same layouts and strides); dy is
+// dLoss/dy of the gated output. du, ddt, dz, dB and dC are written (ddt is the gradient of dt
+// before its bias and softplus, so it is also the bias's per-row gradient); dA_log [E][N] and
+// dD [E] are added to (+=). No gradient flows into the carried-in state.
+struct ScanBackwardProblem {
+    int B = 0;
+    int64_t L = 0;
+    int E = 0;
+    int N = 0;
+    const float* dt = nullptr;  int64_t dt_stride = 0;
+    const float* u = nullptr;   int64_t u_stride = 0;
+    const float* z = nullptr;   int64_t z_stride = 0;
+    const float* Bm = nullptr;
+    const float* Cm = nullptr;  int64_t bc_stride = 0;
+    const float* dy = nullptr;  int64_t dy_stride = 0;
+    const float* A2 = nullptr;       // [E][N]
+    const float* D = nullptr;        // [E]
+    const float* dt_bias = nullptr;  // [E]
+    const float* chunk_start = nullptr;  // [B][nc][N][E]: the forward's workspace after a
+                                         // selective_scan with T = kScanBackwardChunk
+    float* du = nullptr;   int64_t du_stride = 0;
+    float* ddt = nullptr;  int64_t ddt_stride = 0;
+    float* dz = nullptr;   int64_t dz_stride = 0;
+    float* dB = nullptr;
+    float* dC = nullptr;   int64_t dbc_stride = 0;
+    float* dA_log = nullptr;  // [E][N] +=
+    float* dD = nullptr;      // [E]    +=
+};
+
+struct ScanBackwardSize {
+    int64_t chunks = 0;
+    int64_t carry = 0, sum_dt = 0, bc_part = 0, dA_part = 0, dD_part = 0, sums = 0;
+    int64_t total() const { return carry + sum_dt + bc_part + dA_part + dD_part + sums; }
+};
+ScanBackwardSize scan_backward_workspace_size(int B, int64_t L, int E, int N);
+
+// Throws std::invalid_argument for bad sizes or a null pointer, CudaError for a failed launch.
+void selective_scan_backward(const ScanBackwardProblem& p, float* workspace, cudaStream_t stream);
+
+// out[c] (+)= Σ_r in[r·ld + c] for c < cols, summed in a fixed order (so results repeat
+// exactly). scratch: column_sums_scratch(rows, cols) floats.
+int64_t column_sums_scratch(int64_t rows, int cols);
+void column_sums(const float* in, int64_t rows, int cols, int64_t ld, float* out, bool accumulate,
+                 float* scratch, cudaStream_t stream);
 
 } // namespace mw::kernels::cuda

@@ -1,0 +1,284 @@
+// The layer's pieces that the inference forward (mamba_cuda.cu) and the training tape
+// (train_cuda.cu) share: the elementwise and per-row kernels (stem, embedding, RMSNorm, causal
+// conv + SiLU, head), the row-major cuBLAS product, and the device weights as both pack them
+// (x_proj rows reordered to B, C, r; A stored as A·log2(e)). Internal to kernels/cuda/.
+//
+// Device arrays are row-major [rows][width], row b·L + t for step t of sequence b.
+#pragma once
+
+#include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda/device_util.cuh"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mw::kernels::cuda::layer {
+
+constexpr int kThreads = 256;
+
+using detail::round_up;
+
+inline unsigned blocks_for(int64_t threads, int per_block) {
+    return unsigned((threads + per_block - 1) / per_block);
+}
+
+__device__ __forceinline__ float silu(float x) { return x / (1.0f + __expf(-x)); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// ---- kernels, one params struct each ----------------------------------------------------
+
+// x[r][d] = stem_b[d] + Σ_i stem_w[d][i] · xin[r][i]             one thread per (r, d)
+struct StemParams {
+    const float* __restrict__ xin;  // [rows][I]
+    const float* __restrict__ w;    // [D][I]
+    const float* __restrict__ b;    // [D]
+    float* __restrict__ x;          // [rows][D]
+    int64_t rows;
+    int D, I;
+};
+static __global__ void stem_kernel(const StemParams p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= p.rows * p.D) return;
+    const int d = int(g % p.D);
+    const int64_t r = g / p.D;
+    float acc = p.b[d];
+    for (int i = 0; i < p.I; ++i) acc = fmaf(p.w[d * p.I + i], p.xin[r * p.I + i], acc);
+    p.x[g] = acc;
+}
+
+// xin[r] = [audio[r], controls...]                                 one thread per (r, i)
+static __global__ void effect_rows_kernel(const float* __restrict__ audio, const float* __restrict__ controls,
+                                   float* __restrict__ xin, int64_t rows, int I) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= rows * I) return;
+    const int i = int(g % I);
+    xin[g] = i == 0 ? audio[g / I] : controls[i - 1];
+}
+
+// x[r][d] = embed[token_r][d]                                      one thread per (r, d)
+struct EmbedParams {
+    const int32_t* __restrict__ tokens;  // [rows]
+    const float* __restrict__ embed;     // [V][D]
+    float* __restrict__ x;               // [rows][D]
+    int64_t rows;
+    int D;
+};
+static __global__ void embed_kernel(const EmbedParams p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= p.rows * p.D) return;
+    const int d = int(g % p.D);
+    const int64_t r = g / p.D;
+    p.x[g] = p.embed[int64_t(p.tokens[r]) * p.D + d];
+}
+
+// h[r] = x[r] / sqrt(mean(x[r]²) + eps) ⊙ w                       one warp per row
+struct RmsNormParams {
+    const float* __restrict__ x;  // [rows][D]
+    const float* __restrict__ w;  // [D]
+    float* __restrict__ h;        // [rows][D]
+    int64_t rows;
+    int D;
+    float eps;
+};
+static __global__ void rmsnorm_kernel(const RmsNormParams p) {
+    const int64_t r = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+    const int lane = int(threadIdx.x & 31);
+    if (r >= p.rows) return;  // the whole warp shares r
+    const float* x = p.x + r * p.D;
+    float ss = 0.0f;
+    for (int d = lane; d < p.D; d += 32) ss = fmaf(x[d], x[d], ss);
+    const float scale = 1.0f / sqrtf(warp_sum(ss) / float(p.D) + p.eps);
+    float* h = p.h + r * p.D;
+    for (int d = lane; d < p.D; d += 32) h[d] = x[d] * scale * p.w[d];
+}
+
+// u[b][t][e] = SiLU(conv_b[e] + Σ_k conv_w[e][k] · pre(t-(K-1)+k))   one thread per (b, t, e)
+// pre(τ) = uz[b][τ][e] for τ >= 0, else window[b][K-1+τ][e] (the previous segment's tail).
+struct ConvParams {
+    const float* __restrict__ uz;  // [B][L][uz_stride], u before the conv in columns 0..E-1
+    int64_t uz_stride;
+    const float* __restrict__ w;   // [E][K]
+    const float* __restrict__ bias;// [E]
+    float* window;                 // [B][K-1][E]
+    float* __restrict__ u;         // [B][L][E]
+    int B, E, K;
+    int64_t L;
+};
+static __global__ void conv_silu_kernel(const ConvParams p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= int64_t(p.B) * p.L * p.E) return;
+    const int e = int(g % p.E);
+    const int64_t r = g / p.E;
+    const int64_t t = r % p.L;
+    const int b = int(r / p.L);
+    float acc = p.bias[e];
+    for (int k = 0; k < p.K; ++k) {
+        const int64_t tau = t - (p.K - 1) + k;
+        const float v = tau >= 0 ? p.uz[(int64_t(b) * p.L + tau) * p.uz_stride + e]
+                                 : p.window[(int64_t(b) * (p.K - 1) + (p.K - 1) + tau) * p.E + e];
+        acc = fmaf(p.w[e * p.K + k], v, acc);
+    }
+    p.u[g] = silu(acc);
+}
+// window[b][j] = pre(L-(K-1)+j), j = 0..K-2: the last K-1 inputs, for the next segment.
+// In place: j ascending reads old entries j+L > j only.                one thread per (b, e)
+static __global__ void conv_window_kernel(const ConvParams p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= int64_t(p.B) * p.E) return;
+    const int e = int(g % p.E);
+    const int b = int(g / p.E);
+    float* win = p.window + int64_t(b) * (p.K - 1) * p.E + e;
+    for (int j = 0; j < p.K - 1; ++j) {
+        const int64_t tau = p.L - (p.K - 1) + j;
+        win[int64_t(j) * p.E] = tau >= 0 ? p.uz[(int64_t(b) * p.L + tau) * p.uz_stride + e]
+                                         : win[(int64_t(j) + p.L) * p.E];
+    }
+}
+
+// y[r] = head_b + head_w · RMSNorm(x[r]; norm_f) (+ xin[r][0] with skip)   one warp per row
+struct HeadParams {
+    const float* __restrict__ x;       // [rows][D]
+    const float* __restrict__ norm_w;  // [D]
+    const float* __restrict__ head_w;  // [D]
+    const float* __restrict__ head_b;  // [1]
+    const float* __restrict__ xin;     // [rows][I]
+    float* __restrict__ y;             // [rows]
+    int64_t rows;
+    int D, I;
+    float eps;
+    bool skip;
+};
+static __global__ void head_kernel(const HeadParams p) {
+    const int64_t r = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+    const int lane = int(threadIdx.x & 31);
+    if (r >= p.rows) return;
+    const float* x = p.x + r * p.D;
+    float ss = 0.0f, dot = 0.0f;
+    for (int d = lane; d < p.D; d += 32) {
+        ss = fmaf(x[d], x[d], ss);
+        dot = fmaf(x[d], p.norm_w[d] * p.head_w[d], dot);
+    }
+    ss = warp_sum(ss);
+    dot = warp_sum(dot);
+    if (lane == 0) {
+        float out = p.head_b[0] + dot / sqrtf(ss / float(p.D) + p.eps);
+        if (p.skip) out += p.xin[r * p.I];
+        p.y[r] = out;
+    }
+}
+
+// C[rows][n] (ldc) = A[rows][k] (lda) · W[n][k]ᵀ (ldw) + beta·C, row-major, full fp32.
+// (cuBLAS is column-major: the same memory is Cᵀ = W·Aᵀ.)
+inline void gemm_rows(cublasHandle_t h, int64_t rows, int n, int k, const float* A, int lda,
+               const float* W, int ldw, float* C, int ldc, float beta) {
+    const float one = 1.0f;
+    MW_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, n, int(rows), k, &one, W, ldw, A, lda,
+                                &beta, C, ldc));
+}
+
+// Columns of the x_proj output: B (N), C (N), r (R), padded to a multiple of 4.
+inline int x_proj_cols(const Dims& d) { return int(round_up(2 * d.d_state + d.dt_rank, 4)); }
+
+
+// ---- the weights on the device ---------------------------------------------------------
+
+struct LayerWeights {
+    const float* norm_w;  // [D]
+    const float* in_w;    // [2E][D]
+    const float* conv_w;  // [E][K]
+    const float* conv_b;  // [E]
+    const float* x_w;     // [Mp][E]   x_proj rows reordered: B (N), C (N), r (R), zero rows
+    const float* dt_w;    // [E][R]
+    const float* dt_b;    // [E]
+    const float* A2;      // [E][N]  -exp(A_log)·log2(e)
+    const float* D;       // [E]
+    const float* out_w;   // [D][E]
+};
+
+// Every tensor back to back in one device buffer (each at a 32-float boundary). The offsets
+// depend only on the model's sizes, so a buffer of the same layout holds the gradients too
+// (train_cuda.cu), and new weights of the same model re-upload into the same buffer.
+struct Weights {
+    detail::DevPtr<float> buf;
+    int64_t floats = 0;
+    std::vector<LayerWeights> layers;
+    const float* norm_f = nullptr;   // [D]
+    const float* embed = nullptr;    // [V][D]
+    const float* lm_head = nullptr;  // [V][D]
+    const float* stem_w = nullptr;   // [D][I]
+    const float* stem_b = nullptr;   // [D]
+    const float* head_w = nullptr;   // [D]
+    const float* head_b = nullptr;   // [1]
+
+    // Offset of a tensor in floats from the start of the buffer (the same in a gradient buffer).
+    int64_t offset(const float* p) const { return p - buf.get(); }
+};
+
+// Packs m's tensors on the host and copies them to the device on `stream` (waited for). The
+// first call allocates; later calls must be for a model of the same sizes and reuse the buffer.
+inline void upload_weights(const ModelView& m, Weights& wt, cudaStream_t stream) {
+    const Dims& d = m.dims;
+    const int D = d.d_model, E = d.d_inner, N = d.d_state, K = d.d_conv, R = d.dt_rank;
+    const int Mp = x_proj_cols(d);
+    detail::WeightPack pack(32);
+    std::vector<std::pair<const float**, int64_t>> binds;  // where each tensor's device pointer goes
+    auto add = [&](const float** where, const float* src, int64_t count) {
+        binds.emplace_back(where, pack.add(src, count));
+    };
+    wt.layers.resize(size_t(d.n_layers));
+    std::vector<float> a2(size_t(E) * N), x_rows;
+    for (int l = 0; l < d.n_layers; ++l) {
+        const LayerView& w = m.layers[l];
+        LayerWeights& g = wt.layers[size_t(l)];
+        for (int64_t i = 0; i < int64_t(E) * N; ++i) a2[size_t(i)] = detail::a_log2e(w.A_log[i]);
+        add(&g.norm_w, w.norm_w, D);
+        add(&g.in_w, w.in_proj_w, int64_t(2) * E * D);
+        add(&g.conv_w, w.conv_w, int64_t(E) * K);
+        add(&g.conv_b, w.conv_b, E);
+        // x_proj's rows as B, C, r, then zero rows up to Mp: B_t and C_t start each row, so
+        // with Mp and N multiples of 4 the scan copies them in 16-byte pieces.
+        x_rows.assign(size_t(Mp) * E, 0.0f);
+        std::copy_n(w.x_proj_w + int64_t(R) * E, int64_t(2) * N * E, x_rows.begin());
+        std::copy_n(w.x_proj_w, int64_t(R) * E, x_rows.begin() + int64_t(2) * N * E);
+        add(&g.x_w, x_rows.data(), int64_t(Mp) * E);
+        add(&g.dt_w, w.dt_proj_w, int64_t(E) * R);
+        add(&g.dt_b, w.dt_proj_b, E);
+        add(&g.A2, a2.data(), int64_t(E) * N);
+        add(&g.D, w.D, E);
+        add(&g.out_w, w.out_proj_w, int64_t(D) * E);
+    }
+    add(&wt.norm_f, m.norm_f_w, D);
+    if (m.head == HeadKind::tokens) {
+        add(&wt.embed, m.embed_w, int64_t(m.vocab) * D);
+        add(&wt.lm_head, m.lm_head_w, int64_t(m.vocab) * D);
+    } else {
+        add(&wt.stem_w, m.stem_w, int64_t(D) * m.n_in);
+        add(&wt.stem_b, m.stem_b, D);
+        add(&wt.head_w, m.head_w, D);
+        add(&wt.head_b, m.head_b, 1);
+    }
+    if (!wt.buf) {
+        wt.buf = pack.upload(stream);
+        wt.floats = pack.floats();
+    } else {
+        if (pack.floats() != wt.floats)
+            throw std::invalid_argument("cuda: new weights of another size (" + std::to_string(pack.floats()) +
+                                        " floats, the buffer holds " + std::to_string(wt.floats) + ")");
+        pack.upload_into(wt.buf.get(), stream);
+    }
+    for (auto& [where, off] : binds) *where = wt.buf.get() + off;
+}
+
+} // namespace mw::kernels::cuda::layer

@@ -1,0 +1,401 @@
+// The selective scan's backward on the GPU, parallel over time like the forward (scan.cuh
+// gives the forward; docs/TRAINING_MATH.md the equations). With a_t = exp(Δ_t·A) per state,
+//
+//   s_t = a_t·s_{t-1} + Δ_t·u_t·B_t          y_t = (C_t·s_t + D·u_t)·SiLU(z_t)
+//
+// the adjoint of the state, g_t = dLoss/ds_t, runs backward in time:
+//
+//   g_t = C_t·ȳ_t + a_{t+1}·g_{t+1}           ȳ_t = dLoss/dy_t · SiLU(z_t)
+//
+// which is the same kind of linear recurrence as the forward, reversed. So it is chunked the
+// same way (chunks of kScanBackwardChunk steps):
+//   pass 1  every (b, c, e), all states: the chunk's adjoint from a zero carry, run back to the
+//           chunk's start and multiplied by a_start: what the chunk hands to the chunk before
+//           it, apart from what came in from after it; and ΣΔ (the chunk's decay is exp(A·ΣΔ)).
+//   pass 2  every (b, n, e): the carries, last chunk first: carry into chunk c-1 =
+//           local(c) + exp(A·ΣΔ_c)·carry into chunk c (the last chunk's carry is zero: no
+//           gradient flows through the state after the last step).
+//   pass 3  every (b, c, e): the chunk's states again, forward from its start state (kept by
+//           the forward scan run with the same chunk length, nothing [L][E][N] is stored), then
+//           the adjoint backward from the carry, and every gradient:
+//             dB_t = Σ_e g_t·Δ_t·u_t     dC_t = Σ_e ȳ_t·s_t     (summed over the warp's channels)
+//             du_t = Σ_n g_t·Δ_t·B_t + ȳ_t·D
+//             dΔ_t = Σ_n g_t·(A·a_t·s_{t-1} + B_t·u_t)      d(dt)_t = dΔ_t·sigmoid(dt_t + bias)
+//             dA   = Σ_t g_t·Δ_t·a_t·s_{t-1}                dA_log = dA·A
+//             dz_t = dLoss/dy_t·(C_t·s_t + D·u_t)·SiLU'(z_t)   dD = Σ_t ȳ_t·u_t
+// A warp owns 32 consecutive channels of one chunk; each lane keeps its chunk's values in
+// registers (the chunk length is a compile-time constant). The per-step sums over channels
+// (dB, dC) leave the warp through a transposing reduction: the 2T values of every lane are
+// summed across the 32 lanes in 31 shuffles, each lane ending with one (step, B or C) total.
+// Sums over chunks (dA, dD) and over the warps of one step (dB, dC when E > 32) are written
+// as partials and added in a fixed order: no atomics, so the result is the same on every run.
+#include "kernels/cuda/scan.cuh"
+
+#include "kernels/cuda/cuda_check.cuh"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace mw::kernels::cuda {
+namespace {
+
+constexpr int T = kScanBackwardChunk;
+constexpr int kThreads = 128;
+constexpr float kLn2 = 0.6931471805599453f;
+static_assert(T == 8 || T == 16, "the transposing reduction takes 16 or 32 values per lane");
+
+unsigned blocks_for(int64_t threads, int per_block) {
+    return unsigned((threads + per_block - 1) / per_block);
+}
+
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+__device__ __forceinline__ float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+
+struct BwdParams {
+    int B, E, N, nc, slices;
+    int64_t L;
+    const float* __restrict__ dt;  int64_t dt_stride;
+    const float* __restrict__ u;   int64_t u_stride;
+    const float* __restrict__ z;   int64_t z_stride;
+    const float* __restrict__ Bm;
+    const float* __restrict__ Cm;  int64_t bc_stride;
+    const float* __restrict__ dy;  int64_t dy_stride;
+    const float* __restrict__ A2;
+    const float* __restrict__ D;
+    const float* __restrict__ dt_bias;
+    const float* __restrict__ chunk_start;  // [B][nc][N][E]
+    float* carry;                           // [B][nc][N][E] pass 1: local adjoint; pass 2: carry in
+    float* sum_dt;                          // [B][nc][E]
+    float* bc_part;                         // [slices][B·L][2N]: dB (n), dC (N + n)
+    float* dA_part;                         // [B·nc][N][E]
+    float* dD_part;                         // [B·nc][E]
+    float* __restrict__ du;  int64_t du_stride;
+    float* __restrict__ ddt; int64_t ddt_stride;
+    float* __restrict__ dz;  int64_t dz_stride;
+};
+
+// Where a warp works: sequence b, chunk c, channel e of its lane, steps [t0, t0 + nt).
+struct WarpTask {
+    int b, c, e, lane, slice;
+    bool on;          // e < E
+    int nt;           // valid steps of the chunk (the last chunk may be short)
+    int64_t row0;     // row of the chunk's first step
+};
+__device__ __forceinline__ bool warp_task(const BwdParams& p, WarpTask& w) {
+    const int64_t warp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+    if (warp >= int64_t(p.B) * p.nc * p.slices) return false;  // the whole warp
+    w.lane = int(threadIdx.x & 31);
+    w.slice = int(warp % p.slices);
+    const int64_t bc = warp / p.slices;
+    w.c = int(bc % p.nc);
+    w.b = int(bc / p.nc);
+    w.e = w.slice * 32 + w.lane;
+    w.on = w.e < p.E;
+    const int64_t t0 = int64_t(w.c) * T;
+    w.nt = int(min(int64_t(T), p.L - t0));
+    w.row0 = int64_t(w.b) * p.L + t0;
+    return true;
+}
+
+// Δ_t and ȳ_t = dy_t·SiLU(z_t) of the lane's chunk (zero past the end and off the channels).
+__device__ __forceinline__ void load_chunk(const BwdParams& p, const WarpTask& w, float (&dl)[T],
+                                           float (&dys)[T]) {
+    const float bias = w.on ? p.dt_bias[w.e] : 0.0f;
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+        dl[t] = 0.0f;
+        dys[t] = 0.0f;
+        if (w.on && t < w.nt) {
+            const int64_t r = w.row0 + t;
+            dl[t] = softplus(p.dt[r * p.dt_stride + w.e] + bias);
+            const float zz = p.z[r * p.z_stride + w.e];
+            dys[t] = p.dy[r * p.dy_stride + w.e] * zz * sigmoid(zz);
+        }
+    }
+}
+
+// Pass 1: the chunk's adjoint from a zero carry, back to its start, times a_start; and ΣΔ.
+__global__ void __launch_bounds__(kThreads) bwd_local(const BwdParams p) {
+    WarpTask w;
+    if (!warp_task(p, w)) return;
+    float dl[T], dys[T];
+    load_chunk(p, w, dl, dys);
+    if (!w.on) return;  // nothing below talks across lanes
+    float sdt = 0.0f;
+#pragma unroll
+    for (int t = 0; t < T; ++t) sdt += dl[t];
+    const int64_t bc = int64_t(w.b) * p.nc + w.c;
+    p.sum_dt[bc * p.E + w.e] = sdt;
+    for (int n = 0; n < p.N; ++n) {
+        const float a2 = p.A2[w.e * p.N + n];
+        float g = 0.0f;
+#pragma unroll
+        for (int t = T - 1; t >= 0; --t) {
+            const float c = t < w.nt ? p.Cm[(w.row0 + t) * p.bc_stride + n] : 0.0f;
+            g = fmaf(c, dys[t], g);
+            g *= ex2(dl[t] * a2);
+        }
+        p.carry[(bc * p.N + n) * p.E + w.e] = g;
+    }
+}
+
+// Pass 2: the carries, from the last chunk to the first, one thread per (b, n, e).
+__global__ void __launch_bounds__(256) bwd_carry(const BwdParams p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= int64_t(p.B) * p.N * p.E) return;
+    const int e = int(g % p.E);
+    const int n = int((g / p.E) % p.N);
+    const int b = int(g / (int64_t(p.E) * p.N));
+    const float a2 = p.A2[e * p.N + n];
+    float carry = 0.0f;
+    for (int c = p.nc - 1; c >= 0; --c) {
+        const int64_t bc = int64_t(b) * p.nc + c;
+        float* slot = p.carry + (bc * p.N + n) * p.E + e;
+        const float local = *slot;
+        const float decay = ex2(a2 * p.sum_dt[bc * p.E + e]);
+        *slot = carry;
+        carry = fmaf(decay, carry, local);
+    }
+}
+
+// Sums v[q] over the 32 lanes for each of the Q values; lane l ends with the total of value
+// l mod Q (in v[0]). Rounds of width >= Q add whole arrays; below, each lane keeps one half
+// (the upper one when its bit of that round is set) and adds its partner's copy of it.
+template <int Q>
+__device__ __forceinline__ float transpose_reduce(float (&v)[Q], int lane) {
+#pragma unroll
+    for (int k = 16; k >= 1; k >>= 1) {
+        if (k >= Q) {
+#pragma unroll
+            for (int j = 0; j < Q; ++j) v[j] += __shfl_xor_sync(0xffffffffu, v[j], k);
+        } else {
+            const bool up = (lane & k) != 0;
+#pragma unroll
+            for (int j = 0; j < k; ++j) {
+                const float send = up ? v[j] : v[j + k];
+                const float keep = up ? v[j + k] : v[j];
+                v[j] = keep + __shfl_xor_sync(0xffffffffu, send, k);
+            }
+        }
+    }
+    return v[0];
+}
+
+// Pass 3: states forward from the chunk's start, the adjoint backward from its carry, and
+// every gradient (the file comment lists them).
+__global__ void __launch_bounds__(kThreads) bwd_chunks(const BwdParams p) {
+    WarpTask w;
+    if (!warp_task(p, w)) return;
+    float dl[T], dys[T], uu[T], du[T], dd[T], ys[T];
+    load_chunk(p, w, dl, dys);
+    const float Dv = w.on ? p.D[w.e] : 0.0f;
+    float dD = 0.0f;
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+        uu[t] = w.on && t < w.nt ? p.u[(w.row0 + t) * p.u_stride + w.e] : 0.0f;
+        du[t] = dys[t] * Dv;
+        dd[t] = 0.0f;
+        ys[t] = Dv * uu[t];
+        dD = fmaf(dys[t], uu[t], dD);
+    }
+    const int64_t bc = int64_t(w.b) * p.nc + w.c;
+    const int64_t rows = int64_t(p.B) * p.L;
+    for (int n = 0; n < p.N; ++n) {
+        const float a2 = w.on ? p.A2[w.e * p.N + n] : 0.0f;
+        const float A = a2 * kLn2;
+        const int64_t slot = (bc * p.N + n) * p.E + w.e;
+        float h = w.on ? p.chunk_start[slot] : 0.0f;
+        float hp[T], aa[T], red[2 * T];
+#pragma unroll
+        for (int t = 0; t < T; ++t) {
+            const int64_t r = (w.row0 + t) * p.bc_stride + n;
+            const float bt = t < w.nt ? p.Bm[r] : 0.0f;
+            const float ct = t < w.nt ? p.Cm[r] : 0.0f;
+            aa[t] = ex2(dl[t] * a2);
+            hp[t] = h;
+            h = fmaf(aa[t], h, dl[t] * uu[t] * bt);
+            ys[t] = fmaf(ct, h, ys[t]);
+            red[T + t] = dys[t] * h;  // dC_t, this channel's share
+        }
+        float g = w.on ? p.carry[slot] : 0.0f;
+        float dA = 0.0f;
+#pragma unroll
+        for (int t = T - 1; t >= 0; --t) {
+            const int64_t r = (w.row0 + t) * p.bc_stride + n;
+            const float bt = t < w.nt ? p.Bm[r] : 0.0f;
+            const float ct = t < w.nt ? p.Cm[r] : 0.0f;
+            g = fmaf(ct, dys[t], g);
+            const float gdl = g * dl[t];
+            red[t] = gdl * uu[t];  // dB_t, this channel's share
+            du[t] = fmaf(gdl, bt, du[t]);
+            const float gah = g * aa[t] * hp[t];
+            dd[t] = fmaf(A, gah, fmaf(g * bt, uu[t], dd[t]));
+            dA = fmaf(gah, dl[t], dA);
+            g *= aa[t];
+        }
+        if (w.on) p.dA_part[slot] = dA;
+        const float total = transpose_reduce<2 * T>(red, w.lane);
+        const int q = w.lane & (2 * T - 1);
+        const int t = q < T ? q : q - T;
+        if (w.lane < 2 * T && t < w.nt)
+            p.bc_part[(int64_t(w.slice) * rows + w.row0 + t) * 2 * p.N + (q < T ? 0 : p.N) + n] = total;
+    }
+    if (!w.on) return;
+    p.dD_part[bc * p.E + w.e] = dD;
+    const float bias = p.dt_bias[w.e];
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+        if (t >= w.nt) break;
+        const int64_t r = w.row0 + t;
+        const float zz = p.z[r * p.z_stride + w.e];
+        const float sz = sigmoid(zz);
+        p.dz[r * p.dz_stride + w.e] = p.dy[r * p.dy_stride + w.e] * ys[t] * sz * fmaf(zz, 1.0f - sz, 1.0f);
+        p.du[r * p.du_stride + w.e] = du[t];
+        p.ddt[r * p.ddt_stride + w.e] = dd[t] * sigmoid(p.dt[r * p.dt_stride + w.e] + bias);
+    }
+}
+
+// dB, dC: the slices' partial sums, in slice order.
+__global__ void bwd_bc_sum(const BwdParams p, float* __restrict__ dB, float* __restrict__ dC,
+                           int64_t dbc_stride) {
+    const int64_t rows = int64_t(p.B) * p.L;
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= rows * 2 * p.N) return;
+    const int j = int(g % (2 * p.N));
+    const int64_t r = g / (2 * p.N);
+    float s = 0.0f;
+    for (int k = 0; k < p.slices; ++k) s += p.bc_part[int64_t(k) * rows * 2 * p.N + g];
+    if (j < p.N) dB[r * dbc_stride + j] = s;
+    else dC[r * dbc_stride + j - p.N] = s;
+}
+
+// dA_log[e][n] += (Σ_chunks dA)[n][e] · A[e][n]
+__global__ void bwd_dA_log(const float* __restrict__ dA_nE, const float* __restrict__ A2,
+                           float* __restrict__ dA_log, int E, int N) {
+    const int g = int(blockIdx.x * blockDim.x + threadIdx.x);
+    if (g >= E * N) return;
+    const int n = g % N, e = g / N;
+    dA_log[g] += dA_nE[int64_t(n) * E + e] * A2[g] * kLn2;
+}
+
+// Column sums in two fixed-order stages: block (x, y) sums its column tile over rows
+// y, y + Y, ... (8 row lanes, then the lanes in order) into part[y]; then part's Y rows.
+constexpr int kSumRowLanes = 8;
+__global__ void column_sums_stage(const float* __restrict__ in, int64_t rows, int cols, int64_t ld,
+                                  float* __restrict__ out, int64_t out_ld, bool accumulate) {
+    __shared__ float acc[kSumRowLanes][32];
+    const int col = int(blockIdx.x) * 32 + int(threadIdx.x);
+    float s = 0.0f;
+    if (col < cols)
+        for (int64_t r = int64_t(blockIdx.y) * kSumRowLanes + threadIdx.y; r < rows;
+             r += int64_t(gridDim.y) * kSumRowLanes)
+            s += in[r * ld + col];
+    acc[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.y != 0 || col >= cols) return;
+    float t = 0.0f;
+    for (int k = 0; k < kSumRowLanes; ++k) t += acc[k][threadIdx.x];
+    float* o = out + int64_t(blockIdx.y) * out_ld + col;
+    *o = accumulate ? *o + t : t;
+}
+
+} // namespace
+
+int64_t column_sums_scratch(int64_t rows, int cols) {
+    const int64_t Y = std::min<int64_t>(128, std::max<int64_t>(1, (rows + 255) / 256));
+    return Y * cols;
+}
+
+void column_sums(const float* in, int64_t rows, int cols, int64_t ld, float* out, bool accumulate,
+                 float* scratch, cudaStream_t stream) {
+    if (rows <= 0 || cols <= 0) return;
+    const int64_t Y = column_sums_scratch(rows, cols) / cols;
+    const dim3 block(32, kSumRowLanes);
+    const unsigned tiles = unsigned((cols + 31) / 32);
+    if (Y == 1) {
+        column_sums_stage<<<dim3(tiles, 1), block, 0, stream>>>(in, rows, cols, ld, out, cols, accumulate);
+        MW_CUDA_CHECK_LAUNCH();
+        return;
+    }
+    column_sums_stage<<<dim3(tiles, unsigned(Y)), block, 0, stream>>>(in, rows, cols, ld, scratch, cols, false);
+    MW_CUDA_CHECK_LAUNCH();
+    column_sums_stage<<<dim3(tiles, 1), block, 0, stream>>>(scratch, Y, cols, cols, out, cols, accumulate);
+    MW_CUDA_CHECK_LAUNCH();
+}
+
+ScanBackwardSize scan_backward_workspace_size(int B, int64_t L, int E, int N) {
+    ScanBackwardSize s;
+    if (B <= 0 || L <= 0 || E <= 0 || N <= 0) return s;
+    s.chunks = (L + T - 1) / T;
+    const int64_t bc = int64_t(B) * s.chunks;
+    s.carry = bc * N * E;
+    s.sum_dt = bc * E;
+    s.bc_part = int64_t((E + 31) / 32) * B * L * 2 * N;
+    s.dA_part = bc * N * E;
+    s.dD_part = bc * E;
+    s.sums = std::max(column_sums_scratch(bc, N * E), column_sums_scratch(bc, E)) + int64_t(N) * E;
+    return s;
+}
+
+void selective_scan_backward(const ScanBackwardProblem& q, float* workspace, cudaStream_t stream) {
+    if (q.B <= 0 || q.L < 0 || q.E <= 0 || q.N <= 0)
+        throw std::invalid_argument("selective_scan_backward: sizes must be positive (B " + std::to_string(q.B) +
+                                    ", L " + std::to_string(q.L) + ", E " + std::to_string(q.E) + ", N " +
+                                    std::to_string(q.N) + ")");
+    if (q.L == 0) return;
+    if (!q.dt || !q.u || !q.z || !q.Bm || !q.Cm || !q.dy || !q.A2 || !q.D || !q.dt_bias || !q.chunk_start ||
+        !q.du || !q.ddt || !q.dz || !q.dB || !q.dC || !q.dA_log || !q.dD || !workspace)
+        throw std::invalid_argument("selective_scan_backward: a null pointer");
+    const ScanBackwardSize s = scan_backward_workspace_size(q.B, q.L, q.E, q.N);
+    BwdParams p{};
+    p.B = q.B;
+    p.E = q.E;
+    p.N = q.N;
+    p.L = q.L;
+    p.nc = int(s.chunks);
+    p.slices = (q.E + 31) / 32;
+    p.dt = q.dt;  p.dt_stride = q.dt_stride;
+    p.u = q.u;    p.u_stride = q.u_stride;
+    p.z = q.z;    p.z_stride = q.z_stride;
+    p.Bm = q.Bm;
+    p.Cm = q.Cm;  p.bc_stride = q.bc_stride;
+    p.dy = q.dy;  p.dy_stride = q.dy_stride;
+    p.A2 = q.A2;
+    p.D = q.D;
+    p.dt_bias = q.dt_bias;
+    p.chunk_start = q.chunk_start;
+    p.carry = workspace;
+    p.sum_dt = p.carry + s.carry;
+    p.bc_part = p.sum_dt + s.sum_dt;
+    p.dA_part = p.bc_part + s.bc_part;
+    p.dD_part = p.dA_part + s.dA_part;
+    float* sums = p.dD_part + s.dD_part;     // [N][E] the chunks' dA summed
+    float* sums_scratch = sums + int64_t(q.N) * q.E;
+    p.du = q.du;   p.du_stride = q.du_stride;
+    p.ddt = q.ddt; p.ddt_stride = q.ddt_stride;
+    p.dz = q.dz;   p.dz_stride = q.dz_stride;
+
+    const int64_t warps = int64_t(q.B) * p.nc * p.slices;
+    bwd_local<<<blocks_for(warps * 32, kThreads), kThreads, 0, stream>>>(p);
+    MW_CUDA_CHECK_LAUNCH();
+    bwd_carry<<<blocks_for(int64_t(q.B) * q.N * q.E, 256), 256, 0, stream>>>(p);
+    MW_CUDA_CHECK_LAUNCH();
+    bwd_chunks<<<blocks_for(warps * 32, kThreads), kThreads, 0, stream>>>(p);
+    MW_CUDA_CHECK_LAUNCH();
+    const int64_t rows = int64_t(q.B) * q.L;
+    bwd_bc_sum<<<blocks_for(rows * 2 * q.N, 256), 256, 0, stream>>>(p, q.dB, q.dC, q.dbc_stride);
+    MW_CUDA_CHECK_LAUNCH();
+    const int64_t bcs = int64_t(q.B) * p.nc;
+    column_sums(p.dA_part, bcs, q.N * q.E, int64_t(q.N) * q.E, sums, false, sums_scratch, stream);
+    bwd_dA_log<<<blocks_for(int64_t(q.E) * q.N, 256), 256, 0, stream>>>(sums, q.A2, q.dA_log, q.E, q.N);
+    MW_CUDA_CHECK_LAUNCH();
+    column_sums(p.dD_part, bcs, q.E, q.E, q.dD, true, sums_scratch, stream);
+}
+
+} // namespace mw::kernels::cuda

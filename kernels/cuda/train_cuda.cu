@@ -1,0 +1,715 @@
+// The training tape on the GPU (mamba_cuda.h, "training"): the CPU tape's contract
+// (kernels/backward.h) for a batch of B sequences at once. The forward keeps, per layer, the
+// layer input x [rows][D], the in_proj output u|z [rows][2E], x_proj's output B|C|r [rows][Mp]
+// and dt [rows][E], plus the carried-in state; nothing of size L·E·N. The backward goes layer
+// by layer from the top and recomputes what it needs: the norm, the conv + SiLU, and the scan
+// forward with chunks of kScanBackwardChunk steps (which leaves each chunk's start state for
+// the scan's backward, scan_backward.cu). Gradients gather in one device buffer with the
+// weights' own packing (layer.cuh) and are added into the caller's arrays at the end.
+// Products go through cuBLAS in full fp32; every sum is in a fixed order (no atomics), so a
+// step's gradient is the same on every run.
+#include "kernels/cuda/mamba_cuda.h"
+
+#include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/layer.cuh"
+#include "kernels/cuda/scan.cuh"
+
+#include <algorithm>
+#include <climits>
+#include <string>
+#include <vector>
+
+namespace mw::kernels::cuda {
+namespace {
+
+using detail::DevPtr;
+using detail::device_alloc;
+using detail::round_up;
+using namespace layer;
+
+// ---- products -----------------------------------------------------------------------------
+
+// dX[rows][k] (ldx) = dY[rows][n] (ldy) · W[n][k] (ldw) + beta·dX.
+void gemm_dx(cublasHandle_t h, int64_t rows, int n, int k, const float* dY, int ldy, const float* W,
+             int ldw, float* dX, int ldx, float beta) {
+    const float one = 1.0f;
+    MW_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, k, int(rows), n, &one, W, ldw, dY, ldy, &beta,
+                                dX, ldx));
+}
+// dW[n][k] (ldw) += dY[rows][n]ᵀ (ldy) · X[rows][k] (ldx).
+void gemm_dw(cublasHandle_t h, int64_t rows, int n, int k, const float* dY, int ldy, const float* X,
+             int ldx, float* dW, int ldw) {
+    const float one = 1.0f;
+    MW_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, k, n, int(rows), &one, X, ldx, dY, ldy, &one,
+                                dW, ldw));
+}
+
+__device__ __forceinline__ float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+// ---- backward kernels ---------------------------------------------------------------------
+
+// RMSNorm backward, one warp per row. h = w ⊙ x·s, s = 1/sqrt(mean(x²) + eps):
+//   dx += s·(w ⊙ dh) − x·s³/D·Σ_d dh_d·w_d·x_d;  dh is replaced by dh ⊙ x·s (dLoss/dw per row).
+struct RmsBackParams {
+    const float* __restrict__ x;  // [rows][D]
+    const float* __restrict__ w;  // [D]
+    float* dh;                    // [rows][D] in: dLoss/dh; out: the weight's per-row gradient
+    float* dx;                    // [rows][D] +=
+    int64_t rows;
+    int D;
+    float eps;
+};
+__global__ void rmsnorm_backward_kernel(const RmsBackParams p) {
+    const int64_t r = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+    const int lane = int(threadIdx.x & 31);
+    if (r >= p.rows) return;
+    const float* x = p.x + r * p.D;
+    float* dh = p.dh + r * p.D;
+    float* dx = p.dx + r * p.D;
+    float ss = 0.0f, dot = 0.0f;
+    for (int d = lane; d < p.D; d += 32) {
+        ss = fmaf(x[d], x[d], ss);
+        dot = fmaf(dh[d] * p.w[d], x[d], dot);
+    }
+    ss = warp_sum(ss);
+    dot = warp_sum(dot);
+    const float s = 1.0f / sqrtf(ss / float(p.D) + p.eps);
+    const float c = s * s * s * dot / float(p.D);
+    for (int d = lane; d < p.D; d += 32) {
+        const float g = dh[d];
+        dx[d] += s * p.w[d] * g - x[d] * c;
+        dh[d] = g * x[d] * s;
+    }
+}
+
+// The effect head's backward, one warp per row: y = head_b + head_w · (norm_f ⊙ x·s):
+//   dhw[r][d] = dy·norm_f_d·x_d·s (head_w's per-row gradient), dh[r][d] = dy·head_w_d (for the
+//   norm's backward).
+struct HeadBackParams {
+    const float* __restrict__ x;       // [rows][D]
+    const float* __restrict__ norm_w;  // [D]
+    const float* __restrict__ head_w;  // [D]
+    const float* __restrict__ dy;      // [rows]
+    float* __restrict__ dhw;           // [rows][D]
+    float* __restrict__ dh;            // [rows][D]
+    int64_t rows;
+    int D;
+    float eps;
+};
+__global__ void head_backward_kernel(const HeadBackParams p) {
+    const int64_t r = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+    const int lane = int(threadIdx.x & 31);
+    if (r >= p.rows) return;
+    const float* x = p.x + r * p.D;
+    float ss = 0.0f;
+    for (int d = lane; d < p.D; d += 32) ss = fmaf(x[d], x[d], ss);
+    const float s = 1.0f / sqrtf(warp_sum(ss) / float(p.D) + p.eps);
+    const float dy = p.dy[r];
+    for (int d = lane; d < p.D; d += 32) {
+        p.dhw[r * p.D + d] = dy * p.norm_w[d] * x[d] * s;
+        p.dh[r * p.D + d] = dy * p.head_w[d];
+    }
+}
+
+// The conv's input at step tau of sequence b, channel e: u before the conv, or the carried-in
+// window for tau < 0.
+struct ConvIn {
+    const float* __restrict__ uz;      // [B][L][2E]
+    const float* __restrict__ window;  // [B][K-1][E]
+    int E, K;
+    int64_t L;
+    __device__ __forceinline__ float at(int b, int64_t tau, int e) const {
+        return tau >= 0 ? uz[(int64_t(b) * L + tau) * 2 * E + e]
+                        : window[(int64_t(b) * (K - 1) + (K - 1) + tau) * E + e];
+    }
+};
+
+// dpre[r][e] = du[r][e] · SiLU'(pre), pre = conv_b + Σ_k conv_w[e][k]·in(t-K+1+k)   per (r, e)
+__global__ void conv_dpre_kernel(const ConvIn in, const float* __restrict__ w, const float* __restrict__ bias,
+                                 const float* __restrict__ du, float* __restrict__ dpre, int B) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= int64_t(B) * in.L * in.E) return;
+    const int e = int(g % in.E);
+    const int64_t r = g / in.E;
+    const int64_t t = r % in.L;
+    const int b = int(r / in.L);
+    float pre = bias[e];
+    for (int k = 0; k < in.K; ++k) pre = fmaf(w[e * in.K + k], in.at(b, t - (in.K - 1) + k, e), pre);
+    const float s = sigmoidf(pre);
+    dpre[g] = du[g] * s * fmaf(pre, 1.0f - s, 1.0f);
+}
+
+// d(u before the conv)[b][τ][e] = Σ_k conv_w[e][k] · dpre[b][τ+K-1-k][e] (steps inside the
+// segment; what would flow into the carried-in window is dropped)   per (b, τ, e)
+__global__ void conv_dinput_kernel(const float* __restrict__ dpre, const float* __restrict__ w,
+                                   float* __restrict__ dv, int64_t dv_stride, int B, int64_t L, int E, int K) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= int64_t(B) * L * E) return;
+    const int e = int(g % E);
+    const int64_t r = g / E;
+    const int64_t tau = r % L;
+    float acc = 0.0f;
+    for (int k = 0; k < K; ++k) {
+        const int64_t t = tau + (K - 1 - k);
+        if (t < L) acc = fmaf(w[e * K + k], dpre[(r + (K - 1 - k)) * E + e], acc);
+    }
+    dv[r * dv_stride + e] = acc;
+}
+
+// Per block of kConvRows rows and channel e: Σ dpre·in(t-K+1+k) for each tap k into
+// part[block][e·K + k] (conv_w's [E][K] order) and Σ dpre (the bias) into part[block][E·K + e].
+constexpr int kConvRows = 128;
+__global__ void conv_dweight_kernel(const ConvIn in, const float* __restrict__ dpre, float* __restrict__ part,
+                                    int B) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    const int64_t rows = int64_t(B) * in.L;
+    const int64_t blocks = (rows + kConvRows - 1) / kConvRows;
+    if (g >= blocks * in.E) return;
+    const int e = int(g % in.E);
+    const int64_t blk = g / in.E;
+    const int64_t r0 = blk * kConvRows, r1 = min(rows, r0 + kConvRows);
+    float* out = part + blk * int64_t(in.E) * (in.K + 1);
+    float sb = 0.0f;
+    for (int64_t r = r0; r < r1; ++r) sb += dpre[r * in.E + e];
+    out[int64_t(in.E) * in.K + e] = sb;
+    for (int k = 0; k < in.K; ++k) {
+        float acc = 0.0f;
+        for (int64_t r = r0; r < r1; ++r) {
+            const int64_t t = r % in.L;
+            const int b = int(r / in.L);
+            acc = fmaf(dpre[r * in.E + e], in.at(b, t - (in.K - 1) + k, e), acc);
+        }
+        out[int64_t(e) * in.K + k] = acc;
+    }
+}
+
+// dEmbed[v][d] += Σ_{r: token_r = v} dx[r][d]: block v, one thread per d (in row order).
+__global__ void embed_backward_kernel(const int32_t* __restrict__ tokens, const float* __restrict__ dx,
+                                      float* __restrict__ d_embed, int64_t rows, int D) {
+    const int v = int(blockIdx.x);
+    for (int d0 = 0; d0 < D; d0 += int(blockDim.x)) {
+        const int d = d0 + int(threadIdx.x);
+        float acc = 0.0f;
+        for (int64_t r = 0; r < rows; ++r)
+            if (tokens[r] == v && d < D) acc += dx[r * D + d];
+        if (d < D) d_embed[int64_t(v) * D + d] += acc;
+    }
+}
+
+} // namespace
+
+// ---- the tape -------------------------------------------------------------------------------
+
+struct TrainTape {
+    Dims dims;
+    HeadKind head = HeadKind::tokens;
+    int V = 0, I = 0;
+    bool skip = false;
+    int B = 0;
+    int64_t max_len = 0;
+    int64_t L = 0;  // of the last forward (0: none yet)
+    int sm_count = 1;
+
+    cudaStream_t stream = nullptr;
+    cublasHandle_t blas = nullptr;
+    cudaEvent_t ev[3] = {};
+    TrainTiming time;
+
+    layer::Weights w;
+    DevPtr<float> grad;  // the weights' layout
+
+    // Kept by the forward.
+    DevPtr<float> keep;
+    std::vector<float*> x;     // [layers + 1] of [rows][D]: each layer's input, then the last output
+    std::vector<float*> uz;    // [layers] of [rows][2E]
+    std::vector<float*> xdbc;  // [layers] of [rows][Mp]
+    std::vector<float*> dt;    // [layers] of [rows][E]
+    float* xin = nullptr;      // [rows][I]
+    DevPtr<int32_t> tokens;    // [rows]
+    DevPtr<float> state_in;    // conv windows [layers][B][K-1][E], then SSM [layers][B][N][E]
+    DevPtr<float> state;       // the same, advanced by the forward (-> state_out)
+
+    // Scratch of the forward and backward.
+    DevPtr<float> scratch;
+    float *h = nullptr, *u = nullptr, *y = nullptr, *out = nullptr, *dout = nullptr;
+    float *dx = nullptr, *dh = nullptr, *dyg = nullptr, *duz = nullptr, *dxdbc = nullptr, *ddt = nullptr,
+          *du = nullptr, *part = nullptr;
+    DevPtr<float> scan_ws, bwd_ws, ssm_tmp;
+    int64_t scan_ws_floats = 0;
+
+    int Mp() const { return x_proj_cols(dims); }
+    int64_t state_floats() const {
+        return int64_t(dims.n_layers) * B * (dims.d_conv - 1 + dims.d_state) * dims.d_inner;
+    }
+    int64_t conv_offset(int l) const { return int64_t(l) * B * (dims.d_conv - 1) * dims.d_inner; }
+    int64_t ssm_offset(int l) const {
+        return int64_t(dims.n_layers) * B * (dims.d_conv - 1) * dims.d_inner +
+               int64_t(l) * B * dims.d_state * dims.d_inner;
+    }
+    float* gw(const float* weight) const { return grad.get() + w.offset(weight); }
+
+    ~TrainTape() {
+        for (cudaEvent_t e : ev)
+            if (e) cudaEventDestroy(e);
+        if (blas) cublasDestroy(blas);
+        if (stream) cudaStreamDestroy(stream);
+    }
+};
+
+void TrainTapeDeleter::operator()(TrainTape* t) const { delete t; }
+
+TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
+    auto fail = [](const std::string& what) { throw std::invalid_argument("cuda::make_train_tape: " + what); };
+    if (batch < 1) fail("batch is " + std::to_string(batch) + ", expected >= 1");
+    if (max_len < 1) fail("max_len is " + std::to_string(max_len) + ", expected >= 1");
+    if (int64_t(batch) * max_len > INT32_MAX / 4)
+        fail("batch x max_len is " + std::to_string(int64_t(batch) * max_len) + ", expected at most " +
+             std::to_string(INT32_MAX / 4));
+    detail::check_model_view(m, "cuda::make_train_tape");
+    if (!available()) throw CudaError("cuda::make_train_tape: no CUDA device is present or usable");
+
+    TrainTapePtr t(new TrainTape);
+    const Dims& d = m.dims;
+    const int D = d.d_model, E = d.d_inner, N = d.d_state, K = d.d_conv;
+    t->dims = d;
+    t->head = m.head;
+    t->V = m.head == HeadKind::tokens ? m.vocab : 0;
+    t->I = m.head == HeadKind::continuous ? m.n_in : 0;
+    t->skip = m.skip;
+    t->B = batch;
+    t->max_len = max_len;
+    const int Mp = t->Mp();
+
+    int dev = 0;
+    MW_CUDA_CHECK(cudaGetDevice(&dev));
+    MW_CUDA_CHECK(cudaDeviceGetAttribute(&t->sm_count, cudaDevAttrMultiProcessorCount, dev));
+    MW_CUDA_CHECK(cudaStreamCreateWithFlags(&t->stream, cudaStreamNonBlocking));
+    for (cudaEvent_t& e : t->ev) MW_CUDA_CHECK(cudaEventCreate(&e));
+    MW_CUBLAS_CHECK(cublasCreate(&t->blas));
+    MW_CUBLAS_CHECK(cublasSetStream(t->blas, t->stream));
+    MW_CUBLAS_CHECK(cublasSetMathMode(t->blas, CUBLAS_DEFAULT_MATH));  // full fp32, no TF32
+
+    upload_weights(m, t->w, t->stream);
+    t->grad = device_alloc<float>(t->w.floats);
+
+    const int64_t rows = int64_t(batch) * max_len;
+    const int L_ = d.n_layers;
+    const int64_t per_layer = round_up(rows * D, 64) + round_up(rows * 2 * E, 64) + round_up(rows * Mp, 64) +
+                              round_up(rows * E, 64);
+    const int64_t keep = per_layer * L_ + round_up(rows * D, 64) + round_up(rows * std::max(t->I, 1), 64);
+    t->keep = device_alloc<float>(keep);
+    float* p = t->keep.get();
+    auto take = [&](int64_t n) {
+        float* q = p;
+        p += round_up(n, 64);
+        return q;
+    };
+    for (int l = 0; l < L_; ++l) {
+        t->x.push_back(take(rows * D));
+        t->uz.push_back(take(rows * 2 * E));
+        t->xdbc.push_back(take(rows * Mp));
+        t->dt.push_back(take(rows * E));
+    }
+    t->x.push_back(take(rows * D));
+    t->xin = take(rows * std::max(t->I, 1));
+    if (m.head == HeadKind::tokens) t->tokens = device_alloc<int32_t>(rows);
+    t->state_in = device_alloc<float>(t->state_floats());
+    t->state = device_alloc<float>(t->state_floats());
+    t->ssm_tmp = device_alloc<float>(int64_t(batch) * N * E);
+
+    const int out_w = m.head == HeadKind::tokens ? m.vocab : 1;
+    const int64_t conv_blocks = (rows + 127) / 128;
+    const int64_t part = std::max({rows * D, conv_blocks * E * (K + 1)});
+    const int64_t widths[] = {rows * D, rows * E, rows * E, rows * out_w, rows * out_w, rows * D, rows * D,
+                              rows * E, rows * 2 * E, rows * Mp, rows * E, rows * E, part};
+    float** ptrs[] = {&t->h, &t->u, &t->y, &t->out, &t->dout, &t->dx, &t->dh, &t->dyg, &t->duz, &t->dxdbc,
+                      &t->ddt, &t->du, &t->part};
+    int64_t total = 0;
+    for (int64_t n : widths) total += round_up(n, 64);
+    t->scratch = device_alloc<float>(total);
+    int64_t off = 0;
+    for (size_t i = 0; i < std::size(widths); ++i) {
+        *ptrs[i] = t->scratch.get() + off;
+        off += round_up(widths[i], 64);
+    }
+    const ScanBackwardSize bs = scan_backward_workspace_size(batch, max_len, E, N);
+    t->bwd_ws = device_alloc<float>(bs.total() + column_sums_scratch(std::max(rows, conv_blocks), std::max(
+                                                                         D * 2, E * (K + 1))));
+    return t;
+}
+
+namespace {
+
+void ensure_scan_ws(TrainTape& t, int T) {
+    const int64_t need = scan_workspace_size(t.B, t.max_len, t.dims.d_inner, t.dims.d_state, T).total();
+    if (need <= t.scan_ws_floats) return;
+    MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
+    t.scan_ws.reset();
+    t.scan_ws = device_alloc<float>(need);
+    t.scan_ws_floats = need;
+}
+
+// The scan of layer l over the kept activations, from the SSM state at `ssm` (advanced in
+// place), gated output into t.y.
+void layer_scan(TrainTape& t, int l, float* ssm, int T) {
+    const Dims& d = t.dims;
+    const int E = d.d_inner, N = d.d_state, Mp = t.Mp();
+    const LayerWeights& w = t.w.layers[size_t(l)];
+    ScanProblem q;
+    q.B = t.B;
+    q.L = t.L;
+    q.E = E;
+    q.N = N;
+    q.dt = t.dt[size_t(l)];       q.dt_stride = E;
+    q.u = t.u;                    q.u_stride = E;
+    q.z = t.uz[size_t(l)] + E;    q.z_stride = 2 * E;
+    q.Bm = t.xdbc[size_t(l)];
+    q.Cm = t.xdbc[size_t(l)] + N; q.bc_stride = Mp;
+    q.y = t.y;                    q.y_stride = E;
+    q.A2 = w.A2;
+    q.D = w.D;
+    q.dt_bias = w.dt_b;
+    q.state = ssm;
+    ensure_scan_ws(t, T);
+    selective_scan(q, T, t.scan_ws.get(), t.stream);
+}
+
+// Host state [B][layers][(K-1)·E + N·E] (tape_state_floats per stream) <-> the device layout.
+void state_to_device_layout(const TrainTape& t, const float* in, std::vector<float>& out) {
+    const Dims& d = t.dims;
+    const int64_t E = d.d_inner, W = int64_t(d.d_conv - 1) * E, S = int64_t(d.d_state) * E;
+    const int64_t per_stream = d.n_layers * (W + S);
+    out.assign(size_t(t.state_floats()), 0.0f);
+    if (!in) return;
+    for (int b = 0; b < t.B; ++b)
+        for (int l = 0; l < d.n_layers; ++l) {
+            const float* src = in + b * per_stream + l * (W + S);
+            std::copy_n(src, W, out.begin() + t.conv_offset(l) + b * W);
+            std::copy_n(src + W, S, out.begin() + t.ssm_offset(l) + b * S);
+        }
+}
+void state_from_device_layout(const TrainTape& t, const std::vector<float>& in, float* out) {
+    const Dims& d = t.dims;
+    const int64_t E = d.d_inner, W = int64_t(d.d_conv - 1) * E, S = int64_t(d.d_state) * E;
+    const int64_t per_stream = d.n_layers * (W + S);
+    for (int b = 0; b < t.B; ++b)
+        for (int l = 0; l < d.n_layers; ++l) {
+            float* dst = out + b * per_stream + l * (W + S);
+            std::copy_n(in.begin() + t.conv_offset(l) + b * W, W, dst);
+            std::copy_n(in.begin() + t.ssm_offset(l) + b * S, S, dst + W);
+        }
+}
+
+void check_call(const TrainTape& t, const ModelView& m, int64_t L, HeadKind want, const char* who) {
+    auto fail = [&](const std::string& what) { throw std::invalid_argument(std::string(who) + ": " + what); };
+    if (m.head != want)
+        fail(want == HeadKind::continuous ? "the model is a generator; use train_forward_tokens"
+                                          : "the model is an effect; use train_forward_continuous");
+    if (m.head != t.head || m.dims.d_model != t.dims.d_model || m.dims.n_layers != t.dims.n_layers ||
+        m.dims.d_inner != t.dims.d_inner || m.dims.d_state != t.dims.d_state ||
+        m.dims.d_conv != t.dims.d_conv || m.dims.dt_rank != t.dims.dt_rank || m.skip != t.skip ||
+        (m.head == HeadKind::tokens ? m.vocab != t.V : m.n_in != t.I))
+        fail("the model's sizes differ from the tape's (make a tape for this model)");
+    if (L < 1 || L > t.max_len)
+        fail("L is " + std::to_string(L) + ", expected 1.." + std::to_string(t.max_len));
+}
+
+// Every layer, keeping what the backward needs, then the head into t.out.
+void forward_layers(TrainTape& t, const float* state_in, float* state_out) {
+    const Dims& d = t.dims;
+    const int D = d.d_model, E = d.d_inner, K = d.d_conv, R = d.dt_rank, N = d.d_state;
+    const int Mp = t.Mp();
+    const int64_t rows = int64_t(t.B) * t.L;
+
+    std::vector<float> st;
+    state_to_device_layout(t, state_in, st);
+    MW_CUDA_CHECK(cudaMemcpyAsync(t.state_in.get(), st.data(), st.size() * sizeof(float),
+                                  cudaMemcpyHostToDevice, t.stream));
+    MW_CUDA_CHECK(cudaMemcpyAsync(t.state.get(), t.state_in.get(), st.size() * sizeof(float),
+                                  cudaMemcpyDeviceToDevice, t.stream));
+
+    const int T = auto_scan_chunk(t.B, t.L, E, N, t.sm_count);
+    for (int l = 0; l < d.n_layers; ++l) {
+        const LayerWeights& w = t.w.layers[size_t(l)];
+        float* x = t.x[size_t(l)];
+        const RmsNormParams rp{x, w.norm_w, t.h, rows, D, d.norm_eps};
+        rmsnorm_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, t.stream>>>(rp);
+        MW_CUDA_CHECK_LAUNCH();
+        gemm_rows(t.blas, rows, 2 * E, D, t.h, D, w.in_w, D, t.uz[size_t(l)], 2 * E, 0.0f);
+        const ConvParams cp{t.uz[size_t(l)], 2 * E, w.conv_w, w.conv_b, t.state.get() + t.conv_offset(l), t.u,
+                            t.B, E, K, t.L};
+        conv_silu_kernel<<<blocks_for(rows * E, kThreads), kThreads, 0, t.stream>>>(cp);
+        MW_CUDA_CHECK_LAUNCH();
+        if (K > 1) {
+            conv_window_kernel<<<blocks_for(int64_t(t.B) * E, kThreads), kThreads, 0, t.stream>>>(cp);
+            MW_CUDA_CHECK_LAUNCH();
+        }
+        gemm_rows(t.blas, rows, Mp, E, t.u, E, w.x_w, E, t.xdbc[size_t(l)], Mp, 0.0f);
+        gemm_rows(t.blas, rows, E, R, t.xdbc[size_t(l)] + 2 * N, Mp, w.dt_w, R, t.dt[size_t(l)], E, 0.0f);
+        layer_scan(t, l, t.state.get() + t.ssm_offset(l), T);
+        float* next = t.x[size_t(l) + 1];
+        MW_CUDA_CHECK(cudaMemcpyAsync(next, x, size_t(rows * D) * sizeof(float), cudaMemcpyDeviceToDevice,
+                                      t.stream));
+        gemm_rows(t.blas, rows, D, E, t.y, E, w.out_w, E, next, D, 1.0f);
+    }
+    const float* xl = t.x[size_t(d.n_layers)];
+    if (t.head == HeadKind::continuous) {
+        const HeadParams hp{xl, t.w.norm_f, t.w.head_w, t.w.head_b, t.xin, t.out, rows, D, t.I, d.norm_eps, t.skip};
+        head_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, t.stream>>>(hp);
+        MW_CUDA_CHECK_LAUNCH();
+    } else {
+        const RmsNormParams rp{xl, t.w.norm_f, t.h, rows, D, d.norm_eps};
+        rmsnorm_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, t.stream>>>(rp);
+        MW_CUDA_CHECK_LAUNCH();
+        gemm_rows(t.blas, rows, t.V, D, t.h, D, t.w.lm_head, D, t.out, t.V, 0.0f);
+    }
+    if (state_out) {
+        MW_CUDA_CHECK(cudaMemcpyAsync(st.data(), t.state.get(), st.size() * sizeof(float),
+                                      cudaMemcpyDeviceToHost, t.stream));
+        MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
+        state_from_device_layout(t, st, state_out);
+    }
+}
+
+void add_elapsed(double& acc, cudaEvent_t a, cudaEvent_t b) {
+    float ms = 0;
+    MW_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    acc += ms;
+}
+
+} // namespace
+
+void train_forward_continuous(TrainTape& t, const ModelView& m, const float* x, int64_t L, const float* state_in,
+                              float* y, float* state_out) {
+    check_call(t, m, L, HeadKind::continuous, "cuda::train_forward_continuous");
+    t.L = 0;  // no valid tape until this forward completes
+    MW_CUDA_CHECK(cudaEventRecord(t.ev[0], t.stream));
+    upload_weights(m, t.w, t.stream);
+    const int64_t rows = int64_t(t.B) * L;
+    MW_CUDA_CHECK(cudaMemcpyAsync(t.xin, x, size_t(rows * t.I) * sizeof(float), cudaMemcpyHostToDevice,
+                                  t.stream));
+    const StemParams sp{t.xin, t.w.stem_w, t.w.stem_b, t.x[0], rows, t.dims.d_model, t.I};
+    stem_kernel<<<blocks_for(rows * t.dims.d_model, kThreads), kThreads, 0, t.stream>>>(sp);
+    MW_CUDA_CHECK_LAUNCH();
+    t.L = L;
+    forward_layers(t, state_in, state_out);
+    MW_CUDA_CHECK(cudaMemcpyAsync(y, t.out, size_t(rows) * sizeof(float), cudaMemcpyDeviceToHost, t.stream));
+    MW_CUDA_CHECK(cudaEventRecord(t.ev[1], t.stream));
+    MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
+    add_elapsed(t.time.forward_ms, t.ev[0], t.ev[1]);
+    t.time.samples += rows;
+}
+
+void train_forward_tokens(TrainTape& t, const ModelView& m, const int32_t* tokens, int64_t L,
+                          const float* state_in, float* logits, float* state_out) {
+    check_call(t, m, L, HeadKind::tokens, "cuda::train_forward_tokens");
+    const int64_t rows = int64_t(t.B) * L;
+    for (int64_t i = 0; i < rows; ++i)
+        if (tokens[i] < 0 || tokens[i] >= t.V)
+            throw std::invalid_argument("cuda::train_forward_tokens: token " + std::to_string(tokens[i]) +
+                                        " at sequence " + std::to_string(i / L) + ", step " +
+                                        std::to_string(i % L) + " is outside 0.." + std::to_string(t.V - 1));
+    t.L = 0;
+    MW_CUDA_CHECK(cudaEventRecord(t.ev[0], t.stream));
+    upload_weights(m, t.w, t.stream);
+    MW_CUDA_CHECK(cudaMemcpyAsync(t.tokens.get(), tokens, size_t(rows) * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                  t.stream));
+    const EmbedParams ep{t.tokens.get(), t.w.embed, t.x[0], rows, t.dims.d_model};
+    embed_kernel<<<blocks_for(rows * t.dims.d_model, kThreads), kThreads, 0, t.stream>>>(ep);
+    MW_CUDA_CHECK_LAUNCH();
+    t.L = L;
+    forward_layers(t, state_in, state_out);
+    MW_CUDA_CHECK(cudaMemcpyAsync(logits, t.out, size_t(rows * t.V) * sizeof(float), cudaMemcpyDeviceToHost,
+                                  t.stream));
+    MW_CUDA_CHECK(cudaEventRecord(t.ev[1], t.stream));
+    MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
+    add_elapsed(t.time.forward_ms, t.ev[0], t.ev[1]);
+    t.time.samples += rows;
+}
+
+namespace {
+
+// The backward of one layer: t.dx holds dLoss/d(layer output) and becomes dLoss/d(layer input).
+void backward_layer(TrainTape& t, int l) {
+    const Dims& d = t.dims;
+    const int D = d.d_model, E = d.d_inner, N = d.d_state, K = d.d_conv, R = d.dt_rank;
+    const int Mp = t.Mp();
+    const int64_t rows = int64_t(t.B) * t.L;
+    const LayerWeights& w = t.w.layers[size_t(l)];
+    const float* x = t.x[size_t(l)];
+    const float* uz = t.uz[size_t(l)];
+    const float* xdbc = t.xdbc[size_t(l)];
+    float* sums = t.bwd_ws.get() + scan_backward_workspace_size(t.B, t.max_len, E, N).total();
+
+    // Recompute h, u and the scan (its chunk start states and the gated output y).
+    const RmsNormParams rp{x, w.norm_w, t.h, rows, D, d.norm_eps};
+    rmsnorm_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, t.stream>>>(rp);
+    MW_CUDA_CHECK_LAUNCH();
+    const ConvIn cin{uz, t.state_in.get() + t.conv_offset(l), E, K, t.L};
+    const ConvParams cp{uz, 2 * E, w.conv_w, w.conv_b, t.state_in.get() + t.conv_offset(l), t.u, t.B, E, K, t.L};
+    conv_silu_kernel<<<blocks_for(rows * E, kThreads), kThreads, 0, t.stream>>>(cp);
+    MW_CUDA_CHECK_LAUNCH();
+    MW_CUDA_CHECK(cudaMemcpyAsync(t.ssm_tmp.get(), t.state_in.get() + t.ssm_offset(l),
+                                  size_t(t.B) * N * E * sizeof(float), cudaMemcpyDeviceToDevice, t.stream));
+    layer_scan(t, l, t.ssm_tmp.get(), kScanBackwardChunk);
+
+    // out_proj: x_out = x + y · out_projᵀ
+    gemm_dw(t.blas, rows, D, E, t.dx, D, t.y, E, t.gw(w.out_w), E);
+    gemm_dx(t.blas, rows, D, E, t.dx, D, w.out_w, E, t.dyg, E, 0.0f);
+
+    // The scan (with the gate, D and the dt bias + softplus).
+    MW_CUDA_CHECK(cudaMemsetAsync(t.dxdbc, 0, size_t(rows * Mp) * sizeof(float), t.stream));
+    ScanBackwardProblem q;
+    q.B = t.B;
+    q.L = t.L;
+    q.E = E;
+    q.N = N;
+    q.dt = t.dt[size_t(l)];   q.dt_stride = E;
+    q.u = t.u;                q.u_stride = E;
+    q.z = uz + E;             q.z_stride = 2 * E;
+    q.Bm = xdbc;
+    q.Cm = xdbc + N;          q.bc_stride = Mp;
+    q.dy = t.dyg;             q.dy_stride = E;
+    q.A2 = w.A2;
+    q.D = w.D;
+    q.dt_bias = w.dt_b;
+    q.chunk_start = t.scan_ws.get();
+    q.du = t.du;              q.du_stride = E;
+    q.ddt = t.ddt;            q.ddt_stride = E;
+    q.dz = t.duz + E;         q.dz_stride = 2 * E;
+    q.dB = t.dxdbc;
+    q.dC = t.dxdbc + N;       q.dbc_stride = Mp;
+    q.dA_log = t.gw(w.A2);    // the A slot of the gradient buffer holds dLoss/dA_log
+    q.dD = t.gw(w.D);
+    selective_scan_backward(q, t.bwd_ws.get(), t.stream);
+    column_sums(t.ddt, rows, E, E, t.gw(w.dt_b), true, sums, t.stream);
+
+    // dt_proj: dt = r · dt_projᵀ;  x_proj: [B, C, r] = u · x_projᵀ
+    gemm_dw(t.blas, rows, E, R, t.ddt, E, xdbc + 2 * N, Mp, t.gw(w.dt_w), R);
+    gemm_dx(t.blas, rows, E, R, t.ddt, E, w.dt_w, R, t.dxdbc + 2 * N, Mp, 0.0f);
+    gemm_dw(t.blas, rows, Mp, E, t.dxdbc, Mp, t.u, E, t.gw(w.x_w), E);
+    gemm_dx(t.blas, rows, Mp, E, t.dxdbc, Mp, w.x_w, E, t.du, E, 1.0f);
+
+    // conv + SiLU: dpre into dyg (free now), then the input's and the weights' gradients.
+    conv_dpre_kernel<<<blocks_for(rows * E, kThreads), kThreads, 0, t.stream>>>(cin, w.conv_w, w.conv_b, t.du,
+                                                                              t.dyg, t.B);
+    MW_CUDA_CHECK_LAUNCH();
+    conv_dinput_kernel<<<blocks_for(rows * E, kThreads), kThreads, 0, t.stream>>>(t.dyg, w.conv_w, t.duz, 2 * E,
+                                                                                t.B, t.L, E, K);
+    MW_CUDA_CHECK_LAUNCH();
+    const int64_t cblocks = (rows + kConvRows - 1) / kConvRows;
+    conv_dweight_kernel<<<blocks_for(cblocks * E, kThreads), kThreads, 0, t.stream>>>(cin, t.dyg, t.part, t.B);
+    MW_CUDA_CHECK_LAUNCH();
+    column_sums(t.part, cblocks, E * K, int64_t(E) * (K + 1), t.gw(w.conv_w), true, sums, t.stream);
+    column_sums(t.part + int64_t(E) * K, cblocks, E, int64_t(E) * (K + 1), t.gw(w.conv_b), true, sums, t.stream);
+
+    // in_proj: [u, z] = h · in_projᵀ
+    gemm_dw(t.blas, rows, 2 * E, D, t.duz, 2 * E, t.h, D, t.gw(w.in_w), D);
+    gemm_dx(t.blas, rows, 2 * E, D, t.duz, 2 * E, w.in_w, D, t.dh, D, 0.0f);
+
+    // RMSNorm, into the residual's gradient.
+    const RmsBackParams bp{x, w.norm_w, t.dh, t.dx, rows, D, d.norm_eps};
+    rmsnorm_backward_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, t.stream>>>(bp);
+    MW_CUDA_CHECK_LAUNCH();
+    column_sums(t.dh, rows, D, D, t.gw(w.norm_w), true, sums, t.stream);
+}
+
+// Device gradient (packed layout) -> += into the caller's arrays (HF layout).
+void add_gradients(const TrainTape& t, const std::vector<float>& g, const ModelGrad& out) {
+    const Dims& d = t.dims;
+    const int D = d.d_model, E = d.d_inner, N = d.d_state, K = d.d_conv, R = d.dt_rank;
+    auto add = [&](float* dst, const float* weight, int64_t n) {
+        if (!dst) return;
+        const float* src = g.data() + t.w.offset(weight);
+        for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+    };
+    for (int l = 0; l < d.n_layers; ++l) {
+        const LayerWeights& w = t.w.layers[size_t(l)];
+        const LayerGrad& o = out.layers[l];
+        add(o.norm_w, w.norm_w, D);
+        add(o.in_proj_w, w.in_w, int64_t(2) * E * D);
+        add(o.conv_w, w.conv_w, int64_t(E) * K);
+        add(o.conv_b, w.conv_b, E);
+        if (o.x_proj_w) {  // packed rows B, C, r -> the model's r, B, C
+            const float* src = g.data() + t.w.offset(w.x_w);
+            for (int64_t i = 0; i < int64_t(R) * E; ++i) o.x_proj_w[i] += src[int64_t(2) * N * E + i];
+            for (int64_t i = 0; i < int64_t(2) * N * E; ++i) o.x_proj_w[int64_t(R) * E + i] += src[i];
+        }
+        add(o.dt_proj_w, w.dt_w, int64_t(E) * R);
+        add(o.dt_proj_b, w.dt_b, E);
+        add(o.A_log, w.A2, int64_t(E) * N);
+        add(o.D, w.D, E);
+        add(o.out_proj_w, w.out_w, int64_t(D) * E);
+    }
+    add(out.norm_f_w, t.w.norm_f, D);
+    if (t.head == HeadKind::tokens) {
+        add(out.embed_w, t.w.embed, int64_t(t.V) * D);
+        add(out.lm_head_w, t.w.lm_head, int64_t(t.V) * D);
+    } else {
+        add(out.stem_w, t.w.stem_w, int64_t(D) * t.I);
+        add(out.stem_b, t.w.stem_b, D);
+        add(out.head_w, t.w.head_w, D);
+        add(out.head_b, t.w.head_b, 1);
+    }
+}
+
+} // namespace
+
+void train_backward(TrainTape& t, const float* d_out, const ModelGrad& g) {
+    if (t.L < 1) throw std::logic_error("cuda::train_backward: no forward before it");
+    if (!g.layers) throw std::invalid_argument("cuda::train_backward: the gradient has no layers");
+    const Dims& d = t.dims;
+    const int D = d.d_model, E = d.d_inner, N = d.d_state;
+    const int64_t rows = int64_t(t.B) * t.L;
+    float* sums = t.bwd_ws.get() + scan_backward_workspace_size(t.B, t.max_len, E, N).total();
+    MW_CUDA_CHECK(cudaEventRecord(t.ev[1], t.stream));
+    MW_CUDA_CHECK(cudaMemsetAsync(t.grad.get(), 0, size_t(t.w.floats) * sizeof(float), t.stream));
+    const int out_w = t.head == HeadKind::tokens ? t.V : 1;
+    MW_CUDA_CHECK(cudaMemcpyAsync(t.dout, d_out, size_t(rows * out_w) * sizeof(float), cudaMemcpyHostToDevice,
+                                  t.stream));
+    MW_CUDA_CHECK(cudaMemsetAsync(t.dx, 0, size_t(rows * D) * sizeof(float), t.stream));
+    const float* xl = t.x[size_t(d.n_layers)];
+    if (t.head == HeadKind::continuous) {
+        column_sums(t.dout, rows, 1, 1, t.gw(t.w.head_b), true, sums, t.stream);
+        const HeadBackParams hp{xl, t.w.norm_f, t.w.head_w, t.dout, t.part, t.dh, rows, D, d.norm_eps};
+        head_backward_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, t.stream>>>(hp);
+        MW_CUDA_CHECK_LAUNCH();
+        column_sums(t.part, rows, D, D, t.gw(t.w.head_w), true, sums, t.stream);
+    } else {
+        const RmsNormParams rp{xl, t.w.norm_f, t.h, rows, D, d.norm_eps};
+        rmsnorm_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, t.stream>>>(rp);
+        MW_CUDA_CHECK_LAUNCH();
+        gemm_dw(t.blas, rows, t.V, D, t.dout, t.V, t.h, D, t.gw(t.w.lm_head), D);
+        gemm_dx(t.blas, rows, t.V, D, t.dout, t.V, t.w.lm_head, D, t.dh, D, 0.0f);
+    }
+    {
+        const RmsBackParams bp{xl, t.w.norm_f, t.dh, t.dx, rows, D, d.norm_eps};
+        rmsnorm_backward_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, t.stream>>>(bp);
+        MW_CUDA_CHECK_LAUNCH();
+        column_sums(t.dh, rows, D, D, t.gw(t.w.norm_f), true, sums, t.stream);
+    }
+    for (int l = d.n_layers - 1; l >= 0; --l) backward_layer(t, l);
+    if (t.head == HeadKind::continuous) {
+        gemm_dw(t.blas, rows, D, t.I, t.dx, D, t.xin, t.I, t.gw(t.w.stem_w), t.I);
+        column_sums(t.dx, rows, D, D, t.gw(t.w.stem_b), true, sums, t.stream);
+    } else {
+        embed_backward_kernel<<<unsigned(t.V), unsigned(std::min(round_up(D, 32), int64_t(256))), 0, t.stream>>>(
+            t.tokens.get(), t.dx, t.gw(t.w.embed), rows, D);
+        MW_CUDA_CHECK_LAUNCH();
+    }
+    std::vector<float> host(size_t(t.w.floats));
+    MW_CUDA_CHECK(cudaMemcpyAsync(host.data(), t.grad.get(), host.size() * sizeof(float), cudaMemcpyDeviceToHost,
+                                  t.stream));
+    MW_CUDA_CHECK(cudaEventRecord(t.ev[2], t.stream));
+    MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
+    add_elapsed(t.time.backward_ms, t.ev[1], t.ev[2]);
+    add_gradients(t, host, g);
+}
+
+int train_batch(const TrainTape& t) { return t.B; }
+int64_t train_max_len(const TrainTape& t) { return t.max_len; }
+TrainTiming timing(const TrainTape& t) { return t.time; }
+void reset_timing(TrainTape& t) { t.time = TrainTiming{}; }
+
+} // namespace mw::kernels::cuda
