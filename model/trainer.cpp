@@ -9,6 +9,10 @@
 
 #include <nlohmann/json.hpp>
 
+#if MW_HAVE_CUDA
+#include "kernels/cuda/mamba_cuda.h"
+#endif
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -93,6 +97,8 @@ void check_options(const TrainOptions& o, bool effect) {
     if (!(o.adam.lr > 0)) bad("learning rate must be > 0");
     if (!(o.stft_weight >= 0)) bad("the STFT loss weight must be >= 0");
     if (o.stft_weight > 0 && !effect) bad("the STFT loss is for effects; a generator's loss is cross-entropy");
+    std::string why;
+    if (o.device == Device::cuda && !cuda_available(&why)) bad("device cuda: " + why);
 }
 
 // FNV-1a 64 over raw bytes.
@@ -170,6 +176,9 @@ struct Trainer::Impl {
     std::vector<Lane> lanes;            // [B]
     std::vector<std::vector<float>> lane_in, lane_out, lane_dout;  // [B][...]
     std::vector<double> lane_error;     // [B] loss numerator (effects: error; generators: nats)
+#if MW_HAVE_CUDA
+    kernels::cuda::TrainTapePtr gpu;    // device cuda: the batch's tape, made on the first step
+#endif
 
     Impl(Model m, TrainData d, TrainOptions o)
         : model(std::move(m)), data(std::move(d)), opt(o),
@@ -244,10 +253,114 @@ struct Trainer::Impl {
         std::fill(l.state.begin(), l.state.end(), 0.0f);
     }
 
+    // Lane b's loss (into lane_error) and dLoss/dout over its L samples (the first `skip` left
+    // out of the loss). Effects: out/dout are y [L]; generators: logits [L][V].
+    void lane_loss(int b, int64_t L, int64_t skip, double lane_den, double denominator, const float* out,
+                   float* dout) {
+        const Lane& l = lanes[size_t(b)];
+        if (effect) {
+            const float* t = data.effect_train[size_t(l.seq)].target.data() + l.pos;
+            lane_error[size_t(b)] = esr_sums(out, t, L, opt.preemphasis, skip).error / lane_den;
+            esr_grad(out, t, L, opt.preemphasis, skip, lane_den, dout);
+            if (opt.stft_weight > 0) {  // over the counted samples, after the warm-up
+                std::vector<float> ds(size_t(L - skip));
+                lane_error[size_t(b)] += mrstft_loss(out + skip, t + skip, L - skip, StftLossParams{},
+                                                     opt.stft_weight / opt.batch, ds.data());
+                for (int64_t i = 0; i < L - skip; ++i) dout[skip + i] += ds[size_t(i)];
+            }
+        } else {
+            const int32_t* tokens = data.token_train[size_t(l.seq)].tokens.data() + l.pos;
+            lane_error[size_t(b)] = cross_entropy(out, tokens + 1, L, model.config().vocab, skip, dout,
+                                                  1.0 / denominator)
+                                        .nats;
+        }
+    }
+
+    // One lane on the CPU tape of its thread: forward, loss, backward into lane_grads[b].
+    void cpu_forward_backward(int b, int64_t L, int64_t skip, double lane_den, double denominator) {
+        const ModelConfig& c = model.config();
+        Tape& tape = tapes[size_t(b % pool->size())];
+        Lane& l = lanes[size_t(b)];
+        Model& g = lane_grads[size_t(b)];
+        std::fill(g.data(), g.data() + g.parameter_count(), 0.0f);
+        const int64_t width = effect ? 1 : c.vocab;
+        std::vector<float>& out = lane_out[size_t(b)];
+        std::vector<float>& dout = lane_dout[size_t(b)];
+        out.resize(size_t(L * width));
+        dout.resize(size_t(L * width));
+        if (effect) {
+            const EffectSequence& s = data.effect_train[size_t(l.seq)];
+            std::vector<float>& x = lane_in[size_t(b)];  // [L][I]
+            effect_input(c, s.input.data() + l.pos, L, s.controls.data(), x);
+            tape.forward_continuous(model, x.data(), L, l.state.data(), out.data(), l.next_state.data());
+        } else {
+            const int32_t* tokens = data.token_train[size_t(l.seq)].tokens.data() + l.pos;
+            tape.forward_tokens(model, tokens, L, l.state.data(), out.data(), l.next_state.data());
+        }
+        lane_loss(b, L, skip, lane_den, denominator, out.data(), dout.data());
+        tape.backward(dout.data(), g);
+    }
+
+    // The whole batch on the GPU tape: lanes padded to the longest (a lane shorter than the
+    // segment has reached the end of its sequence, so the state after its padding is never used:
+    // it jumps next step); the padding's dLoss/dout is zero. The gradient lands in `grads`.
+    void gpu_forward_backward(const std::vector<int64_t>& n, const std::vector<int64_t>& skip,
+                              const std::vector<double>& lane_den, double denominator) {
+#if MW_HAVE_CUDA
+        namespace kc = kernels::cuda;
+        const ModelConfig& c = model.config();
+        const int B = opt.batch, I = c.n_in();
+        const int64_t Lmax = *std::max_element(n.begin(), n.end());
+        const int64_t width = effect ? 1 : c.vocab;
+        const int64_t S = model.state_floats_per_stream();
+        if (!gpu) gpu = kc::make_train_tape(model.view(), B, opt.segment);
+        std::vector<float>& out = lane_out[0];  // [B][Lmax][width] for the whole batch
+        std::vector<float>& dout = lane_dout[0];
+        out.assign(size_t(B * Lmax * width), 0.0f);
+        dout.assign(size_t(B * Lmax * width), 0.0f);
+        std::vector<float> state_in(size_t(B * S)), state_out(size_t(B * S));
+        for (int b = 0; b < B; ++b)
+            std::copy(lanes[size_t(b)].state.begin(), lanes[size_t(b)].state.end(), state_in.begin() + b * S);
+        if (effect) {
+            std::vector<float>& x = lane_in[0];  // [B][Lmax][I]
+            x.assign(size_t(B * Lmax * I), 0.0f);
+            std::vector<float> one;
+            for (int b = 0; b < B; ++b) {
+                const Lane& l = lanes[size_t(b)];
+                const EffectSequence& s = data.effect_train[size_t(l.seq)];
+                effect_input(c, s.input.data() + l.pos, n[size_t(b)], s.controls.data(), one);
+                std::copy(one.begin(), one.end(), x.begin() + b * Lmax * I);
+            }
+            kc::train_forward_continuous(*gpu, model.view(), x.data(), Lmax, state_in.data(), out.data(),
+                                         state_out.data());
+        } else {
+            std::vector<int32_t> tok(size_t(B * Lmax), 0);
+            for (int b = 0; b < B; ++b) {
+                const Lane& l = lanes[size_t(b)];
+                const int32_t* t = data.token_train[size_t(l.seq)].tokens.data() + l.pos;
+                std::copy(t, t + n[size_t(b)], tok.begin() + b * Lmax);
+            }
+            kc::train_forward_tokens(*gpu, model.view(), tok.data(), Lmax, state_in.data(), out.data(),
+                                     state_out.data());
+        }
+        for (int b = 0; b < B; ++b) {
+            const int64_t off = b * Lmax * width;
+            lane_loss(b, n[size_t(b)], skip[size_t(b)], lane_den[size_t(b)], denominator, out.data() + off,
+                      dout.data() + off);
+            Lane& l = lanes[size_t(b)];
+            std::copy(state_out.begin() + b * S, state_out.begin() + (b + 1) * S, l.next_state.begin());
+        }
+        std::fill(grads.data(), grads.data() + grads.parameter_count(), 0.0f);
+        std::vector<kernels::LayerGrad> layers;
+        kc::train_backward(*gpu, dout.data(), grads.as_gradient(layers));
+#else
+        (void)n, (void)skip, (void)lane_den, (void)denominator;
+        throw std::runtime_error("training on cuda: this build has no CUDA support");
+#endif
+    }
+
     StepStats do_step() {
         const int B = opt.batch;
-        const ModelConfig& c = model.config();
-        const int V = c.vocab;
         // Where each lane goes this step (one random stream, lane order: deterministic).
         std::vector<int64_t> n(static_cast<size_t>(B)), skip(static_cast<size_t>(B));
         for (int b = 0; b < B; ++b) {
@@ -279,54 +392,20 @@ struct Trainer::Impl {
             for (double& d : lane_den) d = opt.balance_lanes ? B * (d + floor) : denominator;
         }
 
-        pool->run(B, [&](int b) {
-            Tape& tape = tapes[size_t(b % pool->size())];
-            Lane& l = lanes[size_t(b)];
-            const int64_t L = n[size_t(b)];
-            Model& g = lane_grads[size_t(b)];
-            std::fill(g.data(), g.data() + g.parameter_count(), 0.0f);
-            if (effect) {
-                const EffectSequence& s = data.effect_train[size_t(l.seq)];
-                std::vector<float>& x = lane_in[size_t(b)];   // [L][I]
-                effect_input(c, s.input.data() + l.pos, L, s.controls.data(), x);
-                std::vector<float>& y = lane_out[size_t(b)];
-                std::vector<float>& dy = lane_dout[size_t(b)];
-                y.resize(size_t(L));
-                dy.resize(size_t(L));
-                tape.forward_continuous(model, x.data(), L, l.state.data(), y.data(), l.next_state.data());
-                const float* t = s.target.data() + l.pos;
-                lane_error[size_t(b)] = esr_sums(y.data(), t, L, opt.preemphasis, skip[size_t(b)]).error / lane_den[size_t(b)];
-                esr_grad(y.data(), t, L, opt.preemphasis, skip[size_t(b)], lane_den[size_t(b)], dy.data());
-                if (opt.stft_weight > 0) {  // over the counted samples, after the warm-up
-                    const int64_t k = skip[size_t(b)];
-                    std::vector<float> ds(size_t(L - k));
-                    lane_error[size_t(b)] += mrstft_loss(y.data() + k, t + k, L - k, StftLossParams{},
-                                                         opt.stft_weight / B, ds.data());
-                    for (int64_t i = 0; i < L - k; ++i) dy[size_t(k + i)] += ds[size_t(i)];
-                }
-                tape.backward(dy.data(), g);
-            } else {
-                const TokenSequence& s = data.token_train[size_t(l.seq)];
-                const int32_t* tokens = s.tokens.data() + l.pos;
-                std::vector<float>& logits = lane_out[size_t(b)];  // [L][V]
-                std::vector<float>& dlogits = lane_dout[size_t(b)];
-                logits.resize(size_t(L * V));
-                dlogits.resize(size_t(L * V));
-                tape.forward_tokens(model, tokens, L, l.state.data(), logits.data(), l.next_state.data());
-                lane_error[size_t(b)] = cross_entropy(logits.data(), tokens + 1, L, V, skip[size_t(b)],
-                                                      dlogits.data(), 1.0 / denominator)
-                                            .nats;
-                tape.backward(dlogits.data(), g);
-            }
-        });
-
-        // Sum the lanes' gradients in lane order, clip, update.
         const int64_t P = model.parameter_count();
         float* G = grads.data();
-        std::copy(lane_grads[0].data(), lane_grads[0].data() + P, G);
-        for (int b = 1; b < B; ++b) {
-            const float* g = lane_grads[size_t(b)].data();
-            for (int64_t i = 0; i < P; ++i) G[i] += g[i];
+        if (opt.device == Device::cuda) {
+            gpu_forward_backward(n, skip, lane_den, denominator);
+        } else {
+            pool->run(B, [&](int b) {
+                cpu_forward_backward(b, n[size_t(b)], skip[size_t(b)], lane_den[size_t(b)], denominator);
+            });
+            // Sum the lanes' gradients in lane order.
+            std::copy(lane_grads[0].data(), lane_grads[0].data() + P, G);
+            for (int b = 1; b < B; ++b) {
+                const float* g = lane_grads[size_t(b)].data();
+                for (int64_t i = 0; i < P; ++i) G[i] += g[i];
+            }
         }
         StepStats st;
         st.grad_norm = clip_grad_norm(G, P, opt.clip_norm);
@@ -363,7 +442,10 @@ struct Trainer::Impl {
                 const int64_t L = int64_t(s.input.size());
                 std::vector<float> x, y(static_cast<size_t>(L));
                 effect_input(c, s.input.data(), L, s.controls.data(), x);
-                forward_continuous(model, Path::scan, x.data(), L, y.data(), opt.threads);
+                if (opt.device == Device::cuda)
+                    forward_continuous_cuda(model, x.data(), L, y.data());
+                else
+                    forward_continuous(model, Path::scan, x.data(), L, y.data(), opt.threads);
                 const EsrSums a = esr_sums(y.data(), s.target.data(), L, 0.0);
                 const EsrSums b = esr_sums(y.data(), s.target.data(), L, kPreemphasis);
                 plain += a;
@@ -380,7 +462,10 @@ struct Trainer::Impl {
             for (const TokenSequence& s : data.token_val) {
                 const int64_t L = int64_t(s.tokens.size()) - 1;
                 std::vector<float> logits(size_t(L * c.vocab));
-                forward_tokens(model, Path::scan, s.tokens.data(), L, logits.data(), opt.threads);
+                if (opt.device == Device::cuda)
+                    forward_tokens_cuda(model, s.tokens.data(), L, logits.data());
+                else
+                    forward_tokens(model, Path::scan, s.tokens.data(), L, logits.data(), opt.threads);
                 nll += cross_entropy(logits.data(), s.tokens.data() + 1, L, c.vocab, 0, nullptr, 1.0);
             }
             v.metric = nll.bits_per_sample();
@@ -438,7 +523,7 @@ void Trainer::save_checkpoint(const std::string& dir) const {
 }
 
 std::unique_ptr<Trainer> Trainer::resume(const std::string& dir, TrainData data, int64_t steps,
-                                         int threads) {
+                                         int threads, Device device) {
     const std::string trainer_path = (fs::path(dir) / kTrainerFile).string();
     Model model = load_model((fs::path(dir) / kModelFile).string());
     const std::vector<uint8_t> bytes = read_file(trainer_path);
@@ -459,6 +544,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir, TrainData data,
     TrainOptions o = options_from_json(meta.at("options"));
     if (steps > 0) o.steps = steps;
     o.threads = threads;
+    o.device = device;
     auto impl = std::make_unique<Impl>(std::move(model), std::move(data), o);
     impl->step = meta.at("step").get<int64_t>();
     impl->adam.set_steps_taken(meta.at("adam_steps").get<int64_t>());

@@ -16,6 +16,7 @@
 // resumed run continues bit for bit.
 #pragma once
 
+#include "model/engine.h"
 #include "model/model.h"
 #include "model/optim.h"
 
@@ -72,6 +73,11 @@ struct TrainOptions {
     int64_t validate_every = 250;
     uint64_t seed = 1;
     int threads = 0;              // 0 = all cores
+    // Where forward + backward run. cuda: the whole batch at once on the GPU
+    // (kernels/cuda/mamba_cuda.h, training), and validation there too; the optimiser stays on
+    // the CPU. Results equal the CPU's up to float rounding, and repeat exactly on the same GPU.
+    // Not saved in checkpoints: a run may resume on either device.
+    Device device = Device::cpu;
 };
 
 struct StepStats {
@@ -112,10 +118,10 @@ public:
     void save_checkpoint(const std::string& dir) const;
     // Continues a run from a checkpoint; `data` must be the same data (checked by a hash of
     // the sequences, with a clear error when it differs). Options come from the checkpoint,
-    // except `steps` and `threads`, which the caller may change (longer runs continue the
-    // cosine over the new total).
+    // except `steps`, `threads` and `device`, which the caller may change (longer runs continue
+    // the cosine over the new total).
     static std::unique_ptr<Trainer> resume(const std::string& dir, TrainData data,
-                                           int64_t steps, int threads);
+                                           int64_t steps, int threads, Device device = Device::cpu);
 
 private:
     struct Impl;

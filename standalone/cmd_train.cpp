@@ -43,6 +43,7 @@ struct TrainCliOptions {
     bool no_skip = false;
     // optimisation
     TrainOptions t;
+    std::string device = "auto";
     int64_t checkpoint_every = 500;
     bool resume = false;
     bool json_out = false;
@@ -240,9 +241,14 @@ void run_train(TrainCliOptions o) {
     note("data: " + data.description + "; " + fmt(double(train_samples) / rate_hz, 1) + " s to train on, " +
          fmt(double(val_samples) / rate_hz, 1) + " s to validate on, at " + fmt(rate_hz, 0) + " Hz");
 
+    std::string why;
+    if (o.device == "cuda" && !cuda_available(&why)) throw UsageError("--device cuda: " + why);
+    o.t.device = o.device == "cuda" || (o.device == "auto" && cuda_available()) ? Device::cuda : Device::cpu;
+    note(o.t.device == Device::cuda ? "training on " + cuda_device_name() + " (CUDA)" : std::string("training on the CPU"));
+
     std::unique_ptr<Trainer> trainer;
     if (o.resume) {
-        trainer = Trainer::resume(ckpt_dir, std::move(data), o.t.steps, o.t.threads);
+        trainer = Trainer::resume(ckpt_dir, std::move(data), o.t.steps, o.t.threads, o.t.device);
         note("resuming " + ckpt_dir + " at step " + std::to_string(trainer->steps_done()) + " of " +
              std::to_string(trainer->options().steps));
     } else {
@@ -279,7 +285,8 @@ void run_train(TrainCliOptions o) {
                                {"tbptt_segments", t.tbptt_segments}, {"warmup", t.warmup}, {"lr", t.adam.lr},
                                {"weight_decay", t.adam.weight_decay}, {"clip_norm", t.clip_norm},
                                {"preemphasis", t.preemphasis}, {"balance_lanes", t.balance_lanes},
-                               {"stft_weight", t.stft_weight}, {"seed", t.seed}};
+                               {"stft_weight", t.stft_weight}, {"seed", t.seed},
+                               {"device", to_string(t.device)}};
 
     auto export_best = [&](const ValStats& v, int64_t step) {
         Model m = trainer->model();
@@ -415,6 +422,11 @@ void add_train_command(CLI::App& app) {
         ->capture_default_str();
     g_opt->add_option("--seed", o->t.seed, "Seed of the initial weights and the data order")->capture_default_str();
     add_threads_option(*sub, o->t.threads);
+    sub->add_option("--device", o->device,
+                    "Where forward and backward run: cpu (every core, --threads), cuda (the whole batch at "
+                    "once on the GPU) or auto (cuda when a CUDA GPU is present)")
+        ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
+        ->capture_default_str();
     sub->add_flag("--json", o->json_out, "Print the result as one JSON object");
     sub->add_flag("--no-plot", o->no_plot, "Do not draw curves.png");
     sub->footer(
@@ -428,7 +440,8 @@ void add_train_command(CLI::App& app) {
         "  mambawave train --manifest data/captures/manifest.json --effect ts9 --out ts9.safetensors\n"
         "Generators: a folder of audio, mu-law 8-bit at --rate (default 8000 Hz):\n"
         "  mambawave train --data fsdd/train --out digits.safetensors --d-model 64 --layers 6\n\n"
-        "Training uses every core (--threads). Ctrl-C saves a checkpoint; run the same command\n"
+        "Training runs on a CUDA GPU when there is one (--device), else on every core (--threads).\n"
+        "Ctrl-C saves a checkpoint; run the same command\n"
         "with --resume to continue exactly. The run directory holds log.csv and curves.png.");
     sub->callback([o] { run_train(*o); });
 }

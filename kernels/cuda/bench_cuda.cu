@@ -14,6 +14,9 @@
 //                      [--step (only part 4)] [--step-tune (part 4 plus a sweep of groups and
 //                      threads at 1024 and 4096 streams)]
 //                      [--step-one effect|generator S (one persistent configuration: profiling)]
+//                      [--train (only part 5)]
+//   5. training: the scan's backward alone in GB/s against the copy, and whole training steps
+//      (forward + backward on the GPU tape, transfers included) in samples per second.
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/mamba_cuda.h"
 #include "kernels/cuda/scan.cuh"
@@ -192,6 +195,153 @@ void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, i
     for (float* p : {dt, u, z, y, bc, A2, Dv, bias, state, work}) MW_CUDA_CHECK(cudaFree(p));
 }
 
+// ---- 5. training: the scan's backward, and whole training steps -------------------------------
+
+// The scan's backward alone (scan_backward.cu) after a forward with its chunk length. Minimal
+// bytes: read Δ, u, z, dy (4 per channel-step) and B, C; write du, dΔ, dz (3) and dB, dC. Two
+// exps per state per step (pass 1 and pass 3), as in the forward.
+void bench_scan_backward(int B, int E, int N, int64_t L, double copy_gbps, int sms, double clock_hz) {
+    const int64_t rows = int64_t(B) * L;
+    const int T = kScanBackwardChunk;
+    const ScanWorkspaceSize fws = scan_workspace_size(B, L, E, N, T);
+    const ScanBackwardSize bws = scan_backward_workspace_size(B, L, E, N);
+    const std::string name = "scan backward B" + std::to_string(B) + " E" + std::to_string(E) + " N" +
+                             std::to_string(N) + " L" + pow2_name(L);
+    const int64_t floats = 8 * rows * E + 4 * rows * N + fws.total() + bws.total() + int64_t(E) * (2 * N + 4) +
+                           int64_t(B) * N * E;
+    size_t free_b = 0, total_b = 0;
+    MW_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    if (double(floats) * 4 > 0.92 * double(free_b)) {
+        std::printf("%s: needs %.1f GiB: skipped\n", name.c_str(), double(floats) * 4 / (1 << 30));
+        g_rows.push_back({name, 0, 0, 0, "skipped: does not fit"});
+        return;
+    }
+    std::vector<float*> owned;
+    auto alloc = [&](int64_t n) { owned.push_back(dev_alloc(n)); return owned.back(); };
+    float *dt = alloc(rows * E), *u = alloc(rows * E), *z = alloc(rows * E), *y = alloc(rows * E);
+    float *dy = alloc(rows * E), *du = alloc(rows * E), *ddt = alloc(rows * E), *dz = alloc(rows * E);
+    float *bc = alloc(rows * 2 * N), *dbc = alloc(rows * 2 * N);
+    float *A2 = alloc(int64_t(E) * N), *dA = alloc(int64_t(E) * N), *Dv = alloc(E), *dD = alloc(E), *bias = alloc(E);
+    float *state = alloc(int64_t(B) * N * E), *fwork = alloc(fws.total()), *bwork = alloc(bws.total());
+    fill(dt, rows * E, -6.0f, -2.0f, 21, sms);
+    fill(u, rows * E, -1.0f, 1.0f, 22, sms);
+    fill(z, rows * E, -2.0f, 2.0f, 23, sms);
+    fill(dy, rows * E, -1.0f, 1.0f, 24, sms);
+    fill(bc, rows * 2 * N, -1.0f, 1.0f, 25, sms);
+    fill(A2, int64_t(E) * N, -20.0f, -1.0f, 26, sms);
+    fill(Dv, E, 0.5f, 1.5f, 27, sms);
+    fill(bias, E, -0.1f, 0.1f, 28, sms);
+    MW_CUDA_CHECK(cudaMemset(state, 0, size_t(B) * N * E * 4));
+    MW_CUDA_CHECK(cudaMemset(dA, 0, size_t(E) * N * 4));
+    MW_CUDA_CHECK(cudaMemset(dD, 0, size_t(E) * 4));
+    ScanProblem q;
+    q.B = B; q.L = L; q.E = E; q.N = N;
+    q.dt = dt; q.dt_stride = E;
+    q.u = u;   q.u_stride = E;
+    q.z = z;   q.z_stride = E;
+    q.Bm = bc; q.Cm = bc + N; q.bc_stride = 2 * N;
+    q.y = y;   q.y_stride = E;
+    q.A2 = A2; q.D = Dv; q.dt_bias = bias; q.state = state;
+    const double fwd_ms = median_ms([&] { selective_scan(q, T, fwork, 0); }, 1, 5);
+    ScanBackwardProblem b;
+    b.B = B; b.L = L; b.E = E; b.N = N;
+    b.dt = dt; b.dt_stride = E;
+    b.u = u;   b.u_stride = E;
+    b.z = z;   b.z_stride = E;
+    b.Bm = bc; b.Cm = bc + N; b.bc_stride = 2 * N;
+    b.dy = dy; b.dy_stride = E;
+    b.A2 = A2; b.D = Dv; b.dt_bias = bias;
+    b.chunk_start = fwork;
+    b.du = du;   b.du_stride = E;
+    b.ddt = ddt; b.ddt_stride = E;
+    b.dz = dz;   b.dz_stride = E;
+    b.dB = dbc;  b.dC = dbc + N; b.dbc_stride = 2 * N;
+    b.dA_log = dA; b.dD = dD;
+    const int reps = g_reps > 0 ? g_reps : 9;
+    const double ms = median_ms([&] { selective_scan_backward(b, bwork, 0); }, 1, reps);
+    std::vector<float> probe(2048);
+    MW_CUDA_CHECK(cudaMemcpy(probe.data(), ddt + rows * E - 2048, 2048 * 4, cudaMemcpyDeviceToHost));
+    bool finite = true;
+    for (float v : probe) finite = finite && std::isfinite(v);
+    const double bytes = double(rows) * (7.0 * E + 4.0 * N) * 4;
+    const double gbps = bytes / (ms * 1e-3) / 1e9;
+    const double sfu_ms = 2.0 * double(rows) * E * N / (double(sms) * 16 * clock_hz) * 1e3;
+    const double mem_ms = bytes / (copy_gbps * 1e9) * 1e3;
+    std::printf("%s: %.3f ms (the forward with chunk %d: %.3f ms), %.0f GB/s = %.0f%% of copy; floors: bytes "
+                "%.3f ms, exp unit %.3f ms%s\n",
+                name.c_str(), ms, T, fwd_ms, gbps, 100 * gbps / copy_gbps, mem_ms, sfu_ms,
+                finite ? "" : "  NON-FINITE OUTPUT");
+    char note[160];
+    std::snprintf(note, sizeof note, "floors %.2f ms bytes, %.2f ms exp; forward (chunk %d) %.2f ms%s", mem_ms,
+                  sfu_ms, T, fwd_ms, finite ? "" : "; NON-FINITE");
+    g_rows.push_back({name, ms, gbps, 100 * gbps / copy_gbps, note});
+    for (float* p : owned) MW_CUDA_CHECK(cudaFree(p));
+}
+
+// Whole training steps on the GPU tape (forward, the loss's gradient on the host, backward,
+// gradients down; the optimiser is not included): samples per second = B·L / step.
+void bench_train(bool generator, int d_model, int n_layers, int B, int64_t L) {
+    ModelConfig c = make_config(generator ? IoKind::mulaw8 : IoKind::continuous, d_model, n_layers, 16);
+    if (!generator) {
+        c.controls.push_back({"drive", "", 0.0f, 1.0f, 0.5f, false});
+        c.controls.push_back({"tone", "", 0.0f, 1.0f, 0.5f, false});
+        c.skip = true;
+    }
+    Model m(c);
+    m.init_random(5, 0.3f);
+    const std::string name = std::string("train ") + (generator ? "generator" : "effect") + " D" +
+                             std::to_string(d_model) + "x" + std::to_string(n_layers) + " B" + std::to_string(B) +
+                             " L" + std::to_string(L);
+    const int64_t rows = int64_t(B) * L;
+    const int V = c.vocab, I = c.n_in();
+    std::vector<float> x, out(size_t(rows * (generator ? V : 1))), dout(out.size());
+    std::vector<int32_t> tok;
+    uint32_t h = 99;
+    auto rnd = [&] { h = h * 1664525u + 1013904223u; return float(h >> 8) * (1.0f / 8388608.0f) - 1.0f; };
+    if (generator) {
+        tok.resize(size_t(rows));
+        for (int32_t& t : tok) t = int32_t((rnd() + 1.0f) * 127.99f);
+    } else {
+        x.resize(size_t(rows * I));
+        for (float& v : x) v = 0.5f * rnd();
+    }
+    for (float& v : dout) v = 1e-3f * rnd();
+    Model g(c);
+    std::vector<kernels::LayerGrad> layers;
+    const kernels::ModelGrad mg = g.as_gradient(layers);
+    auto tape = make_train_tape(m.view(), B, L);
+    auto step = [&] {
+        if (generator)
+            train_forward_tokens(*tape, m.view(), tok.data(), L, nullptr, out.data(), nullptr);
+        else
+            train_forward_continuous(*tape, m.view(), x.data(), L, nullptr, out.data(), nullptr);
+        train_backward(*tape, dout.data(), mg);
+    };
+    step();  // warm-up (cuBLAS picks its kernels, the scan workspace grows)
+    reset_timing(*tape);
+    int steps = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    double wall = 0;
+    while (steps < 3 || (wall < 2.0 && steps < 200)) {
+        step();
+        ++steps;
+        wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+    const TrainTiming tm = timing(*tape);
+    const double per = wall / steps;
+    bool finite = true;
+    for (float v : g.tensors().empty() ? std::vector<float>{} : std::vector<float>(g.data(), g.data() + 64))
+        finite = finite && std::isfinite(v);
+    std::printf("%s (%lld parameters): %.2f ms per step = %.3g samples/s (forward %.2f ms, backward %.2f ms per "
+                "step, transfers included)%s\n",
+                name.c_str(), (long long)m.parameter_count(), per * 1e3, double(rows) / per, tm.forward_ms / steps,
+                tm.backward_ms / steps, finite ? "" : "  NON-FINITE GRADIENT");
+    char note[200];
+    std::snprintf(note, sizeof note, "%.3g samples/s; forward %.1f ms, backward %.1f ms%s", double(rows) / per,
+                  tm.forward_ms / steps, tm.backward_ms / steps, finite ? "" : "; NON-FINITE");
+    g_rows.push_back({name, per * 1e3, 0, 0, note});
+}
+
 // An effect's input, [L][2]: a slow sweep plus noise, and a slowly moving control.
 std::vector<float> effect_input(int64_t L, double rate) {
     std::vector<float> x(size_t(L * 2));
@@ -363,7 +513,7 @@ int main(int argc, char** argv) {
     try {
         double seconds = 3600.0;
         std::vector<long long> only_scan, only_model;
-        bool only_step = false, step_tune = false;
+        bool only_step = false, step_tune = false, only_train = false;
         std::string step_one;
         int step_one_s = 0;
         for (int i = 1; i < argc; ++i) {
@@ -377,6 +527,7 @@ int main(int argc, char** argv) {
             else if (a == "--scan") for (int k = 0; k < 4; ++k) only_scan.push_back(next());
             else if (a == "--model") for (int k = 0; k < 2; ++k) only_model.push_back(next());
             else if (a == "--step") only_step = true;
+            else if (a == "--train") only_train = true;
             else if (a == "--step-tune") only_step = step_tune = true;
             else if (a == "--step-one") {
                 step_one = i + 1 < argc ? argv[++i] : "";
@@ -384,7 +535,7 @@ int main(int argc, char** argv) {
             }
             else throw std::invalid_argument("unknown argument " + a +
                                              "; usage: mw_bench_cuda [--seconds S] [--reps R] "
-                                             "[--scan B E N L] [--model D LAYERS] [--step] [--step-tune]");
+                                             "[--scan B E N L] [--model D LAYERS] [--step] [--step-tune] [--train]");
         }
         if (!available()) {
             std::printf("no CUDA device: nothing to measure\n");
@@ -406,7 +557,7 @@ int main(int argc, char** argv) {
             bench_step(m, gen ? "generator D64x8" : "effect D16x4", step_one_s, StepTuning{}, 3000.0);
             return 0;
         }
-        const bool all = only_scan.empty() && only_model.empty() && !only_step;
+        const bool all = only_scan.empty() && only_model.empty() && !only_step && !only_train;
 
         const double copy = copy_bandwidth(sms);
         struct ScanCase { int B, E, N; int64_t L; };
@@ -431,6 +582,16 @@ int main(int argc, char** argv) {
         }
 
         if (all || only_step) bench_steps(copy, step_tune);
+
+        if (all || only_train) {
+            bench_scan_backward(1, 128, 16, int64_t(1) << 20, copy, sms, clock_hz);
+            bench_scan_backward(16, 1536, 16, 4096, copy, sms, clock_hz);
+            bench_train(false, 8, 3, 16, 4096);     // the shipped effect presets' shape and batch
+            bench_train(false, 16, 4, 16, 4096);
+            bench_train(true, 64, 6, 16, 8192);     // a digits-sized generator
+            bench_train(false, 256, 4, 16, 16384);  // the large shape
+            bench_train(true, 256, 4, 16, 16384);
+        }
 
         std::printf("\n== %s: copy %.0f GB/s ==\n", dname.c_str(), copy);
         std::printf("%-72s %10s %8s %7s  %s\n", "what", "ms", "GB/s", "% copy", "note");
