@@ -2,7 +2,8 @@
 # Builds the CLI on the device machine (which has nvcc, cmake and a compiler but none of our
 # Debian dev libraries): unpacks the .debs carried in .debs/ (made here with `apt-get download`
 # of libsndfile1(-dev), libsamplerate0(-dev), libcli11-dev, nlohmann-json3-dev and their
-# libraries; .debs/ is git-ignored) and builds build-device/bin/mambawave against them.
+# libraries; .debs/ is git-ignored) and builds /tmp/b/bin/mambawave against them (and
+# /tmp/b/tests/mw_tests with MW_BUILD_TESTS=ON).
 # Source it: `. scripts/device_build.sh` leaves MW pointing at the binary.
 D=/tmp/deb; rm -rf $D; mkdir -p $D
 for f in .debs/*.deb; do dpkg -x $f $D; done
@@ -11,8 +12,9 @@ for pc in $(find $D -name '*.pc'); do sed -i "s|^prefix=/usr|prefix=$D/usr|; s|-
 export PKG_CONFIG_PATH=$LIB/pkgconfig:$D/usr/share/pkgconfig LD_LIBRARY_PATH=$LIB:${LD_LIBRARY_PATH:-}
 PKC=$(command -v pkg-config || echo $D/usr/bin/pkgconf)
 command -v ninja >/dev/null || export PATH=$PATH:$D/usr/bin
-cmake -S . -B /tmp/b -G Ninja -DCMAKE_BUILD_TYPE=Release -DMW_BUILD_TESTS=OFF -DMW_BUILD_PLUGIN=OFF -DMW_WITH_CUDA=${MW_WITH_CUDA:-ON} \
+cmake -S . -B /tmp/b -G Ninja -DCMAKE_BUILD_TYPE=Release -DMW_BUILD_TESTS=${MW_BUILD_TESTS:-OFF} -DMW_BUILD_PLUGIN=OFF -DMW_WITH_CUDA=${MW_WITH_CUDA:-ON} \
   -DCMAKE_PREFIX_PATH=$D/usr -DPKG_CONFIG_EXECUTABLE=$PKC \
   -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$LIB -Wl,-rpath,$LIB" >/tmp/cfg.log 2>&1 || { tail -30 /tmp/cfg.log; return 1 2>/dev/null || exit 1; }
-cmake --build /tmp/b -j16 --target mambawave 2>&1 | tail -2
+targets=(mambawave); [[ ${MW_BUILD_TESTS:-OFF} == ON ]] && targets+=(mw_tests)
+cmake --build /tmp/b -j16 --target "${targets[@]}" 2>&1 | tail -2
 MW=/tmp/b/bin/mambawave

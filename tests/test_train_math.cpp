@@ -283,3 +283,49 @@ TEST_CASE("the STFT term adds weight x the lane's STFT loss to the step loss, an
     INFO("first " << first << ", after 41 steps " << last);
     CHECK(last < 0.8 * first);
 }
+
+TEST_CASE("training on the GPU follows training on the CPU and resumes exactly (requires a GPU)", "[train][cuda]") {
+    if (!cuda_available()) {
+        WARN("no CUDA device: the GPU trainer's test skipped");
+        return;
+    }
+    // Sequences of uneven length (1500 and 2300 samples, segments of 512), so lanes reach their
+    // ends at different steps and the GPU batch pads its short lanes.
+    TrainData d = loud_and_quiet(2300);
+    d.effect_train[1].input.resize(1500);
+    d.effect_train[1].target.resize(1500);
+    const Model m = test::random_model(IoKind::continuous, 8, 2, 8, 41, 1, false);
+    auto options = [](Device device) {
+        TrainOptions o = exact_options(false);
+        o.batch = 3;
+        o.segment = 512;
+        o.warmup = 100;
+        o.steps = 12;
+        o.device = device;
+        return o;
+    };
+    Trainer cpu(m, d, options(Device::cpu)), gpu(m, d, options(Device::cuda));
+    for (int i = 0; i < 12; ++i) {
+        const StepStats a = cpu.step(), b = gpu.step();
+        INFO("step " << i + 1 << ": CPU loss " << a.loss << ", GPU loss " << b.loss);
+        CHECK(b.loss == Approx(a.loss).epsilon(i == 0 ? 1e-5 : 1e-3));  // the weights drift apart by rounding
+        CHECK(b.samples == a.samples);
+    }
+    const int64_t P = m.parameter_count();
+    const std::vector<float> wc(cpu.model().data(), cpu.model().data() + P);
+    const std::vector<float> wg(gpu.model().data(), gpu.model().data() + P);
+    CHECK(test::rel_error(wg, wc) < 1e-3);
+    CHECK(gpu.validate().metric == Approx(cpu.validate().metric).epsilon(1e-3));
+
+    // Stop after 5 steps, resume on the GPU: the same weights as the 12 steps in one go, bit for bit.
+    test::TempDir dir;
+    {
+        Trainer first(m, d, options(Device::cuda));
+        for (int i = 0; i < 5; ++i) first.step();
+        first.save_checkpoint(dir.path.string());
+    }
+    auto resumed = Trainer::resume(dir.path.string(), d, 12, 1, Device::cuda);
+    for (int i = 5; i < 12; ++i) resumed->step();
+    const std::vector<float> wr(resumed->model().data(), resumed->model().data() + P);
+    CHECK(wr == wg);
+}
