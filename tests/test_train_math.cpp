@@ -5,6 +5,7 @@
 #include "model/model.h"
 #include "model/engine.h"
 #include "model/trainer.h"
+#include "temp_dir.h"
 #include "test_util.h"
 
 #include <catch2/catch.hpp>
