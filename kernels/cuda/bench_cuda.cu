@@ -200,13 +200,12 @@ void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, i
 // The scan's backward alone (scan_backward.cu) after a forward with its chunk length. Minimal
 // bytes: read Δ, u, z, dy (4 per channel-step) and B, C; write du, dΔ, dz (3) and dB, dC. Two
 // exps per state per step (pass 1 and pass 3), as in the forward.
-void bench_scan_backward(int B, int E, int N, int64_t L, double copy_gbps, int sms, double clock_hz) {
+void bench_scan_backward(int B, int E, int N, int64_t L, int T, double copy_gbps, int sms, double clock_hz) {
     const int64_t rows = int64_t(B) * L;
-    const int T = kScanBackwardChunk;
     const ScanWorkspaceSize fws = scan_workspace_size(B, L, E, N, T);
-    const ScanBackwardSize bws = scan_backward_workspace_size(B, L, E, N);
-    const std::string name = "scan backward B" + std::to_string(B) + " E" + std::to_string(E) + " N" +
-                             std::to_string(N) + " L" + pow2_name(L);
+    const ScanBackwardSize bws = scan_backward_workspace_size(B, L, E, N, T);
+    const std::string name = "scan backward chunk " + std::to_string(T) + " B" + std::to_string(B) + " E" +
+                             std::to_string(E) + " N" + std::to_string(N) + " L" + pow2_name(L);
     const int64_t floats = 8 * rows * E + 4 * rows * N + fws.total() + bws.total() + int64_t(E) * (2 * N + 4) +
                            int64_t(B) * N * E;
     size_t free_b = 0, total_b = 0;
@@ -244,7 +243,7 @@ void bench_scan_backward(int B, int E, int N, int64_t L, double copy_gbps, int s
     q.A2 = A2; q.D = Dv; q.dt_bias = bias; q.state = state;
     const double fwd_ms = median_ms([&] { selective_scan(q, T, fwork, 0); }, 1, 5);
     ScanBackwardProblem b;
-    b.B = B; b.L = L; b.E = E; b.N = N;
+    b.B = B; b.L = L; b.E = E; b.N = N; b.chunk = T;
     b.dt = dt; b.dt_stride = E;
     b.u = u;   b.u_stride = E;
     b.z = z;   b.z_stride = E;
@@ -584,8 +583,10 @@ int main(int argc, char** argv) {
         if (all || only_step) bench_steps(copy, step_tune);
 
         if (all || only_train) {
-            bench_scan_backward(1, 128, 16, int64_t(1) << 20, copy, sms, clock_hz);
-            bench_scan_backward(16, 1536, 16, 4096, copy, sms, clock_hz);
+            for (int T : {16, 8}) {
+                bench_scan_backward(1, 128, 16, int64_t(1) << 20, T, copy, sms, clock_hz);
+                bench_scan_backward(16, 1536, 16, 4096, T, copy, sms, clock_hz);
+            }
             bench_train(false, 8, 3, 16, 4096);     // the shipped effect presets' shape and batch
             bench_train(false, 16, 4, 16, 4096);
             bench_train(true, 64, 6, 16, 8192);     // a digits-sized generator

@@ -243,6 +243,10 @@ void train_forward_tokens(TrainTape& t, const ModelView& m, const int32_t* token
 // Throws std::logic_error without a forward before it.
 void train_backward(TrainTape& t, const float* d_out, const ModelGrad& g);
 
+// Steps per chunk of the scan's backward: 16 (the default) or 8 (fewer registers per thread,
+// twice the chunks); tests and the benchmark compare them. Throws std::invalid_argument.
+void set_backward_chunk(TrainTape& t, int chunk);
+
 int train_batch(const TrainTape& t);
 int64_t train_max_len(const TrainTape& t);
 

@@ -69,8 +69,8 @@ void selective_scan(const ScanProblem& p, int T, float* workspace, cudaStream_t 
 
 // ---- the backward (scan_backward.cu) -------------------------------------------------------
 
-// Steps per chunk of the backward. The forward that gives it its chunk start states must be
-// run with the same chunk length.
+// Steps per chunk of the backward (8 or 16; 16 is the default). The forward that gives it its
+// chunk start states must be run with the same chunk length.
 constexpr int kScanBackwardChunk = 16;
 
 // The gradients of one scan. Inputs are the forward's (same layouts and strides); dy is
@@ -82,6 +82,7 @@ struct ScanBackwardProblem {
     int64_t L = 0;
     int E = 0;
     int N = 0;
+    int chunk = kScanBackwardChunk;  // 8 or 16
     const float* dt = nullptr;  int64_t dt_stride = 0;
     const float* u = nullptr;   int64_t u_stride = 0;
     const float* z = nullptr;   int64_t z_stride = 0;
@@ -92,7 +93,7 @@ struct ScanBackwardProblem {
     const float* D = nullptr;        // [E]
     const float* dt_bias = nullptr;  // [E]
     const float* chunk_start = nullptr;  // [B][nc][N][E]: the forward's workspace after a
-                                         // selective_scan with T = kScanBackwardChunk
+                                         // selective_scan with T = chunk
     float* du = nullptr;   int64_t du_stride = 0;
     float* ddt = nullptr;  int64_t ddt_stride = 0;
     float* dz = nullptr;   int64_t dz_stride = 0;
@@ -107,7 +108,7 @@ struct ScanBackwardSize {
     int64_t carry = 0, sum_dt = 0, bc_part = 0, dA_part = 0, dD_part = 0, sums = 0;
     int64_t total() const { return carry + sum_dt + bc_part + dA_part + dD_part + sums; }
 };
-ScanBackwardSize scan_backward_workspace_size(int B, int64_t L, int E, int N);
+ScanBackwardSize scan_backward_workspace_size(int B, int64_t L, int E, int N, int chunk = kScanBackwardChunk);
 
 // Throws std::invalid_argument for bad sizes or a null pointer, CudaError for a failed launch.
 void selective_scan_backward(const ScanBackwardProblem& p, float* workspace, cudaStream_t stream);

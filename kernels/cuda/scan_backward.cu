@@ -8,7 +8,7 @@
 //   g_t = C_t·ȳ_t + a_{t+1}·g_{t+1}           ȳ_t = dLoss/dy_t · SiLU(z_t)
 //
 // which is the same kind of linear recurrence as the forward, reversed. So it is chunked the
-// same way (chunks of kScanBackwardChunk steps):
+// same way (chunks of T = 8 or 16 steps, kScanBackwardChunk by default):
 //   pass 1  every (b, c, e), all states: the chunk's adjoint from a zero carry, run back to the
 //           chunk's start and multiplied by a_start: what the chunk hands to the chunk before
 //           it, apart from what came in from after it; and ΣΔ (the chunk's decay is exp(A·ΣΔ)).
@@ -40,10 +40,8 @@
 namespace mw::kernels::cuda {
 namespace {
 
-constexpr int T = kScanBackwardChunk;
 constexpr int kThreads = 128;
 constexpr float kLn2 = 0.6931471805599453f;
-static_assert(T == 8 || T == 16, "the transposing reduction takes 16 or 32 values per lane");
 
 unsigned blocks_for(int64_t threads, int per_block) {
     return unsigned((threads + per_block - 1) / per_block);
@@ -87,6 +85,7 @@ struct WarpTask {
     int nt;           // valid steps of the chunk (the last chunk may be short)
     int64_t row0;     // row of the chunk's first step
 };
+template <int T>
 __device__ __forceinline__ bool warp_task(const BwdParams& p, WarpTask& w) {
     const int64_t warp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
     if (warp >= int64_t(p.B) * p.nc * p.slices) return false;  // the whole warp
@@ -104,6 +103,7 @@ __device__ __forceinline__ bool warp_task(const BwdParams& p, WarpTask& w) {
 }
 
 // Δ_t and ȳ_t = dy_t·SiLU(z_t) of the lane's chunk (zero past the end and off the channels).
+template <int T>
 __device__ __forceinline__ void load_chunk(const BwdParams& p, const WarpTask& w, float (&dl)[T],
                                            float (&dys)[T]) {
     const float bias = w.on ? p.dt_bias[w.e] : 0.0f;
@@ -121,11 +121,12 @@ __device__ __forceinline__ void load_chunk(const BwdParams& p, const WarpTask& w
 }
 
 // Pass 1: the chunk's adjoint from a zero carry, back to its start, times a_start; and ΣΔ.
+template <int T>
 __global__ void __launch_bounds__(kThreads) bwd_local(const BwdParams p) {
     WarpTask w;
-    if (!warp_task(p, w)) return;
+    if (!warp_task<T>(p, w)) return;
     float dl[T], dys[T];
-    load_chunk(p, w, dl, dys);
+    load_chunk<T>(p, w, dl, dys);
     if (!w.on) return;  // nothing below talks across lanes
     float sdt = 0.0f;
 #pragma unroll
@@ -189,11 +190,13 @@ __device__ __forceinline__ float transpose_reduce(float (&v)[Q], int lane) {
 
 // Pass 3: states forward from the chunk's start, the adjoint backward from its carry, and
 // every gradient (the file comment lists them).
+template <int T>
 __global__ void __launch_bounds__(kThreads) bwd_chunks(const BwdParams p) {
+    static_assert(T == 8 || T == 16, "the transposing reduction takes 16 or 32 values per lane");
     WarpTask w;
-    if (!warp_task(p, w)) return;
+    if (!warp_task<T>(p, w)) return;
     float dl[T], dys[T], uu[T], du[T], dd[T], ys[T];
-    load_chunk(p, w, dl, dys);
+    load_chunk<T>(p, w, dl, dys);
     const float Dv = w.on ? p.D[w.e] : 0.0f;
     float dD = 0.0f;
 #pragma unroll
@@ -329,9 +332,9 @@ void column_sums(const float* in, int64_t rows, int cols, int64_t ld, float* out
     MW_CUDA_CHECK_LAUNCH();
 }
 
-ScanBackwardSize scan_backward_workspace_size(int B, int64_t L, int E, int N) {
+ScanBackwardSize scan_backward_workspace_size(int B, int64_t L, int E, int N, int T) {
     ScanBackwardSize s;
-    if (B <= 0 || L <= 0 || E <= 0 || N <= 0) return s;
+    if (B <= 0 || L <= 0 || E <= 0 || N <= 0 || T <= 0) return s;
     s.chunks = (L + T - 1) / T;
     const int64_t bc = int64_t(B) * s.chunks;
     s.carry = bc * N * E;
@@ -352,7 +355,9 @@ void selective_scan_backward(const ScanBackwardProblem& q, float* workspace, cud
     if (!q.dt || !q.u || !q.z || !q.Bm || !q.Cm || !q.dy || !q.A2 || !q.D || !q.dt_bias || !q.chunk_start ||
         !q.du || !q.ddt || !q.dz || !q.dB || !q.dC || !q.dA_log || !q.dD || !workspace)
         throw std::invalid_argument("selective_scan_backward: a null pointer");
-    const ScanBackwardSize s = scan_backward_workspace_size(q.B, q.L, q.E, q.N);
+    if (q.chunk != 8 && q.chunk != 16)
+        throw std::invalid_argument("selective_scan_backward: chunk " + std::to_string(q.chunk) + ", expected 8 or 16");
+    const ScanBackwardSize s = scan_backward_workspace_size(q.B, q.L, q.E, q.N, q.chunk);
     BwdParams p{};
     p.B = q.B;
     p.E = q.E;
@@ -382,11 +387,13 @@ void selective_scan_backward(const ScanBackwardProblem& q, float* workspace, cud
     p.dz = q.dz;   p.dz_stride = q.dz_stride;
 
     const int64_t warps = int64_t(q.B) * p.nc * p.slices;
-    bwd_local<<<blocks_for(warps * 32, kThreads), kThreads, 0, stream>>>(p);
+    if (q.chunk == 8) bwd_local<8><<<blocks_for(warps * 32, kThreads), kThreads, 0, stream>>>(p);
+    else bwd_local<16><<<blocks_for(warps * 32, kThreads), kThreads, 0, stream>>>(p);
     MW_CUDA_CHECK_LAUNCH();
     bwd_carry<<<blocks_for(int64_t(q.B) * q.N * q.E, 256), 256, 0, stream>>>(p);
     MW_CUDA_CHECK_LAUNCH();
-    bwd_chunks<<<blocks_for(warps * 32, kThreads), kThreads, 0, stream>>>(p);
+    if (q.chunk == 8) bwd_chunks<8><<<blocks_for(warps * 32, kThreads), kThreads, 0, stream>>>(p);
+    else bwd_chunks<16><<<blocks_for(warps * 32, kThreads), kThreads, 0, stream>>>(p);
     MW_CUDA_CHECK_LAUNCH();
     const int64_t rows = int64_t(q.B) * q.L;
     bwd_bc_sum<<<blocks_for(rows * 2 * q.N, 256), 256, 0, stream>>>(p, q.dB, q.dC, q.dbc_stride);

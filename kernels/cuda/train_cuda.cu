@@ -3,7 +3,7 @@
 // layer input x [rows][D], the in_proj output u|z [rows][2E], x_proj's output B|C|r [rows][Mp]
 // and dt [rows][E], plus the carried-in state; nothing of size L·E·N. The backward goes layer
 // by layer from the top and recomputes what it needs: the norm, the conv + SiLU, and the scan
-// forward with chunks of kScanBackwardChunk steps (which leaves each chunk's start state for
+// forward with the backward's chunk length (16 steps, or 8) (which leaves each chunk's start state for
 // the scan's backward, scan_backward.cu). Gradients gather in one device buffer with the
 // weights' own packing (layer.cuh) and are added into the caller's arrays at the end.
 // Products go through cuBLAS in full fp32; every sum is in a fixed order (no atomics), so a
@@ -210,6 +210,7 @@ struct TrainTape {
     int64_t max_len = 0;
     int64_t L = 0;  // of the last forward (0: none yet)
     int sm_count = 1;
+    int bwd_chunk = kScanBackwardChunk;
 
     cudaStream_t stream = nullptr;
     cublasHandle_t blas = nullptr;
@@ -333,7 +334,7 @@ TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
         *ptrs[i] = t->scratch.get() + off;
         off += round_up(widths[i], 64);
     }
-    const ScanBackwardSize bs = scan_backward_workspace_size(batch, max_len, E, N);
+    const ScanBackwardSize bs = scan_backward_workspace_size(batch, max_len, E, N, 8);  // the most chunks
     t->bwd_ws = device_alloc<float>(bs.total() + column_sums_scratch(std::max(rows, conv_blocks), std::max(
                                                                          D * 2, E * (K + 1))));
     return t;
@@ -540,7 +541,7 @@ void backward_layer(TrainTape& t, int l) {
     const float* x = t.x[size_t(l)];
     const float* uz = t.uz[size_t(l)];
     const float* xdbc = t.xdbc[size_t(l)];
-    float* sums = t.bwd_ws.get() + scan_backward_workspace_size(t.B, t.max_len, E, N).total();
+    float* sums = t.bwd_ws.get() + scan_backward_workspace_size(t.B, t.max_len, E, N, 8).total();
 
     // Recompute h, u and the scan (its chunk start states and the gated output y).
     const RmsNormParams rp{x, w.norm_w, t.h, rows, D, d.norm_eps};
@@ -552,7 +553,7 @@ void backward_layer(TrainTape& t, int l) {
     MW_CUDA_CHECK_LAUNCH();
     MW_CUDA_CHECK(cudaMemcpyAsync(t.ssm_tmp.get(), t.state_in.get() + t.ssm_offset(l),
                                   size_t(t.B) * N * E * sizeof(float), cudaMemcpyDeviceToDevice, t.stream));
-    layer_scan(t, l, t.ssm_tmp.get(), kScanBackwardChunk);
+    layer_scan(t, l, t.ssm_tmp.get(), t.bwd_chunk);
 
     // out_proj: x_out = x + y · out_projᵀ
     gemm_dw(t.blas, rows, D, E, t.dx, D, t.y, E, t.gw(w.out_w), E);
@@ -565,6 +566,7 @@ void backward_layer(TrainTape& t, int l) {
     q.L = t.L;
     q.E = E;
     q.N = N;
+    q.chunk = t.bwd_chunk;
     q.dt = t.dt[size_t(l)];   q.dt_stride = E;
     q.u = t.u;                q.u_stride = E;
     q.z = uz + E;             q.z_stride = 2 * E;
@@ -662,7 +664,7 @@ void train_backward(TrainTape& t, const float* d_out, const ModelGrad& g) {
     const Dims& d = t.dims;
     const int D = d.d_model, E = d.d_inner, N = d.d_state;
     const int64_t rows = int64_t(t.B) * t.L;
-    float* sums = t.bwd_ws.get() + scan_backward_workspace_size(t.B, t.max_len, E, N).total();
+    float* sums = t.bwd_ws.get() + scan_backward_workspace_size(t.B, t.max_len, E, N, 8).total();
     MW_CUDA_CHECK(cudaEventRecord(t.ev[1], t.stream));
     MW_CUDA_CHECK(cudaMemsetAsync(t.grad.get(), 0, size_t(t.w.floats) * sizeof(float), t.stream));
     const int out_w = t.head == HeadKind::tokens ? t.V : 1;
@@ -705,6 +707,12 @@ void train_backward(TrainTape& t, const float* d_out, const ModelGrad& g) {
     MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
     add_elapsed(t.time.backward_ms, t.ev[1], t.ev[2]);
     add_gradients(t, host, g);
+}
+
+void set_backward_chunk(TrainTape& t, int chunk) {
+    if (chunk != 8 && chunk != 16)
+        throw std::invalid_argument("cuda::set_backward_chunk: " + std::to_string(chunk) + ", expected 8 or 16");
+    t.bwd_chunk = chunk;
 }
 
 int train_batch(const TrainTape& t) { return t.B; }
