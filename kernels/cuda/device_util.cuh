@@ -32,6 +32,13 @@ DevPtr<T> device_alloc(int64_t count) {
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+// acc += milliseconds between two recorded events (both complete). Throws CudaError.
+inline void add_elapsed(double& acc, cudaEvent_t a, cudaEvent_t b) {
+    float ms = 0;
+    MW_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    acc += ms;
+}
+
 // The sizes and arrays every GPU path needs; `who` starts each message
 // ("cuda::make_forward: a model dimension is below 1"). Throws std::invalid_argument.
 inline void check_model_view(const ModelView& m, const std::string& who) {

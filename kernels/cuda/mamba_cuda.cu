@@ -22,6 +22,7 @@
 namespace mw::kernels::cuda {
 namespace {
 
+using detail::add_elapsed;
 using detail::DevPtr;
 using detail::device_alloc;
 using detail::round_up;
@@ -226,22 +227,15 @@ void run_segment(Forward& f, int64_t Lseg) {
     }
 }
 
-void add_elapsed(double& acc, cudaEvent_t a, cudaEvent_t b) {
-    float ms = 0;
-    MW_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    acc += ms;
-}
-
-// Segment by segment: copy in (B rows, pitch L), run, copy out, wait; timings from events.
-template <class In>
-void run_segments(Forward& f, const In* in, int in_width, In* dev_in, int64_t L, float* out,
-                  int out_width) {
+// Segment by segment: upload(off, n) puts steps [off, off + n) of every sequence on the device
+// (f's input arrays), the model runs, the output comes back (B rows, pitch L), wait; the
+// timings come from events.
+template <class Upload>
+void run_segments(Forward& f, int64_t L, float* out, int out_width, Upload&& upload) {
     for (int64_t off = 0; off < L; off += f.max_seg) {
         const int64_t n = std::min(f.max_seg, L - off);
         MW_CUDA_CHECK(cudaEventRecord(f.ev[0], f.stream));
-        MW_CUDA_CHECK(cudaMemcpy2DAsync(dev_in, size_t(n * in_width) * sizeof(In), in + off * in_width,
-                                        size_t(L * in_width) * sizeof(In), size_t(n * in_width) * sizeof(In),
-                                        size_t(f.B), cudaMemcpyHostToDevice, f.stream));
+        upload(off, n);
         MW_CUDA_CHECK(cudaEventRecord(f.ev[1], f.stream));
         run_segment(f, n);
         MW_CUDA_CHECK(cudaEventRecord(f.ev[2], f.stream));
@@ -256,6 +250,14 @@ void run_segments(Forward& f, const In* in, int in_width, In* dev_in, int64_t L,
         add_elapsed(f.time.download_ms, f.ev[2], f.ev[3]);
     }
     f.time.steps += L;
+}
+
+// Steps [off, off + n) of B host rows of pitch L·width into a device array of pitch n·width.
+template <class T>
+void upload_rows(const Forward& f, const T* host, int width, int64_t L, int64_t off, int64_t n, T* dev) {
+    MW_CUDA_CHECK(cudaMemcpy2DAsync(dev, size_t(n * width) * sizeof(T), host + off * width,
+                                    size_t(L * width) * sizeof(T), size_t(n * width) * sizeof(T), size_t(f.B),
+                                    cudaMemcpyHostToDevice, f.stream));
 }
 
 } // namespace
@@ -321,7 +323,7 @@ void forward_continuous(Forward& f, const float* x, int64_t L, float* y) {
                                     "use forward_tokens");
     if (L < 0) throw std::invalid_argument("cuda::forward_continuous: L is negative");
     if (L == 0) return;
-    run_segments<float>(f, x, f.I, f.xin, L, y, 1);
+    run_segments(f, L, y, 1, [&](int64_t off, int64_t n) { upload_rows(f, x, f.I, L, off, n, f.xin); });
 }
 
 void forward_effect(Forward& f, const float* audio, const float* controls, int64_t L, float* y) {
@@ -333,27 +335,13 @@ void forward_effect(Forward& f, const float* audio, const float* controls, int64
     if (f.I > 1)
         MW_CUDA_CHECK(cudaMemcpyAsync(f.controls.get(), controls, size_t(f.I - 1) * sizeof(float),
                                       cudaMemcpyHostToDevice, f.stream));
-    for (int64_t off = 0; off < L; off += f.max_seg) {
-        const int64_t n = std::min(f.max_seg, L - off);
-        MW_CUDA_CHECK(cudaEventRecord(f.ev[0], f.stream));
-        MW_CUDA_CHECK(cudaMemcpy2DAsync(f.audio, size_t(n) * sizeof(float), audio + off, size_t(L) * sizeof(float),
-                                        size_t(n) * sizeof(float), size_t(f.B), cudaMemcpyHostToDevice, f.stream));
+    run_segments(f, L, y, 1, [&](int64_t off, int64_t n) {
+        upload_rows(f, audio, 1, L, off, n, f.audio);
         const int64_t rows = int64_t(f.B) * n;
         effect_rows_kernel<<<blocks_for(rows * f.I, kThreads), kThreads, 0, f.stream>>>(f.audio, f.controls.get(),
                                                                                         f.xin, rows, f.I);
         MW_CUDA_CHECK_LAUNCH();
-        MW_CUDA_CHECK(cudaEventRecord(f.ev[1], f.stream));
-        run_segment(f, n);
-        MW_CUDA_CHECK(cudaEventRecord(f.ev[2], f.stream));
-        MW_CUDA_CHECK(cudaMemcpy2DAsync(y + off, size_t(L) * sizeof(float), f.out, size_t(n) * sizeof(float),
-                                        size_t(n) * sizeof(float), size_t(f.B), cudaMemcpyDeviceToHost, f.stream));
-        MW_CUDA_CHECK(cudaEventRecord(f.ev[3], f.stream));
-        MW_CUDA_CHECK(cudaStreamSynchronize(f.stream));
-        add_elapsed(f.time.upload_ms, f.ev[0], f.ev[1]);
-        add_elapsed(f.time.compute_ms, f.ev[1], f.ev[2]);
-        add_elapsed(f.time.download_ms, f.ev[2], f.ev[3]);
-    }
-    f.time.steps += L;
+    });
 }
 
 void forward_tokens(Forward& f, const int32_t* tokens, int64_t L, float* logits) {
@@ -369,7 +357,8 @@ void forward_tokens(Forward& f, const int32_t* tokens, int64_t L, float* logits)
                                         " at sequence " + std::to_string(i / L) + ", step " +
                                         std::to_string(i % L) + " is outside 0.." +
                                         std::to_string(f.V - 1));
-    run_segments<int32_t>(f, tokens, 1, f.tokens.get(), L, logits, f.V);
+    run_segments(f, L, logits, f.V,
+                 [&](int64_t off, int64_t n) { upload_rows(f, tokens, 1, L, off, n, f.tokens.get()); });
 }
 
 void reset(Forward& f) {

@@ -528,6 +528,7 @@ void launch_step(const StepParams& p, int G, int T, bool weights_in_smem, cudaSt
 // ---- the Stepper ------------------------------------------------------------------------------
 
 using namespace step_detail;
+using detail::add_elapsed;
 using detail::DevPtr;
 using detail::device_alloc;
 
@@ -683,12 +684,6 @@ void resolve_tuning(Stepper& st) {
                                         " bytes of shared memory for " + std::to_string(G) +
                                         " streams per block, the GPU allows " + std::to_string(st.smem_optin));
     }
-}
-
-void add_elapsed(double& acc, cudaEvent_t a, cudaEvent_t b) {
-    float ms = 0;
-    MW_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    acc += ms;
 }
 
 // Runs feeds [f0, f0 + count) of the call described by p (chunk buffers already filled), by

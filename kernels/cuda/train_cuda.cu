@@ -23,6 +23,7 @@
 namespace mw::kernels::cuda {
 namespace {
 
+using detail::add_elapsed;
 using detail::DevPtr;
 using detail::device_alloc;
 using detail::round_up;
@@ -471,12 +472,6 @@ void forward_layers(TrainTape& t, const float* state_in, float* state_out) {
         MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
         state_from_device_layout(t, st, state_out);
     }
-}
-
-void add_elapsed(double& acc, cudaEvent_t a, cudaEvent_t b) {
-    float ms = 0;
-    MW_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    acc += ms;
 }
 
 } // namespace
