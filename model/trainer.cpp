@@ -311,13 +311,14 @@ struct Trainer::Impl {
         const ModelConfig& c = model.config();
         const int B = opt.batch, I = c.n_in();
         const int64_t Lmax = *std::max_element(n.begin(), n.end());
-        const int64_t width = effect ? 1 : c.vocab;
         const int64_t S = model.state_floats_per_stream();
         if (!gpu) gpu = kc::make_train_tape(model.view(), B, opt.segment);
-        std::vector<float>& out = lane_out[0];  // [B][Lmax][width] for the whole batch
+        std::vector<float>& out = lane_out[0];  // effects: y and dy [B][Lmax] for the whole batch
         std::vector<float>& dout = lane_dout[0];
-        out.assign(size_t(B * Lmax * width), 0.0f);
-        dout.assign(size_t(B * Lmax * width), 0.0f);
+        if (effect) {
+            out.assign(size_t(B * Lmax), 0.0f);
+            dout.assign(size_t(B * Lmax), 0.0f);
+        }
         std::vector<float> state_in(size_t(B * S)), state_out(size_t(B * S));
         for (int b = 0; b < B; ++b)
             std::copy(lanes[size_t(b)].state.begin(), lanes[size_t(b)].state.end(), state_in.begin() + b * S);
@@ -334,25 +335,33 @@ struct Trainer::Impl {
             kc::train_forward_continuous(*gpu, model.view(), x.data(), Lmax, state_in.data(), out.data(),
                                          state_out.data());
         } else {
-            std::vector<int32_t> tok(size_t(B * Lmax), 0);
+            // Generators: the cross-entropy runs on the GPU (the logits, B·L·V floats, stay
+            // there); rows past a lane's end or inside its warm-up have target -1.
+            std::vector<int32_t> tok(size_t(B * Lmax), 0), target(size_t(B * Lmax), -1);
             for (int b = 0; b < B; ++b) {
                 const Lane& l = lanes[size_t(b)];
                 const int32_t* t = data.token_train[size_t(l.seq)].tokens.data() + l.pos;
                 std::copy(t, t + n[size_t(b)], tok.begin() + b * Lmax);
+                std::copy(t + 1 + skip[size_t(b)], t + 1 + n[size_t(b)], target.begin() + b * Lmax + skip[size_t(b)]);
             }
-            kc::train_forward_tokens(*gpu, model.view(), tok.data(), Lmax, state_in.data(), out.data(),
+            kc::train_forward_tokens(*gpu, model.view(), tok.data(), Lmax, state_in.data(), nullptr,
                                      state_out.data());
+            std::vector<double> nats(static_cast<size_t>(B));
+            kc::train_cross_entropy(*gpu, target.data(), 1.0 / denominator, nats.data());
+            for (int b = 0; b < B; ++b) lane_error[size_t(b)] = nats[size_t(b)];
         }
         for (int b = 0; b < B; ++b) {
-            const int64_t off = b * Lmax * width;
-            lane_loss(b, n[size_t(b)], skip[size_t(b)], lane_den[size_t(b)], denominator, out.data() + off,
-                      dout.data() + off);
+            if (effect) {
+                const int64_t off = b * Lmax;
+                lane_loss(b, n[size_t(b)], skip[size_t(b)], lane_den[size_t(b)], denominator, out.data() + off,
+                          dout.data() + off);
+            }
             Lane& l = lanes[size_t(b)];
             std::copy(state_out.begin() + b * S, state_out.begin() + (b + 1) * S, l.next_state.begin());
         }
         std::fill(grads.data(), grads.data() + grads.parameter_count(), 0.0f);
         std::vector<kernels::LayerGrad> layers;
-        kc::train_backward(*gpu, dout.data(), grads.as_gradient(layers));
+        kc::train_backward(*gpu, effect ? dout.data() : nullptr, grads.as_gradient(layers));
 #else
         (void)n, (void)skip, (void)lane_den, (void)denominator;
         throw std::runtime_error("training on cuda: this build has no CUDA support");

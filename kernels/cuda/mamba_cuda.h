@@ -240,8 +240,15 @@ void train_forward_continuous(TrainTape& t, const ModelView& m, const float* x, 
 void train_forward_tokens(TrainTape& t, const ModelView& m, const int32_t* tokens, int64_t L,
                           const float* state_in, float* logits, float* state_out);
 // dLoss/dout of the last forward (dy [B][L] or dlogits [B][L][V]) -> adds (+=) into g.
-// Throws std::logic_error without a forward before it.
+// d_out null: the gradient train_cross_entropy left on the GPU. Throws std::logic_error
+// without a forward before it.
 void train_backward(TrainTape& t, const float* d_out, const ModelGrad& g);
+// Generators, after train_forward_tokens: the cross-entropy of the logits (on the GPU) against
+// targets [B][L] (host; -1: the row is not counted), so the logits never cross the bus.
+// nats[b] = Σ over sequence b's counted rows of −log softmax(logits)[target] (float64 sum of
+// per-row floats); dLoss/dlogits = (softmax − onehot)·scale stays on the GPU for
+// train_backward(t, nullptr, g). Throws std::invalid_argument for a target outside -1..V-1.
+void train_cross_entropy(TrainTape& t, const int32_t* targets, double scale, double* nats);
 
 // Steps per chunk of the scan's backward: 16 (the default) or 8 (fewer registers per thread,
 // twice the chunks); tests and the benchmark compare them. Throws std::invalid_argument.

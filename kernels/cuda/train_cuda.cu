@@ -198,6 +198,34 @@ __global__ void embed_backward_kernel(const int32_t* __restrict__ tokens, const 
     }
 }
 
+// Cross-entropy per row, one warp per row: nll[r] = logsumexp(logits[r]) − logits[r][target_r]
+// and dlogits[r] = (softmax(logits[r]) − onehot(target_r))·scale; a row with target −1 is not
+// counted (nll 0, gradient 0).
+__global__ void cross_entropy_kernel(const float* __restrict__ logits, const int32_t* __restrict__ targets,
+                                     float* __restrict__ dlogits, float* __restrict__ nll, int64_t rows, int V,
+                                     float scale) {
+    const int64_t r = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+    const int lane = int(threadIdx.x & 31);
+    if (r >= rows) return;
+    const float* l = logits + r * V;
+    float* d = dlogits + r * V;
+    const int target = targets[r];
+    if (target < 0) {
+        for (int v = lane; v < V; v += 32) d[v] = 0.0f;
+        if (lane == 0) nll[r] = 0.0f;
+        return;
+    }
+    float mx = -INFINITY;
+    for (int v = lane; v < V; v += 32) mx = fmaxf(mx, l[v]);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float z = 0.0f;
+    for (int v = lane; v < V; v += 32) z += expf(l[v] - mx);
+    z = warp_sum(z);
+    for (int v = lane; v < V; v += 32) d[v] = (expf(l[v] - mx) / z - (v == target ? 1.0f : 0.0f)) * scale;
+    if (lane == 0) nll[r] = mx + logf(z) - l[target];
+}
+
 } // namespace
 
 // ---- the tape -------------------------------------------------------------------------------
@@ -229,6 +257,8 @@ struct TrainTape {
     std::vector<float*> dt;    // [layers] of [rows][E]
     float* xin = nullptr;      // [rows][I]
     DevPtr<int32_t> tokens;    // [rows]
+    DevPtr<int32_t> targets;   // [rows] train_cross_entropy's
+    bool dout_on_device = false;  // train_cross_entropy has put dLoss/dlogits in dout
     DevPtr<float> state_in;    // conv windows [layers][B][K-1][E], then SSM [layers][B][N][E]
     DevPtr<float> state;       // the same, advanced by the forward (-> state_out)
 
@@ -315,7 +345,10 @@ TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
     }
     t->x.push_back(take(rows * D));
     t->xin = take(rows * std::max(t->I, 1));
-    if (m.head == HeadKind::tokens) t->tokens = device_alloc<int32_t>(rows);
+    if (m.head == HeadKind::tokens) {
+        t->tokens = device_alloc<int32_t>(rows);
+        t->targets = device_alloc<int32_t>(rows);
+    }
     t->state_in = device_alloc<float>(t->state_floats());
     t->state = device_alloc<float>(t->state_floats());
     t->ssm_tmp = device_alloc<float>(int64_t(batch) * N * E);
@@ -480,6 +513,7 @@ void train_forward_continuous(TrainTape& t, const ModelView& m, const float* x, 
                               float* y, float* state_out) {
     check_call(t, m, L, HeadKind::continuous, "cuda::train_forward_continuous");
     t.L = 0;  // no valid tape until this forward completes
+    t.dout_on_device = false;
     MW_CUDA_CHECK(cudaEventRecord(t.ev[0], t.stream));
     upload_weights(m, t.w, t.stream);
     const int64_t rows = int64_t(t.B) * L;
@@ -507,6 +541,7 @@ void train_forward_tokens(TrainTape& t, const ModelView& m, const int32_t* token
                                         " at sequence " + std::to_string(i / L) + ", step " +
                                         std::to_string(i % L) + " is outside 0.." + std::to_string(t.V - 1));
     t.L = 0;
+    t.dout_on_device = false;
     MW_CUDA_CHECK(cudaEventRecord(t.ev[0], t.stream));
     upload_weights(m, t.w, t.stream);
     MW_CUDA_CHECK(cudaMemcpyAsync(t.tokens.get(), tokens, size_t(rows) * sizeof(int32_t), cudaMemcpyHostToDevice,
@@ -516,8 +551,9 @@ void train_forward_tokens(TrainTape& t, const ModelView& m, const int32_t* token
     MW_CUDA_CHECK_LAUNCH();
     t.L = L;
     forward_layers(t, state_in, state_out);
-    MW_CUDA_CHECK(cudaMemcpyAsync(logits, t.out, size_t(rows * t.V) * sizeof(float), cudaMemcpyDeviceToHost,
-                                  t.stream));
+    if (logits)
+        MW_CUDA_CHECK(cudaMemcpyAsync(logits, t.out, size_t(rows * t.V) * sizeof(float), cudaMemcpyDeviceToHost,
+                                      t.stream));
     MW_CUDA_CHECK(cudaEventRecord(t.ev[1], t.stream));
     MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
     add_elapsed(t.time.forward_ms, t.ev[0], t.ev[1]);
@@ -656,6 +692,8 @@ void add_gradients(const TrainTape& t, const std::vector<float>& g, const ModelG
 void train_backward(TrainTape& t, const float* d_out, const ModelGrad& g) {
     if (t.L < 1) throw std::logic_error("cuda::train_backward: no forward before it");
     if (!g.layers) throw std::invalid_argument("cuda::train_backward: the gradient has no layers");
+    if (!d_out && !t.dout_on_device)
+        throw std::invalid_argument("cuda::train_backward: d_out is null and no train_cross_entropy gave it");
     const Dims& d = t.dims;
     const int D = d.d_model, E = d.d_inner, N = d.d_state;
     const int64_t rows = int64_t(t.B) * t.L;
@@ -663,8 +701,9 @@ void train_backward(TrainTape& t, const float* d_out, const ModelGrad& g) {
     MW_CUDA_CHECK(cudaEventRecord(t.ev[1], t.stream));
     MW_CUDA_CHECK(cudaMemsetAsync(t.grad.get(), 0, size_t(t.w.floats) * sizeof(float), t.stream));
     const int out_w = t.head == HeadKind::tokens ? t.V : 1;
-    MW_CUDA_CHECK(cudaMemcpyAsync(t.dout, d_out, size_t(rows * out_w) * sizeof(float), cudaMemcpyHostToDevice,
-                                  t.stream));
+    if (d_out)
+        MW_CUDA_CHECK(cudaMemcpyAsync(t.dout, d_out, size_t(rows * out_w) * sizeof(float), cudaMemcpyHostToDevice,
+                                      t.stream));
     MW_CUDA_CHECK(cudaMemsetAsync(t.dx, 0, size_t(rows * D) * sizeof(float), t.stream));
     const float* xl = t.x[size_t(d.n_layers)];
     if (t.head == HeadKind::continuous) {
@@ -702,6 +741,33 @@ void train_backward(TrainTape& t, const float* d_out, const ModelGrad& g) {
     MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
     add_elapsed(t.time.backward_ms, t.ev[1], t.ev[2]);
     add_gradients(t, host, g);
+}
+
+void train_cross_entropy(TrainTape& t, const int32_t* targets, double scale, double* nats) {
+    if (t.head != HeadKind::tokens)
+        throw std::invalid_argument("cuda::train_cross_entropy: the model is an effect");
+    if (t.L < 1) throw std::logic_error("cuda::train_cross_entropy: no forward before it");
+    const int64_t rows = int64_t(t.B) * t.L;
+    for (int64_t i = 0; i < rows; ++i)
+        if (targets[i] < -1 || targets[i] >= t.V)
+            throw std::invalid_argument("cuda::train_cross_entropy: target " + std::to_string(targets[i]) +
+                                        " at sequence " + std::to_string(i / t.L) + ", step " +
+                                        std::to_string(i % t.L) + " is outside -1.." + std::to_string(t.V - 1));
+    MW_CUDA_CHECK(cudaMemcpyAsync(t.targets.get(), targets, size_t(rows) * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                  t.stream));
+    float* nll = t.dh;  // [rows] scratch, free between the forward and the backward
+    cross_entropy_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, t.stream>>>(
+        t.out, t.targets.get(), t.dout, nll, rows, t.V, float(scale));
+    MW_CUDA_CHECK_LAUNCH();
+    std::vector<float> host(static_cast<size_t>(rows));
+    MW_CUDA_CHECK(cudaMemcpyAsync(host.data(), nll, size_t(rows) * sizeof(float), cudaMemcpyDeviceToHost, t.stream));
+    MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
+    for (int b = 0; b < t.B; ++b) {
+        double s = 0;
+        for (int64_t i = 0; i < t.L; ++i) s += double(host[size_t(b * t.L + i)]);
+        nats[b] = s;
+    }
+    t.dout_on_device = true;
 }
 
 void set_backward_chunk(TrainTape& t, int chunk) {
