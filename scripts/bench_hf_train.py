@@ -57,31 +57,31 @@ def one_shape(name, generator, d, layers, B, L, mambapy, budget):
         opt.step()
 
     how = "mambapy" if mambapy else "sequential"
+
+    def timed(Ls):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        step(Ls)
+        torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    # Per-sample cost is flat in L for both HF scans, so a step that would run past the budget
+    # (or does not fit in memory) is timed at L 512 and scaled to L, and the line says so.
     try:
         step(64)  # warm-up on a short sequence
-        torch.cuda.synchronize()
-        # A short timed step first: if the full length would run past the budget, time that one
-        # step at a fraction of L and say so (per-sample cost is flat in L for both HF scans).
         Lt = min(L, 512)
-        t0 = time.perf_counter()
-        step(Lt)
-        torch.cuda.synchronize()
-        est = (time.perf_counter() - t0) * L / Lt
+        est = timed(Lt) * L / Lt
         if est > budget:
-            t0 = time.perf_counter()
-            step(Lt)
-            torch.cuda.synchronize()
-            dt = (time.perf_counter() - t0) * L / Lt
-            note = f"timed at L {Lt}, scaled to L {L}"
+            dt, note = timed(Lt) * L / Lt, f"timed at L {Lt}, scaled to L {L}"
         else:
-            t0 = time.perf_counter()
-            step(L)
-            torch.cuda.synchronize()
-            dt = time.perf_counter() - t0
-            note = "full length"
+            try:
+                dt, note = timed(L), "full length"
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                dt, note = timed(Lt) * L / Lt, f"L {L} out of GPU memory; timed at L {Lt}, scaled"
         print(f"hf_train {name} {how}: {dt:.3f} s per step, {B * L / dt:.4g} samples/s ({note})", flush=True)
     except torch.cuda.OutOfMemoryError:
-        print(f"hf_train {name} {how}: out of GPU memory", flush=True)
+        print(f"hf_train {name} {how}: out of GPU memory even at L 512", flush=True)
     del model, opt
     torch.cuda.empty_cache()
 
