@@ -181,24 +181,26 @@ int64_t Model::state_floats_per_stream() const {
     return int64_t(c.n_layers) * c.d_inner * ((c.d_conv - 1) + c.d_state);
 }
 
+template <class Layer, class Ptr>
+void Model::point_at_layer(int i, Layer& l, Ptr absent_conv_bias) {
+    const std::string p = "backbone.layers." + std::to_string(i) + ".";
+    l.norm_w = tensor(p + "norm.weight");
+    l.in_proj_w = tensor(p + "mixer.in_proj.weight");
+    l.conv_w = tensor(p + "mixer.conv1d.weight");
+    l.conv_b = config_.conv_bias ? tensor(p + "mixer.conv1d.bias") : absent_conv_bias;
+    l.x_proj_w = tensor(p + "mixer.x_proj.weight");
+    l.dt_proj_w = tensor(p + "mixer.dt_proj.weight");
+    l.dt_proj_b = tensor(p + "mixer.dt_proj.bias");
+    l.A_log = tensor(p + "mixer.A_log");
+    l.D = tensor(p + "mixer.D");
+    l.out_proj_w = tensor(p + "mixer.out_proj.weight");
+}
+
 void Model::bind() {
     const ModelConfig& c = config_;
     const float* zeros = weights_.data() + (weights_.size() - static_cast<size_t>(c.d_inner));
     layers_.assign(static_cast<size_t>(c.n_layers), {});
-    for (int i = 0; i < c.n_layers; ++i) {
-        const std::string p = "backbone.layers." + std::to_string(i) + ".";
-        kernels::LayerView& l = layers_[static_cast<size_t>(i)];
-        l.norm_w = tensor(p + "norm.weight");
-        l.in_proj_w = tensor(p + "mixer.in_proj.weight");
-        l.conv_w = tensor(p + "mixer.conv1d.weight");
-        l.conv_b = c.conv_bias ? tensor(p + "mixer.conv1d.bias") : zeros;
-        l.x_proj_w = tensor(p + "mixer.x_proj.weight");
-        l.dt_proj_w = tensor(p + "mixer.dt_proj.weight");
-        l.dt_proj_b = tensor(p + "mixer.dt_proj.bias");
-        l.A_log = tensor(p + "mixer.A_log");
-        l.D = tensor(p + "mixer.D");
-        l.out_proj_w = tensor(p + "mixer.out_proj.weight");
-    }
+    for (int i = 0; i < c.n_layers; ++i) point_at_layer(i, layers_[static_cast<size_t>(i)], zeros);
     view_ = {};
     view_.dims = c.dims();
     view_.layers = layers_.data();
@@ -280,20 +282,8 @@ void Model::init_random(uint64_t seed, float jitter) {
 kernels::ModelGrad Model::as_gradient(std::vector<kernels::LayerGrad>& layers) {
     const ModelConfig& c = config_;
     layers.assign(static_cast<size_t>(c.n_layers), {});
-    for (int i = 0; i < c.n_layers; ++i) {
-        const std::string p = "backbone.layers." + std::to_string(i) + ".";
-        kernels::LayerGrad& l = layers[static_cast<size_t>(i)];
-        l.norm_w = tensor(p + "norm.weight");
-        l.in_proj_w = tensor(p + "mixer.in_proj.weight");
-        l.conv_w = tensor(p + "mixer.conv1d.weight");
-        l.conv_b = c.conv_bias ? tensor(p + "mixer.conv1d.bias") : nullptr;
-        l.x_proj_w = tensor(p + "mixer.x_proj.weight");
-        l.dt_proj_w = tensor(p + "mixer.dt_proj.weight");
-        l.dt_proj_b = tensor(p + "mixer.dt_proj.bias");
-        l.A_log = tensor(p + "mixer.A_log");
-        l.D = tensor(p + "mixer.D");
-        l.out_proj_w = tensor(p + "mixer.out_proj.weight");
-    }
+    for (int i = 0; i < c.n_layers; ++i)
+        point_at_layer(i, layers[static_cast<size_t>(i)], static_cast<float*>(nullptr));
     kernels::ModelGrad g;
     g.layers = layers.data();
     g.norm_f_w = tensor("backbone.norm_f.weight");

@@ -125,6 +125,10 @@ public:
 
 private:
     void bind();
+    // Layer i's tensors into l (a kernels::LayerView or LayerGrad: the same field names); an
+    // absent conv bias points at absent_conv_bias.
+    template <class Layer, class Ptr>
+    void point_at_layer(int i, Layer& l, Ptr absent_conv_bias);
 
     ModelConfig config_;
     std::vector<TensorSpec> specs_;

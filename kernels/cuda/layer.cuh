@@ -192,6 +192,54 @@ inline void gemm_rows(cublasHandle_t h, int64_t rows, int n, int k, const float*
 inline int x_proj_cols(const Dims& d) { return int(round_up(2 * d.d_state + d.dt_rank, 4)); }
 
 
+// ---- what the forward and the training tape both hold ------------------------------------------
+
+// The model's sizes and head, from its view.
+struct ModelShape {
+    Dims dims;
+    HeadKind head = HeadKind::tokens;
+    int V = 0, I = 0;  // vocab (generators), inputs per step (effects)
+    bool skip = false;
+    void set_shape(const ModelView& m) {
+        dims = m.dims;
+        head = m.head;
+        V = m.head == HeadKind::tokens ? m.vocab : 0;
+        I = m.head == HeadKind::continuous ? m.n_in : 0;
+        skip = m.skip;
+    }
+};
+
+// A non-blocking stream, a cuBLAS handle on it in full fp32 (no TF32: the paths are tested at
+// 1e-4 against float64), four timing events and the GPU's multiprocessor count; released with
+// the owner. start() throws CudaError.
+struct GpuContext {
+    cudaStream_t stream = nullptr;
+    cublasHandle_t blas = nullptr;
+    cudaEvent_t ev[4] = {};
+    int sm_count = 1;
+
+    GpuContext() = default;
+    GpuContext(const GpuContext&) = delete;
+    GpuContext& operator=(const GpuContext&) = delete;
+    void start() {
+        int dev = 0;
+        MW_CUDA_CHECK(cudaGetDevice(&dev));
+        MW_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, dev));
+        MW_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+        for (cudaEvent_t& e : ev) MW_CUDA_CHECK(cudaEventCreate(&e));
+        MW_CUBLAS_CHECK(cublasCreate(&blas));
+        MW_CUBLAS_CHECK(cublasSetStream(blas, stream));
+        MW_CUBLAS_CHECK(cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH));
+    }
+    ~GpuContext() {
+        // Frees only; errors here are ignored (a destructor does not throw).
+        for (cudaEvent_t e : ev)
+            if (e) cudaEventDestroy(e);
+        if (blas) cublasDestroy(blas);
+        if (stream) cudaStreamDestroy(stream);
+    }
+};
+
 // ---- the weights on the device ---------------------------------------------------------
 
 struct LayerWeights {

@@ -32,20 +32,11 @@ using namespace layer;
 
 // ---- the Forward ------------------------------------------------------------------------
 
-struct Forward {
-    Dims dims;
-    HeadKind head = HeadKind::tokens;
-    int V = 0, I = 0;
-    bool skip = false;
+struct Forward : layer::GpuContext, layer::ModelShape {
     int B = 0;
     int64_t max_seg = 0;
     int chunk_override = 0;
     int scan_variant = 2;
-    int sm_count = 1;
-
-    cudaStream_t stream = nullptr;
-    cublasHandle_t blas = nullptr;
-    cudaEvent_t ev[4] = {};
 
     layer::Weights w;                   // every tensor back to back
 
@@ -78,14 +69,6 @@ struct Forward {
     }
     int64_t state_floats() const {
         return int64_t(dims.n_layers) * B * (dims.d_conv - 1 + dims.d_state) * dims.d_inner;
-    }
-
-    ~Forward() {
-        // Frees only; errors here are ignored (a destructor does not throw).
-        for (cudaEvent_t e : ev)
-            if (e) cudaEventDestroy(e);
-        if (blas) cublasDestroy(blas);
-        if (stream) cudaStreamDestroy(stream);
     }
 };
 
@@ -270,23 +253,11 @@ ForwardPtr make_forward(const ModelView& m, int64_t max_segment, int batch) {
     const Dims& d = m.dims;
     const int D = d.d_model, E = d.d_inner;
     const int Mp = x_proj_cols(d);
-    f->dims = d;
-    f->head = m.head;
-    f->V = m.head == HeadKind::tokens ? m.vocab : 0;
-    f->I = m.head == HeadKind::continuous ? m.n_in : 0;
-    f->skip = m.skip;
+    f->set_shape(m);
     f->B = batch;
     f->max_seg = max_segment;
 
-    int dev = 0;
-    MW_CUDA_CHECK(cudaGetDevice(&dev));
-    MW_CUDA_CHECK(cudaDeviceGetAttribute(&f->sm_count, cudaDevAttrMultiProcessorCount, dev));
-    MW_CUDA_CHECK(cudaStreamCreateWithFlags(&f->stream, cudaStreamNonBlocking));
-    for (cudaEvent_t& e : f->ev) MW_CUDA_CHECK(cudaEventCreate(&e));
-    MW_CUBLAS_CHECK(cublasCreate(&f->blas));
-    MW_CUBLAS_CHECK(cublasSetStream(f->blas, f->stream));
-    // Full fp32 products: no TF32 (the forward is tested at 1e-4 against float64).
-    MW_CUBLAS_CHECK(cublasSetMathMode(f->blas, CUBLAS_DEFAULT_MATH));
+    f->start();
 
     upload_weights(m, f->w, f->stream);
 

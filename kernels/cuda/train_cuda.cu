@@ -230,20 +230,11 @@ __global__ void cross_entropy_kernel(const float* __restrict__ logits, const int
 
 // ---- the tape -------------------------------------------------------------------------------
 
-struct TrainTape {
-    Dims dims;
-    HeadKind head = HeadKind::tokens;
-    int V = 0, I = 0;
-    bool skip = false;
+struct TrainTape : layer::GpuContext, layer::ModelShape {
     int B = 0;
     int64_t max_len = 0;
     int64_t L = 0;  // of the last forward (0: none yet)
-    int sm_count = 1;
     int bwd_chunk = kScanBackwardChunk;
-
-    cudaStream_t stream = nullptr;
-    cublasHandle_t blas = nullptr;
-    cudaEvent_t ev[3] = {};
     TrainTiming time;
 
     layer::Weights w;
@@ -280,13 +271,6 @@ struct TrainTape {
                int64_t(l) * B * dims.d_state * dims.d_inner;
     }
     float* gw(const float* weight) const { return grad.get() + w.offset(weight); }
-
-    ~TrainTape() {
-        for (cudaEvent_t e : ev)
-            if (e) cudaEventDestroy(e);
-        if (blas) cublasDestroy(blas);
-        if (stream) cudaStreamDestroy(stream);
-    }
 };
 
 void TrainTapeDeleter::operator()(TrainTape* t) const { delete t; }
@@ -304,23 +288,12 @@ TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
     TrainTapePtr t(new TrainTape);
     const Dims& d = m.dims;
     const int D = d.d_model, E = d.d_inner, N = d.d_state, K = d.d_conv;
-    t->dims = d;
-    t->head = m.head;
-    t->V = m.head == HeadKind::tokens ? m.vocab : 0;
-    t->I = m.head == HeadKind::continuous ? m.n_in : 0;
-    t->skip = m.skip;
+    t->set_shape(m);
     t->B = batch;
     t->max_len = max_len;
     const int Mp = t->Mp();
 
-    int dev = 0;
-    MW_CUDA_CHECK(cudaGetDevice(&dev));
-    MW_CUDA_CHECK(cudaDeviceGetAttribute(&t->sm_count, cudaDevAttrMultiProcessorCount, dev));
-    MW_CUDA_CHECK(cudaStreamCreateWithFlags(&t->stream, cudaStreamNonBlocking));
-    for (cudaEvent_t& e : t->ev) MW_CUDA_CHECK(cudaEventCreate(&e));
-    MW_CUBLAS_CHECK(cublasCreate(&t->blas));
-    MW_CUBLAS_CHECK(cublasSetStream(t->blas, t->stream));
-    MW_CUBLAS_CHECK(cublasSetMathMode(t->blas, CUBLAS_DEFAULT_MATH));  // full fp32, no TF32
+    t->start();
 
     upload_weights(m, t->w, t->stream);
     t->grad = device_alloc<float>(t->w.floats);
