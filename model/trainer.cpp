@@ -99,6 +99,7 @@ void check_options(const TrainOptions& o, bool effect) {
     if (o.stft_weight > 0 && !effect) bad("the STFT loss is for effects; a generator's loss is cross-entropy");
     std::string why;
     if (o.device == Device::cuda && !cuda_available(&why)) bad("device cuda: " + why);
+    if (o.tf32 && o.device != Device::cuda) bad("TF32 products are a GPU option (device cuda)");
 }
 
 // FNV-1a 64 over raw bytes.
@@ -312,7 +313,10 @@ struct Trainer::Impl {
         const int B = opt.batch, I = c.n_in();
         const int64_t Lmax = *std::max_element(n.begin(), n.end());
         const int64_t S = model.state_floats_per_stream();
-        if (!gpu) gpu = kc::make_train_tape(model.view(), B, opt.segment);
+        if (!gpu) {
+            gpu = kc::make_train_tape(model.view(), B, opt.segment);
+            kc::set_tf32(*gpu, opt.tf32);
+        }
         std::vector<float>& out = lane_out[0];  // effects: y and dy [B][Lmax] for the whole batch
         std::vector<float>& dout = lane_dout[0];
         if (effect) {
@@ -532,7 +536,7 @@ void Trainer::save_checkpoint(const std::string& dir) const {
 }
 
 std::unique_ptr<Trainer> Trainer::resume(const std::string& dir, TrainData data, int64_t steps,
-                                         int threads, Device device) {
+                                         int threads, Device device, bool tf32) {
     const std::string trainer_path = (fs::path(dir) / kTrainerFile).string();
     Model model = load_model((fs::path(dir) / kModelFile).string());
     const std::vector<uint8_t> bytes = read_file(trainer_path);
@@ -554,6 +558,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir, TrainData data,
     if (steps > 0) o.steps = steps;
     o.threads = threads;
     o.device = device;
+    o.tf32 = tf32;
     auto impl = std::make_unique<Impl>(std::move(model), std::move(data), o);
     impl->step = meta.at("step").get<int64_t>();
     impl->adam.set_steps_taken(meta.at("adam_steps").get<int64_t>());

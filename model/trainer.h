@@ -78,6 +78,9 @@ struct TrainOptions {
     // the CPU. Results equal the CPU's up to float rounding, and repeat exactly on the same GPU.
     // Not saved in checkpoints: a run may resume on either device.
     Device device = Device::cpu;
+    // Device cuda only: the projections' products in TF32 on the tensor cores (mixed precision;
+    // the gradient stays within 1e-2 of fp32's, kernels/cuda/mamba_cuda.h set_tf32). Not saved.
+    bool tf32 = false;
 };
 
 struct StepStats {
@@ -118,10 +121,10 @@ public:
     void save_checkpoint(const std::string& dir) const;
     // Continues a run from a checkpoint; `data` must be the same data (checked by a hash of
     // the sequences, with a clear error when it differs). Options come from the checkpoint,
-    // except `steps`, `threads` and `device`, which the caller may change (longer runs continue
-    // the cosine over the new total).
-    static std::unique_ptr<Trainer> resume(const std::string& dir, TrainData data,
-                                           int64_t steps, int threads, Device device = Device::cpu);
+    // except `steps`, `threads`, `device` and `tf32`, which the caller may change (longer runs
+    // continue the cosine over the new total).
+    static std::unique_ptr<Trainer> resume(const std::string& dir, TrainData data, int64_t steps, int threads,
+                                           Device device = Device::cpu, bool tf32 = false);
 
 private:
     struct Impl;

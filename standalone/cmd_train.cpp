@@ -190,6 +190,13 @@ std::string plot(const std::string& csv, const std::string& png, const std::stri
 }
 
 void run_train(TrainCliOptions o) {
+    std::string why;
+    if (o.device == "cuda" && !cuda_available(&why)) throw UsageError("--device cuda: " + why);
+    o.t.device = o.device == "cuda" || (o.device == "auto" && cuda_available()) ? Device::cuda : Device::cpu;
+    if (o.t.tf32 && o.t.device != Device::cuda)
+        throw UsageError("--tf32 is for training on the GPU; this run is on the CPU (--device " + o.device + ")");
+    note(o.t.device == Device::cuda ? "training on " + cuda_device_name() + " (CUDA)" : std::string("training on the CPU"));
+
     const bool pair_mode = !o.input.empty() || !o.target.empty();
     const bool manifest_mode = !o.manifest.empty();
     const bool generator_mode = !o.data.empty();
@@ -241,14 +248,9 @@ void run_train(TrainCliOptions o) {
     note("data: " + data.description + "; " + fmt(double(train_samples) / rate_hz, 1) + " s to train on, " +
          fmt(double(val_samples) / rate_hz, 1) + " s to validate on, at " + fmt(rate_hz, 0) + " Hz");
 
-    std::string why;
-    if (o.device == "cuda" && !cuda_available(&why)) throw UsageError("--device cuda: " + why);
-    o.t.device = o.device == "cuda" || (o.device == "auto" && cuda_available()) ? Device::cuda : Device::cpu;
-    note(o.t.device == Device::cuda ? "training on " + cuda_device_name() + " (CUDA)" : std::string("training on the CPU"));
-
     std::unique_ptr<Trainer> trainer;
     if (o.resume) {
-        trainer = Trainer::resume(ckpt_dir, std::move(data), o.t.steps, o.t.threads, o.t.device);
+        trainer = Trainer::resume(ckpt_dir, std::move(data), o.t.steps, o.t.threads, o.t.device, o.t.tf32);
         note("resuming " + ckpt_dir + " at step " + std::to_string(trainer->steps_done()) + " of " +
              std::to_string(trainer->options().steps));
     } else {
@@ -286,7 +288,7 @@ void run_train(TrainCliOptions o) {
                                {"weight_decay", t.adam.weight_decay}, {"clip_norm", t.clip_norm},
                                {"preemphasis", t.preemphasis}, {"balance_lanes", t.balance_lanes},
                                {"stft_weight", t.stft_weight}, {"seed", t.seed},
-                               {"device", to_string(t.device)}};
+                               {"device", to_string(t.device)}, {"tf32", t.tf32}};
 
     auto export_best = [&](const ValStats& v, int64_t step) {
         Model m = trainer->model();
@@ -427,6 +429,9 @@ void add_train_command(CLI::App& app) {
                     "once on the GPU) or auto (cuda when a CUDA GPU is present)")
         ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
         ->capture_default_str();
+    sub->add_flag("--tf32", o->t.tf32,
+                  "GPU only: the projections' matrix products in TF32 on the tensor cores (mixed precision; "
+                  "gradients within 1e-2 of full fp32, faster on large models)");
     sub->add_flag("--json", o->json_out, "Print the result as one JSON object");
     sub->add_flag("--no-plot", o->no_plot, "Do not draw curves.png");
     sub->footer(

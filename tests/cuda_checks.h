@@ -1176,6 +1176,12 @@ inline void train_check(const Report& report, const TrainCase& k) {
     kc::set_backward_chunk(*tape, 16);
     report(compare(name + ": backward chunk 8 vs the CPU tape", std::vector<float>(g8.data(), g8.data() + P),
                    std::vector<float>(c.data(), c.data() + P)));
+    // TF32 products (mixed precision): the documented bound, 1e-2 of the fp32 gradient.
+    kc::set_tf32(*tape, true);
+    const Model gt = gpu_train_gradient(*tape, ex, k);
+    kc::set_tf32(*tape, false);
+    report(compare(name + ": TF32 products vs the CPU tape (bound 1e-2)", std::vector<float>(gt.data(), gt.data() + P),
+                   std::vector<float>(c.data(), c.data() + P), 1e-2));
 
     if (k.kind == IoKind::mulaw8) {
         // The cross-entropy on the GPU (logits never downloaded), with every 7th row left out:

@@ -126,6 +126,9 @@ refuse "swapped input and target (the target leads)" 2 "leads the input|swapped"
 refuse "an unrelated recording" 2 "other.wav|does not follow" \
     "$MW" train --input di.wav --target other.wav --out e.safetensors
 refuse "no data" 2 "--input" "$MW" train --out e.safetensors
+refuse "--tf32 on the CPU" 2 "--tf32|GPU|--device cpu" \
+    "$MW" train --input di.wav --target rec.wav --out e.safetensors --device cpu --tf32
+refuse "an unknown --device" 2 "--device|gpu" "$MW" train --input di.wav --target rec.wav --out e.safetensors --device gpu
 check "no output file was left by the refused runs" test ! -e e.safetensors -a ! -e d.safetensors
 
 # --- a captures manifest with a knob: train on it, score its test split per pair and record ---

@@ -279,7 +279,7 @@ void bench_scan_backward(int B, int E, int N, int64_t L, int T, double copy_gbps
 
 // Whole training steps on the GPU tape (forward, the loss's gradient on the host, backward,
 // gradients down; the optimiser is not included): samples per second = B·L / step.
-void bench_train(bool generator, int d_model, int n_layers, int B, int64_t L) {
+void bench_train(bool generator, int d_model, int n_layers, int B, int64_t L, bool tf32_products = false) {
     ModelConfig c = make_config(generator ? IoKind::mulaw8 : IoKind::continuous, d_model, n_layers, 16);
     if (!generator) {
         c.controls.push_back({"drive", "", 0.0f, 1.0f, 0.5f, false});
@@ -290,7 +290,7 @@ void bench_train(bool generator, int d_model, int n_layers, int B, int64_t L) {
     m.init_random(5, 0.3f);
     const std::string name = std::string("train ") + (generator ? "generator" : "effect") + " D" +
                              std::to_string(d_model) + "x" + std::to_string(n_layers) + " B" + std::to_string(B) +
-                             " L" + std::to_string(L);
+                             " L" + std::to_string(L) + (tf32_products ? " TF32" : "");
     const int64_t rows = int64_t(B) * L;
     const int V = c.vocab, I = c.n_in();
     std::vector<float> x, out(size_t(rows * (generator ? V : 1))), dout(out.size());
@@ -309,6 +309,7 @@ void bench_train(bool generator, int d_model, int n_layers, int B, int64_t L) {
     std::vector<kernels::LayerGrad> layers;
     const kernels::ModelGrad mg = g.as_gradient(layers);
     auto tape = make_train_tape(m.view(), B, L);
+    set_tf32(*tape, tf32_products);
     auto step = [&] {
         if (generator)
             train_forward_tokens(*tape, m.view(), tok.data(), L, nullptr, out.data(), nullptr);
@@ -592,6 +593,7 @@ int main(int argc, char** argv) {
             bench_train(true, 64, 6, 16, 8192);     // a digits-sized generator
             bench_train(false, 256, 4, 16, 16384);  // the large shape
             bench_train(true, 256, 4, 16, 16384);
+            bench_train(true, 256, 4, 16, 16384, true);
         }
 
         std::printf("\n== %s: copy %.0f GB/s ==\n", dname.c_str(), copy);

@@ -250,6 +250,13 @@ void train_backward(TrainTape& t, const float* d_out, const ModelGrad& g);
 // train_backward(t, nullptr, g). Throws std::invalid_argument for a target outside -1..V-1.
 void train_cross_entropy(TrainTape& t, const int32_t* targets, double scale, double* nats);
 
+// Mixed precision: the projections' products (every cuBLAS GEMM of forward and backward) on
+// the tensor cores in TF32 (10-bit mantissa inputs, fp32 accumulation) instead of full fp32.
+// Everything else (the scan, norms, conv, sums) stays fp32. Measured bound: the gradient
+// within 1e-2 of the fp32 one (tests/cuda_checks.h). Off by default.
+void set_tf32(TrainTape& t, bool on);
+bool tf32(const TrainTape& t);
+
 // Steps per chunk of the scan's backward: 16 (the default) or 8 (fewer registers per thread,
 // twice the chunks); tests and the benchmark compare them. Throws std::invalid_argument.
 void set_backward_chunk(TrainTape& t, int chunk);

@@ -235,6 +235,7 @@ struct TrainTape : layer::GpuContext, layer::ModelShape {
     int64_t max_len = 0;
     int64_t L = 0;  // of the last forward (0: none yet)
     int bwd_chunk = kScanBackwardChunk;
+    bool tf32 = false;
     TrainTiming time;
 
     layer::Weights w;
@@ -742,6 +743,12 @@ void train_cross_entropy(TrainTape& t, const int32_t* targets, double scale, dou
     }
     t.dout_on_device = true;
 }
+
+void set_tf32(TrainTape& t, bool on) {
+    MW_CUBLAS_CHECK(cublasSetMathMode(t.blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    t.tf32 = on;
+}
+bool tf32(const TrainTape& t) { return t.tf32; }
 
 void set_backward_chunk(TrainTape& t, int chunk) {
     if (chunk != 8 && chunk != 16)
