@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Spectrograms of the digits generator next to real takes: held-out recordings, continuations
 # of their first 0.15 s, and free-running samples -> docs/images/digits-spectrograms.png
-#   scripts/digits_spectrograms.sh [MODEL] [FSDD_DIR]
+#   scripts/digits_spectrograms.sh [MODEL] [FSDD_DIR]     (OUT_PNG=path: write the plot elsewhere)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 model=${1:-$root/presets/digits.safetensors}
@@ -36,7 +36,7 @@ for d in 0 3 7 9; do
   real+=("$take"); primed+=("$work/primed_$d.wav")
 done
 join() { local IFS=,; echo "$*"; }
-python3 "$root/scripts/plot_spectrograms.py" "$root/docs/images/digits-spectrograms.png" \
+python3 "$root/scripts/plot_spectrograms.py" "${OUT_PNG:-$root/docs/images/digits-spectrograms.png}" \
   "$(basename "$model"): held-out takes, continuations of their first 0.15 s, free-running samples (seed 11)" \
   "held out (jackson, take 5)=$(join "${real[@]}")" \
   "first 0.15 s real, then generated=$(join "${primed[@]}")" \
