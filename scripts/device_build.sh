@@ -16,5 +16,6 @@ cmake -S . -B /tmp/b -G Ninja -DCMAKE_BUILD_TYPE=Release -DMW_BUILD_TESTS=${MW_B
   -DCMAKE_PREFIX_PATH=$D/usr -DPKG_CONFIG_EXECUTABLE=$PKC \
   -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$LIB -Wl,-rpath,$LIB" >/tmp/cfg.log 2>&1 || { tail -30 /tmp/cfg.log; return 1 2>/dev/null || exit 1; }
 targets=(mambawave); [[ ${MW_BUILD_TESTS:-OFF} == ON ]] && targets+=(mw_tests)
-cmake --build /tmp/b -j16 --target "${targets[@]}" 2>&1 | tail -2
+cmake --build /tmp/b -j16 --target "${targets[@]}" > /tmp/b/build_out.log 2>&1
+grep -E "error|FAILED" /tmp/b/build_out.log | head -20; tail -2 /tmp/b/build_out.log
 MW=/tmp/b/bin/mambawave
