@@ -1003,19 +1003,8 @@ struct TrainExample {
 };
 
 inline TrainExample train_example(const TrainCase& k) {
-    ModelConfig c = make_config(k.kind, k.d_model, k.n_layers, k.d_state);
-    c.d_conv = k.d_conv;
-    if (k.dt_rank > 0) c.dt_rank = k.dt_rank;
-    c.tie_embeddings = k.tie;
-    c.conv_bias = k.conv_bias;
-    c.skip = k.skip;
-    for (int i = 0; i < k.n_cond; ++i) {
-        std::string name = "c";
-        name += std::to_string(i);
-        c.controls.push_back({name, "", 0.0f, 1.0f, 0.5f, false});
-    }
-    TrainExample ex{Model(c), {}, {}, {}, {}, {}, {}};
-    ex.m.init_random(k.seed, 0.3f);
+    TrainExample ex{case_model(k), {}, {}, {}, {}, {}, {}};
+    const ModelConfig& c = ex.m.config();
     const int I = c.n_in();
     std::mt19937_64 rng(k.seed * 31 + 7);
     std::normal_distribution<float> normal(0.0f, 1.0f);

@@ -47,22 +47,6 @@ struct Case {
     uint64_t seed;
 };
 
-Model make_model(const Case& k) {
-    ModelConfig c = make_config(k.kind, k.d_model, k.n_layers, k.d_state);
-    c.d_conv = k.d_conv;
-    if (k.dt_rank > 0) c.dt_rank = k.dt_rank;
-    c.tie_embeddings = k.tie;
-    c.conv_bias = k.conv_bias;
-    c.skip = k.skip;
-    for (int i = 0; i < k.n_cond; ++i) {
-        std::string name = "c";
-        name += std::to_string(i);
-        c.controls.push_back({name, "", 0.0f, 1.0f, 0.5f, false});
-    }
-    Model m(c);
-    m.init_random(k.seed, 0.3f);
-    return m;
-}
 
 // One training example: input, the carried-in state, and the loss.
 //   effect:    Loss = Σ_t wt_t · y_t with random wt (so every output sample matters)
@@ -187,7 +171,7 @@ constexpr float kDirStep = 1e-5f;
 
 // Every tensor: `per_tensor` sampled elements against finite differences, for each ISA build.
 void check_gradients(const Case& k) {
-    Model m = make_model(k);
+    Model m = test::case_model(k);
     const Example ex = make_example(m, k);
     std::vector<Model> grads;
     const std::vector<kernels::Isa> isas = {kernels::Isa::avx2, kernels::Isa::baseline};
@@ -311,7 +295,7 @@ TEST_CASE("tape forward equals the float64 reference, state in and out", "[backw
     for (kernels::Isa isa : {kernels::Isa::avx2, kernels::Isa::baseline}) {
         kernels::set_isa_for_testing(isa);
         for (const Case& k : cases) {
-            const Model m = make_model(k);
+            const Model m = test::case_model(k);
             const Example ex = make_example(m, k);
             const int64_t S = m.state_floats_per_stream();
             const size_t n_out = size_t(ex.effect ? ex.L : ex.L * 256);
@@ -341,7 +325,7 @@ TEST_CASE("tape forward equals the float64 reference, state in and out", "[backw
 TEST_CASE("tape forward equals the inference scan, and their states are interchangeable", "[backward]") {
     // d_inner 32 (a multiple of 8): the tape's state layout is kernels::stream_state's.
     const Case k{"effect D16x3", IoKind::continuous, 16, 3, 16, 4, 0, 1, true, true, true, false, 700, 64, 0, 31};
-    const Model m = make_model(k);
+    const Model m = test::case_model(k);
     const int I = m.config().n_in();
     const int64_t L1 = 300, L2 = 400, S = m.state_floats_per_stream();
     auto x = test::random_effect_input(L1 + L2, I, 5);
@@ -367,7 +351,7 @@ TEST_CASE("two segments through the carried state equal one forward over both", 
     for (IoKind kind : {IoKind::continuous, IoKind::mulaw8}) {
         const Case k{"two segments", kind, 16, 2, 16, 4, 0, kind == IoKind::continuous ? 1 : 0, true, true,
                      true, true, 500, 64, 0, 41};
-        const Model m = make_model(k);
+        const Model m = test::case_model(k);
         Example ex = make_example(m, k);
         const int64_t L = ex.L, L1 = 173, S = m.state_floats_per_stream();
         const int O = ex.effect ? 1 : 256, I = m.config().n_in();
@@ -391,7 +375,7 @@ TEST_CASE("two segments through the carried state equal one forward over both", 
 
 TEST_CASE("gradients do not depend on the chunk size, and backward accumulates", "[backward]") {
     const Case k{"chunks", IoKind::continuous, 16, 2, 16, 4, 0, 2, false, true, true, true, 517, 64, 0, 51};
-    const Model m = make_model(k);
+    const Model m = test::case_model(k);
     const Example ex = make_example(m, k);
     const Model g64 = tape_gradient(m, ex, 64);
     const int64_t P = m.parameter_count();
@@ -416,7 +400,7 @@ TEST_CASE("gradients do not depend on the chunk size, and backward accumulates",
 
 TEST_CASE("tape misuse is refused clearly", "[backward]") {
     const Case k{"misuse", IoKind::continuous, 8, 1, 4, 4, 0, 0, false, true, true, false, 10, 64, 0, 61};
-    const Model m = make_model(k);
+    const Model m = test::case_model(k);
     Tape tape;
     Model g = zeros_like(m);
     std::vector<float> d(10, 1.0f), y(10);

@@ -34,6 +34,26 @@ inline Model random_model(IoKind kind, int d_model, int n_layers, int d_state, u
     return m;
 }
 
+// A random model (jitter 0.3) of a test case's shape: any struct with the fields kind, d_model,
+// n_layers, d_state, d_conv, dt_rank (0: the default), n_cond, skip, tie, conv_bias and seed.
+template <class Case>
+Model case_model(const Case& k) {
+    ModelConfig c = make_config(k.kind, k.d_model, k.n_layers, k.d_state);
+    c.d_conv = k.d_conv;
+    if (k.dt_rank > 0) c.dt_rank = k.dt_rank;
+    c.tie_embeddings = k.tie;
+    c.conv_bias = k.conv_bias;
+    c.skip = k.skip;
+    for (int i = 0; i < k.n_cond; ++i) {
+        std::string name = "c";
+        name += std::to_string(i);
+        c.controls.push_back({name, "", 0.0f, 1.0f, 0.5f, false});
+    }
+    Model m(c);
+    m.init_random(k.seed, 0.3f);
+    return m;
+}
+
 inline std::vector<int32_t> random_tokens(int64_t L, uint64_t seed) {
     std::mt19937_64 rng(seed);
     std::vector<int32_t> t(static_cast<size_t>(L));
