@@ -411,7 +411,7 @@ TEST_CASE("tape misuse is refused clearly", "[backward]") {
     tape.forward_continuous(m, x.data(), 10, nullptr, y.data(), nullptr);
     Case k2 = k;
     k2.d_model = 16;
-    Model other = zeros_like(make_model(k2));
+    Model other = zeros_like(test::case_model(k2));
     CHECK_THROWS_AS(tape.backward(d.data(), other), std::invalid_argument);
     CHECK_THROWS_AS(Tape(0), std::invalid_argument);
 
@@ -419,7 +419,7 @@ TEST_CASE("tape misuse is refused clearly", "[backward]") {
     // gradient model's copy of them stays zero.
     Case k3 = k;
     k3.conv_bias = false;
-    const Model nb = make_model(k3);
+    const Model nb = test::case_model(k3);
     Model gnb = zeros_like(nb);
     tape.forward_continuous(nb, x.data(), 10, nullptr, y.data(), nullptr);
     tape.backward(d.data(), gnb);
