@@ -15,7 +15,9 @@ command -v ninja >/dev/null || export PATH=$PATH:$D/usr/bin
 cmake -S . -B /tmp/b -G Ninja -DCMAKE_BUILD_TYPE=Release -DMW_BUILD_TESTS=${MW_BUILD_TESTS:-OFF} -DMW_BUILD_PLUGIN=OFF -DMW_WITH_CUDA=${MW_WITH_CUDA:-ON} \
   -DCMAKE_PREFIX_PATH=$D/usr -DPKG_CONFIG_EXECUTABLE=$PKC \
   -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$LIB -Wl,-rpath,$LIB" >/tmp/cfg.log 2>&1 || { tail -30 /tmp/cfg.log; return 1 2>/dev/null || exit 1; }
-targets=(mambawave); [[ ${MW_BUILD_TESTS:-OFF} == ON ]] && targets+=(mw_tests)
-cmake --build /tmp/b -j16 --target "${targets[@]}" > /tmp/b/build_out.log 2>&1
-grep -E "error|FAILED" /tmp/b/build_out.log | head -20; tail -2 /tmp/b/build_out.log
+# The CLI first, then (MW_BUILD_TESTS=ON) the tests, so a failing test build leaves the CLI usable.
+for target in mambawave $([[ ${MW_BUILD_TESTS:-OFF} == ON ]] && echo mw_tests); do
+  cmake --build /tmp/b -j16 --target $target > /tmp/b/build_$target.log 2>&1
+  grep -E "error|FAILED" /tmp/b/build_$target.log | head -20; tail -1 /tmp/b/build_$target.log
+done
 MW=/tmp/b/bin/mambawave
