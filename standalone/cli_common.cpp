@@ -191,7 +191,7 @@ void throw_if_interrupted() {
 }
 
 void note(const std::string& text) {
-    std::cerr << "mambawave: note: " << text << "\n";
+    std::cerr << ("mambawave: note: " + text + "\n");  // one write: notes may come from several threads
 }
 
 } // namespace mw::cli

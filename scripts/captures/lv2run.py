@@ -12,7 +12,7 @@ lv2apply's on an excerpt (the same plugin code, so it should be identical to flo
 Only what these plugins need: no required LV2 features, one audio input, one audio output,
 control inputs; a plugin that requires features is refused.
 
-usage: lv2run.py [-c SYMBOL VALUE]... PLUGIN_URI IN.wav OUT.wav [IN.wav OUT.wav]...
+usage: lv2run.py [-c SYMBOL VALUE]... [--lv2info-dir DIR] PLUGIN_URI IN.wav OUT.wav [IN.wav OUT.wav]...
   (a fresh plugin instance for every file, as lv2apply would start one)
 """
 import argparse
@@ -48,13 +48,28 @@ LV2Descriptor._fields_ = [
 ]
 
 
-def describe(uri):
-    """The plugin's binary, bundle, required features and ports, from `lv2info URI`."""
-    text = subprocess.run(["lv2info", uri], check=True, capture_output=True, text=True).stdout
+def describe(uri, info_dir=None):
+    """The plugin's binary, bundle, required features and ports, from `lv2info URI`, or from
+    INFO_DIR/<plugin binary's name>.info (a saved lv2info listing) with the binary beside it,
+    for a machine without lilv (scripts/device_effect_data.sh packs such a directory)."""
+    if info_dir:
+        text = ""
+        for name in sorted(os.listdir(info_dir)):
+            if name.endswith(".info"):
+                candidate = open(os.path.join(info_dir, name)).read()
+                if candidate.strip().splitlines()[0].strip() == uri:  # lv2info's first line
+                    text = candidate
+        if not text:
+            raise SystemExit(f"lv2run: no saved lv2info listing of {uri} in {info_dir}")
+    else:
+        text = subprocess.run(["lv2info", uri], check=True, capture_output=True, text=True).stdout
     if not text.strip():
         raise SystemExit(f"lv2run: lv2info knows no plugin {uri}")
     binary = re.search(r"^\s*Binary:\s*file://(\S+)", text, re.M).group(1)
     bundle = re.search(r"^\s*Bundle:\s*file://(\S+)", text, re.M).group(1)
+    if info_dir:
+        binary = os.path.join(os.path.abspath(info_dir), os.path.basename(binary))
+        bundle = os.path.abspath(info_dir) + "/"
     required = re.search(r"^\s*Required Features:\s*(\S+)", text, re.M)
     if required:
         raise SystemExit(f"lv2run: {uri} requires LV2 features ({required.group(1)}...); use lv2apply")
@@ -126,12 +141,15 @@ def run_plugin(uri, desc, bundle, ports, x, rate, controls):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-c", dest="controls", nargs=2, action="append", default=[], metavar=("SYMBOL", "VALUE"))
+    ap.add_argument("--lv2info-dir", metavar="DIR",
+                    help="read the plugin's saved `lv2info URI` listing (*.info) and binary from DIR "
+                         "instead of asking lv2info")
     ap.add_argument("uri")
     ap.add_argument("files", nargs="+", metavar="IN OUT")
     a = ap.parse_args()
     if len(a.files) % 2:
         ap.error("expected pairs of IN OUT files")
-    binary, bundle, ports = describe(a.uri)
+    binary, bundle, ports = describe(a.uri, a.lv2info_dir)
     _lib, desc = load_descriptor(a.uri, binary)
     controls = {s: float(v) for s, v in a.controls}
     for inp, out in zip(a.files[0::2], a.files[1::2]):
