@@ -48,6 +48,11 @@ TEST_CASE("CUDA forward (requires a GPU): state carries across calls and segment
     run_checks(segment_checks);
 }
 
+TEST_CASE("CUDA scan alone (requires a GPU): fp32 and bf16 inputs match the float64 reference", "[cuda]") {
+    if (!gpu_present()) return;
+    run_checks(scan_checks);
+}
+
 TEST_CASE("CUDA step (requires a GPU): effects equal the reference and the GPU scan, state carries, "
           "reset clears it",
           "[cuda]") {

@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
     };
     struct Group { const char* name; void (*checks)(const Report&); };
     for (const Group& g : {Group{"effects", effect_checks}, Group{"generators", generator_checks},
-                           Group{"segments", segment_checks}, Group{"philox", philox_checks},
+                           Group{"segments", segment_checks}, Group{"scan", scan_checks},
+                           Group{"philox", philox_checks},
                            Group{"step effects", step_effect_checks},
                            Group{"step generators", step_generator_checks},
                            Group{"generate", generate_checks},

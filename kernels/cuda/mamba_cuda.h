@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace mw::kernels::cuda {
 
@@ -224,6 +225,26 @@ void reset_timing(Stepper& s);
 //
 // States are host arrays [B][tape_state_floats(dims)] in the CPU tape's layout (null: zero
 // in / not wanted out). No gradient flows into state_in.
+// ---- the selective scan alone, on host arrays (tests and tools) ------------------------------
+
+// One scan of B sequences of L steps (DESIGN.md's recurrence, kernels/cuda/scan.cuh), nothing
+// else of the layer. Row t of sequence b is row b·L + t of dt, u, z [B·L][E] (dt before its
+// bias and softplus) and of Bm, Cm [B·L][N]; A2 [E][N] is A·log2(e); D, dt_bias [E]; state
+// [B][N][E] is the carried-in state and receives the state after the last step.
+struct HostScan {
+    int B = 0;
+    int64_t L = 0;
+    int E = 0, N = 0;
+    std::vector<float> dt, u, z, Bm, Cm, A2, D, dt_bias, state;
+};
+// Returns y [B·L][E]. bf16_inputs: dt, u, z, Bm and Cm go to the GPU as bf16 (rounded to
+// nearest even, as bf16_round) and the kernels read them so; the state and every operation stay
+// fp32. variant 1 or 2 (scan.cuh), chunk 0 = automatic. Throws std::invalid_argument for
+// sizes that do not match, CudaError from the GPU.
+std::vector<float> run_scan(HostScan& s, bool bf16_inputs, int variant = 2, int chunk = 0);
+// x rounded to the nearest bf16 (ties to even), as a float.
+float bf16_round(float x);
+
 struct TrainTape;
 struct TrainTapeDeleter { void operator()(TrainTape* t) const; };
 using TrainTapePtr = std::unique_ptr<TrainTape, TrainTapeDeleter>;

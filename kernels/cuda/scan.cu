@@ -16,6 +16,9 @@
 //   length is chosen to fill whole waves of resident warps (auto_scan_chunk).
 //
 // Pass 2 runs one thread per (b, [group,] n, e).
+//
+// Inputs (Δ, u, z, B, C) are fp32 or bf16 (the In template parameter): bf16 tiles are staged
+// as bf16 and widened to fp32 where a step reads them; everything else is the same code.
 #include "kernels/cuda/scan.cuh"
 
 #include "kernels/cuda/cuda_check.cuh"
@@ -33,7 +36,8 @@ constexpr int kScanThreads = 128;     // passes 1 and 3
 constexpr int kCombineThreads = 256;  // pass 2
 
 // One params struct for every launch of the scan: sizes, strides and restrict pointers,
-// checked once on the host (selective_scan).
+// checked once on the host (selective_scan). In: the inputs' type, float or __nv_bfloat16.
+template <class In>
 struct ScanParams {
     int B, E, N;
     int64_t L;
@@ -42,13 +46,14 @@ struct ScanParams {
     int S, G;     // chunks per group, groups per sequence (pass 2)
     int n0;       // first state of this launch's group (pass 3)
     bool first_group, last_group;  // pass 3: y starts at D·u / gets the SiLU(z) gate
-    bool vec4;    // variant 2: every row 16-byte aligned, E and N multiples of 4: 16-byte copies
+    bool vec;     // variant 2: every row 16-byte aligned, E and N multiples of the elements in
+                  // 16 bytes (4 floats, 8 bf16): tiles copied in 16-byte pieces
 
-    const float* __restrict__ dt;  int64_t dt_stride;
-    const float* __restrict__ u;   int64_t u_stride;
-    const float* __restrict__ z;   int64_t z_stride;
-    const float* __restrict__ Bm;
-    const float* __restrict__ Cm;  int64_t bc_stride;
+    const In* __restrict__ dt;  int64_t dt_stride;
+    const In* __restrict__ u;   int64_t u_stride;
+    const In* __restrict__ z;   int64_t z_stride;
+    const In* __restrict__ Bm;
+    const In* __restrict__ Cm;  int64_t bc_stride;
     float* y;                      int64_t y_stride;   // read too when accumulating groups
     const float* __restrict__ A2;  // [E][N]
     const float* __restrict__ D;   // [E]
@@ -86,12 +91,24 @@ __device__ __forceinline__ float softplus(float x) {
 // SiLU(x) = x / (1 + e^-x)   (__fdividef gives 0 once the denominator passes 2^126: the limit)
 __device__ __forceinline__ float silu(float x) { return __fdividef(x, 1.0f + ex2(-x * kLog2e)); }
 
+// An input element as fp32, and four consecutive ones (16-byte aligned floats; 8-byte aligned
+// bf16) as a float4.
+__device__ __forceinline__ float to_f(float v) { return v; }
+__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 load4(const __nv_bfloat16* p) {
+    const uint2 raw = *reinterpret_cast<const uint2*>(p);
+    const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
+    const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
+    return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+
 // cp.async: a 4-byte global -> shared copy that completes in the background.
 __device__ __forceinline__ void cp_async4(float* smem, const float* gmem) {
     const unsigned dst = unsigned(__cvta_generic_to_shared(smem));
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(gmem) : "memory");
 }
-__device__ __forceinline__ void cp_async16(float* smem, const float* gmem) {
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
     const unsigned dst = unsigned(__cvta_generic_to_shared(smem));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(gmem) : "memory");
 }
@@ -103,8 +120,8 @@ __device__ __forceinline__ void cp_async_wait() {
 
 // Pass 1: chunk c of sequence b from the zero state, states [n0, n0+NT) of channel e.
 //   s = exp2(Δ·A2) ⊙ s + (Δ·u)·B_t        chunk_state[b][c][n][e] = s_end, chunk_dt = ΣΔ
-template <int NT>
-__global__ void __launch_bounds__(kScanThreads) scan_chunks_from_zero(const ScanParams p) {
+template <int NT, class In>
+__global__ void __launch_bounds__(kScanThreads) scan_chunks_from_zero(const ScanParams<In> p) {
     const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (g >= int64_t(p.B) * p.nc * p.E) return;
     const int e = int(g % p.E);
@@ -127,13 +144,13 @@ __global__ void __launch_bounds__(kScanThreads) scan_chunks_from_zero(const Scan
     float sum_dt = 0.0f;
     for (int64_t r = r0; r < r1; ++r) {
         // Δ = softplus(dt + bias)
-        const float dt = softplus(p.dt[r * p.dt_stride + e] + bias);
-        const float du = dt * p.u[r * p.u_stride + e];
-        const float* Bt = p.Bm + r * p.bc_stride + n0;
+        const float dt = softplus(to_f(p.dt[r * p.dt_stride + e]) + bias);
+        const float du = dt * to_f(p.u[r * p.u_stride + e]);
+        const In* Bt = p.Bm + r * p.bc_stride + n0;
         sum_dt += dt;
 #pragma unroll
         for (int n = 0; n < NT; ++n)
-            if (n < nn) s[n] = fmaf(ex2(dt * a2[n]), s[n], du * Bt[n]);
+            if (n < nn) s[n] = fmaf(ex2(dt * a2[n]), s[n], du * to_f(Bt[n]));
     }
     float* out = p.chunk_state + (bc * p.N + n0) * p.E + e;
 #pragma unroll
@@ -151,16 +168,19 @@ constexpr int kTileWarps = 4;       // warps (independent tasks) per block
 template <int NT>
 constexpr int tile_min_blocks() { return NT >= 32 ? 4 : 5; }
 
-// One warp's shared memory: two buffers, each [TT][32] Δ, [TT][32] u, ([TT][32] z),
-// [TT][NT] B, ([TT][NT] C). NT % 4 == 0, so every B / C row is 16-byte aligned.
-template <int NT, bool OUTPUT>
+// One warp's shared memory, in input elements: two buffers, each [TT][32] Δ, [TT][32] u,
+// ([TT][32] z), [TT][NT] B, ([TT][NT] C). NT % 4 == 0, so every B / C row holds whole groups
+// of four (16 bytes of floats, 8 of bf16), read by load4.
+template <int NT, bool OUTPUT, class In>
 struct TileLayout {
     static constexpr int kChanArrays = OUTPUT ? 3 : 2;
     static constexpr int kStateArrays = OUTPUT ? 2 : 1;
-    static constexpr int kBufFloats = kTileSteps * (32 * kChanArrays + NT * kStateArrays);
-    static constexpr int kWarpFloats = 2 * kBufFloats;
-    static constexpr int kBlockBytes = kTileWarps * kWarpFloats * int(sizeof(float));
-    static_assert(NT % 4 == 0, "B / C rows are read as float4");
+    static constexpr int kBufElems = kTileSteps * (32 * kChanArrays + NT * kStateArrays);
+    static constexpr int kWarpElems = 2 * kBufElems;
+    static constexpr int kBlockBytes = kTileWarps * kWarpElems * int(sizeof(In));
+    static constexpr int kPiece = 16 / int(sizeof(In));  // elements in one 16-byte copy
+    static_assert(NT % 4 == 0, "B / C rows are read four at a time");
+    static_assert(kWarpElems * int(sizeof(In)) % 16 == 0, "warp buffers must stay 16-byte aligned");
     static_assert(kBlockBytes <= 48 * 1024, "more than the default dynamic shared memory");
 };
 
@@ -171,10 +191,10 @@ enum TileMode : int {
     kPass3Groups = 2,     // the same for one group of 32 states (d_state > 32): y accumulates
 };
 
-template <int NT, int MODE>
-__global__ void __launch_bounds__(kTileWarps * 32, tile_min_blocks<NT>()) scan_tiles(const ScanParams p) {
+template <int NT, int MODE, class In>
+__global__ void __launch_bounds__(kTileWarps * 32, tile_min_blocks<NT>()) scan_tiles(const ScanParams<In> p) {
     constexpr bool OUTPUT = MODE != kPass1;
-    using Lay = TileLayout<NT, OUTPUT>;
+    using Lay = TileLayout<NT, OUTPUT, In>;
     constexpr int TT = kTileSteps;
     extern __shared__ float4 smem_f4[];
     const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) & 31;
@@ -192,8 +212,8 @@ __global__ void __launch_bounds__(kTileWarps * 32, tile_min_blocks<NT>()) scan_t
 
     // Zero both buffers once: slots that no copy fills (lanes past E, states past N) stay 0,
     // so those lanes and states compute harmless zeros without a branch.
-    float* const wbuf = reinterpret_cast<float*>(smem_f4) + warp * Lay::kWarpFloats;
-    for (int i = lane; i < Lay::kWarpFloats / 4; i += 32)
+    In* const wbuf = reinterpret_cast<In*>(smem_f4) + warp * Lay::kWarpElems;
+    for (int i = lane; i < Lay::kWarpElems * int(sizeof(In)) / 16; i += 32)
         reinterpret_cast<float4*>(wbuf)[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     __syncwarp();
 
@@ -202,60 +222,74 @@ __global__ void __launch_bounds__(kTileWarps * 32, tile_min_blocks<NT>()) scan_t
     const int64_t r0 = int64_t(b) * p.L + t0;
     const int tiles = (steps + TT - 1) / TT;
 
-    // Start the copies of tile k into buffer k % 2. With p.vec4 (every row 16-byte aligned,
-    // E and N multiples of 4) in 16-byte pieces, else element by element.
+    // Start the copies of tile k into buffer k % 2. With p.vec (every row 16-byte aligned,
+    // E and N multiples of kPiece) in 16-byte pieces of kPiece elements, else element by
+    // element (cp.async for floats; bf16 elements, 2 bytes, are loaded and stored directly).
+    constexpr int kPiece = Lay::kPiece;
     const int e0 = slice * 32;
     auto issue = [&](int k) {
-        float* buf = wbuf + (k & 1) * Lay::kBufFloats;
+        In* buf = wbuf + (k & 1) * Lay::kBufElems;
         const int j0 = k * TT;
         const int nj = min(TT, steps - j0);
         const int64_t rk = r0 + j0;  // row of the tile's first step
-        float* bcbuf = buf + Lay::kChanArrays * TT * 32;
-        if (p.vec4) {
-            // Δ, u (, z): kChanArrays·TT rows of 8 pieces (32 channels); lane l copies piece
-            // l % 8 of rows l / 8 + 4m, so array and row offset are known at compile time.
-            const int piece = lane % 8;
-            if (e0 + 4 * piece < p.E) {
+        In* bcbuf = buf + Lay::kChanArrays * TT * 32;
+        bool copied = false;
+        if constexpr (NT % kPiece == 0) {
+            if (p.vec) {
+                // Δ, u (, z): kChanArrays·TT rows of P = 32 / kPiece pieces (32 channels); lane l
+                // copies piece l % P of rows l / P + (32 / P)·m, so array and row offset are
+                // known at compile time.
+                constexpr int P = 32 / kPiece, rows_per_pass = 32 / P, passes_per_array = TT / rows_per_pass;
+                static_assert(TT % rows_per_pass == 0, "a tile's rows split into whole passes");
+                const int piece = lane % P;
+                if (e0 + kPiece * piece < p.E) {
 #pragma unroll
-                for (int m = 0; m < Lay::kChanArrays * TT / 4; ++m) {
-                    constexpr int rows_per_array_step = TT / 4;
-                    const int a = m / rows_per_array_step;
-                    const int j = lane / 8 + 4 * (m % rows_per_array_step);
-                    const float* base = a == 0 ? p.dt : a == 1 ? p.u : p.z;
-                    const int64_t stride = a == 0 ? p.dt_stride : a == 1 ? p.u_stride : p.z_stride;
-                    if (j < nj)
-                        cp_async16(buf + (a * TT + j) * 32 + 4 * piece, base + (rk + j) * stride + e0 + 4 * piece);
+                    for (int m = 0; m < Lay::kChanArrays * passes_per_array; ++m) {
+                        const int a = m / passes_per_array;
+                        const int j = lane / P + rows_per_pass * (m % passes_per_array);
+                        const In* base = a == 0 ? p.dt : a == 1 ? p.u : p.z;
+                        const int64_t stride = a == 0 ? p.dt_stride : a == 1 ? p.u_stride : p.z_stride;
+                        if (j < nj)
+                            cp_async16(buf + (a * TT + j) * 32 + kPiece * piece,
+                                       base + (rk + j) * stride + e0 + kPiece * piece);
+                    }
                 }
-            }
-            // B (, C): TT rows of `pieces` 16-byte pieces; pieces divides 32, so lane l always
-            // copies piece l % pieces, of rows l / pieces + (32 / pieces)·m.
-            constexpr int pieces = Lay::kStateArrays * NT / 4;
-            const int q = lane % pieces;
-            const int which = q / (NT / 4), n = 4 * (q % (NT / 4));
-            if (n < nn) {
-                const float* src = (which ? p.Cm : p.Bm) + n0 + n;
-                float* dst = bcbuf + which * TT * NT + n;
+                // B (, C): TT rows of `pieces` 16-byte pieces; pieces divides 32, so lane l
+                // always copies piece l % pieces, of rows l / pieces + (32 / pieces)·m.
+                constexpr int pieces = Lay::kStateArrays * NT / kPiece;
+                const int q = lane % pieces;
+                const int which = q / (NT / kPiece), n = kPiece * (q % (NT / kPiece));
+                if (n < nn) {
+                    const In* src = (which ? p.Cm : p.Bm) + n0 + n;
+                    In* dst = bcbuf + which * TT * NT + n;
 #pragma unroll
-                for (int m = 0; m < (TT * pieces + 31) / 32; ++m) {
-                    const int j = lane / pieces + (32 / pieces) * m;
-                    if (j < nj) cp_async16(dst + j * NT, src + (rk + j) * p.bc_stride);
+                    for (int m = 0; m < (TT * pieces + 31) / 32; ++m) {
+                        const int j = lane / pieces + (32 / pieces) * m;
+                        if (j < nj) cp_async16(dst + j * NT, src + (rk + j) * p.bc_stride);
+                    }
                 }
+                copied = true;
             }
-        } else {
+        }
+        if (!copied) {
+            // One element at a time: cp.async for 4-byte floats, a plain copy for bf16.
+            auto put = [](In* dst, const In* src) {
+                if constexpr (sizeof(In) == 4) cp_async4(reinterpret_cast<float*>(dst), reinterpret_cast<const float*>(src));
+                else *dst = *src;
+            };
             if (active)
                 for (int j = 0; j < nj; ++j) {
                     const int64_t r = rk + j;
-                    cp_async4(buf + j * 32 + lane, p.dt + r * p.dt_stride + e);
-                    cp_async4(buf + (TT + j) * 32 + lane, p.u + r * p.u_stride + e);
-                    if (OUTPUT) cp_async4(buf + (2 * TT + j) * 32 + lane, p.z + r * p.z_stride + e);
+                    put(buf + j * 32 + lane, p.dt + r * p.dt_stride + e);
+                    put(buf + (TT + j) * 32 + lane, p.u + r * p.u_stride + e);
+                    if (OUTPUT) put(buf + (2 * TT + j) * 32 + lane, p.z + r * p.z_stride + e);
                 }
             constexpr int per_step = Lay::kStateArrays * NT;
             for (int i = lane; i < nj * per_step; i += 32) {
                 const int j = i / per_step, q = i % per_step;
                 const int which = q / NT, n = q % NT;  // which: 0 B, 1 C
                 if (n < nn)
-                    cp_async4(bcbuf + (which * TT + j) * NT + n,
-                              (which ? p.Cm : p.Bm) + (rk + j) * p.bc_stride + n0 + n);
+                    put(bcbuf + (which * TT + j) * NT + n, (which ? p.Cm : p.Bm) + (rk + j) * p.bc_stride + n0 + n);
             }
         }
         cp_async_commit();
@@ -276,23 +310,23 @@ __global__ void __launch_bounds__(kTileWarps * 32, tile_min_blocks<NT>()) scan_t
 
     // One step from shared memory:
     //   Δ = softplus(dt + bias);  s = exp2(Δ·A2) ⊙ s + (Δ·u)·B_t;  y = (s·C_t + D·u) ⊙ SiLU(z)
-    auto step = [&](const float* buf, int j) {
-        const float dt = softplus(buf[j * 32 + lane] + bias);
-        const float x = buf[(TT + j) * 32 + lane];
+    auto step = [&](const In* buf, int j) {
+        const float dt = softplus(to_f(buf[j * 32 + lane]) + bias);
+        const float x = to_f(buf[(TT + j) * 32 + lane]);
         const float du = dt * x;
         sum_dt += dt;
-        const float4* Bv = reinterpret_cast<const float4*>(buf + Lay::kChanArrays * TT * 32 + j * NT);
-        const float4* Cv = reinterpret_cast<const float4*>(buf + Lay::kChanArrays * TT * 32 + (TT + j) * NT);
+        const In* Bv = buf + Lay::kChanArrays * TT * 32 + j * NT;
+        const In* Cv = buf + Lay::kChanArrays * TT * 32 + (TT + j) * NT;
         float acc = 0.0f;
 #pragma unroll
         for (int q = 0; q < NT / 4; ++q) {
-            const float4 bq = Bv[q];
+            const float4 bq = load4(Bv + 4 * q);
             s[4 * q + 0] = fmaf(ex2(dt * a2[4 * q + 0]), s[4 * q + 0], du * bq.x);
             s[4 * q + 1] = fmaf(ex2(dt * a2[4 * q + 1]), s[4 * q + 1], du * bq.y);
             s[4 * q + 2] = fmaf(ex2(dt * a2[4 * q + 2]), s[4 * q + 2], du * bq.z);
             s[4 * q + 3] = fmaf(ex2(dt * a2[4 * q + 3]), s[4 * q + 3], du * bq.w);
             if (OUTPUT) {
-                const float4 cq = Cv[q];
+                const float4 cq = load4(Cv + 4 * q);
                 acc = fmaf(s[4 * q + 0], cq.x, acc);
                 acc = fmaf(s[4 * q + 1], cq.y, acc);
                 acc = fmaf(s[4 * q + 2], cq.z, acc);
@@ -301,13 +335,13 @@ __global__ void __launch_bounds__(kTileWarps * 32, tile_min_blocks<NT>()) scan_t
         }
         if (MODE == kPass3) {
             // y = (acc + D·u) ⊙ SiLU(z)
-            if (active) *yp = (acc + Dv * x) * silu(buf[(2 * TT + j) * 32 + lane]);
+            if (active) *yp = (acc + Dv * x) * silu(to_f(buf[(2 * TT + j) * 32 + lane]));
             yp += p.y_stride;
         } else if (MODE == kPass3Groups) {
             // + D·u (first state group) or + y so far; ⊙ SiLU(z) (last group)
             if (active) {
                 acc += p.first_group ? Dv * x : *yp;
-                if (p.last_group) acc *= silu(buf[(2 * TT + j) * 32 + lane]);
+                if (p.last_group) acc *= silu(to_f(buf[(2 * TT + j) * 32 + lane]));
                 *yp = acc;
             }
             yp += p.y_stride;
@@ -323,7 +357,7 @@ __global__ void __launch_bounds__(kTileWarps * 32, tile_min_blocks<NT>()) scan_t
             cp_async_wait<0>();
         }
         __syncwarp();            // ... and every lane's
-        const float* buf = wbuf + (k & 1) * Lay::kBufFloats;
+        const In* buf = wbuf + (k & 1) * Lay::kBufElems;
         const int nj = min(TT, steps - k * TT);
         if (nj == TT) {
 #pragma unroll
@@ -343,7 +377,8 @@ __global__ void __launch_bounds__(kTileWarps * 32, tile_min_blocks<NT>()) scan_t
 }
 
 // Pass 2a: per (b, group, n, e), fold the group's chunks from the zero state.
-__global__ void __launch_bounds__(kCombineThreads) combine_within_groups(const ScanParams p) {
+template <class In>
+__global__ void __launch_bounds__(kCombineThreads) combine_within_groups(const ScanParams<In> p) {
     const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (g >= int64_t(p.B) * p.G * p.N * p.E) return;
     const int e = int(g % p.E);
@@ -370,7 +405,8 @@ __global__ void __launch_bounds__(kCombineThreads) combine_within_groups(const S
 
 // Pass 2b: per (b, n, e), the groups in sequence from the carried state: each group's start
 // state replaces its end-from-zero; the state after the last group is the new carried state.
-__global__ void __launch_bounds__(kCombineThreads) combine_groups_in_sequence(const ScanParams p) {
+template <class In>
+__global__ void __launch_bounds__(kCombineThreads) combine_groups_in_sequence(const ScanParams<In> p) {
     const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (g >= int64_t(p.B) * p.N * p.E) return;
     const int e = int(g % p.E);
@@ -403,7 +439,8 @@ __global__ void __launch_bounds__(kCombineThreads) combine_groups_in_sequence(co
 
 // Pass 2c: per (b, group, n, e), the chunks of the group in sequence from the group's start:
 // each chunk's start state replaces its end-from-zero.
-__global__ void __launch_bounds__(kCombineThreads) combine_chunks_in_groups(const ScanParams p) {
+template <class In>
+__global__ void __launch_bounds__(kCombineThreads) combine_chunks_in_groups(const ScanParams<In> p) {
     const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (g >= int64_t(p.B) * p.G * p.N * p.E) return;
     const int e = int(g % p.E);
@@ -439,8 +476,8 @@ __global__ void __launch_bounds__(kCombineThreads) combine_chunks_in_groups(cons
 // Pass 3: chunk c of sequence b from its true start state, states [n0, n0+NT):
 //   s = exp2(Δ·A2) ⊙ s + (Δ·u)·B_t;   y = s·C_t (+ D·u for the first group, + y so far for
 //   later ones);  y ⊙= SiLU(z) for the last group.
-template <int NT>
-__global__ void __launch_bounds__(kScanThreads) scan_chunks_output(const ScanParams p) {
+template <int NT, class In>
+__global__ void __launch_bounds__(kScanThreads) scan_chunks_output(const ScanParams<In> p) {
     const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (g >= int64_t(p.B) * p.nc * p.E) return;
     const int e = int(g % p.E);
@@ -463,21 +500,21 @@ __global__ void __launch_bounds__(kScanThreads) scan_chunks_output(const ScanPar
     const int64_t r0 = int64_t(b) * p.L + t0;
     const int64_t r1 = int64_t(b) * p.L + min(t0 + p.T, p.L);
     for (int64_t r = r0; r < r1; ++r) {
-        const float dt = softplus(p.dt[r * p.dt_stride + e] + bias);
-        const float x = p.u[r * p.u_stride + e];
+        const float dt = softplus(to_f(p.dt[r * p.dt_stride + e]) + bias);
+        const float x = to_f(p.u[r * p.u_stride + e]);
         const float du = dt * x;
-        const float* Bt = p.Bm + r * p.bc_stride + n0;
-        const float* Ct = p.Cm + r * p.bc_stride + n0;
+        const In* Bt = p.Bm + r * p.bc_stride + n0;
+        const In* Ct = p.Cm + r * p.bc_stride + n0;
         float acc = 0.0f;
 #pragma unroll
         for (int n = 0; n < NT; ++n)
             if (n < nn) {
-                s[n] = fmaf(ex2(dt * a2[n]), s[n], du * Bt[n]);
-                acc = fmaf(s[n], Ct[n], acc);
+                s[n] = fmaf(ex2(dt * a2[n]), s[n], du * to_f(Bt[n]));
+                acc = fmaf(s[n], to_f(Ct[n]), acc);
             }
         float* yp = p.y + r * p.y_stride + e;
         acc += p.first_group ? Dv * x : *yp;
-        if (p.last_group) acc *= silu(p.z[r * p.z_stride + e]);
+        if (p.last_group) acc *= silu(to_f(p.z[r * p.z_stride + e]));
         *yp = acc;
     }
 }
@@ -491,30 +528,30 @@ void group_split(int64_t nc, int64_t& S, int64_t& G) {
     G = (nc + S - 1) / S;
 }
 
-template <int NT>
-void run_passes(ScanParams p, int variant, cudaStream_t stream) {
+template <int NT, class In>
+void run_passes(ScanParams<In> p, int variant, cudaStream_t stream) {
     const int groups = (p.N + NT - 1) / NT;
     const int64_t chunk_threads = int64_t(p.B) * p.nc * p.E;
     const int64_t warp_tasks = int64_t(p.B) * p.nc * ((p.E + 31) / 32);
     const unsigned tile_blocks = unsigned(blocks_for(warp_tasks, kTileWarps));
     if (variant == 1) {
         const dim3 grid(unsigned(blocks_for(chunk_threads, kScanThreads)), unsigned(groups));
-        scan_chunks_from_zero<NT><<<grid, kScanThreads, 0, stream>>>(p);
+        scan_chunks_from_zero<NT, In><<<grid, kScanThreads, 0, stream>>>(p);
     } else {
         const dim3 grid(tile_blocks, unsigned(groups));
-        scan_tiles<NT, kPass1><<<grid, kTileWarps * 32, TileLayout<NT, false>::kBlockBytes, stream>>>(p);
+        scan_tiles<NT, kPass1, In><<<grid, kTileWarps * 32, TileLayout<NT, false, In>::kBlockBytes, stream>>>(p);
     }
     MW_CUDA_CHECK_LAUNCH();
 
     const int64_t group_threads = int64_t(p.B) * p.G * p.N * p.E;
     const int64_t chain_threads = int64_t(p.B) * p.N * p.E;
-    combine_within_groups<<<unsigned(blocks_for(group_threads, kCombineThreads)), kCombineThreads, 0,
+    combine_within_groups<In><<<unsigned(blocks_for(group_threads, kCombineThreads)), kCombineThreads, 0,
                             stream>>>(p);
     MW_CUDA_CHECK_LAUNCH();
-    combine_groups_in_sequence<<<unsigned(blocks_for(chain_threads, kCombineThreads)),
+    combine_groups_in_sequence<In><<<unsigned(blocks_for(chain_threads, kCombineThreads)),
                                  kCombineThreads, 0, stream>>>(p);
     MW_CUDA_CHECK_LAUNCH();
-    combine_chunks_in_groups<<<unsigned(blocks_for(group_threads, kCombineThreads)),
+    combine_chunks_in_groups<In><<<unsigned(blocks_for(group_threads, kCombineThreads)),
                                kCombineThreads, 0, stream>>>(p);
     MW_CUDA_CHECK_LAUNCH();
 
@@ -524,13 +561,14 @@ void run_passes(ScanParams p, int variant, cudaStream_t stream) {
         p.first_group = gi == 0;
         p.last_group = gi == groups - 1;
         if (variant == 1)
-            scan_chunks_output<NT><<<unsigned(blocks_for(chunk_threads, kScanThreads)), kScanThreads, 0,
-                                     stream>>>(p);
+            scan_chunks_output<NT, In><<<unsigned(blocks_for(chunk_threads, kScanThreads)), kScanThreads, 0,
+                                         stream>>>(p);
         else if (groups == 1)
-            scan_tiles<NT, kPass3><<<tile_blocks, kTileWarps * 32, TileLayout<NT, true>::kBlockBytes, stream>>>(p);
+            scan_tiles<NT, kPass3, In><<<tile_blocks, kTileWarps * 32, TileLayout<NT, true, In>::kBlockBytes,
+                                         stream>>>(p);
         else if constexpr (NT == 32)  // more than one group only with groups of 32 states
-            scan_tiles<NT, kPass3Groups><<<tile_blocks, kTileWarps * 32, TileLayout<NT, true>::kBlockBytes,
-                                           stream>>>(p);
+            scan_tiles<NT, kPass3Groups, In><<<tile_blocks, kTileWarps * 32, TileLayout<NT, true, In>::kBlockBytes,
+                                               stream>>>(p);
         MW_CUDA_CHECK_LAUNCH();
     }
 }
@@ -559,7 +597,7 @@ int tile_blocks_per_sm() {
     static const int blocks = [] {
         int b = 0;
         MW_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-            &b, scan_tiles<NT, MODE>, kTileWarps * 32, TileLayout<NT, MODE != kPass1>::kBlockBytes));
+            &b, scan_tiles<NT, MODE, float>, kTileWarps * 32, TileLayout<NT, MODE != kPass1, float>::kBlockBytes));
         return std::max(b, 1);
     }();
     return blocks;
@@ -609,23 +647,13 @@ int auto_scan_chunk(int B, int64_t L, int E, int N, int sm_count, int variant) {
     return int(best_T);
 }
 
-void selective_scan(const ScanProblem& q, int T, float* workspace, cudaStream_t stream) {
-    if (q.B <= 0 || q.L < 0 || q.E <= 0 || q.N <= 0 || T <= 0)
-        throw std::invalid_argument("selective_scan: sizes must be positive (B " + std::to_string(q.B) +
-                                    ", L " + std::to_string(q.L) + ", E " + std::to_string(q.E) +
-                                    ", N " + std::to_string(q.N) + ", T " + std::to_string(T) + ")");
-    if (q.variant != 1 && q.variant != 2)
-        throw std::invalid_argument("selective_scan: variant " + std::to_string(q.variant) +
-                                    ", expected 1 or 2");
-    if (q.L == 0) return;
-    if (!q.dt || !q.u || !q.z || !q.Bm || !q.Cm || !q.y || !q.A2 || !q.D || !q.dt_bias || !q.state ||
-        !workspace)
-        throw std::invalid_argument("selective_scan: a null pointer");
-    const ScanWorkspaceSize w = scan_workspace_size(q.B, q.L, q.E, q.N, T);
-    if (w.chunks > INT32_MAX || int64_t(q.B) * w.chunks * q.E / kScanThreads > INT32_MAX)
-        throw std::invalid_argument("selective_scan: too many chunks (" + std::to_string(w.chunks) +
-                                    "); use a longer chunk");
-    ScanParams p{};
+namespace {
+
+// One scan with inputs of type In (selective_scan has checked the sizes and pointers).
+template <class In>
+void launch(const ScanProblem& q, const In* dt, const In* u, const In* z, const In* Bm, const In* Cm, int T,
+            const ScanWorkspaceSize& w, float* workspace, cudaStream_t stream) {
+    ScanParams<In> p{};
     p.B = q.B;
     p.E = q.E;
     p.N = q.N;
@@ -636,20 +664,21 @@ void selective_scan(const ScanProblem& q, int T, float* workspace, cudaStream_t 
     group_split(w.chunks, S, G);
     p.S = int(S);
     p.G = int(G);
-    p.dt = q.dt;  p.dt_stride = q.dt_stride;
-    p.u = q.u;    p.u_stride = q.u_stride;
-    p.z = q.z;    p.z_stride = q.z_stride;
-    p.Bm = q.Bm;
-    p.Cm = q.Cm;  p.bc_stride = q.bc_stride;
-    p.y = q.y;    p.y_stride = q.y_stride;
+    p.dt = dt;  p.dt_stride = q.dt_stride;
+    p.u = u;    p.u_stride = q.u_stride;
+    p.z = z;    p.z_stride = q.z_stride;
+    p.Bm = Bm;
+    p.Cm = Cm;  p.bc_stride = q.bc_stride;
+    p.y = q.y;  p.y_stride = q.y_stride;
     p.A2 = q.A2;
     p.D = q.D;
     p.dt_bias = q.dt_bias;
     p.state = q.state;
     auto aligned16 = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; };
-    p.vec4 = q.E % 4 == 0 && q.N % 4 == 0 && q.dt_stride % 4 == 0 && q.u_stride % 4 == 0 &&
-             q.z_stride % 4 == 0 && q.bc_stride % 4 == 0 && aligned16(q.dt) && aligned16(q.u) &&
-             aligned16(q.z) && aligned16(q.Bm) && aligned16(q.Cm);
+    constexpr int piece = 16 / int(sizeof(In));
+    p.vec = q.E % piece == 0 && q.N % piece == 0 && q.dt_stride % piece == 0 && q.u_stride % piece == 0 &&
+            q.z_stride % piece == 0 && q.bc_stride % piece == 0 && aligned16(dt) && aligned16(u) &&
+            aligned16(z) && aligned16(Bm) && aligned16(Cm);
     p.chunk_state = workspace;
     p.chunk_dt = p.chunk_state + w.chunk_state;
     p.group_state = p.chunk_dt + w.chunk_dt;
@@ -659,6 +688,31 @@ void selective_scan(const ScanProblem& q, int T, float* workspace, cudaStream_t 
     else if (q.N <= 8) run_passes<8>(p, q.variant, stream);
     else if (q.N <= 16) run_passes<16>(p, q.variant, stream);
     else run_passes<32>(p, q.variant, stream);
+}
+
+} // namespace
+
+void selective_scan(const ScanProblem& q, int T, float* workspace, cudaStream_t stream) {
+    if (q.B <= 0 || q.L < 0 || q.E <= 0 || q.N <= 0 || T <= 0)
+        throw std::invalid_argument("selective_scan: sizes must be positive (B " + std::to_string(q.B) +
+                                    ", L " + std::to_string(q.L) + ", E " + std::to_string(q.E) +
+                                    ", N " + std::to_string(q.N) + ", T " + std::to_string(T) + ")");
+    if (q.variant != 1 && q.variant != 2)
+        throw std::invalid_argument("selective_scan: variant " + std::to_string(q.variant) +
+                                    ", expected 1 or 2");
+    if (q.L == 0) return;
+    const bool bf16 = q.bf16_inputs();
+    const bool inputs_set = bf16 ? q.bf16.dt && q.bf16.u && q.bf16.z && q.bf16.Bm && q.bf16.Cm
+                                 : q.dt && q.u && q.z && q.Bm && q.Cm;
+    if (!inputs_set || !q.y || !q.A2 || !q.D || !q.dt_bias || !q.state || !workspace)
+        throw std::invalid_argument(std::string("selective_scan: a null pointer") +
+                                    (bf16 && !inputs_set ? " (bf16 inputs: set all five)" : ""));
+    const ScanWorkspaceSize w = scan_workspace_size(q.B, q.L, q.E, q.N, T);
+    if (w.chunks > INT32_MAX || int64_t(q.B) * w.chunks * q.E / kScanThreads > INT32_MAX)
+        throw std::invalid_argument("selective_scan: too many chunks (" + std::to_string(w.chunks) +
+                                    "); use a longer chunk");
+    if (bf16) launch(q, q.bf16.dt, q.bf16.u, q.bf16.z, q.bf16.Bm, q.bf16.Cm, T, w, workspace, stream);
+    else launch(q, q.dt, q.u, q.z, q.Bm, q.Cm, T, w, workspace, stream);
 }
 
 } // namespace mw::kernels::cuda

@@ -14,6 +14,7 @@
 // chunk from its true start state and writes y.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -43,6 +44,18 @@ struct ScanProblem {
 
     int variant = 2;  // passes 1 and 3: 1 = one thread per channel, direct loads (baseline);
                       // 2 = warp tiles staged through shared memory (scan.cu)
+
+    // bf16 inputs: set all five and the float pointers dt, u, z, Bm, Cm are not read (they may
+    // be null). Same layouts and strides (in elements). Everything is computed in fp32 from the
+    // rounded inputs; the state, A2, D, dt_bias and y stay fp32.
+    struct BF16Inputs {
+        const __nv_bfloat16* dt = nullptr;
+        const __nv_bfloat16* u = nullptr;
+        const __nv_bfloat16* z = nullptr;
+        const __nv_bfloat16* Bm = nullptr;
+        const __nv_bfloat16* Cm = nullptr;
+    } bf16;
+    bool bf16_inputs() const { return bf16.dt || bf16.u || bf16.z || bf16.Bm || bf16.Cm; }
 };
 
 // The scratch one scan needs, in floats, for chunks of T steps.
