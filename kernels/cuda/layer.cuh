@@ -8,6 +8,7 @@
 
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/scan.cuh"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -237,6 +238,24 @@ struct GpuContext {
             if (e) cudaEventDestroy(e);
         if (blas) cublasDestroy(blas);
         if (stream) cudaStreamDestroy(stream);
+    }
+};
+
+// The forward scan's workspace for B sequences of up to max_len steps. ensure() grows it when
+// chunks of T steps need more (a shorter chunk: more chunks); it waits for the stream first,
+// whose queued scans may still use the old buffer. Throws CudaError.
+struct ScanWorkspace {
+    detail::DevPtr<float> buf;
+    int64_t floats = 0;
+
+    float* get() const { return buf.get(); }
+    void ensure(int B, int64_t max_len, const Dims& d, int T, cudaStream_t stream) {
+        const int64_t need = scan_workspace_size(B, max_len, d.d_inner, d.d_state, T).total();
+        if (need <= floats) return;
+        MW_CUDA_CHECK(cudaStreamSynchronize(stream));
+        buf.reset();
+        buf = detail::device_alloc<float>(need);
+        floats = need;
     }
 };
 

@@ -55,8 +55,7 @@ struct Forward : layer::GpuContext, layer::ModelShape {
     DevPtr<int32_t> tokens;             // [B][S]
 
     DevPtr<float> state;                // conv windows [layers][B][K-1][E], then SSM [layers][B][N][E]
-    DevPtr<float> scan_ws;
-    int64_t scan_ws_floats = 0;
+    layer::ScanWorkspace scan_ws;
 
     Timing time;
 
@@ -117,17 +116,6 @@ void check_sizes(const ModelView& m, int64_t max_segment, int batch) {
     detail::check_model_view(m, "cuda::make_forward");
 }
 
-// The scan workspace for chunks of T steps over a segment; grows when a forced chunk needs more.
-void ensure_scan_workspace(Forward& f, int T) {
-    const int64_t need =
-        scan_workspace_size(f.B, f.max_seg, f.dims.d_inner, f.dims.d_state, T).total();
-    if (need <= f.scan_ws_floats) return;
-    MW_CUDA_CHECK(cudaStreamSynchronize(f.stream));
-    f.scan_ws.reset();
-    f.scan_ws = device_alloc<float>(need);
-    f.scan_ws_floats = need;
-}
-
 // Every layer, then the head, over the segment already in f.xin / f.tokens (Lseg steps).
 void run_segment(Forward& f, int64_t Lseg) {
     const Dims& d = f.dims;
@@ -147,7 +135,7 @@ void run_segment(Forward& f, int64_t Lseg) {
 
     const int T = f.chunk_override > 0 ? f.chunk_override
                                        : auto_scan_chunk(f.B, Lseg, E, N, f.sm_count, f.scan_variant);
-    ensure_scan_workspace(f, T);
+    f.scan_ws.ensure(f.B, f.max_seg, d, T, f.stream);  // grows when a forced chunk needs more
 
     for (int l = 0; l < d.n_layers; ++l) {
         const LayerWeights& w = f.w.layers[size_t(l)];
@@ -279,7 +267,7 @@ ForwardPtr make_forward(const ModelView& m, int64_t max_segment, int batch) {
     if (m.head == HeadKind::continuous) f->controls = device_alloc<float>(std::max(f->I - 1, 1));
 
     f->state = device_alloc<float>(f->state_floats());
-    ensure_scan_workspace(*f, 64);  // the shortest automatic chunk: the most chunks
+    f->scan_ws.ensure(f->B, f->max_seg, f->dims, 64, f->stream);  // the shortest automatic chunk: the most chunks
     reset(*f);
     return f;
 }

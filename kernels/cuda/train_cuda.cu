@@ -259,8 +259,8 @@ struct TrainTape : layer::GpuContext, layer::ModelShape {
     float *h = nullptr, *u = nullptr, *y = nullptr, *out = nullptr, *dout = nullptr;
     float *dx = nullptr, *dh = nullptr, *dyg = nullptr, *duz = nullptr, *dxdbc = nullptr, *ddt = nullptr,
           *du = nullptr, *part = nullptr;
-    DevPtr<float> scan_ws, bwd_ws, ssm_tmp;
-    int64_t scan_ws_floats = 0;
+    layer::ScanWorkspace scan_ws;
+    DevPtr<float> bwd_ws, ssm_tmp;
 
     int Mp() const { return x_proj_cols(dims); }
     int64_t state_floats() const {
@@ -350,15 +350,6 @@ TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
 
 namespace {
 
-void ensure_scan_ws(TrainTape& t, int T) {
-    const int64_t need = scan_workspace_size(t.B, t.max_len, t.dims.d_inner, t.dims.d_state, T).total();
-    if (need <= t.scan_ws_floats) return;
-    MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
-    t.scan_ws.reset();
-    t.scan_ws = device_alloc<float>(need);
-    t.scan_ws_floats = need;
-}
-
 // The scan of layer l over the kept activations, from the SSM state at `ssm` (advanced in
 // place), gated output into t.y.
 void layer_scan(TrainTape& t, int l, float* ssm, int T) {
@@ -380,7 +371,7 @@ void layer_scan(TrainTape& t, int l, float* ssm, int T) {
     q.D = w.D;
     q.dt_bias = w.dt_b;
     q.state = ssm;
-    ensure_scan_ws(t, T);
+    t.scan_ws.ensure(t.B, t.max_len, t.dims, T, t.stream);
     selective_scan(q, T, t.scan_ws.get(), t.stream);
 }
 
