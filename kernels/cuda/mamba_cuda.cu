@@ -162,21 +162,7 @@ void run_segment(Forward& f, int64_t Lseg) {
         gemm_rows(f.blas, rows, E, R, f.xdbc + 2 * N, Mp, w.dt_w, R, f.dt, E, 0.0f);
         // y = selective_scan(...) ⊙ SiLU(z)
         {
-            ScanProblem q;
-            q.B = f.B;
-            q.L = Lseg;
-            q.E = E;
-            q.N = N;
-            q.dt = f.dt;           q.dt_stride = E;
-            q.u = f.u;             q.u_stride = E;
-            q.z = f.uz + E;        q.z_stride = 2 * E;
-            q.Bm = f.xdbc;
-            q.Cm = f.xdbc + N;     q.bc_stride = Mp;
-            q.y = f.y;             q.y_stride = E;
-            q.A2 = w.A2;
-            q.D = w.D;
-            q.dt_bias = w.dt_b;
-            q.state = f.ssm_state(l);
+            ScanProblem q = layer_scan_problem(d, f.B, Lseg, f.dt, f.u, f.uz, f.xdbc, f.y, w, f.ssm_state(l));
             q.variant = f.scan_variant;
             selective_scan(q, T, f.scan_ws.get(), f.stream);
         }

@@ -353,24 +353,9 @@ namespace {
 // The scan of layer l over the kept activations, from the SSM state at `ssm` (advanced in
 // place), gated output into t.y.
 void layer_scan(TrainTape& t, int l, float* ssm, int T) {
-    const Dims& d = t.dims;
-    const int E = d.d_inner, N = d.d_state, Mp = t.Mp();
-    const LayerWeights& w = t.w.layers[size_t(l)];
-    ScanProblem q;
-    q.B = t.B;
-    q.L = t.L;
-    q.E = E;
-    q.N = N;
-    q.dt = t.dt[size_t(l)];       q.dt_stride = E;
-    q.u = t.u;                    q.u_stride = E;
-    q.z = t.uz[size_t(l)] + E;    q.z_stride = 2 * E;
-    q.Bm = t.xdbc[size_t(l)];
-    q.Cm = t.xdbc[size_t(l)] + N; q.bc_stride = Mp;
-    q.y = t.y;                    q.y_stride = E;
-    q.A2 = w.A2;
-    q.D = w.D;
-    q.dt_bias = w.dt_b;
-    q.state = ssm;
+    const size_t i = size_t(l);
+    const ScanProblem q =
+        layer_scan_problem(t.dims, t.B, t.L, t.dt[i], t.u, t.uz[i], t.xdbc[i], t.y, t.w.layers[i], ssm);
     t.scan_ws.ensure(t.B, t.max_len, t.dims, T, t.stream);
     selective_scan(q, T, t.scan_ws.get(), t.stream);
 }
