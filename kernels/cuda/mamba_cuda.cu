@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -25,7 +24,6 @@ namespace {
 using detail::add_elapsed;
 using detail::DevPtr;
 using detail::device_alloc;
-using detail::round_up;
 using namespace layer;
 
 } // namespace
@@ -239,16 +237,18 @@ ForwardPtr make_forward(const ModelView& m, int64_t max_segment, int batch) {
     const int64_t rows = int64_t(batch) * max_segment;
     const int out_width = m.head == HeadKind::tokens ? m.vocab : 1;
     const int audio_width = m.head == HeadKind::continuous ? 1 : 0;
-    const int64_t widths[] = {f->I, D, D, 2 * E, E, Mp, E, E, out_width, audio_width};
-    float** ptrs[] = {&f->xin, &f->x, &f->h, &f->uz, &f->u, &f->xdbc, &f->dt, &f->y, &f->out, &f->audio};
-    int64_t total = 0;
-    for (int64_t w : widths) total += round_up(rows * w, 64);
-    f->scratch = device_alloc<float>(total);
-    int64_t off = 0;
-    for (size_t i = 0; i < std::size(widths); ++i) {
-        *ptrs[i] = widths[i] > 0 ? f->scratch.get() + off : nullptr;
-        off += round_up(rows * widths[i], 64);
-    }
+    detail::Carving scratch;
+    scratch.take(&f->xin, rows * f->I);
+    scratch.take(&f->x, rows * D);
+    scratch.take(&f->h, rows * D);
+    scratch.take(&f->uz, rows * 2 * E);
+    scratch.take(&f->u, rows * E);
+    scratch.take(&f->xdbc, rows * Mp);
+    scratch.take(&f->dt, rows * E);
+    scratch.take(&f->y, rows * E);
+    scratch.take(&f->out, rows * out_width);
+    scratch.take(&f->audio, rows * audio_width);
+    f->scratch = scratch.allocate();
     if (m.head == HeadKind::tokens) f->tokens = device_alloc<int32_t>(rows);
     if (m.head == HeadKind::continuous) f->controls = device_alloc<float>(std::max(f->I - 1, 1));
 

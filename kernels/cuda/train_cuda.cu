@@ -300,25 +300,21 @@ TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
     t->grad = device_alloc<float>(t->w.floats);
 
     const int64_t rows = int64_t(batch) * max_len;
-    const int L_ = d.n_layers;
-    const int64_t per_layer = round_up(rows * D, 64) + round_up(rows * 2 * E, 64) + round_up(rows * Mp, 64) +
-                              round_up(rows * E, 64);
-    const int64_t keep = per_layer * L_ + round_up(rows * D, 64) + round_up(rows * std::max(t->I, 1), 64);
-    t->keep = device_alloc<float>(keep);
-    float* p = t->keep.get();
-    auto take = [&](int64_t n) {
-        float* q = p;
-        p += round_up(n, 64);
-        return q;
-    };
-    for (int l = 0; l < L_; ++l) {
-        t->x.push_back(take(rows * D));
-        t->uz.push_back(take(rows * 2 * E));
-        t->xdbc.push_back(take(rows * Mp));
-        t->dt.push_back(take(rows * E));
+    const size_t L_ = size_t(d.n_layers);
+    t->x.resize(L_ + 1);  // sized first: keep.take holds pointers to the elements
+    t->uz.resize(L_);
+    t->xdbc.resize(L_);
+    t->dt.resize(L_);
+    detail::Carving keep;
+    for (size_t l = 0; l < L_; ++l) {
+        keep.take(&t->x[l], rows * D);
+        keep.take(&t->uz[l], rows * 2 * E);
+        keep.take(&t->xdbc[l], rows * Mp);
+        keep.take(&t->dt[l], rows * E);
     }
-    t->x.push_back(take(rows * D));
-    t->xin = take(rows * std::max(t->I, 1));
+    keep.take(&t->x[L_], rows * D);
+    keep.take(&t->xin, rows * std::max(t->I, 1));
+    t->keep = keep.allocate();
     if (m.head == HeadKind::tokens) {
         t->tokens = device_alloc<int32_t>(rows);
         t->targets = device_alloc<int32_t>(rows);
@@ -330,18 +326,21 @@ TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
     const int out_w = m.head == HeadKind::tokens ? m.vocab : 1;
     const int64_t conv_blocks = (rows + 127) / 128;
     const int64_t part = std::max({rows * D, conv_blocks * E * (K + 1)});
-    const int64_t widths[] = {rows * D, rows * E, rows * E, rows * out_w, rows * out_w, rows * D, rows * D,
-                              rows * E, rows * 2 * E, rows * Mp, rows * E, rows * E, part};
-    float** ptrs[] = {&t->h, &t->u, &t->y, &t->out, &t->dout, &t->dx, &t->dh, &t->dyg, &t->duz, &t->dxdbc,
-                      &t->ddt, &t->du, &t->part};
-    int64_t total = 0;
-    for (int64_t n : widths) total += round_up(n, 64);
-    t->scratch = device_alloc<float>(total);
-    int64_t off = 0;
-    for (size_t i = 0; i < std::size(widths); ++i) {
-        *ptrs[i] = t->scratch.get() + off;
-        off += round_up(widths[i], 64);
-    }
+    detail::Carving scratch;
+    scratch.take(&t->h, rows * D);
+    scratch.take(&t->u, rows * E);
+    scratch.take(&t->y, rows * E);
+    scratch.take(&t->out, rows * out_w);
+    scratch.take(&t->dout, rows * out_w);
+    scratch.take(&t->dx, rows * D);
+    scratch.take(&t->dh, rows * D);
+    scratch.take(&t->dyg, rows * E);
+    scratch.take(&t->duz, rows * 2 * E);
+    scratch.take(&t->dxdbc, rows * Mp);
+    scratch.take(&t->ddt, rows * E);
+    scratch.take(&t->du, rows * E);
+    scratch.take(&t->part, part);
+    t->scratch = scratch.allocate();
     const ScanBackwardSize bs = scan_backward_workspace_size(batch, max_len, E, N, 8);  // the most chunks
     t->bwd_ws = device_alloc<float>(bs.total() + column_sums_scratch(std::max(rows, conv_blocks), std::max(
                                                                          D * 2, E * (K + 1))));
