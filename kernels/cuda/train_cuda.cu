@@ -456,57 +456,60 @@ void forward_layers(TrainTape& t, const float* state_in, float* state_out) {
     }
 }
 
-} // namespace
-
-void train_forward_continuous(TrainTape& t, const ModelView& m, const float* x, int64_t L, const float* state_in,
-                              float* y, float* state_out) {
-    check_call(t, m, L, HeadKind::continuous, "cuda::train_forward_continuous");
+// A forward of the tape, either head: input(rows) puts the first layer's input in t.x[0] (on
+// t.stream, after the weights are uploaded: the stem or the embeddings); then every layer and
+// the head, whose output [rows][1 or V] comes back to `out` (host) unless it is null.
+template <class Input>
+void train_forward(TrainTape& t, const ModelView& m, int64_t L, const float* state_in, float* out,
+                   float* state_out, Input&& input) {
     t.L = 0;  // no valid tape until this forward completes
     t.dout_on_device = false;
     MW_CUDA_CHECK(cudaEventRecord(t.ev[0], t.stream));
     upload_weights(m, t.w, t.stream);
     const int64_t rows = int64_t(t.B) * L;
-    MW_CUDA_CHECK(cudaMemcpyAsync(t.xin, x, size_t(rows * t.I) * sizeof(float), cudaMemcpyHostToDevice,
-                                  t.stream));
-    const StemParams sp{t.xin, t.w.stem_w, t.w.stem_b, t.x[0], rows, t.dims.d_model, t.I};
-    stem_kernel<<<blocks_for(rows * t.dims.d_model, kThreads), kThreads, 0, t.stream>>>(sp);
-    MW_CUDA_CHECK_LAUNCH();
+    input(rows);
     t.L = L;
     forward_layers(t, state_in, state_out);
-    MW_CUDA_CHECK(cudaMemcpyAsync(y, t.out, size_t(rows) * sizeof(float), cudaMemcpyDeviceToHost, t.stream));
+    const int out_w = t.head == HeadKind::tokens ? t.V : 1;
+    if (out)
+        MW_CUDA_CHECK(cudaMemcpyAsync(out, t.out, size_t(rows * out_w) * sizeof(float), cudaMemcpyDeviceToHost,
+                                      t.stream));
     MW_CUDA_CHECK(cudaEventRecord(t.ev[1], t.stream));
     MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
     add_elapsed(t.time.forward_ms, t.ev[0], t.ev[1]);
     t.time.samples += rows;
 }
 
+} // namespace
+
+void train_forward_continuous(TrainTape& t, const ModelView& m, const float* x, int64_t L, const float* state_in,
+                              float* y, float* state_out) {
+    check_call(t, m, L, HeadKind::continuous, "cuda::train_forward_continuous");
+    train_forward(t, m, L, state_in, y, state_out, [&](int64_t rows) {
+        MW_CUDA_CHECK(cudaMemcpyAsync(t.xin, x, size_t(rows * t.I) * sizeof(float), cudaMemcpyHostToDevice,
+                                      t.stream));
+        const StemParams sp{t.xin, t.w.stem_w, t.w.stem_b, t.x[0], rows, t.dims.d_model, t.I};
+        stem_kernel<<<blocks_for(rows * t.dims.d_model, kThreads), kThreads, 0, t.stream>>>(sp);
+        MW_CUDA_CHECK_LAUNCH();
+    });
+}
+
 void train_forward_tokens(TrainTape& t, const ModelView& m, const int32_t* tokens, int64_t L,
                           const float* state_in, float* logits, float* state_out) {
     check_call(t, m, L, HeadKind::tokens, "cuda::train_forward_tokens");
-    const int64_t rows = int64_t(t.B) * L;
-    for (int64_t i = 0; i < rows; ++i)
+    const int64_t n = int64_t(t.B) * L;
+    for (int64_t i = 0; i < n; ++i)
         if (tokens[i] < 0 || tokens[i] >= t.V)
             throw std::invalid_argument("cuda::train_forward_tokens: token " + std::to_string(tokens[i]) +
                                         " at sequence " + std::to_string(i / L) + ", step " +
                                         std::to_string(i % L) + " is outside 0.." + std::to_string(t.V - 1));
-    t.L = 0;
-    t.dout_on_device = false;
-    MW_CUDA_CHECK(cudaEventRecord(t.ev[0], t.stream));
-    upload_weights(m, t.w, t.stream);
-    MW_CUDA_CHECK(cudaMemcpyAsync(t.tokens.get(), tokens, size_t(rows) * sizeof(int32_t), cudaMemcpyHostToDevice,
-                                  t.stream));
-    const EmbedParams ep{t.tokens.get(), t.w.embed, t.x[0], rows, t.dims.d_model};
-    embed_kernel<<<blocks_for(rows * t.dims.d_model, kThreads), kThreads, 0, t.stream>>>(ep);
-    MW_CUDA_CHECK_LAUNCH();
-    t.L = L;
-    forward_layers(t, state_in, state_out);
-    if (logits)
-        MW_CUDA_CHECK(cudaMemcpyAsync(logits, t.out, size_t(rows * t.V) * sizeof(float), cudaMemcpyDeviceToHost,
-                                      t.stream));
-    MW_CUDA_CHECK(cudaEventRecord(t.ev[1], t.stream));
-    MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
-    add_elapsed(t.time.forward_ms, t.ev[0], t.ev[1]);
-    t.time.samples += rows;
+    train_forward(t, m, L, state_in, logits, state_out, [&](int64_t rows) {
+        MW_CUDA_CHECK(cudaMemcpyAsync(t.tokens.get(), tokens, size_t(rows) * sizeof(int32_t),
+                                      cudaMemcpyHostToDevice, t.stream));
+        const EmbedParams ep{t.tokens.get(), t.w.embed, t.x[0], rows, t.dims.d_model};
+        embed_kernel<<<blocks_for(rows * t.dims.d_model, kThreads), kThreads, 0, t.stream>>>(ep);
+        MW_CUDA_CHECK_LAUNCH();
+    });
 }
 
 namespace {
