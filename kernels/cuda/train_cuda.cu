@@ -341,9 +341,10 @@ TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
     scratch.take(&t->du, rows * E);
     scratch.take(&t->part, part);
     t->scratch = scratch.allocate();
+    // The scan's backward, then the backward's column sums (`sums`): over at most `rows` rows
+    // (conv_blocks <= rows), D columns (norms, head_w, stem_b), E·K (conv_w) or fewer (E, 1).
     const ScanBackwardSize bs = scan_backward_workspace_size(batch, max_len, E, N, 8);  // the most chunks
-    t->bwd_ws = device_alloc<float>(bs.total() + column_sums_scratch(std::max(rows, conv_blocks), std::max(
-                                                                         D * 2, E * (K + 1))));
+    t->bwd_ws = device_alloc<float>(bs.total() + column_sums_scratch(rows, std::max(D, E * K)));
     return t;
 }
 
