@@ -120,6 +120,32 @@ std::string pow2_name(int64_t L) {
 
 int g_reps = 0;  // 0: 15 repeats (5 for the largest scans)
 
+// The arrays of one benchmarked scan, each dense (rows b·L + t, no padding).
+struct ScanArrays {
+    float* dt;     // [B][L][E]
+    float* u;      // [B][L][E]
+    float* z;      // [B][L][E]
+    float* y;      // [B][L][E]
+    float* bc;     // [B][L][2N]: B_t then C_t
+    float* A2;     // [E][N]
+    float* Dv;     // [E]
+    float* bias;   // [E]
+    float* state;  // [B][N][E]
+};
+
+// The forward scan over them (default variant).
+ScanProblem dense_scan(int B, int64_t L, int E, int N, const ScanArrays& a) {
+    ScanProblem q;
+    q.B = B; q.L = L; q.E = E; q.N = N;
+    q.dt = a.dt; q.dt_stride = E;
+    q.u = a.u;   q.u_stride = E;
+    q.z = a.z;   q.z_stride = E;
+    q.Bm = a.bc; q.Cm = a.bc + N; q.bc_stride = 2 * N;
+    q.y = a.y;   q.y_stride = E;
+    q.A2 = a.A2; q.D = a.Dv; q.dt_bias = a.bias; q.state = a.state;
+    return q;
+}
+
 void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, int sms, double clock_hz) {
     const int64_t rows = int64_t(B) * L;
     const int T = auto_scan_chunk(B, L, E, N, sms, variant);
@@ -161,14 +187,7 @@ void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, i
         MW_CUDA_CHECK(cudaMemcpy(bias, zeros.data(), size_t(E) * 4, cudaMemcpyHostToDevice));
         MW_CUDA_CHECK(cudaMemset(state, 0, size_t(B) * N * E * 4));
     }
-    ScanProblem q;
-    q.B = B; q.L = L; q.E = E; q.N = N;
-    q.dt = dt; q.dt_stride = E;
-    q.u = u;   q.u_stride = E;
-    q.z = z;   q.z_stride = E;
-    q.Bm = bc; q.Cm = bc + N; q.bc_stride = 2 * N;
-    q.y = y;   q.y_stride = E;
-    q.A2 = A2; q.D = Dv; q.dt_bias = bias; q.state = state;
+    ScanProblem q = dense_scan(B, L, E, N, {dt, u, z, y, bc, A2, Dv, bias, state});
     q.variant = variant;
     const int reps = g_reps > 0 ? g_reps : rows * E > (int64_t(1) << 32) ? 5 : 15;
     const double ms = median_ms([&] { selective_scan(q, T, work, 0); }, g_reps == 1 ? 0 : 2, reps);
@@ -233,14 +252,7 @@ void bench_scan_backward(int B, int E, int N, int64_t L, int T, double copy_gbps
     MW_CUDA_CHECK(cudaMemset(state, 0, size_t(B) * N * E * 4));
     MW_CUDA_CHECK(cudaMemset(dA, 0, size_t(E) * N * 4));
     MW_CUDA_CHECK(cudaMemset(dD, 0, size_t(E) * 4));
-    ScanProblem q;
-    q.B = B; q.L = L; q.E = E; q.N = N;
-    q.dt = dt; q.dt_stride = E;
-    q.u = u;   q.u_stride = E;
-    q.z = z;   q.z_stride = E;
-    q.Bm = bc; q.Cm = bc + N; q.bc_stride = 2 * N;
-    q.y = y;   q.y_stride = E;
-    q.A2 = A2; q.D = Dv; q.dt_bias = bias; q.state = state;
+    const ScanProblem q = dense_scan(B, L, E, N, {dt, u, z, y, bc, A2, Dv, bias, state});
     const double fwd_ms = median_ms([&] { selective_scan(q, T, fwork, 0); }, 1, 5);
     ScanBackwardProblem b;
     b.B = B; b.L = L; b.E = E; b.N = N; b.chunk = T;

@@ -32,6 +32,35 @@ DevPtr<T> device_alloc(int64_t count) {
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+// Arrays cut from one device allocation, each at a 64-float (256-byte) boundary: take() names
+// an array (where its pointer goes, its size in floats), then allocate() makes the buffer and
+// sets every pointer (nullptr for an empty array). Throws CudaError.
+class Carving {
+public:
+    void take(float** where, int64_t floats) {
+        parts_.push_back({where, floats});
+        total_ += round_up(floats, kAlign);
+    }
+    DevPtr<float> allocate() const {
+        DevPtr<float> buf = device_alloc<float>(total_);
+        int64_t off = 0;
+        for (const Part& p : parts_) {
+            *p.where = p.floats > 0 ? buf.get() + off : nullptr;
+            off += round_up(p.floats, kAlign);
+        }
+        return buf;
+    }
+
+private:
+    static constexpr int64_t kAlign = 64;
+    struct Part {
+        float** where;
+        int64_t floats;
+    };
+    std::vector<Part> parts_;
+    int64_t total_ = 0;
+};
+
 // acc += milliseconds between two recorded events (both complete). Throws CudaError.
 inline void add_elapsed(double& acc, cudaEvent_t a, cudaEvent_t b) {
     float ms = 0;

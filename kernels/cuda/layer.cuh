@@ -8,6 +8,7 @@
 
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/scan.cuh"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -240,6 +241,24 @@ struct GpuContext {
     }
 };
 
+// The forward scan's workspace for B sequences of up to max_len steps. ensure() grows it when
+// chunks of T steps need more (a shorter chunk: more chunks); it waits for the stream first,
+// whose queued scans may still use the old buffer. Throws CudaError.
+struct ScanWorkspace {
+    detail::DevPtr<float> buf;
+    int64_t floats = 0;
+
+    float* get() const { return buf.get(); }
+    void ensure(int B, int64_t max_len, const Dims& d, int T, cudaStream_t stream) {
+        const int64_t need = scan_workspace_size(B, max_len, d.d_inner, d.d_state, T).total();
+        if (need <= floats) return;
+        MW_CUDA_CHECK(cudaStreamSynchronize(stream));
+        buf.reset();
+        buf = detail::device_alloc<float>(need);
+        floats = need;
+    }
+};
+
 // ---- the weights on the device ---------------------------------------------------------
 
 struct LayerWeights {
@@ -254,6 +273,31 @@ struct LayerWeights {
     const float* D;       // [E]
     const float* out_w;   // [D][E]
 };
+
+// The scan of one layer over the arrays both paths keep, rows b·L + t: dt [rows][E], u [rows][E],
+// z the second half of uz [rows][2E], B and C the first 2N columns of xdbc [rows][Mp] (B, C, r),
+// the gated output y [rows][E]; the SSM state [B][N][E] advances in place. variant: the default.
+inline ScanProblem layer_scan_problem(const Dims& d, int B, int64_t L, const float* dt, const float* u,
+                                      const float* uz, const float* xdbc, float* y, const LayerWeights& w,
+                                      float* state) {
+    const int E = d.d_inner, N = d.d_state, Mp = x_proj_cols(d);
+    ScanProblem q;
+    q.B = B;
+    q.L = L;
+    q.E = E;
+    q.N = N;
+    q.dt = dt;          q.dt_stride = E;
+    q.u = u;            q.u_stride = E;
+    q.z = uz + E;       q.z_stride = 2 * E;
+    q.Bm = xdbc;
+    q.Cm = xdbc + N;    q.bc_stride = Mp;
+    q.y = y;            q.y_stride = E;
+    q.A2 = w.A2;
+    q.D = w.D;
+    q.dt_bias = w.dt_b;
+    q.state = state;
+    return q;
+}
 
 // Every tensor back to back in one device buffer (each at a 32-float boundary). The offsets
 // depend only on the model's sizes, so a buffer of the same layout holds the gradients too

@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -25,7 +24,6 @@ namespace {
 using detail::add_elapsed;
 using detail::DevPtr;
 using detail::device_alloc;
-using detail::round_up;
 using namespace layer;
 
 } // namespace
@@ -55,8 +53,7 @@ struct Forward : layer::GpuContext, layer::ModelShape {
     DevPtr<int32_t> tokens;             // [B][S]
 
     DevPtr<float> state;                // conv windows [layers][B][K-1][E], then SSM [layers][B][N][E]
-    DevPtr<float> scan_ws;
-    int64_t scan_ws_floats = 0;
+    layer::ScanWorkspace scan_ws;
 
     Timing time;
 
@@ -117,17 +114,6 @@ void check_sizes(const ModelView& m, int64_t max_segment, int batch) {
     detail::check_model_view(m, "cuda::make_forward");
 }
 
-// The scan workspace for chunks of T steps over a segment; grows when a forced chunk needs more.
-void ensure_scan_workspace(Forward& f, int T) {
-    const int64_t need =
-        scan_workspace_size(f.B, f.max_seg, f.dims.d_inner, f.dims.d_state, T).total();
-    if (need <= f.scan_ws_floats) return;
-    MW_CUDA_CHECK(cudaStreamSynchronize(f.stream));
-    f.scan_ws.reset();
-    f.scan_ws = device_alloc<float>(need);
-    f.scan_ws_floats = need;
-}
-
 // Every layer, then the head, over the segment already in f.xin / f.tokens (Lseg steps).
 void run_segment(Forward& f, int64_t Lseg) {
     const Dims& d = f.dims;
@@ -147,7 +133,7 @@ void run_segment(Forward& f, int64_t Lseg) {
 
     const int T = f.chunk_override > 0 ? f.chunk_override
                                        : auto_scan_chunk(f.B, Lseg, E, N, f.sm_count, f.scan_variant);
-    ensure_scan_workspace(f, T);
+    f.scan_ws.ensure(f.B, f.max_seg, d, T, f.stream);  // grows when a forced chunk needs more
 
     for (int l = 0; l < d.n_layers; ++l) {
         const LayerWeights& w = f.w.layers[size_t(l)];
@@ -174,21 +160,7 @@ void run_segment(Forward& f, int64_t Lseg) {
         gemm_rows(f.blas, rows, E, R, f.xdbc + 2 * N, Mp, w.dt_w, R, f.dt, E, 0.0f);
         // y = selective_scan(...) ⊙ SiLU(z)
         {
-            ScanProblem q;
-            q.B = f.B;
-            q.L = Lseg;
-            q.E = E;
-            q.N = N;
-            q.dt = f.dt;           q.dt_stride = E;
-            q.u = f.u;             q.u_stride = E;
-            q.z = f.uz + E;        q.z_stride = 2 * E;
-            q.Bm = f.xdbc;
-            q.Cm = f.xdbc + N;     q.bc_stride = Mp;
-            q.y = f.y;             q.y_stride = E;
-            q.A2 = w.A2;
-            q.D = w.D;
-            q.dt_bias = w.dt_b;
-            q.state = f.ssm_state(l);
+            ScanProblem q = layer_scan_problem(d, f.B, Lseg, f.dt, f.u, f.uz, f.xdbc, f.y, w, f.ssm_state(l));
             q.variant = f.scan_variant;
             selective_scan(q, T, f.scan_ws.get(), f.stream);
         }
@@ -265,21 +237,23 @@ ForwardPtr make_forward(const ModelView& m, int64_t max_segment, int batch) {
     const int64_t rows = int64_t(batch) * max_segment;
     const int out_width = m.head == HeadKind::tokens ? m.vocab : 1;
     const int audio_width = m.head == HeadKind::continuous ? 1 : 0;
-    const int64_t widths[] = {f->I, D, D, 2 * E, E, Mp, E, E, out_width, audio_width};
-    float** ptrs[] = {&f->xin, &f->x, &f->h, &f->uz, &f->u, &f->xdbc, &f->dt, &f->y, &f->out, &f->audio};
-    int64_t total = 0;
-    for (int64_t w : widths) total += round_up(rows * w, 64);
-    f->scratch = device_alloc<float>(total);
-    int64_t off = 0;
-    for (size_t i = 0; i < std::size(widths); ++i) {
-        *ptrs[i] = widths[i] > 0 ? f->scratch.get() + off : nullptr;
-        off += round_up(rows * widths[i], 64);
-    }
+    detail::Carving scratch;
+    scratch.take(&f->xin, rows * f->I);
+    scratch.take(&f->x, rows * D);
+    scratch.take(&f->h, rows * D);
+    scratch.take(&f->uz, rows * 2 * E);
+    scratch.take(&f->u, rows * E);
+    scratch.take(&f->xdbc, rows * Mp);
+    scratch.take(&f->dt, rows * E);
+    scratch.take(&f->y, rows * E);
+    scratch.take(&f->out, rows * out_width);
+    scratch.take(&f->audio, rows * audio_width);
+    f->scratch = scratch.allocate();
     if (m.head == HeadKind::tokens) f->tokens = device_alloc<int32_t>(rows);
     if (m.head == HeadKind::continuous) f->controls = device_alloc<float>(std::max(f->I - 1, 1));
 
     f->state = device_alloc<float>(f->state_floats());
-    ensure_scan_workspace(*f, 64);  // the shortest automatic chunk: the most chunks
+    f->scan_ws.ensure(f->B, f->max_seg, f->dims, 64, f->stream);  // the shortest automatic chunk: the most chunks
     reset(*f);
     return f;
 }

@@ -259,8 +259,8 @@ struct TrainTape : layer::GpuContext, layer::ModelShape {
     float *h = nullptr, *u = nullptr, *y = nullptr, *out = nullptr, *dout = nullptr;
     float *dx = nullptr, *dh = nullptr, *dyg = nullptr, *duz = nullptr, *dxdbc = nullptr, *ddt = nullptr,
           *du = nullptr, *part = nullptr;
-    DevPtr<float> scan_ws, bwd_ws, ssm_tmp;
-    int64_t scan_ws_floats = 0;
+    layer::ScanWorkspace scan_ws;
+    DevPtr<float> bwd_ws, ssm_tmp;
 
     int Mp() const { return x_proj_cols(dims); }
     int64_t state_floats() const {
@@ -300,25 +300,21 @@ TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
     t->grad = device_alloc<float>(t->w.floats);
 
     const int64_t rows = int64_t(batch) * max_len;
-    const int L_ = d.n_layers;
-    const int64_t per_layer = round_up(rows * D, 64) + round_up(rows * 2 * E, 64) + round_up(rows * Mp, 64) +
-                              round_up(rows * E, 64);
-    const int64_t keep = per_layer * L_ + round_up(rows * D, 64) + round_up(rows * std::max(t->I, 1), 64);
-    t->keep = device_alloc<float>(keep);
-    float* p = t->keep.get();
-    auto take = [&](int64_t n) {
-        float* q = p;
-        p += round_up(n, 64);
-        return q;
-    };
-    for (int l = 0; l < L_; ++l) {
-        t->x.push_back(take(rows * D));
-        t->uz.push_back(take(rows * 2 * E));
-        t->xdbc.push_back(take(rows * Mp));
-        t->dt.push_back(take(rows * E));
+    const size_t L_ = size_t(d.n_layers);
+    t->x.resize(L_ + 1);  // sized first: keep.take holds pointers to the elements
+    t->uz.resize(L_);
+    t->xdbc.resize(L_);
+    t->dt.resize(L_);
+    detail::Carving keep;
+    for (size_t l = 0; l < L_; ++l) {
+        keep.take(&t->x[l], rows * D);
+        keep.take(&t->uz[l], rows * 2 * E);
+        keep.take(&t->xdbc[l], rows * Mp);
+        keep.take(&t->dt[l], rows * E);
     }
-    t->x.push_back(take(rows * D));
-    t->xin = take(rows * std::max(t->I, 1));
+    keep.take(&t->x[L_], rows * D);
+    keep.take(&t->xin, rows * std::max(t->I, 1));
+    t->keep = keep.allocate();
     if (m.head == HeadKind::tokens) {
         t->tokens = device_alloc<int32_t>(rows);
         t->targets = device_alloc<int32_t>(rows);
@@ -330,57 +326,37 @@ TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
     const int out_w = m.head == HeadKind::tokens ? m.vocab : 1;
     const int64_t conv_blocks = (rows + 127) / 128;
     const int64_t part = std::max({rows * D, conv_blocks * E * (K + 1)});
-    const int64_t widths[] = {rows * D, rows * E, rows * E, rows * out_w, rows * out_w, rows * D, rows * D,
-                              rows * E, rows * 2 * E, rows * Mp, rows * E, rows * E, part};
-    float** ptrs[] = {&t->h, &t->u, &t->y, &t->out, &t->dout, &t->dx, &t->dh, &t->dyg, &t->duz, &t->dxdbc,
-                      &t->ddt, &t->du, &t->part};
-    int64_t total = 0;
-    for (int64_t n : widths) total += round_up(n, 64);
-    t->scratch = device_alloc<float>(total);
-    int64_t off = 0;
-    for (size_t i = 0; i < std::size(widths); ++i) {
-        *ptrs[i] = t->scratch.get() + off;
-        off += round_up(widths[i], 64);
-    }
+    detail::Carving scratch;
+    scratch.take(&t->h, rows * D);
+    scratch.take(&t->u, rows * E);
+    scratch.take(&t->y, rows * E);
+    scratch.take(&t->out, rows * out_w);
+    scratch.take(&t->dout, rows * out_w);
+    scratch.take(&t->dx, rows * D);
+    scratch.take(&t->dh, rows * D);
+    scratch.take(&t->dyg, rows * E);
+    scratch.take(&t->duz, rows * 2 * E);
+    scratch.take(&t->dxdbc, rows * Mp);
+    scratch.take(&t->ddt, rows * E);
+    scratch.take(&t->du, rows * E);
+    scratch.take(&t->part, part);
+    t->scratch = scratch.allocate();
+    // The scan's backward, then the backward's column sums (`sums`): over at most `rows` rows
+    // (conv_blocks <= rows), D columns (norms, head_w, stem_b), E·K (conv_w) or fewer (E, 1).
     const ScanBackwardSize bs = scan_backward_workspace_size(batch, max_len, E, N, 8);  // the most chunks
-    t->bwd_ws = device_alloc<float>(bs.total() + column_sums_scratch(std::max(rows, conv_blocks), std::max(
-                                                                         D * 2, E * (K + 1))));
+    t->bwd_ws = device_alloc<float>(bs.total() + column_sums_scratch(rows, std::max(D, E * K)));
     return t;
 }
 
 namespace {
 
-void ensure_scan_ws(TrainTape& t, int T) {
-    const int64_t need = scan_workspace_size(t.B, t.max_len, t.dims.d_inner, t.dims.d_state, T).total();
-    if (need <= t.scan_ws_floats) return;
-    MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
-    t.scan_ws.reset();
-    t.scan_ws = device_alloc<float>(need);
-    t.scan_ws_floats = need;
-}
-
 // The scan of layer l over the kept activations, from the SSM state at `ssm` (advanced in
 // place), gated output into t.y.
 void layer_scan(TrainTape& t, int l, float* ssm, int T) {
-    const Dims& d = t.dims;
-    const int E = d.d_inner, N = d.d_state, Mp = t.Mp();
-    const LayerWeights& w = t.w.layers[size_t(l)];
-    ScanProblem q;
-    q.B = t.B;
-    q.L = t.L;
-    q.E = E;
-    q.N = N;
-    q.dt = t.dt[size_t(l)];       q.dt_stride = E;
-    q.u = t.u;                    q.u_stride = E;
-    q.z = t.uz[size_t(l)] + E;    q.z_stride = 2 * E;
-    q.Bm = t.xdbc[size_t(l)];
-    q.Cm = t.xdbc[size_t(l)] + N; q.bc_stride = Mp;
-    q.y = t.y;                    q.y_stride = E;
-    q.A2 = w.A2;
-    q.D = w.D;
-    q.dt_bias = w.dt_b;
-    q.state = ssm;
-    ensure_scan_ws(t, T);
+    const size_t i = size_t(l);
+    const ScanProblem q =
+        layer_scan_problem(t.dims, t.B, t.L, t.dt[i], t.u, t.uz[i], t.xdbc[i], t.y, t.w.layers[i], ssm);
+    t.scan_ws.ensure(t.B, t.max_len, t.dims, T, t.stream);
     selective_scan(q, T, t.scan_ws.get(), t.stream);
 }
 
@@ -481,57 +457,60 @@ void forward_layers(TrainTape& t, const float* state_in, float* state_out) {
     }
 }
 
-} // namespace
-
-void train_forward_continuous(TrainTape& t, const ModelView& m, const float* x, int64_t L, const float* state_in,
-                              float* y, float* state_out) {
-    check_call(t, m, L, HeadKind::continuous, "cuda::train_forward_continuous");
+// A forward of the tape, either head: input(rows) puts the first layer's input in t.x[0] (on
+// t.stream, after the weights are uploaded: the stem or the embeddings); then every layer and
+// the head, whose output [rows][1 or V] comes back to `out` (host) unless it is null.
+template <class Input>
+void train_forward(TrainTape& t, const ModelView& m, int64_t L, const float* state_in, float* out,
+                   float* state_out, Input&& input) {
     t.L = 0;  // no valid tape until this forward completes
     t.dout_on_device = false;
     MW_CUDA_CHECK(cudaEventRecord(t.ev[0], t.stream));
     upload_weights(m, t.w, t.stream);
     const int64_t rows = int64_t(t.B) * L;
-    MW_CUDA_CHECK(cudaMemcpyAsync(t.xin, x, size_t(rows * t.I) * sizeof(float), cudaMemcpyHostToDevice,
-                                  t.stream));
-    const StemParams sp{t.xin, t.w.stem_w, t.w.stem_b, t.x[0], rows, t.dims.d_model, t.I};
-    stem_kernel<<<blocks_for(rows * t.dims.d_model, kThreads), kThreads, 0, t.stream>>>(sp);
-    MW_CUDA_CHECK_LAUNCH();
+    input(rows);
     t.L = L;
     forward_layers(t, state_in, state_out);
-    MW_CUDA_CHECK(cudaMemcpyAsync(y, t.out, size_t(rows) * sizeof(float), cudaMemcpyDeviceToHost, t.stream));
+    const int out_w = t.head == HeadKind::tokens ? t.V : 1;
+    if (out)
+        MW_CUDA_CHECK(cudaMemcpyAsync(out, t.out, size_t(rows * out_w) * sizeof(float), cudaMemcpyDeviceToHost,
+                                      t.stream));
     MW_CUDA_CHECK(cudaEventRecord(t.ev[1], t.stream));
     MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
     add_elapsed(t.time.forward_ms, t.ev[0], t.ev[1]);
     t.time.samples += rows;
 }
 
+} // namespace
+
+void train_forward_continuous(TrainTape& t, const ModelView& m, const float* x, int64_t L, const float* state_in,
+                              float* y, float* state_out) {
+    check_call(t, m, L, HeadKind::continuous, "cuda::train_forward_continuous");
+    train_forward(t, m, L, state_in, y, state_out, [&](int64_t rows) {
+        MW_CUDA_CHECK(cudaMemcpyAsync(t.xin, x, size_t(rows * t.I) * sizeof(float), cudaMemcpyHostToDevice,
+                                      t.stream));
+        const StemParams sp{t.xin, t.w.stem_w, t.w.stem_b, t.x[0], rows, t.dims.d_model, t.I};
+        stem_kernel<<<blocks_for(rows * t.dims.d_model, kThreads), kThreads, 0, t.stream>>>(sp);
+        MW_CUDA_CHECK_LAUNCH();
+    });
+}
+
 void train_forward_tokens(TrainTape& t, const ModelView& m, const int32_t* tokens, int64_t L,
                           const float* state_in, float* logits, float* state_out) {
     check_call(t, m, L, HeadKind::tokens, "cuda::train_forward_tokens");
-    const int64_t rows = int64_t(t.B) * L;
-    for (int64_t i = 0; i < rows; ++i)
+    const int64_t n = int64_t(t.B) * L;
+    for (int64_t i = 0; i < n; ++i)
         if (tokens[i] < 0 || tokens[i] >= t.V)
             throw std::invalid_argument("cuda::train_forward_tokens: token " + std::to_string(tokens[i]) +
                                         " at sequence " + std::to_string(i / L) + ", step " +
                                         std::to_string(i % L) + " is outside 0.." + std::to_string(t.V - 1));
-    t.L = 0;
-    t.dout_on_device = false;
-    MW_CUDA_CHECK(cudaEventRecord(t.ev[0], t.stream));
-    upload_weights(m, t.w, t.stream);
-    MW_CUDA_CHECK(cudaMemcpyAsync(t.tokens.get(), tokens, size_t(rows) * sizeof(int32_t), cudaMemcpyHostToDevice,
-                                  t.stream));
-    const EmbedParams ep{t.tokens.get(), t.w.embed, t.x[0], rows, t.dims.d_model};
-    embed_kernel<<<blocks_for(rows * t.dims.d_model, kThreads), kThreads, 0, t.stream>>>(ep);
-    MW_CUDA_CHECK_LAUNCH();
-    t.L = L;
-    forward_layers(t, state_in, state_out);
-    if (logits)
-        MW_CUDA_CHECK(cudaMemcpyAsync(logits, t.out, size_t(rows * t.V) * sizeof(float), cudaMemcpyDeviceToHost,
-                                      t.stream));
-    MW_CUDA_CHECK(cudaEventRecord(t.ev[1], t.stream));
-    MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
-    add_elapsed(t.time.forward_ms, t.ev[0], t.ev[1]);
-    t.time.samples += rows;
+    train_forward(t, m, L, state_in, logits, state_out, [&](int64_t rows) {
+        MW_CUDA_CHECK(cudaMemcpyAsync(t.tokens.get(), tokens, size_t(rows) * sizeof(int32_t),
+                                      cudaMemcpyHostToDevice, t.stream));
+        const EmbedParams ep{t.tokens.get(), t.w.embed, t.x[0], rows, t.dims.d_model};
+        embed_kernel<<<blocks_for(rows * t.dims.d_model, kThreads), kThreads, 0, t.stream>>>(ep);
+        MW_CUDA_CHECK_LAUNCH();
+    });
 }
 
 namespace {
