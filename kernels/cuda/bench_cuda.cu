@@ -22,6 +22,8 @@
 #include "kernels/cuda/scan.cuh"
 #include "model/model.h"
 
+#include <cuda_bf16.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -146,16 +148,24 @@ ScanProblem dense_scan(int B, int64_t L, int E, int N, const ScanArrays& a) {
     return q;
 }
 
-void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, int sms, double clock_hz) {
+__global__ void to_bf16(const float* in, __nv_bfloat16* out, int64_t n) {
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+        out[i] = __float2bfloat16_rn(in[i]);
+}
+
+// bf16: the scan reads Δ, u, z, B and C as bf16 (converted from the same random floats
+// first), so its minimal bytes are 2 per input element and 4 per output.
+void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, int sms, double clock_hz,
+                bool bf16 = false) {
     const int64_t rows = int64_t(B) * L;
     const int T = auto_scan_chunk(B, L, E, N, sms, variant);
     const ScanWorkspaceSize ws = scan_workspace_size(B, L, E, N, T);
     const int64_t floats = 4 * rows * E + rows * 2 * N + ws.total() + int64_t(E) * (N + 2) + int64_t(B) * N * E;
     size_t free_b = 0, total_b = 0;
     MW_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    const std::string name = "scan v" + std::to_string(variant) + " B" + std::to_string(B) + " E" +
-                             std::to_string(E) + " N" + std::to_string(N) + " L" + pow2_name(L);
-    if (double(floats) * 4 > 0.92 * double(free_b)) {
+    const std::string name = "scan v" + std::to_string(variant) + (bf16 ? " bf16" : "") + " B" + std::to_string(B) +
+                             " E" + std::to_string(E) + " N" + std::to_string(N) + " L" + pow2_name(L);
+    if (double(floats) * (bf16 ? 5.5 : 4) > 0.92 * double(free_b)) {
         std::printf("%s: needs %.1f GiB, %.1f GiB free: skipped\n", name.c_str(), double(floats) * 4 / (1 << 30),
                     double(free_b) / (1 << 30));
         g_rows.push_back({name, 0, 0, 0, "skipped: does not fit"});
@@ -189,6 +199,17 @@ void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, i
     }
     ScanProblem q = dense_scan(B, L, E, N, {dt, u, z, y, bc, A2, Dv, bias, state});
     q.variant = variant;
+    __nv_bfloat16* in16 = nullptr;  // [dt | u | z | bc] as bf16
+    if (bf16) {
+        MW_CUDA_CHECK(cudaMalloc(&in16, size_t(rows * (3 * E + 2 * N)) * sizeof(__nv_bfloat16)));
+        __nv_bfloat16* at = in16;
+        for (auto [src, n] : {std::pair{dt, rows * E}, {u, rows * E}, {z, rows * E}, {bc, rows * 2 * N}}) {
+            to_bf16<<<sms * 8, 256>>>(src, at, n);
+            MW_CUDA_CHECK(cudaGetLastError());
+            at += n;
+        }
+        q.bf16 = {in16, in16 + rows * E, in16 + 2 * rows * E, in16 + 3 * rows * E, in16 + 3 * rows * E + N};
+    }
     const int reps = g_reps > 0 ? g_reps : rows * E > (int64_t(1) << 32) ? 5 : 15;
     const double ms = median_ms([&] { selective_scan(q, T, work, 0); }, g_reps == 1 ? 0 : 2, reps);
     // every output written and finite (a sample from the start and the end)
@@ -198,7 +219,8 @@ void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, i
     bool finite = true;
     for (float v : probe) finite = finite && std::isfinite(v);
 
-    const double bytes = double(rows) * (4.0 * E + 2.0 * N) * 4;  // Δ, u, z, y; B, C
+    const double bytes = bf16 ? double(rows) * ((3.0 * E + 2.0 * N) * 2 + 4.0 * E)  // bf16 Δ, u, z, B, C; y
+                              : double(rows) * (4.0 * E + 2.0 * N) * 4;             // Δ, u, z, y; B, C
     const double gbps = bytes / (ms * 1e-3) / 1e9;
     const double exps = 2.0 * double(rows) * E * N;
     const double sfu_ms = exps / (double(sms) * 16 * clock_hz) * 1e3;
@@ -212,6 +234,7 @@ void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, i
                   finite ? "" : "; NON-FINITE");
     g_rows.push_back({name, ms, gbps, 100 * gbps / copy_gbps, note});
     for (float* p : {dt, u, z, y, bc, A2, Dv, bias, state, work}) MW_CUDA_CHECK(cudaFree(p));
+    if (in16) MW_CUDA_CHECK(cudaFree(in16));
 }
 
 // ---- 5. training: the scan's backward, and whole training steps -------------------------------
@@ -578,8 +601,10 @@ int main(int argc, char** argv) {
                      {1, 32, 16, int64_t(1) << 22}, {1, 128, 16, int64_t(1) << 24}, {1, 256, 16, int64_t(1) << 24}};
         else if (!only_scan.empty())
             scans = {{int(only_scan[0]), int(only_scan[1]), int(only_scan[2]), int64_t(only_scan[3])}};
-        for (const ScanCase& c : scans)
+        for (const ScanCase& c : scans) {
             for (int variant : {2, 1}) bench_scan(c.B, c.E, c.N, c.L, variant, copy, sms, clock_hz);
+            bench_scan(c.B, c.E, c.N, c.L, 2, copy, sms, clock_hz, true);
+        }
 
         if (all || !only_model.empty()) {
             const double rate = 48000.0;
