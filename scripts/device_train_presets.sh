@@ -4,7 +4,8 @@
 # packs .carry/fxdata here), then trains every run of RUNS side by side on the one GPU for
 # whatever is left of the call's time budget. Models, logs and curves land in $OUT.
 #   RUNS="name effect d_model layers d_state [extra train flags];..."
-#   BUDGET (seconds for the whole script, default 560)  BATCH  SEGMENT  LR  VAL_EVERY
+#   BUDGET (seconds for the whole script, default 560)  BATCH  SEGMENT  LR  VAL_EVERY  CHECK (1: also
+#   scripts/device_check.sh, beside the training)
 # A run named NAME starts from .carry/init/NAME.safetensors when that file is there.
 # Device call: carry [".debs", ".carry/fxdata", ".carry/init"];
 #   command: bash scripts/device_train_presets.sh
@@ -19,6 +20,8 @@ if [[ -z ${MW:-} ]]; then  # MW=path/to/mambawave skips the build (a dry run her
   . scripts/device_build.sh >$OUT/build.log 2>&1 || { tail -30 $OUT/build.log; exit 1; }
   tail -3 $OUT/build.log; echo "built at $(( $(date +%s) - T0 )) s"
 fi
+# CHECK=1: the CUDA checks and scan benchmarks (scripts/device_check.sh) run beside the training.
+[[ ${CHECK:-0} == 1 ]] && { bash scripts/device_check.sh >$OUT/check.log 2>&1 & }
 ${PY:-python3} scripts/captures/make_targets.py .carry/fxdata/manifest.json | tail -1 || exit 1
 
 IFS=';' read -ra list <<<"$RUNS"
@@ -53,5 +56,6 @@ for s in "${list[@]}"; do
 done
 wait "${pids[@]}"
 for s in "${list[@]}"; do read -r name _ <<<"$s"; echo "== $name"; cat $OUT/$name.json; tail -c 400 $OUT/$name.log; echo; done
+if [[ ${CHECK:-0} == 1 ]]; then wait; echo "== checks"; cat $OUT/check.log; fi
 rm -rf $OUT/*_cal.run $OUT/*_cal.safetensors $OUT/*.run/checkpoint*
 echo "done at $(( $(date +%s) - T0 )) s"
