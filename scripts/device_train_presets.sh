@@ -5,7 +5,7 @@
 # whatever is left of the call's time budget. Models, logs and curves land in $OUT.
 #   RUNS="name effect d_model layers d_state [extra train flags];..."
 #   BUDGET (seconds for the whole script, default 560)  BATCH  SEGMENT  LR  VAL_EVERY  CHECK (1: also
-#   scripts/device_check.sh, beside the training)
+#   scripts/device_check.sh, beside the training; catch2: only its Catch2 part)
 # A run named NAME starts from .carry/init/NAME.safetensors when that file is there.
 # Device call: carry [".debs", ".carry/fxdata", ".carry/init"];
 #   command: bash scripts/device_train_presets.sh
@@ -21,7 +21,7 @@ if [[ -z ${MW:-} ]]; then  # MW=path/to/mambawave skips the build (a dry run her
   tail -3 $OUT/build.log; echo "built at $(( $(date +%s) - T0 )) s"
 fi
 # CHECK=1: the CUDA checks and scan benchmarks (scripts/device_check.sh) run beside the training.
-[[ ${CHECK:-0} == 1 ]] && { bash scripts/device_check.sh >$OUT/check.log 2>&1 & }
+[[ ${CHECK:-0} != 0 ]] && { CHECK=$CHECK bash scripts/device_check.sh >$OUT/check.log 2>&1 & }
 ${PY:-python3} scripts/captures/make_targets.py .carry/fxdata/manifest.json | tail -1 || exit 1
 
 IFS=';' read -ra list <<<"$RUNS"
@@ -56,6 +56,9 @@ for s in "${list[@]}"; do
 done
 wait "${pids[@]}"
 for s in "${list[@]}"; do read -r name _ <<<"$s"; echo "== $name"; cat $OUT/$name.json; tail -c 400 $OUT/$name.log; echo; done
-if [[ ${CHECK:-0} == 1 ]]; then wait; echo "== checks"; cat $OUT/check.log; fi
+if [[ ${CHECK:-0} != 0 ]]; then wait; echo "== checks"; cat $OUT/check.log; fi
 rm -rf $OUT/*_cal.run $OUT/*_cal.safetensors $OUT/*.run/checkpoint*
+# One archive to bring back (the device tool returns only a few files): models, logs, curves.
+(cd $OUT && tar czf results.tgz --exclude=results.tgz --exclude=check.log . &&
+  find . -mindepth 1 ! -name results.tgz ! -name check.log -delete)
 echo "done at $(( $(date +%s) - T0 )) s"

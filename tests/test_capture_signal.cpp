@@ -152,7 +152,7 @@ TEST_CASE("capture signal: each sweep is at the frequency its law gives at docum
             CHECK(measured == Approx(f).epsilon(0.01));
             // the struct the sidecar is written from says the same
             for (const dsp::CaptureSegment& seg : sig.segments)
-                if (seg.name == s["name"]) CHECK(dsp::sweep_frequency_hz(seg, kRate, t) == Approx(f).epsilon(1e-9));
+                if (seg.name == s["name"].get<std::string>()) CHECK(dsp::sweep_frequency_hz(seg, kRate, t) == Approx(f).epsilon(1e-9));
         }
     }
     CHECK(sweeps == 4);
