@@ -25,10 +25,11 @@ fi
 ${PY:-python3} scripts/captures/make_targets.py .carry/fxdata/manifest.json | tail -1 || exit 1
 
 IFS=';' read -ra list <<<"$RUNS"
-train() {  # name effect dm layers ds steps [extra...]
+train() {  # name effect dm layers ds steps [extra...]; TL: seconds before the run is stopped
   local name=$1 effect=$2 dm=$3 layers=$4 ds=$5 steps=$6; shift 6
   local init=(); [ -f .carry/init/$name.safetensors ] && init=(--init .carry/init/$name.safetensors)
-  $MW train --manifest .carry/fxdata/manifest.json --effect $effect --device $DEVICE --out $OUT/$name.safetensors \
+  # timeout on the trainer itself: a stopped run must not go on writing into $OUT
+  timeout ${TL:-100000} $MW train --manifest .carry/fxdata/manifest.json --effect $effect --device $DEVICE --out $OUT/$name.safetensors \
     --run-dir $OUT/$name.run --d-model $dm --layers $layers --d-state $ds --no-skip --preemph 0 \
     --batch $BATCH --segment $SEGMENT --warmup 1024 --steps $steps --lr $LR --lr-warmup 200 \
     --val-every ${VE:-$VAL_EVERY} --checkpoint-every 2000 --no-plot --json "${init[@]}" "$@" </dev/null
@@ -50,8 +51,7 @@ for s in "${list[@]}"; do
   # The calibration reports its last second's samples/s; 0.75 leaves room for validation and start-up.
   steps=$(python3 -c "print(max(500, int(0.75 * $left * $sps / ($BATCH * $SEGMENT))))")
   echo "$name: $sps samples/s in calibration -> $steps steps"
-  timeout $(( left + 20 )) bash -c "$(declare -f train); MW=$MW OUT=$OUT DEVICE=$DEVICE BATCH=$BATCH SEGMENT=$SEGMENT LR=$LR VAL_EVERY=$VAL_EVERY \
-    train $name $effect $dm $layers $ds $steps ${extra:-}" >$OUT/$name.json 2>$OUT/$name.log &
+  TL=$(( left + 20 )) train $name $effect $dm $layers $ds $steps ${extra:-} >$OUT/$name.json 2>$OUT/$name.log &
   pids+=($!)
 done
 wait "${pids[@]}"
@@ -59,6 +59,7 @@ for s in "${list[@]}"; do read -r name _ <<<"$s"; echo "== $name"; cat $OUT/$nam
 if [[ ${CHECK:-0} != 0 ]]; then wait; echo "== checks"; cat $OUT/check.log; fi
 rm -rf $OUT/*_cal.run $OUT/*_cal.safetensors $OUT/*.run/checkpoint*
 # One archive to bring back (the device tool returns only a few files): models, logs, curves.
-(cd $OUT && tar czf results.tgz --exclude=results.tgz --exclude=check.log . &&
-  find . -mindepth 1 ! -name results.tgz ! -name check.log -delete)
+# (every run has stopped; tar's status 1 only means a file changed while it read)
+(cd $OUT && tar czf /tmp/results.tgz --exclude=check.log .; [[ $? -le 1 ]] &&
+  find . -mindepth 1 ! -name check.log -delete && mv /tmp/results.tgz .)
 echo "done at $(( $(date +%s) - T0 )) s"
