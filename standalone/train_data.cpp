@@ -5,19 +5,19 @@
 #include "dsp/align.h"
 #include "dsp/audio_file.h"
 #include "dsp/mulaw.h"
+#include "kernels/thread_pool.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
 #include <set>
 #include <sstream>
-#include <thread>
 
 namespace mw::cli {
 
@@ -243,22 +243,15 @@ std::vector<EffectPair> load_pairs_parallel(const std::vector<ManifestPair>& pai
                                             double max_latency_ms, bool fix_latency) {
     std::vector<EffectPair> out(pairs.size());
     std::vector<std::exception_ptr> errors(pairs.size());
-    std::atomic<size_t> next{0};
-    auto work = [&] {
-        for (size_t i = next++; i < pairs.size(); i = next++) {
-            try {
-                const ManifestPair& p = pairs[i];
-                out[i] = load_effect_pair(p.input, p.target, rate_hz, max_latency_ms, fix_latency, p.latency);
-            } catch (...) {
-                errors[i] = std::current_exception();
-            }
+    kernels::ThreadPool pool(0);
+    pool.run(int(pairs.size()), [&](int i) {
+        try {
+            const ManifestPair& p = pairs[size_t(i)];
+            out[size_t(i)] = load_effect_pair(p.input, p.target, rate_hz, max_latency_ms, fix_latency, p.latency);
+        } catch (...) {
+            errors[size_t(i)] = std::current_exception();
         }
-    };
-    const size_t n_threads = std::min<size_t>(pairs.size(), std::max(1u, std::thread::hardware_concurrency()));
-    std::vector<std::jthread> threads;
-    for (size_t t = 1; t < n_threads; ++t) threads.emplace_back(work);
-    work();
-    threads.clear();  // joins
+    });
     for (const std::exception_ptr& e : errors)
         if (e) std::rethrow_exception(e);
     return out;
