@@ -6,7 +6,8 @@
 #   RUNS="name effect d_model layers d_state [extra train flags];..."
 #   BUDGET (seconds for the whole script, default 560)  BATCH  SEGMENT  LR  VAL_EVERY  CHECK (1: also
 #   scripts/device_check.sh, beside the training; catch2: only its Catch2 part)
-# A run named NAME starts from .carry/init/NAME.safetensors when that file is there.
+# A run named NAME starts from .carry/init/NAME.safetensors when that file is there (so does its
+# 200-step calibration run); a run's own --lr in its extra flags replaces LR.
 # Device call: carry [".debs", ".carry/fxdata", ".carry/init"];
 #   command: bash scripts/device_train_presets.sh
 set -uo pipefail
@@ -27,11 +28,12 @@ ${PY:-python3} scripts/captures/make_targets.py .carry/fxdata/manifest.json | ta
 IFS=';' read -ra list <<<"$RUNS"
 train() {  # name effect dm layers ds steps [extra...]; TL: seconds before the run is stopped
   local name=$1 effect=$2 dm=$3 layers=$4 ds=$5 steps=$6; shift 6
-  local init=(); [ -f .carry/init/$name.safetensors ] && init=(--init .carry/init/$name.safetensors)
+  local base=${name%_cal} init=(); [ -f .carry/init/$base.safetensors ] && init=(--init .carry/init/$base.safetensors)
+  local lr=(--lr $LR); [[ " $* " == *" --lr "* ]] && lr=()  # a run's own --lr wins over LR
   # timeout on the trainer itself: a stopped run must not go on writing into $OUT
   timeout ${TL:-100000} $MW train --manifest .carry/fxdata/manifest.json --effect $effect --device $DEVICE --out $OUT/$name.safetensors \
     --run-dir $OUT/$name.run --d-model $dm --layers $layers --d-state $ds --no-skip --preemph 0 \
-    --batch $BATCH --segment $SEGMENT --warmup 1024 --steps $steps --lr $LR --lr-warmup 200 \
+    --batch $BATCH --segment $SEGMENT --warmup 1024 --steps $steps "${lr[@]}" --lr-warmup 200 \
     --val-every ${VE:-$VAL_EVERY} --checkpoint-every 2000 --no-plot --json "${init[@]}" "$@" </dev/null
 }
 # Calibration: 200 steps of every run side by side give each run's samples/s under sharing.
