@@ -32,14 +32,9 @@ def convert(item):
         shutil.copy(path + '.json', os.path.join(dst, name + '.json'))
 with ThreadPoolExecutor(os.cpu_count()) as ex:
     list(ex.map(convert, inputs.items()))
-for e in m['effects'].values():
-    info = subprocess.run(['lv2info', e['plugin']], check=True, capture_output=True, text=True).stdout
-    binary = next(l.split('file://')[1].strip() for l in info.splitlines() if l.strip().startswith('Binary:'))
-    shutil.copy(binary, os.path.join(dst, 'lv2'))
-    open(os.path.join(dst, 'lv2', os.path.basename(binary) + '.info'), 'w').write(info)
-    for lib in subprocess.run(['ldd', binary], check=True, capture_output=True, text=True).stdout.split('\n'):
-        if 'zita' in lib:
-            shutil.copy(lib.split('=>')[1].split()[0], os.path.join(dst, 'lv2'))
+sys.path.insert(0, 'scripts/captures')
+from pack_lv2 import pack
+pack([e['plugin'] for e in m['effects'].values()], os.path.join(dst, 'lv2'))
 json.dump(dict(m, pairs=pairs, note='train and val inputs of data/captures, 16-bit; targets made on the '
                'GPU machine by scripts/captures/make_targets.py (scripts/device_effect_data.sh)'),
           open(os.path.join(dst, 'manifest.json'), 'w'), indent=1)

@@ -29,6 +29,18 @@ NOISE_S = (1.5, 2.5)
 MAX_LAG = int(0.050 * RATE)  # train's default --max-latency-ms 50
 TS9 = "http://guitarix.sourceforge.net/plugins/gxts9#ts9sim"
 DS1 = "http://guitarix.sourceforge.net/plugins/gx_bossds1_#_bossds1_"
+# The manifest's "effects": each pedal's plugin, its fixed ports and the port behind each knob.
+EFFECTS = {
+    "ts9": dict(plugin=TS9, name="guitarix GxTubeScreamer (ts9sim)",
+                fixed={"fslider0_ (level, dB)": -16, "BYPASS": 1},
+                controls={"drive": dict(port="fslider2_", min=0.0, max=1.0, default=0.5),
+                          "tone": dict(port="fslider1_", min=100.0, max=1000.0, default=400.0,
+                                       unit="Hz", log_scale=True)}),
+    "ds1": dict(plugin=DS1, name="guitarix GxBoss DS1",
+                fixed={"LEVEL (dB)": -2, "BYPASS": 1},
+                controls={"drive": dict(port="DRIVE", min=0.0, max=1.0, default=0.5),
+                          "tone": dict(port="TONE", min=0.0, max=1.0, default=0.5)}),
+}
 
 
 def make_clicks(path):
@@ -193,17 +205,7 @@ def finish(out, settings):
     manifest = dict(
         format="mambawave-captures", version=1, sample_rate_hz=RATE,
         made_by="scripts/make_captures.sh (docs/DATA.md)",
-        effects={
-            "ts9": dict(plugin=TS9, name="guitarix GxTubeScreamer (ts9sim)",
-                        fixed={"fslider0_ (level, dB)": -16, "BYPASS": 1},
-                        controls={"drive": dict(port="fslider2_", min=0.0, max=1.0, default=0.5),
-                                  "tone": dict(port="fslider1_", min=100.0, max=1000.0, default=400.0,
-                                               unit="Hz", log_scale=True)}),
-            "ds1": dict(plugin=DS1, name="guitarix GxBoss DS1",
-                        fixed={"LEVEL (dB)": -2, "BYPASS": 1},
-                        controls={"drive": dict(port="DRIVE", min=0.0, max=1.0, default=0.5),
-                                  "tone": dict(port="TONE", min=0.0, max=1.0, default=0.5)}),
-        },
+        effects=EFFECTS,
         latency=("latency_samples: the target is late by this many samples, measured with clicks through "
                  "lv2apply (checks/): 0 for the Tube Screamer (its response starts on the click's sample); "
                  "the DS-1 oversamples (zita-resampler) and its output is delayed to the start of its "
