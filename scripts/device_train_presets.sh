@@ -50,8 +50,9 @@ pids=()
 for s in "${list[@]}"; do
   read -r name effect dm layers ds extra <<<"$s"
   sps=$(python3 -c "import json,sys; print(json.load(open('$OUT/${name}_cal.json'))['samples_per_second'])" 2>/dev/null || echo 0)
-  # The calibration reports its last second's samples/s; 0.75 leaves room for validation and start-up.
-  steps=$(python3 -c "print(max(500, int(0.75 * $left * $sps / ($BATCH * $SEGMENT))))")
+  # The calibration reports its last second's samples/s, which ran ahead of whole runs by up to 2x
+  # when four shared the GPU (2026-12-03: TS9 runs cut at 63% and 85% of their steps): 0.45 of it.
+  steps=$(python3 -c "print(max(500, int(0.45 * $left * $sps / ($BATCH * $SEGMENT))))")
   echo "$name: $sps samples/s in calibration -> $steps steps"
   TL=$(( left + 20 )) train $name $effect $dm $layers $ds $steps ${extra:-} >$OUT/$name.json 2>$OUT/$name.log &
   pids+=($!)
