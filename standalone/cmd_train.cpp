@@ -264,6 +264,22 @@ void run_train(TrainCliOptions o) {
          " x " + std::to_string(t.segment) + " samples, " + std::to_string(t.steps) + " steps");
 
     fs::create_directories(run_dir);
+    // A fine-tuned model keeps its history: the --init model's file and its own training record
+    // go into the new record as "init" (nested, so a chain of fine-tunings reads back to its
+    // first run). Saved in the run directory, so a --resume keeps it too.
+    json init_record;
+    const std::string init_path = (fs::path(run_dir) / "init.json").string();
+    if (!o.resume && !o.init.empty()) {
+        const std::string text = load_model(o.init).config().training_json;
+        init_record = {{"file", o.init}, {"training", json::parse(text, nullptr, false)}};
+        if (init_record["training"].is_discarded()) init_record["training"] = text;
+        std::ofstream(init_path) << init_record.dump();
+    } else if (o.resume && fs::exists(init_path)) {
+        std::ifstream f(init_path);
+        init_record = json::parse(f);
+    } else if (!o.resume) {
+        fs::remove(init_path);
+    }
     const std::string csv_path = (fs::path(run_dir) / "log.csv").string();
     const std::string png_path = (fs::path(run_dir) / "curves.png").string();
     const std::string best_path = (fs::path(run_dir) / "best.json").string();
@@ -296,9 +312,10 @@ void run_train(TrainCliOptions o) {
         c.untrained = false;
         json metric = {{"name", metric_name}, {"value", v.metric}, {"split", "validation"}};
         if (effect) metric["esr_preemph"] = v.esr_preemph;
-        const json record = {{"trainer", "mambawave train"}, {"data", record_data}, {"data_hash", data_hash(trainer->data())},
+        json record = {{"trainer", "mambawave train"}, {"data", record_data}, {"data_hash", data_hash(trainer->data())},
                              {"steps", step}, {"wall_seconds", wall_before + clock.seconds()},
                              {"samples_seen", samples_seen}, {"metric", metric}, {"options", options_json}};
+        if (!init_record.is_null()) record["init"] = init_record;
         c.training_json = record.dump();
         if (c.description.empty())
             c.description = effect ? "effect trained by mambawave train" : "generator trained by mambawave train";

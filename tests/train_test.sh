@@ -101,6 +101,13 @@ check "with the STFT term too, the resumed run equals the uninterrupted one" \
 "$MW" info s1.safetensors --json >s1.json 2>/dev/null
 check "the training record keeps the STFT weight" \
     $PY -c "import json; assert json.load(open('s1.json'))['training']['options']['stft_weight'] == 0.3"
+# Fine-tuning keeps the history: the new record nests the --init model's file and record.
+check "fine-tune fx.safetensors for 10 steps (--init)" "$MW" "${TRAIN[@]}" --steps 10 --init fx.safetensors --out ft.safetensors
+"$MW" info ft.safetensors --json >ft.json 2>/dev/null
+check "the fine-tuned model's record names its --init file and keeps that file's own record" \
+    $PY -c "import json; t=json.load(open('ft.json'))['training']; i=t['init']; assert i['file']=='fx.safetensors' and i['training']['steps']>0 and t['steps']==10, t"
+check "a fresh run's record has no init" \
+    $PY -c "import json; assert 'init' not in json.load(open('s1.json'))['training']"
 refuse "a second run into the same run dir is refused" 2 "--resume" \
     "$MW" "${TRAIN[@]}" --steps 10 --out b.safetensors
 # Ctrl-C: a checkpoint is written and the exit code says interrupted.
