@@ -63,7 +63,9 @@ struct TrainOptions {
     // true: the loss is the mean of the lanes' own ESRs, each over its lane's signal energy plus
     // a floor of kLaneFloor times the batch's mean (so a near-silent lane cannot blow up), and
     // validation is the mean of the pairs' ESRs, so a quiet knob setting (a dark tone) counts as
-    // much as a loud one. Measured on the TS9/DS-1 presets it did not help (docs/ABLATION.md).
+    // much as a loud one. On the whole capture set it lowered the presets' worst knob settings
+    // (docs/ABLATION.md: both shipped presets were fine-tuned with it); on a small subset it
+    // did not.
     bool balance_lanes = false;
     static constexpr double kLaneFloor = 0.1;
     // Effects: weight of the multi-resolution STFT term (losses.h, FFT sizes 128/512/2048) added
