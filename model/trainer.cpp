@@ -169,6 +169,7 @@ struct Trainer::Impl {
     std::vector<uint8_t> decay;
     std::mt19937_64 rng;
     int64_t step = 0;
+    int b0 = 0, b1 = 0;                 // this rank's lanes [b0, b1) (all of them without opt.comm)
 
     std::unique_ptr<kernels::ThreadPool> pool;
     std::vector<Tape> tapes;            // [threads]
@@ -187,6 +188,12 @@ struct Trainer::Impl {
           adam(model.parameter_count(), o.adam), decay(decay_mask(model)), rng(o.seed) {
         check_options(opt, effect);
         check_data();
+        const int R = opt.comm ? opt.comm->size() : 1, r = opt.comm ? opt.comm->rank() : 0;
+        if (opt.batch < R)
+            throw std::invalid_argument("batch " + std::to_string(opt.batch) + " is smaller than the " +
+                                        std::to_string(R) + " data-parallel ranks: each rank needs a lane");
+        b0 = int(int64_t(opt.batch) * r / R);
+        b1 = int(int64_t(opt.batch) * (r + 1) / R);
         set_threads(opt.threads);
         grads = zeros_like(model);
         lane_grads.assign(size_t(opt.batch), zeros_like(model));
@@ -310,58 +317,61 @@ struct Trainer::Impl {
 #if MW_HAVE_CUDA
         namespace kc = kernels::cuda;
         const ModelConfig& c = model.config();
-        const int B = opt.batch, I = c.n_in();
-        const int64_t Lmax = *std::max_element(n.begin(), n.end());
+        const int BL = b1 - b0, I = c.n_in();  // this rank's lanes: global lane b0 + i is row i
+        const int64_t Lmax = *std::max_element(n.begin() + b0, n.begin() + b1);
         const int64_t S = model.state_floats_per_stream();
         if (!gpu) {
-            gpu = kc::make_train_tape(model.view(), B, opt.segment);
+            gpu = kc::make_train_tape(model.view(), BL, opt.segment);
             kc::set_tf32(*gpu, opt.tf32);
         }
-        std::vector<float>& out = lane_out[0];  // effects: y and dy [B][Lmax] for the whole batch
+        std::vector<float>& out = lane_out[0];  // effects: y and dy [BL][Lmax] for the whole batch
         std::vector<float>& dout = lane_dout[0];
         if (effect) {
-            out.assign(size_t(B * Lmax), 0.0f);
-            dout.assign(size_t(B * Lmax), 0.0f);
+            out.assign(size_t(BL * Lmax), 0.0f);
+            dout.assign(size_t(BL * Lmax), 0.0f);
         }
-        std::vector<float> state_in(size_t(B * S)), state_out(size_t(B * S));
-        for (int b = 0; b < B; ++b)
-            std::copy(lanes[size_t(b)].state.begin(), lanes[size_t(b)].state.end(), state_in.begin() + b * S);
+        std::vector<float> state_in(size_t(BL * S)), state_out(size_t(BL * S));
+        for (int i = 0; i < BL; ++i)
+            std::copy(lanes[size_t(b0 + i)].state.begin(), lanes[size_t(b0 + i)].state.end(), state_in.begin() + i * S);
         if (effect) {
-            std::vector<float>& x = lane_in[0];  // [B][Lmax][I]
-            x.assign(size_t(B * Lmax * I), 0.0f);
+            std::vector<float>& x = lane_in[0];  // [BL][Lmax][I]
+            x.assign(size_t(BL * Lmax * I), 0.0f);
             std::vector<float> one;
-            for (int b = 0; b < B; ++b) {
+            for (int i = 0; i < BL; ++i) {
+                const int b = b0 + i;
                 const Lane& l = lanes[size_t(b)];
                 const EffectSequence& s = data.effect_train[size_t(l.seq)];
                 effect_input(c, s.input.data() + l.pos, n[size_t(b)], s.controls.data(), one);
-                std::copy(one.begin(), one.end(), x.begin() + b * Lmax * I);
+                std::copy(one.begin(), one.end(), x.begin() + i * Lmax * I);
             }
             kc::train_forward_continuous(*gpu, model.view(), x.data(), Lmax, state_in.data(), out.data(),
                                          state_out.data());
         } else {
             // Generators: the cross-entropy runs on the GPU (the logits, B·L·V floats, stay
             // there); rows past a lane's end or inside its warm-up have target -1.
-            std::vector<int32_t> tok(size_t(B * Lmax), 0), target(size_t(B * Lmax), -1);
-            for (int b = 0; b < B; ++b) {
+            std::vector<int32_t> tok(size_t(BL * Lmax), 0), target(size_t(BL * Lmax), -1);
+            for (int i = 0; i < BL; ++i) {
+                const int b = b0 + i;
                 const Lane& l = lanes[size_t(b)];
                 const int32_t* t = data.token_train[size_t(l.seq)].tokens.data() + l.pos;
-                std::copy(t, t + n[size_t(b)], tok.begin() + b * Lmax);
-                std::copy(t + 1 + skip[size_t(b)], t + 1 + n[size_t(b)], target.begin() + b * Lmax + skip[size_t(b)]);
+                std::copy(t, t + n[size_t(b)], tok.begin() + i * Lmax);
+                std::copy(t + 1 + skip[size_t(b)], t + 1 + n[size_t(b)], target.begin() + i * Lmax + skip[size_t(b)]);
             }
             kc::train_forward_tokens(*gpu, model.view(), tok.data(), Lmax, state_in.data(), nullptr,
                                      state_out.data());
-            std::vector<double> nats(static_cast<size_t>(B));
+            std::vector<double> nats(static_cast<size_t>(BL));
             kc::train_cross_entropy(*gpu, target.data(), 1.0 / denominator, nats.data());
-            for (int b = 0; b < B; ++b) lane_error[size_t(b)] = nats[size_t(b)];
+            for (int i = 0; i < BL; ++i) lane_error[size_t(b0 + i)] = nats[size_t(i)];
         }
-        for (int b = 0; b < B; ++b) {
+        for (int i = 0; i < BL; ++i) {
+            const int b = b0 + i;
             if (effect) {
-                const int64_t off = b * Lmax;
+                const int64_t off = i * Lmax;
                 lane_loss(b, n[size_t(b)], skip[size_t(b)], lane_den[size_t(b)], denominator, out.data() + off,
                           dout.data() + off);
             }
             Lane& l = lanes[size_t(b)];
-            std::copy(state_out.begin() + b * S, state_out.begin() + (b + 1) * S, l.next_state.begin());
+            std::copy(state_out.begin() + i * S, state_out.begin() + (i + 1) * S, l.next_state.begin());
         }
         std::fill(grads.data(), grads.data() + grads.parameter_count(), 0.0f);
         std::vector<kernels::LayerGrad> layers;
@@ -372,7 +382,7 @@ struct Trainer::Impl {
 #endif
     }
 
-    StepStats do_step() {
+    StepStats do_step(bool stop_requested) {
         const int B = opt.batch;
         // Where each lane goes this step (one random stream, lane order: deterministic).
         std::vector<int64_t> n(static_cast<size_t>(B)), skip(static_cast<size_t>(B));
@@ -410,17 +420,27 @@ struct Trainer::Impl {
         if (opt.device == Device::cuda) {
             gpu_forward_backward(n, skip, lane_den, denominator);
         } else {
-            pool->run(B, [&](int b) {
+            pool->run(b1 - b0, [&](int i) {
+                const int b = b0 + i;
                 cpu_forward_backward(b, n[size_t(b)], skip[size_t(b)], lane_den[size_t(b)], denominator);
             });
-            // Sum the lanes' gradients in lane order.
-            std::copy(lane_grads[0].data(), lane_grads[0].data() + P, G);
-            for (int b = 1; b < B; ++b) {
+            // Sum this rank's lanes' gradients in lane order.
+            std::copy(lane_grads[size_t(b0)].data(), lane_grads[size_t(b0)].data() + P, G);
+            for (int b = b0 + 1; b < b1; ++b) {
                 const float* g = lane_grads[size_t(b)].data();
                 for (int64_t i = 0; i < P; ++i) G[i] += g[i];
             }
         }
+        // Data-parallel: the ranks' partial sums make the global gradient, the same on every rank;
+        // with it go the loss and the stop requests.
+        double shared[2] = {0, stop_requested ? 1.0 : 0.0};
+        for (int b = b0; b < b1; ++b) shared[0] += lane_error[size_t(b)];
+        if (opt.comm) {
+            opt.comm->all_reduce_sum(G, size_t(P));
+            opt.comm->all_reduce_sum(shared, 2);
+        }
         StepStats st;
+        st.stop = shared[1] > 0;
         st.grad_norm = clip_grad_norm(G, P, opt.clip_norm);
         st.lr = scheduled_lr(opt.adam.lr, step, opt.lr_warmup_steps, opt.steps, opt.final_lr_ratio);
         if (std::isfinite(st.grad_norm)) {
@@ -429,10 +449,9 @@ struct Trainer::Impl {
             throw std::runtime_error("training diverged at step " + std::to_string(step + 1) +
                                      ": the gradient is not finite (try a lower --lr)");
         }
-        double error = 0;
-        for (int b = 0; b < B; ++b) {
+        const double error = shared[0];
+        for (int b = 0; b < B; ++b) {  // every rank keeps every lane's place (not its state)
             Lane& l = lanes[size_t(b)];
-            error += lane_error[size_t(b)];
             st.samples += n[size_t(b)];
             std::swap(l.state, l.next_state);
             l.pos += n[size_t(b)];
@@ -445,13 +464,18 @@ struct Trainer::Impl {
         return st;
     }
 
+    int rank() const { return opt.comm ? opt.comm->rank() : 0; }
+    int ranks() const { return opt.comm ? opt.comm->size() : 1; }
+
     ValStats do_validate() const {
         ValStats v;
         const ModelConfig& c = model.config();
         if (effect) {
             EsrSums plain, pre;
             double esr_sum = 0, pre_sum = 0;  // of the pairs' own ESRs
-            for (const EffectSequence& s : data.effect_val) {
+            for (size_t i = 0; i < data.effect_val.size(); ++i) {
+                if (int(i % size_t(ranks())) != rank()) continue;  // data-parallel: pair i on rank i % R
+                const EffectSequence& s = data.effect_val[i];
                 const int64_t L = int64_t(s.input.size());
                 std::vector<float> x, y(static_cast<size_t>(L));
                 effect_input(c, s.input.data(), L, s.controls.data(), x);
@@ -467,12 +491,23 @@ struct Trainer::Impl {
                 pre_sum += b.esr();
                 v.samples += L;
             }
+            if (opt.comm) {
+                double sums[7] = {plain.error, plain.signal, pre.error, pre.signal, esr_sum, pre_sum, double(v.samples)};
+                opt.comm->all_reduce_sum(sums, 7);
+                plain = {sums[0], sums[1]};
+                pre = {sums[2], sums[3]};
+                esr_sum = sums[4];
+                pre_sum = sums[5];
+                v.samples = int64_t(sums[6]);
+            }
             const double n = double(data.effect_val.size());
             v.metric = opt.balance_lanes ? esr_sum / n : plain.esr();
             v.esr_preemph = opt.balance_lanes ? pre_sum / n : pre.esr();
         } else {
             NllSums nll;
-            for (const TokenSequence& s : data.token_val) {
+            for (size_t i = 0; i < data.token_val.size(); ++i) {
+                if (int(i % size_t(ranks())) != rank()) continue;
+                const TokenSequence& s = data.token_val[i];
                 const int64_t L = int64_t(s.tokens.size()) - 1;
                 std::vector<float> logits(size_t(L * c.vocab));
                 if (opt.device == Device::cuda)
@@ -480,6 +515,12 @@ struct Trainer::Impl {
                 else
                     forward_tokens(model, Path::scan, s.tokens.data(), L, logits.data(), opt.threads);
                 nll += cross_entropy(logits.data(), s.tokens.data() + 1, L, c.vocab, 0, nullptr, 1.0);
+            }
+            if (opt.comm) {
+                double sums[2] = {nll.nats, double(nll.count)};
+                opt.comm->all_reduce_sum(sums, 2);
+                nll.nats = sums[0];
+                nll.count = int64_t(sums[1]);
             }
             v.metric = nll.bits_per_sample();
             v.samples = nll.count;
@@ -493,7 +534,9 @@ Trainer::Trainer(Model init, TrainData data, TrainOptions options)
 Trainer::Trainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Trainer::~Trainer() = default;
 
-StepStats Trainer::step() { return impl_->do_step(); }
+StepStats Trainer::step(bool stop_requested) { return impl_->do_step(stop_requested); }
+int Trainer::rank() const { return impl_->rank(); }
+int Trainer::ranks() const { return impl_->ranks(); }
 ValStats Trainer::validate() { return impl_->do_validate(); }
 const Model& Trainer::model() const { return impl_->model; }
 int64_t Trainer::steps_done() const { return impl_->step; }
@@ -501,20 +544,22 @@ const TrainOptions& Trainer::options() const { return impl_->opt; }
 const TrainData& Trainer::data() const { return impl_->data; }
 bool Trainer::effect() const { return impl_->effect; }
 
-void Trainer::save_checkpoint(const std::string& dir) const {
+void Trainer::save_checkpoint(const std::string& dir) {
     const Impl& m = *impl_;
-    fs::create_directories(dir);
-    save_model(m.model, (fs::path(dir) / kModelFile).string());
-
     const int B = m.opt.batch;
     const size_t S = size_t(m.model.state_floats_per_stream());
-    std::vector<float> states(size_t(B) * S);  // [B][S]
+    std::vector<float> states(size_t(B) * S, 0.0f);  // [B][S]; each rank holds its own lanes' states
     json lanes = json::array();
     for (int b = 0; b < B; ++b) {
         const Lane& l = m.lanes[size_t(b)];
-        std::copy(l.state.begin(), l.state.end(), states.begin() + ptrdiff_t(size_t(b) * S));
+        if (b >= m.b0 && b < m.b1)
+            std::copy(l.state.begin(), l.state.end(), states.begin() + ptrdiff_t(size_t(b) * S));
         lanes.push_back({{"seq", l.seq}, {"pos", l.pos}, {"segs_left", l.segs_left}, {"fresh", l.fresh}});
     }
+    if (m.opt.comm) m.opt.comm->all_reduce_sum(states.data(), states.size());  // the others add zeros
+    if (m.rank() != 0) return;
+    fs::create_directories(dir);
+    save_model(m.model, (fs::path(dir) / kModelFile).string());
     std::ostringstream rng_text;
     rng_text << m.rng;
     const json meta = {{"version", kCheckpointVersion},
@@ -536,7 +581,8 @@ void Trainer::save_checkpoint(const std::string& dir) const {
 }
 
 std::unique_ptr<Trainer> Trainer::resume(const std::string& dir, TrainData data, int64_t steps,
-                                         int threads, Device device, bool tf32) {
+                                         int threads, Device device, bool tf32,
+                                         std::shared_ptr<Communicator> comm) {
     const std::string trainer_path = (fs::path(dir) / kTrainerFile).string();
     Model model = load_model((fs::path(dir) / kModelFile).string());
     const std::vector<uint8_t> bytes = read_file(trainer_path);
@@ -559,6 +605,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir, TrainData data,
     o.threads = threads;
     o.device = device;
     o.tf32 = tf32;
+    o.comm = std::move(comm);
     auto impl = std::make_unique<Impl>(std::move(model), std::move(data), o);
     impl->step = meta.at("step").get<int64_t>();
     impl->adam.set_steps_taken(meta.at("adam_steps").get<int64_t>());

@@ -16,6 +16,7 @@
 // resumed run continues bit for bit.
 #pragma once
 
+#include "model/comm.h"
 #include "model/engine.h"
 #include "model/model.h"
 #include "model/optim.h"
@@ -83,6 +84,12 @@ struct TrainOptions {
     // Device cuda only: the projections' products in TF32 on the tensor cores (mixed precision;
     // the gradient stays within 1e-2 of fp32's, kernels/cuda/mamba_cuda.h set_tf32). Not saved.
     bool tf32 = false;
+    // Data-parallel training (model/comm.h): this process's rank in its group, or null for one
+    // process. Every rank walks the whole global batch's bookkeeping (same data, same random
+    // stream), runs forward + backward on its share of the lanes (rank r of R: lanes
+    // [r·B/R, (r+1)·B/R)), and the group sums the gradients before the identical optimiser
+    // step; validation pairs are shared out the same way. Not saved.
+    std::shared_ptr<Communicator> comm;
 };
 
 struct StepStats {
@@ -90,7 +97,8 @@ struct StepStats {
     double loss = 0;              // effects: ESR as trained (see balance_lanes); generators: bits/sample
     double lr = 0;
     double grad_norm = 0;         // before clipping
-    int64_t samples = 0;          // samples through forward + backward in this step
+    int64_t samples = 0;          // samples through forward + backward in this step (all ranks)
+    bool stop = false;            // some rank asked to stop (step(true)): every rank stops here
 };
 
 struct ValStats {
@@ -107,9 +115,16 @@ public:
     Trainer(const Trainer&) = delete;
     Trainer& operator=(const Trainer&) = delete;
 
-    StepStats step();
-    // The current model on the validation data (whole sequences from the zero state).
+    // One optimiser step. With data-parallel ranks, `stop_requested` (e.g. Ctrl-C seen by this
+    // process) is shared, so that every rank sees StepStats::stop at the same step.
+    StepStats step(bool stop_requested = false);
+    // The current model on the validation data (whole sequences from the zero state). A
+    // collective with data-parallel ranks: every rank gets the same figures.
     ValStats validate();
+    // This process's rank and the group's size (0 and 1 without data parallelism). Only rank 0
+    // should write files (save_checkpoint does so by itself).
+    int rank() const;
+    int ranks() const;
 
     const Model& model() const;
     int64_t steps_done() const;
@@ -119,14 +134,16 @@ public:
 
     // Everything needed to continue exactly: weights, optimiser moments, the data generator,
     // each lane's place and state, the options. Written into directory `dir` (created),
-    // each file under a temporary name and renamed.
-    void save_checkpoint(const std::string& dir) const;
+    // each file under a temporary name and renamed. A collective with data-parallel ranks (the
+    // lanes' states are gathered); only rank 0 writes.
+    void save_checkpoint(const std::string& dir);
     // Continues a run from a checkpoint; `data` must be the same data (checked by a hash of
     // the sequences, with a clear error when it differs). Options come from the checkpoint,
     // except `steps`, `threads`, `device` and `tf32`, which the caller may change (longer runs
     // continue the cosine over the new total).
     static std::unique_ptr<Trainer> resume(const std::string& dir, TrainData data, int64_t steps, int threads,
-                                           Device device = Device::cpu, bool tf32 = false);
+                                           Device device = Device::cpu, bool tf32 = false,
+                                           std::shared_ptr<Communicator> comm = nullptr);
 
 private:
     struct Impl;

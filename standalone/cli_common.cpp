@@ -186,6 +186,8 @@ std::string speed_summary(double audio_seconds, double wall_seconds) {
 
 void catch_interrupts() { std::signal(SIGINT, on_interrupt); }
 
+bool interrupted() { return g_interrupted != 0; }
+
 void throw_if_interrupted() {
     if (g_interrupted) throw Interrupted("interrupted; no output file was written");
 }

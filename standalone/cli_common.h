@@ -75,6 +75,8 @@ struct Interrupted : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 void catch_interrupts();
+// True once Ctrl-C (SIGINT) has arrived.
+bool interrupted();
 void throw_if_interrupted();
 
 // A note for the user on stderr: "mambawave: note: ..."

@@ -5,6 +5,7 @@
 // a PNG plot of the curves sit in the run directory.
 #include "standalone/cli_common.h"
 #include "standalone/commands.h"
+#include "standalone/ranks.h"
 #include "standalone/train_data.h"
 
 #include "dsp/audio_file.h"
@@ -20,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 namespace mw::cli {
@@ -48,6 +50,11 @@ struct TrainCliOptions {
     bool resume = false;
     bool json_out = false;
     bool no_plot = false;
+    // data parallel: --gpus N starts N ranks of this command (standalone/ranks.h), which get
+    // --rank, --world-size and --rendezvous
+    int gpus = 1;
+    int rank = -1, world_size = 1;
+    std::string rendezvous;
 };
 
 std::string fmt(double v, int digits) {
@@ -189,12 +196,41 @@ std::string plot(const std::string& csv, const std::string& png, const std::stri
     return rc == 0 ? "" : output.empty() ? "plot script failed" : output;
 }
 
+std::string run_dir_of(const TrainCliOptions& o) {
+    return o.run_dir.empty() ? (fs::path(o.out).replace_extension("").string() + ".run") : o.run_dir;
+}
+
+// --gpus N: this process starts the N ranks and waits for them.
+void launch_ranks(const TrainCliOptions& o) {
+    std::string why;
+    if (o.device == "cpu") throw UsageError("--gpus " + std::to_string(o.gpus) + " trains on GPUs; leave out --device cpu");
+    if (!cuda_available(&why)) throw UsageError("--gpus " + std::to_string(o.gpus) + ": " + why);
+    if (!nccl_available())
+        throw UsageError("--gpus " + std::to_string(o.gpus) + ": this build has no NCCL (it is looked for next to the "
+                         "CUDA toolkit or under $NCCL_HOME when CMake configures; README, 'Multi-GPU training')");
+    if (o.t.batch < o.gpus)
+        throw UsageError("--batch " + std::to_string(o.t.batch) + " is smaller than --gpus " + std::to_string(o.gpus) +
+                         ": the global batch is shared out, each GPU needs a lane");
+    if (o.out.empty()) throw UsageError("--out MODEL.safetensors is required: where the trained model goes");
+    const int code = run_ranks(o.gpus, run_dir_of(o));
+    if (code == 130) throw Interrupted("interrupted: every rank stopped at the same step; continue with --resume");
+    if (code != 0) throw std::runtime_error("a training rank failed (exit code " + std::to_string(code) + ")");
+}
+
 void run_train(TrainCliOptions o) {
+    if (o.gpus > 1 && o.rank < 0) return launch_ranks(o);
+    const bool ranked = o.rank >= 0;
+    const bool writer = !ranked || o.rank == 0;  // only rank 0 writes the model, log and curves
     std::string why;
     if (o.device == "cuda" && !cuda_available(&why)) throw UsageError("--device cuda: " + why);
     o.t.device = o.device == "cuda" || (o.device == "auto" && cuda_available()) ? Device::cuda : Device::cpu;
     if (o.t.tf32 && o.t.device != Device::cuda)
         throw UsageError("--tf32 is for training on the GPU; this run is on the CPU (--device " + o.device + ")");
+    if (ranked) {
+        if (o.t.device != Device::cuda) throw UsageError("--rank: data-parallel ranks train on GPUs");
+        o.t.comm = make_nccl_communicator(o.rank, o.world_size, o.rendezvous);
+        note("rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + " (" + o.t.comm->describe() + ")");
+    }
     note(o.t.device == Device::cuda ? "training on " + cuda_device_name() + " (CUDA)" : std::string("training on the CPU"));
 
     const bool pair_mode = !o.input.empty() || !o.target.empty();
@@ -208,7 +244,7 @@ void run_train(TrainCliOptions o) {
     if (manifest_mode && o.effect.empty()) throw UsageError("--manifest needs --effect NAME (which effect to train)");
     const bool effect = !generator_mode;
     if (o.out.empty()) throw UsageError("--out MODEL.safetensors is required: where the trained model goes");
-    const std::string run_dir = o.run_dir.empty() ? (fs::path(o.out).replace_extension("").string() + ".run") : o.run_dir;
+    const std::string run_dir = run_dir_of(o);
     const std::string ckpt_dir = (fs::path(run_dir) / "checkpoint").string();
     if (!o.resume && fs::exists(fs::path(ckpt_dir) / "trainer.safetensors"))
         throw UsageError(run_dir + " holds a checkpoint of an earlier run: continue it with --resume, or give "
@@ -250,7 +286,7 @@ void run_train(TrainCliOptions o) {
 
     std::unique_ptr<Trainer> trainer;
     if (o.resume) {
-        trainer = Trainer::resume(ckpt_dir, std::move(data), o.t.steps, o.t.threads, o.t.device, o.t.tf32);
+        trainer = Trainer::resume(ckpt_dir, std::move(data), o.t.steps, o.t.threads, o.t.device, o.t.tf32, o.t.comm);
         note("resuming " + ckpt_dir + " at step " + std::to_string(trainer->steps_done()) + " of " +
              std::to_string(trainer->options().steps));
     } else {
@@ -273,17 +309,18 @@ void run_train(TrainCliOptions o) {
         const std::string text = load_model(o.init).config().training_json;
         init_record = {{"file", o.init}, {"training", json::parse(text, nullptr, false)}};
         if (init_record["training"].is_discarded()) init_record["training"] = text;
-        std::ofstream(init_path) << init_record.dump();
+        if (writer) std::ofstream(init_path) << init_record.dump();
     } else if (o.resume && fs::exists(init_path)) {
         std::ifstream f(init_path);
         init_record = json::parse(f);
-    } else if (!o.resume) {
+    } else if (!o.resume && writer) {
         fs::remove(init_path);
     }
     const std::string csv_path = (fs::path(run_dir) / "log.csv").string();
     const std::string png_path = (fs::path(run_dir) / "curves.png").string();
     const std::string best_path = (fs::path(run_dir) / "best.json").string();
-    CsvLog log(csv_path, o.resume ? trainer->steps_done() : 0);
+    std::optional<CsvLog> log;
+    if (writer) log.emplace(csv_path, o.resume ? trainer->steps_done() : 0);
     double best = -1;
     int64_t best_step = 0;
     double wall_before = 0;
@@ -304,9 +341,10 @@ void run_train(TrainCliOptions o) {
                                {"weight_decay", t.adam.weight_decay}, {"clip_norm", t.clip_norm},
                                {"preemphasis", t.preemphasis}, {"balance_lanes", t.balance_lanes},
                                {"stft_weight", t.stft_weight}, {"seed", t.seed},
-                               {"device", to_string(t.device)}, {"tf32", t.tf32}};
+                               {"device", to_string(t.device)}, {"tf32", t.tf32}, {"gpus", trainer->ranks()}};
 
     auto export_best = [&](const ValStats& v, int64_t step) {
+        if (!writer) return;
         Model m = trainer->model();
         ModelConfig& c = m.mutable_config();
         c.untrained = false;
@@ -330,7 +368,7 @@ void run_train(TrainCliOptions o) {
     double samples_per_s = 0;
     try {
         while (trainer->steps_done() < t.steps) {
-            const StepStats s = trainer->step();
+            const StepStats s = trainer->step(interrupted());
             samples_seen += s.samples;
             rate_window_samples += s.samples;
             const double now = clock.seconds();
@@ -355,11 +393,12 @@ void run_train(TrainCliOptions o) {
                                   (effect ? "  esr_preemph " + fmt_g(v.esr_preemph) : "") + "  best " + fmt_g(best) +
                                   "  " + fmt_g(samples_per_s) + " samples/s");
             }
-            log.row(s, samples_per_s, wall_before + now, validate ? &v : nullptr);
+            if (log) log->row(s, samples_per_s, wall_before + now, validate ? &v : nullptr);
             const double per_step = now / double(std::max<int64_t>(1, s.step - first_step));
             progress.update(s, samples_per_s, per_step * double(t.steps - s.step), last_val, best);
             if (o.checkpoint_every > 0 && s.step % o.checkpoint_every == 0) checkpoint();
-            throw_if_interrupted();
+            // every rank sees the same stop (a Ctrl-C on any of them), so all checkpoint together
+            if (s.stop) throw Interrupted("interrupted; no output file was written");
         }
     } catch (const Interrupted&) {
         checkpoint();
@@ -369,7 +408,7 @@ void run_train(TrainCliOptions o) {
     }
     checkpoint();
     std::string plot_note;
-    if (!o.no_plot) plot_note = plot(csv_path, png_path, fs::path(o.out).filename().string());
+    if (!o.no_plot && writer) plot_note = plot(csv_path, png_path, fs::path(o.out).filename().string());
     progress.line("");
     if (!plot_note.empty()) note("no plot: " + plot_note);
     if (o.json_out) {
@@ -449,6 +488,16 @@ void add_train_command(CLI::App& app) {
     sub->add_flag("--tf32", o->t.tf32,
                   "GPU only: the projections' matrix products in TF32 on the tensor cores (mixed precision; "
                   "gradients within 1e-2 of full fp32, faster on large models)");
+    sub->add_option("--gpus", o->gpus,
+                    "Data-parallel training on this many GPUs of this machine: one process per GPU, the "
+                    "--batch shared out among them, gradients summed over NCCL; the same model as one GPU "
+                    "with the same --batch, up to float rounding")
+        ->check(CLI::Range(1, 64))
+        ->capture_default_str();
+    // The ranks that --gpus starts (standalone/ranks.h); not for users.
+    sub->add_option("--rank", o->rank)->group("");
+    sub->add_option("--world-size", o->world_size)->group("");
+    sub->add_option("--rendezvous", o->rendezvous)->group("");
     sub->add_flag("--json", o->json_out, "Print the result as one JSON object");
     sub->add_flag("--no-plot", o->no_plot, "Do not draw curves.png");
     sub->footer(
@@ -462,7 +511,8 @@ void add_train_command(CLI::App& app) {
         "  mambawave train --manifest data/captures/manifest.json --effect ts9 --out ts9.safetensors\n"
         "Generators: a folder of audio, mu-law 8-bit at --rate (default 8000 Hz):\n"
         "  mambawave train --data fsdd/train --out digits.safetensors --d-model 64 --layers 6\n\n"
-        "Training runs on a CUDA GPU when there is one (--device), else on every core (--threads).\n"
+        "Training runs on a CUDA GPU when there is one (--device), else on every core (--threads);\n"
+        "--gpus N runs it on N GPUs at once (each takes --batch / N lanes of every step).\n"
         "Ctrl-C saves a checkpoint; run the same command\n"
         "with --resume to continue exactly. The run directory holds log.csv and curves.png.");
     sub->callback([o] { run_train(*o); });

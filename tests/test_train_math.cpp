@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <thread>
 #include <vector>
 
 using namespace mw;
@@ -376,4 +377,174 @@ TEST_CASE("a generator trains on the GPU (cross-entropy there) as on the CPU (re
     INFO("validation bits per sample: " << before << " before, " << after << " after 10 steps");
     CHECK(after < before - 0.1);
     CHECK(after == Approx(cpu.validate().metric).epsilon(1e-3));
+}
+
+// ---- data parallel (model/comm.h) ------------------------------------------------------------
+
+namespace {
+struct RunResult {
+    std::vector<float> weights;
+    std::vector<double> losses;
+    double val = 0;
+    bool stopped_together = true;
+};
+
+// `steps` steps of a run split over `ranks` threads of one process (ranks = 1: no group at all).
+// Rank `stopper` asks to stop at the last step; every rank must see it.
+RunResult run_ranks(const Model& m, const TrainData& d, TrainOptions o, int ranks, int steps, int stopper = -1) {
+    std::vector<RunResult> out(static_cast<size_t>(ranks));
+    auto body = [&](int r, std::shared_ptr<Communicator> comm) {
+        TrainOptions ro = o;
+        ro.comm = std::move(comm);
+        Trainer t(m, d, ro);
+        RunResult& res = out[size_t(r)];
+        for (int i = 0; i < steps; ++i) {
+            const StepStats s = t.step(r == stopper && i == steps - 1);
+            res.losses.push_back(s.loss);
+            if (s.stop != (stopper >= 0 && i == steps - 1)) res.stopped_together = false;
+        }
+        res.val = t.validate().metric;
+        res.weights.assign(t.model().data(), t.model().data() + t.model().parameter_count());
+    };
+    if (ranks == 1) {
+        body(0, nullptr);
+    } else {
+        const auto group = make_local_group(ranks);
+        std::vector<std::thread> threads;
+        for (int r = 0; r < ranks; ++r) threads.emplace_back(body, r, group[size_t(r)]);
+        for (auto& th : threads) th.join();
+        for (int r = 1; r < ranks; ++r) {  // every rank ends with the same model and figures, bit for bit
+            CHECK(out[size_t(r)].weights == out[0].weights);
+            CHECK(out[size_t(r)].losses == out[0].losses);
+            CHECK(out[size_t(r)].val == out[0].val);
+            CHECK(out[size_t(r)].stopped_together);
+        }
+    }
+    return out[0];
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(double(a[i]) - double(b[i])));
+    return worst;
+}
+} // namespace
+
+TEST_CASE("data-parallel ranks train as one process with the same global batch", "[train][parallel]") {
+    const bool balanced = GENERATE(false, true);
+    const Model m = test::random_model(IoKind::continuous, 8, 2, 8, 31, 1, false);
+    const TrainData d = loud_and_quiet(3000);
+    TrainOptions o = exact_options(balanced);
+    o.batch = 5;  // uneven over 2 and 3 ranks
+    o.segment = 700;
+    o.tbptt_segments = 2;
+    o.lr_warmup_steps = 0;
+    const RunResult one = run_ranks(m, d, o, 1, 6);
+    for (int ranks : {2, 3}) {
+        INFO((balanced ? "balanced" : "pooled") << " ESR, " << ranks << " ranks");
+        const RunResult many = run_ranks(m, d, o, ranks, 6, ranks - 1);
+        CHECK(many.stopped_together);
+        REQUIRE(many.losses.size() == one.losses.size());
+        // The first step's loss is the same sums in another order; later ones follow the
+        // weights, which differ by float rounding of the gradient's sum.
+        CHECK(many.losses[0] == Approx(one.losses[0]).epsilon(1e-12));
+        for (size_t i = 1; i < one.losses.size(); ++i) CHECK(many.losses[i] == Approx(one.losses[i]).epsilon(1e-4));
+        CHECK(max_abs_diff(many.weights, one.weights) < 1e-4);
+        CHECK(many.val == Approx(one.val).epsilon(1e-4));
+        // and the run moved: an unchanged model would pass the checks above too
+        CHECK(max_abs_diff(one.weights, std::vector<float>(m.data(), m.data() + m.parameter_count())) > 1e-3);
+    }
+}
+
+TEST_CASE("data-parallel generator training (cross-entropy) matches one process", "[train][parallel]") {
+    TrainData d;
+    std::mt19937 rng(8);
+    for (int64_t len : {700, 1100, 500}) {
+        TokenSequence s;
+        s.name = "walk" + std::to_string(len);
+        int32_t v = 100;
+        for (int64_t t = 0; t < len; ++t) {
+            v = std::clamp(v + int32_t(rng() % 5) - 2, 0, 255);
+            s.tokens.push_back(v);
+        }
+        d.token_train.push_back(s);
+        d.token_val.push_back(s);
+    }
+    const Model m = test::random_model(IoKind::mulaw8, 8, 2, 8, 44);
+    TrainOptions o = exact_options(false);
+    o.batch = 4;
+    o.segment = 256;
+    o.lr_warmup_steps = 0;
+    const RunResult one = run_ranks(m, d, o, 1, 5);
+    const RunResult two = run_ranks(m, d, o, 2, 5);
+    CHECK(two.losses[0] == Approx(one.losses[0]).epsilon(1e-12));
+    CHECK(two.losses.back() == Approx(one.losses.back()).epsilon(1e-4));
+    CHECK(max_abs_diff(two.weights, one.weights) < 1e-4);
+    CHECK(two.val == Approx(one.val).epsilon(1e-5));
+}
+
+TEST_CASE("a data-parallel checkpoint holds every lane's state and resumes in one process", "[train][parallel]") {
+    const Model m = test::random_model(IoKind::continuous, 8, 2, 8, 33, 1, false);
+    const TrainData d = loud_and_quiet(3000);
+    TrainOptions o = exact_options(false);
+    o.batch = 4;
+    o.segment = 500;
+    o.tbptt_segments = 3;
+    o.lr_warmup_steps = 0;
+    test::TempDir single_dir, parallel_dir;
+    {
+        Trainer t(m, d, o);
+        for (int i = 0; i < 3; ++i) t.step();
+        t.save_checkpoint(single_dir.path.string());
+    }
+    {
+        const auto group = make_local_group(2);
+        std::vector<std::thread> threads;
+        for (int r = 0; r < 2; ++r)
+            threads.emplace_back([&, r] {
+                TrainOptions ro = o;
+                ro.comm = group[size_t(r)];
+                Trainer t(m, d, ro);
+                for (int i = 0; i < 3; ++i) t.step();
+                t.save_checkpoint(parallel_dir.path.string());  // only rank 0 writes
+            });
+        for (auto& th : threads) th.join();
+    }
+    // Both continue in one process: the lanes' states came back from both ranks (a lost half
+    // would restart those lanes from zero and the runs would part by far more than rounding).
+    auto a = Trainer::resume(single_dir.path.string(), d, 0, 1);
+    auto b = Trainer::resume(parallel_dir.path.string(), d, 0, 1);
+    for (int i = 0; i < 2; ++i) {
+        const double la = a->step().loss, lb = b->step().loss;
+        CHECK(lb == Approx(la).epsilon(1e-4));
+    }
+    const std::vector<float> wa(a->model().data(), a->model().data() + a->model().parameter_count());
+    const std::vector<float> wb(b->model().data(), b->model().data() + b->model().parameter_count());
+    CHECK(max_abs_diff(wa, wb) < 1e-4);
+}
+
+TEST_CASE("data parallelism refuses a batch smaller than the group", "[train][parallel]") {
+    const Model m = test::random_model(IoKind::continuous, 8, 1, 8, 35, 1, false);
+    TrainOptions o = exact_options(false);
+    o.batch = 2;
+    o.comm = make_local_group(3)[0];
+    CHECK_THROWS_WITH(Trainer(m, loud_and_quiet(1000), o), Catch::Contains("batch 2") && Catch::Contains("3 data-parallel ranks"));
+}
+
+TEST_CASE("data-parallel ranks on the GPU train as one GPU (two ranks sharing it) (requires a GPU)", "[train][cuda][parallel]") {
+    if (!gpu_present()) return;
+    const Model m = test::random_model(IoKind::continuous, 8, 2, 8, 37, 1, false);
+    const TrainData d = loud_and_quiet(3000);
+    TrainOptions o = exact_options(true);
+    o.batch = 5;
+    o.segment = 700;
+    o.lr_warmup_steps = 0;
+    o.device = Device::cuda;
+    const RunResult one = run_ranks(m, d, o, 1, 5);
+    const RunResult two = run_ranks(m, d, o, 2, 5, 0);  // each rank's lanes through its own tape
+    CHECK(two.stopped_together);
+    CHECK(two.losses[0] == Approx(one.losses[0]).epsilon(1e-6));
+    CHECK(two.losses.back() == Approx(one.losses.back()).epsilon(1e-4));
+    CHECK(max_abs_diff(two.weights, one.weights) < 1e-4);
+    CHECK(two.val == Approx(one.val).epsilon(1e-4));
 }

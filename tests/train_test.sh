@@ -133,6 +133,8 @@ refuse "swapped input and target (the target leads)" 2 "leads the input|swapped"
 refuse "an unrelated recording" 2 "other.wav|does not follow" \
     "$MW" train --input di.wav --target other.wav --out e.safetensors
 refuse "no data" 2 "--input" "$MW" train --out e.safetensors
+refuse "--gpus with --device cpu" 2 "--gpus 2|GPUs|--device cpu" \
+    "$MW" train --input di.wav --target rec.wav --out e.safetensors --device cpu --gpus 2
 refuse "--tf32 on the CPU" 2 "--tf32|GPU|--device cpu" \
     "$MW" train --input di.wav --target rec.wav --out e.safetensors --device cpu --tf32
 refuse "an unknown --device" 2 "--device|gpu" "$MW" train --input di.wav --target rec.wav --out e.safetensors --device gpu
