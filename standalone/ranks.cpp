@@ -105,7 +105,7 @@ int run_ranks(int gpus, const std::string& log_dir) {
     }() + "); ranks 1.." + std::to_string(gpus - 1) + " write to " + log_dir + "/rankN.log");
 
     int result = 0;
-    bool forwarded = false;
+    bool forwarded = false, stopping = false;
     std::vector<bool> running(pids.size(), true);
     for (size_t left = pids.size(); left > 0;) {
         if (interrupted() && !forwarded) {
@@ -124,12 +124,15 @@ int run_ranks(int gpus, const std::string& log_dir) {
             running[i] = false;
             --left;
             const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            if (code != 0 && (result == 0 || i == 0)) {
-                if (result == 0 && code != 130)
-                    note("rank " + std::to_string(i) + " failed (exit " + std::to_string(code) + ")" +
-                         (i > 0 ? "; its log: " + log_dir + "/rank" + std::to_string(i) + ".log" : "") +
-                         "; stopping the others");
-                result = code;
+            if (code == 0) continue;
+            if (result == 0 || result == 130) result = code;  // the first real failure is the story
+            // 130: interrupted, and so are the others, each finishing its checkpoint: let them be.
+            // Any other failure leaves the rest waiting for it in NCCL forever: stop them.
+            if (code != 130 && !stopping) {
+                note("rank " + std::to_string(i) + " failed (exit " + std::to_string(code) + ")" +
+                     (i > 0 ? "; its log: " + log_dir + "/rank" + std::to_string(i) + ".log" : "") +
+                     "; stopping the others");
+                stopping = true;
                 for (size_t j = 0; j < pids.size(); ++j)
                     if (running[j]) kill(pids[j], SIGTERM);
             }

@@ -11,7 +11,7 @@ namespace mw::cli {
 // to `log_dir`/rankR.log. The children run in their own process group: Ctrl-C here is passed
 // on once, so that all of them stop at the same step and checkpoint. When one child fails the
 // others are stopped (they would wait for it forever). Returns the exit code to report: 0 when
-// all succeeded, else the first failure's (rank 0's when it failed).
+// all succeeded, else the first failure's (130 when they were interrupted).
 int run_ranks(int gpus, const std::string& log_dir);
 
 } // namespace mw::cli
