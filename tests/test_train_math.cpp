@@ -423,6 +423,15 @@ RunResult run_ranks(const Model& m, const TrainData& d, TrainOptions o, int rank
     return out[0];
 }
 
+// Exact options (one thread) without the learning-rate ramp, for short data-parallel runs.
+TrainOptions parallel_options(bool balanced, int batch, int64_t segment) {
+    TrainOptions o = exact_options(balanced);
+    o.batch = batch;
+    o.segment = segment;
+    o.lr_warmup_steps = 0;
+    return o;
+}
+
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
     double worst = 0;
     for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(double(a[i]) - double(b[i])));
@@ -434,11 +443,8 @@ TEST_CASE("data-parallel ranks train as one process with the same global batch",
     const bool balanced = GENERATE(false, true);
     const Model m = test::random_model(IoKind::continuous, 8, 2, 8, 31, 1, false);
     const TrainData d = loud_and_quiet(3000);
-    TrainOptions o = exact_options(balanced);
-    o.batch = 5;  // uneven over 2 and 3 ranks
-    o.segment = 700;
+    TrainOptions o = parallel_options(balanced, 5, 700);  // batch 5: uneven over 2 and 3 ranks
     o.tbptt_segments = 2;
-    o.lr_warmup_steps = 0;
     const RunResult one = run_ranks(m, d, o, 1, 6);
     for (int ranks : {2, 3}) {
         INFO((balanced ? "balanced" : "pooled") << " ESR, " << ranks << " ranks");
@@ -471,10 +477,7 @@ TEST_CASE("data-parallel generator training (cross-entropy) matches one process"
         d.token_val.push_back(s);
     }
     const Model m = test::random_model(IoKind::mulaw8, 8, 2, 8, 44);
-    TrainOptions o = exact_options(false);
-    o.batch = 4;
-    o.segment = 256;
-    o.lr_warmup_steps = 0;
+    const TrainOptions o = parallel_options(false, 4, 256);
     const RunResult one = run_ranks(m, d, o, 1, 5);
     const RunResult two = run_ranks(m, d, o, 2, 5);
     CHECK(two.losses[0] == Approx(one.losses[0]).epsilon(1e-12));
@@ -486,11 +489,8 @@ TEST_CASE("data-parallel generator training (cross-entropy) matches one process"
 TEST_CASE("a data-parallel checkpoint holds every lane's state and resumes in one process", "[train][parallel]") {
     const Model m = test::random_model(IoKind::continuous, 8, 2, 8, 33, 1, false);
     const TrainData d = loud_and_quiet(3000);
-    TrainOptions o = exact_options(false);
-    o.batch = 4;
-    o.segment = 500;
+    TrainOptions o = parallel_options(false, 4, 500);
     o.tbptt_segments = 3;
-    o.lr_warmup_steps = 0;
     test::TempDir single_dir, parallel_dir;
     {
         Trainer t(m, d, o);
@@ -535,10 +535,7 @@ TEST_CASE("data-parallel ranks on the GPU train as one GPU (two ranks sharing it
     if (!gpu_present()) return;
     const Model m = test::random_model(IoKind::continuous, 8, 2, 8, 37, 1, false);
     const TrainData d = loud_and_quiet(3000);
-    TrainOptions o = exact_options(true);
-    o.batch = 5;
-    o.segment = 700;
-    o.lr_warmup_steps = 0;
+    TrainOptions o = parallel_options(true, 5, 700);
     o.device = Device::cuda;
     const RunResult one = run_ranks(m, d, o, 1, 5);
     const RunResult two = run_ranks(m, d, o, 2, 5, 0);  // each rank's lanes through its own tape
