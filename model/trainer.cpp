@@ -188,7 +188,7 @@ struct Trainer::Impl {
           adam(model.parameter_count(), o.adam), decay(decay_mask(model)), rng(o.seed) {
         check_options(opt, effect);
         check_data();
-        const int R = opt.comm ? opt.comm->size() : 1, r = opt.comm ? opt.comm->rank() : 0;
+        const int R = ranks(), r = rank();
         if (opt.batch < R)
             throw std::invalid_argument("batch " + std::to_string(opt.batch) + " is smaller than the " +
                                         std::to_string(R) + " data-parallel ranks: each rank needs a lane");
@@ -466,6 +466,8 @@ struct Trainer::Impl {
 
     int rank() const { return opt.comm ? opt.comm->rank() : 0; }
     int ranks() const { return opt.comm ? opt.comm->size() : 1; }
+    // Data-parallel validation: sequence i is this rank's when i % ranks == rank.
+    bool owns_val(size_t i) const { return int(i % size_t(ranks())) == rank(); }
 
     ValStats do_validate() const {
         ValStats v;
@@ -474,7 +476,7 @@ struct Trainer::Impl {
             EsrSums plain, pre;
             double esr_sum = 0, pre_sum = 0;  // of the pairs' own ESRs
             for (size_t i = 0; i < data.effect_val.size(); ++i) {
-                if (int(i % size_t(ranks())) != rank()) continue;  // data-parallel: pair i on rank i % R
+                if (!owns_val(i)) continue;
                 const EffectSequence& s = data.effect_val[i];
                 const int64_t L = int64_t(s.input.size());
                 std::vector<float> x, y(static_cast<size_t>(L));
@@ -506,7 +508,7 @@ struct Trainer::Impl {
         } else {
             NllSums nll;
             for (size_t i = 0; i < data.token_val.size(); ++i) {
-                if (int(i % size_t(ranks())) != rank()) continue;
+                if (!owns_val(i)) continue;
                 const TokenSequence& s = data.token_val[i];
                 const int64_t L = int64_t(s.tokens.size()) - 1;
                 std::vector<float> logits(size_t(L * c.vocab));

@@ -13,7 +13,7 @@
 #      stopped at step ~13400 by the GPU call's time limit and carried on its best validation
 #      model (step 13000); this script runs the schedule to its end
 #   3. --balanced-esr, lr 1e-3, batch 32, 8268 steps
-# ds1 (2026-12-03, test ESR 0.0158 (d 8 x 3) -> ...; docs/ABLATION.md):
+# ds1 (2026-12-03, test ESR 0.0158 (d 8 x 3) -> 0.0058; docs/ABLATION.md):
 #   1. --balanced-esr from scratch, lr 3e-3, batch 32, 10095 steps
 #   2. --balanced-esr, lr 1e-3, batch 32, 5348 steps
 #   3. --balanced-esr, lr 5e-4, batch 32, 10837 steps

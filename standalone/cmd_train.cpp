@@ -306,7 +306,7 @@ void run_train(TrainCliOptions o) {
     json init_record;
     const std::string init_path = (fs::path(run_dir) / "init.json").string();
     if (!o.resume && !o.init.empty()) {
-        const std::string text = load_model(o.init).config().training_json;
+        const std::string text = trainer->model().config().training_json;  // still the --init model's
         init_record = {{"file", o.init}, {"training", json::parse(text, nullptr, false)}};
         if (init_record["training"].is_discarded()) init_record["training"] = text;
         if (writer) std::ofstream(init_path) << init_record.dump();

@@ -64,6 +64,13 @@ int run_ranks(int gpus, const std::string& log_dir) {
     char rendezvous[] = "/tmp/mambawave-ranks-XXXXXX";
     if (!mkdtemp(rendezvous)) throw std::runtime_error("--gpus: cannot make a rendezvous directory in /tmp");
 
+    // Everything a child needs is made before fork: between fork and exec it calls only what is
+    // safe in a copy of a process that may have had other threads. Its environment: this one's,
+    // with CUDA_VISIBLE_DEVICES (the last entry) set per rank.
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e)
+        if (std::string(*e).rfind("CUDA_VISIBLE_DEVICES=", 0) != 0) env.push_back(*e);
+    env.emplace_back();
     std::vector<pid_t> pids;
     for (int r = 0; r < gpus; ++r) {
         std::vector<std::string> args = base;
@@ -71,12 +78,7 @@ int run_ranks(int gpus, const std::string& log_dir) {
                                      std::to_string(gpus), std::string("--rendezvous"), std::string(rendezvous)})
             args.push_back(a);
         const std::string log = (fs::path(log_dir) / ("rank" + std::to_string(r) + ".log")).string();
-        // Everything the child needs is made before fork: between fork and exec it calls only
-        // what is safe in a copy of a process that may have had other threads.
-        std::vector<std::string> env;
-        for (char** e = environ; *e; ++e)
-            if (std::string(*e).rfind("CUDA_VISIBLE_DEVICES=", 0) != 0) env.push_back(*e);
-        env.push_back("CUDA_VISIBLE_DEVICES=" + ids[size_t(r)]);
+        env.back() = "CUDA_VISIBLE_DEVICES=" + ids[size_t(r)];
         std::vector<char*> argv, envp;
         for (std::string& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
