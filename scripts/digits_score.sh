@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Are a digits generator's samples recognisable spoken digits? One command, end to end, on one
+# CPU core: trains the digit classifier if its NPZ is missing (scripts/digit_classifier.py, about
+# 10 s), generates clips with MODEL on the CPU, and scores them with scripts/digit_score.py next
+# to its calibration rows (real held-out takes = the ceiling; reversed, shuffled and noise
+# controls = the floor). What the numbers mean: docs/DIGITS.md.
+#
+#   scripts/digits_score.sh [MODEL]        MODEL: an 8 kHz generator (default presets/digits.safetensors)
+#   scripts/digits_score.sh -h | --help
+#
+# Environment (all optional):
+#   COUNT=100        clips to generate          CLIP_SECONDS=1.5  length of each clip
+#   SEED=1           generate's --seed          TEMPERATURE=1  TOP_P=1  sampling settings
+#   FSDD=DIR         FSDD training split (default ../shared/data/fsdd/train from the repository root)
+#   CLASSIFIER=NPZ   the classifier (default /tmp/mambawave-digits/classifier.npz; trained if missing)
+#   KEEP=DIR         keep the generated clips in DIR (default: a temporary directory, removed at exit)
+#   JSON=FILE        also write digit_score.py's JSON summary to FILE
+#   MW=PATH          the mambawave binary (default build/bin/mambawave)
+#   PYTHON=PATH      python3 with numpy (default /usr/bin/python3)
+# Exit status: digit_score.py's: 0, or 2 when the calibration fails (then the scores mean nothing).
+set -euo pipefail
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+  exit 0
+fi
+root=$(cd "$(dirname "$0")/.." && pwd)
+model=${1:-$root/presets/digits.safetensors}
+fsdd=${FSDD:-$root/../shared/data/fsdd/train}
+npz=${CLASSIFIER:-/tmp/mambawave-digits/classifier.npz}
+mw=${MW:-$root/build/bin/mambawave}
+py=${PYTHON:-/usr/bin/python3}
+[[ -x $py ]] || py=python3
+count=${COUNT:-100} seconds=${CLIP_SECONDS:-1.5}   # (not SECONDS: bash keeps its own)
+[[ -f $model ]] || { echo "digits_score.sh: $model: no such model file" >&2; exit 1; }
+[[ -x $mw ]] || { echo "digits_score.sh: $mw: no mambawave binary (build it: scripts/build.sh)" >&2; exit 1; }
+[[ -d $fsdd ]] || { echo "digits_score.sh: $fsdd: no FSDD training split (set FSDD=DIR)" >&2; exit 1; }
+
+if [[ ! -f $npz ]]; then
+  echo "== training the digit classifier -> $npz"
+  "$py" "$root/scripts/digit_classifier.py" --data "$fsdd" --out "$npz" --loso none
+fi
+
+if [[ -n ${KEEP:-} ]]; then
+  work=$KEEP; mkdir -p "$work"
+else
+  work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+fi
+echo "== generating $count clips of $seconds s with $(basename "$model") (seed ${SEED:-1}, CPU, one thread)"
+"$mw" generate -m "$model" --seconds "$seconds" --count "$count" --seed "${SEED:-1}" \
+  --temperature "${TEMPERATURE:-1}" --top-p "${TOP_P:-1}" --device cpu --threads 1 -o "$work/clip.wav"
+clips=("$work"/clip*.wav)
+
+echo "== scoring"
+"$py" "$root/scripts/digit_score.py" --classifier "$npz" --data "$fsdd" --name "$(basename "$model")" \
+  ${JSON:+--json "$JSON"} "${clips[@]}"

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Fails when the digit classifier behind scripts/digit_score.py breaks (docs/DIGITS.md).
+
+    digit_score_test.py [REPO_ROOT]     (MW_FSDD_DIR=DIR: the FSDD training split elsewhere)
+
+Trains a small classifier (recordings 10..29 of each speaker and digit, two members; about
+10 s on one core) and checks, on the held-out recordings 5..9:
+  - the segmenter finds one word in a take, and two in two takes with a pause between;
+  - accuracy on real takes above a floor (0.85; the full classifier gets 0.957);
+  - the shuffled-50-ms-blocks and reversed controls clearly less confident than real takes;
+  - the NPZ round trip gives the same probabilities, and an NPZ made with other settings is
+    refused;
+  - digit_score.py passes its calibration with this classifier (exit 0) and fails it (exit 2)
+    with one whose weights are scrambled.
+Exits 77 (skipped) where the FSDD data is missing.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+root = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(root, "scripts"))
+import digit_classifier as dc  # noqa: E402  (one BLAS thread before numpy loads)
+import digit_score as ds  # noqa: E402
+import numpy as np  # noqa: E402
+
+ACCURACY_FLOOR = 0.85      # this small classifier gets about 0.93 on the held-out takes
+CONFIDENCE_GAP = 0.10      # controls at least this far under the real takes' mean confidence
+
+failures = []
+
+
+def check(ok, what):
+    print(f"{'ok  ' if ok else 'FAIL'} {what}")
+    if not ok:
+        failures.append(what)
+
+
+def main():
+    data_dir = os.environ.get("MW_FSDD_DIR") or dc.default_data_dir()
+    if not os.path.isdir(data_dir):
+        print(f"skipped: no FSDD training split at {data_dir} (set MW_FSDD_DIR)")
+        sys.exit(77)
+    data = dc.load_fsdd(data_dir)
+    train = [(x, d) for x, d, s, i in data if 10 <= i < 30]
+    held = [(x, d) for x, d, s, i in data if i in dc.VAL_INDICES]
+    clf = dc.fit(train, n_members=2, epochs=15)
+
+    # The segmenter: one take is one segment; take + 0.25 s pause + take are two.
+    x0 = held[0][0]
+    one = dc.find_segments(dc.analyse(x0)[1])
+    two = dc.find_segments(dc.analyse(np.concatenate([x0, np.zeros(2000), held[1][0]]))[1])
+    check(len(one) == 1 and len(two) == 2,
+          f"segments: one take -> {len(one)} (want 1), two with a pause -> {len(two)} (want 2)")
+
+    rng = np.random.default_rng(3)
+    real, _, P_real = ds.score_set(clf, "real takes", [(x, d, None) for x, d in held])
+    check(real["accuracy"] >= ACCURACY_FLOOR,
+          f"real held-out takes: accuracy {real['accuracy']:.3f} >= {ACCURACY_FLOOR}")
+    for name, make in [("shuffled 50 ms blocks", ds.shuffled_take), ("reversed", ds.reversed_take)]:
+        row, _, _ = ds.score_set(clf, name, [(make(x, rng), d, None) for x, d in held])
+        check(row["confidence"] <= real["confidence"] - CONFIDENCE_GAP,
+              f"control {name}: confidence {row['confidence']:.3f} <= "
+              f"real {real['confidence']:.3f} - {CONFIDENCE_GAP}")
+        check(row["inception_score"] < real["inception_score"] / 1.5,
+              f"control {name}: IS {row['inception_score']:.2f} < real {real['inception_score']:.2f} / 1.5")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = os.path.join(tmp, "classifier.npz")
+        clf.save(npz)
+        F = np.array([dc.clip_word_features(x)[0] for x, _ in held[:20]])
+        check(np.allclose(dc.Classifier.load(npz).predict(F), clf.predict(F), atol=1e-6),
+              "NPZ round trip: same probabilities")
+
+        # An NPZ whose settings differ is refused (sys.exit with a message).
+        z = dict(np.load(npz))
+        z["settings"] = z["settings"] + 1
+        stale = os.path.join(tmp, "stale.npz")
+        np.savez(stale, **z)
+        try:
+            dc.Classifier.load(stale)
+            check(False, "an NPZ made with other settings is refused")
+        except SystemExit as e:
+            check("other feature settings" in str(e.code), "an NPZ made with other settings is refused")
+
+        # digit_score.py end to end: passes with this classifier (a lower pass mark: it is the
+        # small one), fails with scrambled weights.
+        script = os.path.join(root, "scripts", "digit_score.py")
+        run = [sys.executable, script, "--data", data_dir, "--quiet",
+               "--min-real-accuracy", str(ACCURACY_FLOOR), "--classifier"]
+        r = subprocess.run(run + [npz], capture_output=True, text=True)
+        check(r.returncode == 0, f"digit_score.py with the classifier: exit {r.returncode} (want 0)")
+        if r.returncode != 0:
+            print(r.stdout[-3000:], r.stderr[-3000:])
+        for k in [k for k in z if k.endswith("_W1")]:
+            z[k] = np.random.default_rng(0).permutation(z[k].reshape(-1)).reshape(z[k].shape)
+        z["settings"] = dc.settings_array()
+        broken = os.path.join(tmp, "broken.npz")
+        np.savez(broken, **z)
+        r = subprocess.run(run + [broken], capture_output=True, text=True)
+        check(r.returncode == 2,
+              f"digit_score.py with scrambled weights: exit {r.returncode} (want 2: calibration failed)")
+
+    if failures:
+        print(f"{len(failures)} check(s) failed")
+        sys.exit(1)
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
