@@ -1272,6 +1272,16 @@ inline void train_check(const Report& report, const TrainCase& k) {
     kc::set_backward_chunk(*tape, 16);
     report(compare(name + ": backward chunk 8 vs the CPU tape", std::vector<float>(g8.data(), g8.data() + P),
                    std::vector<float>(c.data(), c.data() + P)));
+    // The first version of the scan's backward (B / C from global memory), both chunks.
+    kc::set_backward_variant(*tape, 1);
+    for (int chunk : {16, 8}) {
+        kc::set_backward_chunk(*tape, chunk);
+        const Model g1 = gpu_train_gradient(*tape, ex, k);
+        report(compare(name + ": backward variant 1, chunk " + std::to_string(chunk) + " vs the CPU tape",
+                       std::vector<float>(g1.data(), g1.data() + P), std::vector<float>(c.data(), c.data() + P)));
+    }
+    kc::set_backward_variant(*tape, 2);
+    kc::set_backward_chunk(*tape, 16);
     // TF32 products (mixed precision): the documented bound, 1e-2 of the fp32 gradient.
     kc::set_tf32(*tape, true);
     const Model gt = gpu_train_gradient(*tape, ex, k);

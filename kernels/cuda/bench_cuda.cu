@@ -15,6 +15,8 @@
 //                      threads at 1024 and 4096 streams)]
 //                      [--step-one effect|generator S (one persistent configuration: profiling)]
 //                      [--train (only part 5)]
+//                      [--scan-backward B E N L (only the scan's backward of this shape, both
+//                       chunks and both variants: profiling)]
 //   5. training: the scan's backward alone in GB/s against the copy, and whole training steps
 //      (forward + backward on the GPU tape, transfers included) in samples per second.
 #include "kernels/cuda/cuda_check.cuh"
@@ -242,11 +244,13 @@ void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, i
 // The scan's backward alone (scan_backward.cu) after a forward with its chunk length. Minimal
 // bytes: read Δ, u, z, dy (4 per channel-step) and B, C; write du, dΔ, dz (3) and dB, dC. Two
 // exps per state per step (pass 1 and pass 3), as in the forward.
-void bench_scan_backward(int B, int E, int N, int64_t L, int T, double copy_gbps, int sms, double clock_hz) {
+void bench_scan_backward(int B, int E, int N, int64_t L, int T, int variant, double copy_gbps, int sms,
+                         double clock_hz) {
     const int64_t rows = int64_t(B) * L;
     const ScanWorkspaceSize fws = scan_workspace_size(B, L, E, N, T);
     const ScanBackwardSize bws = scan_backward_workspace_size(B, L, E, N, T);
-    const std::string name = "scan backward chunk " + std::to_string(T) + " B" + std::to_string(B) + " E" +
+    const std::string name = "scan backward v" + std::to_string(variant) + " chunk " + std::to_string(T) + " B" +
+                             std::to_string(B) + " E" +
                              std::to_string(E) + " N" + std::to_string(N) + " L" + pow2_name(L);
     const int64_t floats = 8 * rows * E + 4 * rows * N + fws.total() + bws.total() + int64_t(E) * (2 * N + 4) +
                            int64_t(B) * N * E;
@@ -278,7 +282,7 @@ void bench_scan_backward(int B, int E, int N, int64_t L, int T, double copy_gbps
     const ScanProblem q = dense_scan(B, L, E, N, {dt, u, z, y, bc, A2, Dv, bias, state});
     const double fwd_ms = median_ms([&] { selective_scan(q, T, fwork, 0); }, 1, 5);
     ScanBackwardProblem b;
-    b.B = B; b.L = L; b.E = E; b.N = N; b.chunk = T;
+    b.B = B; b.L = L; b.E = E; b.N = N; b.chunk = T; b.variant = variant;
     b.dt = dt; b.dt_stride = E;
     b.u = u;   b.u_stride = E;
     b.z = z;   b.z_stride = E;
@@ -546,7 +550,7 @@ void bench_steps(double copy_gbps, bool tune) {
 int main(int argc, char** argv) {
     try {
         double seconds = 3600.0;
-        std::vector<long long> only_scan, only_model;
+        std::vector<long long> only_scan, only_model, only_scan_bwd;
         bool only_step = false, step_tune = false, only_train = false;
         std::string step_one;
         int step_one_s = 0;
@@ -559,6 +563,7 @@ int main(int argc, char** argv) {
             if (a == "--seconds") seconds = std::atof(argv[++i < argc ? i : argc - 1]);
             else if (a == "--reps") g_reps = int(next());
             else if (a == "--scan") for (int k = 0; k < 4; ++k) only_scan.push_back(next());
+            else if (a == "--scan-backward") for (int k = 0; k < 4; ++k) only_scan_bwd.push_back(next());
             else if (a == "--model") for (int k = 0; k < 2; ++k) only_model.push_back(next());
             else if (a == "--step") only_step = true;
             else if (a == "--train") only_train = true;
@@ -569,7 +574,8 @@ int main(int argc, char** argv) {
             }
             else throw std::invalid_argument("unknown argument " + a +
                                              "; usage: mw_bench_cuda [--seconds S] [--reps R] "
-                                             "[--scan B E N L] [--model D LAYERS] [--step] [--step-tune] [--train]");
+                                             "[--scan B E N L] [--scan-backward B E N L] [--model D LAYERS] [--step] "
+                                             "[--step-tune] [--train]");
         }
         if (!available()) {
             std::printf("no CUDA device: nothing to measure\n");
@@ -591,7 +597,7 @@ int main(int argc, char** argv) {
             bench_step(m, gen ? "generator D64x8" : "effect D16x4", step_one_s, StepTuning{}, 3000.0);
             return 0;
         }
-        const bool all = only_scan.empty() && only_model.empty() && !only_step && !only_train;
+        const bool all = only_scan.empty() && only_model.empty() && only_scan_bwd.empty() && !only_step && !only_train;
 
         const double copy = copy_bandwidth(sms);
         struct ScanCase { int B, E, N; int64_t L; };
@@ -619,11 +625,18 @@ int main(int argc, char** argv) {
 
         if (all || only_step) bench_steps(copy, step_tune);
 
+        if (!only_scan_bwd.empty())  // one shape: chunk 16 then 8, variant 2 then 1 in each
+            for (int T : {16, 8})
+                for (int variant : {2, 1})
+                    bench_scan_backward(int(only_scan_bwd[0]), int(only_scan_bwd[1]), int(only_scan_bwd[2]),
+                                        int64_t(only_scan_bwd[3]), T, variant, copy, sms, clock_hz);
+
         if (all || only_train) {
-            for (int T : {16, 8}) {
-                bench_scan_backward(1, 128, 16, int64_t(1) << 20, T, copy, sms, clock_hz);
-                bench_scan_backward(16, 1536, 16, 4096, T, copy, sms, clock_hz);
-            }
+            for (int T : {16, 8})
+                for (int variant : {2, 1}) {
+                    bench_scan_backward(1, 128, 16, int64_t(1) << 20, T, variant, copy, sms, clock_hz);
+                    bench_scan_backward(16, 1536, 16, 4096, T, variant, copy, sms, clock_hz);
+                }
             bench_train(false, 8, 3, 16, 4096);     // the shipped effect presets' shape and batch
             bench_train(false, 16, 4, 16, 4096);
             bench_train(true, 64, 6, 16, 8192);     // a digits-sized generator

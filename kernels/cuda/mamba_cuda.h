@@ -281,6 +281,8 @@ bool tf32(const TrainTape& t);
 // Steps per chunk of the scan's backward: 16 (the default) or 8 (fewer registers per thread,
 // twice the chunks); tests and the benchmark compare them. Throws std::invalid_argument.
 void set_backward_chunk(TrainTape& t, int chunk);
+// Variant of the scan's backward passes (ScanBackwardProblem::variant): 2 (the default) or 1.
+void set_backward_variant(TrainTape& t, int variant);
 
 int train_batch(const TrainTape& t);
 int64_t train_max_len(const TrainTape& t);

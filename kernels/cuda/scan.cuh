@@ -96,6 +96,8 @@ struct ScanBackwardProblem {
     int E = 0;
     int N = 0;
     int chunk = kScanBackwardChunk;  // 8 or 16
+    int variant = 2;  // passes 1 and 3: 2 = B / C rows staged in shared memory (the default);
+                      // 1 = read from global memory in the loops (the first version, kept to compare)
     const float* dt = nullptr;  int64_t dt_stride = 0;
     const float* u = nullptr;   int64_t u_stride = 0;
     const float* z = nullptr;   int64_t z_stride = 0;
@@ -118,8 +120,8 @@ struct ScanBackwardProblem {
 
 struct ScanBackwardSize {
     int64_t chunks = 0;
-    int64_t carry = 0, sum_dt = 0, bc_part = 0, dA_part = 0, dD_part = 0, sums = 0;
-    int64_t total() const { return carry + sum_dt + bc_part + dA_part + dD_part + sums; }
+    int64_t carry = 0, sum_dt = 0, group = 0, bc_part = 0, dA_part = 0, dD_part = 0, sums = 0;
+    int64_t total() const { return carry + sum_dt + group + bc_part + dA_part + dD_part + sums; }
 };
 ScanBackwardSize scan_backward_workspace_size(int B, int64_t L, int E, int N, int chunk = kScanBackwardChunk);
 

@@ -12,9 +12,9 @@
 //   pass 1  every (b, c, e), all states: the chunk's adjoint from a zero carry, run back to the
 //           chunk's start and multiplied by a_start: what the chunk hands to the chunk before
 //           it, apart from what came in from after it; and ΣΔ (the chunk's decay is exp(A·ΣΔ)).
-//   pass 2  every (b, n, e): the carries, last chunk first: carry into chunk c-1 =
-//           local(c) + exp(A·ΣΔ_c)·carry into chunk c (the last chunk's carry is zero: no
-//           gradient flows through the state after the last step).
+//   pass 2  the carries, last chunk first: carry into chunk c-1 = local(c) + exp(A·ΣΔ_c)·carry
+//           into chunk c (the last chunk's carry is zero: no gradient flows through the state
+//           after the last step), in two levels over groups of chunks like the forward's.
 //   pass 3  every (b, c, e): the chunk's states again, forward from its start state (kept by
 //           the forward scan run with the same chunk length, nothing [L][E][N] is stored), then
 //           the adjoint backward from the carry, and every gradient:
@@ -29,11 +29,18 @@
 // summed across the 32 lanes in 31 shuffles, each lane ending with one (step, B or C) total.
 // Sums over chunks (dA, dD) and over the warps of one step (dB, dC when E > 32) are written
 // as partials and added in a fixed order: no atomics, so the result is the same on every run.
+//
+// Passes 1 and 3 come in two variants (ScanBackwardProblem::variant): 1 reads B_t and C_t from
+// global memory inside the loops over states (the first version, kept to compare); 2, the
+// default, stages the chunk's B / C rows and each lane's per-state values in shared memory
+// first. Both issue every global load of a chunk at once (unconditional loads from clamped
+// places), which is most of what made the first version slow. docs/BENCHMARKS.md has the figures.
 #include "kernels/cuda/scan.cuh"
 
 #include "kernels/cuda/cuda_check.cuh"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -70,6 +77,9 @@ struct BwdParams {
     const float* __restrict__ chunk_start;  // [B][nc][N][E]
     float* carry;                           // [B][nc][N][E] pass 1: local adjoint; pass 2: carry in
     float* sum_dt;                          // [B][nc][E]
+    int S, G;                               // pass 2: chunks per group, groups per sequence
+    float* group_carry;                     // [B][G][N][E] pass 2a: fold from zero; 2b: carry in
+    float* group_dt;                        // [B][G][N][E] ΣΔ over the group
     float* bc_part;                         // [slices][B·L][2N]: dB (n), dC (N + n)
     float* dA_part;                         // [B·nc][N][E]
     float* dD_part;                         // [B·nc][E]
@@ -102,21 +112,70 @@ __device__ __forceinline__ bool warp_task(const BwdParams& p, WarpTask& w) {
     return true;
 }
 
+// Loads are unconditional, from clamped places (the chunk's last valid step, the last
+// channel) and zeroed afterwards where they fall outside: a load inside `if (t < nt)` cannot be
+// issued before the previous step's branch, so every step waited for memory in turn (ncu: most
+// of the warps' stall cycles).
+__device__ __forceinline__ int64_t clamped_row(const WarpTask& w, int t) { return w.row0 + min(t, w.nt - 1); }
+__device__ __forceinline__ int clamped_channel(const BwdParams& p, const WarpTask& w) { return min(w.e, p.E - 1); }
+
 // Δ_t and ȳ_t = dy_t·SiLU(z_t) of the lane's chunk (zero past the end and off the channels).
 template <int T>
 __device__ __forceinline__ void load_chunk(const BwdParams& p, const WarpTask& w, float (&dl)[T],
                                            float (&dys)[T]) {
-    const float bias = w.on ? p.dt_bias[w.e] : 0.0f;
+    const int e = clamped_channel(p, w);
+    const float bias = p.dt_bias[e];
+    float raw_dt[T], raw_z[T], raw_dy[T];
 #pragma unroll
     for (int t = 0; t < T; ++t) {
-        dl[t] = 0.0f;
-        dys[t] = 0.0f;
-        if (w.on && t < w.nt) {
-            const int64_t r = w.row0 + t;
-            dl[t] = softplus(p.dt[r * p.dt_stride + w.e] + bias);
-            const float zz = p.z[r * p.z_stride + w.e];
-            dys[t] = p.dy[r * p.dy_stride + w.e] * zz * sigmoid(zz);
-        }
+        const int64_t r = clamped_row(w, t);
+        raw_dt[t] = p.dt[r * p.dt_stride + e];
+        raw_z[t] = p.z[r * p.z_stride + e];
+        raw_dy[t] = p.dy[r * p.dy_stride + e];
+    }
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+        const bool live = w.on && t < w.nt;
+        dl[t] = live ? softplus(raw_dt[t] + bias) : 0.0f;
+        dys[t] = live ? raw_dy[t] * raw_z[t] * sigmoid(raw_z[t]) : 0.0f;
+    }
+}
+
+// u_t of the lane's chunk (zero past the end and off the channels).
+template <int T>
+__device__ __forceinline__ void load_u(const BwdParams& p, const WarpTask& w, float (&uu)[T]) {
+    const int e = clamped_channel(p, w);
+    float raw[T];
+#pragma unroll
+    for (int t = 0; t < T; ++t) raw[t] = p.u[clamped_row(w, t) * p.u_stride + e];
+#pragma unroll
+    for (int t = 0; t < T; ++t) uu[t] = w.on && t < w.nt ? raw[t] : 0.0f;
+}
+
+// The per-step outputs of pass 3: dz, du and d(dt) (the loads of z, dy and dt first, all at once).
+template <int T>
+__device__ __forceinline__ void store_chunk(const BwdParams& p, const WarpTask& w, const float (&ys)[T],
+                                            const float (&du)[T], const float (&dd)[T]) {
+    const int e = clamped_channel(p, w);
+    const float bias = p.dt_bias[e];
+    float raw_dt[T], raw_z[T], raw_dy[T];
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+        const int64_t r = clamped_row(w, t);
+        raw_dt[t] = p.dt[r * p.dt_stride + e];
+        raw_z[t] = p.z[r * p.z_stride + e];
+        raw_dy[t] = p.dy[r * p.dy_stride + e];
+    }
+    if (!w.on) return;
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+        if (t >= w.nt) break;
+        const int64_t r = w.row0 + t;
+        const float zz = raw_z[t];
+        const float sz = sigmoid(zz);
+        p.dz[r * p.dz_stride + w.e] = raw_dy[t] * ys[t] * sz * fmaf(zz, 1.0f - sz, 1.0f);
+        p.du[r * p.du_stride + w.e] = du[t];
+        p.ddt[r * p.ddt_stride + w.e] = dd[t] * sigmoid(raw_dt[t] + bias);
     }
 }
 
@@ -146,46 +205,131 @@ __global__ void __launch_bounds__(kThreads) bwd_local(const BwdParams p) {
     }
 }
 
-// Pass 2: the carries, from the last chunk to the first, one thread per (b, n, e).
-__global__ void __launch_bounds__(256) bwd_carry(const BwdParams p) {
+// Pass 2: the carries, from the last chunk to the first, in two levels like the forward's
+// pass 2 (one chain through nc chunks would leave a batch-1 sequence of 2^20 steps with 65536
+// dependent steps on B·N·E threads): the chunks are cut into G groups of S.
+//   2a  every (b, group, n, e): the group's chunks folded from a zero carry, last first:
+//       F = local(c) + exp2(A2·ΣΔ_c)·F, and the group's ΣΔ.
+//   2b  every (b, n, e): the groups, last first: the carry into group g's last chunk is
+//       X_g = F_{g+1} + exp2(A2·ΣΔ_{g+1})·X_{g+1}, X_{G-1} = 0 (no gradient after the end).
+//   2c  every (b, group, n, e): the group's chunks again from X_g: each chunk's slot gets the
+//       carry into it, in place of its local adjoint.
+// Each chain loads four steps ahead of its arithmetic (the loads do not depend on the carry).
+__global__ void __launch_bounds__(256) bwd_carry_within_groups(const BwdParams p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= int64_t(p.B) * p.G * p.N * p.E) return;
+    const int e = int(g % p.E);
+    int64_t q = g / p.E;
+    const int n = int(q % p.N);
+    q /= p.N;
+    const int gi = int(q % p.G);
+    const int b = int(q / p.G);
+    const float a2 = p.A2[e * p.N + n];
+    const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
+    const float* loc = p.carry + (int64_t(b) * p.nc * p.N + n) * p.E + e;  // chunk c at c·N·E
+    const float* sd = p.sum_dt + int64_t(b) * p.nc * p.E + e;              // chunk c at c·E
+    const int64_t stride = int64_t(p.N) * p.E;
+    float f = 0.0f, total_dt = 0.0f;
+    for (int c = c1 - 1; c >= c0; c -= 4) {
+        float l4[4], d4[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            if (c - i >= c0) {
+                l4[i] = loc[(c - i) * stride];
+                d4[i] = sd[int64_t(c - i) * p.E];
+            }
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            if (c - i >= c0) {
+                f = fmaf(ex2(a2 * d4[i]), f, l4[i]);
+                total_dt += d4[i];
+            }
+    }
+    p.group_carry[g] = f;  // [B][G][N][E]: index g
+    p.group_dt[g] = total_dt;
+}
+
+__global__ void __launch_bounds__(256) bwd_carry_groups_in_sequence(const BwdParams p) {
     const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (g >= int64_t(p.B) * p.N * p.E) return;
     const int e = int(g % p.E);
     const int n = int((g / p.E) % p.N);
     const int b = int(g / (int64_t(p.E) * p.N));
     const float a2 = p.A2[e * p.N + n];
-    float carry = 0.0f;
-    for (int c = p.nc - 1; c >= 0; --c) {
-        const int64_t bc = int64_t(b) * p.nc + c;
-        float* slot = p.carry + (bc * p.N + n) * p.E + e;
-        const float local = *slot;
-        const float decay = ex2(a2 * p.sum_dt[bc * p.E + e]);
-        *slot = carry;
-        carry = fmaf(decay, carry, local);
+    const int64_t stride = int64_t(p.N) * p.E;  // from one group to the next
+    float* gc = p.group_carry + (int64_t(b) * p.G * p.N + n) * p.E + e;
+    const float* gd = p.group_dt + (int64_t(b) * p.G * p.N + n) * p.E + e;
+    float x = 0.0f;
+    for (int k = p.G - 1; k >= 0; k -= 4) {
+        float f4[4], d4[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            if (k - i >= 0) {
+                f4[i] = gc[(k - i) * stride];
+                d4[i] = gd[(k - i) * stride];
+            }
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            if (k - i >= 0) {
+                gc[(k - i) * stride] = x;  // the carry into the group's last chunk
+                x = fmaf(ex2(a2 * d4[i]), x, f4[i]);
+            }
+    }
+}
+
+__global__ void __launch_bounds__(256) bwd_carry_chunks_in_groups(const BwdParams p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= int64_t(p.B) * p.G * p.N * p.E) return;
+    const int e = int(g % p.E);
+    int64_t q = g / p.E;
+    const int n = int(q % p.N);
+    q /= p.N;
+    const int gi = int(q % p.G);
+    const int b = int(q / p.G);
+    const float a2 = p.A2[e * p.N + n];
+    const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
+    float* slot = p.carry + (int64_t(b) * p.nc * p.N + n) * p.E + e;
+    const float* sd = p.sum_dt + int64_t(b) * p.nc * p.E + e;
+    const int64_t stride = int64_t(p.N) * p.E;
+    float x = p.group_carry[g];
+    for (int c = c1 - 1; c >= c0; c -= 4) {
+        float l4[4], d4[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            if (c - i >= c0) {
+                l4[i] = slot[(c - i) * stride];
+                d4[i] = sd[int64_t(c - i) * p.E];
+            }
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            if (c - i >= c0) {
+                slot[(c - i) * stride] = x;
+                x = fmaf(ex2(a2 * d4[i]), x, l4[i]);
+            }
     }
 }
 
 // Sums v[q] over the 32 lanes for each of the Q values; lane l ends with the total of value
 // l mod Q (in v[0]). Rounds of width >= Q add whole arrays; below, each lane keeps one half
-// (the upper one when its bit of that round is set) and adds its partner's copy of it.
-template <int Q>
+// (the upper one when its bit of that round is set) and adds its partner's copy of it. The
+// rounds are a compile-time recursion, so every index is a constant and v stays in registers
+// (a run-time loop over K put v in local memory).
+template <int Q, int K = 16>
 __device__ __forceinline__ float transpose_reduce(float (&v)[Q], int lane) {
+    if constexpr (K >= Q) {
 #pragma unroll
-    for (int k = 16; k >= 1; k >>= 1) {
-        if (k >= Q) {
+        for (int j = 0; j < Q; ++j) v[j] += __shfl_xor_sync(0xffffffffu, v[j], K);
+    } else {
+        const bool up = (lane & K) != 0;
 #pragma unroll
-            for (int j = 0; j < Q; ++j) v[j] += __shfl_xor_sync(0xffffffffu, v[j], k);
-        } else {
-            const bool up = (lane & k) != 0;
-#pragma unroll
-            for (int j = 0; j < k; ++j) {
-                const float send = up ? v[j] : v[j + k];
-                const float keep = up ? v[j + k] : v[j];
-                v[j] = keep + __shfl_xor_sync(0xffffffffu, send, k);
-            }
+        for (int j = 0; j < K; ++j) {
+            const float send = up ? v[j] : v[j + K];
+            const float keep = up ? v[j + K] : v[j];
+            v[j] = keep + __shfl_xor_sync(0xffffffffu, send, K);
         }
     }
-    return v[0];
+    if constexpr (K > 1) return transpose_reduce<Q, K / 2>(v, lane);
+    else return v[0];
 }
 
 // Pass 3: states forward from the chunk's start, the adjoint backward from its carry, and
@@ -197,11 +341,11 @@ __global__ void __launch_bounds__(kThreads) bwd_chunks(const BwdParams p) {
     if (!warp_task<T>(p, w)) return;
     float dl[T], dys[T], uu[T], du[T], dd[T], ys[T];
     load_chunk<T>(p, w, dl, dys);
+    load_u<T>(p, w, uu);
     const float Dv = w.on ? p.D[w.e] : 0.0f;
     float dD = 0.0f;
 #pragma unroll
     for (int t = 0; t < T; ++t) {
-        uu[t] = w.on && t < w.nt ? p.u[(w.row0 + t) * p.u_stride + w.e] : 0.0f;
         du[t] = dys[t] * Dv;
         dd[t] = 0.0f;
         ys[t] = Dv * uu[t];
@@ -249,19 +393,152 @@ __global__ void __launch_bounds__(kThreads) bwd_chunks(const BwdParams p) {
         if (w.lane < 2 * T && t < w.nt)
             p.bc_part[(int64_t(w.slice) * rows + w.row0 + t) * 2 * p.N + (q < T ? 0 : p.N) + n] = total;
     }
-    if (!w.on) return;
-    p.dD_part[bc * p.E + w.e] = dD;
-    const float bias = p.dt_bias[w.e];
+    if (w.on) p.dD_part[bc * p.E + w.e] = dD;
+    store_chunk<T>(p, w, ys, du, dd);
+}
+
+// ---- variant 2: B_t / C_t staged in shared memory ------------------------------------------
+//
+// The same passes 1 and 3 with the chunk's B and C rows copied once into the warp's shared
+// memory (coalesced), so the loops over states read them as broadcasts instead of as global
+// loads in the dependent chain; pass 3 also keeps fewer values per state (the decays are
+// recomputed in the backward sweep, dC is formed there), and collects the warp's dB / dC totals
+// in shared memory to write them as one contiguous tile of the chunk's rows.
+
+// Floats of shared memory per warp: B and C of the chunk ([T][2N]); pass 3 adds its totals
+// ([T][2N]) and each lane's A2, start state and carry of every state ([3][N][32]).
+template <int T>
+__host__ __device__ constexpr int64_t staged_floats(int N, bool pass3) {
+    return int64_t(T) * 2 * N * (pass3 ? 2 : 1) + (pass3 ? 3 * 32 * int64_t(N) : 0);
+}
+
+// Copies rows row0 .. row0 + nt - 1 of B and C (states 0..N-1) into bc[t][2N] (B at n, C at
+// N + n), zeros past nt. Every lane of the warp takes part.
+template <int T>
+__device__ __forceinline__ void stage_bc(const BwdParams& p, const WarpTask& w, const int N, float* bc) {
+    const int width = 2 * N;
+#pragma unroll 8
+    for (int i = w.lane; i < T * width; i += 32) {
+        const int t = i / width, q = i - t * width;
+        const int64_t r = clamped_row(w, t) * p.bc_stride;
+        const float v = *(q < N ? p.Bm + r + q : p.Cm + r + q - N);
+        bc[i] = t < w.nt ? v : 0.0f;
+    }
+    __syncwarp();
+}
+
+template <int T>
+__global__ void __launch_bounds__(kThreads) bwd_local_staged(const BwdParams p) {
+    extern __shared__ float smem[];
+    WarpTask w;
+    if (!warp_task<T>(p, w)) return;
+    const int N = p.N;
+    float* bc = smem + int64_t(threadIdx.x >> 5) * staged_floats<T>(N, false);
+    stage_bc<T>(p, w, N, bc);
+    float dl[T], dys[T];
+    load_chunk<T>(p, w, dl, dys);
+    if (!w.on) return;  // nothing below talks across lanes
+    float sdt = 0.0f;
+#pragma unroll
+    for (int t = 0; t < T; ++t) sdt += dl[t];
+    const int64_t bc_i = int64_t(w.b) * p.nc + w.c;
+    p.sum_dt[bc_i * p.E + w.e] = sdt;
+    const int width = 2 * N;
+    for (int n = 0; n < N; ++n) {
+        const float a2 = p.A2[w.e * N + n];
+        float g = 0.0f;
+#pragma unroll
+        for (int t = T - 1; t >= 0; --t) {
+            g = fmaf(bc[t * width + N + n], dys[t], g);
+            g *= ex2(dl[t] * a2);
+        }
+        p.carry[(bc_i * N + n) * p.E + w.e] = g;
+    }
+}
+
+// Blocks per multiprocessor the registers must allow: chunk 8 fits four in 128 registers
+// without spilling; chunk 16 needs about 215, so two.
+template <int T>
+constexpr int staged_min_blocks() { return T == 8 ? 4 : 2; }
+
+template <int T>
+__global__ void __launch_bounds__(kThreads, staged_min_blocks<T>()) bwd_chunks_staged(const BwdParams p) {
+    static_assert(T == 8 || T == 16, "the transposing reduction takes 16 or 32 values per lane");
+    extern __shared__ float smem[];
+    WarpTask w;
+    if (!warp_task<T>(p, w)) return;
+    const int N = p.N;
+    const int width = 2 * N;
+    float* bc = smem + int64_t(threadIdx.x >> 5) * staged_floats<T>(N, true);
+    float* totals = bc + T * width;  // [T][2N]: dB_t (n), dC_t (N + n) of the warp's channels
+    stage_bc<T>(p, w, N, bc);
+    float dl[T], dys[T], uu[T], du[T], dd[T], ys[T];
+    load_chunk<T>(p, w, dl, dys);
+    load_u<T>(p, w, uu);
+    const float Dv = w.on ? p.D[w.e] : 0.0f;
+    float dD = 0.0f;
 #pragma unroll
     for (int t = 0; t < T; ++t) {
-        if (t >= w.nt) break;
-        const int64_t r = w.row0 + t;
-        const float zz = p.z[r * p.z_stride + w.e];
-        const float sz = sigmoid(zz);
-        p.dz[r * p.dz_stride + w.e] = p.dy[r * p.dy_stride + w.e] * ys[t] * sz * fmaf(zz, 1.0f - sz, 1.0f);
-        p.du[r * p.du_stride + w.e] = du[t];
-        p.ddt[r * p.ddt_stride + w.e] = dd[t] * sigmoid(p.dt[r * p.dt_stride + w.e] + bias);
+        du[t] = dys[t] * Dv;
+        dd[t] = 0.0f;
+        ys[t] = Dv * uu[t];
+        dD = fmaf(dys[t], uu[t], dD);
     }
+    const int64_t bc_i = int64_t(w.b) * p.nc + w.c;
+    // Every state's A2, start state and carry for this lane, loaded at once into the warp's
+    // shared memory ([3][N][32]) before the loop over states: loaded inside the loop, each
+    // state waited for memory first (the chunk arrays are far larger than L2), which left the
+    // warps stalled on loads most of the time (ncu: 55–57% of the stall cycles).
+    float* mine = totals + T * width;
+    const int64_t slot0 = bc_i * N * p.E + w.e;
+    if (w.on) {
+#pragma unroll 4
+        for (int n = 0; n < N; ++n) {
+            mine[n * 32 + w.lane] = p.A2[w.e * N + n];
+            mine[(N + n) * 32 + w.lane] = p.chunk_start[slot0 + int64_t(n) * p.E];
+            mine[(2 * N + n) * 32 + w.lane] = p.carry[slot0 + int64_t(n) * p.E];
+        }
+    }
+    for (int n = 0; n < N; ++n) {
+        const float a2 = w.on ? mine[n * 32 + w.lane] : 0.0f;
+        const float A = a2 * kLn2;
+        const int64_t slot = slot0 + int64_t(n) * p.E;
+        float h = w.on ? mine[(N + n) * 32 + w.lane] : 0.0f;
+        float g = w.on ? mine[(2 * N + n) * 32 + w.lane] : 0.0f;
+        float hp[T], red[2 * T];
+#pragma unroll
+        for (int t = 0; t < T; ++t) {
+            hp[t] = h;
+            h = fmaf(ex2(dl[t] * a2), h, dl[t] * uu[t] * bc[t * width + n]);
+            ys[t] = fmaf(bc[t * width + N + n], h, ys[t]);
+        }
+        float dA = 0.0f;
+#pragma unroll
+        for (int t = T - 1; t >= 0; --t) {
+            const float bt = bc[t * width + n];
+            red[T + t] = dys[t] * h;  // dC_t, this channel's share (h is the state after step t)
+            g = fmaf(bc[t * width + N + n], dys[t], g);
+            const float at = ex2(dl[t] * a2);
+            const float gdl = g * dl[t];
+            red[t] = gdl * uu[t];  // dB_t, this channel's share
+            du[t] = fmaf(gdl, bt, du[t]);
+            const float gah = g * at * hp[t];
+            dd[t] = fmaf(A, gah, fmaf(g * bt, uu[t], dd[t]));
+            dA = fmaf(gah, dl[t], dA);
+            g *= at;
+            h = hp[t];
+        }
+        if (w.on) p.dA_part[slot] = dA;
+        const float total = transpose_reduce<2 * T>(red, w.lane);
+        const int q = w.lane & (2 * T - 1);
+        if (w.lane < 2 * T) totals[(q < T ? q : q - T) * width + (q < T ? 0 : N) + n] = total;
+    }
+    __syncwarp();
+    // The warp's totals: rows row0 .. row0 + nt - 1 of this slice's part, contiguous.
+    float* part = p.bc_part + (int64_t(w.slice) * p.B * p.L + w.row0) * width;
+    for (int i = w.lane; i < w.nt * width; i += 32) part[i] = totals[i];
+    if (w.on) p.dD_part[bc_i * p.E + w.e] = dD;
+    store_chunk<T>(p, w, ys, du, dd);
 }
 
 // dB, dC: the slices' partial sums, in slice order.
@@ -332,13 +609,27 @@ void column_sums(const float* in, int64_t rows, int cols, int64_t ld, float* out
     MW_CUDA_CHECK_LAUNCH();
 }
 
+namespace {
+
+// Chunks per group of pass 2: S = ceil(√nc), G = ceil(nc / S) (as in the forward).
+void carry_groups(int64_t nc, int64_t& S, int64_t& G) {
+    S = std::max<int64_t>(1, int64_t(std::ceil(std::sqrt(double(nc)))));
+    while (S * S < nc) ++S;
+    G = (nc + S - 1) / S;
+}
+
+} // namespace
+
 ScanBackwardSize scan_backward_workspace_size(int B, int64_t L, int E, int N, int T) {
     ScanBackwardSize s;
     if (B <= 0 || L <= 0 || E <= 0 || N <= 0 || T <= 0) return s;
     s.chunks = (L + T - 1) / T;
+    int64_t S = 1, G = 1;
+    carry_groups(s.chunks, S, G);
     const int64_t bc = int64_t(B) * s.chunks;
     s.carry = bc * N * E;
     s.sum_dt = bc * E;
+    s.group = 2 * int64_t(B) * G * N * E;
     s.bc_part = int64_t((E + 31) / 32) * B * L * 2 * N;
     s.dA_part = bc * N * E;
     s.dD_part = bc * E;
@@ -357,6 +648,9 @@ void selective_scan_backward(const ScanBackwardProblem& q, float* workspace, cud
         throw std::invalid_argument("selective_scan_backward: a null pointer");
     if (q.chunk != 8 && q.chunk != 16)
         throw std::invalid_argument("selective_scan_backward: chunk " + std::to_string(q.chunk) + ", expected 8 or 16");
+    if (q.variant != 1 && q.variant != 2)
+        throw std::invalid_argument("selective_scan_backward: variant " + std::to_string(q.variant) +
+                                    ", expected 1 or 2");
     const ScanBackwardSize s = scan_backward_workspace_size(q.B, q.L, q.E, q.N, q.chunk);
     BwdParams p{};
     p.B = q.B;
@@ -365,6 +659,10 @@ void selective_scan_backward(const ScanBackwardProblem& q, float* workspace, cud
     p.L = q.L;
     p.nc = int(s.chunks);
     p.slices = (q.E + 31) / 32;
+    int64_t S = 1, G = 1;
+    carry_groups(s.chunks, S, G);
+    p.S = int(S);
+    p.G = int(G);
     p.dt = q.dt;  p.dt_stride = q.dt_stride;
     p.u = q.u;    p.u_stride = q.u_stride;
     p.z = q.z;    p.z_stride = q.z_stride;
@@ -377,7 +675,9 @@ void selective_scan_backward(const ScanBackwardProblem& q, float* workspace, cud
     p.chunk_start = q.chunk_start;
     p.carry = workspace;
     p.sum_dt = p.carry + s.carry;
-    p.bc_part = p.sum_dt + s.sum_dt;
+    p.group_carry = p.sum_dt + s.sum_dt;
+    p.group_dt = p.group_carry + s.group / 2;
+    p.bc_part = p.group_carry + s.group;
     p.dA_part = p.bc_part + s.bc_part;
     p.dD_part = p.dA_part + s.dA_part;
     float* sums = p.dD_part + s.dD_part;     // [N][E] the chunks' dA summed
@@ -387,13 +687,40 @@ void selective_scan_backward(const ScanBackwardProblem& q, float* workspace, cud
     p.dz = q.dz;   p.dz_stride = q.dz_stride;
 
     const int64_t warps = int64_t(q.B) * p.nc * p.slices;
-    if (q.chunk == 8) bwd_local<8><<<blocks_for(warps * 32, kThreads), kThreads, 0, stream>>>(p);
-    else bwd_local<16><<<blocks_for(warps * 32, kThreads), kThreads, 0, stream>>>(p);
+    const unsigned blocks = blocks_for(warps * 32, kThreads);
+    const int warps_per_block = kThreads / 32;
+    auto staged_bytes = [&](int T, bool totals) {
+        return size_t(warps_per_block) * size_t(T == 8 ? staged_floats<8>(q.N, totals) : staged_floats<16>(q.N, totals)) *
+               sizeof(float);
+    };
+    // Variant 2 stages each warp's B / C rows and state values in shared memory; past the
+    // default 48 KB per block (d_state above 19 at chunk 16, above 24 at chunk 8) variant 1 reads them
+    // from global memory instead.
+    const bool staged = q.variant == 2 && staged_bytes(q.chunk, true) <= 48 * 1024;
+    if (staged) {
+        const size_t bytes = staged_bytes(q.chunk, false);
+        if (q.chunk == 8) bwd_local_staged<8><<<blocks, kThreads, bytes, stream>>>(p);
+        else bwd_local_staged<16><<<blocks, kThreads, bytes, stream>>>(p);
+    } else {
+        if (q.chunk == 8) bwd_local<8><<<blocks, kThreads, 0, stream>>>(p);
+        else bwd_local<16><<<blocks, kThreads, 0, stream>>>(p);
+    }
     MW_CUDA_CHECK_LAUNCH();
-    bwd_carry<<<blocks_for(int64_t(q.B) * q.N * q.E, 256), 256, 0, stream>>>(p);
+    const int64_t group_threads = int64_t(q.B) * p.G * q.N * q.E;
+    bwd_carry_within_groups<<<blocks_for(group_threads, 256), 256, 0, stream>>>(p);
     MW_CUDA_CHECK_LAUNCH();
-    if (q.chunk == 8) bwd_chunks<8><<<blocks_for(warps * 32, kThreads), kThreads, 0, stream>>>(p);
-    else bwd_chunks<16><<<blocks_for(warps * 32, kThreads), kThreads, 0, stream>>>(p);
+    bwd_carry_groups_in_sequence<<<blocks_for(int64_t(q.B) * q.N * q.E, 256), 256, 0, stream>>>(p);
+    MW_CUDA_CHECK_LAUNCH();
+    bwd_carry_chunks_in_groups<<<blocks_for(group_threads, 256), 256, 0, stream>>>(p);
+    MW_CUDA_CHECK_LAUNCH();
+    if (staged) {
+        const size_t bytes = staged_bytes(q.chunk, true);
+        if (q.chunk == 8) bwd_chunks_staged<8><<<blocks, kThreads, bytes, stream>>>(p);
+        else bwd_chunks_staged<16><<<blocks, kThreads, bytes, stream>>>(p);
+    } else {
+        if (q.chunk == 8) bwd_chunks<8><<<blocks, kThreads, 0, stream>>>(p);
+        else bwd_chunks<16><<<blocks, kThreads, 0, stream>>>(p);
+    }
     MW_CUDA_CHECK_LAUNCH();
     const int64_t rows = int64_t(q.B) * q.L;
     bwd_bc_sum<<<blocks_for(rows * 2 * q.N, 256), 256, 0, stream>>>(p, q.dB, q.dC, q.dbc_stride);

@@ -235,6 +235,7 @@ struct TrainTape : layer::GpuContext, layer::ModelShape {
     int64_t max_len = 0;
     int64_t L = 0;  // of the last forward (0: none yet)
     int bwd_chunk = kScanBackwardChunk;
+    int bwd_variant = 2;
     bool tf32 = false;
     TrainTiming time;
 
@@ -551,6 +552,7 @@ void backward_layer(TrainTape& t, int l) {
     q.E = E;
     q.N = N;
     q.chunk = t.bwd_chunk;
+    q.variant = t.bwd_variant;
     q.dt = t.dt[size_t(l)];   q.dt_stride = E;
     q.u = t.u;                q.u_stride = E;
     q.z = uz + E;             q.z_stride = 2 * E;
@@ -733,6 +735,12 @@ void set_backward_chunk(TrainTape& t, int chunk) {
     if (chunk != 8 && chunk != 16)
         throw std::invalid_argument("cuda::set_backward_chunk: " + std::to_string(chunk) + ", expected 8 or 16");
     t.bwd_chunk = chunk;
+}
+
+void set_backward_variant(TrainTape& t, int variant) {
+    if (variant != 1 && variant != 2)
+        throw std::invalid_argument("cuda::set_backward_variant: " + std::to_string(variant) + ", expected 1 or 2");
+    t.bwd_variant = variant;
 }
 
 int train_batch(const TrainTape& t) { return t.B; }
