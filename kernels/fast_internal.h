@@ -77,6 +77,11 @@ struct PreparedModel {
     // Per stream and layer: conv window [K-1][Ep], then SSM state [N][Ep].
     int64_t layer_state_floats() const { return int64_t(K - 1) * Ep + int64_t(N) * Ep; }
     int64_t stream_state_floats() const { return layer_state_floats() * n_layers; }
+    // Step scratch: h [Dp], uz [2Ep], u [Ep], dbc [Mp], delta [Ep], y [Ep], logits [Vp]; then,
+    // from a multiple of 16 floats (64 bytes), B and C of the current sample, each value
+    // broadcast to a whole vector: [2N][16].
+    int64_t step_bcast_offset() const { return (int64_t(Dp) + 5 * Ep + Mp + Vp + 15) & ~int64_t(15); }
+    int64_t step_tmp_floats() const { return step_bcast_offset() + 2 * int64_t(N) * 16; }
 };
 
 struct StepState {
@@ -86,7 +91,7 @@ struct StepState {
     int64_t per_stream = 0;   // floats of state per stream
     AlignedFloats state;      // [S][n_layers][(K-1)·Ep + N·Ep]
     AlignedFloats hidden;     // [S][Dp]          step: residual stream
-    AlignedFloats step_tmp;   // step: [Dp + 5Ep + Mp + Vp]; scan: [threads][Dp + Vp]
+    AlignedFloats step_tmp;   // step: [step_tmp_floats()]; scan: [threads][Dp + Vp]
     // scan scratch for one chunk of T rows
     AlignedFloats x;          // [T][Dp]   residual stream
     AlignedFloats uz;         // [T][2Ep]
