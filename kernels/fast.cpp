@@ -77,16 +77,16 @@ PreparedModelPtr prepare_model(const ModelView& m) {
     P->D = d.d_model; P->Dp = pad8(d.d_model);
     P->E = d.d_inner; P->Ep = pad8(d.d_inner);
     P->N = d.d_state; P->K = d.d_conv; P->R = d.dt_rank;
-    P->M = d.dt_rank + 2 * d.d_state; P->Mp = pad8(P->M);
+    P->M = d.dt_rank + 2 * d.d_state; P->BCp = pad8(2 * d.d_state); P->Mp = pad8(P->BCp + d.dt_rank);
     P->V = m.head == HeadKind::tokens ? m.vocab : 0; P->Vp = pad8(P->V);
     P->I = m.head == HeadKind::continuous ? m.n_in : 0;
     P->n_layers = d.n_layers;
     P->eps = d.norm_eps;
     const int D = P->D, Dp = P->Dp, E = P->E, Ep = P->Ep, N = P->N, K = P->K, R = P->R,
-              M = P->M, Mp = P->Mp, V = P->V, Vp = P->Vp, I = P->I;
+              BCp = P->BCp, V = P->V, Vp = P->Vp, I = P->I;
 
     // Sizes of every prepared array, in the order they are carved out below.
-    const int64_t per_layer = Dp + int64_t(D) * 2 * Ep + int64_t(K) * Ep + Ep + int64_t(E) * Mp +
+    const int64_t per_layer = Dp + int64_t(D) * 2 * Ep + int64_t(K) * Ep + Ep + int64_t(R) * Ep + int64_t(E) * BCp +
                               int64_t(R) * Ep + Ep + int64_t(N) * Ep + Ep + Ep + int64_t(E) * Dp;
     const int64_t heads = Dp + int64_t(V) * Dp + int64_t(D) * Vp + int64_t(I) * Dp + Dp + Dp;
     P->storage = AlignedFloats(size_t(per_layer * d.n_layers + heads));
@@ -100,7 +100,8 @@ PreparedModelPtr prepare_model(const ModelView& m) {
         float* in_T = take(int64_t(D) * 2 * Ep);
         float* conv_T = take(int64_t(K) * Ep);
         float* conv_b = take(Ep);
-        float* x_T = take(int64_t(E) * Mp);
+        float* xr = take(int64_t(R) * Ep);
+        float* xbc_T = take(int64_t(E) * BCp);
         float* dt_T = take(int64_t(R) * Ep);
         float* dt_b = take(Ep);
         float* A2_T = take(int64_t(N) * Ep);
@@ -114,7 +115,8 @@ PreparedModelPtr prepare_model(const ModelView& m) {
         for (int e = 0; e < E; ++e) {
             for (int k = 0; k < K; ++k) conv_T[int64_t(k) * Ep + e] = w.conv_w[e * K + k];
             conv_b[e] = w.conv_b[e];
-            for (int o = 0; o < M; ++o) x_T[int64_t(e) * Mp + o] = w.x_proj_w[int64_t(o) * E + e];
+            for (int r = 0; r < R; ++r) xr[int64_t(r) * Ep + e] = w.x_proj_w[int64_t(r) * E + e];
+            for (int o = 0; o < 2 * N; ++o) xbc_T[int64_t(e) * BCp + o] = w.x_proj_w[int64_t(R + o) * E + e];
             for (int r = 0; r < R; ++r) dt_T[int64_t(r) * Ep + e] = w.dt_proj_w[e * R + r];
             dt_b[e] = w.dt_proj_b[e];
             for (int n = 0; n < N; ++n)
@@ -126,7 +128,7 @@ PreparedModelPtr prepare_model(const ModelView& m) {
             for (int o = 0; o < D; ++o) out_T[int64_t(e) * Dp + o] = w.out_proj_w[int64_t(o) * E + e];
         }
         for (int e = E; e < Ep; ++e) dt_max[e] = 3.0e38f;  // padding channels: A2 = 0
-        P->layers.push_back({norm_w, in_T, conv_T, conv_b, x_T, dt_T, dt_b, A2_T, dt_max, Dskip, out_T});
+        P->layers.push_back({norm_w, in_T, conv_T, conv_b, xr, xbc_T, dt_T, dt_b, A2_T, dt_max, Dskip, out_T});
     }
     float* norm_f = take(Dp);
     float* embed = take(int64_t(V) * Dp);

@@ -50,7 +50,8 @@ struct PreparedLayer {
     const float* in_T;    // [D][2Ep]  columns 0..Ep-1 give u, Ep..2Ep-1 give z
     const float* conv_T;  // [K][Ep]
     const float* conv_b;  // [Ep]
-    const float* x_T;     // [E][Mp]   columns: r (R), B (N), C (N), zero pad
+    const float* xr;      // [R][Ep]   the x_proj rows giving r (zero past E): one dot product each
+    const float* xbc_T;   // [E][BCp]  the x_proj rows giving B (N) then C (N), transposed; zero pad
     const float* dt_T;    // [R][Ep]
     const float* dt_b;    // [Ep]
     const float* A2_T;    // [N][Ep]   A·log2(e) = -exp(A_log)·log2(e), so exp(Δ·A) = 2^(Δ·A2)
@@ -61,7 +62,9 @@ struct PreparedLayer {
 
 struct PreparedModel {
     ModelView view;
-    int D, Dp, E, Ep, N, K, R, M, Mp, V, Vp, I, n_layers;
+    int D, Dp, E, Ep, N, K, R, M, V, Vp, I, n_layers;
+    int BCp;  // pad8(2N): B and C of one row
+    int Mp;   // pad8(BCp + R): a row of [B, C, pad, r] (the step's and the scan's dbc)
     float eps;
     AlignedFloats storage;
     std::vector<PreparedLayer> layers;
