@@ -85,6 +85,10 @@ struct PreparedModel {
     // broadcast to a whole vector: [2N][16].
     int64_t step_bcast_offset() const { return (int64_t(Dp) + 5 * Ep + Mp + Vp + 15) & ~int64_t(15); }
     int64_t step_tmp_floats() const { return step_bcast_offset() + 2 * int64_t(N) * 16; }
+    // Scan scratch of one thread: h [Dp], logits [Vp], then (64-byte aligned) B and C of the
+    // current row broadcast: [2N][16]. A multiple of 16 floats, so every thread's is aligned.
+    int64_t scan_bcast_offset() const { return (int64_t(Dp) + Vp + 15) & ~int64_t(15); }
+    int64_t scan_tmp_floats() const { return scan_bcast_offset() + 2 * int64_t(N) * 16; }
 };
 
 struct StepState {
@@ -94,7 +98,7 @@ struct StepState {
     int64_t per_stream = 0;   // floats of state per stream
     AlignedFloats state;      // [S][n_layers][(K-1)·Ep + N·Ep]
     AlignedFloats hidden;     // [S][Dp]          step: residual stream
-    AlignedFloats step_tmp;   // step: [step_tmp_floats()]; scan: [threads][Dp + Vp]
+    AlignedFloats step_tmp;   // step: [step_tmp_floats()]; scan: [threads][scan_tmp_floats()]
     // scan scratch for one chunk of T rows
     AlignedFloats x;          // [T][Dp]   residual stream
     AlignedFloats uz;         // [T][2Ep]
