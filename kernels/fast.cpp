@@ -46,6 +46,9 @@ bool isa_supported(Isa isa) {
     case Isa::baseline: return true;
     case Isa::avx2: return avx2;
     case Isa::avx512:
+#if defined(MW_EMULATE_AVX512)
+        return avx2;  // the AVX-512 build was compiled for AVX2 (a test build; fast_avx512.cpp)
+#endif
         return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
                __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
     }

@@ -11,6 +11,13 @@
 #include <xmmintrin.h>
 #endif
 
+#if defined(MW_EMULATE_AVX512)
+// A test build (CMake option MW_EMULATE_AVX512): this file is compiled for AVX2 and takes the
+// AVX-512 build's paths (16-float vectors, its blocking), which the compiler splits in two
+// 8-float halves, so the AVX-512 code's logic runs and is tested on a host without AVX-512.
+#define MW_WIDE16 1
+#endif
+
 namespace mw::kernels::avx512 {
 #include "kernels/fast_impl.inc"
 } // namespace mw::kernels::avx512
