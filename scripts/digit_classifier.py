@@ -31,7 +31,6 @@ D features (N_DCT_MEL * N_DCT_TIME = 130), H hidden units, K classes (10).
 import argparse
 import os
 import re
-import struct
 import sys
 import time
 
@@ -40,6 +39,9 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "captures"))
+import wavio  # noqa: E402
 
 # ---- feature settings (saved in the NPZ; a classifier made with other values is refused) ----
 FEATURE_VERSION = 1
@@ -83,29 +85,12 @@ DEFAULT_NPZ = "/tmp/mambawave-digits/classifier.npz"
 # ------------------------------------------------------------------ audio in
 
 def read_wav(path):
-    """(rate_hz, samples float64 in [-1, 1], mono) from a 16-bit PCM or 32-bit float WAV."""
-    b = open(path, "rb").read()
-    if b[:4] != b"RIFF" or b[8:12] != b"WAVE":
-        sys.exit(f"{path}: not a RIFF/WAVE file")
-    pos, fmt, data = 12, None, None
-    while pos + 8 <= len(b):
-        cid, size = b[pos:pos + 4], struct.unpack("<I", b[pos + 4:pos + 8])[0]
-        body = b[pos + 8:pos + 8 + size]
-        if cid == b"fmt ":
-            fmt = struct.unpack("<HHIIHH", body[:16])
-        elif cid == b"data":
-            data = body
-        pos += 8 + size + (size & 1)
-    if fmt is None or data is None:
-        sys.exit(f"{path}: no fmt or data chunk")
-    tag, channels, rate, _, _, bits = fmt
-    if tag == 3 and bits == 32:
-        x = np.frombuffer(data[:len(data) // 4 * 4], "<f4").astype(np.float64)
-    elif tag in (1, 0xFFFE) and bits == 16:
-        x = np.frombuffer(data[:len(data) // 2 * 2], "<i2") / 32768.0
-    else:
-        sys.exit(f"{path}: format tag {tag}, {bits} bits: expected 16-bit PCM or 32-bit float")
-    return rate, x.reshape(-1, channels).mean(axis=1)
+    """(rate_hz, samples float64 in [-1, 1], mono: the channels' mean) from a WAV file."""
+    try:
+        x, rate = wavio.read_wav(path, mix=True)
+    except ValueError as e:
+        sys.exit(str(e))
+    return rate, x.astype(np.float64)
 
 
 def read_8k(path):

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Spectrograms of audio files side by side, one row per group, for looking at what a
-generator makes next to the real thing. Reads 16-bit PCM or 32-bit float WAV.
+generator makes next to the real thing. Reads WAV (PCM or float, channels mixed to mono).
 
     plot_spectrograms.py OUT.png "TITLE" "ROW LABEL=a.wav,b.wav,..." ["ROW LABEL=..." ...]
 """
-import struct
+import os
 import sys
 
 import numpy as np
@@ -13,30 +13,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "captures"))
+import wavio  # noqa: E402
+
 
 def read_wav(path):
-    b = open(path, "rb").read()
-    if b[:4] != b"RIFF" or b[8:12] != b"WAVE":
-        sys.exit(f"{path}: not a RIFF/WAVE file")
-    pos, fmt, data = 12, None, None
-    while pos + 8 <= len(b):
-        cid, size = b[pos:pos + 4], struct.unpack("<I", b[pos + 4:pos + 8])[0]
-        body = b[pos + 8:pos + 8 + size]
-        if cid == b"fmt ":
-            fmt = struct.unpack("<HHIIHH", body[:16])
-        elif cid == b"data":
-            data = body
-        pos += 8 + size + (size & 1)
-    if fmt is None or data is None:
-        sys.exit(f"{path}: no fmt or data chunk")
-    tag, channels, rate, _, _, bits = fmt
-    if tag == 3 and bits == 32:
-        x = np.frombuffer(data, "<f4")
-    elif tag in (1, 0xFFFE) and bits == 16:
-        x = np.frombuffer(data, "<i2") / 32768.0
-    else:
-        sys.exit(f"{path}: format tag {tag}, {bits} bits: expected 16-bit PCM or 32-bit float")
-    return rate, x.reshape(-1, channels).mean(axis=1)
+    """(rate, samples, mono: the channels' mean)."""
+    try:
+        x, rate = wavio.read_wav(path, mix=True)
+    except ValueError as e:
+        sys.exit(str(e))
+    return rate, x
 
 
 def spectrogram_db(x, n_fft=256, hop=64):

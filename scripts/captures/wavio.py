@@ -7,8 +7,9 @@ import struct
 import numpy as np
 
 
-def read_wav(path):
-    """-> (samples float32 [frames], rate). Refuses anything but one channel."""
+def read_wav(path, mix=False):
+    """-> (samples float32 [frames], rate). Refuses anything but one channel, unless mix: then
+    the channels' mean."""
     with open(path, "rb") as f:
         data = f.read()
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
@@ -27,8 +28,11 @@ def read_wav(path):
             if fmt is None:
                 raise ValueError(f"{path}: data before fmt")
             tag, ch, rate, bits = fmt
-            if ch != 1:
+            if ch != 1 and not mix:
                 raise ValueError(f"{path}: {ch} channels, expected mono")
+            frame_bytes = ch * (bits // 8)
+            if frame_bytes:  # a truncated last frame is dropped
+                body = body[: len(body) // frame_bytes * frame_bytes]
             if tag == 3 and bits == 32:
                 x = np.frombuffer(body, dtype="<f4")
             elif tag == 1 and bits == 16:
@@ -41,6 +45,8 @@ def read_wav(path):
                 x = np.where(v >= 1 << 23, v - (1 << 24), v) / 8388608.0
             else:
                 raise ValueError(f"{path}: format tag {tag} with {bits} bits is not read here")
+            if ch != 1:
+                x = np.asarray(x, dtype=np.float64).reshape(-1, ch).mean(axis=1)
             return np.asarray(x, dtype=np.float32), rate
         i += 8 + n + (n & 1)
     raise ValueError(f"{path}: no data chunk")
