@@ -1045,8 +1045,15 @@ constexpr double kBf16ScanBound = 1e-2;
 // same rounded values (1e-4: the arithmetic is fp32 either way) and, within kBf16ScanBound,
 // against the unrounded inputs; fp32 and bf16 kernels on equal values agree to rounding.
 // Shapes: 16-byte tiles (E, N multiples of 8), element-wise tiles (odd E, N), two state
-// groups (N 40), lengths not a multiple of any chunk, batch 1 and 3, both variants.
+// groups (N 40), lengths not a multiple of any chunk, batch 1 and 3; every variant: 1 and 2
+// (chunked), 3 (one pass) with each lane count it takes, 0 (chosen). The one pass must also
+// leave the chunks' start states (the backward's input) as the chunked passes do.
 inline void scan_checks(const Report& report) {
+    // The one pass's documented reach (scan.cuh): d_state <= 32, states per lane 4..16.
+    auto one_pass_takes = [](int N, int lanes) {
+        const int covered = N <= 4 ? 4 : N <= 8 ? 8 : N <= 16 ? 16 : 32;
+        return N <= 32 && covered / lanes >= 4 && covered / lanes <= 16;
+    };
     struct Case { int B; int64_t L; int E, N; };
     uint64_t seed = 9000;
     for (const Case c : {Case{1, 5000, 64, 16}, Case{3, 777, 36, 5}, Case{2, 3001, 128, 8}, Case{1, 1, 8, 4},
@@ -1057,14 +1064,28 @@ inline void scan_checks(const Report& report) {
         kc::HostScan ref32 = base, ref16 = bf16_rounded(base);
         const auto want32 = reference_scan(ref32);
         const auto want16 = reference_scan(ref16);
-        for (int variant : {1, 2})
+        std::vector<float> chunked_starts;  // variant 2, chunk 333
+        struct Way { int variant, lanes; };
+        for (const Way way : {Way{2, 0}, Way{1, 0}, Way{0, 0}, Way{3, 0}, Way{3, 1}, Way{3, 2}, Way{3, 4}})
             for (int chunk : {0, 333}) {
-                const std::string how = " variant " + std::to_string(variant) + " chunk " +
-                                        (chunk ? std::to_string(chunk) : std::string("auto"));
+                const int variant = way.variant;
+                const std::string how = " variant " + std::to_string(variant) +
+                                        (way.lanes ? " lanes " + std::to_string(way.lanes) : std::string()) +
+                                        " chunk " + (chunk ? std::to_string(chunk) : std::string("auto"));
                 kc::HostScan f32 = base, b16 = base, f32r = bf16_rounded(base);
-                const auto y32 = kc::run_scan(f32, false, variant, chunk);
-                const auto y16 = kc::run_scan(b16, true, variant, chunk);
-                const auto y32r = kc::run_scan(f32r, false, variant, chunk);
+                if (variant == 3 && !one_pass_takes(c.N, way.lanes ? way.lanes : 1)) {
+                    expect_refused(report, shape + how + " refused (outside the one pass's reach)",
+                                   [&] { kc::run_scan(f32, false, variant, chunk, way.lanes); });
+                    continue;
+                }
+                std::vector<float> starts;
+                const auto y32 = kc::run_scan(f32, false, variant, chunk, way.lanes, &starts);
+                if (chunk == 333 && variant == 2) chunked_starts = starts;
+                if (chunk == 333 && variant != 2)
+                    report(compare(shape + " fp32" + how + " chunk start states vs variant 2's", starts,
+                                   chunked_starts, 1e-5));
+                const auto y16 = kc::run_scan(b16, true, variant, chunk, way.lanes);
+                const auto y32r = kc::run_scan(f32r, false, variant, chunk, way.lanes);
                 report(compare(shape + " fp32" + how + " vs float64", y32, want32));
                 report(compare(shape + " fp32" + how + " final state", f32.state, ref32.state));
                 report(compare(shape + " bf16" + how + " vs float64 on the rounded inputs", y16, want16));
@@ -1282,6 +1303,16 @@ inline void train_check(const Report& report, const TrainCase& k) {
     }
     kc::set_backward_variant(*tape, 2);
     kc::set_backward_chunk(*tape, 16);
+    // The forward scan in one pass (variant 3) and chunked (2): whichever the shape gets by
+    // default, both must give the backward the same chunk start states.
+    for (int fwd : {3, 2}) {
+        if (ex.m.config().d_state > 32) break;
+        kc::set_forward_scan_variant(*tape, fwd);
+        const Model gf = gpu_train_gradient(*tape, ex, k);
+        report(compare(name + ": forward scan variant " + std::to_string(fwd) + ", gradient vs the CPU tape",
+                       std::vector<float>(gf.data(), gf.data() + P), std::vector<float>(c.data(), c.data() + P)));
+    }
+    kc::set_forward_scan_variant(*tape, 0);
     // TF32 products (mixed precision): the documented bound, 1e-2 of the fp32 gradient.
     kc::set_tf32(*tape, true);
     const Model gt = gpu_train_gradient(*tape, ex, k);

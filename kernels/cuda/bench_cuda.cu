@@ -1,9 +1,9 @@
 // mw_bench_cuda: the CUDA path against the physical limit, measured side by side in one run
 // (DESIGN.md "How performance is measured").
 //   1. device-to-device copy bandwidth (bytes read + written per second): the ceiling;
-//   2. the chunked selective scan alone: achieved GB/s counting its minimal bytes (read Δ, u,
-//      B, C, z; write y) and the ratio to the copy; beside it the special-function-unit floor
-//      (two exp per state per step: pass 1 and pass 3);
+//   2. the selective scan alone: achieved GB/s counting its minimal bytes (read Δ, u, B, C, z;
+//      write y) and the ratio to the copy; beside it the special-function-unit floor (one exp
+//      per state per step in one pass, two when chunked: pass 1 and pass 3); each variant;
 //   3. the whole-model forward of two effects over an hour of 48 kHz audio, in x real time;
 //   4. the recurrent step of S = 1, 64, 1024, 4096 streams (step.cu): the D16x4 effect and a
 //      D64x8 generator sampling on the GPU, both variants (persistent kernel, CUDA Graph), in
@@ -157,16 +157,21 @@ __global__ void to_bf16(const float* in, __nv_bfloat16* out, int64_t n) {
 
 // bf16: the scan reads Δ, u, z, B and C as bf16 (converted from the same random floats
 // first), so its minimal bytes are 2 per input element and 4 per output.
+// variant 0 takes the one pass or the chunked tiles (scan_single_pass_lanes); lanes forces the
+// one pass's lanes per channel (variant 3).
 void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, int sms, double clock_hz,
-                bool bf16 = false) {
+                bool bf16 = false, int lanes = 0) {
     const int64_t rows = int64_t(B) * L;
     const int T = auto_scan_chunk(B, L, E, N, sms, variant);
+    const int one_pass = scan_single_pass_lanes(B, E, N, sms, variant, lanes);
     const ScanWorkspaceSize ws = scan_workspace_size(B, L, E, N, T);
     const int64_t floats = 4 * rows * E + rows * 2 * N + ws.total() + int64_t(E) * (N + 2) + int64_t(B) * N * E;
     size_t free_b = 0, total_b = 0;
     MW_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    const std::string name = "scan v" + std::to_string(variant) + (bf16 ? " bf16" : "") + " B" + std::to_string(B) +
-                             " E" + std::to_string(E) + " N" + std::to_string(N) + " L" + pow2_name(L);
+    const std::string how = one_pass ? " (one pass, " + std::to_string(one_pass) + " lanes)" : " (chunked)";
+    const std::string name = "scan v" + std::to_string(variant) + how + (bf16 ? " bf16" : "") + " B" +
+                             std::to_string(B) + " E" + std::to_string(E) + " N" + std::to_string(N) + " L" +
+                             pow2_name(L);
     if (double(floats) * (bf16 ? 5.5 : 4) > 0.92 * double(free_b)) {
         std::printf("%s: needs %.1f GiB, %.1f GiB free: skipped\n", name.c_str(), double(floats) * 4 / (1 << 30),
                     double(free_b) / (1 << 30));
@@ -201,6 +206,7 @@ void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, i
     }
     ScanProblem q = dense_scan(B, L, E, N, {dt, u, z, y, bc, A2, Dv, bias, state});
     q.variant = variant;
+    q.lanes = lanes;
     __nv_bfloat16* in16 = nullptr;  // [dt | u | z | bc] as bf16
     if (bf16) {
         MW_CUDA_CHECK(cudaMalloc(&in16, size_t(rows * (3 * E + 2 * N)) * sizeof(__nv_bfloat16)));
@@ -224,7 +230,7 @@ void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, i
     const double bytes = bf16 ? double(rows) * ((3.0 * E + 2.0 * N) * 2 + 4.0 * E)  // bf16 Δ, u, z, B, C; y
                               : double(rows) * (4.0 * E + 2.0 * N) * 4;             // Δ, u, z, y; B, C
     const double gbps = bytes / (ms * 1e-3) / 1e9;
-    const double exps = 2.0 * double(rows) * E * N;
+    const double exps = (one_pass ? 1.0 : 2.0) * double(rows) * E * N;  // chunked: passes 1 and 3
     const double sfu_ms = exps / (double(sms) * 16 * clock_hz) * 1e3;
     const double mem_ms = bytes / (copy_gbps * 1e9) * 1e3;
     std::printf("%s: chunk %d (%lld chunks): %.3f ms, %.0f GB/s = %.0f%% of copy; floors: bytes %.3f ms, "
@@ -604,12 +610,22 @@ int main(int argc, char** argv) {
         std::vector<ScanCase> scans;
         if (all)
             scans = {{1, 128, 16, int64_t(1) << 20}, {1, 256, 16, int64_t(1) << 20}, {16, 1536, 16, 4096},
-                     {1, 32, 16, int64_t(1) << 22}, {1, 128, 16, int64_t(1) << 24}, {1, 256, 16, int64_t(1) << 24}};
+                     {16, 512, 16, 16384}, {1, 32, 16, int64_t(1) << 22}, {1, 128, 16, int64_t(1) << 24},
+                     {1, 256, 16, int64_t(1) << 24}};
         else if (!only_scan.empty())
             scans = {{int(only_scan[0]), int(only_scan[1]), int(only_scan[2]), int64_t(only_scan[3])}};
         for (const ScanCase& c : scans) {
-            for (int variant : {2, 1}) bench_scan(c.B, c.E, c.N, c.L, variant, copy, sms, clock_hz);
-            bench_scan(c.B, c.E, c.N, c.L, 2, copy, sms, clock_hz, true);
+            // the default (0), the chunked tiles (2) and baseline (1); the one pass with each lane
+            // count where the batch gives it a chance (a lone sequence would run for seconds)
+            for (int variant : {0, 2, 1}) {
+                if (variant == 2 && scan_single_pass_lanes(c.B, c.E, c.N, sms, 0) == 0) continue;  // = variant 0
+                bench_scan(c.B, c.E, c.N, c.L, variant, copy, sms, clock_hz);
+            }
+            if (int64_t(c.B) * c.E >= 2048)
+                for (int lanes : {1, 2, 4})
+                    if (scan_single_pass_lanes(c.B, c.E, c.N, sms, 3, lanes))
+                        bench_scan(c.B, c.E, c.N, c.L, 3, copy, sms, clock_hz, false, lanes);
+            bench_scan(c.B, c.E, c.N, c.L, 0, copy, sms, clock_hz, true);
         }
 
         if (all || !only_model.empty()) {

@@ -34,7 +34,7 @@ struct Forward : layer::GpuContext, layer::ModelShape {
     int B = 0;
     int64_t max_seg = 0;
     int chunk_override = 0;
-    int scan_variant = 2;
+    int scan_variant = 0;
 
     layer::Weights w;                   // every tensor back to back
 
@@ -319,9 +319,9 @@ void set_scan_chunk(Forward& f, int chunk_steps) {
 }
 
 void set_scan_variant(Forward& f, int variant) {
-    if (variant != 1 && variant != 2)
+    if (variant < 0 || variant > 3)
         throw std::invalid_argument("cuda::set_scan_variant: variant " + std::to_string(variant) +
-                                    ", expected 1 or 2");
+                                    ", expected 0 (chosen), 1, 2 or 3");
     f.scan_variant = variant;
 }
 

@@ -89,8 +89,9 @@ void reset(Forward& f);
 // Time steps per scan chunk: 0 (the default) picks one from the GPU's size and the call's
 // B and L; tests force others (any value >= 1) to put chunk edges elsewhere.
 void set_scan_chunk(Forward& f, int chunk_steps);
-// Which scan kernels run (kernels/cuda/scan.cu): 2 (the default) or 1 (the simple baseline,
-// kept so tests and the benchmark can compare).
+// Which scan kernels run (kernels/cuda/scan.cuh, ScanProblem::variant): 0 (the default: one
+// pass where the batch fills the GPU, else chunked tiles), 1 (the chunked baseline), 2 (chunked
+// tiles) or 3 (one pass, d_state <= 32), so tests and the benchmark can compare.
 void set_scan_variant(Forward& f, int variant);
 
 // Where the time of the forward calls since the last reset_timing() went, from device events.
@@ -239,9 +240,11 @@ struct HostScan {
 };
 // Returns y [B·L][E]. bf16_inputs: dt, u, z, Bm and Cm go to the GPU as bf16 (rounded to
 // nearest even, as bf16_round) and the kernels read them so; the state and every operation stay
-// fp32. variant 1 or 2 (scan.cuh), chunk 0 = automatic. Throws std::invalid_argument for
-// sizes that do not match, CudaError from the GPU.
-std::vector<float> run_scan(HostScan& s, bool bf16_inputs, int variant = 2, int chunk = 0);
+// fp32. variant 0..3 and lanes as ScanProblem's (scan.cuh), chunk 0 = automatic. chunk_starts,
+// if given, receives the workspace's chunk start states [B][nc][N][E] (what the backward reads).
+// Throws std::invalid_argument for sizes that do not match, CudaError from the GPU.
+std::vector<float> run_scan(HostScan& s, bool bf16_inputs, int variant = 0, int chunk = 0, int lanes = 0,
+                            std::vector<float>* chunk_starts = nullptr);
 // x rounded to the nearest bf16 (ties to even), as a float.
 float bf16_round(float x);
 
@@ -283,6 +286,9 @@ bool tf32(const TrainTape& t);
 void set_backward_chunk(TrainTape& t, int chunk);
 // Variant of the scan's backward passes (ScanBackwardProblem::variant): 2 (the default) or 1.
 void set_backward_variant(TrainTape& t, int variant);
+// Variant of the forward scan in training (ScanProblem::variant, 0..3; 0 the default), both
+// the forward and the backward's recompute (which keeps the chunks' start states).
+void set_forward_scan_variant(TrainTape& t, int variant);
 
 int train_batch(const TrainTape& t);
 int64_t train_max_len(const TrainTape& t);

@@ -11,7 +11,11 @@
 // (chunks in groups of about √nc, groups in sequence, then chunks within each group) so that
 // few channels and many chunks still run in parallel; it starts from the carried state and
 // leaves the state after the last step in its place. Pass 3: every (b, c, e) re-runs its
-// chunk from its true start state and writes y.
+// chunk from its true start state and writes y. Each exp is computed twice (passes 1 and 3).
+//
+// When B·E alone fills the GPU (training batches), one pass runs whole sequences from the
+// carried state instead (variant 3): every exp once, and the chunks' start states written on
+// the way, so the workspace holds the same thing afterwards.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -42,8 +46,11 @@ struct ScanProblem {
     const float* dt_bias = nullptr;  // [E]
     float* state = nullptr;          // [B][N][E] in: the carried state; out: the state after step L-1
 
-    int variant = 2;  // passes 1 and 3: 1 = one thread per channel, direct loads (baseline);
-                      // 2 = warp tiles staged through shared memory (scan.cu)
+    int variant = 0;  // 0 = chosen: 3 where the batch fills the GPU, else 2 (scan_single_pass_lanes);
+                      // 1 = chunked, one thread per channel, direct loads (the baseline);
+                      // 2 = chunked, warp tiles staged through shared memory;
+                      // 3 = one pass over whole sequences, every exp once (d_state <= 32) (scan.cu)
+    int lanes = 0;    // variant 3: lanes per channel (1, 2 or 4); 0 = chosen
 
     // bf16 inputs: set all five and the float pointers dt, u, z, Bm, Cm are not read (they may
     // be null). Same layouts and strides (in elements). Everything is computed in fp32 from the
@@ -70,9 +77,17 @@ struct ScanWorkspaceSize {
 };
 ScanWorkspaceSize scan_workspace_size(int B, int64_t L, int E, int N, int T);
 
+// The lanes per channel the one-pass kernel (variant 3) takes for this shape, or 0 where the
+// scan runs chunked: variant 0 takes the one pass only when B·E gives at least 1.75 warps per
+// scheduler (sm_count multiprocessors); `lanes` != 0 asks for that many (variant 3 only).
+int scan_single_pass_lanes(int B, int E, int N, int sm_count, int variant, int lanes = 0);
+
+// Pass 2's groups (forward and backward): S = ceil(√nc) chunks per group, G = ceil(nc / S).
+void scan_group_split(int64_t nc, int64_t& S, int64_t& G);
+
 // A chunk length for `variant` that gives the GPU (sm_count multiprocessors) enough
 // independent tasks, in whole waves where it can, while keeping the per-chunk overhead small.
-int auto_scan_chunk(int B, int64_t L, int E, int N, int sm_count, int variant = 2);
+int auto_scan_chunk(int B, int64_t L, int E, int N, int sm_count, int variant = 0);
 
 // Runs the three passes on `stream`. workspace: scan_workspace_size(...).total() floats; it
 // starts with chunk_state, which holds each chunk's start state [B][nc][N][E] afterwards (the

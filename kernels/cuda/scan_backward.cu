@@ -38,6 +38,7 @@
 #include "kernels/cuda/scan.cuh"
 
 #include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda/scan_util.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -54,11 +55,6 @@ unsigned blocks_for(int64_t threads, int per_block) {
     return unsigned((threads + per_block - 1) / per_block);
 }
 
-__device__ __forceinline__ float ex2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 __device__ __forceinline__ float softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
 
@@ -218,12 +214,7 @@ __global__ void __launch_bounds__(kThreads) bwd_local(const BwdParams p) {
 __global__ void __launch_bounds__(256) bwd_carry_within_groups(const BwdParams p) {
     const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (g >= int64_t(p.B) * p.G * p.N * p.E) return;
-    const int e = int(g % p.E);
-    int64_t q = g / p.E;
-    const int n = int(q % p.N);
-    q /= p.N;
-    const int gi = int(q % p.G);
-    const int b = int(q / p.G);
+    const auto [b, gi, n, e] = group_cell(g, p.E, p.N, p.G);
     const float a2 = p.A2[e * p.N + n];
     const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
     const float* loc = p.carry + (int64_t(b) * p.nc * p.N + n) * p.E + e;  // chunk c at c·N·E
@@ -280,12 +271,7 @@ __global__ void __launch_bounds__(256) bwd_carry_groups_in_sequence(const BwdPar
 __global__ void __launch_bounds__(256) bwd_carry_chunks_in_groups(const BwdParams p) {
     const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (g >= int64_t(p.B) * p.G * p.N * p.E) return;
-    const int e = int(g % p.E);
-    int64_t q = g / p.E;
-    const int n = int(q % p.N);
-    q /= p.N;
-    const int gi = int(q % p.G);
-    const int b = int(q / p.G);
+    const auto [b, gi, n, e] = group_cell(g, p.E, p.N, p.G);
     const float a2 = p.A2[e * p.N + n];
     const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
     float* slot = p.carry + (int64_t(b) * p.nc * p.N + n) * p.E + e;
@@ -609,23 +595,12 @@ void column_sums(const float* in, int64_t rows, int cols, int64_t ld, float* out
     MW_CUDA_CHECK_LAUNCH();
 }
 
-namespace {
-
-// Chunks per group of pass 2: S = ceil(√nc), G = ceil(nc / S) (as in the forward).
-void carry_groups(int64_t nc, int64_t& S, int64_t& G) {
-    S = std::max<int64_t>(1, int64_t(std::ceil(std::sqrt(double(nc)))));
-    while (S * S < nc) ++S;
-    G = (nc + S - 1) / S;
-}
-
-} // namespace
-
 ScanBackwardSize scan_backward_workspace_size(int B, int64_t L, int E, int N, int T) {
     ScanBackwardSize s;
     if (B <= 0 || L <= 0 || E <= 0 || N <= 0 || T <= 0) return s;
     s.chunks = (L + T - 1) / T;
     int64_t S = 1, G = 1;
-    carry_groups(s.chunks, S, G);
+    scan_group_split(s.chunks, S, G);
     const int64_t bc = int64_t(B) * s.chunks;
     s.carry = bc * N * E;
     s.sum_dt = bc * E;
@@ -660,7 +635,7 @@ void selective_scan_backward(const ScanBackwardProblem& q, float* workspace, cud
     p.nc = int(s.chunks);
     p.slices = (q.E + 31) / 32;
     int64_t S = 1, G = 1;
-    carry_groups(s.chunks, S, G);
+    scan_group_split(s.chunks, S, G);
     p.S = int(S);
     p.G = int(G);
     p.dt = q.dt;  p.dt_stride = q.dt_stride;

@@ -16,7 +16,8 @@ namespace mw::kernels::cuda {
 
 float bf16_round(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
-std::vector<float> run_scan(HostScan& s, bool bf16_inputs, int variant, int chunk) {
+std::vector<float> run_scan(HostScan& s, bool bf16_inputs, int variant, int chunk, int lanes,
+                            std::vector<float>* chunk_starts) {
     using detail::device_alloc;
     const int64_t rows = int64_t(s.B) * s.L;
     auto need = [](const std::vector<float>& v, int64_t n, const char* name) {
@@ -53,6 +54,7 @@ std::vector<float> run_scan(HostScan& s, bool bf16_inputs, int variant, int chun
     q.dt_stride = q.u_stride = q.z_stride = s.E;
     q.bc_stride = s.N;
     q.variant = variant;
+    q.lanes = lanes;
     detail::DevPtr<float> dt, u, z, Bm, Cm;
     detail::DevPtr<__nv_bfloat16> dt16, u16, z16, Bm16, Cm16;
     if (bf16_inputs) {
@@ -73,9 +75,15 @@ std::vector<float> run_scan(HostScan& s, bool bf16_inputs, int variant, int chun
     MW_CUDA_CHECK(cudaGetDevice(&dev));
     MW_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     const int T = chunk > 0 ? chunk : auto_scan_chunk(s.B, s.L, s.E, s.N, sms, variant);
-    auto work = device_alloc<float>(scan_workspace_size(s.B, s.L, s.E, s.N, T).total());
+    const ScanWorkspaceSize ws = scan_workspace_size(s.B, s.L, s.E, s.N, T);
+    auto work = device_alloc<float>(ws.total());
     selective_scan(q, T, work.get(), nullptr);
     MW_CUDA_CHECK(cudaDeviceSynchronize());
+    if (chunk_starts) {
+        chunk_starts->assign(size_t(ws.chunk_state), 0.0f);
+        MW_CUDA_CHECK(cudaMemcpy(chunk_starts->data(), work.get(), size_t(ws.chunk_state) * sizeof(float),
+                                 cudaMemcpyDeviceToHost));
+    }
 
     std::vector<float> out(size_t(rows * s.E));
     MW_CUDA_CHECK(cudaMemcpy(out.data(), y.get(), out.size() * sizeof(float), cudaMemcpyDeviceToHost));

@@ -236,6 +236,7 @@ struct TrainTape : layer::GpuContext, layer::ModelShape {
     int64_t L = 0;  // of the last forward (0: none yet)
     int bwd_chunk = kScanBackwardChunk;
     int bwd_variant = 2;
+    int fwd_variant = 0;  // the forward scan's (ScanProblem::variant)
     bool tf32 = false;
     TrainTiming time;
 
@@ -355,8 +356,9 @@ namespace {
 // place), gated output into t.y.
 void layer_scan(TrainTape& t, int l, float* ssm, int T) {
     const size_t i = size_t(l);
-    const ScanProblem q =
+    ScanProblem q =
         layer_scan_problem(t.dims, t.B, t.L, t.dt[i], t.u, t.uz[i], t.xdbc[i], t.y, t.w.layers[i], ssm);
+    q.variant = t.fwd_variant;
     t.scan_ws.ensure(t.B, t.max_len, t.dims, T, t.stream);
     selective_scan(q, T, t.scan_ws.get(), t.stream);
 }
@@ -415,7 +417,7 @@ void forward_layers(TrainTape& t, const float* state_in, float* state_out) {
     MW_CUDA_CHECK(cudaMemcpyAsync(t.state.get(), t.state_in.get(), st.size() * sizeof(float),
                                   cudaMemcpyDeviceToDevice, t.stream));
 
-    const int T = auto_scan_chunk(t.B, t.L, E, N, t.sm_count);
+    const int T = auto_scan_chunk(t.B, t.L, E, N, t.sm_count, t.fwd_variant);
     for (int l = 0; l < d.n_layers; ++l) {
         const LayerWeights& w = t.w.layers[size_t(l)];
         float* x = t.x[size_t(l)];
@@ -735,6 +737,13 @@ void set_backward_chunk(TrainTape& t, int chunk) {
     if (chunk != 8 && chunk != 16)
         throw std::invalid_argument("cuda::set_backward_chunk: " + std::to_string(chunk) + ", expected 8 or 16");
     t.bwd_chunk = chunk;
+}
+
+void set_forward_scan_variant(TrainTape& t, int variant) {
+    if (variant < 0 || variant > 3)
+        throw std::invalid_argument("cuda::set_forward_scan_variant: " + std::to_string(variant) +
+                                    ", expected 0 (chosen), 1, 2 or 3");
+    t.fwd_variant = variant;
 }
 
 void set_backward_variant(TrainTape& t, int variant) {
