@@ -1065,27 +1065,31 @@ inline void scan_checks(const Report& report) {
         const auto want32 = reference_scan(ref32);
         const auto want16 = reference_scan(ref16);
         std::vector<float> chunked_starts;  // variant 2, chunk 333
-        struct Way { int variant, lanes; };
-        for (const Way way : {Way{2, 0}, Way{1, 0}, Way{0, 0}, Way{3, 0}, Way{3, 1}, Way{3, 2}, Way{3, 4}})
+        struct Way { int variant, lanes; int64_t segment_steps; };
+        for (const Way way : {Way{2, 0, 0}, Way{1, 0, 0}, Way{0, 0, 0}, Way{3, 0, 0}, Way{3, 1, 0}, Way{3, 2, 0},
+                              Way{3, 4, 0}, Way{4, 0, 0}, Way{4, 0, 97}})
             for (int chunk : {0, 333}) {
                 const int variant = way.variant;
                 const std::string how = " variant " + std::to_string(variant) +
                                         (way.lanes ? " lanes " + std::to_string(way.lanes) : std::string()) +
+                                        (way.segment_steps ? " segments of " + std::to_string(way.segment_steps)
+                                                           : std::string()) +
                                         " chunk " + (chunk ? std::to_string(chunk) : std::string("auto"));
                 kc::HostScan f32 = base, b16 = base, f32r = bf16_rounded(base);
-                if (variant == 3 && !one_pass_takes(c.N, way.lanes ? way.lanes : 1)) {
+                const bool takes = variant == 4 ? c.N <= 32 : one_pass_takes(c.N, way.lanes ? way.lanes : 1);
+                if (variant >= 3 && !takes) {
                     expect_refused(report, shape + how + " refused (outside the one pass's reach)",
-                                   [&] { kc::run_scan(f32, false, variant, chunk, way.lanes); });
+                                   [&] { kc::run_scan(f32, false, variant, chunk, way.lanes, nullptr, way.segment_steps); });
                     continue;
                 }
                 std::vector<float> starts;
-                const auto y32 = kc::run_scan(f32, false, variant, chunk, way.lanes, &starts);
+                const auto y32 = kc::run_scan(f32, false, variant, chunk, way.lanes, &starts, way.segment_steps);
                 if (chunk == 333 && variant == 2) chunked_starts = starts;
                 if (chunk == 333 && variant != 2)
                     report(compare(shape + " fp32" + how + " chunk start states vs variant 2's", starts,
                                    chunked_starts, 1e-5));
-                const auto y16 = kc::run_scan(b16, true, variant, chunk, way.lanes);
-                const auto y32r = kc::run_scan(f32r, false, variant, chunk, way.lanes);
+                const auto y16 = kc::run_scan(b16, true, variant, chunk, way.lanes, nullptr, way.segment_steps);
+                const auto y32r = kc::run_scan(f32r, false, variant, chunk, way.lanes, nullptr, way.segment_steps);
                 report(compare(shape + " fp32" + how + " vs float64", y32, want32));
                 report(compare(shape + " fp32" + how + " final state", f32.state, ref32.state));
                 report(compare(shape + " bf16" + how + " vs float64 on the rounded inputs", y16, want16));

@@ -157,18 +157,23 @@ __global__ void to_bf16(const float* in, __nv_bfloat16* out, int64_t n) {
 
 // bf16: the scan reads Δ, u, z, B and C as bf16 (converted from the same random floats
 // first), so its minimal bytes are 2 per input element and 4 per output.
-// variant 0 takes the one pass or the chunked tiles (scan_single_pass_lanes); lanes forces the
+// variant 0 takes what scan_choice picks (one pass, segments or chunked tiles); lanes forces the
 // one pass's lanes per channel (variant 3).
 void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, int sms, double clock_hz,
                 bool bf16 = false, int lanes = 0) {
     const int64_t rows = int64_t(B) * L;
     const int T = auto_scan_chunk(B, L, E, N, sms, variant);
-    const int one_pass = scan_single_pass_lanes(B, E, N, sms, variant, lanes);
+    const ScanChoice choice = scan_choice(B, L, E, N, sms, variant, lanes);
+    const int one_pass = choice.mode == ScanChoice::chunked ? 0 : choice.lanes;
     const ScanWorkspaceSize ws = scan_workspace_size(B, L, E, N, T);
     const int64_t floats = 4 * rows * E + rows * 2 * N + ws.total() + int64_t(E) * (N + 2) + int64_t(B) * N * E;
     size_t free_b = 0, total_b = 0;
     MW_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    const std::string how = one_pass ? " (one pass, " + std::to_string(one_pass) + " lanes)" : " (chunked)";
+    const std::string how = choice.mode == ScanChoice::whole ? " (one pass, " + std::to_string(one_pass) + " lanes)"
+                            : choice.mode == ScanChoice::segments
+                                ? " (one pass in " + std::to_string(choice.nseg) + " segments, " +
+                                      std::to_string(one_pass) + " lanes)"
+                                : " (chunked)";
     const std::string name = "scan v" + std::to_string(variant) + how + (bf16 ? " bf16" : "") + " B" +
                              std::to_string(B) + " E" + std::to_string(E) + " N" + std::to_string(N) + " L" +
                              pow2_name(L);
@@ -230,7 +235,8 @@ void bench_scan(int B, int E, int N, int64_t L, int variant, double copy_gbps, i
     const double bytes = bf16 ? double(rows) * ((3.0 * E + 2.0 * N) * 2 + 4.0 * E)  // bf16 Δ, u, z, B, C; y
                               : double(rows) * (4.0 * E + 2.0 * N) * 4;             // Δ, u, z, y; B, C
     const double gbps = bytes / (ms * 1e-3) / 1e9;
-    const double exps = (one_pass ? 1.0 : 2.0) * double(rows) * E * N;  // chunked: passes 1 and 3
+    // chunked: passes 1 and 3; segments: once, plus the mending (not counted: it depends on the decay)
+    const double exps = (one_pass ? 1.0 : 2.0) * double(rows) * E * N;
     const double sfu_ms = exps / (double(sms) * 16 * clock_hz) * 1e3;
     const double mem_ms = bytes / (copy_gbps * 1e9) * 1e3;
     std::printf("%s: chunk %d (%lld chunks): %.3f ms, %.0f GB/s = %.0f%% of copy; floors: bytes %.3f ms, "
@@ -618,9 +624,11 @@ int main(int argc, char** argv) {
             // the default (0), the chunked tiles (2) and baseline (1); the one pass with each lane
             // count where the batch gives it a chance (a lone sequence would run for seconds)
             for (int variant : {0, 2, 1}) {
-                if (variant == 2 && scan_single_pass_lanes(c.B, c.E, c.N, sms, 0) == 0) continue;  // = variant 0
+                if (variant == 2 && scan_choice(c.B, c.L, c.E, c.N, sms, 0).mode == ScanChoice::chunked)
+                    continue;  // = variant 0
                 bench_scan(c.B, c.E, c.N, c.L, variant, copy, sms, clock_hz);
             }
+            if (c.B == 1) bench_scan(c.B, c.E, c.N, c.L, 4, copy, sms, clock_hz);  // segments (opt-in)
             if (int64_t(c.B) * c.E >= 2048)
                 for (int lanes : {1, 2, 4})
                     if (scan_single_pass_lanes(c.B, c.E, c.N, sms, 3, lanes))

@@ -319,9 +319,9 @@ void set_scan_chunk(Forward& f, int chunk_steps) {
 }
 
 void set_scan_variant(Forward& f, int variant) {
-    if (variant < 0 || variant > 3)
+    if (variant < 0 || variant > 4)
         throw std::invalid_argument("cuda::set_scan_variant: variant " + std::to_string(variant) +
-                                    ", expected 0 (chosen), 1, 2 or 3");
+                                    ", expected 0 (chosen), 1, 2, 3 or 4");
     f.scan_variant = variant;
 }
 

@@ -90,8 +90,9 @@ void reset(Forward& f);
 // B and L; tests force others (any value >= 1) to put chunk edges elsewhere.
 void set_scan_chunk(Forward& f, int chunk_steps);
 // Which scan kernels run (kernels/cuda/scan.cuh, ScanProblem::variant): 0 (the default: one
-// pass where the batch fills the GPU, else chunked tiles), 1 (the chunked baseline), 2 (chunked
-// tiles) or 3 (one pass, d_state <= 32), so tests and the benchmark can compare.
+// pass where the batch fills the GPU, else chunked tiles), 1 (the
+// chunked baseline), 2 (chunked tiles), 3 (one pass) or 4 (one pass in segments; 3 and 4 take
+// d_state <= 32), so tests and the benchmark can compare.
 void set_scan_variant(Forward& f, int variant);
 
 // Where the time of the forward calls since the last reset_timing() went, from device events.
@@ -240,11 +241,12 @@ struct HostScan {
 };
 // Returns y [B·L][E]. bf16_inputs: dt, u, z, Bm and Cm go to the GPU as bf16 (rounded to
 // nearest even, as bf16_round) and the kernels read them so; the state and every operation stay
-// fp32. variant 0..3 and lanes as ScanProblem's (scan.cuh), chunk 0 = automatic. chunk_starts,
-// if given, receives the workspace's chunk start states [B][nc][N][E] (what the backward reads).
-// Throws std::invalid_argument for sizes that do not match, CudaError from the GPU.
+// fp32. variant 0..4, lanes and segment_steps as ScanProblem's (scan.cuh), chunk 0 =
+// automatic. chunk_starts, if given, receives the workspace's chunk start states [B][nc][N][E]
+// (what the backward reads). Throws std::invalid_argument for sizes that do not match,
+// CudaError from the GPU.
 std::vector<float> run_scan(HostScan& s, bool bf16_inputs, int variant = 0, int chunk = 0, int lanes = 0,
-                            std::vector<float>* chunk_starts = nullptr);
+                            std::vector<float>* chunk_starts = nullptr, int64_t segment_steps = 0);
 // x rounded to the nearest bf16 (ties to even), as a float.
 float bf16_round(float x);
 

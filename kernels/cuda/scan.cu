@@ -67,6 +67,13 @@ struct ScanParams {
     float* chunk_dt;               // [B][nc][E]    ΣΔ over the chunk
     float* group_state;            // [B][G][N][E]  group end from zero -> group start
     float* group_dt;               // [B][G][N][E]  ΣΔ over the group
+    // The one pass (variant 3, 4): each sequence in nseg segments of seg_len steps (nseg 1:
+    // whole sequences). With segments, every segment but the first starts from zero and its
+    // outputs are mended afterwards (fix_segments).
+    int64_t seg_len;
+    int nseg;
+    float* seg_state;              // [B][nseg][N][E] end from zero -> start (combine_segments)
+    float* seg_dt;                 // [B][nseg][E]    ΣΔ over the segment
 };
 
 // softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|), log1p(y) = 2·atanh(y / (2 + y)) by
@@ -444,9 +451,12 @@ __global__ void __launch_bounds__(kSeqWarps * 32) scan_sequences(const ScanParam
     const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) & 31;
     const int slices = (p.E + CW - 1) / CW;
     const int64_t task = int64_t(blockIdx.x) * kSeqWarps + warp;
-    if (task >= int64_t(p.B) * slices) return;  // whole warps only; no block barrier below
-    const int b = int(task / slices);
+    if (task >= int64_t(p.B) * p.nseg * slices) return;  // whole warps only; no block barrier below
+    const int64_t bs = task / slices;                     // b·nseg + segment
+    const int seg = int(bs % p.nseg), b = int(bs / p.nseg);
     const int e0 = int(task % slices) * CW;
+    const int64_t tb = seg * p.seg_len;                   // the segment's first step
+    const int64_t len = min(p.seg_len, p.L - tb);         // and its length
     const int c = lane % CW, k = lane / CW;
     const int e = e0 + c;
     const bool active = e < p.E;
@@ -461,8 +471,8 @@ __global__ void __launch_bounds__(kSeqWarps * 32) scan_sequences(const ScanParam
         reinterpret_cast<float4*>(stages)[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     __syncwarp();
 
-    const int64_t r0 = int64_t(b) * p.L;
-    const int64_t tiles = (p.L + TT - 1) / TT;
+    const int64_t r0 = int64_t(b) * p.L + tb;  // row of the segment's first step
+    const int64_t tiles = (len + TT - 1) / TT;
     constexpr int kPiece = Lay::kPiece;
 
     // The 16-byte copies (p.vec), worked out once: this lane's pieces of a tile, each with its
@@ -505,7 +515,7 @@ __global__ void __launch_bounds__(kSeqWarps * 32) scan_sequences(const ScanParam
             In* const buf = stages + issue_stage * Lay::kStageElems;
             issue_stage = issue_stage + 1 == kSeqStages ? 0 : issue_stage + 1;
             const int64_t t0 = kt * TT;
-            const int nj = int(min(int64_t(TT), p.L - t0));
+            const int nj = int(min(int64_t(TT), len - t0));
             const int64_t rk = r0 + t0;
             In* const bcbuf = buf + 3 * TT * CW;
             auto base = [&](int a) { return a == 0 ? p.dt : a == 1 ? p.u : p.z; };
@@ -546,12 +556,15 @@ __global__ void __launch_bounds__(kSeqWarps * 32) scan_sequences(const ScanParam
         const int n = k * NS + i;
         const bool live = active && n < p.N;
         a2[i] = live ? p.A2[int64_t(e) * p.N + n] : 0.0f;
-        s[i] = live ? p.state[(int64_t(b) * p.N + n) * p.E + e] : 0.0f;
+        s[i] = live && seg == 0 ? p.state[(int64_t(b) * p.N + n) * p.E + e] : 0.0f;
     }
     const float bias = p.dt_bias[ec];
     const float Dv = p.D[ec];
-    int64_t mark = 0;  // the step where the next chunk starts
-    float* chunk_out = p.chunk_state + int64_t(b) * p.nc * p.N * p.E + e;  // chunk 0, state 0
+    float sum_dt = 0.0f;  // over this lane's cells
+    // The next chunk start at or after the segment's start, as a step of the segment.
+    const int64_t first_chunk = (tb + p.T - 1) / p.T;
+    int64_t mark = first_chunk * p.T - tb;
+    float* chunk_out = p.chunk_state + (int64_t(b) * p.nc + first_chunk) * p.N * p.E + e;
 
 #pragma unroll
     for (int i = 0; i < kSeqStages - 1; ++i) issue(i);
@@ -563,18 +576,21 @@ __global__ void __launch_bounds__(kSeqWarps * 32) scan_sequences(const ScanParam
         const In* const buf = stages + stage * Lay::kStageElems;
         stage = stage + 1 == kSeqStages ? 0 : stage + 1;
         const int64_t t0 = kt * TT;
-        const int nj = int(min(int64_t(TT), p.L - t0));
+        const int nj = int(min(int64_t(TT), len - t0));
 
-        // Prologue: this lane's cells of the tile.
+        // Prologue: this lane's cells of the tile. Computed for every cell and zeroed past the
+        // end by a factor, not a branch (a branch per cell doubled the prologue's instructions);
+        // the rows past the end hold finite data of an earlier tile or zeros.
         float gate[M], du_D[M];
 #pragma unroll
         for (int m = 0; m < M; ++m) {
             const int j = k + K * m;
-            const bool live = j < nj;
+            const float keep = j < nj ? 1.0f : 0.0f;
             const float x = to_f(buf[(TT + j) * CW + c]);
-            const float d = live ? softplus(to_f(buf[j * CW + c]) + bias) : 0.0f;
+            const float d = softplus(to_f(buf[j * CW + c]) + bias) * keep;
+            sum_dt += d;
             delta[j * CW + c] = d;
-            dus[j * CW + c] = live ? d * x : 0.0f;
+            dus[j * CW + c] = d * x;
             du_D[m] = Dv * x;
             gate[m] = silu(to_f(buf[(2 * TT + j) * CW + c]));
         }
@@ -636,10 +652,139 @@ __global__ void __launch_bounds__(kSeqWarps * 32) scan_sequences(const ScanParam
             if (active && j < nj) yt[int64_t(j) * p.y_stride] = (acc[m] + du_D[m]) * gate[m];
         }
     }
-    if (active)
+    if (p.nseg == 1) {
+        if (active)
+#pragma unroll
+            for (int i = 0; i < NS; ++i)
+                if (k * NS + i < p.N) p.state[(int64_t(b) * p.N + k * NS + i) * p.E + e] = s[i];
+        return;
+    }
+    // Segments: the end state (from zero, or from the carried state for the first) and ΣΔ.
+    if (K >= 2) sum_dt += __shfl_xor_sync(0xffffffffu, sum_dt, CW);
+    if (K >= 4) sum_dt += __shfl_xor_sync(0xffffffffu, sum_dt, 2 * CW);
+    if (active) {
 #pragma unroll
         for (int i = 0; i < NS; ++i)
-            if (k * NS + i < p.N) p.state[(int64_t(b) * p.N + k * NS + i) * p.E + e] = s[i];
+            if (k * NS + i < p.N) p.seg_state[(bs * p.N + k * NS + i) * p.E + e] = s[i];
+        if (k == 0) p.seg_dt[bs * p.E + e] = sum_dt;
+    }
+}
+
+// Segments, step 2: per (b, n, e), the segments in order. Segment 0 began from the carried
+// state, so its end is true; each later one's true end is its end from zero plus the true
+// start decayed over it, exp2(A2·ΣΔ)·start. Each segment's slot gets its true start; the
+// last true end is the new carried state.
+template <class In>
+__global__ void __launch_bounds__(256) combine_segments(const ScanParams<In> p) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= int64_t(p.B) * p.N * p.E) return;
+    const int e = int(g % p.E);
+    const int n = int((g / p.E) % p.N);
+    const int b = int(g / (int64_t(p.E) * p.N));
+    const float a2 = p.A2[int64_t(e) * p.N + n];
+    const int64_t stride = int64_t(p.N) * p.E;
+    float* ss = p.seg_state + (int64_t(b) * p.nseg * p.N + n) * p.E + e;
+    const float* sd = p.seg_dt + int64_t(b) * p.nseg * p.E + e;
+    float h = ss[0];
+    for (int s0 = 1; s0 < p.nseg; s0 += 4) {
+        float end_from_zero[4], d[4];  // loads of four segments first (independent of h)
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            if (s0 + i < p.nseg) {
+                end_from_zero[i] = ss[(s0 + i) * stride];
+                d[i] = sd[int64_t(s0 + i) * p.E];
+            }
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            if (s0 + i < p.nseg) {
+                ss[(s0 + i) * stride] = h;
+                h = fmaf(ex2(a2 * d[i]), h, end_from_zero[i]);
+            }
+    }
+    p.state[(int64_t(b) * p.N + n) * p.E + e] = h;
+}
+
+// Segments, step 3: every segment after the first ran from zero; its true state is that plus
+// P_t ⊙ h, h its true start and P_t = Π exp2(Δ·A2) over its steps so far. So each output gets
+// (C_t·(P_t ⊙ h))·SiLU(z_t) added, and each chunk start state inside it P ⊙ h, until P ⊙ h has
+// decayed below 2^-24 of h's largest state in every lane of the warp (float rounding of the
+// state it is added to): from there on the term cannot change a float. Δ > 0 and A < 0, so P
+// only falls. Lanes as in scan_sequences (K per channel, NS states each); groups of kFixSteps
+// steps load first (from clamped rows, so all loads are in flight at once), then compute.
+constexpr int kFixSteps = 8;
+template <int NS, int K, class In>
+__global__ void __launch_bounds__(kSeqWarps * 32) fix_segments(const ScanParams<In> p) {
+    constexpr int CW = 32 / K, G = NS >= 16 ? kFixSteps / 2 : kFixSteps;  // (C of 16 states: registers)
+    const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) & 31;
+    const int slices = (p.E + CW - 1) / CW;
+    const int64_t task = int64_t(blockIdx.x) * kSeqWarps + warp;
+    if (task >= int64_t(p.B) * (p.nseg - 1) * slices) return;
+    const int64_t q = task / slices;
+    const int seg = 1 + int(q % (p.nseg - 1)), b = int(q / (p.nseg - 1));
+    const int64_t bs = int64_t(b) * p.nseg + seg;
+    const int c = lane % CW, k = lane / CW;
+    const int e = int(task % slices) * CW + c;
+    const bool active = e < p.E;
+    const int ec = min(e, p.E - 1);
+    const int64_t tb = seg * p.seg_len, len = min(p.seg_len, p.L - tb);
+    const int64_t r0 = int64_t(b) * p.L + tb;
+
+    float h[NS], P[NS], a2[NS];
+    float hmax = 0.0f;
+#pragma unroll
+    for (int i = 0; i < NS; ++i) {
+        const int n = k * NS + i;
+        const bool live = active && n < p.N;
+        h[i] = live ? p.seg_state[(bs * p.N + n) * p.E + e] : 0.0f;
+        a2[i] = live ? p.A2[int64_t(e) * p.N + n] : 0.0f;
+        P[i] = live ? 1.0f : 0.0f;
+        hmax = fmaxf(hmax, fabsf(h[i]));
+    }
+    const float tol = hmax * 0x1p-24f;
+    const float bias = p.dt_bias[ec];
+    const int64_t first_chunk = (tb + p.T - 1) / p.T;
+    int64_t mark = first_chunk * p.T - tb;
+    float* chunk_out = p.chunk_state + (int64_t(b) * p.nc + first_chunk) * p.N * p.E + e;
+
+    for (int64_t t0 = 0; t0 < len; t0 += G) {
+        float dtv[G], zv[G], yv[G], cv[G][NS];
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+            const int64_t r = r0 + min(t0 + g, len - 1);
+            dtv[g] = to_f(p.dt[r * p.dt_stride + ec]);
+            zv[g] = to_f(p.z[r * p.z_stride + ec]);
+            yv[g] = p.y[r * p.y_stride + ec];
+#pragma unroll
+            for (int i = 0; i < NS; ++i) cv[g][i] = to_f(p.Cm[r * p.bc_stride + min(k * NS + i, p.N - 1)]);
+        }
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+            const bool valid = t0 + g < len;
+            if (valid && t0 + g == mark) {  // a chunk starts here: its start state gets P ⊙ h
+                if (active)
+#pragma unroll
+                    for (int i = 0; i < NS; ++i)
+                        if (k * NS + i < p.N) chunk_out[int64_t(k * NS + i) * p.E] += P[i] * h[i];
+                chunk_out += int64_t(p.N) * p.E;
+                mark += p.T;
+            }
+            const float d = valid ? softplus(dtv[g] + bias) : 0.0f;
+            float part = 0.0f;
+#pragma unroll
+            for (int i = 0; i < NS; ++i) {
+                P[i] *= ex2(d * a2[i]);
+                part = fmaf(cv[g][i] * P[i], h[i], part);
+            }
+            if (K >= 2) part += __shfl_xor_sync(0xffffffffu, part, CW);
+            if (K >= 4) part += __shfl_xor_sync(0xffffffffu, part, 2 * CW);
+            if (valid && active && k == 0)
+                p.y[(r0 + t0 + g) * p.y_stride + e] = yv[g] + part * silu(zv[g]);
+        }
+        bool live = false;
+#pragma unroll
+        for (int i = 0; i < NS; ++i) live = live || P[i] * fabsf(h[i]) > tol;
+        if (!__any_sync(0xffffffffu, live)) break;
+    }
 }
 
 // Pass 2a: per (b, group, n, e), fold the group's chunks from the zero state.
@@ -829,9 +974,17 @@ void launch_sequences(const ScanParams<In>& p, cudaStream_t stream) {
     if constexpr (Lay::kBlockBytes > 48 * 1024)
         MW_CUDA_CHECK(cudaFuncSetAttribute(scan_sequences<NS, K, In>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            Lay::kBlockBytes));
-    const int64_t warps = int64_t(p.B) * ((p.E + Lay::CW - 1) / Lay::CW);
+    const int64_t slices = (p.E + Lay::CW - 1) / Lay::CW;
+    const int64_t warps = int64_t(p.B) * p.nseg * slices;
     scan_sequences<NS, K, In><<<unsigned(blocks_for(warps, kSeqWarps)), kSeqWarps * 32, Lay::kBlockBytes, stream>>>(p);
     MW_CUDA_CHECK_LAUNCH();
+    if (p.nseg > 1) {
+        combine_segments<In><<<unsigned(blocks_for(int64_t(p.B) * p.N * p.E, 256)), 256, 0, stream>>>(p);
+        MW_CUDA_CHECK_LAUNCH();
+        const int64_t fix_warps = int64_t(p.B) * (p.nseg - 1) * slices;
+        fix_segments<NS, K, In><<<unsigned(blocks_for(fix_warps, kSeqWarps)), kSeqWarps * 32, 0, stream>>>(p);
+        MW_CUDA_CHECK_LAUNCH();
+    }
 }
 
 // States per channel the single pass covers for d_state N (0: more than it holds).
@@ -897,15 +1050,63 @@ int scan_single_pass_lanes(int B, int E, int N, int sm_count, int variant, int l
     return best;
 }
 
+ScanSegmentPlan scan_segment_plan(int B, int64_t L, int E, int N, int64_t segment_steps) {
+    ScanSegmentPlan plan;
+    const int NT = seq_states(N);
+    if (B <= 0 || L <= 0 || E <= 0 || NT == 0 || segment_steps < 0) return plan;
+    plan.lanes = NT >= 8 ? 2 : 1;  // 2 lanes per channel were best where warps were plenty
+    if (segment_steps > 0) {
+        plan.seg_len = segment_steps;
+    } else {
+        // About 2048 warps (three or more per scheduler on an H100 or H200), in segments of
+        // at least 2048 steps, so that the mending after each (a few hundred steps where
+        // the state decays at the rates trained models have) stays a small part of it.
+        const int64_t per_segment = int64_t(B) * ((E + 32 / plan.lanes - 1) / (32 / plan.lanes));
+        const int64_t want = std::max<int64_t>(1, (2048 + per_segment - 1) / per_segment);
+        plan.seg_len = std::max<int64_t>(2048, ((L + want - 1) / want + 15) / 16 * 16);
+    }
+    plan.nseg = (L + plan.seg_len - 1) / plan.seg_len;
+    return plan;
+}
+
+ScanChoice scan_choice(int B, int64_t L, int E, int N, int sm_count, int variant, int lanes, int64_t segment_steps) {
+    ScanChoice c;
+    c.lanes = scan_single_pass_lanes(B, E, N, sm_count, variant, lanes);
+    if (c.lanes > 0) {
+        c.mode = ScanChoice::whole;
+        c.seg_len = L;
+        c.nseg = 1;
+        return c;
+    }
+    // Segments only when asked for (variant 4): their mending runs until the carried-in state
+    // has decayed, which for a model's slow states is the whole segment, so they lost to the
+    // chunked passes on the renders measured (kernels/cuda/NOTES.md).
+    const ScanSegmentPlan plan = scan_segment_plan(B, L, E, N, segment_steps);
+    if (variant == 4 && plan.lanes > 0) {
+        c.mode = plan.nseg > 1 ? ScanChoice::segments : ScanChoice::whole;
+        c.lanes = plan.lanes;
+        c.seg_len = plan.seg_len;
+        c.nseg = plan.nseg;
+        return c;
+    }
+    c.mode = ScanChoice::chunked;
+    return c;
+}
+
 void scan_group_split(int64_t nc, int64_t& S, int64_t& G) {
     S = std::max<int64_t>(1, int64_t(std::ceil(std::sqrt(double(nc)))));
     while (S * S < nc) ++S;
     G = (nc + S - 1) / S;
 }
 
-ScanWorkspaceSize scan_workspace_size(int B, int64_t L, int E, int N, int T) {
+ScanWorkspaceSize scan_workspace_size(int B, int64_t L, int E, int N, int T, int64_t segment_steps) {
     ScanWorkspaceSize w;
     if (B <= 0 || L <= 0 || E <= 0 || N <= 0 || T <= 0) return w;
+    const ScanSegmentPlan plan = scan_segment_plan(B, L, E, N, segment_steps);
+    if (plan.nseg > 1) {
+        w.seg_state = int64_t(B) * plan.nseg * N * E;
+        w.seg_dt = int64_t(B) * plan.nseg * E;
+    }
     int64_t S = 1, G = 1;
     w.chunks = (L + T - 1) / T;
     scan_group_split(w.chunks, S, G);
@@ -942,7 +1143,7 @@ void resident_warps(int sm_count, int64_t& pass1, int64_t& pass3) {
 int auto_scan_chunk(int B, int64_t L, int E, int N, int sm_count, int variant) {
     if (L <= 0) return 1;
     // The single pass does not cut time: the chunk only spaces the start states it keeps.
-    if (scan_single_pass_lanes(B, E, N, sm_count, variant) > 0) return int(std::min<int64_t>(L, 1 << 30));
+    if (scan_choice(B, L, E, N, sm_count, variant).mode == ScanChoice::whole) return int(std::min<int64_t>(L, 1 << 30));
     if (variant == 1) {
         // About 1024 threads per multiprocessor (two or more waves at the passes' occupancy);
         // longer chunks where that still holds (less per-chunk state traffic, 2048 at most).
@@ -1014,9 +1215,15 @@ void launch(const ScanProblem& q, const In* dt, const In* u, const In* z, const 
     p.group_state = p.chunk_dt + w.chunk_dt;
     p.group_dt = p.group_state + w.group_state;
 
-    const int lanes = scan_single_pass_lanes(q.B, q.E, q.N, device_sm_count(), q.variant, q.lanes);
-    if (lanes > 0) {
-        run_sequences(p, lanes, stream);
+    p.seg_len = q.L;
+    p.nseg = 1;
+    p.seg_state = p.group_dt + w.group_dt;
+    p.seg_dt = p.seg_state + w.seg_state;
+    const ScanChoice how = scan_choice(q.B, q.L, q.E, q.N, device_sm_count(), q.variant, q.lanes, q.segment_steps);
+    if (how.mode != ScanChoice::chunked) {
+        p.seg_len = how.seg_len;
+        p.nseg = int(how.nseg);
+        run_sequences(p, how.lanes, stream);
         return;
     }
     const int variant = q.variant == 1 ? 1 : 2;
@@ -1033,9 +1240,14 @@ void selective_scan(const ScanProblem& q, int T, float* workspace, cudaStream_t 
         throw std::invalid_argument("selective_scan: sizes must be positive (B " + std::to_string(q.B) +
                                     ", L " + std::to_string(q.L) + ", E " + std::to_string(q.E) +
                                     ", N " + std::to_string(q.N) + ", T " + std::to_string(T) + ")");
-    if (q.variant < 0 || q.variant > 3)
+    if (q.variant < 0 || q.variant > 4)
         throw std::invalid_argument("selective_scan: variant " + std::to_string(q.variant) +
-                                    ", expected 0 (chosen), 1, 2 or 3");
+                                    ", expected 0 (chosen), 1, 2, 3 or 4");
+    if (q.segment_steps < 0)
+        throw std::invalid_argument("selective_scan: segment_steps is negative");
+    if (q.variant == 4 && scan_segment_plan(q.B, q.L, q.E, q.N, q.segment_steps).lanes == 0)
+        throw std::invalid_argument("selective_scan: variant 4 (one pass in segments) takes d_state <= 32; got N " +
+                                    std::to_string(q.N));
     if (q.variant == 3 && scan_single_pass_lanes(q.B, q.E, q.N, 1, 3, q.lanes) == 0)
         throw std::invalid_argument("selective_scan: variant 3 (one pass) takes d_state <= 32 and 1, 2 or 4 "
                                     "lanes per channel with 4..16 states each; got N " + std::to_string(q.N) +
@@ -1047,8 +1259,8 @@ void selective_scan(const ScanProblem& q, int T, float* workspace, cudaStream_t 
     if (!inputs_set || !q.y || !q.A2 || !q.D || !q.dt_bias || !q.state || !workspace)
         throw std::invalid_argument(std::string("selective_scan: a null pointer") +
                                     (bf16 && !inputs_set ? " (bf16 inputs: set all five)" : ""));
-    const ScanWorkspaceSize w = scan_workspace_size(q.B, q.L, q.E, q.N, T);
-    if (w.chunks > INT32_MAX || int64_t(q.B) * w.chunks * q.E / kScanThreads > INT32_MAX)
+    const ScanWorkspaceSize w = scan_workspace_size(q.B, q.L, q.E, q.N, T, q.segment_steps);
+    if (scan_segment_plan(q.B, q.L, q.E, q.N, q.segment_steps).nseg > INT32_MAX / 2 || w.chunks > INT32_MAX || int64_t(q.B) * w.chunks * q.E / kScanThreads > INT32_MAX)
         throw std::invalid_argument("selective_scan: too many chunks (" + std::to_string(w.chunks) +
                                     "); use a longer chunk");
     if (bf16) launch(q, q.bf16.dt, q.bf16.u, q.bf16.z, q.bf16.Bm, q.bf16.Cm, T, w, workspace, stream);

@@ -46,11 +46,16 @@ struct ScanProblem {
     const float* dt_bias = nullptr;  // [E]
     float* state = nullptr;          // [B][N][E] in: the carried state; out: the state after step L-1
 
-    int variant = 0;  // 0 = chosen: 3 where the batch fills the GPU, else 2 (scan_single_pass_lanes);
+    int variant = 0;  // 0 = chosen: 3 where the batch fills the GPU, else 2 (scan_choice);
                       // 1 = chunked, one thread per channel, direct loads (the baseline);
                       // 2 = chunked, warp tiles staged through shared memory;
-                      // 3 = one pass over whole sequences, every exp once (d_state <= 32) (scan.cu)
+                      // 3 = one pass over whole sequences, every exp once (d_state <= 32);
+                      // 4 = one pass in segments of time, each mended for its true start
+                      //     state until that has decayed (d_state <= 32; only when asked:
+                      //     slow-decaying states make the mending as long as the segment) (scan.cu)
     int lanes = 0;    // variant 3: lanes per channel (1, 2 or 4); 0 = chosen
+    int64_t segment_steps = 0;  // variant 4 (one pass in segments): steps per segment; 0 = planned
+                                // (scan_segment_plan). The workspace must be sized with the same.
 
     // bf16 inputs: set all five and the float pointers dt, u, z, Bm, Cm are not read (they may
     // be null). Same layouts and strides (in elements). Everything is computed in fp32 from the
@@ -73,9 +78,30 @@ struct ScanWorkspaceSize {
     int64_t chunk_dt = 0;          // [B][nc][E]
     int64_t group_state = 0;       // [B][G][N][E]
     int64_t group_dt = 0;          // [B][G][N][E]
-    int64_t total() const { return chunk_state + chunk_dt + group_state + group_dt; }
+    int64_t seg_state = 0;         // [B][nseg][N][E] (variant 4)
+    int64_t seg_dt = 0;            // [B][nseg][E]
+    int64_t total() const { return chunk_state + chunk_dt + group_state + group_dt + seg_state + seg_dt; }
 };
-ScanWorkspaceSize scan_workspace_size(int B, int64_t L, int E, int N, int T);
+ScanWorkspaceSize scan_workspace_size(int B, int64_t L, int E, int N, int T, int64_t segment_steps = 0);
+
+// Variant 4's segments: lanes per channel (0: d_state above 32), steps per segment, segments
+// per sequence. segment_steps 0: about 2048 warps in segments of at least 2048 steps.
+struct ScanSegmentPlan {
+    int lanes = 0;
+    int64_t seg_len = 0;
+    int64_t nseg = 0;
+};
+ScanSegmentPlan scan_segment_plan(int B, int64_t L, int E, int N, int64_t segment_steps = 0);
+
+// What selective_scan runs for a shape and variant on a GPU of sm_count multiprocessors.
+struct ScanChoice {
+    enum Mode { chunked, whole, segments } mode = chunked;
+    int lanes = 0;         // one pass: lanes per channel
+    int64_t seg_len = 0;   // one pass: steps per segment (L for whole sequences)
+    int64_t nseg = 0;
+};
+ScanChoice scan_choice(int B, int64_t L, int E, int N, int sm_count, int variant, int lanes = 0,
+                       int64_t segment_steps = 0);
 
 // The lanes per channel the one-pass kernel (variant 3) takes for this shape, or 0 where the
 // scan runs chunked: variant 0 takes the one pass only when B·E gives at least 1.75 warps per

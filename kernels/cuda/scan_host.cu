@@ -17,7 +17,7 @@ namespace mw::kernels::cuda {
 float bf16_round(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
 std::vector<float> run_scan(HostScan& s, bool bf16_inputs, int variant, int chunk, int lanes,
-                            std::vector<float>* chunk_starts) {
+                            std::vector<float>* chunk_starts, int64_t segment_steps) {
     using detail::device_alloc;
     const int64_t rows = int64_t(s.B) * s.L;
     auto need = [](const std::vector<float>& v, int64_t n, const char* name) {
@@ -55,6 +55,7 @@ std::vector<float> run_scan(HostScan& s, bool bf16_inputs, int variant, int chun
     q.bc_stride = s.N;
     q.variant = variant;
     q.lanes = lanes;
+    q.segment_steps = segment_steps;
     detail::DevPtr<float> dt, u, z, Bm, Cm;
     detail::DevPtr<__nv_bfloat16> dt16, u16, z16, Bm16, Cm16;
     if (bf16_inputs) {
@@ -75,7 +76,7 @@ std::vector<float> run_scan(HostScan& s, bool bf16_inputs, int variant, int chun
     MW_CUDA_CHECK(cudaGetDevice(&dev));
     MW_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     const int T = chunk > 0 ? chunk : auto_scan_chunk(s.B, s.L, s.E, s.N, sms, variant);
-    const ScanWorkspaceSize ws = scan_workspace_size(s.B, s.L, s.E, s.N, T);
+    const ScanWorkspaceSize ws = scan_workspace_size(s.B, s.L, s.E, s.N, T, segment_steps);
     auto work = device_alloc<float>(ws.total());
     selective_scan(q, T, work.get(), nullptr);
     MW_CUDA_CHECK(cudaDeviceSynchronize());

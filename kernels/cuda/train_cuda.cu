@@ -740,9 +740,9 @@ void set_backward_chunk(TrainTape& t, int chunk) {
 }
 
 void set_forward_scan_variant(TrainTape& t, int variant) {
-    if (variant < 0 || variant > 3)
+    if (variant < 0 || variant > 4)
         throw std::invalid_argument("cuda::set_forward_scan_variant: " + std::to_string(variant) +
-                                    ", expected 0 (chosen), 1, 2 or 3");
+                                    ", expected 0 (chosen), 1, 2, 3 or 4");
     t.fwd_variant = variant;
 }
 
