@@ -396,7 +396,9 @@ __global__ void __launch_bounds__(kTileWarps * 32, tile_min_blocks<NT>()) scan_t
 // Steps past the end run with Δ = 0 and Δ·u = 0 (exp2(0) = 1: the state stays) and are not
 // written, so every tile runs unrolled. The start state of each chunk of T steps is written on
 // the way (chunk_state, as the chunked passes leave it; the backward reads it), the end state
-// into `state`.
+// into `state`. Variant 4 runs the same kernel over segments of time instead of whole
+// sequences (each from zero but the first) and leaves each segment's end state and ΣΔ in
+// seg_state / seg_dt for combine_segments and fix_segments (below).
 constexpr int kSeqWarps = 4;   // warps (independent tasks) per block
 constexpr int kSeqTile = 16;   // steps per staged tile
 constexpr int kSeqStages = 2;  // staged tiles: the copies run one tile ahead of the arithmetic
