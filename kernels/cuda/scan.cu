@@ -420,28 +420,25 @@ struct SeqLayout {
     static_assert(kStageElems * int(sizeof(In)) % 16 == 0, "stages stay 16-byte aligned");
 };
 
+// One level of recursive halving: of each pair of sums (acc[2i], acc[2i+1]) this lane keeps
+// one (the second if `hi`) and sends the other to the lane `mask` away, which keeps the other;
+// acc[i] then holds the pair's total over the two lanes.
+template <int PAIRS, int TT>
+__device__ __forceinline__ void halve(float (&acc)[TT], bool hi, int mask) {
+#pragma unroll
+    for (int i = 0; i < PAIRS; ++i) {
+        const float keep = hi ? acc[2 * i + 1] : acc[2 * i];
+        const float send = hi ? acc[2 * i] : acc[2 * i + 1];
+        acc[i] = keep + __shfl_xor_sync(0xffffffffu, send, mask);
+    }
+}
+
 // acc[j] holds this lane's part of step j's sum; afterwards acc[m] holds the whole sum of step
 // j = k + K·m over the channel's K lanes (lanes CW apart).
 template <int K, int CW, int TT>
 __device__ __forceinline__ void channel_reduce(float (&acc)[TT], int k) {
-    if constexpr (K >= 2) {
-        const bool hi = k & 1;
-#pragma unroll
-        for (int i = 0; i < TT / 2; ++i) {
-            const float keep = hi ? acc[2 * i + 1] : acc[2 * i];
-            const float send = hi ? acc[2 * i] : acc[2 * i + 1];
-            acc[i] = keep + __shfl_xor_sync(0xffffffffu, send, CW);  // step 2i + (k & 1)
-        }
-    }
-    if constexpr (K >= 4) {
-        const bool hi = k & 2;
-#pragma unroll
-        for (int i = 0; i < TT / 4; ++i) {
-            const float keep = hi ? acc[2 * i + 1] : acc[2 * i];
-            const float send = hi ? acc[2 * i] : acc[2 * i + 1];
-            acc[i] = keep + __shfl_xor_sync(0xffffffffu, send, 2 * CW);  // step 4i + k
-        }
-    }
+    if constexpr (K >= 2) halve<TT / 2>(acc, k & 1, CW);      // acc[i]: step 2i + (k & 1)
+    if constexpr (K >= 4) halve<TT / 4>(acc, k & 2, 2 * CW);  // acc[i]: step 4i + k
     static_assert(K == 1 || K == 2 || K == 4, "one, two or four lanes per channel");
 }
 
