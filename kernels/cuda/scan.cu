@@ -1,6 +1,7 @@
 // The selective scan (scan.cuh says what each pass computes): chunked, in two numbered
 // variants of passes 1 and 3 (pass 2 is shared), or in one pass over whole sequences
-// (variant 3, `scan_sequences` below) where the batch fills the GPU; variant 0 chooses.
+// (variant 3, `scan_sequences` below) where the batch fills the GPU, or in one pass over
+// segments of time mended afterwards (variant 4, opt-in); variant 0 chooses (scan_choice).
 //
 // variant 1 (baseline, kept for comparison): one thread per (sequence b, chunk c, channel e),
 //   NT states of that channel in registers (NT = 4, 8, 16 or 32, fixed at compile time so the
