@@ -3,6 +3,7 @@
 #include "kernels/fast.h"
 
 #include "kernels/fast_internal.h"
+#include "kernels/harmonic_decay.h"
 
 #include <algorithm>
 #include <atomic>
@@ -131,7 +132,8 @@ PreparedModelPtr prepare_model(const ModelView& m) {
             for (int o = 0; o < D; ++o) out_T[int64_t(e) * Dp + o] = w.out_proj_w[int64_t(o) * E + e];
         }
         for (int e = E; e < Ep; ++e) dt_max[e] = 3.0e38f;  // padding channels: A2 = 0
-        P->layers.push_back({norm_w, in_T, conv_T, conv_b, xr, xbc_T, dt_T, dt_b, A2_T, dt_max, Dskip, out_T});
+        P->layers.push_back({norm_w, in_T, conv_T, conv_b, xr, xbc_T, dt_T, dt_b, A2_T, dt_max, Dskip, out_T,
+                             decays_harmonic(w.A_log, E, N)});
     }
     float* norm_f = take(Dp);
     float* embed = take(int64_t(V) * Dp);
@@ -260,7 +262,14 @@ WorkPerSample work_per_sample(const ModelView& m) {
     const double layer_macs = D * 2 * E + E * K + E * (R + 2 * N) + E * R + E * N * 2 + E + E * D;
     const double head_macs = m.head == HeadKind::tokens ? D * m.vocab : D * (m.n_in + 1);
     w.flops = 2.0 * (layer_macs * d.n_layers + head_macs);
-    w.exps = (E * N + 3 * E) * d.n_layers;  // exp(Δ·A); SiLU of conv and gate; softplus
+    w.exps = 0;
+    for (int l = 0; l < d.n_layers; ++l) {
+        // exp(Δ·A) per state, or per channel with harmonic decays (then N-1 products each,
+        // counted as flops); SiLU of conv and gate; softplus
+        const bool harmonic = decays_harmonic(m.layers[l].A_log, d.d_inner, d.d_state);
+        w.exps += (harmonic ? E : E * N) + 3 * E;
+        if (harmonic) w.flops += E * (N - 1);
+    }
     const double layer_weights = D + 2 * E * D + E * K + E + (R + 2 * N) * E + E * R + E + E * N + E + D * E;
     const double head_weights = m.head == HeadKind::tokens ? 2.0 * D * m.vocab : D * (m.n_in + 2);
     w.weight_bytes = 4.0 * (layer_weights * d.n_layers + D + head_weights);

@@ -58,6 +58,9 @@ struct PreparedLayer {
     const float* dt_max;  // [Ep]      125 / max_n |A2|: past it every decay is < 2^-125, i.e. zero
     const float* Dskip;   // [Ep]
     const float* out_T;   // [E][Dp]
+    // A_log rows of the harmonic form (harmonic_decay.h): exp(Δ·A[n]) = exp(Δ·A[0])^(n+1), one
+    // exponential per channel and the rest products (only row 0 of A2_T is read then).
+    bool harmonic;
 };
 
 struct PreparedModel {

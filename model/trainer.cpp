@@ -1,5 +1,6 @@
 #include "model/trainer.h"
 
+#include "kernels/harmonic_decay.h"
 #include "kernels/thread_pool.h"
 #include "model/engine.h"
 #include "model/grad.h"
@@ -58,6 +59,7 @@ json options_to_json(const TrainOptions& o) {
             {"preemphasis", o.preemphasis},
             {"balance_lanes", o.balance_lanes},
             {"stft_weight", o.stft_weight},
+            {"harmonic_decays", o.harmonic_decays},
             {"validate_every", o.validate_every},
             {"seed", o.seed}};
 }
@@ -80,6 +82,7 @@ TrainOptions options_from_json(const json& j) {
     o.preemphasis = j.at("preemphasis").get<double>();
     o.balance_lanes = j.value("balance_lanes", false);  // checkpoints from before the option pooled
     o.stft_weight = j.value("stft_weight", 0.0);        // ... and had no STFT term
+    o.harmonic_decays = j.value("harmonic_decays", false);  // ... and free decays
     o.validate_every = j.at("validate_every").get<int64_t>();
     o.seed = j.at("seed").get<uint64_t>();
     return o;
@@ -182,6 +185,23 @@ struct Trainer::Impl {
     kernels::cuda::TrainTapePtr gpu;    // device cuda: the batch's tape, made on the first step
 #endif
 
+    // f(A_log, E, N) on every layer's A_log inside params, a flat array in the model's parameter
+    // order (the model's own weights or a gradient of them).
+    template <class F>
+    void for_each_A_log(float* params, F f) {
+        const ModelConfig& c = model.config();
+        for (int l = 0; l < c.n_layers; ++l) {
+            const float* A_log = model.tensor("backbone.layers." + std::to_string(l) + ".mixer.A_log");
+            f(params + (A_log - model.data()), c.d_inner, c.d_state);
+        }
+    }
+    bool decays_harmonic() const {
+        const kernels::ModelView& v = model.view();
+        for (int l = 0; l < v.dims.n_layers; ++l)
+            if (!kernels::decays_harmonic(v.layers[l].A_log, v.dims.d_inner, v.dims.d_state)) return false;
+        return true;
+    }
+
     Impl(Model m, TrainData d, TrainOptions o)
         : model(std::move(m)), data(std::move(d)), opt(o),
           effect(model.config().kind == IoKind::continuous), hash(data_hash(data)),
@@ -195,6 +215,8 @@ struct Trainer::Impl {
         b0 = int(int64_t(opt.batch) * r / R);
         b1 = int(int64_t(opt.batch) * (r + 1) / R);
         set_threads(opt.threads);
+        // (a resumed model already has the form: projecting it again could move its last bits)
+        if (opt.harmonic_decays && !decays_harmonic()) for_each_A_log(model.data(), kernels::make_decays_harmonic);
         grads = zeros_like(model);
         lane_grads.assign(size_t(opt.batch), zeros_like(model));
         lanes.resize(size_t(opt.batch));
@@ -441,10 +463,12 @@ struct Trainer::Impl {
         }
         StepStats st;
         st.stop = shared[1] > 0;
+        if (opt.harmonic_decays) for_each_A_log(G, kernels::harmonic_decay_gradient);
         st.grad_norm = clip_grad_norm(G, P, opt.clip_norm);
         st.lr = scheduled_lr(opt.adam.lr, step, opt.lr_warmup_steps, opt.steps, opt.final_lr_ratio);
         if (std::isfinite(st.grad_norm)) {
             adam.step(model.data(), G, st.lr, decay.data());
+            if (opt.harmonic_decays) for_each_A_log(model.data(), kernels::make_decays_harmonic);
         } else {
             throw std::runtime_error("training diverged at step " + std::to_string(step + 1) +
                                      ": the gradient is not finite (try a lower --lr)");

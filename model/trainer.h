@@ -73,6 +73,11 @@ struct TrainOptions {
     // to the ESR in the training loss, each lane's term over the batch size (0: off). The
     // validation metric stays the ESR.
     double stft_weight = 0;
+    // Keep every layer's decays harmonic (kernels/harmonic_decay.h: A[e][n] = (n+1)·A[e][0], one
+    // learnt rate per channel): the start model is projected onto that form, each A_log row's
+    // gradient is replaced by its mean, and the rows are projected again after each optimiser
+    // step. The fast CPU paths then need one exponential per channel instead of one per state.
+    bool harmonic_decays = false;
     int64_t validate_every = 250;
     uint64_t seed = 1;
     int threads = 0;              // 0 = all cores

@@ -4,7 +4,8 @@
 # packs .carry/fxdata here), then trains every run of RUNS side by side on the one GPU for
 # whatever is left of the call's time budget. Models, logs and curves land in $OUT.
 #   RUNS="name effect d_model layers d_state [extra train flags];..."
-#   BUDGET (seconds for the whole script, default 560)  BATCH  SEGMENT  LR  VAL_EVERY  CHECK (1: also
+#   BUDGET (seconds for the whole script, default 560)  BATCH  SEGMENT  LR  VAL_EVERY  STEPS (every
+#   run this many steps, for runs to compare; default: as many as the budget allows)  CHECK (1: also
 #   scripts/device_check.sh, beside the training; catch2: only its Catch2 part)
 # A run named NAME starts from .carry/init/NAME.safetensors when that file is there (so does its
 # 200-step calibration run); a run's own --lr in its extra flags replaces LR.
@@ -52,7 +53,7 @@ for s in "${list[@]}"; do
   sps=$(python3 -c "import json,sys; print(json.load(open('$OUT/${name}_cal.json'))['samples_per_second'])" 2>/dev/null || echo 0)
   # The calibration reports its last second's samples/s, which ran ahead of whole runs by up to 2x
   # when four shared the GPU (2026-12-03: TS9 runs cut at 63% and 85% of their steps): 0.45 of it.
-  steps=$(python3 -c "print(max(500, int(0.45 * $left * $sps / ($BATCH * $SEGMENT))))")
+  steps=${STEPS:-$(python3 -c "print(max(500, int(0.45 * $left * $sps / ($BATCH * $SEGMENT))))")}
   echo "$name: $sps samples/s in calibration -> $steps steps"
   TL=$(( left + 20 )) train $name $effect $dm $layers $ds $steps ${extra:-} >$OUT/$name.json 2>$OUT/$name.log &
   pids+=($!)

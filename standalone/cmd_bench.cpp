@@ -4,6 +4,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "kernels/fast.h"
+#include "kernels/harmonic_decay.h"
 #include "kernels/reference.h"
 #include "kernels/thread_pool.h"
 #include "model/model_file.h"
@@ -23,6 +24,7 @@ namespace {
 struct BenchShape {
     IoKind kind;
     int d_model, n_layers, streams;
+    bool harmonic = false;  // A_log made harmonic (kernels/harmonic_decay.h): one exp per channel
 };
 
 struct BenchOptions {
@@ -67,7 +69,19 @@ Model random_model(const BenchShape& s) {
     ModelConfig c = make_config(s.kind, s.d_model, s.n_layers);
     Model m(c);
     m.init_random(1, 0.3f);
+    if (s.harmonic)
+        for (int l = 0; l < c.n_layers; ++l)
+            kernels::make_decays_harmonic(m.tensor("backbone.layers." + std::to_string(l) + ".mixer.A_log"),
+                                          c.d_inner, c.d_state);
     return m;
+}
+
+// Whether every layer of m has harmonic decays (the fast paths then take one exp per channel).
+bool all_harmonic(const Model& m) {
+    const kernels::ModelView& v = m.view();
+    for (int l = 0; l < v.dims.n_layers; ++l)
+        if (!kernels::decays_harmonic(v.layers[l].A_log, v.dims.d_inner, v.dims.d_state)) return false;
+    return true;
 }
 
 struct Row {
@@ -147,6 +161,9 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
     const double floor_bytes = 1e9 * (w.weight_bytes + w.state_bytes) / peaks.l1_bytes_per_s;
     const double floor_ns = std::max(floor_compute, floor_bytes);
     const double ref_ns = rows[0].ns_per_sample;
+    const bool harmonic = all_harmonic(m);
+    // "effect(h)": harmonic decays
+    const std::string kind = std::string(kind_name(c.kind)) + (harmonic ? "(h)" : "");
     for (const Row& r : rows) {
         // % of one core to run every stream in real time at t.rate_hz, and at 48 kHz
         const double pct = r.ns_per_sample * streams * t.rate_hz * 1e-7;
@@ -154,6 +171,7 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
         if (opt.json) {
             nlohmann::json j = {{"kind", kind_name(c.kind)}, {"d_model", c.d_model}, {"n_layers", c.n_layers},
                                 {"d_inner", c.d_inner}, {"d_state", c.d_state},
+                                {"decays", harmonic ? "harmonic" : "free"},
                                 {"params", m.parameter_count()}, {"streams", streams}, {"path", r.path},
                                 {"isa", kernels::to_string(kernels::active_isa())},
                                 {"ns_per_sample", r.ns_per_sample}, {"pct_core_48k", pct48},
@@ -170,7 +188,7 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
             std::printf("%s\n", j.dump().c_str());
         } else {
             std::printf("%-9s D%-3d x%-2d %-6s %-14s %10.1f %9.2f%% %9.1fx %11.3g %9.1fx %9.1f %7.2fx\n",
-                        kind_name(c.kind), c.d_model, c.n_layers,
+                        kind.c_str(), c.d_model, c.n_layers,
                         streams == 1 ? "mono" : streams == 2 ? "stereo" : "many",
                         r.path.c_str(), r.ns_per_sample, pct, 100.0 / pct, 1e9 / r.ns_per_sample,
                         ref_ns / r.ns_per_sample, floor_ns, r.ns_per_sample / floor_ns);
@@ -205,7 +223,8 @@ void run_bench(const BenchOptions& opt) {
     if (synthetic) {
         if (!opt.json) print_table_header(48000.0);
         const BenchShape shapes[] = {
-            {IoKind::continuous, 16, 4, 1}, {IoKind::continuous, 32, 4, 1}, {IoKind::continuous, 32, 4, 2},
+            {IoKind::continuous, 16, 4, 1}, {IoKind::continuous, 16, 4, 1, true}, {IoKind::continuous, 32, 4, 1},
+            {IoKind::continuous, 32, 4, 2},
             {IoKind::continuous, 64, 8, 1}, {IoKind::mulaw8, 64, 4, 1},
         };
         for (const BenchShape& s : shapes) {
@@ -230,6 +249,7 @@ void run_bench(const BenchOptions& opt) {
                     synthetic ? "" : "\n");
     if (!opt.json)
         std::printf("floor: flops at the FMA peak plus exps at the exp peak (or bytes at L1 speed, if larger).\n"
+                    "(h): harmonic decays, A[n] = (n+1)*A[0] per channel: one exp per channel and step, not one per state.\n"
                     "Peer figures on this machine kind (issue #3): NAM standard WaveNet 4-7%%, RTNeural LSTM-32 ~7%%.\n");
 }
 
@@ -240,7 +260,8 @@ void add_bench_command(CLI::App& app) {
     CLI::App* sub = app.add_subcommand("bench", "Measure the CPU paths: step, block, scan and reference, side by side");
     sub->footer(
         "Times the float64 reference, the SIMD step (the audio thread's path), 64- and 512-sample blocks,\n"
-        "and the chunked scan on 1 and 2 threads, for effect models of d_model 16x4, 32x4 (mono, stereo),\n"
+        "and the chunked scan on 1 and 2 threads, for effect models of d_model 16x4 (free and harmonic\n"
+        "decays, marked (h)), 32x4 (mono, stereo),\n"
         "64x8 and a d_model 64x4 generator, and this CPU's peak rates (the floor) in the same run.\n"
         "With --model, the given model files instead (mono, at each model's own sample rate); add\n"
         "--synthetic for the sizes above too.\n\n"

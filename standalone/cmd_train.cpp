@@ -474,6 +474,10 @@ void add_train_command(CLI::App& app) {
                       "Effect: add this weight times a multi-resolution STFT loss (spectral convergence + log "
                       "magnitude, FFT sizes 128/512/2048) to the ESR (0: off)")
         ->capture_default_str();
+    g_opt->add_flag("--harmonic-decays", o->t.harmonic_decays,
+                    "Keep each layer's decay rates in harmonic ratios, A[n] = (n+1)*A[0] per channel (the "
+                    "start model is projected onto that form): the CPU step then needs one exponential per "
+                    "channel instead of one per state (docs/ABLATION.md: what it costs in quality)");
     g_opt->add_option("--val-every", o->t.validate_every, "Validate (and export if best) every N steps")
         ->capture_default_str()->check(CLI::PositiveNumber);
     g_opt->add_option("--checkpoint-every", o->checkpoint_every, "Checkpoint every N steps (and on Ctrl-C)")

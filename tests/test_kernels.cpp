@@ -1,6 +1,7 @@
 // The three CPU paths agree: reference (float64) vs SIMD step vs chunked threaded scan, on
 // random models at several sizes, lengths that no chunk divides, both instruction-set builds.
 #include "kernels/fast.h"
+#include "kernels/harmonic_decay.h"
 #include "kernels/reference.h"
 #include "kernels/thread_pool.h"
 #include "test_util.h"
@@ -67,7 +68,72 @@ void check_agreement(const Run& r, const std::string& what) {
     CHECK(test::rel_error(r.scan2, r.step) <= 1e-5);
 }
 
+// m's A_log rows made harmonic (harmonic_decay.h) around their jittered values, so each
+// channel keeps its own random rate.
+void make_harmonic(Model& m) {
+    const ModelConfig& c = m.config();
+    for (int l = 0; l < c.n_layers; ++l)
+        make_decays_harmonic(m.tensor("backbone.layers." + std::to_string(l) + ".mixer.A_log"), c.d_inner,
+                             c.d_state);
+}
+
 } // namespace
+
+TEST_CASE("harmonic decays: the form is recognised only where it holds", "[kernels]") {
+    Model m = test::random_model(IoKind::continuous, 16, 2, 16, 5);
+    const int E = m.config().d_inner, N = m.config().d_state;
+    float* A_log = m.tensor("backbone.layers.1.mixer.A_log");
+    CHECK_FALSE(decays_harmonic(A_log, E, N));  // jittered: free decays
+    const double exps_free = work_per_sample(m.view()).exps;
+    make_harmonic(m);
+    CHECK(decays_harmonic(A_log, E, N));
+    // every channel keeps a rate of its own
+    CHECK(A_log[0] != A_log[N]);
+    // one exponential per channel instead of N, in both layers: (N-1)·E fewer per layer
+    CHECK(work_per_sample(m.view()).exps == Approx(exps_free - 2.0 * (N - 1) * E));
+    // one element off by 1e-4 (far more than rounding) and the row is free again
+    A_log[3 * N + 7] += 1e-4f;
+    CHECK_FALSE(decays_harmonic(A_log, E, N));
+    // the gradient restricted to the form: each row its mean
+    std::vector<float> g = {1, 2, 3, 4, -1, -1, -1, 7};
+    harmonic_decay_gradient(g.data(), 2, 4);
+    CHECK(g == std::vector<float>{2.5f, 2.5f, 2.5f, 2.5f, 1, 1, 1, 1});
+}
+
+TEST_CASE("harmonic decays: step and scan (one exponential per channel) match the reference", "[kernels]") {
+    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
+        if (!isa_supported(isa)) continue;  // the test above says which builds this CPU lacks
+        set_isa_for_testing(isa);
+        uint64_t seed = 300;
+        for (const Shape& s : kShapes) {
+            Model m = test::random_model(IoKind::continuous, s.d_model, s.n_layers, s.d_state, ++seed,
+                                         s.n_cond, s.skip, s.d_conv);
+            make_harmonic(m);
+            for (int64_t L : {int64_t(7), int64_t(2777)}) {
+                auto x = test::random_effect_input(L, m.config().n_in(), seed * 17 + uint64_t(L));
+                check_agreement(run_effect(m, x, L, 333), std::string(s.name) + " harmonic, isa " +
+                                                             to_string(isa) + " L " + std::to_string(L));
+            }
+        }
+    }
+    reset_isa_for_testing();
+    // slow states over a long input: the products' rounding must not build up
+    Model m = test::random_model(IoKind::continuous, 16, 4, 16, 78, 0, true);
+    make_harmonic(m);
+    const int64_t L = 60000;
+    auto x = test::random_effect_input(L, 1, 4);
+    std::vector<float> ref(static_cast<size_t>(L)), scan(static_cast<size_t>(L)), step(static_cast<size_t>(L));
+    reference_forward_continuous(m.view(), x.data(), L, ref.data());
+    auto P = prepare_model(m.view());
+    auto S = make_state(*P, 1);
+    ThreadPool pool(2);
+    scan_continuous(*P, *S, 0, x.data(), L, scan.data(), &pool);
+    auto S1 = make_state(*P, 1);
+    for (int64_t t = 0; t < L; ++t) step_continuous(*P, *S1, x.data() + t, step.data() + t);
+    INFO("rel error: scan " << test::rel_error(scan, ref) << ", step " << test::rel_error(step, ref));
+    CHECK(test::rel_error(scan, ref) <= 1e-4);
+    CHECK(test::rel_error(step, ref) <= 1e-4);
+}
 
 TEST_CASE("effect: step and chunked scan match the float64 reference", "[kernels]") {
     for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {

@@ -1,5 +1,6 @@
 // The trainer's own math: loss gradients against float64 finite differences, AdamW against
 // the update written out by hand, the schedule and clipping at known points.
+#include "kernels/harmonic_decay.h"
 #include "model/losses.h"
 #include "model/optim.h"
 #include "model/model.h"
@@ -285,6 +286,49 @@ TEST_CASE("the STFT term adds weight x the lane's STFT loss to the step loss, an
     for (int i = 0; i < 40; ++i) last = tr.step().loss;
     INFO("first " << first << ", after 41 steps " << last);
     CHECK(last < 0.8 * first);
+}
+
+TEST_CASE("harmonic decays: training keeps every layer in the form and learns", "[train]") {
+    // A learnable effect: a soft clipper after a one-pole low-pass.
+    const int64_t L = 4096;
+    TrainData d;
+    EffectSequence s;
+    s.name = "lowpass-clip";
+    s.input = randn(size_t(L), 41, 0.5f);
+    float lp = 0;
+    for (float x : s.input) {
+        lp += 0.2f * (x - lp);
+        s.target.push_back(std::tanh(3.0f * lp));
+    }
+    s.controls = {0.5f};
+    d.effect_train.push_back(s);
+    d.effect_val.push_back(s);
+    const Model start = test::random_model(IoKind::continuous, 8, 2, 8, 35, 1, false);
+    const int E = start.config().d_inner, N = start.config().d_state;
+    auto A_log = [](const Model& m, int l) {
+        return m.tensor("backbone.layers." + std::to_string(l) + ".mixer.A_log");
+    };
+    REQUIRE_FALSE(kernels::decays_harmonic(A_log(start, 1), E, N));  // a free start, projected by the trainer
+    TrainOptions o = exact_options(false);
+    o.batch = 2;
+    o.segment = 1024;
+    o.steps = 80;
+    o.adam.lr = 1e-2;
+    o.harmonic_decays = true;
+    Trainer tr(start, d, o);
+    const std::vector<float> projected(A_log(tr.model(), 1), A_log(tr.model(), 1) + E * N);
+    for (int l = 0; l < 2; ++l) CHECK(kernels::decays_harmonic(A_log(tr.model(), l), E, N));
+    const double first = tr.step().loss;
+    double last = first;
+    for (int i = 1; i < 80; ++i) last = tr.step().loss;
+    INFO("loss: first step " << first << ", step 80 " << last);
+    CHECK(last < 0.5 * first);
+    for (int l = 0; l < 2; ++l) CHECK(kernels::decays_harmonic(A_log(tr.model(), l), E, N));
+    // the rates were trained, not frozen: every channel's moved
+    const float* now = A_log(tr.model(), 1);
+    int moved = 0;
+    for (int e = 0; e < E; ++e) moved += std::fabs(now[e * N] - projected[size_t(e * N)]) > 1e-4f;
+    CHECK(moved == E);
 }
 
 // The GPU trainer's tests run where a CUDA device is; elsewhere they say so and pass.
