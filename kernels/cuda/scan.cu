@@ -685,23 +685,10 @@ __global__ void __launch_bounds__(256) combine_segments(const ScanParams<In> p) 
     const int64_t stride = int64_t(p.N) * p.E;
     float* ss = p.seg_state + (int64_t(b) * p.nseg * p.N + n) * p.E + e;
     const float* sd = p.seg_dt + int64_t(b) * p.nseg * p.E + e;
-    float h = ss[0];
-    for (int s0 = 1; s0 < p.nseg; s0 += 4) {
-        float end_from_zero[4], d[4];  // loads of four segments first (independent of h)
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-            if (s0 + i < p.nseg) {
-                end_from_zero[i] = ss[(s0 + i) * stride];
-                d[i] = sd[int64_t(s0 + i) * p.E];
-            }
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-            if (s0 + i < p.nseg) {
-                ss[(s0 + i) * stride] = h;
-                h = fmaf(ex2(a2 * d[i]), h, end_from_zero[i]);
-            }
-    }
-    p.state[(int64_t(b) * p.N + n) * p.E + e] = h;
+    // the first segment ran from the carried state; each later one's start replaces its end
+    // from zero
+    p.state[(int64_t(b) * p.N + n) * p.E + e] =
+        fold_chain<true>(ss[0], p.nseg - 1, a2, ss + stride, stride, sd + p.E, p.E);
 }
 
 // Segments, step 3: every segment after the first ran from zero; its true state is that plus
@@ -795,15 +782,11 @@ __global__ void __launch_bounds__(kCombineThreads) combine_within_groups(const S
     const auto [b, gi, n, e] = group_cell(g, p.E, p.N, p.G);
     const float a2 = p.A2[int64_t(e) * p.N + n];
     const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
-    float s = 0.0f, total_dt = 0.0f;
-#pragma unroll 4
-    for (int c = c0; c < c1; ++c) {
-        const int64_t bc = int64_t(b) * p.nc + c;
-        const float d = p.chunk_dt[bc * p.E + e];
-        // (ΣΔ₁, s₁)∘(ΣΔ₂, s₂) = (ΣΔ₁+ΣΔ₂, exp2(A2·ΣΔ₂)·s₁ + s₂)
-        s = fmaf(ex2(a2 * d), s, p.chunk_state[(bc * p.N + n) * p.E + e]);
-        total_dt += d;
-    }
+    // (ΣΔ₁, s₁)∘(ΣΔ₂, s₂) = (ΣΔ₁+ΣΔ₂, exp2(A2·ΣΔ₂)·s₁ + s₂) over the group's chunks
+    const int64_t bc0 = int64_t(b) * p.nc + c0;
+    float total_dt = 0.0f;
+    const float s = fold_chain<false>(0.0f, c1 - c0, a2, p.chunk_state + (bc0 * p.N + n) * p.E + e,
+                                      int64_t(p.N) * p.E, p.chunk_dt + bc0 * p.E + e, p.E, &total_dt);
     const int64_t gidx = ((int64_t(b) * p.G + gi) * p.N + n) * p.E + e;
     p.group_state[gidx] = s;
     p.group_dt[gidx] = total_dt;
@@ -820,27 +803,10 @@ __global__ void __launch_bounds__(kCombineThreads) combine_groups_in_sequence(co
     const int n = int(q % p.N);
     const int b = int(q / p.N);
     const float a2 = p.A2[int64_t(e) * p.N + n];
-    float s = p.state[g];  // state is [B][N][E]: index g
     const int64_t stride = int64_t(p.N) * p.E;  // from one group to the next
-    float* gs = p.group_state + (int64_t(b) * p.G * p.N + n) * p.E + e;
-    const float* gd = p.group_dt + (int64_t(b) * p.G * p.N + n) * p.E + e;
-    for (int g0 = 0; g0 < p.G; g0 += 4) {
-        // the loads of four groups first (independent of s), then the chain through them
-        float end_from_zero[4], d[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-            if (g0 + i < p.G) {
-                end_from_zero[i] = gs[(g0 + i) * stride];
-                d[i] = gd[(g0 + i) * stride];
-            }
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-            if (g0 + i < p.G) {
-                gs[(g0 + i) * stride] = s;
-                s = fmaf(ex2(a2 * d[i]), s, end_from_zero[i]);
-            }
-    }
-    p.state[g] = s;
+    const int64_t first = (int64_t(b) * p.G * p.N + n) * p.E + e;
+    // state is [B][N][E]: index g
+    p.state[g] = fold_chain<true>(p.state[g], p.G, a2, p.group_state + first, stride, p.group_dt + first, stride);
 }
 
 // Pass 2c: per (b, group, n, e), the chunks of the group in sequence from the group's start:
@@ -851,27 +817,11 @@ __global__ void __launch_bounds__(kCombineThreads) combine_chunks_in_groups(cons
     if (g >= int64_t(p.B) * p.G * p.N * p.E) return;
     const auto [b, gi, n, e] = group_cell(g, p.E, p.N, p.G);
     const float a2 = p.A2[int64_t(e) * p.N + n];
-    float s = p.group_state[((int64_t(b) * p.G + gi) * p.N + n) * p.E + e];
     const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
-    float* cs = p.chunk_state + (int64_t(b) * p.nc * p.N + n) * p.E + e;  // chunk c at c·N·E
-    const float* cd = p.chunk_dt + int64_t(b) * p.nc * p.E + e;           // chunk c at c·E
-    const int64_t stride = int64_t(p.N) * p.E;
-    for (int c = c0; c < c1; c += 4) {
-        // the loads of four chunks first (independent of s), then the chain through them
-        float end_from_zero[4], d[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-            if (c + i < c1) {
-                end_from_zero[i] = cs[(c + i) * stride];
-                d[i] = cd[int64_t(c + i) * p.E];
-            }
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-            if (c + i < c1) {
-                cs[(c + i) * stride] = s;
-                s = fmaf(ex2(a2 * d[i]), s, end_from_zero[i]);
-            }
-    }
+    const int64_t bc0 = int64_t(b) * p.nc + c0;
+    const int64_t stride = int64_t(p.N) * p.E;  // chunk states: c·N·E apart; ΣΔ: c·E
+    fold_chain<true>(p.group_state[((int64_t(b) * p.G + gi) * p.N + n) * p.E + e], c1 - c0, a2,
+                     p.chunk_state + (bc0 * p.N + n) * p.E + e, stride, p.chunk_dt + bc0 * p.E + e, p.E);
 }
 
 // Pass 3: chunk c of sequence b from its true start state, states [n0, n0+NT):

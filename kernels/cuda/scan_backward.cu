@@ -217,26 +217,11 @@ __global__ void __launch_bounds__(256) bwd_carry_within_groups(const BwdParams p
     const auto [b, gi, n, e] = group_cell(g, p.E, p.N, p.G);
     const float a2 = p.A2[e * p.N + n];
     const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
-    const float* loc = p.carry + (int64_t(b) * p.nc * p.N + n) * p.E + e;  // chunk c at c·N·E
-    const float* sd = p.sum_dt + int64_t(b) * p.nc * p.E + e;              // chunk c at c·E
-    const int64_t stride = int64_t(p.N) * p.E;
-    float f = 0.0f, total_dt = 0.0f;
-    for (int c = c1 - 1; c >= c0; c -= 4) {
-        float l4[4], d4[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-            if (c - i >= c0) {
-                l4[i] = loc[(c - i) * stride];
-                d4[i] = sd[int64_t(c - i) * p.E];
-            }
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-            if (c - i >= c0) {
-                f = fmaf(ex2(a2 * d4[i]), f, l4[i]);
-                total_dt += d4[i];
-            }
-    }
-    p.group_carry[g] = f;  // [B][G][N][E]: index g
+    // the group's chunks, last first: local adjoints c·N·E apart, ΣΔ c·E
+    const int64_t last = int64_t(b) * p.nc + c1 - 1, stride = int64_t(p.N) * p.E;
+    float total_dt = 0.0f;
+    p.group_carry[g] = fold_chain<false>(0.0f, c1 - c0, a2, p.carry + (last * p.N + n) * p.E + e, -stride,
+                                         p.sum_dt + last * p.E + e, -int64_t(p.E), &total_dt);  // [B][G][N][E]: index g
     p.group_dt[g] = total_dt;
 }
 
@@ -248,24 +233,9 @@ __global__ void __launch_bounds__(256) bwd_carry_groups_in_sequence(const BwdPar
     const int b = int(g / (int64_t(p.E) * p.N));
     const float a2 = p.A2[e * p.N + n];
     const int64_t stride = int64_t(p.N) * p.E;  // from one group to the next
-    float* gc = p.group_carry + (int64_t(b) * p.G * p.N + n) * p.E + e;
-    const float* gd = p.group_dt + (int64_t(b) * p.G * p.N + n) * p.E + e;
-    float x = 0.0f;
-    for (int k = p.G - 1; k >= 0; k -= 4) {
-        float f4[4], d4[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-            if (k - i >= 0) {
-                f4[i] = gc[(k - i) * stride];
-                d4[i] = gd[(k - i) * stride];
-            }
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-            if (k - i >= 0) {
-                gc[(k - i) * stride] = x;  // the carry into the group's last chunk
-                x = fmaf(ex2(a2 * d4[i]), x, f4[i]);
-            }
-    }
+    // the groups, last first, from a zero carry; each slot gets the carry into its group's last chunk
+    const int64_t last = ((int64_t(b) * p.G + p.G - 1) * p.N + n) * p.E + e;
+    fold_chain<true>(0.0f, p.G, a2, p.group_carry + last, -stride, p.group_dt + last, -stride);
 }
 
 __global__ void __launch_bounds__(256) bwd_carry_chunks_in_groups(const BwdParams p) {
@@ -274,25 +244,10 @@ __global__ void __launch_bounds__(256) bwd_carry_chunks_in_groups(const BwdParam
     const auto [b, gi, n, e] = group_cell(g, p.E, p.N, p.G);
     const float a2 = p.A2[e * p.N + n];
     const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
-    float* slot = p.carry + (int64_t(b) * p.nc * p.N + n) * p.E + e;
-    const float* sd = p.sum_dt + int64_t(b) * p.nc * p.E + e;
-    const int64_t stride = int64_t(p.N) * p.E;
-    float x = p.group_carry[g];
-    for (int c = c1 - 1; c >= c0; c -= 4) {
-        float l4[4], d4[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-            if (c - i >= c0) {
-                l4[i] = slot[(c - i) * stride];
-                d4[i] = sd[int64_t(c - i) * p.E];
-            }
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-            if (c - i >= c0) {
-                slot[(c - i) * stride] = x;
-                x = fmaf(ex2(a2 * d4[i]), x, l4[i]);
-            }
-    }
+    // the group's chunks again, last first, from the carry into the group
+    const int64_t last = int64_t(b) * p.nc + c1 - 1, stride = int64_t(p.N) * p.E;
+    fold_chain<true>(p.group_carry[g], c1 - c0, a2, p.carry + (last * p.N + n) * p.E + e, -stride,
+                     p.sum_dt + last * p.E + e, -int64_t(p.E));
 }
 
 // Sums v[q] over the 32 lanes for each of the Q values; lane l ends with the total of value

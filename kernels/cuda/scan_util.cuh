@@ -33,4 +33,32 @@ __device__ __forceinline__ GroupCell group_cell(int64_t g, int E, int N, int G) 
     return c;
 }
 
+// The chain s <- exp2(a2·d_i)·s + v_i through `count` items: item i's value at v[i·v_stride],
+// its ΣΔ at d[i·d_stride] (negative strides walk backwards from the last item). With
+// WriteStarts each item's value is replaced by the s that went into it (its start state, or
+// the carry into it); with sum_dt the items' ΣΔ is added to *sum_dt. The loads run four items
+// ahead of the arithmetic, which they do not depend on. Every combine of chunk, group and
+// segment states (forward) and of carries (backward) is this chain.
+template <bool WriteStarts>
+__device__ __forceinline__ float fold_chain(float s, int count, float a2, float* v, int64_t v_stride,
+                                            const float* d, int64_t d_stride, float* sum_dt = nullptr) {
+    for (int i0 = 0; i0 < count; i0 += 4) {
+        float vi[4], di[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            if (i0 + i < count) {
+                vi[i] = v[(i0 + i) * v_stride];
+                di[i] = d[(i0 + i) * d_stride];
+            }
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+            if (i0 + i < count) {
+                if constexpr (WriteStarts) v[(i0 + i) * v_stride] = s;
+                s = fmaf(ex2(a2 * di[i]), s, vi[i]);
+                if (sum_dt) *sum_dt += di[i];
+            }
+    }
+    return s;
+}
+
 } // namespace mw::kernels::cuda
