@@ -8,7 +8,8 @@
 #   run this many steps, for runs to compare; default: as many as the budget allows)  CHECK (1: also
 #   scripts/device_check.sh, beside the training; catch2: only its Catch2 part)
 # A run named NAME starts from .carry/init/NAME.safetensors when that file is there (so does its
-# 200-step calibration run); a run's own --lr in its extra flags replaces LR.
+# 200-step calibration run); a run's own --lr or --manifest in its extra flags replaces LR or
+# the carried set's manifest.
 # Device call: carry [".debs", ".carry/fxdata", ".carry/init"];
 #   command: bash scripts/device_train_presets.sh
 set -uo pipefail
@@ -31,8 +32,9 @@ train() {  # name effect dm layers ds steps [extra...]; TL: seconds before the r
   local name=$1 effect=$2 dm=$3 layers=$4 ds=$5 steps=$6; shift 6
   local base=${name%_cal} init=(); [ -f .carry/init/$base.safetensors ] && init=(--init .carry/init/$base.safetensors)
   local lr=(--lr $LR); [[ " $* " == *" --lr "* ]] && lr=()  # a run's own --lr wins over LR
+  local man=(--manifest .carry/fxdata/manifest.json); [[ " $* " == *" --manifest "* ]] && man=()  # ... and --manifest
   # timeout on the trainer itself: a stopped run must not go on writing into $OUT
-  timeout ${TL:-100000} $MW train --manifest .carry/fxdata/manifest.json --effect $effect --device $DEVICE --out $OUT/$name.safetensors \
+  timeout ${TL:-100000} $MW train "${man[@]}" --effect $effect --device $DEVICE --out $OUT/$name.safetensors \
     --run-dir $OUT/$name.run --d-model $dm --layers $layers --d-state $ds --no-skip --preemph 0 \
     --batch $BATCH --segment $SEGMENT --warmup 1024 --steps $steps "${lr[@]}" --lr-warmup 200 \
     --val-every ${VE:-$VAL_EVERY} --checkpoint-every 2000 --no-plot --json "${init[@]}" "$@" </dev/null
