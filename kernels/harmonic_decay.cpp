@@ -16,6 +16,12 @@ bool decays_harmonic(const float* A_log, int E, int N) {
     return true;
 }
 
+bool decays_harmonic(const ModelView& m) {
+    for (int l = 0; l < m.dims.n_layers; ++l)
+        if (!decays_harmonic(m.layers[l].A_log, m.dims.d_inner, m.dims.d_state)) return false;
+    return true;
+}
+
 void make_decays_harmonic(float* A_log, int E, int N) {
     for (int e = 0; e < E; ++e) {
         float* row = A_log + e * N;

@@ -6,11 +6,15 @@
 // --harmonic-a` trains a model in it (docs/ABLATION.md says what it costs in quality).
 #pragma once
 
+#include "kernels/model_view.h"
+
 namespace mw::kernels {
 
 // Whether every row of A_log [E][N] has the form above, to float rounding: the fast paths'
 // products then agree with the reference's N exponentials far inside their 1e-4 bound.
 bool decays_harmonic(const float* A_log, int E, int N);
+// ... in every layer of m.
+bool decays_harmonic(const ModelView& m);
 
 // The nearest harmonic A_log in least squares: α_e = mean_n (A_log[e][n] - log(n+1)).
 void make_decays_harmonic(float* A_log, int E, int N);

@@ -195,12 +195,6 @@ struct Trainer::Impl {
             f(params + (A_log - model.data()), c.d_inner, c.d_state);
         }
     }
-    bool decays_harmonic() const {
-        const kernels::ModelView& v = model.view();
-        for (int l = 0; l < v.dims.n_layers; ++l)
-            if (!kernels::decays_harmonic(v.layers[l].A_log, v.dims.d_inner, v.dims.d_state)) return false;
-        return true;
-    }
 
     Impl(Model m, TrainData d, TrainOptions o)
         : model(std::move(m)), data(std::move(d)), opt(o),
@@ -216,7 +210,7 @@ struct Trainer::Impl {
         b1 = int(int64_t(opt.batch) * (r + 1) / R);
         set_threads(opt.threads);
         // (a resumed model already has the form: projecting it again could move its last bits)
-        if (opt.harmonic_decays && !decays_harmonic()) for_each_A_log(model.data(), kernels::make_decays_harmonic);
+        if (opt.harmonic_decays && !kernels::decays_harmonic(model.view())) for_each_A_log(model.data(), kernels::make_decays_harmonic);
         grads = zeros_like(model);
         lane_grads.assign(size_t(opt.batch), zeros_like(model));
         lanes.resize(size_t(opt.batch));

@@ -76,13 +76,6 @@ Model random_model(const BenchShape& s) {
     return m;
 }
 
-// Whether every layer of m has harmonic decays (the fast paths then take one exp per channel).
-bool all_harmonic(const Model& m) {
-    const kernels::ModelView& v = m.view();
-    for (int l = 0; l < v.dims.n_layers; ++l)
-        if (!kernels::decays_harmonic(v.layers[l].A_log, v.dims.d_inner, v.dims.d_state)) return false;
-    return true;
-}
 
 struct Row {
     std::string path;
@@ -161,7 +154,7 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
     const double floor_bytes = 1e9 * (w.weight_bytes + w.state_bytes) / peaks.l1_bytes_per_s;
     const double floor_ns = std::max(floor_compute, floor_bytes);
     const double ref_ns = rows[0].ns_per_sample;
-    const bool harmonic = all_harmonic(m);
+    const bool harmonic = kernels::decays_harmonic(v);  // every layer: one exp per channel
     // "effect(h)": harmonic decays
     const std::string kind = std::string(kind_name(c.kind)) + (harmonic ? "(h)" : "");
     for (const Row& r : rows) {
