@@ -210,7 +210,7 @@ __global__ void __launch_bounds__(kThreads) bwd_local(const BwdParams p) {
 //       X_g = F_{g+1} + exp2(A2·ΣΔ_{g+1})·X_{g+1}, X_{G-1} = 0 (no gradient after the end).
 //   2c  every (b, group, n, e): the group's chunks again from X_g: each chunk's slot gets the
 //       carry into it, in place of its local adjoint.
-// Each chain loads four steps ahead of its arithmetic (the loads do not depend on the carry).
+// Each chain is fold_chain (scan_util.cuh), which loads four items ahead of its arithmetic.
 __global__ void __launch_bounds__(256) bwd_carry_within_groups(const BwdParams p) {
     const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (g >= int64_t(p.B) * p.G * p.N * p.E) return;
