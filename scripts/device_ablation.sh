@@ -4,7 +4,7 @@
 # until BUDGET seconds of the call are nearly spent, and packs the results into $OUT.
 #   carry [".carry/fxdata", ".carry/fsdd_classes.npz"]   (scripts/device_effect_data.sh and
 #   `python3 scripts/ssm_ablation.py pack-digits /work/shared/data/fsdd/train .carry/fsdd_classes.npz`)
-#   TS9_RUNS / DIGITS_RUNS: "name layers [extra flags];..."   STEPS   BUDGET (default 570)
+#   TS9_RUNS / DIGITS_RUNS: "name layers [extra flags];..." (set empty: none of that task)   STEPS   BUDGET (default 570)
 set -uo pipefail
 export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
 T0=$(date +%s)
@@ -19,8 +19,8 @@ json.dump(m, open('.carry/fxdata/manifest_ts9.json', 'w'))
 PY
 python3 scripts/captures/make_targets.py .carry/fxdata/manifest_ts9.json | tail -1 || exit 1
 echo "targets made at $(( $(date +%s) - T0 )) s"
-TS9_RUNS=${TS9_RUNS:-"sel sel,sel,sel,sel;sel_seed2 sel,sel,sel,sel --seed 2;lti lti,lti,lti,lti;clti clti,clti,clti,clti;csel csel,csel,csel,csel;outer clti,sel,sel,clti;first clti,sel,sel,sel"}
-DIGITS_RUNS=${DIGITS_RUNS:-"digits_sel sel,sel,sel,sel,sel,sel;digits_first2 clti,clti,sel,sel,sel,sel"}
+TS9_RUNS=${TS9_RUNS-"sel sel,sel,sel,sel;sel_seed2 sel,sel,sel,sel --seed 2;lti lti,lti,lti,lti;clti clti,clti,clti,clti;csel csel,csel,csel,csel;outer clti,sel,sel,clti;first clti,sel,sel,sel"}
+DIGITS_RUNS=${DIGITS_RUNS-"digits_sel sel,sel,sel,sel,sel,sel;digits_first2 clti,clti,sel,sel,sel,sel"}
 left=$(( BUDGET - ($(date +%s) - T0) - 40 ))
 echo "training for at most $left s"
 pids=()
