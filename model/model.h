@@ -109,6 +109,15 @@ public:
     // its conv bias at; they are not parameters and are never trained.
     float* data() { return weights_.data(); }
     const float* data() const { return weights_.data(); }
+    // f(A_log, E, N) on every layer's A_log [E][N] inside `params`, a flat array in this model's
+    // parameter order: data() itself, or a gradient or optimiser array of the same layout.
+    template <class F>
+    void for_each_A_log(float* params, F f) const {
+        for (int l = 0; l < config_.n_layers; ++l) {
+            const float* A_log = tensor("backbone.layers." + std::to_string(l) + ".mixer.A_log");
+            f(params + (A_log - data()), config_.d_inner, config_.d_state);
+        }
+    }
     // Floats of recurrent state per stream: conv windows and SSM states of all layers.
     int64_t state_floats_per_stream() const;
 

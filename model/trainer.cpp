@@ -185,17 +185,6 @@ struct Trainer::Impl {
     kernels::cuda::TrainTapePtr gpu;    // device cuda: the batch's tape, made on the first step
 #endif
 
-    // f(A_log, E, N) on every layer's A_log inside params, a flat array in the model's parameter
-    // order (the model's own weights or a gradient of them).
-    template <class F>
-    void for_each_A_log(float* params, F f) {
-        const ModelConfig& c = model.config();
-        for (int l = 0; l < c.n_layers; ++l) {
-            const float* A_log = model.tensor("backbone.layers." + std::to_string(l) + ".mixer.A_log");
-            f(params + (A_log - model.data()), c.d_inner, c.d_state);
-        }
-    }
-
     Impl(Model m, TrainData d, TrainOptions o)
         : model(std::move(m)), data(std::move(d)), opt(o),
           effect(model.config().kind == IoKind::continuous), hash(data_hash(data)),
@@ -210,7 +199,8 @@ struct Trainer::Impl {
         b1 = int(int64_t(opt.batch) * (r + 1) / R);
         set_threads(opt.threads);
         // (a resumed model already has the form: projecting it again could move its last bits)
-        if (opt.harmonic_decays && !kernels::decays_harmonic(model.view())) for_each_A_log(model.data(), kernels::make_decays_harmonic);
+        if (opt.harmonic_decays && !kernels::decays_harmonic(model.view()))
+            model.for_each_A_log(model.data(), kernels::make_decays_harmonic);
         grads = zeros_like(model);
         lane_grads.assign(size_t(opt.batch), zeros_like(model));
         lanes.resize(size_t(opt.batch));
@@ -457,12 +447,12 @@ struct Trainer::Impl {
         }
         StepStats st;
         st.stop = shared[1] > 0;
-        if (opt.harmonic_decays) for_each_A_log(G, kernels::harmonic_decay_gradient);
+        if (opt.harmonic_decays) model.for_each_A_log(G, kernels::harmonic_decay_gradient);
         st.grad_norm = clip_grad_norm(G, P, opt.clip_norm);
         st.lr = scheduled_lr(opt.adam.lr, step, opt.lr_warmup_steps, opt.steps, opt.final_lr_ratio);
         if (std::isfinite(st.grad_norm)) {
             adam.step(model.data(), G, st.lr, decay.data());
-            if (opt.harmonic_decays) for_each_A_log(model.data(), kernels::make_decays_harmonic);
+            if (opt.harmonic_decays) model.for_each_A_log(model.data(), kernels::make_decays_harmonic);
         } else {
             throw std::runtime_error("training diverged at step " + std::to_string(step + 1) +
                                      ": the gradient is not finite (try a lower --lr)");

@@ -69,10 +69,7 @@ Model random_model(const BenchShape& s) {
     ModelConfig c = make_config(s.kind, s.d_model, s.n_layers);
     Model m(c);
     m.init_random(1, 0.3f);
-    if (s.harmonic)
-        for (int l = 0; l < c.n_layers; ++l)
-            kernels::make_decays_harmonic(m.tensor("backbone.layers." + std::to_string(l) + ".mixer.A_log"),
-                                          c.d_inner, c.d_state);
+    if (s.harmonic) m.for_each_A_log(m.data(), kernels::make_decays_harmonic);
     return m;
 }
 

@@ -70,12 +70,7 @@ void check_agreement(const Run& r, const std::string& what) {
 
 // m's A_log rows made harmonic (harmonic_decay.h) around their jittered values, so each
 // channel keeps its own random rate.
-void make_harmonic(Model& m) {
-    const ModelConfig& c = m.config();
-    for (int l = 0; l < c.n_layers; ++l)
-        make_decays_harmonic(m.tensor("backbone.layers." + std::to_string(l) + ".mixer.A_log"), c.d_inner,
-                             c.d_state);
-}
+void make_harmonic(Model& m) { m.for_each_A_log(m.data(), make_decays_harmonic); }
 
 } // namespace
 
