@@ -16,6 +16,9 @@ in_proj, causal conv + SiLU, D, SiLU(z) gate, out_proj, residual) and the heads 
   csel  selective, complex state: A = -exp(A_log) + i·A_im (S4D-Lin start: -1/2 + iπn),
         x_proj makes complex B and C (2·d_state real numbers each), y = Re(C·s)
   clti  non-selective and complex: S4D-Lin with learnt complex B, C (the paper's "S4D" layer)
+  dsel  Δ fixed per channel (softplus(dt_bias)), B and C selective (x_proj without its Δ rows):
+        MambaWave's own file format can hold it (x_proj's Δ rows zero), and its decays are
+        constants, as LTI's are
 
 A variant is named by its layers, e.g. `clti,sel,sel,clti` (complex LTI at the two layers
 nearest the signal). Complex states hold twice the numbers of real ones at the same d_state.
@@ -58,7 +61,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "captures"))
 import wavio  # noqa: E402
 
-MODES = ("sel", "lti", "csel", "clti")
+MODES = ("sel", "lti", "csel", "clti", "dsel")
 CHUNK = 16      # steps per chunk of the scan
 GROUP = 16      # chunks per group in the scan's second level
 DA_MIN = -5.0   # Re(Δ·A) clamped here (see the module's doc)
@@ -149,6 +152,7 @@ class Layer(torch.nn.Module):
         assert mode in MODES, f"layer mode {mode!r}: one of {', '.join(MODES)}"
         self.mode, self.E, self.N = mode, E, N
         self.cplx, self.lti = mode.startswith("c"), mode.endswith("lti")
+        self.fixed_dt = self.lti or mode == "dsel"
         self.R = math.ceil(D / 16)
         P = torch.nn.Parameter
         rn = lambda *shape: torch.randn(*shape, generator=g)  # noqa: E731
@@ -172,6 +176,7 @@ class Layer(torch.nn.Module):
         else:
             self.x_proj = P(rn(self.R + 2 * w * N, E) / math.sqrt(E))
             self.dt_w = P(rn(E, self.R) / math.sqrt(self.R))
+            # dsel leaves x_proj's Δ rows and dt_w unused (no gradient reaches them)
         self.D = P(torch.ones(E))
         self.out_proj = P(rn(D, E) / math.sqrt(E) / math.sqrt(n_layers))
 
@@ -193,7 +198,7 @@ class Layer(torch.nn.Module):
         else:
             xp = u @ self.x_proj.t()
             r, bc = xp[..., :self.R], xp[..., self.R:]
-            dt = F.softplus(r @ self.dt_w.t() + self.dt_b)
+            dt = F.softplus(self.dt_b).expand_as(u) if self.fixed_dt else F.softplus(r @ self.dt_w.t() + self.dt_b)
             if self.cplx:
                 bc = torch.view_as_complex(bc.reshape(*bc.shape[:-1], 2 * N, 2).contiguous())
             Bm, Cm = bc[..., :N], bc[..., N:]                            # [B, L, N]
