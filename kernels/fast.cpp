@@ -3,6 +3,7 @@
 #include "kernels/fast.h"
 
 #include "kernels/fast_internal.h"
+#include "kernels/fixed_dt.h"
 #include "kernels/harmonic_decay.h"
 
 #include <algorithm>
@@ -91,7 +92,8 @@ PreparedModelPtr prepare_model(const ModelView& m) {
 
     // Sizes of every prepared array, in the order they are carved out below.
     const int64_t per_layer = Dp + int64_t(D) * 2 * Ep + int64_t(K) * Ep + Ep + int64_t(R) * Ep + int64_t(E) * BCp +
-                              int64_t(R) * Ep + Ep + int64_t(N) * Ep + Ep + Ep + int64_t(E) * Dp;
+                              int64_t(R) * Ep + Ep + int64_t(N) * Ep + Ep + Ep + int64_t(E) * Dp +
+                              Ep + int64_t(N) * Ep;  // delta_c, abar_T
     const int64_t heads = Dp + int64_t(V) * Dp + int64_t(D) * Vp + int64_t(I) * Dp + Dp + Dp;
     P->storage = AlignedFloats(size_t(per_layer * d.n_layers + heads));
     float* cursor = P->storage.data();
@@ -112,6 +114,8 @@ PreparedModelPtr prepare_model(const ModelView& m) {
         float* dt_max = take(Ep);
         float* Dskip = take(Ep);
         float* out_T = take(int64_t(E) * Dp);
+        float* delta_c = take(Ep);
+        float* abar_T = take(int64_t(N) * Ep);
         for (int i = 0; i < D; ++i) norm_w[i] = w.norm_w[i];
         for (int o = 0; o < 2 * E; ++o)  // output o: u channel o (o < E) or z channel o - E
             for (int i = 0; i < D; ++i)
@@ -132,8 +136,20 @@ PreparedModelPtr prepare_model(const ModelView& m) {
             for (int o = 0; o < D; ++o) out_T[int64_t(e) * Dp + o] = w.out_proj_w[int64_t(o) * E + e];
         }
         for (int e = E; e < Ep; ++e) dt_max[e] = 3.0e38f;  // padding channels: A2 = 0
+        // A fixed Δ's decays, in float64 (the reference's own values, rounded once): the
+        // padding channels keep Δ = 0 and a decay of 1 on a state that stays zero.
+        const bool fixed = dt_fixed(w, d);
+        for (int e = 0; e < Ep; ++e) {
+            const double b = e < E ? double(w.dt_proj_b[e]) : 0.0;
+            const double dt = e < E ? (b > 20.0 ? b : std::log1p(std::exp(b))) : 0.0;
+            delta_c[e] = float(dt);
+            for (int n = 0; n < N; ++n)
+                abar_T[int64_t(n) * Ep + e] =
+                    e < E ? float(std::exp(std::min(dt, double(dt_max[e])) * -std::exp(double(w.A_log[e * N + n]))))
+                          : 1.0f;
+        }
         P->layers.push_back({norm_w, in_T, conv_T, conv_b, xr, xbc_T, dt_T, dt_b, A2_T, dt_max, Dskip, out_T,
-                             decays_harmonic(w.A_log, E, N)});
+                             decays_harmonic(w.A_log, E, N), fixed, delta_c, abar_T});
     }
     float* norm_f = take(Dp);
     float* embed = take(int64_t(V) * Dp);
@@ -266,7 +282,13 @@ WorkPerSample work_per_sample(const ModelView& m) {
     for (int l = 0; l < d.n_layers; ++l) {
         // exp(Δ·A) per state, or per channel with harmonic decays (then N-1 products each,
         // counted as flops); SiLU of conv and gate; softplus
+        // A fixed Δ: no exp(Δ·A) and no softplus, and r and Δ's products are skipped
         const bool harmonic = decays_harmonic(m.layers[l].A_log, d.d_inner, d.d_state);
+        if (dt_fixed(m.layers[l], d)) {
+            w.exps += 2 * E;
+            w.flops -= 2.0 * 2 * E * R;
+            continue;
+        }
         w.exps += (harmonic ? E : E * N) + 3 * E;
         if (harmonic) w.flops += E * (N - 1);
     }

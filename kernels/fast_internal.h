@@ -61,7 +61,19 @@ struct PreparedLayer {
     // A_log rows of the harmonic form (harmonic_decay.h): exp(Δ·A[n]) = exp(Δ·A[0])^(n+1), one
     // exponential per channel and the rest products (only row 0 of A2_T is read then).
     bool harmonic;
+    // Δ fixed per channel (fixed_dt.h): delta_c [Ep] = softplus(dt_b) and abar_T [N][Ep] =
+    // exp(Δ·A), made once here; the rows then skip r, the softplus and the exponentials.
+    bool fixed_dt;
+    const float* delta_c;  // [Ep] (fixed_dt only)
+    const float* abar_T;   // [N][Ep] (fixed_dt only)
 };
+
+// Which decays a layer's SSM computes (fast_impl.inc's Decays): one exponential per state,
+// one per channel (harmonic), or none (a fixed Δ's table).
+enum class DecayForm : int { free = 0, harmonic = 1, table = 2 };
+inline DecayForm decay_form(const PreparedLayer& w) {
+    return w.fixed_dt ? DecayForm::table : w.harmonic ? DecayForm::harmonic : DecayForm::free;
+}
 
 struct PreparedModel {
     ModelView view;

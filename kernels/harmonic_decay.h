@@ -3,7 +3,7 @@
 // channel. Then exp(Δ·A[e][n]) = exp(Δ·A[e][0])^(n+1): one exponential per channel and step
 // where a free A needs N, and the other N-1 decays are products. The fast CPU paths take that
 // route wherever a layer has the form (fast.cpp checks it at prepare_model); `mambawave train
-// --harmonic-a` trains a model in it (docs/ABLATION.md says what it costs in quality).
+// --harmonic-decays` trains a model in it (docs/ABLATION.md says what it costs in quality).
 #pragma once
 
 #include "kernels/model_view.h"

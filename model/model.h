@@ -5,6 +5,7 @@
 #include "kernels/backward.h"
 #include "kernels/model_view.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <stdexcept>
@@ -109,6 +110,18 @@ public:
     // its conv bias at; they are not parameters and are never trained.
     float* data() { return weights_.data(); }
     const float* data() const { return weights_.data(); }
+    // Zeroes, inside `params` (laid out as for_each_A_log's), what makes each layer's Δ depend on
+    // its input: x_proj's first dt_rank rows and dt_proj.weight. Δ is then softplus(dt_proj.bias)
+    // per channel (kernels/fixed_dt.h; `train --fixed-dt`).
+    void zero_dt_inputs(float* params) const {
+        for (int l = 0; l < config_.n_layers; ++l) {
+            const std::string p = "backbone.layers." + std::to_string(l) + ".mixer.";
+            for (const char* name : {"x_proj.weight", "dt_proj.weight"}) {
+                float* w = params + (tensor(p + name) - data());
+                std::fill(w, w + int64_t(config_.dt_rank) * config_.d_inner, 0.0f);  // R·E floats each
+            }
+        }
+    }
     // f(A_log, E, N) on every layer's A_log [E][N] inside `params`, a flat array in this model's
     // parameter order: data() itself, or a gradient or optimiser array of the same layout.
     template <class F>

@@ -60,6 +60,7 @@ json options_to_json(const TrainOptions& o) {
             {"balance_lanes", o.balance_lanes},
             {"stft_weight", o.stft_weight},
             {"harmonic_decays", o.harmonic_decays},
+            {"fixed_dt", o.fixed_dt},
             {"validate_every", o.validate_every},
             {"seed", o.seed}};
 }
@@ -83,6 +84,7 @@ TrainOptions options_from_json(const json& j) {
     o.balance_lanes = j.value("balance_lanes", false);  // checkpoints from before the option pooled
     o.stft_weight = j.value("stft_weight", 0.0);        // ... and had no STFT term
     o.harmonic_decays = j.value("harmonic_decays", false);  // ... and free decays
+    o.fixed_dt = j.value("fixed_dt", false);                // ... and selective Δ
     o.validate_every = j.at("validate_every").get<int64_t>();
     o.seed = j.at("seed").get<uint64_t>();
     return o;
@@ -201,6 +203,7 @@ struct Trainer::Impl {
         // (a resumed model already has the form: projecting it again could move its last bits)
         if (opt.harmonic_decays && !kernels::decays_harmonic(model.view()))
             model.for_each_A_log(model.data(), kernels::make_decays_harmonic);
+        if (opt.fixed_dt) model.zero_dt_inputs(model.data());
         grads = zeros_like(model);
         lane_grads.assign(size_t(opt.batch), zeros_like(model));
         lanes.resize(size_t(opt.batch));
@@ -448,11 +451,13 @@ struct Trainer::Impl {
         StepStats st;
         st.stop = shared[1] > 0;
         if (opt.harmonic_decays) model.for_each_A_log(G, kernels::harmonic_decay_gradient);
+        if (opt.fixed_dt) model.zero_dt_inputs(G);
         st.grad_norm = clip_grad_norm(G, P, opt.clip_norm);
         st.lr = scheduled_lr(opt.adam.lr, step, opt.lr_warmup_steps, opt.steps, opt.final_lr_ratio);
         if (std::isfinite(st.grad_norm)) {
             adam.step(model.data(), G, st.lr, decay.data());
             if (opt.harmonic_decays) model.for_each_A_log(model.data(), kernels::make_decays_harmonic);
+            if (opt.fixed_dt) model.zero_dt_inputs(model.data());  // (AdamW keeps them zero; weight decay too)
         } else {
             throw std::runtime_error("training diverged at step " + std::to_string(step + 1) +
                                      ": the gradient is not finite (try a lower --lr)");

@@ -78,6 +78,11 @@ struct TrainOptions {
     // gradient is replaced by its mean, and the rows are projected again after each optimiser
     // step. The fast CPU paths then need one exponential per channel instead of one per state.
     bool harmonic_decays = false;
+    // Δ fixed per channel, softplus(dt_proj.bias), B and C still selective: x_proj's Δ rows and
+    // dt_proj.weight start at zero and their gradients are zeroed, so they stay zero. The
+    // variant between the selective layer and an LTI one (docs/ABLATION.md); its decays are
+    // constants.
+    bool fixed_dt = false;
     int64_t validate_every = 250;
     uint64_t seed = 1;
     int threads = 0;              // 0 = all cores

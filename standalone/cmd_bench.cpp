@@ -4,6 +4,7 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "kernels/fast.h"
+#include "kernels/fixed_dt.h"
 #include "kernels/harmonic_decay.h"
 #include "kernels/reference.h"
 #include "kernels/thread_pool.h"
@@ -25,6 +26,7 @@ struct BenchShape {
     IoKind kind;
     int d_model, n_layers, streams;
     bool harmonic = false;  // A_log made harmonic (kernels/harmonic_decay.h): one exp per channel
+    bool fixed_dt = false;  // Δ fixed per channel (kernels/fixed_dt.h): decays from a table, no exp
 };
 
 struct BenchOptions {
@@ -70,6 +72,7 @@ Model random_model(const BenchShape& s) {
     Model m(c);
     m.init_random(1, 0.3f);
     if (s.harmonic) m.for_each_A_log(m.data(), kernels::make_decays_harmonic);
+    if (s.fixed_dt) m.zero_dt_inputs(m.data());
     return m;
 }
 
@@ -152,8 +155,10 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
     const double floor_ns = std::max(floor_compute, floor_bytes);
     const double ref_ns = rows[0].ns_per_sample;
     const bool harmonic = kernels::decays_harmonic(v);  // every layer: one exp per channel
-    // "effect(h)": harmonic decays
-    const std::string kind = std::string(kind_name(c.kind)) + (harmonic ? "(h)" : "");
+    bool fixed_dt = true;                               // every layer: decays from a table
+    for (int l = 0; l < c.n_layers; ++l) fixed_dt = fixed_dt && kernels::dt_fixed(v.layers[l], v.dims);
+    // "effect(h)": harmonic decays; "effect(Δ)": a fixed Δ
+    const std::string kind = std::string(kind_name(c.kind)) + (fixed_dt ? "(Δ)" : harmonic ? "(h)" : "");
     for (const Row& r : rows) {
         // % of one core to run every stream in real time at t.rate_hz, and at 48 kHz
         const double pct = r.ns_per_sample * streams * t.rate_hz * 1e-7;
@@ -161,7 +166,7 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
         if (opt.json) {
             nlohmann::json j = {{"kind", kind_name(c.kind)}, {"d_model", c.d_model}, {"n_layers", c.n_layers},
                                 {"d_inner", c.d_inner}, {"d_state", c.d_state},
-                                {"decays", harmonic ? "harmonic" : "free"},
+                                {"decays", fixed_dt ? "fixed_dt" : harmonic ? "harmonic" : "free"},
                                 {"params", m.parameter_count()}, {"streams", streams}, {"path", r.path},
                                 {"isa", kernels::to_string(kernels::active_isa())},
                                 {"ns_per_sample", r.ns_per_sample}, {"pct_core_48k", pct48},
@@ -213,7 +218,8 @@ void run_bench(const BenchOptions& opt) {
     if (synthetic) {
         if (!opt.json) print_table_header(48000.0);
         const BenchShape shapes[] = {
-            {IoKind::continuous, 16, 4, 1}, {IoKind::continuous, 16, 4, 1, true}, {IoKind::continuous, 32, 4, 1},
+            {IoKind::continuous, 16, 4, 1}, {IoKind::continuous, 16, 4, 1, true},
+            {IoKind::continuous, 16, 4, 1, false, true}, {IoKind::continuous, 32, 4, 1},
             {IoKind::continuous, 32, 4, 2},
             {IoKind::continuous, 64, 8, 1}, {IoKind::mulaw8, 64, 4, 1},
         };
@@ -240,6 +246,7 @@ void run_bench(const BenchOptions& opt) {
     if (!opt.json)
         std::printf("floor: flops at the FMA peak plus exps at the exp peak (or bytes at L1 speed, if larger).\n"
                     "(h): harmonic decays, A[n] = (n+1)*A[0] per channel: one exp per channel and step, not one per state.\n"
+                    "(\u0394): a fixed \u0394 per channel (train --fixed-dt): the decays are constants, no exp per state.\n"
                     "Peer figures on this machine kind (issue #3): NAM standard WaveNet 4-7%%, RTNeural LSTM-32 ~7%%.\n");
 }
 
@@ -250,8 +257,8 @@ void add_bench_command(CLI::App& app) {
     CLI::App* sub = app.add_subcommand("bench", "Measure the CPU paths: step, block, scan and reference, side by side");
     sub->footer(
         "Times the float64 reference, the SIMD step (the audio thread's path), 64- and 512-sample blocks,\n"
-        "and the chunked scan on 1 and 2 threads, for effect models of d_model 16x4 (free and harmonic\n"
-        "decays, marked (h)), 32x4 (mono, stereo),\n"
+        "and the chunked scan on 1 and 2 threads, for effect models of d_model 16x4 (free decays, harmonic\n"
+        "decays marked (h), a fixed step size marked (\u0394)), 32x4 (mono, stereo),\n"
         "64x8 and a d_model 64x4 generator, and this CPU's peak rates (the floor) in the same run.\n"
         "With --model, the given model files instead (mono, at each model's own sample rate); add\n"
         "--synthetic for the sizes above too.\n\n"

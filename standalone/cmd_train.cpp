@@ -478,6 +478,10 @@ void add_train_command(CLI::App& app) {
                     "Keep each layer's decay rates in harmonic ratios, A[n] = (n+1)*A[0] per channel (the "
                     "start model is projected onto that form): the CPU step then needs one exponential per "
                     "channel instead of one per state (docs/ABLATION.md: what it costs in quality)");
+    g_opt->add_flag("--fixed-dt", o->t.fixed_dt,
+                    "Fix each channel's step size: Delta = softplus(dt_proj.bias), B and C still from the input "
+                    "(x_proj's Delta rows and dt_proj.weight held at zero). Decays become constants per layer "
+                    "(docs/ABLATION.md)");
     g_opt->add_option("--val-every", o->t.validate_every, "Validate (and export if best) every N steps")
         ->capture_default_str()->check(CLI::PositiveNumber);
     g_opt->add_option("--checkpoint-every", o->checkpoint_every, "Checkpoint every N steps (and on Ctrl-C)")

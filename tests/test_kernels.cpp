@@ -1,6 +1,7 @@
 // The three CPU paths agree: reference (float64) vs SIMD step vs chunked threaded scan, on
 // random models at several sizes, lengths that no chunk divides, both instruction-set builds.
 #include "kernels/fast.h"
+#include "kernels/fixed_dt.h"
 #include "kernels/harmonic_decay.h"
 #include "kernels/reference.h"
 #include "kernels/thread_pool.h"
@@ -128,6 +129,53 @@ TEST_CASE("harmonic decays: step and scan (one exponential per channel) match th
     INFO("rel error: scan " << test::rel_error(scan, ref) << ", step " << test::rel_error(step, ref));
     CHECK(test::rel_error(scan, ref) <= 1e-4);
     CHECK(test::rel_error(step, ref) <= 1e-4);
+}
+
+TEST_CASE("fixed Δ: recognised only where it holds, its work counted", "[kernels]") {
+    Model m = test::random_model(IoKind::continuous, 16, 2, 16, 6);
+    const kernels::Dims& d = m.view().dims;
+    const int E = d.d_inner, N = d.d_state, R = d.dt_rank;
+    CHECK_FALSE(dt_fixed(m.view().layers[1], d));
+    const double exps_free = work_per_sample(m.view()).exps;
+    m.zero_dt_inputs(m.data());
+    CHECK(dt_fixed(m.view().layers[0], d));
+    CHECK(dt_fixed(m.view().layers[1], d));
+    // no exp(Δ·A) and no softplus in either layer
+    CHECK(work_per_sample(m.view()).exps == Approx(exps_free - 2.0 * (E * N + E)));
+    // one weight of r's rows back (x_proj row 0) and dt_proj.weight still zero: fixed all the same
+    float* xr = m.tensor("backbone.layers.1.mixer.x_proj.weight");
+    xr[5] = 0.25f;
+    CHECK(dt_fixed(m.view().layers[1], d));
+    // ... and with dt_proj.weight back too, Δ depends on the input again
+    m.tensor("backbone.layers.1.mixer.dt_proj.weight")[E * R - 1] = 0.5f;
+    CHECK_FALSE(dt_fixed(m.view().layers[1], d));
+}
+
+TEST_CASE("fixed Δ: step and scan (decays from a table) match the reference", "[kernels]") {
+    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
+        if (!isa_supported(isa)) continue;  // "effect: step and chunked scan ..." says which builds this CPU lacks
+        set_isa_for_testing(isa);
+        uint64_t seed = 500;
+        for (const Shape& s : kShapes) {
+            Model m = test::random_model(IoKind::continuous, s.d_model, s.n_layers, s.d_state, ++seed,
+                                         s.n_cond, s.skip, s.d_conv);
+            m.zero_dt_inputs(m.data());
+            for (int64_t L : {int64_t(7), int64_t(2777)}) {
+                auto x = test::random_effect_input(L, m.config().n_in(), seed * 19 + uint64_t(L));
+                check_agreement(run_effect(m, x, L, 333), std::string(s.name) + " fixed dt, isa " +
+                                                             to_string(isa) + " L " + std::to_string(L));
+            }
+        }
+        // one layer fixed, the next free: each takes its own route
+        Model m = test::random_model(IoKind::continuous, 16, 2, 16, 77, 1, false);
+        float* xr = m.tensor("backbone.layers.0.mixer.x_proj.weight");
+        std::fill(xr, xr + m.config().dt_rank * m.config().d_inner, 0.0f);
+        REQUIRE(dt_fixed(m.view().layers[0], m.view().dims));
+        REQUIRE_FALSE(dt_fixed(m.view().layers[1], m.view().dims));
+        auto x = test::random_effect_input(1500, m.config().n_in(), 3);
+        check_agreement(run_effect(m, x, 1500, 333), std::string("mixed layers, isa ") + to_string(isa));
+    }
+    reset_isa_for_testing();
 }
 
 TEST_CASE("effect: step and chunked scan match the float64 reference", "[kernels]") {

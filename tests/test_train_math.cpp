@@ -331,6 +331,55 @@ TEST_CASE("harmonic decays: training keeps every layer in the form and learns", 
     CHECK(moved == E);
 }
 
+TEST_CASE("fixed Δ: training keeps x_proj's Δ rows and dt_proj.weight at zero and learns", "[train]") {
+    const int64_t L = 4096;
+    TrainData d;
+    EffectSequence s;
+    s.name = "lowpass-clip";
+    s.input = randn(size_t(L), 43, 0.5f);
+    float lp = 0;
+    for (float x : s.input) {
+        lp += 0.2f * (x - lp);
+        s.target.push_back(std::tanh(3.0f * lp));
+    }
+    s.controls = {0.5f};
+    d.effect_train.push_back(s);
+    d.effect_val.push_back(s);
+    const Model start = test::random_model(IoKind::continuous, 8, 2, 8, 37, 1, false);
+    const int E = start.config().d_inner, R = start.config().dt_rank;
+    auto t = [](const Model& m, int l, const char* name) {
+        return m.tensor("backbone.layers." + std::to_string(l) + ".mixer." + name);
+    };
+    auto nonzero = [&](const Model& m) {
+        int64_t count = 0;
+        for (int l = 0; l < 2; ++l)
+            for (const char* name : {"x_proj.weight", "dt_proj.weight"})
+                for (int i = 0; i < R * E; ++i) count += t(m, l, name)[i] != 0.0f;
+        return count;
+    };
+    REQUIRE(nonzero(start) == 2 * 2 * R * E);  // a random start: every one of them nonzero
+    TrainOptions o = exact_options(false);
+    o.batch = 2;
+    o.segment = 1024;
+    o.steps = 80;
+    o.adam.lr = 1e-2;
+    o.adam.weight_decay = 0.1;  // decay must not move them either
+    o.fixed_dt = true;
+    Trainer tr(start, d, o);
+    CHECK(nonzero(tr.model()) == 0);
+    const std::vector<float> bias0(t(tr.model(), 1, "dt_proj.bias"), t(tr.model(), 1, "dt_proj.bias") + E);
+    const double first = tr.step().loss;
+    double last = first;
+    for (int i = 1; i < 80; ++i) last = tr.step().loss;
+    INFO("loss: first step " << first << ", step 80 " << last);
+    CHECK(last < 0.5 * first);
+    CHECK(nonzero(tr.model()) == 0);
+    // Δ's own parameter was trained: the biases moved
+    int moved = 0;
+    for (int e = 0; e < E; ++e) moved += std::fabs(t(tr.model(), 1, "dt_proj.bias")[e] - bias0[size_t(e)]) > 1e-4f;
+    CHECK(moved > E / 2);
+}
+
 // The GPU trainer's tests run where a CUDA device is; elsewhere they say so and pass.
 static bool gpu_present() {
     if (cuda_available()) return true;

@@ -1,0 +1,21 @@
+// Fixed Δ: a layer whose step size does not depend on its input. When x_proj's first dt_rank
+// rows (which make r) or dt_proj.weight are all zero, Δ = softplus(dt_proj.bias) per channel,
+// so the decays exp(Δ·A) are constants of the layer while B and C stay selective. The fast CPU
+// paths then take the decays from a table made once (prepare_model) instead of one exponential
+// per state and sample. `mambawave train --fixed-dt` trains such layers (docs/ABLATION.md).
+#pragma once
+
+#include "kernels/model_view.h"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace mw::kernels {
+
+inline bool dt_fixed(const LayerView& w, const Dims& d) {
+    const int64_t n = int64_t(d.dt_rank) * d.d_inner;  // x_proj rows [0, R) and dt_proj.weight: R·E each
+    auto zero = [n](const float* p) { return std::all_of(p, p + n, [](float v) { return v == 0.0f; }); };
+    return zero(w.x_proj_w) || zero(w.dt_proj_w);
+}
+
+} // namespace mw::kernels
