@@ -288,13 +288,13 @@ TEST_CASE("the STFT term adds weight x the lane's STFT loss to the step loss, an
     CHECK(last < 0.8 * first);
 }
 
-TEST_CASE("harmonic decays: training keeps every layer in the form and learns", "[train]") {
-    // A learnable effect: a soft clipper after a one-pole low-pass.
-    const int64_t L = 4096;
+// A learnable effect, 4096 samples of noise: a soft clipper after a one-pole low-pass (the same
+// pair for training and validation).
+static TrainData lowpass_clip_data(uint32_t seed) {
     TrainData d;
     EffectSequence s;
     s.name = "lowpass-clip";
-    s.input = randn(size_t(L), 41, 0.5f);
+    s.input = randn(4096, seed, 0.5f);
     float lp = 0;
     for (float x : s.input) {
         lp += 0.2f * (x - lp);
@@ -303,6 +303,11 @@ TEST_CASE("harmonic decays: training keeps every layer in the form and learns", 
     s.controls = {0.5f};
     d.effect_train.push_back(s);
     d.effect_val.push_back(s);
+    return d;
+}
+
+TEST_CASE("harmonic decays: training keeps every layer in the form and learns", "[train]") {
+    const TrainData d = lowpass_clip_data(41);
     const Model start = test::random_model(IoKind::continuous, 8, 2, 8, 35, 1, false);
     const int E = start.config().d_inner, N = start.config().d_state;
     auto A_log = [](const Model& m, int l) {
@@ -332,19 +337,7 @@ TEST_CASE("harmonic decays: training keeps every layer in the form and learns", 
 }
 
 TEST_CASE("fixed Δ: training keeps x_proj's Δ rows and dt_proj.weight at zero and learns", "[train]") {
-    const int64_t L = 4096;
-    TrainData d;
-    EffectSequence s;
-    s.name = "lowpass-clip";
-    s.input = randn(size_t(L), 43, 0.5f);
-    float lp = 0;
-    for (float x : s.input) {
-        lp += 0.2f * (x - lp);
-        s.target.push_back(std::tanh(3.0f * lp));
-    }
-    s.controls = {0.5f};
-    d.effect_train.push_back(s);
-    d.effect_val.push_back(s);
+    const TrainData d = lowpass_clip_data(43);
     const Model start = test::random_model(IoKind::continuous, 8, 2, 8, 37, 1, false);
     const int E = start.config().d_inner, R = start.config().dt_rank;
     auto t = [](const Model& m, int l, const char* name) {
