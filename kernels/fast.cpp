@@ -139,7 +139,7 @@ PreparedModelPtr prepare_model(const ModelView& m) {
         // A fixed Δ's decays, in float64 (the reference's own values, rounded once): the
         // padding channels keep Δ = 0 and a decay of 1 on a state that stays zero.
         const bool fixed = dt_fixed(w, d);
-        for (int e = 0; e < Ep; ++e) {
+        for (int e = 0; fixed && e < Ep; ++e) {
             const double b = e < E ? double(w.dt_proj_b[e]) : 0.0;
             const double dt = e < E ? (b > 20.0 ? b : std::log1p(std::exp(b))) : 0.0;
             delta_c[e] = float(dt);

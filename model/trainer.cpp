@@ -457,7 +457,6 @@ struct Trainer::Impl {
         if (std::isfinite(st.grad_norm)) {
             adam.step(model.data(), G, st.lr, decay.data());
             if (opt.harmonic_decays) model.for_each_A_log(model.data(), kernels::make_decays_harmonic);
-            if (opt.fixed_dt) model.zero_dt_inputs(model.data());  // (AdamW keeps them zero; weight decay too)
         } else {
             throw std::runtime_error("training diverged at step " + std::to_string(step + 1) +
                                      ": the gradient is not finite (try a lower --lr)");

@@ -79,7 +79,8 @@ struct TrainOptions {
     // step. The fast CPU paths then need one exponential per channel instead of one per state.
     bool harmonic_decays = false;
     // Δ fixed per channel, softplus(dt_proj.bias), B and C still selective: x_proj's Δ rows and
-    // dt_proj.weight start at zero and their gradients are zeroed, so they stay zero. The
+    // dt_proj.weight start at zero and their gradients are zeroed, so AdamW (its moments zero,
+    // its decay of a zero weight zero) keeps them at zero. The
     // variant between the selective layer and an LTI one (docs/ABLATION.md); its decays are
     // constants.
     bool fixed_dt = false;
