@@ -33,6 +33,8 @@ struct LayerGrad {
     float* A_log = nullptr;      // [E][N]
     float* D = nullptr;          // [E]
     float* out_proj_w = nullptr; // [D][E]
+    float* lti_B = nullptr;      // [E][N]  LTI layers only (x_proj_w, dt_proj_w null then)
+    float* lti_C = nullptr;      // [E][N]
 };
 
 struct ModelGrad {

@@ -35,7 +35,14 @@ struct LayerView {
     const float* A_log = nullptr;      // [E][N]    A = -exp(A_log)
     const float* D = nullptr;          // [E]
     const float* out_proj_w = nullptr; // [D][E]
+    // An LTI layer (config "lti_layers"; docs/ABLATION.md): B and C are learnt constants per
+    // channel and Δ = softplus(dt_proj_b), so x_proj_w and dt_proj_w are null:
+    //   s_t = exp(Δ·A) ⊙ s_{t-1} + Δ·u_t·B;   y_t = Σ_n C ⊙ s_t + D ⊙ u_t
+    const float* lti_B = nullptr;      // [E][N]  null: a selective layer
+    const float* lti_C = nullptr;      // [E][N]
 };
+
+inline bool is_lti(const LayerView& w) { return w.lti_C != nullptr; }
 
 enum class HeadKind : int {
     tokens = 0,      // generator: embedding [V][D] in, lm_head [V][D] logits out

@@ -60,8 +60,9 @@ void mamba_block(const LayerView& w, const Dims& dims, double* x, int64_t L,
             }
             u[t * E + e] = silu(acc);
         }
-    // [r, B, C] = u · x_projᵀ
-    matmul(rbc.data(), u.data(), w.x_proj_w, L, E, R + 2 * N);
+    // [r, B, C] = u · x_projᵀ (a selective layer; an LTI layer's B and C are its own, per channel)
+    const bool lti = is_lti(w);
+    if (!lti) matmul(rbc.data(), u.data(), w.x_proj_w, L, E, R + 2 * N);
     // s_t = exp(Δ_t·A) ⊙ s_{t-1} + (Δ_t·u_t) ⊗ B_t;   y_t = s_t · C_t + D ⊙ u_t
     std::vector<double> s(size_t(E) * N, 0.0);     // [E][N]
     if (state_in)
@@ -72,17 +73,20 @@ void mamba_block(const LayerView& w, const Dims& dims, double* x, int64_t L,
         const double* B = r + R;
         const double* C = B + N;
         for (int e = 0; e < E; ++e) {
-            // Δ = softplus(r · dt_projᵀ + dt_bias)
+            // Δ = softplus(r · dt_projᵀ + dt_bias); an LTI layer: softplus(dt_bias)
             double dt = w.dt_proj_b[e];
-            for (int q = 0; q < R; ++q) dt += r[q] * w.dt_proj_w[e * R + q];
+            if (!lti)
+                for (int q = 0; q < R; ++q) dt += r[q] * w.dt_proj_w[e * R + q];
             dt = softplus(dt);
             const double ue = u[t * E + e];
             double acc = 0;
             for (int n = 0; n < N; ++n) {
                 const double A = -std::exp(double(w.A_log[e * N + n]));
+                const double Bn = lti ? double(w.lti_B[e * N + n]) : B[n];
+                const double Cn = lti ? double(w.lti_C[e * N + n]) : C[n];
                 double& sn = s[size_t(e) * N + n];
-                sn = std::exp(dt * A) * sn + dt * ue * B[n];
-                acc += sn * C[n];
+                sn = std::exp(dt * A) * sn + dt * ue * Bn;
+                acc += sn * Cn;
             }
             y[t * E + e] = acc + w.D[e] * ue;
         }

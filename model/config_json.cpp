@@ -211,6 +211,16 @@ void parse_backbone(const Fields& f, ModelConfig& c) {
                          "use_bias=false)");
     c.conv_bias = f.get_bool("use_conv_bias", true);
     c.tie_embeddings = f.get_bool("tie_word_embeddings", true);
+    c.lti_layers.clear();
+    if (const json* lti = f.find("lti_layers")) {
+        if (!lti->is_array()) field_error(f.where(), "lti_layers", *lti, "an array of layer indices");
+        for (size_t i = 0; i < lti->size(); ++i) {
+            const json& v = (*lti)[i];
+            if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT_MAX)
+                field_error(f.where(), "lti_layers[" + std::to_string(i) + "]", v, "a layer index");
+            c.lti_layers.push_back(int(v.get<int64_t>()));  // range and order: validate()
+        }
+    }
 }
 
 void parse_vocab(const Fields& f, ModelConfig& c) {
@@ -327,8 +337,10 @@ std::string config_to_json(const ModelConfig& c) {
     j["tie_word_embeddings"] = c.tie_embeddings;
     j["use_bias"] = false;
     j["use_conv_bias"] = c.conv_bias;
-    // MambaWave's own.
-    j["format_version"] = kFormatVersion;
+    // MambaWave's own. A file with LTI layers is format 2, so that a build from before them
+    // asks for a newer MambaWave instead of naming missing tensors.
+    if (!c.lti_layers.empty()) j["lti_layers"] = c.lti_layers;
+    j["format_version"] = c.lti_layers.empty() ? 1 : kFormatVersion;
     j["io"] = io_to_json(c);
     j["untrained"] = c.untrained;
     j["description"] = c.description;

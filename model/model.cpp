@@ -55,6 +55,16 @@ void ModelConfig::validate(const std::string& where) const {
     if (!(norm_eps > 0.0f && norm_eps < 1.0f))
         throw ModelError(where + ": config field 'layer_norm_epsilon' is " +
                          std::to_string(norm_eps) + ", expected a value in (0, 1)");
+    for (size_t i = 0; i < lti_layers.size(); ++i) {
+        const int l = lti_layers[i];
+        if (l < 0 || l >= n_layers)
+            throw ModelError(where + ": config field 'lti_layers' holds layer " + std::to_string(l) +
+                             ", expected a layer index 0.." + std::to_string(n_layers - 1));
+        if (i > 0 && l <= lti_layers[i - 1])
+            throw ModelError(where + ": config field 'lti_layers' is not in ascending order without "
+                             "repeats (layer " + std::to_string(l) + " after " +
+                             std::to_string(lti_layers[i - 1]) + ")");
+    }
     if (!(sample_rate_hz >= 1000.0 && sample_rate_hz <= 768000.0))
         throw ModelError(where + ": field 'io.sample_rate' is " + std::to_string(sample_rate_hz) +
                          ", expected 1000..768000 Hz");
@@ -119,10 +129,16 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
         t.push_back({p + "mixer.in_proj.weight", {2 * E, D}});
         t.push_back({p + "mixer.conv1d.weight", {E, 1, K}});
         if (c.conv_bias) t.push_back({p + "mixer.conv1d.bias", {E}});
-        t.push_back({p + "mixer.x_proj.weight", {R + 2 * N, E}});
-        t.push_back({p + "mixer.dt_proj.weight", {E, R}});
+        if (!c.is_lti(i)) {
+            t.push_back({p + "mixer.x_proj.weight", {R + 2 * N, E}});
+            t.push_back({p + "mixer.dt_proj.weight", {E, R}});
+        }
         t.push_back({p + "mixer.dt_proj.bias", {E}});
         t.push_back({p + "mixer.A_log", {E, N}});
+        if (c.is_lti(i)) {
+            t.push_back({p + "mixer.B", {E, N}});
+            t.push_back({p + "mixer.C", {E, N}});
+        }
         t.push_back({p + "mixer.D", {E}});
         t.push_back({p + "mixer.out_proj.weight", {D, E}});
     }
@@ -188,8 +204,13 @@ void Model::point_at_layer(int i, Layer& l, Ptr absent_conv_bias) {
     l.in_proj_w = tensor(p + "mixer.in_proj.weight");
     l.conv_w = tensor(p + "mixer.conv1d.weight");
     l.conv_b = config_.conv_bias ? tensor(p + "mixer.conv1d.bias") : absent_conv_bias;
-    l.x_proj_w = tensor(p + "mixer.x_proj.weight");
-    l.dt_proj_w = tensor(p + "mixer.dt_proj.weight");
+    if (config_.is_lti(i)) {
+        l.lti_B = tensor(p + "mixer.B");
+        l.lti_C = tensor(p + "mixer.C");
+    } else {
+        l.x_proj_w = tensor(p + "mixer.x_proj.weight");
+        l.dt_proj_w = tensor(p + "mixer.dt_proj.weight");
+    }
     l.dt_proj_b = tensor(p + "mixer.dt_proj.bias");
     l.A_log = tensor(p + "mixer.A_log");
     l.D = tensor(p + "mixer.D");
@@ -257,8 +278,15 @@ void Model::init_random(uint64_t seed, float jitter) {
         fill_normal(p + "mixer.in_proj.weight", 1.0f / std::sqrt(float(c.d_model)));
         fill_normal(p + "mixer.conv1d.weight", 1.0f / std::sqrt(float(c.d_conv)));
         if (c.conv_bias) fill_normal(p + "mixer.conv1d.bias", 0.1f + jit * 0.2f);
-        fill_normal(p + "mixer.x_proj.weight", 1.0f / std::sqrt(float(c.d_inner)));
-        fill_normal(p + "mixer.dt_proj.weight", 1.0f / std::sqrt(float(c.dt_rank)));
+        if (c.is_lti(i)) {
+            // B starts at one, C standard normal (S4D's start; docs/ABLATION.md's harness)
+            float* b = tensor(p + "mixer.B");
+            for (int64_t k = 0; k < int64_t(c.d_inner) * c.d_state; ++k) b[k] = 1.0f + jit * normal(rng);
+            fill_normal(p + "mixer.C", 1.0f);
+        } else {
+            fill_normal(p + "mixer.x_proj.weight", 1.0f / std::sqrt(float(c.d_inner)));
+            fill_normal(p + "mixer.dt_proj.weight", 1.0f / std::sqrt(float(c.dt_rank)));
+        }
         // dt = exp(U[log 1e-3, log 1e-1]); bias = softplus^-1(dt) = dt + log(-expm1(-dt))
         float* dt_b = tensor(p + "mixer.dt_proj.bias");
         for (int e = 0; e < c.d_inner; ++e) {

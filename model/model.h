@@ -48,6 +48,10 @@ struct ModelConfig {
     float norm_eps = 1e-5f;    // layer_norm_epsilon
     bool conv_bias = true;     // use_conv_bias (false: conv1d.bias absent, taken as zero)
     bool tie_embeddings = true;// tie_word_embeddings (generators: lm_head = embeddings)
+    // Layers whose SSM is linear time-invariant (file: "lti_layers", ascending indices; empty:
+    // every layer selective, as in HF Mamba). Such a layer has no x_proj.weight and no
+    // dt_proj.weight; it has mixer.B and mixer.C [d_inner, d_state] instead (kernels/model_view.h).
+    std::vector<int> lti_layers;
 
     // The io section.
     IoKind kind = IoKind::mulaw8;
@@ -62,6 +66,9 @@ struct ModelConfig {
     std::string training_json = "{}";  // the training record, kept as JSON text
 
     int n_cond() const { return static_cast<int>(controls.size()); }
+    bool is_lti(int layer) const {
+        return std::find(lti_layers.begin(), lti_layers.end(), layer) != lti_layers.end();
+    }
     int n_in() const { return 1 + n_cond(); }
     kernels::Dims dims() const;
     // Throws ModelError naming `where` (a file name) when a size is out of range.
@@ -110,11 +117,13 @@ public:
     // its conv bias at; they are not parameters and are never trained.
     float* data() { return weights_.data(); }
     const float* data() const { return weights_.data(); }
-    // Zeroes, inside `params` (laid out as for_each_A_log's), what makes each layer's Δ depend on
-    // its input: x_proj's first dt_rank rows and dt_proj.weight. Δ is then softplus(dt_proj.bias)
-    // per channel (kernels/fixed_dt.h; `train --fixed-dt`).
+    // Zeroes, inside `params` (laid out as for_each_A_log's), what makes each selective layer's
+    // Δ depend on its input: x_proj's first dt_rank rows and dt_proj.weight. Δ is then
+    // softplus(dt_proj.bias) per channel (kernels/fixed_dt.h; `train --fixed-dt`). LTI layers
+    // have neither tensor: their Δ is fixed already.
     void zero_dt_inputs(float* params) const {
         for (int l = 0; l < config_.n_layers; ++l) {
+            if (config_.is_lti(l)) continue;
             const std::string p = "backbone.layers." + std::to_string(l) + ".mixer.";
             for (const char* name : {"x_proj.weight", "dt_proj.weight"}) {
                 float* w = params + (tensor(p + name) - data());

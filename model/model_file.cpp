@@ -69,6 +69,12 @@ std::string shape_origin(const ModelConfig& c, const std::string& name) {
     return D;  // norm weights, stem.bias, head.weight
 }
 
+std::string lti_list(const ModelConfig& c) {
+    std::string s = "[";
+    for (size_t i = 0; i < c.lti_layers.size(); ++i) s += (i ? "," : "") + std::to_string(c.lti_layers[i]);
+    return s + "]";
+}
+
 // Every expected tensor present, nothing else (an HF checkpoint may carry lm_head.weight
 // even when it is tied to the embeddings: then it is ignored).
 void check_tensor_names(const std::string& file, const ModelConfig& c,
@@ -84,7 +90,8 @@ void check_tensor_names(const std::string& file, const ModelConfig& c,
                        " missing: " + name_list(missing) + " (expected by the config: " +
                        to_string(c.kind) + ", num_hidden_layers=" + std::to_string(c.n_layers) +
                        ", use_conv_bias=" + (c.conv_bias ? "true" : "false") +
-                       ", tie_word_embeddings=" + (c.tie_embeddings ? "true" : "false") + ")");
+                       ", tie_word_embeddings=" + (c.tie_embeddings ? "true" : "false") +
+                       (c.lti_layers.empty() ? std::string() : ", lti_layers=" + lti_list(c)) + ")");
     const bool lm_head_ignorable = c.kind == IoKind::mulaw8 && c.tie_embeddings;
     std::vector<std::string> unexpected;
     for (const auto& [name, info] : st.tensors)

@@ -82,6 +82,10 @@ inline void check_model_view(const ModelView& m, const std::string& who) {
     if (m.head == HeadKind::continuous &&
         (m.n_in < 1 || !m.stem_w || !m.stem_b || !m.head_w || !m.head_b))
         fail("an effect needs n_in >= 1, stem and head");
+    for (int l = 0; l < d.n_layers; ++l)
+        if (is_lti(m.layers[l]))
+            fail("layer " + std::to_string(l) + " is an LTI layer (config 'lti_layers'), which the CUDA "
+                 "path does not run yet; use --device cpu for this model");
 }
 
 // A·log2(e) = -exp(A_log)·log2(e), the exponent scale of exp2 in the SSM update; computed in
