@@ -54,14 +54,21 @@ std::string fnv1a_hex(const std::vector<std::string>& files) {
     return text;
 }
 
-// Δ-scaling by weights (see RateMode::delta): A_log += ln α, B rows of x_proj *= α.
+// Δ-scaling by weights (see RateMode::delta): A_log += ln α, B *= α (x_proj's B rows, or an
+// LTI layer's B).
 void apply_delta_scaling(Model& m, double alpha) {
     const ModelConfig& c = m.config();
     const float log_alpha = float(std::log(alpha));
+    const int64_t EN = int64_t(c.d_inner) * c.d_state;
     for (int l = 0; l < c.n_layers; ++l) {
         const std::string p = "backbone.layers." + std::to_string(l) + ".mixer.";
         float* A_log = m.tensor(p + "A_log");        // [E][N]
-        for (int64_t i = 0; i < int64_t(c.d_inner) * c.d_state; ++i) A_log[i] += log_alpha;
+        for (int64_t i = 0; i < EN; ++i) A_log[i] += log_alpha;
+        if (c.is_lti(l)) {
+            float* B = m.tensor(p + "B");            // [E][N]
+            for (int64_t i = 0; i < EN; ++i) B[i] *= float(alpha);
+            continue;
+        }
         float* x_proj = m.tensor(p + "x_proj.weight");  // [R + 2N][E]: rows R .. R+N-1 are B
         for (int r = c.dt_rank; r < c.dt_rank + c.d_state; ++r)
             for (int e = 0; e < c.d_inner; ++e) x_proj[int64_t(r) * c.d_inner + e] *= float(alpha);

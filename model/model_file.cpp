@@ -59,7 +59,8 @@ std::string shape_origin(const ModelConfig& c, const std::string& name) {
     if (ends_with(name, "conv1d.weight")) return E + ", " + K;
     if (ends_with(name, "x_proj.weight")) return R + " + 2 x " + N + ", " + E;
     if (ends_with(name, "dt_proj.weight")) return E + ", " + R;
-    if (ends_with(name, "A_log")) return N + ", " + E;
+    if (ends_with(name, "A_log") || ends_with(name, "mixer.B") || ends_with(name, "mixer.C"))
+        return E + ", " + N;
     if (ends_with(name, "out_proj.weight")) return D + ", " + E;
     if (ends_with(name, "conv1d.bias") || ends_with(name, "dt_proj.bias") ||
         ends_with(name, "mixer.D"))

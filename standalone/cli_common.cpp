@@ -2,6 +2,8 @@
 
 #include "model/model_file.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -61,6 +63,39 @@ Model load_model_for(const std::string& path, IoKind kind, const std::string& co
                          kind_name(kind) + " models; use 'mambawave " + other_command +
                          "' for this model");
     return model;
+}
+
+std::vector<int> parse_lti_layers(const std::string& text, int n_layers) {
+    std::vector<int> layers;
+    if (text == "none" || text.empty()) return layers;
+    if (text == "all") {
+        for (int l = 0; l < n_layers; ++l) layers.push_back(l);
+        return layers;
+    }
+    size_t start = 0;
+    while (start <= text.size()) {
+        const size_t comma = std::min(text.find(',', start), text.size());
+        const std::string item = text.substr(start, comma - start);
+        int layer = -1;
+        const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), layer);
+        if (item.empty() || ec != std::errc() || end != item.data() + item.size() || layer < 0 ||
+            layer >= n_layers)
+            throw UsageError("--lti '" + text + "': '" + item + "' is not a layer index 0.." +
+                             std::to_string(n_layers - 1) + " (give all, none, or indices such as 0,1)");
+        layers.push_back(layer);
+        start = comma + 1;
+    }
+    std::sort(layers.begin(), layers.end());
+    layers.erase(std::unique(layers.begin(), layers.end()), layers.end());
+    return layers;
+}
+
+std::string describe_lti_layers(const ModelConfig& c) {
+    if (c.lti_layers.empty()) return "none";
+    if (int(c.lti_layers.size()) == c.n_layers) return "all";
+    std::string s;
+    for (int l : c.lti_layers) s += (s.empty() ? "" : ", ") + std::to_string(l);
+    return s;
 }
 
 float parse_float(const std::string& text, const std::string& what) {

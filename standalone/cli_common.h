@@ -40,6 +40,12 @@ std::vector<float> resolve_controls(const ModelConfig& config,
 std::vector<float> resolve_controls(const ModelConfig& config,
                                     const std::vector<std::pair<std::string, float>>& settings);
 
+// `--lti` as given to init and train: "all", "none" or layer indices "0,1" -> ascending
+// ModelConfig::lti_layers for a model of n_layers; anything else is a UsageError.
+std::vector<int> parse_lti_layers(const std::string& text, int n_layers);
+// The layers as a reader wants them: "none", "all" or "0, 1".
+std::string describe_lti_layers(const ModelConfig& config);
+
 // Options several subcommands take.
 void add_model_option(CLI::App& sub, std::string& model_path);
 void add_threads_option(CLI::App& sub, int& threads);

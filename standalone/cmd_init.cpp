@@ -25,6 +25,7 @@ struct InitOptions {
     double sample_rate_hz = 0;  // 0: the kind's default
     std::vector<std::string> controls;
     bool skip = false;
+    std::string lti = "none";
 };
 
 std::vector<std::string> split(const std::string& text, char separator) {
@@ -61,6 +62,7 @@ ModelConfig config_from(const InitOptions& o) {
     if (o.sample_rate_hz > 0) c.sample_rate_hz = o.sample_rate_hz;
     for (const std::string& text : o.controls) c.controls.push_back(parse_control_spec(text));
     c.skip = o.skip;
+    c.lti_layers = parse_lti_layers(o.lti, o.n_layers);
     c.untrained = true;
     c.description = o.description;
     c.training_json = nlohmann::json{{"steps", 0}, {"init", "random"}, {"seed", o.seed}}.dump();
@@ -79,7 +81,7 @@ void run_init(const InitOptions& o) {
     const ModelConfig& c = model.config();
     std::cout << "wrote " << o.out_path << ": untrained " << kind_name(c.kind) << ", "
               << int64_t(c.sample_rate_hz) << " Hz, d_model " << c.d_model << ", " << c.n_layers
-              << " layers, " << c.n_cond() << " controls, " << model.parameter_count()
+              << " layers (LTI: " << describe_lti_layers(c) << "), " << c.n_cond() << " controls, " << model.parameter_count()
               << " parameters, seed " << o.seed << "\n";
 }
 
@@ -111,6 +113,10 @@ void add_init_command(CLI::App& app) {
         ->take_all()
         ->allow_extra_args(false);
     sub->add_flag("--skip", o->skip, "Effect: add the input sample to the network's output");
+    sub->add_option("--lti", o->lti,
+                    "Layers whose SSM is time-invariant (B, C, Δ learnt constants; no x_proj): all, "
+                    "none or indices such as 0,1")
+        ->capture_default_str();
     sub->add_option("--description", o->description, "One line saying what the model is for");
     sub->footer("The file says it is untrained (`mambawave info` prints a warning), so "
                 "random weights are never\nmistaken for a real model.\n\n"

@@ -41,6 +41,7 @@ struct TrainCliOptions {
     // model
     std::string out, init, run_dir;
     int d_model = 16, layers = 4, d_state = 16, expand = 2;
+    std::string lti = "none";
     double rate_hz = 0;  // 0: the data's (effects) or 8000 (generators)
     bool no_skip = false;
     // optimisation
@@ -162,6 +163,7 @@ Model initial_model(const TrainCliOptions& o, bool effect, double rate_hz, const
     }
     ModelConfig c = make_config(effect ? IoKind::continuous : IoKind::mulaw8, o.d_model, o.layers, o.d_state, o.expand);
     c.sample_rate_hz = rate_hz;
+    c.lti_layers = parse_lti_layers(o.lti, o.layers);
     if (effect) {
         c.controls = controls;
         c.skip = !o.no_skip;
@@ -295,7 +297,8 @@ void run_train(TrainCliOptions o) {
     const TrainOptions& t = trainer->options();
     const ModelConfig& cfg = trainer->model().config();
     note("model: " + std::string(kind_name(cfg.kind)) + ", d_model " + std::to_string(cfg.d_model) + ", " +
-         std::to_string(cfg.n_layers) + " layers, d_state " + std::to_string(cfg.d_state) + ", " +
+         std::to_string(cfg.n_layers) + " layers (LTI: " + describe_lti_layers(cfg) + "), d_state " +
+         std::to_string(cfg.d_state) + ", " +
          std::to_string(trainer->model().parameter_count()) + " parameters; batch " + std::to_string(t.batch) +
          " x " + std::to_string(t.segment) + " samples, " + std::to_string(t.steps) + " steps");
 
@@ -450,6 +453,11 @@ void add_train_command(CLI::App& app) {
     g_model->add_option("--layers", o->layers, "Mamba blocks")->capture_default_str()->check(CLI::Range(1, 64));
     g_model->add_option("--d-state", o->d_state, "SSM state per channel")->capture_default_str()->check(CLI::Range(1, 256));
     g_model->add_option("--expand", o->expand, "d_inner = expand * d_model")->capture_default_str()->check(CLI::Range(1, 8));
+    g_model->add_option("--lti", o->lti,
+                        "Layers whose SSM is time-invariant: B, C and Delta learnt constants per channel, no "
+                        "x_proj (all, none, or indices such as 0,1; docs/ABLATION.md). Cheaper per sample; "
+                        "CPU training only for now")
+        ->capture_default_str();
     g_model->add_option("--rate", o->rate_hz, "Model sample rate in Hz (default: the target file's; generators 8000)");
     g_model->add_flag("--no-skip", o->no_skip, "Effect: no input-to-output skip (the model makes the whole output)");
     auto* g_opt = sub->add_option_group("optimisation");

@@ -238,6 +238,74 @@ TEST_CASE("the saved file is plain safetensors that HF tooling accepts", "[model
                          Contains("\"layer_norm_epsilon\": 1e-05"));
 }
 
+TEST_CASE("LTI layers: B and C instead of x_proj and dt_proj.weight, saved as format 2, bit-exact", "[model_file]") {
+    mw::test::TempDir dir;
+    ModelConfig mixed = effect_config();
+    mixed.lti_layers = {1};
+    ModelConfig all = generator_config(false);
+    all.lti_layers = {0, 1};
+    for (const ModelConfig& config : {mixed, all}) {
+        const Model saved = random_model(config, 5);
+        std::vector<std::string> names;
+        for (const mw::TensorSpec& s : saved.tensors()) names.push_back(s.name);
+        auto has = [&](const std::string& n) { return std::count(names.begin(), names.end(), n) == 1; };
+        for (int l = 0; l < config.n_layers; ++l) {
+            const std::string p = "backbone.layers." + std::to_string(l) + ".mixer.";
+            const bool lti = config.is_lti(l);
+            INFO("layer " << l << (lti ? " (LTI)" : " (selective)"));
+            CHECK(has(p + "B") == lti);
+            CHECK(has(p + "C") == lti);
+            CHECK(has(p + "x_proj.weight") == !lti);
+            CHECK(has(p + "dt_proj.weight") == !lti);
+            CHECK(has(p + "dt_proj.bias"));
+            CHECK(mw::kernels::is_lti(saved.view().layers[l]) == lti);
+        }
+        const std::string path = dir.file("lti.safetensors");
+        mw::save_model(saved, path);
+        const Model loaded = mw::load_model(path);
+        CHECK(loaded.config().lti_layers == config.lti_layers);
+        require_same_config(loaded.config(), saved.config());
+        require_same_weights(loaded, saved);
+        const std::vector<uint8_t> b = read_bytes(path);
+        const st::File f = st::parse("lti", b.data(), b.size());
+        CHECK_THAT(f.metadata.at("mambawave"), Contains("\"format_version\": 2") && Contains("\"lti_layers\": ["));
+    }
+    // Without LTI layers a file stays format 1, which every earlier build reads.
+    CHECK_THAT(mw::config_to_json(effect_config()), Contains("\"format_version\": 1") && !Contains("lti_layers"));
+}
+
+TEST_CASE("bad file: LTI layers that do not fit the config are named", "[model_file]") {
+    ModelConfig c = generator_config(true);
+    c.lti_layers = {1};
+    Parts p = parts_of(random_model(c, 2));
+    auto edit = [&](const std::string& from, const std::string& to) {
+        Parts q = p;
+        q.metadata["mambawave"] = replaced(q.metadata["mambawave"], from, to);
+        return bytes_of(q);
+    };
+    const std::string lti = "\"lti_layers\": [\n    1\n  ]";
+    REQUIRE_THAT(p.metadata["mambawave"], Contains(lti));
+    REQUIRE_MODEL_ERROR(load_bytes(edit(lti, "\"lti_layers\": [2]")),
+                        Contains(kName) && Contains("'lti_layers' holds layer 2, expected a layer index 0..1"));
+    REQUIRE_MODEL_ERROR(load_bytes(edit(lti, "\"lti_layers\": [1, 0]")),
+                        Contains("'lti_layers' is not in ascending order"));
+    REQUIRE_MODEL_ERROR(load_bytes(edit(lti, "\"lti_layers\": 1")),
+                        Contains("'lti_layers' is 1, expected an array of layer indices"));
+    REQUIRE_MODEL_ERROR(load_bytes(edit(lti, "\"lti_layers\": [\"one\"]")),
+                        Contains("'lti_layers[0]' is \"one\", expected a layer index"));
+    // The config says layer 0 is LTI too, but the file holds a selective layer 0.
+    REQUIRE_MODEL_ERROR(load_bytes(edit(lti, "\"lti_layers\": [0, 1]")),
+                        Contains(kName) && Contains("'backbone.layers.0.mixer.B'") &&
+                            Contains("'backbone.layers.0.mixer.C'") && Contains("lti_layers=[0,1]"));
+    Parts q = p;
+    q.erase("backbone.layers.1.mixer.C");
+    REQUIRE_MODEL_ERROR(load_bytes(bytes_of(q)), Contains("1 tensor is missing: 'backbone.layers.1.mixer.C'"));
+    Part& b = p.at("backbone.layers.1.mixer.B");
+    b.shape = {4, 16};
+    REQUIRE_MODEL_ERROR(load_bytes(bytes_of(p)),
+                        Contains("'backbone.layers.1.mixer.B' has shape [4, 16], expected [16, 4]"));
+}
+
 TEST_CASE("config JSON round trip keeps controls, io and the training record", "[model_file]") {
     const ModelConfig c = effect_config();
     const std::string json = mw::config_to_json(c);
@@ -474,7 +542,7 @@ TEST_CASE("bad file: a wrong shape gives found, expected and the config fields",
     a_log.bytes.resize(16 * 2 * 4);
     REQUIRE_MODEL_ERROR(load_bytes(bytes_of(p)),
                         Contains(kName + ": tensor 'backbone.layers.1.mixer.A_log' has shape [16, 2], "
-                                         "expected [16, 4] (from state_size=4, intermediate_size=16)"));
+                                         "expected [16, 4] (from intermediate_size=16, state_size=4)"));
 }
 
 TEST_CASE("bad file: an unsupported dtype is named", "[model_file]") {
@@ -603,9 +671,9 @@ TEST_CASE("bad file: unknown io.kind names the value and the allowed ones", "[mo
 }
 
 TEST_CASE("bad file: a newer format_version asks for a newer MambaWave", "[model_file]") {
-    REQUIRE_MODEL_ERROR(load_bytes(with_config_edit("\"format_version\": 1", "\"format_version\": 2")),
-                        Contains(kName) && Contains("this file needs a newer MambaWave (file format 2, "
-                                                    "this build reads up to 1)"));
+    REQUIRE_MODEL_ERROR(load_bytes(with_config_edit("\"format_version\": 1", "\"format_version\": 3")),
+                        Contains(kName) && Contains("this file needs a newer MambaWave (file format 3, "
+                                                    "this build reads up to 2)"));
     REQUIRE_MODEL_ERROR(load_bytes(with_config_edit("\"format_version\": 1", "\"format_version\": 0")),
                         Contains("'format_version' is 0"));
 }
