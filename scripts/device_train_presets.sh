@@ -9,7 +9,8 @@
 #   scripts/device_check.sh, beside the training; catch2: only its Catch2 part)
 # A run named NAME starts from .carry/init/NAME.safetensors when that file is there (so does its
 # 200-step calibration run); a run's own --lr or --manifest in its extra flags replaces LR or
-# the carried set's manifest.
+# the carried set's manifest, and its own --device (e.g. "--device cpu --threads 7" for LTI
+# layers, which the CUDA path does not run yet) DEVICE.
 # Device call: carry [".debs", ".carry/fxdata", ".carry/init"];
 #   command: bash scripts/device_train_presets.sh
 set -uo pipefail
@@ -33,8 +34,9 @@ train() {  # name effect dm layers ds steps [extra...]; TL: seconds before the r
   local base=${name%_cal} init=(); [ -f .carry/init/$base.safetensors ] && init=(--init .carry/init/$base.safetensors)
   local lr=(--lr $LR); [[ " $* " == *" --lr "* ]] && lr=()  # a run's own --lr wins over LR
   local man=(--manifest .carry/fxdata/manifest.json); [[ " $* " == *" --manifest "* ]] && man=()  # ... and --manifest
+  local dev=(--device $DEVICE); [[ " $* " == *" --device "* ]] && dev=()  # ... and --device (cpu: LTI runs)
   # timeout on the trainer itself: a stopped run must not go on writing into $OUT
-  timeout ${TL:-100000} $MW train "${man[@]}" --effect $effect --device $DEVICE --out $OUT/$name.safetensors \
+  timeout ${TL:-100000} $MW train "${man[@]}" --effect $effect "${dev[@]}" --out $OUT/$name.safetensors \
     --run-dir $OUT/$name.run --d-model $dm --layers $layers --d-state $ds --no-skip --preemph 0 \
     --batch $BATCH --segment $SEGMENT --warmup 1024 --steps $steps "${lr[@]}" --lr-warmup 200 \
     --val-every ${VE:-$VAL_EVERY} --checkpoint-every 2000 --no-plot --json "${init[@]}" "$@" </dev/null
