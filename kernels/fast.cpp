@@ -93,7 +93,8 @@ PreparedModelPtr prepare_model(const ModelView& m) {
     // Sizes of every prepared array, in the order they are carved out below.
     const int64_t per_layer = Dp + int64_t(D) * 2 * Ep + int64_t(K) * Ep + Ep + int64_t(R) * Ep + int64_t(E) * BCp +
                               int64_t(R) * Ep + Ep + int64_t(N) * Ep + Ep + Ep + int64_t(E) * Dp +
-                              Ep + int64_t(N) * Ep;  // delta_c, abar_T
+                              Ep + int64_t(N) * Ep +       // delta_c, abar_T
+                              2 * int64_t(N) * Ep;         // bbar_T, C_T
     const int64_t heads = Dp + int64_t(V) * Dp + int64_t(D) * Vp + int64_t(I) * Dp + Dp + Dp;
     P->storage = AlignedFloats(size_t(per_layer * d.n_layers + heads));
     float* cursor = P->storage.data();
@@ -116,6 +117,9 @@ PreparedModelPtr prepare_model(const ModelView& m) {
         float* out_T = take(int64_t(E) * Dp);
         float* delta_c = take(Ep);
         float* abar_T = take(int64_t(N) * Ep);
+        float* bbar_T = take(int64_t(N) * Ep);
+        float* C_T = take(int64_t(N) * Ep);
+        const bool lti = is_lti(w);  // no x_proj, no dt_proj.weight: B and C are the layer's own
         for (int i = 0; i < D; ++i) norm_w[i] = w.norm_w[i];
         for (int o = 0; o < 2 * E; ++o)  // output o: u channel o (o < E) or z channel o - E
             for (int i = 0; i < D; ++i)
@@ -123,9 +127,9 @@ PreparedModelPtr prepare_model(const ModelView& m) {
         for (int e = 0; e < E; ++e) {
             for (int k = 0; k < K; ++k) conv_T[int64_t(k) * Ep + e] = w.conv_w[e * K + k];
             conv_b[e] = w.conv_b[e];
-            for (int r = 0; r < R; ++r) xr[int64_t(r) * Ep + e] = w.x_proj_w[int64_t(r) * E + e];
-            for (int o = 0; o < 2 * N; ++o) xbc_T[int64_t(e) * BCp + o] = w.x_proj_w[int64_t(R + o) * E + e];
-            for (int r = 0; r < R; ++r) dt_T[int64_t(r) * Ep + e] = w.dt_proj_w[e * R + r];
+            for (int r = 0; r < R && !lti; ++r) xr[int64_t(r) * Ep + e] = w.x_proj_w[int64_t(r) * E + e];
+            for (int o = 0; o < 2 * N && !lti; ++o) xbc_T[int64_t(e) * BCp + o] = w.x_proj_w[int64_t(R + o) * E + e];
+            for (int r = 0; r < R && !lti; ++r) dt_T[int64_t(r) * Ep + e] = w.dt_proj_w[e * R + r];
             dt_b[e] = w.dt_proj_b[e];
             for (int n = 0; n < N; ++n)
                 A2_T[int64_t(n) * Ep + e] = float(-std::exp(double(w.A_log[e * N + n])) * log2e);
@@ -136,8 +140,9 @@ PreparedModelPtr prepare_model(const ModelView& m) {
             for (int o = 0; o < D; ++o) out_T[int64_t(e) * Dp + o] = w.out_proj_w[int64_t(o) * E + e];
         }
         for (int e = E; e < Ep; ++e) dt_max[e] = 3.0e38f;  // padding channels: A2 = 0
-        // A fixed Δ's decays, in float64 (the reference's own values, rounded once): the
-        // padding channels keep Δ = 0 and a decay of 1 on a state that stays zero.
+        // A fixed Δ's decays, and an LTI layer's Δ·B, in float64 (the reference's own values,
+        // rounded once): the padding channels keep Δ = 0 and a decay of 1 on a state that stays
+        // zero (their Δ·B and C are zero).
         const bool fixed = dt_fixed(w, d);
         for (int e = 0; fixed && e < Ep; ++e) {
             const double b = e < E ? double(w.dt_proj_b[e]) : 0.0;
@@ -147,9 +152,13 @@ PreparedModelPtr prepare_model(const ModelView& m) {
                 abar_T[int64_t(n) * Ep + e] =
                     e < E ? float(std::exp(std::min(dt, double(dt_max[e])) * -std::exp(double(w.A_log[e * N + n]))))
                           : 1.0f;
+            for (int n = 0; lti && e < E && n < N; ++n) {
+                bbar_T[int64_t(n) * Ep + e] = float(dt * double(w.lti_B[e * N + n]));
+                C_T[int64_t(n) * Ep + e] = w.lti_C[e * N + n];
+            }
         }
         P->layers.push_back({norm_w, in_T, conv_T, conv_b, xr, xbc_T, dt_T, dt_b, A2_T, dt_max, Dskip, out_T,
-                             decays_harmonic(w.A_log, E, N), fixed, delta_c, abar_T});
+                             decays_harmonic(w.A_log, E, N), fixed, delta_c, abar_T, lti, bbar_T, C_T});
     }
     float* norm_f = take(Dp);
     float* embed = take(int64_t(V) * Dp);
@@ -279,22 +288,28 @@ WorkPerSample work_per_sample(const ModelView& m) {
     const double head_macs = m.head == HeadKind::tokens ? D * m.vocab : D * (m.n_in + 1);
     w.flops = 2.0 * (layer_macs * d.n_layers + head_macs);
     w.exps = 0;
+    // weights of a layer without its projections to r, B, C and Δ (x_proj, dt_proj.weight)
+    const double layer_weights = D + 2 * E * D + E * K + E + E + E * N + E + D * E;
+    const double proj_weights = (R + 2 * N) * E + E * R;
+    double weights = 0;
     for (int l = 0; l < d.n_layers; ++l) {
         // exp(Δ·A) per state, or per channel with harmonic decays (then N-1 products each,
         // counted as flops); SiLU of conv and gate; softplus
         // A fixed Δ: no exp(Δ·A) and no softplus, and r and Δ's products are skipped
+        // An LTI layer: that, and no x_proj product at all (its B and C are per channel)
         const bool harmonic = decays_harmonic(m.layers[l].A_log, d.d_inner, d.d_state);
+        const bool lti = is_lti(m.layers[l]);
+        weights += layer_weights + (lti ? 2 * E * N : proj_weights);
         if (dt_fixed(m.layers[l], d)) {
             w.exps += 2 * E;
-            w.flops -= 2.0 * 2 * E * R;
+            w.flops -= lti ? 2.0 * proj_weights : 2.0 * 2 * E * R;
             continue;
         }
         w.exps += (harmonic ? E : E * N) + 3 * E;
         if (harmonic) w.flops += E * (N - 1);
     }
-    const double layer_weights = D + 2 * E * D + E * K + E + (R + 2 * N) * E + E * R + E + E * N + E + D * E;
     const double head_weights = m.head == HeadKind::tokens ? 2.0 * D * m.vocab : D * (m.n_in + 2);
-    w.weight_bytes = 4.0 * (layer_weights * d.n_layers + D + head_weights);
+    w.weight_bytes = 4.0 * (weights + D + head_weights);
     w.state_bytes = 2 * 4.0 * E * ((K - 1) + N) * d.n_layers;
     return w;
 }

@@ -66,14 +66,26 @@ struct PreparedLayer {
     bool fixed_dt;
     const float* delta_c;  // [Ep] (fixed_dt only)
     const float* abar_T;   // [N][Ep] (fixed_dt only)
+    // An LTI layer (is_lti; fixed_dt too): B and C are constants per channel, so a row needs no
+    // x_proj product at all. bbar_T [N][Ep] = Δ·B and C_T [N][Ep] = C, made once here, and
+    //   s_t = abar ⊙ s_{t-1} + bbar ⊙ u_t;   y_t = Σ_n C ⊙ s_t + D ⊙ u_t
+    bool lti;
+    const float* bbar_T;  // [N][Ep] (lti only; zero past E)
+    const float* C_T;     // [N][Ep] (lti only; zero past E)
 };
 
 // Which decays a layer's SSM computes (fast_impl.inc's Decays): one exponential per state,
-// one per channel (harmonic), or none (a fixed Δ's table).
-enum class DecayForm : int { free = 0, harmonic = 1, table = 2 };
+// one per channel (harmonic), or none (a fixed Δ's table; an LTI layer's table, with its B and
+// C per channel instead of per row).
+enum class DecayForm : int { free = 0, harmonic = 1, table = 2, lti = 3 };
 inline DecayForm decay_form(const PreparedLayer& w) {
-    return w.fixed_dt ? DecayForm::table : w.harmonic ? DecayForm::harmonic : DecayForm::free;
+    return w.lti ? DecayForm::lti
+           : w.fixed_dt ? DecayForm::table
+           : w.harmonic ? DecayForm::harmonic
+                        : DecayForm::free;
 }
+// Whether the decays come from the table abar_T (made once) rather than from exponentials.
+constexpr bool decays_from_table(DecayForm f) { return f == DecayForm::table || f == DecayForm::lti; }
 
 struct PreparedModel {
     ModelView view;

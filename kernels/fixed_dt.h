@@ -12,7 +12,9 @@
 
 namespace mw::kernels {
 
+// An LTI layer's Δ is fixed by construction (it has neither x_proj nor dt_proj.weight).
 inline bool dt_fixed(const LayerView& w, const Dims& d) {
+    if (is_lti(w)) return true;
     const int64_t n = int64_t(d.dt_rank) * d.d_inner;  // x_proj rows [0, R) and dt_proj.weight: R·E each
     auto zero = [n](const float* p) { return std::all_of(p, p + n, [](float v) { return v == 0.0f; }); };
     return zero(w.x_proj_w) || zero(w.dt_proj_w);

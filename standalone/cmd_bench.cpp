@@ -27,6 +27,7 @@ struct BenchShape {
     int d_model, n_layers, streams;
     bool harmonic = false;  // A_log made harmonic (kernels/harmonic_decay.h): one exp per channel
     bool fixed_dt = false;  // Δ fixed per channel (kernels/fixed_dt.h): decays from a table, no exp
+    bool lti = false;       // every layer LTI: Δ, B and C constants per channel, no x_proj, no exp
 };
 
 struct BenchOptions {
@@ -69,6 +70,7 @@ double time_ns_per(F&& fn, double units_per_call, double seconds) {
 
 Model random_model(const BenchShape& s) {
     ModelConfig c = make_config(s.kind, s.d_model, s.n_layers);
+    for (int l = 0; s.lti && l < s.n_layers; ++l) c.lti_layers.push_back(l);
     Model m(c);
     m.init_random(1, 0.3f);
     if (s.harmonic) m.for_each_A_log(m.data(), kernels::make_decays_harmonic);
@@ -90,7 +92,7 @@ std::string rate_label(double rate_hz) {
 }
 
 void print_table_header(double rate_hz) {
-    std::printf("%-9s %-8s %-6s %-14s %10s %10s %10s %11s %10s %9s %8s\n", "kind", "size", "chan", "path",
+    std::printf("%-11s %-8s %-6s %-14s %10s %10s %10s %11s %10s %9s %8s\n", "kind", "size", "chan", "path",
                 "ns/sample", ("%core@" + rate_label(rate_hz)).c_str(), "x realtime", "samples/s", "vs ref",
                 "floor ns", "/floor");
 }
@@ -156,9 +158,16 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
     const double ref_ns = rows[0].ns_per_sample;
     const bool harmonic = kernels::decays_harmonic(v);  // every layer: one exp per channel
     bool fixed_dt = true;                               // every layer: decays from a table
-    for (int l = 0; l < c.n_layers; ++l) fixed_dt = fixed_dt && kernels::dt_fixed(v.layers[l], v.dims);
-    // "effect(h)": harmonic decays; "effect(Δ)": a fixed Δ
-    const std::string kind = std::string(kind_name(c.kind)) + (fixed_dt ? "(Δ)" : harmonic ? "(h)" : "");
+    bool lti = true;                                    // every layer LTI
+    for (int l = 0; l < c.n_layers; ++l) {
+        fixed_dt = fixed_dt && kernels::dt_fixed(v.layers[l], v.dims);
+        lti = lti && kernels::is_lti(v.layers[l]);
+    }
+    // "effect(h)": harmonic decays; "effect(Δ)": a fixed Δ; "effect(lti)": LTI layers
+    const char* decays = lti ? "lti" : fixed_dt ? "fixed_dt" : harmonic ? "harmonic" : "free";
+    const std::string kind = std::string(kind_name(c.kind)) + (lti ? "(lti)" : fixed_dt ? "(Δ)" : harmonic ? "(h)" : "");
+    // 11 characters on screen: "Δ" takes two bytes and one column
+    const int kind_width = 11 + int(std::count_if(kind.begin(), kind.end(), [](char ch) { return (ch & 0xC0) == 0x80; }));
     for (const Row& r : rows) {
         // % of one core to run every stream in real time at t.rate_hz, and at 48 kHz
         const double pct = r.ns_per_sample * streams * t.rate_hz * 1e-7;
@@ -166,7 +175,7 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
         if (opt.json) {
             nlohmann::json j = {{"kind", kind_name(c.kind)}, {"d_model", c.d_model}, {"n_layers", c.n_layers},
                                 {"d_inner", c.d_inner}, {"d_state", c.d_state},
-                                {"decays", fixed_dt ? "fixed_dt" : harmonic ? "harmonic" : "free"},
+                                {"decays", decays},
                                 {"params", m.parameter_count()}, {"streams", streams}, {"path", r.path},
                                 {"isa", kernels::to_string(kernels::active_isa())},
                                 {"ns_per_sample", r.ns_per_sample}, {"pct_core_48k", pct48},
@@ -182,8 +191,8 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
             }
             std::printf("%s\n", j.dump().c_str());
         } else {
-            std::printf("%-9s D%-3d x%-2d %-6s %-14s %10.1f %9.2f%% %9.1fx %11.3g %9.1fx %9.1f %7.2fx\n",
-                        kind.c_str(), c.d_model, c.n_layers,
+            std::printf("%-*s D%-3d x%-2d %-6s %-14s %10.1f %9.2f%% %9.1fx %11.3g %9.1fx %9.1f %7.2fx\n",
+                        kind_width, kind.c_str(), c.d_model, c.n_layers,
                         streams == 1 ? "mono" : streams == 2 ? "stereo" : "many",
                         r.path.c_str(), r.ns_per_sample, pct, 100.0 / pct, 1e9 / r.ns_per_sample,
                         ref_ns / r.ns_per_sample, floor_ns, r.ns_per_sample / floor_ns);
@@ -219,7 +228,8 @@ void run_bench(const BenchOptions& opt) {
         if (!opt.json) print_table_header(48000.0);
         const BenchShape shapes[] = {
             {IoKind::continuous, 16, 4, 1}, {IoKind::continuous, 16, 4, 1, true},
-            {IoKind::continuous, 16, 4, 1, false, true}, {IoKind::continuous, 32, 4, 1},
+            {IoKind::continuous, 16, 4, 1, false, true}, {IoKind::continuous, 16, 4, 1, false, false, true},
+            {IoKind::continuous, 32, 4, 1},
             {IoKind::continuous, 32, 4, 2},
             {IoKind::continuous, 64, 8, 1}, {IoKind::mulaw8, 64, 4, 1},
         };
@@ -247,6 +257,7 @@ void run_bench(const BenchOptions& opt) {
         std::printf("floor: flops at the FMA peak plus exps at the exp peak (or bytes at L1 speed, if larger).\n"
                     "(h): harmonic decays, A[n] = (n+1)*A[0] per channel: one exp per channel and step, not one per state.\n"
                     "(\u0394): a fixed \u0394 per channel (train --fixed-dt): the decays are constants, no exp per state.\n"
+                    "(lti): LTI layers (config lti_layers): \u0394, B and C constants per channel, no x_proj, no exp per state.\n"
                     "Peer figures on this machine kind (issue #3): NAM standard WaveNet 4-7%%, RTNeural LSTM-32 ~7%%.\n");
 }
 
@@ -258,7 +269,7 @@ void add_bench_command(CLI::App& app) {
     sub->footer(
         "Times the float64 reference, the SIMD step (the audio thread's path), 64- and 512-sample blocks,\n"
         "and the chunked scan on 1 and 2 threads, for effect models of d_model 16x4 (free decays, harmonic\n"
-        "decays marked (h), a fixed step size marked (\u0394)), 32x4 (mono, stereo),\n"
+        "decays marked (h), a fixed step size marked (\u0394), LTI layers marked (lti)), 32x4 (mono, stereo),\n"
         "64x8 and a d_model 64x4 generator, and this CPU's peak rates (the floor) in the same run.\n"
         "With --model, the given model files instead (mono, at each model's own sample rate); add\n"
         "--synthetic for the sizes above too.\n\n"

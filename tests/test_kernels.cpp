@@ -9,6 +9,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 using namespace mw;
 using namespace mw::kernels;
 
@@ -72,6 +76,91 @@ void check_agreement(const Run& r, const std::string& what) {
 // m's A_log rows made harmonic (harmonic_decay.h) around their jittered values, so each
 // channel keeps its own random rate.
 void make_harmonic(Model& m) { m.for_each_A_log(m.data(), make_decays_harmonic); }
+
+// test::random_model's config of shape s with the layers `lti` made LTI, initialised with jitter
+// 0.3: B = 1 + 0.3·normal and D, biases away from their init, so a path that ignored B (or the
+// Δ in Δ·B) would miss the reference by far more than the tolerance.
+Model lti_model(IoKind kind, const Shape& s, const std::vector<int>& lti, uint64_t seed) {
+    const bool effect = kind == IoKind::continuous;
+    ModelConfig c = test::random_model(kind, s.d_model, s.n_layers, s.d_state, seed, effect ? s.n_cond : 0,
+                                       effect && s.skip, s.d_conv).config();
+    c.lti_layers = lti;
+    Model m(c);
+    m.init_random(seed, 0.3f);
+    if (effect && !s.skip) {  // a head loud enough that the checks see the SSM (as test::random_model)
+        float* w = m.tensor("head.weight");
+        for (int i = 0; i < s.d_model; ++i) w[i] *= 200.0f;
+    }
+    return m;
+}
+
+// Every fast path of m (either head) against the float64 reference, on S streams of L samples
+// with inputs of their own: the step over all S streams at once; stream 0 through the scan in
+// chunks of 333 (L = 2777 leaves a partial chunk) on 1 and 2 threads; and stream 0 in the
+// plugin's blocks of 64 samples through the scan (L = 2777 ends with a partial block).
+void check_all_paths(const Model& m, int64_t L, int S, uint64_t seed, const std::string& what) {
+    INFO(what << ", L " << L << ", " << S << " streams");
+    const bool gen = m.config().kind == IoKind::mulaw8;
+    const int I = gen ? 1 : m.config().n_in(), O = gen ? m.config().vocab : 1;  // per sample: in, out
+    const size_t LO = static_cast<size_t>(L * O), Sn = static_cast<size_t>(S);
+    std::vector<std::vector<int32_t>> tok(Sn);
+    std::vector<std::vector<float>> x(Sn), ref(Sn, std::vector<float>(LO));
+    for (size_t s = 0; s < Sn; ++s) {
+        if (gen) tok[s] = test::random_tokens(L, seed + s);
+        else x[s] = test::random_effect_input(L, I, seed + s);
+        if (gen) reference_forward_tokens(m.view(), tok[s].data(), L, ref[s].data());
+        else reference_forward_continuous(m.view(), x[s].data(), L, ref[s].data());
+    }
+    auto P = prepare_model(m.view());
+
+    // step: sample t of every stream in one call
+    std::vector<std::vector<float>> step(Sn, std::vector<float>(LO));
+    auto St = make_state(*P, S);
+    std::vector<int32_t> tok_t(Sn);
+    std::vector<float> x_t(Sn * size_t(I)), out_t(Sn * size_t(O));
+    for (int64_t t = 0; t < L; ++t) {
+        for (size_t s = 0; s < Sn; ++s) {
+            if (gen) tok_t[s] = tok[s][size_t(t)];
+            else std::copy_n(x[s].begin() + t * I, I, x_t.begin() + int64_t(s) * I);
+        }
+        if (gen) step_tokens(*P, *St, tok_t.data(), out_t.data());
+        else step_continuous(*P, *St, x_t.data(), out_t.data());
+        for (size_t s = 0; s < Sn; ++s)
+            std::copy_n(out_t.begin() + int64_t(s) * O, O, step[s].begin() + t * O);
+    }
+    for (size_t s = 0; s < Sn; ++s) {
+        INFO("step, stream " << s << ": rel error " << test::rel_error(step[s], ref[s]));
+        CHECK(test::rel_error(step[s], ref[s]) <= 1e-4);
+    }
+
+    // stream 0 from t0 for n samples through the scan, into out (from t0)
+    auto scan = [&](StepState& st, int64_t t0, int64_t n, std::vector<float>& out, ThreadPool* pool) {
+        if (gen) scan_tokens(*P, st, 0, tok[0].data() + t0, n, out.data() + t0 * O, pool);
+        else scan_continuous(*P, st, 0, x[0].data() + t0 * I, n, out.data() + t0 * O, pool);
+    };
+    for (int threads : {1, 2}) {
+        ThreadPool pool(threads);
+        auto Sc = make_state(*P, 1, 333);
+        std::vector<float> out(LO);
+        scan(*Sc, 0, L, out, &pool);
+        INFO("scan, " << threads << " threads: rel error " << test::rel_error(out, ref[0]));
+        CHECK(test::rel_error(out, ref[0]) <= 1e-4);
+        // scan and step run the same float arithmetic per row: far tighter than 1e-4
+        CHECK(test::rel_error(out, step[0]) <= 1e-5);
+    }
+    auto Sb = make_state(*P, 1, 64);
+    std::vector<float> blocks(LO);
+    for (int64_t t0 = 0; t0 < L; t0 += 64) scan(*Sb, t0, std::min<int64_t>(64, L - t0), blocks, nullptr);
+    INFO("blocks of 64: rel error " << test::rel_error(blocks, ref[0]));
+    CHECK(test::rel_error(blocks, ref[0]) <= 1e-4);
+    CHECK(test::rel_error(blocks, step[0]) <= 1e-5);
+}
+
+std::vector<int> all_layers(int n_layers) {
+    std::vector<int> l(static_cast<size_t>(n_layers));
+    for (int i = 0; i < n_layers; ++i) l[size_t(i)] = i;
+    return l;
+}
 
 } // namespace
 
@@ -290,4 +379,50 @@ TEST_CASE("long input: the threaded scan holds its accuracy over 60k samples", "
     scan_continuous(*P, *S, 0, x.data(), L, scan.data(), &pool);
     INFO("rel error " << test::rel_error(scan, ref));
     CHECK(test::rel_error(scan, ref) <= 1e-4);
+}
+
+TEST_CASE("LTI layers: Δ fixed, and no exponential in the SSM nor x_proj product counted", "[kernels][lti]") {
+    const Shape s{"D16xL2 N16", 16, 2, 16, 4, 0, true};
+    const Model sel = test::random_model(IoKind::continuous, 16, 2, 16, 8, 0, true);
+    const Model lti = lti_model(IoKind::continuous, s, {0, 1}, 8);
+    const kernels::Dims& d = lti.view().dims;
+    const int E = d.d_inner, N = d.d_state;
+    REQUIRE(is_lti(lti.view().layers[0]));
+    CHECK(dt_fixed(lti.view().layers[0], d));  // no x_proj to look at: fixed by construction
+    Model fixed = test::random_model(IoKind::continuous, 16, 2, 16, 8, 0, true);
+    fixed.zero_dt_inputs(fixed.data());
+    const WorkPerSample w_lti = work_per_sample(lti.view()), w_fixed = work_per_sample(fixed.view());
+    // SiLU of the conv and of the gate only, as a fixed Δ
+    CHECK(w_lti.exps == Approx(2.0 * 2 * E));
+    CHECK(w_fixed.exps == Approx(w_lti.exps));
+    // a fixed Δ still computes B and C per sample (2N of x_proj's rows): an LTI layer does not
+    CHECK(w_lti.flops == Approx(w_fixed.flops - 2.0 * 2 * E * 2 * N));
+    CHECK(w_lti.flops < work_per_sample(sel.view()).flops);
+}
+
+TEST_CASE("LTI layers: step over streams, chunked scan and blocks of 64 match the reference", "[kernels][lti]") {
+    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
+        if (!isa_supported(isa)) continue;  // "effect: step and chunked scan ..." says which builds this CPU lacks
+        set_isa_for_testing(isa);
+        uint64_t seed = 700;
+        for (const Shape& s : kShapes) {  // every layer LTI
+            const Model m = lti_model(IoKind::continuous, s, all_layers(s.n_layers), ++seed);
+            const std::string what = std::string(s.name) + " all LTI, isa " + to_string(isa);
+            check_all_paths(m, 7, 1, seed * 23, what);
+            check_all_paths(m, 2777, 2, seed * 29, what);
+        }
+        // LTI and selective layers mixed: each takes its own route
+        const Shape two{"D16xL2 N16", 16, 2, 16, 4, 1, false}, four{"D24xL4 N8 R2", 24, 4, 8, 4, 0, true};
+        check_all_paths(lti_model(IoKind::continuous, two, {0}, 81), 2777, 3, 5,
+                        std::string("effect, layer 0 of 2 LTI, isa ") + to_string(isa));
+        check_all_paths(lti_model(IoKind::continuous, four, {1, 2}, 82), 1500, 2, 6,
+                        std::string("effect, layers 1, 2 of 4 LTI, isa ") + to_string(isa));
+        // the generator's head
+        const Shape gen{"D16xL3 N16", 16, 3, 16, 4, 0, false};
+        check_all_paths(lti_model(IoKind::mulaw8, gen, all_layers(3), 83), 700, 2, 7,
+                        std::string("generator, all LTI, isa ") + to_string(isa));
+        check_all_paths(lti_model(IoKind::mulaw8, gen, {1}, 84), 700, 1, 8,
+                        std::string("generator, layer 1 of 3 LTI, isa ") + to_string(isa));
+    }
+    reset_isa_for_testing();
 }
