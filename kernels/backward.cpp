@@ -68,12 +68,20 @@ void prepare(TapeData& d, const ModelView& m, int64_t L) {
               M = d.M, Mp = d.Mp, V = d.V, Vp = d.Vp, I = d.I, nl = d.n_layers;
     const int64_t T = d.chunk;
 
+    // Selective layers have x_proj and dt_proj, LTI layers B, C and their constants instead.
+    d.dbc_slot.assign(size_t(nl), -1);
+    int n_sel = 0;
+    for (int l = 0; l < nl; ++l)
+        if (!is_lti(m.layers[l])) d.dbc_slot[size_t(l)] = n_sel++;
+    const int n_lti = nl - n_sel;
+
     // ---- weights, re-laid-out (padding zero) ----
     const int64_t per_layer = Dp + int64_t(D) * 2 * Ep + int64_t(2) * Ep * Dp + int64_t(K) * Ep + Ep +
-                              int64_t(E) * Mp + int64_t(M) * Ep + int64_t(R) * Ep + int64_t(Ep) * Rp +
                               Ep + 2 * int64_t(N) * Ep + Ep + Ep + int64_t(E) * Dp + int64_t(D) * Ep;
+    const int64_t per_sel = int64_t(E) * Mp + int64_t(M) * Ep + int64_t(R) * Ep + int64_t(Ep) * Rp;
+    const int64_t per_lti = 3 * int64_t(N) * Ep + 2 * int64_t(Ep);
     const int64_t heads = Dp + int64_t(V) * Dp + int64_t(D) * Vp + int64_t(V) * Dp + int64_t(I) * Dp + Dp + Dp;
-    const size_t n_weights = size_t(per_layer * nl + heads);
+    const size_t n_weights = size_t(per_layer * nl + per_sel * n_sel + per_lti * n_lti + heads);
     grow(d.weights, n_weights);
     std::memset(d.weights.data(), 0, n_weights * sizeof(float));
     float* cursor = d.weights.data();
@@ -82,15 +90,21 @@ void prepare(TapeData& d, const ModelView& m, int64_t L) {
     d.layers.clear();
     for (int l = 0; l < nl; ++l) {
         const LayerView& w = m.layers[l];
+        const bool lti = is_lti(w);
         float* norm_w = take(Dp);
         float* in_T = take(int64_t(D) * 2 * Ep);
         float* in_W = take(int64_t(2) * Ep * Dp);
         float* conv_T = take(int64_t(K) * Ep);
         float* conv_b = take(Ep);
-        float* x_T = take(int64_t(E) * Mp);
-        float* x_W = take(int64_t(M) * Ep);
-        float* dt_T = take(int64_t(R) * Ep);
-        float* dt_W = take(int64_t(Ep) * Rp);
+        float* x_T = lti ? nullptr : take(int64_t(E) * Mp);
+        float* x_W = lti ? nullptr : take(int64_t(M) * Ep);
+        float* dt_T = lti ? nullptr : take(int64_t(R) * Ep);
+        float* dt_W = lti ? nullptr : take(int64_t(Ep) * Rp);
+        float* B = lti ? take(int64_t(N) * Ep) : nullptr;
+        float* C = lti ? take(int64_t(N) * Ep) : nullptr;
+        float* dt_c = lti ? take(Ep) : nullptr;
+        float* sig_c = lti ? take(Ep) : nullptr;
+        float* dec_c = lti ? take(int64_t(N) * Ep) : nullptr;
         float* dt_b = take(Ep);
         float* A = take(int64_t(N) * Ep);
         float* A2 = take(int64_t(N) * Ep);
@@ -109,13 +123,15 @@ void prepare(TapeData& d, const ModelView& m, int64_t L) {
         for (int e = 0; e < E; ++e) {
             for (int k = 0; k < K; ++k) conv_T[int64_t(k) * Ep + e] = w.conv_w[int64_t(e) * K + k];
             conv_b[e] = w.conv_b ? w.conv_b[e] : 0.0f;
-            for (int o = 0; o < M; ++o) {
-                x_T[int64_t(e) * Mp + o] = w.x_proj_w[int64_t(o) * E + e];
-                x_W[int64_t(o) * Ep + e] = w.x_proj_w[int64_t(o) * E + e];
-            }
-            for (int r = 0; r < R; ++r) {
-                dt_T[int64_t(r) * Ep + e] = w.dt_proj_w[int64_t(e) * R + r];
-                dt_W[int64_t(e) * Rp + r] = w.dt_proj_w[int64_t(e) * R + r];
+            if (!lti) {
+                for (int o = 0; o < M; ++o) {
+                    x_T[int64_t(e) * Mp + o] = w.x_proj_w[int64_t(o) * E + e];
+                    x_W[int64_t(o) * Ep + e] = w.x_proj_w[int64_t(o) * E + e];
+                }
+                for (int r = 0; r < R; ++r) {
+                    dt_T[int64_t(r) * Ep + e] = w.dt_proj_w[int64_t(e) * R + r];
+                    dt_W[int64_t(e) * Rp + r] = w.dt_proj_w[int64_t(e) * R + r];
+                }
             }
             dt_b[e] = w.dt_proj_b[e];
             for (int n = 0; n < N; ++n) {
@@ -126,6 +142,20 @@ void prepare(TapeData& d, const ModelView& m, int64_t L) {
             float a2_max = 0.0f;
             for (int n = 0; n < N; ++n) a2_max = std::max(a2_max, std::fabs(A2[int64_t(n) * Ep + e]));
             dt_max[e] = a2_max > 0.0f ? 125.0f / a2_max : 3.0e38f;
+            if (lti) {
+                // Δ = softplus(b) and σ(b) in float64; the decay 2^(min(Δ, dt_max)·A2) as the
+                // selective scan forms it (dt_max keeps it a normal float)
+                const double x = double(dt_b[e]);
+                const double ex = std::exp(-std::fabs(x));
+                dt_c[e] = float(std::max(x, 0.0) + std::log1p(ex));
+                sig_c[e] = float(x >= 0.0 ? 1.0 / (1.0 + ex) : ex / (1.0 + ex));
+                const double dtc = double(std::min(dt_c[e], dt_max[e]));
+                for (int n = 0; n < N; ++n) {
+                    B[int64_t(n) * Ep + e] = w.lti_B[int64_t(e) * N + n];
+                    C[int64_t(n) * Ep + e] = w.lti_C[int64_t(e) * N + n];
+                    dec_c[int64_t(n) * Ep + e] = float(std::exp2(dtc * double(A2[int64_t(n) * Ep + e])));
+                }
+            }
             Dskip[e] = w.D[e];
             for (int o = 0; o < D; ++o) {
                 out_T[int64_t(e) * Dp + o] = w.out_proj_w[int64_t(o) * E + e];
@@ -133,8 +163,8 @@ void prepare(TapeData& d, const ModelView& m, int64_t L) {
             }
         }
         for (int e = E; e < Ep; ++e) dt_max[e] = 3.0e38f;  // padding channels: A = 0
-        d.layers.push_back({norm_w, in_T, in_W, conv_T, conv_b, x_T, x_W, dt_T, dt_W, dt_b, A, A2,
-                            dt_max, Dskip, out_T, out_W});
+        d.layers.push_back({norm_w, in_T, in_W, conv_T, conv_b, x_T, x_W, dt_T, dt_W, dt_b, B, C, dt_c,
+                            sig_c, dec_c, A, A2, dt_max, Dskip, out_T, out_W, lti});
     }
     float* norm_f = take(Dp);
     float* embed = take(int64_t(V) * Dp);
@@ -159,24 +189,30 @@ void prepare(TapeData& d, const ModelView& m, int64_t L) {
         }
         d.head_b = m.head_b[0];
     }
+    if (cursor != d.weights.data() + n_weights) throw std::logic_error("TrainTape: weight plan out of step");
     d.norm_f = norm_f; d.embed = embed; d.lm_T = lm_T; d.lm_W = lm_W;
     d.stem_T = stem_T; d.stem_b = stem_b; d.head_w = head_w;
 
     // ---- gradient accumulators (carved now, zeroed by each backward) ----
-    const int64_t g_layer = Dp + int64_t(D) * 2 * Ep + int64_t(K) * Ep + Ep + int64_t(E) * Mp +
-                            int64_t(R) * Ep + Ep + int64_t(N) * Ep + Ep + int64_t(E) * Dp;
+    const int64_t g_layer = Dp + int64_t(D) * 2 * Ep + int64_t(K) * Ep + Ep + Ep + int64_t(N) * Ep + Ep +
+                            int64_t(E) * Dp;
+    const int64_t g_sel = int64_t(E) * Mp + int64_t(R) * Ep;
+    const int64_t g_lti = 2 * int64_t(N) * Ep;
     const int64_t g_heads = Dp + int64_t(V) * Dp + int64_t(D) * Vp + int64_t(I) * Dp + Dp + Dp;
-    grow(d.grads, size_t(g_layer * nl + g_heads));
+    grow(d.grads, size_t(g_layer * nl + g_sel * n_sel + g_lti * n_lti + g_heads));
     cursor = d.grads.data();
     d.glayers.clear();
     for (int l = 0; l < nl; ++l) {
+        const bool lti = d.layers[size_t(l)].lti;
         TapeLayerGrad g;
         g.norm_w = take(Dp);
         g.in_T = take(int64_t(D) * 2 * Ep);
         g.conv_T = take(int64_t(K) * Ep);
         g.conv_b = take(Ep);
-        g.x_T = take(int64_t(E) * Mp);
-        g.dt_T = take(int64_t(R) * Ep);
+        g.x_T = lti ? nullptr : take(int64_t(E) * Mp);
+        g.dt_T = lti ? nullptr : take(int64_t(R) * Ep);
+        g.B = lti ? take(int64_t(N) * Ep) : nullptr;
+        g.C = lti ? take(int64_t(N) * Ep) : nullptr;
         g.dt_b = take(Ep);
         g.A_log = take(int64_t(N) * Ep);
         g.D = take(Ep);
@@ -189,12 +225,14 @@ void prepare(TapeData& d, const ModelView& m, int64_t L) {
     d.g_stem_T = take(int64_t(I) * Dp);
     d.g_stem_b = take(Dp);
     d.g_head_w = take(Dp);
+    if (cursor != d.grads.data() + (g_layer * nl + g_sel * n_sel + g_lti * n_lti + g_heads))
+        throw std::logic_error("TrainTape: gradient plan out of step");
 
     // ---- the tape ----
     grow(d.X, size_t(int64_t(nl + 1) * L * Dp));
     grow(d.RS, size_t(int64_t(nl + 1) * L));
     grow(d.UZ, size_t(int64_t(nl) * L * 2 * Ep));
-    grow(d.DBC, size_t(int64_t(nl) * L * Mp));
+    grow(d.DBC, size_t(std::max<int64_t>(1, int64_t(n_sel) * L * Mp)));
     grow(d.CK, size_t(int64_t(nl) * d.n_chunks * N * Ep));
     grow(d.WIN0, size_t(std::max<int64_t>(1, int64_t(nl) * (K - 1) * Ep)));
     grow(d.SFIN, size_t(int64_t(nl) * N * Ep));
@@ -206,13 +244,17 @@ void prepare(TapeData& d, const ModelView& m, int64_t L) {
     for (AlignedFloats* b : {&d.CPRE, &d.U, &d.DELTA, &d.SIG, &d.G, &d.DG, &d.DU, &d.DDT})
         grow(*b, size_t(T * Ep));
     grow(d.DUZ, size_t(T * 2 * Ep));
-    grow(d.DDBC, size_t(T * Mp));
-    grow(d.DR, size_t(T * Rp));
+    if (n_sel > 0) {  // x_proj's and dt_proj's backward
+        grow(d.DDBC, size_t(T * Mp));
+        grow(d.DR, size_t(T * Rp));
+        for (AlignedFloats* b : {&d.DBV, &d.DCV}) grow(*b, size_t(T * N * 8));
+    }
     grow(d.DH, size_t(T * Dp));
     grow(d.DX, size_t(T * Dp));
     grow(d.DCX, size_t((T + K - 1) * Ep));
     grow(d.LOGP, size_t(std::max<int64_t>(8, T * Vp)));
-    for (AlignedFloats* b : {&d.SB, &d.DECB, &d.DBV, &d.DCV}) grow(*b, size_t(T * N * 8));
+    grow(d.SB, size_t(T * N * 8));
+    if (n_sel > 0) grow(d.DECB, size_t(T * N * 8));  // LTI layers' decays are constants
     grow(d.DYB, size_t(T * 8));
     grow(d.VN, size_t(4 * N * 8));
     grow(d.carryA, size_t(int64_t(nl) * N * Ep));
@@ -294,6 +336,13 @@ void TrainTape::backward(const float* d_out, const ModelGrad& g) {
     if (!d.ready) throw std::logic_error("TrainTape::backward: no forward to go back through");
     const int D = d.D, Dp = d.Dp, E = d.E, Ep = d.Ep, N = d.N, K = d.K, R = d.R, M = d.M,
               Mp = d.Mp, V = d.V, Vp = d.Vp, I = d.I;
+    for (int l = 0; l < d.n_layers; ++l) {  // the gradient's layer kinds must be the forward's
+        const LayerGrad& o = g.layers[l];
+        if (d.layers[size_t(l)].lti ? !o.lti_B || !o.lti_C : !o.x_proj_w || !o.dt_proj_w)
+            throw std::invalid_argument("TrainTape::backward: layer " + std::to_string(l) + " was " +
+                                        (d.layers[size_t(l)].lti ? "LTI" : "selective") +
+                                        " in the forward, but its gradient lacks that kind's tensors");
+    }
     std::memset(d.grads.data(), 0, d.grads.size() * sizeof(float));
     d.g_head_b = 0.0;
     if (active_isa() != Isa::baseline) bwd_avx2::tape_backward(d, d_out);
@@ -308,11 +357,19 @@ void TrainTape::backward(const float* d_out, const ModelGrad& g) {
             const int rp = r < E ? r : Ep + r - E;
             for (int i = 0; i < D; ++i) o.in_proj_w[int64_t(r) * D + i] += a.in_T[int64_t(i) * 2 * Ep + rp];
         }
+        const bool lti = d.layers[size_t(l)].lti;
         for (int e = 0; e < E; ++e) {
             for (int k = 0; k < K; ++k) o.conv_w[int64_t(e) * K + k] += a.conv_T[int64_t(k) * Ep + e];
             if (o.conv_b) o.conv_b[e] += a.conv_b[e];
-            for (int r = 0; r < M; ++r) o.x_proj_w[int64_t(r) * E + e] += a.x_T[int64_t(e) * Mp + r];
-            for (int r = 0; r < R; ++r) o.dt_proj_w[int64_t(e) * R + r] += a.dt_T[int64_t(r) * Ep + e];
+            if (lti) {
+                for (int n = 0; n < N; ++n) {
+                    o.lti_B[int64_t(e) * N + n] += a.B[int64_t(n) * Ep + e];
+                    o.lti_C[int64_t(e) * N + n] += a.C[int64_t(n) * Ep + e];
+                }
+            } else {
+                for (int r = 0; r < M; ++r) o.x_proj_w[int64_t(r) * E + e] += a.x_T[int64_t(e) * Mp + r];
+                for (int r = 0; r < R; ++r) o.dt_proj_w[int64_t(e) * R + r] += a.dt_T[int64_t(r) * Ep + e];
+            }
             o.dt_proj_b[e] += a.dt_b[e];
             for (int n = 0; n < N; ++n) o.A_log[int64_t(e) * N + n] += a.A_log[int64_t(n) * Ep + e];
             o.D[e] += a.D[e];

@@ -21,6 +21,8 @@ inline float* grow(AlignedFloats& b, size_t n) {
 
 // One layer's weights, re-laid-out: "_T" [in][out_p] for the forward (rows times W), "_W"
 // [out][in_p] for the input gradient of the backward (gradients times W).
+// A selective layer has x_T, x_W, dt_T, dt_W (the LTI fields null); an LTI layer
+// (kernels/model_view.h) has B, C and its constants Δ, σ, exp(Δ·A) instead (x_T.. null).
 struct TapeLayer {
     const float* norm_w;  // [Dp]
     const float* in_T;    // [D][2Ep]  columns 0..Ep-1 give u (pre-conv), Ep.. give z
@@ -32,12 +34,18 @@ struct TapeLayer {
     const float* dt_T;    // [R][Ep]
     const float* dt_W;    // [Ep][Rp]
     const float* dt_b;    // [Ep]
+    const float* B;       // [N][Ep]   LTI: B per channel
+    const float* C;       // [N][Ep]   LTI: C per channel
+    const float* dt_c;    // [Ep]      LTI: Δ = softplus(dt_b)
+    const float* sig_c;   // [Ep]      LTI: softplus'(dt_b) = σ(dt_b)
+    const float* dec_c;   // [N][Ep]   LTI: the decay exp(min(Δ, dt_max)·A), constant
     const float* A;       // [N][Ep]   A = -exp(A_log)
     const float* A2;      // [N][Ep]   A·log2(e): exp(Δ·A) = 2^(Δ·A2)
     const float* dt_max;  // [Ep]      125 / max_n |A2|: beyond it every decay is below 2^-125
     const float* Dskip;   // [Ep]
     const float* out_T;   // [E][Dp]
     const float* out_W;   // [D][Ep]
+    bool lti;
 };
 
 // Gradient accumulators of one layer, padded, in the layout of the matching forward weight.
@@ -46,8 +54,10 @@ struct TapeLayerGrad {
     float* in_T;    // [D][2Ep]
     float* conv_T;  // [K][Ep]
     float* conv_b;  // [Ep]
-    float* x_T;     // [E][Mp]
-    float* dt_T;    // [R][Ep]
+    float* x_T;     // [E][Mp]   selective layers (null for LTI)
+    float* dt_T;    // [R][Ep]   selective layers
+    float* B;       // [N][Ep]   LTI layers (null for selective)
+    float* C;       // [N][Ep]   LTI layers
     float* dt_b;    // [Ep]
     float* A_log;   // [N][Ep]
     float* D;       // [Ep]
@@ -93,7 +103,8 @@ struct TapeData {
     AlignedFloats X;     // [n_layers+1][L][Dp]  layer inputs; the last is norm_f's input
     AlignedFloats RS;    // [n_layers+1][L]      1/rms of each
     AlignedFloats UZ;    // [n_layers][L][2Ep]   in_proj output: u before the conv, z
-    AlignedFloats DBC;   // [n_layers][L][Mp]    x_proj output: r, B, C
+    AlignedFloats DBC;   // [selective layers][L][Mp]  x_proj output: r, B, C (none for LTI layers)
+    std::vector<int> dbc_slot;  // [n_layers]  the layer's place in DBC; -1: an LTI layer
     AlignedFloats CK;    // [n_layers][n_chunks][N][Ep]  SSM state before each chunk
     AlignedFloats WIN0;  // [n_layers][K-1][Ep]  conv window before the first sample
     AlignedFloats SFIN;  // [n_layers][N][Ep]    SSM state after the last sample
@@ -111,7 +122,7 @@ struct TapeData {
     AlignedFloats DUZ;   // [T][2Ep]     dLoss/d(in_proj output)
     AlignedFloats DU;    // [T][Ep]      dLoss/du
     AlignedFloats DDT;   // [T][Ep]      dLoss/dΔ, then dLoss/d(Δ's argument)
-    AlignedFloats DDBC;  // [T][Mp]      dLoss/d(r, B, C)
+    AlignedFloats DDBC;  // [T][Mp]      dLoss/d(r, B, C) (selective layers)
     AlignedFloats DR;    // [T][Rp]
     AlignedFloats DH;    // [T][Dp]      dLoss/dh (also the head's dLoss/dh_f)
     AlignedFloats DX;    // [T][Dp]      dLoss/d(residual stream) at the current layer
@@ -119,8 +130,8 @@ struct TapeData {
     AlignedFloats LOGP;  // [T][Vp]      logits / their gradient, padded
     AlignedFloats SB;    // [T][N][8]    one channel block's SSM states in the chunk
     AlignedFloats DECB;  // [T][N][8]    ... and their decays exp(Δ·A)
-    AlignedFloats DBV;   // [T][N][8]    dLoss/dB, one lane per channel of a block (summed later)
-    AlignedFloats DCV;   // [T][N][8]    dLoss/dC, likewise
+    AlignedFloats DBV;   // [T][N][8]    dLoss/dB, one lane per channel of a block (summed later;
+    AlignedFloats DCV;   // [T][N][8]    dLoss/dC, likewise             selective layers only)
     AlignedFloats DYB;   // [T][8]       dLoss/dy of one channel block
     AlignedFloats VN;    // [4][N][8]    per-block vectors when N is not a compile-time size
 
@@ -132,7 +143,10 @@ struct TapeData {
     float* X_at(int l, int64_t t) const { return X.data() + (int64_t(l) * L + t) * Dp; }
     float* RS_at(int l, int64_t t) const { return RS.data() + int64_t(l) * L + t; }
     float* UZ_at(int l, int64_t t) const { return UZ.data() + (int64_t(l) * L + t) * 2 * Ep; }
-    float* DBC_at(int l, int64_t t) const { return DBC.data() + (int64_t(l) * L + t) * Mp; }
+    float* DBC_at(int l, int64_t t) const {  // null for an LTI layer
+        const int slot = dbc_slot[size_t(l)];
+        return slot < 0 ? nullptr : DBC.data() + (int64_t(slot) * L + t) * Mp;
+    }
     float* CK_at(int l, int64_t c) const { return CK.data() + (int64_t(l) * n_chunks + c) * N * Ep; }
     float* WIN0_at(int l) const { return WIN0.data() + int64_t(l) * (K - 1) * Ep; }
     float* SFIN_at(int l) const { return SFIN.data() + int64_t(l) * N * Ep; }

@@ -31,15 +31,18 @@ double timed(F&& fn) {
     return now_s() - t0;
 }
 
-Model make(IoKind kind, int d_model, int n_layers, bool skip) {
+// lti: every layer LTI (B, C, Δ constant per channel; kernels/model_view.h).
+Model make(IoKind kind, int d_model, int n_layers, bool skip, bool lti = false) {
     ModelConfig c = make_config(kind, d_model, n_layers, 16);
     c.skip = skip;
+    for (int l = 0; lti && l < n_layers; ++l) c.lti_layers.push_back(l);
     Model m(c);
     m.init_random(1, 0.3f);
     return m;
 }
 
-void bench(const char* name, const Model& m, int64_t L, int repeats, int chunk) {
+// with_scan false: the inference scan is not timed (its columns print "-").
+void bench(const char* name, const Model& m, int64_t L, int repeats, int chunk, bool with_scan = true) {
     const bool effect = m.config().kind == IoKind::continuous;
     const int V = m.config().vocab, I = m.config().n_in();
     const int64_t O = effect ? L : L * V;
@@ -62,9 +65,10 @@ void bench(const char* name, const Model& m, int64_t L, int repeats, int chunk) 
         forward();
         tape.backward(dout.data(), grads);
     };
-    auto P = kernels::prepare_model(m.view());
-    auto S = kernels::make_state(*P, 1);
+    auto P = with_scan ? kernels::prepare_model(m.view()) : nullptr;
+    auto S = with_scan ? kernels::make_state(*P, 1) : nullptr;
     auto scan = [&] {
+        if (!with_scan) return;
         kernels::reset_state(*S);
         if (effect) kernels::scan_continuous(*P, *S, 0, x.data(), L, out.data(), nullptr);
         else kernels::scan_tokens(*P, *S, 0, tokens.data(), L, out.data(), nullptr);
@@ -79,10 +83,15 @@ void bench(const char* name, const Model& m, int64_t L, int repeats, int chunk) 
         t_scan = std::min(t_scan, timed(scan));
     }
 
-    const double sps_train = double(L) / t_train, sps_fwd = double(L) / t_fwd, sps_scan = double(L) / t_scan;
-    std::printf("%-34s %8lld %12.0f %12.0f %12.0f %9.2fx %9.2fx %9.1f\n", name, (long long)L, sps_train,
-                sps_fwd, sps_scan, sps_scan / sps_train, sps_scan / sps_fwd,
-                double(tape.bytes_held()) / (1024.0 * 1024.0));
+    const double sps_train = double(L) / t_train, sps_fwd = double(L) / t_fwd,
+                 sps_scan = double(L) / t_scan;
+    if (with_scan)
+        std::printf("%-34s %8lld %12.0f %12.0f %12.0f %9.2fx %9.2fx %9.1f\n", name, (long long)L, sps_train,
+                    sps_fwd, sps_scan, sps_scan / sps_train, sps_scan / sps_fwd,
+                    double(tape.bytes_held()) / (1024.0 * 1024.0));
+    else
+        std::printf("%-34s %8lld %12.0f %12.0f %12s %10s %10s %9.1f\n", name, (long long)L, sps_train, sps_fwd,
+                    "-", "-", "-", double(tape.bytes_held()) / (1024.0 * 1024.0));
 }
 
 void memory(const char* name, const Model& m, int64_t L) {
@@ -112,6 +121,9 @@ int main(int argc, char** argv) {
                 "scan smp/s", "scan/train", "scan/fwd", "tape MiB");
     bench("effect D16x4 (skip)", make(IoKind::continuous, 16, 4, true), L, repeats, chunk);
     bench("effect D32x4 (skip)", make(IoKind::continuous, 32, 4, true), L, repeats, chunk);
+    // LTI layers (the tape only: the inference scan's LTI path is timed by the kernels' bench)
+    bench("effect D16x4 (skip), LTI", make(IoKind::continuous, 16, 4, true, true), L, repeats, chunk, false);
+    bench("effect D32x4 (skip), LTI", make(IoKind::continuous, 32, 4, true, true), L, repeats, chunk, false);
     bench("generator D32x4 (tied)", make(IoKind::mulaw8, 32, 4, false), L, repeats, chunk);
     std::printf("memory of the tape after a forward (activations + scratch + weights):\n");
     for (int64_t len : {int64_t(16384), int64_t(65536)}) {

@@ -1,7 +1,8 @@
 // The training tape (model/grad.h, kernels/backward.h): its forward against the float64
 // reference and the inference scan, segments carried through the state, and its gradients
 // against float64 central finite differences of the float64 reference forward, for every
-// tensor of both model kinds.
+// tensor of both model kinds, with selective layers, LTI layers (constant B, C, Δ per channel;
+// kernels/model_view.h) and models that mix the two.
 //
 // How the finite differences are taken. A weight w (float) is moved to w+ = float(w + h) and
 // w- = float(w - h); the reference forward runs in float64 from there (the weights are exactly
@@ -97,6 +98,20 @@ Example make_example(const Model& m, const Case& k) {
     return ex;
 }
 
+// The test case's model (test::case_model's config and initialisation) with the layers `lti`
+// made LTI; lti empty: exactly test::case_model(k).
+Model make_model(const Case& k, const std::vector<int>& lti = {}) {
+    ModelConfig c = test::case_model(k).config();
+    c.lti_layers = lti;
+    Model m(c);
+    m.init_random(k.seed, 0.3f);
+    return m;
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
 const float* state_ptr(const Example& ex) { return ex.state.empty() ? nullptr : ex.state.data(); }
 const double* state_ptr_d(const Example& ex) { return ex.state_d.empty() ? nullptr : ex.state_d.data(); }
 
@@ -169,9 +184,10 @@ constexpr double kDirectionTolerance = 1e-4;
 // (at 1e-3 per parameter the central difference's own error reached 7e-4 on the generators).
 constexpr float kDirStep = 1e-5f;
 
-// Every tensor: `per_tensor` sampled elements against finite differences, for each ISA build.
-void check_gradients(const Case& k) {
-    Model m = test::case_model(k);
+// Every tensor: `per_tensor` sampled elements against finite differences, for each ISA build;
+// the layers `lti` are LTI. every_BC: every element of the LTI layers' B and C is checked.
+void check_gradients(const Case& k, const std::vector<int>& lti = {}, bool every_BC = false) {
+    Model m = make_model(k, lti);
     const Example ex = make_example(m, k);
     std::vector<Model> grads;
     const std::vector<kernels::Isa> isas = {kernels::Isa::avx2, kernels::Isa::baseline};
@@ -188,7 +204,8 @@ void check_gradients(const Case& k) {
         const int64_t n = spec.numel();
         std::set<int64_t> picks;
         const bool embed = spec.name == "backbone.embeddings.weight";
-        const int want = int(std::min<int64_t>(k.per_tensor, n));
+        const bool every = every_BC && (ends_with(spec.name, "mixer.B") || ends_with(spec.name, "mixer.C"));
+        const int want = int(every ? n : std::min<int64_t>(k.per_tensor, n));
         while (int(picks.size()) < want) {
             if (embed && !k.tie) {  // untied: only rows of tokens that occur have a gradient
                 const int64_t row = ex.tokens[size_t(rng() % uint64_t(ex.L))];
@@ -255,6 +272,36 @@ void check_gradients(const Case& k) {
     CHECK(dir_worst <= kDirectionTolerance);
 }
 
+// The tape's forward (output and state out) against the float64 reference, both ISA builds.
+void check_forward(const Case& k, const std::vector<int>& lti = {}) {
+    for (kernels::Isa isa : {kernels::Isa::avx2, kernels::Isa::baseline}) {
+        kernels::set_isa_for_testing(isa);
+        const Model m = make_model(k, lti);
+        const Example ex = make_example(m, k);
+        const int64_t S = m.state_floats_per_stream();
+        const size_t n_out = size_t(ex.effect ? ex.L : ex.L * 256);
+        std::vector<double> want_d(n_out), want_state_d(static_cast<size_t>(S));
+        std::vector<float> got(n_out), got_state(static_cast<size_t>(S));
+        Tape tape(k.chunk);
+        if (ex.effect) {
+            kernels::reference_forward_continuous_f64(m.view(), ex.x.data(), ex.L, state_ptr_d(ex),
+                                                      want_d.data(), want_state_d.data());
+            tape.forward_continuous(m, ex.x.data(), ex.L, state_ptr(ex), got.data(), got_state.data());
+        } else {
+            kernels::reference_forward_tokens_f64(m.view(), ex.tokens.data(), ex.L, state_ptr_d(ex),
+                                                  want_d.data(), want_state_d.data());
+            tape.forward_tokens(m, ex.tokens.data(), ex.L, state_ptr(ex), got.data(), got_state.data());
+        }
+        const std::vector<float> want(want_d.begin(), want_d.end());
+        const std::vector<float> want_state(want_state_d.begin(), want_state_d.end());
+        INFO(k.name << " (" << lti.size() << " LTI layers) isa " << to_string(isa) << ": output rel error "
+                    << test::rel_error(got, want) << ", state rel error " << test::rel_error(got_state, want_state));
+        CHECK(test::rel_error(got, want) <= 1e-5);
+        CHECK(test::rel_error(got_state, want_state) <= 1e-5);
+    }
+    kernels::reset_isa_for_testing();
+}
+
 } // namespace
 
 TEST_CASE("effect gradients match float64 finite differences", "[backward]") {
@@ -292,34 +339,7 @@ TEST_CASE("tape forward equals the float64 reference, state in and out", "[backw
         {"effect D8x2 L 2 (shorter than the window)", IoKind::continuous, 8, 2, 16, 4, 0, 0, true, true, true, true, 2, 64, 0, 23},
         {"generator D16x2 untied", IoKind::mulaw8, 16, 2, 16, 4, 0, 0, false, false, true, true, 300, 64, 0, 24},
     };
-    for (kernels::Isa isa : {kernels::Isa::avx2, kernels::Isa::baseline}) {
-        kernels::set_isa_for_testing(isa);
-        for (const Case& k : cases) {
-            const Model m = test::case_model(k);
-            const Example ex = make_example(m, k);
-            const int64_t S = m.state_floats_per_stream();
-            const size_t n_out = size_t(ex.effect ? ex.L : ex.L * 256);
-            std::vector<double> want_d(n_out), want_state_d(static_cast<size_t>(S));
-            std::vector<float> got(n_out), got_state(static_cast<size_t>(S));
-            Tape tape(k.chunk);
-            if (ex.effect) {
-                kernels::reference_forward_continuous_f64(m.view(), ex.x.data(), ex.L, state_ptr_d(ex),
-                                                          want_d.data(), want_state_d.data());
-                tape.forward_continuous(m, ex.x.data(), ex.L, state_ptr(ex), got.data(), got_state.data());
-            } else {
-                kernels::reference_forward_tokens_f64(m.view(), ex.tokens.data(), ex.L, state_ptr_d(ex),
-                                                      want_d.data(), want_state_d.data());
-                tape.forward_tokens(m, ex.tokens.data(), ex.L, state_ptr(ex), got.data(), got_state.data());
-            }
-            const std::vector<float> want(want_d.begin(), want_d.end());
-            const std::vector<float> want_state(want_state_d.begin(), want_state_d.end());
-            INFO(k.name << " isa " << to_string(isa) << ": output rel error " << test::rel_error(got, want)
-                        << ", state rel error " << test::rel_error(got_state, want_state));
-            CHECK(test::rel_error(got, want) <= 1e-5);
-            CHECK(test::rel_error(got_state, want_state) <= 1e-5);
-        }
-    }
-    kernels::reset_isa_for_testing();
+    for (const Case& k : cases) check_forward(k);
 }
 
 TEST_CASE("tape forward equals the inference scan, and their states are interchangeable", "[backward]") {
@@ -375,17 +395,24 @@ TEST_CASE("two segments through the carried state equal one forward over both", 
 
 TEST_CASE("gradients do not depend on the chunk size, and backward accumulates", "[backward]") {
     const Case k{"chunks", IoKind::continuous, 16, 2, 16, 4, 0, 2, false, true, true, true, 517, 64, 0, 51};
+    // selective, then layer 1 LTI (a mixed model), then both LTI
+    for (const std::vector<int>& lti : {std::vector<int>{}, std::vector<int>{1}, std::vector<int>{0, 1}}) {
+        const Model m = make_model(k, lti);
+        const Example ex = make_example(m, k);
+        const Model g64 = tape_gradient(m, ex, 64);
+        const std::vector<float> ref(g64.data(), g64.data() + m.parameter_count());
+        for (int chunk : {1, 3, 7, 100, 1000}) {
+            const Model g = tape_gradient(m, ex, chunk);
+            const std::vector<float> got(g.data(), g.data() + m.parameter_count());
+            INFO(lti.size() << " LTI layers, chunk " << chunk << ": rel difference " << test::rel_error(got, ref));
+            CHECK(test::rel_error(got, ref) <= 1e-5);
+        }
+    }
     const Model m = test::case_model(k);
     const Example ex = make_example(m, k);
     const Model g64 = tape_gradient(m, ex, 64);
     const int64_t P = m.parameter_count();
     const std::vector<float> ref(g64.data(), g64.data() + P);
-    for (int chunk : {1, 3, 7, 100, 1000}) {
-        const Model g = tape_gradient(m, ex, chunk);
-        const std::vector<float> got(g.data(), g.data() + P);
-        INFO("chunk " << chunk << ": rel difference " << test::rel_error(got, ref));
-        CHECK(test::rel_error(got, ref) <= 1e-5);
-    }
     // backward adds: two backwards of one forward give twice the gradient
     Tape tape(64);
     Model g = zeros_like(m);
@@ -414,6 +441,16 @@ TEST_CASE("tape misuse is refused clearly", "[backward]") {
     Model other = zeros_like(test::case_model(k2));
     CHECK_THROWS_AS(tape.backward(d.data(), other), std::invalid_argument);
     CHECK_THROWS_AS(Tape(0), std::invalid_argument);
+    {   // the raw tape: a gradient whose layer is selective after an LTI layer's forward
+        const Model lti = make_model(k, {0});
+        kernels::TrainTape raw;
+        raw.forward_continuous(lti.view(), x.data(), 10, nullptr, y.data(), nullptr);
+        std::vector<kernels::LayerGrad> layers;
+        Model sel_grad = zeros_like(m);
+        CHECK_THROWS_AS(raw.backward(d.data(), sel_grad.as_gradient(layers)), std::invalid_argument);
+        CHECK(std::all_of(sel_grad.data(), sel_grad.data() + sel_grad.parameter_count(),
+                          [](float v) { return v == 0.0f; }));  // refused before adding anything
+    }
 
     // Without conv bias the model's view points the bias at zeros behind the parameters; the
     // gradient model's copy of them stays zero.
@@ -425,4 +462,41 @@ TEST_CASE("tape misuse is refused clearly", "[backward]") {
     tape.backward(d.data(), gnb);
     const float* tail = gnb.data() + gnb.parameter_count();
     CHECK(std::all_of(tail, tail + nb.config().d_inner, [](float v) { return v == 0.0f; }));
+}
+
+// ---- LTI layers: B, C per channel, Δ = softplus(dt_proj.bias) -----------------------------------
+
+TEST_CASE("LTI and mixed models: gradients match float64 finite differences", "[backward][lti]") {
+    // Every layer LTI, N16 (the fixed-N scan), controls, skip, state in, L not a multiple of the chunk.
+    check_gradients({"LTI effect D16x2 N16 n_cond 2 skip, state in, L 300 chunk 64", IoKind::continuous,
+                     16, 2, 16, 4, 0, 2, true, true, true, true, 300, 64, 6, 71}, {0, 1});
+    // Mixed: layer 0 selective (dt_rank 2), layer 1 LTI; padded d_inner, generic N, K 3.
+    check_gradients({"mixed effect D18x2 N5 K3 R2 (LTI layer 1), no skip, L 97 chunk 16", IoKind::continuous,
+                     18, 2, 5, 3, 2, 0, false, true, true, false, 97, 16, 6, 72}, {1});
+    // Mixed the other way round, generator, tied.
+    check_gradients({"mixed generator D16x2 tied (LTI layer 0), state in, L 97 chunk 32", IoKind::mulaw8,
+                     16, 2, 16, 4, 0, 0, false, true, true, true, 97, 32, 5, 73}, {0});
+    check_gradients({"LTI generator D8x2 N5 untied, L 70 chunk 64", IoKind::mulaw8, 8, 2, 5, 4, 0, 0, false,
+                     false, true, false, 70, 64, 5, 74}, {0, 1});
+}
+
+TEST_CASE("LTI gradients of every element of B and C", "[backward][lti]") {
+    // A chunk (5) shorter than the conv window's reach plus one, L 37 over eight chunks, state in;
+    // d_inner 16, N 4: 64 elements each of B and C, every one against its finite difference.
+    check_gradients({"LTI effect D8x1 N4 L 37 chunk 5, state in, every B and C", IoKind::continuous, 8, 1,
+                     4, 4, 0, 1, true, true, true, true, 37, 5, 4, 75}, {0}, true);
+    // Mixed, N16: every element of layer 1's B and C (32 x 16 each).
+    check_gradients({"mixed effect D16x2 N16 (LTI layer 1) L 50 chunk 16, every B and C", IoKind::continuous,
+                     16, 2, 16, 4, 0, 0, false, true, true, true, 50, 16, 4, 76}, {1}, true);
+}
+
+TEST_CASE("LTI and mixed models: tape forward equals the float64 reference", "[backward][lti]") {
+    check_forward({"LTI effect D16x4 n_cond 2 skip", IoKind::continuous, 16, 4, 16, 4, 0, 2, true, true, true,
+                   true, 1000, 64, 0, 81}, {0, 1, 2, 3});
+    check_forward({"mixed effect D18x3 N5 K3", IoKind::continuous, 18, 3, 5, 3, 2, 0, false, true, true, true,
+                   333, 50, 0, 82}, {0, 2});
+    check_forward({"LTI effect D8x2 L 2 (shorter than the window)", IoKind::continuous, 8, 2, 16, 4, 0, 0, true,
+                   true, true, true, 2, 64, 0, 83}, {1});
+    check_forward({"mixed generator D16x2 untied", IoKind::mulaw8, 16, 2, 16, 4, 0, 0, false, false, true, true,
+                   300, 64, 0, 84}, {1});
 }
