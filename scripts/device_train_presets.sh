@@ -57,7 +57,8 @@ for s in "${list[@]}"; do
   sps=$(python3 -c "import json,sys; print(json.load(open('$OUT/${name}_cal.json'))['samples_per_second'])" 2>/dev/null || echo 0)
   # The calibration reports its last second's samples/s, which ran ahead of whole runs by up to 2x
   # when four shared the GPU (2026-12-03: TS9 runs cut at 63% and 85% of their steps): 0.45 of it.
-  steps=${STEPS:-$(python3 -c "print(max(500, int(0.45 * $left * $sps / ($BATCH * $SEGMENT))))")}
+  # FILL (default 0.45) replaces that share, e.g. 0.8 for runs that do not share the GPU.
+  steps=${STEPS:-$(python3 -c "print(max(500, int(${FILL:-0.45} * $left * $sps / ($BATCH * $SEGMENT))))")}
   echo "$name: $sps samples/s in calibration -> $steps steps"
   TL=$(( left + 20 )) train $name $effect $dm $layers $ds $steps ${extra:-} >$OUT/$name.json 2>$OUT/$name.log &
   pids+=($!)
