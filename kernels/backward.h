@@ -3,7 +3,8 @@
 // docs/TRAINING_MATH.md gives the equations and the memory plan; in short:
 //
 //   kept per layer:  the layer input x [L][D], its 1/rms [L], the in_proj output u|z [L][2E],
-//                    x_proj's output r|B|C [L][R+2N], and the SSM state at the start of every
+//                    x_proj's output r|B|C [L][R+2N] (selective layers only: an LTI layer's
+//                    Δ, B and C are constants of the layer), and the SSM state at the start of every
 //                    chunk of `chunk` samples [L/chunk][N][E]. No [L][E][N] states are kept.
 //   backward:        chunk by chunk from the end, every layer top-down; the conv output, Δ and
 //                    the chunk's SSM states are recomputed from what was kept, then the adjoint
