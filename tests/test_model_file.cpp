@@ -2,10 +2,12 @@
 // conversion, and one refusal per class of bad file (each message checked for the file, the
 // tensor or field, and expected vs found).
 #include "model/model_file.h"
+#include "kernels/fixed_dt.h"
 #include "model/safetensors.h"
 #include "tests/temp_dir.h"
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -759,4 +761,18 @@ TEST_CASE("every shipped preset loads", "[model_file]") {
         ++loaded;
     }
     CHECK(loaded > 0);
+}
+
+TEST_CASE("the lite presets have a fixed step size in every layer, and a test record under 0.01", "[model_file]") {
+    // Their CPU cost (docs/BENCHMARKS.md) holds only while every layer takes its decays from the
+    // fast paths' table; a retrained file that lost the form would silently cost twice as much.
+    for (const char* name : {"ts9_lite.safetensors", "ds1_lite.safetensors"}) {
+        INFO(name);
+        const Model m = mw::load_model((fs::path(MW_SOURCE_DIR) / "presets" / name).string());
+        for (int l = 0; l < m.config().n_layers; ++l) CHECK(mw::kernels::dt_fixed(m.view().layers[l], m.view().dims));
+        const auto record = nlohmann::json::parse(m.config().training_json);
+        const double esr = record.at("evaluation").at("test").at("esr_mean").get<double>();
+        CHECK(esr > 0.0);
+        CHECK(esr < 0.01);
+    }
 }
