@@ -148,6 +148,9 @@ private:
 
 Model initial_model(const TrainCliOptions& o, bool effect, double rate_hz, const std::vector<ControlSpec>& controls) {
     if (!o.init.empty()) {
+        if (o.lti != "none")
+            throw UsageError("--lti makes a fresh model; with --init " + o.init +
+                             " the layers are that model's (drop --lti, or --init)");
         Model m = load_model(o.init);
         if ((m.config().kind == IoKind::continuous) != effect)
             throw UsageError(o.init + ": a " + std::string(kind_name(m.config().kind)) + " model, but the data is for " +

@@ -2,6 +2,7 @@
 // every case here says so and passes: run them on a CUDA machine before calling a change to
 // kernels/cuda/ done (DESIGN.md).
 #include "cuda_checks.h"
+#include "model/model.h"
 
 #include <catch2/catch.hpp>
 
@@ -86,4 +87,21 @@ TEST_CASE("CUDA training tape (requires a GPU): forward, gradients vs the CPU ta
           "[cuda]") {
     if (!gpu_present()) return;
     run_checks(train_checks);
+}
+
+// LTI layers (config lti_layers) run on the CPU paths only: every CUDA entry point refuses such a
+// model by name, before it needs a GPU, instead of reading the absent x_proj.
+TEST_CASE("CUDA entry points refuse a model with LTI layers, naming the layer", "[cuda]") {
+    mw::ModelConfig c = mw::make_config(mw::IoKind::continuous, 16, 2);
+    c.lti_layers = {1};
+    mw::Model m(c);
+    m.init_random(3);
+    using Catch::Contains;
+    // (Catch2's && keeps references to its operands, so each check builds its own matcher.)
+#define MW_REQUIRE_LTI_REFUSED(expr) \
+    CHECK_THROWS_WITH(expr, Contains("layer 1 is an LTI layer") && Contains("--device cpu"))
+    MW_REQUIRE_LTI_REFUSED(kc::make_forward(m.view(), 4096, 1));
+    MW_REQUIRE_LTI_REFUSED(kc::make_stepper(m.view(), 2));
+    MW_REQUIRE_LTI_REFUSED(kc::make_train_tape(m.view(), 2, 4096));
+#undef MW_REQUIRE_LTI_REFUSED
 }

@@ -122,6 +122,12 @@ check "Ctrl-C left a checkpoint and said how to resume" \
     sh -c "test -f c.run/checkpoint/trainer.safetensors && grep -q -- --resume c.log"
 
 # Bad captures.
+# LTI layers train end to end on the CPU, and the file says which layers they are.
+check "an all-LTI model trains for 10 steps (--lti all)" "$MW" "${TRAIN[@]}" --steps 10 --lti all --out lti.safetensors
+check "info names its LTI layers" bash -c "'$MW' info lti.safetensors | grep -E 'LTI layers +all'"
+check "the LTI model renders the capture, step and scan" bash -c \
+  "'$MW' render -m lti.safetensors --in di.wav --out lti_scan.wav && '$MW' render -m lti.safetensors --in di.wav --out lti_step.wav --path step"
+refuse "--lti with --init" 2 "--lti makes a fresh model|--init" "$MW" "${TRAIN[@]}" --steps 10 --lti 0 --init fx.safetensors --out x.safetensors
 refuse "a misaligned capture with --no-fix-latency" 2 "rec.wav|lags the input by 11|--no-fix-latency" \
     "$MW" "${TRAIN[@]}" --steps 5 --out d.safetensors --no-fix-latency
 refuse "a stereo input" 2 "di_stereo.wav|mono|2 channels" \
