@@ -4,6 +4,7 @@
 
 #include "kernels/backward_internal.h"
 #include "kernels/fast.h"
+#include "kernels/fixed_dt.h"
 
 #include <algorithm>
 #include <cmath>
@@ -147,7 +148,7 @@ void prepare(TapeData& d, const ModelView& m, int64_t L) {
                 // selective scan forms it (dt_max keeps it a normal float)
                 const double x = double(dt_b[e]);
                 const double ex = std::exp(-std::fabs(x));
-                dt_c[e] = float(std::max(x, 0.0) + std::log1p(ex));
+                dt_c[e] = float(fixed_delta(x));
                 sig_c[e] = float(x >= 0.0 ? 1.0 / (1.0 + ex) : ex / (1.0 + ex));
                 const double dtc = double(std::min(dt_c[e], dt_max[e]));
                 for (int n = 0; n < N; ++n) {

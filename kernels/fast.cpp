@@ -145,8 +145,7 @@ PreparedModelPtr prepare_model(const ModelView& m) {
         // zero (their Δ·B and C are zero).
         const bool fixed = dt_fixed(w, d);
         for (int e = 0; fixed && e < Ep; ++e) {
-            const double b = e < E ? double(w.dt_proj_b[e]) : 0.0;
-            const double dt = e < E ? (b > 20.0 ? b : std::log1p(std::exp(b))) : 0.0;
+            const double dt = e < E ? fixed_delta(w.dt_proj_b[e]) : 0.0;
             delta_c[e] = float(dt);
             for (int n = 0; n < N; ++n)
                 abar_T[int64_t(n) * Ep + e] =

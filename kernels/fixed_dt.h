@@ -8,9 +8,14 @@
 #include "kernels/model_view.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 namespace mw::kernels {
+
+// A fixed layer's Δ = softplus(dt_bias), in float64 as the reference forms it (rounded once by
+// the caller): the fast paths' decay table and the training tape's LTI constants.
+inline double fixed_delta(double dt_bias) { return dt_bias > 20.0 ? dt_bias : std::log1p(std::exp(dt_bias)); }
 
 // An LTI layer's Δ is fixed by construction (it has neither x_proj nor dt_proj.weight).
 inline bool dt_fixed(const LayerView& w, const Dims& d) {

@@ -163,9 +163,12 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
         fixed_dt = fixed_dt && kernels::dt_fixed(v.layers[l], v.dims);
         lti = lti && kernels::is_lti(v.layers[l]);
     }
-    // "effect(h)": harmonic decays; "effect(Δ)": a fixed Δ; "effect(lti)": LTI layers
-    const char* decays = lti ? "lti" : fixed_dt ? "fixed_dt" : harmonic ? "harmonic" : "free";
-    const std::string kind = std::string(kind_name(c.kind)) + (lti ? "(lti)" : fixed_dt ? "(Δ)" : harmonic ? "(h)" : "");
+    // The decay form's name in --json, and its mark in the table: "effect(h)": harmonic decays;
+    // "effect(Δ)": a fixed Δ; "effect(lti)": LTI layers
+    struct Form { const char* name; const char* mark; };
+    const Form form = lti ? Form{"lti", "(lti)"} : fixed_dt ? Form{"fixed_dt", "(Δ)"}
+                      : harmonic ? Form{"harmonic", "(h)"} : Form{"free", ""};
+    const std::string kind = std::string(kind_name(c.kind)) + form.mark;
     // 11 characters on screen: "Δ" takes two bytes and one column
     const int kind_width = 11 + int(std::count_if(kind.begin(), kind.end(), [](char ch) { return (ch & 0xC0) == 0x80; }));
     for (const Row& r : rows) {
@@ -175,7 +178,7 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
         if (opt.json) {
             nlohmann::json j = {{"kind", kind_name(c.kind)}, {"d_model", c.d_model}, {"n_layers", c.n_layers},
                                 {"d_inner", c.d_inner}, {"d_state", c.d_state},
-                                {"decays", decays},
+                                {"decays", form.name},
                                 {"params", m.parameter_count()}, {"streams", streams}, {"path", r.path},
                                 {"isa", kernels::to_string(kernels::active_isa())},
                                 {"ns_per_sample", r.ns_per_sample}, {"pct_core_48k", pct48},
