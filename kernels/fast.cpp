@@ -91,7 +91,7 @@ PreparedModelPtr prepare_model(const ModelView& m) {
               BCp = P->BCp, V = P->V, Vp = P->Vp, I = P->I;
 
     // Sizes of every prepared array, in the order they are carved out below.
-    const int64_t per_layer = Dp + int64_t(D) * 2 * Ep + int64_t(K) * Ep + Ep + int64_t(R) * Ep + int64_t(E) * BCp +
+    const int64_t per_layer = int64_t(D) * 2 * Ep + int64_t(K) * Ep + Ep + int64_t(R) * Ep + int64_t(E) * BCp +
                               int64_t(R) * Ep + Ep + int64_t(N) * Ep + Ep + Ep + int64_t(E) * Dp +
                               Ep + int64_t(N) * Ep +       // delta_c, abar_T
                               2 * int64_t(N) * Ep;         // bbar_T, C_T
@@ -103,7 +103,6 @@ PreparedModelPtr prepare_model(const ModelView& m) {
 
     for (int l = 0; l < d.n_layers; ++l) {
         const LayerView& w = m.layers[l];
-        float* norm_w = take(Dp);
         float* in_T = take(int64_t(D) * 2 * Ep);
         float* conv_T = take(int64_t(K) * Ep);
         float* conv_b = take(Ep);
@@ -120,10 +119,9 @@ PreparedModelPtr prepare_model(const ModelView& m) {
         float* bbar_T = take(int64_t(N) * Ep);
         float* C_T = take(int64_t(N) * Ep);
         const bool lti = is_lti(w);  // no x_proj, no dt_proj.weight: B and C are the layer's own
-        for (int i = 0; i < D; ++i) norm_w[i] = w.norm_w[i];
         for (int o = 0; o < 2 * E; ++o)  // output o: u channel o (o < E) or z channel o - E
             for (int i = 0; i < D; ++i)
-                in_T[int64_t(i) * 2 * Ep + (o < E ? o : Ep + o - E)] = w.in_proj_w[int64_t(o) * D + i];
+                in_T[int64_t(i) * 2 * Ep + (o < E ? o : Ep + o - E)] = w.in_proj_w[int64_t(o) * D + i] * w.norm_w[i];
         for (int e = 0; e < E; ++e) {
             for (int k = 0; k < K; ++k) conv_T[int64_t(k) * Ep + e] = w.conv_w[e * K + k];
             conv_b[e] = w.conv_b[e];
@@ -156,7 +154,7 @@ PreparedModelPtr prepare_model(const ModelView& m) {
                 C_T[int64_t(n) * Ep + e] = w.lti_C[e * N + n];
             }
         }
-        P->layers.push_back({norm_w, in_T, conv_T, conv_b, xr, xbc_T, dt_T, dt_b, A2_T, dt_max, Dskip, out_T,
+        P->layers.push_back({in_T, conv_T, conv_b, xr, xbc_T, dt_T, dt_b, A2_T, dt_max, Dskip, out_T,
                              decays_harmonic(w.A_log, E, N), fixed, delta_c, abar_T, lti, bbar_T, C_T});
     }
     float* norm_f = take(Dp);
@@ -169,7 +167,7 @@ PreparedModelPtr prepare_model(const ModelView& m) {
     for (int v = 0; v < V; ++v)
         for (int i = 0; i < D; ++i) {
             embed[int64_t(v) * Dp + i] = m.embed_w[int64_t(v) * D + i];
-            lm_T[int64_t(i) * Vp + v] = m.lm_head_w[int64_t(v) * D + i];
+            lm_T[int64_t(i) * Vp + v] = m.lm_head_w[int64_t(v) * D + i] * m.norm_f_w[i];  // norm_f folded in
         }
     if (m.head == HeadKind::continuous) {
         for (int i = 0; i < D; ++i) {

@@ -46,8 +46,8 @@ private:
 };
 
 struct PreparedLayer {
-    const float* norm_w;  // [Dp]
-    const float* in_T;    // [D][2Ep]  columns 0..Ep-1 give u, Ep..2Ep-1 give z
+    const float* in_T;    // [D][2Ep]  in_proj with the RMSNorm weight folded in (row i · norm_w[i]);
+                          //           columns 0..Ep-1 give u, Ep..2Ep-1 give z
     const float* conv_T;  // [K][Ep]
     const float* conv_b;  // [Ep]
     const float* xr;      // [R][Ep]   the x_proj rows giving r (zero past E): one dot product each
@@ -97,7 +97,7 @@ struct PreparedModel {
     std::vector<PreparedLayer> layers;
     const float* norm_f;  // [Dp]
     const float* embed;   // [V][Dp]
-    const float* lm_T;    // [D][Vp]
+    const float* lm_T;    // [D][Vp]   lm_head with norm_f folded in (row i · norm_f[i])
     const float* stem_T;  // [I][Dp]
     const float* stem_b;  // [Dp]
     const float* head_w;  // [Dp]
