@@ -9,8 +9,7 @@
 #   scripts/device_check.sh, beside the training; catch2: only its Catch2 part)
 # A run named NAME starts from .carry/init/NAME.safetensors when that file is there (so does its
 # 200-step calibration run); a run's own --lr or --manifest in its extra flags replaces LR or
-# the carried set's manifest, and its own --device (e.g. "--device cpu --threads 7" for LTI
-# layers, which the CUDA path does not run yet) DEVICE.
+# the carried set's manifest, and its own --device (e.g. "--device cpu --threads 7") DEVICE.
 # Device call: carry [".debs", ".carry/fxdata", ".carry/init"];
 #   command: bash scripts/device_train_presets.sh
 set -uo pipefail
@@ -34,7 +33,7 @@ train() {  # name effect dm layers ds steps [extra...]; TL: seconds before the r
   local base=${name%_cal} init=(); [ -f .carry/init/$base.safetensors ] && init=(--init .carry/init/$base.safetensors)
   local lr=(--lr $LR); [[ " $* " == *" --lr "* ]] && lr=()  # a run's own --lr wins over LR
   local man=(--manifest .carry/fxdata/manifest.json); [[ " $* " == *" --manifest "* ]] && man=()  # ... and --manifest
-  local dev=(--device $DEVICE); [[ " $* " == *" --device "* ]] && dev=()  # ... and --device (cpu: LTI runs)
+  local dev=(--device $DEVICE); [[ " $* " == *" --device "* ]] && dev=()  # ... and --device
   # timeout on the trainer itself: a stopped run must not go on writing into $OUT
   timeout ${TL:-100000} $MW train "${man[@]}" --effect $effect "${dev[@]}" --out $OUT/$name.safetensors \
     --run-dir $OUT/$name.run --d-model $dm --layers $layers --d-state $ds --no-skip --preemph 0 \

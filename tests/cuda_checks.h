@@ -179,6 +179,79 @@ inline void generator_checks(const Report& report) {
     }
 }
 
+// An effect's state carried across calls and segments, and reset: model m (named `name`), B 3,
+// L 5000, in three uneven calls == one call == the reference; after reset == from zero; in
+// segments of 1000 inside one call; forward_effect in two calls.
+inline void effect_segment_checks(const Report& report, const Model& m, const std::string& name, uint64_t& seed) {
+    const std::string effect = "effect " + name;
+    const int I = m.config().n_in();
+    const int B = 3;
+    const int64_t L = 5000;
+    const auto x = effect_input(B, L, I, ++seed);
+    const auto want = reference_effect(m, x, B, L);
+    auto F = kc::make_forward(m.view(), 8192, B);
+    auto whole = poisoned(B * L);
+    kc::forward_continuous(*F, x.data(), L, whole.data());
+    report(compare(effect + " B3 L5000 one call", whole, want));
+
+    // The same sequences in calls of 1234, 7 and 3759 steps: per call, [B][len][I] in.
+    kc::reset(*F);
+    auto parts = poisoned(B * L);
+    int64_t t0 = 0;
+    for (int64_t len : {int64_t(1234), int64_t(7), int64_t(3759)}) {
+        std::vector<float> xin(size_t(B * len * I)), yout(size_t(B * len));
+        for (int b = 0; b < B; ++b)
+            std::copy_n(x.begin() + (b * L + t0) * I, len * I, xin.begin() + b * len * I);
+        kc::forward_continuous(*F, xin.data(), len, yout.data());
+        for (int b = 0; b < B; ++b)
+            std::copy_n(yout.begin() + b * len, len, parts.begin() + b * L + t0);
+        t0 += len;
+    }
+    report(compare(effect + " B3 calls 1234+7+3759 vs reference", parts, want));
+    report(compare(effect + " B3 calls 1234+7+3759 vs one call", parts, whole, 1e-5));
+
+    // reset(): the next call starts from the zero state again.
+    kc::reset(*F);
+    const int64_t Ls = 100;
+    std::vector<float> xs(size_t(B * Ls * I));
+    for (int b = 0; b < B; ++b) std::copy_n(x.begin() + b * L * I, Ls * I, xs.begin() + b * Ls * I);
+    auto ys = poisoned(B * Ls);
+    kc::forward_continuous(*F, xs.data(), Ls, ys.data());
+    report(compare(effect + " B3 after reset, L100", ys, reference_effect(m, xs, B, Ls)));
+
+    // A max_segment shorter than the call: 5 segments inside one call.
+    auto F2 = kc::make_forward(m.view(), 1000, B);
+    auto segmented = poisoned(B * L);
+    kc::forward_continuous(*F2, x.data(), L, segmented.data());
+    report(compare(effect + " B3 L5000 in segments of 1000", segmented, want));
+
+    // forward_effect: audio [B][L] and controls held still; the same as those controls in
+    // every row, in segments of 1000 and two calls.
+    std::vector<float> controls(size_t(I - 1));
+    for (int i = 0; i < I - 1; ++i) controls[size_t(i)] = 0.3f + 0.2f * float(i);
+    std::vector<float> rows(x.size()), audio(size_t(B * L));
+    for (int64_t r = 0; r < B * L; ++r) {
+        rows[size_t(r * I)] = audio[size_t(r)] = x[size_t(r * I)];
+        std::copy(controls.begin(), controls.end(), rows.begin() + r * I + 1);
+    }
+    const auto want_fx = reference_effect(m, rows, B, L);
+    kc::reset(*F2);
+    auto fx = poisoned(B * L);
+    const int64_t L1 = 2345;
+    std::vector<float> a1(size_t(B * L1)), a2(size_t(B * (L - L1))), y1(a1.size()), y2(a2.size());
+    for (int b = 0; b < B; ++b) {
+        std::copy_n(audio.begin() + b * L, L1, a1.begin() + b * L1);
+        std::copy_n(audio.begin() + b * L + L1, L - L1, a2.begin() + b * (L - L1));
+    }
+    kc::forward_effect(*F2, a1.data(), controls.data(), L1, y1.data());
+    kc::forward_effect(*F2, a2.data(), controls.data(), L - L1, y2.data());
+    for (int b = 0; b < B; ++b) {
+        std::copy_n(y1.begin() + b * L1, L1, fx.begin() + b * L);
+        std::copy_n(y2.begin() + b * (L - L1), L - L1, fx.begin() + b * L + L1);
+    }
+    report(compare(effect + " forward_effect B3 calls 2345+2655 (segments of 1000)", fx, want_fx));
+}
+
 // State carried across calls and segments, reset, and bad calls refused.
 inline void segment_checks(const Report& report) {
     const auto& shapes = effect_shapes();
@@ -187,75 +260,7 @@ inline void segment_checks(const Report& report) {
     for (const Shape* s : {&shapes[0], &shapes[1]}) {
         const Model m = random_model(IoKind::continuous, s->d_model, s->n_layers, s->d_state, ++seed,
                                      s->n_cond, s->skip, s->d_conv);
-        const int I = m.config().n_in();
-        const int B = 3;
-        const int64_t L = 5000;
-        const auto x = effect_input(B, L, I, ++seed);
-        const auto want = reference_effect(m, x, B, L);
-        auto F = kc::make_forward(m.view(), 8192, B);
-        auto whole = poisoned(B * L);
-        kc::forward_continuous(*F, x.data(), L, whole.data());
-        report(compare(std::string("effect ") + s->name + " B3 L5000 one call", whole, want));
-
-        // The same sequences in calls of 1234, 7 and 3759 steps: per call, [B][len][I] in.
-        kc::reset(*F);
-        auto parts = poisoned(B * L);
-        int64_t t0 = 0;
-        for (int64_t len : {int64_t(1234), int64_t(7), int64_t(3759)}) {
-            std::vector<float> xin(size_t(B * len * I)), yout(size_t(B * len));
-            for (int b = 0; b < B; ++b)
-                std::copy_n(x.begin() + (b * L + t0) * I, len * I, xin.begin() + b * len * I);
-            kc::forward_continuous(*F, xin.data(), len, yout.data());
-            for (int b = 0; b < B; ++b)
-                std::copy_n(yout.begin() + b * len, len, parts.begin() + b * L + t0);
-            t0 += len;
-        }
-        report(compare(std::string("effect ") + s->name + " B3 calls 1234+7+3759 vs reference", parts, want));
-        report(compare(std::string("effect ") + s->name + " B3 calls 1234+7+3759 vs one call", parts,
-                       whole, 1e-5));
-
-        // reset(): the next call starts from the zero state again.
-        kc::reset(*F);
-        const int64_t Ls = 100;
-        std::vector<float> xs(size_t(B * Ls * I));
-        for (int b = 0; b < B; ++b) std::copy_n(x.begin() + b * L * I, Ls * I, xs.begin() + b * Ls * I);
-        auto ys = poisoned(B * Ls);
-        kc::forward_continuous(*F, xs.data(), Ls, ys.data());
-        report(compare(std::string("effect ") + s->name + " B3 after reset, L100", ys,
-                       reference_effect(m, xs, B, Ls)));
-
-        // A max_segment shorter than the call: 5 segments inside one call.
-        auto F2 = kc::make_forward(m.view(), 1000, B);
-        auto segmented = poisoned(B * L);
-        kc::forward_continuous(*F2, x.data(), L, segmented.data());
-        report(compare(std::string("effect ") + s->name + " B3 L5000 in segments of 1000", segmented, want));
-
-        // forward_effect: audio [B][L] and controls held still; the same as those controls in
-        // every row, in segments of 1000 and two calls.
-        std::vector<float> controls(size_t(I - 1));
-        for (int i = 0; i < I - 1; ++i) controls[size_t(i)] = 0.3f + 0.2f * float(i);
-        std::vector<float> rows(x.size()), audio(size_t(B * L));
-        for (int64_t r = 0; r < B * L; ++r) {
-            rows[size_t(r * I)] = audio[size_t(r)] = x[size_t(r * I)];
-            std::copy(controls.begin(), controls.end(), rows.begin() + r * I + 1);
-        }
-        const auto want_fx = reference_effect(m, rows, B, L);
-        kc::reset(*F2);
-        auto fx = poisoned(B * L);
-        const int64_t L1 = 2345;
-        std::vector<float> a1(size_t(B * L1)), a2(size_t(B * (L - L1))), y1(a1.size()), y2(a2.size());
-        for (int b = 0; b < B; ++b) {
-            std::copy_n(audio.begin() + b * L, L1, a1.begin() + b * L1);
-            std::copy_n(audio.begin() + b * L + L1, L - L1, a2.begin() + b * (L - L1));
-        }
-        kc::forward_effect(*F2, a1.data(), controls.data(), L1, y1.data());
-        kc::forward_effect(*F2, a2.data(), controls.data(), L - L1, y2.data());
-        for (int b = 0; b < B; ++b) {
-            std::copy_n(y1.begin() + b * L1, L1, fx.begin() + b * L);
-            std::copy_n(y2.begin() + b * (L - L1), L - L1, fx.begin() + b * L + L1);
-        }
-        report(compare(std::string("effect ") + s->name + " forward_effect B3 calls 2345+2655 (segments of 1000)",
-                       fx, want_fx));
+        effect_segment_checks(report, m, s->name, seed);
     }
 
     // A generator in calls of 500, 1 and 999 steps.
@@ -348,8 +353,32 @@ void expect_refused(const Report& report, const std::string& what, const std::fu
     report(r);
 }
 
-// Effects: the step over L samples of S streams (different inputs each) equals the float64
+// An effect's step over L samples of S streams (different inputs each) equals the float64
 // reference (first Lr samples: the reference is slow) and the GPU scan forward (all L).
+inline void step_effect_model_checks(const Report& report, const Model& m, const std::string& name,
+                                     std::initializer_list<int> streams, uint64_t& seed) {
+    const int I = m.config().n_in();
+    for (int S : streams) {
+        const int64_t L = S == 1000 ? 2500 : 600;  // 2500 > one chunk (2097 samples) at S 1000
+        const int64_t Lr = S >= 64 ? 24 : 200;
+        const auto x = effect_input(S, L, I, ++seed);  // [S][L][I]
+        const auto xt = swap_major(x, S, L, I);        // [L][S][I]
+        auto F = kc::make_forward(m.view(), L, S);
+        auto scan = poisoned(S * L);
+        kc::forward_continuous(*F, x.data(), L, scan.data());
+        const auto ref = reference_effect(m, head_of(x, S, L, Lr, I), S, Lr);
+
+        auto st = kc::make_stepper(m.view(), S);
+        auto yt = poisoned(L * S);
+        kc::step_continuous(*st, xt.data(), yt.data(), L);
+        const auto y = swap_major(yt, L, S, 1);
+        const std::string how = tuning_name(kc::step_tuning(*st));
+        report(compare(step_label("effect " + name, S, Lr, how + " vs reference"), head_of(y, S, L, Lr, 1), ref));
+        report(compare(step_label("effect " + name, S, L, how + " vs GPU scan"), y, scan));
+    }
+}
+
+// Effects: every shape, S 1, 3, 64 (and 1000 for the two shipped-like shapes).
 inline void step_effect_checks(const Report& report) {
     uint64_t seed = 2000;
     const auto& shapes = effect_shapes();
@@ -357,27 +386,10 @@ inline void step_effect_checks(const Report& report) {
         const Shape& sh = shapes[si];
         const Model m = random_model(IoKind::continuous, sh.d_model, sh.n_layers, sh.d_state, ++seed,
                                      sh.n_cond, sh.skip, sh.d_conv);
-        const int I = m.config().n_in();
-        for (int S : {1, 3, 64, 1000}) {
-            if (S == 1000 && si >= 2) continue;  // the two shipped-like shapes carry the big batch
-            const int64_t L = S == 1000 ? 2500 : 600;  // 2500 > one chunk (2097 samples) at S 1000
-            const int64_t Lr = S >= 64 ? 24 : 200;
-            const auto x = effect_input(S, L, I, ++seed);  // [S][L][I]
-            const auto xt = swap_major(x, S, L, I);        // [L][S][I]
-            auto F = kc::make_forward(m.view(), L, S);
-            auto scan = poisoned(S * L);
-            kc::forward_continuous(*F, x.data(), L, scan.data());
-            const auto ref = reference_effect(m, head_of(x, S, L, Lr, I), S, Lr);
-
-            auto st = kc::make_stepper(m.view(), S);
-            auto yt = poisoned(L * S);
-            kc::step_continuous(*st, xt.data(), yt.data(), L);
-            const auto y = swap_major(yt, L, S, 1);
-            const std::string how = tuning_name(kc::step_tuning(*st));
-            report(compare(step_label(std::string("effect ") + sh.name, S, Lr, how + " vs reference"),
-                           head_of(y, S, L, Lr, 1), ref));
-            report(compare(step_label(std::string("effect ") + sh.name, S, L, how + " vs GPU scan"), y, scan));
-        }
+        if (si < 2)  // the two shipped-like shapes carry the big batch
+            step_effect_model_checks(report, m, sh.name, {1, 3, 64, 1000}, seed);
+        else
+            step_effect_model_checks(report, m, sh.name, {1, 3, 64}, seed);
     }
 
     // Every way of running the step gives the scan's numbers: variants, groups, thread counts,
@@ -1110,7 +1122,8 @@ inline void scan_checks(const Report& report) {
 // test_backward.cpp) over every parameter, and sampled elements of every tensor against float64
 // central finite differences of the reference (the rule of test_backward.cpp: each element
 // relative to max(|fd|, 1% of its tensor's largest sampled |fd|), within 1e-3; a random
-// direction through all parameters within 1e-4). The loss: effects Σ_b Σ_t wt·y with random
+// direction through all parameters within 1e-4, relative to max(|fd|, 1% of Σ_i |g_i·Δθ_i|)).
+// The loss: effects Σ_b Σ_t wt·y with random
 // wt; generators the mean cross-entropy against random targets over all B·L predictions.
 
 struct TrainCase {
@@ -1134,8 +1147,19 @@ struct TrainExample {
     std::vector<double> state_d;          // the same floats in float64
 };
 
-inline TrainExample train_example(const TrainCase& k) {
-    TrainExample ex{case_model(k), {}, {}, {}, {}, {}, {}};
+// The test case's model (case_model's config and initialisation) with the layers `lti` made
+// LTI (their B and C random too); lti empty: exactly case_model(k).
+inline Model train_case_model(const TrainCase& k, const std::vector<int>& lti) {
+    if (lti.empty()) return case_model(k);
+    ModelConfig c = case_model(k).config();
+    c.lti_layers = lti;
+    Model m(c);
+    m.init_random(k.seed, 0.3f);
+    return m;
+}
+
+inline TrainExample train_example(const TrainCase& k, const std::vector<int>& lti = {}) {
+    TrainExample ex{train_case_model(k, lti), {}, {}, {}, {}, {}, {}};
     const ModelConfig& c = ex.m.config();
     const int I = c.n_in();
     std::mt19937_64 rng(k.seed * 31 + 7);
@@ -1267,8 +1291,10 @@ inline Model cpu_train_gradient(const TrainExample& ex, const TrainCase& k, cons
     return g;
 }
 
-inline void train_check(const Report& report, const TrainCase& k) {
-    TrainExample ex = train_example(k);
+// lti: the layers made LTI (kernels/cuda/scan_lti.cuh); their backward is also run with runs of
+// 1 and 3 chunks forced (the adjoint's carries then cross other places).
+inline void train_check(const Report& report, const TrainCase& k, const std::vector<int>& lti = {}) {
+    TrainExample ex = train_example(k, lti);
     Model& m = ex.m;
     const std::string name = std::string("train ") + k.name;
     auto tape = kc::make_train_tape(m.view(), k.B, k.L + 5);  // max_len above L: rows are packed by L
@@ -1317,6 +1343,30 @@ inline void train_check(const Report& report, const TrainCase& k) {
                        std::vector<float>(gf.data(), gf.data() + P), std::vector<float>(c.data(), c.data() + P)));
     }
     kc::set_forward_scan_variant(*tape, 0);
+    if (!lti.empty()) {
+        // Tensor by tensor (the all-parameter norm above is led by the big projections; an LTI
+        // layer's B, C, A_log, D and dt bias are small tensors): each within 1e-3 of the CPU tape's.
+        double worst_t = 0;
+        std::string worst_name;
+        for (const TensorSpec& spec : m.tensors()) {
+            const float* a = g.tensor(spec.name);
+            const float* b = c.tensor(spec.name);
+            const double e = rel_error(std::vector<float>(a, a + spec.numel()), std::vector<float>(b, b + spec.numel()));
+            if (!(e <= worst_t)) worst_t = e, worst_name = spec.name;
+        }
+        Result tr;
+        tr.what = name + ": each tensor's gradient vs the CPU tape's (worst " + worst_name + ")";
+        tr.rel_error = worst_t;
+        tr.tolerance = 1e-3;
+        report(tr);
+        for (int run : {1, 3}) {
+            kc::set_lti_backward_run(*tape, run);
+            const Model gr = gpu_train_gradient(*tape, ex, k);
+            report(compare(name + ": LTI backward in runs of " + std::to_string(run) + " chunks vs the CPU tape",
+                           std::vector<float>(gr.data(), gr.data() + P), std::vector<float>(c.data(), c.data() + P)));
+        }
+        kc::set_lti_backward_run(*tape, 0);
+    }
     // TF32 products (mixed precision): the documented bound, 1e-2 of the fp32 gradient.
     kc::set_tf32(*tape, true);
     const Model gt = gpu_train_gradient(*tape, ex, k);
@@ -1422,11 +1472,21 @@ inline void train_check(const Report& report, const TrainCase& k) {
     std::copy(minus.begin(), minus.end(), m.data());
     const double lm = reference_train_loss(m, ex, k);
     std::copy(theta.begin(), theta.end(), m.data());
-    double gd = 0;
-    for (int64_t i = 0; i < P; ++i) gd += double(gpu[size_t(i)]) * (double(plus[size_t(i)]) - double(minus[size_t(i)]));
+    // Relative to the difference, or to 1% of Σ|g_i·Δθ_i| where the terms cancel more than a
+    // hundredfold (the rule of the sampled elements above): along a direction nearly
+    // orthogonal to the gradient, float32 rounding of the gradient alone would exceed 1e-4 (the
+    // LTI generator D8x2 below: the terms cancel 3400-fold, and the CPU tape's own gradient
+    // misses by 5.9e-4 there).
+    double gd = 0, terms = 0;
+    for (int64_t i = 0; i < P; ++i) {
+        const double t = double(gpu[size_t(i)]) * (double(plus[size_t(i)]) - double(minus[size_t(i)]));
+        gd += t;
+        terms += std::fabs(t);
+    }
     Result dr;
-    dr.what = name + ": all parameters along a random direction vs float64 finite difference";
-    dr.rel_error = std::fabs(gd - (lp - lm)) / std::fabs(lp - lm);
+    dr.what = name + ": all parameters along a random direction vs float64 finite difference (terms cancel " +
+              std::to_string(int(terms / std::max(std::fabs(gd), 1e-300))) + "-fold)";
+    dr.rel_error = std::fabs(gd - (lp - lm)) / std::max(std::fabs(lp - lm), 0.01 * terms);
     dr.tolerance = 1e-4;
     report(dr);
 }
@@ -1471,6 +1531,270 @@ inline void train_checks(const Report& report) {
         std::vector<float> lg(size_t(3 * 10 * 256));
         kc::train_forward_tokens(*tape, gen.view(), tok.data(), 10, nullptr, lg.data(), nullptr);
     });
+}
+
+// ---- LTI layers (config lti_layers; kernels/cuda/scan_lti.cuh) --------------------------------
+// Models with some or all layers LTI (Δ = softplus(dt_proj.bias), B and C constants per channel)
+// on every CUDA path: the forward against the float64 reference (batch 1 and 3, lengths that no
+// chunk divides, chunks forced down to 1 step and up to the whole sequence), state across calls
+// and segments, the step against the reference and the GPU scan, the training tape against the
+// CPU tape and float64 finite differences.
+
+// random_model's model (A_log, D, dt bias, conv bias and norms away from their init values) with
+// the layers `lti` made LTI: C standard normal (init_random), B redrawn from N(0, 1), away from
+// its start near one.
+inline Model random_lti_model(IoKind kind, int d_model, int n_layers, int d_state, uint64_t seed,
+                              const std::vector<int>& lti, int n_cond = 0, bool skip = false, int d_conv = 4,
+                              bool tie = true) {
+    ModelConfig c = random_model(kind, d_model, n_layers, d_state, seed, n_cond, skip, d_conv, tie).config();
+    c.lti_layers = lti;
+    Model m(c);
+    m.init_random(seed, 0.3f);
+    if (kind == IoKind::continuous && !skip) {  // as random_model: the signal path, not the head's bias
+        float* w = m.tensor("head.weight");
+        for (int i = 0; i < d_model; ++i) w[i] *= 200.0f;
+    }
+    std::mt19937_64 rng(seed * 131 + 17);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (int l : lti) {
+        float* b = m.tensor("backbone.layers." + std::to_string(l) + ".mixer.B");
+        for (int64_t i = 0; i < int64_t(c.d_inner) * c.d_state; ++i) b[i] = normal(rng);
+    }
+    return m;
+}
+
+struct LtiShape {
+    const char* name;
+    int d_model, n_layers, d_state, d_conv, n_cond;
+    bool skip;
+    std::vector<int> lti;
+};
+
+inline const std::vector<LtiShape>& lti_effect_shapes() {
+    static const std::vector<LtiShape> shapes = {
+        {"D16xL4 N16 n_cond 2 skip, all LTI", 16, 4, 16, 4, 2, true, {0, 1, 2, 3}},
+        {"D64xL2 N16 (E=128), LTI layer 0 of 2", 64, 2, 16, 4, 0, false, {0}},
+        {"D8xL3 N5 K3 n_cond 1, LTI layers 0 and 2", 8, 3, 5, 3, 1, false, {0, 2}},
+        {"D12xL2 N40 (E=24), all LTI", 12, 2, 40, 4, 0, false, {0, 1}},
+        {"D8xL2 N100 (blocks of 64 threads), LTI layer 1", 8, 2, 100, 4, 0, false, {1}},
+        {"D8xL1 N200 skip (blocks of 32 threads), LTI", 8, 1, 200, 4, 0, true, {0}},
+        {"D24xL1 N3 K1 (no conv window), LTI", 24, 1, 3, 1, 1, false, {0}},
+    };
+    return shapes;
+}
+
+inline Model lti_effect_model(const LtiShape& s, uint64_t seed) {
+    return random_lti_model(IoKind::continuous, s.d_model, s.n_layers, s.d_state, seed, s.lti, s.n_cond, s.skip,
+                            s.d_conv);
+}
+
+// Chunk lengths to force on the LTI layers (0 = the automatic choice; 1 << 20 = one chunk, the
+// whole sequence, as the automatic choice makes it where B·E fills the GPU).
+inline std::vector<int> lti_chunks_for(int64_t L) {
+    if (L <= 7) return {0, 1};
+    if (L <= 1500) return {0, 7, 64, 1 << 20};
+    return {0, 7, 333, 1 << 20};
+}
+
+inline void lti_forward_checks(const Report& report) {
+    uint64_t seed = 5000;
+    for (const LtiShape& s : lti_effect_shapes()) {
+        const Model m = lti_effect_model(s, ++seed);
+        const int I = m.config().n_in();
+        for (int B : {1, 3}) {
+            auto F = kc::make_forward(m.view(), 8192, B);
+            for (int64_t L : {int64_t(1), int64_t(7), int64_t(1000), int64_t(5000)}) {
+                const auto x = effect_input(B, L, I, ++seed);
+                const auto want = reference_effect(m, x, B, L);
+                for (int chunk : lti_chunks_for(L)) {
+                    kc::set_scan_chunk(*F, chunk);
+                    kc::reset(*F);
+                    auto got = poisoned(B * L);
+                    kc::forward_continuous(*F, x.data(), L, got.data());
+                    report(compare(label(std::string("effect ") + s.name, B, L, chunk), got, want));
+                }
+            }
+        }
+    }
+    struct G { const char* name; int n_layers; bool tie; std::vector<int> lti; };
+    const G gens[] = {{"generator D16xL3 N16 tied, LTI layers 0 and 2", 3, true, {0, 2}},
+                      {"generator D16xL2 N16 untied, all LTI", 2, false, {0, 1}}};
+    for (const G& g : gens) {
+        const Model m = random_lti_model(IoKind::mulaw8, 16, g.n_layers, 16, ++seed, g.lti, 0, false, 4, g.tie);
+        for (int B : {1, 3}) {
+            auto F = kc::make_forward(m.view(), 4096, B);
+            for (int64_t L : {int64_t(1), int64_t(7), int64_t(1500)}) {
+                const auto tok = token_input(B, L, ++seed);
+                const auto want = reference_tokens(m, tok, B, L);
+                for (int chunk : lti_chunks_for(L)) {
+                    kc::set_scan_chunk(*F, chunk);
+                    kc::reset(*F);
+                    auto got = poisoned(B * L * 256);
+                    kc::forward_tokens(*F, tok.data(), L, got.data());
+                    report(compare(label(std::string(g.name), B, L, chunk), got, want));
+                }
+            }
+        }
+    }
+}
+
+// State across calls and segments: the all-LTI and the mixed effect.
+inline void lti_segment_checks(const Report& report) {
+    uint64_t seed = 5500;
+    const auto& shapes = lti_effect_shapes();
+    for (const LtiShape* s : {&shapes[0], &shapes[1]})
+        effect_segment_checks(report, lti_effect_model(*s, ++seed), s->name, seed);
+}
+
+inline void lti_step_checks(const Report& report) {
+    uint64_t seed = 6000;
+    const auto& shapes = lti_effect_shapes();
+    for (size_t si = 0; si < shapes.size(); ++si) {
+        const Model m = lti_effect_model(shapes[si], ++seed);
+        if (si < 2)
+            step_effect_model_checks(report, m, shapes[si].name, {1, 3, 64, 1000}, seed);
+        else
+            step_effect_model_checks(report, m, shapes[si].name, {1, 3, 64}, seed);
+    }
+
+    // Every way of running the step (variants, groups, weights and states in shared memory or
+    // not) gives the GPU scan's numbers: the mixed effect, 64 streams.
+    {
+        const Model m = lti_effect_model(shapes[1], ++seed);
+        const int I = m.config().n_in(), S = 64;
+        const int64_t L = 300;
+        const auto x = effect_input(S, L, I, ++seed);
+        const auto xt = swap_major(x, S, L, I);
+        auto F = kc::make_forward(m.view(), L, S);
+        auto scan = poisoned(S * L);
+        kc::forward_continuous(*F, x.data(), L, scan.data());
+        auto st = kc::make_stepper(m.view(), S);
+        std::vector<kc::StepTuning> tunings;
+        for (auto v : {kc::StepVariant::persistent, kc::StepVariant::graph})
+            for (int G : {1, 16}) {
+                kc::StepTuning t;
+                t.variant = v;
+                t.group = G;
+                tunings.push_back(t);
+            }
+        for (int w : {0, 1})
+            for (int st_ : {0, 1}) {
+                kc::StepTuning t;
+                t.weights_in_smem = w;
+                t.state_in_smem = st_;
+                tunings.push_back(t);
+            }
+        for (const kc::StepTuning& t : tunings) {
+            kc::set_step_tuning(*st, t);
+            kc::reset_stepper(*st);
+            auto yt = poisoned(L * S);
+            kc::step_continuous(*st, xt.data(), yt.data(), L);
+            report(compare(step_label(std::string("effect ") + shapes[1].name, S, L,
+                                      tuning_name(kc::step_tuning(*st)) + " vs GPU scan"),
+                           swap_major(yt, L, S, 1), scan));
+        }
+    }
+
+    // State carried across calls (1 + 333 + 666 samples == one call of 1000), reset clears it.
+    {
+        const Model m = lti_effect_model(shapes[0], ++seed);
+        const int I = m.config().n_in(), S = 3;
+        const int64_t L = 1000;
+        const auto x = effect_input(S, L, I, ++seed);
+        const auto xt = swap_major(x, S, L, I);
+        auto st = kc::make_stepper(m.view(), S);
+        auto whole = poisoned(L * S);
+        kc::step_continuous(*st, xt.data(), whole.data(), L);
+        kc::reset_stepper(*st);
+        auto parts = poisoned(L * S);
+        int64_t t0 = 0;
+        for (int64_t n : {int64_t(1), int64_t(333), int64_t(666)}) {
+            kc::step_continuous(*st, xt.data() + t0 * S * I, parts.data() + t0 * S, n);
+            t0 += n;
+        }
+        const std::string name = std::string("effect ") + shapes[0].name;
+        report(compare(step_label(name + " calls 1+333+666 vs one call", S, L, ""), parts, whole, 1e-6));
+        report(compare(step_label(name + " calls 1+333+666 vs reference", S, L, ""), swap_major(parts, L, S, 1),
+                       reference_effect(m, x, S, L)));
+        kc::reset_stepper(*st);
+        auto again = poisoned(L * S);
+        kc::step_continuous(*st, xt.data(), again.data(), L);
+        report(compare(step_label(name + " after reset vs first run", S, L, ""), again, whole, 0.0));
+    }
+
+    // Generators, teacher-forced: the step's logits equal the reference and the GPU scan.
+    const int V = 256;
+    const Model gm = random_lti_model(IoKind::mulaw8, 16, 3, 16, ++seed, {0, 2}, 0, false, 4, false);
+    for (int S : {1, 64}) {
+        const int64_t L = 300, Lr = S >= 64 ? 16 : 150;
+        const auto tok = token_input(S, L, ++seed);  // [S][L]
+        auto F = kc::make_forward(gm.view(), L, S);
+        auto scan = poisoned(S * L * V);
+        kc::forward_tokens(*F, tok.data(), L, scan.data());
+        const auto ref = reference_tokens(gm, head_of(tok, S, L, Lr, 1), S, Lr);
+        auto st = kc::make_stepper(gm.view(), S);
+        const auto tt = swap_major(tok, S, L, 1);  // [L][S]
+        auto lt = poisoned(L * S * V);
+        kc::step_tokens(*st, tt.data(), lt.data(), L);
+        const auto lg = swap_major(lt, L, S, V);  // [S][L][V]
+        const std::string how = tuning_name(kc::step_tuning(*st));
+        const std::string name = "generator D16xL3 untied, LTI layers 0 and 2";
+        report(compare(step_label(name, S, Lr, how + " vs reference"), head_of(lg, S, L, Lr, V), ref));
+        report(compare(step_label(name, S, L, how + " vs GPU scan"), lg, scan));
+    }
+}
+
+inline void lti_train_checks(const Report& report) {
+    struct LtiCase {
+        TrainCase k;
+        std::vector<int> lti;
+    };
+    const LtiCase cases[] = {
+        // Every layer LTI, N16, controls, skip, carried-in state, L not a multiple of the chunk.
+        {{"LTI effect D16x2 N16 n_cond 2 skip, state in, B3 L300", IoKind::continuous, 16, 2, 16, 4, 0, 2, true, true,
+          true, true, 3, 300, 6, 71},
+         {0, 1}},
+        // Mixed: layer 0 selective (dt_rank 2), layer 1 LTI; E = 36, N 5, K 3, zero state.
+        {{"mixed effect D18x2 N5 K3 R2 (LTI layer 1), no skip, B2 L97", IoKind::continuous, 18, 2, 5, 3, 2, 0, false,
+          true, true, false, 2, 97, 6, 72},
+         {1}},
+        {{"mixed generator D16x2 tied (LTI layer 0), state in, B2 L97", IoKind::mulaw8, 16, 2, 16, 4, 0, 0, false, true,
+          true, true, 2, 97, 5, 73},
+         {0}},
+        {{"LTI generator D8x2 N5 untied, B2 L70", IoKind::mulaw8, 8, 2, 5, 4, 0, 0, false, false, true, false, 2, 70, 5,
+          74},
+         {0, 1}},
+        // d_conv 1 (no window), no conv bias.
+        {{"LTI effect D8x1 N4 K1 no conv bias, state in, B1 L20", IoKind::continuous, 8, 1, 4, 1, 0, 0, true, true,
+          false, true, 1, 20, 6, 75},
+         {0}},
+        // N 100: the forward's blocks of 64 threads (the backward takes any N).
+        {{"LTI effect D8x1 N100, state in, B2 L50", IoKind::continuous, 8, 1, 100, 4, 0, 0, false, true, true, true, 2,
+          50, 4, 76},
+         {0}},
+        // A long sequence: the adjoint's carry crosses 313 chunks.
+        {{"LTI effect D16x1 N16, state in, B1 L5000", IoKind::continuous, 16, 1, 16, 4, 0, 1, true, true, true, true,
+          1, 5000, 3, 77},
+         {0}},
+    };
+    for (const LtiCase& c : cases) train_check(report, c.k, c.lti);
+
+    // Misuse is refused clearly: a tape made for another layer kind, a gradient of another kind.
+    const TrainCase& k = cases[0].k;
+    TrainExample sel = train_example(k), lti = train_example(k, cases[0].lti);
+    std::vector<float> y(size_t(k.B * k.L)), dy(size_t(k.B * k.L));
+    auto sel_tape = kc::make_train_tape(sel.m.view(), k.B, k.L);
+    expect_refused(report, "train_forward of an LTI model on a selective model's tape", [&] {
+        kc::train_forward_continuous(*sel_tape, lti.m.view(), lti.x.data(), k.L, nullptr, y.data(), nullptr);
+    });
+    auto lti_tape = kc::make_train_tape(lti.m.view(), k.B, k.L);
+    kc::train_forward_continuous(*lti_tape, lti.m.view(), lti.x.data(), k.L, nullptr, y.data(), nullptr);
+    Model g(sel.m.config());
+    std::vector<kernels::LayerGrad> layers;
+    const kernels::ModelGrad mg = g.as_gradient(layers);
+    expect_refused(report, "train_backward of an LTI forward into a selective model's gradient",
+                   [&] { kc::train_backward(*lti_tape, dy.data(), mg); });
+    expect_refused(report, "set_lti_backward_run refuses -1", [&] { kc::set_lti_backward_run(*lti_tape, -1); });
 }
 
 } // namespace mw::test::cuda_checks

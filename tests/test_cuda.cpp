@@ -89,19 +89,54 @@ TEST_CASE("CUDA training tape (requires a GPU): forward, gradients vs the CPU ta
     run_checks(train_checks);
 }
 
-// LTI layers (config lti_layers) run on the CPU paths only: every CUDA entry point refuses such a
-// model by name, before it needs a GPU, instead of reading the absent x_proj.
-TEST_CASE("CUDA entry points refuse a model with LTI layers, naming the layer", "[cuda]") {
+TEST_CASE("CUDA forward (requires a GPU): LTI and mixed models match the float64 reference", "[cuda][lti]") {
+    if (!gpu_present()) return;
+    run_checks(lti_forward_checks);
+}
+
+TEST_CASE("CUDA forward (requires a GPU): LTI and mixed models carry state across calls and segments",
+          "[cuda][lti]") {
+    if (!gpu_present()) return;
+    run_checks(lti_segment_checks);
+}
+
+TEST_CASE("CUDA step (requires a GPU): LTI and mixed models equal the reference and the GPU scan", "[cuda][lti]") {
+    if (!gpu_present()) return;
+    run_checks(lti_step_checks);
+}
+
+TEST_CASE("CUDA training tape (requires a GPU): LTI and mixed models, gradients vs the CPU tape and float64 "
+          "finite differences",
+          "[cuda][lti]") {
+    if (!gpu_present()) return;
+    run_checks(lti_train_checks);
+}
+
+// The model-view checks run before a GPU is needed: an LTI layer without its B, and a d_state
+// above the LTI scan's limit, are refused by name at every entry point.
+TEST_CASE("CUDA entry points refuse a broken LTI layer or an LTI d_state above their limit, naming it",
+          "[cuda][lti]") {
+    using Catch::Contains;
     mw::ModelConfig c = mw::make_config(mw::IoKind::continuous, 16, 2);
     c.lti_layers = {1};
     mw::Model m(c);
     m.init_random(3);
-    using Catch::Contains;
+    std::vector<mw::kernels::LayerView> layers(m.view().layers, m.view().layers + 2);
+    layers[1].lti_B = nullptr;
+    mw::kernels::ModelView broken = m.view();
+    broken.layers = layers.data();
     // (Catch2's && keeps references to its operands, so each check builds its own matcher.)
-#define MW_REQUIRE_LTI_REFUSED(expr) \
-    CHECK_THROWS_WITH(expr, Contains("layer 1 is an LTI layer") && Contains("--device cpu"))
-    MW_REQUIRE_LTI_REFUSED(kc::make_forward(m.view(), 4096, 1));
-    MW_REQUIRE_LTI_REFUSED(kc::make_stepper(m.view(), 2));
-    MW_REQUIRE_LTI_REFUSED(kc::make_train_tape(m.view(), 2, 4096));
-#undef MW_REQUIRE_LTI_REFUSED
+#define MW_REQUIRE_REFUSED(expr, a, b) CHECK_THROWS_WITH(expr, Contains(a) && Contains(b))
+    MW_REQUIRE_REFUSED(kc::make_forward(broken, 4096, 1), "layer 1", "without mixer.B");
+    MW_REQUIRE_REFUSED(kc::make_stepper(broken, 2), "layer 1", "without mixer.B");
+    MW_REQUIRE_REFUSED(kc::make_train_tape(broken, 2, 4096), "layer 1", "without mixer.B");
+
+    mw::ModelConfig big = mw::make_config(mw::IoKind::continuous, 8, 2, kc::kLtiMaxState + 1);
+    big.lti_layers = {1};
+    const mw::Model mb(big);
+    const std::string n = "d_state " + std::to_string(kc::kLtiMaxState + 1);
+    MW_REQUIRE_REFUSED(kc::make_forward(mb.view(), 64, 1), "layer 1 is an LTI layer", n);
+    MW_REQUIRE_REFUSED(kc::make_stepper(mb.view(), 2), "layer 1 is an LTI layer", n);
+    MW_REQUIRE_REFUSED(kc::make_train_tape(mb.view(), 2, 64), "layer 1 is an LTI layer", n);
+#undef MW_REQUIRE_REFUSED
 }

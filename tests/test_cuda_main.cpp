@@ -1,18 +1,26 @@
 // mw_test_cuda: the CUDA checks (cuda_checks.h) without Catch2, for GPU machines that lack the
 // project's test packages. Prints one line per check and "N passed, M failed"; exits non-zero
 // on a failure. Without a GPU it says so and exits 0.
-//   mw_test_cuda [WORD]   only the groups whose name contains WORD (e.g. "step", "generate")
+//   mw_test_cuda [WORD...]   only the groups whose name contains one of the WORDs (e.g. "step",
+//                            "generate", "lti"); a WORD "=NAME" takes the group NAME alone
 #include "cuda_checks.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <vector>
 
 using namespace mw::test::cuda_checks;
 
 int main(int argc, char** argv) {
-    const std::string only = argc > 1 ? argv[1] : "";
+    const std::vector<std::string> words(argv + 1, argv + argc);
+    auto wanted = [&](const std::string& name) {
+        if (words.empty()) return true;
+        for (const std::string& w : words)
+            if (w.rfind("=", 0) == 0 ? name == w.substr(1) : name.find(w) != std::string::npos) return true;
+        return false;
+    };
     if (!kc::available()) {
         std::printf("no CUDA device: CUDA tests skipped\n");
         return 0;
@@ -37,8 +45,12 @@ int main(int argc, char** argv) {
                            Group{"step generators", step_generator_checks},
                            Group{"generate", generate_checks},
                            Group{"generate vs CPU step", cpu_step_checks},
-                           Group{"train", train_checks}}) {
-        if (std::string(g.name).find(only) == std::string::npos) continue;
+                           Group{"train", train_checks},
+                           Group{"lti forward", lti_forward_checks},
+                           Group{"lti segments", lti_segment_checks},
+                           Group{"lti step", lti_step_checks},
+                           Group{"lti train", lti_train_checks}}) {
+        if (!wanted(g.name)) continue;
         try {
             g.checks(report);
         } catch (const std::exception& e) {

@@ -14,7 +14,8 @@
 //                      [--step (only part 4)] [--step-tune (part 4 plus a sweep of groups and
 //                      threads at 1024 and 4096 streams)]
 //                      [--step-one effect|generator S (one persistent configuration: profiling)]
-//                      [--train (only part 5)]
+//                      [--train (only part 5)] [--train-one D LAYERS B L (one effect's training step)]
+//                      [--lti (parts 3 and 5: every layer LTI, kernels/cuda/scan_lti.cuh)]
 //                      [--scan-backward B E N L (only the scan's backward of this shape, both
 //                       chunks and both variants: profiling)]
 //   5. training: the scan's backward alone in GB/s against the copy, and whole training steps
@@ -123,6 +124,13 @@ std::string pow2_name(int64_t L) {
 }
 
 int g_reps = 0;  // 0: 15 repeats (5 for the largest scans)
+bool g_lti = false;  // --lti: the whole-model and training benchmarks' layers are all LTI
+
+// Every layer LTI with --lti.
+void apply_lti(ModelConfig& c) {
+    for (int l = 0; g_lti && l < c.n_layers; ++l) c.lti_layers.push_back(l);
+}
+const char* lti_mark() { return g_lti ? " LTI" : ""; }
 
 // The arrays of one benchmarked scan, each dense (rows b·L + t, no padding).
 struct ScanArrays {
@@ -337,11 +345,12 @@ void bench_train(bool generator, int d_model, int n_layers, int B, int64_t L, bo
         c.controls.push_back({"tone", "", 0.0f, 1.0f, 0.5f, false});
         c.skip = true;
     }
+    apply_lti(c);
     Model m(c);
     m.init_random(5, 0.3f);
     const std::string name = std::string("train ") + (generator ? "generator" : "effect") + " D" +
-                             std::to_string(d_model) + "x" + std::to_string(n_layers) + " B" + std::to_string(B) +
-                             " L" + std::to_string(L) + (tf32_products ? " TF32" : "");
+                             std::to_string(d_model) + "x" + std::to_string(n_layers) + lti_mark() + " B" +
+                             std::to_string(B) + " L" + std::to_string(L) + (tf32_products ? " TF32" : "");
     const int64_t rows = int64_t(B) * L;
     const int V = c.vocab, I = c.n_in();
     std::vector<float> x, out(size_t(rows * (generator ? V : 1))), dout(out.size());
@@ -411,6 +420,7 @@ void bench_model(int d_model, int n_layers, const std::vector<float>& x, double 
     ModelConfig c = make_config(IoKind::continuous, d_model, n_layers, 16);
     c.controls.push_back({"drive", "", 0.0f, 1.0f, 0.5f, false});
     c.skip = true;
+    apply_lti(c);
     Model m(c);
     m.init_random(77, 0.3f);
     const int I = c.n_in();  // 2: the sample and the drive control
@@ -418,7 +428,7 @@ void bench_model(int d_model, int n_layers, const std::vector<float>& x, double 
     const double seconds = double(L) / rate;
     const int64_t seg = std::min<int64_t>(L, int64_t(1) << 22);
     const std::string name = "model effect D" + std::to_string(d_model) + "x" + std::to_string(n_layers) +
-                             " E" + std::to_string(c.d_inner) + ", " +
+                             lti_mark() + " E" + std::to_string(c.d_inner) + ", " +
                              (seconds >= 3600 ? std::to_string(int(seconds / 3600)) + " h" :
                                                 std::to_string(int(seconds)) + " s") + " at 48 kHz";
 
@@ -562,7 +572,7 @@ void bench_steps(double copy_gbps, bool tune) {
 int main(int argc, char** argv) {
     try {
         double seconds = 3600.0;
-        std::vector<long long> only_scan, only_model, only_scan_bwd;
+        std::vector<long long> only_scan, only_model, only_scan_bwd, train_one;
         bool only_step = false, step_tune = false, only_train = false;
         std::string step_one;
         int step_one_s = 0;
@@ -579,6 +589,8 @@ int main(int argc, char** argv) {
             else if (a == "--model") for (int k = 0; k < 2; ++k) only_model.push_back(next());
             else if (a == "--step") only_step = true;
             else if (a == "--train") only_train = true;
+            else if (a == "--train-one") for (int k = 0; k < 4; ++k) train_one.push_back(next());
+            else if (a == "--lti") g_lti = true;
             else if (a == "--step-tune") only_step = step_tune = true;
             else if (a == "--step-one") {
                 step_one = i + 1 < argc ? argv[++i] : "";
@@ -587,7 +599,7 @@ int main(int argc, char** argv) {
             else throw std::invalid_argument("unknown argument " + a +
                                              "; usage: mw_bench_cuda [--seconds S] [--reps R] "
                                              "[--scan B E N L] [--scan-backward B E N L] [--model D LAYERS] [--step] "
-                                             "[--step-tune] [--train]");
+                                             "[--step-tune] [--train] [--train-one D LAYERS B L] [--lti]");
         }
         if (!available()) {
             std::printf("no CUDA device: nothing to measure\n");
@@ -609,7 +621,8 @@ int main(int argc, char** argv) {
             bench_step(m, gen ? "generator D64x8" : "effect D16x4", step_one_s, StepTuning{}, 3000.0);
             return 0;
         }
-        const bool all = only_scan.empty() && only_model.empty() && only_scan_bwd.empty() && !only_step && !only_train;
+        const bool all = only_scan.empty() && only_model.empty() && only_scan_bwd.empty() && !only_step &&
+                         !only_train && train_one.empty();
 
         const double copy = copy_bandwidth(sms);
         struct ScanCase { int B, E, N; int64_t L; };
@@ -655,6 +668,8 @@ int main(int argc, char** argv) {
                     bench_scan_backward(int(only_scan_bwd[0]), int(only_scan_bwd[1]), int(only_scan_bwd[2]),
                                         int64_t(only_scan_bwd[3]), T, variant, copy, sms, clock_hz);
 
+        if (!train_one.empty())
+            bench_train(false, int(train_one[0]), int(train_one[1]), int(train_one[2]), int64_t(train_one[3]));
         if (all || only_train) {
             for (int T : {16, 8})
                 for (int variant : {2, 1}) {

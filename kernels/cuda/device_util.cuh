@@ -4,8 +4,11 @@
 #pragma once
 
 #include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda/scan_lti.cuh"
+#include "kernels/fixed_dt.h"
 #include "kernels/model_view.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -82,16 +85,64 @@ inline void check_model_view(const ModelView& m, const std::string& who) {
     if (m.head == HeadKind::continuous &&
         (m.n_in < 1 || !m.stem_w || !m.stem_b || !m.head_w || !m.head_b))
         fail("an effect needs n_in >= 1, stem and head");
-    for (int l = 0; l < d.n_layers; ++l)
-        if (is_lti(m.layers[l]))
-            fail("layer " + std::to_string(l) + " is an LTI layer (config 'lti_layers'), which the CUDA "
-                 "path does not run yet; use --device cpu for this model");
+    // A selective layer needs x_proj and dt_proj.weight; an LTI layer (config 'lti_layers') its
+    // B and C instead, and a d_state the LTI kernels take (scan_lti.cuh).
+    for (int l = 0; l < d.n_layers; ++l) {
+        const LayerView& w = m.layers[l];
+        const std::string layer = "layer " + std::to_string(l);
+        if (!w.norm_w || !w.in_proj_w || !w.conv_w || !w.dt_proj_b || !w.A_log || !w.D || !w.out_proj_w)
+            fail(layer + " lacks a tensor (norm, in_proj, conv1d, dt_proj.bias, A_log, D or out_proj)");
+        if (is_lti(w)) {
+            if (!w.lti_B) fail(layer + " is an LTI layer without mixer.B");
+            if (d.d_state > kLtiMaxState)
+                fail(layer + " is an LTI layer with d_state " + std::to_string(d.d_state) +
+                     ", above the CUDA LTI scan's " + std::to_string(kLtiMaxState) + "; use --device cpu");
+        } else if (!w.x_proj_w || !w.dt_proj_w) {
+            fail(layer + " is a selective layer without x_proj or dt_proj.weight");
+        }
+    }
 }
 
 // A·log2(e) = -exp(A_log)·log2(e), the exponent scale of exp2 in the SSM update; computed in
 // double, rounded once.
 inline float a_log2e(float a_log) {
     return float(-std::exp(double(a_log)) * 1.4426950408889634);
+}
+
+// An LTI layer's constants (scan_lti.cuh), made on the host as the CPU tape makes them
+// (kernels/backward.cpp): Δ = softplus(dt_bias) and σ(dt_bias) in float64, the decay
+// 2^(min(Δ, dt_max)·A2) with dt_max = 125 / max_n |A2| (past it every decay is below 2^-125,
+// zero for the scan; the clamp keeps the CPU's exp2 in range, and here gives the same numbers),
+// b̄ = Δ·B rounded once. decay, bbar and C are [N][E] (channel fastest, for coalesced loads),
+// A [E][N] = -exp(A_log), delta and dsig [E].
+struct LtiConstants {
+    std::vector<float> decay, bbar, C, A, delta, dsig;
+};
+inline LtiConstants lti_constants(const LayerView& w, int E, int N) {
+    LtiConstants k;
+    k.decay.assign(size_t(N) * E, 0.0f);
+    k.bbar.assign(size_t(N) * E, 0.0f);
+    k.C.assign(size_t(N) * E, 0.0f);
+    k.A.assign(size_t(E) * N, 0.0f);
+    k.delta.assign(size_t(E), 0.0f);
+    k.dsig.assign(size_t(E), 0.0f);
+    for (int e = 0; e < E; ++e) {
+        const double x = double(w.dt_proj_b[e]), ex = std::exp(-std::fabs(x)), delta = fixed_delta(x);
+        k.delta[size_t(e)] = float(delta);
+        k.dsig[size_t(e)] = float(x >= 0.0 ? 1.0 / (1.0 + ex) : ex / (1.0 + ex));
+        float a2_max = 0.0f;
+        for (int n = 0; n < N; ++n) a2_max = std::max(a2_max, std::fabs(a_log2e(w.A_log[int64_t(e) * N + n])));
+        const float dt_max = a2_max > 0.0f ? 125.0f / a2_max : 3.0e38f;
+        const double dtc = double(std::min(k.delta[size_t(e)], dt_max));
+        for (int n = 0; n < N; ++n) {
+            const size_t en = size_t(e) * N + n, ne = size_t(n) * E + e;
+            k.decay[ne] = float(std::exp2(dtc * double(a_log2e(w.A_log[en]))));
+            k.bbar[ne] = float(delta * double(w.lti_B[en]));
+            k.C[ne] = w.lti_C[en];
+            k.A[en] = float(-std::exp(double(w.A_log[en])));
+        }
+    }
+    return k;
 }
 
 // Tensors packed back to back on the host, each at a multiple of `align` floats, then uploaded

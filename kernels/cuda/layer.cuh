@@ -1,7 +1,8 @@
 // The layer's pieces that the inference forward (mamba_cuda.cu) and the training tape
 // (train_cuda.cu) share: the elementwise and per-row kernels (stem, embedding, RMSNorm, causal
 // conv + SiLU, head), the row-major cuBLAS product, and the device weights as both pack them
-// (x_proj rows reordered to B, C, r; A stored as A·log2(e)). Internal to kernels/cuda/.
+// (x_proj rows reordered to B, C, r; A stored as A·log2(e); an LTI layer's constants made once,
+// scan_lti.cuh). Internal to kernels/cuda/.
 //
 // Device arrays are row-major [rows][width], row b·L + t for step t of sequence b.
 #pragma once
@@ -9,11 +10,13 @@
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/scan.cuh"
+#include "kernels/cuda/scan_lti.cuh"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -250,7 +253,10 @@ struct ScanWorkspace {
 
     float* get() const { return buf.get(); }
     void ensure(int B, int64_t max_len, const Dims& d, int T, cudaStream_t stream) {
-        const int64_t need = scan_workspace_size(B, max_len, d.d_inner, d.d_state, T).total();
+        ensure_floats(scan_workspace_size(B, max_len, d.d_inner, d.d_state, T).total(), stream);
+    }
+    // At least `need` floats (the LTI scan's workspace, scan_lti.cuh).
+    void ensure_floats(int64_t need, cudaStream_t stream) {
         if (need <= floats) return;
         MW_CUDA_CHECK(cudaStreamSynchronize(stream));
         buf.reset();
@@ -266,12 +272,21 @@ struct LayerWeights {
     const float* in_w;    // [2E][D]
     const float* conv_w;  // [E][K]
     const float* conv_b;  // [E]
-    const float* x_w;     // [Mp][E]   x_proj rows reordered: B (N), C (N), r (R), zero rows
-    const float* dt_w;    // [E][R]
+    const float* x_w;     // [Mp][E]   x_proj rows reordered: B (N), C (N), r (R), zero rows (selective)
+    const float* dt_w;    // [E][R]    (selective)
     const float* dt_b;    // [E]
-    const float* A2;      // [E][N]  -exp(A_log)·log2(e)
+    const float* A2;      // [E][N]  -exp(A_log)·log2(e) (in a gradient buffer: dLoss/dA_log)
     const float* D;       // [E]
     const float* out_w;   // [D][E]
+    // An LTI layer (x_w, dt_w null): its B and C in the model's layout (their gradient slots
+    // too), and constants made from the weights on every upload (their slots in a gradient
+    // buffer stay unused).
+    bool lti;
+    const float* lti_B;   // [E][N]
+    const float* lti_C;   // [E][N]
+    const float* lti_k;   // [3][N][E]  the scan's operands: ā = exp(Δ·A), b̄ = Δ·B, C (channel fastest)
+    const float* lti_A;   // [E][N]     A = -exp(A_log)
+    const float* lti_dt;  // [2][E]     Δ = softplus(dt_bias), σ(dt_bias) = dΔ/d(dt_bias)
 };
 
 // The scan of one layer over the arrays both paths keep, rows b·L + t: dt [rows][E], u [rows][E],
@@ -299,8 +314,29 @@ inline ScanProblem layer_scan_problem(const Dims& d, int B, int64_t L, const flo
     return q;
 }
 
+// The LTI scan of one layer over the same arrays as layer_scan_problem (u, z the second half of
+// uz, y); the SSM state [B][N][E] advances in place.
+inline LtiScanProblem layer_lti_problem(const Dims& d, int B, int64_t L, const float* u, const float* uz,
+                                        float* y, const LayerWeights& w, float* state) {
+    const int E = d.d_inner, N = d.d_state;
+    LtiScanProblem q;
+    q.B = B;
+    q.L = L;
+    q.E = E;
+    q.N = N;
+    q.u = u;       q.u_stride = E;
+    q.z = uz + E;  q.z_stride = 2 * E;
+    q.y = y;       q.y_stride = E;
+    q.decay = w.lti_k;
+    q.bbar = w.lti_k + int64_t(N) * E;
+    q.C = w.lti_k + 2 * int64_t(N) * E;
+    q.D = w.D;
+    q.state = state;
+    return q;
+}
+
 // Every tensor back to back in one device buffer (each at a 32-float boundary). The offsets
-// depend only on the model's sizes, so a buffer of the same layout holds the gradients too
+// depend only on the model's sizes and which layers are LTI, so a buffer of the same layout holds the gradients too
 // (train_cuda.cu), and new weights of the same model re-upload into the same buffer.
 struct Weights {
     detail::DevPtr<float> buf;
@@ -330,26 +366,44 @@ inline void upload_weights(const ModelView& m, Weights& wt, cudaStream_t stream)
         binds.emplace_back(where, pack.add(src, count));
     };
     wt.layers.resize(size_t(d.n_layers));
-    std::vector<float> a2(size_t(E) * N), x_rows;
+    std::vector<float> a2(size_t(E) * N), x_rows, lti_k, lti_A, lti_dt;
     for (int l = 0; l < d.n_layers; ++l) {
         const LayerView& w = m.layers[l];
         LayerWeights& g = wt.layers[size_t(l)];
+        g = LayerWeights{};
+        g.lti = is_lti(w);
         for (int64_t i = 0; i < int64_t(E) * N; ++i) a2[size_t(i)] = detail::a_log2e(w.A_log[i]);
         add(&g.norm_w, w.norm_w, D);
         add(&g.in_w, w.in_proj_w, int64_t(2) * E * D);
         add(&g.conv_w, w.conv_w, int64_t(E) * K);
         add(&g.conv_b, w.conv_b, E);
-        // x_proj's rows as B, C, r, then zero rows up to Mp: B_t and C_t start each row, so
-        // with Mp and N multiples of 4 the scan copies them in 16-byte pieces.
-        x_rows.assign(size_t(Mp) * E, 0.0f);
-        std::copy_n(w.x_proj_w + int64_t(R) * E, int64_t(2) * N * E, x_rows.begin());
-        std::copy_n(w.x_proj_w, int64_t(R) * E, x_rows.begin() + int64_t(2) * N * E);
-        add(&g.x_w, x_rows.data(), int64_t(Mp) * E);
-        add(&g.dt_w, w.dt_proj_w, int64_t(E) * R);
+        if (!g.lti) {
+            // x_proj's rows as B, C, r, then zero rows up to Mp: B_t and C_t start each row, so
+            // with Mp and N multiples of 4 the scan copies them in 16-byte pieces.
+            x_rows.assign(size_t(Mp) * E, 0.0f);
+            std::copy_n(w.x_proj_w + int64_t(R) * E, int64_t(2) * N * E, x_rows.begin());
+            std::copy_n(w.x_proj_w, int64_t(R) * E, x_rows.begin() + int64_t(2) * N * E);
+            add(&g.x_w, x_rows.data(), int64_t(Mp) * E);
+            add(&g.dt_w, w.dt_proj_w, int64_t(E) * R);
+        }
         add(&g.dt_b, w.dt_proj_b, E);
         add(&g.A2, a2.data(), int64_t(E) * N);
         add(&g.D, w.D, E);
         add(&g.out_w, w.out_proj_w, int64_t(D) * E);
+        if (g.lti) {
+            const detail::LtiConstants k = detail::lti_constants(w, E, N);
+            lti_k.assign(k.decay.begin(), k.decay.end());  // [3][N][E]: ā, b̄, C
+            lti_k.insert(lti_k.end(), k.bbar.begin(), k.bbar.end());
+            lti_k.insert(lti_k.end(), k.C.begin(), k.C.end());
+            lti_dt.assign(k.delta.begin(), k.delta.end());  // [2][E]: Δ, σ
+            lti_dt.insert(lti_dt.end(), k.dsig.begin(), k.dsig.end());
+            lti_A = k.A;
+            add(&g.lti_B, w.lti_B, int64_t(E) * N);
+            add(&g.lti_C, w.lti_C, int64_t(E) * N);
+            add(&g.lti_k, lti_k.data(), int64_t(3) * N * E);
+            add(&g.lti_A, lti_A.data(), int64_t(E) * N);
+            add(&g.lti_dt, lti_dt.data(), int64_t(2) * E);
+        }
     }
     add(&wt.norm_f, m.norm_f_w, D);
     if (m.head == HeadKind::tokens) {

@@ -1,7 +1,8 @@
 // The whole-model forward on the GPU (mamba_cuda.h): per layer, RMSNorm, in_proj (cuBLAS
 // SGEMM, full fp32), the causal depthwise conv + SiLU, x_proj and dt_proj (cuBLAS), the
 // chunked selective scan (scan.cu), out_proj with the residual added by the SGEMM itself;
-// then norm_f and the head. Sequences go through in segments of up to max_segment steps; the
+// then norm_f and the head. An LTI layer has no x_proj or dt_proj: its scan (scan_lti.cu)
+// takes its constants instead. Sequences go through in segments of up to max_segment steps; the
 // conv windows and SSM states carry from one segment (and one call) to the next.
 //
 // Device buffers of a segment are row-major [B][Lseg][width]: row b·Lseg + t.
@@ -11,6 +12,7 @@
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/layer.cuh"
 #include "kernels/cuda/scan.cuh"
+#include "kernels/cuda/scan_lti.cuh"
 
 #include <algorithm>
 #include <climits>
@@ -44,8 +46,8 @@ struct Forward : layer::GpuContext, layer::ModelShape {
     float* h = nullptr;                 // [B][S][D]     normed
     float* uz = nullptr;                // [B][S][2E]    in_proj out: u (pre-conv), z
     float* u = nullptr;                 // [B][S][E]     after conv + SiLU
-    float* xdbc = nullptr;              // [B][S][Mp]    x_proj out: B, C, r, zeros
-    float* dt = nullptr;                // [B][S][E]     dt_proj out (before bias, softplus)
+    float* xdbc = nullptr;              // [B][S][Mp]    x_proj out: B, C, r, zeros (selective layers)
+    float* dt = nullptr;                // [B][S][E]     dt_proj out (before bias, softplus) (selective layers)
     float* y = nullptr;                 // [B][S][E]     scan out, gated
     float* out = nullptr;               // [B][S][1 or V]
     float* audio = nullptr;             // [B][S]        forward_effect's samples
@@ -53,7 +55,9 @@ struct Forward : layer::GpuContext, layer::ModelShape {
     DevPtr<int32_t> tokens;             // [B][S]
 
     DevPtr<float> state;                // conv windows [layers][B][K-1][E], then SSM [layers][B][N][E]
-    layer::ScanWorkspace scan_ws;
+    layer::ScanWorkspace scan_ws;       // the selective scan's or the LTI scan's, whichever needs more
+    bool any_selective = false;         // a layer with x_proj
+    bool any_lti = false;               // an LTI layer
 
     Timing time;
 
@@ -133,7 +137,11 @@ void run_segment(Forward& f, int64_t Lseg) {
 
     const int T = f.chunk_override > 0 ? f.chunk_override
                                        : auto_scan_chunk(f.B, Lseg, E, N, f.sm_count, f.scan_variant);
-    f.scan_ws.ensure(f.B, f.max_seg, d, T, f.stream);  // grows when a forced chunk needs more
+    if (f.any_selective) f.scan_ws.ensure(f.B, f.max_seg, d, T, f.stream);  // grows when a forced chunk needs more
+    // LTI layers: their own chunk (set_scan_chunk forces it too) and workspace
+    const int64_t T_lti = f.chunk_override > 0 ? f.chunk_override : lti_auto_chunk(f.B, Lseg, E, f.sm_count);
+    if (f.any_lti)
+        f.scan_ws.ensure_floats(lti_scan_workspace_size(f.B, Lseg, E, N, T_lti).total(), f.stream);
 
     for (int l = 0; l < d.n_layers; ++l) {
         const LayerWeights& w = f.w.layers[size_t(l)];
@@ -155,11 +163,15 @@ void run_segment(Forward& f, int64_t Lseg) {
                 MW_CUDA_CHECK_LAUNCH();
             }
         }
-        // [B, C, r] = u · x_projᵀ (rows reordered);   dt = r · dt_projᵀ (bias, softplus: in the scan)
-        gemm_rows(f.blas, rows, Mp, E, f.u, E, w.x_w, E, f.xdbc, Mp, 0.0f);
-        gemm_rows(f.blas, rows, E, R, f.xdbc + 2 * N, Mp, w.dt_w, R, f.dt, E, 0.0f);
-        // y = selective_scan(...) ⊙ SiLU(z)
-        {
+        if (w.lti) {
+            // y = lti_scan(u; ā, b̄, C, D) ⊙ SiLU(z)
+            lti_scan(layer_lti_problem(d, f.B, Lseg, f.u, f.uz, f.y, w, f.ssm_state(l)), T_lti, f.scan_ws.get(),
+                     f.stream);
+        } else {
+            // [B, C, r] = u · x_projᵀ (rows reordered);   dt = r · dt_projᵀ (bias, softplus: in the scan)
+            gemm_rows(f.blas, rows, Mp, E, f.u, E, w.x_w, E, f.xdbc, Mp, 0.0f);
+            gemm_rows(f.blas, rows, E, R, f.xdbc + 2 * N, Mp, w.dt_w, R, f.dt, E, 0.0f);
+            // y = selective_scan(...) ⊙ SiLU(z)
             ScanProblem q = layer_scan_problem(d, f.B, Lseg, f.dt, f.u, f.uz, f.xdbc, f.y, w, f.ssm_state(l));
             q.variant = f.scan_variant;
             selective_scan(q, T, f.scan_ws.get(), f.stream);
@@ -228,6 +240,7 @@ ForwardPtr make_forward(const ModelView& m, int64_t max_segment, int batch) {
     f->set_shape(m);
     f->B = batch;
     f->max_seg = max_segment;
+    for (int l = 0; l < d.n_layers; ++l) (is_lti(m.layers[l]) ? f->any_lti : f->any_selective) = true;
 
     f->start();
 
@@ -243,8 +256,8 @@ ForwardPtr make_forward(const ModelView& m, int64_t max_segment, int batch) {
     scratch.take(&f->h, rows * D);
     scratch.take(&f->uz, rows * 2 * E);
     scratch.take(&f->u, rows * E);
-    scratch.take(&f->xdbc, rows * Mp);
-    scratch.take(&f->dt, rows * E);
+    scratch.take(&f->xdbc, f->any_selective ? rows * Mp : 0);
+    scratch.take(&f->dt, f->any_selective ? rows * E : 0);
     scratch.take(&f->y, rows * E);
     scratch.take(&f->out, rows * out_width);
     scratch.take(&f->audio, rows * audio_width);
@@ -253,7 +266,8 @@ ForwardPtr make_forward(const ModelView& m, int64_t max_segment, int batch) {
     if (m.head == HeadKind::continuous) f->controls = device_alloc<float>(std::max(f->I - 1, 1));
 
     f->state = device_alloc<float>(f->state_floats());
-    f->scan_ws.ensure(f->B, f->max_seg, f->dims, 64, f->stream);  // the shortest automatic chunk: the most chunks
+    if (f->any_selective)  // the shortest automatic chunk: the most chunks (LTI layers size theirs per segment)
+        f->scan_ws.ensure(f->B, f->max_seg, f->dims, 64, f->stream);
     reset(*f);
     return f;
 }

@@ -29,6 +29,11 @@ struct CudaError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// The largest d_state an LTI layer (config "lti_layers") takes on the GPU: the LTI scan keeps
+// each thread's states in shared memory (kernels/cuda/scan_lti.cuh). Larger ones are refused
+// by name (the CPU paths take any).
+constexpr int kLtiMaxState = 384;
+
 // A CUDA device is present and usable (driver loaded, at least one device). Never throws.
 bool available();
 // The name of the device the forward runs on ("" when none).
@@ -291,6 +296,10 @@ void set_backward_variant(TrainTape& t, int variant);
 // Variant of the forward scan in training (ScanProblem::variant, 0..3; 0 the default), both
 // the forward and the backward's recompute (which keeps the chunks' start states).
 void set_forward_scan_variant(TrainTape& t, int variant);
+// LTI layers' backward (scan_lti.cuh): chunks per run, the stretch of time one thread walks;
+// 0 (the default) chooses from the GPU's size and the batch. Tests force others to put run
+// edges (where the chained adjoint carries cross) elsewhere. Throws std::invalid_argument.
+void set_lti_backward_run(TrainTape& t, int chunks_per_run);
 
 int train_batch(const TrainTape& t);
 int64_t train_max_len(const TrainTape& t);

@@ -307,6 +307,33 @@ __device__ __forceinline__ void ssm_items(const StepParams& p, const SsmArgs& a)
     }
 }
 
+// The same for an LTI layer (step.cuh, LayerOffsets): its constants per channel,
+//   s = ā ⊙ s + b̄·u;  y = (Σ_n C ⊙ s + D·u) ⊙ SiLU(z)
+template <int G>
+__device__ __forceinline__ void ssm_items_lti(const StepParams& p, const SsmArgs& a) {
+    const int E = p.E, N = p.N, T = int(blockDim.x);
+    const float* const W = a.W;
+    const float* const decay = W + p.lo.A2_T;  // [N][E]
+    const float* const bbar = W + p.lo.x_T;    // [N][E]
+    const float* const C = bbar + N * E;       // [N][E]
+    for (int it = int(threadIdx.x); it < E * G; it += T) {
+        const int e = it % E, g = it / E;
+        float val = 0.0f;
+        if (g < a.nact) {
+            const float uu = a.us[e * G + g];
+            float* const st = p.state_in_smem ? a.ssm_s + g * N * E + e : a.ssm_g + int64_t(g) * N * E + e;
+            float acc = W[p.lo.Dskip + e] * uu;
+            for (int n = 0; n < N; ++n) {
+                const float sn = fmaf(decay[n * E + e], st[n * E], bbar[n * E + e] * uu);
+                st[n * E] = sn;
+                acc = fmaf(sn, C[n * E + e], acc);
+            }
+            val = acc * silu(a.uzs[(E + e) * G + g]);
+        }
+        a.ys[e * G + g] = val;
+    }
+}
+
 // The step of G streams per block, feed after feed (step.cuh). SW: the weights are copied to
 // shared memory at the start and read from there.
 template <int G, bool SW>
@@ -413,13 +440,18 @@ __global__ void __launch_bounds__(kMaxThreads) step_kernel(const StepParams p) {
                 us[e * G + g] = val;
             }
             __syncthreads();
-            // [r, B, C] = x_projᵀ u
-            block_gemv<G>(dbcs, W + lo + p.lo.x_T, Mx, E, us, red, false);
+            // (the same for every thread of the block: the branches below never split a barrier)
+            const bool lti = W[lo + p.lo.lti] != 0.0f;
+            // [r, B, C] = x_projᵀ u   (an LTI layer has none)
+            if (!lti) block_gemv<G>(dbcs, W + lo + p.lo.x_T, Mx, E, us, red, false);
             // Δ = softplus(dt_projᵀ r + dt_b);  s = exp2(Δ·A2) ⊙ s + Δu·B;  y = (s·C + D·u) ⊙ SiLU(z)
+            // (LTI: s = ā ⊙ s + b̄·u;  y = (s·C + D·u) ⊙ SiLU(z))
             {
                 const SsmArgs a{W + lo, ssm_s + layer * G * sfl,
                                 p.ssm + int64_t(layer) * p.S * sfl + int64_t(s0) * sfl, uzs, us, dbcs, ys, nact};
-                if (N == 16)
+                if (lti)
+                    ssm_items_lti<G>(p, a);
+                else if (N == 16)
                     ssm_items<G, 16>(p, a);
                 else
                     ssm_items<G, 0>(p, a);
@@ -585,6 +617,8 @@ void pack_weights(Stepper& st, const ModelView& m) {
     for (int l = 0; l < d.n_layers; ++l) {
         const LayerView& w = m.layers[l];
         LayerOffsets& o = offs[size_t(l)];
+        const bool lti = is_lti(w);
+        const detail::LtiConstants k = lti ? detail::lti_constants(w, E, N) : detail::LtiConstants{};
         o.norm_w = int(pack.add(w.norm_w, D));
         o.in_T = int(pack.add_fn(int64_t(D) * 2 * E, [&](int64_t i) {
             const int64_t dd = i / (2 * E), j = i % (2 * E);
@@ -596,23 +630,28 @@ void pack_weights(Stepper& st, const ModelView& m) {
         }));
         o.conv_b = int(pack.add_fn(E, [&](int64_t e) { return w.conv_b ? w.conv_b[e] : 0.0f; }));
         o.x_T = int(pack.add_fn(int64_t(E) * Mx, [&](int64_t i) {
+            if (lti) {  // b̄ [N][E], then C [N][E], then zeros
+                const int64_t ne = int64_t(N) * E;
+                return i < ne ? k.bbar[size_t(i)] : i < 2 * ne ? k.C[size_t(i - ne)] : 0.0f;
+            }
             const int64_t e = i / Mx, j = i % Mx;
             return w.x_proj_w[j * E + e];
         }));
         o.dt_T = int(pack.add_fn(int64_t(R) * E, [&](int64_t i) {
             const int64_t r = i / E, e = i % E;
-            return w.dt_proj_w[e * R + r];
+            return lti ? 0.0f : w.dt_proj_w[e * R + r];
         }));
         o.dt_b = int(pack.add(w.dt_proj_b, E));
         o.A2_T = int(pack.add_fn(int64_t(N) * E, [&](int64_t i) {
             const int64_t n = i / E, e = i % E;
-            return detail::a_log2e(w.A_log[e * N + n]);
+            return lti ? k.decay[size_t(i)] : detail::a_log2e(w.A_log[e * N + n]);
         }));
         o.Dskip = int(pack.add(w.D, E));
         o.out_T = int(pack.add_fn(int64_t(E) * D, [&](int64_t i) {
             const int64_t e = i / D, dd = i % D;
             return w.out_proj_w[dd * E + e];
         }));
+        o.lti = int(pack.add_fn(1, [&](int64_t) { return lti ? 1.0f : 0.0f; }));
     }
     // Every layer has the same sizes, so its tensors sit at layer 0's offsets plus l · stride.
     p.lo = offs[0];

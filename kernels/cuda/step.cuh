@@ -12,6 +12,8 @@
 //     [r,B,C]= x_projᵀ u                                                    [R+2N][G]
 //     Δ      = softplus(dt_projᵀ r + dt_b)
 //     s      = exp2(Δ·A·log2 e) ⊙ s + (Δ·u) ⊗ B ;  y = (s·C + D ⊙ u) ⊙ SiLU(z)
+//       (an LTI layer: no x_proj; s = ā ⊙ s + b̄·u, y = (Σ_n C ⊙ s + D ⊙ u) ⊙ SiLU(z) with its
+//        constants ā = exp(Δ·A), b̄ = Δ·B and C per channel, scan_lti.cuh)
 //     x      = x + out_projᵀ y
 //   effect:    y = head_b + head · RMSNorm_f(x) (+ in[0] with skip)
 //   generator: logits = lm_headᵀ RMSNorm_f(x); class = sample(logits) -> fed back next step
@@ -32,17 +34,21 @@ namespace mw::kernels::cuda::step_detail {
 
 // Offsets (floats from the start of the packed weights) of layer 0's tensors; layer l's are
 // these plus l · layer_stride. All tensors start at a multiple of 4 floats.
+// Every layer has the same slots, so that one stride finds them all; an LTI layer (lti flag 1)
+// has no x_proj or dt_proj, and its constants take their places (E·(R+2N) >= 2·N·E floats).
 struct LayerOffsets {
     int norm_w;   // [D]
     int in_T;     // [D][2E]     in_proj transposed
     int conv_T;   // [K][E]      conv1d transposed
     int conv_b;   // [E]
-    int x_T;      // [E][R+2N]   x_proj transposed (HF row order r, B, C)
-    int dt_T;     // [R][E]      dt_proj transposed
+    int x_T;      // [E][R+2N]   x_proj transposed (HF row order r, B, C);
+                  //             LTI: b̄ = Δ·B [N][E], then C [N][E]
+    int dt_T;     // [R][E]      dt_proj transposed (LTI: zeros)
     int dt_b;     // [E]
-    int A2_T;     // [N][E]      A·log2(e), transposed
+    int A2_T;     // [N][E]      A·log2(e), transposed; LTI: the decays ā = exp(Δ·A) [N][E]
     int Dskip;    // [E]
     int out_T;    // [E][D]      out_proj transposed
+    int lti;      // [1]         1 for an LTI layer, else 0
 };
 
 // One params struct for every launch of the step kernel; checked on the host (step.cu).

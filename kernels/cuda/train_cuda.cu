@@ -6,6 +6,8 @@
 // forward with the backward's chunk length (16 steps, or 8) (which leaves each chunk's start state for
 // the scan's backward, scan_backward.cu). Gradients gather in one device buffer with the
 // weights' own packing (layer.cuh) and are added into the caller's arrays at the end.
+// An LTI layer keeps no x_proj output or dt: its scan (scan_lti.cu) takes the layer's
+// constants, and its backward gives B, C, A_log, D and the dt bias's gradients directly.
 // Products go through cuBLAS in full fp32; every sum is in a fixed order (no atomics), so a
 // step's gradient is the same on every run.
 #include "kernels/cuda/mamba_cuda.h"
@@ -14,6 +16,7 @@
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/layer.cuh"
 #include "kernels/cuda/scan.cuh"
+#include "kernels/cuda/scan_lti.cuh"
 
 #include <algorithm>
 #include <climits>
@@ -237,6 +240,8 @@ struct TrainTape : layer::GpuContext, layer::ModelShape {
     int bwd_chunk = kScanBackwardChunk;
     int bwd_variant = 2;
     int fwd_variant = 0;  // the forward scan's (ScanProblem::variant)
+    int lti_run = 0;      // LTI backward: chunks per run (0: chosen)
+    bool any_lti = false;
     bool tf32 = false;
     TrainTiming time;
 
@@ -247,8 +252,8 @@ struct TrainTape : layer::GpuContext, layer::ModelShape {
     DevPtr<float> keep;
     std::vector<float*> x;     // [layers + 1] of [rows][D]: each layer's input, then the last output
     std::vector<float*> uz;    // [layers] of [rows][2E]
-    std::vector<float*> xdbc;  // [layers] of [rows][Mp]
-    std::vector<float*> dt;    // [layers] of [rows][E]
+    std::vector<float*> xdbc;  // [layers] of [rows][Mp] (selective layers; null for LTI ones)
+    std::vector<float*> dt;    // [layers] of [rows][E]  (selective layers)
     float* xin = nullptr;      // [rows][I]
     DevPtr<int32_t> tokens;    // [rows]
     DevPtr<int32_t> targets;   // [rows] train_cross_entropy's
@@ -263,6 +268,8 @@ struct TrainTape : layer::GpuContext, layer::ModelShape {
           *du = nullptr, *part = nullptr;
     layer::ScanWorkspace scan_ws;
     DevPtr<float> bwd_ws, ssm_tmp;
+    int64_t sums_at = 0;  // bwd_ws + sums_at: the backward's column-sum scratch (after either scan's workspace)
+    int64_t sums_floats = 0;
 
     int Mp() const { return x_proj_cols(dims); }
     int64_t state_floats() const {
@@ -309,10 +316,11 @@ TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
     t->dt.resize(L_);
     detail::Carving keep;
     for (size_t l = 0; l < L_; ++l) {
+        const bool lti = is_lti(m.layers[l]);
         keep.take(&t->x[l], rows * D);
         keep.take(&t->uz[l], rows * 2 * E);
-        keep.take(&t->xdbc[l], rows * Mp);
-        keep.take(&t->dt[l], rows * E);
+        keep.take(&t->xdbc[l], lti ? 0 : rows * Mp);
+        keep.take(&t->dt[l], lti ? 0 : rows * E);
     }
     keep.take(&t->x[L_], rows * D);
     keep.take(&t->xin, rows * std::max(t->I, 1));
@@ -343,19 +351,34 @@ TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
     scratch.take(&t->du, rows * E);
     scratch.take(&t->part, part);
     t->scratch = scratch.allocate();
-    // The scan's backward, then the backward's column sums (`sums`): over at most `rows` rows
-    // (conv_blocks <= rows), D columns (norms, head_w, stem_b), E·K (conv_w) or fewer (E, 1).
-    const ScanBackwardSize bs = scan_backward_workspace_size(batch, max_len, E, N, 8);  // the most chunks
-    t->bwd_ws = device_alloc<float>(bs.total() + column_sums_scratch(rows, std::max(D, E * K)));
+    // The scan's backward (selective or LTI, whichever needs more), then the backward's column
+    // sums (`sums`): over at most `rows` rows (conv_blocks <= rows), D columns (norms, head_w,
+    // stem_b), E·K (conv_w) or fewer (E, 1).
+    // (The LTI scan's backward needs less for most shapes; train_backward grows the buffer when
+    // it needs more: ensure_backward_workspace.)
+    for (int l = 0; l < d.n_layers; ++l) t->any_lti = t->any_lti || is_lti(m.layers[l]);
+    t->sums_at = scan_backward_workspace_size(batch, max_len, E, N, 8).total();  // the most chunks
+    t->sums_floats = column_sums_scratch(rows, std::max(D, E * K));
+    t->bwd_ws = device_alloc<float>(t->sums_at + t->sums_floats);
     return t;
 }
 
 namespace {
 
 // The scan of layer l over the kept activations, from the SSM state at `ssm` (advanced in
-// place), gated output into t.y.
+// place), gated output into t.y; the workspace then starts with the chunks' start states.
+// T 0: the automatic chunk (the forward), else T steps (the backward's recompute).
 void layer_scan(TrainTape& t, int l, float* ssm, int T) {
     const size_t i = size_t(l);
+    if (t.w.layers[i].lti) {
+        const int64_t TL = T > 0 ? T : lti_auto_chunk(t.B, t.L, t.dims.d_inner, t.sm_count);
+        t.scan_ws.ensure_floats(lti_scan_workspace_size(t.B, t.L, t.dims.d_inner, t.dims.d_state, TL).total(),
+                                t.stream);
+        lti_scan(layer_lti_problem(t.dims, t.B, t.L, t.u, t.uz[i], t.y, t.w.layers[i], ssm), TL, t.scan_ws.get(),
+                 t.stream);
+        return;
+    }
+    if (T == 0) T = auto_scan_chunk(t.B, t.L, t.dims.d_inner, t.dims.d_state, t.sm_count, t.fwd_variant);
     ScanProblem q =
         layer_scan_problem(t.dims, t.B, t.L, t.dt[i], t.u, t.uz[i], t.xdbc[i], t.y, t.w.layers[i], ssm);
     q.variant = t.fwd_variant;
@@ -401,6 +424,10 @@ void check_call(const TrainTape& t, const ModelView& m, int64_t L, HeadKind want
         fail("the model's sizes differ from the tape's (make a tape for this model)");
     if (L < 1 || L > t.max_len)
         fail("L is " + std::to_string(L) + ", expected 1.." + std::to_string(t.max_len));
+    for (int l = 0; l < t.dims.n_layers; ++l)
+        if (is_lti(m.layers[l]) != t.w.layers[size_t(l)].lti)
+            fail("layer " + std::to_string(l) + " is " + (is_lti(m.layers[l]) ? "LTI" : "selective") +
+                 " in the model but not in the tape's (make a tape for this model)");
 }
 
 // Every layer, keeping what the backward needs, then the head into t.out.
@@ -417,7 +444,6 @@ void forward_layers(TrainTape& t, const float* state_in, float* state_out) {
     MW_CUDA_CHECK(cudaMemcpyAsync(t.state.get(), t.state_in.get(), st.size() * sizeof(float),
                                   cudaMemcpyDeviceToDevice, t.stream));
 
-    const int T = auto_scan_chunk(t.B, t.L, E, N, t.sm_count, t.fwd_variant);
     for (int l = 0; l < d.n_layers; ++l) {
         const LayerWeights& w = t.w.layers[size_t(l)];
         float* x = t.x[size_t(l)];
@@ -433,9 +459,11 @@ void forward_layers(TrainTape& t, const float* state_in, float* state_out) {
             conv_window_kernel<<<blocks_for(int64_t(t.B) * E, kThreads), kThreads, 0, t.stream>>>(cp);
             MW_CUDA_CHECK_LAUNCH();
         }
-        gemm_rows(t.blas, rows, Mp, E, t.u, E, w.x_w, E, t.xdbc[size_t(l)], Mp, 0.0f);
-        gemm_rows(t.blas, rows, E, R, t.xdbc[size_t(l)] + 2 * N, Mp, w.dt_w, R, t.dt[size_t(l)], E, 0.0f);
-        layer_scan(t, l, t.state.get() + t.ssm_offset(l), T);
+        if (!w.lti) {
+            gemm_rows(t.blas, rows, Mp, E, t.u, E, w.x_w, E, t.xdbc[size_t(l)], Mp, 0.0f);
+            gemm_rows(t.blas, rows, E, R, t.xdbc[size_t(l)] + 2 * N, Mp, w.dt_w, R, t.dt[size_t(l)], E, 0.0f);
+        }
+        layer_scan(t, l, t.state.get() + t.ssm_offset(l), 0);
         float* next = t.x[size_t(l) + 1];
         MW_CUDA_CHECK(cudaMemcpyAsync(next, x, size_t(rows * D) * sizeof(float), cudaMemcpyDeviceToDevice,
                                       t.stream));
@@ -528,7 +556,7 @@ void backward_layer(TrainTape& t, int l) {
     const float* x = t.x[size_t(l)];
     const float* uz = t.uz[size_t(l)];
     const float* xdbc = t.xdbc[size_t(l)];
-    float* sums = t.bwd_ws.get() + scan_backward_workspace_size(t.B, t.max_len, E, N, 8).total();
+    float* sums = t.bwd_ws.get() + t.sums_at;
 
     // Recompute h, u and the scan (its chunk start states and the gated output y).
     const RmsNormParams rp{x, w.norm_w, t.h, rows, D, d.norm_eps};
@@ -546,40 +574,73 @@ void backward_layer(TrainTape& t, int l) {
     gemm_dw(t.blas, rows, D, E, t.dx, D, t.y, E, t.gw(w.out_w), E);
     gemm_dx(t.blas, rows, D, E, t.dx, D, w.out_w, E, t.dyg, E, 0.0f);
 
-    // The scan (with the gate, D and the dt bias + softplus).
-    MW_CUDA_CHECK(cudaMemsetAsync(t.dxdbc, 0, size_t(rows * Mp) * sizeof(float), t.stream));
-    ScanBackwardProblem q;
-    q.B = t.B;
-    q.L = t.L;
-    q.E = E;
-    q.N = N;
-    q.chunk = t.bwd_chunk;
-    q.variant = t.bwd_variant;
-    q.dt = t.dt[size_t(l)];   q.dt_stride = E;
-    q.u = t.u;                q.u_stride = E;
-    q.z = uz + E;             q.z_stride = 2 * E;
-    q.Bm = xdbc;
-    q.Cm = xdbc + N;          q.bc_stride = Mp;
-    q.dy = t.dyg;             q.dy_stride = E;
-    q.A2 = w.A2;
-    q.D = w.D;
-    q.dt_bias = w.dt_b;
-    q.chunk_start = t.scan_ws.get();
-    q.du = t.du;              q.du_stride = E;
-    q.ddt = t.ddt;            q.ddt_stride = E;
-    q.dz = t.duz + E;         q.dz_stride = 2 * E;
-    q.dB = t.dxdbc;
-    q.dC = t.dxdbc + N;       q.dbc_stride = Mp;
-    q.dA_log = t.gw(w.A2);    // the A slot of the gradient buffer holds dLoss/dA_log
-    q.dD = t.gw(w.D);
-    selective_scan_backward(q, t.bwd_ws.get(), t.stream);
-    column_sums(t.ddt, rows, E, E, t.gw(w.dt_b), true, sums, t.stream);
+    if (w.lti) {
+        // The LTI scan (with the gate, D, and B, C, A_log and the dt bias through its constants):
+        // du and dz written, the parameters' gradients added.
+        LtiScanBackwardProblem q;
+        q.B = t.B;
+        q.L = t.L;
+        q.E = E;
+        q.N = N;
+        q.chunk = t.bwd_chunk;
+        q.sm_count = t.sm_count;
+        q.run = t.lti_run;
+        q.u = t.u;         q.u_stride = E;
+        q.z = uz + E;      q.z_stride = 2 * E;
+        q.dy = t.dyg;      q.dy_stride = E;
+        q.decay = w.lti_k;
+        q.bbar = w.lti_k + int64_t(N) * E;
+        q.C = w.lti_k + 2 * int64_t(N) * E;
+        q.D = w.D;
+        q.A = w.lti_A;
+        q.Bw = w.lti_B;
+        q.delta = w.lti_dt;
+        q.dsig = w.lti_dt + E;
+        q.chunk_start = t.scan_ws.get();
+        q.du = t.du;       q.du_stride = E;
+        q.dz = t.duz + E;  q.dz_stride = 2 * E;
+        q.dB = t.gw(w.lti_B);
+        q.dC = t.gw(w.lti_C);
+        q.dA_log = t.gw(w.A2);  // the A slot of the gradient buffer holds dLoss/dA_log
+        q.dD = t.gw(w.D);
+        q.d_bias = t.gw(w.dt_b);
+        lti_scan_backward(q, t.bwd_ws.get(), t.stream);
+    } else {
+        // The scan (with the gate, D and the dt bias + softplus).
+        MW_CUDA_CHECK(cudaMemsetAsync(t.dxdbc, 0, size_t(rows * Mp) * sizeof(float), t.stream));
+        ScanBackwardProblem q;
+        q.B = t.B;
+        q.L = t.L;
+        q.E = E;
+        q.N = N;
+        q.chunk = t.bwd_chunk;
+        q.variant = t.bwd_variant;
+        q.dt = t.dt[size_t(l)];   q.dt_stride = E;
+        q.u = t.u;                q.u_stride = E;
+        q.z = uz + E;             q.z_stride = 2 * E;
+        q.Bm = xdbc;
+        q.Cm = xdbc + N;          q.bc_stride = Mp;
+        q.dy = t.dyg;             q.dy_stride = E;
+        q.A2 = w.A2;
+        q.D = w.D;
+        q.dt_bias = w.dt_b;
+        q.chunk_start = t.scan_ws.get();
+        q.du = t.du;              q.du_stride = E;
+        q.ddt = t.ddt;            q.ddt_stride = E;
+        q.dz = t.duz + E;         q.dz_stride = 2 * E;
+        q.dB = t.dxdbc;
+        q.dC = t.dxdbc + N;       q.dbc_stride = Mp;
+        q.dA_log = t.gw(w.A2);    // the A slot of the gradient buffer holds dLoss/dA_log
+        q.dD = t.gw(w.D);
+        selective_scan_backward(q, t.bwd_ws.get(), t.stream);
+        column_sums(t.ddt, rows, E, E, t.gw(w.dt_b), true, sums, t.stream);
 
-    // dt_proj: dt = r · dt_projᵀ;  x_proj: [B, C, r] = u · x_projᵀ
-    gemm_dw(t.blas, rows, E, R, t.ddt, E, xdbc + 2 * N, Mp, t.gw(w.dt_w), R);
-    gemm_dx(t.blas, rows, E, R, t.ddt, E, w.dt_w, R, t.dxdbc + 2 * N, Mp, 0.0f);
-    gemm_dw(t.blas, rows, Mp, E, t.dxdbc, Mp, t.u, E, t.gw(w.x_w), E);
-    gemm_dx(t.blas, rows, Mp, E, t.dxdbc, Mp, w.x_w, E, t.du, E, 1.0f);
+        // dt_proj: dt = r · dt_projᵀ;  x_proj: [B, C, r] = u · x_projᵀ
+        gemm_dw(t.blas, rows, E, R, t.ddt, E, xdbc + 2 * N, Mp, t.gw(w.dt_w), R);
+        gemm_dx(t.blas, rows, E, R, t.ddt, E, w.dt_w, R, t.dxdbc + 2 * N, Mp, 0.0f);
+        gemm_dw(t.blas, rows, Mp, E, t.dxdbc, Mp, t.u, E, t.gw(w.x_w), E);
+        gemm_dx(t.blas, rows, Mp, E, t.dxdbc, Mp, w.x_w, E, t.du, E, 1.0f);
+    }
 
     // conv + SiLU: dpre into dyg (free now), then the input's and the weights' gradients.
     conv_dpre_kernel<<<blocks_for(rows * E, kThreads), kThreads, 0, t.stream>>>(cin, w.conv_w, w.conv_b, t.du,
@@ -605,12 +666,24 @@ void backward_layer(TrainTape& t, int l) {
     column_sums(t.dh, rows, D, D, t.gw(w.norm_w), true, sums, t.stream);
 }
 
+// The backward's workspace holds the LTI scan's backward for this L (its runs depend on L).
+void ensure_backward_workspace(TrainTape& t) {
+    if (!t.any_lti) return;
+    const int64_t need = lti_scan_backward_workspace_size(t.B, t.L, t.dims.d_inner, t.dims.d_state, t.bwd_chunk,
+                                                          t.sm_count, t.lti_run).total();
+    if (need <= t.sums_at) return;
+    MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
+    t.bwd_ws.reset();
+    t.bwd_ws = device_alloc<float>(need + t.sums_floats);
+    t.sums_at = need;
+}
+
 // Device gradient (packed layout) -> += into the caller's arrays (HF layout).
 void add_gradients(const TrainTape& t, const std::vector<float>& g, const ModelGrad& out) {
     const Dims& d = t.dims;
     const int D = d.d_model, E = d.d_inner, N = d.d_state, K = d.d_conv, R = d.dt_rank;
-    auto add = [&](float* dst, const float* weight, int64_t n) {
-        if (!dst) return;
+    auto add = [&](float* dst, const float* weight, int64_t n) {  // (a layer kind's absent tensors: skipped)
+        if (!dst || !weight) return;
         const float* src = g.data() + t.w.offset(weight);
         for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
     };
@@ -621,7 +694,7 @@ void add_gradients(const TrainTape& t, const std::vector<float>& g, const ModelG
         add(o.in_proj_w, w.in_w, int64_t(2) * E * D);
         add(o.conv_w, w.conv_w, int64_t(E) * K);
         add(o.conv_b, w.conv_b, E);
-        if (o.x_proj_w) {  // packed rows B, C, r -> the model's r, B, C
+        if (o.x_proj_w && w.x_w) {  // packed rows B, C, r -> the model's r, B, C
             const float* src = g.data() + t.w.offset(w.x_w);
             for (int64_t i = 0; i < int64_t(R) * E; ++i) o.x_proj_w[i] += src[int64_t(2) * N * E + i];
             for (int64_t i = 0; i < int64_t(2) * N * E; ++i) o.x_proj_w[int64_t(R) * E + i] += src[i];
@@ -631,6 +704,8 @@ void add_gradients(const TrainTape& t, const std::vector<float>& g, const ModelG
         add(o.A_log, w.A2, int64_t(E) * N);
         add(o.D, w.D, E);
         add(o.out_proj_w, w.out_w, int64_t(D) * E);
+        add(o.lti_B, w.lti_B, int64_t(E) * N);
+        add(o.lti_C, w.lti_C, int64_t(E) * N);
     }
     add(out.norm_f_w, t.w.norm_f, D);
     if (t.head == HeadKind::tokens) {
@@ -651,10 +726,19 @@ void train_backward(TrainTape& t, const float* d_out, const ModelGrad& g) {
     if (!g.layers) throw std::invalid_argument("cuda::train_backward: the gradient has no layers");
     if (!d_out && !t.dout_on_device)
         throw std::invalid_argument("cuda::train_backward: d_out is null and no train_cross_entropy gave it");
+    for (int l = 0; l < t.dims.n_layers; ++l) {  // the gradient's layer kinds must be the forward's
+        const LayerGrad& o = g.layers[l];
+        const bool lti = t.w.layers[size_t(l)].lti;
+        if (lti ? !o.lti_B || !o.lti_C : !o.x_proj_w || !o.dt_proj_w)
+            throw std::invalid_argument("cuda::train_backward: layer " + std::to_string(l) + " was " +
+                                        (lti ? "LTI" : "selective") +
+                                        " in the forward, but its gradient lacks that kind's tensors");
+    }
     const Dims& d = t.dims;
-    const int D = d.d_model, E = d.d_inner, N = d.d_state;
+    const int D = d.d_model;
     const int64_t rows = int64_t(t.B) * t.L;
-    float* sums = t.bwd_ws.get() + scan_backward_workspace_size(t.B, t.max_len, E, N, 8).total();
+    ensure_backward_workspace(t);
+    float* sums = t.bwd_ws.get() + t.sums_at;
     MW_CUDA_CHECK(cudaEventRecord(t.ev[1], t.stream));
     MW_CUDA_CHECK(cudaMemsetAsync(t.grad.get(), 0, size_t(t.w.floats) * sizeof(float), t.stream));
     const int out_w = t.head == HeadKind::tokens ? t.V : 1;
@@ -744,6 +828,13 @@ void set_forward_scan_variant(TrainTape& t, int variant) {
         throw std::invalid_argument("cuda::set_forward_scan_variant: " + std::to_string(variant) +
                                     ", expected 0 (chosen), 1, 2, 3 or 4");
     t.fwd_variant = variant;
+}
+
+void set_lti_backward_run(TrainTape& t, int chunks_per_run) {
+    if (chunks_per_run < 0)
+        throw std::invalid_argument("cuda::set_lti_backward_run: " + std::to_string(chunks_per_run) +
+                                    ", expected >= 0");
+    t.lti_run = chunks_per_run;
 }
 
 void set_backward_variant(TrainTape& t, int variant) {
