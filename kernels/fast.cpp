@@ -277,16 +277,6 @@ PeakRates measure_peaks(double seconds) {
     return r;
 }
 
-double measure_read_rate(double bytes, double seconds) {
-    const auto read = active_isa() == Isa::avx512 ? avx512::probe_read
-                      : active_isa() == Isa::avx2 ? avx2::probe_read : baseline::probe_read;
-    const int64_t n = std::max<int64_t>(128, (int64_t(bytes / sizeof(float)) + 127) / 128 * 128);
-    AlignedFloats buf{size_t(n)};
-    for (int64_t i = 0; i < n; ++i) buf.data()[i] = float(i % 5);
-    read(1, buf.data(), n);  // bring it into the caches it fits
-    return rate([&](int64_t iters) { return read(iters, buf.data(), n); }, double(n) * sizeof(float), seconds);
-}
-
 WorkPerSample work_per_sample(const ModelView& m) {
     const Dims& d = m.dims;
     const double D = d.d_model, E = d.d_inner, N = d.d_state, K = d.d_conv, R = d.dt_rank;

@@ -70,11 +70,6 @@ struct PeakRates {
 };
 PeakRates measure_peaks(double seconds_each = 0.2);
 
-// Bytes per second of reading a buffer of `bytes` over and over on one core, measured now: the
-// rate of the cache level a working set of that size lives in (L1, L2, L3 or memory). The
-// step must read every weight once per sample, so this bounds it where weights overflow L1.
-double measure_read_rate(double bytes, double seconds = 0.1);
-
 // Counted work per sample of one stream, for the benchmark's floor.
 struct WorkPerSample {
     double flops = 0;        // multiply-adds counted as 2

@@ -151,17 +151,10 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
                         }, double(sc.len) * streams, opt.seconds)});
     }
 
-    // The floor: the counted flops and exps at this CPU's peaks. The step also reads every
-    // weight once per call (shared by its streams) and each stream's state, from whichever cache
-    // level holds that working set, at the read rate measured for a buffer of its size; a block
-    // or scan reads each weight once per block, so for them the compute is the floor.
     const kernels::WorkPerSample w = kernels::work_per_sample(v);
     const double floor_compute = 1e9 * (w.flops / peaks.flops_per_s + w.exps / peaks.exps_per_s);
-    const double step_bytes = w.weight_bytes / streams + w.state_bytes;
-    const double read_rate = kernels::measure_read_rate(w.weight_bytes + w.state_bytes * streams,
-                                                        opt.quick ? 0.03 : 0.1);
-    const double floor_step = std::max(floor_compute, 1e9 * step_bytes / read_rate);
-    auto floor_of = [&](const Row& r) { return r.path == "step" ? floor_step : floor_compute; };
+    const double floor_bytes = 1e9 * (w.weight_bytes + w.state_bytes) / peaks.l1_bytes_per_s;
+    const double floor_ns = std::max(floor_compute, floor_bytes);
     const double ref_ns = rows[0].ns_per_sample;
     const bool harmonic = kernels::decays_harmonic(v);  // every layer: one exp per channel
     bool fixed_dt = true;                               // every layer: decays from a table
@@ -192,7 +185,7 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
                                 {"x_realtime_48k", 1e9 / (r.ns_per_sample * streams * 48000.0)},
                                 {"samples_per_s", 1e9 / r.ns_per_sample},
                                 {"speedup_vs_reference", ref_ns / r.ns_per_sample},
-                                {"floor_ns_per_sample", floor_of(r)}, {"ratio_to_floor", r.ns_per_sample / floor_of(r)}};
+                                {"floor_ns_per_sample", floor_ns}, {"ratio_to_floor", r.ns_per_sample / floor_ns}};
             if (!t.file.empty()) {  // a model file: also at its own sample rate
                 j["model"] = t.file;
                 j["sample_rate_hz"] = t.rate_hz;
@@ -205,16 +198,15 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
                         kind_width, kind.c_str(), c.d_model, c.n_layers,
                         streams == 1 ? "mono" : streams == 2 ? "stereo" : "many",
                         r.path.c_str(), r.ns_per_sample, pct, 100.0 / pct, 1e9 / r.ns_per_sample,
-                        ref_ns / r.ns_per_sample, floor_of(r), r.ns_per_sample / floor_of(r));
+                        ref_ns / r.ns_per_sample, floor_ns, r.ns_per_sample / floor_ns);
         }
     }
     if (!opt.json)
-        std::printf("  (%s: %lld params, %.0f flops + %.0f exps per sample: floor %.1f ns = %.2f%% core @%s;\n"
-                    "   step: %.0f bytes per sample read at %.0f GB/s (a %.0f KiB working set), floor %.1f ns; "
-                    "rate of this model %.0f Hz)\n",
-                    kind_name(c.kind), (long long)m.parameter_count(), w.flops, w.exps, floor_compute,
-                    floor_compute * t.rate_hz * 1e-7, rate_label(t.rate_hz).c_str(), step_bytes, read_rate * 1e-9,
-                    (w.weight_bytes + w.state_bytes * streams) / 1024.0, floor_step, c.sample_rate_hz);
+        std::printf("  (%s: %lld params, %.0f flops + %.0f exps + %.0f bytes per sample; floor %.1f ns = "
+                    "%.2f%% core @%s; rate of this model %.0f Hz)\n",
+                    kind_name(c.kind), (long long)m.parameter_count(), w.flops, w.exps,
+                    w.weight_bytes + w.state_bytes, floor_ns, floor_ns * t.rate_hz * 1e-7,
+                    rate_label(t.rate_hz).c_str(), c.sample_rate_hz);
 }
 
 void run_bench(const BenchOptions& opt) {
@@ -265,8 +257,7 @@ void run_bench(const BenchOptions& opt) {
         std::printf("%sFor a model file, %%core and x realtime are for one mono stream at the model's own sample rate.\n",
                     synthetic ? "" : "\n");
     if (!opt.json)
-        std::printf("floor: flops at the FMA peak plus exps at the exp peak; for the step, or the bytes it reads per sample\n"
-                    "       at the read rate measured for its working set (weights and states), if that is larger.\n"
+        std::printf("floor: flops at the FMA peak plus exps at the exp peak (or bytes at L1 speed, if larger).\n"
                     "(h): harmonic decays, A[n] = (n+1)*A[0] per channel: one exp per channel and step, not one per state.\n"
                     "(\u0394): a fixed \u0394 per channel (train --fixed-dt): the decays are constants, no exp per state.\n"
                     "(lti): LTI layers (config lti_layers): \u0394, B and C constants per channel, no x_proj, no exp per state.\n"
