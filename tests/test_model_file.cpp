@@ -763,13 +763,19 @@ TEST_CASE("every shipped preset loads", "[model_file]") {
     CHECK(loaded > 0);
 }
 
-TEST_CASE("the lite presets have a fixed step size in every layer, and a test record under 0.01", "[model_file]") {
+TEST_CASE("the cheap presets keep their form (ts9: LTI layers; ds1_lite: a fixed step size), and a test record under 0.01",
+          "[model_file]") {
     // Their CPU cost (docs/BENCHMARKS.md) holds only while every layer takes its decays from the
-    // fast paths' table; a retrained file that lost the form would silently cost twice as much.
-    for (const char* name : {"ts9_lite.safetensors", "ds1_lite.safetensors"}) {
-        INFO(name);
-        const Model m = mw::load_model((fs::path(MW_SOURCE_DIR) / "presets" / name).string());
-        for (int l = 0; l < m.config().n_layers; ++l) CHECK(mw::kernels::dt_fixed(m.view().layers[l], m.view().dims));
+    // fast paths' table (an LTI layer's, or a fixed Δ's); a retrained file that lost the form
+    // would silently cost twice as much.
+    struct Preset { const char* name; bool lti; };
+    for (const Preset& p : {Preset{"ts9.safetensors", true}, Preset{"ds1_lite.safetensors", false}}) {
+        INFO(p.name);
+        const Model m = mw::load_model((fs::path(MW_SOURCE_DIR) / "presets" / p.name).string());
+        for (int l = 0; l < m.config().n_layers; ++l) {
+            CHECK(mw::kernels::dt_fixed(m.view().layers[l], m.view().dims));
+            CHECK(m.config().is_lti(l) == p.lti);
+        }
         const auto record = nlohmann::json::parse(m.config().training_json);
         const double esr = record.at("evaluation").at("test").at("esr_mean").get<double>();
         CHECK(esr > 0.0);
