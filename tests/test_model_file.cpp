@@ -763,7 +763,7 @@ TEST_CASE("every shipped preset loads", "[model_file]") {
     CHECK(loaded > 0);
 }
 
-TEST_CASE("the cheap presets keep their form (ts9: LTI layers; ds1_lite: a fixed step size), and a test record under 0.01",
+TEST_CASE("the cheap presets keep their form: LTI layers in ts9 and a fixed step size in ds1_lite and a test record under 0.01",
           "[model_file]") {
     // Their CPU cost (docs/BENCHMARKS.md) holds only while every layer takes its decays from the
     // fast paths' table (an LTI layer's, or a fixed Δ's); a retrained file that lost the form
