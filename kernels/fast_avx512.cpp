@@ -8,7 +8,7 @@
 #include <cstring>
 #include <type_traits>
 #if defined(__SSE2__)
-#include <xmmintrin.h>
+#include <immintrin.h>
 #endif
 
 #if defined(MW_EMULATE_AVX512)
