@@ -1,7 +1,7 @@
 #!/bin/bash
 # Time the CPU fast kernels of git revision REV (A) against the working tree (B), side by side
 # in one process: step and 64-sample blocks, for each model file given (standalone/ab_kernels.cpp).
-#   scripts/ab_kernels.sh HEAD presets/ds1.safetensors presets/digits.safetensors
+#   scripts/ab_kernels.sh HEAD [--streams 2] presets/ds1.safetensors presets/digits.safetensors
 # REV's kernels/fast_impl.inc must fit the working tree's prepared layout (fast_internal.h).
 # Needs an AVX-512 CPU and a configured build/ (README).
 set -euo pipefail

@@ -55,7 +55,7 @@ double quantile(std::vector<double> v, double q) {
     return v[size_t(q * double(v.size() - 1))];
 }
 
-void compare(const std::string& path, int reps) {
+void compare(const std::string& path, int streams, int reps) {
     const mw::Model model = mw::load_model(path);
     const ModelView& v = model.view();
     const bool gen = v.head == HeadKind::tokens;
@@ -64,15 +64,18 @@ void compare(const std::string& path, int reps) {
     const int L = 2048;
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> uni(-0.5f, 0.5f);
-    std::vector<float> x(size_t(L) * I);
-    std::vector<int32_t> tok(L);
+    std::vector<float> x(size_t(L) * streams * I);  // [L][streams][I]
+    std::vector<int32_t> tok(size_t(L) * streams);
     for (float& f : x) f = uni(rng);
     for (int32_t& t : tok) t = int32_t(rng() % uint32_t(std::max(v.vocab, 1)));
 
-    // mode 0: one sample per call (step); mode 1: blocks of 64 through the scan, one thread
+    // mode 0: one sample of every stream per call (step); mode 1: blocks of 64 through the scan,
+    // one thread, stream 0 only
     for (int mode = 0; mode < 2; ++mode) {
-        StepStatePtr state[2] = {make_state(*P, 1, 64), make_state(*P, 1, 64)};
-        std::vector<float> y[2] = {std::vector<float>(size_t(L) * out_w), std::vector<float>(size_t(L) * out_w)};
+        const int S_n = mode == 0 ? streams : 1;
+        StepStatePtr state[2] = {make_state(*P, S_n, 64), make_state(*P, S_n, 64)};
+        const size_t ny = size_t(L) * S_n * out_w;
+        std::vector<float> y[2] = {std::vector<float>(ny), std::vector<float>(ny)};
         std::vector<double> ns[2];
         double max_diff = 0, max_abs = 0;
         for (int rep = 0; rep < reps; ++rep) {
@@ -83,8 +86,8 @@ void compare(const std::string& path, int reps) {
                 const auto t0 = std::chrono::steady_clock::now();
                 if (mode == 0) {
                     for (int i = 0; i < L; ++i) {
-                        if (gen) ver.step_tokens(*P, S, tok.data() + i, yw + size_t(i) * out_w);
-                        else ver.step_continuous(*P, S, x.data() + size_t(i) * I, yw + i);
+                        if (gen) ver.step_tokens(*P, S, tok.data() + size_t(i) * S_n, yw + size_t(i) * S_n * out_w);
+                        else ver.step_continuous(*P, S, x.data() + size_t(i) * S_n * I, yw + size_t(i) * S_n);
                     }
                 } else {
                     for (int i = 0; i < L; i += 64)
@@ -92,7 +95,8 @@ void compare(const std::string& path, int reps) {
                                  64, yw + size_t(i) * out_w, nullptr);
                 }
                 ns[which].push_back(
-                    std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / L);
+                    std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
+                    (double(L) * S_n));
             }
             for (size_t i = 0; i < y[0].size(); ++i) {
                 max_diff = std::max(max_diff, double(std::fabs(y[0][i] - y[1][i])));
@@ -100,8 +104,8 @@ void compare(const std::string& path, int reps) {
             }
         }
         const double a10 = quantile(ns[0], 0.1), b10 = quantile(ns[1], 0.1);
-        std::printf("%-40s %-8s A %8.1f ns (median %8.1f)  B %8.1f ns (median %8.1f)  B/A %.3f  max|yA-yB| %.2e of %.2e\n",
-                    mode == 0 ? path.c_str() : "", mode == 0 ? "step" : "block64", a10, quantile(ns[0], 0.5), b10,
+        std::printf("%-40s %-11s A %8.1f ns (median %8.1f)  B %8.1f ns (median %8.1f)  B/A %.3f  max|yA-yB| %.2e of %.2e\n",
+                    mode == 0 ? path.c_str() : "", mode == 0 ? (streams > 1 ? ("step x" + std::to_string(streams)).c_str() : "step") : "block64", a10, quantile(ns[0], 0.5), b10,
                     quantile(ns[1], 0.5), b10 / a10, max_diff, max_abs);
     }
 }
@@ -109,10 +113,10 @@ void compare(const std::string& path, int reps) {
 
 int main(int argc, char** argv) {
     if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
-        std::printf("Usage: mw_ab_kernels MODEL.safetensors... \n"
+        std::printf("Usage: mw_ab_kernels [--streams S] MODEL.safetensors...\n"
                     "Times kernels/fast_impl.inc as it was (A: build/ab/ab_old.inc) against the working tree (B),\n"
                     "alternating them every 2048 samples, 300 times each. Prints the 10th percentile and the median of\n"
-                    "ns per sample for the step and for 64-sample blocks, B/A, and the largest output difference.\n"
+                    "ns per sample of one stream for the step (S streams per call) and for 64-sample blocks, B/A, and the largest output difference.\n"
                     "Run it through scripts/ab_kernels.sh REV MODEL..., which writes ab_old.inc from REV.\n");
         return argc < 2 ? 2 : 0;
     }
@@ -121,9 +125,14 @@ int main(int argc, char** argv) {
         return 1;
     }
     if (!ab_old::kHaveOld) std::printf("(no ab_old.inc: A is the working tree too, so B/A shows the noise)\n");
+    int streams = 1;
     for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--streams") == 0 && i + 1 < argc) {
+            streams = std::max(1, std::atoi(argv[++i]));
+            continue;
+        }
         try {
-            compare(argv[i], 300);
+            compare(argv[i], streams, 300);
         } catch (const std::exception& e) {
             std::fprintf(stderr, "mw_ab_kernels: %s: %s\n", argv[i], e.what());
             return 1;
