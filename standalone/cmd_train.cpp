@@ -459,7 +459,7 @@ void add_train_command(CLI::App& app) {
     g_model->add_option("--lti", o->lti,
                         "Layers whose SSM is time-invariant: B, C and Delta learnt constants per channel, no "
                         "x_proj (all, none, or indices such as 0,1; docs/ABLATION.md). Cheaper per sample; "
-                        "CPU training only for now")
+                        "trains on the CPU and with --device cuda (LTI d_state up to 384 there)")
         ->capture_default_str();
     g_model->add_option("--rate", o->rate_hz, "Model sample rate in Hz (default: the target file's; generators 8000)");
     g_model->add_flag("--no-skip", o->no_skip, "Effect: no input-to-output skip (the model makes the whole output)");

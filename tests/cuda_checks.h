@@ -337,6 +337,17 @@ inline std::string tuning_name(const kc::StepTuning& t) {
            (t.state_in_smem == 1 ? " smem-s" : "");
 }
 
+// The four tunings of where the step keeps its weights and state: shared memory or not, each.
+inline void append_smem_tunings(std::vector<kc::StepTuning>& tunings) {
+    for (int w : {0, 1})
+        for (int st : {0, 1}) {
+            kc::StepTuning t;
+            t.weights_in_smem = w;
+            t.state_in_smem = st;
+            tunings.push_back(t);
+        }
+}
+
 // A check that `call` throws E (a std::invalid_argument unless told otherwise).
 template <class E = std::invalid_argument>
 void expect_refused(const Report& report, const std::string& what, const std::function<void()>& call) {
@@ -420,13 +431,7 @@ inline void step_effect_checks(const Report& report) {
             t.threads = T;
             tunings.push_back(t);
         }
-        for (int w : {0, 1})
-            for (int st_ : {0, 1}) {
-                kc::StepTuning t;
-                t.weights_in_smem = w;
-                t.state_in_smem = st_;
-                tunings.push_back(t);
-            }
+        append_smem_tunings(tunings);
         for (const kc::StepTuning& t : tunings) {
             kc::set_step_tuning(*st, t);
             kc::reset_stepper(*st);
@@ -1677,13 +1682,7 @@ inline void lti_step_checks(const Report& report) {
                 t.group = G;
                 tunings.push_back(t);
             }
-        for (int w : {0, 1})
-            for (int st_ : {0, 1}) {
-                kc::StepTuning t;
-                t.weights_in_smem = w;
-                t.state_in_smem = st_;
-                tunings.push_back(t);
-            }
+        append_smem_tunings(tunings);
         for (const kc::StepTuning& t : tunings) {
             kc::set_step_tuning(*st, t);
             kc::reset_stepper(*st);
