@@ -39,7 +39,7 @@ struct TrainCliOptions {
     double max_latency_ms = 50;
     bool no_fix_latency = false;
     // model
-    std::string out, init, run_dir;
+    std::string out, init, run_dir, description;
     int d_model = 16, layers = 4, d_state = 16, expand = 2;
     std::string lti = "none";
     double rate_hz = 0;  // 0: the data's (effects) or 8000 (generators)
@@ -361,6 +361,7 @@ void run_train(TrainCliOptions o) {
                              {"samples_seen", samples_seen}, {"metric", metric}, {"options", options_json}};
         if (!init_record.is_null()) record["init"] = init_record;
         c.training_json = record.dump();
+        if (!o.description.empty()) c.description = o.description;
         if (c.description.empty())
             c.description = effect ? "effect trained by mambawave train" : "generator trained by mambawave train";
         save_model(m, o.out);
@@ -448,6 +449,9 @@ void add_train_command(CLI::App& app) {
         ->capture_default_str();
     g_data->add_flag("--no-fix-latency", o->no_fix_latency, "Refuse a misaligned capture instead of shifting it");
     sub->add_option("--out,-o", o->out, "The trained model (.safetensors): the best validation model, kept up to date");
+    sub->add_option("--description", o->description,
+                    "One line saying what the model is (info and the plugin show it; default: the --init model's, "
+                    "else \"effect/generator trained by mambawave train\")");
     sub->add_option("--run-dir", o->run_dir, "Checkpoint, log.csv and curves.png (default: OUT without .safetensors + .run)");
     sub->add_flag("--resume", o->resume, "Continue the run in --run-dir exactly where its checkpoint left off");
     auto* g_model = sub->add_option_group("model");

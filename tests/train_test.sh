@@ -201,8 +201,10 @@ for i in $(seq 0 11); do
     sox -n -r 8000 -c 1 -b 16 "clips/$((i % 10))_synth_${i}.wav" synth 0.4 sine $f gain -6 2>/dev/null
 done
 check "train a generator" "$MW" train --data clips --out gen.safetensors --d-model 8 --layers 2 --d-state 8 \
-    --batch 4 --segment 512 --steps 200 --lr 1e-2 --val-every 50 --threads 2 --no-plot --json
+    --batch 4 --segment 512 --steps 200 --lr 1e-2 --val-every 50 --threads 2 --no-plot --json \
+    --description "three test tones"
 cp last.out gen.json
+check "the model carries its --description" sh -c "\"$MW\" info gen.safetensors | grep -q 'description *three test tones'"
 bits=$(json_field gen.json best)
 check "the generator learnt the tones: validation NLL $bits < 2 bits (8 = knows nothing)" \
     $PY -c "import sys; sys.exit(0 if float('$bits') < 2 else 1)"
