@@ -11,9 +11,10 @@
 #   STEPS (every run this many steps instead of what the budget allows)
 # Device call: carry [".debs", ".carry/fsdd"] (copy /work/shared/data/fsdd/train to .carry/fsdd/train);
 #   command: BUDGET=570 STEPS=9500 RUNS="digits 32 6 16 32 4000" bash scripts/device_train_generator.sh
-# That is the shipped digits preset's recipe (2026-12-04: 9500 steps in 322 s on an H200,
-# validation NLL 3.76 bits/sample; docs/DIGITS.md has its history); a run named digits gets
-# the preset's description.
+# The shipped digits preset is that (9500 steps in 322 s on an H200, validation NLL 3.76
+# bits/sample), then, with its model copied to .carry/init/digits.safetensors and carried too:
+#   BUDGET=560 STEPS=9000 LR=1e-3 RUNS="digits 32 6 16 32 4000 --init .carry/init/digits.safetensors"
+# (290 s, 3.72; docs/DIGITS.md has its history). A run named digits gets the preset's description.
 set -uo pipefail
 T0=$(date +%s)
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
