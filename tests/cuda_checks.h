@@ -120,6 +120,32 @@ inline std::string label(const std::string& what, int B, int64_t L, int chunk) {
            (chunk ? std::to_string(chunk) : std::string("auto"));
 }
 
+// The forward of an effect's input x ([B][L][I]) at each forced chunk length against `want`.
+template <class X, class W>
+void effect_at_chunks(const Report& report, kc::Forward& F, const X& x, int B, int64_t L,
+                      const std::vector<int>& chunks, const W& want, const std::string& what) {
+    for (int chunk : chunks) {
+        kc::set_scan_chunk(F, chunk);
+        kc::reset(F);
+        auto got = poisoned(B * L);
+        kc::forward_continuous(F, x.data(), L, got.data());
+        report(compare(label(what, B, L, chunk), got, want));
+    }
+}
+
+// The same for a generator's tokens ([B][L]) and logits.
+template <class T, class W>
+void tokens_at_chunks(const Report& report, kc::Forward& F, const T& tok, int B, int64_t L,
+                      const std::vector<int>& chunks, const W& want, const std::string& what) {
+    for (int chunk : chunks) {
+        kc::set_scan_chunk(F, chunk);
+        kc::reset(F);
+        auto got = poisoned(B * L * 256);
+        kc::forward_tokens(F, tok.data(), L, got.data());
+        report(compare(label(what, B, L, chunk), got, want));
+    }
+}
+
 // Effects: every shape, batch 1 and 3, lengths 1, 7, 1000, 5000, several chunk lengths.
 inline void effect_checks(const Report& report) {
     uint64_t seed = 500;
@@ -132,13 +158,7 @@ inline void effect_checks(const Report& report) {
             for (int64_t L : {int64_t(1), int64_t(7), int64_t(1000), int64_t(5000)}) {
                 const auto x = effect_input(B, L, I, ++seed);
                 const auto want = reference_effect(m, x, B, L);
-                for (int chunk : chunks_for(L)) {
-                    kc::set_scan_chunk(*F, chunk);
-                    kc::reset(*F);
-                    auto got = poisoned(B * L);
-                    kc::forward_continuous(*F, x.data(), L, got.data());
-                    report(compare(label(std::string("effect ") + s.name, B, L, chunk), got, want));
-                }
+                effect_at_chunks(report, *F, x, B, L, chunks_for(L), want, std::string("effect ") + s.name);
                 if (L >= 1000) {  // the baseline scan kernels too
                     kc::set_scan_chunk(*F, 0);
                     kc::set_scan_variant(*F, 1);
@@ -167,13 +187,8 @@ inline void generator_checks(const Report& report) {
             for (int64_t L : {int64_t(1), int64_t(7), int64_t(1500)}) {
                 const auto tok = token_input(B, L, ++seed);
                 const auto want = reference_tokens(m, tok, B, L);
-                for (int chunk : L > 7 ? std::vector<int>{0, 100} : std::vector<int>{0}) {
-                    kc::set_scan_chunk(*F, chunk);
-                    kc::reset(*F);
-                    auto got = poisoned(B * L * 256);
-                    kc::forward_tokens(*F, tok.data(), L, got.data());
-                    report(compare(label(std::string("generator ") + g.name, B, L, chunk), got, want));
-                }
+                tokens_at_chunks(report, *F, tok, B, L, L > 7 ? std::vector<int>{0, 100} : std::vector<int>{0}, want,
+                                 std::string("generator ") + g.name);
             }
         }
     }
@@ -1611,13 +1626,7 @@ inline void lti_forward_checks(const Report& report) {
             for (int64_t L : {int64_t(1), int64_t(7), int64_t(1000), int64_t(5000)}) {
                 const auto x = effect_input(B, L, I, ++seed);
                 const auto want = reference_effect(m, x, B, L);
-                for (int chunk : lti_chunks_for(L)) {
-                    kc::set_scan_chunk(*F, chunk);
-                    kc::reset(*F);
-                    auto got = poisoned(B * L);
-                    kc::forward_continuous(*F, x.data(), L, got.data());
-                    report(compare(label(std::string("effect ") + s.name, B, L, chunk), got, want));
-                }
+                effect_at_chunks(report, *F, x, B, L, lti_chunks_for(L), want, std::string("effect ") + s.name);
             }
         }
     }
@@ -1631,13 +1640,7 @@ inline void lti_forward_checks(const Report& report) {
             for (int64_t L : {int64_t(1), int64_t(7), int64_t(1500)}) {
                 const auto tok = token_input(B, L, ++seed);
                 const auto want = reference_tokens(m, tok, B, L);
-                for (int chunk : lti_chunks_for(L)) {
-                    kc::set_scan_chunk(*F, chunk);
-                    kc::reset(*F);
-                    auto got = poisoned(B * L * 256);
-                    kc::forward_tokens(*F, tok.data(), L, got.data());
-                    report(compare(label(std::string(g.name), B, L, chunk), got, want));
-                }
+                tokens_at_chunks(report, *F, tok, B, L, lti_chunks_for(L), want, g.name);
             }
         }
     }
