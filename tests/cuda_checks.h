@@ -104,6 +104,7 @@ inline const std::vector<Shape>& effect_shapes() {
         {"D40xL2 N16 R3 (E=80)", 40, 2, 16, 4, 0, true},
         {"D12xL2 N40 (E=24, two state groups)", 12, 2, 40, 4, 0, false},
         {"D24xL1 N3 K1 (no conv window)", 24, 1, 3, 1, 1, false},
+        {"D8xL2 N4 K6 (wider than the run kernels)", 8, 2, 4, 6, 0, false},
     };
     return shapes;
 }
@@ -1530,6 +1531,13 @@ inline void train_checks(const Report& report) {
          5, 6},
         {"generator D8x2 N5 untied, B2 L70", IoKind::mulaw8, 8, 2, 5, 4, 0, 0, false, false, true, false, 2, 70, 5,
          7},
+        // 903 rows: the embedding's gradient in two slices of rows, the second partial; D 40: two
+        // column tiles, the second partial. L 301: the conv's last block of runs partial.
+        {"generator D40x1 N4, state in, B3 L301", IoKind::mulaw8, 40, 1, 4, 4, 0, 0, false, true, true, true, 3, 301,
+         4, 8},
+        // d_conv 5: wider than the fused conv kernels take (the three-kernel path).
+        {"effect D8x1 N4 K5, state in, B2 L40", IoKind::continuous, 8, 1, 4, 5, 0, 0, false, true, true, true, 2, 40,
+         6, 9},
     };
     for (const TrainCase& k : cases) train_check(report, k);
 

@@ -15,6 +15,7 @@
 //                      threads at 1024 and 4096 streams)]
 //                      [--step-one effect|generator S (one persistent configuration: profiling)]
 //                      [--train (only part 5)] [--train-one D LAYERS B L (one effect's training step)]
+//                      [--train-gen D LAYERS B L (one generator's)] [--train-steps N (timed steps, default: 2 s)]
 //                      [--lti (parts 3 and 5: every layer LTI, kernels/cuda/scan_lti.cuh)]
 //                      [--scan-backward B E N L (only the scan's backward of this shape, both
 //                       chunks and both variants: profiling)]
@@ -125,6 +126,7 @@ std::string pow2_name(int64_t L) {
 
 int g_reps = 0;  // 0: 15 repeats (5 for the largest scans)
 bool g_lti = false;  // --lti: the whole-model and training benchmarks' layers are all LTI
+int g_train_steps = 0;  // --train-steps: timed training steps after the warm-up (0: for about 2 s)
 
 // Every layer LTI with --lti.
 void apply_lti(ModelConfig& c) {
@@ -382,7 +384,7 @@ void bench_train(bool generator, int d_model, int n_layers, int B, int64_t L, bo
     int steps = 0;
     const auto t0 = std::chrono::steady_clock::now();
     double wall = 0;
-    while (steps < 3 || (wall < 2.0 && steps < 200)) {
+    while (g_train_steps > 0 ? steps < g_train_steps : steps < 3 || (wall < 2.0 && steps < 200)) {
         step();
         ++steps;
         wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -572,7 +574,7 @@ void bench_steps(double copy_gbps, bool tune) {
 int main(int argc, char** argv) {
     try {
         double seconds = 3600.0;
-        std::vector<long long> only_scan, only_model, only_scan_bwd, train_one;
+        std::vector<long long> only_scan, only_model, only_scan_bwd, train_one, train_gen;
         bool only_step = false, step_tune = false, only_train = false;
         std::string step_one;
         int step_one_s = 0;
@@ -590,6 +592,8 @@ int main(int argc, char** argv) {
             else if (a == "--step") only_step = true;
             else if (a == "--train") only_train = true;
             else if (a == "--train-one") for (int k = 0; k < 4; ++k) train_one.push_back(next());
+            else if (a == "--train-gen") for (int k = 0; k < 4; ++k) train_gen.push_back(next());
+            else if (a == "--train-steps") g_train_steps = int(next());
             else if (a == "--lti") g_lti = true;
             else if (a == "--step-tune") only_step = step_tune = true;
             else if (a == "--step-one") {
@@ -599,7 +603,8 @@ int main(int argc, char** argv) {
             else throw std::invalid_argument("unknown argument " + a +
                                              "; usage: mw_bench_cuda [--seconds S] [--reps R] "
                                              "[--scan B E N L] [--scan-backward B E N L] [--model D LAYERS] [--step] "
-                                             "[--step-tune] [--train] [--train-one D LAYERS B L] [--lti]");
+                                             "[--step-tune] [--train] [--train-one D LAYERS B L] [--train-gen D LAYERS B L] "
+                                             "[--train-steps N] [--lti]");
         }
         if (!available()) {
             std::printf("no CUDA device: nothing to measure\n");
@@ -622,7 +627,7 @@ int main(int argc, char** argv) {
             return 0;
         }
         const bool all = only_scan.empty() && only_model.empty() && only_scan_bwd.empty() && !only_step &&
-                         !only_train && train_one.empty();
+                         !only_train && train_one.empty() && train_gen.empty();
 
         const double copy = copy_bandwidth(sms);
         struct ScanCase { int B, E, N; int64_t L; };
@@ -670,6 +675,8 @@ int main(int argc, char** argv) {
 
         if (!train_one.empty())
             bench_train(false, int(train_one[0]), int(train_one[1]), int(train_one[2]), int64_t(train_one[3]));
+        if (!train_gen.empty())
+            bench_train(true, int(train_gen[0]), int(train_gen[1]), int(train_gen[2]), int64_t(train_gen[3]));
         if (all || only_train) {
             for (int T : {16, 8})
                 for (int variant : {2, 1}) {

@@ -136,6 +136,70 @@ static __global__ void conv_silu_kernel(const ConvParams p) {
     }
     p.u[g] = silu(acc);
 }
+
+// The same for kernel widths up to kConvMaxK, one thread per (b, run of kConvSteps steps, e):
+// the K-1 inputs before the run are read once, then each step's input once, kept in a window
+// of registers, and the index arithmetic (64-bit divisions) is done once per run rather than
+// once per element, which made the kernel above several times slower than its bytes. Same
+// products in the same order: the same floats as conv_silu_kernel.
+constexpr int kConvSteps = 16;
+constexpr int kConvMaxK = 4;
+template <int K>
+static __global__ void conv_silu_run_kernel(const ConvParams p, int64_t runs) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= int64_t(p.B) * runs * p.E) return;
+    const int e = int(g % p.E);
+    const int64_t rest = g / p.E;
+    const int64_t t0 = (rest % runs) * kConvSteps;
+    const int b = int(rest / runs);
+    float w[K], win[K];
+#pragma unroll
+    for (int k = 0; k < K; ++k) w[k] = p.w[e * K + k];
+    const float bias = p.bias[e];
+#pragma unroll
+    for (int k = 0; k < K - 1; ++k) {  // inputs t0-(K-1) .. t0-1
+        const int64_t tau = t0 - (K - 1) + k;
+        win[k] = tau >= 0 ? p.uz[(int64_t(b) * p.L + tau) * p.uz_stride + e]
+                          : p.window[(int64_t(b) * (K - 1) + (K - 1) + tau) * p.E + e];
+    }
+    const float* src = p.uz + (int64_t(b) * p.L + t0) * p.uz_stride + e;
+    float* dst = p.u + (int64_t(b) * p.L + t0) * p.E + e;
+    auto step = [&](float v) {
+        win[K - 1] = v;
+        float acc = bias;
+#pragma unroll
+        for (int k = 0; k < K; ++k) acc = fmaf(w[k], win[k], acc);
+#pragma unroll
+        for (int k = 0; k < K - 1; ++k) win[k] = win[k + 1];
+        return silu(acc);
+    };
+    const int64_t left = p.L - t0;
+    const int n = left < kConvSteps ? int(left) : kConvSteps;
+    if (n == kConvSteps) {  // a whole run: every load in flight at once
+        float v[kConvSteps];
+#pragma unroll
+        for (int i = 0; i < kConvSteps; ++i) v[i] = src[i * p.uz_stride];
+#pragma unroll
+        for (int i = 0; i < kConvSteps; ++i) dst[i * p.E] = step(v[i]);
+    } else {
+        for (int i = 0; i < n; ++i) dst[i * p.E] = step(src[i * p.uz_stride]);
+    }
+}
+
+// u = SiLU(conv(uz) + bias) over every row: the run kernel for K <= kConvMaxK, else the plain one.
+inline void launch_conv_silu(const ConvParams& p, cudaStream_t stream) {
+    const int64_t runs = (p.L + kConvSteps - 1) / kConvSteps;
+    const unsigned grid = blocks_for(int64_t(p.B) * runs * p.E, kThreads);
+    switch (p.K) {
+    case 1: conv_silu_run_kernel<1><<<grid, kThreads, 0, stream>>>(p, runs); break;
+    case 2: conv_silu_run_kernel<2><<<grid, kThreads, 0, stream>>>(p, runs); break;
+    case 3: conv_silu_run_kernel<3><<<grid, kThreads, 0, stream>>>(p, runs); break;
+    case 4: conv_silu_run_kernel<4><<<grid, kThreads, 0, stream>>>(p, runs); break;
+    default:
+        conv_silu_kernel<<<blocks_for(int64_t(p.B) * p.L * p.E, kThreads), kThreads, 0, stream>>>(p);
+    }
+    MW_CUDA_CHECK_LAUNCH();
+}
 // window[b][j] = pre(L-(K-1)+j), j = 0..K-2: the last K-1 inputs, for the next segment.
 // In place: j ascending reads old entries j+L > j only.                one thread per (b, e)
 static __global__ void conv_window_kernel(const ConvParams p) {

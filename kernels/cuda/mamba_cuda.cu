@@ -156,8 +156,7 @@ void run_segment(Forward& f, int64_t Lseg) {
         // u = SiLU(causal depthwise conv1d(u)), then keep the last K-1 inputs for the next segment
         {
             const ConvParams p{f.uz, 2 * E, w.conv_w, w.conv_b, f.conv_window(l), f.u, f.B, E, K, Lseg};
-            conv_silu_kernel<<<blocks_for(rows * E, kThreads), kThreads, 0, f.stream>>>(p);
-            MW_CUDA_CHECK_LAUNCH();
+            launch_conv_silu(p, f.stream);
             if (K > 1) {
                 conv_window_kernel<<<blocks_for(int64_t(f.B) * E, kThreads), kThreads, 0, f.stream>>>(p);
                 MW_CUDA_CHECK_LAUNCH();
