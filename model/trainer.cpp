@@ -15,6 +15,7 @@
 #endif
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -426,6 +427,7 @@ struct Trainer::Impl {
 
         const int64_t P = model.parameter_count();
         float* G = grads.data();
+        const auto t_start = std::chrono::steady_clock::now();
         if (opt.device == Device::cuda) {
             gpu_forward_backward(n, skip, lane_den, denominator);
         } else {
@@ -440,6 +442,7 @@ struct Trainer::Impl {
                 for (int64_t i = 0; i < P; ++i) G[i] += g[i];
             }
         }
+        const auto t_fb = std::chrono::steady_clock::now();
         // Data-parallel: the ranks' partial sums make the global gradient, the same on every rank;
         // with it go the loss and the stop requests.
         double shared[2] = {0, stop_requested ? 1.0 : 0.0};
@@ -473,6 +476,9 @@ struct Trainer::Impl {
         st.loss = effect ? error : error / denominator / std::log(2.0);  // (effect lanes are already divided)
         ++step;
         st.step = step;
+        const auto t_end = std::chrono::steady_clock::now();
+        st.forward_backward_s = std::chrono::duration<double>(t_fb - t_start).count();
+        st.update_s = std::chrono::duration<double>(t_end - t_fb).count();
         return st;
     }
 

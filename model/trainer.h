@@ -110,6 +110,8 @@ struct StepStats {
     double grad_norm = 0;         // before clipping
     int64_t samples = 0;          // samples through forward + backward in this step (all ranks)
     bool stop = false;            // some rank asked to stop (step(true)): every rank stops here
+    double forward_backward_s = 0;  // wall time of the step's batch gathering, forward and backward
+    double update_s = 0;            // the rest: gradient reduction across ranks, clipping, AdamW
 };
 
 struct ValStats {

@@ -342,6 +342,7 @@ void run_train(TrainCliOptions o) {
     Stopwatch clock;
     double last_val = -1;
     int64_t samples_seen = 0;
+    double fb_s = 0, update_s = 0, val_s = 0;  // where this run's wall time went
     const json options_json = {{"steps", t.steps}, {"batch", t.batch}, {"segment", t.segment},
                                {"tbptt_segments", t.tbptt_segments}, {"warmup", t.warmup}, {"lr", t.adam.lr},
                                {"weight_decay", t.adam.weight_decay}, {"clip_norm", t.clip_norm},
@@ -378,6 +379,8 @@ void run_train(TrainCliOptions o) {
             const StepStats s = trainer->step(interrupted());
             samples_seen += s.samples;
             rate_window_samples += s.samples;
+            fb_s += s.forward_backward_s;
+            update_s += s.update_s;
             const double now = clock.seconds();
             if (now - rate_window_start > 1.0 || samples_per_s == 0) {
                 samples_per_s = double(rate_window_samples) / std::max(1e-9, now - rate_window_start);
@@ -387,7 +390,9 @@ void run_train(TrainCliOptions o) {
             ValStats v;
             const bool validate = s.step % t.validate_every == 0 || s.step == t.steps;
             if (validate) {
+                const double v0 = clock.seconds();
                 v = trainer->validate();
+                val_s += clock.seconds() - v0;
                 last_val = v.metric;
                 if (best < 0 || v.metric < best) {
                     best = v.metric;
@@ -421,7 +426,9 @@ void run_train(TrainCliOptions o) {
     if (o.json_out) {
         json j = {{"model", o.out}, {"metric", metric_name}, {"best", best}, {"best_step", best_step},
                   {"steps", t.steps}, {"wall_seconds", wall_before + clock.seconds()}, {"run_dir", run_dir},
-                  {"samples_per_second", samples_per_s}};
+                  {"samples_per_second", samples_per_s},
+                  {"seconds", {{"forward_backward", fb_s}, {"update", update_s}, {"validation", val_s},
+                               {"other", std::max(0.0, clock.seconds() - fb_s - update_s - val_s)}}}};
         std::cout << j.dump() << "\n";
     } else {
         std::cout << "trained " << t.steps << " steps in " << clock_text(wall_before + clock.seconds()) << "; best validation "
