@@ -185,7 +185,17 @@ struct Trainer::Impl {
     std::vector<std::vector<float>> lane_in, lane_out, lane_dout;  // [B][...]
     std::vector<double> lane_error;     // [B] loss numerator (effects: error; generators: nats)
 #if MW_HAVE_CUDA
-    kernels::cuda::TrainTapePtr gpu;    // device cuda: the batch's tape, made on the first step
+    // device cuda: the batch's tape, made on the first step or validation (validation runs its
+    // forward too, so a const validate() may make it)
+    mutable kernels::cuda::TrainTapePtr gpu;
+
+    kernels::cuda::TrainTape& tape_on_gpu() const {
+        if (!gpu) {
+            gpu = kernels::cuda::make_train_tape(model.view(), b1 - b0, opt.segment);
+            kernels::cuda::set_tf32(*gpu, opt.tf32);
+        }
+        return *gpu;
+    }
 #endif
 
     Impl(Model m, TrainData d, TrainOptions o)
@@ -330,10 +340,7 @@ struct Trainer::Impl {
         const int BL = b1 - b0, I = c.n_in();  // this rank's lanes: global lane b0 + i is row i
         const int64_t Lmax = *std::max_element(n.begin() + b0, n.begin() + b1);
         const int64_t S = model.state_floats_per_stream();
-        if (!gpu) {
-            gpu = kc::make_train_tape(model.view(), BL, opt.segment);
-            kc::set_tf32(*gpu, opt.tf32);
-        }
+        tape_on_gpu();
         std::vector<float>& out = lane_out[0];  // effects: y and dy [BL][Lmax] for the whole batch
         std::vector<float>& dout = lane_dout[0];
         if (effect) {
@@ -487,6 +494,51 @@ struct Trainer::Impl {
     // Data-parallel validation: sequence i is this rank's when i % ranks == rank.
     bool owns_val(size_t i) const { return int(i % size_t(ranks())) == rank(); }
 
+    // A generator's validation on the GPU, through the training tape: this rank's clips, as many
+    // at once as the tape has lanes, in segments of the training length with each clip's state
+    // carried across them, the cross-entropy on the GPU (only the nats per lane come back). One
+    // clip at a time through the inference path, with the logits brought back to the CPU for
+    // the loss, took 4 s per validation of the digits data (1M samples) on an H200.
+    NllSums gpu_validate_tokens() const {
+        NllSums nll;
+#if MW_HAVE_CUDA
+        namespace kc = kernels::cuda;
+        kc::TrainTape& t = tape_on_gpu();
+        const int BL = b1 - b0;
+        const int64_t S = model.state_floats_per_stream(), seg = opt.segment;
+        std::vector<size_t> mine;
+        for (size_t i = 0; i < data.token_val.size(); ++i)
+            if (owns_val(i) && data.token_val[i].tokens.size() >= 2) mine.push_back(i);
+        std::vector<float> state(size_t(BL * S)), next(state.size());
+        std::vector<int32_t> tok, target;
+        std::vector<double> nats(static_cast<size_t>(BL));
+        for (size_t g = 0; g < mine.size(); g += size_t(BL)) {
+            const size_t lanes = std::min(mine.size() - g, size_t(BL));
+            int64_t longest = 0;  // predictions of the group's longest clip
+            for (size_t j = 0; j < lanes; ++j)
+                longest = std::max(longest, int64_t(data.token_val[mine[g + j]].tokens.size()) - 1);
+            std::fill(state.begin(), state.end(), 0.0f);
+            for (int64_t off = 0; off < longest; off += seg) {
+                const int64_t L = std::min(seg, longest - off);
+                tok.assign(size_t(BL * L), 0);
+                target.assign(size_t(BL * L), -1);
+                for (size_t j = 0; j < lanes; ++j) {
+                    const std::vector<int32_t>& x = data.token_val[mine[g + j]].tokens;
+                    const int64_t n = std::clamp(int64_t(x.size()) - 1 - off, int64_t(0), L);
+                    std::copy_n(x.begin() + off, n, tok.begin() + int64_t(j) * L);
+                    std::copy_n(x.begin() + off + 1, n, target.begin() + int64_t(j) * L);
+                    nll.count += n;
+                }
+                kc::train_forward_tokens(t, model.view(), tok.data(), L, state.data(), nullptr, next.data());
+                kc::train_cross_entropy(t, target.data(), 1.0, nats.data());
+                for (size_t j = 0; j < lanes; ++j) nll.nats += nats[j];
+                std::swap(state, next);
+            }
+        }
+#endif
+        return nll;
+    }
+
     ValStats do_validate() const {
         ValStats v;
         const ModelConfig& c = model.config();
@@ -525,16 +577,17 @@ struct Trainer::Impl {
             v.esr_preemph = opt.balance_lanes ? pre_sum / n : pre.esr();
         } else {
             NllSums nll;
-            for (size_t i = 0; i < data.token_val.size(); ++i) {
-                if (!owns_val(i)) continue;
-                const TokenSequence& s = data.token_val[i];
-                const int64_t L = int64_t(s.tokens.size()) - 1;
-                std::vector<float> logits(size_t(L * c.vocab));
-                if (opt.device == Device::cuda)
-                    forward_tokens_cuda(model, s.tokens.data(), L, logits.data());
-                else
+            if (opt.device == Device::cuda) {
+                nll = gpu_validate_tokens();
+            } else {
+                for (size_t i = 0; i < data.token_val.size(); ++i) {
+                    if (!owns_val(i)) continue;
+                    const TokenSequence& s = data.token_val[i];
+                    const int64_t L = int64_t(s.tokens.size()) - 1;
+                    std::vector<float> logits(size_t(L * c.vocab));
                     forward_tokens(model, Path::scan, s.tokens.data(), L, logits.data(), opt.threads);
-                nll += cross_entropy(logits.data(), s.tokens.data() + 1, L, c.vocab, 0, nullptr, 1.0);
+                    nll += cross_entropy(logits.data(), s.tokens.data() + 1, L, c.vocab, 0, nullptr, 1.0);
+                }
             }
             if (opt.comm) {
                 double sums[2] = {nll.nats, double(nll.count)};
