@@ -143,6 +143,7 @@ public:
     int64_t steps_done() const;
     const TrainOptions& options() const;
     const TrainData& data() const;
+    const std::string& data_hash() const;  // data_hash(data()), computed once
     bool effect() const;
 
     // Everything needed to continue exactly: weights, optimiser moments, the data generator,

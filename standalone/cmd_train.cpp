@@ -357,7 +357,7 @@ void run_train(TrainCliOptions o) {
         c.untrained = false;
         json metric = {{"name", metric_name}, {"value", v.metric}, {"split", "validation"}};
         if (effect) metric["esr_preemph"] = v.esr_preemph;
-        json record = {{"trainer", "mambawave train"}, {"data", record_data}, {"data_hash", data_hash(trainer->data())},
+        json record = {{"trainer", "mambawave train"}, {"data", record_data}, {"data_hash", trainer->data_hash()},
                              {"steps", step}, {"wall_seconds", wall_before + clock.seconds()},
                              {"samples_seen", samples_seen}, {"metric", metric}, {"options", options_json}};
         if (!init_record.is_null()) record["init"] = init_record;
