@@ -528,7 +528,7 @@ void add_train_command(CLI::App& app) {
     sub->add_option("--rank", o->rank)->group("");
     sub->add_option("--world-size", o->world_size)->group("");
     sub->add_option("--rendezvous", o->rendezvous)->group("");
-    sub->add_flag("--json", o->json_out, "Print the result as one JSON object (best metric, steps, samples/s, and where the wall time went: forward_backward, update, validation, other)");
+    sub->add_flag("--json", o->json_out, "Print the result as one JSON object (best metric, steps, samples/s, and where this run's wall time went: forward_backward, update, validation, other; a --resume counts from the resume)");
     sub->add_flag("--no-plot", o->no_plot, "Do not draw curves.png");
     sub->footer(
         "Effects (a pedal, an amp): record the gear's output of a known input and train on the pair.\n"

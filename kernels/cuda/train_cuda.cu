@@ -269,7 +269,8 @@ __global__ void conv_backward_kernel(const ConvIn in, const float* __restrict__ 
 // Rows of conv partial sums the backward of a tape of B sequences of up to L steps writes (the
 // fused kernel's per-sequence blocks, or conv_dweight_kernel's blocks of rows).
 int64_t conv_partial_rows(int B, int64_t L) {
-    return std::max(int64_t(B) * ((L + kConvBlockSteps - 1) / kConvBlockSteps), (int64_t(B) * L + kConvRows - 1) / kConvRows);
+    return std::max(int64_t(B) * ((L + kConvBlockSteps - 1) / kConvBlockSteps),
+                    (int64_t(B) * L + kConvRows - 1) / kConvRows);
 }
 
 // dEmbed[v][d] += Σ_{r: token_r = v} dx[r][d]: block v, one thread per d (in row order).
