@@ -1344,15 +1344,19 @@ inline void train_check(const Report& report, const TrainCase& k, const std::vec
     kc::set_backward_chunk(*tape, 16);
     report(compare(name + ": backward chunk 8 vs the CPU tape", std::vector<float>(g8.data(), g8.data() + P),
                    std::vector<float>(c.data(), c.data() + P)));
-    // The first version of the scan's backward (B / C from global memory), both chunks.
-    kc::set_backward_variant(*tape, 1);
-    for (int chunk : {16, 8}) {
-        kc::set_backward_chunk(*tape, chunk);
-        const Model g1 = gpu_train_gradient(*tape, ex, k);
-        report(compare(name + ": backward variant 1, chunk " + std::to_string(chunk) + " vs the CPU tape",
-                       std::vector<float>(g1.data(), g1.data() + P), std::vector<float>(c.data(), c.data() + P)));
+    // The earlier versions of the scan's backward (1: B / C from global memory; 2: one state at a
+    // time, B / C staged), both chunks.
+    for (int variant : {1, 2}) {
+        kc::set_backward_variant(*tape, variant);
+        for (int chunk : {16, 8}) {
+            kc::set_backward_chunk(*tape, chunk);
+            const Model g1 = gpu_train_gradient(*tape, ex, k);
+            report(compare(name + ": backward variant " + std::to_string(variant) + ", chunk " +
+                               std::to_string(chunk) + " vs the CPU tape",
+                           std::vector<float>(g1.data(), g1.data() + P), std::vector<float>(c.data(), c.data() + P)));
+        }
     }
-    kc::set_backward_variant(*tape, 2);
+    kc::set_backward_variant(*tape, 3);
     kc::set_backward_chunk(*tape, 16);
     // The forward scan in one pass (variant 3) and chunked (2): whichever the shape gets by
     // default, both must give the backward the same chunk start states.

@@ -667,9 +667,9 @@ int main(int argc, char** argv) {
 
         if (all || only_step) bench_steps(copy, step_tune);
 
-        if (!only_scan_bwd.empty())  // one shape: chunk 16 then 8, variant 2 then 1 in each
+        if (!only_scan_bwd.empty())  // one shape: chunk 16 then 8, variants 3, 2, 1 in each
             for (int T : {16, 8})
-                for (int variant : {2, 1})
+                for (int variant : {3, 2, 1})
                     bench_scan_backward(int(only_scan_bwd[0]), int(only_scan_bwd[1]), int(only_scan_bwd[2]),
                                         int64_t(only_scan_bwd[3]), T, variant, copy, sms, clock_hz);
 
@@ -679,7 +679,7 @@ int main(int argc, char** argv) {
             bench_train(true, int(train_gen[0]), int(train_gen[1]), int(train_gen[2]), int64_t(train_gen[3]));
         if (all || only_train) {
             for (int T : {16, 8})
-                for (int variant : {2, 1}) {
+                for (int variant : {3, 2, 1}) {
                     bench_scan_backward(1, 128, 16, int64_t(1) << 20, T, variant, copy, sms, clock_hz);
                     bench_scan_backward(16, 1536, 16, 4096, T, variant, copy, sms, clock_hz);
                 }

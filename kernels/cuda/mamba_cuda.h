@@ -291,7 +291,7 @@ bool tf32(const TrainTape& t);
 // Steps per chunk of the scan's backward: 16 (the default) or 8 (fewer registers per thread,
 // twice the chunks); tests and the benchmark compare them. Throws std::invalid_argument.
 void set_backward_chunk(TrainTape& t, int chunk);
-// Variant of the scan's backward passes (ScanBackwardProblem::variant): 2 (the default) or 1.
+// Variant of the scan's backward passes (ScanBackwardProblem::variant): 3 (the default), 2 or 1.
 void set_backward_variant(TrainTape& t, int variant);
 // Variant of the forward scan in training (ScanProblem::variant, 0..3; 0 the default), both
 // the forward and the backward's recompute (which keeps the chunks' start states).

@@ -137,8 +137,10 @@ struct ScanBackwardProblem {
     int E = 0;
     int N = 0;
     int chunk = kScanBackwardChunk;  // 8 or 16
-    int variant = 2;  // passes 1 and 3: 2 = B / C rows staged in shared memory (the default);
-                      // 1 = read from global memory in the loops (the first version, kept to compare)
+    int variant = 3;  // pass 3: 3 = the chunk's steps outside and the states inside, two lanes per
+                      // channel (the default; d_state up to 16, else 2); 2 = one state at a time with
+                      // B / C rows staged in shared memory; 1 = read from global memory in the loops
+                      // (the first version, kept to compare)
     const float* dt = nullptr;  int64_t dt_stride = 0;
     const float* u = nullptr;   int64_t u_stride = 0;
     const float* z = nullptr;   int64_t z_stride = 0;

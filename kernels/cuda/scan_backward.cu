@@ -76,7 +76,8 @@ struct BwdParams {
     int S, G;                               // pass 2: chunks per group, groups per sequence
     float* group_carry;                     // [B][G][N][E] pass 2a: fold from zero; 2b: carry in
     float* group_dt;                        // [B][G][N][E] ΣΔ over the group
-    float* bc_part;                         // [slices][B·L][2N]: dB (n), dC (N + n)
+    float* bc_part;                         // [bc_slices][B·L][2N]: dB (n), dC (N + n)
+    int bc_slices;                          // partial sums of dB / dC per row (32 or 64 channels each)
     float* dA_part;                         // [B·nc][N][E]
     float* dD_part;                         // [B·nc][E]
     float* __restrict__ du;  int64_t du_stride;
@@ -482,6 +483,344 @@ __global__ void __launch_bounds__(kThreads, staged_min_blocks<T>()) bwd_chunks_s
     store_chunk<T>(p, w, ys, du, dd);
 }
 
+// ---- variant 3: the chunk's steps outside, the states inside ---------------------------------
+//
+// Variants 1 and 2 run a lane's chunk once per state: a forward chain of T steps, a backward
+// chain of T steps and a 31-shuffle reduction, one state after the other, so a warp has one
+// dependent chain at a time to issue from (ncu on variant 2: 0.3 instructions per cycle per
+// scheduler, two warps per scheduler). Here two lanes share a channel, each owning NS of its
+// states (16 channels per warp), and the chunk is swept once forward and once backward with all
+// NS states in every step: NS independent chains per step. The states before each step, which
+// the backward sweep needs, wait in the warp's shared memory ([T][NS/4][32] float4: 16 KB for
+// chunk 16 and NS 8); the decays are computed in both sweeps (one exp each, as before).
+//   forward   s_t = a_t·s_{t-1} + Δ_t·u_t·B_t; y_t = C_t·s_t (+ D·u_t), the two lanes' halves added
+//   backward  g_t = C_t·ȳ_t + a_{t+1}·g_{t+1}; per state dA += g·a·s_{t-1}·Δ; over the lane's
+//             states S1 = Σ g·B and S2 = Σ A·g·a·s_{t-1} (the two lanes' halves added), so
+//             du_t = Δ·S1 + ȳ·D and dΔ_t = u·S1 + S2; the shares of dB_t (g·Δ·u) and dC_t
+//             (ȳ·s_t) summed over the warp's 16 channels by a transposing reduction
+// A block is kSplitWarps warps on consecutive channels of one chunk: it stages the chunk's B / C
+// rows once, and adds its warps' dB / dC totals in shared memory in warp order before writing
+// one partial per row (so the sums are the same bits on every run). Per-step values that do
+// not depend on the state (Δ, ȳ, u) are worked out by one lane of the channel each (lane k
+// takes the steps t = 2m + k, softplus and SiLU as the forward scan computes them) into the
+// warp's shared memory, where both sweeps read them; the epilogue (dz, du, dΔ) is split the
+// same way. Two warps per block, so that five blocks (ten warps) fit a multiprocessor's shared
+// memory at chunk 16 and the registers need not spill.
+constexpr int kSplitWarps = 2;
+constexpr int kSplitChannels = kSplitWarps * 16;  // channels per block
+
+template <int T, int NS>
+struct SplitLayout {
+    static constexpr int NP = 2 * NS;             // states per channel, padded (N <= NP)
+    static constexpr int kBc = T * 2 * NP;        // the chunk's B, C rows [T][2·NP]: B at n, C at NP + n
+    static constexpr int kHist = T * NS * 32;     // per warp: the states before each step
+    static constexpr int kTot = T * 2 * NP;       // per warp: its dB / dC totals [T][2·NP]
+    static constexpr int kStep = 3 * T * 16;      // per warp: Δ, ȳ, u [3][T][16 channels]
+    static constexpr int kWarpFloats = kHist + kTot + kStep;
+    static constexpr int kFloats = kBc + kSplitWarps * kWarpFloats;
+    static constexpr int kMinBlocks = T == 16 && NS == 8 ? 5 : 6;  // what the shared memory allows
+    static_assert(NS % 4 == 0, "states are kept four to a float4");
+    static_assert(T % 2 == 0, "the two lanes of a channel take alternate steps");
+};
+
+// Where a block of the split variant works: sequence b, chunk cidx, channels from e - ch; the
+// lane's channel e (clamped: ec), its half k of the states, the chunk's valid steps nt.
+struct SplitTask {
+    int64_t bcix, row0;  // b·nc + chunk; the row of the chunk's first step
+    int grp, nt, ch, k, e, ec;
+    bool on;
+};
+template <int T>
+__device__ __forceinline__ SplitTask split_task(const BwdParams& p) {
+    SplitTask w;
+    const int groups = (p.E + kSplitChannels - 1) / kSplitChannels;
+    w.grp = int(blockIdx.x % unsigned(groups));
+    w.bcix = int64_t(blockIdx.x / unsigned(groups));
+    const int cidx = int(w.bcix % p.nc), b = int(w.bcix / p.nc);
+    const int64_t t0 = int64_t(cidx) * T;
+    w.nt = int(min(int64_t(T), p.L - t0));
+    w.row0 = int64_t(b) * p.L + t0;
+    const int lane = int(threadIdx.x) & 31;
+    w.ch = lane & 15;
+    w.k = lane >> 4;
+    w.e = w.grp * kSplitChannels + (int(threadIdx.x) >> 5) * 16 + w.ch;
+    w.on = w.e < p.E;
+    w.ec = min(w.e, p.E - 1);
+    return w;
+}
+
+// The chunk's rows of B (if WithB) and C into rows[T][W]: B at n, C at W - NP + n (W = NP with
+// C alone, 2·NP with both), from clamped places (every load in flight at once), zero past the
+// chunk's end and past N. All threads of the block take part.
+template <int T, int NP, bool WithB>
+__device__ __forceinline__ void split_stage_rows(const BwdParams& p, const SplitTask& w, float* rows) {
+    constexpr int W = WithB ? 2 * NP : NP;
+    for (int i = int(threadIdx.x); i < T * W; i += kSplitWarps * 32) {
+        const int t = i / W, q = i - t * W;
+        const bool is_c = !WithB || q >= NP;
+        const int n = is_c ? q - (W - NP) : q;
+        const int64_t r = (w.row0 + min(t, w.nt - 1)) * p.bc_stride + min(n, p.N - 1);
+        const float v = is_c ? p.Cm[r] : p.Bm[r];
+        rows[i] = t < w.nt && n < p.N ? v : 0.0f;
+    }
+}
+
+// Δ and ȳ = dy·SiLU(z) (and u, if s_u) of the lane's channel into the warp's [T][16] arrays:
+// lane k works out the steps t = 2m + k (softplus and SiLU as the forward scan computes them),
+// zero past the chunk's end and off the channels.
+template <int T>
+__device__ __forceinline__ void split_stage_steps(const BwdParams& p, const SplitTask& w, float* s_dl, float* s_dy,
+                                                  float* s_u) {
+    constexpr int H = T / 2;
+    const float bias = p.dt_bias[w.ec];
+    float raw_dt[H], raw_z[H], raw_dy[H], raw_u[H];
+#pragma unroll
+    for (int m = 0; m < H; ++m) {
+        const int64_t r = w.row0 + min(2 * m + w.k, w.nt - 1);
+        raw_dt[m] = p.dt[r * p.dt_stride + w.ec];
+        raw_z[m] = p.z[r * p.z_stride + w.ec];
+        raw_dy[m] = p.dy[r * p.dy_stride + w.ec];
+        raw_u[m] = s_u ? p.u[r * p.u_stride + w.ec] : 0.0f;
+    }
+#pragma unroll
+    for (int m = 0; m < H; ++m) {
+        const int t = 2 * m + w.k;
+        const bool live = w.on && t < w.nt;
+        s_dl[t * 16 + w.ch] = live ? softplus_ex2(raw_dt[m] + bias) : 0.0f;
+        s_dy[t * 16 + w.ch] = live ? raw_dy[m] * raw_z[m] * sigmoid_ex2(raw_z[m]) : 0.0f;
+        if (s_u) s_u[t * 16 + w.ch] = live ? raw_u[m] : 0.0f;
+    }
+}
+
+// Pass 1 of variant 3: the chunk's adjoint from a zero carry, back to its start, times a_start
+// (as bwd_local), and ΣΔ; lanes as in bwd_chunks_split, so every step runs NS independent
+// chains instead of one state's chain after another.
+template <int T, int NS>
+__global__ void __launch_bounds__(kSplitWarps * 32) bwd_local_split(const BwdParams p) {
+    constexpr int NP = 2 * NS, NQ = NS / 4;
+    __shared__ __align__(16) float c_rows[T * NP];
+    __shared__ float steps[kSplitWarps][2][T * 16];
+    const SplitTask w = split_task<T>(p);
+    const int warp = int(threadIdx.x) >> 5;
+    float* const s_dl = steps[warp][0];
+    float* const s_dy = steps[warp][1];
+    split_stage_rows<T, NP, false>(p, w, c_rows);
+    split_stage_steps<T>(p, w, s_dl, s_dy, nullptr);
+    const int N = p.N;
+    float a2[NS], G[NS];
+#pragma unroll
+    for (int i = 0; i < NS; ++i) {
+        const float va = p.A2[int64_t(w.ec) * N + min(w.k * NS + i, N - 1)];
+        a2[i] = w.on && w.k * NS + i < N ? va : 0.0f;
+        G[i] = 0.0f;
+    }
+    __syncthreads();
+    float sdt = 0.0f;
+#pragma unroll
+    for (int t = T - 1; t >= 0; --t) {
+        const float4* const Cq = reinterpret_cast<const float4*>(c_rows + t * NP + w.k * NS);
+        const float d = s_dl[t * 16 + w.ch], cy = s_dy[t * 16 + w.ch];
+        sdt += d;
+#pragma unroll
+        for (int q = 0; q < NQ; ++q) {
+            const float4 cq = Cq[q];
+            const float cc[4] = {cq.x, cq.y, cq.z, cq.w};
+#pragma unroll
+            for (int j = 0; j < 4; ++j) G[4 * q + j] = ex2(d * a2[4 * q + j]) * fmaf(cc[j], cy, G[4 * q + j]);
+        }
+    }
+    if (!w.on) return;
+    if (w.k == 0) p.sum_dt[w.bcix * p.E + w.e] = sdt;
+#pragma unroll
+    for (int i = 0; i < NS; ++i)
+        if (w.k * NS + i < N) p.carry[(w.bcix * N + w.k * NS + i) * p.E + w.e] = G[i];
+}
+
+template <int T, int NS>
+__global__ void __launch_bounds__(kSplitWarps * 32, SplitLayout<T, NS>::kMinBlocks)
+    bwd_chunks_split(const BwdParams p) {
+    using Lay = SplitLayout<T, NS>;
+    constexpr int NP = Lay::NP, NQ = NS / 4, H = T / 2;
+    extern __shared__ float4 split_smem[];
+    float* const bc = reinterpret_cast<float*>(split_smem);
+    const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
+    float* const wbase = bc + Lay::kBc + warp * Lay::kWarpFloats;
+    float4* const hist = reinterpret_cast<float4*>(wbase);  // [T][NQ][32]
+    float* const tot = wbase + Lay::kHist;                   // [T][2·NP]
+    float* const s_dl = tot + Lay::kTot;                     // [T][16]
+    float* const s_dy = s_dl + T * 16;                       // [T][16] ȳ = dy·SiLU(z)
+    float* const s_u = s_dy + T * 16;                        // [T][16]
+
+    const SplitTask w = split_task<T>(p);
+    const int64_t bcix = w.bcix, row0 = w.row0;
+    const int grp = w.grp, nt = w.nt, ch = w.ch, k = w.k, e = w.e, ec = w.ec;
+    const bool on = w.on;
+    const int N = p.N;
+    split_stage_rows<T, NP, true>(p, w, bc);
+    split_stage_steps<T>(p, w, s_dl, s_dy, s_u);
+    const float bias = p.dt_bias[ec];
+    const float Dv = on ? p.D[ec] : 0.0f;
+
+    // This lane's states n = k·NS + i: A2, the chunk's start state and the carry into it.
+    float a2[NS], h[NS], G[NS], dA[NS];
+    const int64_t slot0 = bcix * N * int64_t(p.E) + ec;
+#pragma unroll
+    for (int i = 0; i < NS; ++i) {
+        const int n = min(k * NS + i, N - 1);
+        const bool live = on && k * NS + i < N;
+        const float va = p.A2[int64_t(ec) * N + n];
+        const float vh = p.chunk_start[slot0 + int64_t(n) * p.E];
+        const float vg = p.carry[slot0 + int64_t(n) * p.E];
+        a2[i] = live ? va : 0.0f;
+        h[i] = live ? vh : 0.0f;
+        G[i] = live ? vg : 0.0f;
+        dA[i] = 0.0f;
+    }
+    __syncthreads();  // B / C and the per-step values staged
+
+    // Forward: the states of every step, the states before each step kept for the backward.
+    float ysh[H];  // y_t = C·s_t + D·u_t of this lane's epilogue steps t = 2m + k
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+        const float4* const Bq = reinterpret_cast<const float4*>(bc + t * 2 * NP + k * NS);
+        const float4* const Cq = reinterpret_cast<const float4*>(bc + t * 2 * NP + NP + k * NS);
+        const float d = s_dl[t * 16 + ch], ut = s_u[t * 16 + ch], xu = d * ut;
+        float y0 = 0.0f, y1 = 0.0f;
+#pragma unroll
+        for (int q = 0; q < NQ; ++q) {
+            hist[(t * NQ + q) * 32 + lane] = make_float4(h[4 * q], h[4 * q + 1], h[4 * q + 2], h[4 * q + 3]);
+            const float4 bq = Bq[q], cq = Cq[q];
+            h[4 * q + 0] = fmaf(ex2(d * a2[4 * q + 0]), h[4 * q + 0], xu * bq.x);
+            h[4 * q + 1] = fmaf(ex2(d * a2[4 * q + 1]), h[4 * q + 1], xu * bq.y);
+            h[4 * q + 2] = fmaf(ex2(d * a2[4 * q + 2]), h[4 * q + 2], xu * bq.z);
+            h[4 * q + 3] = fmaf(ex2(d * a2[4 * q + 3]), h[4 * q + 3], xu * bq.w);
+            y0 = fmaf(cq.x, h[4 * q + 0], y0);
+            y1 = fmaf(cq.y, h[4 * q + 1], y1);
+            y0 = fmaf(cq.z, h[4 * q + 2], y0);
+            y1 = fmaf(cq.w, h[4 * q + 3], y1);
+        }
+        float yp = y0 + y1;
+        yp += __shfl_xor_sync(0xffffffffu, yp, 16);
+        const float yt = fmaf(Dv, ut, yp);
+        if ((t & 1) == 0) ysh[t >> 1] = k == 0 ? yt : 0.0f;
+        else ysh[t >> 1] = k == 1 ? yt : ysh[t >> 1];
+    }
+    __syncwarp();  // hist written by every lane
+
+    // Backward: the adjoint from the carry, every gradient.
+    float duh[H], ddh[H];
+    float dD = 0.0f;
+#pragma unroll
+    for (int t = T - 1; t >= 0; --t) {
+        const float4* const Bq = reinterpret_cast<const float4*>(bc + t * 2 * NP + k * NS);
+        const float4* const Cq = reinterpret_cast<const float4*>(bc + t * 2 * NP + NP + k * NS);
+        const float d = s_dl[t * 16 + ch], cy = s_dy[t * 16 + ch], ut = s_u[t * 16 + ch], xu = d * ut;
+        dD = fmaf(cy, ut, dD);
+        float S1a = 0.0f, S1b = 0.0f, S2a = 0.0f, S2b = 0.0f;
+        float sh[2 * NS];  // shares of dB_t (i) and dC_t (NS + i) of this lane's states
+#pragma unroll
+        for (int q = 0; q < NQ; ++q) {
+            const float4 hv = hist[(t * NQ + q) * 32 + lane];
+            const float hb[4] = {hv.x, hv.y, hv.z, hv.w};
+            const float4 bq = Bq[q], cq = Cq[q];
+            const float bb[4] = {bq.x, bq.y, bq.z, bq.w};
+            const float cc[4] = {cq.x, cq.y, cq.z, cq.w};
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const int i = 4 * q + j;
+                const float g = fmaf(cc[j], cy, G[i]);
+                const float a = ex2(d * a2[i]);
+                const float gah = g * (a * hb[j]);
+                dA[i] = fmaf(gah, d, dA[i]);
+                if (j & 1) {
+                    S2b = fmaf(gah, a2[i], S2b);
+                    S1b = fmaf(g, bb[j], S1b);
+                } else {
+                    S2a = fmaf(gah, a2[i], S2a);
+                    S1a = fmaf(g, bb[j], S1a);
+                }
+                sh[i] = g * xu;
+                sh[NS + i] = cy * h[i];
+                G[i] = a * g;
+                h[i] = hb[j];
+            }
+        }
+        // dB_t, dC_t: lane ch of each half ends with share ch summed over the half's 16 channels
+        const float total = transpose_reduce<2 * NS, 8>(sh, lane);
+        if (ch < 2 * NS) {
+            const int n = k * NS + (ch < NS ? ch : ch - NS);
+            tot[t * 2 * NP + (ch < NS ? 0 : NP) + n] = total;
+        }
+        float S1 = S1a + S1b, S2 = S2a + S2b;
+        S1 += __shfl_xor_sync(0xffffffffu, S1, 16);
+        S2 += __shfl_xor_sync(0xffffffffu, S2, 16);
+        const float dut = fmaf(d, S1, cy * Dv);
+        const float ddt = fmaf(ut, S1, S2 * kLn2);
+        if ((t & 1) == 1) {
+            duh[t >> 1] = k == 1 ? dut : 0.0f;
+            ddh[t >> 1] = k == 1 ? ddt : 0.0f;
+        } else {
+            duh[t >> 1] = k == 0 ? dut : duh[t >> 1];
+            ddh[t >> 1] = k == 0 ? ddt : ddh[t >> 1];
+        }
+    }
+
+    // Per state: dA over the chunk; per channel: dD.
+    if (on) {
+#pragma unroll
+        for (int i = 0; i < NS; ++i)
+            if (k * NS + i < N) p.dA_part[slot0 + int64_t(k * NS + i) * p.E] = dA[i];
+        if (k == 0) p.dD_part[bcix * p.E + e] = dD;
+    }
+
+    // Epilogue, lane k for the steps 2m + k: dz, du, d(dt).
+    {
+        float raw_dt[H], raw_z[H], raw_dy[H];
+#pragma unroll
+        for (int m = 0; m < H; ++m) {
+            const int64_t r = row0 + min(2 * m + k, nt - 1);
+            raw_dt[m] = p.dt[r * p.dt_stride + ec];
+            raw_z[m] = p.z[r * p.z_stride + ec];
+            raw_dy[m] = p.dy[r * p.dy_stride + ec];
+        }
+        if (on)
+#pragma unroll
+            for (int m = 0; m < H; ++m) {
+                const int t = 2 * m + k;
+                if (t < nt) {
+                    const int64_t r = row0 + t;
+                    const float zz = raw_z[m];
+                    const float sz = sigmoid_ex2(zz);
+                    p.dz[r * p.dz_stride + e] = raw_dy[m] * ysh[m] * sz * fmaf(zz, 1.0f - sz, 1.0f);
+                    p.du[r * p.du_stride + e] = duh[m];
+                    p.ddt[r * p.ddt_stride + e] = ddh[m] * sigmoid_ex2(raw_dt[m] + bias);
+                }
+            }
+    }
+
+    // The block's dB / dC: its warps' totals added in warp order, one partial per row.
+    __syncthreads();
+    const float* const tot0 = bc + Lay::kBc + Lay::kHist;
+    float* const part = p.bc_part + (int64_t(grp) * p.B * p.L + row0) * 2 * N;
+    for (int i = int(threadIdx.x); i < nt * 2 * N; i += kSplitWarps * 32) {
+        const int t = i / (2 * N), j = i - t * (2 * N);
+        const int src = t * 2 * NP + (j < N ? j : NP + j - N);
+        float s = 0.0f;
+#pragma unroll
+        for (int w = 0; w < kSplitWarps; ++w) s += tot0[w * Lay::kWarpFloats + src];
+        part[i] = s;
+    }
+}
+
+template <int T, int NS>
+void launch_split(const BwdParams& p, unsigned blocks, cudaStream_t stream) {
+    constexpr size_t bytes = size_t(SplitLayout<T, NS>::kFloats) * sizeof(float);
+    if constexpr (bytes > 48 * 1024)
+        MW_CUDA_CHECK(cudaFuncSetAttribute(bwd_chunks_split<T, NS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           int(bytes)));
+    bwd_chunks_split<T, NS><<<blocks, kSplitWarps * 32, bytes, stream>>>(p);
+}
+
 // dB, dC: the slices' partial sums, in slice order.
 __global__ void bwd_bc_sum(const BwdParams p, float* __restrict__ dB, float* __restrict__ dC,
                            int64_t dbc_stride) {
@@ -491,7 +830,7 @@ __global__ void bwd_bc_sum(const BwdParams p, float* __restrict__ dB, float* __r
     const int j = int(g % (2 * p.N));
     const int64_t r = g / (2 * p.N);
     float s = 0.0f;
-    for (int k = 0; k < p.slices; ++k) s += p.bc_part[int64_t(k) * rows * 2 * p.N + g];
+    for (int k = 0; k < p.bc_slices; ++k) s += p.bc_part[int64_t(k) * rows * 2 * p.N + g];
     if (j < p.N) dB[r * dbc_stride + j] = s;
     else dC[r * dbc_stride + j - p.N] = s;
 }
@@ -578,9 +917,9 @@ void selective_scan_backward(const ScanBackwardProblem& q, float* workspace, cud
         throw std::invalid_argument("selective_scan_backward: a null pointer");
     if (q.chunk != 8 && q.chunk != 16)
         throw std::invalid_argument("selective_scan_backward: chunk " + std::to_string(q.chunk) + ", expected 8 or 16");
-    if (q.variant != 1 && q.variant != 2)
+    if (q.variant < 1 || q.variant > 3)
         throw std::invalid_argument("selective_scan_backward: variant " + std::to_string(q.variant) +
-                                    ", expected 1 or 2");
+                                    ", expected 1, 2 or 3");
     const ScanBackwardSize s = scan_backward_workspace_size(q.B, q.L, q.E, q.N, q.chunk);
     BwdParams p{};
     p.B = q.B;
@@ -589,6 +928,7 @@ void selective_scan_backward(const ScanBackwardProblem& q, float* workspace, cud
     p.L = q.L;
     p.nc = int(s.chunks);
     p.slices = (q.E + 31) / 32;
+    p.bc_slices = p.slices;
     int64_t S = 1, G = 1;
     scan_group_split(s.chunks, S, G);
     p.S = int(S);
@@ -626,8 +966,20 @@ void selective_scan_backward(const ScanBackwardProblem& q, float* workspace, cud
     // Variant 2 stages each warp's B / C rows and state values in shared memory; past the
     // default 48 KB per block (d_state above 19 at chunk 16, above 24 at chunk 8) variant 1 reads them
     // from global memory instead.
-    const bool staged = q.variant == 2 && staged_bytes(q.chunk, true) <= 48 * 1024;
-    if (staged) {
+    // Variant 3 takes d_state up to 16 (two lanes of 8 states per channel); above that it is
+    // variant 2.
+    const bool split = q.variant == 3 && q.N <= 16;
+    const bool staged = (q.variant == 2 || (q.variant == 3 && !split)) && staged_bytes(q.chunk, true) <= 48 * 1024;
+    const unsigned split_blocks = unsigned(int64_t(q.B) * p.nc * ((q.E + kSplitChannels - 1) / kSplitChannels));
+    if (split) {
+        if (q.chunk == 8) {
+            if (q.N <= 8) bwd_local_split<8, 4><<<split_blocks, kSplitWarps * 32, 0, stream>>>(p);
+            else bwd_local_split<8, 8><<<split_blocks, kSplitWarps * 32, 0, stream>>>(p);
+        } else {
+            if (q.N <= 8) bwd_local_split<16, 4><<<split_blocks, kSplitWarps * 32, 0, stream>>>(p);
+            else bwd_local_split<16, 8><<<split_blocks, kSplitWarps * 32, 0, stream>>>(p);
+        }
+    } else if (staged) {
         const size_t bytes = staged_bytes(q.chunk, false);
         if (q.chunk == 8) bwd_local_staged<8><<<blocks, kThreads, bytes, stream>>>(p);
         else bwd_local_staged<16><<<blocks, kThreads, bytes, stream>>>(p);
@@ -643,7 +995,16 @@ void selective_scan_backward(const ScanBackwardProblem& q, float* workspace, cud
     MW_CUDA_CHECK_LAUNCH();
     bwd_carry_chunks_in_groups<<<blocks_for(group_threads, 256), 256, 0, stream>>>(p);
     MW_CUDA_CHECK_LAUNCH();
-    if (staged) {
+    if (split) {
+        p.bc_slices = (q.E + kSplitChannels - 1) / kSplitChannels;
+        if (q.chunk == 8) {
+            if (q.N <= 8) launch_split<8, 4>(p, split_blocks, stream);
+            else launch_split<8, 8>(p, split_blocks, stream);
+        } else {
+            if (q.N <= 8) launch_split<16, 4>(p, split_blocks, stream);
+            else launch_split<16, 8>(p, split_blocks, stream);
+        }
+    } else if (staged) {
         const size_t bytes = staged_bytes(q.chunk, true);
         if (q.chunk == 8) bwd_chunks_staged<8><<<blocks, kThreads, bytes, stream>>>(p);
         else bwd_chunks_staged<16><<<blocks, kThreads, bytes, stream>>>(p);

@@ -361,7 +361,7 @@ struct TrainTape : layer::GpuContext, layer::ModelShape {
     int64_t max_len = 0;
     int64_t L = 0;  // of the last forward (0: none yet)
     int bwd_chunk = kScanBackwardChunk;
-    int bwd_variant = 2;
+    int bwd_variant = 3;
     int fwd_variant = 0;  // the forward scan's (ScanProblem::variant)
     int lti_run = 0;      // LTI backward: chunks per run (0: chosen)
     bool any_lti = false;
@@ -984,8 +984,9 @@ void set_lti_backward_run(TrainTape& t, int chunks_per_run) {
 }
 
 void set_backward_variant(TrainTape& t, int variant) {
-    if (variant != 1 && variant != 2)
-        throw std::invalid_argument("cuda::set_backward_variant: " + std::to_string(variant) + ", expected 1 or 2");
+    if (variant < 1 || variant > 3)
+        throw std::invalid_argument("cuda::set_backward_variant: " + std::to_string(variant) +
+                                    ", expected 1, 2 or 3");
     t.bwd_variant = variant;
 }
 
