@@ -364,6 +364,28 @@ inline void append_smem_tunings(std::vector<kc::StepTuning>& tunings) {
         }
 }
 
+// An effect stepped by 64 streams over 300 samples with each tuning in turn (reset between
+// them): every run equals the GPU scan of the same inputs.
+inline void check_step_tunings(const Report& report, const Model& m, const std::string& name,
+                               const std::vector<kc::StepTuning>& tunings, uint64_t seed) {
+    const int I = m.config().n_in(), S = 64;
+    const int64_t L = 300;
+    const auto x = effect_input(S, L, I, seed);
+    const auto xt = swap_major(x, S, L, I);
+    auto F = kc::make_forward(m.view(), L, S);
+    auto scan = poisoned(S * L);
+    kc::forward_continuous(*F, x.data(), L, scan.data());
+    auto st = kc::make_stepper(m.view(), S);
+    for (const kc::StepTuning& t : tunings) {
+        kc::set_step_tuning(*st, t);
+        kc::reset_stepper(*st);
+        auto yt = poisoned(L * S);
+        kc::step_continuous(*st, xt.data(), yt.data(), L);
+        report(compare(step_label(name, S, L, tuning_name(kc::step_tuning(*st)) + " vs GPU scan"),
+                       swap_major(yt, L, S, 1), scan));
+    }
+}
+
 // A check that `call` throws E (a std::invalid_argument unless told otherwise).
 template <class E = std::invalid_argument>
 void expect_refused(const Report& report, const std::string& what, const std::function<void()>& call) {
@@ -425,14 +447,6 @@ inline void step_effect_checks(const Report& report) {
         const Shape& sh = shapes[0];
         const Model m = random_model(IoKind::continuous, sh.d_model, sh.n_layers, sh.d_state, ++seed,
                                      sh.n_cond, sh.skip, sh.d_conv);
-        const int I = m.config().n_in(), S = 64;
-        const int64_t L = 300;
-        const auto x = effect_input(S, L, I, ++seed);
-        const auto xt = swap_major(x, S, L, I);
-        auto F = kc::make_forward(m.view(), L, S);
-        auto scan = poisoned(S * L);
-        kc::forward_continuous(*F, x.data(), L, scan.data());
-        auto st = kc::make_stepper(m.view(), S);
         std::vector<kc::StepTuning> tunings;
         for (auto v : {kc::StepVariant::persistent, kc::StepVariant::graph})
             for (int G : {1, 2, 4, 8, 16}) {
@@ -448,15 +462,7 @@ inline void step_effect_checks(const Report& report) {
             tunings.push_back(t);
         }
         append_smem_tunings(tunings);
-        for (const kc::StepTuning& t : tunings) {
-            kc::set_step_tuning(*st, t);
-            kc::reset_stepper(*st);
-            auto yt = poisoned(L * S);
-            kc::step_continuous(*st, xt.data(), yt.data(), L);
-            report(compare(step_label(std::string("effect ") + sh.name, S, L,
-                                      tuning_name(kc::step_tuning(*st)) + " vs GPU scan"),
-                           swap_major(yt, L, S, 1), scan));
-        }
+        check_step_tunings(report, m, std::string("effect ") + sh.name, tunings, ++seed);
     }
 
     // State carried across calls (1 + 333 + 666 samples == one call of 1000), reset clears it,
@@ -540,35 +546,38 @@ inline void step_effect_checks(const Report& report) {
     }
 }
 
+// A generator teacher-forced through the step, S streams of L classes: its logits against the
+// float64 reference (the first Lr steps) and against the GPU scan (all L).
+inline void check_generator_step(const Report& report, const Model& m, const std::string& name, int S, int64_t L,
+                                 int64_t Lr, uint64_t seed) {
+    const int V = 256;
+    const auto tok = token_input(S, L, seed);  // [S][L]
+    auto F = kc::make_forward(m.view(), L, S);
+    auto scan = poisoned(S * L * V);
+    kc::forward_tokens(*F, tok.data(), L, scan.data());
+    const auto ref = reference_tokens(m, head_of(tok, S, L, Lr, 1), S, Lr);
+    auto st = kc::make_stepper(m.view(), S);
+    const auto tt = swap_major(tok, S, L, 1);  // [L][S]
+    auto lt = poisoned(L * S * V);
+    kc::step_tokens(*st, tt.data(), lt.data(), L);
+    const auto lg = swap_major(lt, L, S, V);  // [S][L][V]
+    const std::string how = tuning_name(kc::step_tuning(*st));
+    report(compare(step_label(name, S, Lr, how + " vs reference"), head_of(lg, S, L, Lr, V), ref));
+    report(compare(step_label(name, S, L, how + " vs GPU scan"), lg, scan));
+}
+
 // Generators, teacher-forced: the step's logits equal the reference and the GPU scan.
 inline void step_generator_checks(const Report& report) {
     struct Gen { const char* name; int d_model, n_layers; bool tie; };
     const Gen gens[] = {{"D16xL3 N16 tied", 16, 3, true},
                         {"D16xL3 N16 untied", 16, 3, false},
                         {"D64xL2 N16 (E=128) tied", 64, 2, true}};
-    const int V = 256;
     uint64_t seed = 3000;
     for (const Gen& g : gens) {
         const Model m = random_model(IoKind::mulaw8, g.d_model, g.n_layers, 16, ++seed, 0, false, 4, g.tie);
-        for (int S : {1, 3, 64, 1000}) {
-            const int64_t L = S == 1000 ? 40 : 300;
-            const int64_t Lr = S >= 64 ? 16 : 150;
-            const auto tok = token_input(S, L, ++seed);  // [S][L]
-            auto F = kc::make_forward(m.view(), L, S);
-            auto scan = poisoned(S * L * V);
-            kc::forward_tokens(*F, tok.data(), L, scan.data());
-            const auto ref = reference_tokens(m, head_of(tok, S, L, Lr, 1), S, Lr);
-
-            auto st = kc::make_stepper(m.view(), S);
-            const auto tt = swap_major(tok, S, L, 1);  // [L][S]
-            auto lt = poisoned(L * S * V);
-            kc::step_tokens(*st, tt.data(), lt.data(), L);
-            const auto lg = swap_major(lt, L, S, V);  // [S][L][V]
-            const std::string how = tuning_name(kc::step_tuning(*st));
-            report(compare(step_label(std::string("generator ") + g.name, S, Lr, how + " vs reference"),
-                           head_of(lg, S, L, Lr, V), ref));
-            report(compare(step_label(std::string("generator ") + g.name, S, L, how + " vs GPU scan"), lg, scan));
-        }
+        for (int S : {1, 3, 64, 1000})
+            check_generator_step(report, m, std::string("generator ") + g.name, S, S == 1000 ? 40 : 300,
+                                 S >= 64 ? 16 : 150, ++seed);
     }
 }
 
@@ -1681,14 +1690,6 @@ inline void lti_step_checks(const Report& report) {
     // not) gives the GPU scan's numbers: the mixed effect, 64 streams.
     {
         const Model m = lti_effect_model(shapes[1], ++seed);
-        const int I = m.config().n_in(), S = 64;
-        const int64_t L = 300;
-        const auto x = effect_input(S, L, I, ++seed);
-        const auto xt = swap_major(x, S, L, I);
-        auto F = kc::make_forward(m.view(), L, S);
-        auto scan = poisoned(S * L);
-        kc::forward_continuous(*F, x.data(), L, scan.data());
-        auto st = kc::make_stepper(m.view(), S);
         std::vector<kc::StepTuning> tunings;
         for (auto v : {kc::StepVariant::persistent, kc::StepVariant::graph})
             for (int G : {1, 16}) {
@@ -1698,15 +1699,7 @@ inline void lti_step_checks(const Report& report) {
                 tunings.push_back(t);
             }
         append_smem_tunings(tunings);
-        for (const kc::StepTuning& t : tunings) {
-            kc::set_step_tuning(*st, t);
-            kc::reset_stepper(*st);
-            auto yt = poisoned(L * S);
-            kc::step_continuous(*st, xt.data(), yt.data(), L);
-            report(compare(step_label(std::string("effect ") + shapes[1].name, S, L,
-                                      tuning_name(kc::step_tuning(*st)) + " vs GPU scan"),
-                           swap_major(yt, L, S, 1), scan));
-        }
+        check_step_tunings(report, m, std::string("effect ") + shapes[1].name, tunings, ++seed);
     }
 
     // State carried across calls (1 + 333 + 666 samples == one call of 1000), reset clears it.
@@ -1737,25 +1730,10 @@ inline void lti_step_checks(const Report& report) {
     }
 
     // Generators, teacher-forced: the step's logits equal the reference and the GPU scan.
-    const int V = 256;
     const Model gm = random_lti_model(IoKind::mulaw8, 16, 3, 16, ++seed, {0, 2}, 0, false, 4, false);
-    for (int S : {1, 64}) {
-        const int64_t L = 300, Lr = S >= 64 ? 16 : 150;
-        const auto tok = token_input(S, L, ++seed);  // [S][L]
-        auto F = kc::make_forward(gm.view(), L, S);
-        auto scan = poisoned(S * L * V);
-        kc::forward_tokens(*F, tok.data(), L, scan.data());
-        const auto ref = reference_tokens(gm, head_of(tok, S, L, Lr, 1), S, Lr);
-        auto st = kc::make_stepper(gm.view(), S);
-        const auto tt = swap_major(tok, S, L, 1);  // [L][S]
-        auto lt = poisoned(L * S * V);
-        kc::step_tokens(*st, tt.data(), lt.data(), L);
-        const auto lg = swap_major(lt, L, S, V);  // [S][L][V]
-        const std::string how = tuning_name(kc::step_tuning(*st));
-        const std::string name = "generator D16xL3 untied, LTI layers 0 and 2";
-        report(compare(step_label(name, S, Lr, how + " vs reference"), head_of(lg, S, L, Lr, V), ref));
-        report(compare(step_label(name, S, L, how + " vs GPU scan"), lg, scan));
-    }
+    for (int S : {1, 64})
+        check_generator_step(report, gm, "generator D16xL3 untied, LTI layers 0 and 2", S, 300, S >= 64 ? 16 : 150,
+                             ++seed);
 }
 
 inline void lti_train_checks(const Report& report) {

@@ -44,6 +44,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace mw::kernels::cuda {
 namespace {
@@ -116,13 +117,10 @@ __device__ __forceinline__ bool warp_task(const BwdParams& p, WarpTask& w) {
 __device__ __forceinline__ int64_t clamped_row(const WarpTask& w, int t) { return w.row0 + min(t, w.nt - 1); }
 __device__ __forceinline__ int clamped_channel(const BwdParams& p, const WarpTask& w) { return min(w.e, p.E - 1); }
 
-// Δ_t and ȳ_t = dy_t·SiLU(z_t) of the lane's chunk (zero past the end and off the channels).
+// The chunk's raw dt, z and dy of channel e (clamped rows: every load in flight at once).
 template <int T>
-__device__ __forceinline__ void load_chunk(const BwdParams& p, const WarpTask& w, float (&dl)[T],
-                                           float (&dys)[T]) {
-    const int e = clamped_channel(p, w);
-    const float bias = p.dt_bias[e];
-    float raw_dt[T], raw_z[T], raw_dy[T];
+__device__ __forceinline__ void load_raw(const BwdParams& p, const WarpTask& w, int e, float (&raw_dt)[T],
+                                         float (&raw_z)[T], float (&raw_dy)[T]) {
 #pragma unroll
     for (int t = 0; t < T; ++t) {
         const int64_t r = clamped_row(w, t);
@@ -130,6 +128,16 @@ __device__ __forceinline__ void load_chunk(const BwdParams& p, const WarpTask& w
         raw_z[t] = p.z[r * p.z_stride + e];
         raw_dy[t] = p.dy[r * p.dy_stride + e];
     }
+}
+
+// Δ_t and ȳ_t = dy_t·SiLU(z_t) of the lane's chunk (zero past the end and off the channels).
+template <int T>
+__device__ __forceinline__ void load_chunk(const BwdParams& p, const WarpTask& w, float (&dl)[T],
+                                           float (&dys)[T]) {
+    const int e = clamped_channel(p, w);
+    const float bias = p.dt_bias[e];
+    float raw_dt[T], raw_z[T], raw_dy[T];
+    load_raw<T>(p, w, e, raw_dt, raw_z, raw_dy);
 #pragma unroll
     for (int t = 0; t < T; ++t) {
         const bool live = w.on && t < w.nt;
@@ -149,6 +157,26 @@ __device__ __forceinline__ void load_u(const BwdParams& p, const WarpTask& w, fl
     for (int t = 0; t < T; ++t) uu[t] = w.on && t < w.nt ? raw[t] : 0.0f;
 }
 
+// Pass 3's start (variants 1 and 2): the chunk's Δ, ȳ and u, and the sums over states begun
+// with their terms that do not depend on a state: du = ȳ·D, dΔ = 0, y = D·u. Returns dD's part,
+// Σ_t ȳ·u.
+template <int T>
+__device__ __forceinline__ float begin_chunk(const BwdParams& p, const WarpTask& w, float (&dl)[T], float (&dys)[T],
+                                             float (&uu)[T], float (&du)[T], float (&dd)[T], float (&ys)[T]) {
+    load_chunk<T>(p, w, dl, dys);
+    load_u<T>(p, w, uu);
+    const float Dv = w.on ? p.D[w.e] : 0.0f;
+    float dD = 0.0f;
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+        du[t] = dys[t] * Dv;
+        dd[t] = 0.0f;
+        ys[t] = Dv * uu[t];
+        dD = fmaf(dys[t], uu[t], dD);
+    }
+    return dD;
+}
+
 // The per-step outputs of pass 3: dz, du and d(dt) (the loads of z, dy and dt first, all at once).
 template <int T>
 __device__ __forceinline__ void store_chunk(const BwdParams& p, const WarpTask& w, const float (&ys)[T],
@@ -156,13 +184,7 @@ __device__ __forceinline__ void store_chunk(const BwdParams& p, const WarpTask& 
     const int e = clamped_channel(p, w);
     const float bias = p.dt_bias[e];
     float raw_dt[T], raw_z[T], raw_dy[T];
-#pragma unroll
-    for (int t = 0; t < T; ++t) {
-        const int64_t r = clamped_row(w, t);
-        raw_dt[t] = p.dt[r * p.dt_stride + e];
-        raw_z[t] = p.z[r * p.z_stride + e];
-        raw_dy[t] = p.dy[r * p.dy_stride + e];
-    }
+    load_raw<T>(p, w, e, raw_dt, raw_z, raw_dy);
     if (!w.on) return;
 #pragma unroll
     for (int t = 0; t < T; ++t) {
@@ -282,17 +304,7 @@ __global__ void __launch_bounds__(kThreads) bwd_chunks(const BwdParams p) {
     WarpTask w;
     if (!warp_task<T>(p, w)) return;
     float dl[T], dys[T], uu[T], du[T], dd[T], ys[T];
-    load_chunk<T>(p, w, dl, dys);
-    load_u<T>(p, w, uu);
-    const float Dv = w.on ? p.D[w.e] : 0.0f;
-    float dD = 0.0f;
-#pragma unroll
-    for (int t = 0; t < T; ++t) {
-        du[t] = dys[t] * Dv;
-        dd[t] = 0.0f;
-        ys[t] = Dv * uu[t];
-        dD = fmaf(dys[t], uu[t], dD);
-    }
+    const float dD = begin_chunk<T>(p, w, dl, dys, uu, du, dd, ys);
     const int64_t bc = int64_t(w.b) * p.nc + w.c;
     const int64_t rows = int64_t(p.B) * p.L;
     for (int n = 0; n < p.N; ++n) {
@@ -415,17 +427,7 @@ __global__ void __launch_bounds__(kThreads, staged_min_blocks<T>()) bwd_chunks_s
     float* totals = bc + T * width;  // [T][2N]: dB_t (n), dC_t (N + n) of the warp's channels
     stage_bc<T>(p, w, N, bc);
     float dl[T], dys[T], uu[T], du[T], dd[T], ys[T];
-    load_chunk<T>(p, w, dl, dys);
-    load_u<T>(p, w, uu);
-    const float Dv = w.on ? p.D[w.e] : 0.0f;
-    float dD = 0.0f;
-#pragma unroll
-    for (int t = 0; t < T; ++t) {
-        du[t] = dys[t] * Dv;
-        dd[t] = 0.0f;
-        ys[t] = Dv * uu[t];
-        dD = fmaf(dys[t], uu[t], dD);
-    }
+    const float dD = begin_chunk<T>(p, w, dl, dys, uu, du, dd, ys);
     const int64_t bc_i = int64_t(w.b) * p.nc + w.c;
     // Every state's A2, start state and carry for this lane, loaded at once into the warp's
     // shared memory ([3][N][32]) before the loop over states: loaded inside the loop, each
@@ -812,13 +814,46 @@ __global__ void __launch_bounds__(kSplitWarps * 32, SplitLayout<T, NS>::kMinBloc
     }
 }
 
-template <int T, int NS>
-void launch_split(const BwdParams& p, unsigned blocks, cudaStream_t stream) {
-    constexpr size_t bytes = size_t(SplitLayout<T, NS>::kFloats) * sizeof(float);
-    if constexpr (bytes > 48 * 1024)
-        MW_CUDA_CHECK(cudaFuncSetAttribute(bwd_chunks_split<T, NS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           int(bytes)));
-    bwd_chunks_split<T, NS><<<blocks, kSplitWarps * 32, bytes, stream>>>(p);
+// How passes 1 and 3 run: variant 3 (split), variant 2 (staged) or variant 1, and their grids.
+struct ChunkPassPlan {
+    bool split, staged;
+    unsigned blocks, split_blocks;
+    int N;
+};
+
+// Pass 1 (Local) or pass 3 of the planned variant, for chunk length T.
+template <bool Local, int T>
+void launch_chunk_pass(const BwdParams& p, const ChunkPassPlan& plan, cudaStream_t stream) {
+    if (plan.split) {
+        auto run = [&](auto ns) {
+            constexpr int NS = decltype(ns)::value;
+            if constexpr (Local) {
+                bwd_local_split<T, NS><<<plan.split_blocks, kSplitWarps * 32, 0, stream>>>(p);
+            } else {
+                constexpr size_t bytes = size_t(SplitLayout<T, NS>::kFloats) * sizeof(float);
+                if constexpr (bytes > 48 * 1024)
+                    MW_CUDA_CHECK(cudaFuncSetAttribute(bwd_chunks_split<T, NS>,
+                                                       cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+                bwd_chunks_split<T, NS><<<plan.split_blocks, kSplitWarps * 32, bytes, stream>>>(p);
+            }
+        };
+        if (plan.N <= 8) run(std::integral_constant<int, 4>{});
+        else run(std::integral_constant<int, 8>{});
+    } else if (plan.staged) {
+        const size_t bytes = size_t(kThreads / 32) * size_t(staged_floats<T>(plan.N, !Local)) * sizeof(float);
+        if constexpr (Local) bwd_local_staged<T><<<plan.blocks, kThreads, bytes, stream>>>(p);
+        else bwd_chunks_staged<T><<<plan.blocks, kThreads, bytes, stream>>>(p);
+    } else {
+        if constexpr (Local) bwd_local<T><<<plan.blocks, kThreads, 0, stream>>>(p);
+        else bwd_chunks<T><<<plan.blocks, kThreads, 0, stream>>>(p);
+    }
+    MW_CUDA_CHECK_LAUNCH();
+}
+
+template <bool Local>
+void launch_chunk_pass(const BwdParams& p, int chunk, const ChunkPassPlan& plan, cudaStream_t stream) {
+    if (chunk == 8) launch_chunk_pass<Local, 8>(p, plan, stream);
+    else launch_chunk_pass<Local, 16>(p, plan, stream);
 }
 
 // dB, dC: the slices' partial sums, in slice order.
@@ -956,38 +991,19 @@ void selective_scan_backward(const ScanBackwardProblem& q, float* workspace, cud
     p.ddt = q.ddt; p.ddt_stride = q.ddt_stride;
     p.dz = q.dz;   p.dz_stride = q.dz_stride;
 
-    const int64_t warps = int64_t(q.B) * p.nc * p.slices;
-    const unsigned blocks = blocks_for(warps * 32, kThreads);
-    const int warps_per_block = kThreads / 32;
-    auto staged_bytes = [&](int T, bool totals) {
-        return size_t(warps_per_block) * size_t(T == 8 ? staged_floats<8>(q.N, totals) : staged_floats<16>(q.N, totals)) *
-               sizeof(float);
-    };
-    // Variant 2 stages each warp's B / C rows and state values in shared memory; past the
-    // default 48 KB per block (d_state above 19 at chunk 16, above 24 at chunk 8) variant 1 reads them
-    // from global memory instead.
     // Variant 3 takes d_state up to 16 (two lanes of 8 states per channel); above that it is
-    // variant 2.
-    const bool split = q.variant == 3 && q.N <= 16;
-    const bool staged = (q.variant == 2 || (q.variant == 3 && !split)) && staged_bytes(q.chunk, true) <= 48 * 1024;
-    const unsigned split_blocks = unsigned(int64_t(q.B) * p.nc * ((q.E + kSplitChannels - 1) / kSplitChannels));
-    if (split) {
-        if (q.chunk == 8) {
-            if (q.N <= 8) bwd_local_split<8, 4><<<split_blocks, kSplitWarps * 32, 0, stream>>>(p);
-            else bwd_local_split<8, 8><<<split_blocks, kSplitWarps * 32, 0, stream>>>(p);
-        } else {
-            if (q.N <= 8) bwd_local_split<16, 4><<<split_blocks, kSplitWarps * 32, 0, stream>>>(p);
-            else bwd_local_split<16, 8><<<split_blocks, kSplitWarps * 32, 0, stream>>>(p);
-        }
-    } else if (staged) {
-        const size_t bytes = staged_bytes(q.chunk, false);
-        if (q.chunk == 8) bwd_local_staged<8><<<blocks, kThreads, bytes, stream>>>(p);
-        else bwd_local_staged<16><<<blocks, kThreads, bytes, stream>>>(p);
-    } else {
-        if (q.chunk == 8) bwd_local<8><<<blocks, kThreads, 0, stream>>>(p);
-        else bwd_local<16><<<blocks, kThreads, 0, stream>>>(p);
-    }
-    MW_CUDA_CHECK_LAUNCH();
+    // variant 2. Variant 2 stages each warp's B / C rows and state values in shared memory; past
+    // the default 48 KB per block (d_state above 19 at chunk 16, above 24 at chunk 8) variant 1
+    // reads them from global memory instead.
+    ChunkPassPlan plan;
+    plan.N = q.N;
+    plan.split = q.variant == 3 && q.N <= 16;
+    const int64_t staged_floats_max = q.chunk == 8 ? staged_floats<8>(q.N, true) : staged_floats<16>(q.N, true);
+    plan.staged = (q.variant == 2 || (q.variant == 3 && !plan.split)) &&
+                  size_t(kThreads / 32) * size_t(staged_floats_max) * sizeof(float) <= 48 * 1024;
+    plan.blocks = blocks_for(int64_t(q.B) * p.nc * p.slices * 32, kThreads);
+    plan.split_blocks = unsigned(int64_t(q.B) * p.nc * ((q.E + kSplitChannels - 1) / kSplitChannels));
+    launch_chunk_pass<true>(p, q.chunk, plan, stream);
     const int64_t group_threads = int64_t(q.B) * p.G * q.N * q.E;
     bwd_carry_within_groups<<<blocks_for(group_threads, 256), 256, 0, stream>>>(p);
     MW_CUDA_CHECK_LAUNCH();
@@ -995,24 +1011,8 @@ void selective_scan_backward(const ScanBackwardProblem& q, float* workspace, cud
     MW_CUDA_CHECK_LAUNCH();
     bwd_carry_chunks_in_groups<<<blocks_for(group_threads, 256), 256, 0, stream>>>(p);
     MW_CUDA_CHECK_LAUNCH();
-    if (split) {
-        p.bc_slices = (q.E + kSplitChannels - 1) / kSplitChannels;
-        if (q.chunk == 8) {
-            if (q.N <= 8) launch_split<8, 4>(p, split_blocks, stream);
-            else launch_split<8, 8>(p, split_blocks, stream);
-        } else {
-            if (q.N <= 8) launch_split<16, 4>(p, split_blocks, stream);
-            else launch_split<16, 8>(p, split_blocks, stream);
-        }
-    } else if (staged) {
-        const size_t bytes = staged_bytes(q.chunk, true);
-        if (q.chunk == 8) bwd_chunks_staged<8><<<blocks, kThreads, bytes, stream>>>(p);
-        else bwd_chunks_staged<16><<<blocks, kThreads, bytes, stream>>>(p);
-    } else {
-        if (q.chunk == 8) bwd_chunks<8><<<blocks, kThreads, 0, stream>>>(p);
-        else bwd_chunks<16><<<blocks, kThreads, 0, stream>>>(p);
-    }
-    MW_CUDA_CHECK_LAUNCH();
+    if (plan.split) p.bc_slices = (q.E + kSplitChannels - 1) / kSplitChannels;
+    launch_chunk_pass<false>(p, q.chunk, plan, stream);
     const int64_t rows = int64_t(q.B) * q.L;
     bwd_bc_sum<<<blocks_for(rows * 2 * q.N, 256), 256, 0, stream>>>(p, q.dB, q.dC, q.dbc_stride);
     MW_CUDA_CHECK_LAUNCH();
