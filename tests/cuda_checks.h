@@ -22,6 +22,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace mw::test::cuda_checks {
@@ -121,28 +122,18 @@ inline std::string label(const std::string& what, int B, int64_t L, int chunk) {
            (chunk ? std::to_string(chunk) : std::string("auto"));
 }
 
-// The forward of an effect's input x ([B][L][I]) at each forced chunk length against `want`.
-template <class X, class W>
-void effect_at_chunks(const Report& report, kc::Forward& F, const X& x, int B, int64_t L,
-                      const std::vector<int>& chunks, const W& want, const std::string& what) {
+// The forward at each forced chunk length against `want`: an effect's input ([B][L][I] floats,
+// out [B][L]) or a generator's tokens ([B][L] integers, out [B][L][256] logits).
+template <class In, class W>
+void forward_at_chunks(const Report& report, kc::Forward& F, const In& in, int B, int64_t L,
+                       const std::vector<int>& chunks, const W& want, const std::string& what) {
+    constexpr bool tokens = std::is_integral_v<typename In::value_type>;
     for (int chunk : chunks) {
         kc::set_scan_chunk(F, chunk);
         kc::reset(F);
-        auto got = poisoned(B * L);
-        kc::forward_continuous(F, x.data(), L, got.data());
-        report(compare(label(what, B, L, chunk), got, want));
-    }
-}
-
-// The same for a generator's tokens ([B][L]) and logits.
-template <class T, class W>
-void tokens_at_chunks(const Report& report, kc::Forward& F, const T& tok, int B, int64_t L,
-                      const std::vector<int>& chunks, const W& want, const std::string& what) {
-    for (int chunk : chunks) {
-        kc::set_scan_chunk(F, chunk);
-        kc::reset(F);
-        auto got = poisoned(B * L * 256);
-        kc::forward_tokens(F, tok.data(), L, got.data());
+        auto got = poisoned(B * L * (tokens ? 256 : 1));
+        if constexpr (tokens) kc::forward_tokens(F, in.data(), L, got.data());
+        else kc::forward_continuous(F, in.data(), L, got.data());
         report(compare(label(what, B, L, chunk), got, want));
     }
 }
@@ -159,7 +150,7 @@ inline void effect_checks(const Report& report) {
             for (int64_t L : {int64_t(1), int64_t(7), int64_t(1000), int64_t(5000)}) {
                 const auto x = effect_input(B, L, I, ++seed);
                 const auto want = reference_effect(m, x, B, L);
-                effect_at_chunks(report, *F, x, B, L, chunks_for(L), want, std::string("effect ") + s.name);
+                forward_at_chunks(report, *F, x, B, L, chunks_for(L), want, std::string("effect ") + s.name);
                 if (L >= 1000) {  // the baseline scan kernels too
                     kc::set_scan_chunk(*F, 0);
                     kc::set_scan_variant(*F, 1);
@@ -188,7 +179,7 @@ inline void generator_checks(const Report& report) {
             for (int64_t L : {int64_t(1), int64_t(7), int64_t(1500)}) {
                 const auto tok = token_input(B, L, ++seed);
                 const auto want = reference_tokens(m, tok, B, L);
-                tokens_at_chunks(report, *F, tok, B, L, L > 7 ? std::vector<int>{0, 100} : std::vector<int>{0}, want,
+                forward_at_chunks(report, *F, tok, B, L, L > 7 ? std::vector<int>{0, 100} : std::vector<int>{0}, want,
                                  std::string("generator ") + g.name);
             }
         }
@@ -1647,7 +1638,7 @@ inline void lti_forward_checks(const Report& report) {
             for (int64_t L : {int64_t(1), int64_t(7), int64_t(1000), int64_t(5000)}) {
                 const auto x = effect_input(B, L, I, ++seed);
                 const auto want = reference_effect(m, x, B, L);
-                effect_at_chunks(report, *F, x, B, L, lti_chunks_for(L), want, std::string("effect ") + s.name);
+                forward_at_chunks(report, *F, x, B, L, lti_chunks_for(L), want, std::string("effect ") + s.name);
             }
         }
     }
@@ -1661,7 +1652,7 @@ inline void lti_forward_checks(const Report& report) {
             for (int64_t L : {int64_t(1), int64_t(7), int64_t(1500)}) {
                 const auto tok = token_input(B, L, ++seed);
                 const auto want = reference_tokens(m, tok, B, L);
-                tokens_at_chunks(report, *F, tok, B, L, lti_chunks_for(L), want, g.name);
+                forward_at_chunks(report, *F, tok, B, L, lti_chunks_for(L), want, g.name);
             }
         }
     }
