@@ -5,6 +5,7 @@
 //                    run on the audio thread, deleted on the message thread.
 //   hand-over        an atomic "pending" slot (message -> audio) and a lock-free queue of
 //                    retired slots (audio -> message), drained by collect_garbage()
+//   EngineCore       what both engines do alike: prepare, set_model, swaps and crossfades
 //   EffectEngine     channels = streams of one effect model
 //   SynthEngine      voices = streams of one generator model
 #include "dsp/realtime.h"
@@ -76,6 +77,18 @@ void apply_delta_scaling(Model& m, double alpha) {
 }
 
 bool same_rate(double a, double b) { return std::fabs(a - b) < 1e-6; }
+
+// The effect engine runs continuous models, the synth engine mulaw8 ones: a model of the other
+// kind is refused, by name.
+void check_kind(const RealtimeModel& model, IoKind engine_runs) {
+    if (model.model.config().kind == engine_runs) return;
+    const std::string name = model.path.empty() ? std::string("the model") : model.path;
+    throw std::invalid_argument(name + (engine_runs == IoKind::continuous
+                                            ? " is a generator (mulaw8) model; the effect engine runs effect "
+                                              "(continuous) models"
+                                            : " is an effect (continuous) model; the synth engine runs "
+                                              "generator (mulaw8) models"));
+}
 
 float db_to_gain(float db) { return std::isfinite(db) ? std::pow(10.0f, std::clamp(db, -120.0f, 40.0f) / 20.0f) : 1.0f; }
 
@@ -293,11 +306,8 @@ std::unique_ptr<EffectSlot> make_effect_slot(RealtimeModelPtr model, RateMode mo
     slot->wet.assign(size_t(channels) * size_t(max_block), 0.0f);
     for (int c = 0; c < channels; ++c) slot->wet_ptr.push_back(slot->wet.data() + size_t(c) * size_t(max_block));
     if (!model) return slot;
+    check_kind(*model, IoKind::continuous);
     const ModelConfig& cfg = model->model.config();
-    if (cfg.kind != IoKind::continuous)
-        throw std::invalid_argument((model->path.empty() ? std::string("the model") : model->path) +
-                                    " is a generator (mulaw8) model; the effect engine runs effect "
-                                    "(continuous) models");
     if (cfg.n_cond() > kMaxControls)
         throw std::invalid_argument("the model has " + std::to_string(cfg.n_cond()) +
                                     " controls; the real-time engine takes at most " +
@@ -503,11 +513,8 @@ std::unique_ptr<SynthSlot> make_synth_slot(RealtimeModelPtr model, double host_r
     auto slot = std::make_unique<SynthSlot>();
     slot->host_rate_hz = host_rate_hz;
     if (!model) return slot;
+    check_kind(*model, IoKind::mulaw8);
     const ModelConfig& cfg = model->model.config();
-    if (cfg.kind != IoKind::mulaw8)
-        throw std::invalid_argument((model->path.empty() ? std::string("the model") : model->path) +
-                                    " is an effect (continuous) model; the synth engine runs "
-                                    "generator (mulaw8) models");
     slot->model = model;
     slot->P = model->prepared.get();
     slot->vocab = cfg.vocab;
@@ -560,13 +567,147 @@ RealtimeModelPtr make_realtime_model(Model model) {
     return rm;
 }
 
-// ---- EffectEngine --------------------------------------------------------------------------
+// ---- what both engines share ---------------------------------------------------------------
 
-struct EffectEngine::Impl {
+// The sizes, the model most recently set, the slot running on the audio thread, the one fading
+// out after a swap, and the hand-over between the threads. The effect and the synth do all of
+// this the same way; they differ in the slot they build (make_slot) and in how they run it.
+template <class Slot>
+struct EngineCore {
     // prepare() (message thread, audio stopped)
     bool prepared = false;
     double host_rate_hz = 48000;
     int max_block = 0, channels = 0;
+
+    // message thread
+    mutable std::mutex latest_mutex;  // model() may be asked from any thread
+    RealtimeModelPtr latest;
+    std::atomic<int> latency{0};
+    HandOver<Slot> hand;
+
+    // audio thread
+    Slot* current = nullptr;
+    Slot* fading = nullptr;  // the one fading out
+    int fade_pos = 0, fade_len = 1;
+
+    Meters meters;
+
+    virtual ~EngineCore() {
+        delete current;
+        delete fading;
+    }
+
+    // Message thread: the slot that runs `model` (null: dry, or silent) at the prepared sizes.
+    virtual std::unique_ptr<Slot> make_slot(RealtimeModelPtr model) const = 0;
+
+    // prepare()'s start: refuses bad sizes before anything changes, then drops every slot (the
+    // audio thread is stopped) and keeps the sizes. `engine` names the caller in the message.
+    void begin_prepare(const char* engine, double rate_hz, int max_block_samples, int n_channels) {
+        if (!(rate_hz > 0) || max_block_samples < 1 || n_channels < 1)
+            throw std::invalid_argument(std::string(engine) +
+                                        "::prepare: rate, block size and channels must be positive");
+        prepared = false;
+        hand.clear();
+        delete current;
+        delete fading;
+        current = fading = nullptr;
+        host_rate_hz = rate_hz;
+        max_block = max_block_samples;
+        channels = n_channels;
+        fade_len = std::max(1, int(std::lround(kCrossfadeSeconds * rate_hz)));
+    }
+
+    // prepare()'s end: a slot for the model most recently set. When that throws, the engine is
+    // still left prepared, with an empty slot, and the caller gets the error.
+    void finish_prepare() {
+        const RealtimeModelPtr model_now = model();
+        try {
+            current = make_slot(model_now).release();
+        } catch (...) {
+            current = make_slot(nullptr).release();
+            latency.store(0);
+            prepared = true;
+            throw;
+        }
+        latency.store(current->latency);
+        prepared = true;
+    }
+
+    // Message thread: hands a slot for `model` to the audio thread.
+    void publish(RealtimeModelPtr model) {
+        std::unique_ptr<Slot> slot = make_slot(std::move(model));
+        latency.store(slot->latency);
+        hand.publish(slot.release());
+    }
+
+    // set_model(): a model of the other kind is refused even before prepare(). A prepared
+    // engine builds the new slot first, so a model it cannot run throws before anything changes.
+    void set_model(RealtimeModelPtr model, IoKind engine_runs) {
+        if (model) check_kind(*model, engine_runs);
+        if (prepared) publish(model);
+        std::lock_guard<std::mutex> lock(latest_mutex);
+        latest = std::move(model);
+    }
+
+    RealtimeModelPtr model() const {
+        std::lock_guard<std::mutex> lock(latest_mutex);
+        return latest;
+    }
+
+    // Audio thread, at the start of process(): until prepare() has run, the output is silence.
+    bool silent_until_prepared(float* const* out, int n_channels, int n) const {
+        if (prepared) return false;
+        for (int c = 0; c < n_channels; ++c) std::fill_n(out[c], n, 0.0f);
+        return true;
+    }
+
+    // Audio thread, at the start of a block: the slot waiting in the hand-over, if any. While a
+    // crossfade runs it waits (two slots at most are ever running).
+    Slot* take_waiting() {
+        if (fading) return nullptr;
+        Slot* next = hand.take();
+        if (next) meters.swaps.fetch_add(1, std::memory_order_relaxed);
+        return next;
+    }
+
+    // Audio thread: `next` runs from now on. The old slot fades out, unless nothing was heard
+    // from it yet (nothing processed since prepare()): then it goes at once, without a fade.
+    void switch_to(Slot* next, bool old_was_heard) {
+        if (!old_was_heard) {
+            hand.retire(current);
+            current = next;
+        } else {
+            fading = current;
+            current = next;
+            fade_pos = 0;
+        }
+    }
+
+    // Audio thread, during a crossfade: new_out = old_out·(1 − g) + new_out·g for this block's n
+    // samples, g rising linearly to 1 over fade_len samples.
+    void crossfade(float* new_out, const float* old_out, int n) const {
+        for (int t = 0; t < n; ++t) {
+            const int k = fade_pos + t;
+            const float g = k < fade_len ? float(k + 1) / float(fade_len) : 1.0f;
+            new_out[t] = old_out[t] * (1.0f - g) + new_out[t] * g;
+        }
+    }
+
+    // Audio thread, after each crossfaded block of n samples: the old slot goes once the fade
+    // is complete.
+    void advance_fade(int n) {
+        fade_pos += n;
+        if (fade_pos >= fade_len) {
+            hand.retire(fading);
+            fading = nullptr;
+        }
+    }
+};
+
+// ---- EffectEngine --------------------------------------------------------------------------
+
+struct EffectEngine::Impl : EngineCore<EffectSlot> {
+    // prepare() (message thread, audio stopped)
     std::vector<float> dry, pre, out_a, out_b;  // [channels][max_block]
     std::vector<float*> dry_ptr, pre_ptr, a_ptr, b_ptr;
     std::vector<const float*> in_at;            // [channels] in + chunk start
@@ -574,16 +715,9 @@ struct EffectEngine::Impl {
     std::vector<float> g_out, g_wet;            // [max_block]
 
     // message thread
-    mutable std::mutex latest_mutex;            // model() may be asked from any thread
-    RealtimeModelPtr latest;
     std::atomic<int> mode{int(RateMode::resample)};
-    std::atomic<int> latency{0};
-    HandOver<EffectSlot> hand;
 
     // audio thread
-    EffectSlot* current = nullptr;
-    EffectSlot* fading = nullptr;  // the one fading out
-    int fade_pos = 0, fade_len = 1;
     Smoother in_g, out_g, wet_g;
 
     // parameters (any thread)
@@ -591,14 +725,12 @@ struct EffectEngine::Impl {
     std::atomic<bool> bypass{false};
     std::array<std::atomic<float>, kMaxControls> controls;  // user units; NaN = the default
 
-    Meters meters;
-
     Impl() {
         for (auto& c : controls) c.store(std::numeric_limits<float>::quiet_NaN());
     }
-    ~Impl() {
-        delete current;
-        delete fading;
+
+    std::unique_ptr<EffectSlot> make_slot(RealtimeModelPtr model) const override {
+        return make_effect_slot(std::move(model), RateMode(mode.load()), host_rate_hz, max_block, channels);
     }
 
     float wet_target() const {
@@ -606,26 +738,8 @@ struct EffectEngine::Impl {
                                                       : std::clamp(mix.load(std::memory_order_relaxed), 0.0f, 1.0f);
     }
 
-    void publish(RealtimeModelPtr model) {
-        auto slot = make_effect_slot(std::move(model), RateMode(mode.load()), host_rate_hz, max_block, channels);
-        latency.store(slot->latency);
-        hand.publish(slot.release());
-    }
-
     void process_block(const float* const* in, float* const* out, int C, int n) {
-        if (!fading) {
-            if (EffectSlot* next = hand.take()) {
-                meters.swaps.fetch_add(1, std::memory_order_relaxed);
-                if (current->samples_run == 0) {  // nothing heard yet: no fade
-                    hand.retire(current);
-                    current = next;
-                } else {
-                    fading = current;
-                    current = next;
-                    fade_pos = 0;
-                }
-            }
-        }
+        if (EffectSlot* next = take_waiting()) switch_to(next, current->samples_run != 0);
         in_g.set_target(in_gain.load(std::memory_order_relaxed));
         out_g.set_target(out_gain.load(std::memory_order_relaxed));
         wet_g.set_target(wet_target());
@@ -656,20 +770,8 @@ struct EffectEngine::Impl {
         if (fading) {
             events += fading->run(dry_ptr.data(), pre_ptr.data(), g_out.data(), g_wet.data(),
                                   b_ptr.data(), n, control_user);
-            for (int c = 0; c < channels; ++c) {
-                float* a = a_ptr[size_t(c)];
-                const float* b = b_ptr[size_t(c)];
-                for (int t = 0; t < n; ++t) {
-                    const int k = fade_pos + t;
-                    const float g = k < fade_len ? float(k + 1) / float(fade_len) : 1.0f;
-                    a[t] = b[t] * (1.0f - g) + a[t] * g;
-                }
-            }
-            fade_pos += n;
-            if (fade_pos >= fade_len) {
-                hand.retire(fading);
-                fading = nullptr;
-            }
+            for (int c = 0; c < channels; ++c) crossfade(a_ptr[size_t(c)], b_ptr[size_t(c)], n);
+            advance_fade(n);
         }
         float peak_out = 0;
         for (int c = 0; c < C; ++c) {
@@ -690,17 +792,8 @@ EffectEngine::EffectEngine() : impl_(new Impl) {}
 EffectEngine::~EffectEngine() = default;
 
 void EffectEngine::prepare(double host_rate_hz, int max_block_samples, int channels) {
-    if (!(host_rate_hz > 0) || max_block_samples < 1 || channels < 1)
-        throw std::invalid_argument("EffectEngine::prepare: rate, block size and channels must be positive");
     Impl& s = *impl_;
-    s.prepared = false;
-    s.hand.clear();
-    delete s.current;
-    delete s.fading;
-    s.current = s.fading = nullptr;
-    s.host_rate_hz = host_rate_hz;
-    s.max_block = max_block_samples;
-    s.channels = channels;
+    s.begin_prepare("EffectEngine", host_rate_hz, max_block_samples, channels);
     const size_t block = size_t(max_block_samples);
     for (auto* v : {&s.dry, &s.pre, &s.out_a, &s.out_b}) v->assign(size_t(channels) * block, 0.0f);
     s.dry_ptr.clear(); s.pre_ptr.clear(); s.a_ptr.clear(); s.b_ptr.clear();
@@ -718,35 +811,14 @@ void EffectEngine::prepare(double host_rate_hz, int max_block_samples, int chann
     s.in_g.setup(ramp, s.in_gain.load());
     s.out_g.setup(ramp, s.out_gain.load());
     s.wet_g.setup(ramp, s.wet_target());
-    s.fade_len = std::max(1, int(std::lround(kCrossfadeSeconds * host_rate_hz)));
-    RealtimeModelPtr model = this->model();
-    try {
-        s.current = make_effect_slot(model, rate_mode(), host_rate_hz, max_block_samples, channels).release();
-    } catch (...) {
-        s.current = make_effect_slot(nullptr, rate_mode(), host_rate_hz, max_block_samples, channels).release();
-        s.latency.store(0);
-        s.prepared = true;
-        throw;
-    }
-    s.latency.store(s.current->latency);
-    s.prepared = true;
+    s.finish_prepare();
 }
 
 void EffectEngine::set_model(RealtimeModelPtr model) {
-    Impl& s = *impl_;
-    if (model && model->model.config().kind != IoKind::continuous)
-        throw std::invalid_argument((model->path.empty() ? std::string("the model") : model->path) +
-                                    " is a generator (mulaw8) model; the effect engine runs effect "
-                                    "(continuous) models");
-    if (s.prepared) s.publish(model);  // throws before anything changes
-    std::lock_guard<std::mutex> lock(s.latest_mutex);
-    s.latest = std::move(model);
+    impl_->set_model(std::move(model), IoKind::continuous);
 }
 
-RealtimeModelPtr EffectEngine::model() const {
-    std::lock_guard<std::mutex> lock(impl_->latest_mutex);
-    return impl_->latest;
-}
+RealtimeModelPtr EffectEngine::model() const { return impl_->model(); }
 
 void EffectEngine::set_rate_mode(RateMode mode) {
     Impl& s = *impl_;
@@ -777,10 +849,7 @@ void EffectEngine::process(const float* const* in, float* const* out, int channe
     Impl& s = *impl_;
     ScopedFlushDenormals flush;
     const Clock::time_point t0 = Clock::now();
-    if (!s.prepared) {
-        for (int c = 0; c < channels; ++c) std::fill_n(out[c], n, 0.0f);
-        return;
-    }
+    if (s.silent_until_prepared(out, channels, n)) return;
     const int C = std::min(channels, s.channels);
     for (int start = 0; start < n; start += s.max_block) {
         const int m = std::min(s.max_block, n - start);
@@ -799,7 +868,7 @@ EngineStats EffectEngine::stats() { return impl_->meters.take(); }
 
 // ---- SynthEngine ---------------------------------------------------------------------------
 
-struct SynthEngine::Impl {
+struct SynthEngine::Impl : EngineCore<SynthSlot> {
     struct VoiceInfo {
         bool active = false, held = false;
         int note = -1;
@@ -808,20 +877,9 @@ struct SynthEngine::Impl {
         int64_t start_time = 0, release_end = 0;  // host samples
     };
 
-    bool prepared = false;
-    double host_rate_hz = 48000;
-    int max_block = 0, channels = 0;
     int release_host_samples = 1;
     std::vector<float> mono_a, mono_b;  // [max_block]
 
-    mutable std::mutex latest_mutex;
-    RealtimeModelPtr latest;
-    std::atomic<int> latency{0};
-    HandOver<SynthSlot> hand;
-
-    SynthSlot* current = nullptr;
-    SynthSlot* fading = nullptr;
-    int fade_pos = 0, fade_len = 1;
     Smoother level_g;
 
     std::atomic<float> temperature{1}, top_p{1}, level{1};
@@ -835,17 +893,8 @@ struct SynthEngine::Impl {
     int64_t clock = 0;  // host samples processed since prepare
     std::atomic<int> active{0};
 
-    Meters meters;
-
-    ~Impl() {
-        delete current;
-        delete fading;
-    }
-
-    void publish(RealtimeModelPtr model) {
-        auto slot = make_synth_slot(std::move(model), host_rate_hz, max_block);
-        latency.store(slot->latency);
-        hand.publish(slot.release());
+    std::unique_ptr<SynthSlot> make_slot(RealtimeModelPtr model) const override {
+        return make_synth_slot(std::move(model), host_rate_hz, max_block);
     }
 
     void enqueue(NoteEvent e) {
@@ -910,24 +959,14 @@ struct SynthEngine::Impl {
 
     void process_block(const NoteEvent* ev, int count, float* const* out, int C, int n) {
         const int n_resolved = resolve(ev, count, n);
-        if (!fading) {
-            if (SynthSlot* next = hand.take()) {
-                meters.swaps.fetch_add(1, std::memory_order_relaxed);
-                next->temperature = current->temperature;
-                next->top_p = current->top_p;
-                for (int v = 0; v < kMaxVoices; ++v) {  // held notes go on in the new model
-                    const VoiceInfo& i = voices[size_t(v)];
-                    if (i.active && i.held && next->model) next->start(v, i.velocity, i.seed);
-                }
-                if (current->host_clock == 0) {
-                    hand.retire(current);
-                    current = next;
-                } else {
-                    fading = current;
-                    current = next;
-                    fade_pos = 0;
-                }
+        if (SynthSlot* next = take_waiting()) {
+            next->temperature = current->temperature;
+            next->top_p = current->top_p;
+            for (int v = 0; v < kMaxVoices; ++v) {  // held notes go on in the new model
+                const VoiceInfo& i = voices[size_t(v)];
+                if (i.active && i.held && next->model) next->start(v, i.velocity, i.seed);
             }
+            switch_to(next, current->host_clock != 0);
         }
         const float temp = std::clamp(temperature.load(std::memory_order_relaxed), 0.05f, 2.0f);
         const float p = std::clamp(top_p.load(std::memory_order_relaxed), 0.05f, 1.0f);
@@ -939,16 +978,8 @@ struct SynthEngine::Impl {
         int events = current->run(resolved.data(), n_resolved, mono_a.data(), n);
         if (fading) {
             events += fading->run(resolved.data(), n_resolved, mono_b.data(), n);
-            for (int t = 0; t < n; ++t) {
-                const int k = fade_pos + t;
-                const float g = k < fade_len ? float(k + 1) / float(fade_len) : 1.0f;
-                mono_a[size_t(t)] = mono_b[size_t(t)] * (1.0f - g) + mono_a[size_t(t)] * g;
-            }
-            fade_pos += n;
-            if (fade_pos >= fade_len) {
-                hand.retire(fading);
-                fading = nullptr;
-            }
+            crossfade(mono_a.data(), mono_b.data(), n);
+            advance_fade(n);
         }
         level_g.set_target(level.load(std::memory_order_relaxed));
         float peak = 0;
@@ -974,54 +1005,24 @@ SynthEngine::SynthEngine() : impl_(new Impl) {}
 SynthEngine::~SynthEngine() = default;
 
 void SynthEngine::prepare(double host_rate_hz, int max_block_samples, int channels) {
-    if (!(host_rate_hz > 0) || max_block_samples < 1 || channels < 1)
-        throw std::invalid_argument("SynthEngine::prepare: rate, block size and channels must be positive");
     Impl& s = *impl_;
-    s.prepared = false;
-    s.hand.clear();
-    delete s.current;
-    delete s.fading;
-    s.current = s.fading = nullptr;
-    s.host_rate_hz = host_rate_hz;
-    s.max_block = max_block_samples;
-    s.channels = channels;
+    s.begin_prepare("SynthEngine", host_rate_hz, max_block_samples, channels);
     s.mono_a.assign(size_t(max_block_samples), 0.0f);
     s.mono_b.assign(size_t(max_block_samples), 0.0f);
     s.release_host_samples = std::max(1, int(std::lround(kReleaseSeconds * host_rate_hz)));
     s.level_g.setup(int(std::lround(kSmoothingSeconds * host_rate_hz)), s.level.load());
-    s.fade_len = std::max(1, int(std::lround(kCrossfadeSeconds * host_rate_hz)));
     s.queued = 0;
     s.voices = {};
     s.clock = 0;
     s.active.store(0);
-    RealtimeModelPtr model = this->model();
-    try {
-        s.current = make_synth_slot(model, host_rate_hz, max_block_samples).release();
-    } catch (...) {
-        s.current = make_synth_slot(nullptr, host_rate_hz, max_block_samples).release();
-        s.latency.store(0);
-        s.prepared = true;
-        throw;
-    }
-    s.latency.store(s.current->latency);
-    s.prepared = true;
+    s.finish_prepare();
 }
 
 void SynthEngine::set_model(RealtimeModelPtr model) {
-    Impl& s = *impl_;
-    if (model && model->model.config().kind != IoKind::mulaw8)
-        throw std::invalid_argument((model->path.empty() ? std::string("the model") : model->path) +
-                                    " is an effect (continuous) model; the synth engine runs "
-                                    "generator (mulaw8) models");
-    if (s.prepared) s.publish(model);
-    std::lock_guard<std::mutex> lock(s.latest_mutex);
-    s.latest = std::move(model);
+    impl_->set_model(std::move(model), IoKind::mulaw8);
 }
 
-RealtimeModelPtr SynthEngine::model() const {
-    std::lock_guard<std::mutex> lock(impl_->latest_mutex);
-    return impl_->latest;
-}
+RealtimeModelPtr SynthEngine::model() const { return impl_->model(); }
 
 void SynthEngine::collect_garbage() { impl_->hand.collect(); }
 
@@ -1049,9 +1050,8 @@ void SynthEngine::process(float* const* out, int channels, int n) noexcept {
     Impl& s = *impl_;
     ScopedFlushDenormals flush;
     const Clock::time_point t0 = Clock::now();
-    if (!s.prepared) {
-        for (int c = 0; c < channels; ++c) std::fill_n(out[c], n, 0.0f);
-        s.queued = 0;
+    if (s.silent_until_prepared(out, channels, n)) {
+        s.queued = 0;  // events sent before prepare() are dropped
         return;
     }
     const int C = channels;
