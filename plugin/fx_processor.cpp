@@ -4,10 +4,6 @@
 
 namespace mw::plugin {
 
-namespace {
-constexpr int kMaxChannels = 2;
-} // namespace
-
 juce::AudioProcessor::BusesProperties FxProcessor::buses() {
     return BusesProperties()
         .withInput("Input", juce::AudioChannelSet::stereo(), true)
@@ -15,7 +11,8 @@ juce::AudioProcessor::BusesProperties FxProcessor::buses() {
 }
 
 FxProcessor::FxProcessor()
-    : ProcessorBase({"MambaWave FX", IoKind::continuous, buses(), &make_fx_parameters}),
+    : EngineProcessor({"MambaWave FX", IoKind::continuous, buses(), &make_fx_parameters},
+                      "The effect passes the input dry."),
       input_gain_db_(raw(pid::input_gain)),
       output_gain_db_(raw(pid::output_gain)),
       mix_percent_(raw(pid::mix)),
@@ -32,26 +29,6 @@ bool FxProcessor::isBusesLayoutSupported(const BusesLayout& layouts) const {
     const juce::AudioChannelSet in = layouts.getMainInputChannelSet();
     const juce::AudioChannelSet out = layouts.getMainOutputChannelSet();
     return in == out && (out == juce::AudioChannelSet::mono() || out == juce::AudioChannelSet::stereo());
-}
-
-void FxProcessor::prepareToPlay(double sample_rate_hz, int max_block_samples) {
-    // The host has stopped the audio thread while it calls this.
-    prepared_ = false;
-    max_block_samples_ = std::max(1, max_block_samples);
-    channels_ = std::clamp(getTotalNumOutputChannels(), 1, kMaxChannels);
-    {
-        const std::lock_guard<std::mutex> lock(engine_mutex_);
-        apply_parameters();   // prepare() starts the smoothers at these values (no glide at start)
-        try {
-            engine_.prepare(sample_rate_hz, max_block_samples_, channels_);
-        } catch (const std::exception& e) {
-            // The engine stays prepared with no model: the input passes dry.
-            model_slot().report(ModelStatus::Level::error,
-                                juce::String::fromUTF8(e.what()) + " The effect passes the input dry.");
-        }
-    }
-    update_latency();
-    prepared_ = true;
 }
 
 void FxProcessor::apply_parameters() noexcept {

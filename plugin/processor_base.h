@@ -2,7 +2,8 @@
 // model slot (loading off the audio thread, the session's model reference), the shipped presets
 // as the host's program list, state save/restore, the scope FIFOs, and the 20 Hz timer that
 // frees old models and keeps the reported latency exact. The audio path is in the subclasses
-// (fx_processor.h, synth_processor.h), each a thin shell over one dsp/realtime.h engine.
+// (fx_processor.h, synth_processor.h), each a thin shell over one dsp/realtime.h engine, which
+// engine_processor.h prepares and feeds models the same way for both.
 #pragma once
 
 #include "plugin/model_slot.h"

@@ -6,7 +6,6 @@
 namespace mw::plugin {
 
 namespace {
-constexpr int kMaxChannels = 2;
 constexpr float kMutedDb = -120.0f;   // bypass: the engine ramps the level here
 
 juce::AudioProcessorValueTreeState::ParameterLayout synth_parameters(const ControlMap&, const ModelConfig*) {
@@ -19,7 +18,8 @@ juce::AudioProcessor::BusesProperties SynthProcessor::buses() {
 }
 
 SynthProcessor::SynthProcessor()
-    : ProcessorBase({"MambaWave Synth", IoKind::mulaw8, buses(), &synth_parameters}),
+    : EngineProcessor({"MambaWave Synth", IoKind::mulaw8, buses(), &synth_parameters},
+                      "The synth stays silent."),
       temperature_(raw(pid::temperature)),
       top_p_(raw(pid::top_p)),
       level_db_(raw(pid::level)),
@@ -34,24 +34,6 @@ bool SynthProcessor::isBusesLayoutSupported(const BusesLayout& layouts) const {
     const juce::AudioChannelSet out = layouts.getMainOutputChannelSet();
     return layouts.getMainInputChannelSet().isDisabled() &&
            (out == juce::AudioChannelSet::mono() || out == juce::AudioChannelSet::stereo());
-}
-
-void SynthProcessor::prepareToPlay(double sample_rate_hz, int max_block_samples) {
-    prepared_ = false;
-    max_block_samples_ = std::max(1, max_block_samples);
-    channels_ = std::clamp(getTotalNumOutputChannels(), 1, kMaxChannels);
-    {
-        const std::lock_guard<std::mutex> lock(engine_mutex_);
-        apply_parameters();   // prepare() starts the smoothers at these values (no glide at start)
-        try {
-            engine_.prepare(sample_rate_hz, max_block_samples_, channels_);
-        } catch (const std::exception& e) {
-            model_slot().report(ModelStatus::Level::error,
-                                juce::String::fromUTF8(e.what()) + " The synth stays silent.");
-        }
-    }
-    update_latency();
-    prepared_ = true;
 }
 
 void SynthProcessor::apply_parameters() noexcept {
