@@ -8,45 +8,8 @@
 set -euo pipefail
 
 MW=$(realpath "$1")
-# The first python3 with numpy (a pyenv shim may shadow the system's python3-numpy).
-PY=""
-for candidate in python3 /usr/bin/python3; do
-    if "$candidate" -c "import numpy" 2>/dev/null; then PY=$candidate; break; fi
-done
-[[ -n $PY ]] || { echo "cli_test.sh: needs python3 with numpy (apt install python3-numpy)"; exit 1; }
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK"
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok    $1"; }
-fail() {
-    failed=$((failed + 1))
-    echo "FAIL  $1"
-    sed 's/^/      | /' last.out
-}
-
-# check NAME CMD...: CMD succeeds.
-check() {
-    local name=$1; shift
-    if "$@" >last.out 2>&1; then pass "$name"; else fail "$name"; fi
-}
-
-# refuse NAME EXIT_CODE 'WORDS' CMD...: CMD exits with EXIT_CODE and says
-# "mambawave: error: ..." with every |-separated word in WORDS (case-insensitive).
-refuse() {
-    local name=$1 code=$2 words=$3; shift 3
-    local rc=0
-    "$@" >last.out 2>&1 || rc=$?
-    local ok=1
-    [[ $rc -eq $code ]] || { ok=0; echo "exit code $rc, expected $code" >>last.out; }
-    grep -q "^mambawave: error: " last.out || ok=0
-    [[ $(grep -c "^mambawave: error: " last.out) -eq 1 ]] || ok=0
-    IFS='|' read -ra list <<<"$words"
-    for w in "${list[@]}"; do grep -qiF -- "$w" last.out || { ok=0; echo "missing '$w'" >>last.out; }; done
-    if [[ $ok -eq 1 ]]; then pass "$name"; else fail "$name"; fi
-}
+ERROR_LINE="mambawave: error: "   # refuse: one error line, in the CLI's form
+source "$(dirname "${BASH_SOURCE[0]}")/test_lib.sh"   # $PY, a scratch folder, check, refuse
 
 # --- python helpers: .npy inputs, float WAVs, comparisons --------------------------------------
 cat >h.py <<'EOF'

@@ -8,30 +8,7 @@
 set -euo pipefail
 
 MW=$(realpath "$1")
-PY=""
-for candidate in python3 /usr/bin/python3; do
-    if "$candidate" -c "import numpy" 2>/dev/null; then PY=$candidate; break; fi
-done
-[[ -n $PY ]] || { echo "train_test.sh: needs python3 with numpy"; exit 1; }
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-cd "$WORK"
-
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "ok    $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL  $1"; sed 's/^/      | /' last.out; }
-check() { local name=$1; shift; if "$@" >last.out 2>&1; then pass "$name"; else fail "$name"; fi; }
-refuse() {  # refuse NAME CODE 'w1|w2' CMD...
-    local name=$1 code=$2 words=$3; shift 3
-    local rc=0
-    "$@" >last.out 2>&1 || rc=$?
-    local ok=1
-    [[ $rc -eq $code ]] || { ok=0; echo "exit code $rc, expected $code" >>last.out; }
-    IFS='|' read -ra list <<<"$words"
-    for w in "${list[@]}"; do grep -qiF -- "$w" last.out || { ok=0; echo "missing '$w'" >>last.out; }; done
-    if [[ $ok -eq 1 ]]; then pass "$name"; else fail "$name"; fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/test_lib.sh"   # $PY, a scratch folder, check, refuse
 json_field() { $PY -c "import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])" "$@"; }
 
 # --- a capture: plucked tones and noise bursts through a diode-like clipper, 2.5 ms late ---
