@@ -5,16 +5,9 @@
 #        [sanitize] [racecheck] [profile] [profile-model]
 set -uo pipefail
 OUT=${OUT:-/tmp/mwcuda-out}
-mkdir -p "$OUT"
 B=/tmp/mwcuda
-{
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
-  gcc --version | head -1; cmake --version | head -1; nvcc --version | tail -1
-} 2>&1 | tee "$OUT/env.log"
-G=Ninja; command -v ninja > /dev/null || G="Unix Makefiles"
-if ! { cmake -S kernels/cuda -B $B -G "$G" -DCMAKE_BUILD_TYPE=Release && cmake --build $B -j16; } > "$OUT/build.log" 2>&1; then
-  tail -60 "$OUT/build.log"; exit 1
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/build_standalone.sh"
+build_standalone   # env.log, build.log; a failed build ends the script
 echo "== tests"
 $B/bin/mw_test_cuda > "$OUT/test.log" 2>&1; test_rc=$?
 grep -v '^ok ' "$OUT/test.log"

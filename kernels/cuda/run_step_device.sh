@@ -11,16 +11,9 @@
 #     profile    ncu of the step kernel: effect S1 and S4096, generator S1 and S4096
 set -uo pipefail
 OUT=${OUT:-/tmp/mwstep-out}
-mkdir -p "$OUT"
 B=/tmp/mwcuda
-{
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
-  gcc --version | head -1; cmake --version | head -1; nvcc --version | tail -1
-} 2>&1 | tee "$OUT/env.log"
-G=Ninja; command -v ninja > /dev/null || G="Unix Makefiles"
-if ! { cmake -S kernels/cuda -B $B -G "$G" -DCMAKE_BUILD_TYPE=Release && cmake --build $B -j16; } > "$OUT/build.log" 2>&1; then
-  tail -60 "$OUT/build.log"; exit 1
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/build_standalone.sh"
+build_standalone   # env.log, build.log; a failed build ends the script
 grep -E "warning" "$OUT/build.log" | head -20
 
 echo "== step checks"
