@@ -281,9 +281,11 @@ WorkPerSample work_per_sample(const ModelView& m) {
     const Dims& d = m.dims;
     const double D = d.d_model, E = d.d_inner, N = d.d_state, K = d.d_conv, R = d.dt_rank;
     WorkPerSample w;
-    const double layer_macs = D * 2 * E + E * K + E * (R + 2 * N) + E * R + E * N * 2 + E + E * D;
+    // per layer: RMSNorm's sum of squares, in_proj, conv, x_proj, dt_proj, the state's FMA and
+    // the output sum per state, D·u, out_proj
+    const double layer_macs = D + D * 2 * E + E * K + E * (R + 2 * N) + E * R + E * N * 2 + E + E * D;
     const double head_macs = m.head == HeadKind::tokens ? D * m.vocab : D * (m.n_in + 1);
-    w.flops = 2.0 * (layer_macs * d.n_layers + head_macs);
+    w.macs = layer_macs * d.n_layers + head_macs;
     w.exps = 0;
     // weights of a layer without its projections to r, B, C and Δ (x_proj, dt_proj.weight)
     const double layer_weights = D + 2 * E * D + E * K + E + E + E * N + E + D * E;
@@ -297,14 +299,19 @@ WorkPerSample work_per_sample(const ModelView& m) {
         const bool harmonic = decays_harmonic(m.layers[l].A_log, d.d_inner, d.d_state);
         const bool lti = is_lti(m.layers[l]);
         weights += layer_weights + (lti ? 2 * E * N : proj_weights);
+        // Lone multiplies: the state's input Δu·B[n] (an FMA takes one of the update's two
+        // products, a·s and Δu·B, never both), Δ·u (an LTI layer folds Δ into B), the gate,
+        // RMSNorm's scale.
+        w.muls += E * N + (lti ? 0 : E) + E + D;
         if (dt_fixed(m.layers[l], d)) {
             w.exps += 2 * E;
-            w.flops -= lti ? 2.0 * proj_weights : 2.0 * 2 * E * R;
+            w.macs -= lti ? proj_weights : 2 * E * R;
             continue;
         }
         w.exps += (harmonic ? E : E * N) + 3 * E;
-        if (harmonic) w.flops += E * (N - 1);
+        if (harmonic) w.muls += E * (N - 1);
     }
+    w.flops = 2 * w.macs + w.muls;
     const double head_weights = m.head == HeadKind::tokens ? 2.0 * D * m.vocab : D * (m.n_in + 2);
     w.weight_bytes = 4.0 * (weights + D + head_weights);
     w.state_bytes = 2 * 4.0 * E * ((K - 1) + N) * d.n_layers;

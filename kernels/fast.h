@@ -70,13 +70,19 @@ struct PeakRates {
 };
 PeakRates measure_peaks(double seconds_each = 0.2);
 
-// Counted work per sample of one stream, for the benchmark's floor.
+// Counted work per sample of one stream, for the benchmark's floor. A lone multiply takes one
+// slot of the FMA pipes as a multiply-add does, so the floor counts slots (fma_slots), while
+// flops counts a multiply-add as 2 and a multiply as 1.
 struct WorkPerSample {
-    double flops = 0;        // multiply-adds counted as 2
+    double macs = 0;         // multiply-adds (the products' sums, the state's FMA, the output sum)
+    double muls = 0;         // lone multiplies (Δu·B per state; Δ·u, the gate, RMSNorm's scale)
+    double flops = 0;        // 2·macs + muls
     double exps = 0;         // exp-like evaluations (exp, softplus, SiLU)
     double weight_bytes = 0; // weights read once per step
     double state_bytes = 0;  // state read and written per step
 };
 WorkPerSample work_per_sample(const ModelView& m);
+// Slots of the FMA pipes per sample: every multiply-add and every lone multiply.
+inline double fma_slots(const WorkPerSample& w) { return w.macs + w.muls; }
 
 } // namespace mw::kernels

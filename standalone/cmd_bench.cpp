@@ -152,7 +152,8 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
     }
 
     const kernels::WorkPerSample w = kernels::work_per_sample(v);
-    const double floor_compute = 1e9 * (w.flops / peaks.flops_per_s + w.exps / peaks.exps_per_s);
+    // the FMA pipes' slots at the FMA peak (each slot 2 flops), the exps at the exp peak
+    const double floor_compute = 1e9 * (2 * kernels::fma_slots(w) / peaks.flops_per_s + w.exps / peaks.exps_per_s);
     const double floor_bytes = 1e9 * (w.weight_bytes + w.state_bytes) / peaks.l1_bytes_per_s;
     const double floor_ns = std::max(floor_compute, floor_bytes);
     const double ref_ns = rows[0].ns_per_sample;
@@ -202,9 +203,9 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
         }
     }
     if (!opt.json)
-        std::printf("  (%s: %lld params, %.0f flops + %.0f exps + %.0f bytes per sample; floor %.1f ns = "
-                    "%.2f%% core @%s; rate of this model %.0f Hz)\n",
-                    kind_name(c.kind), (long long)m.parameter_count(), w.flops, w.exps,
+        std::printf("  (%s: %lld params, %.0f multiply-adds + %.0f multiplies + %.0f exps + %.0f bytes per sample; "
+                    "floor %.1f ns = %.2f%% core @%s; rate of this model %.0f Hz)\n",
+                    kind_name(c.kind), (long long)m.parameter_count(), w.macs, w.muls, w.exps,
                     w.weight_bytes + w.state_bytes, floor_ns, floor_ns * t.rate_hz * 1e-7,
                     rate_label(t.rate_hz).c_str(), c.sample_rate_hz);
 }
@@ -257,7 +258,8 @@ void run_bench(const BenchOptions& opt) {
         std::printf("%sFor a model file, %%core and x realtime are for one mono stream at the model's own sample rate.\n",
                     synthetic ? "" : "\n");
     if (!opt.json)
-        std::printf("floor: flops at the FMA peak plus exps at the exp peak (or bytes at L1 speed, if larger).\n"
+        std::printf("floor: multiply-adds and multiplies at the FMA peak (one pipe slot each) plus exps at the exp peak\n"
+                    "(or bytes at L1 speed, if larger).\n"
                     "(h): harmonic decays, A[n] = (n+1)*A[0] per channel: one exp per channel and step, not one per state.\n"
                     "(\u0394): a fixed \u0394 per channel (train --fixed-dt): the decays are constants, no exp per state.\n"
                     "(lti): LTI layers (config lti_layers): \u0394, B and C constants per channel, no x_proj, no exp per state.\n"

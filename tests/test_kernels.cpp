@@ -395,9 +395,13 @@ TEST_CASE("LTI layers: Δ fixed, and no exponential in the SSM nor x_proj produc
     // SiLU of the conv and of the gate only, as a fixed Δ
     CHECK(w_lti.exps == Approx(2.0 * 2 * E));
     CHECK(w_fixed.exps == Approx(w_lti.exps));
-    // a fixed Δ still computes B and C per sample (2N of x_proj's rows): an LTI layer does not
-    CHECK(w_lti.flops == Approx(w_fixed.flops - 2.0 * 2 * E * 2 * N));
-    CHECK(w_lti.flops < work_per_sample(sel.view()).flops);
+    // a fixed Δ still computes B and C per sample (2N of x_proj's rows): an LTI layer does not;
+    // nor Δ·u (its Δ is folded into B); both multiply Δu·B[n] per state and the gate
+    CHECK(w_lti.macs == Approx(w_fixed.macs - 2.0 * E * 2 * N));
+    CHECK(w_lti.muls == Approx(w_fixed.muls - 2.0 * E));
+    CHECK(w_lti.muls >= 2.0 * (E * N + E));
+    CHECK(w_lti.flops == Approx(2 * w_lti.macs + w_lti.muls));
+    CHECK(fma_slots(w_lti) < fma_slots(work_per_sample(sel.view())));
 }
 
 TEST_CASE("LTI layers: step over streams, chunked scan and blocks of 64 match the reference", "[kernels][lti]") {
