@@ -10,6 +10,9 @@
 #if defined(__SSE2__)
 #include <xmmintrin.h>
 #endif
+#if defined(__FMA__)
+#include <immintrin.h>  // _mm256_fmadd_ps (fast_impl.inc's fmadd)
+#endif
 
 namespace mw::kernels::avx2 {
 #include "kernels/fast_impl.inc"
