@@ -67,6 +67,9 @@ struct PeakRates {
     double flops_per_s = 0;
     double exps_per_s = 0;
     double l1_bytes_per_s = 0;  // read + write
+    // Loads streaming from L2: the best of buffers of a quarter and half the L2 (never in L1).
+    double l2_read_bytes_per_s = 0;
+    double l1_bytes = 0;        // this core's L1 data cache, bytes (sysconf; 32 KiB if unknown)
 };
 PeakRates measure_peaks(double seconds_each = 0.2);
 
@@ -84,5 +87,16 @@ struct WorkPerSample {
 WorkPerSample work_per_sample(const ModelView& m);
 // Slots of the FMA pipes per sample: every multiply-add and every lone multiply.
 inline double fma_slots(const WorkPerSample& w) { return w.macs + w.muls; }
+
+// The floors of one sample, ns. compute: the FMA slots at the FMA peak plus the exps at the exp
+// peak. step_bytes: what the single-sample step cannot avoid moving: every weight and the state
+// once a sample, all of it at least at L1's rate, and since at most L1's worth can still be in
+// L1 from the sample before, the rest from L2 at its peak. Blocks and the scan read each weight
+// once a block, so their floor is compute alone. step: the larger of the two.
+struct Floors {
+    double compute_ns = 0, step_bytes_ns = 0;
+    double step_ns() const { return compute_ns > step_bytes_ns ? compute_ns : step_bytes_ns; }
+};
+Floors floors(const WorkPerSample& w, const PeakRates& peaks);
 
 } // namespace mw::kernels

@@ -145,6 +145,7 @@ struct StepState {
     float probe_fma(int64_t);                                                                 \
     float probe_exp(int64_t);                                                                 \
     float probe_l1(int64_t, float*);                                                          \
+    float probe_read(int64_t, const float*, int64_t);                                         \
     int probe_lanes();                                                                        \
     }
 MW_DECLARE_ISA(baseline)

@@ -152,10 +152,9 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
     }
 
     const kernels::WorkPerSample w = kernels::work_per_sample(v);
-    // the FMA pipes' slots at the FMA peak (each slot 2 flops), the exps at the exp peak
-    const double floor_compute = 1e9 * (2 * kernels::fma_slots(w) / peaks.flops_per_s + w.exps / peaks.exps_per_s);
-    const double floor_bytes = 1e9 * (w.weight_bytes + w.state_bytes) / peaks.l1_bytes_per_s;
-    const double floor_ns = std::max(floor_compute, floor_bytes);
+    const kernels::Floors fl = kernels::floors(w, peaks);
+    // the step's floor counts its bytes too; blocks and the scan read each weight once a block
+    auto floor_of = [&](const Row& r) { return r.path == "step" ? fl.step_ns() : fl.compute_ns; };
     const double ref_ns = rows[0].ns_per_sample;
     const bool harmonic = kernels::decays_harmonic(v);  // every layer: one exp per channel
     bool fixed_dt = true;                               // every layer: decays from a table
@@ -173,6 +172,7 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
     // 11 characters on screen: "Δ" takes two bytes and one column
     const int kind_width = 11 + int(std::count_if(kind.begin(), kind.end(), [](char ch) { return (ch & 0xC0) == 0x80; }));
     for (const Row& r : rows) {
+        const double floor_ns = floor_of(r);
         // % of one core to run every stream in real time at t.rate_hz, and at 48 kHz
         const double pct = r.ns_per_sample * streams * t.rate_hz * 1e-7;
         const double pct48 = r.ns_per_sample * streams * 48000.0 * 1e-7;
@@ -186,7 +186,8 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
                                 {"x_realtime_48k", 1e9 / (r.ns_per_sample * streams * 48000.0)},
                                 {"samples_per_s", 1e9 / r.ns_per_sample},
                                 {"speedup_vs_reference", ref_ns / r.ns_per_sample},
-                                {"floor_ns_per_sample", floor_ns}, {"ratio_to_floor", r.ns_per_sample / floor_ns}};
+                                {"floor_ns_per_sample", floor_ns}, {"ratio_to_floor", r.ns_per_sample / floor_ns},
+                                {"floor_compute_ns", fl.compute_ns}, {"floor_step_bytes_ns", fl.step_bytes_ns}};
             if (!t.file.empty()) {  // a model file: also at its own sample rate
                 j["model"] = t.file;
                 j["sample_rate_hz"] = t.rate_hz;
@@ -204,10 +205,10 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
     }
     if (!opt.json)
         std::printf("  (%s: %lld params, %.0f multiply-adds + %.0f multiplies + %.0f exps + %.0f bytes per sample; "
-                    "floor %.1f ns = %.2f%% core @%s; rate of this model %.0f Hz)\n",
+                    "floor: compute %.1f ns = %.2f%% core @%s, the step's bytes %.1f ns; rate of this model %.0f Hz)\n",
                     kind_name(c.kind), (long long)m.parameter_count(), w.macs, w.muls, w.exps,
-                    w.weight_bytes + w.state_bytes, floor_ns, floor_ns * t.rate_hz * 1e-7,
-                    rate_label(t.rate_hz).c_str(), c.sample_rate_hz);
+                    w.weight_bytes + w.state_bytes, fl.compute_ns, fl.compute_ns * t.rate_hz * 1e-7,
+                    rate_label(t.rate_hz).c_str(), fl.step_bytes_ns, c.sample_rate_hz);
 }
 
 void run_bench(const BenchOptions& opt) {
@@ -220,12 +221,14 @@ void run_bench(const BenchOptions& opt) {
     if (opt.json) {
         nlohmann::json j = {{"machine", "peaks"}, {"isa", kernels::to_string(kernels::active_isa())},
                             {"flops_per_s", peaks.flops_per_s}, {"exps_per_s", peaks.exps_per_s},
-                            {"l1_bytes_per_s", peaks.l1_bytes_per_s}};
+                            {"l1_bytes_per_s", peaks.l1_bytes_per_s}, {"l2_read_bytes_per_s", peaks.l2_read_bytes_per_s},
+                            {"l1_bytes", peaks.l1_bytes}};
         std::printf("%s\n", j.dump().c_str());
     } else {
-        std::printf("CPU peaks on one core (%s), measured now: %.1f GFLOP/s FMA, %.2f G exp/s, %.0f GB/s L1 copy\n\n",
+        std::printf("CPU peaks on one core (%s), measured now: %.1f GFLOP/s FMA, %.2f G exp/s, %.0f GB/s L1 copy, "
+                    "%.0f GB/s L2 read (L1 %.0f KiB)\n\n",
                     kernels::to_string(kernels::active_isa()), peaks.flops_per_s * 1e-9, peaks.exps_per_s * 1e-9,
-                    peaks.l1_bytes_per_s * 1e-9);
+                    peaks.l1_bytes_per_s * 1e-9, peaks.l2_read_bytes_per_s * 1e-9, peaks.l1_bytes / 1024);
     }
     kernels::ThreadPool pool2(2);
     if (synthetic) {
@@ -258,8 +261,8 @@ void run_bench(const BenchOptions& opt) {
         std::printf("%sFor a model file, %%core and x realtime are for one mono stream at the model's own sample rate.\n",
                     synthetic ? "" : "\n");
     if (!opt.json)
-        std::printf("floor: multiply-adds and multiplies at the FMA peak (one pipe slot each) plus exps at the exp peak\n"
-                    "(or bytes at L1 speed, if larger).\n"
+        std::printf("floor: multiply-adds and multiplies at the FMA peak (one pipe slot each) plus exps at the exp peak;\n"
+                    "for the step, the bytes too if they take longer: all at L1's rate, and what L1 cannot hold at L2's.\n"
                     "(h): harmonic decays, A[n] = (n+1)*A[0] per channel: one exp per channel and step, not one per state.\n"
                     "(\u0394): a fixed \u0394 per channel (train --fixed-dt): the decays are constants, no exp per state.\n"
                     "(lti): LTI layers (config lti_layers): \u0394, B and C constants per channel, no x_proj, no exp per state.\n"

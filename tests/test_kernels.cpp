@@ -220,6 +220,39 @@ TEST_CASE("harmonic decays: step and scan (one exponential per channel) match th
     CHECK(test::rel_error(step, ref) <= 1e-4);
 }
 
+TEST_CASE("the benchmark's floors: FMA slots, exps, and the step's bytes beyond L1 at L2's rate", "[kernels]") {
+    WorkPerSample w;
+    w.macs = 1000;
+    w.muls = 500;
+    w.exps = 200;
+    w.weight_bytes = 60000;
+    w.state_bytes = 4000;
+    PeakRates peaks;
+    peaks.flops_per_s = 2e9;  // 1e9 FMA slots a second: 1 ns a slot
+    peaks.exps_per_s = 1e8;   // 10 ns an exp
+    peaks.l1_bytes_per_s = 64e9;
+    peaks.l2_read_bytes_per_s = 16e9;
+    peaks.l1_bytes = 32000;
+    Floors f = floors(w, peaks);
+    CHECK(f.compute_ns == Approx(1500 + 2000));
+    // 64000 bytes: 1000 ns at L1's rate, but 32000 of them cannot be in L1: 2000 ns from L2
+    CHECK(f.step_bytes_ns == Approx(2000));
+    CHECK(f.step_ns() == Approx(3500));
+    // everything inside L1: the bytes at L1's rate only
+    peaks.l1_bytes = 1 << 20;
+    f = floors(w, peaks);
+    CHECK(f.step_bytes_ns == Approx(1000));
+    // bytes that dominate: the step's floor is theirs
+    w.weight_bytes = 1e6;
+    peaks.l1_bytes = 32000;
+    f = floors(w, peaks);
+    CHECK(f.step_ns() == Approx(1e9 * (1e6 + 4000 - 32000) / 16e9));
+    // on this CPU: an L1 size was found and the L2 probe ran
+    const PeakRates here = measure_peaks(0.01);
+    CHECK(here.l1_bytes >= 16384);
+    CHECK(here.l2_read_bytes_per_s > 0);
+}
+
 TEST_CASE("fixed Δ: recognised only where it holds, its work counted", "[kernels]") {
     Model m = test::random_model(IoKind::continuous, 16, 2, 16, 6);
     const kernels::Dims& d = m.view().dims;
