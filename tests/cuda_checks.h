@@ -23,6 +23,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace mw::test::cuda_checks {
@@ -165,15 +166,21 @@ inline void effect_checks(const Report& report) {
     }
 }
 
+// The generators the forward and the step are checked on: tied and untied heads, d_model 16
+// and 64, d_state 16.
+struct TestGenerator { const char* name; int d_model, n_layers; bool tie; };
+inline constexpr TestGenerator kTestGenerators[] = {{"D16xL3 N16 tied", 16, 3, true},
+                                                    {"D16xL3 N16 untied", 16, 3, false},
+                                                    {"D64xL2 N16 (E=128) tied", 64, 2, true}};
+inline Model test_generator(const TestGenerator& g, uint64_t seed) {
+    return random_model(IoKind::mulaw8, g.d_model, g.n_layers, 16, seed, 0, false, 4, g.tie);
+}
+
 // Generators: tied and untied heads, batch 1 and 3, lengths 1, 7, 1500.
 inline void generator_checks(const Report& report) {
-    struct G { const char* name; int d_model, n_layers; bool tie; };
-    const G gens[] = {{"D16xL3 N16 tied", 16, 3, true},
-                      {"D16xL3 N16 untied", 16, 3, false},
-                      {"D64xL2 N16 (E=128) tied", 64, 2, true}};
     uint64_t seed = 900;
-    for (const G& g : gens) {
-        const Model m = random_model(IoKind::mulaw8, g.d_model, g.n_layers, 16, ++seed, 0, false, 4, g.tie);
+    for (const TestGenerator& g : kTestGenerators) {
+        const Model m = test_generator(g, ++seed);
         for (int B : {1, 3}) {
             auto F = kc::make_forward(m.view(), 4096, B);
             for (int64_t L : {int64_t(1), int64_t(7), int64_t(1500)}) {
@@ -418,6 +425,23 @@ inline void step_effect_model_checks(const Report& report, const Model& m, const
     }
 }
 
+// Steps xt ([L][S][I]) through st in one call, then after a reset in calls of 1, 333 and 666
+// samples (L 1000): {the one call's y, the calls' y}, both [L][S].
+inline std::pair<std::vector<float>, std::vector<float>> step_whole_and_parts(kc::Stepper& st,
+                                                                            const std::vector<float>& xt, int S,
+                                                                            int I, int64_t L) {
+    auto whole = poisoned(L * S);
+    kc::step_continuous(st, xt.data(), whole.data(), L);
+    kc::reset_stepper(st);
+    auto parts = poisoned(L * S);
+    int64_t t0 = 0;
+    for (int64_t n : {int64_t(1), int64_t(333), int64_t(666)}) {
+        kc::step_continuous(st, xt.data() + t0 * S * I, parts.data() + t0 * S, n);
+        t0 += n;
+    }
+    return {whole, parts};
+}
+
 // Effects: every shape, S 1, 3, 64 (and 1000 for the two shipped-like shapes).
 inline void step_effect_checks(const Report& report) {
     uint64_t seed = 2000;
@@ -471,15 +495,7 @@ inline void step_effect_checks(const Report& report) {
         t.variant = v;
         kc::set_step_tuning(*st, t);
         const std::string vn = v == kc::StepVariant::graph ? "graph" : "persistent";
-        auto whole = poisoned(L * S);
-        kc::step_continuous(*st, xt.data(), whole.data(), L);
-        kc::reset_stepper(*st);
-        auto parts = poisoned(L * S);
-        int64_t t0 = 0;
-        for (int64_t n : {int64_t(1), int64_t(333), int64_t(666)}) {
-            kc::step_continuous(*st, xt.data() + t0 * S * I, parts.data() + t0 * S, n);
-            t0 += n;
-        }
+        const auto [whole, parts] = step_whole_and_parts(*st, xt, S, I, L);
         report(compare(step_label("effect calls 1+333+666 vs one call", S, L, vn), parts, whole, 1e-6));
         report(compare(step_label("effect calls 1+333+666 vs reference", S, L, vn), swap_major(parts, L, S, 1),
                        reference_effect(m, x, S, L)));
@@ -559,13 +575,9 @@ inline void check_generator_step(const Report& report, const Model& m, const std
 
 // Generators, teacher-forced: the step's logits equal the reference and the GPU scan.
 inline void step_generator_checks(const Report& report) {
-    struct Gen { const char* name; int d_model, n_layers; bool tie; };
-    const Gen gens[] = {{"D16xL3 N16 tied", 16, 3, true},
-                        {"D16xL3 N16 untied", 16, 3, false},
-                        {"D64xL2 N16 (E=128) tied", 64, 2, true}};
     uint64_t seed = 3000;
-    for (const Gen& g : gens) {
-        const Model m = random_model(IoKind::mulaw8, g.d_model, g.n_layers, 16, ++seed, 0, false, 4, g.tie);
+    for (const TestGenerator& g : kTestGenerators) {
+        const Model m = test_generator(g, ++seed);
         for (int S : {1, 3, 64, 1000})
             check_generator_step(report, m, std::string("generator ") + g.name, S, S == 1000 ? 40 : 300,
                                  S >= 64 ? 16 : 150, ++seed);
@@ -1701,15 +1713,7 @@ inline void lti_step_checks(const Report& report) {
         const auto x = effect_input(S, L, I, ++seed);
         const auto xt = swap_major(x, S, L, I);
         auto st = kc::make_stepper(m.view(), S);
-        auto whole = poisoned(L * S);
-        kc::step_continuous(*st, xt.data(), whole.data(), L);
-        kc::reset_stepper(*st);
-        auto parts = poisoned(L * S);
-        int64_t t0 = 0;
-        for (int64_t n : {int64_t(1), int64_t(333), int64_t(666)}) {
-            kc::step_continuous(*st, xt.data() + t0 * S * I, parts.data() + t0 * S, n);
-            t0 += n;
-        }
+        const auto [whole, parts] = step_whole_and_parts(*st, xt, S, I, L);
         const std::string name = std::string("effect ") + shapes[0].name;
         report(compare(step_label(name + " calls 1+333+666 vs one call", S, L, ""), parts, whole, 1e-6));
         report(compare(step_label(name + " calls 1+333+666 vs reference", S, L, ""), swap_major(parts, L, S, 1),

@@ -760,16 +760,28 @@ __global__ void __launch_bounds__(kSeqWarps * 32) fix_segments(const ScanParams<
     }
 }
 
+// Passes 2a and 2c, thread g's (b, group gi, n, e): the state's A2, the group's chunks
+// [c0, c1) and bc0 = b·nc + c0.
+struct GroupChunks {
+    int b, gi, n, e;
+    float a2;
+    int c0, c1;
+    int64_t bc0;
+};
+template <class In>
+__device__ __forceinline__ GroupChunks group_chunks(const ScanParams<In>& p, int64_t g) {
+    const auto [b, gi, n, e] = group_cell(g, p.E, p.N, p.G);
+    const int c0 = gi * p.S;
+    return {b, gi, n, e, p.A2[int64_t(e) * p.N + n], c0, min(c0 + p.S, p.nc), int64_t(b) * p.nc + c0};
+}
+
 // Pass 2a: per (b, group, n, e), fold the group's chunks from the zero state.
 template <class In>
 __global__ void __launch_bounds__(kCombineThreads) combine_within_groups(const ScanParams<In> p) {
     const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (g >= int64_t(p.B) * p.G * p.N * p.E) return;
-    const auto [b, gi, n, e] = group_cell(g, p.E, p.N, p.G);
-    const float a2 = p.A2[int64_t(e) * p.N + n];
-    const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
+    const auto [b, gi, n, e, a2, c0, c1, bc0] = group_chunks(p, g);
     // (ΣΔ₁, s₁)∘(ΣΔ₂, s₂) = (ΣΔ₁+ΣΔ₂, exp2(A2·ΣΔ₂)·s₁ + s₂) over the group's chunks
-    const int64_t bc0 = int64_t(b) * p.nc + c0;
     float total_dt = 0.0f;
     const float s = fold_chain<false>(0.0f, c1 - c0, a2, p.chunk_state + (bc0 * p.N + n) * p.E + e,
                                       int64_t(p.N) * p.E, p.chunk_dt + bc0 * p.E + e, p.E, &total_dt);
@@ -801,10 +813,7 @@ template <class In>
 __global__ void __launch_bounds__(kCombineThreads) combine_chunks_in_groups(const ScanParams<In> p) {
     const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (g >= int64_t(p.B) * p.G * p.N * p.E) return;
-    const auto [b, gi, n, e] = group_cell(g, p.E, p.N, p.G);
-    const float a2 = p.A2[int64_t(e) * p.N + n];
-    const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
-    const int64_t bc0 = int64_t(b) * p.nc + c0;
+    const auto [b, gi, n, e, a2, c0, c1, bc0] = group_chunks(p, g);
     const int64_t stride = int64_t(p.N) * p.E;  // chunk states: c·N·E apart; ΣΔ: c·E
     fold_chain<true>(p.group_state[((int64_t(b) * p.G + gi) * p.N + n) * p.E + e], c1 - c0, a2,
                      p.chunk_state + (bc0 * p.N + n) * p.E + e, stride, p.chunk_dt + bc0 * p.E + e, p.E);

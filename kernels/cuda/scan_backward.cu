@@ -199,10 +199,9 @@ __device__ __forceinline__ void store_chunk(const BwdParams& p, const WarpTask& 
 }
 
 // Pass 1: the chunk's adjoint from a zero carry, back to its start, times a_start; and ΣΔ.
-template <int T>
-__global__ void __launch_bounds__(kThreads) bwd_local(const BwdParams p) {
-    WarpTask w;
-    if (!warp_task<T>(p, w)) return;
+// c_at(t, n) is C_t[n], zero past the chunk's end: from global memory or from a staged copy.
+template <int T, class CAt>
+__device__ __forceinline__ void local_pass(const BwdParams& p, const WarpTask& w, CAt c_at) {
     float dl[T], dys[T];
     load_chunk<T>(p, w, dl, dys);
     if (!w.on) return;  // nothing below talks across lanes
@@ -216,12 +215,18 @@ __global__ void __launch_bounds__(kThreads) bwd_local(const BwdParams p) {
         float g = 0.0f;
 #pragma unroll
         for (int t = T - 1; t >= 0; --t) {
-            const float c = t < w.nt ? p.Cm[(w.row0 + t) * p.bc_stride + n] : 0.0f;
-            g = fmaf(c, dys[t], g);
+            g = fmaf(c_at(t, n), dys[t], g);
             g *= ex2(dl[t] * a2);
         }
         p.carry[(bc * p.N + n) * p.E + w.e] = g;
     }
+}
+
+template <int T>
+__global__ void __launch_bounds__(kThreads) bwd_local(const BwdParams p) {
+    WarpTask w;
+    if (!warp_task<T>(p, w)) return;
+    local_pass<T>(p, w, [&](int t, int n) { return t < w.nt ? p.Cm[(w.row0 + t) * p.bc_stride + n] : 0.0f; });
 }
 
 // Pass 2: the carries, from the last chunk to the first, in two levels like the forward's
@@ -234,14 +239,26 @@ __global__ void __launch_bounds__(kThreads) bwd_local(const BwdParams p) {
 //   2c  every (b, group, n, e): the group's chunks again from X_g: each chunk's slot gets the
 //       carry into it, in place of its local adjoint.
 // Each chain is fold_chain (scan_util.cuh), which loads four items ahead of its arithmetic.
+
+// 2a and 2c, thread g's (b, group, n, e): the state's A2, the group's chunks [c0, c1), the
+// last one's index b·nc + c1 - 1 and the stride between chunk states.
+struct GroupChunks {
+    int n, e;
+    float a2;
+    int c0, c1;
+    int64_t last, stride;
+};
+__device__ __forceinline__ GroupChunks group_chunks(const BwdParams& p, int64_t g) {
+    const auto [b, gi, n, e] = group_cell(g, p.E, p.N, p.G);
+    const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
+    return {n, e, p.A2[e * p.N + n], c0, c1, int64_t(b) * p.nc + c1 - 1, int64_t(p.N) * p.E};
+}
+
 __global__ void __launch_bounds__(256) bwd_carry_within_groups(const BwdParams p) {
     const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (g >= int64_t(p.B) * p.G * p.N * p.E) return;
-    const auto [b, gi, n, e] = group_cell(g, p.E, p.N, p.G);
-    const float a2 = p.A2[e * p.N + n];
-    const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
+    const auto [n, e, a2, c0, c1, last, stride] = group_chunks(p, g);
     // the group's chunks, last first: local adjoints c·N·E apart, ΣΔ c·E
-    const int64_t last = int64_t(b) * p.nc + c1 - 1, stride = int64_t(p.N) * p.E;
     float total_dt = 0.0f;
     p.group_carry[g] = fold_chain<false>(0.0f, c1 - c0, a2, p.carry + (last * p.N + n) * p.E + e, -stride,
                                          p.sum_dt + last * p.E + e, -int64_t(p.E), &total_dt);  // [B][G][N][E]: index g
@@ -264,11 +281,8 @@ __global__ void __launch_bounds__(256) bwd_carry_groups_in_sequence(const BwdPar
 __global__ void __launch_bounds__(256) bwd_carry_chunks_in_groups(const BwdParams p) {
     const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (g >= int64_t(p.B) * p.G * p.N * p.E) return;
-    const auto [b, gi, n, e] = group_cell(g, p.E, p.N, p.G);
-    const float a2 = p.A2[e * p.N + n];
-    const int c0 = gi * p.S, c1 = min(c0 + p.S, p.nc);
+    const auto [n, e, a2, c0, c1, last, stride] = group_chunks(p, g);
     // the group's chunks again, last first, from the carry into the group
-    const int64_t last = int64_t(b) * p.nc + c1 - 1, stride = int64_t(p.N) * p.E;
     fold_chain<true>(p.group_carry[g], c1 - c0, a2, p.carry + (last * p.N + n) * p.E + e, -stride,
                      p.sum_dt + last * p.E + e, -int64_t(p.E));
 }
@@ -389,25 +403,8 @@ __global__ void __launch_bounds__(kThreads) bwd_local_staged(const BwdParams p) 
     const int N = p.N;
     float* bc = smem + int64_t(threadIdx.x >> 5) * staged_floats<T>(N, false);
     stage_bc<T>(p, w, N, bc);
-    float dl[T], dys[T];
-    load_chunk<T>(p, w, dl, dys);
-    if (!w.on) return;  // nothing below talks across lanes
-    float sdt = 0.0f;
-#pragma unroll
-    for (int t = 0; t < T; ++t) sdt += dl[t];
-    const int64_t bc_i = int64_t(w.b) * p.nc + w.c;
-    p.sum_dt[bc_i * p.E + w.e] = sdt;
     const int width = 2 * N;
-    for (int n = 0; n < N; ++n) {
-        const float a2 = p.A2[w.e * N + n];
-        float g = 0.0f;
-#pragma unroll
-        for (int t = T - 1; t >= 0; --t) {
-            g = fmaf(bc[t * width + N + n], dys[t], g);
-            g *= ex2(dl[t] * a2);
-        }
-        p.carry[(bc_i * N + n) * p.E + w.e] = g;
-    }
+    local_pass<T>(p, w, [=](int t, int n) { return bc[t * width + N + n]; });
 }
 
 // Blocks per multiprocessor the registers must allow: chunk 8 fits four in 128 registers

@@ -411,6 +411,27 @@ void check_sizes(const char* who, int B, int64_t L, int E, int N) {
                                     std::to_string(kLtiMaxState));
 }
 
+// The fields the forward's and the backward's params share, from either problem.
+template <class Params, class Problem>
+void set_inputs(Params& p, const Problem& q) {
+    p.B = q.B;  p.E = q.E;  p.N = q.N;  p.L = q.L;
+    p.u = q.u;  p.u_stride = q.u_stride;
+    p.z = q.z;  p.z_stride = q.z_stride;
+    p.decay = q.decay;  p.bbar = q.bbar;  p.C = q.C;  p.D = q.D;
+}
+
+// A chain over the problem's (b, n, e): nc items of `steps` steps, forward, from zero; the
+// caller sets the items and groups, and the direction and init where they differ.
+template <class Problem>
+ChainParams chain_over(const Problem& q, int64_t nc, int64_t steps) {
+    ChainParams c{};
+    c.B = q.B;  c.E = q.E;  c.N = q.N;
+    c.nc = nc;
+    c.steps = steps;
+    c.decay = q.decay;
+    return c;
+}
+
 } // namespace
 
 LtiScanWorkspaceSize lti_scan_workspace_size(int B, int64_t L, int E, int N, int64_t T) {
@@ -440,19 +461,10 @@ void lti_scan(const LtiScanProblem& q, int64_t T, float* workspace, cudaStream_t
         throw std::invalid_argument("lti_scan: a null pointer");
     const LtiScanWorkspaceSize w = lti_scan_workspace_size(q.B, q.L, q.E, q.N, T);
     FwdParams p{};
-    p.B = q.B;
-    p.E = q.E;
-    p.N = q.N;
-    p.L = q.L;
+    set_inputs(p, q);
     p.T = T;
     p.nc = w.chunks;
-    p.u = q.u;  p.u_stride = q.u_stride;
-    p.z = q.z;  p.z_stride = q.z_stride;
     p.y = q.y;  p.y_stride = q.y_stride;
-    p.decay = q.decay;
-    p.bbar = q.bbar;
-    p.C = q.C;
-    p.D = q.D;
     p.state = q.state;
     p.chunk = workspace;
     const int threads = forward_threads(q.N);
@@ -463,14 +475,7 @@ void lti_scan(const LtiScanProblem& q, int64_t T, float* workspace, cudaStream_t
         MW_CUDA_CHECK_LAUNCH();
     }
     // pass 2: the chunks' start states from the carried state
-    ChainParams c{};
-    c.B = q.B;
-    c.E = q.E;
-    c.N = q.N;
-    c.nc = w.chunks;
-    c.reverse = false;
-    c.steps = T;
-    c.decay = q.decay;
+    ChainParams c = chain_over(q, w.chunks, T);
     c.items = workspace;
     c.groups = workspace + w.chunk_state;
     c.init = q.state;
@@ -538,20 +543,11 @@ void lti_scan_backward(const LtiScanBackwardProblem& q, float* workspace, cudaSt
     const int NE = q.N * q.E;
 
     BwdParams p{};
-    p.B = q.B;
-    p.E = q.E;
-    p.N = q.N;
-    p.L = q.L;
+    set_inputs(p, q);
     p.nc = s.chunks;
     p.run = s.run;
     p.runs = s.runs;
-    p.u = q.u;    p.u_stride = q.u_stride;
-    p.z = q.z;    p.z_stride = q.z_stride;
     p.dy = q.dy;  p.dy_stride = q.dy_stride;
-    p.decay = q.decay;
-    p.bbar = q.bbar;
-    p.C = q.C;
-    p.D = q.D;
     p.chunk_start = q.chunk_start;
     p.carry = carry;
     p.part = part;
@@ -561,17 +557,10 @@ void lti_scan_backward(const LtiScanBackwardProblem& q, float* workspace, cudaSt
 
     // The carries between runs: walked from the last run to the first, from zero (no gradient
     // flows through the state after the last step).
-    ChainParams c{};
-    c.B = q.B;
-    c.E = q.E;
-    c.N = q.N;
-    c.nc = s.runs;
+    ChainParams c = chain_over(q, s.runs, int64_t(q.chunk) * s.run);
     c.reverse = true;
-    c.steps = int64_t(q.chunk) * s.run;
-    c.decay = q.decay;
     c.items = carry;
     c.groups = group;
-    c.init = nullptr;
     if (q.chunk == 16) backward_passes<16>(p, c, stream);
     else backward_passes<8>(p, c, stream);
 
