@@ -370,6 +370,54 @@ TEST_CASE("scan and step take turns on one stream, and reset clears it", "[kerne
     CHECK(test::rel_error(again, std::vector<float>(ref.begin(), ref.begin() + 100)) <= 1e-4);
 }
 
+TEST_CASE("step and scan give the same floats, bit for bit, on every instruction set this CPU runs", "[kernels]") {
+    // What the real-time engine relies on (an effect's output does not depend on the host's
+    // block size): per row the scan does the step's arithmetic in the step's order. Covers the
+    // fixed shapes (d_model 16 and 32: the AVX-512 register step; 64: the generic step) and a
+    // shape of no fixed kind, selective and LTI layers, effects and generators. The SSM's sums
+    // are written as FMAs (fast_impl.inc: state_update, add_output_term) because compiler
+    // contraction chose differently in the two paths once (the emulation build, 6e-8).
+    struct Case { const char* name; IoKind kind; int d_model, n_layers; std::vector<int> lti; };
+    const std::vector<Case> cases = {
+        {"effect D16x2", IoKind::continuous, 16, 2, {}}, {"effect D16x2 LTI 1", IoKind::continuous, 16, 2, {1}},
+        {"effect D32x2", IoKind::continuous, 32, 2, {}}, {"effect D64x1", IoKind::continuous, 64, 1, {}},
+        {"effect D24x2 (no fixed shape)", IoKind::continuous, 24, 2, {0}},
+        {"generator D16x2", IoKind::mulaw8, 16, 2, {}}, {"generator D32x1", IoKind::mulaw8, 32, 1, {}},
+    };
+    const int64_t L = 333;
+    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
+        if (!isa_supported(isa)) continue;
+        set_isa_for_testing(isa);
+        uint64_t seed = 700;
+        for (const Case& c : cases) {
+            const Shape s{c.name, c.d_model, c.n_layers, 16, 4, c.kind == IoKind::continuous ? 1 : 0, true};
+            const Model m = lti_model(c.kind, s, c.lti, ++seed);
+            const bool gen = c.kind == IoKind::mulaw8;
+            const int I = gen ? 1 : m.config().n_in(), V = m.config().vocab, O = gen ? V : 1;
+            auto P = prepare_model(m.view());
+            auto S1 = make_state(*P, 1), S2 = make_state(*P, 1, 64);
+            std::vector<float> step(size_t(L) * O), scan(size_t(L) * O);
+            std::vector<int32_t> tok(static_cast<size_t>(L));
+            for (int64_t t = 0; t < L; ++t) tok[size_t(t)] = int32_t((t * 37 + 11) % V);
+            const auto x = test::random_effect_input(L, I, seed);
+            for (int64_t t = 0; t < L; ++t) {
+                if (gen) step_tokens(*P, *S1, tok.data() + t, step.data() + t * O);
+                else step_continuous(*P, *S1, x.data() + t * I, step.data() + t);
+            }
+            if (gen) scan_tokens(*P, *S2, 0, tok.data(), L, scan.data(), nullptr);
+            else scan_continuous(*P, *S2, 0, x.data(), L, scan.data(), nullptr);
+            INFO(c.name << ", isa " << to_string(isa));
+            CHECK(test::max_abs_diff(step, scan) == 0.0);
+            const float* a = stream_state(*S1, 0);
+            const std::vector<float> s1(a, a + stream_state_floats(*S1));
+            const float* b = stream_state(*S2, 0);
+            const std::vector<float> s2(b, b + stream_state_floats(*S2));
+            CHECK(test::max_abs_diff(s1, s2) == 0.0);
+        }
+    }
+    reset_isa_for_testing();
+}
+
 TEST_CASE("step over S streams equals S separate single-stream runs", "[kernels]") {
     Model m = test::random_model(IoKind::continuous, 16, 2, 16, 9, 1, false);
     const int S = 5, I = 2;
