@@ -71,6 +71,8 @@ void check_agreement(const Run& r, const std::string& what) {
     CHECK(e_scan2 <= 1e-4);
     // scan and step run the same float arithmetic per row: far tighter than 1e-4
     CHECK(test::rel_error(r.scan2, r.step) <= 1e-5);
+    CHECK(test::max_abs_diff(r.scan1, r.step) == 0.0);
+    CHECK(test::max_abs_diff(r.scan2, r.step) == 0.0);
 }
 
 // m's A_log rows made harmonic (harmonic_decay.h) around their jittered values, so each
