@@ -89,7 +89,8 @@ Dtype parse_dtype(const std::string& name, const std::string& header) {
     const bool digits = s.size() >= 3 && s.find_first_not_of("0123456789", 2) == std::string::npos;
     if (s.size() >= 2 && s[1] == 'O')
         fail(name, "dtype '" + s + "' holds Python objects, which cannot be read; save numbers");
-    if (!digits) fail(name, "unsupported dtype '" + s + "', expected bool, integer or float");
+    // more than two digits of item size is no dtype we read (and would overflow stoi)
+    if (!digits || s.size() > 4) fail(name, "unsupported dtype '" + s + "', expected bool, integer or float");
     d.kind = s[1];
     d.bytes = std::stoi(s.substr(2));
     const bool ok = (d.kind == 'b' && d.bytes == 1) ||
@@ -125,6 +126,8 @@ std::vector<int64_t> parse_shape(const std::string& name, const std::string& hea
         long long dim = -1;
         try {
             dim = std::stoll(header.substr(p, 20), &used);
+        } catch (const std::out_of_range&) {
+            fail(name, "npy header field 'shape' holds a size too large for 64 bits");
         } catch (const std::exception&) {
             fail(name, "npy header field 'shape' holds a non-integer");
         }

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Fuzz the model-file loaders with libFuzzer (clang, ASan + UBSan).
+# Fuzz the model-file loaders and the .npy reader with libFuzzer (clang, ASan + UBSan).
 #
 #   scripts/fuzz.sh [SECONDS] [FUZZER]
 #     SECONDS  how long to fuzz (default 60)
-#     FUZZER   fuzz_model_loader (default: load_model_from_bytes on arbitrary bytes) or
-#              fuzz_config_json (config_from_json on arbitrary text)
+#     FUZZER   fuzz_model_loader (default: load_model_from_bytes on arbitrary bytes),
+#              fuzz_config_json (config_from_json on arbitrary text) or
+#              fuzz_npy (parse_npy on arbitrary bytes: `mambawave run --in`)
 #   environment:
 #     MW_FUZZ_BUILD_DIR  build tree for the fuzzers (default: <repo>/build-fuzz)
 #     MW_FUZZ_CXX        clang++ to build with (default: clang++ or clang++-14 from PATH)
 #
 # Builds the fuzzers in their own build tree (tests/fuzz is a CMake project of its own, so
-# nothing else of the tree needs to compile), writes a seed corpus of valid model files with
-# make_fuzz_seeds, then fuzzes. New interesting inputs accumulate in BUILD/corpus/FUZZER; a
+# nothing else of the tree needs to compile), writes a seed corpus of valid model files, configs
+# and .npy files with make_fuzz_seeds, then fuzzes. New interesting inputs accumulate in BUILD/corpus/FUZZER; a
 # crashing input is saved as BUILD/crashes/FUZZER-crash-* and the script exits non-zero.
 # Reproduce one with: BUILD/bin/FUZZER BUILD/crashes/FUZZER-crash-...
 set -euo pipefail
@@ -25,7 +26,8 @@ cxx=${MW_FUZZ_CXX:-$(command -v clang++ || command -v clang++-14 || true)}
 case "$fuzzer" in
   fuzz_model_loader) dict=$root/tests/fuzz/model_loader.dict ;;
   fuzz_config_json)  dict=$root/tests/fuzz/config_json.dict ;;
-  *) echo "fuzz.sh: unknown fuzzer '$fuzzer' (expected fuzz_model_loader or fuzz_config_json)" >&2; exit 2 ;;
+  fuzz_npy)          dict=$root/tests/fuzz/npy.dict ;;
+  *) echo "fuzz.sh: unknown fuzzer '$fuzzer' (expected fuzz_model_loader, fuzz_config_json or fuzz_npy)" >&2; exit 2 ;;
 esac
 if [[ -z "$cxx" ]]; then
   echo "fuzz.sh: clang++ not found (libFuzzer needs clang; apt install clang libclang-rt-14-dev)" >&2

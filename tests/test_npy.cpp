@@ -161,6 +161,12 @@ TEST_CASE("npy refuses bad files with a message naming the file and the problem"
         require_refused(npy_bytes("{'descr': '<f4', 'fortran_order': False}", f4), "'shape'");
     }
     SECTION("malformed shape") { require_refused(npy_bytes(dict_for("<f4", "(2L,)"), f4), "malformed"); }
+    SECTION("item size past any dtype (found by fuzz_npy: it overflowed stoi)") {
+        require_refused(npy_bytes(dict_for("|b999999999999999999991", "(2,)"), f4), "unsupported dtype");
+    }
+    SECTION("a size past 64 bits") {
+        require_refused(npy_bytes(dict_for("<f4", "(99999999999999999999,)"), f4), "too large");
+    }
     SECTION("huge shape") {
         require_refused(npy_bytes(dict_for("<f4", "(4611686018427387904, 4)"), f4), "too large");
     }

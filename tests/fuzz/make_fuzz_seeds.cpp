@@ -1,8 +1,10 @@
 // Writes the fuzzers' seed corpora: small valid MambaWave files of every kind (generator tied
 // and untied, effect with and without controls, no conv bias, F16 and BF16 tensors) into
-// DIR/fuzz_model_loader/, and their config JSON into DIR/fuzz_config_json/.
+// DIR/fuzz_model_loader/, their config JSON into DIR/fuzz_config_json/, and small valid .npy
+// files (every dtype the reader takes, format versions 1 to 3) into DIR/fuzz_npy/.
 //   make_fuzz_seeds DIR
 #include "model/model_file.h"
+#include "model/npy.h"
 #include "model/safetensors.h"
 
 #include <cstdio>
@@ -69,6 +71,33 @@ void write_file(const fs::path& path, const std::vector<uint8_t>& bytes) {
     if (!out) throw std::runtime_error("cannot write " + path.string());
 }
 
+// A .npy image written by hand, for the dtypes and versions write_npy_* do not make.
+std::vector<uint8_t> npy_image(const std::string& descr, const std::string& shape, const std::vector<uint8_t>& body,
+                               int major) {
+    const std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }\n";
+    std::vector<uint8_t> b = {0x93, 'N', 'U', 'M', 'P', 'Y', uint8_t(major), 0};
+    for (int i = 0; i < (major == 1 ? 2 : 4); ++i) b.push_back(uint8_t(header.size() >> (8 * i)));
+    b.insert(b.end(), header.begin(), header.end());
+    b.insert(b.end(), body.begin(), body.end());
+    return b;
+}
+
+void write_npy_seeds(const fs::path& dir) {
+    fs::create_directories(dir);
+    const float f[6] = {0.5f, -1.0f, 2.0f, 0.0f, 1e-3f, -7.25f};
+    const int32_t i[4] = {0, -3, 255, 1 << 20};
+    mw::write_npy_f32((dir / "f4_2x3.npy").string(), {2, 3}, f);
+    mw::write_npy_f32((dir / "f4_scalar.npy").string(), {}, f);
+    mw::write_npy_i32((dir / "i4_4.npy").string(), {4}, i);
+    const std::vector<uint8_t> eight = {1, 2, 3, 4, 5, 6, 7, 8};
+    write_file(dir / "u1_v2.npy", npy_image("|u1", "(8,)", eight, 2));
+    write_file(dir / "b1_v3.npy", npy_image("|b1", "(2, 4)", eight, 3));
+    write_file(dir / "i2.npy", npy_image("<i2", "(4,)", eight, 1));
+    write_file(dir / "f2.npy", npy_image("<f2", "(2, 2)", eight, 1));
+    write_file(dir / "f8.npy", npy_image("<f8", "(1,)", eight, 1));
+    write_file(dir / "i8_empty.npy", npy_image("<i8", "(0, 3)", {}, 1));
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -89,7 +118,8 @@ int main(int argc, char** argv) {
     }
     write_file(files / "model_f16.safetensors", half_precision_file(models[2], st::DType::F16));
     write_file(files / "model_bf16.safetensors", half_precision_file(models[0], st::DType::BF16));
-    std::printf("make_fuzz_seeds: %zu model files, %zu configs in %s\n", models.size() + 2,
+    write_npy_seeds(fs::path(argv[1]) / "fuzz_npy");
+    std::printf("make_fuzz_seeds: %zu model files, %zu configs, 9 npy files in %s\n", models.size() + 2,
                 models.size(), argv[1]);
     return 0;
 }
