@@ -661,6 +661,20 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir, TrainData data,
                                          int threads, Device device, bool tf32,
                                          std::shared_ptr<Communicator> comm) {
     const std::string trainer_path = (fs::path(dir) / kTrainerFile).string();
+    // A damaged or hand-edited checkpoint is refused with its file named: nlohmann's own
+    // messages ("key 'step' not found") do not say which file they are about.
+    try {
+        return resume_checked(dir, trainer_path, std::move(data), steps, threads, device, tf32, std::move(comm));
+    } catch (const json::exception& e) {
+        throw std::runtime_error(trainer_path + ": the checkpoint's metadata is damaged (" +
+                                 safetensors::short_parse_error(e.what()) +
+                                 "); start the run again without --resume");
+    }
+}
+
+std::unique_ptr<Trainer> Trainer::resume_checked(const std::string& dir, const std::string& trainer_path,
+                                                 TrainData data, int64_t steps, int threads, Device device,
+                                                 bool tf32, std::shared_ptr<Communicator> comm) {
     Model model = load_model((fs::path(dir) / kModelFile).string());
     const std::vector<uint8_t> bytes = read_file(trainer_path);
     const safetensors::File file = safetensors::parse(trainer_path, bytes.data(), bytes.size());
@@ -678,6 +692,13 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir, TrainData data,
                                  ", the data given now hashes to " + have +
                                  "): resume with the same files, rates and split");
     TrainOptions o = options_from_json(meta.at("options"));
+    // the lanes' states are a [batch][state] tensor: a batch that does not match it is damage,
+    // found before it sizes anything
+    const safetensors::TensorInfo* lane_states = file.find("lanes.state");
+    if (!lane_states || lane_states->shape.size() != 2 || o.batch < 1 || lane_states->shape[0] != o.batch)
+        throw std::runtime_error(trainer_path + ": the checkpoint's batch (" + std::to_string(o.batch) +
+                                 " lanes) does not match its lanes.state tensor" +
+                                 (lane_states ? " of shape " + safetensors::shape_text(lane_states->shape) : " (missing)"));
     if (steps > 0) o.steps = steps;
     o.threads = threads;
     o.device = device;
@@ -686,7 +707,11 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir, TrainData data,
     auto impl = std::make_unique<Impl>(std::move(model), std::move(data), o);
     impl->step = meta.at("step").get<int64_t>();
     impl->adam.set_steps_taken(meta.at("adam_steps").get<int64_t>());
-    std::istringstream(meta.at("rng").get<std::string>()) >> impl->rng;
+    std::istringstream rng_text(meta.at("rng").get<std::string>());
+    rng_text >> impl->rng;
+    if (!rng_text)
+        throw std::runtime_error(trainer_path + ": the checkpoint's random stream ('rng') is damaged: "
+                                 "a resumed run would not continue the same data order");
 
     const int64_t P = impl->model.parameter_count();
     const size_t S = size_t(impl->model.state_floats_per_stream());
@@ -709,6 +734,12 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& dir, TrainData data,
         l.pos = j.at("pos").get<int64_t>();
         l.segs_left = j.at("segs_left").get<int>();
         l.fresh = j.at("fresh").get<bool>();
+        // -1: not placed yet; else a training sequence of these data and a position in it
+        const int64_t n = impl->n_train();
+        if (l.seq < -1 || l.seq >= n || l.pos < 0 || (l.seq >= 0 && l.pos > impl->seq_length(l.seq)))
+            throw std::runtime_error(trainer_path + ": lane " + std::to_string(b) + " of the checkpoint is at sequence " +
+                                     std::to_string(l.seq) + ", sample " + std::to_string(l.pos) +
+                                     ", outside the training data (" + std::to_string(n) + " sequences)");
         std::copy(states.begin() + ptrdiff_t(size_t(b) * S), states.begin() + ptrdiff_t(size_t(b + 1) * S),
                   l.state.begin());
     }

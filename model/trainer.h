@@ -162,6 +162,9 @@ public:
 private:
     struct Impl;
     explicit Trainer(std::unique_ptr<Impl> impl);
+    static std::unique_ptr<Trainer> resume_checked(const std::string& dir, const std::string& trainer_path,
+                                                   TrainData data, int64_t steps, int threads, Device device,
+                                                   bool tf32, std::shared_ptr<Communicator> comm);
     std::unique_ptr<Impl> impl_;
 };
 

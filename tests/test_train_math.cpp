@@ -5,14 +5,19 @@
 #include "model/optim.h"
 #include "model/model.h"
 #include "model/engine.h"
+#include "model/safetensors.h"
 #include "model/trainer.h"
 #include "temp_dir.h"
 #include "test_util.h"
 
 #include <catch2/catch.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <thread>
 #include <vector>
@@ -630,4 +635,82 @@ TEST_CASE("data-parallel ranks on the GPU train as one GPU (two ranks sharing it
     CHECK(two.losses.back() == Approx(one.losses.back()).epsilon(1e-4));
     CHECK(max_abs_diff(two.weights, one.weights) < 1e-4);
     CHECK(two.val == Approx(one.val).epsilon(1e-4));
+}
+
+TEST_CASE("a damaged checkpoint is refused with its file named, before it sizes anything", "[train]") {
+    const Model m = test::random_model(IoKind::continuous, 8, 2, 8, 35, 1, false);
+    const TrainData d = loud_and_quiet(3000);
+    test::TempDir dir;
+    {
+        Trainer t(m, d, parallel_options(false, 4, 500));
+        for (int i = 0; i < 2; ++i) t.step();
+        t.save_checkpoint(dir.path.string());
+    }
+    const std::string path = dir.file("trainer.safetensors");
+    std::vector<uint8_t> good;
+    {
+        std::ifstream in(path, std::ios::binary);
+        good.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    const safetensors::File f = safetensors::parse(path, good.data(), good.size());
+    const nlohmann::json meta = nlohmann::json::parse(f.metadata.at("mambawave_trainer"));
+    // the same tensors under other metadata
+    auto rewrite = [&](const std::string& new_meta) {
+        std::vector<std::vector<float>> store;
+        store.reserve(f.tensors.size());
+        std::vector<safetensors::TensorToWrite> tensors;
+        for (const auto& [name, info] : f.tensors) {
+            store.emplace_back(size_t(info.numel));
+            f.read_floats(info, store.back().data());
+            tensors.push_back({name, safetensors::DType::F32, info.shape, store.back().data()});
+        }
+        const std::vector<uint8_t> bytes = safetensors::to_bytes({{"mambawave_trainer", new_meta}}, tensors);
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+    };
+    auto refused = [&](const std::string& words) {
+        try {
+            Trainer::resume(dir.path.string(), d, 0, 1);
+            FAIL("a damaged checkpoint was resumed; expected an error containing '" << words << "'");
+        } catch (const std::runtime_error& e) {
+            INFO(e.what());
+            CHECK(std::string(e.what()).find(path) != std::string::npos);
+            CHECK(std::string(e.what()).find(words) != std::string::npos);
+        }
+    };
+    nlohmann::json j = meta;
+    SECTION("the metadata is not JSON") {
+        rewrite(meta.dump().substr(0, 40));
+        refused("damaged");
+    }
+    SECTION("a field is missing") {
+        j.erase("adam_steps");
+        rewrite(j.dump());
+        refused("damaged");
+    }
+    SECTION("a field has the wrong type") {
+        j["step"] = "two";
+        rewrite(j.dump());
+        refused("damaged");
+    }
+    SECTION("a lane points outside the training data") {
+        j["lanes"][1]["seq"] = 999;
+        rewrite(j.dump());
+        refused("outside the training data");
+    }
+    SECTION("a batch that does not match the lanes' states (refused before it allocates them)") {
+        j["options"]["batch"] = 1000000000;
+        rewrite(j.dump());
+        refused("does not match");
+    }
+    SECTION("the random stream is garbage") {
+        j["rng"] = "not numbers";
+        rewrite(j.dump());
+        refused("random stream");
+    }
+    SECTION("rewritten intact, it resumes and steps") {
+        rewrite(meta.dump());
+        auto t = Trainer::resume(dir.path.string(), d, 0, 1);
+        CHECK(std::isfinite(t->step().loss));
+    }
 }
