@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -30,6 +31,20 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
+
+// A small JSON file of a run directory (init.json, best.json), read back on --resume: a damaged
+// one is refused with its name.
+json read_run_json(const std::string& path, const std::function<void(const json&)>& use = nullptr) {
+    try {
+        std::ifstream f(path);
+        json j = json::parse(f);
+        if (use) use(j);
+        return j;
+    } catch (const json::exception& e) {
+        throw std::runtime_error(path + ": damaged (" + std::string(e.what()) +
+                                 "); delete it, or start the run again without --resume");
+    }
+}
 
 struct TrainCliOptions {
     // data
@@ -317,8 +332,7 @@ void run_train(TrainCliOptions o) {
         if (init_record["training"].is_discarded()) init_record["training"] = text;
         if (writer) std::ofstream(init_path) << init_record.dump();
     } else if (o.resume && fs::exists(init_path)) {
-        std::ifstream f(init_path);
-        init_record = json::parse(f);
+        init_record = read_run_json(init_path);
     } else if (!o.resume && writer) {
         fs::remove(init_path);
     }
@@ -330,13 +344,12 @@ void run_train(TrainCliOptions o) {
     double best = -1;
     int64_t best_step = 0;
     double wall_before = 0;
-    if (o.resume && fs::exists(best_path)) {
-        std::ifstream f(best_path);
-        const json b = json::parse(f);
-        best = b.at("metric").get<double>();
-        best_step = b.at("step").get<int64_t>();
-        wall_before = b.value("wall_s", 0.0);
-    }
+    if (o.resume && fs::exists(best_path))
+        read_run_json(best_path, [&](const json& b) {
+            best = b.at("metric").get<double>();
+            best_step = b.at("step").get<int64_t>();
+            wall_before = b.value("wall_s", 0.0);
+        });
     const bool esr_metric = effect;
     TrainProgress progress(t.steps, esr_metric ? "ESR" : "bits");
     Stopwatch clock;

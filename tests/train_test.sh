@@ -73,6 +73,14 @@ check "train 10 steps" "$MW" "${TRAIN[@]}" --steps 10 --out b.safetensors
 check "resume to 20 steps" "$MW" "${TRAIN[@]}" --steps 20 --out b.safetensors --resume
 check "resumed weights equal the uninterrupted run's, bit for bit" \
     cmp a.run/checkpoint/model.safetensors b.run/checkpoint/model.safetensors
+# A damaged file of the run directory is refused on --resume, by name, and nothing is lost.
+cp b.run/best.json best.json.bak
+printf '{"metric": ' >b.run/best.json
+refuse "a damaged best.json is refused on --resume, naming it" 1 "best.json|damaged|without --resume" \
+    "$MW" "${TRAIN[@]}" --steps 25 --out b.safetensors --resume
+cp best.json.bak b.run/best.json
+check "the run directory's checkpoint is untouched by the refusal" \
+    cmp a.run/checkpoint/model.safetensors b.run/checkpoint/model.safetensors
 # The same with the multi-resolution STFT term in the loss, which the checkpoint keeps.
 check "train 20 steps with --stft-weight" "$MW" "${TRAIN[@]}" --steps 20 --stft-weight 0.3 --out s1.safetensors
 check "train 10 steps with --stft-weight, then resume to 20" \
