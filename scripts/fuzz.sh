@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [SECONDS] [FUZZER]
 #     SECONDS  how long to fuzz (default 60)
 #     FUZZER   fuzz_model_loader (default: load_model_from_bytes on arbitrary bytes),
-#              fuzz_config_json (config_from_json on arbitrary text) or
+#              fuzz_config_json (config_from_json and hf_config_from_json on arbitrary text) or
 #              fuzz_npy (parse_npy on arbitrary bytes: `mambawave run --in`)
 #   environment:
 #     MW_FUZZ_BUILD_DIR  build tree for the fuzzers (default: <repo>/build-fuzz)

@@ -1,6 +1,7 @@
 // Writes the fuzzers' seed corpora: small valid MambaWave files of every kind (generator tied
 // and untied, effect with and without controls, no conv bias, F16 and BF16 tensors) into
-// DIR/fuzz_model_loader/, their config JSON into DIR/fuzz_config_json/, and small valid .npy
+// DIR/fuzz_model_loader/, their config JSON and the test HF checkpoints' config.json into
+// DIR/fuzz_config_json/, and small valid .npy
 // files (every dtype the reader takes, format versions 1 to 3) into DIR/fuzz_npy/.
 //   make_fuzz_seeds DIR
 #include "model/model_file.h"
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -118,8 +120,15 @@ int main(int argc, char** argv) {
     }
     write_file(files / "model_f16.safetensors", half_precision_file(models[2], st::DType::F16));
     write_file(files / "model_bf16.safetensors", half_precision_file(models[0], st::DType::BF16));
+    // HF checkpoints' config.json too (the config fuzzer tries both parsers on every input)
+    const fs::path hf_data = fs::path(MW_TEST_DATA_DIR);
+    for (const char* hf : {"hf_tiny_tied", "hf_small_untied"}) {
+        std::ifstream in(hf_data / hf / "config.json", std::ios::binary);
+        const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        if (!bytes.empty()) write_file(configs / (std::string(hf) + "_config.json"), bytes);
+    }
     write_npy_seeds(fs::path(argv[1]) / "fuzz_npy");
-    std::printf("make_fuzz_seeds: %zu model files, %zu configs, 9 npy files in %s\n", models.size() + 2,
-                models.size(), argv[1]);
+    std::printf("make_fuzz_seeds: %zu model files, %zu configs (and the HF checkpoints' config.json), 9 npy files in %s\n",
+                models.size() + 2, models.size(), argv[1]);
     return 0;
 }
