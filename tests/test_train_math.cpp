@@ -17,6 +17,8 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <tuple>
+#include <functional>
 #include <iterator>
 #include <random>
 #include <thread>
@@ -678,35 +680,27 @@ TEST_CASE("a damaged checkpoint is refused with its file named, before it sizes 
             CHECK(std::string(e.what()).find(words) != std::string::npos);
         }
     };
-    nlohmann::json j = meta;
     SECTION("the metadata is not JSON") {
         rewrite(meta.dump().substr(0, 40));
         refused("damaged");
     }
-    SECTION("a field is missing") {
-        j.erase("adam_steps");
-        rewrite(j.dump());
-        refused("damaged");
-    }
-    SECTION("a field has the wrong type") {
-        j["step"] = "two";
-        rewrite(j.dump());
-        refused("damaged");
-    }
-    SECTION("a lane points outside the training data") {
-        j["lanes"][1]["seq"] = 999;
-        rewrite(j.dump());
-        refused("outside the training data");
-    }
-    SECTION("a batch that does not match the lanes' states (refused before it allocates them)") {
-        j["options"]["batch"] = 1000000000;
-        rewrite(j.dump());
-        refused("does not match");
-    }
-    SECTION("the random stream is garbage") {
-        j["rng"] = "not numbers";
-        rewrite(j.dump());
-        refused("random stream");
+    // one damage to the metadata each, and the words the refusal must hold
+    const std::vector<std::tuple<const char*, std::function<void(nlohmann::json&)>, const char*>> damages = {
+        {"a field is missing", [](nlohmann::json& j) { j.erase("adam_steps"); }, "damaged"},
+        {"a field has the wrong type", [](nlohmann::json& j) { j["step"] = "two"; }, "damaged"},
+        {"a lane points outside the training data", [](nlohmann::json& j) { j["lanes"][1]["seq"] = 999; },
+         "outside the training data"},
+        {"a batch that does not match the lanes' states (refused before it allocates them)",
+         [](nlohmann::json& j) { j["options"]["batch"] = 1000000000; }, "does not match"},
+        {"the random stream is garbage", [](nlohmann::json& j) { j["rng"] = "not numbers"; }, "random stream"},
+    };
+    for (const auto& [what, damage, words] : damages) {
+        SECTION(what) {
+            nlohmann::json j = meta;
+            damage(j);
+            rewrite(j.dump());
+            refused(words);
+        }
     }
     SECTION("rewritten intact, it resumes and steps") {
         rewrite(meta.dump());
