@@ -8,9 +8,12 @@ import sys
 
 rows = [json.loads(line) for line in sys.stdin if line.startswith("{")]
 peaks = next(r for r in rows if r.get("machine") == "peaks")
+n_peaks = sum(1 for r in rows if r.get("machine") == "peaks")
 print(f"Peaks on one core, same run: **{peaks['flops_per_s'] * 1e-9:.1f} GFLOP/s** FMA, "
       f"**{peaks['exps_per_s'] * 1e-9:.2f} G exp/s** (our SSM exponential), "
-      f"**{peaks['l1_bytes_per_s'] * 1e-9:.0f} GB/s** L1 load+store ({peaks['isa']}).\n")
+      f"**{peaks['l1_bytes_per_s'] * 1e-9:.0f} GB/s** L1 load+store ({peaks['isa']}); "
+      f"measured {n_peaks} times, before each model's rows, whose floors use the measurement "
+      f"just before them.\n")
 print("| model | path | ns/sample | % core @48k | vs reference | / floor |")
 print("|---|---|---:|---:|---:|---:|")
 last = None

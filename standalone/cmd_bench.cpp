@@ -205,10 +205,12 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
     }
     if (!opt.json)
         std::printf("  (%s: %lld params, %.0f multiply-adds + %.0f multiplies + %.0f exps + %.0f bytes per sample; "
-                    "floor: compute %.1f ns = %.2f%% core @%s, the step's bytes %.1f ns; rate of this model %.0f Hz)\n",
+                    "floor: compute %.1f ns = %.2f%% core @%s, the step's bytes %.1f ns; rate of this model %.0f Hz;\n"
+                    "   peaks measured just before these rows: %.1f GFLOP/s FMA, %.2f G exp/s, %.0f GB/s L1, %.0f GB/s L2)\n",
                     kind_name(c.kind), (long long)m.parameter_count(), w.macs, w.muls, w.exps,
                     w.weight_bytes + w.state_bytes, fl.compute_ns, fl.compute_ns * t.rate_hz * 1e-7,
-                    rate_label(t.rate_hz).c_str(), fl.step_bytes_ns, c.sample_rate_hz);
+                    rate_label(t.rate_hz).c_str(), fl.step_bytes_ns, c.sample_rate_hz, peaks.flops_per_s * 1e-9,
+                    peaks.exps_per_s * 1e-9, peaks.l1_bytes_per_s * 1e-9, peaks.l2_read_bytes_per_s * 1e-9);
 }
 
 void run_bench(const BenchOptions& opt) {
@@ -217,16 +219,32 @@ void run_bench(const BenchOptions& opt) {
     for (const std::string& path : opt.model_paths) files.push_back(load_model(path));
     const bool synthetic = opt.model_paths.empty() || opt.synthetic;
 
-    const kernels::PeakRates peaks = kernels::measure_peaks(opt.quick ? 0.05 : 0.2);
-    if (opt.json) {
+    // The peaks are measured again before each model's rows, so that a floor and the times
+    // divided by it come from the same minute: this VM's speed drifts by 10-20% from one minute
+    // to the next, in the probes as in the kernels. With --json each measurement is a line of
+    // its own ("machine": "peaks") ahead of the rows it served.
+    const double probe_seconds = opt.quick ? 0.05 : 0.2;
+    kernels::PeakRates peaks = kernels::measure_peaks(probe_seconds);
+    auto print_peaks_json = [&] {
         nlohmann::json j = {{"machine", "peaks"}, {"isa", kernels::to_string(kernels::active_isa())},
                             {"flops_per_s", peaks.flops_per_s}, {"exps_per_s", peaks.exps_per_s},
                             {"l1_bytes_per_s", peaks.l1_bytes_per_s}, {"l2_read_bytes_per_s", peaks.l2_read_bytes_per_s},
                             {"l1_bytes", peaks.l1_bytes}};
         std::printf("%s\n", j.dump().c_str());
+    };
+    bool fresh = true;  // the peaks were just measured
+    auto remeasure = [&] {
+        if (!fresh) {
+            peaks = kernels::measure_peaks(probe_seconds);
+            if (opt.json) print_peaks_json();
+        }
+        fresh = false;
+    };
+    if (opt.json) {
+        print_peaks_json();
     } else {
-        std::printf("CPU peaks on one core (%s), measured now: %.1f GFLOP/s FMA, %.2f G exp/s, %.0f GB/s L1 copy, "
-                    "%.0f GB/s L2 read (L1 %.0f KiB)\n\n",
+        std::printf("CPU peaks on one core (%s), measured now (and again before each model's rows): %.1f GFLOP/s FMA, "
+                    "%.2f G exp/s, %.0f GB/s L1 copy, %.0f GB/s L2 read (L1 %.0f KiB)\n\n",
                     kernels::to_string(kernels::active_isa()), peaks.flops_per_s * 1e-9, peaks.exps_per_s * 1e-9,
                     peaks.l1_bytes_per_s * 1e-9, peaks.l2_read_bytes_per_s * 1e-9, peaks.l1_bytes / 1024);
     }
@@ -243,6 +261,7 @@ void run_bench(const BenchOptions& opt) {
         for (const BenchShape& s : shapes) {
             if (opt.quick && s.d_model == 64 && s.kind == IoKind::continuous) continue;
             const Model m = random_model(s);
+            remeasure();
             bench_model({&m, "", s.streams, 48000.0}, opt, peaks, pool2);
         }
     }
@@ -253,6 +272,7 @@ void run_bench(const BenchOptions& opt) {
                         opt.model_paths[i].c_str(), kind_name(files[i].config().kind), rate_hz);
             print_table_header(rate_hz);
         }
+        remeasure();
         bench_model({&files[i], opt.model_paths[i], 1, rate_hz}, opt, peaks, pool2);
     }
     if (!opt.json && synthetic)
