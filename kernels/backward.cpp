@@ -174,7 +174,7 @@ void prepare(TapeData& d, const ModelView& m, int64_t L) {
     float* stem_T = take(int64_t(I) * Dp);
     float* stem_b = take(Dp);
     float* head_w = take(Dp);
-    for (int i = 0; i < D; ++i) norm_f[i] = m.norm_f_w[i];
+    for (int i = 0; i < D && m.norm_f_w; ++i) norm_f[i] = m.norm_f_w[i];  // a stack alone has none
     if (m.head == HeadKind::tokens) {
         for (int v = 0; v < V; ++v)
             for (int i = 0; i < D; ++i) {
@@ -182,7 +182,7 @@ void prepare(TapeData& d, const ModelView& m, int64_t L) {
                 lm_T[int64_t(i) * Vp + v] = m.lm_head_w[int64_t(v) * D + i];
                 lm_W[int64_t(v) * Dp + i] = m.lm_head_w[int64_t(v) * D + i];
             }
-    } else {
+    } else if (m.head == HeadKind::continuous) {
         for (int i = 0; i < D; ++i) {
             for (int j = 0; j < I; ++j) stem_T[int64_t(j) * Dp + i] = m.stem_w[int64_t(i) * I + j];
             stem_b[i] = m.stem_b[i];
@@ -238,7 +238,7 @@ void prepare(TapeData& d, const ModelView& m, int64_t L) {
     grow(d.WIN0, size_t(std::max<int64_t>(1, int64_t(nl) * (K - 1) * Ep)));
     grow(d.SFIN, size_t(int64_t(nl) * N * Ep));
     if (m.head == HeadKind::continuous) grow(d.XIN, size_t(L * I));
-    else d.tokens.resize(size_t(L));
+    else if (m.head == HeadKind::tokens) d.tokens.resize(size_t(L));
 
     // ---- scratch for one chunk ----
     grow(d.H, size_t(T * Dp));
@@ -332,9 +332,29 @@ void TrainTape::forward_tokens(const ModelView& m, const int32_t* tokens, int64_
     if (state_out) store_state(d, state_out);
 }
 
-void TrainTape::backward(const float* d_out, const ModelGrad& g) {
+void TrainTape::forward_hidden(const ModelView& m, const float* x, int64_t L, const float* state_in,
+                               float* y, float* state_out) {
+    if (m.head != HeadKind::hidden)
+        throw std::invalid_argument("TrainTape::forward_hidden: the model has a head (not a stack of layers alone)");
+    TapeData& d = *d_;
+    d.ready = false;
+    prepare(d, m, L);
+    for (int64_t t = 0; t < L; ++t) {  // the input rows, padding zero, straight onto the tape
+        float* row = d.X_at(0, t);
+        std::memcpy(row, x + t * d.D, sizeof(float) * size_t(d.D));
+        std::fill(row + d.D, row + d.Dp, 0.0f);
+    }
+    load_state(d, state_in);
+    run_forward(d, y);
+    if (state_out) store_state(d, state_out);
+}
+
+void TrainTape::backward(const float* d_out, const ModelGrad& g, float* d_in) {
     TapeData& d = *d_;
     if (!d.ready) throw std::logic_error("TrainTape::backward: no forward to go back through");
+    if (d_in && d.head != HeadKind::hidden)
+        throw std::invalid_argument("TrainTape::backward: d_in is for a stack of layers alone (HeadKind::hidden)");
+    d.d_in = d_in;
     const int D = d.D, Dp = d.Dp, E = d.E, Ep = d.Ep, N = d.N, K = d.K, R = d.R, M = d.M,
               Mp = d.Mp, V = d.V, Vp = d.Vp, I = d.I;
     for (int l = 0; l < d.n_layers; ++l) {  // the gradient's layer kinds must be the forward's
@@ -377,6 +397,7 @@ void TrainTape::backward(const float* d_out, const ModelGrad& g) {
             for (int i = 0; i < D; ++i) o.out_proj_w[int64_t(i) * E + e] += a.out_T[int64_t(e) * Dp + i];
         }
     }
+    if (d.head == HeadKind::hidden) return;  // no norm_f, no head
     for (int i = 0; i < D; ++i) g.norm_f_w[i] += d.g_norm_f[i];
     if (d.head == HeadKind::tokens) {
         for (int v = 0; v < V; ++v)

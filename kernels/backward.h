@@ -75,9 +75,15 @@ public:
                             float* y, float* state_out);
     void forward_tokens(const ModelView& m, const int32_t* tokens, int64_t L,
                         const float* state_in, float* logits, float* state_out);
-    // dLoss/dout of the last forward (dy [L] or dlogits [L][V]) -> adds dLoss/dθ into g.
-    // No gradient flows into state_in. Throws std::logic_error without a forward before it.
-    void backward(const float* d_out, const ModelGrad& g);
+    // A stack of layers alone (HeadKind::hidden): the residual stream x [L][D] in, x after the
+    // last layer y [L][D] out (no norm_f).
+    void forward_hidden(const ModelView& m, const float* x, int64_t L, const float* state_in,
+                        float* y, float* state_out);
+    // dLoss/dout of the last forward (dy [L], dlogits [L][V], or dy [L][D] for a stack) -> adds
+    // dLoss/dθ into g (a stack's g has no norm_f or head: those pointers are ignored). d_in (a
+    // stack only; may be null): gets dLoss/dx [L][D], overwritten. No gradient flows into
+    // state_in. Throws std::logic_error without a forward before it.
+    void backward(const float* d_out, const ModelGrad& g, float* d_in = nullptr);
 
     int chunk() const;
     int64_t length() const;       // L of the last forward (0 before any)

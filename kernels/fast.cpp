@@ -164,7 +164,7 @@ PreparedModelPtr prepare_model(const ModelView& m) {
     float* stem_T = take(int64_t(I) * Dp);
     float* stem_b = take(Dp);
     float* head_w = take(Dp);
-    for (int i = 0; i < D; ++i) norm_f[i] = m.norm_f_w[i];
+    for (int i = 0; i < D && m.norm_f_w; ++i) norm_f[i] = m.norm_f_w[i];  // a stack alone has none
     for (int v = 0; v < V; ++v)
         for (int i = 0; i < D; ++i) {
             embed[int64_t(v) * Dp + i] = m.embed_w[int64_t(v) * D + i];
@@ -226,6 +226,25 @@ void step_continuous(const PreparedModel& p, StepState& s, const float* x, float
     case Isa::avx512: return avx512::step_continuous(p, s, x, y);
     case Isa::avx2: return avx2::step_continuous(p, s, x, y);
     case Isa::baseline: return baseline::step_continuous(p, s, x, y);
+    }
+}
+
+void step_hidden(const PreparedModel& p, StepState& s, const float* x, float* y) {
+    if (p.view.head != HeadKind::hidden) throw std::invalid_argument("step_hidden: the model has a head");
+    switch (active_isa()) {
+    case Isa::avx512: return avx512::step_hidden(p, s, x, y);
+    case Isa::avx2: return avx2::step_hidden(p, s, x, y);
+    case Isa::baseline: return baseline::step_hidden(p, s, x, y);
+    }
+}
+
+void scan_hidden(const PreparedModel& p, StepState& s, int stream, const float* x, int64_t L,
+                 float* y, ThreadPool* pool) {
+    if (p.view.head != HeadKind::hidden) throw std::invalid_argument("scan_hidden: the model has a head");
+    switch (active_isa()) {
+    case Isa::avx512: return avx512::scan(p, s, stream, nullptr, x, L, y, pool);
+    case Isa::avx2: return avx2::scan(p, s, stream, nullptr, x, L, y, pool);
+    case Isa::baseline: return baseline::scan(p, s, stream, nullptr, x, L, y, pool);
     }
 }
 

@@ -53,6 +53,10 @@ void step_tokens(const PreparedModel& p, StepState& s, const int32_t* tokens, fl
 // Effect: x [S][I] -> y [S].
 void step_continuous(const PreparedModel& p, StepState& s, const float* x, float* y);
 
+// A stack of layers alone (HeadKind::hidden): the residual stream x [S][D] -> x after the
+// last layer y [S][D] (no norm_f). x and y may be the same buffer.
+void step_hidden(const PreparedModel& p, StepState& s, const float* x, float* y);
+
 // --- scan: L samples of one stream, chunked, state carried in and out ----------------------
 // pool may be null (one thread). The state of `stream` is read at the start and left at
 // the state after the last sample, so scan and step can take turns on one stream.
@@ -60,6 +64,9 @@ void scan_tokens(const PreparedModel& p, StepState& s, int stream, const int32_t
                  int64_t L, float* logits, ThreadPool* pool);
 void scan_continuous(const PreparedModel& p, StepState& s, int stream, const float* x,
                      int64_t L, float* y, ThreadPool* pool);
+// HeadKind::hidden: x [L][D] -> y [L][D] (may be the same buffer).
+void scan_hidden(const PreparedModel& p, StepState& s, int stream, const float* x, int64_t L,
+                 float* y, ThreadPool* pool);
 
 // This CPU's peak rates on one core, measured now with the active ISA's own code:
 // vector FMAs (no memory traffic), the SSM's exponential, and L1-resident copy bandwidth.

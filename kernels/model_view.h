@@ -47,6 +47,9 @@ inline bool is_lti(const LayerView& w) { return w.lti_C != nullptr; }
 enum class HeadKind : int {
     tokens = 0,      // generator: embedding [V][D] in, lm_head [V][D] logits out
     continuous = 1,  // effect: stem [D][I] + bias in, head [1][D] + bias out, optional skip
+    hidden = 2,      // a stack of layers alone: the residual stream x [D] in, x after the last
+                     // layer out (no stem, no head, no norm_f); model/'s pooled models join
+                     // such stacks at several rates (docs/POOLED.md)
 };
 
 struct ModelView {

@@ -2,6 +2,7 @@
 // in float64, each line the equation it computes (DESIGN.md "The model").
 #include "kernels/reference.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -113,18 +114,29 @@ void mamba_block(const LayerView& w, const Dims& dims, double* x, int64_t L,
 // Floats of recurrent state per layer: conv window [K-1][E], then SSM state [N][E].
 int64_t layer_state_size(const Dims& d) { return int64_t(d.d_conv - 1 + d.d_state) * d.d_inner; }
 
+// x <- every layer in turn.      x: [L][D]
+void layers(const ModelView& m, double* x, int64_t L, const double* state_in, double* state_out) {
+    const int64_t per_layer = layer_state_size(m.dims);
+    for (int i = 0; i < m.dims.n_layers; ++i)
+        mamba_block(m.layers[i], m.dims, x, L, state_in ? state_in + i * per_layer : nullptr,
+                    state_out ? state_out + i * per_layer : nullptr);
+}
+
 void backbone(const ModelView& m, const double* in, int64_t L, const double* state_in,
               double* out, double* state_out) {
     const int D = m.dims.d_model;
-    const int64_t per_layer = layer_state_size(m.dims);
     std::vector<double> x(in, in + L * D);
-    for (int i = 0; i < m.dims.n_layers; ++i)
-        mamba_block(m.layers[i], m.dims, x.data(), L, state_in ? state_in + i * per_layer : nullptr,
-                    state_out ? state_out + i * per_layer : nullptr);
+    layers(m, x.data(), L, state_in, state_out);
     rmsnorm(out, x.data(), m.norm_f_w, L, D, m.dims.norm_eps);
 }
 
 } // namespace
+
+void reference_stack_f64(const ModelView& m, const double* in, int64_t L, const double* state_in,
+                         double* out, double* state_out) {
+    if (out != in) std::copy(in, in + L * m.dims.d_model, out);
+    layers(m, out, L, state_in, state_out);
+}
 
 void reference_backbone(const ModelView& m, const double* in, int64_t L, double* out) {
     backbone(m, in, L, nullptr, out, nullptr);

@@ -25,6 +25,12 @@ void reference_forward_tokens_f64(const ModelView& m, const int32_t* tokens, int
 void reference_forward_continuous_f64(const ModelView& m, const float* x, int64_t L,
                                       const double* state_in, double* y, double* state_out);
 
+// A stack of layers alone (HeadKind::hidden, any head in fact: only the layers run): the
+// residual stream x [L][D] in, x after the last layer [L][D] out (no norm_f), float64
+// throughout, from state_in (null: zero) to state_out (null: not wanted), layout as above.
+void reference_stack_f64(const ModelView& m, const double* in, int64_t L, const double* state_in,
+                         double* out, double* state_out);
+
 // The backbone alone: hidden [L][D] in, final-normed hidden [L][D] out, float64 throughout.
 void reference_backbone(const ModelView& m, const double* in, int64_t L, double* out);
 
