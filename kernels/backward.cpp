@@ -307,6 +307,7 @@ void TrainTape::forward_continuous(const ModelView& m, const float* x, int64_t L
     TapeData& d = *d_;
     d.ready = false;
     prepare(d, m, L);
+    d.hidden_in = false;
     std::memcpy(d.XIN.data(), x, sizeof(float) * size_t(L * d.I));
     load_state(d, state_in);
     run_forward(d, y);
@@ -320,6 +321,7 @@ void TrainTape::forward_tokens(const ModelView& m, const int32_t* tokens, int64_
     TapeData& d = *d_;
     d.ready = false;
     prepare(d, m, L);
+    d.hidden_in = false;
     for (int64_t t = 0; t < L; ++t) {
         if (tokens[t] < 0 || tokens[t] >= m.vocab)
             throw std::invalid_argument("TrainTape::forward_tokens: token " + std::to_string(tokens[t]) +
@@ -334,11 +336,12 @@ void TrainTape::forward_tokens(const ModelView& m, const int32_t* tokens, int64_
 
 void TrainTape::forward_hidden(const ModelView& m, const float* x, int64_t L, const float* state_in,
                                float* y, float* state_out) {
-    if (m.head != HeadKind::hidden)
-        throw std::invalid_argument("TrainTape::forward_hidden: the model has a head (not a stack of layers alone)");
+    if (m.head == HeadKind::continuous)
+        throw std::invalid_argument("TrainTape::forward_hidden: an effect takes its stem's inputs");
     TapeData& d = *d_;
     d.ready = false;
     prepare(d, m, L);
+    d.hidden_in = true;
     for (int64_t t = 0; t < L; ++t) {  // the input rows, padding zero, straight onto the tape
         float* row = d.X_at(0, t);
         std::memcpy(row, x + t * d.D, sizeof(float) * size_t(d.D));
@@ -352,8 +355,8 @@ void TrainTape::forward_hidden(const ModelView& m, const float* x, int64_t L, co
 void TrainTape::backward(const float* d_out, const ModelGrad& g, float* d_in) {
     TapeData& d = *d_;
     if (!d.ready) throw std::logic_error("TrainTape::backward: no forward to go back through");
-    if (d_in && d.head != HeadKind::hidden)
-        throw std::invalid_argument("TrainTape::backward: d_in is for a stack of layers alone (HeadKind::hidden)");
+    if (d_in && !d.hidden_in)
+        throw std::invalid_argument("TrainTape::backward: d_in is for a forward_hidden's input rows");
     d.d_in = d_in;
     const int D = d.D, Dp = d.Dp, E = d.E, Ep = d.Ep, N = d.N, K = d.K, R = d.R, M = d.M,
               Mp = d.Mp, V = d.V, Vp = d.Vp, I = d.I;

@@ -75,14 +75,15 @@ public:
                             float* y, float* state_out);
     void forward_tokens(const ModelView& m, const int32_t* tokens, int64_t L,
                         const float* state_in, float* logits, float* state_out);
-    // A stack of layers alone (HeadKind::hidden): the residual stream x [L][D] in, x after the
-    // last layer y [L][D] out (no norm_f).
+    // Rows of the residual stream in, x [L][D] (the embedding or stem unused): a stack of layers
+    // alone (HeadKind::hidden) gives the stream after its last layer, y [L][D] (no norm_f); a
+    // generator (HeadKind::tokens) its logits [L][V]. Pooled models join such stacks.
     void forward_hidden(const ModelView& m, const float* x, int64_t L, const float* state_in,
                         float* y, float* state_out);
     // dLoss/dout of the last forward (dy [L], dlogits [L][V], or dy [L][D] for a stack) -> adds
-    // dLoss/dθ into g (a stack's g has no norm_f or head: those pointers are ignored). d_in (a
-    // stack only; may be null): gets dLoss/dx [L][D], overwritten. No gradient flows into
-    // state_in. Throws std::logic_error without a forward before it.
+    // dLoss/dθ into g (a stack's g has no norm_f or head: those pointers are ignored). d_in
+    // (after forward_hidden only; may be null): gets dLoss/dx [L][D], overwritten. No gradient
+    // flows into state_in. Throws std::logic_error without a forward before it.
     void backward(const float* d_out, const ModelGrad& g, float* d_in = nullptr);
 
     int chunk() const;

@@ -109,7 +109,8 @@ struct TapeData {
     AlignedFloats WIN0;  // [n_layers][K-1][Ep]  conv window before the first sample
     AlignedFloats SFIN;  // [n_layers][N][Ep]    SSM state after the last sample
     AlignedFloats XIN;   // [L][I]               continuous input
-    float* d_in = nullptr;  // a stack's dLoss/dx [L][D], written by the backward (may be null)
+    bool hidden_in = false; // the forward took rows of the residual stream (forward_hidden)
+    float* d_in = nullptr;  // then dLoss/dx [L][D], written by the backward (may be null)
     std::vector<int32_t> tokens;  // [L]
 
     // Scratch for one chunk of T rows.

@@ -230,7 +230,7 @@ void step_continuous(const PreparedModel& p, StepState& s, const float* x, float
 }
 
 void step_hidden(const PreparedModel& p, StepState& s, const float* x, float* y) {
-    if (p.view.head != HeadKind::hidden) throw std::invalid_argument("step_hidden: the model has a head");
+    if (p.view.head == HeadKind::continuous) throw std::invalid_argument("step_hidden: an effect takes its stem's inputs");
     switch (active_isa()) {
     case Isa::avx512: return avx512::step_hidden(p, s, x, y);
     case Isa::avx2: return avx2::step_hidden(p, s, x, y);
@@ -240,7 +240,7 @@ void step_hidden(const PreparedModel& p, StepState& s, const float* x, float* y)
 
 void scan_hidden(const PreparedModel& p, StepState& s, int stream, const float* x, int64_t L,
                  float* y, ThreadPool* pool) {
-    if (p.view.head != HeadKind::hidden) throw std::invalid_argument("scan_hidden: the model has a head");
+    if (p.view.head == HeadKind::continuous) throw std::invalid_argument("scan_hidden: an effect takes its stem's inputs");
     switch (active_isa()) {
     case Isa::avx512: return avx512::scan(p, s, stream, nullptr, x, L, y, pool);
     case Isa::avx2: return avx2::scan(p, s, stream, nullptr, x, L, y, pool);

@@ -53,8 +53,10 @@ void step_tokens(const PreparedModel& p, StepState& s, const int32_t* tokens, fl
 // Effect: x [S][I] -> y [S].
 void step_continuous(const PreparedModel& p, StepState& s, const float* x, float* y);
 
-// A stack of layers alone (HeadKind::hidden): the residual stream x [S][D] -> x after the
-// last layer y [S][D] (no norm_f). x and y may be the same buffer.
+// Rows of the residual stream in, x [S][D]: a stack of layers alone (HeadKind::hidden) gives
+// the stream after its last layer, y [S][D] (no norm_f; x and y may be the same buffer); a
+// generator (HeadKind::tokens) its logits [S][V], its embedding unused. Pooled models join
+// such stacks (model/pooled.h).
 void step_hidden(const PreparedModel& p, StepState& s, const float* x, float* y);
 
 // --- scan: L samples of one stream, chunked, state carried in and out ----------------------
@@ -64,7 +66,7 @@ void scan_tokens(const PreparedModel& p, StepState& s, int stream, const int32_t
                  int64_t L, float* logits, ThreadPool* pool);
 void scan_continuous(const PreparedModel& p, StepState& s, int stream, const float* x,
                      int64_t L, float* y, ThreadPool* pool);
-// HeadKind::hidden: x [L][D] -> y [L][D] (may be the same buffer).
+// Rows in, x [L][D], as step_hidden: y [L][D] (may be x) or logits [L][V].
 void scan_hidden(const PreparedModel& p, StepState& s, int stream, const float* x, int64_t L,
                  float* y, ThreadPool* pool);
 

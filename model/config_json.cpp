@@ -221,6 +221,17 @@ void parse_backbone(const Fields& f, ModelConfig& c) {
             c.lti_layers.push_back(int(v.get<int64_t>()));  // range and order: validate()
         }
     }
+    c.pool.clear();
+    if (const json* pool = f.find("pool")) {
+        if (!pool->is_array()) field_error(f.where(), "pool", *pool, "an array of pooling factors");
+        for (size_t i = 0; i < pool->size(); ++i) {
+            const json& v = (*pool)[i];
+            if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT_MAX)
+                field_error(f.where(), "pool[" + std::to_string(i) + "]", v, "a pooling factor");
+            c.pool.push_back(int(v.get<int64_t>()));  // range: validate()
+        }
+    }
+    c.pool_expand = f.get_int("pool_expand", 2);
 }
 
 void parse_vocab(const Fields& f, ModelConfig& c) {
@@ -337,10 +348,14 @@ std::string config_to_json(const ModelConfig& c) {
     j["tie_word_embeddings"] = c.tie_embeddings;
     j["use_bias"] = false;
     j["use_conv_bias"] = c.conv_bias;
-    // MambaWave's own. A file with LTI layers is format 2, so that a build from before them
-    // asks for a newer MambaWave instead of naming missing tensors.
+    // MambaWave's own. A file with LTI layers is format 2 and a pooled one 3, so that a build
+    // from before them asks for a newer MambaWave instead of naming missing tensors.
     if (!c.lti_layers.empty()) j["lti_layers"] = c.lti_layers;
-    j["format_version"] = c.lti_layers.empty() ? 1 : kFormatVersion;
+    if (c.pooled()) {
+        j["pool"] = c.pool;
+        j["pool_expand"] = c.pool_expand;
+    }
+    j["format_version"] = c.pooled() ? 3 : c.lti_layers.empty() ? 1 : 2;
     j["io"] = io_to_json(c);
     j["untrained"] = c.untrained;
     j["description"] = c.description;

@@ -11,6 +11,7 @@
 namespace mw {
 
 namespace kernels { class TrainTape; }
+namespace pooled { class Tape; }
 
 // Gradients have the model's own layout: a Model with the same config whose weights hold
 // dLoss/dθ (data() gives them flat, parameter_count() floats, for optimisers).
@@ -49,6 +50,8 @@ public:
 
 private:
     std::unique_ptr<kernels::TrainTape> tape_;
+    std::unique_ptr<pooled::Tape> pooled_;  // a pooled model's (model/pooled.h), made on first use
+    bool last_pooled_ = false;
     std::vector<TensorSpec> specs_;  // the last forward's model's tensors
 };
 

@@ -36,6 +36,21 @@ kernels::Dims ModelConfig::dims() const {
     return d;
 }
 
+kernels::Dims ModelConfig::level_dims(int level) const {
+    kernels::Dims d = dims();
+    int scale = 1;
+    for (int i = 0; i < level; ++i) scale *= pool_expand;
+    d.d_model *= scale;
+    d.d_inner *= scale;
+    d.dt_rank *= scale;
+    d.n_layers = pooled() ? stack_layers() : n_layers;
+    return d;
+}
+
+kernels::Dims ModelConfig::layer_dims(int layer) const {
+    return pooled() ? level_dims(layer_level(layer)) : dims();
+}
+
 namespace {
 void check_range(const std::string& where, const char* field, long long value, long long lo,
                  long long hi) {
@@ -64,6 +79,24 @@ void ModelConfig::validate(const std::string& where) const {
             throw ModelError(where + ": config field 'lti_layers' is not in ascending order without "
                              "repeats (layer " + std::to_string(l) + " after " +
                              std::to_string(lti_layers[i - 1]) + ")");
+    }
+    if (pooled()) {
+        check_range(where, "pool (its number of factors)", int64_t(pool.size()), 1, 4);
+        for (size_t i = 0; i < pool.size(); ++i)
+            check_range(where, ("pool[" + std::to_string(i) + "]").c_str(), pool[i], 2, 64);
+        check_range(where, "pool_expand", pool_expand, 1, 4);
+        if (n_layers % stacks() != 0)
+            throw ModelError(where + ": config field 'num_hidden_layers' is " + std::to_string(n_layers) +
+                             ", expected a multiple of " + std::to_string(stacks()) + " for a model with " +
+                             std::to_string(pool.size()) + " pooling factors (" + std::to_string(stacks()) +
+                             " stacks of equal depth)");
+        if (kind != IoKind::mulaw8)
+            throw ModelError(where + ": config field 'pool' is set on an effect: pooled models are generators "
+                             "(an effect answers every sample at once, and a pooled level hears its input one "
+                             "frame late)");
+        const kernels::Dims deepest = level_dims(int(pool.size()));
+        check_range(where, "hidden_size at the deepest pooled level", deepest.d_model, 1, 8192);
+        check_range(where, "intermediate_size at the deepest pooled level", deepest.d_inner, 1, 32768);
     }
     if (!(sample_rate_hz >= 1000.0 && sample_rate_hz <= 768000.0))
         throw ModelError(where + ": field 'io.sample_rate' is " + std::to_string(sample_rate_hz) +
@@ -115,7 +148,7 @@ int64_t TensorSpec::numel() const {
 }
 
 std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
-    const int64_t D = c.d_model, E = c.d_inner, N = c.d_state, K = c.d_conv, R = c.dt_rank;
+    const int64_t D = c.d_model, N = c.d_state, K = c.d_conv;
     std::vector<TensorSpec> t;
     if (c.kind == IoKind::mulaw8) {
         t.push_back({"backbone.embeddings.weight", {c.vocab, D}});
@@ -124,6 +157,8 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
         t.push_back({"stem.bias", {D}});
     }
     for (int i = 0; i < c.n_layers; ++i) {
+        const kernels::Dims ld = c.layer_dims(i);  // a pooled model's layers: their level's sizes
+        const int64_t D = ld.d_model, E = ld.d_inner, R = ld.dt_rank;
         const std::string p = "backbone.layers." + std::to_string(i) + ".";
         t.push_back({p + "norm.weight", {D}});
         t.push_back({p + "mixer.in_proj.weight", {2 * E, D}});
@@ -141,6 +176,16 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
         }
         t.push_back({p + "mixer.D", {E}});
         t.push_back({p + "mixer.out_proj.weight", {D, E}});
+    }
+    // A pooled model's pools: level i's frame of pool[i] rows to one row of level i+1 (down),
+    // and one row of level i+1 to the next frame's pool[i] rows of level i (up).
+    for (size_t i = 0; i < c.pool.size(); ++i) {
+        const int64_t Di = c.level_dims(int(i)).d_model, Dn = c.level_dims(int(i) + 1).d_model, p = c.pool[i];
+        const std::string n = "backbone.pools." + std::to_string(i) + ".";
+        t.push_back({n + "down.weight", {Dn, p * Di}});
+        t.push_back({n + "down.bias", {Dn}});
+        t.push_back({n + "up.weight", {p * Di, Dn}});
+        t.push_back({n + "up.bias", {p * Di}});
     }
     t.push_back({"backbone.norm_f.weight", {D}});
     if (c.kind == IoKind::mulaw8) {
@@ -161,7 +206,7 @@ Model::Model(ModelConfig config) : config_(std::move(config)) {
         total += s.numel();
     }
     // One allocation for every tensor, plus E zeros standing in for an absent conv bias.
-    weights_.assign(static_cast<size_t>(total + config_.d_inner), 0.0f);
+    weights_.assign(static_cast<size_t>(total + absent_bias_floats()), 0.0f);
     bind();
 }
 
@@ -194,7 +239,16 @@ const float* Model::tensor(const std::string& name) const {
 
 int64_t Model::state_floats_per_stream() const {
     const ModelConfig& c = config_;
-    return int64_t(c.n_layers) * c.d_inner * ((c.d_conv - 1) + c.d_state);
+    int64_t n = 0;
+    for (int l = 0; l < c.n_layers; ++l) n += int64_t(c.layer_dims(l).d_inner) * ((c.d_conv - 1) + c.d_state);
+    for (size_t i = 0; i < c.pool.size(); ++i) n += int64_t(c.pool[i]) * c.level_dims(int(i)).d_model;
+    return n;
+}
+
+void Model::throw_pooled_view() {
+    throw ModelError("this is a pooled model (config field 'pool'), which runs on the CPU through "
+                     "model/pooled.h; this path takes flat models only (docs/POOLED.md says what runs a "
+                     "pooled model so far)");
 }
 
 template <class Layer, class Ptr>
@@ -219,7 +273,7 @@ void Model::point_at_layer(int i, Layer& l, Ptr absent_conv_bias) {
 
 void Model::bind() {
     const ModelConfig& c = config_;
-    const float* zeros = weights_.data() + (weights_.size() - static_cast<size_t>(c.d_inner));
+    const float* zeros = weights_.data() + (weights_.size() - static_cast<size_t>(absent_bias_floats()));
     layers_.assign(static_cast<size_t>(c.n_layers), {});
     for (int i = 0; i < c.n_layers; ++i) point_at_layer(i, layers_[static_cast<size_t>(i)], zeros);
     view_ = {};
@@ -239,6 +293,22 @@ void Model::bind() {
         view_.head_w = tensor("head.weight");
         view_.head_b = tensor("head.bias");
         view_.skip = c.skip;
+    }
+    // A pooled model's stacks: each a kernels view of its layers alone; the last one, level 0's
+    // up stack, ends in norm_f and the head (its embedding is not its input: the rows are).
+    stacks_.clear();
+    for (int s = 0; c.pooled() && s < c.stacks(); ++s) {
+        kernels::ModelView v;
+        v.dims = c.level_dims(c.stack_level(s));
+        v.layers = layers_.data() + s * c.stack_layers();
+        if (s + 1 < c.stacks()) {
+            v.head = kernels::HeadKind::hidden;
+        } else {
+            v = view_;
+            v.dims = c.level_dims(0);
+            v.layers = layers_.data() + s * c.stack_layers();
+        }
+        stacks_.push_back(v);
     }
 }
 
@@ -272,36 +342,46 @@ void Model::init_random(uint64_t seed, float jitter) {
         fill_normal("head.bias", jit);
     }
     for (int i = 0; i < c.n_layers; ++i) {
+        const kernels::Dims ld = c.layer_dims(i);
+        const int d_model = ld.d_model, d_inner = ld.d_inner, dt_rank = ld.dt_rank;
         const std::string p = "backbone.layers." + std::to_string(i) + ".";
         float* norm = tensor(p + "norm.weight");
-        for (int d = 0; d < c.d_model; ++d) norm[d] = 1.0f + jit * 0.2f * normal(rng);
-        fill_normal(p + "mixer.in_proj.weight", 1.0f / std::sqrt(float(c.d_model)));
+        for (int d = 0; d < d_model; ++d) norm[d] = 1.0f + jit * 0.2f * normal(rng);
+        fill_normal(p + "mixer.in_proj.weight", 1.0f / std::sqrt(float(d_model)));
         fill_normal(p + "mixer.conv1d.weight", 1.0f / std::sqrt(float(c.d_conv)));
         if (c.conv_bias) fill_normal(p + "mixer.conv1d.bias", 0.1f + jit * 0.2f);
         if (c.is_lti(i)) {
             // B starts at one, C standard normal (S4D's start; docs/ABLATION.md's harness)
             float* b = tensor(p + "mixer.B");
-            for (int64_t k = 0; k < int64_t(c.d_inner) * c.d_state; ++k) b[k] = 1.0f + jit * normal(rng);
+            for (int64_t k = 0; k < int64_t(d_inner) * c.d_state; ++k) b[k] = 1.0f + jit * normal(rng);
             fill_normal(p + "mixer.C", 1.0f);
         } else {
-            fill_normal(p + "mixer.x_proj.weight", 1.0f / std::sqrt(float(c.d_inner)));
-            fill_normal(p + "mixer.dt_proj.weight", 1.0f / std::sqrt(float(c.dt_rank)));
+            fill_normal(p + "mixer.x_proj.weight", 1.0f / std::sqrt(float(d_inner)));
+            fill_normal(p + "mixer.dt_proj.weight", 1.0f / std::sqrt(float(dt_rank)));
         }
         // dt = exp(U[log 1e-3, log 1e-1]); bias = softplus^-1(dt) = dt + log(-expm1(-dt))
         float* dt_b = tensor(p + "mixer.dt_proj.bias");
-        for (int e = 0; e < c.d_inner; ++e) {
+        for (int e = 0; e < d_inner; ++e) {
             const float dt = std::exp(std::log(1e-3f) + uniform(rng) * (std::log(1e-1f) - std::log(1e-3f)));
             dt_b[e] = dt + std::log(-std::expm1(-dt)) + jit * normal(rng);
         }
         float* a_log = tensor(p + "mixer.A_log");
-        for (int e = 0; e < c.d_inner; ++e)
+        for (int e = 0; e < d_inner; ++e)
             for (int n = 0; n < c.d_state; ++n)
                 a_log[e * c.d_state + n] = std::log(float(n + 1)) + jit * 0.5f * normal(rng);
         float* dd = tensor(p + "mixer.D");
-        for (int e = 0; e < c.d_inner; ++e) dd[e] = 1.0f + jit * 0.5f * normal(rng);
+        for (int e = 0; e < d_inner; ++e) dd[e] = 1.0f + jit * 0.5f * normal(rng);
         // Output projection scaled down with depth, as in mamba_ssm's prenorm rescale.
         fill_normal(p + "mixer.out_proj.weight",
-                    1.0f / std::sqrt(float(c.d_inner)) / std::sqrt(float(c.n_layers)));
+                    1.0f / std::sqrt(float(d_inner)) / std::sqrt(float(c.n_layers)));
+    }
+    for (size_t i = 0; i < c.pool.size(); ++i) {  // the pools: fan-in scaled, biases zero
+        const std::string n = "backbone.pools." + std::to_string(i) + ".";
+        const int Di = c.level_dims(int(i)).d_model, Dn = c.level_dims(int(i) + 1).d_model;
+        fill_normal(n + "down.weight", 1.0f / std::sqrt(float(c.pool[i] * Di)));
+        fill_normal(n + "up.weight", 1.0f / std::sqrt(float(Dn)) / std::sqrt(float(c.n_layers)));
+        fill_normal(n + "down.bias", jit * 0.1f);
+        fill_normal(n + "up.bias", jit * 0.1f);
     }
     float* nf = tensor("backbone.norm_f.weight");
     for (int d = 0; d < c.d_model; ++d) nf[d] = 1.0f + jit * 0.2f * normal(rng);

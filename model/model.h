@@ -52,6 +52,14 @@ struct ModelConfig {
     // every layer selective, as in HF Mamba). Such a layer has no x_proj.weight and no
     // dt_proj.weight; it has mixer.B and mixer.C [d_inner, d_state] instead (kernels/model_view.h).
     std::vector<int> lti_layers;
+    // A pooled generator (file: "pool", "pool_expand"; docs/POOLED.md): empty for the flat
+    // model above. pool[i] is the factor between level i and level i+1. Level 0 runs at the
+    // sample rate with d_model, d_inner and dt_rank; level i at 1/(pool[0]·…·pool[i-1]) of it,
+    // each size times pool_expand^i. The n_layers layers form 2·pool.size()+1 stacks of equal
+    // depth, numbered in the order they run: the down stacks of levels 0, 1, …, the centre at
+    // the deepest level, the up stacks of levels …, 1, 0 (stack_level()).
+    std::vector<int> pool;
+    int pool_expand = 2;
 
     // The io section.
     IoKind kind = IoKind::mulaw8;
@@ -70,7 +78,27 @@ struct ModelConfig {
         return std::find(lti_layers.begin(), lti_layers.end(), layer) != lti_layers.end();
     }
     int n_in() const { return 1 + n_cond(); }
+    // Level 0's sizes (the flat model's), n_layers all the layers.
     kernels::Dims dims() const;
+
+    bool pooled() const { return !pool.empty(); }
+    int stacks() const { return 2 * int(pool.size()) + 1; }
+    int stack_layers() const { return n_layers / stacks(); }
+    // The level stack s runs at: s for a down stack, pool.size() for the centre, and then back up.
+    int stack_level(int s) const {
+        const int P = int(pool.size());
+        return s <= P ? s : 2 * P - s;
+    }
+    int layer_level(int layer) const { return stack_level(layer / stack_layers()); }
+    // A level's sizes (n_layers: one stack's), and those of a layer's level.
+    kernels::Dims level_dims(int level) const;
+    kernels::Dims layer_dims(int layer) const;
+    // Samples between a pooled model's phase-0 points: the product of the factors (1 if flat).
+    int pool_period() const {
+        int p = 1;
+        for (int f : pool) p *= f;
+        return p;
+    }
     // Throws ModelError naming `where` (a file name) when a size is out of range.
     void validate(const std::string& where) const;
 };
@@ -102,7 +130,15 @@ public:
 
     const ModelConfig& config() const { return config_; }
     ModelConfig& mutable_config() { return config_; }  // metadata only; sizes must not change
-    const kernels::ModelView& view() const { return view_; }
+    // The whole model for the kernels. A pooled model has no single view: this throws
+    // ModelError saying so (model/pooled.h runs it from stack_view() and the pool tensors).
+    const kernels::ModelView& view() const {
+        if (config_.pooled()) throw_pooled_view();
+        return view_;
+    }
+    // A pooled model's stack s (config().stacks() of them): HeadKind::hidden, except the last
+    // (level 0's up stack), which carries norm_f and the generator's head (HeadKind::tokens).
+    const kernels::ModelView& stack_view(int s) const { return stacks_.at(size_t(s)); }
 
     // A named tensor's storage (throws ModelError for an unknown name).
     float* tensor(const std::string& name);
@@ -110,11 +146,11 @@ public:
     const std::vector<TensorSpec>& tensors() const { return specs_; }
     // The number of parameters (the tensors of the file).
     int64_t parameter_count() const {
-        return static_cast<int64_t>(weights_.size()) - config_.d_inner;
+        return static_cast<int64_t>(weights_.size()) - absent_bias_floats();
     }
     // All parameters as one flat array in file order, parameter_count() floats (optimisers and
-    // gradients use this). Behind them sit d_inner zeros that a model without conv bias points
-    // its conv bias at; they are not parameters and are never trained.
+    // gradients use this). Behind them sit zeros (the largest d_inner of its layers) that a
+    // model without conv bias points its conv bias at; they are not parameters, never trained.
     float* data() { return weights_.data(); }
     const float* data() const { return weights_.data(); }
     // Zeroes, inside `params` (laid out as for_each_A_log's), what makes each selective layer's
@@ -124,10 +160,11 @@ public:
     void zero_dt_inputs(float* params) const {
         for (int l = 0; l < config_.n_layers; ++l) {
             if (config_.is_lti(l)) continue;
+            const kernels::Dims d = config_.layer_dims(l);
             const std::string p = "backbone.layers." + std::to_string(l) + ".mixer.";
             for (const char* name : {"x_proj.weight", "dt_proj.weight"}) {
                 float* w = params + (tensor(p + name) - data());
-                std::fill(w, w + int64_t(config_.dt_rank) * config_.d_inner, 0.0f);  // R·E floats each
+                std::fill(w, w + int64_t(d.dt_rank) * d.d_inner, 0.0f);  // R·E floats each
             }
         }
     }
@@ -137,10 +174,13 @@ public:
     void for_each_A_log(float* params, F f) const {
         for (int l = 0; l < config_.n_layers; ++l) {
             const float* A_log = tensor("backbone.layers." + std::to_string(l) + ".mixer.A_log");
-            f(params + (A_log - data()), config_.d_inner, config_.d_state);
+            f(params + (A_log - data()), config_.layer_dims(l).d_inner, config_.d_state);
         }
     }
-    // Floats of recurrent state per stream: conv windows and SSM states of all layers.
+    // Floats of recurrent state per stream: conv windows and SSM states of all layers (in
+    // layer order; each layer's own size). A pooled model adds, for each pool i, the up
+    // projection's pool[i] rows of level i that the next frame adds in (model/pooled.h): its
+    // state at a multiple of pool_period(), where training segments end.
     int64_t state_floats_per_stream() const;
 
     // This model's tensors as the place a backward adds its gradients (kernels/backward.h), for
@@ -156,10 +196,18 @@ public:
 
 private:
     void bind();
+    [[noreturn]] static void throw_pooled_view();
     // Layer i's tensors into l (a kernels::LayerView or LayerGrad: the same field names); an
     // absent conv bias points at absent_conv_bias.
     template <class Layer, class Ptr>
     void point_at_layer(int i, Layer& l, Ptr absent_conv_bias);
+
+    // The zeros behind the parameters: the largest d_inner of any layer (d_inner when flat).
+    int64_t absent_bias_floats() const {
+        int64_t e = 0;
+        for (int l = 0; l < config_.n_layers; ++l) e = std::max<int64_t>(e, config_.layer_dims(l).d_inner);
+        return e;
+    }
 
     ModelConfig config_;
     std::vector<TensorSpec> specs_;
@@ -167,6 +215,7 @@ private:
     std::vector<float> weights_;               // all tensors, back to back
     std::vector<kernels::LayerView> layers_;   // [n_layers]
     kernels::ModelView view_;
+    std::vector<kernels::ModelView> stacks_;   // a pooled model's stacks; empty when flat
 };
 
 } // namespace mw

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -47,6 +48,22 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 // The config fields a tensor's expected shape comes from, e.g. "state_size=16,
 // intermediate_size=32", so a shape error says which side (config or tensor) to look at.
+std::string shape_origin(const ModelConfig& c, const std::string& name);
+
+// The same, for a pooled model's tensors: a layer's sizes are its level's, a pool's both levels'.
+std::string pooled_shape_origin(const ModelConfig& c, const std::string& name) {
+    const std::string scale = "pool_expand=" + std::to_string(c.pool_expand);
+    if (name.rfind("backbone.pools.", 0) == 0)
+        return "pool=[...], the hidden sizes of the two levels the pool joins (hidden_size x " + scale + "^level)";
+    if (name.rfind("backbone.layers.", 0) == 0) {
+        const int layer = std::atoi(name.c_str() + std::strlen("backbone.layers."));
+        if (layer >= 0 && layer < c.n_layers && c.layer_level(layer) > 0)
+            return shape_origin(c, name) + ", each times " + scale + "^" + std::to_string(c.layer_level(layer)) +
+                   " at pooled level " + std::to_string(c.layer_level(layer));
+    }
+    return shape_origin(c, name);
+}
+
 std::string shape_origin(const ModelConfig& c, const std::string& name) {
     const std::string D = "hidden_size=" + std::to_string(c.d_model);
     const std::string E = "intermediate_size=" + std::to_string(c.d_inner);
@@ -92,7 +109,8 @@ void check_tensor_names(const std::string& file, const ModelConfig& c,
                        to_string(c.kind) + ", num_hidden_layers=" + std::to_string(c.n_layers) +
                        ", use_conv_bias=" + (c.conv_bias ? "true" : "false") +
                        ", tie_word_embeddings=" + (c.tie_embeddings ? "true" : "false") +
-                       (c.lti_layers.empty() ? std::string() : ", lti_layers=" + lti_list(c)) + ")");
+                       (c.lti_layers.empty() ? std::string() : ", lti_layers=" + lti_list(c)) +
+                       (c.pooled() ? ", pooled: " + std::to_string(c.stacks()) + " stacks" : std::string()) + ")");
     const bool lm_head_ignorable = c.kind == IoKind::mulaw8 && c.tie_embeddings;
     std::vector<std::string> unexpected;
     for (const auto& [name, info] : st.tensors)
@@ -111,7 +129,7 @@ void check_shapes(const std::string& file, const ModelConfig& c,
         if (info.shape != spec.shape)
             fail(file, "tensor '" + spec.name + "' has shape " + shape_text(info.shape) +
                            ", expected " + shape_text(spec.shape) + " (from " +
-                           shape_origin(c, spec.name) + ")");
+                           (c.pooled() ? pooled_shape_origin(c, spec.name) : shape_origin(c, spec.name)) + ")");
     }
 }
 

@@ -33,6 +33,6 @@ ModelConfig config_from_json(const std::string& json_text, const std::string& wh
 ModelConfig hf_config_from_json(const std::string& json_text, const std::string& where);
 
 // The format version this build writes; files with a newer major version are refused.
-constexpr int kFormatVersion = 2;  // 2: lti_layers (a file without them is written as 1)
+constexpr int kFormatVersion = 3;  // 2: lti_layers; 3: pool (a file without either is written as 1)
 
 } // namespace mw

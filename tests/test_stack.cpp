@@ -152,6 +152,52 @@ TEST_CASE("a stack of layers alone: step, scan and tape equal the float64 refere
     }
 }
 
+TEST_CASE("rows in, a generator's logits out: step, scan and tape equal the float64 reference", "[stack]") {
+    // The top stack of a pooled generator: its input is the residual stream, its head norm_f
+    // and lm_head (untied here, so the logits do not come from the unused embedding).
+    ModelConfig c = make_config(IoKind::mulaw8, 32, 2, 16);
+    c.tie_embeddings = false;
+    Model m(c);
+    m.init_random(5, 0.3f);
+    const kernels::ModelView v = m.view();
+    const int D = 32, V = 256;
+    const int64_t L = 70;
+    const std::vector<float> x = random_rows(L, D, 51);
+    std::vector<double> xd(x.begin(), x.end()), hd(x.size());
+    kernels::reference_stack_f64(v, xd.data(), L, nullptr, hd.data(), nullptr);
+    std::vector<float> want(size_t(L * V));
+    for (int64_t t = 0; t < L; ++t) {  // logits = lm_head · (RMSNorm(h) ⊙ norm_f)
+        double ms = 0;
+        for (int d = 0; d < D; ++d) ms += hd[size_t(t * D + d)] * hd[size_t(t * D + d)];
+        const double r = 1.0 / std::sqrt(ms / D + c.norm_eps);
+        for (int o = 0; o < V; ++o) {
+            double acc = 0;
+            for (int d = 0; d < D; ++d) acc += double(v.lm_head_w[o * D + d]) * hd[size_t(t * D + d)] * r * double(v.norm_f_w[d]);
+            want[size_t(t * V + o)] = float(acc);
+        }
+    }
+    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
+        if (!kernels::isa_supported(isa)) continue;
+        kernels::set_isa_for_testing(isa);
+        INFO("isa " << kernels::to_string(isa));
+        auto P = kernels::prepare_model(v);
+        auto sc = kernels::make_state(*P, 1, 32);
+        std::vector<float> scan_l(size_t(L * V)), step_l(size_t(L * V));
+        kernels::scan_hidden(*P, *sc, 0, x.data(), L, scan_l.data(), nullptr);
+        CHECK(test::rel_error(scan_l, want) <= 1e-4);
+        auto ss = kernels::make_state(*P, 1, 32);
+        for (int64_t t = 0; t < L; ++t) kernels::step_hidden(*P, *ss, x.data() + t * D, step_l.data() + t * V);
+        CHECK(test::rel_error(step_l, want) <= 1e-4);
+        if (isa != Isa::avx512) {
+            kernels::TrainTape tape(32);
+            std::vector<float> tape_l(size_t(L * V));
+            tape.forward_hidden(v, x.data(), L, nullptr, tape_l.data(), nullptr);
+            CHECK(test::rel_error(tape_l, want) <= 1e-5);
+        }
+    }
+    kernels::reset_isa_for_testing();
+}
+
 TEST_CASE("a stack's gradients, its input's included, match float64 finite differences", "[stack][backward]") {
     for (const StackCase& k : kCases) {
         Model m = stack_model(k);

@@ -1,0 +1,557 @@
+// A pooled generator on the CPU: the float64 reference, the forward over a sequence, the step
+// and the training tape, each a composition of the kernels' stacks of layers alone
+// (kernels::HeadKind::hidden) and the pools between them (pooled.h gives the equations).
+#include "model/pooled.h"
+
+#include "kernels/reference.h"
+#include "kernels/thread_pool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace mw::pooled {
+namespace {
+
+// A pool's tensors, with the transposes the float paths read along their rows.
+struct PoolW {
+    int Di = 0, Dn = 0, p = 0;                  // level i's width, level i+1's, the factor
+    std::vector<float> down_w, down_b;           // [Dn][p·Di], [Dn]
+    std::vector<float> up_w, up_b;               // [p·Di][Dn], [p·Di]
+    std::vector<float> down_T, up_T;             // [p·Di][Dn], [Dn][p·Di]
+};
+
+std::vector<PoolW> pool_weights(const Model& m) {
+    const ModelConfig& c = m.config();
+    std::vector<PoolW> pools;
+    for (size_t i = 0; i < c.pool.size(); ++i) {
+        PoolW w;
+        w.Di = c.level_dims(int(i)).d_model;
+        w.Dn = c.level_dims(int(i) + 1).d_model;
+        w.p = c.pool[i];
+        const int64_t F = int64_t(w.p) * w.Di;  // a frame's floats
+        const std::string n = "backbone.pools." + std::to_string(i) + ".";
+        auto copy = [&](const char* name, int64_t count) {
+            const float* src = m.tensor(n + name);
+            return std::vector<float>(src, src + count);
+        };
+        w.down_w = copy("down.weight", w.Dn * F);
+        w.down_b = copy("down.bias", w.Dn);
+        w.up_w = copy("up.weight", F * w.Dn);
+        w.up_b = copy("up.bias", F);
+        w.down_T.resize(size_t(F * w.Dn));
+        w.up_T.resize(size_t(w.Dn * F));
+        for (int64_t o = 0; o < w.Dn; ++o)
+            for (int64_t k = 0; k < F; ++k) {
+                w.down_T[size_t(k * w.Dn + o)] = w.down_w[size_t(o * F + k)];
+                w.up_T[size_t(o * F + k)] = w.up_w[size_t(k * w.Dn + o)];
+            }
+        pools.push_back(std::move(w));
+    }
+    return pools;
+}
+
+// out [Dn] = b↓ + W↓ · frame      frame: p rows of Di, contiguous
+void pool_down(const PoolW& w, const float* frame, float* out) {
+    std::copy(w.down_b.begin(), w.down_b.end(), out);
+    const int64_t F = int64_t(w.p) * w.Di;
+    for (int64_t k = 0; k < F; ++k) {
+        const float f = frame[k];
+        const float* col = w.down_T.data() + k * w.Dn;
+        for (int o = 0; o < w.Dn; ++o) out[o] += f * col[o];
+    }
+}
+
+// out [p·Di] = b↑ + W↑ · h        h: one row of level i+1
+void pool_up(const PoolW& w, const float* h, float* out) {
+    std::copy(w.up_b.begin(), w.up_b.end(), out);
+    const int64_t F = int64_t(w.p) * w.Di;
+    for (int o = 0; o < w.Dn; ++o) {
+        const float f = h[o];
+        const float* col = w.up_T.data() + int64_t(o) * F;
+        for (int64_t k = 0; k < F; ++k) out[k] += f * col[k];
+    }
+}
+
+// Where each stack's layers keep their state inside a stream state, and where each pool's rows are.
+struct StateLayout {
+    std::vector<int64_t> stack_offset;  // [stacks]
+    std::vector<int64_t> queue_offset;  // [pools]
+    int64_t total = 0;
+};
+
+StateLayout state_layout(const ModelConfig& c) {
+    StateLayout s;
+    int64_t off = 0;
+    for (int st = 0; st < c.stacks(); ++st) {
+        s.stack_offset.push_back(off);
+        const kernels::Dims d = c.level_dims(c.stack_level(st));
+        off += int64_t(d.n_layers) * d.d_inner * (d.d_conv - 1 + d.d_state);
+    }
+    for (size_t i = 0; i < c.pool.size(); ++i) {
+        s.queue_offset.push_back(off);
+        off += int64_t(c.pool[i]) * c.level_dims(int(i)).d_model;
+    }
+    s.total = off;
+    return s;
+}
+
+// Lengths of the levels: L, then whole frames of the level above.
+std::vector<int64_t> level_lengths(const ModelConfig& c, int64_t L) {
+    std::vector<int64_t> n{L};
+    for (int p : c.pool) n.push_back(n.back() / p);
+    return n;
+}
+
+void require_pooled(const Model& m, const char* who) {
+    if (!m.config().pooled())
+        throw std::invalid_argument(std::string(who) + ": the model is not pooled (config field 'pool' is empty)");
+}
+
+void check_length(const ModelConfig& c, int64_t L, bool with_state, const char* who) {
+    if (L < 1) throw std::invalid_argument(std::string(who) + ": sequence length must be >= 1");
+    if (with_state && L % c.pool_period() != 0)
+        throw std::invalid_argument(std::string(who) + ": with a state carried in or out, the length (" +
+                                    std::to_string(L) + ") must be a multiple of the pooling period " +
+                                    std::to_string(c.pool_period()));
+}
+
+} // namespace
+
+// ---- the float64 reference ---------------------------------------------------------------------
+
+void reference_forward_tokens_f64(const Model& m, const int32_t* tokens, int64_t L, const double* state_in,
+                                  double* logits, double* state_out) {
+    require_pooled(m, "pooled::reference_forward_tokens_f64");
+    const ModelConfig& c = m.config();
+    check_length(c, L, state_in || state_out, "pooled::reference_forward_tokens_f64");
+    const int P = int(c.pool.size()), V = c.vocab;
+    const StateLayout lay = state_layout(c);
+    const std::vector<int64_t> Ln = level_lengths(c, L);
+    auto D = [&](int level) { return c.level_dims(level).d_model; };
+    auto sin = [&](int64_t off) { return state_in ? state_in + off : nullptr; };
+    auto sout = [&](int64_t off) { return state_out ? state_out + off : nullptr; };
+    auto stack = [&](int s, const std::vector<double>& in, int64_t n, std::vector<double>& out) {
+        out.resize(in.size());
+        kernels::reference_stack_f64(m.stack_view(s), in.data(), n, sin(lay.stack_offset[size_t(s)]), out.data(),
+                                     sout(lay.stack_offset[size_t(s)]));
+    };
+
+    // x_0 = embeddings[token]
+    const float* embed = m.tensor("backbone.embeddings.weight");
+    std::vector<double> x(size_t(L * D(0)));
+    for (int64_t t = 0; t < L; ++t)
+        for (int d = 0; d < D(0); ++d) x[size_t(t * D(0) + d)] = embed[int64_t(tokens[t]) * D(0) + d];
+    // down: a_i = down_i(x_i);  x_{i+1}[k] = W↓ · frame k of a_i + b↓
+    std::vector<std::vector<double>> a(static_cast<size_t>(P));
+    for (int i = 0; i < P; ++i) {
+        stack(i, x, Ln[size_t(i)], a[size_t(i)]);
+        const int Di = D(i), Dn = D(i + 1), p = c.pool[size_t(i)];
+        const std::string n = "backbone.pools." + std::to_string(i) + ".";
+        const float *W = m.tensor(n + "down.weight"), *b = m.tensor(n + "down.bias");
+        std::vector<double> next(size_t(Ln[size_t(i) + 1] * Dn));
+        for (int64_t k = 0; k < Ln[size_t(i) + 1]; ++k)
+            for (int o = 0; o < Dn; ++o) {
+                double acc = b[o];
+                for (int j = 0; j < p * Di; ++j) acc += double(W[int64_t(o) * p * Di + j]) * a[size_t(i)][size_t(k * p * Di + j)];
+                next[size_t(k * Dn + o)] = acc;
+            }
+        x = std::move(next);
+    }
+    // the centre, then up: u_i[t] = a_i[t] + (W↑ · h_{i+1}[t/p − 1] + b↑)[t mod p];  h_i = up_i(u_i)
+    std::vector<double> h;
+    stack(P, x, Ln[size_t(P)], h);
+    for (int i = P - 1; i >= 0; --i) {
+        const int Di = D(i), Dn = D(i + 1), p = c.pool[size_t(i)];
+        const int64_t F = int64_t(p) * Di;
+        const std::string n = "backbone.pools." + std::to_string(i) + ".";
+        const float *W = m.tensor(n + "up.weight"), *b = m.tensor(n + "up.bias");
+        auto up = [&](int64_t k, std::vector<double>& v) {  // frame k's rows, k = -1: the carried ones
+            v.assign(size_t(F), 0.0);
+            for (int64_t r = 0; r < F; ++r) {
+                if (k < 0) {
+                    v[size_t(r)] = state_in ? state_in[lay.queue_offset[size_t(i)] + r] : 0.0;
+                    continue;
+                }
+                double acc = b[r];
+                for (int j = 0; j < Dn; ++j) acc += double(W[r * Dn + j]) * h[size_t(k * Dn + j)];
+                v[size_t(r)] = acc;
+            }
+        };
+        std::vector<double> u = a[size_t(i)], v;
+        for (int64_t k = -1; k + 1 <= Ln[size_t(i) + 1]; ++k) {
+            up(k, v);
+            for (int64_t r = 0; r < F && (k + 1) * F + r < Ln[size_t(i)] * Di; ++r) u[size_t((k + 1) * F + r)] += v[size_t(r)];
+        }
+        if (state_out) {  // the rows the next frame adds in: the last whole frame's
+            up(Ln[size_t(i) + 1] - 1, v);
+            std::copy(v.begin(), v.end(), state_out + lay.queue_offset[size_t(i)]);
+        }
+        stack(2 * P - i, u, Ln[size_t(i)], h);
+    }
+    // logits = lm_head · (RMSNorm(h_0) ⊙ norm_f)
+    const kernels::ModelView& top = m.stack_view(2 * P);
+    for (int64_t t = 0; t < L; ++t) {
+        double ms = 0;
+        for (int d = 0; d < D(0); ++d) ms += h[size_t(t * D(0) + d)] * h[size_t(t * D(0) + d)];
+        const double r = 1.0 / std::sqrt(ms / D(0) + double(c.norm_eps));
+        for (int o = 0; o < V; ++o) {
+            double acc = 0;
+            for (int d = 0; d < D(0); ++d)
+                acc += double(top.lm_head_w[int64_t(o) * D(0) + d]) * h[size_t(t * D(0) + d)] * r * double(top.norm_f_w[d]);
+            logits[t * V + o] = acc;
+        }
+    }
+}
+
+// ---- the forward over a sequence -----------------------------------------------------------------
+
+void forward_tokens(const Model& m, const int32_t* tokens, int64_t L, float* logits, kernels::ThreadPool* threads) {
+    require_pooled(m, "pooled::forward_tokens");
+    const ModelConfig& c = m.config();
+    check_length(c, L, false, "pooled::forward_tokens");
+    const int P = int(c.pool.size());
+    const std::vector<PoolW> pools = pool_weights(m);
+    const std::vector<int64_t> Ln = level_lengths(c, L);
+    auto run = [&](int s, const std::vector<float>& in, int64_t n, float* out) {
+        auto prepared = kernels::prepare_model(m.stack_view(s));
+        auto state = kernels::make_state(*prepared, 1, 1024);
+        kernels::scan_hidden(*prepared, *state, 0, in.data(), n, out, threads);
+    };
+    const int D0 = c.d_model;
+    const float* embed = m.tensor("backbone.embeddings.weight");
+    std::vector<float> x(size_t(L * D0));
+    for (int64_t t = 0; t < L; ++t) std::memcpy(&x[size_t(t * D0)], embed + int64_t(tokens[t]) * D0, sizeof(float) * size_t(D0));
+    std::vector<std::vector<float>> a(static_cast<size_t>(P));
+    for (int i = 0; i < P; ++i) {
+        const PoolW& w = pools[size_t(i)];
+        a[size_t(i)].resize(size_t(Ln[size_t(i)] * w.Di));
+        run(i, x, Ln[size_t(i)], a[size_t(i)].data());
+        std::vector<float> next(size_t(Ln[size_t(i) + 1] * w.Dn));
+        for (int64_t k = 0; k < Ln[size_t(i) + 1]; ++k)
+            pool_down(w, &a[size_t(i)][size_t(k * w.p * w.Di)], &next[size_t(k * w.Dn)]);
+        x = std::move(next);
+    }
+    std::vector<float> h(size_t(Ln[size_t(P)] * c.level_dims(P).d_model));
+    run(P, x, Ln[size_t(P)], h.data());
+    for (int i = P - 1; i >= 0; --i) {
+        const PoolW& w = pools[size_t(i)];
+        const int64_t F = int64_t(w.p) * w.Di, rows = Ln[size_t(i)] * w.Di;
+        std::vector<float> u = a[size_t(i)], v(static_cast<size_t>(F));
+        for (int64_t k = 0; k < Ln[size_t(i) + 1]; ++k) {  // frame k's rows go into frame k+1
+            pool_up(w, &h[size_t(k * w.Dn)], v.data());
+            for (int64_t r = 0; r < F && (k + 1) * F + r < rows; ++r) u[size_t((k + 1) * F + r)] += v[size_t(r)];
+        }
+        if (i > 0) {
+            h.assign(size_t(rows), 0.0f);
+            run(2 * P - i, u, Ln[size_t(i)], h.data());
+        } else {
+            run(2 * P, u, L, logits);
+        }
+    }
+}
+
+// ---- the step ------------------------------------------------------------------------------------
+
+struct Stepper::Impl {
+    int S = 0, P = 0, V = 0, D0 = 0;
+    std::vector<kernels::PreparedModelPtr> stacks;  // [2P+1]
+    std::vector<kernels::StepStatePtr> states;      // [2P+1], S streams each
+    std::vector<PoolW> pools;                       // [P]
+    std::vector<float> embed;                       // [V][D0]
+    // per level i < P: the frame being gathered and the rows the frame adds in, [S][p][Di];
+    // the level's place in its frame
+    std::vector<std::vector<float>> win, queue;
+    std::vector<int> phase;
+    // per level: input rows, down stack's output, up stack's input, up stack's output, [S][Di]
+    std::vector<std::vector<float>> xin, a, u, h;
+    std::vector<float> v;  // one frame's up rows
+
+    // Level i's step on rows xin[i]: its up stack's output (the centre's at the deepest level)
+    // into out ([S][Di], or logits [S][V] at level 0).
+    void level(int i, float* out) {
+        if (i == P) {
+            kernels::step_hidden(*stacks[size_t(P)], *states[size_t(P)], xin[size_t(P)].data(), out);
+            return;
+        }
+        const PoolW& w = pools[size_t(i)];
+        const int Di = w.Di, p = w.p, ph = phase[size_t(i)];
+        float *A = a[size_t(i)].data(), *U = u[size_t(i)].data();
+        kernels::step_hidden(*stacks[size_t(i)], *states[size_t(i)], xin[size_t(i)].data(), A);
+        for (int s = 0; s < S; ++s) {
+            float* wrow = win[size_t(i)].data() + (int64_t(s) * p + ph) * Di;
+            const float* q = queue[size_t(i)].data() + (int64_t(s) * p + ph) * Di;
+            for (int d = 0; d < Di; ++d) {
+                wrow[d] = A[int64_t(s) * Di + d];
+                U[int64_t(s) * Di + d] = A[int64_t(s) * Di + d] + q[d];
+            }
+        }
+        kernels::step_hidden(*stacks[size_t(2 * P - i)], *states[size_t(2 * P - i)], U, out);
+        if (++phase[size_t(i)] < p) return;
+        // the frame is whole: level i+1 hears it, and its answer is what the next frame adds in
+        phase[size_t(i)] = 0;
+        const int Dn = w.Dn;
+        for (int s = 0; s < S; ++s)
+            pool_down(w, win[size_t(i)].data() + int64_t(s) * p * Di, xin[size_t(i) + 1].data() + int64_t(s) * Dn);
+        level(i + 1, h[size_t(i) + 1].data());
+        for (int s = 0; s < S; ++s)
+            pool_up(w, h[size_t(i) + 1].data() + int64_t(s) * Dn, queue[size_t(i)].data() + int64_t(s) * p * Di);
+    }
+};
+
+Stepper::Stepper(const Model& m, int streams) : impl_(std::make_unique<Impl>()) {
+    require_pooled(m, "pooled::Stepper");
+    if (streams < 1) throw std::invalid_argument("pooled::Stepper: streams must be >= 1");
+    const ModelConfig& c = m.config();
+    Impl& d = *impl_;
+    d.S = streams;
+    d.P = int(c.pool.size());
+    d.V = c.vocab;
+    d.D0 = c.d_model;
+    for (int s = 0; s < c.stacks(); ++s) {
+        d.stacks.push_back(kernels::prepare_model(m.stack_view(s)));
+        d.states.push_back(kernels::make_state(*d.stacks.back(), streams, 64));
+    }
+    d.pools = pool_weights(m);
+    const float* e = m.tensor("backbone.embeddings.weight");
+    d.embed.assign(e, e + int64_t(d.V) * d.D0);
+    for (int i = 0; i <= d.P; ++i) {
+        const size_t Di = size_t(c.level_dims(i).d_model);
+        for (auto* b : {&d.xin, &d.a, &d.u, &d.h}) b->emplace_back(size_t(streams) * Di, 0.0f);
+        if (i < d.P) {
+            const size_t F = size_t(c.pool[size_t(i)]) * Di;
+            d.win.emplace_back(size_t(streams) * F, 0.0f);
+            d.queue.emplace_back(size_t(streams) * F, 0.0f);
+        }
+    }
+    d.phase.assign(size_t(d.P), 0);
+}
+
+Stepper::~Stepper() = default;
+Stepper::Stepper(Stepper&&) noexcept = default;
+Stepper& Stepper::operator=(Stepper&&) noexcept = default;
+int Stepper::streams() const { return impl_->S; }
+
+void Stepper::reset() {
+    Impl& d = *impl_;
+    for (auto& s : d.states) kernels::reset_state(*s);
+    for (auto& q : d.queue) std::fill(q.begin(), q.end(), 0.0f);
+    for (auto& w : d.win) std::fill(w.begin(), w.end(), 0.0f);
+    std::fill(d.phase.begin(), d.phase.end(), 0);
+}
+
+void Stepper::step(const int32_t* tokens, float* logits) {
+    Impl& d = *impl_;
+    for (int s = 0; s < d.S; ++s) {
+        const int32_t tok = tokens[s] < 0 ? 0 : tokens[s] >= d.V ? d.V - 1 : tokens[s];  // never read outside
+        std::memcpy(d.xin[0].data() + int64_t(s) * d.D0, d.embed.data() + int64_t(tok) * d.D0, sizeof(float) * size_t(d.D0));
+    }
+    d.level(0, logits);
+}
+
+// ---- the training tape --------------------------------------------------------------------------
+
+struct Tape::Impl {
+    int chunk = 64;
+    ModelConfig config;
+    int P = 0;
+    int64_t L = 0;
+    std::vector<int64_t> Ln;
+    std::vector<kernels::TrainTape> tapes;       // [2P+1]
+    std::vector<PoolW> pools;                    // the forward's pool weights
+    std::vector<int32_t> tokens;
+    std::vector<std::vector<float>> x;           // [P+1] each level's input rows (x_0: embeddings)
+    std::vector<std::vector<float>> a;           // [P]   the down stacks' outputs
+    std::vector<std::vector<float>> h;           // [P+1] the up stacks' outputs (h_0 unused), the centre's
+    std::vector<std::vector<float>> g1, g2;      // backward scratch per level
+    std::vector<TensorSpec> specs;
+    bool ready = false;
+};
+
+Tape::Tape(int chunk_samples) : impl_(std::make_unique<Impl>()) {
+    if (chunk_samples < 1) throw std::invalid_argument("pooled::Tape: chunk must be >= 1");
+    impl_->chunk = chunk_samples;
+}
+Tape::~Tape() = default;
+Tape::Tape(Tape&&) noexcept = default;
+Tape& Tape::operator=(Tape&&) noexcept = default;
+int64_t Tape::length() const { return impl_->ready ? impl_->L : 0; }
+
+int64_t Tape::bytes_held() const {
+    int64_t n = 0;
+    for (const auto& t : impl_->tapes) n += t.bytes_held();
+    for (const auto* set : {&impl_->x, &impl_->a, &impl_->h, &impl_->g1, &impl_->g2})
+        for (const auto& b : *set) n += int64_t(b.capacity() * sizeof(float));
+    return n;
+}
+
+void Tape::forward_tokens(const Model& m, const int32_t* tokens, int64_t L, const float* state_in, float* logits,
+                          float* state_out) {
+    require_pooled(m, "pooled::Tape::forward_tokens");
+    Impl& d = *impl_;
+    d.ready = false;
+    const ModelConfig& c = m.config();
+    check_length(c, L, state_in || state_out, "pooled::Tape::forward_tokens");
+    const int V = c.vocab;
+    for (int64_t t = 0; t < L; ++t)
+        if (tokens[t] < 0 || tokens[t] >= V)
+            throw std::invalid_argument("pooled::Tape::forward_tokens: token " + std::to_string(tokens[t]) +
+                                        " at position " + std::to_string(t) + " is outside 0.." + std::to_string(V - 1));
+    d.config = c;
+    d.P = int(c.pool.size());
+    d.L = L;
+    d.Ln = level_lengths(c, L);
+    d.specs = m.tensors();
+    d.tokens.assign(tokens, tokens + L);
+    d.pools = pool_weights(m);
+    while (int(d.tapes.size()) < c.stacks()) d.tapes.emplace_back(d.chunk);
+    const int P = d.P;
+    const StateLayout lay = state_layout(c);
+    // the state out may be the state in: read every carried row before anything is written
+    std::vector<float> carried;
+    if (state_in) carried.assign(state_in, state_in + lay.total);
+    auto sin = [&](int s) { return state_in ? carried.data() + lay.stack_offset[size_t(s)] : nullptr; };
+    auto sout = [&](int s) { return state_out ? state_out + lay.stack_offset[size_t(s)] : nullptr; };
+    d.x.resize(size_t(P + 1));
+    d.a.resize(size_t(P));
+    d.h.resize(size_t(P + 1));
+
+    const int D0 = c.d_model;
+    const float* embed = m.tensor("backbone.embeddings.weight");
+    d.x[0].resize(size_t(L * D0));
+    for (int64_t t = 0; t < L; ++t) std::memcpy(&d.x[0][size_t(t * D0)], embed + int64_t(tokens[t]) * D0, sizeof(float) * size_t(D0));
+    for (int i = 0; i < P; ++i) {
+        const PoolW& w = d.pools[size_t(i)];
+        d.a[size_t(i)].resize(size_t(d.Ln[size_t(i)] * w.Di));
+        d.tapes[size_t(i)].forward_hidden(m.stack_view(i), d.x[size_t(i)].data(), d.Ln[size_t(i)], sin(i),
+                                          d.a[size_t(i)].data(), sout(i));
+        d.x[size_t(i) + 1].resize(size_t(d.Ln[size_t(i) + 1] * w.Dn));
+        for (int64_t k = 0; k < d.Ln[size_t(i) + 1]; ++k)
+            pool_down(w, &d.a[size_t(i)][size_t(k * w.p * w.Di)], &d.x[size_t(i) + 1][size_t(k * w.Dn)]);
+    }
+    d.h[size_t(P)].resize(size_t(d.Ln[size_t(P)] * c.level_dims(P).d_model));
+    d.tapes[size_t(P)].forward_hidden(m.stack_view(P), d.x[size_t(P)].data(), d.Ln[size_t(P)], sin(P),
+                                      d.h[size_t(P)].data(), sout(P));
+    for (int i = P - 1; i >= 0; --i) {
+        const PoolW& w = d.pools[size_t(i)];
+        const int64_t F = int64_t(w.p) * w.Di, rows = d.Ln[size_t(i)] * w.Di;
+        std::vector<float> u = d.a[size_t(i)], v(static_cast<size_t>(F));
+        if (state_in)  // frame 0 adds in the carried rows
+            for (int64_t r = 0; r < F && r < rows; ++r) u[size_t(r)] += carried[size_t(lay.queue_offset[size_t(i)] + r)];
+        for (int64_t k = 0; k < d.Ln[size_t(i) + 1]; ++k) {
+            pool_up(w, &d.h[size_t(i) + 1][size_t(k * w.Dn)], v.data());
+            for (int64_t r = 0; r < F && (k + 1) * F + r < rows; ++r) u[size_t((k + 1) * F + r)] += v[size_t(r)];
+            if (state_out && k + 1 == d.Ln[size_t(i) + 1])
+                std::copy(v.begin(), v.end(), state_out + lay.queue_offset[size_t(i)]);
+        }
+        const int s = 2 * P - i;
+        if (i > 0) {
+            d.h[size_t(i)].resize(size_t(rows));
+            d.tapes[size_t(s)].forward_hidden(m.stack_view(s), u.data(), d.Ln[size_t(i)], sin(s), d.h[size_t(i)].data(), sout(s));
+        } else {
+            d.tapes[size_t(s)].forward_hidden(m.stack_view(s), u.data(), L, sin(s), logits, sout(s));
+        }
+    }
+    d.ready = true;
+}
+
+void Tape::backward(const float* d_logits, Model& grads) {
+    Impl& d = *impl_;
+    if (!d.ready) throw std::logic_error("pooled::Tape::backward: no forward to go back through");
+    const std::vector<TensorSpec>& have = grads.tensors();
+    bool same = have.size() == d.specs.size();
+    for (size_t i = 0; same && i < have.size(); ++i)
+        same = have[i].name == d.specs[i].name && have[i].shape == d.specs[i].shape;
+    if (!same)
+        throw std::invalid_argument("pooled::Tape::backward: the gradient model's tensors differ from the forward's "
+                                    "model (make it with zeros_like(model))");
+    const ModelConfig& c = d.config;
+    const int P = d.P, n = c.stack_layers();
+    std::vector<kernels::LayerGrad> layers;
+    const kernels::ModelGrad all = grads.as_gradient(layers);
+    auto stack_grad = [&](int s) {
+        kernels::ModelGrad g;
+        g.layers = layers.data() + s * n;
+        if (s == 2 * P) {  // the top stack: norm_f and the head (tied: into the embeddings)
+            g.norm_f_w = all.norm_f_w;
+            g.embed_w = all.embed_w;
+            g.lm_head_w = all.lm_head_w;
+        }
+        return g;
+    };
+    d.g1.resize(size_t(P + 1));
+    d.g2.resize(size_t(P + 1));
+    auto D = [&](int level) { return c.level_dims(level).d_model; };
+
+    // Up the U from the head: du_i from up_i's tape; the skip takes du_i as it is, and frame
+    // k+1's rows give the up pool's gradient and dh_{i+1}[k].
+    std::vector<float>& du0 = d.g1[0];
+    du0.assign(size_t(d.L * D(0)), 0.0f);
+    d.tapes[size_t(2 * P)].backward(d_logits, stack_grad(2 * P), du0.data());
+    for (int i = 0; i < P; ++i) {
+        const PoolW& w = d.pools[size_t(i)];
+        const int64_t F = int64_t(w.p) * w.Di, rows = d.Ln[size_t(i)] * w.Di;
+        const std::string nm = "backbone.pools." + std::to_string(i) + ".";
+        float *gW = grads.tensor(nm + "up.weight"), *gb = grads.tensor(nm + "up.bias");
+        const std::vector<float>& du = d.g1[size_t(i)];
+        std::vector<float>& dh = d.g2[size_t(i) + 1];
+        dh.assign(size_t(d.Ln[size_t(i) + 1] * w.Dn), 0.0f);
+        for (int64_t k = 0; k < d.Ln[size_t(i) + 1]; ++k) {
+            const float* hk = &d.h[size_t(i) + 1][size_t(k * w.Dn)];
+            float* dhk = &dh[size_t(k * w.Dn)];
+            for (int64_t r = 0; r < F && (k + 1) * F + r < rows; ++r) {  // v = W↑ · h + b↑
+                const float dv = du[size_t((k + 1) * F + r)];
+                gb[r] += dv;
+                const float* Wr = w.up_w.data() + r * w.Dn;
+                float* gWr = gW + r * w.Dn;
+                for (int j = 0; j < w.Dn; ++j) {
+                    gWr[j] += dv * hk[j];
+                    dhk[j] += dv * Wr[j];
+                }
+            }
+        }
+        if (i + 1 < P) {  // through level i+1's up stack
+            std::vector<float>& dun = d.g1[size_t(i) + 1];
+            dun.assign(size_t(d.Ln[size_t(i) + 1] * w.Dn), 0.0f);
+            d.tapes[size_t(2 * P - i - 1)].backward(dh.data(), stack_grad(2 * P - i - 1), dun.data());
+        }
+    }
+    // the centre: dx_P
+    std::vector<float> dx(size_t(d.Ln[size_t(P)] * D(P)), 0.0f);
+    d.tapes[size_t(P)].backward(d.g2[size_t(P)].data(), stack_grad(P), dx.data());
+    // Down the U: da_i = du_i (the skip) + frame k's share of W↓ᵀ · dx_{i+1}[k]; then down_i's tape.
+    for (int i = P - 1; i >= 0; --i) {
+        const PoolW& w = d.pools[size_t(i)];
+        const int64_t F = int64_t(w.p) * w.Di;
+        const std::string nm = "backbone.pools." + std::to_string(i) + ".";
+        float *gW = grads.tensor(nm + "down.weight"), *gb = grads.tensor(nm + "down.bias");
+        std::vector<float> da = d.g1[size_t(i)];
+        for (int64_t k = 0; k < d.Ln[size_t(i) + 1]; ++k) {
+            const float* frame = &d.a[size_t(i)][size_t(k * F)];
+            float* dframe = &da[size_t(k * F)];
+            for (int o = 0; o < w.Dn; ++o) {
+                const float g = dx[size_t(k * w.Dn + o)];
+                gb[o] += g;
+                const float* Wo = w.down_w.data() + int64_t(o) * F;
+                float* gWo = gW + int64_t(o) * F;
+                for (int64_t j = 0; j < F; ++j) {
+                    gWo[j] += g * frame[j];
+                    dframe[j] += g * Wo[j];
+                }
+            }
+        }
+        dx.assign(size_t(d.Ln[size_t(i)] * w.Di), 0.0f);
+        d.tapes[size_t(i)].backward(da.data(), stack_grad(i), dx.data());
+    }
+    // x_0 = embeddings[token]
+    float* ge = grads.tensor("backbone.embeddings.weight");
+    const int D0 = D(0);
+    for (int64_t t = 0; t < d.L; ++t) {
+        float* row = ge + int64_t(d.tokens[size_t(t)]) * D0;
+        for (int j = 0; j < D0; ++j) row[j] += dx[size_t(t * D0 + j)];
+    }
+}
+
+} // namespace mw::pooled

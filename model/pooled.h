@@ -1,0 +1,89 @@
+// A pooled generator (ModelConfig::pool; docs/POOLED.md): stacks of Mamba layers at several
+// rates, joined by learnt pools, in the style of SaShiMi's U-Net (Goel et al. 2022), which the
+// Mamba paper used for its SC09 digits. With levels 0..P (P = pool.size()) and pool[i] = p_i:
+//
+//   x_0      = embeddings[token]                                   rows of level 0, [L][D_0]
+//   a_i      = down_i(x_i)                                          the down stack of level i
+//   x_{i+1}  = W↓_i · (a_i[k·p_i], …, a_i[k·p_i + p_i − 1]) + b↓_i  one row per whole frame k
+//   h_P      = centre(x_P)
+//   u_i[t]   = a_i[t] + (W↑_i · h_{i+1}[k − 1] + b↑_i)[t − k·p_i]   k = t / p_i; frame −1: the
+//                                                                    carried state (zero at first)
+//   h_i      = up_i(u_i)                                            the up stack of level i
+//   logits   = lm_head · (RMSNorm(h_0) ⊙ norm_f)                   (up_0 carries norm_f and the head)
+//
+// Level i+1 hears a frame once it is whole and answers in the next frame, so every output
+// depends only on earlier samples. A level-(i+1) row costs about p_i / pool_expand² of a level-i
+// row per sample, so the deeper levels are nearly free on the audio thread; their cost comes in
+// bursts at frame ends.
+//
+// What runs a pooled model so far: the float64 reference, the chunked forward over a sequence,
+// the recurrent step (CPU), and the training tape (CPU). The CUDA paths and the plugin's Synth
+// take flat models only (Model::view() refuses a pooled one with a clear error).
+//
+// Stream state (Model::state_floats_per_stream), at a multiple of pool_period() samples: every
+// layer's state in layer order (kernels/backward.h's layout per layer, each at its level's
+// size), then for each pool i the p_i rows [p_i][D_i] of W↑_i · h_{i+1} + b↑_i that the next
+// frame adds in.
+#pragma once
+
+#include "kernels/backward.h"
+#include "kernels/fast.h"
+#include "model/model.h"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace mw::kernels { class ThreadPool; }
+
+namespace mw::pooled {
+
+// float64 reference: tokens [L] -> logits [L][V], from state_in to state_out (either null: zero
+// / not wanted). With a state in or out, L must be a multiple of pool_period().
+void reference_forward_tokens_f64(const Model& m, const int32_t* tokens, int64_t L, const double* state_in,
+                                  double* logits, double* state_out);
+
+// The fast forward over a whole sequence from the zero state: each stack through the chunked
+// scan (kernels::scan_hidden), the pools between. tokens [L] -> logits [L][V]. pool may be null.
+void forward_tokens(const Model& m, const int32_t* tokens, int64_t L, float* logits, kernels::ThreadPool* pool);
+
+// The recurrent step of S streams, one sample each per call; allocation-free after construction
+// (the weights are prepared then: the model may go away).
+class Stepper {
+public:
+    Stepper(const Model& m, int streams);
+    ~Stepper();
+    Stepper(Stepper&&) noexcept;
+    Stepper& operator=(Stepper&&) noexcept;
+    int streams() const;
+    void reset();  // every stream to the zero state, every level to the start of its frame
+    // tokens [S] -> logits [S][V]
+    void step(const int32_t* tokens, float* logits);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// The training tape of one sequence: forward (kept), then backward into a gradient model.
+class Tape {
+public:
+    explicit Tape(int chunk_samples = 64);
+    ~Tape();
+    Tape(Tape&&) noexcept;
+    Tape& operator=(Tape&&) noexcept;
+    // tokens [L] -> logits [L][V]; states as above (null: zero / not wanted; they may be one
+    // buffer). With a state in or out, L must be a multiple of pool_period().
+    void forward_tokens(const Model& m, const int32_t* tokens, int64_t L, const float* state_in, float* logits,
+                        float* state_out);
+    // dLoss/dlogits [L][V] -> adds dLoss/dθ into grads (zeros_like(m)'s layout).
+    void backward(const float* d_logits, Model& grads);
+    int64_t bytes_held() const;
+    int64_t length() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace mw::pooled
