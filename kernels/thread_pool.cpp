@@ -30,10 +30,20 @@ void ThreadPool::run(int n_tasks, const std::function<void(int)>& fn) {
         ++generation_;
     }
     start_cv_.notify_all();
-    for (int i = 0; i < n_tasks; i += size()) fn(i);  // the caller is thread 0
+    std::exception_ptr mine;
+    for (int i = 0; i < n_tasks; i += size()) {  // the caller is thread 0
+        try {
+            fn(i);
+        } catch (...) {
+            if (!mine) mine = std::current_exception();
+        }
+    }
     std::unique_lock<std::mutex> lock(mutex_);
     done_cv_.wait(lock, [this] { return pending_ == 0; });
     job_ = nullptr;
+    std::exception_ptr first = mine ? mine : error_;
+    error_ = nullptr;
+    if (first) std::rethrow_exception(first);
 }
 
 void ThreadPool::worker_loop(int index) {
@@ -49,7 +59,14 @@ void ThreadPool::worker_loop(int index) {
             job = job_;
             n_tasks = n_tasks_;
         }
-        for (int i = index; i < n_tasks; i += size()) (*job)(i);
+        for (int i = index; i < n_tasks; i += size()) {
+            try {
+                (*job)(i);
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(mutex_);
+                if (!error_) error_ = std::current_exception();
+            }
+        }
         {
             std::lock_guard<std::mutex> lock(mutex_);
             if (--pending_ == 0) done_cv_.notify_one();

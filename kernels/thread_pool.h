@@ -3,6 +3,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -19,7 +20,9 @@ public:
     ThreadPool& operator=(const ThreadPool&) = delete;
 
     int size() const { return static_cast<int>(workers_.size()) + 1; }
-    // fn(task) for task in [0, n_tasks); task i runs on thread i % size().
+    // fn(task) for task in [0, n_tasks); task i runs on thread i % size(). A task that throws
+    // does not end the process: every thread finishes its tasks, then run() rethrows the first
+    // exception (tasks that wait on one another, as the scan's barriers do, must not throw).
     void run(int n_tasks, const std::function<void(int)>& fn);
 
 private:
@@ -33,6 +36,7 @@ private:
     long generation_ = 0;
     int pending_ = 0;
     bool stop_ = false;
+    std::exception_ptr error_;  // the first exception a worker caught in the current run
 };
 
 } // namespace mw::kernels

@@ -2,6 +2,7 @@
 
 #include "kernels/reference.h"
 #include "kernels/thread_pool.h"
+#include "model/pooled.h"
 
 #if MW_HAVE_CUDA
 #include "kernels/cuda/mamba_cuda.h"
@@ -68,7 +69,7 @@ void require_cuda() {
 
 // The forward_* functions of one head kind refuse a model of the other.
 void require_forward_generator(const Model& model) {
-    if (model.view().head != kernels::HeadKind::tokens)
+    if (model.config().kind != IoKind::mulaw8)
         throw std::invalid_argument("forward_tokens: the model is not a generator (mulaw8)");
 }
 void require_forward_effect(const Model& model) {
@@ -91,8 +92,23 @@ void effect_input(const ModelConfig& config, const float* audio, int64_t L, cons
 
 void forward_tokens(const Model& model, Path path, const int32_t* tokens, int64_t L,
                     float* logits, int threads) {
-    const kernels::ModelView& m = model.view();
     require_forward_generator(model);
+    if (model.config().pooled()) {  // model/pooled.h's paths
+        const int V = model.config().vocab;
+        if (path == Path::reference) {
+            std::vector<double> out(size_t(L) * size_t(V));
+            pooled::reference_forward_tokens_f64(model, tokens, L, nullptr, out.data(), nullptr);
+            std::copy(out.begin(), out.end(), logits);
+        } else if (path == Path::step) {
+            pooled::Stepper step(model, 1);
+            for (int64_t t = 0; t < L; ++t) step.step(tokens + t, logits + t * V);
+        } else {
+            auto pool = make_pool(threads);
+            pooled::forward_tokens(model, tokens, L, logits, pool.get());
+        }
+        return;
+    }
+    const kernels::ModelView& m = model.view();
     if (path == Path::reference) {
         kernels::reference_forward_tokens(m, tokens, L, logits);
         return;
@@ -295,6 +311,7 @@ void EffectRunner::process(const float* const* in, float* const* out, int64_t n)
 // ---- GeneratorRunner ------------------------------------------------------------------------
 
 struct GeneratorRunner::Impl {
+    std::unique_ptr<pooled::Stepper> pooled;  // a pooled model: every class through its step
     kernels::PreparedModelPtr prepared;
     kernels::StepStatePtr state;
     std::unique_ptr<kernels::ThreadPool> pool;
@@ -305,10 +322,15 @@ struct GeneratorRunner::Impl {
 };
 
 GeneratorRunner::GeneratorRunner(const Model& model, SamplerParams params, int threads)
-    : impl_(new Impl{nullptr, nullptr, nullptr, Sampler(params, model.config().vocab),
+    : impl_(new Impl{nullptr, nullptr, nullptr, nullptr, Sampler(params, model.config().vocab),
                      model.config().vocab, {}, false}) {
     if (model.config().kind != IoKind::mulaw8)
         throw std::invalid_argument("GeneratorRunner: the model is an effect, not a generator");
+    impl_->logits.assign(size_t(impl_->vocab), 0.0f);
+    if (model.config().pooled()) {
+        impl_->pooled = std::make_unique<pooled::Stepper>(model, 1);
+        return;
+    }
     impl_->prepared = kernels::prepare_model(model.view());
     impl_->state = kernels::make_state(*impl_->prepared, 1);
     impl_->pool = make_pool(threads);
@@ -320,6 +342,11 @@ GeneratorRunner::~GeneratorRunner() = default;
 void GeneratorRunner::prime(const int32_t* tokens, int64_t L) {
     if (L <= 0) return;
     Impl& s = *impl_;
+    if (s.pooled) {
+        for (int64_t t = 0; t < L; ++t) s.pooled->step(tokens + t, s.logits.data());
+        s.primed = true;
+        return;
+    }
     // Scan all but the last token in segments (bounded memory), step the last one.
     const int64_t segment = 1 << 14;
     std::vector<float> scratch(size_t(std::min<int64_t>(segment, L)) * s.vocab);
@@ -338,7 +365,8 @@ int32_t GeneratorRunner::next() {
         prime(&silence, 1);
     }
     const int32_t token = s.sampler.sample(s.logits.data());
-    kernels::step_tokens(*s.prepared, *s.state, &token, s.logits.data());
+    if (s.pooled) s.pooled->step(&token, s.logits.data());
+    else kernels::step_tokens(*s.prepared, *s.state, &token, s.logits.data());
     return token;
 }
 
@@ -350,6 +378,7 @@ struct BatchGenerator::Impl {
     int vocab = 0;
     SamplerParams params;
     // cpu
+    std::unique_ptr<pooled::Stepper> pooled;  // a pooled model (model/pooled.h)
     kernels::PreparedModelPtr prepared;
     kernels::StepStatePtr state;
     std::unique_ptr<kernels::ThreadPool> pool;
@@ -380,14 +409,21 @@ BatchGenerator::BatchGenerator(const Model& model, Device device, int streams, S
     s.vocab = model.config().vocab;
     s.params = params;
     if (device == Device::cuda) {
+        if (model.config().pooled())
+            throw std::invalid_argument("BatchGenerator: pooled models run on the CPU only so far (--device cpu; "
+                                        "docs/POOLED.md)");
         require_cuda();
 #if MW_HAVE_CUDA
         s.gpu = kernels::cuda::make_stepper(model.view(), streams);
 #endif
         return;
     }
-    s.prepared = kernels::prepare_model(model.view());
-    s.state = kernels::make_state(*s.prepared, streams);
+    if (model.config().pooled()) {
+        s.pooled = std::make_unique<pooled::Stepper>(model, streams);
+    } else {
+        s.prepared = kernels::prepare_model(model.view());
+        s.state = kernels::make_state(*s.prepared, streams);
+    }
     s.pool = make_pool(threads);
     for (int k = 0; k < streams; ++k) {
         SamplerParams p = params;
@@ -406,6 +442,14 @@ Device BatchGenerator::device() const { return impl_->device; }
 // As GeneratorRunner::prime on stream 0 (scan all but the last class, in the same segments),
 // the state copied to the other streams, then one step of all streams with the last class.
 void BatchGenerator::Impl::prime_cpu(const int32_t* tokens, int64_t L) {
+    if (pooled) {  // every stream steps through the prime (the step has no scan to share)
+        for (int64_t t = 0; t < L; ++t) {
+            std::fill(fed.begin(), fed.end(), tokens[t]);
+            pooled->step(fed.data(), logits.data());
+        }
+        primed = true;
+        return;
+    }
     const int64_t segment = 1 << 14;
     std::vector<float> scratch(size_t(std::min<int64_t>(segment, L)) * size_t(vocab));
     for (int64_t t0 = 0; t0 < L - 1; t0 += segment) {
@@ -460,7 +504,8 @@ void BatchGenerator::generate(int64_t n, int32_t* out) {
             s.fed[size_t(k)] = c;
             out[size_t(k) * size_t(n) + size_t(t)] = c;
         }
-        kernels::step_tokens(*s.prepared, *s.state, s.fed.data(), s.logits.data());
+        if (s.pooled) s.pooled->step(s.fed.data(), s.logits.data());
+        else kernels::step_tokens(*s.prepared, *s.state, s.fed.data(), s.logits.data());
     }
 }
 

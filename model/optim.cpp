@@ -39,7 +39,8 @@ std::vector<uint8_t> decay_mask(const Model& model) {
                             n.find("dt_proj.weight") != std::string::npos ||
                             n.find("out_proj.weight") != std::string::npos ||
                             n == "backbone.embeddings.weight" || n == "lm_head.weight" ||
-                            n == "stem.weight" || n == "head.weight";
+                            n == "stem.weight" || n == "head.weight" ||
+                            (n.rfind("backbone.pools.", 0) == 0 && n.find(".weight") != std::string::npos);
         if (!decays) continue;
         const int64_t offset = model.tensor(n) - base;
         for (int64_t i = 0; i < t.numel(); ++i) mask[size_t(offset + i)] = 1;

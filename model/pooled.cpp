@@ -110,10 +110,12 @@ void require_pooled(const Model& m, const char* who) {
         throw std::invalid_argument(std::string(who) + ": the model is not pooled (config field 'pool' is empty)");
 }
 
-void check_length(const ModelConfig& c, int64_t L, bool with_state, const char* who) {
+// A state carried in is one at a period's end (the caller's to keep); a state out needs whole
+// periods, since a frame still being gathered is not part of it.
+void check_length(const ModelConfig& c, int64_t L, bool with_state_out, const char* who) {
     if (L < 1) throw std::invalid_argument(std::string(who) + ": sequence length must be >= 1");
-    if (with_state && L % c.pool_period() != 0)
-        throw std::invalid_argument(std::string(who) + ": with a state carried in or out, the length (" +
+    if (with_state_out && L % c.pool_period() != 0)
+        throw std::invalid_argument(std::string(who) + ": with a state carried out, the length (" +
                                     std::to_string(L) + ") must be a multiple of the pooling period " +
                                     std::to_string(c.pool_period()));
 }
@@ -126,7 +128,7 @@ void reference_forward_tokens_f64(const Model& m, const int32_t* tokens, int64_t
                                   double* logits, double* state_out) {
     require_pooled(m, "pooled::reference_forward_tokens_f64");
     const ModelConfig& c = m.config();
-    check_length(c, L, state_in || state_out, "pooled::reference_forward_tokens_f64");
+    check_length(c, L, state_out != nullptr, "pooled::reference_forward_tokens_f64");
     const int P = int(c.pool.size()), V = c.vocab;
     const StateLayout lay = state_layout(c);
     const std::vector<int64_t> Ln = level_lengths(c, L);
@@ -393,7 +395,7 @@ void Tape::forward_tokens(const Model& m, const int32_t* tokens, int64_t L, cons
     Impl& d = *impl_;
     d.ready = false;
     const ModelConfig& c = m.config();
-    check_length(c, L, state_in || state_out, "pooled::Tape::forward_tokens");
+    check_length(c, L, state_out != nullptr, "pooled::Tape::forward_tokens");
     const int V = c.vocab;
     for (int64_t t = 0; t < L; ++t)
         if (tokens[t] < 0 || tokens[t] >= V)
@@ -425,14 +427,16 @@ void Tape::forward_tokens(const Model& m, const int32_t* tokens, int64_t L, cons
     for (int i = 0; i < P; ++i) {
         const PoolW& w = d.pools[size_t(i)];
         d.a[size_t(i)].resize(size_t(d.Ln[size_t(i)] * w.Di));
-        d.tapes[size_t(i)].forward_hidden(m.stack_view(i), d.x[size_t(i)].data(), d.Ln[size_t(i)], sin(i),
+        if (d.Ln[size_t(i)] > 0)  // (a sequence shorter than a frame leaves the deeper levels idle)
+            d.tapes[size_t(i)].forward_hidden(m.stack_view(i), d.x[size_t(i)].data(), d.Ln[size_t(i)], sin(i),
                                           d.a[size_t(i)].data(), sout(i));
         d.x[size_t(i) + 1].resize(size_t(d.Ln[size_t(i) + 1] * w.Dn));
         for (int64_t k = 0; k < d.Ln[size_t(i) + 1]; ++k)
             pool_down(w, &d.a[size_t(i)][size_t(k * w.p * w.Di)], &d.x[size_t(i) + 1][size_t(k * w.Dn)]);
     }
     d.h[size_t(P)].resize(size_t(d.Ln[size_t(P)] * c.level_dims(P).d_model));
-    d.tapes[size_t(P)].forward_hidden(m.stack_view(P), d.x[size_t(P)].data(), d.Ln[size_t(P)], sin(P),
+    if (d.Ln[size_t(P)] > 0)
+        d.tapes[size_t(P)].forward_hidden(m.stack_view(P), d.x[size_t(P)].data(), d.Ln[size_t(P)], sin(P),
                                       d.h[size_t(P)].data(), sout(P));
     for (int i = P - 1; i >= 0; --i) {
         const PoolW& w = d.pools[size_t(i)];
@@ -449,7 +453,8 @@ void Tape::forward_tokens(const Model& m, const int32_t* tokens, int64_t L, cons
         const int s = 2 * P - i;
         if (i > 0) {
             d.h[size_t(i)].resize(size_t(rows));
-            d.tapes[size_t(s)].forward_hidden(m.stack_view(s), u.data(), d.Ln[size_t(i)], sin(s), d.h[size_t(i)].data(), sout(s));
+            if (rows > 0)
+                d.tapes[size_t(s)].forward_hidden(m.stack_view(s), u.data(), d.Ln[size_t(i)], sin(s), d.h[size_t(i)].data(), sout(s));
         } else {
             d.tapes[size_t(s)].forward_hidden(m.stack_view(s), u.data(), L, sin(s), logits, sout(s));
         }
@@ -515,12 +520,14 @@ void Tape::backward(const float* d_logits, Model& grads) {
         if (i + 1 < P) {  // through level i+1's up stack
             std::vector<float>& dun = d.g1[size_t(i) + 1];
             dun.assign(size_t(d.Ln[size_t(i) + 1] * w.Dn), 0.0f);
-            d.tapes[size_t(2 * P - i - 1)].backward(dh.data(), stack_grad(2 * P - i - 1), dun.data());
+            if (d.Ln[size_t(i) + 1] > 0)
+                d.tapes[size_t(2 * P - i - 1)].backward(dh.data(), stack_grad(2 * P - i - 1), dun.data());
         }
     }
     // the centre: dx_P
     std::vector<float> dx(size_t(d.Ln[size_t(P)] * D(P)), 0.0f);
-    d.tapes[size_t(P)].backward(d.g2[size_t(P)].data(), stack_grad(P), dx.data());
+    if (d.Ln[size_t(P)] > 0)
+        d.tapes[size_t(P)].backward(d.g2[size_t(P)].data(), stack_grad(P), dx.data());
     // Down the U: da_i = du_i (the skip) + frame k's share of W↓ᵀ · dx_{i+1}[k]; then down_i's tape.
     for (int i = P - 1; i >= 0; --i) {
         const PoolW& w = d.pools[size_t(i)];
@@ -543,7 +550,8 @@ void Tape::backward(const float* d_logits, Model& grads) {
             }
         }
         dx.assign(size_t(d.Ln[size_t(i)] * w.Di), 0.0f);
-        d.tapes[size_t(i)].backward(da.data(), stack_grad(i), dx.data());
+        if (d.Ln[size_t(i)] > 0)
+            d.tapes[size_t(i)].backward(da.data(), stack_grad(i), dx.data());
     }
     // x_0 = embeddings[token]
     float* ge = grads.tensor("backbone.embeddings.weight");

@@ -39,7 +39,8 @@ namespace mw::kernels { class ThreadPool; }
 namespace mw::pooled {
 
 // float64 reference: tokens [L] -> logits [L][V], from state_in to state_out (either null: zero
-// / not wanted). With a state in or out, L must be a multiple of pool_period().
+// / not wanted). A state in is one at a multiple of pool_period() samples (as every state out
+// is); with a state out, L must be such a multiple too.
 void reference_forward_tokens_f64(const Model& m, const int32_t* tokens, int64_t L, const double* state_in,
                                   double* logits, double* state_out);
 
@@ -73,7 +74,7 @@ public:
     Tape(Tape&&) noexcept;
     Tape& operator=(Tape&&) noexcept;
     // tokens [L] -> logits [L][V]; states as above (null: zero / not wanted; they may be one
-    // buffer). With a state in or out, L must be a multiple of pool_period().
+    // buffer). With a state out, L must be a multiple of pool_period().
     void forward_tokens(const Model& m, const int32_t* tokens, int64_t L, const float* state_in, float* logits,
                         float* state_out);
     // dLoss/dlogits [L][V] -> adds dLoss/dθ into grads (zeros_like(m)'s layout).

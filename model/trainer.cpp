@@ -203,6 +203,7 @@ struct Trainer::Impl {
           effect(model.config().kind == IoKind::continuous), hash(mw::data_hash(data)),
           adam(model.parameter_count(), o.adam), decay(decay_mask(model)), rng(o.seed) {
         check_options(opt, effect);
+        check_pooled();
         check_data();
         const int R = ranks(), r = rank();
         if (opt.batch < R)
@@ -233,6 +234,19 @@ struct Trainer::Impl {
         pool = std::make_unique<kernels::ThreadPool>(threads);
         tapes.clear();
         tapes.resize(size_t(pool->size()));
+    }
+
+    // A pooled model (model/pooled.h) trains on the CPU, its segments whole pooling periods so
+    // that the state carried from one to the next is whole.
+    void check_pooled() const {
+        const ModelConfig& c = model.config();
+        if (!c.pooled()) return;
+        auto bad = [](const std::string& what) { throw std::invalid_argument("training a pooled model: " + what); };
+        if (opt.device == Device::cuda) bad("the CUDA trainer takes flat models only so far (use --device cpu)");
+        if (opt.segment % c.pool_period() != 0)
+            bad("the segment (" + std::to_string(opt.segment) + " samples) must be a multiple of the pooling period " +
+                std::to_string(c.pool_period()) + " (the product of the pool factors)");
+        if (opt.harmonic_decays) bad("harmonic decays are for flat models");
     }
 
     void check_data() const {
@@ -323,7 +337,10 @@ struct Trainer::Impl {
             tape.forward_continuous(model, x.data(), L, l.state.data(), out.data(), l.next_state.data());
         } else {
             const int32_t* tokens = data.token_train[size_t(l.seq)].tokens.data() + l.pos;
-            tape.forward_tokens(model, tokens, L, l.state.data(), out.data(), l.next_state.data());
+            // A pooled model's state is whole only after whole periods; a segment shorter than
+            // that ends its sequence, so the lane jumps and its state is never used.
+            const bool whole = !c.pooled() || L % c.pool_period() == 0;
+            tape.forward_tokens(model, tokens, L, l.state.data(), out.data(), whole ? l.next_state.data() : nullptr);
         }
         lane_loss(b, L, skip, lane_den, denominator, out.data(), dout.data());
         tape.backward(dout.data(), g);

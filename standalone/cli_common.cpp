@@ -98,6 +98,41 @@ std::string describe_lti_layers(const ModelConfig& c) {
     return s;
 }
 
+std::vector<int> parse_pool(const std::string& text) {
+    std::vector<int> factors;
+    if (text == "none" || text.empty()) return factors;
+    size_t start = 0;
+    while (start <= text.size()) {
+        const size_t comma = std::min(text.find(',', start), text.size());
+        const std::string item = text.substr(start, comma - start);
+        int f = 0;
+        const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), f);
+        if (item.empty() || ec != std::errc() || end != item.data() + item.size() || f < 2 || f > 64)
+            throw UsageError("--pool '" + text + "': '" + item + "' is not a pooling factor 2..64 (give none, or "
+                             "factors such as 4,4)");
+        factors.push_back(f);
+        start = comma + 1;
+    }
+    if (factors.size() > 4) throw UsageError("--pool '" + text + "': at most 4 pooling factors");
+    return factors;
+}
+
+std::string describe_pool(const ModelConfig& c) {
+    if (!c.pooled()) return "none";
+    std::string s;
+    for (int f : c.pool) s += (s.empty() ? "" : ", ") + std::to_string(f);
+    s += " (levels:";
+    double rate = c.sample_rate_hz;
+    for (int level = 0; level <= int(c.pool.size()); ++level) {
+        if (level > 0) rate /= c.pool[size_t(level - 1)];
+        char hz[32];
+        std::snprintf(hz, sizeof hz, rate < 100 ? "%.1f" : "%.0f", rate);
+        s += (level ? ", " : " ") + std::string(hz) + " Hz d_model " + std::to_string(c.level_dims(level).d_model);
+    }
+    return s + "; " + std::to_string(c.stacks()) + " stacks of " + std::to_string(c.stack_layers()) + " layer" +
+           (c.stack_layers() > 1 ? "s" : "") + ")";
+}
+
 float parse_float(const std::string& text, const std::string& what) {
     size_t used = 0;
     float value = NAN;

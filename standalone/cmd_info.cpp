@@ -50,6 +50,8 @@ nlohmann::json info_json(const std::string& path, const Model& model) {
             {"d_conv", c.d_conv},
             {"dt_rank", c.dt_rank},
             {"lti_layers", c.lti_layers},
+            {"pool", c.pool},
+            {"pool_expand", c.pool_expand},
             {"vocab", c.kind == IoKind::mulaw8 ? c.vocab : 0},
             {"parameters", model.parameter_count()},
             {"state_floats_per_stream", model.state_floats_per_stream()},
@@ -92,6 +94,7 @@ void print_text(std::ostream& out, const std::string& path, const Model& model) 
                      std::to_string(c.d_state) + ", d_conv " + std::to_string(c.d_conv) +
                      ", dt_rank " + std::to_string(c.dt_rank));
     row("LTI layers", describe_lti_layers(c));
+    if (c.pooled()) row("pooled", describe_pool(c));
     row("parameters", std::to_string(model.parameter_count()));
     row("state", std::to_string(model.state_floats_per_stream()) + " floats per stream (" +
                      std::to_string(model.state_floats_per_stream() * int64_t(sizeof(float))) +

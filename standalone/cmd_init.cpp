@@ -26,6 +26,7 @@ struct InitOptions {
     std::vector<std::string> controls;
     bool skip = false;
     std::string lti = "none";
+    std::string pool = "none";
 };
 
 std::vector<std::string> split(const std::string& text, char separator) {
@@ -62,7 +63,9 @@ ModelConfig config_from(const InitOptions& o) {
     if (o.sample_rate_hz > 0) c.sample_rate_hz = o.sample_rate_hz;
     for (const std::string& text : o.controls) c.controls.push_back(parse_control_spec(text));
     c.skip = o.skip;
-    c.lti_layers = parse_lti_layers(o.lti, o.n_layers);
+    c.pool = parse_pool(o.pool);
+    if (c.pooled()) c.n_layers = o.n_layers * c.stacks();  // --layers: per stack
+    c.lti_layers = parse_lti_layers(o.lti, c.n_layers);
     c.untrained = true;
     c.description = o.description;
     c.training_json = nlohmann::json{{"steps", 0}, {"init", "random"}, {"seed", o.seed}}.dump();
@@ -116,6 +119,10 @@ void add_init_command(CLI::App& app) {
     sub->add_option("--lti", o->lti,
                     "Layers whose SSM is time-invariant (B, C, Δ learnt constants; no x_proj): all, "
                     "none or indices such as 0,1")
+        ->capture_default_str();
+    sub->add_option("--pool", o->pool,
+                    "Generator: a pooled model (docs/POOLED.md), factors such as 4,4: stacks of --layers layers "
+                    "each at the sample rate and at each pooled rate (2 x factors + 1 stacks), CPU only so far")
         ->capture_default_str();
     sub->add_option("--description", o->description, "One line saying what the model is for");
     sub->footer("The file says it is untrained (`mambawave info` prints a warning), so "

@@ -57,6 +57,7 @@ struct TrainCliOptions {
     std::string out, init, run_dir, description;
     int d_model = 16, layers = 4, d_state = 16, expand = 2;
     std::string lti = "none";
+    std::string pool = "none";
     double rate_hz = 0;  // 0: the data's (effects) or 8000 (generators)
     bool no_skip = false;
     // optimisation
@@ -163,9 +164,9 @@ private:
 
 Model initial_model(const TrainCliOptions& o, bool effect, double rate_hz, const std::vector<ControlSpec>& controls) {
     if (!o.init.empty()) {
-        if (o.lti != "none")
-            throw UsageError("--lti makes a fresh model; with --init " + o.init +
-                             " the layers are that model's (drop --lti, or --init)");
+        if (o.lti != "none" || o.pool != "none")
+            throw UsageError(std::string(o.lti != "none" ? "--lti" : "--pool") + " makes a fresh model; with --init " +
+                             o.init + " the layers are that model's (drop it, or --init)");
         Model m = load_model(o.init);
         if ((m.config().kind == IoKind::continuous) != effect)
             throw UsageError(o.init + ": a " + std::string(kind_name(m.config().kind)) + " model, but the data is for " +
@@ -181,7 +182,12 @@ Model initial_model(const TrainCliOptions& o, bool effect, double rate_hz, const
     }
     ModelConfig c = make_config(effect ? IoKind::continuous : IoKind::mulaw8, o.d_model, o.layers, o.d_state, o.expand);
     c.sample_rate_hz = rate_hz;
-    c.lti_layers = parse_lti_layers(o.lti, o.layers);
+    c.pool = parse_pool(o.pool);
+    if (c.pooled()) {
+        if (effect) throw UsageError("--pool is for generators: an effect answers every sample at once");
+        c.n_layers = o.layers * c.stacks();  // --layers: per stack
+    }
+    c.lti_layers = parse_lti_layers(o.lti, c.n_layers);
     if (effect) {
         c.controls = controls;
         c.skip = !o.no_skip;
@@ -315,7 +321,8 @@ void run_train(TrainCliOptions o) {
     const TrainOptions& t = trainer->options();
     const ModelConfig& cfg = trainer->model().config();
     note("model: " + std::string(kind_name(cfg.kind)) + ", d_model " + std::to_string(cfg.d_model) + ", " +
-         std::to_string(cfg.n_layers) + " layers (LTI: " + describe_lti_layers(cfg) + "), d_state " +
+         std::to_string(cfg.n_layers) + " layers (LTI: " + describe_lti_layers(cfg) + ")" +
+         (cfg.pooled() ? ", pooled " + describe_pool(cfg) : std::string()) + ", d_state " +
          std::to_string(cfg.d_state) + ", " +
          std::to_string(trainer->model().parameter_count()) + " parameters; batch " + std::to_string(t.batch) +
          " x " + std::to_string(t.segment) + " samples, " + std::to_string(t.steps) + " steps");
@@ -484,6 +491,11 @@ void add_train_command(CLI::App& app) {
                         "Layers whose SSM is time-invariant: B, C and Delta learnt constants per channel, no "
                         "x_proj (all, none, or indices such as 0,1; docs/ABLATION.md). Cheaper per sample; "
                         "trains on the CPU and with --device cuda (LTI d_state up to 384 there)")
+        ->capture_default_str();
+    g_model->add_option("--pool", o->pool,
+                        "Generator: a pooled model (docs/POOLED.md), factors such as 4,4: --layers layers at the "
+                        "sample rate and at each pooled rate, down and up (2 x factors + 1 stacks); --segment a "
+                        "multiple of their product. CPU only so far")
         ->capture_default_str();
     g_model->add_option("--rate", o->rate_hz, "Model sample rate in Hz (default: the target file's; generators 8000)");
     g_model->add_flag("--no-skip", o->no_skip, "Effect: no input-to-output skip (the model makes the whole output)");

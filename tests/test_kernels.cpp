@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -512,4 +513,21 @@ TEST_CASE("LTI layers: step over streams, chunked scan and blocks of 64 match th
                         std::string("generator, layer 1 of 3 LTI, isa ") + to_string(isa));
     }
     reset_isa_for_testing();
+}
+
+TEST_CASE("a task that throws in the thread pool comes back to the caller, and the pool goes on", "[kernels]") {
+    ThreadPool pool(2);
+    std::atomic<int> ran{0};
+    for (int bad : {0, 1, 3}) {  // on the caller's thread, on the worker's, and the last task
+        ran = 0;
+        CHECK_THROWS_WITH(pool.run(4, [&](int i) {
+                              ++ran;
+                              if (i == bad) throw std::invalid_argument("task " + std::to_string(i) + " failed");
+                          }),
+                          "task " + std::to_string(bad) + " failed");
+        CHECK(ran == 4);  // every task still ran
+    }
+    ran = 0;
+    pool.run(4, [&](int) { ++ran; });
+    CHECK(ran == 4);
 }

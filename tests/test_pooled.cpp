@@ -120,9 +120,22 @@ TEST_CASE("pooled: the forward, the step and the tape equal the float64 referenc
         CHECK(test::rel_error(state, to_float(st2_d)) <= 1e-5);
         lt1.insert(lt1.end(), lt2.begin(), lt2.end());
         CHECK(test::rel_error(lt1, want_both) <= 1e-5);
-        // a state needs whole periods
+        // a state out needs whole periods; a state in takes any length after it, even one
+        // shorter than the deepest frame (the levels below stay idle)
         CHECK_THROWS_WITH(tape.forward_tokens(m, first.data(), L1 - 1, nullptr, lt1.data(), state.data()),
                           Catch::Contains("multiple of the pooling period"));
+        for (const int64_t Ls : {int64_t(1), int64_t(period - 1), int64_t(period + 3)}) {
+            const std::vector<int32_t> short_tok(second.begin(), second.begin() + Ls);
+            const std::vector<float> want_s = to_float(reference_logits(m, short_tok, st_d.data()));
+            std::vector<float> ls(size_t(Ls * 256));
+            tape.forward_tokens(m, short_tok.data(), Ls, to_float(st_d).data(), ls.data(), nullptr);
+            INFO("length " << Ls);
+            CHECK(test::rel_error(ls, want_s) <= 1e-5);
+            Model g = zeros_like(m);
+            std::vector<float> dl(ls.size(), 1e-3f);
+            tape.backward(dl.data(), g);  // runs, the idle levels left out
+            CHECK(std::isfinite(g.data()[0]));
+        }
     }
 }
 
