@@ -124,6 +124,25 @@ check "run generator output is float32 [300,256]" bash -c "$PY h.py shape logits
 check "run generator: step == reference" py npy_close logits_step.npy logits_reference.npy
 check "run generator: scan == reference" py npy_close logits_scan.npy logits_reference.npy
 
+# --- a pooled generator (docs/POOLED.md): the same three paths, info, generate, refusals -------
+check "init pooled generator" "$MW" init --kind generator --out pooled.safetensors --d-model 8 --layers 1 --pool 2,4 --seed 4
+check "info pooled generator" "$MW" info pooled.safetensors
+grep -qF "2, 4 (levels: 8000 Hz d_model 8, 4000 Hz d_model 16, 1000 Hz d_model 32; 5 stacks of 1 layer)" last.out \
+    && pass "info shows the pooled levels" || fail "info shows the pooled levels"
+"$MW" info --json pooled.safetensors >pooled.json 2>last.out || true
+check "info --json pooled" py json pooled.json "j['pool'] == [2, 4] and j['n_layers'] == 5 and j['pool_expand'] == 2"
+for p in reference step scan; do
+    check "run pooled --path $p" "$MW" run -m pooled.safetensors --in tokens.npy --out "plogits_$p.npy" --path "$p"
+done
+check "run pooled: step == reference" py npy_close plogits_step.npy plogits_reference.npy
+check "run pooled: scan == reference" py npy_close plogits_scan.npy plogits_reference.npy
+check "generate with a pooled model" "$MW" generate -m pooled.safetensors --seconds 0.25 --out pg.wav --seed 3 --device cpu
+check "pooled generate writes 2000 frames" bash -c "[[ \$($PY h.py wav_info pg.wav) == '8000 1 2000' ]]"
+refuse "init --pool with a bad factor" 2 "--pool|'1'|2..64" "$MW" init --kind generator --out fails/p.safetensors --pool 4,1
+refuse "init --pool on an effect" 2 "pooled models are generators" \
+    "$MW" init --kind effect --out fails/p.safetensors --pool 4
+refuse "bench refuses a pooled model, saying why" 1 "pooled model" "$MW" bench --quick -m pooled.safetensors
+
 py samples x.npy 500 6
 for p in reference step scan; do
     check "run effect [L] --path $p" "$MW" run -m fx.safetensors --in x.npy --out "y_$p.npy" --path "$p" \
