@@ -266,6 +266,14 @@ void scan_continuous(const PreparedModel& p, StepState& s, int stream, const flo
     }
 }
 
+void add_matvec_T(const float* WT, const float* x, int K, int M, float* y) {
+    switch (active_isa()) {
+    case Isa::avx512: return avx512::add_matvec_T(WT, x, K, M, y);
+    case Isa::avx2: return avx2::add_matvec_T(WT, x, K, M, y);
+    case Isa::baseline: return baseline::add_matvec_T(WT, x, K, M, y);
+    }
+}
+
 namespace {
 template <class F>
 double rate(F&& run, double work_per_iter, double seconds) {

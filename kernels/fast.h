@@ -70,6 +70,11 @@ void scan_continuous(const PreparedModel& p, StepState& s, int stream, const flo
 void scan_hidden(const PreparedModel& p, StepState& s, int stream, const float* x, int64_t L,
                  float* y, ThreadPool* pool);
 
+// y[0..M) += Σ_k x[k]·WT[k][0..M) (WT row-major [K][M]), k ascending for every output, with the
+// active ISA's vectors: the pools of model/'s pooled models (their step and their forward over a
+// sequence call it alike, so the two give the same floats). Allocation-free.
+void add_matvec_T(const float* WT, const float* x, int K, int M, float* y);
+
 // This CPU's peak rates on one core, measured now with the active ISA's own code:
 // vector FMAs (no memory traffic), the SSM's exponential, and L1-resident copy bandwidth.
 struct PeakRates {

@@ -141,6 +141,7 @@ struct StepState {
     void step_tokens(const PreparedModel&, StepState&, const int32_t*, float*);               \
     void step_continuous(const PreparedModel&, StepState&, const float*, float*);             \
     void step_hidden(const PreparedModel&, StepState&, const float*, float*);                 \
+    void add_matvec_T(const float*, const float*, int, int, float*);                          \
     void scan(const PreparedModel&, StepState&, int, const int32_t*, const float*, int64_t,   \
               float*, ThreadPool*);                                                            \
     float probe_fma(int64_t);                                                                 \

@@ -56,23 +56,13 @@ std::vector<PoolW> pool_weights(const Model& m) {
 // out [Dn] = b↓ + W↓ · frame      frame: p rows of Di, contiguous
 void pool_down(const PoolW& w, const float* frame, float* out) {
     std::copy(w.down_b.begin(), w.down_b.end(), out);
-    const int64_t F = int64_t(w.p) * w.Di;
-    for (int64_t k = 0; k < F; ++k) {
-        const float f = frame[k];
-        const float* col = w.down_T.data() + k * w.Dn;
-        for (int o = 0; o < w.Dn; ++o) out[o] += f * col[o];
-    }
+    kernels::add_matvec_T(w.down_T.data(), frame, w.p * w.Di, w.Dn, out);
 }
 
 // out [p·Di] = b↑ + W↑ · h        h: one row of level i+1
 void pool_up(const PoolW& w, const float* h, float* out) {
     std::copy(w.up_b.begin(), w.up_b.end(), out);
-    const int64_t F = int64_t(w.p) * w.Di;
-    for (int o = 0; o < w.Dn; ++o) {
-        const float f = h[o];
-        const float* col = w.up_T.data() + int64_t(o) * F;
-        for (int64_t k = 0; k < F; ++k) out[k] += f * col[k];
-    }
+    kernels::add_matvec_T(w.up_T.data(), h, w.Dn, w.p * w.Di, out);
 }
 
 // Where each stack's layers keep their state inside a stream state, and where each pool's rows are.

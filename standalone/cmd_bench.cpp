@@ -9,6 +9,7 @@
 #include "kernels/reference.h"
 #include "kernels/thread_pool.h"
 #include "model/model_file.h"
+#include "model/pooled.h"
 
 #include <nlohmann/json.hpp>
 
@@ -213,6 +214,80 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
                     peaks.exps_per_s * 1e-9, peaks.l1_bytes_per_s * 1e-9, peaks.l2_read_bytes_per_s * 1e-9);
 }
 
+// A pooled generator (model/pooled.h): the reference, the step (what the Synth would run) and
+// the forward over a sequence, with a compute floor summed over the stacks, each at its rate.
+// The floor leaves out the bytes: the stacks' weights stream through the caches as a flat
+// model's do, but the deeper levels' come in bursts, so no single-sample bound is given.
+void bench_pooled(const BenchTarget& t, const BenchOptions& opt, const kernels::PeakRates& peaks,
+                  kernels::ThreadPool& pool2) {
+    const Model& m = *t.model;
+    const ModelConfig& c = m.config();
+    const int V = c.vocab;
+    std::mt19937 rng(3);
+    const int64_t L = opt.quick ? 8192 : 32768;
+    std::vector<int32_t> tok(static_cast<size_t>(L));
+    for (int32_t& tk : tok) tk = int32_t(rng() % uint32_t(V));
+    std::vector<float> y(size_t(L) * V);
+    std::vector<Row> rows;
+    const int64_t Lref = 2 * c.pool_period();
+    std::vector<double> yd(static_cast<size_t>(Lref) * V);
+    rows.push_back({"reference", time_ns_per([&] {
+                        pooled::reference_forward_tokens_f64(m, tok.data(), Lref, nullptr, yd.data(), nullptr);
+                    }, double(Lref), opt.seconds)});
+    pooled::Stepper step(m, 1);
+    int64_t ts = 0;
+    rows.push_back({"step", time_ns_per([&] {  // a whole period per call: its bursts included
+                        for (int k = 0; k < c.pool_period(); ++k, ts = (ts + 1) % L) step.step(tok.data() + ts, y.data());
+                    }, double(c.pool_period()), opt.seconds)});
+    kernels::ThreadPool pool1(1);
+    for (auto [name, pool] : {std::pair<const char*, kernels::ThreadPool*>{"scan_1thread", &pool1}, {"scan_2threads", &pool2}})
+        rows.push_back({name, time_ns_per([&] { pooled::forward_tokens(m, tok.data(), L, y.data(), pool); }, double(L),
+                                          opt.seconds)});
+    // the floor: each stack's work at its level's rate, plus the pools' products
+    kernels::WorkPerSample w;
+    double rate_div = 1;
+    for (int s = 0; s < c.stacks(); ++s) {
+        const int level = c.stack_level(s);
+        double div = 1;
+        for (int i = 0; i < level; ++i) div *= c.pool[size_t(i)];
+        const kernels::WorkPerSample ws = kernels::work_per_sample(m.stack_view(s));
+        w.macs += ws.macs / div;
+        w.muls += ws.muls / div;
+        w.exps += ws.exps / div;
+        rate_div = std::max(rate_div, div);
+    }
+    for (size_t i = 0; i < c.pool.size(); ++i) {
+        double div = 1;
+        for (size_t j = 0; j < i; ++j) div *= c.pool[j];
+        w.macs += 2.0 * c.level_dims(int(i)).d_model * c.level_dims(int(i) + 1).d_model / div;
+    }
+    const double floor_ns = kernels::floors(w, peaks).compute_ns;
+    const double ref_ns = rows[0].ns_per_sample;
+    for (const Row& r : rows) {
+        const double pct = r.ns_per_sample * t.rate_hz * 1e-7;
+        if (opt.json) {
+            nlohmann::json j = {{"kind", kind_name(c.kind)}, {"d_model", c.d_model}, {"n_layers", c.n_layers},
+                                {"pool", c.pool}, {"params", m.parameter_count()}, {"streams", 1}, {"path", r.path},
+                                {"isa", kernels::to_string(kernels::active_isa())}, {"ns_per_sample", r.ns_per_sample},
+                                {"pct_core_48k", r.ns_per_sample * 48000.0 * 1e-7}, {"pct_core", pct},
+                                {"x_realtime", 100.0 / pct}, {"samples_per_s", 1e9 / r.ns_per_sample},
+                                {"speedup_vs_reference", ref_ns / r.ns_per_sample}, {"floor_ns_per_sample", floor_ns},
+                                {"ratio_to_floor", r.ns_per_sample / floor_ns}, {"floor_compute_ns", floor_ns},
+                                {"model", t.file}, {"sample_rate_hz", t.rate_hz}};
+            std::printf("%s\n", j.dump().c_str());
+        } else {
+            std::printf("%-11s D%-3d x%-2d %-6s %-14s %10.1f %9.2f%% %9.1fx %11.3g %9.1fx %9.1f %7.2fx\n", "gen(pooled)",
+                        c.d_model, c.n_layers, "mono", r.path.c_str(), r.ns_per_sample, pct, 100.0 / pct,
+                        1e9 / r.ns_per_sample, ref_ns / r.ns_per_sample, floor_ns, r.ns_per_sample / floor_ns);
+        }
+    }
+    if (!opt.json)
+        std::printf("  (pooled generator: %lld params, %.0f multiply-adds + %.0f multiplies + %.0f exps per sample, each "
+                    "stack at its rate; compute floor %.1f ns; the step timed over whole periods of %d samples, the "
+                    "deeper levels' bursts included)\n",
+                    (long long)m.parameter_count(), w.macs, w.muls, w.exps, floor_ns, c.pool_period());
+}
+
 void run_bench(const BenchOptions& opt) {
     // Load every model file first: a bad one fails before any timing starts.
     std::vector<Model> files;
@@ -273,7 +348,8 @@ void run_bench(const BenchOptions& opt) {
             print_table_header(rate_hz);
         }
         remeasure();
-        bench_model({&files[i], opt.model_paths[i], 1, rate_hz}, opt, peaks, pool2);
+        if (files[i].config().pooled()) bench_pooled({&files[i], opt.model_paths[i], 1, rate_hz}, opt, peaks, pool2);
+        else bench_model({&files[i], opt.model_paths[i], 1, rate_hz}, opt, peaks, pool2);
     }
     if (!opt.json && synthetic)
         std::printf("\nns/sample is per sample of one stream; %%core and x realtime cover every stream at 48 kHz.\n");

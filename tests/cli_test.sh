@@ -141,7 +141,8 @@ check "pooled generate writes 2000 frames" bash -c "[[ \$($PY h.py wav_info pg.w
 refuse "init --pool with a bad factor" 2 "--pool|'1'|2..64" "$MW" init --kind generator --out fails/p.safetensors --pool 4,1
 refuse "init --pool on an effect" 2 "pooled models are generators" \
     "$MW" init --kind effect --out fails/p.safetensors --pool 4
-refuse "bench refuses a pooled model, saying why" 1 "pooled model" "$MW" bench --quick -m pooled.safetensors
+check "bench times a pooled model" "$MW" bench --quick --seconds 0.05 -m pooled.safetensors
+grep -q "gen(pooled).*step" last.out && pass "bench shows the pooled step" || fail "bench shows the pooled step"
 
 py samples x.npy 500 6
 for p in reference step scan; do
