@@ -200,49 +200,119 @@ void reference_forward_tokens_f64(const Model& m, const int32_t* tokens, int64_t
 
 // ---- the forward over a sequence -----------------------------------------------------------------
 
+struct Forward::Impl {
+    ModelConfig config;
+    int P = 0, V = 0, D0 = 0;
+    int64_t segment = 0;
+    bool mid_frame = false;  // the last run ended inside a frame
+    std::vector<kernels::PreparedModelPtr> stacks;  // [2P+1]
+    std::vector<kernels::StepStatePtr> states;      // [2P+1], one stream each
+    std::vector<PoolW> pools;                       // [P]
+    std::vector<float> embed;                       // [V][D0]
+    // per level, sized for a segment: input rows, down stack's output, up stack's input, up
+    // stack's (or the centre's) output; per pool, the rows the next frame adds in
+    std::vector<std::vector<float>> x, a, u, h, queue;
+    std::vector<float> v;
+
+    // One segment of n samples (a multiple of the period unless it is the last).
+    void segment_pass(const int32_t* tokens, int64_t n, float* logits, kernels::ThreadPool* threads) {
+        std::vector<int64_t> Ln{n};
+        for (int p : config.pool) Ln.push_back(Ln.back() / p);
+        for (int64_t t = 0; t < n; ++t)
+            std::memcpy(&x[0][size_t(t * D0)], embed.data() + int64_t(tokens[t]) * D0, sizeof(float) * size_t(D0));
+        for (int i = 0; i < P; ++i) {
+            const PoolW& w = pools[size_t(i)];
+            kernels::scan_hidden(*stacks[size_t(i)], *states[size_t(i)], 0, x[size_t(i)].data(), Ln[size_t(i)],
+                                 a[size_t(i)].data(), threads);
+            for (int64_t k = 0; k < Ln[size_t(i) + 1]; ++k)
+                pool_down(w, &a[size_t(i)][size_t(k * w.p * w.Di)], &x[size_t(i) + 1][size_t(k * w.Dn)]);
+        }
+        kernels::scan_hidden(*stacks[size_t(P)], *states[size_t(P)], 0, x[size_t(P)].data(), Ln[size_t(P)],
+                             h[size_t(P)].data(), threads);
+        for (int i = P - 1; i >= 0; --i) {
+            const PoolW& w = pools[size_t(i)];
+            const int64_t F = int64_t(w.p) * w.Di, rows = Ln[size_t(i)] * w.Di;
+            float* U = u[size_t(i)].data();
+            std::copy(a[size_t(i)].begin(), a[size_t(i)].begin() + rows, U);
+            for (int64_t r = 0; r < F && r < rows; ++r) U[r] += queue[size_t(i)][size_t(r)];  // frame 0: carried rows
+            for (int64_t k = 0; k < Ln[size_t(i) + 1]; ++k) {  // frame k's rows go into frame k+1
+                pool_up(w, &h[size_t(i) + 1][size_t(k * w.Dn)], v.data());
+                for (int64_t r = 0; r < F && (k + 1) * F + r < rows; ++r) U[(k + 1) * F + r] += v[size_t(r)];
+                if (k + 1 == Ln[size_t(i) + 1]) std::copy(v.begin(), v.begin() + F, queue[size_t(i)].begin());
+            }
+            const int s = 2 * P - i;
+            kernels::scan_hidden(*stacks[size_t(s)], *states[size_t(s)], 0, U, Ln[size_t(i)],
+                                 i > 0 ? h[size_t(i)].data() : logits, threads);
+        }
+    }
+};
+
+Forward::Forward(const Model& m, int64_t segment) : impl_(std::make_unique<Impl>()) {
+    require_pooled(m, "pooled::Forward");
+    const ModelConfig& c = m.config();
+    if (segment < 1) throw std::invalid_argument("pooled::Forward: segment must be >= 1");
+    Impl& d = *impl_;
+    d.config = c;
+    d.P = int(c.pool.size());
+    d.V = c.vocab;
+    d.D0 = c.d_model;
+    d.segment = (segment + c.pool_period() - 1) / c.pool_period() * c.pool_period();
+    for (int s = 0; s < c.stacks(); ++s) {
+        int64_t rows = d.segment;
+        for (int i = 0; i < c.stack_level(s); ++i) rows /= c.pool[size_t(i)];
+        d.stacks.push_back(kernels::prepare_model(m.stack_view(s)));
+        d.states.push_back(kernels::make_state(*d.stacks.back(), 1, int(std::min<int64_t>(1024, rows))));
+    }
+    d.pools = pool_weights(m);
+    const float* e = m.tensor("backbone.embeddings.weight");
+    d.embed.assign(e, e + int64_t(d.V) * d.D0);
+    int64_t rows = d.segment;
+    size_t widest = 0;
+    for (int i = 0; i <= d.P; ++i) {
+        const size_t n = size_t(rows) * size_t(c.level_dims(i).d_model);
+        for (auto* b : {&d.x, &d.a, &d.u, &d.h}) b->emplace_back(n, 0.0f);
+        if (i < d.P) {
+            const size_t F = size_t(c.pool[size_t(i)]) * size_t(c.level_dims(i).d_model);
+            d.queue.emplace_back(F, 0.0f);
+            widest = std::max(widest, F);
+            rows /= c.pool[size_t(i)];
+        }
+    }
+    d.v.assign(widest, 0.0f);
+}
+
+Forward::~Forward() = default;
+Forward::Forward(Forward&&) noexcept = default;
+Forward& Forward::operator=(Forward&&) noexcept = default;
+
+void Forward::reset() {
+    Impl& d = *impl_;
+    for (auto& s : d.states) kernels::reset_state(*s);
+    for (auto& q : d.queue) std::fill(q.begin(), q.end(), 0.0f);
+    d.mid_frame = false;
+}
+
+void Forward::run(const int32_t* tokens, int64_t L, float* logits, kernels::ThreadPool* threads) {
+    Impl& d = *impl_;
+    if (d.mid_frame)
+        throw std::logic_error("pooled::Forward::run: the last call ended inside a frame (its length was not a "
+                               "multiple of the pooling period): reset() first");
+    for (int64_t t = 0; t < L; ++t)
+        if (tokens[t] < 0 || tokens[t] >= d.V)
+            throw std::invalid_argument("pooled::Forward::run: token " + std::to_string(tokens[t]) + " at position " +
+                                        std::to_string(t) + " is outside 0.." + std::to_string(d.V - 1));
+    for (int64_t t0 = 0; t0 < L; t0 += d.segment) {
+        const int64_t n = std::min(d.segment, L - t0);
+        d.segment_pass(tokens + t0, n, logits + t0 * d.V, threads);
+    }
+    d.mid_frame = L % d.config.pool_period() != 0;
+}
+
 void forward_tokens(const Model& m, const int32_t* tokens, int64_t L, float* logits, kernels::ThreadPool* threads) {
     require_pooled(m, "pooled::forward_tokens");
-    const ModelConfig& c = m.config();
-    check_length(c, L, false, "pooled::forward_tokens");
-    const int P = int(c.pool.size());
-    const std::vector<PoolW> pools = pool_weights(m);
-    const std::vector<int64_t> Ln = level_lengths(c, L);
-    auto run = [&](int s, const std::vector<float>& in, int64_t n, float* out) {
-        auto prepared = kernels::prepare_model(m.stack_view(s));
-        auto state = kernels::make_state(*prepared, 1, 1024);
-        kernels::scan_hidden(*prepared, *state, 0, in.data(), n, out, threads);
-    };
-    const int D0 = c.d_model;
-    const float* embed = m.tensor("backbone.embeddings.weight");
-    std::vector<float> x(size_t(L * D0));
-    for (int64_t t = 0; t < L; ++t) std::memcpy(&x[size_t(t * D0)], embed + int64_t(tokens[t]) * D0, sizeof(float) * size_t(D0));
-    std::vector<std::vector<float>> a(static_cast<size_t>(P));
-    for (int i = 0; i < P; ++i) {
-        const PoolW& w = pools[size_t(i)];
-        a[size_t(i)].resize(size_t(Ln[size_t(i)] * w.Di));
-        run(i, x, Ln[size_t(i)], a[size_t(i)].data());
-        std::vector<float> next(size_t(Ln[size_t(i) + 1] * w.Dn));
-        for (int64_t k = 0; k < Ln[size_t(i) + 1]; ++k)
-            pool_down(w, &a[size_t(i)][size_t(k * w.p * w.Di)], &next[size_t(k * w.Dn)]);
-        x = std::move(next);
-    }
-    std::vector<float> h(size_t(Ln[size_t(P)] * c.level_dims(P).d_model));
-    run(P, x, Ln[size_t(P)], h.data());
-    for (int i = P - 1; i >= 0; --i) {
-        const PoolW& w = pools[size_t(i)];
-        const int64_t F = int64_t(w.p) * w.Di, rows = Ln[size_t(i)] * w.Di;
-        std::vector<float> u = a[size_t(i)], v(static_cast<size_t>(F));
-        for (int64_t k = 0; k < Ln[size_t(i) + 1]; ++k) {  // frame k's rows go into frame k+1
-            pool_up(w, &h[size_t(k * w.Dn)], v.data());
-            for (int64_t r = 0; r < F && (k + 1) * F + r < rows; ++r) u[size_t((k + 1) * F + r)] += v[size_t(r)];
-        }
-        if (i > 0) {
-            h.assign(size_t(rows), 0.0f);
-            run(2 * P - i, u, Ln[size_t(i)], h.data());
-        } else {
-            run(2 * P, u, L, logits);
-        }
-    }
+    check_length(m.config(), L, false, "pooled::forward_tokens");
+    Forward f(m, std::min<int64_t>(L, 8192));
+    f.run(tokens, L, logits, threads);
 }
 
 // ---- the step ------------------------------------------------------------------------------------

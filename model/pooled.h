@@ -44,8 +44,29 @@ namespace mw::pooled {
 void reference_forward_tokens_f64(const Model& m, const int32_t* tokens, int64_t L, const double* state_in,
                                   double* logits, double* state_out);
 
-// The fast forward over a whole sequence from the zero state: each stack through the chunked
-// scan (kernels::scan_hidden), the pools between. tokens [L] -> logits [L][V]. pool may be null.
+// The fast forward over a sequence, in segments: each stack through the chunked scan
+// (kernels::scan_hidden), the pools between, every stack's state and the pools' rows carried
+// from one segment to the next. Memory is bounded for any length, and the buffers are made once:
+// on this VM a fresh buffer of megabytes costs more in page faults than the stacks' arithmetic.
+class Forward {
+public:
+    // segment: samples per pass, rounded up to a multiple of pool_period().
+    explicit Forward(const Model& m, int64_t segment = 8192);
+    ~Forward();
+    Forward(Forward&&) noexcept;
+    Forward& operator=(Forward&&) noexcept;
+    void reset();  // back to the zero state
+    // tokens [L] -> logits [L][V], continuing from the state the last call left. A call whose
+    // length is not a multiple of pool_period() ends mid-frame: the next must follow reset()
+    // (std::logic_error otherwise). pool may be null.
+    void run(const int32_t* tokens, int64_t L, float* logits, kernels::ThreadPool* pool);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// A whole sequence from the zero state through a Forward. tokens [L] -> logits [L][V].
 void forward_tokens(const Model& m, const int32_t* tokens, int64_t L, float* logits, kernels::ThreadPool* pool);
 
 // The recurrent step of S streams, one sample each per call; allocation-free after construction

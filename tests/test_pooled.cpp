@@ -139,6 +139,32 @@ TEST_CASE("pooled: the forward, the step and the tape equal the float64 referenc
     }
 }
 
+TEST_CASE("pooled: the forward in segments and in calls gives the same floats as in one piece", "[pooled]") {
+    const Model m = pooled_model(kCases[0]);
+    const int period = m.config().pool_period();
+    const int64_t L = 20 * period + 5;
+    const std::vector<int32_t> tok = test::random_tokens(L, 61);
+    std::vector<float> whole(size_t(L * 256)), parts(size_t(L * 256));
+    pooled::forward_tokens(m, tok.data(), L, whole.data(), nullptr);
+    pooled::Forward small(m, 2 * period + 1);  // rounded up to 3 periods: seven segments
+    small.run(tok.data(), L, parts.data(), nullptr);
+    CHECK(parts == whole);
+    // two calls continue one another; one that ends inside a frame wants a reset() next
+    small.reset();
+    const int64_t cut = 7 * period;
+    small.run(tok.data(), cut, parts.data(), nullptr);
+    small.run(tok.data() + cut, L - cut, parts.data() + cut * 256, nullptr);
+    CHECK(parts == whole);
+    CHECK_THROWS_WITH(small.run(tok.data(), period, parts.data(), nullptr), Catch::Contains("reset() first"));
+    small.reset();
+    std::fill(parts.begin(), parts.end(), 0.0f);
+    small.run(tok.data(), L, parts.data(), nullptr);
+    CHECK(parts == whole);
+    const std::vector<int32_t> bad{1, 2, 300};
+    small.reset();
+    CHECK_THROWS_WITH(small.run(bad.data(), 3, parts.data(), nullptr), Catch::Contains("token 300"));
+}
+
 TEST_CASE("pooled: no output hears a later sample", "[pooled]") {
     const Model m = pooled_model(kCases[0]);
     const int period = m.config().pool_period();
