@@ -15,6 +15,7 @@
 #include "dsp/resampler.h"
 #include "dsp/spsc_queue.h"
 #include "model/model_file.h"
+#include "model/pooled.h"
 #include "model/sampling.h"
 
 #include <algorithm>
@@ -377,6 +378,7 @@ struct VoiceEvent {
 
 struct SynthVoice {
     kernels::StepStatePtr state;  // one stream
+    std::unique_ptr<pooled::Stepper> pooled;  // a pooled model's step instead (model/pooled.h)
     Sampler sampler{SamplerParams{}, 256};
     std::vector<float> logits;    // [V] after the last fed class
     bool on = false, primed = false, releasing = false, dead = false;
@@ -429,8 +431,13 @@ struct SynthSlot {
     }
     // Feeds one class to voice s; false when its logits came out non-finite.
     bool feed(SynthVoice& s, int32_t token) {
-        kernels::step_tokens(*P, *s.state, &token, s.logits.data());
+        if (s.pooled) s.pooled->step(&token, s.logits.data());
+        else kernels::step_tokens(*P, *s.state, &token, s.logits.data());
         return all_finite(s.logits.data(), vocab);
+    }
+    static void reset_voice(SynthVoice& s) {
+        if (s.pooled) s.pooled->reset();
+        else kernels::reset_stream(*s.state, 0);
     }
     // One model sample of every voice, summed. Counts non-finite events into *events.
     float generate(int* events) {
@@ -438,12 +445,12 @@ struct SynthSlot {
         for (SynthVoice& s : voices) {
             if (!s.on || s.dead) continue;
             if (!s.primed) {
-                kernels::reset_stream(*s.state, 0);
+                reset_voice(s);
                 bool ok = true;
                 for (int i = 0; i < SynthEngine::kPrimeTokens && ok; ++i) ok = feed(s, kSilentClass);
                 s.primed = true;
                 if (!ok) {
-                    kernels::reset_stream(*s.state, 0);
+                    reset_voice(s);
                     s.dead = true;
                     s.primed = false;
                     ++*events;
@@ -462,7 +469,7 @@ struct SynthSlot {
                 continue;
             }
             if (!feed(s, token)) {
-                kernels::reset_stream(*s.state, 0);
+                reset_voice(s);
                 s.dead = true;  // silent for the rest of the block, primed again after it
                 s.primed = false;
                 ++*events;
@@ -532,7 +539,8 @@ std::unique_ptr<SynthSlot> make_synth_slot(RealtimeModelPtr model, double host_r
     slot->attack_samples = std::max(1, int(std::lround(kAttackSeconds * cfg.sample_rate_hz)));
     slot->release_samples = std::max(1, int(std::lround(kReleaseSeconds * cfg.sample_rate_hz)));
     for (SynthVoice& v : slot->voices) {
-        v.state = kernels::make_state(*slot->P, 1, 1);
+        if (cfg.pooled()) v.pooled = std::make_unique<pooled::Stepper>(model->model, 1);  // its own weights
+        else v.state = kernels::make_state(*slot->P, 1, 1);
         v.logits.assign(size_t(cfg.vocab), 0.0f);
         if (cfg.vocab != 256) v.sampler = Sampler(SamplerParams{}, cfg.vocab);
     }
@@ -547,7 +555,8 @@ RealtimeModelPtr load_realtime_model(const std::string& path) {
     auto rm = std::make_shared<RealtimeModel>();
     rm->model = load_model(path);
     try {
-        rm->prepared = kernels::prepare_model(rm->model.view());
+        // (a pooled generator's voices prepare their own stacks: model/pooled.h)
+        if (!rm->model.config().pooled()) rm->prepared = kernels::prepare_model(rm->model.view());
     } catch (const std::exception& e) {
         throw ModelError(path + ": " + e.what());
     }
@@ -563,7 +572,7 @@ RealtimeModelPtr load_realtime_model(const std::string& path) {
 RealtimeModelPtr make_realtime_model(Model model) {
     auto rm = std::make_shared<RealtimeModel>();
     rm->model = std::move(model);
-    rm->prepared = kernels::prepare_model(rm->model.view());
+    if (!rm->model.config().pooled()) rm->prepared = kernels::prepare_model(rm->model.view());
     return rm;
 }
 

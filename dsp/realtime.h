@@ -55,7 +55,7 @@ namespace mw::dsp {
 // thread only).
 struct RealtimeModel {
     Model model;
-    kernels::PreparedModelPtr prepared;
+    kernels::PreparedModelPtr prepared;  // null for a pooled generator: its voices each run a pooled::Stepper
     std::string path;          // "" when made in memory
     std::string content_hash;  // hex FNV-1a 64 of the file bytes ("" when made in memory)
 };

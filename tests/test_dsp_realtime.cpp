@@ -9,6 +9,7 @@
 #include "dsp/realtime.h"
 #include "dsp/resampler.h"
 #include "model/engine.h"
+#include "model/pooled.h"
 #include "model/sampling.h"
 
 #include <catch2/catch.hpp>
@@ -708,12 +709,24 @@ Planar run_synth(dsp::SynthEngine& s, int channels, int64_t frames, int block,
 // then sample, decode, scale by velocity and the attack ramp, feed back.
 std::vector<float> expected_voice(const Model& m, int note, float velocity, uint32_t seed, float temperature,
                                   float top_p, int64_t frames) {
-    auto P = kernels::prepare_model(m.view());
-    auto S = kernels::make_state(*P, 1, 1);
+    // a flat model through the kernels' step, a pooled one through its own (model/pooled.h)
+    kernels::PreparedModelPtr P;
+    kernels::StepStatePtr S;
+    std::unique_ptr<pooled::Stepper> pooled_step;
+    if (m.config().pooled()) {
+        pooled_step = std::make_unique<pooled::Stepper>(m, 1);
+    } else {
+        P = kernels::prepare_model(m.view());
+        S = kernels::make_state(*P, 1, 1);
+    }
     std::vector<float> logits(256);
+    auto step = [&](const int32_t* tok) {
+        if (pooled_step) pooled_step->step(tok, logits.data());
+        else kernels::step_tokens(*P, *S, tok, logits.data());
+    };
     Sampler sampler({temperature, top_p, uint64_t(seed) + uint64_t(note)});
     int32_t token = 128;
-    for (int i = 0; i < dsp::SynthEngine::kPrimeTokens; ++i) kernels::step_tokens(*P, *S, &token, logits.data());
+    for (int i = 0; i < dsp::SynthEngine::kPrimeTokens; ++i) step(&token);
     const int attack = int(std::lround(0.002 * m.config().sample_rate_hz));
     std::vector<float> y(static_cast<size_t>(frames));
     float env = 0;
@@ -721,7 +734,7 @@ std::vector<float> expected_voice(const Model& m, int note, float velocity, uint
         token = sampler.sample(logits.data());
         env = std::min(1.0f, env + 1.0f / float(attack));
         y[size_t(t)] = dsp::mulaw_decode(token) * velocity * env;
-        kernels::step_tokens(*P, *S, &token, logits.data());
+        step(&token);
     }
     return y;
 }
@@ -729,7 +742,17 @@ std::vector<float> expected_voice(const Model& m, int note, float velocity, uint
 } // namespace
 
 TEST_CASE("synth engine: a voice is the documented sampler chain, sample for sample", "[dsp][realtime]") {
-    const Model m = generator_model(81, 8000);
+    const bool pooled_model = GENERATE(false, true);  // a pooled generator too (model/pooled.h)
+    INFO((pooled_model ? "pooled" : "flat") << " generator");
+    Model m = generator_model(81, 8000);
+    if (pooled_model) {
+        ModelConfig c = m.config();
+        c.pool = {4, 2};
+        c.n_layers = 5;
+        Model p(c);
+        p.init_random(81, 0.3f);
+        m = p;
+    }
     dsp::SynthEngine s;
     s.set_model(dsp::make_realtime_model(m));
     s.prepare(8000, 100, 2);  // host at the model's rate: no resampling
@@ -781,7 +804,18 @@ TEST_CASE("synth engine: resampled to the host, events land at their offset plus
 }
 
 TEST_CASE("synth engine: no allocation with notes, voice stealing, swaps and crossfades", "[dsp][realtime]") {
-    const auto a = dsp::make_realtime_model(generator_model(83, 8000));
+    const bool pooled_model = GENERATE(false, true);  // model a pooled (model/pooled.h), b flat
+    INFO((pooled_model ? "pooled" : "flat") << " generator");
+    Model ma = generator_model(83, 8000);
+    if (pooled_model) {
+        ModelConfig c = ma.config();
+        c.pool = {2, 2};
+        c.n_layers = 5;
+        Model p(c);
+        p.init_random(83, 0.3f);
+        ma = p;
+    }
+    const auto a = dsp::make_realtime_model(ma);
     const auto b = dsp::make_realtime_model(generator_model(84, 16000));
     dsp::SynthEngine s;
     s.set_model(a);
