@@ -201,6 +201,18 @@ check "the split held out recordings 5..9 (Free Spoken Digit rule)" grep -q "ind
 check "eval a generator" "$MW" eval -m gen.safetensors --data clips/0_synth_0.wav --json
 cp last.out geneval.json
 check "eval printed bits per sample" grep -q nll_bits_per_sample geneval.json
+# the same tones through a pooled generator (docs/POOLED.md): it trains, and its segments are whole periods
+check "train a pooled generator" "$MW" train --data clips --out pgen.safetensors --d-model 8 --layers 1 --pool 4,2 \
+    --d-state 8 --batch 4 --segment 512 --steps 200 --lr 1e-2 --val-every 50 --threads 2 --no-plot --json
+cp last.out pgen.json
+pbits=$(json_field pgen.json best)
+check "the pooled generator learnt the tones: validation NLL $pbits < 2 bits" \
+    $PY -c "import sys; sys.exit(0 if float('$pbits') < 2 else 1)"
+check "info shows the pooled levels" sh -c "\"$MW\" info pgen.safetensors | grep -q 'pooled *4, 2'"
+refuse "a pooled model's segment is whole periods" 1 "multiple of the pooling period 8" \
+    "$MW" train --data clips --out p2.safetensors --d-model 8 --layers 1 --pool 4,2 --segment 500 --steps 1 --no-plot
+refuse "--pool with --init" 2 "--pool makes a fresh model" \
+    "$MW" train --data clips --out p3.safetensors --init gen.safetensors --pool 4 --steps 1 --no-plot
 refuse "eval of an effect with --data" 2 "effect|--input" "$MW" eval -m fx.safetensors --data clips
 refuse "--stft-weight for a generator" 1 "STFT|effects" "$MW" train --data clips --out g2.safetensors --stft-weight 0.5 --steps 1 --no-plot
 

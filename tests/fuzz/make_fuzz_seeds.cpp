@@ -49,6 +49,11 @@ std::vector<mw::Model> seed_models() {
     mw::ModelConfig plain = mw::make_config(mw::IoKind::continuous, 3, 2, 1, 1);
     plain.d_conv = 1;
     models.push_back(small_model(plain, 4));
+
+    mw::ModelConfig pooled = mw::make_config(mw::IoKind::mulaw8, 2, 3, 2);  // a pooled generator
+    pooled.pool = {2};
+    pooled.d_conv = 2;
+    models.push_back(small_model(pooled, 5));
     return models;
 }
 
