@@ -85,6 +85,11 @@ void ModelConfig::validate(const std::string& where) const {
         for (size_t i = 0; i < pool.size(); ++i)
             check_range(where, ("pool[" + std::to_string(i) + "]").c_str(), pool[i], 2, 64);
         check_range(where, "pool_expand", pool_expand, 1, 4);
+        int64_t period = 1;  // (each factor is at most 64, so this cannot overflow)
+        for (int f : pool) period *= f;
+        if (period > 4096)
+            throw ModelError(where + ": config field 'pool' multiplies to a period of " + std::to_string(period) +
+                             " samples, expected at most 4096 (the deepest level would hear a frame that long)");
         if (n_layers % stacks() != 0)
             throw ModelError(where + ": config field 'num_hidden_layers' is " + std::to_string(n_layers) +
                              ", expected a multiple of " + std::to_string(stacks()) + " for a model with " +

@@ -289,6 +289,9 @@ TEST_CASE("pooled: files round-trip, and bad configs are refused clearly", "[poo
     c = m.config();
     c.pool = {1};
     CHECK_THROWS_WITH(Model(c), Catch::Contains("pool[0]"));
+    c.pool = {64, 64, 2};
+    c.n_layers = 7;
+    CHECK_THROWS_WITH(Model(c), Catch::Contains("period of 8192"));
     c = make_config(IoKind::continuous, 16, 3, 16);
     c.pool = {4};
     CHECK_THROWS_WITH(Model(c), Catch::Contains("pooled models are generators"));
