@@ -124,6 +124,37 @@ void forward_tokens(const Model& model, Path path, const int32_t* tokens, int64_
     kernels::scan_tokens(*prepared, *state, 0, tokens, L, logits, pool.get());
 }
 
+struct TokenForward::Impl {
+    std::unique_ptr<kernels::ThreadPool> pool;
+    std::unique_ptr<pooled::Forward> pooled;
+    kernels::PreparedModelPtr prepared;
+    kernels::StepStatePtr state;
+};
+
+TokenForward::TokenForward(const Model& model, int threads) : impl_(std::make_unique<Impl>()) {
+    require_forward_generator(model);
+    impl_->pool = make_pool(threads);
+    if (model.config().pooled()) {
+        impl_->pooled = std::make_unique<pooled::Forward>(model);
+    } else {
+        impl_->prepared = kernels::prepare_model(model.view());
+        impl_->state = kernels::make_state(*impl_->prepared, 1);
+    }
+}
+
+TokenForward::~TokenForward() = default;
+
+void TokenForward::run(const int32_t* tokens, int64_t L, float* logits) {
+    Impl& d = *impl_;
+    if (d.pooled) {
+        d.pooled->reset();
+        d.pooled->run(tokens, L, logits, d.pool.get());
+        return;
+    }
+    kernels::reset_state(*d.state);
+    kernels::scan_tokens(*d.prepared, *d.state, 0, tokens, L, logits, d.pool.get());
+}
+
 void forward_continuous(const Model& model, Path path, const float* x, int64_t L, float* y,
                         int threads) {
     const kernels::ModelView& m = model.view();

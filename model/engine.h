@@ -35,6 +35,21 @@ void forward_tokens(const Model& model, Path path, const int32_t* tokens, int64_
                     float* logits, int threads = 0);
 void forward_continuous(const Model& model, Path path, const float* x, int64_t L, float* y,
                         int threads = 0);
+// Many generator sequences one after another, each from the zero state, through the scan, with
+// what they need made once (prepared weights, state, threads; a pooled model's Forward, whose
+// buffers are megabytes): validation and `eval` over thousands of clips.
+class TokenForward {
+public:
+    TokenForward(const Model& model, int threads = 0);
+    ~TokenForward();
+    // tokens [L] -> logits [L][V], from the zero state.
+    void run(const int32_t* tokens, int64_t L, float* logits);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
 // An effect's input x [L][I] from mono audio [L] with the controls held at `values` (user units,
 // one per ControlSpec, normalised here as the model expects). Resizes x.
 void effect_input(const ModelConfig& config, const float* audio, int64_t L, const float* values,

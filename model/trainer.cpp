@@ -600,12 +600,14 @@ struct Trainer::Impl {
             if (opt.device == Device::cuda) {
                 nll = gpu_validate_tokens();
             } else {
+                TokenForward forward(model, opt.threads);  // made once for every clip
+                std::vector<float> logits;
                 for (size_t i = 0; i < data.token_val.size(); ++i) {
                     if (!owns_val(i)) continue;
                     const TokenSequence& s = data.token_val[i];
                     const int64_t L = int64_t(s.tokens.size()) - 1;
-                    std::vector<float> logits(size_t(L * c.vocab));
-                    forward_tokens(model, Path::scan, s.tokens.data(), L, logits.data(), opt.threads);
+                    logits.resize(size_t(L * c.vocab));
+                    forward.run(s.tokens.data(), L, logits.data());
                     nll += cross_entropy(logits.data(), s.tokens.data() + 1, L, c.vocab, 0, nullptr, 1.0);
                 }
             }

@@ -193,10 +193,12 @@ void eval_generator(const EvalOptions& o, const Model& model) {
     const std::vector<TokenSequence> clips = load_token_files(o.data, c.sample_rate_hz);
     NllSums total;
     Stopwatch clock;
+    TokenForward forward(model, o.threads);  // made once for every clip
+    std::vector<float> logits;
     for (const TokenSequence& s : clips) {
         const int64_t L = int64_t(s.tokens.size()) - 1;
-        std::vector<float> logits(size_t(L * c.vocab));
-        forward_tokens(model, Path::scan, s.tokens.data(), L, logits.data(), o.threads);
+        logits.resize(size_t(L * c.vocab));
+        forward.run(s.tokens.data(), L, logits.data());
         total += cross_entropy(logits.data(), s.tokens.data() + 1, L, c.vocab, 0, nullptr, 1.0);
         throw_if_interrupted();
     }
