@@ -673,9 +673,9 @@ TEST_CASE("bad file: unknown io.kind names the value and the allowed ones", "[mo
 }
 
 TEST_CASE("bad file: a newer format_version asks for a newer MambaWave", "[model_file]") {
-    REQUIRE_MODEL_ERROR(load_bytes(with_config_edit("\"format_version\": 1", "\"format_version\": 3")),
-                        Contains(kName) && Contains("this file needs a newer MambaWave (file format 3, "
-                                                    "this build reads up to 2)"));
+    REQUIRE_MODEL_ERROR(load_bytes(with_config_edit("\"format_version\": 1", "\"format_version\": 4")),
+                        Contains(kName) && Contains("this file needs a newer MambaWave (file format 4, "
+                                                    "this build reads up to 3)"));
     REQUIRE_MODEL_ERROR(load_bytes(with_config_edit("\"format_version\": 1", "\"format_version\": 0")),
                         Contains("'format_version' is 0"));
 }

@@ -277,6 +277,7 @@ TEST_CASE("pooled: files round-trip, and bad configs are refused clearly", "[poo
     save_model(m, path);
     const Model back = load_model(path);
     CHECK(back.config().pool == m.config().pool);
+    CHECK_THAT(config_to_json(m.config()), Catch::Contains("\"format_version\": 3"));  // older builds ask to update
     CHECK(back.config().pool_expand == 2);
     CHECK(back.parameter_count() == m.parameter_count());
     CHECK(std::equal(m.data(), m.data() + m.parameter_count(), back.data()));
