@@ -187,6 +187,21 @@ int parse_dt_rank(const Fields& f, int d_model) {
     return f.get_int("time_step_rank");
 }
 
+// An optional array of non-negative ints (empty when the field is absent).
+std::vector<int> int_array(const Fields& f, const char* field, const char* array_what, const char* item_what) {
+    std::vector<int> out;
+    const json* a = f.find(field);
+    if (!a) return out;
+    if (!a->is_array()) field_error(f.where(), field, *a, array_what);
+    for (size_t i = 0; i < a->size(); ++i) {
+        const json& v = (*a)[i];
+        if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT_MAX)
+            field_error(f.where(), std::string(field) + "[" + std::to_string(i) + "]", v, item_what);
+        out.push_back(int(v.get<int64_t>()));
+    }
+    return out;
+}
+
 // The backbone fields, with HF MambaConfig's defaults where HF has one that fits.
 void parse_backbone(const Fields& f, ModelConfig& c) {
     if (f.has("model_type") && f.get_string("model_type") != "mamba")
@@ -211,26 +226,8 @@ void parse_backbone(const Fields& f, ModelConfig& c) {
                          "use_bias=false)");
     c.conv_bias = f.get_bool("use_conv_bias", true);
     c.tie_embeddings = f.get_bool("tie_word_embeddings", true);
-    c.lti_layers.clear();
-    if (const json* lti = f.find("lti_layers")) {
-        if (!lti->is_array()) field_error(f.where(), "lti_layers", *lti, "an array of layer indices");
-        for (size_t i = 0; i < lti->size(); ++i) {
-            const json& v = (*lti)[i];
-            if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT_MAX)
-                field_error(f.where(), "lti_layers[" + std::to_string(i) + "]", v, "a layer index");
-            c.lti_layers.push_back(int(v.get<int64_t>()));  // range and order: validate()
-        }
-    }
-    c.pool.clear();
-    if (const json* pool = f.find("pool")) {
-        if (!pool->is_array()) field_error(f.where(), "pool", *pool, "an array of pooling factors");
-        for (size_t i = 0; i < pool->size(); ++i) {
-            const json& v = (*pool)[i];
-            if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT_MAX)
-                field_error(f.where(), "pool[" + std::to_string(i) + "]", v, "a pooling factor");
-            c.pool.push_back(int(v.get<int64_t>()));  // range: validate()
-        }
-    }
+    c.lti_layers = int_array(f, "lti_layers", "an array of layer indices", "a layer index");  // range, order: validate()
+    c.pool = int_array(f, "pool", "an array of pooling factors", "a pooling factor");             // range: validate()
     c.pool_expand = f.get_int("pool_expand", 2);
 }
 

@@ -63,6 +63,16 @@ Model generator_model(uint64_t seed, double rate_hz = 8000) {
     return m;
 }
 
+// A pooled generator (model/pooled.h) of generator_model's sizes, one layer a stack, at 8 kHz.
+Model pooled_generator(uint64_t seed, std::vector<int> pool) {
+    ModelConfig c = generator_model(seed).config();
+    c.pool = std::move(pool);
+    c.n_layers = c.stacks();
+    Model m(c);
+    m.init_random(seed, 0.3f);
+    return m;
+}
+
 // Runs the effect engine over the whole input in blocks of the given sizes (cycled).
 // Returns the allocations counted inside process() when `trap` is set.
 int64_t run_effect(dsp::EffectEngine& e, const Planar& in, Planar& out, const std::vector<int>& sizes,
@@ -744,15 +754,7 @@ std::vector<float> expected_voice(const Model& m, int note, float velocity, uint
 TEST_CASE("synth engine: a voice is the documented sampler chain, sample for sample", "[dsp][realtime]") {
     const bool pooled_model = GENERATE(false, true);  // a pooled generator too (model/pooled.h)
     INFO((pooled_model ? "pooled" : "flat") << " generator");
-    Model m = generator_model(81, 8000);
-    if (pooled_model) {
-        ModelConfig c = m.config();
-        c.pool = {4, 2};
-        c.n_layers = 5;
-        Model p(c);
-        p.init_random(81, 0.3f);
-        m = p;
-    }
+    const Model m = pooled_model ? pooled_generator(81, {4, 2}) : generator_model(81, 8000);
     dsp::SynthEngine s;
     s.set_model(dsp::make_realtime_model(m));
     s.prepare(8000, 100, 2);  // host at the model's rate: no resampling
@@ -806,16 +808,7 @@ TEST_CASE("synth engine: resampled to the host, events land at their offset plus
 TEST_CASE("synth engine: no allocation with notes, voice stealing, swaps and crossfades", "[dsp][realtime]") {
     const bool pooled_model = GENERATE(false, true);  // model a pooled (model/pooled.h), b flat
     INFO((pooled_model ? "pooled" : "flat") << " generator");
-    Model ma = generator_model(83, 8000);
-    if (pooled_model) {
-        ModelConfig c = ma.config();
-        c.pool = {2, 2};
-        c.n_layers = 5;
-        Model p(c);
-        p.init_random(83, 0.3f);
-        ma = p;
-    }
-    const auto a = dsp::make_realtime_model(ma);
+    const auto a = dsp::make_realtime_model(pooled_model ? pooled_generator(83, {2, 2}) : generator_model(83, 8000));
     const auto b = dsp::make_realtime_model(generator_model(84, 16000));
     dsp::SynthEngine s;
     s.set_model(a);

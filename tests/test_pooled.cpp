@@ -240,19 +240,9 @@ TEST_CASE("pooled: gradients match float64 finite differences", "[pooled][backwa
             float* w = m.tensor(spec.name);
             const float* gw = g.tensor(spec.name);
             std::vector<double> fd;
-            for (int64_t i : picks) {
-                const float w0 = w[i];
-                // (1e-4, not test_backward.cpp's 1e-3: a tied embedding enters twice, at the input
-                // and in the head, and its third derivative made 1e-3's truncation error reach 1e-3)
-                const double h = 1e-4 * std::max(1.0, double(std::fabs(w0)));
-                const float wp = float(double(w0) + h), wm = float(double(w0) - h);
-                w[i] = wp;
-                const double lp = loss();
-                w[i] = wm;
-                const double lm = loss();
-                w[i] = w0;
-                fd.push_back((lp - lm) / (double(wp) - double(wm)));
-            }
+            // (a step of 1e-4, not test_backward.cpp's 1e-3: a tied embedding enters twice, at the
+            // input and in the head, and its third derivative made 1e-3's truncation error reach 1e-3)
+            for (int64_t i : picks) fd.push_back(test::central_difference(w + i, loss, 1e-4));
             double scale = 0;
             for (double f : fd) scale = std::max(scale, std::fabs(f));
             INFO(k.name << ": " << spec.name);

@@ -213,17 +213,7 @@ TEST_CASE("a stack's gradients, its input's included, match float64 finite diffe
             for (size_t i = 0; i < y.size(); ++i) l += double(wt[i]) * y[i];
             return l;
         };
-        auto fd = [&](float* w) {  // central difference, the step as the floats really differ
-            const float w0 = *w;
-            const double h = 1e-3 * std::max(1.0, double(std::fabs(w0)));
-            const float wp = float(double(w0) + h), wm = float(double(w0) - h);
-            *w = wp;
-            const double lp = loss();
-            *w = wm;
-            const double lm = loss();
-            *w = w0;
-            return (lp - lm) / (double(wp) - double(wm));
-        };
+        auto fd = [&](float* w) { return test::central_difference(w, loss); };
 
         for (Isa isa : {Isa::avx2, Isa::baseline}) {
             if (!kernels::isa_supported(isa)) continue;

@@ -3,6 +3,7 @@
 
 #include "model/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -82,6 +83,21 @@ inline double rel_error(const std::vector<float>& a, const std::vector<float>& b
         den += double(b[i]) * double(b[i]);
     }
     return std::sqrt(num / (den > 0 ? den : 1));
+}
+
+// Central difference of loss() in one float weight w, the step h·max(1, |w|) taken as the floats
+// really differ: (loss(w+) - loss(w-)) / (w+ - w-), w restored after.
+template <class F>
+double central_difference(float* w, F&& loss, double h = 1e-3) {
+    const float w0 = *w;
+    const double step = h * std::max(1.0, double(std::fabs(w0)));
+    const float wp = float(double(w0) + step), wm = float(double(w0) - step);
+    *w = wp;
+    const double lp = loss();
+    *w = wm;
+    const double lm = loss();
+    *w = w0;
+    return (lp - lm) / (double(wp) - double(wm));
 }
 
 inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
