@@ -91,7 +91,8 @@ void run_generate(const GenerateOptions& o) {
     if (frames < 1) throw UsageError("--seconds " + std::to_string(o.seconds) + " is less than one sample");
     const std::vector<int32_t> prime =
         o.prime_path.empty() ? std::vector<int32_t>{kSilenceToken} : prime_tokens(o.prime_path, rate_hz);
-    const Device device = generate_device(o.device, o.count, frames);
+    // a pooled model runs on the CPU only so far: auto takes it there (docs/POOLED.md)
+    const Device device = generate_device(model.config().pooled() && o.device == "auto" ? "cpu" : o.device, o.count, frames);
     // Every output is opened (as a temporary file) before any work: a bad path fails first.
     std::vector<std::unique_ptr<dsp::AudioWriter>> writers;
     for (int k = 1; k <= o.count; ++k)

@@ -249,7 +249,10 @@ void run_train(TrainCliOptions o) {
     const bool writer = !ranked || o.rank == 0;  // only rank 0 writes the model, log and curves
     std::string why;
     if (o.device == "cuda" && !cuda_available(&why)) throw UsageError("--device cuda: " + why);
-    o.t.device = o.device == "cuda" || (o.device == "auto" && cuda_available()) ? Device::cuda : Device::cpu;
+    // (auto: a pooled model trains on the CPU only so far; parse_pool refuses a bad --pool here)
+    const bool pooled_cpu_only = !parse_pool(o.pool).empty();
+    o.t.device = o.device == "cuda" || (o.device == "auto" && !pooled_cpu_only && cuda_available()) ? Device::cuda
+                                                                                                       : Device::cpu;
     if (o.t.tf32 && o.t.device != Device::cuda)
         throw UsageError("--tf32 is for training on the GPU; this run is on the CPU (--device " + o.device + ")");
     if (ranked) {
