@@ -47,11 +47,7 @@ void Tape::forward_tokens(const Model& m, const int32_t* tokens, int64_t L, cons
 void Tape::backward(const float* d_out, Model& grads) {
     if (last_pooled_) return pooled_->backward(d_out, grads);
     if (tape_->length() == 0) throw std::logic_error("Tape::backward: no forward to go back through");
-    const std::vector<TensorSpec>& have = grads.tensors();
-    bool same = have.size() == specs_.size();
-    for (size_t i = 0; same && i < have.size(); ++i)
-        same = have[i].name == specs_[i].name && have[i].shape == specs_[i].shape;
-    if (!same)
+    if (grads.tensors() != specs_)
         throw std::invalid_argument("Tape::backward: the gradient model's tensors differ from the forward's "
                                     "model (make it with zeros_like(model))");
     std::vector<kernels::LayerGrad> layers;

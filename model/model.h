@@ -112,6 +112,7 @@ struct TensorSpec {
     std::string name;
     std::vector<int64_t> shape;
     int64_t numel() const;
+    bool operator==(const TensorSpec& o) const { return name == o.name && shape == o.shape; }
 };
 
 // Every tensor a model of this config has, in file order (HF names).

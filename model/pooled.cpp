@@ -65,6 +65,27 @@ void pool_up(const PoolW& w, const float* h, float* out) {
     kernels::add_matvec_T(w.up_T.data(), h, w.Dn, w.p * w.Di, out);
 }
 
+// x [frames][Dn] = b↓ + W↓ · frame k of level i's rows a (whole frames only).
+void pool_down_frames(const PoolW& w, const float* a, int64_t frames, float* x) {
+    for (int64_t k = 0; k < frames; ++k) pool_down(w, a + k * w.p * w.Di, x + k * w.Dn);
+}
+
+// Level i's up stack input u [n][Di] = a + the rows the level above adds in: frame 0 gets
+// `carried` (null: zero), frame k+1 gets b↑ + W↑ · h[k] for each of level i+1's `frames` rows h.
+// The last of those (the rows the frame after this pass adds in) also go to `next` (null: not
+// wanted; it may be `carried`). v: scratch of p·Di floats.
+void up_merge(const PoolW& w, const float* a, int64_t n, const float* h, int64_t frames, const float* carried,
+              float* u, float* v, float* next) {
+    const int64_t F = int64_t(w.p) * w.Di, rows = n * w.Di;
+    std::copy(a, a + rows, u);
+    for (int64_t r = 0; carried && r < F && r < rows; ++r) u[r] += carried[r];
+    for (int64_t k = 0; k < frames; ++k) {  // frame k's rows go into frame k+1
+        pool_up(w, h + k * w.Dn, v);
+        for (int64_t r = 0; r < F && (k + 1) * F + r < rows; ++r) u[(k + 1) * F + r] += v[r];
+        if (next && k + 1 == frames) std::copy(v, v + F, next);
+    }
+}
+
 // Where each stack's layers keep their state inside a stream state, and where each pool's rows are.
 struct StateLayout {
     std::vector<int64_t> stack_offset;  // [stacks]
@@ -224,22 +245,15 @@ struct Forward::Impl {
             const PoolW& w = pools[size_t(i)];
             kernels::scan_hidden(*stacks[size_t(i)], *states[size_t(i)], 0, x[size_t(i)].data(), Ln[size_t(i)],
                                  a[size_t(i)].data(), threads);
-            for (int64_t k = 0; k < Ln[size_t(i) + 1]; ++k)
-                pool_down(w, &a[size_t(i)][size_t(k * w.p * w.Di)], &x[size_t(i) + 1][size_t(k * w.Dn)]);
+            pool_down_frames(w, a[size_t(i)].data(), Ln[size_t(i) + 1], x[size_t(i) + 1].data());
         }
         kernels::scan_hidden(*stacks[size_t(P)], *states[size_t(P)], 0, x[size_t(P)].data(), Ln[size_t(P)],
                              h[size_t(P)].data(), threads);
         for (int i = P - 1; i >= 0; --i) {
-            const PoolW& w = pools[size_t(i)];
-            const int64_t F = int64_t(w.p) * w.Di, rows = Ln[size_t(i)] * w.Di;
             float* U = u[size_t(i)].data();
-            std::copy(a[size_t(i)].begin(), a[size_t(i)].begin() + rows, U);
-            for (int64_t r = 0; r < F && r < rows; ++r) U[r] += queue[size_t(i)][size_t(r)];  // frame 0: carried rows
-            for (int64_t k = 0; k < Ln[size_t(i) + 1]; ++k) {  // frame k's rows go into frame k+1
-                pool_up(w, &h[size_t(i) + 1][size_t(k * w.Dn)], v.data());
-                for (int64_t r = 0; r < F && (k + 1) * F + r < rows; ++r) U[(k + 1) * F + r] += v[size_t(r)];
-                if (k + 1 == Ln[size_t(i) + 1]) std::copy(v.begin(), v.begin() + F, queue[size_t(i)].begin());
-            }
+            float* q = queue[size_t(i)].data();  // the rows carried in, then those for the next pass
+            up_merge(pools[size_t(i)], a[size_t(i)].data(), Ln[size_t(i)], h[size_t(i) + 1].data(), Ln[size_t(i) + 1], q,
+                     U, v.data(), q);
             const int s = 2 * P - i;
             kernels::scan_hidden(*stacks[size_t(s)], *states[size_t(s)], 0, U, Ln[size_t(i)],
                                  i > 0 ? h[size_t(i)].data() : logits, threads);
@@ -329,7 +343,6 @@ struct Stepper::Impl {
     std::vector<int> phase;
     // per level: input rows, down stack's output, up stack's input, up stack's output, [S][Di]
     std::vector<std::vector<float>> xin, a, u, h;
-    std::vector<float> v;  // one frame's up rows
 
     // Level i's step on rows xin[i]: its up stack's output (the centre's at the deepest level)
     // into out ([S][Di], or logits [S][V] at level 0).
@@ -491,8 +504,7 @@ void Tape::forward_tokens(const Model& m, const int32_t* tokens, int64_t L, cons
             d.tapes[size_t(i)].forward_hidden(m.stack_view(i), d.x[size_t(i)].data(), d.Ln[size_t(i)], sin(i),
                                           d.a[size_t(i)].data(), sout(i));
         d.x[size_t(i) + 1].resize(size_t(d.Ln[size_t(i) + 1] * w.Dn));
-        for (int64_t k = 0; k < d.Ln[size_t(i) + 1]; ++k)
-            pool_down(w, &d.a[size_t(i)][size_t(k * w.p * w.Di)], &d.x[size_t(i) + 1][size_t(k * w.Dn)]);
+        pool_down_frames(w, d.a[size_t(i)].data(), d.Ln[size_t(i) + 1], d.x[size_t(i) + 1].data());
     }
     d.h[size_t(P)].resize(size_t(d.Ln[size_t(P)] * c.level_dims(P).d_model));
     if (d.Ln[size_t(P)] > 0)
@@ -500,16 +512,11 @@ void Tape::forward_tokens(const Model& m, const int32_t* tokens, int64_t L, cons
                                       d.h[size_t(P)].data(), sout(P));
     for (int i = P - 1; i >= 0; --i) {
         const PoolW& w = d.pools[size_t(i)];
-        const int64_t F = int64_t(w.p) * w.Di, rows = d.Ln[size_t(i)] * w.Di;
-        std::vector<float> u = d.a[size_t(i)], v(static_cast<size_t>(F));
-        if (state_in)  // frame 0 adds in the carried rows
-            for (int64_t r = 0; r < F && r < rows; ++r) u[size_t(r)] += carried[size_t(lay.queue_offset[size_t(i)] + r)];
-        for (int64_t k = 0; k < d.Ln[size_t(i) + 1]; ++k) {
-            pool_up(w, &d.h[size_t(i) + 1][size_t(k * w.Dn)], v.data());
-            for (int64_t r = 0; r < F && (k + 1) * F + r < rows; ++r) u[size_t((k + 1) * F + r)] += v[size_t(r)];
-            if (state_out && k + 1 == d.Ln[size_t(i) + 1])
-                std::copy(v.begin(), v.end(), state_out + lay.queue_offset[size_t(i)]);
-        }
+        const int64_t rows = d.Ln[size_t(i)] * w.Di;
+        std::vector<float> u(static_cast<size_t>(rows)), v(size_t(w.p) * size_t(w.Di));
+        const int64_t q = lay.queue_offset[size_t(i)];
+        up_merge(w, d.a[size_t(i)].data(), d.Ln[size_t(i)], d.h[size_t(i) + 1].data(), d.Ln[size_t(i) + 1],
+                 state_in ? carried.data() + q : nullptr, u.data(), v.data(), state_out ? state_out + q : nullptr);
         const int s = 2 * P - i;
         if (i > 0) {
             d.h[size_t(i)].resize(size_t(rows));
@@ -525,11 +532,7 @@ void Tape::forward_tokens(const Model& m, const int32_t* tokens, int64_t L, cons
 void Tape::backward(const float* d_logits, Model& grads) {
     Impl& d = *impl_;
     if (!d.ready) throw std::logic_error("pooled::Tape::backward: no forward to go back through");
-    const std::vector<TensorSpec>& have = grads.tensors();
-    bool same = have.size() == d.specs.size();
-    for (size_t i = 0; same && i < have.size(); ++i)
-        same = have[i].name == d.specs[i].name && have[i].shape == d.specs[i].shape;
-    if (!same)
+    if (grads.tensors() != d.specs)
         throw std::invalid_argument("pooled::Tape::backward: the gradient model's tensors differ from the forward's "
                                     "model (make it with zeros_like(model))");
     const ModelConfig& c = d.config;
