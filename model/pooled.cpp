@@ -133,6 +133,53 @@ void check_length(const ModelConfig& c, int64_t L, bool with_state_out, const ch
 
 } // namespace
 
+std::vector<kernels::ModelGrad> stack_grads(Model& grads, std::vector<kernels::LayerGrad>& layers) {
+    const ModelConfig& c = grads.config();
+    require_pooled(grads, "pooled::stack_grads");
+    const kernels::ModelGrad all = grads.as_gradient(layers);
+    std::vector<kernels::ModelGrad> out(size_t(c.stacks()));
+    for (int s = 0; s < c.stacks(); ++s) {
+        out[size_t(s)].layers = layers.data() + s * c.stack_layers();
+        if (s + 1 == c.stacks()) {  // the top stack: norm_f and the head (tied: into the embeddings)
+            out[size_t(s)].norm_f_w = all.norm_f_w;
+            out[size_t(s)].embed_w = all.embed_w;
+            out[size_t(s)].lm_head_w = all.lm_head_w;
+        }
+    }
+    return out;
+}
+
+kernels::cuda::PooledView cuda_view(const Model& m) {
+    require_pooled(m, "pooled::cuda_view");
+    const ModelConfig& c = m.config();
+    kernels::cuda::PooledView v;
+    for (int s = 0; s < c.stacks(); ++s) v.stacks.push_back(m.stack_view(s));
+    for (size_t i = 0; i < c.pool.size(); ++i) {
+        kernels::cuda::PoolView p;
+        p.factor = c.pool[i];
+        p.d_in = c.level_dims(int(i)).d_model;
+        p.d_out = c.level_dims(int(i) + 1).d_model;
+        const std::string n = "backbone.pools." + std::to_string(i) + ".";
+        p.down_w = m.tensor(n + "down.weight");
+        p.down_b = m.tensor(n + "down.bias");
+        p.up_w = m.tensor(n + "up.weight");
+        p.up_b = m.tensor(n + "up.bias");
+        v.pools.push_back(p);
+    }
+    return v;
+}
+
+kernels::cuda::PooledGrad cuda_grad(Model& grads, std::vector<kernels::LayerGrad>& layers) {
+    kernels::cuda::PooledGrad g;
+    g.stacks = stack_grads(grads, layers);
+    for (size_t i = 0; i < grads.config().pool.size(); ++i) {
+        const std::string n = "backbone.pools." + std::to_string(i) + ".";
+        g.pools.push_back({grads.tensor(n + "down.weight"), grads.tensor(n + "down.bias"), grads.tensor(n + "up.weight"),
+                           grads.tensor(n + "up.bias")});
+    }
+    return g;
+}
+
 // ---- the float64 reference ---------------------------------------------------------------------
 
 void reference_forward_tokens_f64(const Model& m, const int32_t* tokens, int64_t L, const double* state_in,
@@ -536,19 +583,10 @@ void Tape::backward(const float* d_logits, Model& grads) {
         throw std::invalid_argument("pooled::Tape::backward: the gradient model's tensors differ from the forward's "
                                     "model (make it with zeros_like(model))");
     const ModelConfig& c = d.config;
-    const int P = d.P, n = c.stack_layers();
+    const int P = d.P;
     std::vector<kernels::LayerGrad> layers;
-    const kernels::ModelGrad all = grads.as_gradient(layers);
-    auto stack_grad = [&](int s) {
-        kernels::ModelGrad g;
-        g.layers = layers.data() + s * n;
-        if (s == 2 * P) {  // the top stack: norm_f and the head (tied: into the embeddings)
-            g.norm_f_w = all.norm_f_w;
-            g.embed_w = all.embed_w;
-            g.lm_head_w = all.lm_head_w;
-        }
-        return g;
-    };
+    const std::vector<kernels::ModelGrad> stacks = stack_grads(grads, layers);
+    auto stack_grad = [&](int s) { return stacks[size_t(s)]; };
     d.g1.resize(size_t(P + 1));
     d.g2.resize(size_t(P + 1));
     auto D = [&](int level) { return c.level_dims(level).d_model; };

@@ -17,8 +17,9 @@
 // bursts at frame ends.
 //
 // What runs a pooled model so far: the float64 reference, the chunked forward over a sequence,
-// the recurrent step (CPU), and the training tape (CPU). The CUDA paths and the plugin's Synth
-// take flat models only (Model::view() refuses a pooled one with a clear error).
+// the recurrent step (CPU), and the training tape (CPU, and the GPU's: kernels/cuda/mamba_cuda.h's
+// PooledTape over cuda_view()). The CUDA forward and step take flat models only (Model::view()
+// refuses a pooled one with a clear error).
 //
 // Stream state (Model::state_floats_per_stream), at a multiple of pool_period() samples: every
 // layer's state in layer order (kernels/backward.h's layout per layer, each at its level's
@@ -27,6 +28,7 @@
 #pragma once
 
 #include "kernels/backward.h"
+#include "kernels/cuda/mamba_cuda.h"
 #include "kernels/fast.h"
 #include "model/model.h"
 
@@ -86,6 +88,15 @@ private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+// The model's stacks' gradients inside grads (zeros_like(m)'s): stack s's layers, and for the
+// last stack norm_f and the head, the embedding's gradient with them. `layers` holds the views.
+std::vector<kernels::ModelGrad> stack_grads(Model& grads, std::vector<kernels::LayerGrad>& layers);
+
+// The model as the GPU tape's views (pointers into m, which must outlive them) and a gradient
+// model (zeros_like(m)'s) as its gradient arrays.
+kernels::cuda::PooledView cuda_view(const Model& m);
+kernels::cuda::PooledGrad cuda_grad(Model& grads, std::vector<kernels::LayerGrad>& layers);
 
 // The training tape of one sequence: forward (kept), then backward into a gradient model.
 class Tape {

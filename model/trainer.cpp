@@ -6,6 +6,7 @@
 #include "model/grad.h"
 #include "model/losses.h"
 #include "model/model_file.h"
+#include "model/pooled.h"
 #include "model/safetensors.h"
 
 #include <nlohmann/json.hpp>
@@ -187,16 +188,52 @@ struct Trainer::Impl {
 #if MW_HAVE_CUDA
     // device cuda: the batch's tape, made on the first step or validation (validation runs its
     // forward too, so a const validate() may make it)
+    // (a pooled model's: one tape per stack, kernels/cuda/train_pooled.cu)
     mutable kernels::cuda::TrainTapePtr gpu;
+    mutable kernels::cuda::PooledTapePtr gpu_pooled;
 
-    kernels::cuda::TrainTape& tape_on_gpu() const {
-        if (!gpu) {
+    void tape_on_gpu() const {
+        if (model.config().pooled()) {
+            if (!gpu_pooled) {
+                gpu_pooled = kernels::cuda::make_pooled_tape(pooled::cuda_view(model), b1 - b0, opt.segment);
+                kernels::cuda::set_tf32(*gpu_pooled, opt.tf32);
+            }
+        } else if (!gpu) {
             gpu = kernels::cuda::make_train_tape(model.view(), b1 - b0, opt.segment);
             kernels::cuda::set_tf32(*gpu, opt.tf32);
         }
-        return *gpu;
+    }
+    // A generator's forward of this rank's BL lanes of L steps on the GPU tape (the logits stay
+    // there), the cross-entropy against targets (nats per lane), then the gradient into `g`.
+    // A pooled model's L is a multiple of its pooling period (the callers pad).
+    void gpu_tokens_forward(const int32_t* tokens, int64_t L, const float* state_in, float* state_out) const {
+        tape_on_gpu();
+        if (gpu_pooled)
+            kernels::cuda::train_pooled_forward(*gpu_pooled, pooled::cuda_view(model), tokens, L, state_in, nullptr,
+                                                state_out);
+        else
+            kernels::cuda::train_forward_tokens(*gpu, model.view(), tokens, L, state_in, nullptr, state_out);
+    }
+    void gpu_cross_entropy(const int32_t* targets, double scale, double* nats) const {
+        if (gpu_pooled)
+            kernels::cuda::train_pooled_cross_entropy(*gpu_pooled, targets, scale, nats);
+        else
+            kernels::cuda::train_cross_entropy(*gpu, targets, scale, nats);
+    }
+    void gpu_backward(const float* d_out, Model& g) const {
+        std::vector<kernels::LayerGrad> layers;
+        if (gpu_pooled)
+            kernels::cuda::train_pooled_backward(*gpu_pooled, d_out, pooled::cuda_grad(g, layers));
+        else
+            kernels::cuda::train_backward(*gpu, d_out, g.as_gradient(layers));
     }
 #endif
+    // Steps the GPU tape runs for L samples: a pooled model's whole periods (the padding's
+    // targets are -1; a lane that needed padding is at its clip's end, so its state is not used).
+    int64_t gpu_length(int64_t L) const {
+        const int64_t p = model.config().pool_period();
+        return (L + p - 1) / p * p;
+    }
 
     Impl(Model m, TrainData d, TrainOptions o)
         : model(std::move(m)), data(std::move(d)), opt(o),
@@ -236,13 +273,12 @@ struct Trainer::Impl {
         tapes.resize(size_t(pool->size()));
     }
 
-    // A pooled model (model/pooled.h) trains on the CPU, its segments whole pooling periods so
-    // that the state carried from one to the next is whole.
+    // A pooled model (model/pooled.h) trains with segments of whole pooling periods, so that
+    // the state carried from one to the next is whole.
     void check_pooled() const {
         const ModelConfig& c = model.config();
         if (!c.pooled()) return;
         auto bad = [](const std::string& what) { throw std::invalid_argument("training a pooled model: " + what); };
-        if (opt.device == Device::cuda) bad("the CUDA trainer takes flat models only so far (use --device cpu)");
         if (opt.segment % c.pool_period() != 0)
             bad("the segment (" + std::to_string(opt.segment) + " samples) must be a multiple of the pooling period " +
                 std::to_string(c.pool_period()) + " (the product of the pool factors)");
@@ -355,7 +391,7 @@ struct Trainer::Impl {
         namespace kc = kernels::cuda;
         const ModelConfig& c = model.config();
         const int BL = b1 - b0, I = c.n_in();  // this rank's lanes: global lane b0 + i is row i
-        const int64_t Lmax = *std::max_element(n.begin() + b0, n.begin() + b1);
+        const int64_t Lmax = gpu_length(*std::max_element(n.begin() + b0, n.begin() + b1));
         const int64_t S = model.state_floats_per_stream();
         tape_on_gpu();
         std::vector<float>& out = lane_out[0];  // effects: y and dy [BL][Lmax] for the whole batch
@@ -391,10 +427,9 @@ struct Trainer::Impl {
                 std::copy(t, t + n[size_t(b)], tok.begin() + i * Lmax);
                 std::copy(t + 1 + skip[size_t(b)], t + 1 + n[size_t(b)], target.begin() + i * Lmax + skip[size_t(b)]);
             }
-            kc::train_forward_tokens(*gpu, model.view(), tok.data(), Lmax, state_in.data(), nullptr,
-                                     state_out.data());
+            gpu_tokens_forward(tok.data(), Lmax, state_in.data(), state_out.data());
             std::vector<double> nats(static_cast<size_t>(BL));
-            kc::train_cross_entropy(*gpu, target.data(), 1.0 / denominator, nats.data());
+            gpu_cross_entropy(target.data(), 1.0 / denominator, nats.data());
             for (int i = 0; i < BL; ++i) lane_error[size_t(b0 + i)] = nats[size_t(i)];
         }
         for (int i = 0; i < BL; ++i) {
@@ -408,8 +443,7 @@ struct Trainer::Impl {
             std::copy(state_out.begin() + i * S, state_out.begin() + (i + 1) * S, l.next_state.begin());
         }
         std::fill(grads.data(), grads.data() + grads.parameter_count(), 0.0f);
-        std::vector<kernels::LayerGrad> layers;
-        kc::train_backward(*gpu, effect ? dout.data() : nullptr, grads.as_gradient(layers));
+        gpu_backward(effect ? dout.data() : nullptr, grads);
 #else
         (void)n, (void)skip, (void)lane_den, (void)denominator;
         throw std::runtime_error("training on cuda: this build has no CUDA support");
@@ -519,8 +553,6 @@ struct Trainer::Impl {
     NllSums gpu_validate_tokens() const {
         NllSums nll;
 #if MW_HAVE_CUDA
-        namespace kc = kernels::cuda;
-        kc::TrainTape& t = tape_on_gpu();
         const int BL = b1 - b0;
         const int64_t S = model.state_floats_per_stream(), seg = opt.segment;
         std::vector<size_t> mine;
@@ -536,7 +568,7 @@ struct Trainer::Impl {
                 longest = std::max(longest, int64_t(data.token_val[mine[g + j]].tokens.size()) - 1);
             std::fill(state.begin(), state.end(), 0.0f);
             for (int64_t off = 0; off < longest; off += seg) {
-                const int64_t L = std::min(seg, longest - off);
+                const int64_t L = gpu_length(std::min(seg, longest - off));
                 tok.assign(size_t(BL * L), 0);
                 target.assign(size_t(BL * L), -1);
                 for (size_t j = 0; j < lanes; ++j) {
@@ -546,8 +578,8 @@ struct Trainer::Impl {
                     std::copy_n(x.begin() + off + 1, n, target.begin() + int64_t(j) * L);
                     nll.count += n;
                 }
-                kc::train_forward_tokens(t, model.view(), tok.data(), L, state.data(), nullptr, next.data());
-                kc::train_cross_entropy(t, target.data(), 1.0, nats.data());
+                gpu_tokens_forward(tok.data(), L, state.data(), next.data());
+                gpu_cross_entropy(target.data(), 1.0, nats.data());
                 for (size_t j = 0; j < lanes; ++j) nll.nats += nats[j];
                 std::swap(state, next);
             }

@@ -249,10 +249,7 @@ void run_train(TrainCliOptions o) {
     const bool writer = !ranked || o.rank == 0;  // only rank 0 writes the model, log and curves
     std::string why;
     if (o.device == "cuda" && !cuda_available(&why)) throw UsageError("--device cuda: " + why);
-    // (auto: a pooled model trains on the CPU only so far; parse_pool refuses a bad --pool here)
-    const bool pooled_cpu_only = !parse_pool(o.pool).empty();
-    o.t.device = o.device == "cuda" || (o.device == "auto" && !pooled_cpu_only && cuda_available()) ? Device::cuda
-                                                                                                       : Device::cpu;
+    o.t.device = o.device == "cuda" || (o.device == "auto" && cuda_available()) ? Device::cuda : Device::cpu;
     if (o.t.tf32 && o.t.device != Device::cuda)
         throw UsageError("--tf32 is for training on the GPU; this run is on the CPU (--device " + o.device + ")");
     if (ranked) {
@@ -498,7 +495,7 @@ void add_train_command(CLI::App& app) {
     g_model->add_option("--pool", o->pool,
                         "Generator: a pooled model (docs/POOLED.md), factors such as 4,4: --layers layers at the "
                         "sample rate and at each pooled rate, down and up (2 x factors + 1 stacks); --segment a "
-                        "multiple of their product. CPU only so far")
+                        "multiple of their product")
         ->capture_default_str();
     g_model->add_option("--rate", o->rate_hz, "Model sample rate in Hz (default: the target file's; generators 8000)");
     g_model->add_flag("--no-skip", o->no_skip, "Effect: no input-to-output skip (the model makes the whole output)");

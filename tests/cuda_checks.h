@@ -10,6 +10,8 @@
 #include "kernels/cuda/philox.h"
 #include "kernels/fast.h"
 #include "kernels/reference.h"
+#include "model/grad.h"
+#include "model/pooled.h"
 #include "test_util.h"
 
 #include <algorithm>
@@ -1782,6 +1784,272 @@ inline void lti_train_checks(const Report& report) {
     expect_refused(report, "train_backward of an LTI forward into a selective model's gradient",
                    [&] { kc::train_backward(*lti_tape, dy.data(), mg); });
     expect_refused(report, "set_lti_backward_run refuses -1", [&] { kc::set_lti_backward_run(*lti_tape, -1); });
+}
+
+
+// ---- pooled generators' training tape (train_pooled.cu) ---------------------------------------
+// The GPU tape of a pooled generator (one training tape per stack, the pools on the device)
+// against model/pooled.h's float64 reference (logits and state out, B sequences with states
+// carried in) and against the CPU pooled tape's gradient (checked against float64 finite
+// differences in test_pooled.cpp): all parameters, and tensor by tensor within 1e-3 (the pools
+// and the embedding are small next to the projections); a second run bit for bit; the
+// cross-entropy on the GPU; two segments with the state carried equal one pass; all parameters
+// along a random direction against float64 finite differences. Loss: the mean cross-entropy
+// against random targets over all B·L predictions.
+
+struct PooledCase {
+    const char* name;
+    int d_model, per_stack;
+    std::vector<int> pool, lti;
+    bool tie, state_in;
+    int B;
+    int64_t L;  // a multiple of the pooling period
+    uint64_t seed;
+};
+
+inline Model pooled_case_model(const PooledCase& k) {
+    ModelConfig c = make_config(IoKind::mulaw8, k.d_model, k.per_stack * (2 * int(k.pool.size()) + 1), 16);
+    c.pool = k.pool;
+    c.lti_layers = k.lti;
+    c.tie_embeddings = k.tie;
+    Model m(c);
+    m.init_random(k.seed, 0.3f);
+    std::mt19937_64 rng(k.seed + 5);
+    std::normal_distribution<float> normal(0.0f, 0.1f);
+    for (size_t i = 0; i < k.pool.size(); ++i)  // (init_random leaves the pools' biases at zero)
+        for (const char* b : {"down.bias", "up.bias"}) {
+            const std::string name = "backbone.pools." + std::to_string(i) + "." + b;
+            for (const TensorSpec& spec : m.tensors())
+                if (spec.name == name)
+                    for (int64_t j = 0; j < spec.numel(); ++j) m.tensor(name)[j] = normal(rng);
+        }
+    return m;
+}
+
+// The float64 loss (and logits, state out) of B sequences from their states in.
+inline double pooled_reference_loss(const Model& m, const PooledCase& k, const std::vector<int32_t>& tokens,
+                                    const std::vector<int32_t>& targets, const std::vector<double>& state_in,
+                                    std::vector<double>* logits = nullptr, std::vector<double>* state_out = nullptr) {
+    const int V = m.config().vocab;
+    const int64_t S = m.state_floats_per_stream();
+    std::vector<double> lg(size_t(k.L * V)), st(static_cast<size_t>(S));
+    double loss = 0;
+    for (int b = 0; b < k.B; ++b) {
+        pooled::reference_forward_tokens_f64(m, tokens.data() + b * k.L, k.L,
+                                             state_in.empty() ? nullptr : state_in.data() + b * S, lg.data(), st.data());
+        for (int64_t t = 0; t < k.L; ++t) {
+            const double* row = lg.data() + t * V;
+            const double mx = *std::max_element(row, row + V);
+            double z = 0;
+            for (int v = 0; v < V; ++v) z += std::exp(row[v] - mx);
+            loss += mx + std::log(z) - row[targets[size_t(b * k.L + t)]];
+        }
+        if (logits) logits->insert(logits->end(), lg.begin(), lg.end());
+        if (state_out) state_out->insert(state_out->end(), st.begin(), st.end());
+    }
+    return loss / double(k.B * k.L);
+}
+
+// dLoss/dlogits of the mean cross-entropy, from float logits (rows with target -1 left out).
+inline std::vector<float> pooled_dlogits(const std::vector<float>& logits, const std::vector<int32_t>& targets, int V,
+                                         double scale) {
+    std::vector<float> d(logits.size());
+    for (size_t r = 0; r < targets.size(); ++r) {
+        const float* row = logits.data() + r * size_t(V);
+        float* dr = d.data() + r * size_t(V);
+        if (targets[r] < 0) {
+            std::fill(dr, dr + V, 0.0f);
+            continue;
+        }
+        const double mx = *std::max_element(row, row + V);
+        double z = 0;
+        for (int v = 0; v < V; ++v) z += std::exp(double(row[v]) - mx);
+        for (int v = 0; v < V; ++v)
+            dr[v] = float((std::exp(double(row[v]) - mx) / z - (v == targets[r] ? 1.0 : 0.0)) * scale);
+    }
+    return d;
+}
+
+inline void pooled_train_check(const Report& report, const PooledCase& k) {
+    Model m = pooled_case_model(k);
+    const ModelConfig& c = m.config();
+    const int V = c.vocab;
+    const int64_t S = m.state_floats_per_stream(), period = c.pool_period(), P = m.parameter_count();
+    const std::string name = std::string("pooled train ") + k.name;
+    const std::vector<int32_t> tokens = token_input(k.B, k.L, k.seed + 2), targets = token_input(k.B, k.L, k.seed + 3);
+    std::vector<double> state_d;  // each sequence's state after its own random prefix of 2 periods
+    std::vector<float> state;
+    if (k.state_in) {
+        state_d.resize(size_t(k.B * S));
+        for (int b = 0; b < k.B; ++b) {
+            const auto tp = random_tokens(2 * period, k.seed + 20 + uint64_t(b));
+            std::vector<double> lg(size_t(2 * period * V));
+            pooled::reference_forward_tokens_f64(m, tp.data(), 2 * period, nullptr, lg.data(), state_d.data() + b * S);
+        }
+        state.assign(state_d.begin(), state_d.end());
+        for (size_t i = 0; i < state.size(); ++i) state_d[i] = double(state[i]);
+    }
+    const float* sin = state.empty() ? nullptr : state.data();
+    auto tape = kc::make_pooled_tape(pooled::cuda_view(m), k.B, k.L + period);  // max_len above L
+    const double scale = 1.0 / double(k.B * k.L);
+
+    auto gpu_gradient = [&](std::vector<float>* logits_out, std::vector<float>* state_out) {
+        std::vector<float> logits = poisoned(k.B * k.L * V), st = poisoned(k.B * S);
+        kc::train_pooled_forward(*tape, pooled::cuda_view(m), tokens.data(), k.L, sin, logits.data(), st.data());
+        const std::vector<float> d = pooled_dlogits(logits, targets, V, scale);
+        Model g = zeros_like(m);
+        std::vector<kernels::LayerGrad> layers;
+        kc::train_pooled_backward(*tape, d.data(), pooled::cuda_grad(g, layers));
+        if (logits_out) *logits_out = logits;
+        if (state_out) *state_out = st;
+        return g;
+    };
+    std::vector<float> logits, st;
+    const Model g = gpu_gradient(&logits, &st);
+    std::vector<double> ref_logits, ref_state;
+    pooled_reference_loss(m, k, tokens, targets, state_d, &ref_logits, &ref_state);
+    report(compare(name + ": logits vs float64 reference", logits, std::vector<float>(ref_logits.begin(), ref_logits.end())));
+    report(compare(name + ": state out vs float64 reference", st, std::vector<float>(ref_state.begin(), ref_state.end())));
+
+    // The CPU pooled tape, sequence by sequence, with the GPU's logits' dLoss/dlogits.
+    const std::vector<float> d = pooled_dlogits(logits, targets, V, scale);
+    Model gc = zeros_like(m);
+    pooled::Tape cpu;
+    std::vector<float> lg(size_t(k.L * V));
+    for (int b = 0; b < k.B; ++b) {
+        cpu.forward_tokens(m, tokens.data() + b * k.L, k.L, sin ? sin + b * S : nullptr, lg.data(), nullptr);
+        cpu.backward(d.data() + b * k.L * V, gc);
+    }
+    const std::vector<float> gpu(g.data(), g.data() + P);
+    report(compare(name + ": gradient vs the CPU pooled tape, all " + std::to_string(P) + " parameters", gpu,
+                   std::vector<float>(gc.data(), gc.data() + P)));
+    double worst_t = 0;
+    std::string worst_name;
+    for (const TensorSpec& spec : m.tensors()) {
+        const float *a = g.tensor(spec.name), *b = gc.tensor(spec.name);
+        const double e = rel_error(std::vector<float>(a, a + spec.numel()), std::vector<float>(b, b + spec.numel()));
+        if (!(e <= worst_t)) worst_t = e, worst_name = spec.name;
+    }
+    Result tr;
+    tr.what = name + ": each tensor's gradient vs the CPU tape's (worst " + worst_name + ")";
+    tr.rel_error = worst_t;
+    tr.tolerance = 1e-3;
+    report(tr);
+
+    const Model g2 = gpu_gradient(nullptr, nullptr);
+    report(compare(name + ": a second run gives the same bits", std::vector<float>(g2.data(), g2.data() + P), gpu, 0.0));
+
+    // The cross-entropy on the GPU (logits not downloaded), every 7th row left out.
+    std::vector<int32_t> t7 = targets;
+    for (size_t r = 0; r < t7.size(); r += 7) t7[r] = -1;
+    kc::train_pooled_forward(*tape, pooled::cuda_view(m), tokens.data(), k.L, sin, nullptr, nullptr);
+    std::vector<double> nats(size_t(k.B));
+    kc::train_pooled_cross_entropy(*tape, t7.data(), scale, nats.data());
+    Model gd = zeros_like(m);
+    {
+        std::vector<kernels::LayerGrad> layers;
+        kc::train_pooled_backward(*tape, nullptr, pooled::cuda_grad(gd, layers));
+    }
+    const std::vector<float> d7 = pooled_dlogits(logits, t7, V, scale);
+    kc::train_pooled_forward(*tape, pooled::cuda_view(m), tokens.data(), k.L, sin, nullptr, nullptr);
+    Model gh = zeros_like(m);
+    {
+        std::vector<kernels::LayerGrad> layers;
+        kc::train_pooled_backward(*tape, d7.data(), pooled::cuda_grad(gh, layers));
+    }
+    report(compare(name + ": cross-entropy on the GPU, 1 row in 7 left out: gradient vs the host's",
+                   std::vector<float>(gd.data(), gd.data() + P), std::vector<float>(gh.data(), gh.data() + P)));
+    std::vector<float> want_nats(size_t(k.B), 0.0f);
+    for (int b = 0; b < k.B; ++b) {
+        double sum = 0;
+        for (int64_t t = 0; t < k.L; ++t) {
+            const size_t r = size_t(b * k.L + t);
+            if (t7[r] < 0) continue;
+            const float* row = logits.data() + r * size_t(V);
+            const double mx = *std::max_element(row, row + V);
+            double z = 0;
+            for (int v = 0; v < V; ++v) z += std::exp(double(row[v]) - mx);
+            sum += mx + std::log(z) - row[t7[r]];
+        }
+        want_nats[size_t(b)] = float(sum);
+    }
+    report(compare(name + ": cross-entropy on the GPU: nats per sequence vs the host's",
+                   std::vector<float>(nats.begin(), nats.end()), want_nats));
+
+    // Two segments (a period, then the rest) with the state carried: the logits of one pass.
+    if (k.L > period) {
+        const int64_t L1 = period, L2 = k.L - period;
+        std::vector<int32_t> t1(size_t(k.B * L1)), t2(size_t(k.B * L2));
+        for (int b = 0; b < k.B; ++b) {
+            std::copy_n(tokens.begin() + b * k.L, L1, t1.begin() + b * L1);
+            std::copy_n(tokens.begin() + b * k.L + L1, L2, t2.begin() + b * L2);
+        }
+        std::vector<float> l1(size_t(k.B * L1 * V)), l2(size_t(k.B * L2 * V)), mid(size_t(k.B * S));
+        kc::train_pooled_forward(*tape, pooled::cuda_view(m), t1.data(), L1, sin, l1.data(), mid.data());
+        kc::train_pooled_forward(*tape, pooled::cuda_view(m), t2.data(), L2, mid.data(), l2.data(), nullptr);
+        std::vector<float> joined;
+        for (int b = 0; b < k.B; ++b) {
+            joined.insert(joined.end(), l1.begin() + b * L1 * V, l1.begin() + (b + 1) * L1 * V);
+            joined.insert(joined.end(), l2.begin() + b * L2 * V, l2.begin() + (b + 1) * L2 * V);
+        }
+        report(compare(name + ": two segments with the state carried vs one pass", joined, logits, 1e-5));
+    }
+
+    // All parameters along a random direction against float64 finite differences.
+    std::mt19937_64 rng(k.seed + 99);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> theta(m.data(), m.data() + P), plus(static_cast<size_t>(P)), minus(static_cast<size_t>(P));
+    for (int64_t i = 0; i < P; ++i) {
+        const float v = normal(rng);
+        plus[size_t(i)] = theta[size_t(i)] + 1e-5f * v;
+        minus[size_t(i)] = theta[size_t(i)] - 1e-5f * v;
+    }
+    std::copy(plus.begin(), plus.end(), m.data());
+    const double lp = pooled_reference_loss(m, k, tokens, targets, state_d);
+    std::copy(minus.begin(), minus.end(), m.data());
+    const double lm = pooled_reference_loss(m, k, tokens, targets, state_d);
+    std::copy(theta.begin(), theta.end(), m.data());
+    double gdir = 0, terms = 0;
+    for (int64_t i = 0; i < P; ++i) {
+        const double t = double(gpu[size_t(i)]) * (double(plus[size_t(i)]) - double(minus[size_t(i)]));
+        gdir += t;
+        terms += std::fabs(t);
+    }
+    Result dr;
+    dr.what = name + ": all parameters along a random direction vs float64 finite difference";
+    dr.rel_error = std::fabs(gdir - (lp - lm)) / std::max(std::fabs(lp - lm), 0.01 * terms);
+    dr.tolerance = 1e-4;
+    report(dr);
+}
+
+inline void pooled_train_checks(const Report& report) {
+    const PooledCase cases[] = {
+        // Two pools (period 6), tied, states carried in; L 42: 7 frames of level 1, 1 of level 2... times B 3.
+        {"D16 pools 2,3, tied, state in, B3 L42", 16, 1, {2, 3}, {}, true, true, 3, 42, 1},
+        // One pool of 4, two layers a stack, the centre LTI, untied, zero state.
+        {"D8 pool 4, 2 layers a stack, centre LTI, untied, B2 L64", 8, 2, {4}, {2, 3}, false, false, 2, 64, 2},
+    };
+    for (const PooledCase& k : cases) pooled_train_check(report, k);
+
+    // Misuse is refused clearly.
+    const Model m = pooled_case_model(cases[0]);
+    const auto view = pooled::cuda_view(m);
+    expect_refused(report, "make_pooled_tape: max_len not a multiple of the pooling period",
+                   [&] { kc::make_pooled_tape(view, 2, 100); });
+    auto tape = kc::make_pooled_tape(view, 2, 60);
+    std::vector<int32_t> tok(2 * 60, 1);
+    expect_refused(report, "train_pooled_forward: L not a multiple of the pooling period",
+                   [&] { kc::train_pooled_forward(*tape, view, tok.data(), 40, nullptr, nullptr, nullptr); });
+    Model g = zeros_like(m);
+    std::vector<kernels::LayerGrad> layers;
+    expect_refused<std::logic_error>(report, "train_pooled_backward before any forward",
+                                     [&] { kc::train_pooled_backward(*tape, nullptr, pooled::cuda_grad(g, layers)); });
+    tok[7] = 256;
+    expect_refused(report, "train_pooled_forward: a token out of range",
+                   [&] { kc::train_pooled_forward(*tape, view, tok.data(), 60, nullptr, nullptr, nullptr); });
+    kc::PooledView flat = view;
+    flat.pools.clear();
+    expect_refused(report, "make_pooled_tape refuses a view with no pools", [&] { kc::make_pooled_tape(flat, 2, 60); });
 }
 
 } // namespace mw::test::cuda_checks

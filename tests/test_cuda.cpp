@@ -112,6 +112,39 @@ TEST_CASE("CUDA training tape (requires a GPU): LTI and mixed models, gradients 
     run_checks(lti_train_checks);
 }
 
+TEST_CASE("CUDA pooled generators' training tape (requires a GPU): logits and state vs the float64 reference, "
+          "gradients vs the CPU pooled tape and float64 finite differences",
+          "[cuda][pooled]") {
+    if (!gpu_present()) return;
+    run_checks(pooled_train_checks);
+}
+
+// The pooled tape checks its view before it needs a GPU: a flat model's, stacks that do not match
+// the pools, a missing pool tensor.
+TEST_CASE("CUDA pooled tape refuses a view whose parts do not fit, naming the part", "[cuda][pooled]") {
+    using Catch::Contains;
+    const PooledCase k{"", 8, 1, {2, 2}, {}, true, false, 1, 8, 4};
+    const mw::Model m = pooled_case_model(k);
+    const kc::PooledView good = mw::pooled::cuda_view(m);
+    REQUIRE(good.stacks.size() == 5);
+    kc::PooledView v = good;
+    v.pools.clear();
+    CHECK_THROWS_WITH(kc::make_pooled_tape(v, 1, 8), Contains("no pools"));
+    v = good;
+    v.stacks.pop_back();
+    CHECK_THROWS_WITH(kc::make_pooled_tape(v, 1, 8), Contains("4 stacks for 2 pools, expected 5"));
+    v = good;
+    v.pools[1].d_out = 7;
+    CHECK_THROWS_WITH(kc::make_pooled_tape(v, 1, 8), Contains("stack 2 (level 2) has d_model 32, expected 7"));
+    v = good;
+    v.pools[0].up_b = nullptr;
+    CHECK_THROWS_WITH(kc::make_pooled_tape(v, 1, 8), Contains("pool 0 lacks a tensor"));
+    v = good;
+    v.stacks[1].head = mw::kernels::HeadKind::tokens;
+    CHECK_THROWS_WITH(kc::make_pooled_tape(v, 1, 8), Contains("stack 1 must be a stack of layers alone"));
+    CHECK(kc::pooled_state_floats(good) == m.state_floats_per_stream());
+}
+
 // The model-view checks run before a GPU is needed: an LTI layer without its B, and a d_state
 // above the LTI scan's limit, are refused by name at every entry point.
 TEST_CASE("CUDA entry points refuse a broken LTI layer or an LTI d_state above their limit, naming it",

@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
                            Group{"lti forward", lti_forward_checks},
                            Group{"lti segments", lti_segment_checks},
                            Group{"lti step", lti_step_checks},
-                           Group{"lti train", lti_train_checks}}) {
+                           Group{"lti train", lti_train_checks},
+                           Group{"pooled train", pooled_train_checks}}) {
         if (!wanted(g.name)) continue;
         try {
             g.checks(report);

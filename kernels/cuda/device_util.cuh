@@ -73,13 +73,18 @@ inline void add_elapsed(double& acc, cudaEvent_t a, cudaEvent_t b) {
 
 // The sizes and arrays every GPU path needs; `who` starts each message
 // ("cuda::make_forward: a model dimension is below 1"). Throws std::invalid_argument.
-inline void check_model_view(const ModelView& m, const std::string& who) {
+// A stack of layers alone (HeadKind::hidden: a pooled model's) only where `allow_hidden`: the
+// training tape takes one; the forward and the step run whole models.
+inline void check_model_view(const ModelView& m, const std::string& who, bool allow_hidden = false) {
     const Dims& d = m.dims;
     auto fail = [&](const std::string& what) { throw std::invalid_argument(who + ": " + what); };
     if (d.d_model < 1 || d.n_layers < 1 || d.d_inner < 1 || d.d_state < 1 || d.d_conv < 1 ||
         d.dt_rank < 1)
         fail("a model dimension is below 1");
-    if (!m.layers || !m.norm_f_w) fail("the model view has no layers or no norm_f");
+    if (m.head == HeadKind::hidden && !allow_hidden)
+        fail("the view is a stack of layers alone (a pooled model's); this path runs whole models");
+    if (!m.layers) fail("the model view has no layers");
+    if (m.head != HeadKind::hidden && !m.norm_f_w) fail("the model view has no norm_f");
     if (m.head == HeadKind::tokens && (m.vocab < 1 || !m.embed_w || !m.lm_head_w))
         fail("a generator needs vocab, embeddings and lm_head");
     if (m.head == HeadKind::continuous &&

@@ -256,6 +256,21 @@ inline void gemm_rows(cublasHandle_t h, int64_t rows, int n, int k, const float*
                                 &beta, C, ldc));
 }
 
+// dX[rows][k] (ldx) = dY[rows][n] (ldy) · W[n][k] (ldw) + beta·dX.
+inline void gemm_dx(cublasHandle_t h, int64_t rows, int n, int k, const float* dY, int ldy, const float* W,
+             int ldw, float* dX, int ldx, float beta) {
+    const float one = 1.0f;
+    MW_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, k, int(rows), n, &one, W, ldw, dY, ldy, &beta,
+                                dX, ldx));
+}
+// dW[n][k] (ldw) += dY[rows][n]ᵀ (ldy) · X[rows][k] (ldx).
+inline void gemm_dw(cublasHandle_t h, int64_t rows, int n, int k, const float* dY, int ldy, const float* X,
+             int ldx, float* dW, int ldw) {
+    const float one = 1.0f;
+    MW_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, k, n, int(rows), &one, X, ldx, dY, ldy, &one,
+                                dW, ldw));
+}
+
 // Columns of the x_proj output: B (N), C (N), r (R), padded to a multiple of 4.
 inline int x_proj_cols(const Dims& d) { return int(round_up(2 * d.d_state + d.dt_rank, 4)); }
 
@@ -469,11 +484,13 @@ inline void upload_weights(const ModelView& m, Weights& wt, cudaStream_t stream)
             add(&g.lti_dt, lti_dt.data(), int64_t(2) * E);
         }
     }
-    add(&wt.norm_f, m.norm_f_w, D);
-    if (m.head == HeadKind::tokens) {
+    if (m.head == HeadKind::hidden) {  // a stack of layers alone: no norm_f, no stem or head
+    } else if (m.head == HeadKind::tokens) {
+        add(&wt.norm_f, m.norm_f_w, D);
         add(&wt.embed, m.embed_w, int64_t(m.vocab) * D);
         add(&wt.lm_head, m.lm_head_w, int64_t(m.vocab) * D);
     } else {
+        add(&wt.norm_f, m.norm_f_w, D);
         add(&wt.stem_w, m.stem_w, int64_t(D) * m.n_in);
         add(&wt.stem_b, m.stem_b, D);
         add(&wt.head_w, m.head_w, D);

@@ -312,4 +312,65 @@ struct TrainTiming {
 TrainTiming timing(const TrainTape& t);
 void reset_timing(TrainTape& t);
 
+// ---- pooled generators' training (train_pooled.cu) -------------------------------------------
+// A pooled generator (model/pooled.h, docs/POOLED.md): stacks of layers at several rates joined
+// by learnt pools. On the GPU each stack runs a training tape of its own, the pools are cuBLAS
+// products and small kernels, and the rows between them never leave the device. Same contract
+// as the flat tape: B sequences, states on the host, gradients added into host arrays.
+//
+// The model as plain views: stacks in stack order (down stacks of levels 0..P-1, the centre,
+// the up stacks of levels P-1..0; Model::stack_view), every one HeadKind::hidden but the last,
+// which carries norm_f and the generator's head (its embedding is the model's input table).
+struct PoolView {
+    int factor = 0;        // p_i: level i's rows per level-(i+1) row
+    int d_in = 0;          // D_i
+    int d_out = 0;         // D_{i+1}
+    const float* down_w = nullptr;  // [D_{i+1}][p·D_i]
+    const float* down_b = nullptr;  // [D_{i+1}]
+    const float* up_w = nullptr;    // [p·D_i][D_{i+1}]
+    const float* up_b = nullptr;    // [p·D_i]
+};
+struct PooledView {
+    std::vector<ModelView> stacks;  // [2P+1]
+    std::vector<PoolView> pools;    // [P]
+};
+struct PoolGrad {
+    float* down_w = nullptr;
+    float* down_b = nullptr;
+    float* up_w = nullptr;
+    float* up_b = nullptr;
+};
+// The gradient's arrays (host), added into (+=). The embedding's gradient goes into
+// stacks.back().embed_w (with tied embeddings the same array as its lm_head_w).
+struct PooledGrad {
+    std::vector<ModelGrad> stacks;
+    std::vector<PoolGrad> pools;
+};
+
+struct PooledTape;
+struct PooledTapeDeleter { void operator()(PooledTape* t) const; };
+using PooledTapePtr = std::unique_ptr<PooledTape, PooledTapeDeleter>;
+
+// batch B, sequences up to max_len steps (a multiple of the pooling period, the product of the
+// factors). Throws std::invalid_argument for a bad size or a view whose parts do not fit
+// together, CudaError when the GPU refuses.
+PooledTapePtr make_pooled_tape(const PooledView& m, int batch, int64_t max_len);
+
+// Per stream: every stack's state in stack order (the flat tape's layout at its level's size),
+// then for each pool the p_i rows [p_i][D_i] that the next frame adds in (model/pooled.h's
+// layout). States: host [B][pooled_state_floats(m)], null: zero in / not wanted out.
+int64_t pooled_state_floats(const PooledView& m);
+
+// tokens [B][L] -> logits [B][L][V] (host; null: left on the GPU for
+// train_pooled_cross_entropy). L: 1..max_len, a multiple of the pooling period. Throws
+// std::invalid_argument for another model's sizes, a bad L or a token out of range.
+void train_pooled_forward(PooledTape& t, const PooledView& m, const int32_t* tokens, int64_t L,
+                          const float* state_in, float* logits, float* state_out);
+// As train_cross_entropy, on the last forward's logits.
+void train_pooled_cross_entropy(PooledTape& t, const int32_t* targets, double scale, double* nats);
+// dlogits [B][L][V] (host; null: train_pooled_cross_entropy's) -> adds (+=) into g.
+void train_pooled_backward(PooledTape& t, const float* d_logits, const PooledGrad& g);
+void set_tf32(PooledTape& t, bool on);
+TrainTiming timing(const PooledTape& t);
+
 } // namespace mw::kernels::cuda

@@ -10,12 +10,8 @@
 // constants, and its backward gives B, C, A_log, D and the dt bias's gradients directly.
 // Products go through cuBLAS in full fp32; every sum is in a fixed order (no atomics), so a
 // step's gradient is the same on every run.
-#include "kernels/cuda/mamba_cuda.h"
+#include "kernels/cuda/train_tape.cuh"
 
-#include "kernels/cuda/cuda_check.cuh"
-#include "kernels/cuda/device_util.cuh"
-#include "kernels/cuda/layer.cuh"
-#include "kernels/cuda/scan.cuh"
 #include "kernels/cuda/scan_lti.cuh"
 
 #include <algorithm>
@@ -31,23 +27,6 @@ using detail::DevPtr;
 using detail::device_alloc;
 using detail::round_up;
 using namespace layer;
-
-// ---- products -----------------------------------------------------------------------------
-
-// dX[rows][k] (ldx) = dY[rows][n] (ldy) · W[n][k] (ldw) + beta·dX.
-void gemm_dx(cublasHandle_t h, int64_t rows, int n, int k, const float* dY, int ldy, const float* W,
-             int ldw, float* dX, int ldx, float beta) {
-    const float one = 1.0f;
-    MW_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, k, int(rows), n, &one, W, ldw, dY, ldy, &beta,
-                                dX, ldx));
-}
-// dW[n][k] (ldw) += dY[rows][n]ᵀ (ldy) · X[rows][k] (ldx).
-void gemm_dw(cublasHandle_t h, int64_t rows, int n, int k, const float* dY, int ldy, const float* X,
-             int ldx, float* dW, int ldw) {
-    const float one = 1.0f;
-    MW_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, k, n, int(rows), &one, X, ldx, dY, ldy, &one,
-                                dW, ldw));
-}
 
 __device__ __forceinline__ float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -354,69 +333,23 @@ __global__ void cross_entropy_kernel(const float* __restrict__ logits, const int
 
 } // namespace
 
-// ---- the tape -------------------------------------------------------------------------------
-
-struct TrainTape : layer::GpuContext, layer::ModelShape {
-    int B = 0;
-    int64_t max_len = 0;
-    int64_t L = 0;  // of the last forward (0: none yet)
-    int bwd_chunk = kScanBackwardChunk;
-    int bwd_variant = 3;
-    int fwd_variant = 0;  // the forward scan's (ScanProblem::variant)
-    int lti_run = 0;      // LTI backward: chunks per run (0: chosen)
-    bool any_lti = false;
-    bool tf32 = false;
-    TrainTiming time;
-
-    layer::Weights w;
-    DevPtr<float> grad;  // the weights' layout
-
-    // Kept by the forward.
-    DevPtr<float> keep;
-    std::vector<float*> x;     // [layers + 1] of [rows][D]: each layer's input, then the last output
-    std::vector<float*> uz;    // [layers] of [rows][2E]
-    std::vector<float*> xdbc;  // [layers] of [rows][Mp] (selective layers; null for LTI ones)
-    std::vector<float*> dt;    // [layers] of [rows][E]  (selective layers)
-    float* xin = nullptr;      // [rows][I]
-    DevPtr<int32_t> tokens;    // [rows]
-    DevPtr<int32_t> targets;   // [rows] train_cross_entropy's
-    bool dout_on_device = false;  // train_cross_entropy has put dLoss/dlogits in dout
-    DevPtr<float> state_in;    // conv windows [layers][B][K-1][E], then SSM [layers][B][N][E]
-    DevPtr<float> state;       // the same, advanced by the forward (-> state_out)
-
-    // Scratch of the forward and backward.
-    DevPtr<float> scratch;
-    float *h = nullptr, *u = nullptr, *y = nullptr, *out = nullptr, *dout = nullptr;
-    float *dx = nullptr, *dh = nullptr, *dyg = nullptr, *duz = nullptr, *dxdbc = nullptr, *ddt = nullptr,
-          *du = nullptr, *part = nullptr;
-    layer::ScanWorkspace scan_ws;
-    DevPtr<float> bwd_ws, ssm_tmp;
-    int64_t sums_at = 0;  // bwd_ws + sums_at: the backward's column-sum scratch (after either scan's workspace)
-    int64_t sums_floats = 0;
-
-    int Mp() const { return x_proj_cols(dims); }
-    int64_t state_floats() const {
-        return int64_t(dims.n_layers) * B * (dims.d_conv - 1 + dims.d_state) * dims.d_inner;
-    }
-    int64_t conv_offset(int l) const { return int64_t(l) * B * (dims.d_conv - 1) * dims.d_inner; }
-    int64_t ssm_offset(int l) const {
-        return int64_t(dims.n_layers) * B * (dims.d_conv - 1) * dims.d_inner +
-               int64_t(l) * B * dims.d_state * dims.d_inner;
-    }
-    float* gw(const float* weight) const { return grad.get() + w.offset(weight); }
-};
+// ---- the tape (struct TrainTape: train_tape.cuh) ----------------------------------------------
 
 void TrainTapeDeleter::operator()(TrainTape* t) const { delete t; }
 
-TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
-    auto fail = [](const std::string& what) { throw std::invalid_argument("cuda::make_train_tape: " + what); };
+namespace {
+
+TrainTapePtr make_tape(const ModelView& m, int batch, int64_t max_len, bool rows_in, const std::string& who) {
+    auto fail = [&](const std::string& what) { throw std::invalid_argument(who + ": " + what); };
     if (batch < 1) fail("batch is " + std::to_string(batch) + ", expected >= 1");
     if (max_len < 1) fail("max_len is " + std::to_string(max_len) + ", expected >= 1");
     if (int64_t(batch) * max_len > INT32_MAX / 4)
         fail("batch x max_len is " + std::to_string(int64_t(batch) * max_len) + ", expected at most " +
              std::to_string(INT32_MAX / 4));
-    detail::check_model_view(m, "cuda::make_train_tape");
-    if (!available()) throw CudaError("cuda::make_train_tape: no CUDA device is present or usable");
+    detail::check_model_view(m, who, rows_in);
+    if (rows_in && m.head == HeadKind::continuous)
+        fail("a stack with rows in ends in rows (a hidden head) or in a generator's logits, not an effect's head");
+    if (!available()) throw CudaError(who + ": no CUDA device is present or usable");
 
     TrainTapePtr t(new TrainTape);
     const Dims& d = m.dims;
@@ -424,6 +357,7 @@ TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
     t->set_shape(m);
     t->B = batch;
     t->max_len = max_len;
+    t->rows_in = rows_in;
     const int Mp = t->Mp();
 
     t->start();
@@ -446,7 +380,7 @@ TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
         keep.take(&t->dt[l], lti ? 0 : rows * E);
     }
     keep.take(&t->x[L_], rows * D);
-    keep.take(&t->xin, rows * std::max(t->I, 1));
+    keep.take(&t->xin, m.head == HeadKind::continuous ? rows * t->I : 0);
     t->keep = keep.allocate();
     if (m.head == HeadKind::tokens) {
         t->tokens = device_alloc<int32_t>(rows);
@@ -456,9 +390,10 @@ TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
     t->state = device_alloc<float>(t->state_floats());
     t->ssm_tmp = device_alloc<float>(int64_t(batch) * N * E);
 
-    const int out_w = m.head == HeadKind::tokens ? m.vocab : 1;
+    const int out_w = m.head == HeadKind::tokens ? m.vocab : m.head == HeadKind::continuous ? 1 : 0;
+    const bool embeds = m.head == HeadKind::tokens && !rows_in;  // the embedding's gradient
     const int64_t conv_blocks = conv_partial_rows(batch, max_len);
-    const int64_t embed_part = m.head == HeadKind::tokens ? embed_slices(rows) * m.vocab * D : 0;
+    const int64_t embed_part = embeds ? embed_backward_part(rows, m.vocab, D) : 0;
     const int64_t part = std::max({rows * D, conv_blocks * E * (K + 1), embed_part});
     detail::Carving scratch;
     scratch.take(&t->h, rows * D);
@@ -483,10 +418,18 @@ TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
     for (int l = 0; l < d.n_layers; ++l) t->any_lti = t->any_lti || is_lti(m.layers[l]);
     t->sums_at = scan_backward_workspace_size(batch, max_len, E, N, 8).total();  // the most chunks
     t->sums_floats = column_sums_scratch(rows, std::max(D, E * K));
-    if (m.head == HeadKind::tokens)  // the embedding's slices (embed_backward_slices_kernel)
-        t->sums_floats = std::max(t->sums_floats, column_sums_scratch(embed_slices(rows), m.vocab * D));
+    if (embeds) t->sums_floats = std::max(t->sums_floats, embed_backward_sums(rows, m.vocab, D));
     t->bwd_ws = device_alloc<float>(t->sums_at + t->sums_floats);
     return t;
+}
+
+} // namespace
+
+TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len) {
+    return make_tape(m, batch, max_len, false, "cuda::make_train_tape");
+}
+TrainTapePtr make_train_tape_rows(const ModelView& m, int batch, int64_t max_len) {
+    return make_tape(m, batch, max_len, true, "cuda::make_train_tape_rows");
 }
 
 namespace {
@@ -538,11 +481,16 @@ void state_from_device_layout(const TrainTape& t, const std::vector<float>& in, 
         }
 }
 
-void check_call(const TrainTape& t, const ModelView& m, int64_t L, HeadKind want, const char* who) {
+// rows: the call is train_forward_rows (the tape must be a rows-in one, and the head the tape's).
+void check_call(const TrainTape& t, const ModelView& m, int64_t L, HeadKind want, bool rows, const char* who) {
     auto fail = [&](const std::string& what) { throw std::invalid_argument(std::string(who) + ": " + what); };
+    if (rows != t.rows_in)
+        fail(t.rows_in ? "the tape takes rows in (a pooled model's stack): use train_forward_rows"
+                       : "the tape was made by make_train_tape: its input is the model's own");
     if (m.head != want)
-        fail(want == HeadKind::continuous ? "the model is a generator; use train_forward_tokens"
-                                          : "the model is an effect; use train_forward_continuous");
+        fail(rows ? "the model's head differs from the tape's (make a tape for this model)"
+             : want == HeadKind::continuous ? "the model is a generator; use train_forward_tokens"
+                                            : "the model is an effect; use train_forward_continuous");
     if (m.head != t.head || m.dims.d_model != t.dims.d_model || m.dims.n_layers != t.dims.n_layers ||
         m.dims.d_inner != t.dims.d_inner || m.dims.d_state != t.dims.d_state ||
         m.dims.d_conv != t.dims.d_conv || m.dims.dt_rank != t.dims.dt_rank || m.skip != t.skip ||
@@ -595,7 +543,8 @@ void forward_layers(TrainTape& t, const float* state_in, float* state_out) {
         gemm_rows(t.blas, rows, D, E, t.y, E, w.out_w, E, next, D, 1.0f);
     }
     const float* xl = t.x[size_t(d.n_layers)];
-    if (t.head == HeadKind::continuous) {
+    if (t.head == HeadKind::hidden) {  // the output is xl itself
+    } else if (t.head == HeadKind::continuous) {
         const HeadParams hp{xl, t.w.norm_f, t.w.head_w, t.w.head_b, t.xin, t.out, rows, D, t.I, d.norm_eps, t.skip};
         head_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, t.stream>>>(hp);
         MW_CUDA_CHECK_LAUNCH();
@@ -628,7 +577,7 @@ void train_forward(TrainTape& t, const ModelView& m, int64_t L, const float* sta
     t.L = L;
     forward_layers(t, state_in, state_out);
     const int out_w = t.head == HeadKind::tokens ? t.V : 1;
-    if (out)
+    if (out && t.head != HeadKind::hidden)
         MW_CUDA_CHECK(cudaMemcpyAsync(out, t.out, size_t(rows * out_w) * sizeof(float), cudaMemcpyDeviceToHost,
                                       t.stream));
     MW_CUDA_CHECK(cudaEventRecord(t.ev[1], t.stream));
@@ -641,7 +590,7 @@ void train_forward(TrainTape& t, const ModelView& m, int64_t L, const float* sta
 
 void train_forward_continuous(TrainTape& t, const ModelView& m, const float* x, int64_t L, const float* state_in,
                               float* y, float* state_out) {
-    check_call(t, m, L, HeadKind::continuous, "cuda::train_forward_continuous");
+    check_call(t, m, L, HeadKind::continuous, false, "cuda::train_forward_continuous");
     train_forward(t, m, L, state_in, y, state_out, [&](int64_t rows) {
         MW_CUDA_CHECK(cudaMemcpyAsync(t.xin, x, size_t(rows * t.I) * sizeof(float), cudaMemcpyHostToDevice,
                                       t.stream));
@@ -653,7 +602,7 @@ void train_forward_continuous(TrainTape& t, const ModelView& m, const float* x, 
 
 void train_forward_tokens(TrainTape& t, const ModelView& m, const int32_t* tokens, int64_t L,
                           const float* state_in, float* logits, float* state_out) {
-    check_call(t, m, L, HeadKind::tokens, "cuda::train_forward_tokens");
+    check_call(t, m, L, HeadKind::tokens, false, "cuda::train_forward_tokens");
     const int64_t n = int64_t(t.B) * L;
     for (int64_t i = 0; i < n; ++i)
         if (tokens[i] < 0 || tokens[i] >= t.V)
@@ -667,6 +616,38 @@ void train_forward_tokens(TrainTape& t, const ModelView& m, const int32_t* token
         embed_kernel<<<blocks_for(rows * t.dims.d_model, kThreads), kThreads, 0, t.stream>>>(ep);
         MW_CUDA_CHECK_LAUNCH();
     });
+}
+
+void train_forward_rows(TrainTape& t, const ModelView& m, const float* x, int64_t L, const float* state_in,
+                        float* state_out) {
+    check_call(t, m, L, t.head, true, "cuda::train_forward_rows");
+    train_forward(t, m, L, state_in, nullptr, state_out, [&](int64_t rows) {
+        MW_CUDA_CHECK(cudaMemcpyAsync(t.x[0], x, size_t(rows * t.dims.d_model) * sizeof(float),
+                                      cudaMemcpyDeviceToDevice, t.stream));
+    });
+}
+
+const float* rows_out(const TrainTape& t) { return t.x[size_t(t.dims.n_layers)]; }
+
+int64_t embed_backward_part(int64_t rows, int V, int D) {
+    return V <= kEmbedMaxV ? embed_slices(rows) * V * D : 0;
+}
+int64_t embed_backward_sums(int64_t rows, int V, int D) {
+    return V <= kEmbedMaxV ? column_sums_scratch(embed_slices(rows), V * D) : 0;
+}
+void embed_backward(const int32_t* tokens, const float* dx, int64_t rows, int D, int V, float* d_embed, float* part,
+                    float* sums, cudaStream_t stream) {
+    if (V <= kEmbedMaxV && embed_slices(rows) <= 65535) {
+        const int64_t slices = embed_slices(rows);
+        embed_backward_slices_kernel<<<dim3(unsigned((D + 31) / 32), unsigned(slices)), 32, 0, stream>>>(
+            tokens, dx, part, rows, D, V);
+        MW_CUDA_CHECK_LAUNCH();
+        column_sums(part, slices, V * D, int64_t(V) * D, d_embed, true, sums, stream);
+    } else {
+        embed_backward_kernel<<<unsigned(V), unsigned(std::min(round_up(D, 32), int64_t(256))), 0, stream>>>(
+            tokens, dx, d_embed, rows, D);
+        MW_CUDA_CHECK_LAUNCH();
+    }
 }
 
 namespace {
@@ -847,9 +828,9 @@ void add_gradients(const TrainTape& t, const std::vector<float>& g, const ModelG
     }
     add(out.norm_f_w, t.w.norm_f, D);
     if (t.head == HeadKind::tokens) {
-        add(out.embed_w, t.w.embed, int64_t(t.V) * D);
+        if (!t.rows_in) add(out.embed_w, t.w.embed, int64_t(t.V) * D);  // (rows in: no embedding)
         add(out.lm_head_w, t.w.lm_head, int64_t(t.V) * D);
-    } else {
+    } else if (t.head == HeadKind::continuous) {
         add(out.stem_w, t.w.stem_w, int64_t(D) * t.I);
         add(out.stem_b, t.w.stem_b, D);
         add(out.head_w, t.w.head_w, D);
@@ -857,18 +838,19 @@ void add_gradients(const TrainTape& t, const std::vector<float>& g, const ModelG
     }
 }
 
-} // namespace
-
-void train_backward(TrainTape& t, const float* d_out, const ModelGrad& g) {
-    if (t.L < 1) throw std::logic_error("cuda::train_backward: no forward before it");
-    if (!g.layers) throw std::invalid_argument("cuda::train_backward: the gradient has no layers");
-    if (!d_out && !t.dout_on_device)
-        throw std::invalid_argument("cuda::train_backward: d_out is null and no train_cross_entropy gave it");
+// The backward, every kind of tape: d_out on the host (d_out_dev null) or the device; rows-in
+// tapes write dLoss/dx into d_in (device).
+void backward(TrainTape& t, const float* d_out, const float* d_out_dev, const ModelGrad& g, float* d_in,
+              const char* who) {
+    if (t.L < 1) throw std::logic_error(std::string(who) + ": no forward before it");
+    if (!g.layers) throw std::invalid_argument(std::string(who) + ": the gradient has no layers");
+    if (!d_out && !d_out_dev && !t.dout_on_device)
+        throw std::invalid_argument(std::string(who) + ": d_out is null and no train_cross_entropy gave it");
     for (int l = 0; l < t.dims.n_layers; ++l) {  // the gradient's layer kinds must be the forward's
         const LayerGrad& o = g.layers[l];
         const bool lti = t.w.layers[size_t(l)].lti;
         if (lti ? !o.lti_B || !o.lti_C : !o.x_proj_w || !o.dt_proj_w)
-            throw std::invalid_argument("cuda::train_backward: layer " + std::to_string(l) + " was " +
+            throw std::invalid_argument(std::string(who) + ": layer " + std::to_string(l) + " was " +
                                         (lti ? "LTI" : "selective") +
                                         " in the forward, but its gradient lacks that kind's tensors");
     }
@@ -879,47 +861,44 @@ void train_backward(TrainTape& t, const float* d_out, const ModelGrad& g) {
     float* sums = t.bwd_ws.get() + t.sums_at;
     MW_CUDA_CHECK(cudaEventRecord(t.ev[1], t.stream));
     MW_CUDA_CHECK(cudaMemsetAsync(t.grad.get(), 0, size_t(t.w.floats) * sizeof(float), t.stream));
-    const int out_w = t.head == HeadKind::tokens ? t.V : 1;
+    const int out_w = t.head == HeadKind::tokens ? t.V : t.head == HeadKind::continuous ? 1 : D;
+    float* dout = t.head == HeadKind::hidden ? t.dx : t.dout;  // a hidden head's d_out is dLoss/d(last rows)
     if (d_out)
-        MW_CUDA_CHECK(cudaMemcpyAsync(t.dout, d_out, size_t(rows * out_w) * sizeof(float), cudaMemcpyHostToDevice,
+        MW_CUDA_CHECK(cudaMemcpyAsync(dout, d_out, size_t(rows * out_w) * sizeof(float), cudaMemcpyHostToDevice,
                                       t.stream));
-    MW_CUDA_CHECK(cudaMemsetAsync(t.dx, 0, size_t(rows * D) * sizeof(float), t.stream));
+    else if (d_out_dev)
+        MW_CUDA_CHECK(cudaMemcpyAsync(dout, d_out_dev, size_t(rows * out_w) * sizeof(float),
+                                      cudaMemcpyDeviceToDevice, t.stream));
     const float* xl = t.x[size_t(d.n_layers)];
-    if (t.head == HeadKind::continuous) {
-        column_sums(t.dout, rows, 1, 1, t.gw(t.w.head_b), true, sums, t.stream);
-        const HeadBackParams hp{xl, t.w.norm_f, t.w.head_w, t.dout, t.part, t.dh, rows, D, d.norm_eps};
-        head_backward_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, t.stream>>>(hp);
-        MW_CUDA_CHECK_LAUNCH();
-        column_sums(t.part, rows, D, D, t.gw(t.w.head_w), true, sums, t.stream);
-    } else {
-        const RmsNormParams rp{xl, t.w.norm_f, t.h, rows, D, d.norm_eps};
-        rmsnorm_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, t.stream>>>(rp);
-        MW_CUDA_CHECK_LAUNCH();
-        gemm_dw(t.blas, rows, t.V, D, t.dout, t.V, t.h, D, t.gw(t.w.lm_head), D);
-        gemm_dx(t.blas, rows, t.V, D, t.dout, t.V, t.w.lm_head, D, t.dh, D, 0.0f);
-    }
-    {
+    if (t.head != HeadKind::hidden) {
+        MW_CUDA_CHECK(cudaMemsetAsync(t.dx, 0, size_t(rows * D) * sizeof(float), t.stream));
+        if (t.head == HeadKind::continuous) {
+            column_sums(t.dout, rows, 1, 1, t.gw(t.w.head_b), true, sums, t.stream);
+            const HeadBackParams hp{xl, t.w.norm_f, t.w.head_w, t.dout, t.part, t.dh, rows, D, d.norm_eps};
+            head_backward_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, t.stream>>>(hp);
+            MW_CUDA_CHECK_LAUNCH();
+            column_sums(t.part, rows, D, D, t.gw(t.w.head_w), true, sums, t.stream);
+        } else {
+            const RmsNormParams rp{xl, t.w.norm_f, t.h, rows, D, d.norm_eps};
+            rmsnorm_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, t.stream>>>(rp);
+            MW_CUDA_CHECK_LAUNCH();
+            gemm_dw(t.blas, rows, t.V, D, t.dout, t.V, t.h, D, t.gw(t.w.lm_head), D);
+            gemm_dx(t.blas, rows, t.V, D, t.dout, t.V, t.w.lm_head, D, t.dh, D, 0.0f);
+        }
         const RmsBackParams bp{xl, t.w.norm_f, t.dh, t.dx, rows, D, d.norm_eps};
         rmsnorm_backward_kernel<<<blocks_for(rows * 32, kThreads), kThreads, 0, t.stream>>>(bp);
         MW_CUDA_CHECK_LAUNCH();
         column_sums(t.dh, rows, D, D, t.gw(t.w.norm_f), true, sums, t.stream);
     }
     for (int l = d.n_layers - 1; l >= 0; --l) backward_layer(t, l);
-    if (t.head == HeadKind::continuous) {
+    if (t.rows_in) {
+        MW_CUDA_CHECK(cudaMemcpyAsync(d_in, t.dx, size_t(rows * D) * sizeof(float), cudaMemcpyDeviceToDevice,
+                                      t.stream));
+    } else if (t.head == HeadKind::continuous) {
         gemm_dw(t.blas, rows, D, t.I, t.dx, D, t.xin, t.I, t.gw(t.w.stem_w), t.I);
         column_sums(t.dx, rows, D, D, t.gw(t.w.stem_b), true, sums, t.stream);
     } else {
-        if (t.V <= kEmbedMaxV && embed_slices(rows) <= 65535) {
-            const int64_t slices = embed_slices(rows);
-            embed_backward_slices_kernel<<<dim3(unsigned((D + 31) / 32), unsigned(slices)), 32, 0, t.stream>>>(
-                t.tokens.get(), t.dx, t.part, rows, D, t.V);
-            MW_CUDA_CHECK_LAUNCH();
-            column_sums(t.part, slices, t.V * D, int64_t(t.V) * D, t.gw(t.w.embed), true, sums, t.stream);
-        } else {
-            embed_backward_kernel<<<unsigned(t.V), unsigned(std::min(round_up(D, 32), int64_t(256))), 0,
-                                    t.stream>>>(t.tokens.get(), t.dx, t.gw(t.w.embed), rows, D);
-            MW_CUDA_CHECK_LAUNCH();
-        }
+        embed_backward(t.tokens.get(), t.dx, rows, D, t.V, t.gw(t.w.embed), t.part, sums, t.stream);
     }
     std::vector<float> host(size_t(t.w.floats));
     MW_CUDA_CHECK(cudaMemcpyAsync(host.data(), t.grad.get(), host.size() * sizeof(float), cudaMemcpyDeviceToHost,
@@ -928,6 +907,24 @@ void train_backward(TrainTape& t, const float* d_out, const ModelGrad& g) {
     MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
     add_elapsed(t.time.backward_ms, t.ev[1], t.ev[2]);
     add_gradients(t, host, g);
+}
+
+} // namespace
+
+void train_backward(TrainTape& t, const float* d_out, const ModelGrad& g) {
+    if (t.rows_in)
+        throw std::invalid_argument("cuda::train_backward: the tape takes rows in (a pooled model's stack): use "
+                                    "train_backward_rows");
+    backward(t, d_out, nullptr, g, nullptr, "cuda::train_backward");
+}
+
+void train_backward_rows(TrainTape& t, const float* d_out, const ModelGrad& g, float* d_in) {
+    if (!t.rows_in)
+        throw std::invalid_argument("cuda::train_backward_rows: the tape was made by make_train_tape");
+    if (!d_in) throw std::invalid_argument("cuda::train_backward_rows: d_in is null");
+    if (t.head == HeadKind::hidden && !d_out)
+        throw std::invalid_argument("cuda::train_backward_rows: a hidden head needs d_out (its rows' gradient)");
+    backward(t, nullptr, d_out, g, d_in, "cuda::train_backward_rows");
 }
 
 void train_cross_entropy(TrainTape& t, const int32_t* targets, double scale, double* nats) {

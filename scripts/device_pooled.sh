@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Pooled generators on the GPU (docs/POOLED.md), in one device call: builds the CUDA checks and
+# the CLI side by side, runs the GPU checks (STEPS "test": the pooled tape's group and the flat
+# tape's, whose code the pooled one shares; "testall": every group), then (STEPS "train") trains
+# the runs of RUNS side by side with scripts/device_train_generator.sh, BUDGET seconds for them.
+# From the repository root on the GPU machine, with .debs/ and .carry/fsdd/train carried:
+#   device call: carry [".debs", ".carry/fsdd"]
+#   STEPS="test train" BUDGET=330 STEPS_TRAIN=3000 \
+#     RUNS="pool44 32 1 16 32 4000 --pool 4,4" bash scripts/device_pooled.sh
+# Build outputs go to build-dev/ (git-ignored, kept while the machine stays warm: a second call
+# skips what is built). Logs in $OUT: build_cuda.log, test.log, and the training script's.
+set -uo pipefail
+T0=$(date +%s)
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+STEPS=${STEPS:-"test train"}
+has() { [[ " $STEPS " == *" $1 "* ]]; }
+G=Ninja; command -v ninja >/dev/null || G="Unix Makefiles"
+export MW_BUILD_DIR=$PWD/build-dev/cli
+mkdir -p build-dev
+# the checks (standalone CUDA build) and the CLI, in parallel
+( cmake -S kernels/cuda -B build-dev/cuda -G "$G" -DCMAKE_BUILD_TYPE=Release -DMW_CUDA_ARCHITECTURES=90-real &&
+  cmake --build build-dev/cuda -j8 --target mw_test_cuda ) > "$OUT/build_cuda.log" 2>&1 &
+cuda_pid=$!
+if has train; then
+  ( . scripts/device_build.sh ) > "$OUT/build_cli.log" 2>&1 &
+  cli_pid=$!
+fi
+wait $cuda_pid || { echo "CUDA build failed"; grep -E -A5 "error|FAILED" "$OUT/build_cuda.log" | head -40; exit 1; }
+echo "checks built at $(( $(date +%s) - T0 )) s"
+if has test || has testall; then
+  groups=("pooled train" "=train")
+  has testall && groups=()
+  timeout 300 build-dev/cuda/bin/mw_test_cuda "${groups[@]}" > "$OUT/test.log" 2>&1
+  echo "mw_test_cuda rc $? at $(( $(date +%s) - T0 )) s"
+  grep -v '^ok ' "$OUT/test.log" | tail -12
+  grep '^ok .*pooled' "$OUT/test.log" | head -30
+fi
+if has train; then
+  wait $cli_pid
+  [[ -x $MW_BUILD_DIR/bin/mambawave ]] || { echo "CLI build failed"; tail -30 "$OUT/build_cli.log"; exit 1; }
+  echo "CLI built at $(( $(date +%s) - T0 )) s"
+  MW=$MW_BUILD_DIR/bin/mambawave BUDGET=${BUDGET:-300} STEPS=${STEPS_TRAIN:-} FILL=${FILL:-0.75} \
+    RUNS=${RUNS:-"pool44 32 1 16 32 4000 --pool 4,4"} bash scripts/device_train_generator.sh
+fi
+echo "total $(( $(date +%s) - T0 )) s"
