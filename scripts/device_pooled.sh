@@ -2,7 +2,8 @@
 # Pooled generators on the GPU (docs/POOLED.md), in one device call: builds the CUDA checks and
 # the CLI side by side, runs the GPU checks (STEPS "test": the pooled tape's group and the flat
 # tape's, whose code the pooled one shares; "testall": every group), then (STEPS "train") trains
-# the runs of RUNS side by side with scripts/device_train_generator.sh, BUDGET seconds for them.
+# the runs of RUNS side by side with scripts/device_train_generator.sh, BUDGET seconds for them;
+# STEPS "catch2" also builds the Catch2 suite and runs the GPU trainer's tests in it.
 # From the repository root on the GPU machine, with .debs/ and .carry/fsdd/train carried:
 #   device call: carry [".debs", ".carry/fsdd"]
 #   STEPS="test train" BUDGET=330 STEPS_TRAIN=3000 \
@@ -21,8 +22,9 @@ mkdir -p build-dev
 ( cmake -S kernels/cuda -B build-dev/cuda -G "$G" -DCMAKE_BUILD_TYPE=Release -DMW_CUDA_ARCHITECTURES=90-real &&
   cmake --build build-dev/cuda -j8 --target mw_test_cuda ) > "$OUT/build_cuda.log" 2>&1 &
 cuda_pid=$!
-if has train; then
-  ( . scripts/device_build.sh ) > "$OUT/build_cli.log" 2>&1 &
+if has train || has catch2; then
+  # (catch2: the Catch2 suite too, for the GPU trainer's tests "[train][cuda]")
+  ( has catch2 && export MW_BUILD_TESTS=ON; . scripts/device_build.sh ) > "$OUT/build_cli.log" 2>&1 &
   cli_pid=$!
 fi
 wait $cuda_pid || { echo "CUDA build failed"; grep -E -A5 "error|FAILED" "$OUT/build_cuda.log" | head -40; exit 1; }
@@ -34,6 +36,12 @@ if has test || has testall; then
   echo "mw_test_cuda rc $? at $(( $(date +%s) - T0 )) s"
   grep -v '^ok ' "$OUT/test.log" | tail -12
   grep '^ok .*pooled' "$OUT/test.log" | head -30
+fi
+if has catch2; then
+  wait $cli_pid
+  LD_LIBRARY_PATH=/tmp/deb/usr/lib/x86_64-linux-gnu timeout 200 $MW_BUILD_DIR/bin/mw_tests "[train][cuda]" "[cuda][pooled]" \
+    > "$OUT/catch2.log" 2>&1
+  echo "mw_tests [train][cuda] [cuda][pooled] rc $? at $(( $(date +%s) - T0 )) s"; tail -4 "$OUT/catch2.log"
 fi
 if has train; then
   wait $cli_pid

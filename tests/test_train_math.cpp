@@ -430,6 +430,8 @@ TEST_CASE("training on the GPU follows training on the CPU and resumes exactly (
     CHECK(wr == wg);
 }
 
+// A flat generator and a pooled one (model/pooled.h: one training tape per stack on the GPU,
+// lanes padded to whole pooling periods there).
 TEST_CASE("a generator trains on the GPU (cross-entropy there) as on the CPU (requires a GPU)", "[train][cuda]") {
     if (!gpu_present()) return;
     TrainData d;
@@ -445,31 +447,39 @@ TEST_CASE("a generator trains on the GPU (cross-entropy there) as on the CPU (re
         d.token_train.push_back(s);
         d.token_val.push_back(s);
     }
-    const Model m = test::random_model(IoKind::mulaw8, 8, 2, 8, 43);
-    auto options = [](Device device) {
-        TrainOptions o = exact_options(false);
-        o.batch = 3;
-        o.segment = 512;
-        o.steps = 10;
-        o.lr_warmup_steps = 0;  // the default 100-step ramp would leave 10 steps nearly still
-        o.adam.lr = 1e-2;
-        o.device = device;
-        return o;
-    };
-    Trainer cpu(m, d, options(Device::cpu)), gpu(m, d, options(Device::cuda));
-    // Learning is judged on the fixed validation clips: two training steps see different crops,
-    // so their losses differ by more than 10 small steps change the model.
-    const double before = gpu.validate().metric;
-    for (int i = 0; i < 10; ++i) {
-        const StepStats a = cpu.step(), b = gpu.step();
-        INFO("step " << i + 1 << ": CPU bits " << a.loss << ", GPU bits " << b.loss);
-        CHECK(b.loss == Approx(a.loss).epsilon(i == 0 ? 1e-5 : 1e-3));
-        CHECK(b.samples == a.samples);
+    ModelConfig pc = make_config(IoKind::mulaw8, 8, 5, 8);  // pools 2 and 4: 5 stacks of one layer
+    pc.pool = {2, 4};
+    Model pooled(pc);
+    pooled.init_random(44);
+    for (const Model& m : {test::random_model(IoKind::mulaw8, 8, 2, 8, 43), pooled}) {
+        const bool is_pooled = m.config().pooled();
+        INFO((is_pooled ? "pooled model" : "flat model"));
+        auto options = [](Device device) {
+            TrainOptions o = exact_options(false);
+            o.batch = 3;
+            o.segment = 512;
+            o.steps = 10;
+            o.lr_warmup_steps = 0;  // the default 100-step ramp would leave 10 steps nearly still
+            o.adam.lr = 1e-2;
+            o.device = device;
+            return o;
+        };
+        Trainer cpu(m, d, options(Device::cpu)), gpu(m, d, options(Device::cuda));
+        // Learning is judged on the fixed validation clips: two training steps see different crops,
+        // so their losses differ by more than 10 small steps change the model.
+        const double before = gpu.validate().metric;
+        CHECK(before == Approx(cpu.validate().metric).epsilon(1e-5));
+        for (int i = 0; i < 10; ++i) {
+            const StepStats a = cpu.step(), b = gpu.step();
+            INFO("step " << i + 1 << ": CPU bits " << a.loss << ", GPU bits " << b.loss);
+            CHECK(b.loss == Approx(a.loss).epsilon(i == 0 ? 1e-5 : 1e-3));
+            CHECK(b.samples == a.samples);
+        }
+        const double after = gpu.validate().metric;
+        INFO("validation bits per sample: " << before << " before, " << after << " after 10 steps");
+        CHECK(after < before - 0.1);
+        CHECK(after == Approx(cpu.validate().metric).epsilon(1e-3));
     }
-    const double after = gpu.validate().metric;
-    INFO("validation bits per sample: " << before << " before, " << after << " after 10 steps");
-    CHECK(after < before - 0.1);
-    CHECK(after == Approx(cpu.validate().metric).epsilon(1e-3));
 }
 
 // ---- data parallel (model/comm.h) ------------------------------------------------------------
