@@ -1326,6 +1326,22 @@ inline Model cpu_train_gradient(const TrainExample& ex, const TrainCase& k, cons
     return g;
 }
 
+// Tensor by tensor, the GPU gradient g against the CPU tape's c (the all-parameter norm is led by
+// the big projections; small tensors such as an LTI layer's B and C or a pool's bias have their
+// own say here): the worst relative error, within 1e-3.
+inline Result per_tensor(const std::string& name, const Model& m, const Model& g, const Model& c) {
+    Result r;
+    std::string worst_name;
+    for (const TensorSpec& spec : m.tensors()) {
+        const float *a = g.tensor(spec.name), *b = c.tensor(spec.name);
+        const double e = rel_error(std::vector<float>(a, a + spec.numel()), std::vector<float>(b, b + spec.numel()));
+        if (!(e <= r.rel_error)) r.rel_error = e, worst_name = spec.name;
+    }
+    r.what = name + ": each tensor's gradient vs the CPU tape's (worst " + worst_name + ")";
+    r.tolerance = 1e-3;
+    return r;
+}
+
 // lti: the layers made LTI (kernels/cuda/scan_lti.cuh); their backward is also run with runs of
 // 1 and 3 chunks forced (the adjoint's carries then cross other places).
 inline void train_check(const Report& report, const TrainCase& k, const std::vector<int>& lti = {}) {
@@ -1383,21 +1399,7 @@ inline void train_check(const Report& report, const TrainCase& k, const std::vec
     }
     kc::set_forward_scan_variant(*tape, 0);
     if (!lti.empty()) {
-        // Tensor by tensor (the all-parameter norm above is led by the big projections; an LTI
-        // layer's B, C, A_log, D and dt bias are small tensors): each within 1e-3 of the CPU tape's.
-        double worst_t = 0;
-        std::string worst_name;
-        for (const TensorSpec& spec : m.tensors()) {
-            const float* a = g.tensor(spec.name);
-            const float* b = c.tensor(spec.name);
-            const double e = rel_error(std::vector<float>(a, a + spec.numel()), std::vector<float>(b, b + spec.numel()));
-            if (!(e <= worst_t)) worst_t = e, worst_name = spec.name;
-        }
-        Result tr;
-        tr.what = name + ": each tensor's gradient vs the CPU tape's (worst " + worst_name + ")";
-        tr.rel_error = worst_t;
-        tr.tolerance = 1e-3;
-        report(tr);
+        report(per_tensor(name, m, g, c));  // (an LTI layer's B, C, A_log, D and dt bias: small tensors)
         for (int run : {1, 3}) {
             kc::set_lti_backward_run(*tape, run);
             const Model gr = gpu_train_gradient(*tape, ex, k);
@@ -1923,18 +1925,7 @@ inline void pooled_train_check(const Report& report, const PooledCase& k) {
     const std::vector<float> gpu(g.data(), g.data() + P);
     report(compare(name + ": gradient vs the CPU pooled tape, all " + std::to_string(P) + " parameters", gpu,
                    std::vector<float>(gc.data(), gc.data() + P)));
-    double worst_t = 0;
-    std::string worst_name;
-    for (const TensorSpec& spec : m.tensors()) {
-        const float *a = g.tensor(spec.name), *b = gc.tensor(spec.name);
-        const double e = rel_error(std::vector<float>(a, a + spec.numel()), std::vector<float>(b, b + spec.numel()));
-        if (!(e <= worst_t)) worst_t = e, worst_name = spec.name;
-    }
-    Result tr;
-    tr.what = name + ": each tensor's gradient vs the CPU tape's (worst " + worst_name + ")";
-    tr.rel_error = worst_t;
-    tr.tolerance = 1e-3;
-    report(tr);
+    report(per_tensor(name, m, g, gc));
 
     const Model g2 = gpu_gradient(nullptr, nullptr);
     report(compare(name + ": a second run gives the same bits", std::vector<float>(g2.data(), g2.data() + P), gpu, 0.0));
