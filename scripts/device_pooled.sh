@@ -22,32 +22,41 @@ mkdir -p build-dev
 ( cmake -S kernels/cuda -B build-dev/cuda -G "$G" -DCMAKE_BUILD_TYPE=Release -DMW_CUDA_ARCHITECTURES=90-real &&
   cmake --build build-dev/cuda -j8 --target mw_test_cuda ) > "$OUT/build_cuda.log" 2>&1 &
 cuda_pid=$!
+cli_pid=0
 if has train || has catch2; then
-  # (catch2: the Catch2 suite too, for the GPU trainer's tests "[train][cuda]")
+  # (catch2: the Catch2 suite too, for the GPU trainer's tests "[train][cuda]"; the CLI first)
   ( has catch2 && export MW_BUILD_TESTS=ON; . scripts/device_build.sh ) > "$OUT/build_cli.log" 2>&1 &
   cli_pid=$!
 fi
 wait $cuda_pid || { echo "CUDA build failed"; grep -E -A5 "error|FAILED" "$OUT/build_cuda.log" | head -40; exit 1; }
 echo "checks built at $(( $(date +%s) - T0 )) s"
+# The GPU checks while the CLI builds; the Catch2 GPU tests (tiny models) beside the training.
+# Their logs wait in /tmp/checks: the training script packs $OUT into one archive when it ends.
+CK=/tmp/checks; mkdir -p $CK
 if has test || has testall; then
   groups=("pooled train" "=train")
   has testall && groups=()
-  timeout 300 build-dev/cuda/bin/mw_test_cuda "${groups[@]}" > "$OUT/test.log" 2>&1
+  timeout 300 build-dev/cuda/bin/mw_test_cuda "${groups[@]}" > $CK/test.log 2>&1
   echo "mw_test_cuda rc $? at $(( $(date +%s) - T0 )) s"
-  grep -v '^ok ' "$OUT/test.log" | tail -12
-  grep '^ok .*pooled' "$OUT/test.log" | head -30
+  grep -v '^ok ' $CK/test.log | tail -12
+  grep '^ok .*pooled' $CK/test.log | head -30
 fi
 if has catch2; then
-  wait $cli_pid
-  LD_LIBRARY_PATH=/tmp/deb/usr/lib/x86_64-linux-gnu timeout 200 $MW_BUILD_DIR/bin/mw_tests "[train][cuda]" "[cuda][pooled]" \
-    > "$OUT/catch2.log" 2>&1
-  echo "mw_tests [train][cuda] [cuda][pooled] rc $? at $(( $(date +%s) - T0 )) s"; tail -4 "$OUT/catch2.log"
+  (
+    while [[ ! -x $MW_BUILD_DIR/bin/mw_tests ]] && kill -0 $cli_pid 2>/dev/null; do sleep 2; done
+    LD_LIBRARY_PATH=/tmp/deb/usr/lib/x86_64-linux-gnu timeout 200 $MW_BUILD_DIR/bin/mw_tests "[train][cuda]" \
+      "[cuda][pooled]" > $CK/catch2.log 2>&1
+    echo "mw_tests [train][cuda] [cuda][pooled] rc $? at $(( $(date +%s) - T0 )) s"; tail -4 $CK/catch2.log
+  ) > $CK/catch2.txt 2>&1 &
+  catch2_pid=$!
 fi
 if has train; then
-  wait $cli_pid
-  [[ -x $MW_BUILD_DIR/bin/mambawave ]] || { echo "CLI build failed"; tail -30 "$OUT/build_cli.log"; exit 1; }
+  while [[ ! -x $MW_BUILD_DIR/bin/mambawave ]] && kill -0 $cli_pid 2>/dev/null; do sleep 2; done
+  [[ -x $MW_BUILD_DIR/bin/mambawave ]] || { echo "CLI build failed"; tail -30 "$OUT/build_cli.log"; }
   echo "CLI built at $(( $(date +%s) - T0 )) s"
   MW=$MW_BUILD_DIR/bin/mambawave BUDGET=${BUDGET:-300} STEPS=${STEPS_TRAIN:-} FILL=${FILL:-0.75} \
     RUNS=${RUNS:-"pool44 32 1 16 32 4000 --pool 4,4"} bash scripts/device_train_generator.sh
 fi
+if has catch2; then wait $catch2_pid; cat $CK/catch2.txt; fi
+cp $CK/*.log "$OUT/" 2>/dev/null
 echo "total $(( $(date +%s) - T0 )) s"
