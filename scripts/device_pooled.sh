@@ -33,6 +33,8 @@ echo "checks built at $(( $(date +%s) - T0 )) s"
 # The GPU checks while the CLI builds; the Catch2 GPU tests (tiny models) beside the training.
 # Their logs wait in /tmp/checks: the training script packs $OUT into one archive when it ends.
 CK=/tmp/checks; mkdir -p $CK
+# (the CLI's rpath names the unpacked .debs' libraries, but not theirs: libsndfile's own)
+export LD_LIBRARY_PATH=/tmp/deb/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 if has test || has testall; then
   groups=("pooled train" "=train")
   has testall && groups=()
@@ -44,8 +46,7 @@ fi
 if has catch2; then
   (
     while [[ ! -x $MW_BUILD_DIR/bin/mw_tests ]] && kill -0 $cli_pid 2>/dev/null; do sleep 2; done
-    LD_LIBRARY_PATH=/tmp/deb/usr/lib/x86_64-linux-gnu timeout 200 $MW_BUILD_DIR/bin/mw_tests "[train][cuda]" \
-      "[cuda][pooled]" > $CK/catch2.log 2>&1
+    timeout 200 $MW_BUILD_DIR/bin/mw_tests "[train][cuda],[cuda][pooled]" > $CK/catch2.log 2>&1
     echo "mw_tests [train][cuda] [cuda][pooled] rc $? at $(( $(date +%s) - T0 )) s"; tail -4 $CK/catch2.log
   ) > $CK/catch2.txt 2>&1 &
   catch2_pid=$!
@@ -54,8 +55,14 @@ if has train; then
   while [[ ! -x $MW_BUILD_DIR/bin/mambawave ]] && kill -0 $cli_pid 2>/dev/null; do sleep 2; done
   [[ -x $MW_BUILD_DIR/bin/mambawave ]] || { echo "CLI build failed"; tail -30 "$OUT/build_cli.log"; }
   echo "CLI built at $(( $(date +%s) - T0 )) s"
-  MW=$MW_BUILD_DIR/bin/mambawave BUDGET=${BUDGET:-300} STEPS=${STEPS_TRAIN:-} FILL=${FILL:-0.75} \
+  # (into a folder of its own: $OUT gets each run's model, JSON and log.csv, the files that come back)
+  TOUT=/tmp/train_out; rm -rf $TOUT
+  OUT=$TOUT MW=$MW_BUILD_DIR/bin/mambawave BUDGET=${BUDGET:-300} STEPS=${STEPS_TRAIN:-} FILL=${FILL:-0.75} \
     RUNS=${RUNS:-"pool44 32 1 16 32 4000 --pool 4,4"} bash scripts/device_train_generator.sh
+  (cd $TOUT && tar xzf results.tgz && for j in *.json; do
+     n=${j%.json}; [[ $n == *_cal ]] && continue
+     cp $n.safetensors $j "$OUT/"; cp $n.run/log.csv "$OUT/${n}_log.csv"
+   done)
 fi
 if has catch2; then wait $catch2_pid; cat $CK/catch2.txt; fi
 cp $CK/*.log "$OUT/" 2>/dev/null

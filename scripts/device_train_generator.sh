@@ -60,5 +60,7 @@ for s in "${list[@]}"; do
   tr '\r' '\n' <$OUT/$name.log | grep -v "^train \[" | tail -5
 done
 rm -rf $OUT/*_cal.run $OUT/*_cal.safetensors
+# (the archive comes back only under 16 MiB: the runs' checkpoints stay behind, their logs come)
+rm -f $OUT/*.run/trainer.safetensors $OUT/*.run/model.safetensors
 (cd $OUT && tar czf /tmp/results.tgz .; [[ $? -le 1 ]] && find . -mindepth 1 -delete && mv /tmp/results.tgz .)
 echo "done at $(( $(date +%s) - T0 )) s"
