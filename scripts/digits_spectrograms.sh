@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Spectrograms of the digits generator next to real takes: held-out recordings, continuations
 # of their first 0.15 s, and free-running samples -> docs/images/digits-spectrograms.png
-#   scripts/digits_spectrograms.sh [MODEL] [FSDD_DIR]     (OUT_PNG=path: write the plot elsewhere)
+#   scripts/digits_spectrograms.sh [MODEL] [FSDD_DIR]     (OUT_PNG=path: write the plot elsewhere;
+#   PYTHON=path: a python3 with numpy and matplotlib, default /usr/bin/python3)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 model=${1:-$root/presets/digits.safetensors}
 fsdd=${2:-$root/../shared/data/fsdd/train}
 mw=$root/build/bin/mambawave
+py=${PYTHON:-/usr/bin/python3}  # (with numpy and matplotlib: Debian's, not whatever python3 comes first)
+out_png=${OUT_PNG:-$root/docs/images/digits-spectrograms.png}
+[[ $out_png == /* ]] || out_png=$PWD/$out_png  # (relative to where it was called from)
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 cd "$work"
 "$mw" generate -m "$model" --seconds 1.5 --count 4 --seed 11 -o free.wav --device cpu >/dev/null 2>&1
@@ -30,13 +34,13 @@ PY
 real=() primed=()
 for d in 0 3 7 9; do
   take=$fsdd/${d}_jackson_5.wav   # recordings 5..9 are the preset's validation split
-  python3 wav.py head "$take" prime_$d.wav 0.15
+  "$py" wav.py head "$take" prime_$d.wav 0.15
   "$mw" generate -m "$model" --seconds 0.6 --seed 5 --prime prime_$d.wav -o cont_$d.wav --device cpu >/dev/null 2>&1
-  python3 wav.py join prime_$d.wav cont_$d.wav primed_$d.wav
+  "$py" wav.py join prime_$d.wav cont_$d.wav primed_$d.wav
   real+=("$take"); primed+=("$work/primed_$d.wav")
 done
 join() { local IFS=,; echo "$*"; }
-python3 "$root/scripts/plot_spectrograms.py" "${OUT_PNG:-$root/docs/images/digits-spectrograms.png}" \
+"$py" "$root/scripts/plot_spectrograms.py" "$out_png" \
   "$(basename "$model"): held-out takes, continuations of their first 0.15 s, free-running samples (seed 11)" \
   "held out (jackson, take 5)=$(join "${real[@]}")" \
   "first 0.15 s real, then generated=$(join "${primed[@]}")" \
