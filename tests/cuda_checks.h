@@ -1326,6 +1326,41 @@ inline Model cpu_train_gradient(const TrainExample& ex, const TrainCase& k, cons
     return g;
 }
 
+// The gradient gpu (all of m's parameters) along a random direction v against the float64
+// central difference of loss() at θ ± 1e-5·v. Relative to the difference, or to 1% of
+// Σ|g_i·Δθ_i| where the terms cancel more than a hundredfold (the rule of the sampled elements):
+// along a direction nearly orthogonal to the gradient, float32 rounding of the gradient alone
+// would exceed 1e-4 (the LTI generator D8x2 of lti_train_checks: the terms cancel 3400-fold, and
+// the CPU tape's own gradient misses by 5.9e-4 there). m's weights are restored.
+inline Result random_direction(const std::string& name, Model& m, const std::vector<float>& gpu, std::mt19937_64& rng,
+                               const std::function<double()>& loss) {
+    const int64_t P = m.parameter_count();
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> theta(m.data(), m.data() + P), plus(static_cast<size_t>(P)), minus(static_cast<size_t>(P));
+    for (int64_t i = 0; i < P; ++i) {
+        const float v = normal(rng);
+        plus[size_t(i)] = theta[size_t(i)] + 1e-5f * v;
+        minus[size_t(i)] = theta[size_t(i)] - 1e-5f * v;
+    }
+    std::copy(plus.begin(), plus.end(), m.data());
+    const double lp = loss();
+    std::copy(minus.begin(), minus.end(), m.data());
+    const double lm = loss();
+    std::copy(theta.begin(), theta.end(), m.data());
+    double gd = 0, terms = 0;
+    for (int64_t i = 0; i < P; ++i) {
+        const double t = double(gpu[size_t(i)]) * (double(plus[size_t(i)]) - double(minus[size_t(i)]));
+        gd += t;
+        terms += std::fabs(t);
+    }
+    Result dr;
+    dr.what = name + ": all parameters along a random direction vs float64 finite difference (terms cancel " +
+              std::to_string(int(terms / std::max(std::fabs(gd), 1e-300))) + "-fold)";
+    dr.rel_error = std::fabs(gd - (lp - lm)) / std::max(std::fabs(lp - lm), 0.01 * terms);
+    dr.tolerance = 1e-4;
+    return dr;
+}
+
 // Tensor by tensor, the GPU gradient g against the CPU tape's c (the all-parameter norm is led by
 // the big projections; small tensors such as an LTI layer's B and C or a pool's bias have their
 // own say here): the worst relative error, within 1e-3.
@@ -1501,35 +1536,7 @@ inline void train_check(const Report& report, const TrainCase& k, const std::vec
     report(fdr);
 
     // All parameters along a random direction.
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::vector<float> theta(m.data(), m.data() + P), plus(static_cast<size_t>(P)), minus(static_cast<size_t>(P));
-    for (int64_t i = 0; i < P; ++i) {
-        const float v = normal(rng);
-        plus[size_t(i)] = theta[size_t(i)] + 1e-5f * v;
-        minus[size_t(i)] = theta[size_t(i)] - 1e-5f * v;
-    }
-    std::copy(plus.begin(), plus.end(), m.data());
-    const double lp = reference_train_loss(m, ex, k);
-    std::copy(minus.begin(), minus.end(), m.data());
-    const double lm = reference_train_loss(m, ex, k);
-    std::copy(theta.begin(), theta.end(), m.data());
-    // Relative to the difference, or to 1% of Σ|g_i·Δθ_i| where the terms cancel more than a
-    // hundredfold (the rule of the sampled elements above): along a direction nearly
-    // orthogonal to the gradient, float32 rounding of the gradient alone would exceed 1e-4 (the
-    // LTI generator D8x2 below: the terms cancel 3400-fold, and the CPU tape's own gradient
-    // misses by 5.9e-4 there).
-    double gd = 0, terms = 0;
-    for (int64_t i = 0; i < P; ++i) {
-        const double t = double(gpu[size_t(i)]) * (double(plus[size_t(i)]) - double(minus[size_t(i)]));
-        gd += t;
-        terms += std::fabs(t);
-    }
-    Result dr;
-    dr.what = name + ": all parameters along a random direction vs float64 finite difference (terms cancel " +
-              std::to_string(int(terms / std::max(std::fabs(gd), 1e-300))) + "-fold)";
-    dr.rel_error = std::fabs(gd - (lp - lm)) / std::max(std::fabs(lp - lm), 0.01 * terms);
-    dr.tolerance = 1e-4;
-    report(dr);
+    report(random_direction(name, m, gpu, rng, [&] { return reference_train_loss(m, ex, k); }));
 }
 
 inline void train_checks(const Report& report) {
@@ -1988,29 +1995,8 @@ inline void pooled_train_check(const Report& report, const PooledCase& k) {
 
     // All parameters along a random direction against float64 finite differences.
     std::mt19937_64 rng(k.seed + 99);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::vector<float> theta(m.data(), m.data() + P), plus(static_cast<size_t>(P)), minus(static_cast<size_t>(P));
-    for (int64_t i = 0; i < P; ++i) {
-        const float v = normal(rng);
-        plus[size_t(i)] = theta[size_t(i)] + 1e-5f * v;
-        minus[size_t(i)] = theta[size_t(i)] - 1e-5f * v;
-    }
-    std::copy(plus.begin(), plus.end(), m.data());
-    const double lp = pooled_reference_loss(m, k, tokens, targets, state_d);
-    std::copy(minus.begin(), minus.end(), m.data());
-    const double lm = pooled_reference_loss(m, k, tokens, targets, state_d);
-    std::copy(theta.begin(), theta.end(), m.data());
-    double gdir = 0, terms = 0;
-    for (int64_t i = 0; i < P; ++i) {
-        const double t = double(gpu[size_t(i)]) * (double(plus[size_t(i)]) - double(minus[size_t(i)]));
-        gdir += t;
-        terms += std::fabs(t);
-    }
-    Result dr;
-    dr.what = name + ": all parameters along a random direction vs float64 finite difference";
-    dr.rel_error = std::fabs(gdir - (lp - lm)) / std::max(std::fabs(lp - lm), 0.01 * terms);
-    dr.tolerance = 1e-4;
-    report(dr);
+    report(random_direction(name, m, gpu, rng,
+                            [&] { return pooled_reference_loss(m, k, tokens, targets, state_d); }));
 }
 
 inline void pooled_train_checks(const Report& report) {
