@@ -9,7 +9,9 @@
 #   STEPS="test train" BUDGET=330 STEPS_TRAIN=3000 \
 #     RUNS="pool44 32 1 16 32 4000 --pool 4,4" bash scripts/device_pooled.sh
 # Build outputs go to build-dev/ (git-ignored, kept while the machine stays warm: a second call
-# skips what is built). Logs in $OUT: build_cuda.log, test.log, and the training script's.
+# skips what is built). Back in $OUT: build_cuda.log, build_cli.log, test.log, catch2.log, and
+# for each run its model, its JSON summary and its log.csv (as NAME_log.csv); the device tool
+# brings back 8 files at most, so two runs with the checks, or two runs and no more.
 set -uo pipefail
 T0=$(date +%s)
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
