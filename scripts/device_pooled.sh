@@ -9,9 +9,9 @@
 #   STEPS="test train" BUDGET=330 STEPS_TRAIN=3000 \
 #     RUNS="pool44 32 1 16 32 4000 --pool 4,4" bash scripts/device_pooled.sh
 # Build outputs go to build-dev/ (git-ignored, kept while the machine stays warm: a second call
-# skips what is built). Back in $OUT: build_cuda.log, build_cli.log, test.log, catch2.log, and
-# for each run its model, its JSON summary and its log.csv (as NAME_log.csv); the device tool
-# brings back 8 files at most, so two runs with the checks, or two runs and no more.
+# skips what is built). Back in $OUT: test.log, catch2.log and for each run its model, its JSON
+# summary and its log.csv (as NAME_log.csv): 8 files for two runs, the most the device tool
+# brings back. A failed build prints the end of its log instead.
 set -uo pipefail
 T0=$(date +%s)
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -19,22 +19,22 @@ STEPS=${STEPS:-"test train"}
 has() { [[ " $STEPS " == *" $1 "* ]]; }
 G=Ninja; command -v ninja >/dev/null || G="Unix Makefiles"
 export MW_BUILD_DIR=$PWD/build-dev/cli
+CK=/tmp/checks; mkdir -p $CK  # logs, copied into $OUT at the end (build logs only when a build fails)
 mkdir -p build-dev
 # the checks (standalone CUDA build) and the CLI, in parallel
 ( cmake -S kernels/cuda -B build-dev/cuda -G "$G" -DCMAKE_BUILD_TYPE=Release -DMW_CUDA_ARCHITECTURES=90-real &&
-  cmake --build build-dev/cuda -j8 --target mw_test_cuda ) > "$OUT/build_cuda.log" 2>&1 &
+  cmake --build build-dev/cuda -j8 --target mw_test_cuda ) > "$CK/build_cuda.log" 2>&1 &
 cuda_pid=$!
 cli_pid=0
 if has train || has catch2; then
   # (catch2: the Catch2 suite too, for the GPU trainer's tests "[train][cuda]"; the CLI first)
-  ( has catch2 && export MW_BUILD_TESTS=ON; . scripts/device_build.sh ) > "$OUT/build_cli.log" 2>&1 &
+  ( has catch2 && export MW_BUILD_TESTS=ON; . scripts/device_build.sh ) > "$CK/build_cli.log" 2>&1 &
   cli_pid=$!
 fi
-wait $cuda_pid || { echo "CUDA build failed"; grep -E -A5 "error|FAILED" "$OUT/build_cuda.log" | head -40; exit 1; }
+wait $cuda_pid || { echo "CUDA build failed"; grep -E -A5 "error|FAILED" "$CK/build_cuda.log" | head -40; exit 1; }
 echo "checks built at $(( $(date +%s) - T0 )) s"
 # The GPU checks while the CLI builds; the Catch2 GPU tests (tiny models) beside the training.
-# Their logs wait in /tmp/checks: the training script packs $OUT into one archive when it ends.
-CK=/tmp/checks; mkdir -p $CK
+# (Their logs wait in /tmp/checks and go to $OUT at the end.)
 # (the CLI's rpath names the unpacked .debs' libraries, but not theirs: libsndfile's own)
 export LD_LIBRARY_PATH=/tmp/deb/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 if has test || has testall; then
@@ -55,7 +55,7 @@ if has catch2; then
 fi
 if has train; then
   while [[ ! -x $MW_BUILD_DIR/bin/mambawave ]] && kill -0 $cli_pid 2>/dev/null; do sleep 2; done
-  [[ -x $MW_BUILD_DIR/bin/mambawave ]] || { echo "CLI build failed"; tail -30 "$OUT/build_cli.log"; }
+  [[ -x $MW_BUILD_DIR/bin/mambawave ]] || { echo "CLI build failed"; tail -30 "$CK/build_cli.log"; }
   echo "CLI built at $(( $(date +%s) - T0 )) s"
   # (into a folder of its own: $OUT gets each run's model, JSON and log.csv, the files that come back)
   TOUT=/tmp/train_out; rm -rf $TOUT
@@ -67,5 +67,5 @@ if has train; then
    done)
 fi
 if has catch2; then wait $catch2_pid; cat $CK/catch2.txt; fi
-cp $CK/*.log "$OUT/" 2>/dev/null
+cp $CK/test.log $CK/catch2.log "$OUT/" 2>/dev/null
 echo "total $(( $(date +%s) - T0 )) s"
