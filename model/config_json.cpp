@@ -172,6 +172,16 @@ void parse_io(const json& j, const std::string& where, ModelConfig& c) {
             c.controls.push_back(parse_control((*controls)[i], where,
                                                "io.controls[" + std::to_string(i) + "]."));
     }
+    c.labels.clear();
+    if (const json* labels = f.find("labels")) {
+        if (!labels->is_array()) field_error(where, "io.labels", *labels, "an array of label names");
+        for (size_t i = 0; i < labels->size(); ++i) {
+            if (!(*labels)[i].is_string())
+                field_error(where, "io.labels[" + std::to_string(i) + "]", (*labels)[i], "a label name (a string)");
+            c.labels.push_back((*labels)[i].get<std::string>());
+        }
+    }
+    c.label_prefix = f.get_int("label_prefix", 0);  // range, and labels with it: validate()
     if (f.has("n_cond") && f.get_int("n_cond") != c.n_cond())
         throw ModelError(where + ": config field 'io.n_cond' is " +
                          std::to_string(f.get_int("n_cond")) + " but 'io.controls' has " +
@@ -307,6 +317,10 @@ nlohmann::ordered_json io_to_json(const ModelConfig& c) {
     io["controls"] = nlohmann::ordered_json::array();
     for (const ControlSpec& control : c.controls) io["controls"].push_back(control_to_json(control));
     io["skip"] = c.skip;
+    if (c.labelled() || !c.labels.empty()) {
+        io["labels"] = c.labels;
+        io["label_prefix"] = c.label_prefix;
+    }
     return io;
 }
 

@@ -103,6 +103,19 @@ void ModelConfig::validate(const std::string& where) const {
         check_range(where, "hidden_size at the deepest pooled level", deepest.d_model, 1, 8192);
         check_range(where, "intermediate_size at the deepest pooled level", deepest.d_inner, 1, 32768);
     }
+    if (labelled() || !labels.empty()) {
+        if (kind != IoKind::mulaw8)
+            throw ModelError(where + ": field 'io.labels' is set on an effect: labels are for generators");
+        check_range(where, "io.label_prefix", label_prefix, 1, 4096);
+        check_range(where, "io.labels (their number)", int64_t(labels.size()), 2, 64);
+        for (size_t i = 0; i < labels.size(); ++i) {
+            if (labels[i].empty() || labels[i].size() > 64)
+                throw ModelError(where + ": field 'io.labels[" + std::to_string(i) + "]' is '" + labels[i] +
+                                 "', expected a name of 1..64 characters");
+            if (label_index(labels[i]) != int(i))
+                throw ModelError(where + ": field 'io.labels' names '" + labels[i] + "' twice");
+        }
+    }
     if (!(sample_rate_hz >= 1000.0 && sample_rate_hz <= 768000.0))
         throw ModelError(where + ": field 'io.sample_rate' is " + std::to_string(sample_rate_hz) +
                          ", expected 1000..768000 Hz");

@@ -67,6 +67,12 @@ struct ModelConfig {
     double sample_rate_hz = 8000.0;
     std::vector<ControlSpec> controls;     // continuous only; n_cond = controls.size()
     bool skip = false;                     // continuous only: add the input sample to the output
+    // mulaw8 only: a generator told which label (say, which digit) to make (file: "io.labels",
+    // "io.label_prefix"; docs/DIGITS.md). Each training clip starts with label_prefix samples of
+    // its label's token (label i: token i, a full-scale value that audio does not hold), whose
+    // own predictions are not scored; generation primes with the same. Empty / 0: none.
+    std::vector<std::string> labels;
+    int label_prefix = 0;
 
     // Provenance.
     bool untrained = false;       // random weights (`mambawave init`): `info` says so loudly
@@ -80,6 +86,14 @@ struct ModelConfig {
     int n_in() const { return 1 + n_cond(); }
     // Level 0's sizes (the flat model's), n_layers all the layers.
     kernels::Dims dims() const;
+
+    bool labelled() const { return label_prefix > 0; }
+    int label_index(const std::string& name) const {  // -1: not one of labels
+        const auto it = std::find(labels.begin(), labels.end(), name);
+        return it == labels.end() ? -1 : int(it - labels.begin());
+    }
+    // The prefix of label i: label_prefix copies of token i.
+    std::vector<int32_t> label_tokens(int i) const { return std::vector<int32_t>(size_t(label_prefix), int32_t(i)); }
 
     bool pooled() const { return !pool.empty(); }
     int stacks() const { return 2 * int(pool.size()) + 1; }

@@ -459,7 +459,10 @@ struct Trainer::Impl {
             if (l.seq < 0 || l.segs_left <= 0 || remaining(l) < 2) jump(l);
             while (remaining(l) < 2) jump(l);  // a clip too short to learn from
             n[size_t(b)] = std::min(opt.segment, remaining(l));
-            skip[size_t(b)] = effect && l.fresh ? std::min(opt.warmup, n[size_t(b)] - 1) : 0;
+            // (effects: the warm-up of a fresh lane; generators: a label prefix's own predictions)
+            skip[size_t(b)] = effect ? (l.fresh ? std::min(opt.warmup, n[size_t(b)] - 1) : 0)
+                                     : std::clamp(data.token_train[size_t(l.seq)].unscored - l.pos, int64_t(0),
+                                                  n[size_t(b)] - 1);
         }
         // The loss's denominator depends on the targets only, so it is known before the forward:
         // effects: Σ p(target)² over the counted samples; generators: the number of predictions.
@@ -572,11 +575,13 @@ struct Trainer::Impl {
                 tok.assign(size_t(BL * L), 0);
                 target.assign(size_t(BL * L), -1);
                 for (size_t j = 0; j < lanes; ++j) {
-                    const std::vector<int32_t>& x = data.token_val[mine[g + j]].tokens;
+                    const TokenSequence& clip = data.token_val[mine[g + j]];
+                    const std::vector<int32_t>& x = clip.tokens;
                     const int64_t n = std::clamp(int64_t(x.size()) - 1 - off, int64_t(0), L);
+                    const int64_t u = std::clamp(clip.unscored - off, int64_t(0), n);  // (a label prefix's)
                     std::copy_n(x.begin() + off, n, tok.begin() + int64_t(j) * L);
-                    std::copy_n(x.begin() + off + 1, n, target.begin() + int64_t(j) * L);
-                    nll.count += n;
+                    std::copy_n(x.begin() + off + 1 + u, n - u, target.begin() + int64_t(j) * L + u);
+                    nll.count += n - u;
                 }
                 gpu_tokens_forward(tok.data(), L, state.data(), next.data());
                 gpu_cross_entropy(target.data(), 1.0, nats.data());
@@ -640,7 +645,8 @@ struct Trainer::Impl {
                     const int64_t L = int64_t(s.tokens.size()) - 1;
                     logits.resize(size_t(L * c.vocab));
                     forward.run(s.tokens.data(), L, logits.data());
-                    nll += cross_entropy(logits.data(), s.tokens.data() + 1, L, c.vocab, 0, nullptr, 1.0);
+                    nll += cross_entropy(logits.data(), s.tokens.data() + 1, L, c.vocab,
+                                         std::min(s.unscored, L), nullptr, 1.0);
                 }
             }
             if (opt.comm) {

@@ -41,6 +41,7 @@ struct EffectSequence {
 struct TokenSequence {
     std::string name;
     std::vector<int32_t> tokens;  // [L]
+    int64_t unscored = 0;         // leading predictions left out of the loss and validation (a label prefix's)
 };
 
 struct TrainData {

@@ -27,7 +27,7 @@ constexpr int kMaxClips = 256;
 constexpr int kAutoCudaClips = 16;
 
 struct GenerateOptions {
-    std::string model_path, out_path, prime_path;
+    std::string model_path, out_path, prime_path, label;
     double seconds = 0;
     float temperature = 1.0f;
     float top_p = 1.0f;
@@ -89,8 +89,22 @@ void run_generate(const GenerateOptions& o) {
     const double rate_hz = model.config().sample_rate_hz;
     const int64_t frames = std::llround(o.seconds * rate_hz);
     if (frames < 1) throw UsageError("--seconds " + std::to_string(o.seconds) + " is less than one sample");
-    const std::vector<int32_t> prime =
+    std::vector<int32_t> prime =
         o.prime_path.empty() ? std::vector<int32_t>{kSilenceToken} : prime_tokens(o.prime_path, rate_hz);
+    if (!o.label.empty()) {  // the label's prefix first, as in training (then the prime audio, if any)
+        const ModelConfig& c = model.config();
+        const int i = c.label_index(o.label);
+        if (!c.labelled()) throw UsageError("--label " + o.label + ": " + o.model_path + " has no labels (it was not "
+                                            "trained with --label-prefix)");
+        if (i < 0) {
+            std::string names;
+            for (const std::string& l : c.labels) names += (names.empty() ? "" : ", ") + l;
+            throw UsageError("--label " + o.label + ": " + o.model_path + " knows the labels " + names);
+        }
+        std::vector<int32_t> lead = c.label_tokens(i);
+        if (!o.prime_path.empty()) lead.insert(lead.end(), prime.begin(), prime.end());
+        prime = std::move(lead);
+    }
     // a pooled model runs on the CPU only so far: auto takes it there (docs/POOLED.md)
     const Device device = generate_device(model.config().pooled() && o.device == "auto" ? "cpu" : o.device, o.count, frames);
     // Every output is opened (as a temporary file) before any work: a bad path fails first.
@@ -154,6 +168,10 @@ void add_generate_command(CLI::App& app) {
                     "Audio to continue from (mixed to mono, resampled to the model's rate, "
                     "mu-law encoded); without it the model starts from silence")
         ->check(CLI::ExistingFile);
+    sub->add_option("--label", o->label,
+                    "A model trained with --label-prefix: which label to make (`info` lists them; for "
+                    "the digits, 0..9). The label's prefix primes the model, before --prime's audio")
+        ->capture_default_str();
     sub->add_option("--count,-n", o->count,
                     "Number of clips to generate at once, each its own file: with N > 1, OUT "
                     "becomes OUT's name + _001 .. _N before the extension (babble.wav -> "

@@ -58,6 +58,7 @@ struct TrainCliOptions {
     int d_model = 16, layers = 4, d_state = 16, expand = 2;
     std::string lti = "none";
     std::string pool = "none";
+    int label_prefix = 0;  // generators: samples of a label's token before each clip (0: none)
     double rate_hz = 0;  // 0: the data's (effects) or 8000 (generators)
     bool no_skip = false;
     // optimisation
@@ -162,7 +163,8 @@ private:
     std::ofstream out_;
 };
 
-Model initial_model(const TrainCliOptions& o, bool effect, double rate_hz, const std::vector<ControlSpec>& controls) {
+Model initial_model(const TrainCliOptions& o, bool effect, double rate_hz, const std::vector<ControlSpec>& controls,
+                    const std::vector<std::string>& labels) {
     if (!o.init.empty()) {
         if (o.lti != "none" || o.pool != "none")
             throw UsageError(std::string(o.lti != "none" ? "--lti" : "--pool") + " makes a fresh model; with --init " +
@@ -177,6 +179,14 @@ Model initial_model(const TrainCliOptions& o, bool effect, double rate_hz, const
         if (effect && m.config().n_cond() != int(controls.size()))
             throw UsageError(o.init + ": has " + std::to_string(m.config().n_cond()) + " controls, the data gives " +
                              std::to_string(controls.size()));
+        if (m.config().label_prefix != o.label_prefix || m.config().labels != labels)
+            throw UsageError(o.init + ": " +
+                             (m.config().labelled() ? "was trained with --label-prefix " +
+                                                          std::to_string(m.config().label_prefix) + " and " +
+                                                          std::to_string(m.config().labels.size()) + " labels"
+                                                    : std::string("has no labels")) +
+                             "; this run gives --label-prefix " + std::to_string(o.label_prefix) + " and " +
+                             std::to_string(labels.size()) + " labels from the file names: they must agree");
         m.mutable_config().untrained = false;
         return m;
     }
@@ -192,6 +202,8 @@ Model initial_model(const TrainCliOptions& o, bool effect, double rate_hz, const
         c.controls = controls;
         c.skip = !o.no_skip;
     }
+    c.labels = labels;
+    c.label_prefix = o.label_prefix;
     c.validate("--d-model/--layers/--d-state/--expand");
     Model m(c);
     m.init_random(o.t.seed);
@@ -284,6 +296,7 @@ void run_train(TrainCliOptions o) {
     else if (!o.init.empty()) rate_hz = load_model(o.init).config().sample_rate_hz;
     TrainData data;
     std::vector<ControlSpec> controls;
+    std::vector<std::string> labels;  // --label-prefix: from the file names
     std::string metric_name = effect ? "esr" : "nll_bits_per_sample";
     json record_data;
     if (pair_mode) {
@@ -300,7 +313,13 @@ void run_train(TrainCliOptions o) {
         std::string rule;
         data = token_data_split(load_token_files(o.data, rate_hz), rule);
         record_data = {{"paths", o.data}, {"split", rule}};
+        if (o.label_prefix > 0) {
+            labels = add_label_prefix(data, o.label_prefix);
+            record_data["label_prefix"] = o.label_prefix;
+        }
     }
+    if (effect && o.label_prefix > 0)
+        throw UsageError("--label-prefix is for generators (--data): an effect's controls are its conditioning");
     record_data["description"] = data.description;
     int64_t train_samples = 0, val_samples = 0;
     for (const auto& s : data.effect_train) train_samples += int64_t(s.input.size());
@@ -316,7 +335,7 @@ void run_train(TrainCliOptions o) {
         note("resuming " + ckpt_dir + " at step " + std::to_string(trainer->steps_done()) + " of " +
              std::to_string(trainer->options().steps));
     } else {
-        trainer = std::make_unique<Trainer>(initial_model(o, effect, rate_hz, controls), std::move(data), o.t);
+        trainer = std::make_unique<Trainer>(initial_model(o, effect, rate_hz, controls, labels), std::move(data), o.t);
     }
     const TrainOptions& t = trainer->options();
     const ModelConfig& cfg = trainer->model().config();
@@ -496,6 +515,11 @@ void add_train_command(CLI::App& app) {
                         "Generator: a pooled model (docs/POOLED.md), factors such as 4,4: --layers layers at the "
                         "sample rate and at each pooled rate, down and up (2 x factors + 1 stacks); --segment a "
                         "multiple of their product")
+        ->capture_default_str();
+    g_model->add_option("--label-prefix", o->label_prefix,
+                        "Generator: tell it which label to make (docs/DIGITS.md). Each clip's label is its file name "
+                        "up to the first '_' (7_jackson_32.wav: 7); every clip starts with this many samples of its "
+                        "label's token, not scored, and `generate --label 7` primes with them. 0: none")
         ->capture_default_str();
     g_model->add_option("--rate", o->rate_hz, "Model sample rate in Hz (default: the target file's; generators 8000)");
     g_model->add_flag("--no-skip", o->no_skip, "Effect: no input-to-output skip (the model makes the whole output)");

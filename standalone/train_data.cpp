@@ -400,4 +400,33 @@ TrainData token_data_split(std::vector<TokenSequence> clips, std::string& rule) 
     return d;
 }
 
+std::vector<std::string> add_label_prefix(TrainData& d, int prefix) {
+    if (prefix < 1 || prefix > 4096)
+        throw UsageError("--label-prefix is " + std::to_string(prefix) + ", expected 1..4096 samples");
+    auto label_of = [](const TokenSequence& s) {
+        const size_t cut = s.name.find('_');
+        if (cut == std::string::npos || cut == 0)
+            throw UsageError(s.name + ": --label-prefix takes each clip's label from its file name up to the first "
+                             "'_' (as in 7_jackson_32.wav), and this name has none");
+        return s.name.substr(0, cut);
+    };
+    std::vector<std::string> labels;
+    for (const auto* set : {&d.token_train, &d.token_val})
+        for (const TokenSequence& s : *set) labels.push_back(label_of(s));
+    std::sort(labels.begin(), labels.end());
+    labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
+    if (labels.size() < 2 || labels.size() > 64)
+        throw UsageError("--label-prefix: the file names give " + std::to_string(labels.size()) +
+                         " labels, expected 2..64");
+    for (auto* set : {&d.token_train, &d.token_val})
+        for (TokenSequence& s : *set) {
+            const int32_t token = int32_t(std::lower_bound(labels.begin(), labels.end(), label_of(s)) - labels.begin());
+            s.tokens.insert(s.tokens.begin(), size_t(prefix), token);
+            s.unscored = prefix - 1;  // (the prefix's last sample predicts the clip's first: scored)
+        }
+    d.description += "; each clip led by " + std::to_string(prefix) + " samples of its label's token (" +
+                     std::to_string(labels.size()) + " labels from the file names)";
+    return labels;
+}
+
 } // namespace mw::cli

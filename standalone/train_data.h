@@ -60,4 +60,11 @@ std::vector<TokenSequence> load_token_files(const std::vector<std::string>& path
 // of the name (one in ten). Says which rule it used in `rule`.
 TrainData token_data_split(std::vector<TokenSequence> clips, std::string& rule);
 
+// A generator told which label to make (ModelConfig::labels, docs/DIGITS.md): each clip's label is
+// its file name up to the first '_' (Free Spoken Digit names: the digit), and every clip, training
+// and validation, gets `prefix` samples of its label's token in front (ModelConfig::label_tokens),
+// whose own predictions go unscored. Returns the labels, sorted; UsageError for a name without
+// '_', or fewer than 2 or more than 64 labels.
+std::vector<std::string> add_label_prefix(TrainData& d, int prefix);
+
 } // namespace mw::cli

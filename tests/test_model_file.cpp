@@ -168,6 +168,8 @@ void require_same_config(const ModelConfig& a, const ModelConfig& b) {
     CHECK(a.vocab == b.vocab);
     CHECK(a.sample_rate_hz == b.sample_rate_hz);
     CHECK(a.skip == b.skip);
+    CHECK(a.labels == b.labels);
+    CHECK(a.label_prefix == b.label_prefix);
     CHECK(a.untrained == b.untrained);
     CHECK(a.description == b.description);
     CHECK(a.training_json == b.training_json);
@@ -317,6 +319,41 @@ TEST_CASE("config JSON round trip keeps controls, io and the training record", "
 
     const ModelConfig g = generator_config(false);
     require_same_config(mw::config_from_json(mw::config_to_json(g), "cfg"), g);
+}
+
+// A generator told which label to make (io.labels, io.label_prefix: docs/DIGITS.md).
+TEST_CASE("config JSON: a labelled generator's labels round-trip, and bad ones are named", "[model_file]") {
+    ModelConfig g = generator_config(false);
+    g.labels = {"0", "1", "seven"};
+    g.label_prefix = 32;
+    const std::string json = mw::config_to_json(g);
+    CHECK_THAT(json, Contains("\"labels\": [") && Contains("\"label_prefix\": 32"));
+    require_same_config(mw::config_from_json(json, "cfg"), g);
+    CHECK(g.label_index("seven") == 2);
+    CHECK(g.label_index("7") == -1);
+    CHECK(g.label_tokens(2) == std::vector<int32_t>(32, 2));
+    CHECK_THAT(mw::config_to_json(generator_config(false)), !Contains("label"));  // (none: nothing written)
+    auto refused = [&](ModelConfig c, const std::string& words) {
+        REQUIRE_MODEL_ERROR(c.validate("cfg"), Contains("cfg") && Contains(words));
+    };
+    ModelConfig c = g;
+    c.labels = {"0"};
+    refused(c, "'io.labels (their number)' is 1, expected 2..64");
+    c = g;
+    c.labels = {"0", "0"};
+    refused(c, "names '0' twice");
+    c = g;
+    c.label_prefix = 0;
+    refused(c, "'io.label_prefix' is 0, expected 1..4096");
+    c = g;
+    c.labels[1] = "";
+    refused(c, "'io.labels[1]' is '', expected a name of 1..64 characters");
+    c = effect_config();
+    c.labels = {"a", "b"};
+    c.label_prefix = 4;
+    refused(c, "labels are for generators");
+    REQUIRE_MODEL_ERROR(mw::config_from_json(std::string(json).replace(json.find("\"seven\""), 7, "7"), "cfg"),
+                        Contains("'io.labels[2]' is 7, expected a label name (a string)"));
 }
 
 TEST_CASE("config JSON: unknown extra fields are ignored, defaults fill optional ones", "[model_file]") {

@@ -380,6 +380,39 @@ TEST_CASE("fixed Δ: training keeps x_proj's Δ rows and dt_proj.weight at zero 
     CHECK(moved > E / 2);
 }
 
+// A label prefix's own predictions (TokenSequence::unscored) are left out of the training loss
+// and of validation: both equal the cross-entropy over the rest, worked out here from the model.
+TEST_CASE("a generator's unscored predictions (a label prefix's) count in neither the loss nor validation",
+          "[train]") {
+    const Model m = test::random_model(IoKind::mulaw8, 8, 2, 8, 47);
+    TokenSequence s;
+    s.name = "5_synth_0.wav";
+    s.tokens.assign(12, 5);  // a label prefix of 12 samples of token 5, then a random walk
+    std::mt19937 rng(9);
+    for (int32_t v = 128, t = 0; t < 300; ++t) s.tokens.push_back(v = std::clamp(v + int32_t(rng() % 9) - 4, 0, 255));
+    s.unscored = 11;
+    const int64_t L = int64_t(s.tokens.size()) - 1;
+    std::vector<float> logits(size_t(L) * 256);
+    TokenForward(m, 1).run(s.tokens.data(), L, logits.data());
+    const NllSums want = cross_entropy(logits.data(), s.tokens.data() + 1, L, 256, 11, nullptr, 1.0);
+    REQUIRE(want.count == L - 11);
+    const NllSums all = cross_entropy(logits.data(), s.tokens.data() + 1, L, 256, 0, nullptr, 1.0);
+    // (the prefix would show: 0.02 bits here, hundreds of times the tolerances below)
+    REQUIRE(std::fabs(all.bits_per_sample() - want.bits_per_sample()) > 0.01);
+    TrainData d;
+    d.token_train.push_back(s);
+    d.token_val.push_back(s);
+    TrainOptions o = exact_options(false);
+    o.batch = 1;
+    o.segment = 512;
+    o.steps = 1;
+    o.lr_warmup_steps = 0;
+    Trainer t(m, d, o);
+    CHECK(t.validate().metric == Approx(want.bits_per_sample()).epsilon(1e-6));
+    const StepStats st = t.step();  // the loss of the forward before the update
+    CHECK(st.loss == Approx(want.bits_per_sample()).epsilon(1e-5));
+}
+
 // The GPU trainer's tests run where a CUDA device is; elsewhere they say so and pass.
 static bool gpu_present() {
     if (cuda_available()) return true;

@@ -213,6 +213,32 @@ refuse "a pooled model's segment is whole periods" 1 "multiple of the pooling pe
     "$MW" train --data clips --out p2.safetensors --d-model 8 --layers 1 --pool 4,2 --segment 500 --steps 1 --no-plot
 refuse "--pool with --init" 2 "--pool makes a fresh model" \
     "$MW" train --data clips --out p3.safetensors --init gen.safetensors --pool 4 --steps 1 --no-plot
+# a generator told which label to make (--label-prefix, docs/DIGITS.md): labels from the file names
+mkdir lclips
+for i in $(seq 0 9); do
+    sox -n -r 8000 -c 1 -b 16 "lclips/2_synth_${i}.wav" synth 0.4 sine 200 gain -6 2>/dev/null
+    sox -n -r 8000 -c 1 -b 16 "lclips/5_synth_${i}.wav" synth 0.4 sine 500 gain -6 2>/dev/null
+done
+check "train a labelled generator" "$MW" train --data lclips --out lgen.safetensors --label-prefix 32 --d-model 8 \
+    --layers 2 --d-state 8 --batch 4 --segment 512 --steps 300 --lr 1e-2 --val-every 100 --threads 2 --no-plot --json
+cp last.out lgen.json
+lbits=$(json_field lgen.json best)
+check "the labelled generator learnt the tones: validation NLL $lbits < 1 bit (the prefixes unscored)" \
+    $PY -c "import sys; sys.exit(0 if float('$lbits') < 1 else 1)"
+check "info lists the labels" sh -c "\"$MW\" info lgen.safetensors | grep -q 'labels *2, 5 (generate --label NAME; each a prefix of 32'"
+check "generate --label 2" "$MW" generate -m lgen.safetensors --label 2 --seconds 0.2 --seed 4 -o l2.wav --device cpu
+check "generate --label 5" "$MW" generate -m lgen.safetensors --label 5 --seconds 0.2 --seed 4 -o l5.wav --device cpu
+check "the label primes the model: the same seed gives other audio" sh -c "! cmp -s l2.wav l5.wav"
+refuse "generate --label not among the model's" 2 "--label 7|knows the labels 2, 5" \
+    "$MW" generate -m lgen.safetensors --label 7 --seconds 0.1 -o l7.wav
+refuse "generate --label on a model without labels" 2 "has no labels" \
+    "$MW" generate -m gen.safetensors --label 2 --seconds 0.1 -o l7.wav
+refuse "--init of a labelled model without --label-prefix" 2 "was trained with --label-prefix 32|must agree" \
+    "$MW" train --data lclips --out l3.safetensors --init lgen.safetensors --steps 1 --no-plot
+mkdir nolabel
+for i in $(seq 0 19); do cp lclips/2_synth_0.wav "nolabel/tone$i.wav"; done
+refuse "--label-prefix on names without a label" 2 "from its file name up to the first '_'" \
+    "$MW" train --data nolabel --out l4.safetensors --label-prefix 8 --steps 1 --no-plot
 refuse "eval of an effect with --data" 2 "effect|--input" "$MW" eval -m fx.safetensors --data clips
 refuse "--stft-weight for a generator" 1 "STFT|effects" "$MW" train --data clips --out g2.safetensors --stft-weight 0.5 --steps 1 --no-plot
 
