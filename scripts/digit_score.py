@@ -28,6 +28,7 @@ The classifier comes from scripts/digit_classifier.py; docs/DIGITS.md has the me
 import argparse
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -216,6 +217,9 @@ def main():
     ap.add_argument("--min-real-accuracy", type=float, default=MIN_REAL_ACCURACY,
                     help=f"calibration pass mark for real held-out takes (default {MIN_REAL_ACCURACY})")
     ap.add_argument("--quiet", action="store_true", help="no per-clip lines for the WAVs")
+    ap.add_argument("--asked-from-name", action="store_true",
+                    help="each WAV was asked for a digit, named in its file name as label<digit>_... "
+                         "(digits_score.sh with LABELS=1): report the accuracy against it")
     args = ap.parse_args()
 
     for path in args.wavs:
@@ -238,7 +242,13 @@ def main():
 
     gen_row = None
     if args.wavs:
-        gen_row, per_clip, P = score_set(clf, args.name, [(dc.read_8k(p), None, p) for p in args.wavs])
+        def asked(path):  # label7_003.wav -> 7
+            m = re.match(r"label(\d)_", os.path.basename(path))
+            if not m:
+                sys.exit(f"{path}: --asked-from-name wants names such as label7_003.wav")
+            return int(m.group(1))
+        gen_row, per_clip, P = score_set(clf, args.name, [(dc.read_8k(p), asked(p) if args.asked_from_name else None, p)
+                                                          for p in args.wavs])
         probs.append(P)
         if not args.quiet:
             print(f"{args.name}: segments (start-end s) -> digit (confidence)")

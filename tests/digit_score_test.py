@@ -14,7 +14,9 @@ Trains a small classifier (recordings 10..29 of each speaker and digit, two memb
     with one whose weights are scrambled.
 Exits 77 (skipped) where the FSDD data is missing.
 """
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -93,6 +95,23 @@ def main():
         check(r.returncode == 0, f"digit_score.py with the classifier: exit {r.returncode} (want 0)")
         if r.returncode != 0:
             print(r.stdout[-3000:], r.stderr[-3000:])
+        # --asked-from-name (LABELS=1 in digits_score.sh): real held-out takes named after their
+        # own digit score as they do above; named after the next digit, near zero.
+        takes = [(p, d) for p, d, s, i in dc.fsdd_files(data_dir) if i in dc.VAL_INDICES][:40]
+        for name, shift in (("right", 0), ("wrong", 1)):
+            folder = os.path.join(tmp, name)
+            os.makedirs(folder)
+            wavs = []
+            for k, (p, d) in enumerate(takes):
+                wavs.append(os.path.join(folder, f"label{(d + shift) % 10}_{k:03d}.wav"))
+                shutil.copy(p, wavs[-1])
+            out = os.path.join(tmp, name + ".json")
+            r = subprocess.run(run + [npz, "--asked-from-name", "--json", out] + wavs, capture_output=True, text=True)
+            acc = json.load(open(out))["generated"]["accuracy"] if r.returncode == 0 else None
+            want = (lambda a: a >= ACCURACY_FLOOR) if shift == 0 else (lambda a: a <= 0.2)
+            check(acc is not None and want(acc),
+                  f"--asked-from-name, takes named after {'their own' if shift == 0 else 'the next'} digit: "
+                  f"accuracy {acc}")
         for k in [k for k in z if k.endswith("_W1")]:
             z[k] = np.random.default_rng(0).permutation(z[k].reshape(-1)).reshape(z[k].shape)
         z["settings"] = dc.settings_array()
