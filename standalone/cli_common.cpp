@@ -117,6 +117,12 @@ std::vector<int> parse_pool(const std::string& text) {
     return factors;
 }
 
+std::string describe_labels(const ModelConfig& c) {
+    std::string names;
+    for (const std::string& l : c.labels) names += (names.empty() ? "" : ", ") + l;
+    return names;
+}
+
 std::string describe_pool(const ModelConfig& c) {
     if (!c.pooled()) return "none";
     std::string s;

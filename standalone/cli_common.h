@@ -49,6 +49,8 @@ std::string describe_lti_layers(const ModelConfig& config);
 std::vector<int> parse_pool(const std::string& text);
 // "none", or e.g. "4, 4 (levels: 8000 Hz d_model 32, 2000 Hz d_model 64, 500 Hz d_model 128; 2 layers a stack)"
 std::string describe_pool(const ModelConfig& config);
+// A labelled generator's labels, "0, 1, ..." (ModelConfig::labels).
+std::string describe_labels(const ModelConfig& config);
 
 // Options several subcommands take.
 void add_model_option(CLI::App& sub, std::string& model_path);

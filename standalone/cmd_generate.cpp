@@ -96,11 +96,7 @@ void run_generate(const GenerateOptions& o) {
         const int i = c.label_index(o.label);
         if (!c.labelled()) throw UsageError("--label " + o.label + ": " + o.model_path + " has no labels (it was not "
                                             "trained with --label-prefix)");
-        if (i < 0) {
-            std::string names;
-            for (const std::string& l : c.labels) names += (names.empty() ? "" : ", ") + l;
-            throw UsageError("--label " + o.label + ": " + o.model_path + " knows the labels " + names);
-        }
+        if (i < 0) throw UsageError("--label " + o.label + ": " + o.model_path + " knows the labels " + describe_labels(c));
         std::vector<int32_t> lead = c.label_tokens(i);
         if (!o.prime_path.empty()) lead.insert(lead.end(), prime.begin(), prime.end());
         prime = std::move(lead);

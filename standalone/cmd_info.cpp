@@ -97,12 +97,9 @@ void print_text(std::ostream& out, const std::string& path, const Model& model) 
                      ", dt_rank " + std::to_string(c.dt_rank));
     row("LTI layers", describe_lti_layers(c));
     if (c.pooled()) row("pooled", describe_pool(c));
-    if (c.labelled()) {
-        std::string names;
-        for (const std::string& l : c.labels) names += (names.empty() ? "" : ", ") + l;
-        row("labels", names + " (generate --label NAME; each a prefix of " + std::to_string(c.label_prefix) +
-                          " samples)");
-    }
+    if (c.labelled())
+        row("labels", describe_labels(c) + " (generate --label NAME; each a prefix of " +
+                          std::to_string(c.label_prefix) + " samples)");
     row("parameters", std::to_string(model.parameter_count()));
     row("state", std::to_string(model.state_floats_per_stream()) + " floats per stream (" +
                      std::to_string(model.state_floats_per_stream() * int64_t(sizeof(float))) +
