@@ -374,6 +374,7 @@ struct VoiceEvent {
     int voice;
     float velocity;
     uint64_t seed;
+    int note;
 };
 
 struct SynthVoice {
@@ -382,6 +383,7 @@ struct SynthVoice {
     Sampler sampler{SamplerParams{}, 256};
     std::vector<float> logits;    // [V] after the last fed class
     bool on = false, primed = false, releasing = false, dead = false;
+    int label = -1;  // a labelled model's: the label its note asks for (label_for_note)
     float velocity = 0, env = 0, env_step = 0;
     int release_left = 0;  // model samples
 };
@@ -390,6 +392,7 @@ struct SynthSlot {
     RealtimeModelPtr model;  // null: silence
     const kernels::PreparedModel* P = nullptr;
     int vocab = 256;
+    int n_labels = 0, label_prefix = 0;  // a labelled model's (ModelConfig::labels, label_prefix)
     double model_rate_hz = 0, host_rate_hz = 0;
     bool resampling = false;
     Resampler to_host;
@@ -402,8 +405,9 @@ struct SynthSlot {
     int attack_samples = 1, release_samples = 1;
     float temperature = 1, top_p = 1;
 
-    void start(int v, float velocity, uint64_t seed) {
+    void start(int v, float velocity, uint64_t seed, int note) {
         SynthVoice& s = voices[size_t(v)];
+        s.label = label_prefix > 0 ? label_for_note(note, n_labels) : -1;
         s.on = true;
         s.primed = false;
         s.releasing = false;
@@ -421,13 +425,24 @@ struct SynthSlot {
         s.env_step = s.env / float(release_samples);
     }
     void apply(const VoiceEvent& e) {
-        if (e.type == EventType::on) start(e.voice, e.velocity, e.seed);
+        if (e.type == EventType::on) start(e.voice, e.velocity, e.seed, e.note);
         else release(e.voice);
     }
     // The model sample at which an event at host offset `offset` of this block takes effect.
     int64_t model_time(int offset) const {
         const int64_t t = host_clock + offset;
         return resampling ? (t * down + up - 1) / up : t;
+    }
+    // Primes voice s from the zero state: its label's prefix (as in training), else silence.
+    bool prime(SynthVoice& s) {
+        reset_voice(s);
+        bool ok = true;
+        if (s.label >= 0) {
+            for (int i = 0; i < label_prefix && ok; ++i) ok = feed(s, ModelConfig::label_token(s.label));
+        } else {
+            for (int i = 0; i < SynthEngine::kPrimeTokens && ok; ++i) ok = feed(s, kSilentClass);
+        }
+        return ok;
     }
     // Feeds one class to voice s; false when its logits came out non-finite.
     bool feed(SynthVoice& s, int32_t token) {
@@ -445,9 +460,7 @@ struct SynthSlot {
         for (SynthVoice& s : voices) {
             if (!s.on || s.dead) continue;
             if (!s.primed) {
-                reset_voice(s);
-                bool ok = true;
-                for (int i = 0; i < SynthEngine::kPrimeTokens && ok; ++i) ok = feed(s, kSilentClass);
+                const bool ok = prime(s);
                 s.primed = true;
                 if (!ok) {
                     reset_voice(s);
@@ -525,6 +538,10 @@ std::unique_ptr<SynthSlot> make_synth_slot(RealtimeModelPtr model, double host_r
     slot->model = model;
     slot->P = model->prepared.get();
     slot->vocab = cfg.vocab;
+    if (cfg.labelled()) {
+        slot->n_labels = int(cfg.labels.size());
+        slot->label_prefix = cfg.label_prefix;
+    }
     slot->model_rate_hz = cfg.sample_rate_hz;
     slot->resampling = !same_rate(cfg.sample_rate_hz, host_rate_hz);
     slot->max_model_block = max_block;
@@ -548,6 +565,22 @@ std::unique_ptr<SynthSlot> make_synth_slot(RealtimeModelPtr model, double host_r
 }
 
 } // namespace
+
+// ---- labels on keys ------------------------------------------------------------------------
+
+std::string note_name(int note) {
+    static constexpr const char* kNames[12] = {"C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"};
+    const int octave = (note >= 0 ? note / 12 : (note - 11) / 12) - 1;
+    return kNames[((note % 12) + 12) % 12] + std::to_string(octave);
+}
+
+std::string label_keys_text(const ModelConfig& config) {
+    if (!config.labelled() || config.labels.empty()) return {};
+    const int n = int(config.labels.size());
+    auto key = [&](int i) { return note_name(kFirstLabelNote + i) + " plays " + config.labels[size_t(i)]; };
+    if (n == 1) return key(0) + ", every key";
+    return key(0) + (n == 2 ? ", " : " ... ") + key(n - 1) + ", every " + std::to_string(n) + " keys";
+}
 
 // ---- models --------------------------------------------------------------------------------
 
@@ -944,7 +977,7 @@ struct SynthEngine::Impl : EngineCore<SynthSlot> {
             VoiceInfo& i = voices[size_t(v)];
             i.held = false;
             i.release_end = clock + offset + release_host_samples;
-            resolved[size_t(out++)] = {offset, EventType::off, v, 0.0f, 0};
+            resolved[size_t(out++)] = {offset, EventType::off, v, 0.0f, 0, i.note};
         };
         for (int k = 0; k < count; ++k) {
             const NoteEvent& e = ev[k];
@@ -955,7 +988,7 @@ struct SynthEngine::Impl : EngineCore<SynthSlot> {
                 VoiceInfo& i = voices[size_t(v)];
                 i = {true, true, e.note, e.velocity, seed_now + uint64_t(e.note), time,
                      std::numeric_limits<int64_t>::max()};
-                resolved[size_t(out++)] = {offset, EventType::on, v, e.velocity, i.seed};
+                resolved[size_t(out++)] = {offset, EventType::on, v, e.velocity, i.seed, e.note};
             } else {
                 for (int v = 0; v < kMaxVoices; ++v)
                     if (voices[size_t(v)].active && voices[size_t(v)].held &&
@@ -973,7 +1006,7 @@ struct SynthEngine::Impl : EngineCore<SynthSlot> {
             next->top_p = current->top_p;
             for (int v = 0; v < kMaxVoices; ++v) {  // held notes go on in the new model
                 const VoiceInfo& i = voices[size_t(v)];
-                if (i.active && i.held && next->model) next->start(v, i.velocity, i.seed);
+                if (i.active && i.held && next->model) next->start(v, i.velocity, i.seed, i.note);
             }
             switch_to(next, current->host_clock != 0);
         }

@@ -85,6 +85,20 @@ constexpr double kSmoothingSeconds = 0.020;   // gains, mix, bypass, controls, s
 constexpr double kReleaseSeconds = 0.050;     // synth note-off fade
 constexpr int kMaxControls = 8;
 
+// A labelled generator (trained with --label-prefix; docs/DIGITS.md) is told by the note which
+// label to make: kFirstLabelNote (60, middle C, "C4") plays label 0, each key up the next label,
+// wrapping every n_labels keys up and down the keyboard. Ten digits: C4..A4 play 0..9, A#4
+// plays 0 again, B3 plays 9. Returns 0..n_labels-1 (n_labels >= 1).
+constexpr int kFirstLabelNote = 60;
+constexpr int label_for_note(int note, int n_labels) noexcept {
+    const int k = (note - kFirstLabelNote) % n_labels;
+    return k < 0 ? k + n_labels : k;
+}
+// That map in one line for people, say "C4 plays 0 ... A4 plays 9, every 10 keys"; empty for a
+// model without labels.
+std::string label_keys_text(const ModelConfig& config);
+std::string note_name(int note);  // 60: "C4", 61: "C#4"
+
 struct EngineStats {
     int64_t nonfinite_events = 0;   // blocks where a stream was reset for NaN/Inf
     int64_t model_swaps = 0;        // hand-overs completed on the audio thread
@@ -167,8 +181,9 @@ public:
 
     // Audio thread. Events apply at the given sample offset within the next process() block
     // (exactly at equal rates; at the first model sample at or after that instant otherwise).
-    // A voice starts from the zero state primed with kPrimeTokens silent classes; note-off
-    // fades it over kReleaseSeconds. More than kMaxVoices notes steal the oldest voice.
+    // A voice starts from the zero state primed with kPrimeTokens silent classes (a labelled
+    // model's voice: with the prefix of the note's label, label_for_note); note-off fades it
+    // over kReleaseSeconds. More than kMaxVoices notes steal the oldest voice.
     static constexpr int kPrimeTokens = 4;
     void note_on(int note, float velocity_0_to_1, int sample_offset) noexcept;
     void note_off(int note, int sample_offset) noexcept;

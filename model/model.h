@@ -92,8 +92,9 @@ struct ModelConfig {
         const auto it = std::find(labels.begin(), labels.end(), name);
         return it == labels.end() ? -1 : int(it - labels.begin());
     }
-    // The prefix of label i: label_prefix copies of token i.
-    std::vector<int32_t> label_tokens(int i) const { return std::vector<int32_t>(size_t(label_prefix), int32_t(i)); }
+    // The prefix of label i: label_prefix copies of its token, label_token(i).
+    static int32_t label_token(int i) { return int32_t(i); }
+    std::vector<int32_t> label_tokens(int i) const { return std::vector<int32_t>(size_t(label_prefix), label_token(i)); }
 
     bool pooled() const { return !pool.empty(); }
     int stacks() const { return 2 * int(pool.size()) + 1; }

@@ -518,6 +518,7 @@ void Editor::paint_info(juce::Graphics& g) {
     };
     std::vector<Row> rows = {{"Kind", kind}, {"Rate", rate}, {"Size", size}, {"Training", info->training},
                              {"Latency", juce::String(latency) + (latency == 1 ? " sample" : " samples")}};
+    if (info->keys.isNotEmpty()) rows.push_back({"Keys", info->keys});
     if (voices_ >= 0) rows.push_back({"Voices", juce::String(voices_) + " / " + juce::String(dsp::SynthEngine::kMaxVoices)});
     if (stats_.nonfinite_events > 0) rows.push_back({"NaN guard", juce::String(stats_.nonfinite_events) + " resets"});
     for (const Row& row : rows) {

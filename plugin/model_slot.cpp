@@ -23,6 +23,7 @@ std::shared_ptr<const ModelInfo> make_info(const dsp::RealtimeModel& m, const ju
     info->parameters = m.model.parameter_count();
     info->file_bytes = file.isDirectory() ? file.getChildFile("model.safetensors").getSize() : file.getSize();
     info->training = ModelSlot::training_summary(info->config);
+    info->keys = juce::String::fromUTF8(dsp::label_keys_text(info->config).c_str());
     return info;
 }
 

@@ -30,6 +30,7 @@ struct ModelInfo {
     int64_t parameters = 0;
     int64_t file_bytes = 0;
     juce::String training;       // one line from ModelConfig::training_json
+    juce::String keys;           // a labelled generator's keys (dsp::label_keys_text), else empty
 };
 
 struct ModelStatus {

@@ -123,6 +123,14 @@ std::string describe_labels(const ModelConfig& c) {
     return names;
 }
 
+int label_index_or_throw(const ModelConfig& c, const std::string& label, const std::string& model_path) {
+    if (!c.labelled())
+        throw UsageError("--label " + label + ": " + model_path + " has no labels (it was not trained with --label-prefix)");
+    const int i = c.label_index(label);
+    if (i < 0) throw UsageError("--label " + label + ": " + model_path + " knows the labels " + describe_labels(c));
+    return i;
+}
+
 std::string describe_pool(const ModelConfig& c) {
     if (!c.pooled()) return "none";
     std::string s;

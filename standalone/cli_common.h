@@ -51,6 +51,9 @@ std::vector<int> parse_pool(const std::string& text);
 std::string describe_pool(const ModelConfig& config);
 // A labelled generator's labels, "0, 1, ..." (ModelConfig::labels).
 std::string describe_labels(const ModelConfig& config);
+// --label NAME of a labelled model: its index; a usage error naming the model and the labels it
+// knows otherwise.
+int label_index_or_throw(const ModelConfig& config, const std::string& label, const std::string& model_path);
 
 // Options several subcommands take.
 void add_model_option(CLI::App& sub, std::string& model_path);

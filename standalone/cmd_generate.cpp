@@ -93,11 +93,7 @@ void run_generate(const GenerateOptions& o) {
         o.prime_path.empty() ? std::vector<int32_t>{kSilenceToken} : prime_tokens(o.prime_path, rate_hz);
     if (!o.label.empty()) {  // the label's prefix first, as in training (then the prime audio, if any)
         const ModelConfig& c = model.config();
-        const int i = c.label_index(o.label);
-        if (!c.labelled()) throw UsageError("--label " + o.label + ": " + o.model_path + " has no labels (it was not "
-                                            "trained with --label-prefix)");
-        if (i < 0) throw UsageError("--label " + o.label + ": " + o.model_path + " knows the labels " + describe_labels(c));
-        std::vector<int32_t> lead = c.label_tokens(i);
+        std::vector<int32_t> lead = c.label_tokens(label_index_or_throw(c, o.label, o.model_path));
         if (!o.prime_path.empty()) lead.insert(lead.end(), prime.begin(), prime.end());
         prime = std::move(lead);
     }

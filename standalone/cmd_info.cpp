@@ -2,6 +2,7 @@
 #include "standalone/cli_common.h"
 #include "standalone/commands.h"
 
+#include "dsp/realtime.h"
 #include "model/model_file.h"
 
 #include <nlohmann/json.hpp>
@@ -100,6 +101,7 @@ void print_text(std::ostream& out, const std::string& path, const Model& model) 
     if (c.labelled())
         row("labels", describe_labels(c) + " (generate --label NAME; each a prefix of " +
                           std::to_string(c.label_prefix) + " samples)");
+    if (c.labelled()) row("keys", dsp::label_keys_text(c) + " (the Synth plugin, live --midi)");
     row("parameters", std::to_string(model.parameter_count()));
     row("state", std::to_string(model.state_floats_per_stream()) + " floats per stream (" +
                      std::to_string(model.state_floats_per_stream() * int64_t(sizeof(float))) +

@@ -34,7 +34,7 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 struct LiveOptions {
-    std::string model_path, api, input, output, mode, record_path, input_file, midi;
+    std::string model_path, api, input, output, mode, record_path, input_file, midi, label;
     std::string rate_mode = "resample";
     double rate = 0;
     int buffer = 256;
@@ -62,6 +62,7 @@ struct LiveRun {
     live::Recorder* recorder = nullptr;
     live::MidiInput* midi = nullptr;
     bool continuous_voice = false;
+    int continuous_note = dsp::kFirstLabelNote;  // its note (a labelled model: --label's key)
     bool first = true;
     std::vector<const float*> in_ptrs;  // [channels]
     std::vector<float*> out_ptrs;       // [channels]
@@ -80,7 +81,7 @@ int audio_callback(void* output, void* input, unsigned n, double, RtAudioStreamS
     float* out = static_cast<float*>(output);  // planar (RTAUDIO_NONINTERLEAVED)
     for (int c = 0; c < s.channels; ++c) s.out_ptrs[size_t(c)] = out + size_t(c) * n;
     if (s.synth) {
-        if (s.first && s.continuous_voice) s.synth->note_on(60, 1.0f, 0);
+        if (s.first && s.continuous_voice) s.synth->note_on(s.continuous_note, 1.0f, 0);
         live::MidiNote m;
         while (s.midi && s.midi->pop(m)) {
             if (m.kind == live::MidiNote::on) s.synth->note_on(m.note, m.velocity, 0);
@@ -166,7 +167,7 @@ void check_mode_options(CLI::App& sub, const LiveOptions& o, bool generator) {
                 throw UsageError(std::string(opt) + " applies to effect mode; " + o.model_path +
                                  " runs in generator mode");
     } else {
-        for (const char* opt : {"--midi", "--temperature", "--top-p", "--seed"})
+        for (const char* opt : {"--midi", "--label", "--temperature", "--top-p", "--seed"})
             if (given(opt))
                 throw UsageError(std::string(opt) + " applies to generator mode; " + o.model_path +
                                  " runs in effect mode");
@@ -192,6 +193,12 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
                          "run the model as what it is)");
     const bool generator = mode == "generator";
     check_mode_options(sub, o, generator);
+    if (!o.label.empty()) {
+        label_index_or_throw(cfg, o.label, o.model_path);  // before the devices: a wrong name fails first
+        if (!o.midi.empty())
+            throw UsageError("--label " + o.label + " plays one label without MIDI; with --midi the keys choose "
+                             "it (" + dsp::label_keys_text(cfg) + ")");
+    }
     const std::vector<float> controls = resolve_controls(cfg, o.controls);
 
     // --- devices, rate, channels
@@ -297,6 +304,12 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
 
     run.midi = midi.get();
     run.continuous_voice = generator && !midi;
+    if (!o.label.empty()) run.continuous_note = dsp::kFirstLabelNote + label_index_or_throw(cfg, o.label, o.model_path);
+    if (generator && cfg.labelled()) {
+        if (midi) note("keys: " + dsp::label_keys_text(cfg));
+        else note("playing label " + cfg.labels[size_t(dsp::label_for_note(run.continuous_note, int(cfg.labels.size())))] +
+                  (o.label.empty() ? " (--label chooses another: " + describe_labels(cfg) + ")" : ""));
+    }
     std::unique_ptr<live::Recorder> recorder;
     if (!o.record_path.empty()) {
         recorder = std::make_unique<live::Recorder>(o.record_path, rate, channels, int(buffer));
@@ -483,6 +496,9 @@ void add_live_command(CLI::App& app) {
     sub->add_option("--midi", o->midi,
                     "Generator: MIDI input port, by number or part of its name: notes start and stop voices "
                     "(without it one voice plays continuously)");
+    sub->add_option("--label", o->label,
+                    "Generator trained with --label-prefix, without --midi: which label the voice makes (`info` "
+                    "lists them). With --midi the key chooses: C4 plays the first label, each key up the next");
     sub->add_option("--record", o->record_path,
                     "Also write the output to this file (.wav 32-bit float or .flac), from a writer thread");
     sub->add_option("--seconds", o->seconds, "Stop after this many seconds (default: run until Ctrl-C or SIGTERM)")

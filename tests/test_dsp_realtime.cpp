@@ -715,10 +715,11 @@ Planar run_synth(dsp::SynthEngine& s, int channels, int64_t frames, int block,
     return out;
 }
 
-// One voice computed the way the synth documents it: zero state, kPrimeTokens silent classes,
-// then sample, decode, scale by velocity and the attack ramp, feed back.
+// One voice computed the way the synth documents it: zero state, kPrimeTokens silent classes
+// (a labelled model: the prefix of the label the note asks for, or of `label` when given), then
+// sample, decode, scale by velocity and the attack ramp, feed back.
 std::vector<float> expected_voice(const Model& m, int note, float velocity, uint32_t seed, float temperature,
-                                  float top_p, int64_t frames) {
+                                  float top_p, int64_t frames, int label = -1) {
     // a flat model through the kernels' step, a pooled one through its own (model/pooled.h)
     kernels::PreparedModelPtr P;
     kernels::StepStatePtr S;
@@ -736,7 +737,13 @@ std::vector<float> expected_voice(const Model& m, int note, float velocity, uint
     };
     Sampler sampler({temperature, top_p, uint64_t(seed) + uint64_t(note)});
     int32_t token = 128;
-    for (int i = 0; i < dsp::SynthEngine::kPrimeTokens; ++i) step(&token);
+    const ModelConfig& c = m.config();
+    if (c.labelled() && label < 0) label = dsp::label_for_note(note, int(c.labels.size()));
+    if (label >= 0) {
+        for (int32_t t : c.label_tokens(label)) step(&t);
+    } else {
+        for (int i = 0; i < dsp::SynthEngine::kPrimeTokens; ++i) step(&token);
+    }
     const int attack = int(std::lround(0.002 * m.config().sample_rate_hz));
     std::vector<float> y(static_cast<size_t>(frames));
     float env = 0;
@@ -780,6 +787,60 @@ TEST_CASE("synth engine: a voice is the documented sampler chain, sample for sam
     bool sound_in_release = false;
     for (int t = off_at; t < off_at + release - 10; ++t) sound_in_release |= out[0][size_t(t)] != 0.0f;
     CHECK(sound_in_release);
+}
+
+TEST_CASE("synth engine: keys choose a labelled model's label, wrapping every n keys", "[dsp][realtime]") {
+    // the map (ten digits: C4..A4 play 0..9)
+    CHECK(dsp::label_for_note(60, 10) == 0);
+    CHECK(dsp::label_for_note(69, 10) == 9);
+    CHECK(dsp::label_for_note(70, 10) == 0);
+    CHECK(dsp::label_for_note(59, 10) == 9);
+    CHECK(dsp::label_for_note(0, 10) == 0);
+    CHECK(dsp::label_for_note(127, 10) == 7);
+    CHECK(dsp::label_for_note(61, 3) == 1);
+    CHECK(dsp::label_for_note(57, 3) == 0);
+    CHECK(dsp::note_name(60) == "C4");
+    CHECK(dsp::note_name(69) == "A4");
+    CHECK(dsp::note_name(70) == "A#4");
+    CHECK(dsp::note_name(0) == "C-1");
+    CHECK(dsp::note_name(127) == "G9");
+
+    const bool pooled_model = GENERATE(false, true);
+    INFO((pooled_model ? "pooled" : "flat") << " generator");
+    Model m = pooled_model ? pooled_generator(83, {4, 2}) : generator_model(83, 8000);
+    m.mutable_config().labels = {"a", "b", "c"};
+    m.mutable_config().label_prefix = 6;
+    CHECK(dsp::label_keys_text(m.config()) == "C4 plays a ... D4 plays c, every 3 keys");
+    CHECK(dsp::label_keys_text(generator_model(83).config()).empty());
+
+    // Each note's voice: primed with its label's prefix; notes a key apart ask for other labels,
+    // and 63 (D#4) asks for label a again, 59 (B3) for c.
+    for (const int note : {62, 63, 59}) {
+        INFO("note " << note);
+        dsp::SynthEngine s;
+        s.set_model(dsp::make_realtime_model(m));
+        s.prepare(8000, 64, 1);
+        s.set_seed(77);
+        const int on_at = 10, frames = 1500;
+        int64_t allocations = 0;
+        const Planar out = run_synth(s, 1, frames, 64, [&](int64_t t0, int) {
+            if (t0 == 0) s.note_on(note, 1.0f, on_at);
+        }, &allocations);
+        CHECK(allocations == 0);
+        const std::vector<float> want = expected_voice(m, note, 1.0f, 77, 1.0f, 1.0f, frames - on_at);
+        double diff = 0;
+        for (int t = on_at; t < frames; ++t) diff = std::max(diff, double(std::fabs(out[0][size_t(t)] - want[size_t(t - on_at)])));
+        CHECK(diff == 0.0);
+        // ... and not the voice of another label, nor of the silent prime (the same seed)
+        const int label = dsp::label_for_note(note, 3);
+        const std::vector<float> other = expected_voice(m, note, 1.0f, 77, 1.0f, 1.0f, frames - on_at, (label + 1) % 3);
+        Model unlabelled = m;
+        unlabelled.mutable_config().label_prefix = 0;
+        unlabelled.mutable_config().labels.clear();
+        const std::vector<float> silent = expected_voice(unlabelled, note, 1.0f, 77, 1.0f, 1.0f, frames - on_at);
+        CHECK(other != want);
+        CHECK(silent != want);
+    }
 }
 
 TEST_CASE("synth engine: resampled to the host, events land at their offset plus the latency", "[dsp][realtime]") {
