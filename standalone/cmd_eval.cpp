@@ -190,7 +190,10 @@ void eval_manifest(const EvalOptions& o, Model& model) {
 
 void eval_generator(const EvalOptions& o, const Model& model) {
     const ModelConfig& c = model.config();
-    const std::vector<TokenSequence> clips = load_token_files(o.data, c.sample_rate_hz);
+    std::vector<TokenSequence> clips = load_token_files(o.data, c.sample_rate_hz);
+    // a labelled model hears each clip as in training: led by its label's prefix, unscored
+    if (c.labelled())
+        for (TokenSequence& s : clips) lead_with_label(s, c, o.model_path);
     NllSums total;
     Stopwatch clock;
     TokenForward forward(model, o.threads);  // made once for every clip
@@ -199,7 +202,7 @@ void eval_generator(const EvalOptions& o, const Model& model) {
         const int64_t L = int64_t(s.tokens.size()) - 1;
         logits.resize(size_t(L * c.vocab));
         forward.run(s.tokens.data(), L, logits.data());
-        total += cross_entropy(logits.data(), s.tokens.data() + 1, L, c.vocab, 0, nullptr, 1.0);
+        total += cross_entropy(logits.data(), s.tokens.data() + 1, L, c.vocab, std::min(s.unscored, L), nullptr, 1.0);
         throw_if_interrupted();
     }
     if (o.json_out) {
@@ -248,7 +251,10 @@ void add_eval_command(CLI::App& app) {
     sub->add_option("--input", o->input, "Effect: the dry input")->check(CLI::ExistingFile);
     sub->add_option("--target", o->target, "Effect: the real effect's recording of --input")->check(CLI::ExistingFile);
     add_controls_option(*sub, o->controls);
-    sub->add_option("--data", o->data, "Generator: audio files and/or directories");
+    sub->add_option("--data", o->data,
+                    "Generator: audio files and/or directories. A model trained with --label-prefix hears "
+                    "each file led by its label's prefix, the label from the file name up to the first '_' "
+                    "as in training (the prefix's predictions unscored)");
     sub->add_option("--manifest", o->manifest,
                     "Effect: every pair of a captures manifest (docs/DATA.md), each at its own knob settings")
         ->check(CLI::ExistingFile);

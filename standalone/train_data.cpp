@@ -400,16 +400,32 @@ TrainData token_data_split(std::vector<TokenSequence> clips, std::string& rule) 
     return d;
 }
 
+std::string label_from_name(const TokenSequence& s, const std::string& option) {
+    const size_t cut = s.name.find('_');
+    if (cut == std::string::npos || cut == 0)
+        throw UsageError(s.name + ": " + option + " takes each clip's label from its file name up to the first "
+                         "'_' (as in 7_jackson_32.wav), and this name has none");
+    return s.name.substr(0, cut);
+}
+
+void lead_with_label(TokenSequence& s, const ModelConfig& c, const std::string& model_path) {
+    const std::string label = label_from_name(s, "a model trained with --label-prefix");
+    const int i = c.label_index(label);
+    if (i < 0) {
+        std::string known;
+        for (const std::string& l : c.labels) known += (known.empty() ? "" : ", ") + l;
+        throw UsageError(s.name + ": its label '" + label + "' (the file name up to the first '_') is not one of " +
+                         model_path + "'s labels: " + known);
+    }
+    const std::vector<int32_t> lead = c.label_tokens(i);
+    s.tokens.insert(s.tokens.begin(), lead.begin(), lead.end());
+    s.unscored = c.label_prefix - 1;  // (the prefix's last sample predicts the clip's first: scored)
+}
+
 std::vector<std::string> add_label_prefix(TrainData& d, int prefix) {
     if (prefix < 1 || prefix > 4096)
         throw UsageError("--label-prefix is " + std::to_string(prefix) + ", expected 1..4096 samples");
-    auto label_of = [](const TokenSequence& s) {
-        const size_t cut = s.name.find('_');
-        if (cut == std::string::npos || cut == 0)
-            throw UsageError(s.name + ": --label-prefix takes each clip's label from its file name up to the first "
-                             "'_' (as in 7_jackson_32.wav), and this name has none");
-        return s.name.substr(0, cut);
-    };
+    auto label_of = [](const TokenSequence& s) { return label_from_name(s, "--label-prefix"); };
     std::vector<std::string> labels;
     for (const auto* set : {&d.token_train, &d.token_val})
         for (const TokenSequence& s : *set) labels.push_back(label_of(s));
@@ -420,8 +436,8 @@ std::vector<std::string> add_label_prefix(TrainData& d, int prefix) {
                          " labels, expected 2..64");
     for (auto* set : {&d.token_train, &d.token_val})
         for (TokenSequence& s : *set) {
-            const int32_t token = int32_t(std::lower_bound(labels.begin(), labels.end(), label_of(s)) - labels.begin());
-            s.tokens.insert(s.tokens.begin(), size_t(prefix), token);
+            const int i = int(std::lower_bound(labels.begin(), labels.end(), label_of(s)) - labels.begin());
+            s.tokens.insert(s.tokens.begin(), size_t(prefix), ModelConfig::label_token(i));
             s.unscored = prefix - 1;  // (the prefix's last sample predicts the clip's first: scored)
         }
     d.description += "; each clip led by " + std::to_string(prefix) + " samples of its label's token (" +

@@ -66,5 +66,11 @@ TrainData token_data_split(std::vector<TokenSequence> clips, std::string& rule);
 // whose own predictions go unscored. Returns the labels, sorted; UsageError for a name without
 // '_', or fewer than 2 or more than 64 labels.
 std::vector<std::string> add_label_prefix(TrainData& d, int prefix);
+// A clip's label: its file name up to the first '_' (7_jackson_32.wav: "7"); a UsageError that
+// names the file and `option` (what asked for labels) when it has none.
+std::string label_from_name(const TokenSequence& s, const std::string& option);
+// For a labelled model (eval): leads the clip with its label's prefix, unscored, as training's
+// validation does; a UsageError naming the file when its label is not one of the model's.
+void lead_with_label(TokenSequence& s, const ModelConfig& c, const std::string& model_path);
 
 } // namespace mw::cli

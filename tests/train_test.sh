@@ -233,6 +233,20 @@ refuse "generate --label not among the model's" 2 "--label 7|knows the labels 2,
     "$MW" generate -m lgen.safetensors --label 7 --seconds 0.1 -o l7.wav
 refuse "generate --label on a model without labels" 2 "has no labels" \
     "$MW" generate -m gen.safetensors --label 2 --seconds 0.1 -o l7.wav
+# eval hears each file led by its label's prefix (from its name), as training's validation does
+mkdir swapped
+for f in lclips/2_*.wav; do cp "$f" "swapped/5_$(basename "$f" | cut -d_ -f2-)"; done
+for f in lclips/5_*.wav; do cp "$f" "swapped/2_$(basename "$f" | cut -d_ -f2-)"; done
+check "eval a labelled generator" sh -c "\"$MW\" eval -m lgen.safetensors --data lclips --json > eval_right.json"
+check "eval with the labels swapped" sh -c "\"$MW\" eval -m lgen.safetensors --data swapped --json > eval_swapped.json"
+right=$(json_field eval_right.json nll_bits_per_sample)
+swapped=$(json_field eval_swapped.json nll_bits_per_sample)
+check "eval uses the labels: right labels $right bits < swapped $swapped bits" \
+    $PY -c "import sys; sys.exit(0 if float('$right') + 1e-4 < float('$swapped') else 1)"
+mkdir otherlabel
+cp lclips/2_synth_0.wav otherlabel/7_synth_0.wav
+refuse "eval of a file whose label the model lacks" 2 "7_synth_0.wav: its label '7'|labels: 2, 5" \
+    "$MW" eval -m lgen.safetensors --data otherlabel
 refuse "--init of a labelled model without --label-prefix" 2 "was trained with --label-prefix 32|must agree" \
     "$MW" train --data lclips --out l3.safetensors --init lgen.safetensors --steps 1 --no-plot
 mkdir nolabel
