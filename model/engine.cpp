@@ -9,6 +9,7 @@
 #endif
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <vector>
 
@@ -537,6 +538,99 @@ void BatchGenerator::generate(int64_t n, int32_t* out) {
         }
         if (s.pooled) s.pooled->step(s.fed.data(), s.logits.data());
         else kernels::step_tokens(*s.prepared, *s.state, s.fed.data(), s.logits.data());
+    }
+}
+
+// ---- GuidedGenerator ----------------------------------------------------------------------
+
+struct GuidedGenerator::Impl {
+    int clips = 0, labels = 0, label = 0, vocab = 0;
+    float guidance = 0;
+    std::unique_ptr<pooled::Stepper> pooled;
+    kernels::PreparedModelPtr prepared;
+    kernels::StepStatePtr state;
+    std::vector<Sampler> samplers;  // [clips]
+    std::vector<float> logits;      // [clips][labels][V] after the last fed classes
+    std::vector<float> lp;          // [labels][V] one clip's log-softmaxes
+    std::vector<float> guided;      // [V]
+    std::vector<int32_t> fed;       // [clips][labels]
+
+    void step() {
+        if (pooled) pooled->step(fed.data(), logits.data());
+        else kernels::step_tokens(*prepared, *state, fed.data(), logits.data());
+    }
+    const float* lane(int c, int k) const { return &logits[(size_t(c) * size_t(labels) + size_t(k)) * size_t(vocab)]; }
+};
+
+GuidedGenerator::GuidedGenerator(const Model& model, int clips, int label, float guidance, SamplerParams params)
+    : impl_(new Impl) {
+    const ModelConfig& cfg = model.config();
+    if (cfg.kind != IoKind::mulaw8 || !cfg.labelled())
+        throw std::invalid_argument("GuidedGenerator: the model has no labels (train it with --label-prefix)");
+    const int K = int(cfg.labels.size());
+    if (label < 0 || label >= K)
+        throw std::invalid_argument("GuidedGenerator: label " + std::to_string(label) + ", expected 0.." + std::to_string(K - 1));
+    if (clips < 1 || int64_t(clips) * K > BatchGenerator::kMaxStreams)
+        throw std::invalid_argument("GuidedGenerator: " + std::to_string(clips) + " clips of " + std::to_string(K) +
+                                    " labels, expected at most " + std::to_string(BatchGenerator::kMaxStreams) + " streams");
+    if (!(guidance >= 0.0f) || !std::isfinite(guidance))
+        throw std::invalid_argument("GuidedGenerator: guidance " + std::to_string(guidance) + ", expected >= 0");
+    Impl& s = *impl_;
+    s.clips = clips;
+    s.labels = K;
+    s.label = label;
+    s.vocab = cfg.vocab;
+    s.guidance = guidance;
+    const int S = clips * K;
+    if (cfg.pooled()) {
+        s.pooled = std::make_unique<pooled::Stepper>(model, S);
+    } else {
+        s.prepared = kernels::prepare_model(model.view());
+        s.state = kernels::make_state(*s.prepared, S);
+    }
+    for (int c = 0; c < clips; ++c) {
+        SamplerParams p = params;
+        p.seed = params.seed + uint64_t(c);
+        s.samplers.emplace_back(p, s.vocab);
+    }
+    s.logits.assign(size_t(S) * size_t(s.vocab), 0.0f);
+    s.lp.assign(size_t(K) * size_t(s.vocab), 0.0f);
+    s.guided.assign(size_t(s.vocab), 0.0f);
+    s.fed.assign(size_t(S), 0);
+    // every clip's stream k primed with label k's prefix
+    for (int t = 0; t < cfg.label_prefix; ++t) {
+        for (int i = 0; i < S; ++i) s.fed[size_t(i)] = ModelConfig::label_token(i % K);
+        s.step();
+    }
+}
+
+GuidedGenerator::~GuidedGenerator() = default;
+
+void GuidedGenerator::prime(const int32_t* tokens, int64_t L) {
+    Impl& s = *impl_;
+    for (int64_t t = 0; t < L; ++t) {
+        std::fill(s.fed.begin(), s.fed.end(), tokens[t]);
+        s.step();
+    }
+}
+
+void GuidedGenerator::generate(int64_t n, int32_t* out) {
+    Impl& s = *impl_;
+    const int K = s.labels, V = s.vocab;
+    for (int64_t t = 0; t < n; ++t) {
+        for (int c = 0; c < s.clips; ++c) {
+            int32_t x;
+            if (s.guidance == 0.0f) {
+                x = s.samplers[size_t(c)].sample(s.lane(c, s.label));
+            } else {
+                for (int k = 0; k < K; ++k) log_softmax(s.lane(c, k), V, &s.lp[size_t(k) * size_t(V)]);
+                label_guidance_logits(s.lp.data(), K, V, s.label, s.guidance, s.guided.data());
+                x = s.samplers[size_t(c)].sample(s.guided.data());
+            }
+            for (int k = 0; k < K; ++k) s.fed[size_t(c) * size_t(K) + size_t(k)] = x;
+            out[size_t(c) * size_t(n) + size_t(t)] = x;
+        }
+        s.step();
     }
 }
 

@@ -124,4 +124,27 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// Clips of a labelled generator asked for one label, with label guidance of weight w
+// (label_guidance_logits, docs/DIGITS.md). Each clip runs one stream per label of the model,
+// primed with that label's prefix and fed the clip's classes: labels × the plain cost. CPU
+// only. Clip k samples with the Sampler seeded params.seed + k; with w = 0 it draws from its own
+// label's logits as they come, so it gives BatchGenerator's classes for the same prefix (up to
+// float rounding of the prefix, which BatchGenerator scans where this steps, for models that
+// are not pooled).
+class GuidedGenerator {
+public:
+    // Throws std::invalid_argument for a model without labels, a label out of range, clips out
+    // of 1..BatchGenerator::kMaxStreams / labels, or w < 0.
+    GuidedGenerator(const Model& model, int clips, int label, float guidance, SamplerParams params);
+    ~GuidedGenerator();
+    // Feeds tokens [L] (audio after the label prefix) to every stream, before generate().
+    void prime(const int32_t* tokens, int64_t L);
+    // The next n classes of every clip: out [clips][n]. Calls continue one another.
+    void generate(int64_t n, int32_t* out);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
 } // namespace mw

@@ -82,4 +82,25 @@ int Sampler::sample(const float* logits) {
     return order_[size_t(kept - 1)];
 }
 
+void log_softmax(const float* logits, int V, float* out) {
+    double top = logits[0];
+    for (int v = 1; v < V; ++v) top = std::max(top, double(logits[v]));
+    double total = 0;
+    for (int v = 0; v < V; ++v) total += std::exp(double(logits[v]) - top);
+    const double shift = top + std::log(total);
+    for (int v = 0; v < V; ++v) out[v] = float(double(logits[v]) - shift);
+}
+
+void label_guidance_logits(const float* lp, int K, int V, int c, float w, float* out) {
+    for (int v = 0; v < V; ++v) {
+        double top = lp[v];
+        for (int k = 1; k < K; ++k) top = std::max(top, double(lp[size_t(k) * size_t(V) + size_t(v)]));
+        double mean = 0;  // (1/K) Σ_k p(v | k), scaled by e^-top
+        for (int k = 0; k < K; ++k) mean += std::exp(double(lp[size_t(k) * size_t(V) + size_t(v)]) - top);
+        mean /= K;
+        const double own = lp[size_t(c) * size_t(V) + size_t(v)];
+        out[v] = float((1.0 + w) * own - w * (std::log(mean) + top));
+    }
+}
+
 } // namespace mw

@@ -35,4 +35,15 @@ private:
     std::vector<int> order_;    // [V]
 };
 
+// Label guidance (docs/DIGITS.md): the logits a clip asked for label c is drawn from,
+//   out[v] = (1 + w)·lp[c][v] − w·log( (1/K) Σ_k exp(lp[k][v]) ),
+// where lp [K][V] are the K labels' log-softmaxed next-class logits, each label's stream fed
+// the same clip. The average is what the model predicts when no label is preferred, so w
+// pushes each class towards what label c makes likelier than the labels do on average
+// (classifier-free guidance, with the label-averaged prediction standing in for an
+// unconditional model); w = 0 gives lp[c]. In double inside.
+void label_guidance_logits(const float* lp, int K, int V, int c, float w, float* out);
+// logits [V] -> log-softmax [V] (in double inside), in place allowed.
+void log_softmax(const float* logits, int V, float* out);
+
 } // namespace mw

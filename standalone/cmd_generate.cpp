@@ -35,6 +35,7 @@ struct GenerateOptions {
     int threads = 0;
     int count = 1;
     std::string device = "auto";
+    float guidance = 0.0f;
 };
 
 // Clip k (1-based) of --count N: OUT itself when N is 1, else OUT's stem + "_001" (three digits
@@ -60,6 +61,12 @@ Device generate_device(const std::string& choice, int count, int64_t frames) {
         throw UsageError("--device '" + choice + "', expected cpu, cuda or auto");
     note("running on the CPU (recurrent step, " + std::to_string(count) + (count == 1 ? " clip)" : " clips at once)"));
     return Device::cpu;
+}
+
+std::string shortest(double x) {  // 1.5, not 1.500000
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", x);
+    return text;
 }
 
 // The prime file as tokens: mixed to mono, resampled to the model's rate, mu-law encoded.
@@ -89,31 +96,53 @@ void run_generate(const GenerateOptions& o) {
     const double rate_hz = model.config().sample_rate_hz;
     const int64_t frames = std::llround(o.seconds * rate_hz);
     if (frames < 1) throw UsageError("--seconds " + std::to_string(o.seconds) + " is less than one sample");
-    std::vector<int32_t> prime =
-        o.prime_path.empty() ? std::vector<int32_t>{kSilenceToken} : prime_tokens(o.prime_path, rate_hz);
+    if (o.guidance > 0.0f && o.label.empty())
+        throw UsageError("--guidance " + shortest(o.guidance) + " needs --label: it pushes each clip towards the "
+                         "label asked for");
+    if (o.guidance > 0.0f && o.device == "cuda")
+        throw UsageError("--guidance runs on the CPU (each clip steps one stream per label); give --device cpu or "
+                         "leave --device out");
+    const std::vector<int32_t> audio_prime = o.prime_path.empty() ? std::vector<int32_t>{} : prime_tokens(o.prime_path, rate_hz);
+    std::vector<int32_t> prime = o.prime_path.empty() ? std::vector<int32_t>{kSilenceToken} : audio_prime;
+    int label = -1;
     if (!o.label.empty()) {  // the label's prefix first, as in training (then the prime audio, if any)
         const ModelConfig& c = model.config();
-        std::vector<int32_t> lead = c.label_tokens(label_index_or_throw(c, o.label, o.model_path));
-        if (!o.prime_path.empty()) lead.insert(lead.end(), prime.begin(), prime.end());
+        label = label_index_or_throw(c, o.label, o.model_path);
+        std::vector<int32_t> lead = c.label_tokens(label);
+        lead.insert(lead.end(), audio_prime.begin(), audio_prime.end());
         prime = std::move(lead);
     }
-    // a pooled model runs on the CPU only so far: auto takes it there (docs/POOLED.md)
-    const Device device = generate_device(model.config().pooled() && o.device == "auto" ? "cpu" : o.device, o.count, frames);
+    // a pooled model runs on the CPU only so far: auto takes it there (docs/POOLED.md); so does
+    // guidance
+    const bool cpu_only = model.config().pooled() || o.guidance > 0.0f;
+    const Device device = generate_device(cpu_only && o.device == "auto" ? "cpu" : o.device, o.count, frames);
+    if (o.guidance > 0.0f)
+        note("label guidance " + shortest(o.guidance) + ": " + std::to_string(model.config().labels.size()) +
+             " streams a clip, one per label");
     // Every output is opened (as a temporary file) before any work: a bad path fails first.
     std::vector<std::unique_ptr<dsp::AudioWriter>> writers;
     for (int k = 1; k <= o.count; ++k)
         writers.push_back(std::make_unique<dsp::AudioWriter>(clip_path(o.out_path, k, o.count), rate_hz, 1));
 
     Stopwatch clock;
-    BatchGenerator runner(model, device, o.count, SamplerParams{o.temperature, o.top_p, o.seed}, o.threads);
-    runner.prime(prime.data(), int64_t(prime.size()));
+    const SamplerParams sampling{o.temperature, o.top_p, o.seed};
+    std::unique_ptr<BatchGenerator> plain;
+    std::unique_ptr<GuidedGenerator> guided;
+    if (o.guidance > 0.0f) {  // the label's prefix is fed inside, then the prime audio
+        guided = std::make_unique<GuidedGenerator>(model, o.count, label, o.guidance, sampling);
+        guided->prime(audio_prime.data(), int64_t(audio_prime.size()));
+    } else {
+        plain = std::make_unique<BatchGenerator>(model, device, o.count, sampling, o.threads);
+        plain->prime(prime.data(), int64_t(prime.size()));
+    }
     std::vector<int32_t> classes(size_t(o.count) * size_t(kBlockFrames));  // [count][n]
     std::vector<float> block(static_cast<size_t>(kBlockFrames));
     const float* planar[] = {block.data()};
     ProgressBar bar("generate", double(frames) / rate_hz);
     for (int64_t start = 0; start < frames; start += kBlockFrames) {
         const int64_t n = std::min(kBlockFrames, frames - start);
-        runner.generate(n, classes.data());
+        if (guided) guided->generate(n, classes.data());
+        else plain->generate(n, classes.data());
         for (int k = 0; k < o.count; ++k) {
             for (int64_t i = 0; i < n; ++i) block[size_t(i)] = dsp::mulaw_decode(classes[size_t(k * n + i)]);
             writers[size_t(k)]->write(planar, n);
@@ -163,6 +192,13 @@ void add_generate_command(CLI::App& app) {
     sub->add_option("--label", o->label,
                     "A model trained with --label-prefix: which label to make (`info` lists them; for "
                     "the digits, 0..9). The label's prefix primes the model, before --prime's audio")
+        ->capture_default_str();
+    sub->add_option("--guidance", o->guidance,
+                    "With --label: label guidance of this weight (0: off). Each class is drawn from "
+                    "(1 + w) log p(x | label) - w log mean_k p(x | label k): it pushes the clip towards "
+                    "what the label asked for makes likelier than the model's labels do on average "
+                    "(docs/DIGITS.md; 3..6 for the digits). CPU only, one stream per label a clip")
+        ->check(CLI::Range(0.0, 20.0))
         ->capture_default_str();
     sub->add_option("--count,-n", o->count,
                     "Number of clips to generate at once, each its own file: with N > 1, OUT "

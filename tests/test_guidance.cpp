@@ -1,0 +1,173 @@
+// Label guidance (model/sampling.h label_guidance_logits, model/engine.h GuidedGenerator;
+// docs/DIGITS.md): the formula in float64, and the generator's streams against a loop written
+// out here, one stepper per label.
+#include "test_util.h"
+
+#include "model/engine.h"
+#include "model/pooled.h"
+#include "model/sampling.h"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+using namespace mw;
+
+namespace {
+
+// A labelled generator: flat (d_model 16 × 2) or pooled (factor 4, one layer a stack).
+Model labelled_generator(uint64_t seed, bool pooled_model, std::vector<std::string> labels, int prefix) {
+    ModelConfig c = test::random_model(IoKind::mulaw8, 16, 2, 8, seed).config();
+    if (pooled_model) {
+        c.pool = {4};
+        c.n_layers = c.stacks();
+    }
+    c.labels = std::move(labels);
+    c.label_prefix = prefix;
+    Model m(c);
+    m.init_random(seed, 0.3f);
+    return m;
+}
+
+std::vector<double> log_softmax64(const std::vector<float>& x) {
+    double top = x[0];
+    for (float v : x) top = std::max(top, double(v));
+    double total = 0;
+    for (float v : x) total += std::exp(double(v) - top);
+    std::vector<double> out(x.size());
+    for (size_t i = 0; i < x.size(); ++i) out[i] = double(x[i]) - top - std::log(total);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("guidance: the guided logits push label c against the labels' average, in float64", "[sampling][guidance]") {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.0f, 2.0f);
+    const int K = 4, V = 9;
+    for (int trial = 0; trial < 20; ++trial) {
+        INFO("trial " << trial);
+        std::vector<float> lp(static_cast<size_t>(K * V));
+        for (int k = 0; k < K; ++k) {
+            std::vector<float> raw(static_cast<size_t>(V), 0.0f);
+            for (float& v : raw) v = normal(rng) - 50.0f;  // (log_softmax removes any offset)
+            log_softmax(raw.data(), V, &lp[size_t(k * V)]);
+            const std::vector<double> want = log_softmax64(raw);
+            for (int v = 0; v < V; ++v) REQUIRE(lp[size_t(k * V + v)] == Approx(want[size_t(v)]).margin(1e-6));
+        }
+        const int c = trial % K;
+        const float w = 0.5f * float(trial % 5);
+        std::vector<float> out(static_cast<size_t>(V));
+        label_guidance_logits(lp.data(), K, V, c, w, out.data());
+        for (int v = 0; v < V; ++v) {
+            // the labels' average probability of v, and c's own
+            double mean = 0;
+            for (int k = 0; k < K; ++k) mean += std::exp(double(lp[size_t(k * V + v)])) / K;
+            const double own = lp[size_t(c * V + v)];
+            CHECK(out[size_t(v)] == Approx(own + double(w) * (own - std::log(mean))).margin(1e-5));
+        }
+        // w = 0: the label's own log-probabilities
+        label_guidance_logits(lp.data(), K, V, c, 0.0f, out.data());
+        for (int v = 0; v < V; ++v) CHECK(out[size_t(v)] == lp[size_t(c * V + v)]);
+    }
+    // Labels that agree leave nothing to push: the guided logits are lp[c] at any weight.
+    std::vector<float> same(static_cast<size_t>(K * V));
+    for (size_t i = 0; i < same.size(); ++i) same[i] = -std::log(float(V)) + 0.1f * float((i % size_t(V)) % 3) - 0.1f;
+    std::vector<float> out(static_cast<size_t>(V));
+    label_guidance_logits(same.data(), K, V, 2, 3.0f, out.data());
+    for (int v = 0; v < V; ++v) CHECK(out[size_t(v)] == Approx(same[size_t(2 * V + v)]).margin(1e-6));
+    // Far-apart log-probabilities (one label sure, the others not) stay finite.
+    std::vector<float> apart(static_cast<size_t>(K * V), -80.0f);
+    for (int v = 0; v < V; ++v) apart[size_t(v)] = v == 0 ? 0.0f : -90.0f;
+    label_guidance_logits(apart.data(), K, V, 1, 4.0f, out.data());
+    for (float x : out) CHECK(std::isfinite(x));
+}
+
+TEST_CASE("guidance: GuidedGenerator equals one stepper per label, written out", "[guidance]") {
+    const bool pooled_model = GENERATE(false, true);
+    INFO((pooled_model ? "pooled" : "flat") << " generator");
+    const Model m = labelled_generator(31, pooled_model, {"a", "b", "c"}, 5);
+    const int K = 3, V = 256, clips = 2, label = 1, n = 300;
+    const float w = 2.0f;
+    const SamplerParams params{0.9f, 0.95f, 40};
+    const std::vector<int32_t> prime = {120, 140, 135};
+
+    GuidedGenerator g(m, clips, label, w, params);
+    g.prime(prime.data(), int64_t(prime.size()));
+    std::vector<int32_t> got(static_cast<size_t>(clips * n));
+    g.generate(n / 2, got.data());  // in two calls: the second continues the first
+    std::vector<int32_t> rest(static_cast<size_t>(clips * (n - n / 2)));
+    g.generate(n - n / 2, rest.data());
+
+    for (int c = 0; c < clips; ++c) {
+        INFO("clip " << c);
+        std::vector<pooled::Stepper> pooled_steps;
+        std::vector<kernels::PreparedModelPtr> prepared;
+        std::vector<kernels::StepStatePtr> states;
+        std::vector<std::vector<float>> logits(static_cast<size_t>(K), std::vector<float>(static_cast<size_t>(V)));
+        auto step = [&](int k, int32_t token) {
+            if (pooled_model) pooled_steps[size_t(k)].step(&token, logits[size_t(k)].data());
+            else kernels::step_tokens(*prepared[size_t(k)], *states[size_t(k)], &token, logits[size_t(k)].data());
+        };
+        for (int k = 0; k < K; ++k) {
+            if (pooled_model) {
+                pooled_steps.emplace_back(m, 1);
+            } else {
+                prepared.push_back(kernels::prepare_model(m.view()));
+                states.push_back(kernels::make_state(*prepared.back(), 1));
+            }
+            for (int32_t t : m.config().label_tokens(k)) step(k, t);
+        }
+        std::vector<float> lp(static_cast<size_t>(K * V)), guided(static_cast<size_t>(V));
+        for (int32_t x : prime)
+            for (int k = 0; k < K; ++k) step(k, x);
+        SamplerParams p = params;
+        p.seed = params.seed + uint64_t(c);
+        Sampler sampler(p);
+        for (int t = 0; t < n; ++t) {
+            for (int k = 0; k < K; ++k) log_softmax(logits[size_t(k)].data(), V, &lp[size_t(k * V)]);
+            label_guidance_logits(lp.data(), K, V, label, w, guided.data());
+            const int32_t x = sampler.sample(guided.data());
+            const int32_t have = t < n / 2 ? got[size_t(c * (n / 2) + t)] : rest[size_t(c * (n - n / 2) + t - n / 2)];
+            REQUIRE(have == x);
+            for (int k = 0; k < K; ++k) step(k, x);
+        }
+    }
+}
+
+TEST_CASE("guidance: weight 0 draws what BatchGenerator draws after the label's prefix", "[guidance]") {
+    // (pooled: both step through the prefix; a flat BatchGenerator scans it, other floats)
+    const Model m = labelled_generator(32, true, {"x", "y"}, 7);
+    const SamplerParams params{1.0f, 1.0f, 9};
+    const int clips = 3, n = 400;
+    GuidedGenerator g(m, clips, 1, 0.0f, params);
+    std::vector<int32_t> a(static_cast<size_t>(clips * n)), b(static_cast<size_t>(clips * n));
+    g.generate(n, a.data());
+    BatchGenerator plain(m, Device::cpu, clips, params);
+    const std::vector<int32_t> prefix = m.config().label_tokens(1);
+    plain.prime(prefix.data(), int64_t(prefix.size()));
+    plain.generate(n, b.data());
+    CHECK(a == b);
+    // and guidance changes the draws
+    GuidedGenerator pushed(m, clips, 1, 4.0f, params);
+    std::vector<int32_t> c(static_cast<size_t>(clips * n));
+    pushed.generate(n, c.data());
+    CHECK(c != a);
+}
+
+TEST_CASE("guidance: misuse is refused, naming what is wrong", "[guidance]") {
+    const Model m = labelled_generator(33, false, {"a", "b"}, 4);
+    const SamplerParams params{};
+    CHECK_THROWS_WITH(GuidedGenerator(test::random_model(IoKind::mulaw8, 16, 2, 8, 1), 1, 0, 1.0f, params),
+                      Catch::Contains("has no labels"));
+    CHECK_THROWS_WITH(GuidedGenerator(m, 1, 2, 1.0f, params), Catch::Contains("label 2, expected 0..1"));
+    CHECK_THROWS_WITH(GuidedGenerator(m, 1, -1, 1.0f, params), Catch::Contains("label -1"));
+    CHECK_THROWS_WITH(GuidedGenerator(m, 0, 0, 1.0f, params), Catch::Contains("0 clips"));
+    CHECK_THROWS_WITH(GuidedGenerator(m, 3000, 0, 1.0f, params), Catch::Contains("at most 4096 streams"));
+    CHECK_THROWS_WITH(GuidedGenerator(m, 1, 0, -0.5f, params), Catch::Contains("expected >= 0"));
+    CHECK_THROWS_WITH(GuidedGenerator(m, 1, 0, std::nanf(""), params), Catch::Contains("expected >= 0"));
+}
