@@ -87,6 +87,9 @@ std::vector<int32_t> prime_tokens(const std::string& path, double model_rate_hz)
 }
 
 void run_generate(const GenerateOptions& o) {
+    if (o.guidance > 0.0f && o.device == "cuda")
+        throw UsageError("--guidance runs on the CPU (each clip steps one stream per label); give --device cpu or "
+                         "leave --device out");
     // An explicit --device cuda without CUDA is a usage error before the model is read.
     if (o.device == "cuda") {
         std::string why;
@@ -99,9 +102,6 @@ void run_generate(const GenerateOptions& o) {
     if (o.guidance > 0.0f && o.label.empty())
         throw UsageError("--guidance " + shortest(o.guidance) + " needs --label: it pushes each clip towards the "
                          "label asked for");
-    if (o.guidance > 0.0f && o.device == "cuda")
-        throw UsageError("--guidance runs on the CPU (each clip steps one stream per label); give --device cpu or "
-                         "leave --device out");
     const std::vector<int32_t> audio_prime = o.prime_path.empty() ? std::vector<int32_t>{} : prime_tokens(o.prime_path, rate_hz);
     std::vector<int32_t> prime = o.prime_path.empty() ? std::vector<int32_t>{kSilenceToken} : audio_prime;
     int label = -1;

@@ -229,6 +229,13 @@ check "info lists the labels" sh -c "\"$MW\" info lgen.safetensors | grep -q 'la
 check "generate --label 2" "$MW" generate -m lgen.safetensors --label 2 --seconds 0.2 --seed 4 -o l2.wav --device cpu
 check "generate --label 5" "$MW" generate -m lgen.safetensors --label 5 --seconds 0.2 --seed 4 -o l5.wav --device cpu
 check "the label primes the model: the same seed gives other audio" sh -c "! cmp -s l2.wav l5.wav"
+check "generate --label 2 --guidance 3 (3 clips)" "$MW" generate -m lgen.safetensors --label 2 --guidance 3 --seconds 0.2 \
+    --seed 4 --count 3 -o lg.wav
+check "guidance changes the draws of the same seed" sh -c "! cmp -s l2.wav lg_001.wav"
+refuse "--guidance without --label" 2 "--guidance 3 needs --label" \
+    "$MW" generate -m lgen.safetensors --guidance 3 --seconds 0.1 -o lx.wav
+refuse "--guidance on CUDA" 2 "--guidance runs on the CPU" \
+    "$MW" generate -m lgen.safetensors --label 2 --guidance 3 --device cuda --seconds 0.1 -o lx.wav
 refuse "generate --label not among the model's" 2 "--label 7|knows the labels 2, 5" \
     "$MW" generate -m lgen.safetensors --label 7 --seconds 0.1 -o l7.wav
 refuse "generate --label on a model without labels" 2 "has no labels" \
