@@ -105,6 +105,9 @@ void run_generate(const GenerateOptions& o) {
     const std::vector<int32_t> audio_prime = o.prime_path.empty() ? std::vector<int32_t>{} : prime_tokens(o.prime_path, rate_hz);
     std::vector<int32_t> prime = o.prime_path.empty() ? std::vector<int32_t>{kSilenceToken} : audio_prime;
     int label = -1;
+    if (o.label.empty() && model.config().labelled())  // (it never heard a clip start without its label)
+        throw UsageError(o.model_path + " was trained with labels: --label NAME says which one to make (" +
+                         describe_labels(model.config()) + ")");
     if (!o.label.empty()) {  // the label's prefix first, as in training (then the prime audio, if any)
         const ModelConfig& c = model.config();
         label = label_index_or_throw(c, o.label, o.model_path);

@@ -232,6 +232,8 @@ check "the label primes the model: the same seed gives other audio" sh -c "! cmp
 check "generate --label 2 --guidance 3 (3 clips)" "$MW" generate -m lgen.safetensors --label 2 --guidance 3 --seconds 0.2 \
     --seed 4 --count 3 -o lg.wav
 check "guidance changes the draws of the same seed" sh -c "! cmp -s l2.wav lg_001.wav"
+refuse "generate of a labelled model without --label" 2 "trained with labels|--label NAME|2, 5" \
+    "$MW" generate -m lgen.safetensors --seconds 0.1 -o lx.wav
 refuse "--guidance without --label" 2 "--guidance 3 needs --label" \
     "$MW" generate -m lgen.safetensors --guidance 3 --seconds 0.1 -o lx.wav
 refuse "--guidance on CUDA" 2 "--guidance runs on the CPU" \
