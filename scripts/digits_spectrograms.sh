@@ -3,6 +3,8 @@
 # of their first 0.15 s, and free-running samples -> docs/images/digits-spectrograms.png
 #   scripts/digits_spectrograms.sh [MODEL] [FSDD_DIR]     (OUT_PNG=path: write the plot elsewhere;
 #   PYTHON=path: a python3 with numpy and matplotlib, default /usr/bin/python3)
+# A labelled model (train --label-prefix) is asked for the digit of each column, with
+# generate's --guidance GUIDANCE (default 4; 0: plain sampling).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 model=${1:-$root/presets/digits.safetensors}
@@ -13,7 +15,23 @@ out_png=${OUT_PNG:-$root/docs/images/digits-spectrograms.png}
 [[ $out_png == /* ]] || out_png=$PWD/$out_png  # (relative to where it was called from)
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 cd "$work"
-"$mw" generate -m "$model" --seconds 1.5 --count 4 --seed 11 -o free.wav --device cpu >/dev/null 2>&1
+digits=(0 3 7 9)
+labelled=$("$mw" info "$model" --json | "$py" -c "import json, sys; print(1 if json.load(sys.stdin)['labels'] else 0)")
+asked() {  # generate's arguments for digit $1: a labelled model is asked for it
+  [[ $labelled == 1 ]] && echo "--label $1 --guidance ${GUIDANCE:-4}"
+  return 0
+}
+free=()
+for i in 0 1 2 3; do
+  if [[ $labelled == 1 ]]; then
+    # shellcheck disable=SC2046
+    "$mw" generate -m "$model" --seconds 1.5 --seed 11 $(asked ${digits[$i]}) -o free_$i.wav --device cpu >/dev/null 2>&1
+  elif [[ $i == 0 ]]; then
+    "$mw" generate -m "$model" --seconds 1.5 --count 4 --seed 11 -o free.wav --device cpu >/dev/null 2>&1
+    for k in 0 1 2 3; do mv free_00$((k + 1)).wav free_$k.wav; done
+  fi
+  free+=("$work/free_$i.wav")
+done
 # prime.py IN OUT SECONDS: the first SECONDS of IN as 16-bit WAV; join.py A B OUT: A then B (float WAV)
 cat > wav.py <<'PY'
 import struct, sys, numpy as np
@@ -32,10 +50,11 @@ else:
     r, a = rd(sys.argv[2]); _, c = rd(sys.argv[3]); wr(sys.argv[4], r, np.concatenate([a, c]))
 PY
 real=() primed=()
-for d in 0 3 7 9; do
+for d in "${digits[@]}"; do
   take=$fsdd/${d}_jackson_5.wav   # recordings 5..9 are the preset's validation split
   "$py" wav.py head "$take" prime_$d.wav 0.15
-  "$mw" generate -m "$model" --seconds 0.6 --seed 5 --prime prime_$d.wav -o cont_$d.wav --device cpu >/dev/null 2>&1
+  # shellcheck disable=SC2046
+  "$mw" generate -m "$model" --seconds 0.6 --seed 5 --prime prime_$d.wav $(asked $d) -o cont_$d.wav --device cpu >/dev/null 2>&1
   "$py" wav.py join prime_$d.wav cont_$d.wav primed_$d.wav
   real+=("$take"); primed+=("$work/primed_$d.wav")
 done
@@ -44,4 +63,4 @@ join() { local IFS=,; echo "$*"; }
   "$(basename "$model"): held-out takes, continuations of their first 0.15 s, free-running samples (seed 11)" \
   "held out (jackson, take 5)=$(join "${real[@]}")" \
   "first 0.15 s real, then generated=$(join "${primed[@]}")" \
-  "free-running=$work/free_001.wav,$work/free_002.wav,$work/free_003.wav,$work/free_004.wav"
+  "$( [[ $labelled == 1 ]] && echo "asked for 0, 3, 7, 9 (guidance ${GUIDANCE:-4})" || echo free-running)=$(join "${free[@]}")"
