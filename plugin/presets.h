@@ -32,9 +32,10 @@ std::vector<juce::File> preset_directories();
 std::vector<Preset> find_presets(IoKind kind);
 
 // The presets the plugins start with (file names without extension): the Tube Screamer and the
-// spoken-digit generator; when the named one is missing, the first of its kind.
+// spoken-digit generator told which digit to say (the Synth's keys C4..A4 play 0..9); when the
+// named one is missing, the first of its kind.
 inline constexpr const char* kDefaultEffectPreset = "ts9";
-inline constexpr const char* kDefaultGeneratorPreset = "digits";
+inline constexpr const char* kDefaultGeneratorPreset = "digits_labelled";
 
 // The preset to start with (above). Empty file when there is none.
 Preset default_preset(IoKind kind, const std::vector<Preset>& presets);

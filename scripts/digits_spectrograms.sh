@@ -7,8 +7,8 @@
 # generate's --guidance GUIDANCE (default 4; 0: plain sampling).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-model=${1:-$root/presets/digits.safetensors}
-fsdd=${2:-$root/../shared/data/fsdd/train}
+model=$(realpath "${1:-$root/presets/digits.safetensors}")   # (the work below runs in a scratch folder)
+fsdd=$(realpath "${2:-$root/../shared/data/fsdd/train}")
 mw=$root/build/bin/mambawave
 py=${PYTHON:-/usr/bin/python3}  # (with numpy and matplotlib: Debian's, not whatever python3 comes first)
 out_png=${OUT_PNG:-$root/docs/images/digits-spectrograms.png}

@@ -28,7 +28,8 @@
 # The shipped files were trained on an H200 from the GPU machine's copy of the set (16-bit
 # inputs, targets made there: scripts/device_train_presets.sh), so a rebuild here matches them
 # in quality, not bit for bit.
-# The generator preset (digits) is rebuilt by scripts/device_train_generator.sh.
+# The generator presets are rebuilt by scripts/device_train_generator.sh (digits) and
+# scripts/make_digits_labelled.sh (digits_labelled).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MW=${MW:-build/bin/mambawave}

@@ -34,7 +34,7 @@ std::vector<float> play(SynthProcessor& p, int blocks, int n, Events events, int
 TEST_CASE("Synth: note-on starts a voice, note-off fades it out, nothing allocates", "[synth][realtime]") {
     SynthProcessor p;
     REQUIRE(p.model_slot().status().level == ModelStatus::Level::ok);
-    CHECK(p.model_slot().status().info->name == "digits");
+    CHECK(p.model_slot().status().info->name == "digits_labelled");
     CHECK(p.acceptsMidi());
     TempDir tmp;
     p.load_model_file(write_generator_model(tmp.dir, "loud"));
