@@ -102,7 +102,8 @@ refuse "a second run into the same run dir is refused" 2 "--resume" \
 # Ctrl-C: a checkpoint is written and the exit code says interrupted.
 "$MW" "${TRAIN[@]}" --steps 100000 --out c.safetensors >c.log 2>&1 &
 pid=$!
-for _ in $(seq 100); do [[ -s c.run/log.csv ]] && [[ $(wc -l <c.run/log.csv) -gt 3 ]] && break; sleep 0.1; done
+# (up to 60 s for the first log lines: 10 s may not be enough under a loaded parallel ctest)
+for _ in $(seq 600); do [[ -s c.run/log.csv ]] && [[ $(wc -l <c.run/log.csv) -gt 3 ]] && break; sleep 0.1; done
 kill -INT $pid
 rc=0; wait $pid || rc=$?
 cp c.log last.out
