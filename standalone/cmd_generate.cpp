@@ -119,6 +119,10 @@ void run_generate(const GenerateOptions& o) {
     // guidance
     const bool cpu_only = model.config().pooled() || o.guidance > 0.0f;
     const Device device = generate_device(cpu_only && o.device == "auto" ? "cpu" : o.device, o.count, frames);
+    if (o.guidance > 0.0f && int64_t(o.count) * int64_t(model.config().labels.size()) > BatchGenerator::kMaxStreams)
+        throw UsageError("--count " + std::to_string(o.count) + " with --guidance: each clip runs " +
+                         std::to_string(model.config().labels.size()) + " streams (one per label), at most " +
+                         std::to_string(BatchGenerator::kMaxStreams) + " in all; generate fewer clips at a time");
     if (o.guidance > 0.0f)
         note("label guidance " + shortest(o.guidance) + ": " + std::to_string(model.config().labels.size()) +
              " streams a clip, one per label");

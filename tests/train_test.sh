@@ -237,6 +237,14 @@ refuse "generate of a labelled model without --label" 2 "trained with labels|--l
     "$MW" generate -m lgen.safetensors --seconds 0.1 -o lx.wav
 refuse "--guidance without --label" 2 "--guidance 3 needs --label" \
     "$MW" generate -m lgen.safetensors --guidance 3 --seconds 0.1 -o lx.wav
+mkdir manylabels
+for i in $(seq 10 29); do
+    for take in a b; do sox -n -r 8000 -c 1 -b 16 "manylabels/L${i}_${take}.wav" synth 0.1 sine $((i * 20)) gain -6 2>/dev/null; done
+done
+check "train a generator with 20 labels (1 step)" "$MW" train --data manylabels --out many.safetensors --label-prefix 4 \
+    --d-model 8 --layers 1 --d-state 4 --batch 2 --segment 256 --steps 1 --threads 2 --no-plot
+refuse "--guidance with more streams than a batch holds (210 clips x 20 labels)" 2 "--count 210 with --guidance|20 streams|at most 4096" \
+    "$MW" generate -m many.safetensors --label L10 --guidance 1 --count 210 -s 0.01 -o many.wav
 refuse "--guidance on CUDA" 2 "--guidance runs on the CPU" \
     "$MW" generate -m lgen.safetensors --label 2 --guidance 3 --device cuda --seconds 0.1 -o lx.wav
 refuse "generate --label not among the model's" 2 "--label 7|knows the labels 2, 5" \
