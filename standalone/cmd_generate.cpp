@@ -231,7 +231,9 @@ void add_generate_command(CLI::App& app) {
                 "  mambawave generate -m piano.safetensors -s 10 -o more.wav --prime intro.wav "
                 "--temperature 0.9 --top-p 0.95 --seed 7\n"
                 "  mambawave generate -m babble.safetensors -s 5 -o take.wav --count 64 --device cuda\n"
-                "    (writes take_001.wav .. take_064.wav)");
+                "    (writes take_001.wav .. take_064.wav)\n"
+                "  mambawave generate -m presets/digits_labelled.safetensors --label 7 --guidance 4 -s 1.5 -o seven.wav\n"
+                "    (a model trained with --label-prefix, asked for a label)");
     sub->callback([o] { run_generate(*o); });
 }
 
