@@ -197,14 +197,14 @@ void add_generate_command(CLI::App& app) {
                     "mu-law encoded); without it the model starts from silence")
         ->check(CLI::ExistingFile);
     sub->add_option("--label", o->label,
-                    "A model trained with --label-prefix: which label to make (`info` lists them; for "
-                    "the digits, 0..9). The label's prefix primes the model, before --prime's audio")
+                    "A model trained with --label-prefix needs it: which label to make (`info` lists them; "
+                    "for the digits, 0..9). The label's prefix primes the model, before --prime's audio")
         ->capture_default_str();
     sub->add_option("--guidance", o->guidance,
                     "With --label: label guidance of this weight (0: off). Each class is drawn from "
                     "(1 + w) log p(x | label) - w log mean_k p(x | label k): it pushes the clip towards "
                     "what the label asked for makes likelier than the model's labels do on average "
-                    "(docs/DIGITS.md; 3..6 for the digits). CPU only, one stream per label a clip")
+                    "(docs/DIGITS.md: 4 scored best for the digits). CPU only, one stream per label a clip")
         ->check(CLI::Range(0.0, 20.0))
         ->capture_default_str();
     sub->add_option("--count,-n", o->count,
