@@ -582,10 +582,15 @@ void Editor::paint_voices(juce::Graphics& g) {
                juce::Justification::centredLeft);
     g.setColour(colours::dim_text);
     g.setFont(Look::font(12.5f));
-    g.drawFittedText("A MIDI note starts a voice of the generator, seeded by Seed + the note number, so a note "
-                     "replays the same way. Note-off fades it out; more than " + juce::String(n) +
-                     " notes take over the oldest voice.",
-                     r.removeFromTop(54), juce::Justification::topLeft, 3, 0.9f);
+    const juce::String keys = status_.info ? status_.info->keys : juce::String();
+    const juce::String text =
+        keys.isEmpty() ? "A MIDI note starts a voice of the generator, seeded by Seed + the note number, so a note "
+                         "replays the same way. Note-off fades it out; more than " + juce::String(n) +
+                             " notes take over the oldest voice."
+                       // a labelled generator (docs/DIGITS.md): the key says which label it makes
+                       : "The key chooses what the model says: " + keys + ". A voice is seeded by Seed + the "
+                         "note number, so a note replays the same way; note-off fades it out.";
+    g.drawFittedText(text, r.removeFromTop(54), juce::Justification::topLeft, 3, 0.9f);
 }
 
 void Editor::paint(juce::Graphics& g) {
