@@ -117,6 +117,12 @@ std::vector<int> parse_pool(const std::string& text) {
     return factors;
 }
 
+std::string fmt_g(double v, int digits) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.*g", digits, v);
+    return b;
+}
+
 std::string describe_labels(const ModelConfig& c) {
     std::string names;
     for (const std::string& l : c.labels) names += (names.empty() ? "" : ", ") + l;

@@ -49,6 +49,8 @@ std::string describe_lti_layers(const ModelConfig& config);
 std::vector<int> parse_pool(const std::string& text);
 // "none", or e.g. "4, 4 (levels: 8000 Hz d_model 32, 2000 Hz d_model 64, 500 Hz d_model 128; 2 layers a stack)"
 std::string describe_pool(const ModelConfig& config);
+// A number in at most `digits` significant digits, no trailing zeros: 0.0044, 1.5, 3.
+std::string fmt_g(double v, int digits = 5);
 // A labelled generator's labels, "0, 1, ..." (ModelConfig::labels).
 std::string describe_labels(const ModelConfig& config);
 // --label NAME of a labelled model: its index; a usage error naming the model and the labels it

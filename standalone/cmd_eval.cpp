@@ -34,12 +34,6 @@ struct EvalOptions {
     int threads = 0;
 };
 
-std::string fmt_g(double v) {
-    char b[64];
-    std::snprintf(b, sizeof b, "%.5g", v);
-    return b;
-}
-
 struct PairScore {
     double esr = 0, esr_preemph = 0;
     int64_t samples = 0, lag = 0;

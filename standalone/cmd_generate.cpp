@@ -63,12 +63,6 @@ Device generate_device(const std::string& choice, int count, int64_t frames) {
     return Device::cpu;
 }
 
-std::string shortest(double x) {  // 1.5, not 1.500000
-    char text[32];
-    std::snprintf(text, sizeof text, "%g", x);
-    return text;
-}
-
 // The prime file as tokens: mixed to mono, resampled to the model's rate, mu-law encoded.
 std::vector<int32_t> prime_tokens(const std::string& path, double model_rate_hz) {
     const dsp::AudioData audio = dsp::read_audio(path);
@@ -100,7 +94,7 @@ void run_generate(const GenerateOptions& o) {
     const int64_t frames = std::llround(o.seconds * rate_hz);
     if (frames < 1) throw UsageError("--seconds " + std::to_string(o.seconds) + " is less than one sample");
     if (o.guidance > 0.0f && o.label.empty())
-        throw UsageError("--guidance " + shortest(o.guidance) + " needs --label: it pushes each clip towards the "
+        throw UsageError("--guidance " + fmt_g(o.guidance) + " needs --label: it pushes each clip towards the "
                          "label asked for");
     const std::vector<int32_t> audio_prime = o.prime_path.empty() ? std::vector<int32_t>{} : prime_tokens(o.prime_path, rate_hz);
     std::vector<int32_t> prime = o.prime_path.empty() ? std::vector<int32_t>{kSilenceToken} : audio_prime;
@@ -124,7 +118,7 @@ void run_generate(const GenerateOptions& o) {
                          std::to_string(model.config().labels.size()) + " streams (one per label), at most " +
                          std::to_string(BatchGenerator::kMaxStreams) + " in all; generate fewer clips at a time");
     if (o.guidance > 0.0f)
-        note("label guidance " + shortest(o.guidance) + ": " + std::to_string(model.config().labels.size()) +
+        note("label guidance " + fmt_g(o.guidance) + ": " + std::to_string(model.config().labels.size()) +
              " streams a clip, one per label");
     // Every output is opened (as a temporary file) before any work: a bad path fails first.
     std::vector<std::unique_ptr<dsp::AudioWriter>> writers;

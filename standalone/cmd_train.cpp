@@ -80,11 +80,6 @@ std::string fmt(double v, int digits) {
     std::snprintf(b, sizeof b, "%.*f", digits, v);
     return b;
 }
-std::string fmt_g(double v) {
-    char b[64];
-    std::snprintf(b, sizeof b, "%.4g", v);
-    return b;
-}
 std::string clock_text(double seconds) {
     const int64_t s = int64_t(seconds + 0.5);
     char b[32];
@@ -108,8 +103,8 @@ public:
         bar.append(size_t(width - filled), '-');
         std::fprintf(stderr, "\rtrain [%s] %3d%%  step %lld/%lld  loss %s  val %s %s (best %s)  %s samples/s  ETA %s  ",
                      bar.c_str(), int(100 * s.step / total_), (long long)s.step, (long long)total_,
-                     fmt_g(s.loss).c_str(), metric_, val >= 0 ? fmt_g(val).c_str() : "-",
-                     best >= 0 ? fmt_g(best).c_str() : "-", fmt_g(samples_per_s).c_str(), clock_text(eta_s).c_str());
+                     fmt_g(s.loss, 4).c_str(), metric_, val >= 0 ? fmt_g(val, 4).c_str() : "-",
+                     best >= 0 ? fmt_g(best, 4).c_str() : "-", fmt_g(samples_per_s, 4).c_str(), clock_text(eta_s).c_str());
         std::fflush(stderr);
         drawn_ = true;
     }
@@ -440,9 +435,9 @@ void run_train(TrainCliOptions o) {
                 }
                 if (!isatty(2))
                     progress.line("step " + std::to_string(s.step) + "/" + std::to_string(t.steps) + "  loss " +
-                                  fmt_g(s.loss) + "  validation " + metric_name + " " + fmt_g(v.metric) +
-                                  (effect ? "  esr_preemph " + fmt_g(v.esr_preemph) : "") + "  best " + fmt_g(best) +
-                                  "  " + fmt_g(samples_per_s) + " samples/s");
+                                  fmt_g(s.loss, 4) + "  validation " + metric_name + " " + fmt_g(v.metric, 4) +
+                                  (effect ? "  esr_preemph " + fmt_g(v.esr_preemph, 4) : "") + "  best " + fmt_g(best, 4) +
+                                  "  " + fmt_g(samples_per_s, 4) + " samples/s");
             }
             if (log) log->row(s, samples_per_s, wall_before + now, validate ? &v : nullptr);
             const double per_step = now / double(std::max<int64_t>(1, s.step - first_step));
@@ -471,7 +466,7 @@ void run_train(TrainCliOptions o) {
         std::cout << j.dump() << "\n";
     } else {
         std::cout << "trained " << t.steps << " steps in " << clock_text(wall_before + clock.seconds()) << "; best validation "
-                  << metric_name << " " << fmt_g(best) << " at step " << best_step << " -> " << o.out << "\n"
+                  << metric_name << " " << fmt_g(best, 4) << " at step " << best_step << " -> " << o.out << "\n"
                   << "  log " << csv_path << (plot_note.empty() ? ", curves " + png_path : "") << ", checkpoint "
                   << ckpt_dir << "\n";
     }

@@ -411,12 +411,9 @@ std::string label_from_name(const TokenSequence& s, const std::string& option) {
 void lead_with_label(TokenSequence& s, const ModelConfig& c, const std::string& model_path) {
     const std::string label = label_from_name(s, "a model trained with --label-prefix");
     const int i = c.label_index(label);
-    if (i < 0) {
-        std::string known;
-        for (const std::string& l : c.labels) known += (known.empty() ? "" : ", ") + l;
+    if (i < 0)
         throw UsageError(s.name + ": its label '" + label + "' (the file name up to the first '_') is not one of " +
-                         model_path + "'s labels: " + known);
-    }
+                         model_path + "'s labels: " + describe_labels(c));
     const std::vector<int32_t> lead = c.label_tokens(i);
     s.tokens.insert(s.tokens.begin(), lead.begin(), lead.end());
     s.unscored = c.label_prefix - 1;  // (the prefix's last sample predicts the clip's first: scored)
