@@ -544,44 +544,55 @@ void BatchGenerator::generate(int64_t n, int32_t* out) {
 // ---- GuidedGenerator ----------------------------------------------------------------------
 
 struct GuidedGenerator::Impl {
-    int clips = 0, labels = 0, label = 0, vocab = 0;
+    int clips = 0, per_clip = 0, own = 0, vocab = 0;  // own: the asked label's stream in a clip
+    GuidanceContrast contrast = GuidanceContrast::labels;
     float guidance = 0;
     std::unique_ptr<pooled::Stepper> pooled;
     kernels::PreparedModelPtr prepared;
     kernels::StepStatePtr state;
     std::vector<Sampler> samplers;  // [clips]
-    std::vector<float> logits;      // [clips][labels][V] after the last fed classes
-    std::vector<float> lp;          // [labels][V] one clip's log-softmaxes
+    std::vector<float> logits;      // [clips][per_clip][V] after the last fed classes
+    std::vector<float> lp;          // [per_clip][V] one clip's log-softmaxes
     std::vector<float> guided;      // [V]
-    std::vector<int32_t> fed;       // [clips][labels]
+    std::vector<int32_t> fed;       // [clips][per_clip]
 
     void step() {
         if (pooled) pooled->step(fed.data(), logits.data());
         else kernels::step_tokens(*prepared, *state, fed.data(), logits.data());
     }
-    const float* lane(int c, int k) const { return &logits[(size_t(c) * size_t(labels) + size_t(k)) * size_t(vocab)]; }
+    const float* lane(int c, int k) const { return &logits[(size_t(c) * size_t(per_clip) + size_t(k)) * size_t(vocab)]; }
 };
 
-GuidedGenerator::GuidedGenerator(const Model& model, int clips, int label, float guidance, SamplerParams params)
+int GuidedGenerator::streams_per_clip(const ModelConfig& c, GuidanceContrast contrast) {
+    return contrast == GuidanceContrast::null_label ? 2 : int(c.labels.size());
+}
+
+GuidedGenerator::GuidedGenerator(const Model& model, int clips, int label, float guidance, SamplerParams params,
+                                 GuidanceContrast contrast)
     : impl_(new Impl) {
     const ModelConfig& cfg = model.config();
     if (cfg.kind != IoKind::mulaw8 || !cfg.labelled())
         throw std::invalid_argument("GuidedGenerator: the model has no labels (train it with --label-prefix)");
+    if (contrast == GuidanceContrast::null_label && !cfg.label_null)
+        throw std::invalid_argument("GuidedGenerator: guidance against the null label, but the model has none "
+                                    "(train it with --label-dropout)");
     const int K = int(cfg.labels.size());
     if (label < 0 || label >= K)
         throw std::invalid_argument("GuidedGenerator: label " + std::to_string(label) + ", expected 0.." + std::to_string(K - 1));
-    if (clips < 1 || int64_t(clips) * K > BatchGenerator::kMaxStreams)
-        throw std::invalid_argument("GuidedGenerator: " + std::to_string(clips) + " clips of " + std::to_string(K) +
-                                    " labels, expected at most " + std::to_string(BatchGenerator::kMaxStreams) + " streams");
+    const int per_clip = streams_per_clip(cfg, contrast);
+    if (clips < 1 || int64_t(clips) * per_clip > BatchGenerator::kMaxStreams)
+        throw std::invalid_argument("GuidedGenerator: " + std::to_string(clips) + " clips of " + std::to_string(per_clip) +
+                                    " streams, expected at most " + std::to_string(BatchGenerator::kMaxStreams) + " streams");
     if (!(guidance >= 0.0f) || !std::isfinite(guidance))
         throw std::invalid_argument("GuidedGenerator: guidance " + std::to_string(guidance) + ", expected >= 0");
     Impl& s = *impl_;
     s.clips = clips;
-    s.labels = K;
-    s.label = label;
+    s.per_clip = per_clip;
+    s.contrast = contrast;
+    s.own = contrast == GuidanceContrast::null_label ? 0 : label;
     s.vocab = cfg.vocab;
     s.guidance = guidance;
-    const int S = clips * K;
+    const int S = clips * per_clip;
     if (cfg.pooled()) {
         s.pooled = std::make_unique<pooled::Stepper>(model, S);
     } else {
@@ -594,12 +605,16 @@ GuidedGenerator::GuidedGenerator(const Model& model, int clips, int label, float
         s.samplers.emplace_back(p, s.vocab);
     }
     s.logits.assign(size_t(S) * size_t(s.vocab), 0.0f);
-    s.lp.assign(size_t(K) * size_t(s.vocab), 0.0f);
+    s.lp.assign(size_t(per_clip) * size_t(s.vocab), 0.0f);
     s.guided.assign(size_t(s.vocab), 0.0f);
     s.fed.assign(size_t(S), 0);
-    // every clip's stream k primed with label k's prefix
+    // every clip's stream k primed with its label's prefix: label k's, or [asked, null]
     for (int t = 0; t < cfg.label_prefix; ++t) {
-        for (int i = 0; i < S; ++i) s.fed[size_t(i)] = ModelConfig::label_token(i % K);
+        for (int i = 0; i < S; ++i) {
+            const int k = i % per_clip;
+            const int prefix_label = contrast == GuidanceContrast::null_label ? (k == 0 ? label : cfg.null_label()) : k;
+            s.fed[size_t(i)] = ModelConfig::label_token(prefix_label);
+        }
         s.step();
     }
 }
@@ -616,15 +631,18 @@ void GuidedGenerator::prime(const int32_t* tokens, int64_t L) {
 
 void GuidedGenerator::generate(int64_t n, int32_t* out) {
     Impl& s = *impl_;
-    const int K = s.labels, V = s.vocab;
+    const int K = s.per_clip, V = s.vocab;
     for (int64_t t = 0; t < n; ++t) {
         for (int c = 0; c < s.clips; ++c) {
             int32_t x;
             if (s.guidance == 0.0f) {
-                x = s.samplers[size_t(c)].sample(s.lane(c, s.label));
+                x = s.samplers[size_t(c)].sample(s.lane(c, s.own));
             } else {
                 for (int k = 0; k < K; ++k) log_softmax(s.lane(c, k), V, &s.lp[size_t(k) * size_t(V)]);
-                label_guidance_logits(s.lp.data(), K, V, s.label, s.guidance, s.guided.data());
+                if (s.contrast == GuidanceContrast::null_label)
+                    null_guidance_logits(s.lp.data(), s.lp.data() + V, V, s.guidance, s.guided.data());
+                else
+                    label_guidance_logits(s.lp.data(), K, V, s.own, s.guidance, s.guided.data());
                 x = s.samplers[size_t(c)].sample(s.guided.data());
             }
             for (int k = 0; k < K; ++k) s.fed[size_t(c) * size_t(K) + size_t(k)] = x;

@@ -124,18 +124,28 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// What label guidance pushes a clip away from (label_guidance_logits, null_guidance_logits).
+//   labels:     the average of every label's prediction: one stream per label a clip.
+//   null_label: the null label's prediction (a model trained with label dropout,
+//               ModelConfig::label_null): two streams a clip.
+enum class GuidanceContrast { labels, null_label };
+
 // Clips of a labelled generator asked for one label, with label guidance of weight w
-// (label_guidance_logits, docs/DIGITS.md). Each clip runs one stream per label of the model,
-// primed with that label's prefix and fed the clip's classes: labels × the plain cost. CPU
-// only. Clip k samples with the Sampler seeded params.seed + k; with w = 0 it draws from its own
-// label's logits as they come, so it gives BatchGenerator's classes for the same prefix (up to
-// float rounding of the prefix, which BatchGenerator scans where this steps, for models that
-// are not pooled).
+// (docs/DIGITS.md). Each clip runs the streams its contrast needs, each primed with its label's
+// prefix (label k's, or the asked label's and the null label's) and all fed the clip's classes:
+// that many times the plain cost. CPU only. Clip k samples with the Sampler seeded
+// params.seed + k; with w = 0 it draws from its own label's logits as they come, so it gives
+// BatchGenerator's classes for the same prefix (up to float rounding of the prefix, which
+// BatchGenerator scans where this steps, for models that are not pooled).
 class GuidedGenerator {
 public:
     // Throws std::invalid_argument for a model without labels, a label out of range, clips out
-    // of 1..BatchGenerator::kMaxStreams / labels, or w < 0.
-    GuidedGenerator(const Model& model, int clips, int label, float guidance, SamplerParams params);
+    // of 1..BatchGenerator::kMaxStreams / streams_per_clip, w < 0, or null_label for a model
+    // without a null label.
+    GuidedGenerator(const Model& model, int clips, int label, float guidance, SamplerParams params,
+                    GuidanceContrast contrast = GuidanceContrast::labels);
+    // Streams a clip runs with this contrast: the model's labels, or 2.
+    static int streams_per_clip(const ModelConfig& c, GuidanceContrast contrast);
     ~GuidedGenerator();
     // Feeds tokens [L] (audio after the label prefix) to every stream, before generate().
     void prime(const int32_t* tokens, int64_t L);

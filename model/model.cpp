@@ -116,6 +116,8 @@ void ModelConfig::validate(const std::string& where) const {
                 throw ModelError(where + ": field 'io.labels' names '" + labels[i] + "' twice");
         }
     }
+    if (label_null && !labelled())
+        throw ModelError(where + ": field 'io.label_null' is true on a model without labels ('io.label_prefix' 0)");
     if (!(sample_rate_hz >= 1000.0 && sample_rate_hz <= 768000.0))
         throw ModelError(where + ": field 'io.sample_rate' is " + std::to_string(sample_rate_hz) +
                          ", expected 1000..768000 Hz");

@@ -73,6 +73,11 @@ struct ModelConfig {
     // own predictions are not scored; generation primes with the same. Empty / 0: none.
     std::vector<std::string> labels;
     int label_prefix = 0;
+    // Trained with label dropout (`train --label-dropout`): some clips led by the null label's
+    // prefix instead of their own, so the model also predicts audio whatever the label
+    // ("io.label_null"). Guidance then needs two streams (the label's and the null one) instead
+    // of one per label. The null label's token is label_token(labels.size()).
+    bool label_null = false;
 
     // Provenance.
     bool untrained = false;       // random weights (`mambawave init`): `info` says so loudly
@@ -95,6 +100,7 @@ struct ModelConfig {
     // The prefix of label i: label_prefix copies of its token, label_token(i).
     static int32_t label_token(int i) { return int32_t(i); }
     std::vector<int32_t> label_tokens(int i) const { return std::vector<int32_t>(size_t(label_prefix), label_token(i)); }
+    int null_label() const { return int(labels.size()); }  // label_token(null_label()): label_null only
 
     bool pooled() const { return !pool.empty(); }
     int stacks() const { return 2 * int(pool.size()) + 1; }

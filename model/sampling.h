@@ -43,6 +43,12 @@ private:
 // (classifier-free guidance, with the label-averaged prediction standing in for an
 // unconditional model); w = 0 gives lp[c]. In double inside.
 void label_guidance_logits(const float* lp, int K, int V, int c, float w, float* out);
+// Guidance against the null label (a model trained with label dropout, ModelConfig::label_null):
+//   out[v] = (1 + w)·lp_label[v] − w·lp_null[v],
+// lp_label and lp_null [V] the log-softmaxed logits of the label's stream and the null label's
+// stream, fed the same clip: the null label's prediction is the unconditional one that
+// label_guidance_logits estimates by the labels' average. w = 0 gives lp_label. In double inside.
+void null_guidance_logits(const float* lp_label, const float* lp_null, int V, float w, float* out);
 // logits [V] -> log-softmax [V] (in double inside), in place allowed.
 void log_softmax(const float* logits, int V, float* out);
 

@@ -40,6 +40,7 @@ struct Lane {
     int64_t pos = 0;
     int segs_left = 0;
     bool fresh = true;              // jumped here: the first `warmup` samples build state only
+    bool null_label = false;        // this clip is led by the null label's prefix (label dropout)
     std::vector<float> state;       // [state floats per stream]
     std::vector<float> next_state;  // written by the step, swapped in after it
 };
@@ -63,6 +64,7 @@ json options_to_json(const TrainOptions& o) {
             {"stft_weight", o.stft_weight},
             {"harmonic_decays", o.harmonic_decays},
             {"fixed_dt", o.fixed_dt},
+            {"label_dropout", o.label_dropout},
             {"validate_every", o.validate_every},
             {"seed", o.seed}};
 }
@@ -87,6 +89,7 @@ TrainOptions options_from_json(const json& j) {
     o.stft_weight = j.value("stft_weight", 0.0);        // ... and had no STFT term
     o.harmonic_decays = j.value("harmonic_decays", false);  // ... and free decays
     o.fixed_dt = j.value("fixed_dt", false);                // ... and selective Δ
+    o.label_dropout = j.value("label_dropout", 0.0);        // ... and no label dropout
     o.validate_every = j.at("validate_every").get<int64_t>();
     o.seed = j.at("seed").get<uint64_t>();
     return o;
@@ -103,6 +106,8 @@ void check_options(const TrainOptions& o, bool effect) {
             std::to_string(o.warmup));
     if (!(o.adam.lr > 0)) bad("learning rate must be > 0");
     if (!(o.stft_weight >= 0)) bad("the STFT loss weight must be >= 0");
+    if (!(o.label_dropout >= 0 && o.label_dropout < 1))
+        bad("label dropout must be in [0, 1), found " + std::to_string(o.label_dropout));
     if (o.stft_weight > 0 && !effect) bad("the STFT loss is for effects; a generator's loss is cross-entropy");
     std::string why;
     if (o.device == Device::cuda && !cuda_available(&why)) bad("device cuda: " + why);
@@ -184,6 +189,7 @@ struct Trainer::Impl {
     Model grads;
     std::vector<Lane> lanes;            // [B]
     std::vector<std::vector<float>> lane_in, lane_out, lane_dout;  // [B][...]
+    std::vector<std::vector<int32_t>> lane_tok;                     // [B][...] (lane_tokens)
     std::vector<double> lane_error;     // [B] loss numerator (effects: error; generators: nats)
 #if MW_HAVE_CUDA
     // device cuda: the batch's tape, made on the first step or validation (validation runs its
@@ -240,6 +246,9 @@ struct Trainer::Impl {
           effect(model.config().kind == IoKind::continuous), hash(mw::data_hash(data)),
           adam(model.parameter_count(), o.adam), decay(decay_mask(model)), rng(o.seed) {
         check_options(opt, effect);
+        if (opt.label_dropout > 0 && !model.config().label_null)
+            throw std::invalid_argument("training options: label dropout needs a labelled generator with a null label "
+                                        "(io.label_null)");
         check_pooled();
         check_data();
         const int R = ranks(), r = rank();
@@ -262,6 +271,7 @@ struct Trainer::Impl {
             l.next_state.assign(S, 0.0f);
         }
         lane_in.resize(size_t(opt.batch));
+        lane_tok.resize(size_t(opt.batch));
         lane_out.resize(size_t(opt.batch));
         lane_dout.resize(size_t(opt.batch));
         lane_error.assign(size_t(opt.batch), 0.0);
@@ -328,7 +338,25 @@ struct Trainer::Impl {
         l.pos = effect && len > opt.segment ? int64_t(rng() % uint64_t(len - opt.segment + 1)) : 0;
         l.segs_left = opt.tbptt_segments;
         l.fresh = true;
+        // (drawn only with dropout on, so that runs without it keep their data order)
+        l.null_label = opt.label_dropout > 0 && double(rng() >> 11) * 0x1.0p-53 < opt.label_dropout;
         std::fill(l.state.begin(), l.state.end(), 0.0f);
+    }
+
+    // The classes lane b feeds the model this step (n of them from its position): its clip's,
+    // or, for a clip drawn for label dropout, the same with the label prefix made the null
+    // label's (copied into lane_tok[b]). The targets are always the clip's own: the prefix's
+    // own predictions are unscored, so no prefix class is ever a scored target.
+    const int32_t* lane_tokens(int b, int64_t n) {
+        const Lane& l = lanes[size_t(b)];
+        const int32_t* t = data.token_train[size_t(l.seq)].tokens.data() + l.pos;
+        const ModelConfig& c = model.config();
+        if (!l.null_label || l.pos >= c.label_prefix) return t;
+        std::vector<int32_t>& buf = lane_tok[size_t(b)];
+        buf.assign(t, t + n);
+        const int64_t end = std::min<int64_t>(n, c.label_prefix - l.pos);
+        std::fill(buf.begin(), buf.begin() + end, ModelConfig::label_token(c.null_label()));
+        return buf.data();
     }
 
     // Lane b's loss (into lane_error) and dLoss/dout over its L samples (the first `skip` left
@@ -372,7 +400,7 @@ struct Trainer::Impl {
             effect_input(c, s.input.data() + l.pos, L, s.controls.data(), x);
             tape.forward_continuous(model, x.data(), L, l.state.data(), out.data(), l.next_state.data());
         } else {
-            const int32_t* tokens = data.token_train[size_t(l.seq)].tokens.data() + l.pos;
+            const int32_t* tokens = lane_tokens(b, L);
             // A pooled model's state is whole only after whole periods; a segment shorter than
             // that ends its sequence, so the lane jumps and its state is never used.
             const bool whole = !c.pooled() || L % c.pool_period() == 0;
@@ -424,7 +452,8 @@ struct Trainer::Impl {
                 const int b = b0 + i;
                 const Lane& l = lanes[size_t(b)];
                 const int32_t* t = data.token_train[size_t(l.seq)].tokens.data() + l.pos;
-                std::copy(t, t + n[size_t(b)], tok.begin() + i * Lmax);
+                const int32_t* fed = lane_tokens(b, n[size_t(b)]);
+                std::copy(fed, fed + n[size_t(b)], tok.begin() + i * Lmax);
                 std::copy(t + 1 + skip[size_t(b)], t + 1 + n[size_t(b)], target.begin() + i * Lmax + skip[size_t(b)]);
             }
             gpu_tokens_forward(tok.data(), Lmax, state_in.data(), state_out.data());
@@ -688,7 +717,8 @@ void Trainer::save_checkpoint(const std::string& dir) {
         const Lane& l = m.lanes[size_t(b)];
         if (b >= m.b0 && b < m.b1)
             std::copy(l.state.begin(), l.state.end(), states.begin() + ptrdiff_t(size_t(b) * S));
-        lanes.push_back({{"seq", l.seq}, {"pos", l.pos}, {"segs_left", l.segs_left}, {"fresh", l.fresh}});
+        lanes.push_back({{"seq", l.seq}, {"pos", l.pos}, {"segs_left", l.segs_left}, {"fresh", l.fresh},
+                         {"null_label", l.null_label}});
     }
     if (m.opt.comm) m.opt.comm->all_reduce_sum(states.data(), states.size());  // the others add zeros
     if (m.rank() != 0) return;
@@ -791,6 +821,7 @@ std::unique_ptr<Trainer> Trainer::resume_checked(const std::string& dir, const s
         l.pos = j.at("pos").get<int64_t>();
         l.segs_left = j.at("segs_left").get<int>();
         l.fresh = j.at("fresh").get<bool>();
+        l.null_label = j.value("null_label", false);
         // -1: not placed yet; else a training sequence of these data and a position in it
         const int64_t n = impl->n_train();
         if (l.seq < -1 || l.seq >= n || l.pos < 0 || (l.seq >= 0 && l.pos > impl->seq_length(l.seq)))

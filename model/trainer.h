@@ -85,6 +85,11 @@ struct TrainOptions {
     // variant between the selective layer and an LTI one (docs/ABLATION.md); its decays are
     // constants.
     bool fixed_dt = false;
+    // Labelled generators (ModelConfig::label_null): the chance that a clip is led by the null
+    // label's prefix instead of its own, drawn when a lane starts the clip, so that the model
+    // learns the audio whatever the label too (label dropout, as classifier-free guidance trains).
+    // Validation keeps every clip's own label. 0: off.
+    double label_dropout = 0;
     int64_t validate_every = 250;
     uint64_t seed = 1;
     int threads = 0;              // 0 = all cores

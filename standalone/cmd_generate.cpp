@@ -36,7 +36,20 @@ struct GenerateOptions {
     int count = 1;
     std::string device = "auto";
     float guidance = 0.0f;
+    std::string contrast = "auto";
 };
+
+// --contrast for this model: auto takes the null label where the model has one.
+GuidanceContrast guidance_contrast(const std::string& choice, const ModelConfig& c, const std::string& model_path) {
+    if (choice == "null") {
+        if (!c.label_null)
+            throw UsageError("--contrast null: " + model_path + " has no null label (it was trained without "
+                             "--label-dropout); give --contrast labels, or leave --contrast out");
+        return GuidanceContrast::null_label;
+    }
+    if (choice == "labels") return GuidanceContrast::labels;
+    return c.label_null ? GuidanceContrast::null_label : GuidanceContrast::labels;
+}
 
 // Clip k (1-based) of --count N: OUT itself when N is 1, else OUT's stem + "_001" (three digits
 // at least) + OUT's extension, in OUT's folder.
@@ -82,8 +95,8 @@ std::vector<int32_t> prime_tokens(const std::string& path, double model_rate_hz)
 
 void run_generate(const GenerateOptions& o) {
     if (o.guidance > 0.0f && o.device == "cuda")
-        throw UsageError("--guidance runs on the CPU (each clip steps one stream per label); give --device cpu or "
-                         "leave --device out");
+        throw UsageError("--guidance runs on the CPU (each clip steps two streams, or one per label); give "
+                         "--device cpu or leave --device out");
     // An explicit --device cuda without CUDA is a usage error before the model is read.
     if (o.device == "cuda") {
         std::string why;
@@ -93,6 +106,8 @@ void run_generate(const GenerateOptions& o) {
     const double rate_hz = model.config().sample_rate_hz;
     const int64_t frames = std::llround(o.seconds * rate_hz);
     if (frames < 1) throw UsageError("--seconds " + std::to_string(o.seconds) + " is less than one sample");
+    if (o.contrast != "auto" && o.guidance == 0.0f)
+        throw UsageError("--contrast " + o.contrast + " says what --guidance pushes away from; give --guidance W too");
     if (o.guidance > 0.0f && o.label.empty())
         throw UsageError("--guidance " + fmt_g(o.guidance) + " needs --label: it pushes each clip towards the "
                          "label asked for");
@@ -113,13 +128,17 @@ void run_generate(const GenerateOptions& o) {
     // guidance
     const bool cpu_only = model.config().pooled() || o.guidance > 0.0f;
     const Device device = generate_device(cpu_only && o.device == "auto" ? "cpu" : o.device, o.count, frames);
-    if (o.guidance > 0.0f && int64_t(o.count) * int64_t(model.config().labels.size()) > BatchGenerator::kMaxStreams)
+    const GuidanceContrast contrast = guidance_contrast(o.contrast, model.config(), o.model_path);
+    const int per_clip = GuidedGenerator::streams_per_clip(model.config(), contrast);
+    const std::string streams_what =
+        contrast == GuidanceContrast::null_label ? "the label's and the null label's" : "one per label";
+    if (o.guidance > 0.0f && int64_t(o.count) * per_clip > BatchGenerator::kMaxStreams)
         throw UsageError("--count " + std::to_string(o.count) + " with --guidance: each clip runs " +
-                         std::to_string(model.config().labels.size()) + " streams (one per label), at most " +
+                         std::to_string(per_clip) + " streams (" + streams_what + "), at most " +
                          std::to_string(BatchGenerator::kMaxStreams) + " in all; generate fewer clips at a time");
     if (o.guidance > 0.0f)
-        note("label guidance " + fmt_g(o.guidance) + ": " + std::to_string(model.config().labels.size()) +
-             " streams a clip, one per label");
+        note("label guidance " + fmt_g(o.guidance) + ": " + std::to_string(per_clip) + " streams a clip, " +
+             streams_what);
     // Every output is opened (as a temporary file) before any work: a bad path fails first.
     std::vector<std::unique_ptr<dsp::AudioWriter>> writers;
     for (int k = 1; k <= o.count; ++k)
@@ -130,7 +149,7 @@ void run_generate(const GenerateOptions& o) {
     std::unique_ptr<BatchGenerator> plain;
     std::unique_ptr<GuidedGenerator> guided;
     if (o.guidance > 0.0f) {  // the label's prefix is fed inside, then the prime audio
-        guided = std::make_unique<GuidedGenerator>(model, o.count, label, o.guidance, sampling);
+        guided = std::make_unique<GuidedGenerator>(model, o.count, label, o.guidance, sampling, contrast);
         guided->prime(audio_prime.data(), int64_t(audio_prime.size()));
     } else {
         plain = std::make_unique<BatchGenerator>(model, device, o.count, sampling, o.threads);
@@ -196,10 +215,16 @@ void add_generate_command(CLI::App& app) {
         ->capture_default_str();
     sub->add_option("--guidance", o->guidance,
                     "With --label: label guidance of this weight (0: off). Each class is drawn from "
-                    "(1 + w) log p(x | label) - w log mean_k p(x | label k): it pushes the clip towards "
-                    "what the label asked for makes likelier than the model's labels do on average "
-                    "(docs/DIGITS.md: 4 scored best for the digits). CPU only, one stream per label a clip")
+                    "(1 + w) log p(x | label) - w log p(x), pushing the clip towards what the label asked "
+                    "for makes likelier than no label does; p(x) is the null label's prediction or the "
+                    "labels' average (--contrast). docs/DIGITS.md: 4 scored best for the digits. CPU only")
         ->check(CLI::Range(0.0, 20.0))
+        ->capture_default_str();
+    sub->add_option("--contrast", o->contrast,
+                    "With --guidance: what stands for p(x). null: the null label's prediction, for a model "
+                    "trained with --label-dropout (2 streams a clip); labels: the average of every label's "
+                    "(one stream per label a clip); auto: null where the model has a null label, else labels")
+        ->check(CLI::IsMember({"auto", "null", "labels"}))
         ->capture_default_str();
     sub->add_option("--count,-n", o->count,
                     "Number of clips to generate at once, each its own file: with N > 1, OUT "

@@ -330,7 +330,14 @@ void run_train(TrainCliOptions o) {
         note("resuming " + ckpt_dir + " at step " + std::to_string(trainer->steps_done()) + " of " +
              std::to_string(trainer->options().steps));
     } else {
-        trainer = std::make_unique<Trainer>(initial_model(o, effect, rate_hz, controls, labels), std::move(data), o.t);
+        Model start = initial_model(o, effect, rate_hz, controls, labels);
+        if (o.t.label_dropout > 0) {
+            if (!start.config().labelled())
+                throw UsageError("--label-dropout " + fmt(o.t.label_dropout, 3) +
+                                 ": the model has no labels to drop (give --label-prefix, or --init a labelled model)");
+            start.mutable_config().label_null = true;  // the file says guidance may use the null label
+        }
+        trainer = std::make_unique<Trainer>(std::move(start), std::move(data), o.t);
     }
     const TrainOptions& t = trainer->options();
     const ModelConfig& cfg = trainer->model().config();
@@ -516,6 +523,13 @@ void add_train_command(CLI::App& app) {
                         "up to the first '_' (7_jackson_32.wav: 7); every clip starts with this many samples of its "
                         "label's token, not scored, and `generate --label 7` primes with them. 0: none")
         ->capture_default_str();
+    g_model->add_option("--label-dropout", o->t.label_dropout,
+                        "Labelled generator: the chance that a training clip is led by the null label's prefix "
+                        "instead of its own, so the model also learns the audio whatever the label; `generate "
+                        "--guidance` then runs 2 streams a clip (the label's and the null one) instead of one per "
+                        "label, and the Synth can guide its voices. 0.1 to 0.2 is usual; 0: off")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 0.95));
     g_model->add_option("--rate", o->rate_hz, "Model sample rate in Hz (default: the target file's; generators 8000)");
     g_model->add_flag("--no-skip", o->no_skip, "Effect: no input-to-output skip (the model makes the whole output)");
     auto* g_opt = sub->add_option_group("optimisation");

@@ -20,7 +20,8 @@ using namespace mw;
 namespace {
 
 // A labelled generator: flat (d_model 16 × 2) or pooled (factor 4, one layer a stack).
-Model labelled_generator(uint64_t seed, bool pooled_model, std::vector<std::string> labels, int prefix) {
+Model labelled_generator(uint64_t seed, bool pooled_model, std::vector<std::string> labels, int prefix,
+                         bool null_label = false) {
     ModelConfig c = test::random_model(IoKind::mulaw8, 16, 2, 8, seed).config();
     if (pooled_model) {
         c.pool = {4};
@@ -28,6 +29,7 @@ Model labelled_generator(uint64_t seed, bool pooled_model, std::vector<std::stri
     }
     c.labels = std::move(labels);
     c.label_prefix = prefix;
+    c.label_null = null_label;
     Model m(c);
     m.init_random(seed, 0.3f);
     return m;
@@ -87,16 +89,40 @@ TEST_CASE("guidance: the guided logits push label c against the labels' average,
     for (float x : out) CHECK(std::isfinite(x));
 }
 
-TEST_CASE("guidance: GuidedGenerator equals one stepper per label, written out", "[guidance]") {
+TEST_CASE("guidance: against the null label, (1 + w) lp_label - w lp_null in float64", "[sampling][guidance]") {
+    std::mt19937 rng(6);
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    const int V = 11;
+    std::vector<float> raw(static_cast<size_t>(2 * V)), lp(static_cast<size_t>(2 * V)), out(static_cast<size_t>(V));
+    for (int trial = 0; trial < 10; ++trial) {
+        for (float& v : raw) v = normal(rng);
+        log_softmax(raw.data(), V, lp.data());
+        log_softmax(raw.data() + V, V, lp.data() + V);
+        const float w = 0.75f * float(trial);
+        null_guidance_logits(lp.data(), lp.data() + V, V, w, out.data());
+        for (int v = 0; v < V; ++v)
+            CHECK(out[size_t(v)] == Approx((1.0 + w) * lp[size_t(v)] - w * lp[size_t(V + v)]).margin(1e-5));
+        null_guidance_logits(lp.data(), lp.data() + V, V, 0.0f, out.data());
+        for (int v = 0; v < V; ++v) CHECK(out[size_t(v)] == lp[size_t(v)]);
+    }
+}
+
+TEST_CASE("guidance: GuidedGenerator equals its streams stepped one by one, written out", "[guidance]") {
     const bool pooled_model = GENERATE(false, true);
-    INFO((pooled_model ? "pooled" : "flat") << " generator");
-    const Model m = labelled_generator(31, pooled_model, {"a", "b", "c"}, 5);
-    const int K = 3, V = 256, clips = 2, label = 1, n = 300;
+    const GuidanceContrast contrast = GENERATE(GuidanceContrast::labels, GuidanceContrast::null_label);
+    const bool null = contrast == GuidanceContrast::null_label;
+    INFO((pooled_model ? "pooled" : "flat") << " generator, guided against " << (null ? "the null label" : "the labels"));
+    const Model m = labelled_generator(31, pooled_model, {"a", "b", "c"}, 5, true);
+    const int V = 256, clips = 2, label = 1, n = 300;
+    // the streams of a clip and the label each is primed with: every label, or the asked and the null
+    const std::vector<int> stream_labels = null ? std::vector<int>{label, 3} : std::vector<int>{0, 1, 2};
+    const int K = int(stream_labels.size());
+    REQUIRE(GuidedGenerator::streams_per_clip(m.config(), contrast) == K);
     const float w = 2.0f;
     const SamplerParams params{0.9f, 0.95f, 40};
     const std::vector<int32_t> prime = {120, 140, 135};
 
-    GuidedGenerator g(m, clips, label, w, params);
+    GuidedGenerator g(m, clips, label, w, params, contrast);
     g.prime(prime.data(), int64_t(prime.size()));
     std::vector<int32_t> got(static_cast<size_t>(clips * n));
     g.generate(n / 2, got.data());  // in two calls: the second continues the first
@@ -120,7 +146,7 @@ TEST_CASE("guidance: GuidedGenerator equals one stepper per label, written out",
                 prepared.push_back(kernels::prepare_model(m.view()));
                 states.push_back(kernels::make_state(*prepared.back(), 1));
             }
-            for (int32_t t : m.config().label_tokens(k)) step(k, t);
+            for (int32_t t : m.config().label_tokens(stream_labels[size_t(k)])) step(k, t);
         }
         std::vector<float> lp(static_cast<size_t>(K * V)), guided(static_cast<size_t>(V));
         for (int32_t x : prime)
@@ -130,7 +156,8 @@ TEST_CASE("guidance: GuidedGenerator equals one stepper per label, written out",
         Sampler sampler(p);
         for (int t = 0; t < n; ++t) {
             for (int k = 0; k < K; ++k) log_softmax(logits[size_t(k)].data(), V, &lp[size_t(k * V)]);
-            label_guidance_logits(lp.data(), K, V, label, w, guided.data());
+            if (null) null_guidance_logits(lp.data(), lp.data() + V, V, w, guided.data());
+            else label_guidance_logits(lp.data(), K, V, label, w, guided.data());
             const int32_t x = sampler.sample(guided.data());
             const int32_t have = t < n / 2 ? got[size_t(c * (n / 2) + t)] : rest[size_t(c * (n - n / 2) + t - n / 2)];
             REQUIRE(have == x);
@@ -170,4 +197,10 @@ TEST_CASE("guidance: misuse is refused, naming what is wrong", "[guidance]") {
     CHECK_THROWS_WITH(GuidedGenerator(m, 3000, 0, 1.0f, params), Catch::Contains("at most 4096 streams"));
     CHECK_THROWS_WITH(GuidedGenerator(m, 1, 0, -0.5f, params), Catch::Contains("expected >= 0"));
     CHECK_THROWS_WITH(GuidedGenerator(m, 1, 0, std::nanf(""), params), Catch::Contains("expected >= 0"));
+    CHECK_THROWS_WITH(GuidedGenerator(m, 1, 0, 1.0f, params, GuidanceContrast::null_label),
+                      Catch::Contains("has none") && Catch::Contains("--label-dropout"));
+    const Model with_null = labelled_generator(33, false, {"a", "b", "c"}, 4, true);
+    CHECK_NOTHROW(GuidedGenerator(with_null, 2048, 0, 1.0f, params, GuidanceContrast::null_label));
+    CHECK_THROWS_WITH(GuidedGenerator(with_null, 2049, 0, 1.0f, params, GuidanceContrast::null_label),
+                      Catch::Contains("2049 clips of 2 streams"));
 }

@@ -170,6 +170,7 @@ void require_same_config(const ModelConfig& a, const ModelConfig& b) {
     CHECK(a.skip == b.skip);
     CHECK(a.labels == b.labels);
     CHECK(a.label_prefix == b.label_prefix);
+    CHECK(a.label_null == b.label_null);
     CHECK(a.untrained == b.untrained);
     CHECK(a.description == b.description);
     CHECK(a.training_json == b.training_json);
@@ -352,6 +353,16 @@ TEST_CASE("config JSON: a labelled generator's labels round-trip, and bad ones a
     c.labels = {"a", "b"};
     c.label_prefix = 4;
     refused(c, "labels are for generators");
+    // a null label (trained with label dropout): written only when set, and only with labels
+    CHECK_THAT(json, !Contains("label_null"));
+    c = g;
+    c.label_null = true;
+    CHECK(c.null_label() == 3);
+    CHECK_THAT(mw::config_to_json(c), Contains("\"label_null\": true"));
+    CHECK(mw::config_from_json(mw::config_to_json(c), "cfg").label_null);
+    c = generator_config(false);
+    c.label_null = true;
+    refused(c, "'io.label_null' is true on a model without labels");
     REQUIRE_MODEL_ERROR(mw::config_from_json(std::string(json).replace(json.find("\"seven\""), 7, "7"), "cfg"),
                         Contains("'io.labels[2]' is 7, expected a label name (a string)"));
 }

@@ -222,6 +222,32 @@ TrainOptions exact_options(bool balance_lanes) {
     o.balance_lanes = balance_lanes;
     return o;
 }
+
+// A checkpoint's trainer metadata (JSON text) and a rewrite of it with the same tensors.
+nlohmann::json checkpoint_meta(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    const std::vector<uint8_t> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    return nlohmann::json::parse(safetensors::parse(path, bytes.data(), bytes.size()).metadata.at("mambawave_trainer"));
+}
+void rewrite_checkpoint_meta(const std::string& path, const std::string& new_meta) {
+    std::vector<uint8_t> good;
+    {
+        std::ifstream in(path, std::ios::binary);
+        good.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    const safetensors::File f = safetensors::parse(path, good.data(), good.size());
+    std::vector<std::vector<float>> store;
+    store.reserve(f.tensors.size());
+    std::vector<safetensors::TensorToWrite> tensors;
+    for (const auto& [name, info] : f.tensors) {
+        store.emplace_back(size_t(info.numel));
+        f.read_floats(info, store.back().data());
+        tensors.push_back({name, safetensors::DType::F32, info.shape, store.back().data()});
+    }
+    const std::vector<uint8_t> bytes = safetensors::to_bytes({{"mambawave_trainer", new_meta}}, tensors);
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+}
 } // namespace
 
 TEST_CASE("balanced validation is the mean of the pairs' own ESRs, pooled is one ESR over all", "[train]") {
@@ -411,6 +437,84 @@ TEST_CASE("a generator's unscored predictions (a label prefix's) count in neithe
     CHECK(t.validate().metric == Approx(want.bits_per_sample()).epsilon(1e-6));
     const StepStats st = t.step();  // the loss of the forward before the update
     CHECK(st.loss == Approx(want.bits_per_sample()).epsilon(1e-5));
+}
+
+TEST_CASE("label dropout feeds some clips the null label's prefix, and a checkpoint keeps which", "[train]") {
+    // Two labels (tokens 0 and 1), a null label (token 2) that no clip holds; embeddings untied,
+    // so token 2's embedding row learns only when the null prefix is fed.
+    ModelConfig c = test::random_model(IoKind::mulaw8, 8, 2, 8, 48).config();
+    c.tie_embeddings = false;
+    c.labels = {"a", "b"};
+    c.label_prefix = 24;
+    Model m(c);
+    m.init_random(48);
+    TrainData d;
+    std::mt19937 rng(4);
+    for (int k = 0; k < 6; ++k) {
+        TokenSequence s;
+        s.name = std::to_string(k);
+        s.tokens.assign(24, k % 2);
+        for (int32_t v = 128, t = 0; t < 200; ++t) s.tokens.push_back(v = std::clamp(v + int32_t(rng() % 9) - 4, 40, 215));
+        s.unscored = 23;
+        (k < 4 ? d.token_train : d.token_val).push_back(s);
+    }
+    TrainOptions o = exact_options(false);
+    o.batch = 4;
+    o.segment = 16;  // a lane's first two segments hold the prefix: the second one after a resume
+    o.steps = 6;
+    o.lr_warmup_steps = 0;
+    o.adam.weight_decay = 0;
+    const int D = c.d_model;
+    auto null_row = [&](const Model& x) {
+        const float* e = x.view().embed_w + 2 * D;
+        return std::vector<float>(e, e + D);
+    };
+    const std::vector<float> before = null_row(m);
+
+    // Without dropout token 2 is never fed: its row stays as it was, bit for bit.
+    {
+        Model plain = m;
+        Trainer t(plain, d, o);
+        for (int i = 0; i < 6; ++i) t.step();
+        CHECK(null_row(t.model()) == before);
+        // and dropout needs the model to say it has a null label
+        TrainOptions od = o;
+        od.label_dropout = 0.5;
+        CHECK_THROWS_WITH(Trainer(plain, d, od), Catch::Contains("null label"));
+    }
+    m.mutable_config().label_null = true;
+    o.label_dropout = 0.5;
+    Trainer whole(m, d, o);
+    for (int i = 0; i < 6; ++i) whole.step();
+    CHECK(test::max_abs_diff(null_row(whole.model()), before) > 1e-4);  // the null prefix was fed
+
+    // Stopped after one step (every lane in its clip's prefix still) and resumed: the same run.
+    test::TempDir dir;
+    {
+        Trainer first(m, d, o);
+        first.step();
+        first.save_checkpoint(dir.path.string());
+    }
+    auto resumed = Trainer::resume(dir.path.string(), d, 0, 1);
+    for (int i = 1; i < 6; ++i) resumed->step();
+    const int64_t P = m.parameter_count();
+    CHECK(std::vector<float>(resumed->model().data(), resumed->model().data() + P) ==
+          std::vector<float>(whole.model().data(), whole.model().data() + P));
+    // (a checkpoint that lost the lanes' null flags would feed their second segment label
+    // prefixes instead and part from the whole run: checked by clearing them)
+    const std::string ckpt = dir.file("trainer.safetensors");
+    nlohmann::json meta = checkpoint_meta(ckpt);
+    int flagged = 0;
+    for (auto& lane : meta.at("lanes")) {
+        flagged += lane.at("null_label").get<bool>() ? 1 : 0;
+        lane["null_label"] = false;
+    }
+    REQUIRE(flagged > 0);
+    rewrite_checkpoint_meta(ckpt, meta.dump());
+    auto cleared = Trainer::resume(dir.path.string(), d, 0, 1);
+    for (int i = 1; i < 6; ++i) cleared->step();
+    CHECK(std::vector<float>(cleared->model().data(), cleared->model().data() + P) !=
+          std::vector<float>(whole.model().data(), whole.model().data() + P));
 }
 
 // The GPU trainer's tests run where a CUDA device is; elsewhere they say so and pass.
@@ -692,27 +796,9 @@ TEST_CASE("a damaged checkpoint is refused with its file named, before it sizes 
         t.save_checkpoint(dir.path.string());
     }
     const std::string path = dir.file("trainer.safetensors");
-    std::vector<uint8_t> good;
-    {
-        std::ifstream in(path, std::ios::binary);
-        good.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
-    const safetensors::File f = safetensors::parse(path, good.data(), good.size());
-    const nlohmann::json meta = nlohmann::json::parse(f.metadata.at("mambawave_trainer"));
+    const nlohmann::json meta = checkpoint_meta(path);
     // the same tensors under other metadata
-    auto rewrite = [&](const std::string& new_meta) {
-        std::vector<std::vector<float>> store;
-        store.reserve(f.tensors.size());
-        std::vector<safetensors::TensorToWrite> tensors;
-        for (const auto& [name, info] : f.tensors) {
-            store.emplace_back(size_t(info.numel));
-            f.read_floats(info, store.back().data());
-            tensors.push_back({name, safetensors::DType::F32, info.shape, store.back().data()});
-        }
-        const std::vector<uint8_t> bytes = safetensors::to_bytes({{"mambawave_trainer", new_meta}}, tensors);
-        std::ofstream out(path, std::ios::binary | std::ios::trunc);
-        out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-    };
+    auto rewrite = [&](const std::string& new_meta) { rewrite_checkpoint_meta(path, new_meta); };
     auto refused = [&](const std::string& words) {
         try {
             Trainer::resume(dir.path.string(), d, 0, 1);

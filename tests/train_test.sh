@@ -237,6 +237,22 @@ refuse "generate of a labelled model without --label" 2 "trained with labels|--l
     "$MW" generate -m lgen.safetensors --seconds 0.1 -o lx.wav
 refuse "--guidance without --label" 2 "--guidance 3 needs --label" \
     "$MW" generate -m lgen.safetensors --guidance 3 --seconds 0.1 -o lx.wav
+# label dropout: a null label, and guidance against it (2 streams a clip instead of one per label)
+check "fine-tune with --label-dropout 0.3" "$MW" train --data lclips --out lnull.safetensors --init lgen.safetensors \
+    --label-prefix 32 --label-dropout 0.3 --batch 4 --segment 512 --steps 40 --lr 3e-3 --val-every 40 --threads 2 --no-plot
+check "info says the model has a null label" sh -c "\"$MW\" info lnull.safetensors | grep -q 'against a null label'"
+check "info --json: label_null" sh -c "\"$MW\" info --json lnull.safetensors | grep -q '\"label_null\": *true'"
+check "guidance against the null label runs 2 streams a clip" sh -c "\"$MW\" generate -m lnull.safetensors --label 2 \
+    --guidance 3 --seconds 0.2 --seed 4 -o ln.wav 2>&1 | grep -q '2 streams a clip, the label.s and the null label.s'"
+check "--contrast labels on the same model" "$MW" generate -m lnull.safetensors --label 2 --guidance 3 --contrast labels \
+    --seconds 0.2 --seed 4 -o lnl.wav
+check "the two contrasts draw differently" sh -c "! cmp -s ln.wav lnl.wav"
+refuse "--contrast null on a model without a null label" 2 "--contrast null|has no null label|--label-dropout" \
+    "$MW" generate -m lgen.safetensors --label 2 --guidance 3 --contrast null --seconds 0.1 -o lx.wav
+refuse "--contrast without --guidance" 2 "--contrast labels|give --guidance" \
+    "$MW" generate -m lnull.safetensors --label 2 --contrast labels --seconds 0.1 -o lx.wav
+refuse "--label-dropout on a generator without labels" 2 "--label-dropout 0.2|no labels to drop" \
+    "$MW" train --data clips --out ld.safetensors --label-dropout 0.2 --steps 1 --no-plot
 mkdir manylabels
 for i in $(seq 10 29); do
     for take in a b; do sox -n -r 8000 -c 1 -b 16 "manylabels/L${i}_${take}.wav" synth 0.1 sine $((i * 20)) gain -6 2>/dev/null; done
