@@ -377,12 +377,23 @@ struct VoiceEvent {
     int note;
 };
 
-struct SynthVoice {
-    kernels::StepStatePtr state;  // one stream
+// One stream of the generator: its state (or a pooled model's stepper) and its logits.
+struct VoiceStream {
+    kernels::StepStatePtr state;
     std::unique_ptr<pooled::Stepper> pooled;  // a pooled model's step instead (model/pooled.h)
+    std::vector<float> logits;                // [V] after the last fed class
+};
+
+struct SynthVoice {
+    VoiceStream main;
+    // Guidance against the null label (a model trained with label dropout): a second stream,
+    // primed with the null label's prefix and fed the voice's classes; the voice then draws
+    // from null_guidance_logits of the two. Made only for a model with a null label.
+    VoiceStream null;
+    std::vector<float> guided;    // [V]
     Sampler sampler{SamplerParams{}, 256};
-    std::vector<float> logits;    // [V] after the last fed class
     bool on = false, primed = false, releasing = false, dead = false;
+    bool guided_voice = false;  // started with guidance on: runs both streams until it ends
     int label = -1;  // a labelled model's: the label its note asks for (label_for_note)
     float velocity = 0, env = 0, env_step = 0;
     int release_left = 0;  // model samples
@@ -393,6 +404,7 @@ struct SynthSlot {
     const kernels::PreparedModel* P = nullptr;
     int vocab = 256;
     int n_labels = 0, label_prefix = 0;  // a labelled model's (ModelConfig::labels, label_prefix)
+    bool null_label = false;             // ... trained with label dropout (ModelConfig::label_null)
     double model_rate_hz = 0, host_rate_hz = 0;
     bool resampling = false;
     Resampler to_host;
@@ -404,10 +416,12 @@ struct SynthSlot {
     int64_t host_clock = 0;       // host samples output
     int attack_samples = 1, release_samples = 1;
     float temperature = 1, top_p = 1;
+    float guidance = 0;  // SynthEngine::set_guidance
 
     void start(int v, float velocity, uint64_t seed, int note) {
         SynthVoice& s = voices[size_t(v)];
         s.label = label_prefix > 0 ? label_for_note(note, n_labels) : -1;
+        s.guided_voice = null_label && s.label >= 0 && guidance > 0.0f;
         s.on = true;
         s.primed = false;
         s.releasing = false;
@@ -433,26 +447,42 @@ struct SynthSlot {
         const int64_t t = host_clock + offset;
         return resampling ? (t * down + up - 1) / up : t;
     }
-    // Primes voice s from the zero state: its label's prefix (as in training), else silence.
+    // Primes voice s from the zero state: its label's prefix (as in training), else silence;
+    // a guided voice's null stream with the null label's prefix.
     bool prime(SynthVoice& s) {
         reset_voice(s);
         bool ok = true;
         if (s.label >= 0) {
-            for (int i = 0; i < label_prefix && ok; ++i) ok = feed(s, ModelConfig::label_token(s.label));
+            for (int i = 0; i < label_prefix && ok; ++i) ok = step(s.main, ModelConfig::label_token(s.label));
+            for (int i = 0; i < label_prefix && ok && s.guided_voice; ++i)
+                ok = step(s.null, ModelConfig::label_token(n_labels));  // (the null label: label n)
         } else {
-            for (int i = 0; i < SynthEngine::kPrimeTokens && ok; ++i) ok = feed(s, kSilentClass);
+            for (int i = 0; i < SynthEngine::kPrimeTokens && ok; ++i) ok = step(s.main, kSilentClass);
         }
         return ok;
     }
-    // Feeds one class to voice s; false when its logits came out non-finite.
+    // Feeds one class to voice s (both streams of a guided voice); false when logits came out
+    // non-finite.
     bool feed(SynthVoice& s, int32_t token) {
-        if (s.pooled) s.pooled->step(&token, s.logits.data());
-        else kernels::step_tokens(*P, *s.state, &token, s.logits.data());
-        return all_finite(s.logits.data(), vocab);
+        const bool ok = step(s.main, token);
+        return s.guided_voice ? step(s.null, token) && ok : ok;
+    }
+    bool step(VoiceStream& v, int32_t token) {
+        if (v.pooled) v.pooled->step(&token, v.logits.data());
+        else kernels::step_tokens(*P, *v.state, &token, v.logits.data());
+        return all_finite(v.logits.data(), vocab);
     }
     static void reset_voice(SynthVoice& s) {
-        if (s.pooled) s.pooled->reset();
-        else kernels::reset_stream(*s.state, 0);
+        for (VoiceStream* v : {&s.main, &s.null}) {
+            if (v->pooled) v->pooled->reset();
+            else if (v->state) kernels::reset_stream(*v->state, 0);
+        }
+    }
+    // The logits voice s draws its next class from.
+    const float* draw_logits(SynthVoice& s) {
+        if (!s.guided_voice) return s.main.logits.data();
+        null_guidance_logits(s.main.logits.data(), s.null.logits.data(), vocab, guidance, s.guided.data());
+        return s.guided.data();
     }
     // One model sample of every voice, summed. Counts non-finite events into *events.
     float generate(int* events) {
@@ -470,7 +500,7 @@ struct SynthSlot {
                     continue;
                 }
             }
-            const int32_t token = s.sampler.sample(s.logits.data());
+            const int32_t token = s.sampler.sample(draw_logits(s));
             if (s.releasing) {  // linear to exactly 0 in release_samples samples
                 s.env = --s.release_left > 0 ? std::max(0.0f, s.env - s.env_step) : 0.0f;
             } else if (s.env < 1.0f) {
@@ -541,6 +571,7 @@ std::unique_ptr<SynthSlot> make_synth_slot(RealtimeModelPtr model, double host_r
     if (cfg.labelled()) {
         slot->n_labels = int(cfg.labels.size());
         slot->label_prefix = cfg.label_prefix;
+        slot->null_label = cfg.label_null;
     }
     slot->model_rate_hz = cfg.sample_rate_hz;
     slot->resampling = !same_rate(cfg.sample_rate_hz, host_rate_hz);
@@ -556,9 +587,13 @@ std::unique_ptr<SynthSlot> make_synth_slot(RealtimeModelPtr model, double host_r
     slot->attack_samples = std::max(1, int(std::lround(kAttackSeconds * cfg.sample_rate_hz)));
     slot->release_samples = std::max(1, int(std::lround(kReleaseSeconds * cfg.sample_rate_hz)));
     for (SynthVoice& v : slot->voices) {
-        if (cfg.pooled()) v.pooled = std::make_unique<pooled::Stepper>(model->model, 1);  // its own weights
-        else v.state = kernels::make_state(*slot->P, 1, 1);
-        v.logits.assign(size_t(cfg.vocab), 0.0f);
+        for (VoiceStream* stream : {&v.main, &v.null}) {
+            if (stream == &v.null && !slot->null_label) break;
+            if (cfg.pooled()) stream->pooled = std::make_unique<pooled::Stepper>(model->model, 1);  // its own weights
+            else stream->state = kernels::make_state(*slot->P, 1, 1);
+            stream->logits.assign(size_t(cfg.vocab), 0.0f);
+        }
+        if (slot->null_label) v.guided.assign(size_t(cfg.vocab), 0.0f);
         if (cfg.vocab != 256) v.sampler = Sampler(SamplerParams{}, cfg.vocab);
     }
     return slot;
@@ -924,7 +959,7 @@ struct SynthEngine::Impl : EngineCore<SynthSlot> {
 
     Smoother level_g;
 
-    std::atomic<float> temperature{1}, top_p{1}, level{1};
+    std::atomic<float> temperature{1}, top_p{1}, level{1}, guidance{0};
     std::atomic<uint32_t> seed{0};
 
     // audio thread: the events of the next block, sorted by offset, and the voices
@@ -1004,6 +1039,7 @@ struct SynthEngine::Impl : EngineCore<SynthSlot> {
         if (SynthSlot* next = take_waiting()) {
             next->temperature = current->temperature;
             next->top_p = current->top_p;
+            next->guidance = current->guidance;
             for (int v = 0; v < kMaxVoices; ++v) {  // held notes go on in the new model
                 const VoiceInfo& i = voices[size_t(v)];
                 if (i.active && i.held && next->model) next->start(v, i.velocity, i.seed, i.note);
@@ -1012,10 +1048,12 @@ struct SynthEngine::Impl : EngineCore<SynthSlot> {
         }
         const float temp = std::clamp(temperature.load(std::memory_order_relaxed), 0.05f, 2.0f);
         const float p = std::clamp(top_p.load(std::memory_order_relaxed), 0.05f, 1.0f);
+        const float w = std::clamp(guidance.load(std::memory_order_relaxed), 0.0f, SynthEngine::kMaxGuidance);
         for (SynthSlot* slot : {current, fading})
             if (slot) {
                 slot->temperature = temp;
                 slot->top_p = p;
+                slot->guidance = w;
             }
         int events = current->run(resolved.data(), n_resolved, mono_a.data(), n);
         if (fading) {
@@ -1070,6 +1108,9 @@ void SynthEngine::collect_garbage() { impl_->hand.collect(); }
 
 void SynthEngine::set_temperature(float t) { if (std::isfinite(t)) impl_->temperature.store(std::clamp(t, 0.05f, 2.0f)); }
 void SynthEngine::set_top_p(float p) { if (std::isfinite(p)) impl_->top_p.store(std::clamp(p, 0.05f, 1.0f)); }
+void SynthEngine::set_guidance(float w) {
+    if (std::isfinite(w)) impl_->guidance.store(std::clamp(w, 0.0f, kMaxGuidance));
+}
 void SynthEngine::set_level_db(float db) { impl_->level.store(db_to_gain(db)); }
 void SynthEngine::set_seed(uint32_t seed) { impl_->seed.store(seed); }
 

@@ -637,12 +637,12 @@ void GuidedGenerator::generate(int64_t n, int32_t* out) {
             int32_t x;
             if (s.guidance == 0.0f) {
                 x = s.samplers[size_t(c)].sample(s.lane(c, s.own));
+            } else if (s.contrast == GuidanceContrast::null_label) {  // (no log-softmax needed)
+                null_guidance_logits(s.lane(c, 0), s.lane(c, 1), V, s.guidance, s.guided.data());
+                x = s.samplers[size_t(c)].sample(s.guided.data());
             } else {
                 for (int k = 0; k < K; ++k) log_softmax(s.lane(c, k), V, &s.lp[size_t(k) * size_t(V)]);
-                if (s.contrast == GuidanceContrast::null_label)
-                    null_guidance_logits(s.lp.data(), s.lp.data() + V, V, s.guidance, s.guided.data());
-                else
-                    label_guidance_logits(s.lp.data(), K, V, s.own, s.guidance, s.guided.data());
+                label_guidance_logits(s.lp.data(), K, V, s.own, s.guidance, s.guided.data());
                 x = s.samplers[size_t(c)].sample(s.guided.data());
             }
             for (int k = 0; k < K; ++k) s.fed[size_t(c) * size_t(K) + size_t(k)] = x;

@@ -103,8 +103,8 @@ void label_guidance_logits(const float* lp, int K, int V, int c, float w, float*
     }
 }
 
-void null_guidance_logits(const float* lp_label, const float* lp_null, int V, float w, float* out) {
-    for (int v = 0; v < V; ++v) out[v] = float((1.0 + w) * double(lp_label[v]) - w * double(lp_null[v]));
+void null_guidance_logits(const float* a, const float* b, int V, float w, float* out) {
+    for (int v = 0; v < V; ++v) out[v] = float((1.0 + w) * double(a[v]) - w * double(b[v]));
 }
 
 } // namespace mw

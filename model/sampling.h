@@ -44,10 +44,12 @@ private:
 // unconditional model); w = 0 gives lp[c]. In double inside.
 void label_guidance_logits(const float* lp, int K, int V, int c, float w, float* out);
 // Guidance against the null label (a model trained with label dropout, ModelConfig::label_null):
-//   out[v] = (1 + w)·lp_label[v] − w·lp_null[v],
-// lp_label and lp_null [V] the log-softmaxed logits of the label's stream and the null label's
-// stream, fed the same clip: the null label's prediction is the unconditional one that
-// label_guidance_logits estimates by the labels' average. w = 0 gives lp_label. In double inside.
+//   out[v] = (1 + w)·a[v] − w·b[v],
+// a and b [V] the next-class logits of the label's stream and of the null label's stream, fed
+// the same clip: the null label's prediction is the unconditional one that
+// label_guidance_logits estimates by the labels' average. Raw logits serve as well as
+// log-softmaxes: the two differ by a constant per stream, which moves out by a constant, and a
+// softmax (the sampler's) does not see constants. w = 0 gives a. In double inside.
 void null_guidance_logits(const float* lp_label, const float* lp_null, int V, float w, float* out);
 // logits [V] -> log-softmax [V] (in double inside), in place allowed.
 void log_softmax(const float* logits, int V, float* out);

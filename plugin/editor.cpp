@@ -256,6 +256,7 @@ Editor::Editor(ProcessorBase& processor)
     } else {
         main_knobs_.push_back(std::make_unique<Knob>(state, pid::temperature, "Temperature"));
         main_knobs_.push_back(std::make_unique<Knob>(state, pid::top_p, "Top-p"));
+        main_knobs_.push_back(std::make_unique<Knob>(state, pid::guidance, "Guidance"));
         main_knobs_.push_back(std::make_unique<Knob>(state, pid::seed, "Seed"));
         main_knobs_.push_back(std::make_unique<Knob>(state, pid::level, "Level"));
     }
@@ -519,6 +520,10 @@ void Editor::paint_info(juce::Graphics& g) {
     std::vector<Row> rows = {{"Kind", kind}, {"Rate", rate}, {"Size", size}, {"Training", info->training},
                              {"Latency", juce::String(latency) + (latency == 1 ? " sample" : " samples")}};
     if (info->keys.isNotEmpty()) rows.push_back({"Keys", info->keys});
+    if (info->keys.isNotEmpty())
+        rows.push_back({"Guidance", info->config.label_null
+                                        ? juce::String("null label: a guided voice runs 2 streams (2x CPU)")
+                                        : juce::String("no null label: the Guidance knob does nothing")});
     if (voices_ >= 0) rows.push_back({"Voices", juce::String(voices_) + " / " + juce::String(dsp::SynthEngine::kMaxVoices)});
     if (stats_.nonfinite_events > 0) rows.push_back({"NaN guard", juce::String(stats_.nonfinite_events) + " resets"});
     for (const Row& row : rows) {
@@ -589,8 +594,11 @@ void Editor::paint_voices(juce::Graphics& g) {
                              " notes take over the oldest voice."
                        // a labelled generator (docs/DIGITS.md): the key says which label it makes
                        : "The key chooses what the model says: " + keys + ". A voice is seeded by Seed + the "
-                         "note number, so a note replays the same way; note-off fades it out.";
-    g.drawFittedText(text, r.removeFromTop(54), juce::Justification::topLeft, 3, 0.9f);
+                         "note number, so a note replays the same way; note-off fades it out." +
+                             (status_.info->config.label_null
+                                  ? juce::String(" Guidance makes the words clearer, at twice the CPU a voice.")
+                                  : juce::String());
+    g.drawFittedText(text, r.removeFromTop(72), juce::Justification::topLeft, 4, 0.9f);
 }
 
 void Editor::paint(juce::Graphics& g) {

@@ -161,6 +161,11 @@ juce::AudioProcessorValueTreeState::ParameterLayout make_synth_parameters() {
         kTopPDefault,
         AudioParameterFloatAttributes().withStringFromValueFunction(
             [](float v, int) { return juce::String(v, 2); })));
+    layout.add(std::make_unique<juce::AudioParameterFloat>(
+        ParameterID{pid::guidance, kVersion}, "Guidance", NormalisableRange<float>(0.0f, kGuidanceMax, 0.1f),
+        kGuidanceDefault,
+        AudioParameterFloatAttributes().withStringFromValueFunction(
+            [](float v, int) { return v <= 0.0f ? juce::String("off") : juce::String(v, 1); })));
     layout.add(db_parameter(pid::level, "Level", kLevelMinDb, kLevelMaxDb, kLevelDefaultDb));
     layout.add(std::make_unique<juce::AudioParameterInt>(ParameterID{pid::seed, kVersion}, "Seed", 0,
                                                          kSeedMax, kSeedDefault));

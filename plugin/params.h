@@ -33,6 +33,7 @@ inline constexpr const char* mix = "mix";
 inline constexpr const char* bypass = "bypass";
 inline constexpr const char* temperature = "temperature";
 inline constexpr const char* top_p = "top_p";
+inline constexpr const char* guidance = "guidance";
 inline constexpr const char* level = "level";
 inline constexpr const char* seed = "seed";
 juce::String control(int index);  // "control_1".."control_8" (index 0..7)
@@ -43,6 +44,9 @@ constexpr float kGainMinDb = -24.0f, kGainMaxDb = 24.0f;
 constexpr float kLevelMinDb = -60.0f, kLevelMaxDb = 6.0f, kLevelDefaultDb = -6.0f;
 constexpr float kTemperatureMin = 0.05f, kTemperatureMax = 2.0f, kTemperatureDefault = 0.9f;
 constexpr float kTopPMin = 0.05f, kTopPMax = 1.0f, kTopPDefault = 0.95f;
+// Label guidance against the null label (dsp::SynthEngine::set_guidance): 0 is off; a model
+// without a null label ignores it.
+constexpr float kGuidanceMax = dsp::SynthEngine::kMaxGuidance, kGuidanceDefault = 0.0f;
 constexpr int kSeedMax = 65535, kSeedDefault = 1;
 
 // The loaded model's controls, read by the audio thread (plain atomics: range and scale) and by

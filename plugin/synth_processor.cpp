@@ -22,6 +22,7 @@ SynthProcessor::SynthProcessor()
                       "The synth stays silent."),
       temperature_(raw(pid::temperature)),
       top_p_(raw(pid::top_p)),
+      guidance_(raw(pid::guidance)),
       level_db_(raw(pid::level)),
       seed_(raw(pid::seed)),
       bypass_on_(raw(pid::bypass)) {
@@ -39,6 +40,7 @@ bool SynthProcessor::isBusesLayoutSupported(const BusesLayout& layouts) const {
 void SynthProcessor::apply_parameters() noexcept {
     engine_.set_temperature(temperature_->load(std::memory_order_relaxed));
     engine_.set_top_p(top_p_->load(std::memory_order_relaxed));
+    engine_.set_guidance(guidance_->load(std::memory_order_relaxed));
     const bool bypassed = bypass_on_->load(std::memory_order_relaxed) >= 0.5f;
     engine_.set_level_db(bypassed ? kMutedDb : level_db_->load(std::memory_order_relaxed));
     engine_.set_seed(static_cast<uint32_t>(std::max(0.0f, seed_->load(std::memory_order_relaxed)) + 0.5f));

@@ -27,6 +27,7 @@ private:
 
     std::atomic<float>* temperature_;
     std::atomic<float>* top_p_;
+    std::atomic<float>* guidance_;
     std::atomic<float>* level_db_;
     std::atomic<float>* seed_;
     std::atomic<float>* bypass_on_;

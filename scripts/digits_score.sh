@@ -18,6 +18,8 @@
 #   LABELS=1         a model trained with --label-prefix: COUNT/10 clips asked for each digit
 #                    (generate --label D), and the accuracy against the digit asked for
 #   GUIDANCE=W       with LABELS=1: generate's --guidance W (label guidance; 0 = off)
+#   CONTRAST=C       with GUIDANCE: generate's --contrast (null, labels; default auto: the null
+#                    label where the model has one)
 #   MW=PATH          the mambawave binary (default build/bin/mambawave)
 #   PYTHON=PATH      python3 with numpy (default /usr/bin/python3)
 # Exit status: digit_score.py's: 0, or 2 when the calibration fails (then the scores mean nothing).
@@ -50,11 +52,11 @@ else
 fi
 asked=()
 if [[ -n ${LABELS:-} ]]; then  # a model trained with --label-prefix: count/10 clips asked for each digit
-  echo "== generating $((count / 10)) clips of $seconds s for each --label 0..9 with $(basename "$model") (seed ${SEED:-1}, guidance ${GUIDANCE:-0}, CPU, one thread)"
+  echo "== generating $((count / 10)) clips of $seconds s for each --label 0..9 with $(basename "$model") (seed ${SEED:-1}, guidance ${GUIDANCE:-0}${CONTRAST:+ against $CONTRAST}, CPU, one thread)"
   for d in 0 1 2 3 4 5 6 7 8 9; do
     "$mw" generate -m "$model" --label $d --seconds "$seconds" --count $((count / 10)) --seed "${SEED:-1}" \
-      --temperature "${TEMPERATURE:-1}" --top-p "${TOP_P:-1}" --guidance "${GUIDANCE:-0}" --device cpu --threads 1 \
-      -o "$work/label${d}_.wav"
+      --temperature "${TEMPERATURE:-1}" --top-p "${TOP_P:-1}" --guidance "${GUIDANCE:-0}" ${CONTRAST:+--contrast "$CONTRAST"} \
+      --device cpu --threads 1 -o "$work/label${d}_.wav"
   done
   clips=("$work"/label*.wav)
   asked=(--asked-from-name)

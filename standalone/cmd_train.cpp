@@ -346,7 +346,10 @@ void run_train(TrainCliOptions o) {
          (cfg.pooled() ? ", pooled " + describe_pool(cfg) : std::string()) + ", d_state " +
          std::to_string(cfg.d_state) + ", " +
          std::to_string(trainer->model().parameter_count()) + " parameters; batch " + std::to_string(t.batch) +
-         " x " + std::to_string(t.segment) + " samples, " + std::to_string(t.steps) + " steps");
+         " x " + std::to_string(t.segment) + " samples, " + std::to_string(t.steps) + " steps" +
+         (t.label_dropout > 0 ? ", label dropout " + fmt(t.label_dropout, 2) + " (null label " +
+                                    std::to_string(cfg.null_label()) + ")"
+                              : std::string()));
 
     fs::create_directories(run_dir);
     // A fine-tuned model keeps its history: the --init model's file and its own training record

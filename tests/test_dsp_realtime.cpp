@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -717,38 +718,52 @@ Planar run_synth(dsp::SynthEngine& s, int channels, int64_t frames, int block,
 
 // One voice computed the way the synth documents it: zero state, kPrimeTokens silent classes
 // (a labelled model: the prefix of the label the note asks for, or of `label` when given), then
-// sample, decode, scale by velocity and the attack ramp, feed back.
+// sample, decode, scale by velocity and the attack ramp, feed back. With guidance w > 0: a
+// second stream primed with the null label's prefix and fed the same classes, and each class
+// drawn from (1 + w)·the voice's logits − w·the null stream's.
 std::vector<float> expected_voice(const Model& m, int note, float velocity, uint32_t seed, float temperature,
-                                  float top_p, int64_t frames, int label = -1) {
+                                  float top_p, int64_t frames, int label = -1, float guidance = 0.0f) {
     // a flat model through the kernels' step, a pooled one through its own (model/pooled.h)
-    kernels::PreparedModelPtr P;
-    kernels::StepStatePtr S;
-    std::unique_ptr<pooled::Stepper> pooled_step;
-    if (m.config().pooled()) {
-        pooled_step = std::make_unique<pooled::Stepper>(m, 1);
-    } else {
-        P = kernels::prepare_model(m.view());
-        S = kernels::make_state(*P, 1, 1);
+    struct Stream {
+        kernels::PreparedModelPtr P;
+        kernels::StepStatePtr S;
+        std::unique_ptr<pooled::Stepper> pooled_step;
+        std::vector<float> logits = std::vector<float>(256);
+        void step(const int32_t* tok) {
+            if (pooled_step) pooled_step->step(tok, logits.data());
+            else kernels::step_tokens(*P, *S, tok, logits.data());
+        }
+    };
+    std::array<Stream, 2> streams;  // the voice's, the null label's
+    for (Stream& st : streams) {
+        if (m.config().pooled()) {
+            st.pooled_step = std::make_unique<pooled::Stepper>(m, 1);
+        } else {
+            st.P = kernels::prepare_model(m.view());
+            st.S = kernels::make_state(*st.P, 1, 1);
+        }
     }
-    std::vector<float> logits(256);
+    const bool guided = guidance > 0.0f;
     auto step = [&](const int32_t* tok) {
-        if (pooled_step) pooled_step->step(tok, logits.data());
-        else kernels::step_tokens(*P, *S, tok, logits.data());
+        streams[0].step(tok);
+        if (guided) streams[1].step(tok);
     };
     Sampler sampler({temperature, top_p, uint64_t(seed) + uint64_t(note)});
     int32_t token = 128;
     const ModelConfig& c = m.config();
     if (c.labelled() && label < 0) label = dsp::label_for_note(note, int(c.labels.size()));
     if (label >= 0) {
-        for (int32_t t : c.label_tokens(label)) step(&t);
+        for (int32_t t : c.label_tokens(label)) streams[0].step(&t);
+        for (int32_t t : c.label_tokens(c.null_label())) if (guided) streams[1].step(&t);
     } else {
         for (int i = 0; i < dsp::SynthEngine::kPrimeTokens; ++i) step(&token);
     }
     const int attack = int(std::lround(0.002 * m.config().sample_rate_hz));
-    std::vector<float> y(static_cast<size_t>(frames));
+    std::vector<float> y(static_cast<size_t>(frames)), drawn(256);
     float env = 0;
     for (int64_t t = 0; t < frames; ++t) {
-        token = sampler.sample(logits.data());
+        if (guided) null_guidance_logits(streams[0].logits.data(), streams[1].logits.data(), 256, guidance, drawn.data());
+        token = sampler.sample(guided ? drawn.data() : streams[0].logits.data());
         env = std::min(1.0f, env + 1.0f / float(attack));
         y[size_t(t)] = dsp::mulaw_decode(token) * velocity * env;
         step(&token);
@@ -841,6 +856,51 @@ TEST_CASE("synth engine: keys choose a labelled model's label, wrapping every n 
         CHECK(other != want);
         CHECK(silent != want);
     }
+}
+
+TEST_CASE("synth engine: guidance against the null label is the documented two-stream chain", "[dsp][realtime]") {
+    const bool pooled_model = GENERATE(false, true);
+    INFO((pooled_model ? "pooled" : "flat") << " generator");
+    Model m = pooled_model ? pooled_generator(84, {4, 2}) : generator_model(84, 8000);
+    m.mutable_config().labels = {"a", "b", "c"};
+    m.mutable_config().label_prefix = 6;
+    m.mutable_config().label_null = true;
+    const int on_at = 10, frames = 1500, note = 61;
+    auto play = [&](const Model& model, float guidance_at_start, float guidance_later, int64_t* allocations) {
+        dsp::SynthEngine s;
+        s.set_model(dsp::make_realtime_model(model));
+        s.prepare(8000, 64, 1);
+        s.set_seed(78);
+        s.set_guidance(guidance_at_start);
+        return run_synth(s, 1, frames, 64, [&](int64_t t0, int) {
+            if (t0 == 0) s.note_on(note, 1.0f, on_at);
+            if (t0 == 64) s.set_guidance(guidance_later);  // applies from the next block
+        }, allocations)[0];
+    };
+    auto voice_diff = [&](const std::vector<float>& out, const std::vector<float>& want) {
+        double diff = 0;
+        for (int t = on_at; t < frames; ++t) diff = std::max(diff, double(std::fabs(out[size_t(t)] - want[size_t(t - on_at)])));
+        return diff;
+    };
+    int64_t allocations = 0;
+    const std::vector<float> guided = play(m, 3.0f, 3.0f, &allocations);
+    CHECK(allocations == 0);
+    const std::vector<float> want = expected_voice(m, note, 1.0f, 78, 1.0f, 1.0f, frames - on_at, -1, 3.0f);
+    CHECK(voice_diff(guided, want) == 0.0);
+    const std::vector<float> plain = expected_voice(m, note, 1.0f, 78, 1.0f, 1.0f, frames - on_at);
+    CHECK(want != plain);  // guidance changes the draws of the same seed
+    // A voice started unguided stays so when guidance is turned up while it plays.
+    CHECK(voice_diff(play(m, 0.0f, 3.0f, nullptr), plain) == 0.0);
+    // A guided voice follows the weight of the moment: 3 for its first block, then 1.5.
+    const std::vector<float> changed = play(m, 3.0f, 1.5f, nullptr);
+    CHECK(voice_diff(changed, want) > 0.0);
+    double first_block = 0;
+    for (int t = on_at; t < 64; ++t) first_block = std::max(first_block, double(std::fabs(changed[size_t(t)] - want[size_t(t - on_at)])));
+    CHECK(first_block == 0.0);
+    // A model without a null label ignores guidance: its voice is the plain chain.
+    Model no_null = m;
+    no_null.mutable_config().label_null = false;
+    CHECK(voice_diff(play(no_null, 3.0f, 3.0f, nullptr), plain) == 0.0);
 }
 
 TEST_CASE("synth engine: resampled to the host, events land at their offset plus the latency", "[dsp][realtime]") {

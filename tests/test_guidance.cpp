@@ -104,6 +104,13 @@ TEST_CASE("guidance: against the null label, (1 + w) lp_label - w lp_null in flo
             CHECK(out[size_t(v)] == Approx((1.0 + w) * lp[size_t(v)] - w * lp[size_t(V + v)]).margin(1e-5));
         null_guidance_logits(lp.data(), lp.data() + V, V, 0.0f, out.data());
         for (int v = 0; v < V; ++v) CHECK(out[size_t(v)] == lp[size_t(v)]);
+        // raw logits: out moves by a constant, so its softmax is the same
+        std::vector<float> from_raw(static_cast<size_t>(V)), lp_out(static_cast<size_t>(V)), lp_raw(static_cast<size_t>(V));
+        null_guidance_logits(lp.data(), lp.data() + V, V, w, out.data());
+        null_guidance_logits(raw.data(), raw.data() + V, V, w, from_raw.data());
+        log_softmax(out.data(), V, lp_out.data());
+        log_softmax(from_raw.data(), V, lp_raw.data());
+        for (int v = 0; v < V; ++v) CHECK(lp_raw[size_t(v)] == Approx(lp_out[size_t(v)]).margin(1e-4));
     }
 }
 
@@ -155,9 +162,12 @@ TEST_CASE("guidance: GuidedGenerator equals its streams stepped one by one, writ
         p.seed = params.seed + uint64_t(c);
         Sampler sampler(p);
         for (int t = 0; t < n; ++t) {
-            for (int k = 0; k < K; ++k) log_softmax(logits[size_t(k)].data(), V, &lp[size_t(k * V)]);
-            if (null) null_guidance_logits(lp.data(), lp.data() + V, V, w, guided.data());
-            else label_guidance_logits(lp.data(), K, V, label, w, guided.data());
+            if (null) {  // raw logits: the same softmax as log-softmaxes (null_guidance_logits)
+                null_guidance_logits(logits[0].data(), logits[1].data(), V, w, guided.data());
+            } else {
+                for (int k = 0; k < K; ++k) log_softmax(logits[size_t(k)].data(), V, &lp[size_t(k * V)]);
+                label_guidance_logits(lp.data(), K, V, label, w, guided.data());
+            }
             const int32_t x = sampler.sample(guided.data());
             const int32_t have = t < n / 2 ? got[size_t(c * (n / 2) + t)] : rest[size_t(c * (n - n / 2) + t - n / 2)];
             REQUIRE(have == x);

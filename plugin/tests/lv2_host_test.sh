@@ -64,7 +64,7 @@ grep -q "^@prefix plug: *<$synth_uri:>" "$synth_bundle/dsp.ttl" || fail "Synth d
 for id in input_gain output_gain mix control_1 control_8 bypass; do
   grep -q "^plug:$id\$" "$fx_bundle/dsp.ttl" || fail "FX parameter $id missing from dsp.ttl"
 done
-for id in temperature top_p level seed bypass; do
+for id in temperature top_p guidance level seed bypass; do
   grep -q "^plug:$id\$" "$synth_bundle/dsp.ttl" || fail "Synth parameter $id missing from dsp.ttl"
 done
 grep -A3 "plug:control_2" "$fx_bundle/dsp.ttl" | grep -q 'rdfs:label "Control 2"' || fail "Control 2 label"

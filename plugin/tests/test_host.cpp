@@ -198,7 +198,7 @@ TEST_CASE("parameters, processing at 44.1/48/96 kHz in blocks of 1..4096 with ra
         for (double rate : {44100.0, 48000.0, 96000.0}) {
             Instance i = instantiate(p, rate, 4096);
             const juce::StringArray expected =
-                p.synth ? juce::StringArray{"Temperature", "Top-p", "Level", "Seed", "Bypass"}
+                p.synth ? juce::StringArray{"Temperature", "Top-p", "Guidance", "Level", "Seed", "Bypass"}
                         : juce::StringArray{"Input", "Output", "Mix", "Control 1", "Control 8", "Bypass"};
             for (const juce::String& name : expected) {
                 INFO(p.label << ": parameter " << name);

@@ -105,6 +105,38 @@ TEST_CASE("Synth: a labelled generator's keys choose its label, and the model in
     CHECK(max_abs_diff(one, silent) > 1e-3f);
 }
 
+TEST_CASE("Synth: the Guidance knob guides the voices of a model with a null label, and only those", "[synth]") {
+    TempDir tmp;
+    ModelConfig c = make_config(IoKind::mulaw8, 16, 2);
+    c.labels = {"zero", "one", "two"};
+    c.label_prefix = 8;
+    c.label_null = true;
+    Model m(c);
+    m.init_random(6, 0.3f);
+    const juce::File with_null = tmp.dir.getChildFile("null.safetensors");
+    save_model(m, with_null.getFullPathName().toStdString());
+    m.mutable_config().label_null = false;
+    const juce::File without = tmp.dir.getChildFile("plain.safetensors");
+    save_model(m, without.getFullPathName().toStdString());
+    auto render = [&](const juce::File& file, float guidance, int64_t* allocations = nullptr) {
+        SynthProcessor p;
+        p.load_model_file(file);
+        REQUIRE(wait_idle(p));
+        set_parameter(p, pid::guidance, guidance);
+        p.prepareToPlay(8000.0, 256);
+        return play(p, 20, 256, [&](int b, juce::MidiBuffer& midi) {
+            if (b == 0) midi.addEvent(juce::MidiMessage::noteOn(1, 61, 1.0f), 0);
+        }, allocations);
+    };
+    int64_t allocations = 0;
+    const std::vector<float> guided = render(with_null, 4.0f, &allocations);
+    CHECK(allocations == 0);
+    const std::vector<float> plain = render(with_null, 0.0f);
+    CHECK(peak(guided.data(), guided.size()) > 0.01f);
+    CHECK(max_abs_diff(guided, plain) > 1e-3f);  // the knob reaches the voices
+    CHECK(render(without, 4.0f) == render(without, 0.0f));  // a model without a null label ignores it
+}
+
 TEST_CASE("Synth: parameter extremes, block sizes 1..4096, all-notes-off, SysEx", "[synth][realtime]") {
     SynthProcessor p;
     std::mt19937 rng(11);
@@ -114,6 +146,7 @@ TEST_CASE("Synth: parameter extremes, block sizes 1..4096, all-notes-off, SysEx"
         for (int n : {1, 3, 64, 333, 1024, 4096}) {
             set_parameter(p, pid::temperature, rng() % 2 ? kTemperatureMin : kTemperatureMax);
             set_parameter(p, pid::top_p, rng() % 2 ? kTopPMin : kTopPMax);
+            set_parameter(p, pid::guidance, rng() % 2 ? 0.0f : kGuidanceMax);
             set_parameter(p, pid::level, rng() % 2 ? kLevelMinDb : kLevelMaxDb);
             const std::vector<float> y = play(p, 4, n, [&](int b, juce::MidiBuffer& m) {
                 const uint8_t sysex[] = {0xf0, 0x7e, 0x7f, 0x09, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0xf7};
@@ -151,6 +184,6 @@ TEST_CASE("Synth: bypass mutes smoothly and state restores its parameters", "[sy
     SynthProcessor q;
     q.setStateInformation(m.getData(), int(m.getSize()));
     REQUIRE(wait_idle(q));
-    for (const char* id : {pid::temperature, pid::top_p, pid::level, pid::seed, pid::bypass})
+    for (const char* id : {pid::temperature, pid::top_p, pid::guidance, pid::level, pid::seed, pid::bypass})
         CHECK(q.parameters().getParameter(id)->getValue() == Approx(p.parameters().getParameter(id)->getValue()));
 }
