@@ -42,6 +42,7 @@ struct LiveOptions {
     float in_gain_db = 0, out_gain_db = 0, mix = 1;
     std::vector<std::string> controls;
     float temperature = 1.0f, top_p = 1.0f;
+    float guidance = 0.0f;  // generator: SynthEngine::set_guidance (a model with a null label)
     uint32_t seed = 0;
     double seconds = 0;
 };
@@ -167,7 +168,7 @@ void check_mode_options(CLI::App& sub, const LiveOptions& o, bool generator) {
                 throw UsageError(std::string(opt) + " applies to effect mode; " + o.model_path +
                                  " runs in generator mode");
     } else {
-        for (const char* opt : {"--midi", "--label", "--temperature", "--top-p", "--seed"})
+        for (const char* opt : {"--midi", "--label", "--temperature", "--top-p", "--seed", "--guidance"})
             if (given(opt))
                 throw UsageError(std::string(opt) + " applies to generator mode; " + o.model_path +
                                  " runs in effect mode");
@@ -199,6 +200,10 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
             throw UsageError("--label " + o.label + " plays one label without MIDI; with --midi the keys choose "
                              "it (" + dsp::label_keys_text(cfg) + ")");
     }
+    if (o.guidance > 0.0f && !cfg.label_null)
+        throw UsageError("--guidance " + fmt_g(o.guidance) + ": " + o.model_path +
+                         (cfg.labelled() ? " has no null label (train it with --label-dropout)"
+                                         : " has no labels to guide"));
     const std::vector<float> controls = resolve_controls(cfg, o.controls);
 
     // --- devices, rate, channels
@@ -280,6 +285,7 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
         synth.prepare(rate, int(buffer), channels);
         synth.set_temperature(o.temperature);
         synth.set_top_p(o.top_p);
+        synth.set_guidance(o.guidance);
         synth.set_seed(o.seed);
         synth.set_level_db(o.out_gain_db);
         synth.set_model(model);
@@ -306,6 +312,7 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
     run.continuous_voice = generator && !midi;
     if (!o.label.empty()) run.continuous_note = dsp::kFirstLabelNote + label_index_or_throw(cfg, o.label, o.model_path);
     if (generator && cfg.labelled()) {
+        if (o.guidance > 0.0f) note("guidance " + fmt_g(o.guidance) + " against the null label: 2 streams a voice");
         if (midi) note("keys: " + dsp::label_keys_text(cfg));
         else note("playing label " + cfg.labels[size_t(dsp::label_for_note(run.continuous_note, int(cfg.labels.size())))] +
                   (o.label.empty() ? " (--label chooses another: " + describe_labels(cfg) + ")" : ""));
@@ -490,6 +497,11 @@ void add_live_command(CLI::App& app) {
         ->capture_default_str();
     sub->add_option("--top-p", o->top_p, "Generator: nucleus sampling mass (0.05..1)")
         ->check(CLI::Range(0.05, 1.0))
+        ->capture_default_str();
+    sub->add_option("--guidance", o->guidance,
+                    "Generator with a null label (trained with --label-dropout): label guidance of this weight, "
+                    "as the Synth's Guidance knob (0: off; each voice then runs 2 streams)")
+        ->check(CLI::Range(0.0, double(dsp::SynthEngine::kMaxGuidance)))
         ->capture_default_str();
     sub->add_option("--seed", o->seed, "Generator: random seed (a voice uses seed + its note number)")
         ->capture_default_str();

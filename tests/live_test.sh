@@ -166,7 +166,28 @@ EOF
 "$bin" live -m "$work/lab.safetensors" --api jack --seconds 0.5 > "$work/lab0.log" 2>&1 || fail "live (labelled) exited with $?"
 grep -q "playing label 0 (--label chooses another: 0, 1, 2" "$work/lab0.log" ||
   fail "live (labelled, no --label) did not say it plays label 0"
-echo "live_test.sh: labels: live --label 7 plays and says so; without --label, it plays label 0"
+# the same with a null label (as if trained with --label-dropout): guidance runs
+python3 - "$work/lab.safetensors" "$work/labnull.safetensors" << 'EOF' || fail "could not add a null label"
+import json, struct, sys
+data = open(sys.argv[1], 'rb').read()
+n = struct.unpack('<Q', data[:8])[0]
+header = json.loads(data[8:8 + n])
+config = json.loads(header['__metadata__']['mambawave'])
+config['io']['label_null'] = True
+header['__metadata__']['mambawave'] = json.dumps(config)
+text = json.dumps(header).encode()
+text += b' ' * (-len(text) % 8)
+open(sys.argv[2], 'wb').write(struct.pack('<Q', len(text)) + text + data[8 + n:])
+EOF
+"$bin" live -m "$work/labnull.safetensors" --api jack --label 7 --guidance 3 --seconds 1.5 \
+       --record "$work/labg.wav" > "$work/labg.log" 2>&1 || fail "live --label 7 --guidance 3 exited with $?"
+grep -q "guidance 3 against the null label" "$work/labg.log" || fail "live --guidance did not say it guides"
+python3 - "$work/labg.wav" "$work/wav.py" << 'EOF' || fail "the guided voice's recording is wrong"
+import sys; exec(open(sys.argv[2]).read())
+x, rate = read_wav(sys.argv[1])
+assert len(x[0]) >= rate // 2 and finite(x) and peak(x) > 1e-3
+EOF
+echo "live_test.sh: labels: live --label 7 plays and says so; without --label, it plays label 0; --guidance with a null label"
 
 # --- 2. effect mode on a file, against render ------------------------------------------------
 sox -R -n -r 48000 -c 2 -b 16 "$work/in.wav" synth 2 sine 220 sine 331 gain -6
@@ -224,6 +245,8 @@ expect_error 2 "knows the labels 0, 1, 2" "$bin" live -m "$work/lab.safetensors"
 expect_error 2 "with --midi the keys choose it (C4 plays 0 ... A4 plays 9, every 10 keys)" \
   "$bin" live -m "$work/lab.safetensors" --api jack --label 3 --midi nosuchport --seconds 1
 expect_error 2 "applies to generator mode" "$bin" live -m "$root/presets/ts9.safetensors" --api jack --label 3 --seconds 1
+expect_error 2 "has no null label" "$bin" live -m "$work/lab.safetensors" --api jack --guidance 3 --seconds 1
+expect_error 2 "has no labels to guide" "$bin" live -m "$gen" --api jack --guidance 3 --seconds 1
 JACK_DEFAULT_SERVER=mw_none_$$ expect_error 1 "no JACK server is running" "$bin" live -m "$gen" --api jack --seconds 1
 echo "live_test.sh: errors: unknown device, unsupported rate, wrong-mode option, --label on a model without labels, an unknown label, --label with --midi, unknown API, no JACK server: clear messages"
 echo "live_test.sh: PASS"
