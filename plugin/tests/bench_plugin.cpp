@@ -46,6 +46,7 @@ struct Options {
     std::vector<juce::File> models;
     double seconds = 2.0;   // wall time per measurement
     bool json = false;
+    float guidance = 0.0f;  // the Synth's Guidance parameter (a model with a null label)
 };
 
 // One measurement: a model, a plugin layout, a block size.
@@ -60,7 +61,7 @@ struct Result {
 
 void print_help(const char* argv0) {
     std::printf(
-        "Usage: %s [--seconds S] [--json] [MODEL.safetensors ...]\n"
+        "Usage: %s [--seconds S] [--guidance W] [--json] [MODEL.safetensors ...]\n"
         "\n"
         "Measures what one processBlock call of the MambaWave plugins costs at a host rate of 48 kHz,\n"
         "in process (no host), for each model file. Effect models run in the FX (stereo in/out, and\n"
@@ -76,6 +77,8 @@ void print_help(const char* argv0) {
         "Options:\n"
         "  MODEL ...      model files (default: every *.safetensors in %s/presets)\n"
         "  --seconds S    wall time per measurement (default 2; 0.05..60)\n"
+        "  --guidance W   the Synth's Guidance parameter (default 0: off; 0..8): a labelled model with\n"
+        "                 a null label then runs two streams a voice\n"
         "  --json         one JSON object per line instead of a Markdown table\n"
         "  --help, -h     this text\n"
         "\n"
@@ -102,6 +105,13 @@ bool parse(int argc, char* argv[], Options& opt, bool& help) {
             opt.seconds = i + 1 < argc ? std::strtod(argv[++i], &end) : 0.0;
             if (end == nullptr || *end != '\0' || !(opt.seconds >= 0.05 && opt.seconds <= 60.0)) {
                 std::fprintf(stderr, "--seconds needs a number from 0.05 to 60 (try --seconds 2)\n");
+                return false;
+            }
+        } else if (a == "--guidance") {
+            char* end = nullptr;
+            opt.guidance = i + 1 < argc ? std::strtof(argv[++i], &end) : -1.0f;
+            if (end == nullptr || *end != '\0' || !(opt.guidance >= 0.0f && opt.guidance <= kGuidanceMax)) {
+                std::fprintf(stderr, "--guidance needs a number from 0 to %g (try --guidance 4)\n", double(kGuidanceMax));
                 return false;
             }
         } else if (a.rfind("-", 0) == 0) {
@@ -320,6 +330,12 @@ bool bench_model(const juce::File& file, const Options& opt, const std::vector<f
             return false;
         }
         const ModelInfo info = *p.model_slot().status().info;
+        auto* guidance = p.parameters().getParameter(pid::guidance);  // (set_parameter needs Catch)
+        guidance->setValueNotifyingHost(guidance->convertTo0to1(opt.guidance));
+        const bool guided = opt.guidance > 0.0f && info.config.label_null;
+        if (opt.guidance > 0.0f)
+            notes.push_back(path + ": Synth guidance " + std::to_string(opt.guidance).substr(0, 4) +
+                            (guided ? " (null label: two streams a voice)" : " ignored: the model has no null label"));
         for (int block : kBlockSamples) {
             const Result r = bench_synth(p, block, opt.seconds);
             if (r.voices != 1) {
@@ -327,7 +343,7 @@ bool bench_model(const juce::File& file, const Options& opt, const std::vector<f
                              path.c_str(), r.voices, block);
                 return false;
             }
-            out.row(info, "Synth", 2, r);
+            out.row(info, guided ? "Synth guided" : "Synth", 2, r);
         }
     }
     return true;
