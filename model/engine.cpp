@@ -342,31 +342,58 @@ void EffectRunner::process(const float* const* in, float* const* out, int64_t n)
 
 // ---- GeneratorRunner ------------------------------------------------------------------------
 
-struct GeneratorRunner::Impl {
-    std::unique_ptr<pooled::Stepper> pooled;  // a pooled model: every class through its step
+namespace {
+// S streams of a generator on the CPU, stepped together: a pooled model's stepper
+// (model/pooled.h: every class through its step), or the prepared model and the streams' state
+// for the kernels' step and scan.
+struct TokenStreams {
+    std::unique_ptr<pooled::Stepper> pooled;
     kernels::PreparedModelPtr prepared;
     kernels::StepStatePtr state;
-    std::unique_ptr<kernels::ThreadPool> pool;
+
+    TokenStreams(const Model& model, int streams) {
+        if (model.config().pooled()) {
+            pooled = std::make_unique<pooled::Stepper>(model, streams);
+        } else {
+            prepared = kernels::prepare_model(model.view());
+            state = kernels::make_state(*prepared, streams);
+        }
+    }
+    // fed [S] classes in, logits [S][V] out.
+    void step(const int32_t* fed, float* logits) {
+        if (pooled) pooled->step(fed, logits);
+        else kernels::step_tokens(*prepared, *state, fed, logits);
+    }
+};
+
+// One sampler per stream (or clip), k seeded params.seed + k.
+std::vector<Sampler> seeded_samplers(const SamplerParams& params, int n, int vocab) {
+    std::vector<Sampler> out;
+    out.reserve(size_t(n));
+    for (int k = 0; k < n; ++k) {
+        SamplerParams p = params;
+        p.seed = params.seed + uint64_t(k);
+        out.emplace_back(p, vocab);
+    }
+    return out;
+}
+} // namespace
+
+struct GeneratorRunner::Impl {
+    TokenStreams cpu;
+    std::unique_ptr<kernels::ThreadPool> pool;  // a flat model's prime scan
     Sampler sampler;
     int vocab;
     std::vector<float> logits;  // [V] the logits after the last fed token
     bool primed = false;
 };
 
-GeneratorRunner::GeneratorRunner(const Model& model, SamplerParams params, int threads)
-    : impl_(new Impl{nullptr, nullptr, nullptr, nullptr, Sampler(params, model.config().vocab),
-                     model.config().vocab, {}, false}) {
+GeneratorRunner::GeneratorRunner(const Model& model, SamplerParams params, int threads) {
     if (model.config().kind != IoKind::mulaw8)
         throw std::invalid_argument("GeneratorRunner: the model is an effect, not a generator");
-    impl_->logits.assign(size_t(impl_->vocab), 0.0f);
-    if (model.config().pooled()) {
-        impl_->pooled = std::make_unique<pooled::Stepper>(model, 1);
-        return;
-    }
-    impl_->prepared = kernels::prepare_model(model.view());
-    impl_->state = kernels::make_state(*impl_->prepared, 1);
-    impl_->pool = make_pool(threads);
-    impl_->logits.assign(size_t(impl_->vocab), 0.0f);
+    const int V = model.config().vocab;
+    impl_.reset(new Impl{TokenStreams(model, 1), model.config().pooled() ? nullptr : make_pool(threads),
+                         Sampler(params, V), V, std::vector<float>(size_t(V), 0.0f), false});
 }
 
 GeneratorRunner::~GeneratorRunner() = default;
@@ -374,8 +401,8 @@ GeneratorRunner::~GeneratorRunner() = default;
 void GeneratorRunner::prime(const int32_t* tokens, int64_t L) {
     if (L <= 0) return;
     Impl& s = *impl_;
-    if (s.pooled) {
-        for (int64_t t = 0; t < L; ++t) s.pooled->step(tokens + t, s.logits.data());
+    if (s.cpu.pooled) {
+        for (int64_t t = 0; t < L; ++t) s.cpu.step(tokens + t, s.logits.data());
         s.primed = true;
         return;
     }
@@ -384,9 +411,9 @@ void GeneratorRunner::prime(const int32_t* tokens, int64_t L) {
     std::vector<float> scratch(size_t(std::min<int64_t>(segment, L)) * s.vocab);
     for (int64_t t0 = 0; t0 < L - 1; t0 += segment) {
         const int64_t n = std::min(segment, L - 1 - t0);
-        kernels::scan_tokens(*s.prepared, *s.state, 0, tokens + t0, n, scratch.data(), s.pool.get());
+        kernels::scan_tokens(*s.cpu.prepared, *s.cpu.state, 0, tokens + t0, n, scratch.data(), s.pool.get());
     }
-    kernels::step_tokens(*s.prepared, *s.state, tokens + L - 1, s.logits.data());
+    s.cpu.step(tokens + L - 1, s.logits.data());
     s.primed = true;
 }
 
@@ -397,8 +424,7 @@ int32_t GeneratorRunner::next() {
         prime(&silence, 1);
     }
     const int32_t token = s.sampler.sample(s.logits.data());
-    if (s.pooled) s.pooled->step(&token, s.logits.data());
-    else kernels::step_tokens(*s.prepared, *s.state, &token, s.logits.data());
+    s.cpu.step(&token, s.logits.data());
     return token;
 }
 
@@ -410,9 +436,7 @@ struct BatchGenerator::Impl {
     int vocab = 0;
     SamplerParams params;
     // cpu
-    std::unique_ptr<pooled::Stepper> pooled;  // a pooled model (model/pooled.h)
-    kernels::PreparedModelPtr prepared;
-    kernels::StepStatePtr state;
+    std::unique_ptr<TokenStreams> cpu;
     std::unique_ptr<kernels::ThreadPool> pool;
     std::vector<Sampler> samplers;  // [S]
     std::vector<float> logits;      // [S][V] after the last fed classes
@@ -450,18 +474,9 @@ BatchGenerator::BatchGenerator(const Model& model, Device device, int streams, S
 #endif
         return;
     }
-    if (model.config().pooled()) {
-        s.pooled = std::make_unique<pooled::Stepper>(model, streams);
-    } else {
-        s.prepared = kernels::prepare_model(model.view());
-        s.state = kernels::make_state(*s.prepared, streams);
-    }
+    s.cpu = std::make_unique<TokenStreams>(model, streams);
     s.pool = make_pool(threads);
-    for (int k = 0; k < streams; ++k) {
-        SamplerParams p = params;
-        p.seed = params.seed + uint64_t(k);
-        s.samplers.emplace_back(p, s.vocab);
-    }
+    s.samplers = seeded_samplers(params, streams, s.vocab);
     s.logits.assign(size_t(streams) * size_t(s.vocab), 0.0f);
     s.fed.assign(size_t(streams), 0);
 }
@@ -474,10 +489,10 @@ Device BatchGenerator::device() const { return impl_->device; }
 // As GeneratorRunner::prime on stream 0 (scan all but the last class, in the same segments),
 // the state copied to the other streams, then one step of all streams with the last class.
 void BatchGenerator::Impl::prime_cpu(const int32_t* tokens, int64_t L) {
-    if (pooled) {  // every stream steps through the prime (the step has no scan to share)
+    if (cpu->pooled) {  // every stream steps through the prime (the step has no scan to share)
         for (int64_t t = 0; t < L; ++t) {
             std::fill(fed.begin(), fed.end(), tokens[t]);
-            pooled->step(fed.data(), logits.data());
+            cpu->step(fed.data(), logits.data());
         }
         primed = true;
         return;
@@ -486,13 +501,14 @@ void BatchGenerator::Impl::prime_cpu(const int32_t* tokens, int64_t L) {
     std::vector<float> scratch(size_t(std::min<int64_t>(segment, L)) * size_t(vocab));
     for (int64_t t0 = 0; t0 < L - 1; t0 += segment) {
         const int64_t n = std::min(segment, L - 1 - t0);
-        kernels::scan_tokens(*prepared, *state, 0, tokens + t0, n, scratch.data(), pool.get());
+        kernels::scan_tokens(*cpu->prepared, *cpu->state, 0, tokens + t0, n, scratch.data(), pool.get());
     }
-    const int64_t floats = kernels::stream_state_floats(*state);
+    kernels::StepState& state = *cpu->state;
+    const int64_t floats = kernels::stream_state_floats(state);
     for (int k = 1; k < streams; ++k)
-        std::copy_n(kernels::stream_state(*state, 0), floats, kernels::stream_state(*state, k));
+        std::copy_n(kernels::stream_state(state, 0), floats, kernels::stream_state(state, k));
     std::fill(fed.begin(), fed.end(), tokens[L - 1]);
-    kernels::step_tokens(*prepared, *state, fed.data(), logits.data());
+    cpu->step(fed.data(), logits.data());
     primed = true;
 }
 
@@ -536,8 +552,7 @@ void BatchGenerator::generate(int64_t n, int32_t* out) {
             s.fed[size_t(k)] = c;
             out[size_t(k) * size_t(n) + size_t(t)] = c;
         }
-        if (s.pooled) s.pooled->step(s.fed.data(), s.logits.data());
-        else kernels::step_tokens(*s.prepared, *s.state, s.fed.data(), s.logits.data());
+        s.cpu->step(s.fed.data(), s.logits.data());
     }
 }
 
@@ -547,19 +562,14 @@ struct GuidedGenerator::Impl {
     int clips = 0, per_clip = 0, own = 0, vocab = 0;  // own: the asked label's stream in a clip
     GuidanceContrast contrast = GuidanceContrast::labels;
     float guidance = 0;
-    std::unique_ptr<pooled::Stepper> pooled;
-    kernels::PreparedModelPtr prepared;
-    kernels::StepStatePtr state;
+    std::unique_ptr<TokenStreams> cpu;
     std::vector<Sampler> samplers;  // [clips]
     std::vector<float> logits;      // [clips][per_clip][V] after the last fed classes
     std::vector<float> lp;          // [per_clip][V] one clip's log-softmaxes
     std::vector<float> guided;      // [V]
     std::vector<int32_t> fed;       // [clips][per_clip]
 
-    void step() {
-        if (pooled) pooled->step(fed.data(), logits.data());
-        else kernels::step_tokens(*prepared, *state, fed.data(), logits.data());
-    }
+    void step() { cpu->step(fed.data(), logits.data()); }
     const float* lane(int c, int k) const { return &logits[(size_t(c) * size_t(per_clip) + size_t(k)) * size_t(vocab)]; }
 };
 
@@ -593,17 +603,8 @@ GuidedGenerator::GuidedGenerator(const Model& model, int clips, int label, float
     s.vocab = cfg.vocab;
     s.guidance = guidance;
     const int S = clips * per_clip;
-    if (cfg.pooled()) {
-        s.pooled = std::make_unique<pooled::Stepper>(model, S);
-    } else {
-        s.prepared = kernels::prepare_model(model.view());
-        s.state = kernels::make_state(*s.prepared, S);
-    }
-    for (int c = 0; c < clips; ++c) {
-        SamplerParams p = params;
-        p.seed = params.seed + uint64_t(c);
-        s.samplers.emplace_back(p, s.vocab);
-    }
+    s.cpu = std::make_unique<TokenStreams>(model, S);
+    s.samplers = seeded_samplers(params, clips, s.vocab);
     s.logits.assign(size_t(S) * size_t(s.vocab), 0.0f);
     s.lp.assign(size_t(per_clip) * size_t(s.vocab), 0.0f);
     s.guided.assign(size_t(s.vocab), 0.0f);
