@@ -142,19 +142,22 @@ fi
 
 # --- 1c. a labelled generator (docs/DIGITS.md): the digits preset with ten labels written into
 # its config (its weights were not trained with them: this checks the plumbing, not the digits)
-python3 - "$root/presets/digits.safetensors" "$work/lab.safetensors" << 'EOF' || fail "could not label a copy of digits"
+# patch_io.py SRC DST JSON: a copy of SRC with the fields of JSON set in its config's io section
+cat > "$work/patch_io.py" << 'EOF'
 import json, struct, sys
 data = open(sys.argv[1], 'rb').read()
 n = struct.unpack('<Q', data[:8])[0]
 header = json.loads(data[8:8 + n])
 config = json.loads(header['__metadata__']['mambawave'])
-config['io']['labels'] = [str(d) for d in range(10)]
-config['io']['label_prefix'] = 8
+config['io'].update(json.loads(sys.argv[3]))
 header['__metadata__']['mambawave'] = json.dumps(config)
 text = json.dumps(header).encode()
 text += b' ' * (-len(text) % 8)
 open(sys.argv[2], 'wb').write(struct.pack('<Q', len(text)) + text + data[8 + n:])
 EOF
+python3 "$work/patch_io.py" "$root/presets/digits.safetensors" "$work/lab.safetensors" \
+  '{"labels": ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"], "label_prefix": 8}' ||
+  fail "could not label a copy of digits"
 "$bin" live -m "$work/lab.safetensors" --api jack --label 7 --seconds 1.5 \
        --record "$work/lab.wav" > "$work/lab.log" 2>&1 || fail "live --label 7 exited with $?"
 grep -q "playing label 7" "$work/lab.log" || fail "live --label 7 did not say which label it plays"
@@ -167,18 +170,8 @@ EOF
 grep -q "playing label 0 (--label chooses another: 0, 1, 2" "$work/lab0.log" ||
   fail "live (labelled, no --label) did not say it plays label 0"
 # the same with a null label (as if trained with --label-dropout): guidance runs
-python3 - "$work/lab.safetensors" "$work/labnull.safetensors" << 'EOF' || fail "could not add a null label"
-import json, struct, sys
-data = open(sys.argv[1], 'rb').read()
-n = struct.unpack('<Q', data[:8])[0]
-header = json.loads(data[8:8 + n])
-config = json.loads(header['__metadata__']['mambawave'])
-config['io']['label_null'] = True
-header['__metadata__']['mambawave'] = json.dumps(config)
-text = json.dumps(header).encode()
-text += b' ' * (-len(text) % 8)
-open(sys.argv[2], 'wb').write(struct.pack('<Q', len(text)) + text + data[8 + n:])
-EOF
+python3 "$work/patch_io.py" "$work/lab.safetensors" "$work/labnull.safetensors" '{"label_null": true}' ||
+  fail "could not add a null label"
 "$bin" live -m "$work/labnull.safetensors" --api jack --label 7 --guidance 3 --seconds 1.5 \
        --record "$work/labg.wav" > "$work/labg.log" 2>&1 || fail "live --label 7 --guidance 3 exited with $?"
 grep -q "guidance 3 against the null label" "$work/labg.log" || fail "live --guidance did not say it guides"
