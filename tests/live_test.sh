@@ -158,28 +158,27 @@ EOF
 python3 "$work/patch_io.py" "$root/presets/digits.safetensors" "$work/lab.safetensors" \
   '{"labels": ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"], "label_prefix": 8}' ||
   fail "could not label a copy of digits"
-"$bin" live -m "$work/lab.safetensors" --api jack --label 7 --seconds 1.5 \
-       --record "$work/lab.wav" > "$work/lab.log" 2>&1 || fail "live --label 7 exited with $?"
-grep -q "playing label 7" "$work/lab.log" || fail "live --label 7 did not say which label it plays"
-python3 - "$work/lab.wav" "$work/wav.py" << 'EOF' || fail "the labelled voice's recording is wrong"
+# labelled_voice NAME MODEL SAYS ARGS...: live plays MODEL with ARGS for 1.5 s, says SAYS, and
+# records a sounding, finite voice
+labelled_voice() {
+  local name=$1 model=$2 says=$3; shift 3
+  "$bin" live -m "$model" --api jack --seconds 1.5 --record "$work/$name.wav" "$@" > "$work/$name.log" 2>&1 ||
+    fail "live $* exited with $?"
+  grep -q "$says" "$work/$name.log" || fail "live $* did not say '$says'"
+  python3 - "$work/$name.wav" "$work/wav.py" << 'EOF' || fail "the recording of live $* is wrong"
 import sys; exec(open(sys.argv[2]).read())
 x, rate = read_wav(sys.argv[1])
 assert len(x[0]) >= rate // 2 and finite(x) and peak(x) > 1e-3
 EOF
+}
+labelled_voice lab "$work/lab.safetensors" "playing label 7" --label 7
 "$bin" live -m "$work/lab.safetensors" --api jack --seconds 0.5 > "$work/lab0.log" 2>&1 || fail "live (labelled) exited with $?"
 grep -q "playing label 0 (--label chooses another: 0, 1, 2" "$work/lab0.log" ||
   fail "live (labelled, no --label) did not say it plays label 0"
 # the same with a null label (as if trained with --label-dropout): guidance runs
 python3 "$work/patch_io.py" "$work/lab.safetensors" "$work/labnull.safetensors" '{"label_null": true}' ||
   fail "could not add a null label"
-"$bin" live -m "$work/labnull.safetensors" --api jack --label 7 --guidance 3 --seconds 1.5 \
-       --record "$work/labg.wav" > "$work/labg.log" 2>&1 || fail "live --label 7 --guidance 3 exited with $?"
-grep -q "guidance 3 against the null label" "$work/labg.log" || fail "live --guidance did not say it guides"
-python3 - "$work/labg.wav" "$work/wav.py" << 'EOF' || fail "the guided voice's recording is wrong"
-import sys; exec(open(sys.argv[2]).read())
-x, rate = read_wav(sys.argv[1])
-assert len(x[0]) >= rate // 2 and finite(x) and peak(x) > 1e-3
-EOF
+labelled_voice labg "$work/labnull.safetensors" "guidance 3 against the null label" --label 7 --guidance 3
 echo "live_test.sh: labels: live --label 7 plays and says so; without --label, it plays label 0; --guidance with a null label"
 
 # --- 2. effect mode on a file, against render ------------------------------------------------
