@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 namespace mw {
@@ -17,7 +18,7 @@ uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 } // namespace
 
 Sampler::Sampler(SamplerParams params, int vocab)
-    : params_(params), vocab_(vocab), probs_(size_t(vocab)), order_(size_t(vocab)) {
+    : params_(params), vocab_(vocab), probs_(size_t(vocab)), order_(size_t(vocab)), keys_(size_t(vocab)) {
     uint64_t seed = params.seed;
     for (uint64_t& s : s_) s = splitmix64(seed);
 }
@@ -59,18 +60,40 @@ int Sampler::sample(const float* logits) {
         probs_[size_t(v)] = std::isfinite(p) ? p : 0.0f;
         total += probs_[size_t(v)];
     }
-    // Nucleus: the most probable classes until their mass reaches top_p.
+    // Nucleus: the most probable classes (ties: the lower class first) until their mass reaches
+    // top_p. Only the candidates with p >= t are sorted, t = (1 - top_p)·total / V (less a
+    // little): the classes under t hold less than total - target together, so the nucleus lies
+    // among the candidates, and the candidates sorted are the first classes of the whole order
+    // sorted (an upper set of it), summed in the same order: the same draw as sorting all V.
+    // Keys sort by p descending, then class ascending (p >= 0, so its bits order as integers).
     int kept = V;
     if (params_.top_p < 1.0f) {
-        std::iota(order_.begin(), order_.end(), 0);
-        std::sort(order_.begin(), order_.end(), [&](int a, int b) {
-            return probs_[size_t(a)] > probs_[size_t(b)] || (probs_[size_t(a)] == probs_[size_t(b)] && a < b);
-        });
-        double mass = 0;
-        kept = 0;
-        const double target = std::max(0.0f, params_.top_p) * total;
-        while (kept < V && (kept == 0 || mass < target)) mass += probs_[size_t(order_[size_t(kept++)])];
-        total = mass;
+        const double top_p = std::max(0.0f, params_.top_p), target = top_p * total;
+        auto key = [&](int v) {
+            uint32_t bits;
+            std::memcpy(&bits, &probs_[size_t(v)], sizeof bits);
+            return (uint64_t(~bits) << 32) | uint32_t(v);
+        };
+        auto nucleus = [&](float t) {  // false when the candidates fall short (rounding): t = 0 then
+            int n = 0;
+            for (int v = 0; v < V; ++v)
+                if (probs_[size_t(v)] >= t) keys_[size_t(n++)] = key(v);
+            std::sort(keys_.begin(), keys_.begin() + n);
+            double mass = 0;
+            kept = 0;
+            while (kept < n && (kept == 0 || mass < target)) {
+                const int v = int(uint32_t(keys_[size_t(kept++)]));
+                order_[size_t(kept - 1)] = v;
+                mass += probs_[size_t(v)];
+            }
+            total = mass;
+            return kept > 0 && (mass >= target || n == V);
+        };
+        const double sum = total;
+        if (!nucleus(float((1.0 - top_p) * sum / V * 0.999))) {
+            total = sum;
+            nucleus(0.0f);
+        }
     } else {
         std::iota(order_.begin(), order_.end(), 0);
     }

@@ -33,6 +33,7 @@ private:
     uint64_t s_[4];
     std::vector<float> probs_;  // [V]
     std::vector<int> order_;    // [V]
+    std::vector<uint64_t> keys_;  // [V] top-p's sort keys: probability bits, class
 };
 
 // Label guidance (docs/DIGITS.md): the logits a clip asked for label c is drawn from,

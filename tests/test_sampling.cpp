@@ -3,7 +3,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
+#include <random>
 #include <vector>
 
 using namespace mw;
@@ -58,6 +61,63 @@ TEST_CASE("sampler: top-p keeps only the nucleus, renormalised", "[sampling]") {
     CHECK(f[10] == Approx(p[10] / mass2).margin(0.01));
     Sampler one({1.0f, 0.0f, 5});  // top-p 0: only the most probable class
     for (int i = 0; i < 100; ++i) CHECK(one.sample(logits.data()) == 10);
+}
+
+// The sampler's draw written out plainly: every class sorted by probability (ties: the lower
+// class first), the nucleus summed in that order, one uniform from the sampler's stream.
+static int full_sort_draw(Sampler& stream, const std::vector<float>& logits, float temperature, float top_p) {
+    const int V = int(logits.size());
+    const int best = int(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    std::vector<float> p(static_cast<size_t>(V));
+    double total = 0;
+    for (int v = 0; v < V; ++v) {
+        const float e = std::exp((logits[size_t(v)] - logits[size_t(best)]) / temperature);
+        total += p[size_t(v)] = std::isfinite(e) ? e : 0.0f;
+    }
+    std::vector<int> order(static_cast<size_t>(V));
+    std::iota(order.begin(), order.end(), 0);
+    int kept = V;
+    if (top_p < 1.0f) {
+        std::sort(order.begin(), order.end(), [&](int a, int b) {
+            return p[size_t(a)] > p[size_t(b)] || (p[size_t(a)] == p[size_t(b)] && a < b);
+        });
+        const double target = std::max(0.0f, top_p) * total;
+        double mass = 0;
+        kept = 0;
+        while (kept < V && (kept == 0 || mass < target)) mass += p[size_t(order[size_t(kept++)])];
+        total = mass;
+    }
+    double r = stream.next_uniform() * total;
+    for (int i = 0; i < kept; ++i)
+        if ((r -= p[size_t(order[size_t(i)])]) < 0) return order[size_t(i)];
+    return order[size_t(kept - 1)];
+}
+
+TEST_CASE("sampler: top-p sorts only its candidates and draws what sorting every class draws", "[sampling]") {
+    std::mt19937 rng(12);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    int draws = 0, distinct_nuclei = 0;
+    for (int trial = 0; trial < 400; ++trial) {
+        // flat, peaky, with ties (quantised logits) and with classes that underflow to 0
+        const float spread = std::vector<float>{0.1f, 1.0f, 4.0f, 30.0f}[size_t(trial % 4)];
+        std::vector<float> logits(256);
+        for (float& l : logits) l = spread * normal(rng);
+        if (trial % 3 == 0)
+            for (float& l : logits) l = std::round(l * 2.0f) / 2.0f;
+        const float temperature = std::vector<float>{1.0f, 0.9f, 0.3f, 1.7f}[size_t(trial % 4 + trial / 100) % 4];
+        const float top_p = std::vector<float>{0.95f, 0.5f, 0.99f, 0.0f, 0.999f, 0.8f}[size_t(trial % 6)];
+        const uint64_t seed = 1000 + uint64_t(trial);
+        Sampler fast({temperature, top_p, seed}), stream({temperature, top_p, seed});
+        std::vector<int> seen;
+        for (int i = 0; i < 50; ++i, ++draws) {
+            const int want = full_sort_draw(stream, logits, temperature, top_p);
+            REQUIRE(fast.sample(logits.data()) == want);
+            if (std::find(seen.begin(), seen.end(), want) == seen.end()) seen.push_back(want);
+        }
+        distinct_nuclei += seen.size() > 1 ? 1 : 0;
+    }
+    CHECK(draws == 20000);
+    CHECK(distinct_nuclei > 100);  // (most trials draw from more than one class)
 }
 
 TEST_CASE("sampler: temperature 0 is greedy, and seeds reproduce and differ", "[sampling]") {
