@@ -46,7 +46,7 @@ constexpr float kTemperatureMin = 0.05f, kTemperatureMax = 2.0f, kTemperatureDef
 constexpr float kTopPMin = 0.05f, kTopPMax = 1.0f, kTopPDefault = 0.95f;
 // Label guidance against the null label (dsp::SynthEngine::set_guidance): 0 is off; a model
 // without a null label ignores it.
-constexpr float kGuidanceMax = dsp::SynthEngine::kMaxGuidance, kGuidanceDefault = 0.0f;
+constexpr float kGuidanceMax = dsp::SynthEngine::kMaxGuidance, kGuidanceDefault = 3.0f;
 constexpr int kSeedMax = 65535, kSeedDefault = 1;
 
 // The loaded model's controls, read by the audio thread (plain atomics: range and scale) and by

@@ -4,7 +4,7 @@
 #   scripts/digits_spectrograms.sh [MODEL] [FSDD_DIR]     (OUT_PNG=path: write the plot elsewhere;
 #   PYTHON=path: a python3 with numpy and matplotlib, default /usr/bin/python3)
 # A labelled model (train --label-prefix) is asked for the digit of each column, with
-# generate's --guidance GUIDANCE (default 4; 0: plain sampling).
+# generate's --guidance GUIDANCE (default 3; 0: plain sampling).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 model=$(realpath "${1:-$root/presets/digits.safetensors}")   # (the work below runs in a scratch folder)
@@ -18,7 +18,7 @@ cd "$work"
 digits=(0 3 7 9)
 labelled=$("$mw" info "$model" --json | "$py" -c "import json, sys; print(1 if json.load(sys.stdin)['labels'] else 0)")
 asked() {  # generate's arguments for digit $1: a labelled model is asked for it
-  [[ $labelled == 1 ]] && echo "--label $1 --guidance ${GUIDANCE:-4}"
+  [[ $labelled == 1 ]] && echo "--label $1 --guidance ${GUIDANCE:-3}"
   return 0
 }
 free=()
@@ -63,4 +63,4 @@ join() { local IFS=,; echo "$*"; }
   "$(basename "$model"): held-out takes, continuations of their first 0.15 s, free-running samples (seed 11)" \
   "held out (jackson, take 5)=$(join "${real[@]}")" \
   "first 0.15 s real, then generated=$(join "${primed[@]}")" \
-  "$( [[ $labelled == 1 ]] && echo "asked for 0, 3, 7, 9 (guidance ${GUIDANCE:-4})" || echo free-running)=$(join "${free[@]}")"
+  "$( [[ $labelled == 1 ]] && echo "asked for 0, 3, 7, 9 (guidance ${GUIDANCE:-3})" || echo free-running)=$(join "${free[@]}")"

@@ -217,7 +217,8 @@ void add_generate_command(CLI::App& app) {
                     "With --label: label guidance of this weight (0: off). Each class is drawn from "
                     "(1 + w) log p(x | label) - w log p(x), pushing the clip towards what the label asked "
                     "for makes likelier than no label does; p(x) is the null label's prediction or the "
-                    "labels' average (--contrast). docs/DIGITS.md: 4 scored best for the digits. CPU only")
+                    "labels' average (--contrast). docs/DIGITS.md: for the digits preset 3 (null label) and 4 (labels) "
+                    "scored best. CPU only")
         ->check(CLI::Range(0.0, 20.0))
         ->capture_default_str();
     sub->add_option("--contrast", o->contrast,
@@ -251,7 +252,7 @@ void add_generate_command(CLI::App& app) {
                 "--temperature 0.9 --top-p 0.95 --seed 7\n"
                 "  mambawave generate -m babble.safetensors -s 5 -o take.wav --count 64 --device cuda\n"
                 "    (writes take_001.wav .. take_064.wav)\n"
-                "  mambawave generate -m presets/digits_labelled.safetensors --label 7 --guidance 4 -s 1.5 -o seven.wav\n"
+                "  mambawave generate -m presets/digits_labelled.safetensors --label 7 --guidance 3 -s 1.5 -o seven.wav\n"
                 "    (a model trained with --label-prefix, asked for a label)");
     sub->callback([o] { run_generate(*o); });
 }
