@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <iomanip>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -76,12 +77,66 @@ std::string control_line(const ControlSpec& c, size_t name_width) {
     return s.str();
 }
 
-// The training record, indented under its label.
+// The training record, indented under its label: for records of `mambawave train`, one line per
+// run, oldest first (each run that started from another model's weights keeps that model's
+// record under "init"); other records (imported checkpoints, older files) as indented JSON.
 std::string indented_training(const ModelConfig& c) {
-    std::string text = training_record(c).dump(2);
-    for (size_t p = text.find('\n'); p != std::string::npos; p = text.find('\n', p + 1))
-        text.insert(p + 1, "              ");
-    return text;
+    const nlohmann::json record = training_record(c);
+    std::vector<const nlohmann::json*> runs;  // newest first
+    for (const nlohmann::json* r = &record; r && r->is_object() && r->value("trainer", "") == "mambawave train";) {
+        runs.push_back(r);
+        const auto init = r->find("init");
+        r = init != r->end() && init->is_object() && init->contains("training") ? &init->at("training") : nullptr;
+    }
+    const auto whole_record = [&] {
+        std::string text = record.dump(2);
+        for (size_t p = text.find('\n'); p != std::string::npos; p = text.find('\n', p + 1))
+            text.insert(p + 1, "              ");
+        return text;
+    };
+    if (runs.empty()) return whole_record();
+    try {
+        const std::string indent = "\n              ";
+        int64_t steps = 0;
+        double wall = 0;
+        for (const nlohmann::json* r : runs) {
+            steps += r->at("steps").get<int64_t>();
+            wall += r->value("wall_seconds", 0.0);
+        }
+        const nlohmann::json& oldest = *runs.back();
+        const auto oldest_init = oldest.find("init");
+        const std::string start = oldest_init != oldest.end() && oldest_init->is_object()
+                                      ? "from " + oldest_init->value("file", std::string("another model"))
+                                      : "from random weights";
+        std::ostringstream out;
+        out << runs.size() << (runs.size() == 1 ? " run" : " runs") << " of mambawave train " << start << ", "
+            << steps << " steps behind these weights, " << std::fixed << std::setprecision(1) << wall / 60.0
+            << " min in all";
+        for (size_t i = 0; i < runs.size(); ++i) {
+            const nlohmann::json& r = *runs[runs.size() - 1 - i];
+            const nlohmann::json& opt = r.at("options");
+            const nlohmann::json& metric = r.at("metric");
+            const int64_t done = r.at("steps").get<int64_t>(), planned = opt.value("steps", done);
+            out << indent << (i + 1) << ". " << done << " steps";
+            if (planned != done) out << " (the best of " << planned << ")";
+            out << ", batch "
+                << opt.at("batch").get<int64_t>() << " x " << opt.at("segment").get<int64_t>() << ", lr "
+                << std::defaultfloat << opt.at("lr").get<double>();
+            if (opt.value("weight_decay", 0.0) > 0) out << ", weight decay " << opt.at("weight_decay").get<double>();
+            if (opt.value("label_dropout", 0.0) > 0) out << ", label dropout " << opt.at("label_dropout").get<double>();
+            out << ", " << opt.value("device", std::string("cpu"));
+            if (opt.value("gpus", 1) > 1) out << " x " << opt.at("gpus").get<int>();
+            out << ", " << std::fixed << std::setprecision(1)
+                << r.value("wall_seconds", 0.0) / 60.0 << " min: best " << metric.value("split", std::string("validation"))
+                << " " << metric.at("name").get<std::string>() << " " << std::setprecision(4)
+                << metric.at("value").get<double>() << (i + 1 == runs.size() ? " (this model)" : "");
+        }
+        out << indent << "(data: " << record.at("data").value("description", std::string("not recorded"))
+            << "; info --json has the whole record)";
+        return out.str();
+    } catch (const nlohmann::json::exception&) {  // a record of another shape: show it as it is
+        return whole_record();
+    }
 }
 
 void print_text(std::ostream& out, const std::string& path, const Model& model) {

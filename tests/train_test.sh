@@ -242,6 +242,10 @@ check "fine-tune with --label-dropout 0.3" "$MW" train --data lclips --out lnull
     --label-prefix 32 --label-dropout 0.3 --batch 4 --segment 512 --steps 40 --lr 3e-3 --val-every 40 --threads 2 --no-plot
 check "info says the model has a null label" sh -c "\"$MW\" info lnull.safetensors | grep -q 'against a null label'"
 check "info --json: label_null" sh -c "\"$MW\" info --json lnull.safetensors | grep -q '\"label_null\": *true'"
+check "info sums up both runs, the fine-tune's label dropout named" sh -c "\"$MW\" info lnull.safetensors > lnull_info.txt &&
+    grep -q '2 runs of mambawave train from random weights' lnull_info.txt &&
+    grep -q '1\. 300 steps, batch 4 x 512, lr 0.01, cpu' lnull_info.txt &&
+    grep -q '2\. 40 steps, batch 4 x 512, lr 0.003, label dropout 0.3, cpu.*(this model)' lnull_info.txt"
 check "guidance against the null label runs 2 streams a clip" sh -c "\"$MW\" generate -m lnull.safetensors --label 2 \
     --guidance 3 --seconds 0.2 --seed 4 -o ln.wav 2>&1 | grep -q '2 streams a clip, the label.s and the null label.s'"
 check "--contrast labels on the same model" "$MW" generate -m lnull.safetensors --label 2 --guidance 3 --contrast labels \
