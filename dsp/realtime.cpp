@@ -586,14 +586,17 @@ std::unique_ptr<SynthSlot> make_synth_slot(RealtimeModelPtr model, double host_r
     }
     slot->attack_samples = std::max(1, int(std::lround(kAttackSeconds * cfg.sample_rate_hz)));
     slot->release_samples = std::max(1, int(std::lround(kReleaseSeconds * cfg.sample_rate_hz)));
+    auto make_stream = [&](VoiceStream& stream) {
+        if (cfg.pooled()) stream.pooled = std::make_unique<pooled::Stepper>(model->model, 1);  // its own weights
+        else stream.state = kernels::make_state(*slot->P, 1, 1);
+        stream.logits.assign(size_t(cfg.vocab), 0.0f);
+    };
     for (SynthVoice& v : slot->voices) {
-        for (VoiceStream* stream : {&v.main, &v.null}) {
-            if (stream == &v.null && !slot->null_label) break;
-            if (cfg.pooled()) stream->pooled = std::make_unique<pooled::Stepper>(model->model, 1);  // its own weights
-            else stream->state = kernels::make_state(*slot->P, 1, 1);
-            stream->logits.assign(size_t(cfg.vocab), 0.0f);
+        make_stream(v.main);
+        if (slot->null_label) {  // (a guided voice's second stream)
+            make_stream(v.null);
+            v.guided.assign(size_t(cfg.vocab), 0.0f);
         }
-        if (slot->null_label) v.guided.assign(size_t(cfg.vocab), 0.0f);
         if (cfg.vocab != 256) v.sampler = Sampler(SamplerParams{}, cfg.vocab);
     }
     return slot;

@@ -179,7 +179,7 @@ public:
     // Guidance against the null label, for a labelled model trained with label dropout
     // (ModelConfig::label_null; else ignored): a voice that starts with w > 0 runs a second
     // stream, primed with the null label's prefix, and draws from (1 + w)·its label's logits −
-    // w·the null stream's (null_guidance_logits): clearer labels at twice the CPU a voice. The
+    // w·the null stream's (null_guidance_logits): clearer labels at about twice the CPU a voice. The
     // weight applies to playing voices at the next block; a voice started at 0 stays unguided.
     static constexpr float kMaxGuidance = 8.0f;
     void set_guidance(float w);      // 0..8

@@ -364,6 +364,16 @@ struct TokenStreams {
         if (pooled) pooled->step(fed, logits);
         else kernels::step_tokens(*prepared, *state, fed, logits);
     }
+    // A flat model's prime on stream 0: tokens [L] but the last through the scan, in segments
+    // (bounded memory); the last one is for the caller to step.
+    void scan_all_but_last(const int32_t* tokens, int64_t L, int vocab, kernels::ThreadPool* pool) {
+        const int64_t segment = 1 << 14;
+        std::vector<float> scratch(size_t(std::min<int64_t>(segment, L)) * size_t(vocab));
+        for (int64_t t0 = 0; t0 < L - 1; t0 += segment) {
+            const int64_t n = std::min(segment, L - 1 - t0);
+            kernels::scan_tokens(*prepared, *state, 0, tokens + t0, n, scratch.data(), pool);
+        }
+    }
 };
 
 // One sampler per stream (or clip), k seeded params.seed + k.
@@ -406,13 +416,7 @@ void GeneratorRunner::prime(const int32_t* tokens, int64_t L) {
         s.primed = true;
         return;
     }
-    // Scan all but the last token in segments (bounded memory), step the last one.
-    const int64_t segment = 1 << 14;
-    std::vector<float> scratch(size_t(std::min<int64_t>(segment, L)) * s.vocab);
-    for (int64_t t0 = 0; t0 < L - 1; t0 += segment) {
-        const int64_t n = std::min(segment, L - 1 - t0);
-        kernels::scan_tokens(*s.cpu.prepared, *s.cpu.state, 0, tokens + t0, n, scratch.data(), s.pool.get());
-    }
+    s.cpu.scan_all_but_last(tokens, L, s.vocab, s.pool.get());
     s.cpu.step(tokens + L - 1, s.logits.data());
     s.primed = true;
 }
@@ -497,12 +501,7 @@ void BatchGenerator::Impl::prime_cpu(const int32_t* tokens, int64_t L) {
         primed = true;
         return;
     }
-    const int64_t segment = 1 << 14;
-    std::vector<float> scratch(size_t(std::min<int64_t>(segment, L)) * size_t(vocab));
-    for (int64_t t0 = 0; t0 < L - 1; t0 += segment) {
-        const int64_t n = std::min(segment, L - 1 - t0);
-        kernels::scan_tokens(*cpu->prepared, *cpu->state, 0, tokens + t0, n, scratch.data(), pool.get());
-    }
+    cpu->scan_all_but_last(tokens, L, vocab, pool.get());
     kernels::StepState& state = *cpu->state;
     const int64_t floats = kernels::stream_state_floats(state);
     for (int k = 1; k < streams; ++k)

@@ -522,7 +522,7 @@ void Editor::paint_info(juce::Graphics& g) {
     if (info->keys.isNotEmpty()) rows.push_back({"Keys", info->keys});
     if (info->keys.isNotEmpty())
         rows.push_back({"Guidance", info->config.label_null
-                                        ? juce::String("null label: a guided voice runs 2 streams (2x CPU)")
+                                        ? juce::String("null label: a guided voice runs 2 streams (about 2x CPU)")
                                         : juce::String("no null label: the Guidance knob does nothing")});
     if (voices_ >= 0) rows.push_back({"Voices", juce::String(voices_) + " / " + juce::String(dsp::SynthEngine::kMaxVoices)});
     if (stats_.nonfinite_events > 0) rows.push_back({"NaN guard", juce::String(stats_.nonfinite_events) + " resets"});
@@ -596,7 +596,7 @@ void Editor::paint_voices(juce::Graphics& g) {
                        : "The key chooses what the model says: " + keys + ". A voice is seeded by Seed + the "
                          "note number, so a note replays the same way; note-off fades it out." +
                              (status_.info->config.label_null
-                                  ? juce::String(" Guidance makes the words clearer, at twice the CPU a voice.")
+                                  ? juce::String(" Guidance makes the words clearer, at about twice the CPU a voice.")
                                   : juce::String());
     g.drawFittedText(text, r.removeFromTop(72), juce::Justification::topLeft, 4, 0.9f);
 }
