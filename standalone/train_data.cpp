@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <exception>
 #include <filesystem>
@@ -336,7 +337,34 @@ TrainData effect_data_from_manifest(const std::string& manifest_path, const std:
     return d;
 }
 
-std::vector<TokenSequence> load_token_files(const std::vector<std::string>& paths, double rate_hz) {
+std::vector<double> parse_speeds(const std::string& text) {
+    std::vector<double> speeds;
+    if (text == "none" || text.empty()) return speeds;
+    size_t start = 0;
+    while (start <= text.size()) {
+        const size_t comma = std::min(text.find(',', start), text.size());
+        const std::string item = text.substr(start, comma - start);
+        double f = 0;
+        const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), f);
+        if (item.empty() || ec != std::errc() || end != item.data() + item.size() || !(f >= 0.5 && f <= 2.0) ||
+            f == 1.0)
+            throw UsageError("--speed-perturb '" + text + "': '" + item + "' is not a speed factor in 0.5..2 other "
+                             "than 1 (give none, or factors such as 0.9,1.1)");
+        if (std::find(speeds.begin(), speeds.end(), f) != speeds.end())
+            throw UsageError("--speed-perturb '" + text + "': " + item + " is given twice");
+        speeds.push_back(f);
+        start = comma + 1;
+    }
+    return speeds;
+}
+
+std::string speed_copy_name(const std::string& name, double speed) { return name + "@" + fmt_g(speed, 6); }
+
+std::vector<TokenSequence> load_token_files(const std::vector<std::string>& paths, double rate_hz,
+                                            const std::vector<double>& speeds) {
+    for (double f : speeds)
+        if (!(f >= 0.5 && f <= 2.0) || f == 1.0)
+            throw UsageError("speed factor " + fmt_g(f, 6) + ": expected 0.5..2, not 1");
     std::vector<std::string> files;
     for (const std::string& p : paths) {
         if (fs::is_directory(p)) {
@@ -355,39 +383,56 @@ std::vector<TokenSequence> load_token_files(const std::vector<std::string>& path
             throw UsageError(p + ": no such file or directory");
         }
     }
-    std::vector<TokenSequence> out;
-    out.reserve(files.size());
-    for (const std::string& f : files) {
-        dsp::AudioData a = dsp::read_audio(f);
-        std::vector<float> x = a.sample_rate_hz == rate_hz ? std::move(a.channels[0])
-                                                            : dsp::resample(a.channels[0], a.sample_rate_hz, rate_hz);
+    auto encode = [](std::string name, const std::vector<float>& x) {
         TokenSequence s;
-        s.name = fs::path(f).filename().string();
+        s.name = std::move(name);
         s.tokens.resize(x.size());
         for (size_t t = 0; t < x.size(); ++t) s.tokens[t] = dsp::mulaw_encode(x[t]);
-        if (s.tokens.size() < 2) throw UsageError(f + ": fewer than 2 samples at " + fmt(rate_hz, 0) + " Hz");
-        out.push_back(std::move(s));
+        return s;
+    };
+    std::vector<TokenSequence> out;
+    out.reserve(files.size() * (1 + speeds.size()));
+    for (const std::string& f : files) {
+        const dsp::AudioData a = dsp::read_audio(f);
+        const std::vector<float>& x0 = a.channels[0];
+        const std::string name = fs::path(f).filename().string();
+        out.push_back(encode(name, a.sample_rate_hz == rate_hz ? x0 : dsp::resample(x0, a.sample_rate_hz, rate_hz)));
+        if (out.back().tokens.size() < 2) throw UsageError(f + ": fewer than 2 samples at " + fmt(rate_hz, 0) + " Hz");
+        // f times as fast: the file's samples taken as if recorded at f times its rate
+        for (double speed : speeds)
+            out.push_back(encode(speed_copy_name(name, speed), dsp::resample(x0, speed * a.sample_rate_hz, rate_hz)));
     }
     return out;
 }
 
 TrainData token_data_split(std::vector<TokenSequence> clips, std::string& rule) {
     static const std::regex fsdd(R"(^(\d+)_([A-Za-z]+)_(\d+)\.(wav|flac)$)");
-    const bool all_fsdd = std::all_of(clips.begin(), clips.end(),
-                                      [](const TokenSequence& s) { return std::regex_match(s.name, fsdd); });
+    auto base = [](const TokenSequence& s) { return s.name.substr(0, s.name.find('@')); };  // a speed copy's file
+    const bool all_fsdd = std::all_of(clips.begin(), clips.end(), [&](const TokenSequence& s) {
+        const std::string b = base(s);
+        return std::regex_match(b, fsdd);
+    });
     TrainData d;
+    int64_t copies = 0, dropped = 0;
     for (TokenSequence& s : clips) {
+        const std::string name = base(s);
+        const bool copy = name.size() != s.name.size();
         bool val;
         if (all_fsdd) {
             std::smatch m;
-            std::regex_match(s.name, m, fsdd);
+            std::regex_match(name, m, fsdd);
             const int index = std::stoi(m[3].str());
             val = index >= 5 && index <= 9;
         } else {
             uint64_t h = 1469598103934665603ull;
-            for (unsigned char c : s.name) h = (h ^ c) * 1099511628211ull;
+            for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
             val = h % 10 == 0;
         }
+        if (copy && val) {
+            ++dropped;
+            continue;
+        }
+        copies += copy;
         (val ? d.token_val : d.token_train).push_back(std::move(s));
     }
     rule = all_fsdd ? "Free Spoken Digit names: recordings with index 5..9 held out for validation"
@@ -395,8 +440,11 @@ TrainData token_data_split(std::vector<TokenSequence> clips, std::string& rule) 
     if (d.token_train.empty() || d.token_val.empty())
         throw UsageError("the validation split (" + rule + ") left " + std::to_string(d.token_train.size()) +
                          " training and " + std::to_string(d.token_val.size()) + " validation files: give more files");
-    d.description = std::to_string(d.token_train.size()) + " training and " + std::to_string(d.token_val.size()) +
-                    " validation clips; " + rule;
+    d.description = std::to_string(d.token_train.size() - size_t(copies)) + " training and " +
+                    std::to_string(d.token_val.size()) + " validation clips; " + rule;
+    if (copies + dropped > 0)
+        d.description += "; the training clips also sped up or slowed down (" + std::to_string(copies) +
+                         " resampled copies; the validation clips' " + std::to_string(dropped) + " left out)";
     return d;
 }
 

@@ -53,11 +53,23 @@ TrainData effect_data_from_manifest(const std::string& manifest_path, const std:
 
 // Audio files for a generator, from files and directories (searched for .wav/.flac, sorted by
 // name), resampled to rate_hz, first channel, mu-law encoded.
-std::vector<TokenSequence> load_token_files(const std::vector<std::string>& paths, double rate_hz);
+// `speeds` (speed perturbation, as speech recognisers train: Ko et al., Interspeech 2015): each
+// file again at each factor f, played f times as fast (pitch and tempo together: the audio
+// resampled from f·rate_hz to rate_hz, before the mu-law), named "NAME@f" right after it. Only
+// training uses the copies: token_data_split drops those of validation files. Each f in
+// [0.5, 2], not 1, no two alike; UsageError naming the factor otherwise.
+std::vector<TokenSequence> load_token_files(const std::vector<std::string>& paths, double rate_hz,
+                                            const std::vector<double>& speeds = {});
+// The name a speed copy gets: "7_jackson_32.wav@0.9" (parse_speeds' factors print exactly).
+std::string speed_copy_name(const std::string& name, double speed);
+// --speed-perturb's text ("0.9,1.1"; "none" or empty: no copies) as factors, checked as above.
+std::vector<double> parse_speeds(const std::string& text);
 
 // The validation split of generator clips: Free Spoken Digit names "{digit}_{speaker}_{index}"
 // with index 5..9 go to validation (the data README's suggestion), any other name by a hash
-// of the name (one in ten). Says which rule it used in `rule`.
+// of the name (one in ten). Says which rule it used in `rule`. A speed copy ("NAME@f") goes
+// where NAME goes, except that copies of validation clips are dropped: validation is the
+// recordings as they are.
 TrainData token_data_split(std::vector<TokenSequence> clips, std::string& rule);
 
 // A generator told which label to make (ModelConfig::labels, docs/DIGITS.md): each clip's label is

@@ -619,6 +619,61 @@ TEST_CASE("a generator trains on the GPU (cross-entropy there) as on the CPU (re
     }
 }
 
+// Label dropout on the GPU (TrainOptions::label_dropout): the lanes' tokens, the null prefix
+// swapped in where the draw says so, reach the GPU tapes as they reach the CPU ones.
+TEST_CASE("label dropout trains on the GPU as on the CPU, flat and pooled (requires a GPU)", "[train][cuda]") {
+    if (!gpu_present()) return;
+    TrainData d;
+    std::mt19937 rng(6);
+    for (int k = 0; k < 8; ++k) {  // labels 0 and 1 (tokens 0, 1), each its own walk's range
+        TokenSequence s;
+        s.name = std::to_string(k);
+        s.tokens.assign(16, k % 2);
+        for (int32_t v = 128, t = 0; t < 600 + 37 * k; ++t)
+            s.tokens.push_back(v = std::clamp(v + int32_t(rng() % 9) - 4, k % 2 ? 130 : 40, k % 2 ? 215 : 125));
+        s.unscored = 15;
+        (k < 6 ? d.token_train : d.token_val).push_back(s);
+    }
+    ModelConfig fc = make_config(IoKind::mulaw8, 8, 2, 8);
+    ModelConfig pc = make_config(IoKind::mulaw8, 8, 3, 8);  // pool 4: 3 stacks of one layer
+    pc.pool = {4};
+    for (ModelConfig c : {fc, pc}) {
+        c.tie_embeddings = false;  // the null token's row learns only from the null prefix
+        c.labels = {"a", "b"};
+        c.label_prefix = 16;
+        c.label_null = true;
+        Model m(c);
+        m.init_random(46);
+        INFO((c.pooled() ? "pooled model" : "flat model"));
+        auto options = [](Device device) {
+            TrainOptions o = exact_options(false);
+            o.batch = 4;
+            o.segment = 64;
+            o.steps = 12;
+            o.lr_warmup_steps = 0;
+            o.adam.lr = 1e-2;
+            o.adam.weight_decay = 0;
+            o.label_dropout = 0.5;
+            o.device = device;
+            return o;
+        };
+        Trainer cpu(m, d, options(Device::cpu)), gpu(m, d, options(Device::cuda));
+        for (int i = 0; i < 12; ++i) {
+            const StepStats a = cpu.step(), b = gpu.step();
+            INFO("step " << i + 1 << ": CPU bits " << a.loss << ", GPU bits " << b.loss);
+            CHECK(b.loss == Approx(a.loss).epsilon(i == 0 ? 1e-5 : 1e-3));
+        }
+        const int D = c.d_model;
+        const float* before = m.tensor("backbone.embeddings.weight") + 2 * D;
+        const float* on_cpu = cpu.model().tensor("backbone.embeddings.weight") + 2 * D;
+        const float* on_gpu = gpu.model().tensor("backbone.embeddings.weight") + 2 * D;
+        const std::vector<float> b0(before, before + D), rc(on_cpu, on_cpu + D), rg(on_gpu, on_gpu + D);
+        CHECK(test::max_abs_diff(rg, b0) > 1e-3);  // the null prefix reached the GPU's lanes
+        CHECK(test::max_abs_diff(rg, rc) < 1e-3);  // and it learnt there what it learnt on the CPU
+        CHECK(gpu.validate().metric == Approx(cpu.validate().metric).epsilon(1e-3));
+    }
+}
+
 // ---- data parallel (model/comm.h) ------------------------------------------------------------
 
 namespace {
