@@ -8,6 +8,7 @@
 #   device call: carry [".debs", ".carry/fsdd"]
 #   STEPS="test train" BUDGET=330 STEPS_TRAIN=3000 \
 #     RUNS="pool44 32 1 16 32 4000 --pool 4,4" bash scripts/device_pooled.sh
+# DEADLINE=560 instead of BUDGET gives the runs what the build leaves of 560 s (a 600 s call).
 # Build outputs go to build-dev/ (git-ignored, kept while the machine stays warm: a second call
 # skips what is built). Back in $OUT: test.log, catch2.log and for each run its model, its JSON
 # summary and its log.csv (as NAME_log.csv): 8 files for two runs, the most the device tool
@@ -59,6 +60,8 @@ if has train; then
   echo "CLI built at $(( $(date +%s) - T0 )) s"
   # (into a folder of its own: $OUT gets each run's model, JSON and log.csv, the files that come back)
   TOUT=/tmp/train_out; rm -rf $TOUT
+  # DEADLINE: seconds from this script's start by which the runs must end, whatever the build took
+  [[ -n ${DEADLINE:-} ]] && BUDGET=$(( DEADLINE - ($(date +%s) - T0) )) && echo "training budget $BUDGET s"
   OUT=$TOUT MW=$MW_BUILD_DIR/bin/mambawave BUDGET=${BUDGET:-300} STEPS=${STEPS_TRAIN:-} FILL=${FILL:-0.75} \
     RUNS=${RUNS:-"pool44 32 1 16 32 4000 --pool 4,4"} bash scripts/device_train_generator.sh
   (cd $TOUT && tar xzf results.tgz && for j in *.json; do
