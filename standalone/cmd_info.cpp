@@ -121,9 +121,13 @@ std::string indented_training(const ModelConfig& c) {
             if (planned != done) out << " (the best of " << planned << ")";
             out << ", batch "
                 << opt.at("batch").get<int64_t>() << " x " << opt.at("segment").get<int64_t>() << ", lr "
-                << std::defaultfloat << opt.at("lr").get<double>();
+                << std::defaultfloat << std::setprecision(6) << opt.at("lr").get<double>();
             if (opt.value("weight_decay", 0.0) > 0) out << ", weight decay " << opt.at("weight_decay").get<double>();
             if (opt.value("label_dropout", 0.0) > 0) out << ", label dropout " << opt.at("label_dropout").get<double>();
+            if (const auto d = r.find("data"); d != r.end() && d->contains("speed_perturb")) {
+                out << ", speeds 1";
+                for (const auto& f : d->at("speed_perturb")) out << ", " << f.get<double>();
+            }
             out << ", " << opt.value("device", std::string("cpu"));
             if (opt.value("gpus", 1) > 1) out << " x " << opt.at("gpus").get<int>();
             out << ", " << std::fixed << std::setprecision(1)

@@ -261,11 +261,14 @@ refuse "--label-dropout on a generator without labels" 2 "--label-dropout 0.2|no
 # At 0.5 a copy lasts twice as long (a copy made the wrong way round would last half as long):
 # 10 training clips of 0.4 s and 32 prefix samples each, 4.04 s, plus their copies, 8.04 s.
 check "train with --speed-perturb 0.5" "$MW" train --data lclips --out lsp.safetensors --label-prefix 32 --d-model 8 \
-    --layers 1 --d-state 8 --batch 4 --segment 512 --steps 2 --val-every 2 --threads 2 --no-plot --speed-perturb 0.5
+    --layers 1 --d-state 8 --batch 4 --segment 512 --steps 2 --val-every 2 --lr 3e-3 --threads 2 --no-plot \
+    --speed-perturb 0.5 --label-dropout 0.15
 cp last.out lsp.out
 check "the copies are in training, twice as long, and none in validation" \
     grep -q "10 training and 10 validation clips.*(10 resampled copies; the validation clips' 10 left out).*; 12.1 s to train on, 4.0 s to validate on" lsp.out
 check "the training record keeps the speeds" sh -c "\"$MW\" info --json lsp.safetensors | tr -d ' \n' | grep -q '\"speed_perturb\":\[0.5\]'"
+check "info's line for the run names the speeds (and a first run's label dropout in full)" \
+    sh -c "\"$MW\" info lsp.safetensors | grep -q '1\. 2 steps, batch 4 x 512, lr 0.003, label dropout 0.15, speeds 1, 0.5, cpu'"
 refuse "--speed-perturb 1 (no change)" 2 "--speed-perturb '0.9,1'|'1' is not a speed factor" \
     "$MW" train --data lclips --out lx.safetensors --speed-perturb 0.9,1 --steps 1 --no-plot
 refuse "--speed-perturb 3 (out of range)" 2 "'3' is not a speed factor in 0.5..2" \
