@@ -8,6 +8,7 @@
 set -euo pipefail
 
 MW=$(realpath "$1")
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$(dirname "${BASH_SOURCE[0]}")/test_lib.sh"   # $PY, a scratch folder, check, refuse
 json_field() { $PY -c "import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])[sys.argv[2]])" "$@"; }
 
@@ -269,6 +270,12 @@ check "the copies are in training, twice as long, and none in validation" \
 check "the training record keeps the speeds" sh -c "\"$MW\" info --json lsp.safetensors | tr -d ' \n' | grep -q '\"speed_perturb\":\[0.5\]'"
 check "info's line for the run names the speeds (and a first run's label dropout in full)" \
     sh -c "\"$MW\" info lsp.safetensors | grep -q '1\. 2 steps, batch 4 x 512, lr 0.003, label dropout 0.15, speeds 1, 0.5, cpu'"
+# scripts/set_description.py: a new description line, the weights untouched
+check "set_description.py writes a copy" $PY "$HERE/../scripts/set_description.py" lsp.safetensors \
+    "two sine tones, relabelled" --out lsp_desc.safetensors
+check "info shows the new description" sh -c "\"$MW\" info lsp_desc.safetensors | grep -q 'description *two sine tones, relabelled'"
+check "the copy evaluates to the same bits" sh -c "\"$MW\" eval -m lsp.safetensors --data lclips --json | sed 's/\"model\":[^,]*,//' > e1.json &&
+    \"$MW\" eval -m lsp_desc.safetensors --data lclips --json | sed 's/\"model\":[^,]*,//' > e2.json && cmp e1.json e2.json"
 refuse "--speed-perturb 1 (no change)" 2 "--speed-perturb '0.9,1'|'1' is not a speed factor" \
     "$MW" train --data lclips --out lx.safetensors --speed-perturb 0.9,1 --steps 1 --no-plot
 refuse "--speed-perturb 3 (out of range)" 2 "'3' is not a speed factor in 0.5..2" \
