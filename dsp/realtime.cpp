@@ -587,7 +587,7 @@ std::unique_ptr<SynthSlot> make_synth_slot(RealtimeModelPtr model, double host_r
     slot->attack_samples = std::max(1, int(std::lround(kAttackSeconds * cfg.sample_rate_hz)));
     slot->release_samples = std::max(1, int(std::lround(kReleaseSeconds * cfg.sample_rate_hz)));
     auto make_stream = [&](VoiceStream& stream) {
-        if (cfg.pooled()) stream.pooled = std::make_unique<pooled::Stepper>(model->model, 1);  // its own weights
+        if (cfg.pooled()) stream.pooled = std::make_unique<pooled::Stepper>(model->pooled, 1);  // the shared weights
         else stream.state = kernels::make_state(*slot->P, 1, 1);
         stream.logits.assign(size_t(cfg.vocab), 0.0f);
     };
@@ -626,8 +626,8 @@ RealtimeModelPtr load_realtime_model(const std::string& path) {
     auto rm = std::make_shared<RealtimeModel>();
     rm->model = load_model(path);
     try {
-        // (a pooled generator's voices prepare their own stacks: model/pooled.h)
-        if (!rm->model.config().pooled()) rm->prepared = kernels::prepare_model(rm->model.view());
+        if (rm->model.config().pooled()) rm->pooled = pooled::prepare(rm->model);
+        else rm->prepared = kernels::prepare_model(rm->model.view());
     } catch (const std::exception& e) {
         throw ModelError(path + ": " + e.what());
     }
@@ -643,7 +643,8 @@ RealtimeModelPtr load_realtime_model(const std::string& path) {
 RealtimeModelPtr make_realtime_model(Model model) {
     auto rm = std::make_shared<RealtimeModel>();
     rm->model = std::move(model);
-    if (!rm->model.config().pooled()) rm->prepared = kernels::prepare_model(rm->model.view());
+    if (rm->model.config().pooled()) rm->pooled = pooled::prepare(rm->model);
+    else rm->prepared = kernels::prepare_model(rm->model.view());
     return rm;
 }
 

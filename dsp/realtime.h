@@ -48,6 +48,8 @@
 #include <memory>
 #include <string>
 
+namespace mw::pooled { struct Prepared; }  // model/pooled.h
+
 namespace mw::dsp {
 
 // A model ready for the audio thread: weights, the kernels' prepared layout, and where it came
@@ -55,7 +57,8 @@ namespace mw::dsp {
 // thread only).
 struct RealtimeModel {
     Model model;
-    kernels::PreparedModelPtr prepared;  // null for a pooled generator: its voices each run a pooled::Stepper
+    kernels::PreparedModelPtr prepared;  // null for a pooled generator, which has:
+    std::shared_ptr<const pooled::Prepared> pooled;  // its weights, shared by its voices' pooled::Steppers
     std::string path;          // "" when made in memory
     std::string content_hash;  // hex FNV-1a 64 of the file bytes ("" when made in memory)
 };

@@ -378,12 +378,33 @@ void forward_tokens(const Model& m, const int32_t* tokens, int64_t L, float* log
 
 // ---- the step ------------------------------------------------------------------------------------
 
-struct Stepper::Impl {
-    int S = 0, P = 0, V = 0, D0 = 0;
+struct Prepared {
+    int P = 0, V = 0, D0 = 0;
+    std::vector<int> widths;                        // [P+1] each level's d_model
     std::vector<kernels::PreparedModelPtr> stacks;  // [2P+1]
-    std::vector<kernels::StepStatePtr> states;      // [2P+1], S streams each
     std::vector<PoolW> pools;                       // [P]
     std::vector<float> embed;                       // [V][D0]
+};
+
+std::shared_ptr<const Prepared> prepare(const Model& m) {
+    require_pooled(m, "pooled::prepare");
+    const ModelConfig& c = m.config();
+    auto w = std::make_shared<Prepared>();
+    w->P = int(c.pool.size());
+    w->V = c.vocab;
+    w->D0 = c.d_model;
+    for (int i = 0; i <= w->P; ++i) w->widths.push_back(c.level_dims(i).d_model);
+    for (int s = 0; s < c.stacks(); ++s) w->stacks.push_back(kernels::prepare_model(m.stack_view(s)));
+    w->pools = pool_weights(m);
+    const float* e = m.tensor("backbone.embeddings.weight");
+    w->embed.assign(e, e + int64_t(w->V) * w->D0);
+    return w;
+}
+
+struct Stepper::Impl {
+    std::shared_ptr<const Prepared> w;
+    int S = 0, P = 0, V = 0, D0 = 0;
+    std::vector<kernels::StepStatePtr> states;      // [2P+1], S streams each
     // per level i < P: the frame being gathered and the rows the frame adds in, [S][p][Di];
     // the level's place in its frame
     std::vector<std::vector<float>> win, queue;
@@ -394,12 +415,13 @@ struct Stepper::Impl {
     // Level i's step on rows xin[i]: its up stack's output (the centre's at the deepest level)
     // into out ([S][Di], or logits [S][V] at level 0).
     void level(int i, float* out) {
+        const auto& stacks = w->stacks;
         if (i == P) {
             kernels::step_hidden(*stacks[size_t(P)], *states[size_t(P)], xin[size_t(P)].data(), out);
             return;
         }
-        const PoolW& w = pools[size_t(i)];
-        const int Di = w.Di, p = w.p, ph = phase[size_t(i)];
+        const PoolW& pw = w->pools[size_t(i)];
+        const int Di = pw.Di, p = pw.p, ph = phase[size_t(i)];
         float *A = a[size_t(i)].data(), *U = u[size_t(i)].data();
         kernels::step_hidden(*stacks[size_t(i)], *states[size_t(i)], xin[size_t(i)].data(), A);
         for (int s = 0; s < S; ++s) {
@@ -414,36 +436,32 @@ struct Stepper::Impl {
         if (++phase[size_t(i)] < p) return;
         // the frame is whole: level i+1 hears it, and its answer is what the next frame adds in
         phase[size_t(i)] = 0;
-        const int Dn = w.Dn;
+        const int Dn = pw.Dn;
         for (int s = 0; s < S; ++s)
-            pool_down(w, win[size_t(i)].data() + int64_t(s) * p * Di, xin[size_t(i) + 1].data() + int64_t(s) * Dn);
+            pool_down(pw, win[size_t(i)].data() + int64_t(s) * p * Di, xin[size_t(i) + 1].data() + int64_t(s) * Dn);
         level(i + 1, h[size_t(i) + 1].data());
         for (int s = 0; s < S; ++s)
-            pool_up(w, h[size_t(i) + 1].data() + int64_t(s) * Dn, queue[size_t(i)].data() + int64_t(s) * p * Di);
+            pool_up(pw, h[size_t(i) + 1].data() + int64_t(s) * Dn, queue[size_t(i)].data() + int64_t(s) * p * Di);
     }
 };
 
-Stepper::Stepper(const Model& m, int streams) : impl_(std::make_unique<Impl>()) {
-    require_pooled(m, "pooled::Stepper");
+Stepper::Stepper(const Model& m, int streams) : Stepper(prepare(m), streams) {}
+
+Stepper::Stepper(std::shared_ptr<const Prepared> weights, int streams) : impl_(std::make_unique<Impl>()) {
+    if (!weights) throw std::invalid_argument("pooled::Stepper: no prepared weights");
     if (streams < 1) throw std::invalid_argument("pooled::Stepper: streams must be >= 1");
-    const ModelConfig& c = m.config();
     Impl& d = *impl_;
+    d.w = std::move(weights);
     d.S = streams;
-    d.P = int(c.pool.size());
-    d.V = c.vocab;
-    d.D0 = c.d_model;
-    for (int s = 0; s < c.stacks(); ++s) {
-        d.stacks.push_back(kernels::prepare_model(m.stack_view(s)));
-        d.states.push_back(kernels::make_state(*d.stacks.back(), streams, 64));
-    }
-    d.pools = pool_weights(m);
-    const float* e = m.tensor("backbone.embeddings.weight");
-    d.embed.assign(e, e + int64_t(d.V) * d.D0);
+    d.P = d.w->P;
+    d.V = d.w->V;
+    d.D0 = d.w->D0;
+    for (const auto& stack : d.w->stacks) d.states.push_back(kernels::make_state(*stack, streams, 64));
     for (int i = 0; i <= d.P; ++i) {
-        const size_t Di = size_t(c.level_dims(i).d_model);
+        const size_t Di = size_t(d.w->widths[size_t(i)]);
         for (auto* b : {&d.xin, &d.a, &d.u, &d.h}) b->emplace_back(size_t(streams) * Di, 0.0f);
         if (i < d.P) {
-            const size_t F = size_t(c.pool[size_t(i)]) * Di;
+            const size_t F = size_t(d.w->pools[size_t(i)].p) * Di;
             d.win.emplace_back(size_t(streams) * F, 0.0f);
             d.queue.emplace_back(size_t(streams) * F, 0.0f);
         }
@@ -468,7 +486,8 @@ void Stepper::step(const int32_t* tokens, float* logits) {
     Impl& d = *impl_;
     for (int s = 0; s < d.S; ++s) {
         const int32_t tok = tokens[s] < 0 ? 0 : tokens[s] >= d.V ? d.V - 1 : tokens[s];  // never read outside
-        std::memcpy(d.xin[0].data() + int64_t(s) * d.D0, d.embed.data() + int64_t(tok) * d.D0, sizeof(float) * size_t(d.D0));
+        std::memcpy(d.xin[0].data() + int64_t(s) * d.D0, d.w->embed.data() + int64_t(tok) * d.D0,
+                    sizeof(float) * size_t(d.D0));
     }
     d.level(0, logits);
 }

@@ -71,11 +71,20 @@ private:
 // A whole sequence from the zero state through a Forward. tokens [L] -> logits [L][V].
 void forward_tokens(const Model& m, const int32_t* tokens, int64_t L, float* logits, kernels::ThreadPool* pool);
 
-// The recurrent step of S streams, one sample each per call; allocation-free after construction
-// (the weights are prepared then: the model may go away).
+// A pooled model's weights in the step's layout (each stack prepared for the kernels, the pools'
+// products transposed, the embeddings): made once, read-only, shared by every Stepper of the
+// model (the Synth's voices and their guidance streams: one copy in memory and in the caches,
+// not one per stream). The model may go away once it is made.
+struct Prepared;
+std::shared_ptr<const Prepared> prepare(const Model& m);
+
+// The recurrent step of S streams, one sample each per call; allocation-free after construction.
 class Stepper {
 public:
+    // Prepares its own weights (prepare(m)).
     Stepper(const Model& m, int streams);
+    // Steps over weights prepared once and shared: only the streams' state is this Stepper's.
+    Stepper(std::shared_ptr<const Prepared> weights, int streams);
     ~Stepper();
     Stepper(Stepper&&) noexcept;
     Stepper& operator=(Stepper&&) noexcept;

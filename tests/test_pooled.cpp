@@ -88,6 +88,27 @@ TEST_CASE("pooled: the forward, the step and the tape equal the float64 referenc
             step.reset();
         }
 
+        // two Steppers over one prepared copy of the weights (the Synth's voices), the model gone:
+        // each gives its stream's floats, as a Stepper with weights of its own does
+        {
+            std::shared_ptr<const pooled::Prepared> shared;
+            {
+                const Model copy = m;
+                shared = pooled::prepare(copy);
+            }
+            pooled::Stepper a(shared, 1), b(shared, 1);
+            std::vector<float> la(256), lb(256);
+            for (int64_t t = 0; t < L; ++t) {
+                a.step(&tok[size_t(t)], la.data());
+                b.step(&tok1[size_t(t)], lb.data());
+                CHECK(std::equal(la.begin(), la.end(), scan.begin() + t * 256));
+            }
+            std::vector<float> scan1(static_cast<size_t>(L * 256));
+            pooled::forward_tokens(m, tok1.data(), L, scan1.data(), nullptr);
+            CHECK(std::equal(lb.begin(), lb.end(), scan1.end() - 256));
+            CHECK_THROWS_WITH(pooled::Stepper(nullptr, 1), Catch::Contains("no prepared weights"));
+        }
+
         // the tape, from the zero state (any length) ...
         for (kernels::Isa isa : {kernels::Isa::avx2, kernels::Isa::baseline}) {
             if (!kernels::isa_supported(isa)) continue;
