@@ -343,22 +343,34 @@ void EffectRunner::process(const float* const* in, float* const* out, int64_t n)
 // ---- GeneratorRunner ------------------------------------------------------------------------
 
 namespace {
+// A generator's weights in the step's layout, made once and shared by every group of streams
+// (StreamGroups below): a pooled model's stacks (model/pooled.h), or the flat kernels' model.
+struct StepWeights {
+    std::shared_ptr<const pooled::Prepared> pooled;
+    std::shared_ptr<const kernels::PreparedModel> flat;
+    explicit StepWeights(const Model& model) {
+        if (model.config().pooled()) pooled = pooled::prepare(model);
+        else flat = kernels::prepare_model(model.view());
+    }
+};
+
 // S streams of a generator on the CPU, stepped together: a pooled model's stepper
 // (model/pooled.h: every class through its step), or the prepared model and the streams' state
 // for the kernels' step and scan.
 struct TokenStreams {
     std::unique_ptr<pooled::Stepper> pooled;
-    kernels::PreparedModelPtr prepared;
+    std::shared_ptr<const kernels::PreparedModel> prepared;
     kernels::StepStatePtr state;
 
-    TokenStreams(const Model& model, int streams) {
-        if (model.config().pooled()) {
-            pooled = std::make_unique<pooled::Stepper>(model, streams);
+    TokenStreams(const StepWeights& w, int streams) {
+        if (w.pooled) {
+            pooled = std::make_unique<pooled::Stepper>(w.pooled, streams);
         } else {
-            prepared = kernels::prepare_model(model.view());
+            prepared = w.flat;
             state = kernels::make_state(*prepared, streams);
         }
     }
+    TokenStreams(const Model& model, int streams) : TokenStreams(StepWeights(model), streams) {}
     // fed [S] classes in, logits [S][V] out.
     void step(const int32_t* fed, float* logits) {
         if (pooled) pooled->step(fed, logits);
@@ -373,6 +385,36 @@ struct TokenStreams {
             const int64_t n = std::min(segment, L - 1 - t0);
             kernels::scan_tokens(*prepared, *state, 0, tokens + t0, n, scratch.data(), pool);
         }
+    }
+};
+
+// Units (a stream, or a guided clip's streams) of a generator split into one group per thread,
+// each group its own TokenStreams over the shared weights, so that the threads step their
+// streams side by side without waiting on one another sample by sample. The kernels step each
+// stream alone (the same floats whatever the streams beside it), so the split changes no class.
+struct StreamGroups {
+    int unit_streams = 1;
+    std::vector<TokenStreams> groups;
+    std::vector<int> first;  // [groups + 1]: group g holds units first[g] .. first[g+1]-1
+
+    StreamGroups(const Model& model, int units, int unit_streams_, int threads) : unit_streams(unit_streams_) {
+        const StepWeights w(model);
+        const int G = std::max(1, std::min(threads, units));
+        for (int g = 0; g <= G; ++g) first.push_back(int(int64_t(units) * g / G));
+        for (int g = 0; g < G; ++g) groups.emplace_back(w, (first[size_t(g) + 1] - first[size_t(g)]) * unit_streams);
+    }
+    int size() const { return int(groups.size()); }
+    // fn(group, its TokenStreams, its first unit, one past its last), the groups on the pool's threads.
+    template <class F>
+    void run(kernels::ThreadPool& pool, F&& fn) {
+        pool.run(size(), [&](int g) { fn(g, groups[size_t(g)], first[size_t(g)], first[size_t(g) + 1]); });
+    }
+    // Every stream one step: fed [S] in, logits [S][V] out (S = units · unit_streams).
+    void step(kernels::ThreadPool& pool, const int32_t* fed, float* logits, int vocab) {
+        run(pool, [&](int, TokenStreams& ts, int u0, int) {
+            const int64_t s0 = int64_t(u0) * unit_streams;
+            ts.step(fed + s0, logits + s0 * vocab);
+        });
     }
 };
 
@@ -439,8 +481,8 @@ struct BatchGenerator::Impl {
     int streams = 0;
     int vocab = 0;
     SamplerParams params;
-    // cpu
-    std::unique_ptr<TokenStreams> cpu;
+    // cpu: the streams in a group per thread
+    std::unique_ptr<StreamGroups> cpu;
     std::unique_ptr<kernels::ThreadPool> pool;
     std::vector<Sampler> samplers;  // [S]
     std::vector<float> logits;      // [S][V] after the last fed classes
@@ -478,8 +520,8 @@ BatchGenerator::BatchGenerator(const Model& model, Device device, int streams, S
 #endif
         return;
     }
-    s.cpu = std::make_unique<TokenStreams>(model, streams);
     s.pool = make_pool(threads);
+    s.cpu = std::make_unique<StreamGroups>(model, streams, 1, s.pool->size());
     s.samplers = seeded_samplers(params, streams, s.vocab);
     s.logits.assign(size_t(streams) * size_t(s.vocab), 0.0f);
     s.fed.assign(size_t(streams), 0);
@@ -493,21 +535,26 @@ Device BatchGenerator::device() const { return impl_->device; }
 // As GeneratorRunner::prime on stream 0 (scan all but the last class, in the same segments),
 // the state copied to the other streams, then one step of all streams with the last class.
 void BatchGenerator::Impl::prime_cpu(const int32_t* tokens, int64_t L) {
-    if (cpu->pooled) {  // every stream steps through the prime (the step has no scan to share)
-        for (int64_t t = 0; t < L; ++t) {
-            std::fill(fed.begin(), fed.end(), tokens[t]);
-            cpu->step(fed.data(), logits.data());
-        }
+    if (cpu->groups[0].pooled) {  // every stream steps through the prime (the step has no scan to share)
+        cpu->run(*pool, [&](int, TokenStreams& ts, int u0, int) {
+            for (int64_t t = 0; t < L; ++t) {
+                std::fill(fed.begin() + u0, fed.begin() + u0 + ts.pooled->streams(), tokens[t]);
+                ts.step(fed.data() + u0, logits.data() + int64_t(u0) * vocab);
+            }
+        });
         primed = true;
         return;
     }
-    cpu->scan_all_but_last(tokens, L, vocab, pool.get());
-    kernels::StepState& state = *cpu->state;
-    const int64_t floats = kernels::stream_state_floats(state);
-    for (int k = 1; k < streams; ++k)
-        std::copy_n(kernels::stream_state(state, 0), floats, kernels::stream_state(state, k));
+    TokenStreams& lead = cpu->groups[0];
+    lead.scan_all_but_last(tokens, L, vocab, pool.get());
+    kernels::StepState& primed_state = *lead.state;
+    const int64_t floats = kernels::stream_state_floats(primed_state);
+    for (TokenStreams& ts : cpu->groups)
+        for (int k = 0; k < kernels::stream_count(*ts.state); ++k)
+            if (&ts != &lead || k > 0)
+                std::copy_n(kernels::stream_state(primed_state, 0), floats, kernels::stream_state(*ts.state, k));
     std::fill(fed.begin(), fed.end(), tokens[L - 1]);
-    cpu->step(fed.data(), logits.data());
+    cpu->step(*pool, fed.data(), logits.data(), vocab);
     primed = true;
 }
 
@@ -545,14 +592,18 @@ void BatchGenerator::generate(int64_t n, int32_t* out) {
         const int32_t silence = 128;
         s.prime_cpu(&silence, 1);
     }
-    for (int64_t t = 0; t < n; ++t) {
-        for (int k = 0; k < s.streams; ++k) {
-            const int32_t c = s.samplers[size_t(k)].sample(&s.logits[size_t(k) * size_t(s.vocab)]);
-            s.fed[size_t(k)] = c;
-            out[size_t(k) * size_t(n) + size_t(t)] = c;
+    // each group's streams through all n samples on its own thread
+    s.cpu->run(*s.pool, [&](int, TokenStreams& ts, int k0, int k1) {
+        float* logits = s.logits.data() + int64_t(k0) * s.vocab;
+        for (int64_t t = 0; t < n; ++t) {
+            for (int k = k0; k < k1; ++k) {
+                const int32_t c = s.samplers[size_t(k)].sample(&s.logits[size_t(k) * size_t(s.vocab)]);
+                s.fed[size_t(k)] = c;
+                out[size_t(k) * size_t(n) + size_t(t)] = c;
+            }
+            ts.step(s.fed.data() + k0, logits);
         }
-        s.cpu->step(s.fed.data(), s.logits.data());
-    }
+    });
 }
 
 // ---- GuidedGenerator ----------------------------------------------------------------------
@@ -561,14 +612,15 @@ struct GuidedGenerator::Impl {
     int clips = 0, per_clip = 0, own = 0, vocab = 0;  // own: the asked label's stream in a clip
     GuidanceContrast contrast = GuidanceContrast::labels;
     float guidance = 0;
-    std::unique_ptr<TokenStreams> cpu;
+    std::unique_ptr<kernels::ThreadPool> pool;
+    std::unique_ptr<StreamGroups> cpu;  // whole clips in a group per thread
     std::vector<Sampler> samplers;  // [clips]
     std::vector<float> logits;      // [clips][per_clip][V] after the last fed classes
-    std::vector<float> lp;          // [per_clip][V] one clip's log-softmaxes
-    std::vector<float> guided;      // [V]
+    std::vector<std::vector<float>> lp;      // [groups][per_clip][V] a clip's log-softmaxes
+    std::vector<std::vector<float>> guided;  // [groups][V]
     std::vector<int32_t> fed;       // [clips][per_clip]
 
-    void step() { cpu->step(fed.data(), logits.data()); }
+    void step() { cpu->step(*pool, fed.data(), logits.data(), vocab); }
     const float* lane(int c, int k) const { return &logits[(size_t(c) * size_t(per_clip) + size_t(k)) * size_t(vocab)]; }
 };
 
@@ -577,7 +629,7 @@ int GuidedGenerator::streams_per_clip(const ModelConfig& c, GuidanceContrast con
 }
 
 GuidedGenerator::GuidedGenerator(const Model& model, int clips, int label, float guidance, SamplerParams params,
-                                 GuidanceContrast contrast)
+                                 GuidanceContrast contrast, int threads)
     : impl_(new Impl) {
     const ModelConfig& cfg = model.config();
     if (cfg.kind != IoKind::mulaw8 || !cfg.labelled())
@@ -602,11 +654,12 @@ GuidedGenerator::GuidedGenerator(const Model& model, int clips, int label, float
     s.vocab = cfg.vocab;
     s.guidance = guidance;
     const int S = clips * per_clip;
-    s.cpu = std::make_unique<TokenStreams>(model, S);
+    s.pool = make_pool(threads);
+    s.cpu = std::make_unique<StreamGroups>(model, clips, per_clip, s.pool->size());
     s.samplers = seeded_samplers(params, clips, s.vocab);
     s.logits.assign(size_t(S) * size_t(s.vocab), 0.0f);
-    s.lp.assign(size_t(per_clip) * size_t(s.vocab), 0.0f);
-    s.guided.assign(size_t(s.vocab), 0.0f);
+    s.lp.assign(size_t(s.cpu->size()), std::vector<float>(size_t(per_clip) * size_t(s.vocab), 0.0f));
+    s.guided.assign(size_t(s.cpu->size()), std::vector<float>(size_t(s.vocab), 0.0f));
     s.fed.assign(size_t(S), 0);
     // every clip's stream k primed with its label's prefix: label k's, or [asked, null]
     for (int t = 0; t < cfg.label_prefix; ++t) {
@@ -632,24 +685,30 @@ void GuidedGenerator::prime(const int32_t* tokens, int64_t L) {
 void GuidedGenerator::generate(int64_t n, int32_t* out) {
     Impl& s = *impl_;
     const int K = s.per_clip, V = s.vocab;
-    for (int64_t t = 0; t < n; ++t) {
-        for (int c = 0; c < s.clips; ++c) {
-            int32_t x;
-            if (s.guidance == 0.0f) {
-                x = s.samplers[size_t(c)].sample(s.lane(c, s.own));
-            } else if (s.contrast == GuidanceContrast::null_label) {  // (no log-softmax needed)
-                null_guidance_logits(s.lane(c, 0), s.lane(c, 1), V, s.guidance, s.guided.data());
-                x = s.samplers[size_t(c)].sample(s.guided.data());
-            } else {
-                for (int k = 0; k < K; ++k) log_softmax(s.lane(c, k), V, &s.lp[size_t(k) * size_t(V)]);
-                label_guidance_logits(s.lp.data(), K, V, s.own, s.guidance, s.guided.data());
-                x = s.samplers[size_t(c)].sample(s.guided.data());
+    // each group's clips through all n samples on its own thread
+    s.cpu->run(*s.pool, [&](int g, TokenStreams& ts, int c0, int c1) {
+        float* const guided = s.guided[size_t(g)].data();
+        float* const lp = s.lp[size_t(g)].data();
+        for (int64_t t = 0; t < n; ++t) {
+            for (int c = c0; c < c1; ++c) {
+                int32_t x;
+                if (s.guidance == 0.0f) {
+                    x = s.samplers[size_t(c)].sample(s.lane(c, s.own));
+                } else if (s.contrast == GuidanceContrast::null_label) {  // (no log-softmax needed)
+                    null_guidance_logits(s.lane(c, 0), s.lane(c, 1), V, s.guidance, guided);
+                    x = s.samplers[size_t(c)].sample(guided);
+                } else {
+                    for (int k = 0; k < K; ++k) log_softmax(s.lane(c, k), V, lp + size_t(k) * size_t(V));
+                    label_guidance_logits(lp, K, V, s.own, s.guidance, guided);
+                    x = s.samplers[size_t(c)].sample(guided);
+                }
+                for (int k = 0; k < K; ++k) s.fed[size_t(c) * size_t(K) + size_t(k)] = x;
+                out[size_t(c) * size_t(n) + size_t(t)] = x;
             }
-            for (int k = 0; k < K; ++k) s.fed[size_t(c) * size_t(K) + size_t(k)] = x;
-            out[size_t(c) * size_t(n) + size_t(t)] = x;
+            const int64_t s0 = int64_t(c0) * K;
+            ts.step(s.fed.data() + s0, s.logits.data() + s0 * V);
         }
-        s.step();
-    }
+    });
 }
 
 } // namespace mw

@@ -142,8 +142,9 @@ public:
     // Throws std::invalid_argument for a model without labels, a label out of range, clips out
     // of 1..BatchGenerator::kMaxStreams / streams_per_clip, w < 0, or null_label for a model
     // without a null label.
+    // threads: clips are stepped in a group per thread (0 = every core); the classes do not depend on it.
     GuidedGenerator(const Model& model, int clips, int label, float guidance, SamplerParams params,
-                    GuidanceContrast contrast = GuidanceContrast::labels);
+                    GuidanceContrast contrast = GuidanceContrast::labels, int threads = 0);
     // Streams a clip runs with this contrast: the model's labels, or 2.
     static int streams_per_clip(const ModelConfig& c, GuidanceContrast contrast);
     ~GuidedGenerator();

@@ -203,8 +203,8 @@ void add_model_option(CLI::App& sub, std::string& model_path) {
         ->check(CLI::ExistingPath);
 }
 
-void add_threads_option(CLI::App& sub, int& threads) {
-    sub.add_option("--threads", threads, "CPU threads for the scan (0 = all cores)")
+void add_threads_option(CLI::App& sub, int& threads, const char* help) {
+    sub.add_option("--threads", threads, help)
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
 }

@@ -59,7 +59,7 @@ int label_index_or_throw(const ModelConfig& config, const std::string& label, co
 
 // Options several subcommands take.
 void add_model_option(CLI::App& sub, std::string& model_path);
-void add_threads_option(CLI::App& sub, int& threads);
+void add_threads_option(CLI::App& sub, int& threads, const char* help = "CPU threads for the scan (0 = all cores)");
 // --path, restricted to `choices` (names of mw::Path), default "scan".
 void add_path_option(CLI::App& sub, std::string& path, const std::vector<std::string>& choices);
 void add_controls_option(CLI::App& sub, std::vector<std::string>& assignments);

@@ -149,7 +149,7 @@ void run_generate(const GenerateOptions& o) {
     std::unique_ptr<BatchGenerator> plain;
     std::unique_ptr<GuidedGenerator> guided;
     if (o.guidance > 0.0f) {  // the label's prefix is fed inside, then the prime audio
-        guided = std::make_unique<GuidedGenerator>(model, o.count, label, o.guidance, sampling, contrast);
+        guided = std::make_unique<GuidedGenerator>(model, o.count, label, o.guidance, sampling, contrast, o.threads);
         guided->prime(audio_prime.data(), int64_t(audio_prime.size()));
     } else {
         plain = std::make_unique<BatchGenerator>(model, device, o.count, sampling, o.threads);
@@ -240,7 +240,9 @@ void add_generate_command(CLI::App& app) {
                         std::to_string(kAutoCudaSamples) + " samples in all, else cpu)")
         ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
         ->capture_default_str();
-    add_threads_option(*sub, o->threads);
+    add_threads_option(*sub, o->threads,
+                       "CPU threads (0 = all cores): the prime's scan, and the clips of --count stepped side by "
+                       "side, a share on each thread (the same audio for any number)");
     sub->footer("The output holds the generated continuation only, not the prime.\n\n"
                 "Seeds: on the CPU, clip k draws with --seed + k - 1, so clip 1 of --count N is the "
                 "clip that --count 1 gives for the same seed. On CUDA each clip draws its own "

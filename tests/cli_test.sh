@@ -253,6 +253,9 @@ check "clip 1 of --count 3 == one clip with the same seed" cmp gc_001.wav gs3.wa
 check "clip 2 of --count 3 == one clip with seed + 1" cmp gc_002.wav gs4.wav
 if cmp -s gc_001.wav gc_003.wav; then echo "identical" >last.out; fail "clips 1 and 3 differ"
 else pass "clips 1 and 3 differ"; fi
+check "generate --count 3 --threads 1 (the clips on one thread)" "$MW" generate -m gen.safetensors --seconds 0.25 --out gt.wav \
+    --seed 3 --count 3 --device cpu --threads 1
+check "... the same audio as on several threads" bash -c "cmp gt_001.wav gc_001.wav && cmp gt_002.wav gc_002.wav && cmp gt_003.wav gc_003.wav"
 check "generate --count 2 with a prime" "$MW" generate -m gen.safetensors --seconds 0.1 --out gp.wav --prime prime.wav --count 2 --seed 9 --device cpu
 check "generate --count 2 with a prime writes two 800-frame clips" bash -c "[[ \$($PY h.py wav_info gp_001.wav) == '8000 1 800' && \$($PY h.py wav_info gp_002.wav) == '8000 1 800' ]]"
 refuse "generate --count 0" 2 "--count" "$MW" generate -m gen.safetensors --seconds 0.1 --out fails/o.wav --count 0

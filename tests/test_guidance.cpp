@@ -13,6 +13,7 @@
 #include <cmath>
 #include <random>
 #include <stdexcept>
+#include <set>
 #include <vector>
 
 using namespace mw;
@@ -129,7 +130,7 @@ TEST_CASE("guidance: GuidedGenerator equals its streams stepped one by one, writ
     const SamplerParams params{0.9f, 0.95f, 40};
     const std::vector<int32_t> prime = {120, 140, 135};
 
-    GuidedGenerator g(m, clips, label, w, params, contrast);
+    GuidedGenerator g(m, clips, label, w, params, contrast, 2);  // (a clip on each of two threads)
     g.prime(prime.data(), int64_t(prime.size()));
     std::vector<int32_t> got(static_cast<size_t>(clips * n));
     g.generate(n / 2, got.data());  // in two calls: the second continues the first
@@ -194,6 +195,43 @@ TEST_CASE("guidance: weight 0 draws what BatchGenerator draws after the label's 
     std::vector<int32_t> c(static_cast<size_t>(clips * n));
     pushed.generate(n, c.data());
     CHECK(c != a);
+}
+
+TEST_CASE("generation on several threads draws the classes it draws on one", "[guidance][sampling]") {
+    // BatchGenerator and GuidedGenerator step their streams in a group per thread; the kernels
+    // step each stream alone, so no class may change with the split (uneven splits included).
+    const bool pooled_model = GENERATE(false, true);
+    INFO((pooled_model ? "pooled" : "flat") << " generator");
+    const Model m = labelled_generator(34, pooled_model, {"a", "b", "c"}, 5, true);
+    const SamplerParams params{0.95f, 0.97f, 77};
+    const std::vector<int32_t> prime = {128, 131, 125, 140};
+    const int n = 240;
+    auto plain = [&](int threads) {
+        const int streams = 5;
+        BatchGenerator b(m, Device::cpu, streams, params, threads);
+        b.prime(prime.data(), int64_t(prime.size()));
+        std::vector<int32_t> out(static_cast<size_t>(streams * n)), more(static_cast<size_t>(streams * n));
+        b.generate(n, out.data());
+        b.generate(n, more.data());
+        out.insert(out.end(), more.begin(), more.end());
+        return out;
+    };
+    auto guided = [&](int threads, GuidanceContrast contrast) {
+        const int clips = 5;
+        GuidedGenerator g(m, clips, 2, 2.5f, params, contrast, threads);
+        g.prime(prime.data(), int64_t(prime.size()));
+        std::vector<int32_t> out(static_cast<size_t>(clips * n));
+        g.generate(n, out.data());
+        return out;
+    };
+    const std::vector<int32_t> one = plain(1);
+    CHECK(std::set<int32_t>(one.begin(), one.end()).size() > 20);  // (a model that draws something)
+    for (int threads : {2, 3}) {
+        INFO(threads << " threads");
+        CHECK(plain(threads) == one);
+        for (GuidanceContrast contrast : {GuidanceContrast::labels, GuidanceContrast::null_label})
+            CHECK(guided(threads, contrast) == guided(1, contrast));
+    }
 }
 
 TEST_CASE("guidance: misuse is refused, naming what is wrong", "[guidance]") {
