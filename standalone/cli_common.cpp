@@ -98,20 +98,26 @@ std::string describe_lti_layers(const ModelConfig& c) {
     return s;
 }
 
+std::vector<std::string> list_items(const std::string& text) {
+    std::vector<std::string> items;
+    if (text == "none" || text.empty()) return items;
+    for (size_t start = 0; start <= text.size();) {
+        const size_t comma = std::min(text.find(',', start), text.size());
+        items.push_back(text.substr(start, comma - start));
+        start = comma + 1;
+    }
+    return items;
+}
+
 std::vector<int> parse_pool(const std::string& text) {
     std::vector<int> factors;
-    if (text == "none" || text.empty()) return factors;
-    size_t start = 0;
-    while (start <= text.size()) {
-        const size_t comma = std::min(text.find(',', start), text.size());
-        const std::string item = text.substr(start, comma - start);
+    for (const std::string& item : list_items(text)) {
         int f = 0;
         const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), f);
         if (item.empty() || ec != std::errc() || end != item.data() + item.size() || f < 2 || f > 64)
             throw UsageError("--pool '" + text + "': '" + item + "' is not a pooling factor 2..64 (give none, or "
                              "factors such as 4,4)");
         factors.push_back(f);
-        start = comma + 1;
     }
     if (factors.size() > 4) throw UsageError("--pool '" + text + "': at most 4 pooling factors");
     return factors;

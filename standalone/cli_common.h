@@ -46,6 +46,8 @@ std::vector<int> parse_lti_layers(const std::string& text, int n_layers);
 // The layers as a reader wants them: "none", "all" or "0, 1".
 std::string describe_lti_layers(const ModelConfig& config);
 // "--pool 4,4": pooling factors (none or empty: a flat model); each 2..64, at most 4 of them.
+// A comma-separated option's items ("4,4" -> "4", "4"); "none" or "" -> none.
+std::vector<std::string> list_items(const std::string& text);
 std::vector<int> parse_pool(const std::string& text);
 // "none", or e.g. "4, 4 (levels: 8000 Hz d_model 32, 2000 Hz d_model 64, 500 Hz d_model 128; 2 layers a stack)"
 std::string describe_pool(const ModelConfig& config);

@@ -339,11 +339,7 @@ TrainData effect_data_from_manifest(const std::string& manifest_path, const std:
 
 std::vector<double> parse_speeds(const std::string& text) {
     std::vector<double> speeds;
-    if (text == "none" || text.empty()) return speeds;
-    size_t start = 0;
-    while (start <= text.size()) {
-        const size_t comma = std::min(text.find(',', start), text.size());
-        const std::string item = text.substr(start, comma - start);
+    for (const std::string& item : list_items(text)) {
         double f = 0;
         const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), f);
         if (item.empty() || ec != std::errc() || end != item.data() + item.size() || !(f >= 0.5 && f <= 2.0) ||
@@ -353,7 +349,6 @@ std::vector<double> parse_speeds(const std::string& text) {
         if (std::find(speeds.begin(), speeds.end(), f) != speeds.end())
             throw UsageError("--speed-perturb '" + text + "': " + item + " is given twice");
         speeds.push_back(f);
-        start = comma + 1;
     }
     return speeds;
 }

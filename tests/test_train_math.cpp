@@ -524,6 +524,17 @@ static bool gpu_present() {
     return false;
 }
 
+// `steps` steps of the same run on the CPU and on the GPU, side by side: the losses agree within
+// float rounding at the first step and drift apart by the weights' rounding after it.
+static void step_side_by_side(Trainer& cpu, Trainer& gpu, int steps) {
+    for (int i = 0; i < steps; ++i) {
+        const StepStats a = cpu.step(), b = gpu.step();
+        INFO("step " << i + 1 << ": CPU loss " << a.loss << ", GPU loss " << b.loss);
+        CHECK(b.loss == Approx(a.loss).epsilon(i == 0 ? 1e-5 : 1e-3));
+        CHECK(b.samples == a.samples);
+    }
+}
+
 TEST_CASE("training on the GPU follows training on the CPU and resumes exactly (requires a GPU)", "[train][cuda]") {
     if (!gpu_present()) return;
     // Sequences of uneven length (1500 and 2300 samples, segments of 512), so lanes reach their
@@ -542,12 +553,7 @@ TEST_CASE("training on the GPU follows training on the CPU and resumes exactly (
         return o;
     };
     Trainer cpu(m, d, options(Device::cpu)), gpu(m, d, options(Device::cuda));
-    for (int i = 0; i < 12; ++i) {
-        const StepStats a = cpu.step(), b = gpu.step();
-        INFO("step " << i + 1 << ": CPU loss " << a.loss << ", GPU loss " << b.loss);
-        CHECK(b.loss == Approx(a.loss).epsilon(i == 0 ? 1e-5 : 1e-3));  // the weights drift apart by rounding
-        CHECK(b.samples == a.samples);
-    }
+    step_side_by_side(cpu, gpu, 12);
     const int64_t P = m.parameter_count();
     const std::vector<float> wc(cpu.model().data(), cpu.model().data() + P);
     const std::vector<float> wg(gpu.model().data(), gpu.model().data() + P);
@@ -606,12 +612,7 @@ TEST_CASE("a generator trains on the GPU (cross-entropy there) as on the CPU (re
         // so their losses differ by more than 10 small steps change the model.
         const double before = gpu.validate().metric;
         CHECK(before == Approx(cpu.validate().metric).epsilon(1e-5));
-        for (int i = 0; i < 10; ++i) {
-            const StepStats a = cpu.step(), b = gpu.step();
-            INFO("step " << i + 1 << ": CPU bits " << a.loss << ", GPU bits " << b.loss);
-            CHECK(b.loss == Approx(a.loss).epsilon(i == 0 ? 1e-5 : 1e-3));
-            CHECK(b.samples == a.samples);
-        }
+        step_side_by_side(cpu, gpu, 10);
         const double after = gpu.validate().metric;
         INFO("validation bits per sample: " << before << " before, " << after << " after 10 steps");
         CHECK(after < before - 0.1);
@@ -658,11 +659,7 @@ TEST_CASE("label dropout trains on the GPU as on the CPU, flat and pooled (requi
             return o;
         };
         Trainer cpu(m, d, options(Device::cpu)), gpu(m, d, options(Device::cuda));
-        for (int i = 0; i < 12; ++i) {
-            const StepStats a = cpu.step(), b = gpu.step();
-            INFO("step " << i + 1 << ": CPU bits " << a.loss << ", GPU bits " << b.loss);
-            CHECK(b.loss == Approx(a.loss).epsilon(i == 0 ? 1e-5 : 1e-3));
-        }
+        step_side_by_side(cpu, gpu, 12);
         const int D = c.d_model;
         const float* before = m.tensor("backbone.embeddings.weight") + 2 * D;
         const float* on_cpu = cpu.model().tensor("backbone.embeddings.weight") + 2 * D;
