@@ -42,6 +42,7 @@ struct TokenSequence {
     std::string name;
     std::vector<int32_t> tokens;  // [L]
     int64_t unscored = 0;         // leading predictions left out of the loss and validation (a label prefix's)
+    double speed = 1;             // a speed-perturbed copy's factor (train --speed-perturb); 1: as recorded
 };
 
 struct TrainData {

@@ -378,9 +378,10 @@ std::vector<TokenSequence> load_token_files(const std::vector<std::string>& path
             throw UsageError(p + ": no such file or directory");
         }
     }
-    auto encode = [](std::string name, const std::vector<float>& x) {
+    auto encode = [](std::string name, const std::vector<float>& x, double speed = 1) {
         TokenSequence s;
         s.name = std::move(name);
+        s.speed = speed;
         s.tokens.resize(x.size());
         for (size_t t = 0; t < x.size(); ++t) s.tokens[t] = dsp::mulaw_encode(x[t]);
         return s;
@@ -395,14 +396,17 @@ std::vector<TokenSequence> load_token_files(const std::vector<std::string>& path
         if (out.back().tokens.size() < 2) throw UsageError(f + ": fewer than 2 samples at " + fmt(rate_hz, 0) + " Hz");
         // f times as fast: the file's samples taken as if recorded at f times its rate
         for (double speed : speeds)
-            out.push_back(encode(speed_copy_name(name, speed), dsp::resample(x0, speed * a.sample_rate_hz, rate_hz)));
+            out.push_back(
+                encode(speed_copy_name(name, speed), dsp::resample(x0, speed * a.sample_rate_hz, rate_hz), speed));
     }
     return out;
 }
 
 TrainData token_data_split(std::vector<TokenSequence> clips, std::string& rule) {
     static const std::regex fsdd(R"(^(\d+)_([A-Za-z]+)_(\d+)\.(wav|flac)$)");
-    auto base = [](const TokenSequence& s) { return s.name.substr(0, s.name.find('@')); };  // a speed copy's file
+    auto base = [](const TokenSequence& s) {  // the recording's name (a speed copy's: without its "@f")
+        return s.speed == 1 ? s.name : s.name.substr(0, s.name.rfind('@'));
+    };
     const bool all_fsdd = std::all_of(clips.begin(), clips.end(), [&](const TokenSequence& s) {
         const std::string b = base(s);
         return std::regex_match(b, fsdd);
@@ -411,7 +415,7 @@ TrainData token_data_split(std::vector<TokenSequence> clips, std::string& rule) 
     int64_t copies = 0, dropped = 0;
     for (TokenSequence& s : clips) {
         const std::string name = base(s);
-        const bool copy = name.size() != s.name.size();
+        const bool copy = s.speed != 1;
         bool val;
         if (all_fsdd) {
             std::smatch m;

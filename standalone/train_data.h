@@ -55,7 +55,8 @@ TrainData effect_data_from_manifest(const std::string& manifest_path, const std:
 // name), resampled to rate_hz, first channel, mu-law encoded.
 // `speeds` (speed perturbation, as speech recognisers train: Ko et al., Interspeech 2015): each
 // file again at each factor f, played f times as fast (pitch and tempo together: the audio
-// resampled from f·rate_hz to rate_hz, before the mu-law), named "NAME@f" right after it. Only
+// resampled from f·rate_hz to rate_hz, before the mu-law), named "NAME@f" right after it
+// (TokenSequence::speed = f). Only
 // training uses the copies: token_data_split drops those of validation files. Each f in
 // [0.5, 2], not 1, no two alike; UsageError naming the factor otherwise.
 std::vector<TokenSequence> load_token_files(const std::vector<std::string>& paths, double rate_hz,

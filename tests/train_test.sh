@@ -276,6 +276,16 @@ check "set_description.py writes a copy" $PY "$HERE/../scripts/set_description.p
 check "info shows the new description" sh -c "\"$MW\" info lsp_desc.safetensors | grep -q 'description *two sine tones, relabelled'"
 check "the copy evaluates to the same bits" sh -c "\"$MW\" eval -m lsp.safetensors --data lclips --json | sed 's/\"model\":[^,]*,//' > e1.json &&
     \"$MW\" eval -m lsp_desc.safetensors --data lclips --json | sed 's/\"model\":[^,]*,//' > e2.json && cmp e1.json e2.json"
+# a recording whose own name holds '@' is a recording, not a copy: kept in validation, copied in training
+mkdir atclips
+for i in $(seq 0 19); do sox -n -r 8000 -c 1 -b 16 "atclips/take@${i}.wav" synth 0.1 sine 300 gain -6 2>/dev/null; done
+check "train on files named with '@', with --speed-perturb 0.5" "$MW" train --data atclips --out at.safetensors --d-model 8 \
+    --layers 1 --d-state 8 --batch 2 --segment 256 --steps 1 --threads 2 --no-plot --speed-perturb 0.5
+cp last.out at.out
+check "... every file is in training or validation, and only training's are copied" $PY -c "
+import re, sys
+m = re.search(r'(\d+) training and (\d+) validation clips.*\((\d+) resampled copies; the validation clips. (\d+) left out\)', open('at.out').read())
+sys.exit(0 if m and int(m[1]) + int(m[2]) == 20 and int(m[2]) > 0 and m[3] == m[1] and m[4] == m[2] else 1)"
 refuse "--speed-perturb 1 (no change)" 2 "--speed-perturb '0.9,1'|'1' is not a speed factor" \
     "$MW" train --data lclips --out lx.safetensors --speed-perturb 0.9,1 --steps 1 --no-plot
 refuse "--speed-perturb 3 (out of range)" 2 "'3' is not a speed factor in 0.5..2" \
