@@ -377,19 +377,22 @@ struct VoiceEvent {
     int note;
 };
 
-// One stream of the generator: its state (or a pooled model's stepper) and its logits.
+// Streams of the generator stepped together: their state (or a pooled model's stepper) and
+// their logits.
 struct VoiceStream {
+    int streams = 1;
     kernels::StepStatePtr state;
     std::unique_ptr<pooled::Stepper> pooled;  // a pooled model's step instead (model/pooled.h)
-    std::vector<float> logits;                // [V] after the last fed class
+    std::vector<float> logits;                // [streams][V] after the last fed classes
 };
 
 struct SynthVoice {
     VoiceStream main;
-    // Guidance against the null label (a model trained with label dropout): a second stream,
-    // primed with the null label's prefix and fed the voice's classes; the voice then draws
-    // from null_guidance_logits of the two. Made only for a model with a null label.
-    VoiceStream null;
+    // Guidance against the null label (a model trained with label dropout): the voice's stream
+    // and a second one, primed with the null label's prefix and fed the voice's classes, stepped
+    // together as two streams (one pass over the weights for both); the voice then draws from
+    // null_guidance_logits of the two. Made only for a model with a null label.
+    VoiceStream pair;
     std::vector<float> guided;    // [V]
     Sampler sampler{SamplerParams{}, 256};
     bool on = false, primed = false, releasing = false, dead = false;
@@ -452,36 +455,43 @@ struct SynthSlot {
     bool prime(SynthVoice& s) {
         reset_voice(s);
         bool ok = true;
-        if (s.label >= 0) {
-            for (int i = 0; i < label_prefix && ok; ++i) ok = step(s.main, ModelConfig::label_token(s.label));
-            for (int i = 0; i < label_prefix && ok && s.guided_voice; ++i)
-                ok = step(s.null, ModelConfig::label_token(n_labels));  // (the null label: label n)
+        if (s.guided_voice) {
+            // the label's prefix on stream 0, the null label's (label n) on stream 1
+            const int32_t lead[2] = {ModelConfig::label_token(s.label), ModelConfig::label_token(n_labels)};
+            for (int i = 0; i < label_prefix && ok; ++i) ok = step(s.pair, lead);
+        } else if (s.label >= 0) {
+            const int32_t lead = ModelConfig::label_token(s.label);
+            for (int i = 0; i < label_prefix && ok; ++i) ok = step(s.main, &lead);
         } else {
-            for (int i = 0; i < SynthEngine::kPrimeTokens && ok; ++i) ok = step(s.main, kSilentClass);
+            const int32_t silent = kSilentClass;
+            for (int i = 0; i < SynthEngine::kPrimeTokens && ok; ++i) ok = step(s.main, &silent);
         }
         return ok;
     }
     // Feeds one class to voice s (both streams of a guided voice); false when logits came out
     // non-finite.
     bool feed(SynthVoice& s, int32_t token) {
-        const bool ok = step(s.main, token);
-        return s.guided_voice ? step(s.null, token) && ok : ok;
+        if (!s.guided_voice) return step(s.main, &token);
+        const int32_t both[2] = {token, token};
+        return step(s.pair, both);
     }
-    bool step(VoiceStream& v, int32_t token) {
-        if (v.pooled) v.pooled->step(&token, v.logits.data());
-        else kernels::step_tokens(*P, *v.state, &token, v.logits.data());
-        return all_finite(v.logits.data(), vocab);
+    // tokens [v.streams] in; false when logits came out non-finite.
+    bool step(VoiceStream& v, const int32_t* tokens) {
+        if (v.pooled) v.pooled->step(tokens, v.logits.data());
+        else kernels::step_tokens(*P, *v.state, tokens, v.logits.data());
+        return all_finite(v.logits.data(), v.streams * vocab);
     }
     static void reset_voice(SynthVoice& s) {
-        for (VoiceStream* v : {&s.main, &s.null}) {
+        for (VoiceStream* v : {&s.main, &s.pair}) {
             if (v->pooled) v->pooled->reset();
-            else if (v->state) kernels::reset_stream(*v->state, 0);
+            else if (v->state) kernels::reset_state(*v->state);
         }
     }
     // The logits voice s draws its next class from.
     const float* draw_logits(SynthVoice& s) {
         if (!s.guided_voice) return s.main.logits.data();
-        null_guidance_logits(s.main.logits.data(), s.null.logits.data(), vocab, guidance, s.guided.data());
+        const float* both = s.pair.logits.data();
+        null_guidance_logits(both, both + vocab, vocab, guidance, s.guided.data());
         return s.guided.data();
     }
     // One model sample of every voice, summed. Counts non-finite events into *events.
@@ -586,15 +596,16 @@ std::unique_ptr<SynthSlot> make_synth_slot(RealtimeModelPtr model, double host_r
     }
     slot->attack_samples = std::max(1, int(std::lround(kAttackSeconds * cfg.sample_rate_hz)));
     slot->release_samples = std::max(1, int(std::lround(kReleaseSeconds * cfg.sample_rate_hz)));
-    auto make_stream = [&](VoiceStream& stream) {
-        if (cfg.pooled()) stream.pooled = std::make_unique<pooled::Stepper>(model->pooled, 1);  // the shared weights
-        else stream.state = kernels::make_state(*slot->P, 1, 1);
-        stream.logits.assign(size_t(cfg.vocab), 0.0f);
+    auto make_stream = [&](VoiceStream& stream, int streams) {
+        stream.streams = streams;
+        if (cfg.pooled()) stream.pooled = std::make_unique<pooled::Stepper>(model->pooled, streams);  // the shared weights
+        else stream.state = kernels::make_state(*slot->P, streams, 1);
+        stream.logits.assign(size_t(streams) * size_t(cfg.vocab), 0.0f);
     };
     for (SynthVoice& v : slot->voices) {
-        make_stream(v.main);
+        make_stream(v.main, 1);
         if (slot->null_label) {  // (a guided voice's second stream)
-            make_stream(v.null);
+            make_stream(v.pair, 2);
             v.guided.assign(size_t(cfg.vocab), 0.0f);
         }
         if (cfg.vocab != 256) v.sampler = Sampler(SamplerParams{}, cfg.vocab);
