@@ -286,6 +286,24 @@ check "... every file is in training or validation, and only training's are copi
 import re, sys
 m = re.search(r'(\d+) training and (\d+) validation clips.*\((\d+) resampled copies; the validation clips. (\d+) left out\)', open('at.out').read())
 sys.exit(0 if m and int(m[1]) + int(m[2]) == 20 and int(m[2]) > 0 and m[3] == m[1] and m[4] == m[2] else 1)"
+# scripts/to_f16.py: the tensors stored as F16, half the bytes, the model's bits as before
+check "to_f16.py writes an F16 copy" $PY "$HERE/../scripts/to_f16.py" lsp.safetensors --out lsp16.safetensors
+check "... half the size or less" bash -c "(( \$(stat -c %s lsp16.safetensors) * 2 <= \$(stat -c %s lsp.safetensors) + 4096 ))"
+check "... loads, and evaluates within 1e-3 bits of the F32 file" sh -c "\"$MW\" eval -m lsp.safetensors --data lclips --json > f32.json &&
+    \"$MW\" eval -m lsp16.safetensors --data lclips --json > f16.json && $PY -c \"
+import json; a = json.load(open('f32.json'))['nll_bits_per_sample']; b = json.load(open('f16.json'))['nll_bits_per_sample']
+raise SystemExit(0 if abs(a - b) < 1e-3 and a != b else 1)\""
+$PY - <<'PYEOF'
+import json, struct
+d = open('lsp.safetensors', 'rb').read(); n = struct.unpack('<Q', d[:8])[0]; h = json.loads(d[8:8 + n])
+name = next(k for k in h if k != '__metadata__' and h[k]['dtype'] == 'F32')
+at = 8 + n + h[name]['data_offsets'][0]
+open('huge.safetensors', 'wb').write(d[:at] + struct.pack('<f', 1e6) + d[at + 4:])
+open('huge.name', 'w').write(name)
+PYEOF
+refuse "to_f16.py refuses a value beyond F16's range, naming the tensor" 1 "$(cat huge.name)|beyond F16's 65504" \
+    $PY "$HERE/../scripts/to_f16.py" huge.safetensors --out huge16.safetensors
+check "... and leaves no file behind" bash -c "[[ ! -e huge16.safetensors && ! -e huge16.safetensors.tmp ]]"
 refuse "--speed-perturb 1 (no change)" 2 "--speed-perturb '0.9,1'|'1' is not a speed factor" \
     "$MW" train --data lclips --out lx.safetensors --speed-perturb 0.9,1 --steps 1 --no-plot
 refuse "--speed-perturb 3 (out of range)" 2 "'3' is not a speed factor in 0.5..2" \
