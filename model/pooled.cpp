@@ -403,7 +403,7 @@ std::shared_ptr<const Prepared> prepare(const Model& m) {
 
 struct Stepper::Impl {
     std::shared_ptr<const Prepared> w;
-    int S = 0, P = 0, V = 0, D0 = 0;
+    int S = 0;
     std::vector<kernels::StepStatePtr> states;      // [2P+1], S streams each
     // per level i < P: the frame being gathered and the rows the frame adds in, [S][p][Di];
     // the level's place in its frame
@@ -416,6 +416,7 @@ struct Stepper::Impl {
     // into out ([S][Di], or logits [S][V] at level 0).
     void level(int i, float* out) {
         const auto& stacks = w->stacks;
+        const int P = w->P;
         if (i == P) {
             kernels::step_hidden(*stacks[size_t(P)], *states[size_t(P)], xin[size_t(P)].data(), out);
             return;
@@ -453,20 +454,18 @@ Stepper::Stepper(std::shared_ptr<const Prepared> weights, int streams) : impl_(s
     Impl& d = *impl_;
     d.w = std::move(weights);
     d.S = streams;
-    d.P = d.w->P;
-    d.V = d.w->V;
-    d.D0 = d.w->D0;
     for (const auto& stack : d.w->stacks) d.states.push_back(kernels::make_state(*stack, streams, 64));
-    for (int i = 0; i <= d.P; ++i) {
+    const int P = d.w->P;
+    for (int i = 0; i <= P; ++i) {
         const size_t Di = size_t(d.w->widths[size_t(i)]);
         for (auto* b : {&d.xin, &d.a, &d.u, &d.h}) b->emplace_back(size_t(streams) * Di, 0.0f);
-        if (i < d.P) {
+        if (i < P) {
             const size_t F = size_t(d.w->pools[size_t(i)].p) * Di;
             d.win.emplace_back(size_t(streams) * F, 0.0f);
             d.queue.emplace_back(size_t(streams) * F, 0.0f);
         }
     }
-    d.phase.assign(size_t(d.P), 0);
+    d.phase.assign(size_t(P), 0);
 }
 
 Stepper::~Stepper() = default;
@@ -485,9 +484,9 @@ void Stepper::reset() {
 void Stepper::step(const int32_t* tokens, float* logits) {
     Impl& d = *impl_;
     for (int s = 0; s < d.S; ++s) {
-        const int32_t tok = tokens[s] < 0 ? 0 : tokens[s] >= d.V ? d.V - 1 : tokens[s];  // never read outside
-        std::memcpy(d.xin[0].data() + int64_t(s) * d.D0, d.w->embed.data() + int64_t(tok) * d.D0,
-                    sizeof(float) * size_t(d.D0));
+        const int V = d.w->V, D0 = d.w->D0;
+        const int32_t tok = tokens[s] < 0 ? 0 : tokens[s] >= V ? V - 1 : tokens[s];  // never read outside
+        std::memcpy(d.xin[0].data() + int64_t(s) * D0, d.w->embed.data() + int64_t(tok) * D0, sizeof(float) * size_t(D0));
     }
     d.level(0, logits);
 }

@@ -57,13 +57,14 @@ TrainData effect_data_from_manifest(const std::string& manifest_path, const std:
 // file again at each factor f, played f times as fast (pitch and tempo together: the audio
 // resampled from f·rate_hz to rate_hz, before the mu-law), named "NAME@f" right after it
 // (TokenSequence::speed = f). Only
-// training uses the copies: token_data_split drops those of validation files. Each f in
-// [0.5, 2], not 1, no two alike; UsageError naming the factor otherwise.
+// training uses the copies: token_data_split drops those of validation files. The factors are
+// parse_speeds' (checked there).
 std::vector<TokenSequence> load_token_files(const std::vector<std::string>& paths, double rate_hz,
                                             const std::vector<double>& speeds = {});
 // The name a speed copy gets: "7_jackson_32.wav@0.9" (parse_speeds' factors print exactly).
 std::string speed_copy_name(const std::string& name, double speed);
-// --speed-perturb's text ("0.9,1.1"; "none" or empty: no copies) as factors, checked as above.
+// --speed-perturb's text ("0.9,1.1"; "none" or empty: no copies) as factors: each in [0.5, 2],
+// not 1, no two alike; UsageError naming the factor otherwise.
 std::vector<double> parse_speeds(const std::string& text);
 
 // The validation split of generator clips: Free Spoken Digit names "{digit}_{speaker}_{index}"
