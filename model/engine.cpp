@@ -409,11 +409,17 @@ struct StreamGroups {
     void run(kernels::ThreadPool& pool, F&& fn) {
         pool.run(size(), [&](int g) { fn(g, groups[size_t(g)], first[size_t(g)], first[size_t(g) + 1]); });
     }
-    // Every stream one step: fed [S] in, logits [S][V] out (S = units · unit_streams).
-    void step(kernels::ThreadPool& pool, const int32_t* fed, float* logits, int vocab) {
-        run(pool, [&](int, TokenStreams& ts, int u0, int) {
-            const int64_t s0 = int64_t(u0) * unit_streams;
-            ts.step(fed + s0, logits + s0 * vocab);
+    // Every stream `steps` steps, each group through all of them on its own thread: stream i is
+    // fed token(t, i) at step t (into fed [S]), logits [S][V] out after the last (S = units ·
+    // unit_streams).
+    template <class Token>
+    void feed(kernels::ThreadPool& pool, int64_t steps, int32_t* fed, float* logits, int vocab, Token&& token) {
+        run(pool, [&](int, TokenStreams& ts, int u0, int u1) {
+            const int64_t s0 = int64_t(u0) * unit_streams, s1 = int64_t(u1) * unit_streams;
+            for (int64_t t = 0; t < steps; ++t) {
+                for (int64_t i = s0; i < s1; ++i) fed[i] = token(t, i);
+                ts.step(fed + s0, logits + s0 * vocab);
+            }
         });
     }
 };
@@ -536,12 +542,7 @@ Device BatchGenerator::device() const { return impl_->device; }
 // the state copied to the other streams, then one step of all streams with the last class.
 void BatchGenerator::Impl::prime_cpu(const int32_t* tokens, int64_t L) {
     if (cpu->groups[0].pooled) {  // every stream steps through the prime (the step has no scan to share)
-        cpu->run(*pool, [&](int, TokenStreams& ts, int u0, int) {
-            for (int64_t t = 0; t < L; ++t) {
-                std::fill(fed.begin() + u0, fed.begin() + u0 + ts.pooled->streams(), tokens[t]);
-                ts.step(fed.data() + u0, logits.data() + int64_t(u0) * vocab);
-            }
-        });
+        cpu->feed(*pool, L, fed.data(), logits.data(), vocab, [&](int64_t t, int64_t) { return tokens[t]; });
         primed = true;
         return;
     }
@@ -553,8 +554,7 @@ void BatchGenerator::Impl::prime_cpu(const int32_t* tokens, int64_t L) {
         for (int k = 0; k < kernels::stream_count(*ts.state); ++k)
             if (&ts != &lead || k > 0)
                 std::copy_n(kernels::stream_state(primed_state, 0), floats, kernels::stream_state(*ts.state, k));
-    std::fill(fed.begin(), fed.end(), tokens[L - 1]);
-    cpu->step(*pool, fed.data(), logits.data(), vocab);
+    cpu->feed(*pool, 1, fed.data(), logits.data(), vocab, [&](int64_t, int64_t) { return tokens[L - 1]; });
     primed = true;
 }
 
@@ -620,7 +620,8 @@ struct GuidedGenerator::Impl {
     std::vector<std::vector<float>> guided;  // [groups][V]
     std::vector<int32_t> fed;       // [clips][per_clip]
 
-    void step() { cpu->step(*pool, fed.data(), logits.data(), vocab); }
+    template <class Token>
+    void feed(int64_t steps, Token&& token) { cpu->feed(*pool, steps, fed.data(), logits.data(), vocab, token); }
     const float* lane(int c, int k) const { return &logits[(size_t(c) * size_t(per_clip) + size_t(k)) * size_t(vocab)]; }
 };
 
@@ -662,24 +663,16 @@ GuidedGenerator::GuidedGenerator(const Model& model, int clips, int label, float
     s.guided.assign(size_t(s.cpu->size()), std::vector<float>(size_t(s.vocab), 0.0f));
     s.fed.assign(size_t(S), 0);
     // every clip's stream k primed with its label's prefix: label k's, or [asked, null]
-    for (int t = 0; t < cfg.label_prefix; ++t) {
-        for (int i = 0; i < S; ++i) {
-            const int k = i % per_clip;
-            const int prefix_label = contrast == GuidanceContrast::null_label ? (k == 0 ? label : cfg.null_label()) : k;
-            s.fed[size_t(i)] = ModelConfig::label_token(prefix_label);
-        }
-        s.step();
-    }
+    s.feed(cfg.label_prefix, [&](int64_t, int64_t i) {
+        const int k = int(i % per_clip);
+        return ModelConfig::label_token(contrast == GuidanceContrast::null_label ? (k == 0 ? label : cfg.null_label()) : k);
+    });
 }
 
 GuidedGenerator::~GuidedGenerator() = default;
 
 void GuidedGenerator::prime(const int32_t* tokens, int64_t L) {
-    Impl& s = *impl_;
-    for (int64_t t = 0; t < L; ++t) {
-        std::fill(s.fed.begin(), s.fed.end(), tokens[t]);
-        s.step();
-    }
+    impl_->feed(L, [&](int64_t t, int64_t) { return tokens[t]; });
 }
 
 void GuidedGenerator::generate(int64_t n, int32_t* out) {
