@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Are a digits generator's samples recognisable spoken digits? One command, end to end, on one
-# CPU core: trains the digit classifier if its NPZ is missing (scripts/digit_classifier.py, about
+# Are a digits generator's samples recognisable spoken digits? One command, end to end, on the
+# CPU: trains the digit classifier if its NPZ is missing (scripts/digit_classifier.py, about
 # 10 s), generates clips with MODEL on the CPU, and scores them with scripts/digit_score.py next
 # to its calibration rows (real held-out takes = the ceiling; reversed, shuffled and noise
 # controls = the floor). What the numbers mean: docs/DIGITS.md.
@@ -20,6 +20,7 @@
 #   GUIDANCE=W       with LABELS=1: generate's --guidance W (label guidance; 0 = off)
 #   CONTRAST=C       with GUIDANCE: generate's --contrast (null, labels; default auto: the null
 #                    label where the model has one)
+#   THREADS=N        generate's --threads (default 0: every core; the clips are the same for any N)
 #   MW=PATH          the mambawave binary (default build/bin/mambawave)
 #   PYTHON=PATH      python3 with numpy (default /usr/bin/python3)
 # Exit status: digit_score.py's: 0, or 2 when the calibration fails (then the scores mean nothing).
@@ -52,18 +53,18 @@ else
 fi
 asked=()
 if [[ -n ${LABELS:-} ]]; then  # a model trained with --label-prefix: count/10 clips asked for each digit
-  echo "== generating $((count / 10)) clips of $seconds s for each --label 0..9 with $(basename "$model") (seed ${SEED:-1}, guidance ${GUIDANCE:-0}${CONTRAST:+ against $CONTRAST}, CPU, one thread)"
+  echo "== generating $((count / 10)) clips of $seconds s for each --label 0..9 with $(basename "$model") (seed ${SEED:-1}, guidance ${GUIDANCE:-0}${CONTRAST:+ against $CONTRAST}, CPU)"
   for d in 0 1 2 3 4 5 6 7 8 9; do
     "$mw" generate -m "$model" --label $d --seconds "$seconds" --count $((count / 10)) --seed "${SEED:-1}" \
       --temperature "${TEMPERATURE:-1}" --top-p "${TOP_P:-1}" --guidance "${GUIDANCE:-0}" ${CONTRAST:+--contrast "$CONTRAST"} \
-      --device cpu --threads 1 -o "$work/label${d}_.wav"
+      --device cpu --threads "${THREADS:-0}" -o "$work/label${d}_.wav"
   done
   clips=("$work"/label*.wav)
   asked=(--asked-from-name)
 else
-  echo "== generating $count clips of $seconds s with $(basename "$model") (seed ${SEED:-1}, CPU, one thread)"
+  echo "== generating $count clips of $seconds s with $(basename "$model") (seed ${SEED:-1}, CPU)"
   "$mw" generate -m "$model" --seconds "$seconds" --count "$count" --seed "${SEED:-1}" \
-    --temperature "${TEMPERATURE:-1}" --top-p "${TOP_P:-1}" --device cpu --threads 1 -o "$work/clip.wav"
+    --temperature "${TEMPERATURE:-1}" --top-p "${TOP_P:-1}" --device cpu --threads "${THREADS:-0}" -o "$work/clip.wav"
   clips=("$work"/clip*.wav)
 fi
 

@@ -128,6 +128,8 @@ std::string indented_training(const ModelConfig& c) {
                 out << ", speeds 1";
                 for (const auto& f : d->at("speed_perturb")) out << ", " << f.get<double>();
             }
+            if (const auto d = r.find("data"); d != r.end() && d->contains("pad_end_s"))
+                out << ", clips padded with " << d->at("pad_end_s").get<double>() << " s of silence";
             out << ", " << opt.value("device", std::string("cpu"));
             if (opt.value("gpus", 1) > 1) out << " x " << opt.at("gpus").get<int>();
             out << ", " << std::fixed << std::setprecision(1)

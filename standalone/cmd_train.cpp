@@ -60,6 +60,7 @@ struct TrainCliOptions {
     std::string pool = "none";
     int label_prefix = 0;  // generators: samples of a label's token before each clip (0: none)
     std::string speed_perturb = "none";  // generators: training clips also at these speeds
+    double pad_end_s = 0;                // generators: seconds of silence after each training clip
     double rate_hz = 0;  // 0: the data's (effects) or 8000 (generators)
     bool no_skip = false;
     // optimisation
@@ -315,11 +316,18 @@ void run_train(TrainCliOptions o) {
             labels = add_label_prefix(data, o.label_prefix);
             record_data["label_prefix"] = o.label_prefix;
         }
+        if (o.pad_end_s > 0) {
+            pad_training_ends(data, std::max<int64_t>(1, std::llround(o.pad_end_s * rate_hz)));
+            record_data["pad_end_s"] = o.pad_end_s;
+        }
     }
     if (effect && o.label_prefix > 0)
         throw UsageError("--label-prefix is for generators (--data): an effect's controls are its conditioning");
     if (effect && !parse_speeds(o.speed_perturb).empty())
         throw UsageError("--speed-perturb is for generators (--data): an effect's input and target must stay in step");
+    if (effect && o.pad_end_s > 0)
+        throw UsageError("--pad-end is for generators (--data): an effect learns from its input, which says when the "
+                         "sound stops");
     record_data["description"] = data.description;
     int64_t train_samples = 0, val_samples = 0;
     for (const auto& s : data.effect_train) train_samples += int64_t(s.input.size());
@@ -537,6 +545,12 @@ void add_train_command(CLI::App& app) {
                         "each of these speeds, resampled (pitch and tempo together; 0.9,1.1 triples the data, as "
                         "speech recognisers train). Validation stays the recordings as they are. none: off")
         ->capture_default_str();
+    g_data->add_option("--pad-end", o->pad_end_s,
+                        "Generator: this many seconds of silence after each training clip, so the model learns "
+                        "what follows a word: quiet (a clip that just ends teaches nothing, and `generate` run "
+                        "past a word's length then babbles). Validation stays the recordings as they are. 0: off")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 10.0));
     g_model->add_option("--label-dropout", o->t.label_dropout,
                         "Labelled generator: the chance that a training clip is led by the null label's prefix "
                         "instead of its own, so the model also learns the audio whatever the label; `generate "

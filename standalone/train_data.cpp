@@ -452,6 +452,13 @@ std::string label_from_name(const TokenSequence& s, const std::string& option) {
     return s.name.substr(0, cut);
 }
 
+void pad_training_ends(TrainData& d, int64_t samples) {
+    if (samples < 1) throw UsageError("--pad-end is " + std::to_string(samples) + " samples, expected at least 1");
+    const int32_t silence = dsp::mulaw_encode(0.0f);
+    for (TokenSequence& s : d.token_train) s.tokens.insert(s.tokens.end(), size_t(samples), silence);
+    d.description += "; each training clip followed by " + std::to_string(samples) + " samples of silence";
+}
+
 void lead_with_label(TokenSequence& s, const ModelConfig& c, const std::string& model_path) {
     const std::string label = label_from_name(s, "a model trained with --label-prefix");
     const int i = c.label_index(label);

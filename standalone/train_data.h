@@ -80,6 +80,11 @@ TrainData token_data_split(std::vector<TokenSequence> clips, std::string& rule);
 // whose own predictions go unscored. Returns the labels, sorted; UsageError for a name without
 // '_', or fewer than 2 or more than 64 labels.
 std::vector<std::string> add_label_prefix(TrainData& d, int prefix);
+// Generator clips that end in quiet: `samples` of the silence class (mu-law of 0.0) after every
+// training clip, speed copies included, so that the model learns what follows a word (a clip that
+// simply ends teaches it nothing, and a generator run past the word's length babbles). Validation
+// stays the recordings as they are. UsageError for samples < 1.
+void pad_training_ends(TrainData& d, int64_t samples);
 // A clip's label: its file name up to the first '_' (7_jackson_32.wav: "7"); a UsageError that
 // names the file and `option` (what asked for labels) when it has none.
 std::string label_from_name(const TokenSequence& s, const std::string& option);

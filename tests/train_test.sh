@@ -270,6 +270,20 @@ check "the copies are in training, twice as long, and none in validation" \
 check "the training record keeps the speeds" sh -c "\"$MW\" info --json lsp.safetensors | tr -d ' \n' | grep -q '\"speed_perturb\":\[0.5\]'"
 check "info's line for the run names the speeds (and a first run's label dropout in full)" \
     sh -c "\"$MW\" info lsp.safetensors | grep -q '1\. 2 steps, batch 4 x 512, lr 0.003, label dropout 0.15, speeds 1, 0.5, cpu'"
+# --pad-end: silence after each training clip, speed copies included; validation as recorded
+# (20 training clips of 12.1 s in all, each 2000 samples longer: 17.1 s)
+check "train with --speed-perturb 0.5 --pad-end 0.25" "$MW" train --data lclips --out lpad.safetensors --label-prefix 32 \
+    --d-model 8 --layers 1 --d-state 8 --batch 4 --segment 512 --steps 2 --val-every 2 --threads 2 --no-plot \
+    --speed-perturb 0.5 --pad-end 0.25
+cp last.out lpad.out
+check "every training clip and copy padded, validation not" \
+    grep -q "each training clip followed by 2000 samples of silence; 17.1 s to train on, 4.0 s to validate on" lpad.out
+check "info's line for the run names the padding" \
+    sh -c "\"$MW\" info lpad.safetensors | grep -q 'speeds 1, 0.5, clips padded with 0.25 s of silence, cpu'"
+refuse "--pad-end for an effect" 2 "--pad-end is for generators" \
+    "$MW" train --input di.wav --target rec.wav --out lx.safetensors --pad-end 0.5 --steps 1 --no-plot
+refuse "--pad-end -1" 2 "--pad-end: Value -1 not in range" \
+    "$MW" train --data lclips --out lx.safetensors --pad-end -1 --steps 1 --no-plot
 # scripts/set_description.py: a new description line, the weights untouched
 check "set_description.py writes a copy" $PY "$HERE/../scripts/set_description.py" lsp.safetensors \
     "two sine tones, relabelled" --out lsp_desc.safetensors
