@@ -110,16 +110,17 @@ def inception_score(P):
 
 def score_set(clf, name, clips):
     """clips: [(samples, digit or None, label)] -> the set's summary (and per-segment detail)."""
-    segs, labels, per_clip = [], [], []
+    segs, labels, per_clip, first = [], [], [], []  # first: each clip's first segment's index, or None
     for x, digit, label in clips:
         found = clip_segments(x)
         per_clip.append((label, len(x) / dc.RATE_HZ, [(a, b) for a, b, _ in found]))
+        first.append(len(segs) if found else None)
         segs += [f for _, _, f in found]
         labels += [digit] * len(found)
     row = {"set": name, "clips": len(clips), "segments": len(segs)}
     if not segs:
         row.update(confidence=None, confident_fraction=None, inception_score=None, accuracy=None,
-                   digits=[0] * dc.N_CLASSES, mean_segment_s=None)
+                   first_accuracy=None, digits=[0] * dc.N_CLASSES, mean_segment_s=None)
         return row, per_clip, np.zeros((0, dc.N_CLASSES))
     P = clf.predict(np.array(segs))                                  # [segments][K]
     pred, conf = P.argmax(axis=1), P.max(axis=1)
@@ -128,6 +129,10 @@ def score_set(clf, name, clips):
                confident_fraction=float(np.mean(conf >= 0.9)),
                inception_score=inception_score(P),
                accuracy=(float(np.mean(pred == np.array(labels))) if labels[0] is not None else None),
+               # a clip's first word: what was asked for, where a generator babbles on after it (a
+               # clip with no segment counts as a miss)
+               first_accuracy=(float(np.mean([i is not None and pred[i] == c[1] for i, c in zip(first, clips)]))
+                               if labels[0] is not None else None),
                digits=[int(np.sum(pred == k)) for k in range(dc.N_CLASSES)],
                mean_segment_s=float(np.mean(lengths)))
     return row, per_clip, P
@@ -192,15 +197,16 @@ def fmt(v, digits=3):
 
 
 def print_table(rows):
-    print(f"{'set':34s} {'clips':>5s} {'segs':>5s} {'len s':>5s} {'acc':>6s} {'conf':>6s} {'>=0.9':>6s} "
+    print(f"{'set':34s} {'clips':>5s} {'segs':>5s} {'len s':>5s} {'acc':>6s} {'acc1':>6s} {'conf':>6s} {'>=0.9':>6s} "
           f"{'IS':>5s} {'IS@n':>5s}  predicted digits 0..9 (% of segments)")
     for r in rows:
         n = max(1, r["segments"])
         hist = " ".join(f"{100 * c / n:3.0f}" for c in r["digits"])
         print(f"{r['set']:34s} {r['clips']:5d} {r['segments']:5d} {fmt(r['mean_segment_s'], 2):>5s} "
-              f"{fmt(r['accuracy']):>6s} {fmt(r['confidence']):>6s} {fmt(r['confident_fraction']):>6s} "
+              f"{fmt(r['accuracy']):>6s} {fmt(r.get('first_accuracy')):>6s} {fmt(r['confidence']):>6s} {fmt(r['confident_fraction']):>6s} "
               f"{fmt(r['inception_score'], 2):>5s} {fmt(r['inception_score_at_n'], 2):>5s}  {hist}")
-    print(f"(len s: mean segment length; acc: where the digit is known; conf: mean max-probability; "
+    print(f"(len s: mean segment length; acc: where the digit is known; acc1: of each clip's first segment "
+          f"(none: a miss); conf: mean max-probability; "
           f">=0.9: fraction of segments that confident; IS@n: IS at n = {rows[0]['n']} segments, the "
           f"smallest set's, mean of 50 random draws)")
 

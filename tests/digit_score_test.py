@@ -60,6 +60,16 @@ def main():
     real, _, P_real = ds.score_set(clf, "real takes", [(x, d, None) for x, d in held])
     check(real["accuracy"] >= ACCURACY_FLOOR,
           f"real held-out takes: accuracy {real['accuracy']:.3f} >= {ACCURACY_FLOOR}")
+    # acc1, a clip's first segment: 40 clips of a take, a pause and a take of another digit, and
+    # 10 silent clips (no segment: misses). The first words are right, half the segments are not.
+    pairs = []
+    for i, (x, d) in enumerate(held[:40]):
+        y = next(y for y, e in held[i + 1:] + held if e != d)
+        pairs.append((np.concatenate([x, np.zeros(2000), y]), d, None))
+    mixed, _, _ = ds.score_set(clf, "pairs and silence", pairs + [(np.zeros(8000), 3, None)] * 10)
+    check(0.8 * (ACCURACY_FLOOR - 0.05) <= mixed["first_accuracy"] <= 0.8 and mixed["accuracy"] <= 0.6,
+          f"first-segment accuracy: {mixed['first_accuracy']:.3f} in [{0.8 * (ACCURACY_FLOOR - 0.05):.3f}, 0.8] "
+          f"(40 of 50 clips can be right), all segments {mixed['accuracy']:.3f} <= 0.6")
     for name, make in [("shuffled 50 ms blocks", ds.shuffled_take), ("reversed", ds.reversed_take)]:
         row, _, _ = ds.score_set(clf, name, [(make(x, rng), d, None) for x, d in held])
         check(row["confidence"] <= real["confidence"] - CONFIDENCE_GAP,
