@@ -400,6 +400,7 @@ struct SynthVoice {
     int label = -1;  // a labelled model's: the label its note asks for (label_for_note)
     float velocity = 0, env = 0, env_step = 0;
     int release_left = 0;  // model samples
+    int silent_run = 0;    // model samples in a row of the silence class drawn
 };
 
 struct SynthSlot {
@@ -418,6 +419,7 @@ struct SynthSlot {
     int64_t model_clock = 0;      // model samples made
     int64_t host_clock = 0;       // host samples output
     int attack_samples = 1, release_samples = 1;
+    int silent_end_samples = 1;   // kSilentEndSeconds at the model's rate
     float temperature = 1, top_p = 1;
     float guidance = 0;  // SynthEngine::set_guidance
 
@@ -429,6 +431,7 @@ struct SynthSlot {
         s.primed = false;
         s.releasing = false;
         s.dead = false;
+        s.silent_run = 0;
         s.velocity = velocity;
         s.env = 0;
         s.env_step = 1.0f / float(attack_samples);
@@ -517,7 +520,8 @@ struct SynthSlot {
                 s.env = std::min(1.0f, s.env + s.env_step);
             }
             sum += mulaw_decode(token) * s.velocity * s.env;
-            if (s.releasing && s.env <= 0.0f) {
+            s.silent_run = token == kSilentClass ? s.silent_run + 1 : 0;
+            if ((s.releasing && s.env <= 0.0f) || s.silent_run >= silent_end_samples) {  // finished
                 s.on = false;
                 continue;
             }
@@ -596,6 +600,7 @@ std::unique_ptr<SynthSlot> make_synth_slot(RealtimeModelPtr model, double host_r
     }
     slot->attack_samples = std::max(1, int(std::lround(kAttackSeconds * cfg.sample_rate_hz)));
     slot->release_samples = std::max(1, int(std::lround(kReleaseSeconds * cfg.sample_rate_hz)));
+    slot->silent_end_samples = std::max(1, int(std::lround(kSilentEndSeconds * cfg.sample_rate_hz)));
     auto make_stream = [&](VoiceStream& stream, int streams) {
         stream.streams = streams;
         if (cfg.pooled()) stream.pooled = std::make_unique<pooled::Stepper>(model->pooled, streams);  // the shared weights
@@ -983,7 +988,7 @@ struct SynthEngine::Impl : EngineCore<SynthSlot> {
     std::array<VoiceEvent, kMaxEvents * kMaxVoices> resolved;
     std::array<VoiceInfo, kMaxVoices> voices;
     int64_t clock = 0;  // host samples processed since prepare
-    std::atomic<int> active{0};
+    std::atomic<int> active{0}, sounding{0};
 
     std::unique_ptr<SynthSlot> make_slot(RealtimeModelPtr model) const override {
         return make_synth_slot(std::move(model), host_rate_hz, max_block);
@@ -1091,6 +1096,9 @@ struct SynthEngine::Impl : EngineCore<SynthSlot> {
             n_active += i.active;
         }
         active.store(n_active, std::memory_order_relaxed);
+        int n_sounding = 0;
+        for (const SynthVoice& s : current->voices) n_sounding += s.on;
+        sounding.store(n_sounding, std::memory_order_relaxed);
         if (events) meters.nonfinite.fetch_add(events, std::memory_order_relaxed);
         Meters::raise(meters.peak_out, peak);
     }
@@ -1110,6 +1118,7 @@ void SynthEngine::prepare(double host_rate_hz, int max_block_samples, int channe
     s.voices = {};
     s.clock = 0;
     s.active.store(0);
+    s.sounding.store(0);
     s.finish_prepare();
 }
 
@@ -1176,6 +1185,7 @@ void SynthEngine::process(float* const* out, int channels, int n) noexcept {
 
 int SynthEngine::latency_samples() const { return impl_->latency.load(); }
 int SynthEngine::active_voices() const { return impl_->active.load(); }
+int SynthEngine::sounding_voices() const { return impl_->sounding.load(); }
 EngineStats SynthEngine::stats() { return impl_->meters.take(); }
 
 } // namespace mw::dsp

@@ -86,6 +86,10 @@ enum class RateMode {
 constexpr double kCrossfadeSeconds = 0.020;
 constexpr double kSmoothingSeconds = 0.020;   // gains, mix, bypass, controls, synth level
 constexpr double kReleaseSeconds = 0.050;     // synth note-off fade
+// A synth voice that has drawn the silence class (mu-law 0.0, what `train --pad-end` teaches a
+// generator to end its clips with) this long in a row has finished: it stops stepping, and so
+// costs nothing, until its key is pressed again.
+constexpr double kSilentEndSeconds = 0.5;
 constexpr int kMaxControls = 8;
 
 // A labelled generator (trained with --label-prefix; docs/DIGITS.md) is told by the note which
@@ -193,7 +197,9 @@ public:
     // (exactly at equal rates; at the first model sample at or after that instant otherwise).
     // A voice starts from the zero state primed with kPrimeTokens silent classes (a labelled
     // model's voice: with the prefix of the note's label, label_for_note); note-off fades it
-    // over kReleaseSeconds. More than kMaxVoices notes steal the oldest voice.
+    // over kReleaseSeconds. More than kMaxVoices notes steal the oldest voice. A voice that
+    // falls silent for kSilentEndSeconds ends by itself (still counted by active_voices() while
+    // its key is held; sounding_voices() no longer counts it).
     static constexpr int kPrimeTokens = 4;
     void note_on(int note, float velocity_0_to_1, int sample_offset) noexcept;
     void note_off(int note, int sample_offset) noexcept;
@@ -202,6 +208,9 @@ public:
 
     int latency_samples() const;
     int active_voices() const;
+    // Voices the model is stepping (after the last block): active ones less those that ended
+    // in silence (kSilentEndSeconds).
+    int sounding_voices() const;
     EngineStats stats();
 
 private:

@@ -804,6 +804,54 @@ TEST_CASE("synth engine: a voice is the documented sampler chain, sample for sam
     CHECK(sound_in_release);
 }
 
+TEST_CASE("synth engine: a voice that falls silent ends by itself, a sounding one plays on", "[dsp][realtime]") {
+    // A generator that only ever says the silence class: its layers add nothing (out_proj zero),
+    // so the head sees the embedding of the last class, and every row is a positive constant,
+    // the silence class's by far the largest: its logit beats the others' by about 78.
+    Model quiet = generator_model(83);
+    const int D = quiet.config().d_model;
+    for (int i = 0; i < quiet.config().n_layers; ++i) {
+        float* w = quiet.tensor("backbone.layers." + std::to_string(i) + ".mixer.out_proj.weight");
+        std::fill_n(w, quiet.config().d_inner * D, 0.0f);
+    }
+    REQUIRE(quiet.config().tie_embeddings);
+    float* e = quiet.tensor("backbone.embeddings.weight");
+    for (int v = 0; v < 256; ++v) std::fill_n(e + v * D, D, v == 128 ? 5.0f : 0.1f);
+    std::fill_n(quiet.tensor("backbone.norm_f.weight"), D, 1.0f);
+    const int end = int(dsp::kSilentEndSeconds * 8000);
+    for (const bool silent : {true, false}) {
+        INFO((silent ? "the silent model" : "a random (loud) model"));
+        dsp::SynthEngine s;
+        s.set_model(dsp::make_realtime_model(silent ? quiet : generator_model(84)));
+        s.prepare(8000, 100, 1);
+        int64_t allocations = 0;
+        std::vector<int> sounding;  // after each block (reserved: the callback runs inside the allocation trap)
+        sounding.reserve(200);
+        const Planar out = run_synth(s, 1, 13000, 100, [&](int64_t t0, int) {
+            if (t0 == 0) s.note_on(60, 1.0f, 0);
+            if (t0 == 8000) s.note_on(60, 1.0f, 0);  // the same key again: a fresh voice
+            if (t0 > 0) sounding.push_back(s.sounding_voices());
+        }, &allocations);
+        CHECK(allocations == 0);
+        CHECK(s.active_voices() == 1);  // the key is held all along
+        // block k's count is read before block k + 1: sounding through block k ends at sample 100 (k + 1)
+        auto sounding_after = [&](int64_t sample) { return sounding[size_t(sample / 100 - 1)]; };
+        if (silent) {
+            for (float y : out[0]) REQUIRE(std::fabs(y) <= dsp::mulaw_decode(128));
+            CHECK(sounding_after(end - 100) == 1);  // still stepping just before the half second
+            CHECK(sounding_after(end + 100) == 0);  // ended by itself
+            for (int64_t t = end + 1; t < 8000; ++t) REQUIRE(out[0][size_t(t)] == 0.0f);
+            CHECK(sounding_after(8100) == 1);  // pressed again: it starts over
+            CHECK(sounding_after(8000 + end + 100) == 0);
+        } else {
+            for (int64_t t = 200; t <= 12900; t += 100) REQUIRE(sounding_after(t) == 1);
+            double energy = 0;
+            for (int64_t t = 6000; t < 8000; ++t) energy += double(out[0][size_t(t)]) * out[0][size_t(t)];
+            CHECK(energy / 2000 > 1e-3);
+        }
+    }
+}
+
 TEST_CASE("synth engine: keys choose a labelled model's label, wrapping every n keys", "[dsp][realtime]") {
     // the map (ten digits: C4..A4 play 0..9)
     CHECK(dsp::label_for_note(60, 10) == 0);
