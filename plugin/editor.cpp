@@ -298,7 +298,7 @@ void Editor::refresh() {
     cpu_load_ = cpu_load_ * 0.8 + stats_.load * 0.2;
     meter_in_.set_peak(stats_.peak_in, seconds);
     meter_out_.set_peak(stats_.peak_out, seconds);
-    voices_ = processor_.active_voices();
+    voices_ = processor_.sounding_voices();
 
     if (processor_.model_slot().status_version() != seen_status_version_) update_model_view();
     repaint(info_);

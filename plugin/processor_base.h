@@ -42,8 +42,10 @@ public:
     void load_model_file(const juce::File& file);
     // Meters and CPU load since the last call (resets the peaks). One caller: the editor.
     virtual dsp::EngineStats take_stats() = 0;
-    // Synth: voices sounding now; FX: -1.
+    // Synth: voices playing now (a key held, or fading after its release); FX: -1.
     virtual int active_voices() const { return -1; }
+    // Synth: of those, the voices the model is stepping (not ended in silence); FX: -1.
+    virtual int sounding_voices() const { return -1; }
     ScopeFifo& scope_input() { return scope_in_; }
     ScopeFifo& scope_output() { return scope_out_; }
     // Frees models the audio thread let go of (the timer calls this; tests without a message

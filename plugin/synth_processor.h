@@ -19,8 +19,8 @@ public:
     bool acceptsMidi() const override { return true; }
 
     int active_voices() const override { return engine_.active_voices(); }
-    // Voices the model is stepping: active ones less those that ended in silence (dsp::kSilentEndSeconds).
-    int sounding_voices() const { return engine_.sounding_voices(); }
+    // Active voices less those that ended in silence (dsp::kSilentEndSeconds).
+    int sounding_voices() const override { return engine_.sounding_voices(); }
 
 private:
     static BusesProperties buses();

@@ -82,7 +82,10 @@ int audio_callback(void* output, void* input, unsigned n, double, RtAudioStreamS
     float* out = static_cast<float*>(output);  // planar (RTAUDIO_NONINTERLEAVED)
     for (int c = 0; c < s.channels; ++c) s.out_ptrs[size_t(c)] = out + size_t(c) * n;
     if (s.synth) {
-        if (s.first && s.continuous_voice) s.synth->note_on(s.continuous_note, 1.0f, 0);
+        // (the continuous voice starts again whenever it has ended in silence: a labelled digits
+        // model says its word, falls silent and stops, dsp::kSilentEndSeconds)
+        if (s.continuous_voice && (s.first || s.synth->sounding_voices() == 0))
+            s.synth->note_on(s.continuous_note, 1.0f, 0);
         live::MidiNote m;
         while (s.midi && s.midi->pop(m)) {
             if (m.kind == live::MidiNote::on) s.synth->note_on(m.note, m.velocity, 0);
@@ -405,7 +408,7 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
                           static_cast<long long>(st.nonfinite_events), dbfs(st.peak_in).c_str(),
                           dbfs(st.peak_out).c_str());
             std::cout << line;
-            if (generator) std::cout << "  voices " << synth.active_voices();
+            if (generator) std::cout << "  voices " << synth.active_voices() << " (" << synth.sounding_voices() << " sounding)";
             if (recorder && recorder->frames_dropped() > 0)
                 std::cout << "  record dropped " << recorder->frames_dropped() << " frames";
             std::cout << std::endl;
@@ -507,7 +510,7 @@ void add_live_command(CLI::App& app) {
         ->capture_default_str();
     sub->add_option("--midi", o->midi,
                     "Generator: MIDI input port, by number or part of its name: notes start and stop voices "
-                    "(without it one voice plays continuously)");
+                    "(without it one voice plays continuously, a new one whenever it has ended in silence)");
     sub->add_option("--label", o->label,
                     "Generator trained with --label-prefix, without --midi: which label the voice makes (`info` "
                     "lists them). With --midi the key chooses: C4 plays the first label, each key up the next");

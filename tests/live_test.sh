@@ -180,6 +180,21 @@ python3 "$work/patch_io.py" "$work/lab.safetensors" "$work/labnull.safetensors" 
   fail "could not add a null label"
 labelled_voice labg "$work/labnull.safetensors" "guidance 3 against the null label" --label 7 --guidance 3
 echo "live_test.sh: labels: live --label 7 plays and says so; without --label, it plays label 0; --guidance with a null label"
+# the shipped labelled preset says its word and falls silent (train --pad-end); the voice ends
+# after 0.5 s of silence and live starts a new one: words with silence between, to the end
+"$bin" live -m "$root/presets/digits_labelled.safetensors" --api jack --label 7 --guidance 3 --seconds 5 \
+       --record "$work/words.wav" > "$work/words.log" 2>&1 || fail "live (digits_labelled) exited with $?"
+python3 - "$work/words.wav" "$work/wav.py" << 'EOF' || fail "live did not start a new word after the last ended"
+import sys; exec(open(sys.argv[2]).read())
+x, rate = read_wav(sys.argv[1])
+n = len(x[0]); w = rate // 10
+quiet = [all(abs(v) < 1e-4 for v in x[0][i:i + w]) for i in range(0, n - w, w)]
+assert n >= 4 * rate and finite(x), 'recorded %d frames' % n
+assert any(quiet[:n // w // 2]), 'no silent 0.1 s in the first half: the word never ended'
+assert peak([x[0][n - 2 * rate:]]) > 1e-3, 'silent in the last 2 s: no new word'
+print('live_test.sh: words: %d of %d 0.1 s windows silent, peak %.3f in the last 2 s'
+      % (sum(quiet), len(quiet), peak([x[0][n - 2 * rate:]])))
+EOF
 
 # --- 2. effect mode on a file, against render ------------------------------------------------
 sox -R -n -r 48000 -c 2 -b 16 "$work/in.wav" synth 2 sine 220 sine 331 gain -6
