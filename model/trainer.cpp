@@ -777,7 +777,7 @@ std::unique_ptr<Trainer> Trainer::resume_checked(const std::string& dir, const s
     if (want != have)
         throw std::runtime_error(dir + ": the checkpoint was trained on other data (data hash " + want +
                                  ", the data given now hashes to " + have +
-                                 "): resume with the same files, rates and split");
+                                 "): resume with the same files, rates, split, labels, speed copies and padding");
     TrainOptions o = options_from_json(meta.at("options"));
     // the lanes' states are a [batch][state] tensor: a batch that does not match it is damage,
     // found before it sizes anything

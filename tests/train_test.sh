@@ -280,6 +280,11 @@ check "every training clip and copy padded, validation not" \
     grep -q "each training clip followed by 2000 samples of silence; 17.1 s to train on, 4.0 s to validate on" lpad.out
 check "info's line for the run names the padding" \
     sh -c "\"$MW\" info lpad.safetensors | grep -q 'speeds 1, 0.5, clips padded with 0.25 s of silence, cpu'"
+refuse "--resume without the run's --pad-end: other data, refused" 1 "trained on other data|speed copies and padding" \
+    "$MW" train --data lclips --out lpad.safetensors --label-prefix 32 --batch 4 --segment 512 --steps 4 --threads 2 \
+    --no-plot --speed-perturb 0.5 --resume
+check "--resume with it continues" "$MW" train --data lclips --out lpad.safetensors --label-prefix 32 --batch 4 \
+    --segment 512 --steps 4 --threads 2 --no-plot --speed-perturb 0.5 --pad-end 0.25 --resume
 refuse "--pad-end for an effect" 2 "--pad-end is for generators" \
     "$MW" train --input di.wav --target rec.wav --out lx.safetensors --pad-end 0.5 --steps 1 --no-plot
 refuse "--pad-end -1" 2 "--pad-end: Value -1 not in range" \
