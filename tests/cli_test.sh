@@ -84,6 +84,14 @@ elif cmd == 'wav_info':                # wav_info WAV: "RATE CHANNELS FRAMES"
     rate, x = read_wav(args[0]); print(rate, x.shape[1], x.shape[0])
 elif cmd == 'wav_vs_npy':              # wav_vs_npy WAV CHANNEL NPY
     close(read_wav(args[0])[1][:, int(args[1])], np.load(args[2]))
+elif cmd == 'word_then_silence':       # word_then_silence WAV...: each ends in 0.5 s of silence, and
+    tails, words = [], 0               # all but one at most say something in their first second
+    for path in args:
+        rate, x = read_wav(path); x = x[:, 0]
+        tails.append(float(np.max(np.abs(x[-rate // 2:]))))
+        words += float(np.max(np.abs(x[:rate]))) > 0.05
+    print('peaks of the last 0.5 s', tails, '; clips that say something', words, 'of', len(args))
+    sys.exit(0 if max(tails) <= 1e-3 and words >= len(args) - 1 else 1)
 elif cmd == 'json':                    # json FILE EXPR: evaluates EXPR with j = the object
     j = json.load(open(args[0])); ok = eval(args[1]); print(args[1], '->', ok); sys.exit(0 if ok else 1)
 else:
@@ -343,6 +351,14 @@ check "bench --help" "$MW" bench --help
 grep -q "bench --model presets/" last.out && pass "bench --help has a --model example" \
     || fail "bench --help has a --model example"
 refuse "bench with a missing model file" 2 "--model|nope.safetensors|exist" "$MW" bench --quick --model nope.safetensors
+
+# --- the shipped labelled presets say their word, then stay silent (trained with train --pad-end;
+# what README, docs/DIGITS.md and docs/PLUGIN.md say of them) ---------------------------------
+for p in digits_labelled digits_large; do
+    check "$p: four guided clips of 2 s, each a word, then silence" sh -c "\"$MW\" generate -m \"$REPO/presets/$p.safetensors\" \
+        --label 3 --guidance 3 -s 2 --count 4 --seed 1 -o $p.wav > /dev/null 2>&1 &&
+        $PY h.py word_then_silence ${p}_001.wav ${p}_002.wav ${p}_003.wav ${p}_004.wav"
+done
 refuse "bench with a corrupt model file" 1 "bad.safetensors" "$MW" bench --quick --model bad.safetensors
 
 echo "$passed passed, $failed failed"
