@@ -203,7 +203,7 @@ def print_table(rows):
         n = max(1, r["segments"])
         hist = " ".join(f"{100 * c / n:3.0f}" for c in r["digits"])
         print(f"{r['set']:34s} {r['clips']:5d} {r['segments']:5d} {fmt(r['mean_segment_s'], 2):>5s} "
-              f"{fmt(r['accuracy']):>6s} {fmt(r.get('first_accuracy')):>6s} {fmt(r['confidence']):>6s} {fmt(r['confident_fraction']):>6s} "
+              f"{fmt(r['accuracy']):>6s} {fmt(r['first_accuracy']):>6s} {fmt(r['confidence']):>6s} {fmt(r['confident_fraction']):>6s} "
               f"{fmt(r['inception_score'], 2):>5s} {fmt(r['inception_score_at_n'], 2):>5s}  {hist}")
     print(f"(len s: mean segment length; acc: where the digit is known; acc1: of each clip's first segment "
           f"(none: a miss); conf: mean max-probability; "

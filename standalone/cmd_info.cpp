@@ -124,12 +124,13 @@ std::string indented_training(const ModelConfig& c) {
                 << std::defaultfloat << std::setprecision(6) << opt.at("lr").get<double>();
             if (opt.value("weight_decay", 0.0) > 0) out << ", weight decay " << opt.at("weight_decay").get<double>();
             if (opt.value("label_dropout", 0.0) > 0) out << ", label dropout " << opt.at("label_dropout").get<double>();
-            if (const auto d = r.find("data"); d != r.end() && d->contains("speed_perturb")) {
+            const nlohmann::json data = r.value("data", nlohmann::json::object());
+            if (data.contains("speed_perturb")) {
                 out << ", speeds 1";
-                for (const auto& f : d->at("speed_perturb")) out << ", " << f.get<double>();
+                for (const auto& f : data.at("speed_perturb")) out << ", " << f.get<double>();
             }
-            if (const auto d = r.find("data"); d != r.end() && d->contains("pad_end_s"))
-                out << ", clips padded with " << d->at("pad_end_s").get<double>() << " s of silence";
+            if (data.contains("pad_end_s"))
+                out << ", clips padded with " << data.at("pad_end_s").get<double>() << " s of silence";
             out << ", " << opt.value("device", std::string("cpu"));
             if (opt.value("gpus", 1) > 1) out << " x " << opt.at("gpus").get<int>();
             out << ", " << std::fixed << std::setprecision(1)
