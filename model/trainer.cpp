@@ -218,7 +218,7 @@ struct Trainer::Impl {
         tape_on_gpu();
         if (gpu_pooled)
             kernels::cuda::train_pooled_forward(*gpu_pooled, pooled::cuda_view(model), tokens, L, state_in, nullptr,
-                                                state_out, labels);
+                                                state_out, model.config().label_embed ? labels : nullptr);
         else
             kernels::cuda::train_forward_tokens(*gpu, model.view(), tokens, L, state_in, nullptr, state_out);
     }
