@@ -183,7 +183,6 @@ void parse_io(const json& j, const std::string& where, ModelConfig& c) {
     }
     c.label_prefix = f.get_int("label_prefix", 0);  // range, and labels with it: validate()
     c.label_null = f.get_bool("label_null", false);
-    c.label_embed = f.get_bool("label_embed", false);
     if (f.has("n_cond") && f.get_int("n_cond") != c.n_cond())
         throw ModelError(where + ": config field 'io.n_cond' is " +
                          std::to_string(f.get_int("n_cond")) + " but 'io.controls' has " +
@@ -323,7 +322,6 @@ nlohmann::ordered_json io_to_json(const ModelConfig& c) {
         io["labels"] = c.labels;
         io["label_prefix"] = c.label_prefix;
         if (c.label_null) io["label_null"] = true;
-        if (c.label_embed) io["label_embed"] = true;
     }
     return io;
 }

@@ -31,12 +31,12 @@ void Tape::forward_continuous(const Model& m, const float* x, int64_t L, const f
 }
 
 void Tape::forward_tokens(const Model& m, const int32_t* tokens, int64_t L, const float* state_in,
-                          float* logits, float* state_out, int label) {
+                          float* logits, float* state_out) {
     if (m.config().kind != IoKind::mulaw8)
         throw std::invalid_argument("Tape::forward_tokens: the model is an effect (kind continuous)");
     if (m.config().pooled()) {
         if (!pooled_) pooled_ = std::make_unique<pooled::Tape>(tape_->chunk());
-        pooled_->forward_tokens(m, tokens, L, state_in, logits, state_out, label);
+        pooled_->forward_tokens(m, tokens, L, state_in, logits, state_out);
     } else {
         tape_->forward_tokens(m.view(), tokens, L, state_in, logits, state_out);
     }

@@ -37,10 +37,9 @@ public:
     // (zero / not wanted); they may be the same buffer.
     void forward_continuous(const Model& m, const float* x, int64_t L, const float* state_in, float* y,
                             float* state_out);
-    // Generator: tokens [L] -> logits [L][V]; label: the clip's label row (label embeddings,
-    // pooled models only; -1: none)
+    // Generator: tokens [L] -> logits [L][V]
     void forward_tokens(const Model& m, const int32_t* tokens, int64_t L, const float* state_in,
-                        float* logits, float* state_out, int label = -1);
+                        float* logits, float* state_out);
     // After a forward: dLoss/dy [L] (or dLoss/dlogits [L][V]) -> accumulates (+=) into grads,
     // which must have the forward's model config (throws std::invalid_argument otherwise, and
     // std::logic_error without a forward).

@@ -116,10 +116,6 @@ void ModelConfig::validate(const std::string& where) const {
                 throw ModelError(where + ": field 'io.labels' names '" + labels[i] + "' twice");
         }
     }
-    if (label_embed && (!labelled() || !pooled()))
-        throw ModelError(where + ": field 'io.label_embed' is true on a " +
-                         (labelled() ? std::string("flat model: label embeddings are for pooled generators ('pool')")
-                                     : std::string("model without labels ('io.label_prefix' 0)")));
     if (label_null && !labelled())
         throw ModelError(where + ": field 'io.label_null' is true on a model without labels ('io.label_prefix' 0)");
     if (!(sample_rate_hz >= 1000.0 && sample_rate_hz <= 768000.0))
@@ -214,26 +210,11 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& c) {
     t.push_back({"backbone.norm_f.weight", {D}});
     if (c.kind == IoKind::mulaw8) {
         if (!c.tie_embeddings) t.push_back({"lm_head.weight", {c.vocab, D}});
-        if (c.label_embed) t.push_back({"backbone.label_embeddings.weight", {c.label_rows(), D}});
     } else {
         t.push_back({"head.weight", {1, D}});
         t.push_back({"head.bias", {1}});
     }
     return t;
-}
-
-Model with_label_rows(const Model& m, bool label_null, bool label_embed) {
-    ModelConfig c = m.config();
-    c.label_null = label_null;
-    c.label_embed = label_embed;
-    Model out(c);
-    for (const TensorSpec& t : out.tensors()) {
-        const auto& have = m.tensors();
-        const auto it = std::find_if(have.begin(), have.end(), [&](const TensorSpec& s) { return s.name == t.name; });
-        if (it == have.end()) continue;  // new label rows: zero
-        std::copy_n(m.tensor(t.name), std::min(t.numel(), it->numel()), out.tensor(t.name));
-    }
-    return out;
 }
 
 Model::Model(ModelConfig config) : config_(std::move(config)) {
@@ -370,7 +351,6 @@ void Model::init_random(uint64_t seed, float jitter) {
         // HF MambaConfig's initializer_range (0.1): with tied embeddings the logits start
         // near zero instead of betting everything on the class that came in.
         fill_normal("backbone.embeddings.weight", 0.1f);
-        if (c.label_embed) fill_normal("backbone.label_embeddings.weight", 0.1f);
         if (!c.tie_embeddings) fill_normal("lm_head.weight", 1.0f / std::sqrt(float(c.d_model)));
     } else {
         fill_normal("stem.weight", 1.0f);

@@ -78,15 +78,6 @@ struct ModelConfig {
     // ("io.label_null"). Guidance then needs two streams (the label's and the null one) instead
     // of one per label. The null label's token is label_token(labels.size()).
     bool label_null = false;
-    // Label embedding (`train --label-embed`, file "io.label_embed"; docs/DIGITS.md): besides the
-    // prefix, every input sample of a clip gets its label's row added to its embedding,
-    //   x_0[t] = embeddings[token_t] + label_embeddings[label],
-    // so the model need not carry the label in its state for a whole word (WaveNet's global
-    // conditioning). The tensor "backbone.label_embeddings.weight" holds label_rows() rows: one per
-    // label, then the null label's. A clip's label is the one its prefix names: the first class fed
-    // after a reset, when it is a label's token (anything else: no row added). Pooled generators
-    // only.
-    bool label_embed = false;
 
     // Provenance.
     bool untrained = false;       // random weights (`mambawave init`): `info` says so loudly
@@ -110,10 +101,6 @@ struct ModelConfig {
     static int32_t label_token(int i) { return int32_t(i); }
     std::vector<int32_t> label_tokens(int i) const { return std::vector<int32_t>(size_t(label_prefix), label_token(i)); }
     int null_label() const { return int(labels.size()); }  // label_token(null_label()): label_null only
-    // Rows of "backbone.label_embeddings.weight" (0 without label_embed): the labels, the null one.
-    int label_rows() const { return label_embed ? int(labels.size()) + (label_null ? 1 : 0) : 0; }
-    // The row a clip led by `first` (its first class) is conditioned on: -1 for none.
-    int label_row_of(int32_t first) const { return first >= 0 && first < label_rows() ? int(first) : -1; }
 
     bool pooled() const { return !pool.empty(); }
     int stacks() const { return 2 * int(pool.size()) + 1; }
@@ -151,12 +138,6 @@ struct TensorSpec {
 
 // Every tensor a model of this config has, in file order (HF names).
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
-
-class Model;
-// A labelled generator with its null label and label embeddings switched as asked
-// (ModelConfig::label_null, label_embed): every other tensor copied, the label rows both
-// models have copied, new rows zero. Throws ModelError where the config refuses (validate()).
-Model with_label_rows(const Model& m, bool label_null, bool label_embed);
 
 class Model {
 public:

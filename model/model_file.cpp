@@ -70,9 +70,6 @@ std::string shape_origin(const ModelConfig& c, const std::string& name) {
     const std::string N = "state_size=" + std::to_string(c.d_state);
     const std::string K = "conv_kernel=" + std::to_string(c.d_conv);
     const std::string R = "time_step_rank=" + std::to_string(c.dt_rank);
-    if (name == "backbone.label_embeddings.weight")
-        return "len(io.labels)=" + std::to_string(c.labels.size()) + (c.label_null ? " + 1 (io.label_null)" : "") +
-               ", " + D;
     if (ends_with(name, "embeddings.weight") || name == "lm_head.weight")
         return "vocab_size=" + std::to_string(c.vocab) + ", " + D;
     if (ends_with(name, "in_proj.weight")) return "2 x " + E + ", " + D;

@@ -53,26 +53,6 @@ std::vector<PoolW> pool_weights(const Model& m) {
     return pools;
 }
 
-// Label row `label` of a label-embedded model (ModelConfig::label_embed) as a copy, [D0]; empty
-// for label -1 or a model without label embeddings. `who` names the caller in the error for a
-// row the model does not have.
-std::vector<float> label_row(const Model& m, int label, const char* who) {
-    const ModelConfig& c = m.config();
-    if (label < 0 || !c.label_embed) return {};
-    if (label >= c.label_rows())
-        throw std::invalid_argument(std::string(who) + ": label row " + std::to_string(label) + ", expected 0.." +
-                                    std::to_string(c.label_rows() - 1) + " or -1");
-    const float* g = m.tensor("backbone.label_embeddings.weight") + int64_t(label) * c.d_model;
-    return std::vector<float>(g, g + c.d_model);
-}
-
-// rows [n][D] += row (none when row is empty)
-void add_row(float* rows, int64_t n, int D, const std::vector<float>& row) {
-    if (row.empty()) return;
-    for (int64_t t = 0; t < n; ++t)
-        for (int d = 0; d < D; ++d) rows[t * D + d] += row[size_t(d)];
-}
-
 // out [Dn] = b↓ + W↓ · frame      frame: p rows of Di, contiguous
 void pool_down(const PoolW& w, const float* frame, float* out) {
     std::copy(w.down_b.begin(), w.down_b.end(), out);
@@ -186,10 +166,6 @@ kernels::cuda::PooledView cuda_view(const Model& m) {
         p.up_b = m.tensor(n + "up.bias");
         v.pools.push_back(p);
     }
-    if (c.label_embed) {
-        v.label_rows = c.label_rows();
-        v.label_embed = m.tensor("backbone.label_embeddings.weight");
-    }
     return v;
 }
 
@@ -201,14 +177,13 @@ kernels::cuda::PooledGrad cuda_grad(Model& grads, std::vector<kernels::LayerGrad
         g.pools.push_back({grads.tensor(n + "down.weight"), grads.tensor(n + "down.bias"), grads.tensor(n + "up.weight"),
                            grads.tensor(n + "up.bias")});
     }
-    if (grads.config().label_embed) g.label_embed = grads.tensor("backbone.label_embeddings.weight");
     return g;
 }
 
 // ---- the float64 reference ---------------------------------------------------------------------
 
 void reference_forward_tokens_f64(const Model& m, const int32_t* tokens, int64_t L, const double* state_in,
-                                  double* logits, double* state_out, int label) {
+                                  double* logits, double* state_out) {
     require_pooled(m, "pooled::reference_forward_tokens_f64");
     const ModelConfig& c = m.config();
     check_length(c, L, state_out != nullptr, "pooled::reference_forward_tokens_f64");
@@ -224,13 +199,11 @@ void reference_forward_tokens_f64(const Model& m, const int32_t* tokens, int64_t
                                      sout(lay.stack_offset[size_t(s)]));
     };
 
-    // x_0 = embeddings[token] (+ label_embeddings[label])
+    // x_0 = embeddings[token]
     const float* embed = m.tensor("backbone.embeddings.weight");
-    const std::vector<float> g = label_row(m, label, "pooled::reference_forward_tokens_f64");
     std::vector<double> x(size_t(L * D(0)));
     for (int64_t t = 0; t < L; ++t)
-        for (int d = 0; d < D(0); ++d)
-            x[size_t(t * D(0) + d)] = double(embed[int64_t(tokens[t]) * D(0) + d]) + (g.empty() ? 0.0 : double(g[size_t(d)]));
+        for (int d = 0; d < D(0); ++d) x[size_t(t * D(0) + d)] = embed[int64_t(tokens[t]) * D(0) + d];
     // down: a_i = down_i(x_i);  x_{i+1}[k] = W↓ · frame k of a_i + b↓
     std::vector<std::vector<double>> a(static_cast<size_t>(P));
     for (int i = 0; i < P; ++i) {
@@ -300,9 +273,6 @@ struct Forward::Impl {
     int P = 0, V = 0, D0 = 0;
     int64_t segment = 0;
     bool mid_frame = false;  // the last run ended inside a frame
-    bool fresh = true;       // no class run since the last reset: the next names the clip's label
-    std::vector<float> label_embed;  // [label_rows][D0] (ModelConfig::label_embed)
-    std::vector<float> label;        // [D0] the clip's label row; empty: none
     std::vector<kernels::PreparedModelPtr> stacks;  // [2P+1]
     std::vector<kernels::StepStatePtr> states;      // [2P+1], one stream each
     std::vector<PoolW> pools;                       // [P]
@@ -318,7 +288,6 @@ struct Forward::Impl {
         for (int p : config.pool) Ln.push_back(Ln.back() / p);
         for (int64_t t = 0; t < n; ++t)
             std::memcpy(&x[0][size_t(t * D0)], embed.data() + int64_t(tokens[t]) * D0, sizeof(float) * size_t(D0));
-        add_row(x[0].data(), n, D0, label);
         for (int i = 0; i < P; ++i) {
             const PoolW& w = pools[size_t(i)];
             kernels::scan_hidden(*stacks[size_t(i)], *states[size_t(i)], 0, x[size_t(i)].data(), Ln[size_t(i)],
@@ -358,10 +327,6 @@ Forward::Forward(const Model& m, int64_t segment) : impl_(std::make_unique<Impl>
     d.pools = pool_weights(m);
     const float* e = m.tensor("backbone.embeddings.weight");
     d.embed.assign(e, e + int64_t(d.V) * d.D0);
-    if (c.label_embed) {
-        const float* g = m.tensor("backbone.label_embeddings.weight");
-        d.label_embed.assign(g, g + int64_t(c.label_rows()) * d.D0);
-    }
     int64_t rows = d.segment;
     size_t widest = 0;
     for (int i = 0; i <= d.P; ++i) {
@@ -386,8 +351,6 @@ void Forward::reset() {
     for (auto& s : d.states) kernels::reset_state(*s);
     for (auto& q : d.queue) std::fill(q.begin(), q.end(), 0.0f);
     d.mid_frame = false;
-    d.fresh = true;
-    d.label.clear();
 }
 
 void Forward::run(const int32_t* tokens, int64_t L, float* logits, kernels::ThreadPool* threads) {
@@ -399,11 +362,6 @@ void Forward::run(const int32_t* tokens, int64_t L, float* logits, kernels::Thre
         if (tokens[t] < 0 || tokens[t] >= d.V)
             throw std::invalid_argument("pooled::Forward::run: token " + std::to_string(tokens[t]) + " at position " +
                                         std::to_string(t) + " is outside 0.." + std::to_string(d.V - 1));
-    if (d.fresh && L > 0) {  // the clip's first class: its label's, if it is one (ModelConfig::label_embed)
-        const int row = d.config.label_row_of(tokens[0]);
-        if (row >= 0) d.label.assign(d.label_embed.begin() + int64_t(row) * d.D0, d.label_embed.begin() + int64_t(row + 1) * d.D0);
-        d.fresh = false;
-    }
     for (int64_t t0 = 0; t0 < L; t0 += d.segment) {
         const int64_t n = std::min(d.segment, L - t0);
         d.segment_pass(tokens + t0, n, logits + t0 * d.V, threads);
@@ -426,8 +384,6 @@ struct Prepared {
     std::vector<kernels::PreparedModelPtr> stacks;  // [2P+1]
     std::vector<PoolW> pools;                       // [P]
     std::vector<float> embed;                       // [V][D0]
-    ModelConfig config;                             // (label_row_of)
-    std::vector<float> label_embed;                 // [label_rows][D0]
 };
 
 std::shared_ptr<const Prepared> prepare(const Model& m) {
@@ -442,11 +398,6 @@ std::shared_ptr<const Prepared> prepare(const Model& m) {
     w->pools = pool_weights(m);
     const float* e = m.tensor("backbone.embeddings.weight");
     w->embed.assign(e, e + int64_t(w->V) * w->D0);
-    w->config = c;
-    if (c.label_embed) {
-        const float* g = m.tensor("backbone.label_embeddings.weight");
-        w->label_embed.assign(g, g + int64_t(c.label_rows()) * w->D0);
-    }
     return w;
 }
 
@@ -458,9 +409,6 @@ struct Stepper::Impl {
     // the level's place in its frame
     std::vector<std::vector<float>> win, queue;
     std::vector<int> phase;
-    // per stream: its clip's label row (-1: none), and whether the next class is its clip's first
-    std::vector<int> label;
-    std::vector<uint8_t> fresh;
     // per level: input rows, down stack's output, up stack's input, up stack's output, [S][Di]
     std::vector<std::vector<float>> xin, a, u, h;
 
@@ -518,8 +466,6 @@ Stepper::Stepper(std::shared_ptr<const Prepared> weights, int streams) : impl_(s
         }
     }
     d.phase.assign(size_t(P), 0);
-    d.label.assign(size_t(streams), -1);
-    d.fresh.assign(size_t(streams), 1);
 }
 
 Stepper::~Stepper() = default;
@@ -533,8 +479,6 @@ void Stepper::reset() {
     for (auto& q : d.queue) std::fill(q.begin(), q.end(), 0.0f);
     for (auto& w : d.win) std::fill(w.begin(), w.end(), 0.0f);
     std::fill(d.phase.begin(), d.phase.end(), 0);
-    std::fill(d.label.begin(), d.label.end(), -1);
-    std::fill(d.fresh.begin(), d.fresh.end(), uint8_t(1));
 }
 
 void Stepper::step(const int32_t* tokens, float* logits) {
@@ -542,16 +486,7 @@ void Stepper::step(const int32_t* tokens, float* logits) {
     for (int s = 0; s < d.S; ++s) {
         const int V = d.w->V, D0 = d.w->D0;
         const int32_t tok = tokens[s] < 0 ? 0 : tokens[s] >= V ? V - 1 : tokens[s];  // never read outside
-        float* x = d.xin[0].data() + int64_t(s) * D0;
-        std::memcpy(x, d.w->embed.data() + int64_t(tok) * D0, sizeof(float) * size_t(D0));
-        if (d.fresh[size_t(s)]) {  // the clip's first class: its label's, if it is one (ModelConfig::label_embed)
-            d.label[size_t(s)] = d.w->config.label_row_of(tokens[s]);
-            d.fresh[size_t(s)] = 0;
-        }
-        if (d.label[size_t(s)] >= 0) {
-            const float* g = d.w->label_embed.data() + int64_t(d.label[size_t(s)]) * D0;
-            for (int j = 0; j < D0; ++j) x[j] += g[j];
-        }
+        std::memcpy(d.xin[0].data() + int64_t(s) * D0, d.w->embed.data() + int64_t(tok) * D0, sizeof(float) * size_t(D0));
     }
     d.level(0, logits);
 }
@@ -567,7 +502,6 @@ struct Tape::Impl {
     std::vector<kernels::TrainTape> tapes;       // [2P+1]
     std::vector<PoolW> pools;                    // the forward's pool weights
     std::vector<int32_t> tokens;
-    int label = -1;                              // the label row added to x_0 (-1: none)
     std::vector<std::vector<float>> x;           // [P+1] each level's input rows (x_0: embeddings)
     std::vector<std::vector<float>> a;           // [P]   the down stacks' outputs
     std::vector<std::vector<float>> h;           // [P+1] the up stacks' outputs (h_0 unused), the centre's
@@ -594,7 +528,7 @@ int64_t Tape::bytes_held() const {
 }
 
 void Tape::forward_tokens(const Model& m, const int32_t* tokens, int64_t L, const float* state_in, float* logits,
-                          float* state_out, int label) {
+                          float* state_out) {
     require_pooled(m, "pooled::Tape::forward_tokens");
     Impl& d = *impl_;
     d.ready = false;
@@ -628,8 +562,6 @@ void Tape::forward_tokens(const Model& m, const int32_t* tokens, int64_t L, cons
     const float* embed = m.tensor("backbone.embeddings.weight");
     d.x[0].resize(size_t(L * D0));
     for (int64_t t = 0; t < L; ++t) std::memcpy(&d.x[0][size_t(t * D0)], embed + int64_t(tokens[t]) * D0, sizeof(float) * size_t(D0));
-    add_row(d.x[0].data(), L, D0, label_row(m, label, "pooled::Tape::forward_tokens"));
-    d.label = c.label_embed ? label : -1;
     for (int i = 0; i < P; ++i) {
         const PoolW& w = d.pools[size_t(i)];
         d.a[size_t(i)].resize(size_t(d.Ln[size_t(i)] * w.Di));
@@ -740,15 +672,12 @@ void Tape::backward(const float* d_logits, Model& grads) {
         if (d.Ln[size_t(i)] > 0)
             d.tapes[size_t(i)].backward(da.data(), stack_grad(i), dx.data());
     }
-    // x_0 = embeddings[token] + label_embeddings[label]
+    // x_0 = embeddings[token]
     float* ge = grads.tensor("backbone.embeddings.weight");
     const int D0 = D(0);
-    float* gl = d.label >= 0 ? grads.tensor("backbone.label_embeddings.weight") + int64_t(d.label) * D0 : nullptr;
     for (int64_t t = 0; t < d.L; ++t) {
         float* row = ge + int64_t(d.tokens[size_t(t)]) * D0;
         for (int j = 0; j < D0; ++j) row[j] += dx[size_t(t * D0 + j)];
-        if (gl)
-            for (int j = 0; j < D0; ++j) gl[j] += dx[size_t(t * D0 + j)];
     }
 }
 

@@ -42,10 +42,9 @@ namespace mw::pooled {
 
 // float64 reference: tokens [L] -> logits [L][V], from state_in to state_out (either null: zero
 // / not wanted). A state in is one at a multiple of pool_period() samples (as every state out
-// is); with a state out, L must be such a multiple too. `label`: the label row every sample's
-// embedding gets (ModelConfig::label_embed; -1: none, as for a model without label embeddings).
+// is); with a state out, L must be such a multiple too.
 void reference_forward_tokens_f64(const Model& m, const int32_t* tokens, int64_t L, const double* state_in,
-                                  double* logits, double* state_out, int label = -1);
+                                  double* logits, double* state_out);
 
 // The fast forward over a sequence, in segments: each stack through the chunked scan
 // (kernels::scan_hidden), the pools between, every stack's state and the pools' rows carried
@@ -59,8 +58,7 @@ public:
     Forward(Forward&&) noexcept;
     Forward& operator=(Forward&&) noexcept;
     void reset();  // back to the zero state
-    // tokens [L] -> logits [L][V], continuing from the state the last call left. The first class
-    // after a reset names the clip's label row, when it is a label's token (label embeddings). A call whose
+    // tokens [L] -> logits [L][V], continuing from the state the last call left. A call whose
     // length is not a multiple of pool_period() ends mid-frame: the next must follow reset()
     // (std::logic_error otherwise). pool may be null.
     void run(const int32_t* tokens, int64_t L, float* logits, kernels::ThreadPool* pool);
@@ -92,8 +90,7 @@ public:
     Stepper& operator=(Stepper&&) noexcept;
     int streams() const;
     void reset();  // every stream to the zero state, every level to the start of its frame
-    // tokens [S] -> logits [S][V]. A stream's first class after a reset names its clip's label
-    // row, when it is a label's token (ModelConfig::label_embed).
+    // tokens [S] -> logits [S][V]
     void step(const int32_t* tokens, float* logits);
 
 private:
@@ -118,11 +115,9 @@ public:
     Tape(Tape&&) noexcept;
     Tape& operator=(Tape&&) noexcept;
     // tokens [L] -> logits [L][V]; states as above (null: zero / not wanted; they may be one
-    // buffer). With a state out, L must be a multiple of pool_period(). `label`: the clip's label
-    // row (ModelConfig::label_embed; -1: none): a sequence that continues a clip (a state in)
-    // carries its label here, since its first class is not the clip's.
+    // buffer). With a state out, L must be a multiple of pool_period().
     void forward_tokens(const Model& m, const int32_t* tokens, int64_t L, const float* state_in, float* logits,
-                        float* state_out, int label = -1);
+                        float* state_out);
     // dLoss/dlogits [L][V] -> adds dLoss/dθ into grads (zeros_like(m)'s layout).
     void backward(const float* d_logits, Model& grads);
     int64_t bytes_held() const;

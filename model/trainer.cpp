@@ -212,13 +212,11 @@ struct Trainer::Impl {
     // A generator's forward of this rank's BL lanes of L steps on the GPU tape (the logits stay
     // there), the cross-entropy against targets (nats per lane), then the gradient into `g`.
     // A pooled model's L is a multiple of its pooling period (the callers pad).
-    // labels: [BL] each lane's label row (a pooled model's label embeddings; -1: none).
-    void gpu_tokens_forward(const int32_t* tokens, int64_t L, const int32_t* labels, const float* state_in,
-                            float* state_out) const {
+    void gpu_tokens_forward(const int32_t* tokens, int64_t L, const float* state_in, float* state_out) const {
         tape_on_gpu();
         if (gpu_pooled)
             kernels::cuda::train_pooled_forward(*gpu_pooled, pooled::cuda_view(model), tokens, L, state_in, nullptr,
-                                                state_out, model.config().label_embed ? labels : nullptr);
+                                                state_out);
         else
             kernels::cuda::train_forward_tokens(*gpu, model.view(), tokens, L, state_in, nullptr, state_out);
     }
@@ -361,16 +359,6 @@ struct Trainer::Impl {
         return buf.data();
     }
 
-    // The label row lane b's clip is conditioned on (ModelConfig::label_embed; -1: none): the one
-    // its prefix names, the null label's for a clip drawn for label dropout.
-    int lane_label(int b) const {
-        const ModelConfig& c = model.config();
-        if (!c.label_embed) return -1;
-        const Lane& l = lanes[size_t(b)];
-        return c.label_row_of(l.null_label ? ModelConfig::label_token(c.null_label())
-                                           : data.token_train[size_t(l.seq)].tokens.front());
-    }
-
     // Lane b's loss (into lane_error) and dLoss/dout over its L samples (the first `skip` left
     // out of the loss). Effects: out/dout are y [L]; generators: logits [L][V].
     void lane_loss(int b, int64_t L, int64_t skip, double lane_den, double denominator, const float* out,
@@ -416,8 +404,7 @@ struct Trainer::Impl {
             // A pooled model's state is whole only after whole periods; a segment shorter than
             // that ends its sequence, so the lane jumps and its state is never used.
             const bool whole = !c.pooled() || L % c.pool_period() == 0;
-            tape.forward_tokens(model, tokens, L, l.state.data(), out.data(), whole ? l.next_state.data() : nullptr,
-                                lane_label(b));
+            tape.forward_tokens(model, tokens, L, l.state.data(), out.data(), whole ? l.next_state.data() : nullptr);
         }
         lane_loss(b, L, skip, lane_den, denominator, out.data(), dout.data());
         tape.backward(dout.data(), g);
@@ -460,17 +447,16 @@ struct Trainer::Impl {
         } else {
             // Generators: the cross-entropy runs on the GPU (the logits, B·L·V floats, stay
             // there); rows past a lane's end or inside its warm-up have target -1.
-            std::vector<int32_t> tok(size_t(BL * Lmax), 0), target(size_t(BL * Lmax), -1), labels(size_t(BL), -1);
+            std::vector<int32_t> tok(size_t(BL * Lmax), 0), target(size_t(BL * Lmax), -1);
             for (int i = 0; i < BL; ++i) {
                 const int b = b0 + i;
                 const Lane& l = lanes[size_t(b)];
-                labels[size_t(i)] = lane_label(b);
                 const int32_t* t = data.token_train[size_t(l.seq)].tokens.data() + l.pos;
                 const int32_t* fed = lane_tokens(b, n[size_t(b)]);
                 std::copy(fed, fed + n[size_t(b)], tok.begin() + i * Lmax);
                 std::copy(t + 1 + skip[size_t(b)], t + 1 + n[size_t(b)], target.begin() + i * Lmax + skip[size_t(b)]);
             }
-            gpu_tokens_forward(tok.data(), Lmax, labels.data(), state_in.data(), state_out.data());
+            gpu_tokens_forward(tok.data(), Lmax, state_in.data(), state_out.data());
             std::vector<double> nats(static_cast<size_t>(BL));
             gpu_cross_entropy(target.data(), 1.0 / denominator, nats.data());
             for (int i = 0; i < BL; ++i) lane_error[size_t(b0 + i)] = nats[size_t(i)];
@@ -605,7 +591,7 @@ struct Trainer::Impl {
         for (size_t i = 0; i < data.token_val.size(); ++i)
             if (owns_val(i) && data.token_val[i].tokens.size() >= 2) mine.push_back(i);
         std::vector<float> state(size_t(BL * S)), next(state.size());
-        std::vector<int32_t> tok, target, labels(static_cast<size_t>(BL));
+        std::vector<int32_t> tok, target;
         std::vector<double> nats(static_cast<size_t>(BL));
         for (size_t g = 0; g < mine.size(); g += size_t(BL)) {
             const size_t lanes = std::min(mine.size() - g, size_t(BL));
@@ -613,8 +599,6 @@ struct Trainer::Impl {
             for (size_t j = 0; j < lanes; ++j)
                 longest = std::max(longest, int64_t(data.token_val[mine[g + j]].tokens.size()) - 1);
             std::fill(state.begin(), state.end(), 0.0f);
-            std::fill(labels.begin(), labels.end(), -1);  // each clip's: the one its prefix names
-            for (size_t j = 0; j < lanes; ++j) labels[j] = model.config().label_row_of(data.token_val[mine[g + j]].tokens.front());
             for (int64_t off = 0; off < longest; off += seg) {
                 const int64_t L = gpu_length(std::min(seg, longest - off));
                 tok.assign(size_t(BL * L), 0);
@@ -628,7 +612,7 @@ struct Trainer::Impl {
                     std::copy_n(x.begin() + off + 1 + u, n - u, target.begin() + int64_t(j) * L + u);
                     nll.count += n - u;
                 }
-                gpu_tokens_forward(tok.data(), L, labels.data(), state.data(), next.data());
+                gpu_tokens_forward(tok.data(), L, state.data(), next.data());
                 gpu_cross_entropy(target.data(), 1.0, nats.data());
                 for (size_t j = 0; j < lanes; ++j) nll.nats += nats[j];
                 std::swap(state, next);

@@ -63,7 +63,6 @@ nlohmann::json info_json(const std::string& path, const Model& model) {
             {"labels", c.labels},
             {"label_prefix", c.label_prefix},
             {"label_null", c.label_null},
-            {"label_embed", c.label_embed},
             {"untrained", c.untrained},
             {"description", c.description},
             {"training", training_record(c)}};
@@ -164,9 +163,7 @@ void print_text(std::ostream& out, const std::string& path, const Model& model) 
     if (c.pooled()) row("pooled", describe_pool(c));
     if (c.labelled())
         row("labels", describe_labels(c) + " (generate --label NAME; each a prefix of " +
-                          std::to_string(c.label_prefix) + " samples" +
-                          (c.label_embed ? ", and a learnt row of it added to every sample (label embeddings)" : "") +
-                          ")");
+                          std::to_string(c.label_prefix) + " samples)");
     if (c.labelled())
         row("guidance", c.label_null ? "against a null label (trained with label dropout): generate --guidance runs 2 "
                                        "streams a clip"

@@ -59,7 +59,6 @@ struct TrainCliOptions {
     std::string lti = "none";
     std::string pool = "none";
     int label_prefix = 0;  // generators: samples of a label's token before each clip (0: none)
-    bool label_embed = false;  // pooled labelled generators: the label's row added to every sample
     std::string speed_perturb = "none";  // generators: training clips also at these speeds
     double pad_end_s = 0;                // generators: seconds of silence after each training clip
     double rate_hz = 0;  // 0: the data's (effects) or 8000 (generators)
@@ -345,17 +344,12 @@ void run_train(TrainCliOptions o) {
              std::to_string(trainer->options().steps));
     } else {
         Model start = initial_model(o, effect, rate_hz, controls, labels);
-        if (o.t.label_dropout > 0 && !start.config().labelled())
-            throw UsageError("--label-dropout " + fmt(o.t.label_dropout, 3) +
-                             ": the model has no labels to drop (give --label-prefix, or --init a labelled model)");
-        if (o.label_embed && (!start.config().labelled() || !start.config().pooled()))
-            throw UsageError(std::string("--label-embed needs a labelled pooled generator (give --label-prefix and "
-                                         "--pool, or --init one): ") +
-                             (start.config().labelled() ? "the model is flat" : "the model has no labels"));
-        // the file says guidance may use the null label; --label-embed adds rows of zeros (a
-        // fine-tuned model starts out exactly as its --init)
-        start = with_label_rows(start, start.config().label_null || o.t.label_dropout > 0,
-                                start.config().label_embed || o.label_embed);
+        if (o.t.label_dropout > 0) {
+            if (!start.config().labelled())
+                throw UsageError("--label-dropout " + fmt(o.t.label_dropout, 3) +
+                                 ": the model has no labels to drop (give --label-prefix, or --init a labelled model)");
+            start.mutable_config().label_null = true;  // the file says guidance may use the null label
+        }
         trainer = std::make_unique<Trainer>(std::move(start), std::move(data), o.t);
     }
     const TrainOptions& t = trainer->options();
@@ -564,10 +558,6 @@ void add_train_command(CLI::App& app) {
                         "label, and the Synth can guide its voices. 0.1 to 0.2 is usual; 0: off")
         ->capture_default_str()
         ->check(CLI::Range(0.0, 0.95));
-    g_model->add_flag("--label-embed", o->label_embed,
-                      "Labelled pooled generator: besides the prefix, add a learnt row of the clip's label to "
-                      "every input sample (global conditioning), so the model need not carry the label in its "
-                      "state for a whole word. The rows start at zero: with --init the model starts out as it was");
     g_model->add_option("--rate", o->rate_hz, "Model sample rate in Hz (default: the target file's; generators 8000)");
     g_model->add_flag("--no-skip", o->no_skip, "Effect: no input-to-output skip (the model makes the whole output)");
     auto* g_opt = sub->add_option_group("optimisation");

@@ -1814,15 +1814,7 @@ struct PooledCase {
     int B;
     int64_t L;  // a multiple of the pooling period
     uint64_t seed;
-    bool labelled = false;  // label embeddings (3 labels and a null one), sequence b on case_labels(k)[b]
 };
-
-// Each sequence's label row: 1, none, 3 (the null label's), 0, ...
-inline std::vector<int32_t> case_labels(const PooledCase& k) {
-    std::vector<int32_t> labels;
-    for (int b = 0; b < k.B; ++b) labels.push_back(b == 1 ? -1 : (2 * b + 1) % 4);
-    return labels;
-}
 
 inline Model pooled_case_model(const PooledCase& k) {
     ModelConfig c = make_config(IoKind::mulaw8, k.d_model, k.per_stack * (2 * int(k.pool.size()) + 1), 16);
@@ -1840,13 +1832,6 @@ inline Model pooled_case_model(const PooledCase& k) {
                 if (spec.name == name)
                     for (int64_t j = 0; j < spec.numel(); ++j) m.tensor(name)[j] = normal(rng);
         }
-    if (!k.labelled) return m;
-    m.mutable_config().labels = {"a", "b", "c"};
-    m.mutable_config().label_prefix = 2;
-    m = with_label_rows(m, true, true);
-    float* g = m.tensor("backbone.label_embeddings.weight");
-    std::normal_distribution<float> rows(0.0f, 0.3f);
-    for (int64_t j = 0; j < 4 * int64_t(k.d_model); ++j) g[j] = rows(rng);
     return m;
 }
 
@@ -1860,8 +1845,7 @@ inline double pooled_reference_loss(const Model& m, const PooledCase& k, const s
     double loss = 0;
     for (int b = 0; b < k.B; ++b) {
         pooled::reference_forward_tokens_f64(m, tokens.data() + b * k.L, k.L,
-                                             state_in.empty() ? nullptr : state_in.data() + b * S, lg.data(), st.data(),
-                                             k.labelled ? case_labels(k)[size_t(b)] : -1);
+                                             state_in.empty() ? nullptr : state_in.data() + b * S, lg.data(), st.data());
         for (int64_t t = 0; t < k.L; ++t) {
             const double* row = lg.data() + t * V;
             const double mx = *std::max_element(row, row + V);
@@ -1909,21 +1893,18 @@ inline void pooled_train_check(const Report& report, const PooledCase& k) {
         for (int b = 0; b < k.B; ++b) {
             const auto tp = random_tokens(2 * period, k.seed + 20 + uint64_t(b));
             std::vector<double> lg(size_t(2 * period * V));
-            pooled::reference_forward_tokens_f64(m, tp.data(), 2 * period, nullptr, lg.data(), state_d.data() + b * S,
-                                                 k.labelled ? case_labels(k)[size_t(b)] : -1);
+            pooled::reference_forward_tokens_f64(m, tp.data(), 2 * period, nullptr, lg.data(), state_d.data() + b * S);
         }
         state.assign(state_d.begin(), state_d.end());
         for (size_t i = 0; i < state.size(); ++i) state_d[i] = double(state[i]);
     }
     const float* sin = state.empty() ? nullptr : state.data();
     auto tape = kc::make_pooled_tape(pooled::cuda_view(m), k.B, k.L + period);  // max_len above L
-    const std::vector<int32_t> label_rows = case_labels(k);
-    const int32_t* labels = k.labelled ? label_rows.data() : nullptr;
     const double scale = 1.0 / double(k.B * k.L);
 
     auto gpu_gradient = [&](std::vector<float>* logits_out, std::vector<float>* state_out) {
         std::vector<float> logits = poisoned(k.B * k.L * V), st = poisoned(k.B * S);
-        kc::train_pooled_forward(*tape, pooled::cuda_view(m), tokens.data(), k.L, sin, logits.data(), st.data(), labels);
+        kc::train_pooled_forward(*tape, pooled::cuda_view(m), tokens.data(), k.L, sin, logits.data(), st.data());
         const std::vector<float> d = pooled_dlogits(logits, targets, V, scale);
         Model g = zeros_like(m);
         std::vector<kernels::LayerGrad> layers;
@@ -1945,8 +1926,7 @@ inline void pooled_train_check(const Report& report, const PooledCase& k) {
     pooled::Tape cpu;
     std::vector<float> lg(size_t(k.L * V));
     for (int b = 0; b < k.B; ++b) {
-        cpu.forward_tokens(m, tokens.data() + b * k.L, k.L, sin ? sin + b * S : nullptr, lg.data(), nullptr,
-                           k.labelled ? label_rows[size_t(b)] : -1);
+        cpu.forward_tokens(m, tokens.data() + b * k.L, k.L, sin ? sin + b * S : nullptr, lg.data(), nullptr);
         cpu.backward(d.data() + b * k.L * V, gc);
     }
     const std::vector<float> gpu(g.data(), g.data() + P);
@@ -1960,7 +1940,7 @@ inline void pooled_train_check(const Report& report, const PooledCase& k) {
     // The cross-entropy on the GPU (logits not downloaded), every 7th row left out.
     std::vector<int32_t> t7 = targets;
     for (size_t r = 0; r < t7.size(); r += 7) t7[r] = -1;
-    kc::train_pooled_forward(*tape, pooled::cuda_view(m), tokens.data(), k.L, sin, nullptr, nullptr, labels);
+    kc::train_pooled_forward(*tape, pooled::cuda_view(m), tokens.data(), k.L, sin, nullptr, nullptr);
     std::vector<double> nats(size_t(k.B));
     kc::train_pooled_cross_entropy(*tape, t7.data(), scale, nats.data());
     Model gd = zeros_like(m);
@@ -1969,7 +1949,7 @@ inline void pooled_train_check(const Report& report, const PooledCase& k) {
         kc::train_pooled_backward(*tape, nullptr, pooled::cuda_grad(gd, layers));
     }
     const std::vector<float> d7 = pooled_dlogits(logits, t7, V, scale);
-    kc::train_pooled_forward(*tape, pooled::cuda_view(m), tokens.data(), k.L, sin, nullptr, nullptr, labels);
+    kc::train_pooled_forward(*tape, pooled::cuda_view(m), tokens.data(), k.L, sin, nullptr, nullptr);
     Model gh = zeros_like(m);
     {
         std::vector<kernels::LayerGrad> layers;
@@ -2003,8 +1983,8 @@ inline void pooled_train_check(const Report& report, const PooledCase& k) {
             std::copy_n(tokens.begin() + b * k.L + L1, L2, t2.begin() + b * L2);
         }
         std::vector<float> l1(size_t(k.B * L1 * V)), l2(size_t(k.B * L2 * V)), mid(size_t(k.B * S));
-        kc::train_pooled_forward(*tape, pooled::cuda_view(m), t1.data(), L1, sin, l1.data(), mid.data(), labels);
-        kc::train_pooled_forward(*tape, pooled::cuda_view(m), t2.data(), L2, mid.data(), l2.data(), nullptr, labels);
+        kc::train_pooled_forward(*tape, pooled::cuda_view(m), t1.data(), L1, sin, l1.data(), mid.data());
+        kc::train_pooled_forward(*tape, pooled::cuda_view(m), t2.data(), L2, mid.data(), l2.data(), nullptr);
         std::vector<float> joined;
         for (int b = 0; b < k.B; ++b) {
             joined.insert(joined.end(), l1.begin() + b * L1 * V, l1.begin() + (b + 1) * L1 * V);
@@ -2022,7 +2002,7 @@ inline void pooled_train_check(const Report& report, const PooledCase& k) {
 inline void pooled_train_checks(const Report& report) {
     const PooledCase cases[] = {
         // Two pools (period 6), tied, states carried in; L 42: 7 frames of level 1, 1 of level 2... times B 3.
-        {"D16 pools 2,3, tied, state in, label embeddings, B3 L42", 16, 1, {2, 3}, {}, true, true, 3, 42, 1, true},
+        {"D16 pools 2,3, tied, state in, B3 L42", 16, 1, {2, 3}, {}, true, true, 3, 42, 1},
         // One pool of 4, two layers a stack, the centre LTI, untied, zero state.
         {"D8 pool 4, 2 layers a stack, centre LTI, untied, B2 L64", 8, 2, {4}, {2, 3}, false, false, 2, 64, 2},
     };
@@ -2047,18 +2027,6 @@ inline void pooled_train_checks(const Report& report) {
     kc::PooledView flat = view;
     flat.pools.clear();
     expect_refused(report, "make_pooled_tape refuses a view with no pools", [&] { kc::make_pooled_tape(flat, 2, 60); });
-    tok[7] = 1;
-    const int32_t bad_labels[2] = {0, 4};  // the model has rows 0..3
-    expect_refused(report, "train_pooled_forward: a label row out of range",
-                   [&] { kc::train_pooled_forward(*tape, view, tok.data(), 60, nullptr, nullptr, nullptr, bad_labels); });
-    const Model unlabelled = pooled_case_model(cases[1]);
-    auto tape1 = kc::make_pooled_tape(pooled::cuda_view(unlabelled), 2, 64);
-    const int32_t some_labels[2] = {0, 1};
-    std::vector<int32_t> tok1(2 * 64, 1);
-    expect_refused(report, "train_pooled_forward: labels for a model without label embeddings", [&] {
-        kc::train_pooled_forward(*tape1, pooled::cuda_view(unlabelled), tok1.data(), 64, nullptr, nullptr, nullptr,
-                                 some_labels);
-    });
 }
 
 } // namespace mw::test::cuda_checks

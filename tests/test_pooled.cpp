@@ -46,24 +46,10 @@ Model pooled_model(const PoolCase& k) {
     return m;
 }
 
-// The same model told three labels, with a null one and label embeddings (random rows, so that
-// each label moves the logits).
-Model with_labels(const Model& m, uint64_t seed) {
-    Model out = m;
-    out.mutable_config().labels = {"a", "b", "c"};
-    out.mutable_config().label_prefix = 4;
-    out = with_label_rows(out, true, true);
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<float> normal(0.0f, 0.3f);
-    float* g = out.tensor("backbone.label_embeddings.weight");
-    for (int64_t i = 0; i < 4 * int64_t(out.config().d_model); ++i) g[i] = normal(rng);
-    return out;
-}
-
 std::vector<double> reference_logits(const Model& m, const std::vector<int32_t>& tok, const double* state_in = nullptr,
-                                     double* state_out = nullptr, int label = -1) {
+                                     double* state_out = nullptr) {
     std::vector<double> lg(tok.size() * 256);
-    pooled::reference_forward_tokens_f64(m, tok.data(), int64_t(tok.size()), state_in, lg.data(), state_out, label);
+    pooled::reference_forward_tokens_f64(m, tok.data(), int64_t(tok.size()), state_in, lg.data(), state_out);
     return lg;
 }
 
@@ -174,87 +160,6 @@ TEST_CASE("pooled: the forward, the step and the tape equal the float64 referenc
     }
 }
 
-TEST_CASE("pooled: label embeddings: every path adds the row of the label that leads the clip", "[pooled][labels]") {
-    const Model m = with_labels(pooled_model(kCases[0]), 71);
-    REQUIRE(m.config().label_rows() == 4);  // a, b, c and the null label
-    const int period = m.config().pool_period();
-    const int64_t L = 9 * period + 2;
-    std::vector<int32_t> tok = test::random_tokens(L, 72), nul = test::random_tokens(L, 73);
-    std::fill_n(tok.begin(), 4, ModelConfig::label_token(1));                            // label b's prefix
-    std::fill_n(nul.begin(), 4, ModelConfig::label_token(m.config().null_label()));   // the null label's
-    nul[4] = 0;  // (audio may hold a label's token after the prefix: only the first class names the label)
-    const std::vector<float> want = to_float(reference_logits(m, tok, nullptr, nullptr, 1));
-    const std::vector<float> want_null = to_float(reference_logits(m, nul, nullptr, nullptr, 3));
-    // the label matters: without its row, or with another's, the logits move
-    CHECK(test::rel_error(to_float(reference_logits(m, tok)), want) > 1e-3);
-    CHECK(test::rel_error(to_float(reference_logits(m, tok, nullptr, nullptr, 2)), want) > 1e-3);
-
-    std::vector<float> scan(size_t(L * 256));
-    pooled::Forward fwd(m, 2 * period);  // in segments: the row stays for the whole clip
-    fwd.run(tok.data(), L, scan.data(), nullptr);
-    CHECK(test::rel_error(scan, want) <= 1e-4);
-    fwd.reset();  // a new clip names its own label
-    fwd.run(nul.data(), L, scan.data(), nullptr);
-    CHECK(test::rel_error(scan, want_null) <= 1e-4);
-    // a clip led by audio has no label row
-    std::vector<int32_t> audio = tok;
-    audio[0] = 200;
-    fwd.reset();
-    fwd.run(audio.data(), L, scan.data(), nullptr);
-    CHECK(test::rel_error(scan, to_float(reference_logits(m, audio))) <= 1e-4);
-
-    // the step, two streams with two labels, and again after a reset
-    pooled::Stepper step(m, 2);
-    std::vector<float> got(size_t(L * 256)), got1(size_t(L * 256)), lg(2 * 256);
-    for (int round = 0; round < 2; ++round) {
-        for (int64_t t = 0; t < L; ++t) {
-            const int32_t in[2] = {tok[size_t(t)], nul[size_t(t)]};
-            step.step(in, lg.data());
-            std::copy_n(lg.begin(), 256, got.begin() + t * 256);
-            std::copy_n(lg.begin() + 256, 256, got1.begin() + t * 256);
-        }
-        CHECK(test::rel_error(got, want) <= 1e-4);
-        CHECK(test::rel_error(got1, want_null) <= 1e-4);
-        step.reset();
-    }
-
-    // the tape takes the label as an argument: a segment that continues a clip starts with audio
-    const int64_t L1 = 4 * period, S = m.state_floats_per_stream();
-    const std::vector<int32_t> first(tok.begin(), tok.begin() + L1), rest(tok.begin() + L1, tok.end());
-    Tape tape(16);
-    std::vector<float> state(static_cast<size_t>(S)), lt1(size_t(L1 * 256)), lt2(rest.size() * 256);
-    tape.forward_tokens(m, first.data(), L1, nullptr, lt1.data(), state.data(), 1);
-    tape.forward_tokens(m, rest.data(), int64_t(rest.size()), state.data(), lt2.data(), nullptr, 1);
-    lt1.insert(lt1.end(), lt2.begin(), lt2.end());
-    CHECK(test::rel_error(lt1, want) <= 1e-5);
-    CHECK_THROWS_WITH(tape.forward_tokens(m, first.data(), L1, nullptr, lt1.data(), nullptr, 4),
-                      Catch::Contains("label row 4, expected 0..3 or -1"));
-
-    // the file keeps the rows and the flag; a flat model, or one without labels, refuses the flag
-    test::TempDir dir;
-    save_model(m, dir.file("labelled.safetensors"));
-    const Model back = load_model(dir.file("labelled.safetensors"));
-    CHECK(back.config().label_embed);
-    CHECK(std::equal(m.data(), m.data() + m.parameter_count(), back.data()));
-    ModelConfig c = m.config();
-    c.pool.clear();
-    c.n_layers = 2;
-    CHECK_THROWS_WITH(Model(c), Catch::Contains("'io.label_embed' is true on a flat model"));
-    c = m.config();
-    c.label_prefix = 0;
-    c.labels.clear();
-    c.label_null = false;
-    CHECK_THROWS_WITH(Model(c), Catch::Contains("'io.label_embed' is true on a model without labels"));
-    // with_label_rows keeps every weight, and the rows both models have
-    const Model fewer = with_label_rows(m, false, true);
-    CHECK(fewer.config().label_rows() == 3);
-    CHECK(std::equal(fewer.tensor("backbone.label_embeddings.weight"),
-                     fewer.tensor("backbone.label_embeddings.weight") + 3 * m.config().d_model,
-                     m.tensor("backbone.label_embeddings.weight")));
-    CHECK(std::equal(fewer.tensor("backbone.norm_f.weight"), fewer.tensor("backbone.norm_f.weight") + m.config().d_model,
-                     m.tensor("backbone.norm_f.weight")));
-}
-
 TEST_CASE("pooled: the forward in segments and in calls gives the same floats as in one piece", "[pooled]") {
     const Model m = pooled_model(kCases[0]);
     const int period = m.config().pool_period();
@@ -303,10 +208,7 @@ TEST_CASE("pooled: no output hears a later sample", "[pooled]") {
 
 TEST_CASE("pooled: gradients match float64 finite differences", "[pooled][backward]") {
     for (const PoolCase& k : kCases) {
-        // the first case with label embeddings, its clip conditioned on label row 2
-        const bool labelled = &k == &kCases[0];
-        const int label = labelled ? 2 : -1;
-        Model m = labelled ? with_labels(pooled_model(k), 44) : pooled_model(k);
+        Model m = pooled_model(k);
         const int period = m.config().pool_period();
         const int64_t L = 4 * period;
         const std::vector<int32_t> tok = test::random_tokens(L, k.seed + 40), target = test::random_tokens(L, k.seed + 41);
@@ -317,7 +219,7 @@ TEST_CASE("pooled: gradients match float64 finite differences", "[pooled][backwa
         const std::vector<float> st = to_float(st_d);
         std::vector<double> st_exact(st.begin(), st.end());
         auto loss = [&]() {  // mean cross-entropy of the reference
-            const std::vector<double> lg = reference_logits(m, tok, st_exact.data(), nullptr, label);
+            const std::vector<double> lg = reference_logits(m, tok, st_exact.data());
             double l = 0;
             for (int64_t t = 0; t < L; ++t) {
                 const double* r = &lg[size_t(t * 256)];
@@ -331,7 +233,7 @@ TEST_CASE("pooled: gradients match float64 finite differences", "[pooled][backwa
         Tape tape(16);
         Model g = zeros_like(m);
         std::vector<float> lg(static_cast<size_t>(L * 256)), dl(static_cast<size_t>(L * 256));
-        tape.forward_tokens(m, tok.data(), L, st.data(), lg.data(), nullptr, label);
+        tape.forward_tokens(m, tok.data(), L, st.data(), lg.data(), nullptr);
         for (int64_t t = 0; t < L; ++t) {
             const float* r = &lg[size_t(t * 256)];
             const double mx = *std::max_element(r, r + 256);
@@ -349,14 +251,11 @@ TEST_CASE("pooled: gradients match float64 finite differences", "[pooled][backwa
             const int64_t n = spec.numel();
             std::set<int64_t> picks;
             const bool embed = spec.name == "backbone.embeddings.weight";
-            const bool label_rows = spec.name == "backbone.label_embeddings.weight";
             while (int64_t(picks.size()) < std::min<int64_t>(5, n)) {
-                // the embeddings: rows of tokens that occur (the others have no gradient but the
-                // head's); the label embeddings: the clip's label's row (the others have none)
-                const int64_t i = embed        ? int64_t(tok[size_t(rng() % uint64_t(L))]) * spec.shape[1] +
-                                                     int64_t(rng() % uint64_t(spec.shape[1]))
-                                  : label_rows ? int64_t(label) * spec.shape[1] + int64_t(rng() % uint64_t(spec.shape[1]))
-                                               : int64_t(rng() % uint64_t(n));
+                // the embeddings: rows of tokens that occur (the others have no gradient but the head's)
+                const int64_t i = embed ? int64_t(tok[size_t(rng() % uint64_t(L))]) * spec.shape[1] +
+                                              int64_t(rng() % uint64_t(spec.shape[1]))
+                                        : int64_t(rng() % uint64_t(n));
                 picks.insert(i);
             }
             float* w = m.tensor(spec.name);

@@ -258,27 +258,6 @@ refuse "--contrast without --guidance" 2 "--contrast labels|give --guidance" \
     "$MW" generate -m lnull.safetensors --label 2 --contrast labels --seconds 0.1 -o lx.wav
 refuse "--label-dropout on a generator without labels" 2 "--label-dropout 0.2|no labels to drop" \
     "$MW" train --data clips --out ld.safetensors --label-dropout 0.2 --steps 1 --no-plot
-# label embeddings (--label-embed): the label's learnt row added to every sample of a pooled model
-check "train a pooled labelled generator with --label-embed" "$MW" train --data lclips --out lemb.safetensors \
-    --label-prefix 8 --label-embed --label-dropout 0.2 --pool 4 --d-model 8 --layers 1 --d-state 8 --batch 4 \
-    --segment 512 --steps 200 --lr 1e-2 --val-every 100 --threads 2 --no-plot --json
-cp last.out lemb.json
-ebits=$(json_field lemb.json best)
-check "it learnt the tones: validation NLL $ebits < 1 bit" $PY -c "import sys; sys.exit(0 if float('$ebits') < 1 else 1)"
-check "info says every sample gets the label's row" \
-    sh -c "\"$MW\" info lemb.safetensors | grep -q 'a learnt row of it added to every sample'"
-check "info --json: label_embed" sh -c "\"$MW\" info --json lemb.safetensors |
-    grep -q '\"label_embed\": *true'"
-check "eval of the validation clips gives the training's validation NLL (each clip's row from its prefix)" \
-    sh -c "\"$MW\" eval -m lemb.safetensors --data lclips/*_synth_[5-9].wav --json > lemb_eval.json"
-ebits_eval=$(json_field lemb_eval.json nll_bits_per_sample)
-check "  $ebits_eval = $ebits" $PY -c "import sys; sys.exit(0 if abs(float('$ebits_eval') - float('$ebits')) < 1e-4 else 1)"
-check "generate --label 5 --guidance 3 on it" "$MW" generate -m lemb.safetensors --label 5 --guidance 3 --seconds 0.2 \
-    --seed 4 -o le5.wav --device cpu
-refuse "--label-embed on a flat generator" 2 "--label-embed needs a labelled pooled generator|the model is flat" \
-    "$MW" train --data lclips --out lx.safetensors --label-prefix 8 --label-embed --steps 1 --no-plot
-refuse "--label-embed without labels" 2 "--label-embed needs a labelled pooled generator|has no labels" \
-    "$MW" train --data lclips --out lx.safetensors --pool 4 --label-embed --steps 1 --no-plot
 # speed perturbation: each training clip again at each speed, resampled; validation as recorded.
 # At 0.5 a copy lasts twice as long (a copy made the wrong way round would last half as long):
 # 10 training clips of 0.4 s and 32 prefix samples each, 4.04 s, plus their copies, 8.04 s.

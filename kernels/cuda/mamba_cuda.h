@@ -333,10 +333,6 @@ struct PoolView {
 struct PooledView {
     std::vector<ModelView> stacks;  // [2P+1]
     std::vector<PoolView> pools;    // [P]
-    // Label embeddings (ModelConfig::label_embed): [label_rows][D_0], one row added to every
-    // input row of a sequence (train_pooled_forward's labels). 0 / null: none.
-    int label_rows = 0;
-    const float* label_embed = nullptr;
 };
 struct PoolGrad {
     float* down_w = nullptr;
@@ -349,7 +345,6 @@ struct PoolGrad {
 struct PooledGrad {
     std::vector<ModelGrad> stacks;
     std::vector<PoolGrad> pools;
-    float* label_embed = nullptr;  // [label_rows][D_0] (a view with label rows only)
 };
 
 struct PooledTape;
@@ -367,12 +362,10 @@ PooledTapePtr make_pooled_tape(const PooledView& m, int batch, int64_t max_len);
 int64_t pooled_state_floats(const PooledView& m);
 
 // tokens [B][L] -> logits [B][L][V] (host; null: left on the GPU for
-// train_pooled_cross_entropy). L: 1..max_len, a multiple of the pooling period. labels [B]
-// (host): sequence b's label row, added to each of its input rows (-1: none; null: none for
-// all). Throws std::invalid_argument for another model's sizes, a bad L, a token or a label out
-// of range.
+// train_pooled_cross_entropy). L: 1..max_len, a multiple of the pooling period. Throws
+// std::invalid_argument for another model's sizes, a bad L or a token out of range.
 void train_pooled_forward(PooledTape& t, const PooledView& m, const int32_t* tokens, int64_t L,
-                          const float* state_in, float* logits, float* state_out, const int32_t* labels = nullptr);
+                          const float* state_in, float* logits, float* state_out);
 // As train_cross_entropy, on the last forward's logits.
 void train_pooled_cross_entropy(PooledTape& t, const int32_t* targets, double scale, double* nats);
 // dlogits [B][L][V] (host; null: train_pooled_cross_entropy's) -> adds (+=) into g.

@@ -50,27 +50,6 @@ __global__ void up_shift_back_kernel(const float* __restrict__ du, float* __rest
     dv[g] = k + 1 < n ? du[g + F] : 0.0f;
 }
 
-// Label embeddings: x [B][L][D] += G[labels[b]] (labels[b] < 0: nothing).
-__global__ void add_label_rows_kernel(float* __restrict__ x, const float* __restrict__ G,
-                                      const int32_t* __restrict__ labels, int64_t L, int D, int64_t n) {
-    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (g >= n) return;
-    const int lab = labels[g / (L * D)];
-    if (lab >= 0) x[g] += G[int64_t(lab) * D + g % D];
-}
-
-// Their gradient, per sequence: sums [B][D] = Σ_t dx[b][t] (the host adds each into its label's
-// row, in sequence order, so the result does not depend on the GPU's order).
-__global__ void label_sums_kernel(const float* __restrict__ dx, int64_t L, int D, int B, float* __restrict__ sums) {
-    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (g >= int64_t(B) * D) return;
-    const int64_t b = g / D, d = g % D;
-    const float* p = dx + b * L * D + d;
-    float acc = 0.0f;
-    for (int64_t t = 0; t < L; ++t) acc += p[t * D];
-    sums[g] = acc;
-}
-
 void fill_rows(float* out, const float* bias, int64_t rows, int n, cudaStream_t s) {
     fill_rows_kernel<<<blocks_for(rows * n, kThreads), kThreads, 0, s>>>(out, bias, rows, n);
     MW_CUDA_CHECK_LAUNCH();
@@ -93,13 +72,9 @@ struct PooledTape : layer::GpuContext {
     std::vector<TrainTapePtr> tapes;       // [2P+1]
     std::vector<int64_t> pool_at;          // [P]: pool i's down_w, down_b, up_w, up_b, packed
     int64_t pool_floats = 0;
-    int R = 0;                             // label rows (PooledView::label_rows)
-    DevPtr<float> weights;                 // the pools, the embedding [V][D_0], the label rows [R][D_0]
-    DevPtr<float> grad;                    // the same layout (the label rows' part unused)
+    DevPtr<float> weights;                 // the pools, then the embedding [V][D_0]
+    DevPtr<float> grad;                    // the same layout
     DevPtr<int32_t> tokens;                // [B·L]
-    DevPtr<int32_t> labels;                // [B] (R > 0)
-    DevPtr<float> label_sums;              // [B][D_0] (R > 0)
-    std::vector<int32_t> labels_host;      // the last forward's, [B]; empty: none
     DevPtr<float> rows;                    // the buffers below
     std::vector<float*> x, u, v, carried, du, dh, dx;
     float *part = nullptr, *sums = nullptr;
@@ -115,7 +90,6 @@ struct PooledTape : layer::GpuContext {
     const float* up_b(int i) const { return up_w(i) + int64_t(F(i)) * D[size_t(i) + 1]; }
     float* g(const float* w) const { return grad.get() + (w - weights.get()); }
     const float* embed() const { return weights.get() + pool_floats; }
-    const float* label_embed() const { return embed() + int64_t(V) * D[0]; }
     float* d_embed() const { return grad.get() + pool_floats; }
     void sync() const { MW_CUDA_CHECK(cudaStreamSynchronize(stream)); }
 };
@@ -153,9 +127,6 @@ void check_view(const PooledView& m, const std::string& who) {
                  std::to_string(p.d_in) + " (expected " + std::to_string(din) + "), d_out " + std::to_string(p.d_out));
         if (!p.down_w || !p.down_b || !p.up_w || !p.up_b) fail("pool " + std::to_string(i) + " lacks a tensor");
     }
-    if (m.label_rows < 0 || (m.label_rows > 0) != (m.label_embed != nullptr))
-        fail("label_rows is " + std::to_string(m.label_rows) + " with " + (m.label_embed ? "" : "no ") +
-             "label embedding");
 }
 
 // Pools and embedding into one host array, then one copy to the device.
@@ -171,10 +142,6 @@ void upload_pooled_weights(PooledTape& t, const PooledView& m) {
         std::copy_n(p.up_b, t.F(i), dst);
     }
     std::copy_n(m.stacks.back().embed_w, int64_t(t.V) * t.D[0], host.data() + t.pool_floats);
-    if (t.R > 0) {
-        host.resize(host.size() + size_t(t.R) * size_t(t.D[0]));
-        std::copy_n(m.label_embed, int64_t(t.R) * t.D[0], host.data() + t.pool_floats + int64_t(t.V) * t.D[0]);
-    }
     MW_CUDA_CHECK(cudaMemcpyAsync(t.weights.get(), host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice,
                                   t.stream));
     t.sync();  // (host goes out of scope)
@@ -226,15 +193,10 @@ PooledTapePtr make_pooled_tape(const PooledView& m, int batch, int64_t max_len) 
     for (int p : t->factor) len.push_back(len.back() / p);
     for (int s = 0; s <= 2 * P; ++s)
         t->tapes.push_back(make_train_tape_rows(m.stacks[size_t(s)], batch, len[size_t(stack_level(s, P))]));
-    t->R = m.label_rows;
-    const int64_t weights = t->pool_floats + int64_t(t->V + t->R) * t->D[0];
+    const int64_t weights = t->pool_floats + int64_t(t->V) * t->D[0];
     t->weights = device_alloc<float>(weights);
     t->grad = device_alloc<float>(weights);
     t->tokens = device_alloc<int32_t>(int64_t(batch) * max_len);
-    if (t->R > 0) {
-        t->labels = device_alloc<int32_t>(batch);
-        t->label_sums = device_alloc<float>(int64_t(batch) * t->D[0]);
-    }
 
     detail::Carving c;
     auto level_rows = [&](int i) { return int64_t(batch) * len[size_t(i)] * t->D[size_t(i)]; };
@@ -265,7 +227,7 @@ PooledTapePtr make_pooled_tape(const PooledView& m, int batch, int64_t max_len) 
 }
 
 void train_pooled_forward(PooledTape& t, const PooledView& m, const int32_t* tokens, int64_t L,
-                          const float* state_in, float* logits, float* state_out, const int32_t* labels) {
+                          const float* state_in, float* logits, float* state_out) {
     const std::string who = "cuda::train_pooled_forward";
     auto fail = [&](const std::string& what) { throw std::invalid_argument(who + ": " + what); };
     check_view(m, who);
@@ -277,14 +239,6 @@ void train_pooled_forward(PooledTape& t, const PooledView& m, const int32_t* tok
     if (L < 1 || L > t.max_len || L % t.period != 0)
         fail("L is " + std::to_string(L) + ", expected a multiple of the pooling period " + std::to_string(t.period) +
              " in 1.." + std::to_string(t.max_len));
-    if (m.label_rows != t.R)
-        fail("the model has " + std::to_string(m.label_rows) + " label rows, the tape " + std::to_string(t.R) +
-             " (make a tape for this model)");
-    if (labels && t.R == 0) fail("labels given for a model without label embeddings");
-    for (int b = 0; labels && b < t.B; ++b)
-        if (labels[b] < -1 || labels[b] >= t.R)
-            fail("label " + std::to_string(labels[b]) + " of sequence " + std::to_string(b) + " is outside -1.." +
-                 std::to_string(t.R - 1));
     const int64_t n0 = int64_t(t.B) * L;
     for (int64_t i = 0; i < n0; ++i)
         if (tokens[i] < 0 || tokens[i] >= t.V)
@@ -329,15 +283,6 @@ void train_pooled_forward(PooledTape& t, const PooledView& m, const int32_t* tok
     const EmbedParams ep{t.tokens.get(), t.embed(), t.x[0], n0, t.D[0]};
     embed_kernel<<<blocks_for(n0 * t.D[0], kThreads), kThreads, 0, t.stream>>>(ep);
     MW_CUDA_CHECK_LAUNCH();
-    t.labels_host.clear();
-    if (labels) {  // + label_embeddings[label of the sequence]
-        t.labels_host.assign(labels, labels + t.B);
-        MW_CUDA_CHECK(cudaMemcpyAsync(t.labels.get(), labels, size_t(t.B) * sizeof(int32_t), cudaMemcpyHostToDevice,
-                                      t.stream));
-        add_label_rows_kernel<<<blocks_for(n0 * t.D[0], kThreads), kThreads, 0, t.stream>>>(
-            t.x[0], t.label_embed(), t.labels.get(), L, t.D[0], n0 * t.D[0]);
-        MW_CUDA_CHECK_LAUNCH();
-    }
     t.sync();
     // Down the U: a_i = down_i(x_i); x_{i+1} = frames(a_i) · W↓ᵀ + b↓
     for (int i = 0; i < P; ++i) {
@@ -407,8 +352,6 @@ void train_pooled_backward(PooledTape& t, const float* d_logits, const PooledGra
     for (const PoolGrad& p : g.pools)
         if (!p.down_w || !p.down_b || !p.up_w || !p.up_b) throw std::invalid_argument(who + ": a pool's gradient is null");
     if (!g.stacks.back().embed_w) throw std::invalid_argument(who + ": the embedding's gradient is null");
-    if (!t.labels_host.empty() && !g.label_embed)
-        throw std::invalid_argument(who + ": the forward had labels, and the label embedding's gradient is null");
     TrainTape& top = *t.tapes[size_t(2 * P)];
     if (!d_logits && !top.dout_on_device)
         throw std::invalid_argument(who + ": d_logits is null and no train_pooled_cross_entropy gave it");
@@ -454,17 +397,8 @@ void train_pooled_backward(PooledTape& t, const float* d_logits, const PooledGra
         t.sync();
         train_backward_rows(*t.tapes[size_t(i)], t.du[size_t(i)], g.stacks[size_t(i)], t.dx[size_t(i)]);
     }
-    // x_0 = embeddings[token] + label_embeddings[label]
+    // x_0 = embeddings[token]
     embed_backward(t.tokens.get(), t.dx[0], int64_t(B) * t.L, t.D[0], t.V, t.d_embed(), t.part, t.sums, t.stream);
-    std::vector<float> label_sums;
-    if (!t.labels_host.empty()) {
-        label_sums_kernel<<<blocks_for(int64_t(B) * t.D[0], kThreads), kThreads, 0, t.stream>>>(
-            t.dx[0], t.L, t.D[0], B, t.label_sums.get());
-        MW_CUDA_CHECK_LAUNCH();
-        label_sums.resize(size_t(B) * size_t(t.D[0]));
-        MW_CUDA_CHECK(cudaMemcpyAsync(label_sums.data(), t.label_sums.get(), label_sums.size() * sizeof(float),
-                                      cudaMemcpyDeviceToHost, t.stream));
-    }
     std::vector<float> host(size_t(t.pool_floats + int64_t(t.V) * t.D[0]));
     MW_CUDA_CHECK(cudaMemcpyAsync(host.data(), t.grad.get(), host.size() * sizeof(float), cudaMemcpyDeviceToHost,
                                   t.stream));
@@ -484,11 +418,6 @@ void train_pooled_backward(PooledTape& t, const float* d_logits, const PooledGra
     float* ge = g.stacks.back().embed_w;
     const float* src = host.data() + t.pool_floats;
     for (int64_t k = 0; k < int64_t(t.V) * t.D[0]; ++k) ge[k] += src[k];
-    for (int b = 0; b < int(t.labels_host.size()); ++b) {
-        if (t.labels_host[size_t(b)] < 0) continue;
-        float* row = g.label_embed + int64_t(t.labels_host[size_t(b)]) * t.D[0];
-        for (int d = 0; d < t.D[0]; ++d) row[d] += label_sums[size_t(b) * size_t(t.D[0]) + size_t(d)];
-    }
     t.time.backward_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
