@@ -401,6 +401,8 @@ struct SynthVoice {
     float velocity = 0, env = 0, env_step = 0;
     int release_left = 0;  // model samples
     int silent_run = 0;    // model samples in a row of the silence class drawn
+    bool spoke = false;    // a sample of this voice reached kSpokenLevel
+    int restarts = 0;      // times it fell silent before saying anything and started again
 };
 
 struct SynthSlot {
@@ -432,6 +434,8 @@ struct SynthSlot {
         s.releasing = false;
         s.dead = false;
         s.silent_run = 0;
+        s.spoke = false;
+        s.restarts = 0;
         s.velocity = velocity;
         s.env = 0;
         s.env_step = 1.0f / float(attack_samples);
@@ -519,10 +523,22 @@ struct SynthSlot {
             } else if (s.env < 1.0f) {
                 s.env = std::min(1.0f, s.env + s.env_step);
             }
-            sum += mulaw_decode(token) * s.velocity * s.env;
+            const float y = mulaw_decode(token);
+            sum += y * s.velocity * s.env;
+            s.spoke = s.spoke || std::fabs(y) >= kSpokenLevel;
             s.silent_run = token == kSilentClass ? s.silent_run + 1 : 0;
-            if ((s.releasing && s.env <= 0.0f) || s.silent_run >= silent_end_samples) {  // finished
+            if (s.releasing && s.env <= 0.0f) {  // faded out
                 s.on = false;
+                continue;
+            }
+            if (s.silent_run >= silent_end_samples) {
+                if (s.spoke || s.releasing || s.restarts >= kSilentRestarts) {  // finished
+                    s.on = false;
+                } else {  // silent from the start: primed again with the next sample, drawing on
+                    ++s.restarts;
+                    s.silent_run = 0;
+                    s.primed = false;
+                }
                 continue;
             }
             if (!feed(s, token)) {
