@@ -402,7 +402,8 @@ struct SynthVoice {
     int release_left = 0;  // model samples
     int silent_run = 0;    // model samples in a row of the silence class drawn
     bool spoke = false;    // a sample of this voice reached kSpokenLevel
-    int restarts = 0;      // times it fell silent before saying anything and started again
+    int restarts = 0;      // times it said nothing for kSilentEndSeconds and started again
+    int since_start = 0;   // model samples drawn since it was last primed
 };
 
 struct SynthSlot {
@@ -436,6 +437,7 @@ struct SynthSlot {
         s.silent_run = 0;
         s.spoke = false;
         s.restarts = 0;
+        s.since_start = 0;
         s.velocity = velocity;
         s.env = 0;
         s.env_step = 1.0f / float(attack_samples);
@@ -531,14 +533,17 @@ struct SynthSlot {
                 s.on = false;
                 continue;
             }
-            if (s.silent_run >= silent_end_samples) {
-                if (s.spoke || s.releasing || s.restarts >= kSilentRestarts) {  // finished
-                    s.on = false;
-                } else {  // silent from the start: primed again with the next sample, drawing on
-                    ++s.restarts;
-                    s.silent_run = 0;
-                    s.primed = false;
-                }
+            if (!s.spoke && !s.releasing && ++s.since_start >= silent_end_samples && s.restarts < kSilentRestarts) {
+                // nothing said in its first half second (silence, or a faint hiss): primed again
+                // with the next sample, its sampler drawing on
+                ++s.restarts;
+                s.since_start = 0;
+                s.silent_run = 0;
+                s.primed = false;
+                continue;
+            }
+            if (s.silent_run >= silent_end_samples) {  // finished
+                s.on = false;
                 continue;
             }
             if (!feed(s, token)) {

@@ -90,12 +90,13 @@ constexpr double kReleaseSeconds = 0.050;     // synth note-off fade
 // generator to end its clips with) this long in a row has finished: it stops stepping, and so
 // costs nothing, until its key is pressed again.
 constexpr double kSilentEndSeconds = 0.5;
-// A voice that falls silent that way before it has said anything (no sample reached
-// kSpokenLevel) starts again, primed afresh with its own sampler drawing on, up to this many
-// times: a generator sometimes draws silence from the start (1.5-3% of the labelled presets'
-// notes), and a key pressed should say its word.
+// A voice that has said nothing (no sample reached kSpokenLevel) in its first
+// kSilentEndSeconds starts again, primed afresh with its own sampler drawing on, up to this many
+// times: a generator sometimes draws silence or a faint hiss from the start (at the Synth's
+// settings, 7 of 300 notes of digits_labelled, 42 of 200 of digits_large), and a key pressed
+// should say its word.
 constexpr int kSilentRestarts = 2;
-constexpr float kSpokenLevel = 0.02f;
+constexpr float kSpokenLevel = 0.05f;
 constexpr int kMaxControls = 8;
 
 // A labelled generator (trained with --label-prefix; docs/DIGITS.md) is told by the note which
@@ -205,8 +206,8 @@ public:
     // model's voice: with the prefix of the note's label, label_for_note); note-off fades it
     // over kReleaseSeconds. More than kMaxVoices notes steal the oldest voice. A voice that
     // falls silent for kSilentEndSeconds ends by itself (still counted by active_voices() while
-    // its key is held; sounding_voices() no longer counts it), unless it has said nothing yet:
-    // then it starts again, kSilentRestarts times at most.
+    // its key is held; sounding_voices() no longer counts it). One that has said nothing in its
+    // first kSilentEndSeconds starts again, kSilentRestarts times at most.
     static constexpr int kPrimeTokens = 4;
     void note_on(int note, float velocity_0_to_1, int sample_offset) noexcept;
     void note_off(int note, int sample_offset) noexcept;
