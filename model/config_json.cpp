@@ -183,6 +183,7 @@ void parse_io(const json& j, const std::string& where, ModelConfig& c) {
     }
     c.label_prefix = f.get_int("label_prefix", 0);  // range, and labels with it: validate()
     c.label_null = f.get_bool("label_null", false);
+    c.guidance = f.get_float("guidance", 0.0f);  // (range: validate())
     if (f.has("n_cond") && f.get_int("n_cond") != c.n_cond())
         throw ModelError(where + ": config field 'io.n_cond' is " +
                          std::to_string(f.get_int("n_cond")) + " but 'io.controls' has " +
@@ -322,6 +323,7 @@ nlohmann::ordered_json io_to_json(const ModelConfig& c) {
         io["labels"] = c.labels;
         io["label_prefix"] = c.label_prefix;
         if (c.label_null) io["label_null"] = true;
+        if (c.guidance != 0.0f) io["guidance"] = c.guidance;
     }
     return io;
 }

@@ -116,6 +116,11 @@ void ModelConfig::validate(const std::string& where) const {
                 throw ModelError(where + ": field 'io.labels' names '" + labels[i] + "' twice");
         }
     }
+    if (guidance != 0.0f && !labelled())
+        throw ModelError(where + ": field 'io.guidance' is " + std::to_string(guidance) +
+                         " on a model without labels ('io.label_prefix' 0): guidance is for labelled generators");
+    if (!(guidance >= 0.0f && guidance <= 20.0f))
+        throw ModelError(where + ": field 'io.guidance' is " + std::to_string(guidance) + ", expected 0..20");
     if (label_null && !labelled())
         throw ModelError(where + ": field 'io.label_null' is true on a model without labels ('io.label_prefix' 0)");
     if (!(sample_rate_hz >= 1000.0 && sample_rate_hz <= 768000.0))

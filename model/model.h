@@ -78,6 +78,10 @@ struct ModelConfig {
     // ("io.label_null"). Guidance then needs two streams (the label's and the null one) instead
     // of one per label. The null label's token is label_token(labels.size()).
     bool label_null = false;
+    // The label guidance weight this model scores best with ("io.guidance"; docs/DIGITS.md):
+    // `generate --label` uses it when --guidance is not given, and the Synth's Guidance knob moves
+    // to it when the model is picked. 0: none declared (generate unguided, the knob where it was).
+    float guidance = 0;
 
     // Provenance.
     bool untrained = false;       // random weights (`mambawave init`): `info` says so loudly

@@ -53,6 +53,7 @@ void ProcessorBase::shut_down() {
 }
 
 void ProcessorBase::install(dsp::RealtimeModelPtr model, const ModelSlot::Request& request) {
+    const float guidance = model->model.config().guidance;
     {
         const std::lock_guard<std::mutex> lock(engine_mutex_);
         const std::vector<ControlSpec> specs = model->model.config().controls;
@@ -61,12 +62,16 @@ void ProcessorBase::install(dsp::RealtimeModelPtr model, const ModelSlot::Reques
     }
     for (size_t i = 0; i < presets_.size(); ++i)
         if (presets_[i].file == request.file) current_program_.store(static_cast<int>(i));
-    if (request.reset_controls) reset_controls_to_model_defaults();
+    if (request.reset_controls) reset_controls_to_model_defaults(guidance);
     update_latency();   // the new model's rate may differ: the host hears of it at once
 }
 
-void ProcessorBase::reset_controls_to_model_defaults() {
-    if (io_kind_ != IoKind::continuous) return;
+void ProcessorBase::reset_controls_to_model_defaults(float model_guidance) {
+    if (io_kind_ != IoKind::continuous) {
+        auto* p = parameters_.getParameter(pid::guidance);
+        if (p && model_guidance > 0.0f) p->setValueNotifyingHost(p->convertTo0to1(model_guidance));
+        return;
+    }
     for (int i = 0; i < controls_.count(); ++i)
         if (auto* p = parameters_.getParameter(pid::control(i))) p->setValueNotifyingHost(controls_.default_normalised(i));
 }

@@ -99,7 +99,9 @@ protected:
 private:
     void timerCallback() override;
     void install(dsp::RealtimeModelPtr model, const ModelSlot::Request& request);
-    void reset_controls_to_model_defaults();
+    // The user picked a model: the FX's controls go to the model's defaults, the Synth's Guidance
+    // to the weight the model declares (ModelConfig::guidance; none: it stays where it is).
+    void reset_controls_to_model_defaults(float model_guidance);
 
     std::mutex latency_mutex_;              // update_latency() from one thread at a time
     juce::File initial_file_;               // the default preset

@@ -45,4 +45,6 @@ echo "== 5/5: 26661 steps with 0.5 s of silence after each training clip, with t
   --init "$work/stage4.safetensors" --label-dropout 0.15 --pad-end 0.5 --steps 26661 --lr 5e-4 --lr-warmup 100 \
   --val-every 500 --checkpoint-every 100000 --description "$desc"
 cp "$work/stage5.safetensors" "$out"
+# its own guidance weight, the one that scored best (docs/DIGITS.md, "The guidance weight again")
+/usr/bin/python3 "$root/scripts/set_description.py" "$out" --guidance 3
 echo "wrote $out; score it: LABELS=1 GUIDANCE=3 scripts/digits_score.sh $out"

@@ -10,7 +10,7 @@
 #   4. 3779 steps at lr 5e-4, speeds 0.8, 0.87, 0.94, 1.06, 1.13, 1.2
 #   5. 3148 steps at lr 5e-4, the same speeds, each training clip followed by 0.5 s of silence
 #      (train --pad-end: the clips end in quiet instead of babble), with the preset's description
-# then its tensors stored as F16 (scripts/to_f16.py).
+# then its tensors stored as F16 (scripts/to_f16.py) and its guidance weight set to 2.
 # (as made on 2026-12-05: runs 1-4 on one H200 by scripts/device_pooled.sh, 17.7 minutes of
 # training, run 5 on one H100 the next session, 3.4 minutes; the step counts are what those
 # calls' time budgets allowed. The shipped file's
@@ -47,4 +47,6 @@ stage 4 3779 5e-4 0.8,0.87,0.94,1.06,1.13,1.2
 stage 5 3148 5e-4 0.8,0.87,0.94,1.06,1.13,1.2 --pad-end 0.5 --description "$desc"
 # shipped as F16: half the bytes, the same NLL to four digits (docs/DIGITS.md)
 /usr/bin/python3 "$root/scripts/to_f16.py" "$work/stage5.safetensors" --out "$out"
+# its own guidance weight, the one that scored best (docs/DIGITS.md, "The guidance weight again")
+/usr/bin/python3 "$root/scripts/set_description.py" "$out" --guidance 2
 echo "wrote $out; score it: LABELS=1 GUIDANCE=3 scripts/digits_score.sh $out"

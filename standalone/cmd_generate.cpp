@@ -36,6 +36,7 @@ struct GenerateOptions {
     int count = 1;
     std::string device = "auto";
     float guidance = 0.0f;
+    bool guidance_given = false;  // else a labelled model's own weight (ModelConfig::guidance)
     std::string contrast = "auto";
 };
 
@@ -93,7 +94,8 @@ std::vector<int32_t> prime_tokens(const std::string& path, double model_rate_hz)
     return tokens;
 }
 
-void run_generate(const GenerateOptions& o) {
+void run_generate(const GenerateOptions& given) {
+    GenerateOptions o = given;
     if (o.guidance > 0.0f && o.device == "cuda")
         throw UsageError("--guidance runs on the CPU (each clip steps two streams, or one per label); give "
                          "--device cpu or leave --device out");
@@ -117,6 +119,13 @@ void run_generate(const GenerateOptions& o) {
     if (o.label.empty() && model.config().labelled())  // (it never heard a clip start without its label)
         throw UsageError(o.model_path + " was trained with labels: --label NAME says which one to make (" +
                          describe_labels(model.config()) + ")");
+    if (!o.label.empty() && !o.guidance_given && model.config().guidance > 0.0f) {
+        if (o.device == "cuda")
+            throw UsageError(o.model_path + " asks for label guidance " + fmt_g(model.config().guidance) +
+                             ", which runs on the CPU: give --device cpu, or --guidance 0 for none");
+        o.guidance = model.config().guidance;
+        note("label guidance " + fmt_g(o.guidance) + ", the model's own (--guidance W for another, 0 for none)");
+    }
     if (!o.label.empty()) {  // the label's prefix first, as in training (then the prime audio, if any)
         const ModelConfig& c = model.config();
         label = label_index_or_throw(c, o.label, o.model_path);
@@ -217,10 +226,10 @@ void add_generate_command(CLI::App& app) {
                     "With --label: label guidance of this weight (0: off). Each class is drawn from "
                     "(1 + w) log p(x | label) - w log p(x), pushing the clip towards what the label asked "
                     "for makes likelier than no label does; p(x) is the null label's prediction or the "
-                    "labels' average (--contrast). docs/DIGITS.md: 2 scored best for digits_large, 3 for "
-                    "digits_labelled (null label), 4 against the labels' average. CPU only")
-        ->check(CLI::Range(0.0, 20.0))
-        ->capture_default_str();
+                    "labels' average (--contrast). Default: the weight the model declares (`info`'s guidance "
+                    "line; the labelled digits presets do: 2 for digits_large, 3 for digits_labelled, what "
+                    "scored best in docs/DIGITS.md), else 0. CPU only")
+        ->check(CLI::Range(0.0, 20.0));
     sub->add_option("--contrast", o->contrast,
                     "With --guidance: what stands for p(x). null: the null label's prediction, for a model "
                     "trained with --label-dropout (2 streams a clip); labels: the average of every label's "
@@ -256,7 +265,10 @@ void add_generate_command(CLI::App& app) {
                 "    (writes take_001.wav .. take_064.wav)\n"
                 "  mambawave generate -m presets/digits_labelled.safetensors --label 7 --guidance 3 -s 1.5 -o seven.wav\n"
                 "    (a model trained with --label-prefix, asked for a label)");
-    sub->callback([o] { run_generate(*o); });
+    sub->callback([o, sub] {
+        o->guidance_given = sub->count("--guidance") > 0;
+        run_generate(*o);
+    });
 }
 
 } // namespace mw::cli

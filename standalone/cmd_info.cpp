@@ -63,6 +63,7 @@ nlohmann::json info_json(const std::string& path, const Model& model) {
             {"labels", c.labels},
             {"label_prefix", c.label_prefix},
             {"label_null", c.label_null},
+            {"guidance", c.guidance},
             {"untrained", c.untrained},
             {"description", c.description},
             {"training", training_record(c)}};
@@ -165,10 +166,14 @@ void print_text(std::ostream& out, const std::string& path, const Model& model) 
         row("labels", describe_labels(c) + " (generate --label NAME; each a prefix of " +
                           std::to_string(c.label_prefix) + " samples)");
     if (c.labelled())
-        row("guidance", c.label_null ? "against a null label (trained with label dropout): generate --guidance runs 2 "
-                                       "streams a clip"
-                                     : "against the labels' average: generate --guidance runs " +
-                                           std::to_string(c.labels.size()) + " streams a clip (no null label)");
+        row("guidance", (c.label_null ? std::string("against a null label (trained with label dropout): generate "
+                                                    "--guidance runs 2 streams a clip")
+                                      : "against the labels' average: generate --guidance runs " +
+                                            std::to_string(c.labels.size()) + " streams a clip (no null label)") +
+                            (c.guidance > 0.0f ? "; its weight " + fmt_g(c.guidance) +
+                                                     " (generate --label uses it unless --guidance says otherwise; "
+                                                     "the Synth's Guidance knob moves to it when the model is picked)"
+                                               : std::string()));
     if (c.labelled()) row("keys", dsp::label_keys_text(c) + " (the Synth plugin, live --midi)");
     row("parameters", std::to_string(model.parameter_count()));
     row("state", std::to_string(model.state_floats_per_stream()) + " floats per stream (" +

@@ -363,6 +363,16 @@ TEST_CASE("config JSON: a labelled generator's labels round-trip, and bad ones a
     c = generator_config(false);
     c.label_null = true;
     refused(c, "'io.label_null' is true on a model without labels");
+    // the model's own guidance weight: written only when set, only with labels, 0..20
+    CHECK_THAT(json, !Contains("\"guidance\""));
+    c = g;
+    c.guidance = 2.5f;
+    CHECK(mw::config_from_json(mw::config_to_json(c), "cfg").guidance == 2.5f);
+    c.guidance = 21.0f;
+    refused(c, "'io.guidance' is 21.000000, expected 0..20");
+    c = generator_config(false);
+    c.guidance = 2.0f;
+    refused(c, "'io.guidance' is 2.000000 on a model without labels");
     REQUIRE_MODEL_ERROR(mw::config_from_json(std::string(json).replace(json.find("\"seven\""), 7, "7"), "cfg"),
                         Contains("'io.labels[2]' is 7, expected a label name (a string)"));
 }

@@ -295,6 +295,19 @@ check "set_description.py writes a copy" $PY "$HERE/../scripts/set_description.p
 check "info shows the new description" sh -c "\"$MW\" info lsp_desc.safetensors | grep -q 'description *two sine tones, relabelled'"
 check "the copy evaluates to the same bits" sh -c "\"$MW\" eval -m lsp.safetensors --data lclips --json | sed 's/\"model\":[^,]*,//' > e1.json &&
     \"$MW\" eval -m lsp_desc.safetensors --data lclips --json | sed 's/\"model\":[^,]*,//' > e2.json && cmp e1.json e2.json"
+# the model's own guidance weight (io.guidance): generate --label uses it unless told otherwise
+check "set_description.py --guidance 2.5 on a labelled model" $PY "$HERE/../scripts/set_description.py" lnull.safetensors \
+    --guidance 2.5 --out lnull_g.safetensors
+check "info shows the weight" sh -c "\"$MW\" info lnull_g.safetensors | grep -q 'its weight 2.5 (generate --label uses it'"
+check "generate --label without --guidance takes it" sh -c "\"$MW\" generate -m lnull_g.safetensors --label 2 --seconds 0.1 \
+    --seed 4 -o lg.wav 2>&1 | grep -q 'label guidance 2.5, the model.s own'"
+check "  the same audio as --guidance 2.5" sh -c "\"$MW\" generate -m lnull.safetensors --label 2 --guidance 2.5 --seconds 0.1 \
+    --seed 4 -o lg2.wav 2>/dev/null && cmp -s lg.wav lg2.wav"
+check "  --guidance 0 turns it off: the model's unguided audio" sh -c "\"$MW\" generate -m lnull_g.safetensors --label 2 \
+    --guidance 0 --seconds 0.1 --seed 4 -o lg0.wav 2>/dev/null && \"$MW\" generate -m lnull.safetensors --label 2 \
+    --seconds 0.1 --seed 4 -o lg00.wav 2>/dev/null && cmp -s lg0.wav lg00.wav && ! cmp -s lg0.wav lg.wav"
+refuse "set_description.py --guidance on a model without labels" 1 "no labels|guidance is for labelled generators" \
+    $PY "$HERE/../scripts/set_description.py" gen.safetensors --guidance 2 --out gx.safetensors
 # a recording whose own name holds '@' is a recording, not a copy: kept in validation, copied in training
 mkdir atclips
 for i in $(seq 0 19); do sox -n -r 8000 -c 1 -b 16 "atclips/take@${i}.wav" synth 0.1 sine 300 gain -6 2>/dev/null; done

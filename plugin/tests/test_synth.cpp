@@ -135,6 +135,22 @@ TEST_CASE("Synth: the Guidance knob guides the voices of a model with a null lab
     CHECK(peak(guided.data(), guided.size()) > 0.01f);
     CHECK(max_abs_diff(guided, plain) > 1e-3f);  // the knob reaches the voices
     CHECK(render(without, 4.0f) == render(without, 0.0f));  // a model without a null label ignores it
+
+    // a model that declares its own weight moves the knob there when it is picked; one that
+    // declares none leaves the knob where it was
+    auto guidance_after_pick = [&](const juce::File& file) {
+        SynthProcessor p;
+        set_parameter(p, pid::guidance, 4.5f);
+        p.load_model_file(file);
+        REQUIRE(wait_idle(p));
+        return p.parameters().getRawParameterValue(pid::guidance)->load();
+    };
+    m.mutable_config().label_null = true;
+    m.mutable_config().guidance = 2.0f;
+    const juce::File declared = tmp.dir.getChildFile("declared.safetensors");
+    save_model(m, declared.getFullPathName().toStdString());
+    CHECK(std::fabs(guidance_after_pick(declared) - 2.0f) < 1e-3f);
+    CHECK(std::fabs(guidance_after_pick(with_null) - 4.5f) < 1e-3f);
 }
 
 TEST_CASE("Synth: parameter extremes, block sizes 1..4096, all-notes-off, SysEx", "[synth][realtime]") {
