@@ -207,6 +207,9 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
         throw UsageError("--guidance " + fmt_g(o.guidance) + ": " + o.model_path +
                          (cfg.labelled() ? " has no null label (train it with --label-dropout)"
                                          : " has no labels to guide"));
+    // --guidance, else the weight the model declares (ModelConfig::guidance), as the Synth's knob
+    const bool own_guidance = generator && sub.count("--guidance") == 0 && cfg.label_null && cfg.guidance > 0.0f;
+    const float guidance = own_guidance ? cfg.guidance : o.guidance;
     const std::vector<float> controls = resolve_controls(cfg, o.controls);
 
     // --- devices, rate, channels
@@ -288,7 +291,7 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
         synth.prepare(rate, int(buffer), channels);
         synth.set_temperature(o.temperature);
         synth.set_top_p(o.top_p);
-        synth.set_guidance(o.guidance);
+        synth.set_guidance(guidance);
         synth.set_seed(o.seed);
         synth.set_level_db(o.out_gain_db);
         synth.set_model(model);
@@ -315,7 +318,9 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
     run.continuous_voice = generator && !midi;
     if (!o.label.empty()) run.continuous_note = dsp::kFirstLabelNote + label_index_or_throw(cfg, o.label, o.model_path);
     if (generator && cfg.labelled()) {
-        if (o.guidance > 0.0f) note("guidance " + fmt_g(o.guidance) + " against the null label: 2 streams a voice");
+        if (guidance > 0.0f)
+            note("guidance " + fmt_g(guidance) + (own_guidance ? ", the model's own (--guidance 0 for none)" : "") +
+                 " against the null label: 2 streams a voice");
         if (midi) note("keys: " + dsp::label_keys_text(cfg));
         else note("playing label " + cfg.labels[size_t(dsp::label_for_note(run.continuous_note, int(cfg.labels.size())))] +
                   (o.label.empty() ? " (--label chooses another: " + describe_labels(cfg) + ")" : ""));
@@ -503,9 +508,10 @@ void add_live_command(CLI::App& app) {
         ->capture_default_str();
     sub->add_option("--guidance", o->guidance,
                     "Generator with a null label (trained with --label-dropout): label guidance of this weight, "
-                    "as the Synth's Guidance knob (0: off; each voice then runs 2 streams)")
-        ->check(CLI::Range(0.0, double(dsp::SynthEngine::kMaxGuidance)))
-        ->capture_default_str();
+                    "as the Synth's Guidance knob (0: off; each voice then runs 2 streams). Default: the "
+                    "weight the model declares (`info`'s guidance line: 2 for digits_large, 3 for "
+                    "digits_labelled), else 0")
+        ->check(CLI::Range(0.0, double(dsp::SynthEngine::kMaxGuidance)));
     sub->add_option("--seed", o->seed, "Generator: random seed (a voice uses seed + its note number)")
         ->capture_default_str();
     sub->add_option("--midi", o->midi,

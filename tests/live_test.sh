@@ -179,7 +179,13 @@ grep -q "playing label 0 (--label chooses another: 0, 1, 2" "$work/lab0.log" ||
 python3 "$work/patch_io.py" "$work/lab.safetensors" "$work/labnull.safetensors" '{"label_null": true}' ||
   fail "could not add a null label"
 labelled_voice labg "$work/labnull.safetensors" "guidance 3 against the null label" --label 7 --guidance 3
-echo "live_test.sh: labels: live --label 7 plays and says so; without --label, it plays label 0; --guidance with a null label"
+# a model that declares its own weight (io.guidance) is guided at it unless --guidance says otherwise
+python3 "$work/patch_io.py" "$work/lab.safetensors" "$work/labown.safetensors" '{"label_null": true, "guidance": 2.5}' ||
+  fail "could not declare a guidance weight"
+labelled_voice labown "$work/labown.safetensors" "guidance 2.5, the model's own" --label 7
+labelled_voice labown0 "$work/labown.safetensors" "playing label 7" --label 7 --guidance 0
+! grep -q "guidance" "$work/labown0.log" || fail "live --guidance 0 still guided the voice"
+echo "live_test.sh: labels: live --label 7 plays and says so; without --label, it plays label 0; --guidance with a null label; a model's own weight, and --guidance 0"
 # the shipped labelled preset says its word and falls silent (train --pad-end); the voice ends
 # after 0.5 s of silence and live starts a new one: words with silence between, to the end
 "$bin" live -m "$root/presets/digits_labelled.safetensors" --api jack --label 7 --guidance 3 --seconds 5 \
