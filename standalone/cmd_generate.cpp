@@ -108,6 +108,13 @@ void run_generate(const GenerateOptions& given) {
     const double rate_hz = model.config().sample_rate_hz;
     const int64_t frames = std::llround(o.seconds * rate_hz);
     if (frames < 1) throw UsageError("--seconds " + std::to_string(o.seconds) + " is less than one sample");
+    if (!o.label.empty() && !o.guidance_given && model.config().guidance > 0.0f) {
+        if (o.device == "cuda")
+            throw UsageError(o.model_path + " asks for label guidance " + fmt_g(model.config().guidance) +
+                             ", which runs on the CPU: give --device cpu, or --guidance 0 for none");
+        o.guidance = model.config().guidance;
+        note("label guidance " + fmt_g(o.guidance) + ", the model's own (--guidance W for another, 0 for none)");
+    }
     if (o.contrast != "auto" && o.guidance == 0.0f)
         throw UsageError("--contrast " + o.contrast + " says what --guidance pushes away from; give --guidance W too");
     if (o.guidance > 0.0f && o.label.empty())
@@ -119,13 +126,6 @@ void run_generate(const GenerateOptions& given) {
     if (o.label.empty() && model.config().labelled())  // (it never heard a clip start without its label)
         throw UsageError(o.model_path + " was trained with labels: --label NAME says which one to make (" +
                          describe_labels(model.config()) + ")");
-    if (!o.label.empty() && !o.guidance_given && model.config().guidance > 0.0f) {
-        if (o.device == "cuda")
-            throw UsageError(o.model_path + " asks for label guidance " + fmt_g(model.config().guidance) +
-                             ", which runs on the CPU: give --device cpu, or --guidance 0 for none");
-        o.guidance = model.config().guidance;
-        note("label guidance " + fmt_g(o.guidance) + ", the model's own (--guidance W for another, 0 for none)");
-    }
     if (!o.label.empty()) {  // the label's prefix first, as in training (then the prime audio, if any)
         const ModelConfig& c = model.config();
         label = label_index_or_throw(c, o.label, o.model_path);

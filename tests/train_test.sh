@@ -300,7 +300,7 @@ check "set_description.py --guidance 2.5 on a labelled model" $PY "$HERE/../scri
     --guidance 2.5 --out lnull_g.safetensors
 check "info shows the weight" sh -c "\"$MW\" info lnull_g.safetensors | grep -q 'its weight 2.5 (generate --label uses it'"
 check "generate --label without --guidance takes it" sh -c "\"$MW\" generate -m lnull_g.safetensors --label 2 --seconds 0.1 \
-    --seed 4 -o lg.wav 2>&1 | grep -q 'label guidance 2.5, the model.s own'"
+    --seed 4 -o lg.wav > lg.log 2>&1 && grep -q 'label guidance 2.5, the model.s own' lg.log"
 check "  the same audio as --guidance 2.5" sh -c "\"$MW\" generate -m lnull.safetensors --label 2 --guidance 2.5 --seconds 0.1 \
     --seed 4 -o lg2.wav 2>/dev/null && cmp -s lg.wav lg2.wav"
 check "  --guidance 0 turns it off: the model's unguided audio" sh -c "\"$MW\" generate -m lnull_g.safetensors --label 2 \
