@@ -356,7 +356,6 @@ std::unique_ptr<EffectSlot> make_effect_slot(RealtimeModelPtr model, RateMode mo
 
 constexpr int kMaxEvents = 256;
 constexpr double kAttackSeconds = 0.002;
-constexpr int32_t kSilentClass = 128;  // mulaw_encode(0.0f)
 
 enum class EventType : uint8_t { on, off, all_off };
 
@@ -472,7 +471,7 @@ struct SynthSlot {
             const int32_t lead = ModelConfig::label_token(s.label);
             for (int i = 0; i < label_prefix && ok; ++i) ok = step(s.main, &lead);
         } else {
-            const int32_t silent = kSilentClass;
+            const int32_t silent = kSilenceClass;
             for (int i = 0; i < SynthEngine::kPrimeTokens && ok; ++i) ok = step(s.main, &silent);
         }
         return ok;
@@ -528,7 +527,7 @@ struct SynthSlot {
             const float y = mulaw_decode(token);
             sum += y * s.velocity * s.env;
             s.spoke = s.spoke || std::fabs(y) >= kSpokenLevel;
-            s.silent_run = token == kSilentClass ? s.silent_run + 1 : 0;
+            s.silent_run = token == kSilenceClass ? s.silent_run + 1 : 0;
             if (s.releasing && s.env <= 0.0f) {  // faded out
                 s.on = false;
                 continue;

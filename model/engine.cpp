@@ -472,8 +472,7 @@ void GeneratorRunner::prime(const int32_t* tokens, int64_t L) {
 int32_t GeneratorRunner::next() {
     Impl& s = *impl_;
     if (!s.primed) {
-        const int32_t silence = 128;
-        prime(&silence, 1);
+        prime(&kSilenceClass, 1);
     }
     const int32_t token = s.sampler.sample(s.logits.data());
     s.cpu.step(&token, s.logits.data());
@@ -589,8 +588,7 @@ void BatchGenerator::generate(int64_t n, int32_t* out) {
     }
 #endif
     if (!s.primed) {
-        const int32_t silence = 128;
-        s.prime_cpu(&silence, 1);
+        s.prime_cpu(&kSilenceClass, 1);
     }
     // each group's streams through all n samples on its own thread
     s.cpu->run(*s.pool, [&](int, TokenStreams& ts, int k0, int k1) {

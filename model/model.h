@@ -37,6 +37,10 @@ struct ControlSpec {
     float normalise(float value) const;
 };
 
+// A generator's class for silence: mu-law's for 0.0 (dsp::mulaw_encode(0.0f), which test_mulaw
+// checks). Generation primes with it, `train --pad-end` pads with it, the Synth ends on it.
+constexpr int32_t kSilenceClass = 128;
+
 struct ModelConfig {
     // The backbone: HF transformers MambaConfig fields.
     int d_model = 16;          // hidden_size

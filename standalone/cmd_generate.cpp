@@ -19,7 +19,6 @@ namespace mw::cli {
 namespace {
 
 constexpr int64_t kBlockFrames = 4096;
-constexpr int32_t kSilenceToken = 128;
 constexpr double kMaxSeconds = 24 * 3600;
 // --count: every clip is an output file open while the clips are generated.
 constexpr int kMaxClips = 256;
@@ -90,7 +89,7 @@ std::vector<int32_t> prime_tokens(const std::string& path, double model_rate_hz)
     }
     std::vector<int32_t> tokens(mono.size());
     std::transform(mono.begin(), mono.end(), tokens.begin(), dsp::mulaw_encode);
-    if (tokens.empty()) tokens.push_back(kSilenceToken);
+    if (tokens.empty()) tokens.push_back(kSilenceClass);
     return tokens;
 }
 
@@ -121,7 +120,7 @@ void run_generate(const GenerateOptions& given) {
         throw UsageError("--guidance " + fmt_g(o.guidance) + " needs --label: it pushes each clip towards the "
                          "label asked for");
     const std::vector<int32_t> audio_prime = o.prime_path.empty() ? std::vector<int32_t>{} : prime_tokens(o.prime_path, rate_hz);
-    std::vector<int32_t> prime = o.prime_path.empty() ? std::vector<int32_t>{kSilenceToken} : audio_prime;
+    std::vector<int32_t> prime = o.prime_path.empty() ? std::vector<int32_t>{kSilenceClass} : audio_prime;
     int label = -1;
     if (o.label.empty() && model.config().labelled())  // (it never heard a clip start without its label)
         throw UsageError(o.model_path + " was trained with labels: --label NAME says which one to make (" +

@@ -454,8 +454,7 @@ std::string label_from_name(const TokenSequence& s, const std::string& option) {
 
 void pad_training_ends(TrainData& d, int64_t samples) {
     if (samples < 1) throw UsageError("--pad-end is " + std::to_string(samples) + " samples, expected at least 1");
-    const int32_t silence = dsp::mulaw_encode(0.0f);
-    for (TokenSequence& s : d.token_train) s.tokens.insert(s.tokens.end(), size_t(samples), silence);
+    for (TokenSequence& s : d.token_train) s.tokens.insert(s.tokens.end(), size_t(samples), kSilenceClass);
     d.description += "; each training clip followed by " + std::to_string(samples) + " samples of silence";
 }
 
