@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <vector>
 #include <cmath>
@@ -75,7 +76,85 @@ void StepStateDeleter::operator()(StepState* s) const { delete s; }
 
 const ModelView& view_of(const PreparedModel& p) { return p.view; }
 
-PreparedModelPtr prepare_model(const ModelView& m) {
+float round_to_half(float v) {
+    if (!(std::fabs(v) >= 0x1p-14f))  // zero, the halves' subnormal range (multiples of 2^-24), NaN
+        return std::nearbyint(v * 0x1p24f) * 0x1p-24f;  // exact scalings; nearbyint: ties to even
+    uint32_t f = std::bit_cast<uint32_t>(v);
+    f += 0x0FFFu + ((f >> 13) & 1u);  // round the 23-bit mantissa to 10 bits, ties to even
+    return std::bit_cast<float>(f & ~0x1FFFu);
+}
+
+bool half_bits(float v, uint16_t& bits) {
+    const uint32_t f = std::bit_cast<uint32_t>(v);
+    const uint32_t sign = (f >> 16) & 0x8000u, mantissa = f & 0x7FFFFFu;
+    const int exponent = int((f >> 23) & 0xFFu) - 127;
+    if ((f & 0x7FFFFFFFu) == 0) {  // ±0
+        bits = uint16_t(sign);
+        return true;
+    }
+    if (exponent >= -14 && exponent <= 15) {  // a normal half: the low 13 mantissa bits zero
+        if (mantissa & 0x1FFFu) return false;
+        bits = uint16_t(sign | uint32_t(exponent + 15) << 10 | mantissa >> 13);
+        return true;
+    }
+    if (exponent >= -24 && exponent < -14) {  // a subnormal half: a multiple of 2^-24
+        const uint32_t significand = 0x800000u | mantissa;
+        const int shift = -(exponent + 1);  // significand · 2^(exponent-23) in units of 2^-24
+        if (significand & ((1u << shift) - 1)) return false;
+        bits = uint16_t(sign | significand >> shift);
+        return true;
+    }
+    return false;  // out of the halves' range, a float subnormal, infinity or NaN
+}
+
+namespace {
+
+// A float matrix given by its (row, column) entries, copied into halves of the same layout
+// ([rows][ld], zero padding) if every entry is exact; nothing (and false) otherwise.
+template <class At>
+bool copy_if_half(int rows, int cols, int ld, At at, std::vector<uint16_t>& out) {
+    out.assign(size_t(rows) * size_t(ld), 0);
+    for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c)
+            if (!half_bits(at(r, c), out[size_t(r) * size_t(ld) + size_t(c)])) return false;
+    return true;
+}
+
+// PreparedLayer::in_h, xbc_h, out_h and PreparedModel::lm_h, where the model's matrices allow.
+void add_half_copies(PreparedModel& P, const ModelView& m) {
+    const int D = P.D, Dp = P.Dp, E = P.E, Ep = P.Ep, N = P.N, R = P.R, BCp = P.BCp, V = P.V, Vp = P.Vp;
+    struct Piece { const uint16_t** slot; std::vector<uint16_t> h; };
+    std::vector<Piece> pieces;
+    std::vector<uint16_t> h;
+    for (int l = 0; l < P.n_layers; ++l) {
+        const LayerView& w = m.layers[size_t(l)];
+        PreparedLayer& L = P.layers[size_t(l)];
+        // in_T's layout: row i, column o (u) or Ep + o - E (z), before the norm is folded in
+        auto in_at = [&](int i, int c) { return c < E ? w.in_proj_w[int64_t(c) * D + i] : c >= Ep && c < Ep + E ? w.in_proj_w[int64_t(c - Ep + E) * D + i] : 0.0f; };
+        if (copy_if_half(D, 2 * Ep, 2 * Ep, in_at, h)) pieces.push_back({&L.in_h, std::move(h)});
+        if (!L.lti && copy_if_half(E, 2 * N, BCp, [&](int e, int o) { return w.x_proj_w[int64_t(R + o) * E + e]; }, h))
+            pieces.push_back({&L.xbc_h, std::move(h)});
+        if (copy_if_half(E, D, Dp, [&](int e, int o) { return w.out_proj_w[int64_t(o) * E + e]; }, h))
+            pieces.push_back({&L.out_h, std::move(h)});
+    }
+    if (V > 0 && copy_if_half(D, V, Vp, [&](int i, int v) { return m.lm_head_w[int64_t(v) * D + i]; }, h))
+        pieces.push_back({&P.lm_h, std::move(h)});
+    if (pieces.empty()) return;
+    // one block, every piece starting on a 64-byte line
+    auto rounded = [](size_t n) { return (n + 31) & ~size_t(31); };
+    size_t total = 0;
+    for (const Piece& p : pieces) total += rounded(p.h.size());
+    P.halves = AlignedHalves(total);
+    uint16_t* cursor = P.halves.data();
+    for (const Piece& p : pieces) {
+        std::memcpy(cursor, p.h.data(), p.h.size() * sizeof(uint16_t));
+        *p.slot = cursor;
+        cursor += rounded(p.h.size());
+    }
+}
+} // namespace
+
+PreparedModelPtr prepare_model(const ModelView& m, PrepareOptions options) {
     PreparedModelPtr P(new PreparedModel{});
     const Dims& d = m.dims;
     if (d.d_conv > 64) throw std::invalid_argument("prepare_model: d_conv > 64 is not supported");
@@ -95,7 +174,8 @@ PreparedModelPtr prepare_model(const ModelView& m) {
     const int64_t per_layer = int64_t(D) * 2 * Ep + int64_t(K) * Ep + Ep + int64_t(R) * Ep + int64_t(E) * BCp +
                               int64_t(R) * Ep + Ep + int64_t(N) * Ep + Ep + Ep + int64_t(E) * Dp +
                               Ep + int64_t(N) * Ep +       // delta_c, abar_T
-                              2 * int64_t(N) * Ep;         // bbar_T, C_T
+                              2 * int64_t(N) * Ep +        // bbar_T, C_T
+                              Dp;                          // in_norm
     const int64_t heads = Dp + int64_t(V) * Dp + int64_t(D) * Vp + int64_t(I) * Dp + Dp + Dp;
     P->storage = AlignedFloats(size_t(per_layer * d.n_layers + heads));
     float* cursor = P->storage.data();
@@ -119,6 +199,8 @@ PreparedModelPtr prepare_model(const ModelView& m) {
         float* abar_T = take(int64_t(N) * Ep);
         float* bbar_T = take(int64_t(N) * Ep);
         float* C_T = take(int64_t(N) * Ep);
+        float* in_norm = take(Dp);
+        for (int i = 0; i < D; ++i) in_norm[i] = w.norm_w[i];
         const bool lti = is_lti(w);  // no x_proj, no dt_proj.weight: B and C are the layer's own
         for (int o = 0; o < 2 * E; ++o)  // output o: u channel o (o < E) or z channel o - E
             for (int i = 0; i < D; ++i)
@@ -157,6 +239,7 @@ PreparedModelPtr prepare_model(const ModelView& m) {
         }
         P->layers.push_back({in_T, conv_T, conv_b, xr, xbc_T, dt_T, dt_b, A2_T, dt_max, Dskip, out_T,
                              decays_harmonic(w.A_log, E, N), fixed, delta_c, abar_T, lti, bbar_T, C_T});
+        P->layers.back().in_norm = in_norm;
     }
     float* norm_f = take(Dp);
     float* embed = take(int64_t(V) * Dp);
@@ -181,7 +264,17 @@ PreparedModelPtr prepare_model(const ModelView& m) {
     }
     P->norm_f = norm_f; P->embed = embed; P->lm_T = lm_T;
     P->stem_T = stem_T; P->stem_b = stem_b; P->head_w = head_w;
+    if (options.half_weights) add_half_copies(*P, m);
     return P;
+}
+
+int64_t half_weight_count(const PreparedModel& P) {
+    if (active_isa() == Isa::baseline) return 0;  // the baseline build reads the floats only
+    int64_t n = 0;
+    for (const PreparedLayer& w : P.layers)
+        n += (w.in_h ? int64_t(P.D) * 2 * P.E : 0) + (w.xbc_h ? int64_t(P.E) * 2 * P.N : 0) +
+             (w.out_h ? int64_t(P.E) * P.D : 0);
+    return n + (P.lm_h ? int64_t(P.D) * P.V : 0);
 }
 
 StepStatePtr make_state(const PreparedModel& P, int streams, int max_scan_chunk) {

@@ -31,8 +31,25 @@ void reset_isa_for_testing();
 struct PreparedModel;
 struct PreparedModelDeleter { void operator()(PreparedModel* p) const; };
 using PreparedModelPtr = std::unique_ptr<PreparedModel, PreparedModelDeleter>;
-PreparedModelPtr prepare_model(const ModelView& m);
+// half_weights: where every weight of one of the step's large products (in_proj, x_proj's B
+// and C rows, out_proj, lm_head) is exactly an IEEE half, as in a model stored as F16, the
+// single-sample step reads a half-precision copy of it instead of the floats. Widened, the
+// halves are the floats bit for bit, so every path still gives the same floats; the step moves
+// half the bytes for those matrices (the d_model 64 models' weights stop streaming from L3).
+// Off: the step reads floats only (to measure one against the other).
+struct PrepareOptions {
+    bool half_weights = true;
+};
+PreparedModelPtr prepare_model(const ModelView& m, PrepareOptions options = {});
 const ModelView& view_of(const PreparedModel& p);
+// IEEE half precision (binary16) for weights: v rounded to the nearest half, ties to even, as a
+// float (what storing v as F16 and reading it back gives; |v| under 65504), and whether v is
+// exactly a half, with its bits. Written out, not _Float16, which older compilers lack on x86.
+float round_to_half(float v);
+bool half_bits(float v, uint16_t& bits);
+// How many of the weights the step reads as halves (0 unless the model has F16-exact matrices
+// and the build can widen halves in vectors: the AVX2 and AVX-512 builds).
+int64_t half_weight_count(const PreparedModel& p);
 
 // Recurrent state of S streams plus the scratch the step needs: all allocated by
 // make_state(), zeroed by reset_state(), owned by the caller.

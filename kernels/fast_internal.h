@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <thread>
@@ -45,6 +46,33 @@ private:
     size_t n_ = 0;
 };
 
+// The same for IEEE half-precision bit patterns (PreparedLayer::in_h and the like).
+class AlignedHalves {
+public:
+    AlignedHalves() = default;
+    explicit AlignedHalves(size_t n) : n_(n) {
+        const size_t bytes = ((n * sizeof(uint16_t) + 63) / 64) * 64;
+        data_ = static_cast<uint16_t*>(std::aligned_alloc(64, bytes ? bytes : 64));
+        if (!data_) throw std::bad_alloc();
+        for (size_t i = 0; i < n; ++i) data_[i] = 0;
+    }
+    ~AlignedHalves() { std::free(data_); }
+    AlignedHalves(AlignedHalves&& o) noexcept : data_(o.data_), n_(o.n_) { o.data_ = nullptr; o.n_ = 0; }
+    AlignedHalves& operator=(AlignedHalves&& o) noexcept {
+        std::swap(data_, o.data_);
+        std::swap(n_, o.n_);
+        return *this;
+    }
+    AlignedHalves(const AlignedHalves&) = delete;
+    AlignedHalves& operator=(const AlignedHalves&) = delete;
+    uint16_t* data() const { return data_; }
+    size_t size() const { return n_; }
+
+private:
+    uint16_t* data_ = nullptr;
+    size_t n_ = 0;
+};
+
 struct PreparedLayer {
     const float* in_T;    // [D][2Ep]  in_proj with the RMSNorm weight folded in (row i · norm_w[i]);
                           //           columns 0..Ep-1 give u, Ep..2Ep-1 give z
@@ -72,6 +100,17 @@ struct PreparedLayer {
     bool lti;
     const float* bbar_T;  // [N][Ep] (lti only; zero past E)
     const float* C_T;     // [N][Ep] (lti only; zero past E)
+    // Half-precision copies of the three large products, which the single-sample step reads in
+    // their place (the scan keeps the floats): made by prepare_model only where every weight of
+    // the matrix is exactly an IEEE half (a model stored as F16), and null otherwise. Widened to
+    // float they are the float matrices bit for bit, so the step's floats do not change; a step
+    // that streams its weights from L2 or L3 moves half the bytes. in_h is in_proj unfolded:
+    // in_h[k][·] widened, times in_norm[k], is in_T[k][·] exactly (a product of two halves is
+    // exact in float), so the GEMV multiplies each weight vector by its row's norm weight.
+    const uint16_t* in_h = nullptr;   // [D][2Ep]
+    const float* in_norm = nullptr;   // [Dp]     the norm weight folded into in_T's rows
+    const uint16_t* xbc_h = nullptr;  // [E][BCp]
+    const uint16_t* out_h = nullptr;  // [E][Dp]
 };
 
 // Which decays a layer's SSM computes (fast_impl.inc's Decays): one exponential per state,
@@ -103,6 +142,10 @@ struct PreparedModel {
     const float* head_w;  // [Dp]
     float head_b;
     bool skip;
+    // lm_head unfolded in halves (as PreparedLayer::in_h): lm_h[k][·] widened, times norm_f[k],
+    // is lm_T[k][·] exactly; null unless every lm_head weight is exactly a half.
+    const uint16_t* lm_h = nullptr;   // [D][Vp]
+    AlignedHalves halves;             // the storage of every *_h above
 
     // Per stream and layer: conv window [K-1][Ep], then SSM state [N][Ep].
     int64_t layer_state_floats() const { return int64_t(K - 1) * Ep + int64_t(N) * Ep; }

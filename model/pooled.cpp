@@ -321,7 +321,8 @@ Forward::Forward(const Model& m, int64_t segment) : impl_(std::make_unique<Impl>
     for (int s = 0; s < c.stacks(); ++s) {
         int64_t rows = d.segment;
         for (int i = 0; i < c.stack_level(s); ++i) rows /= c.pool[size_t(i)];
-        d.stacks.push_back(kernels::prepare_model(m.stack_view(s)));
+        // (the scan reads floats only: no half-precision copies for the step)
+        d.stacks.push_back(kernels::prepare_model(m.stack_view(s), {.half_weights = false}));
         d.states.push_back(kernels::make_state(*d.stacks.back(), 1, int(std::min<int64_t>(1024, rows))));
     }
     d.pools = pool_weights(m);
@@ -386,7 +387,7 @@ struct Prepared {
     std::vector<float> embed;                       // [V][D0]
 };
 
-std::shared_ptr<const Prepared> prepare(const Model& m) {
+std::shared_ptr<const Prepared> prepare(const Model& m, kernels::PrepareOptions options) {
     require_pooled(m, "pooled::prepare");
     const ModelConfig& c = m.config();
     auto w = std::make_shared<Prepared>();
@@ -394,11 +395,17 @@ std::shared_ptr<const Prepared> prepare(const Model& m) {
     w->V = c.vocab;
     w->D0 = c.d_model;
     for (int i = 0; i <= w->P; ++i) w->widths.push_back(c.level_dims(i).d_model);
-    for (int s = 0; s < c.stacks(); ++s) w->stacks.push_back(kernels::prepare_model(m.stack_view(s)));
+    for (int s = 0; s < c.stacks(); ++s) w->stacks.push_back(kernels::prepare_model(m.stack_view(s), options));
     w->pools = pool_weights(m);
     const float* e = m.tensor("backbone.embeddings.weight");
     w->embed.assign(e, e + int64_t(w->V) * w->D0);
     return w;
+}
+
+int64_t half_weight_count(const Prepared& w) {
+    int64_t n = 0;
+    for (const auto& s : w.stacks) n += kernels::half_weight_count(*s);
+    return n;
 }
 
 struct Stepper::Impl {

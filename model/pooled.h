@@ -75,8 +75,12 @@ void forward_tokens(const Model& m, const int32_t* tokens, int64_t L, float* log
 // products transposed, the embeddings): made once, read-only, shared by every Stepper of the
 // model (the Synth's voices and their guidance streams: one copy in memory and in the caches,
 // not one per stream). The model may go away once it is made.
+// options: kernels::PrepareOptions for every stack (half_weights off: the step reads floats
+// only, to time one against the other).
 struct Prepared;
-std::shared_ptr<const Prepared> prepare(const Model& m);
+std::shared_ptr<const Prepared> prepare(const Model& m, kernels::PrepareOptions options = {});
+// The weights every stack's step reads as halves (kernels::half_weight_count, summed).
+int64_t half_weight_count(const Prepared& w);
 
 // The recurrent step of S streams, one sample each per call; allocation-free after construction.
 class Stepper {

@@ -29,6 +29,7 @@ struct BenchShape {
     bool harmonic = false;  // A_log made harmonic (kernels/harmonic_decay.h): one exp per channel
     bool fixed_dt = false;  // Δ fixed per channel (kernels/fixed_dt.h): decays from a table, no exp
     bool lti = false;       // every layer LTI: Δ, B and C constants per channel, no x_proj, no exp
+    bool f16 = false;       // every weight rounded to a half, as a model stored as F16: the step reads halves
 };
 
 struct BenchOptions {
@@ -76,6 +77,8 @@ Model random_model(const BenchShape& s) {
     m.init_random(1, 0.3f);
     if (s.harmonic) m.for_each_A_log(m.data(), kernels::make_decays_harmonic);
     if (s.fixed_dt) m.zero_dt_inputs(m.data());
+    if (s.f16)
+        for (int64_t i = 0; i < m.parameter_count(); ++i) m.data()[i] = kernels::round_to_half(m.data()[i]);
     return m;
 }
 
@@ -116,6 +119,10 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
     for (float& f : x) f = uni(rng);
     for (int32_t& tk : tok) tk = int32_t(rng() % uint32_t(V));
     auto P = kernels::prepare_model(v);
+    // A model stored as F16: the step reads halves of its large products (kernels::PrepareOptions),
+    // timed beside the same step reading the floats ("step_floats")
+    const int64_t halves = kernels::half_weight_count(*P);
+    auto P_floats = halves > 0 ? kernels::prepare_model(v, {.half_weights = false}) : nullptr;
     std::vector<Row> rows;
 
     // reference (float64, the oracle): a short sequence is enough to time it
@@ -125,13 +132,14 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
                         else kernels::reference_forward_continuous(v, x.data(), Lref, y.data());
                     }, double(Lref), opt.seconds)});
     // step: one sample for all streams per call (the audio thread's path)
-    {
-        auto S = kernels::make_state(*P, streams);
+    for (const kernels::PreparedModel* Q : {P.get(), P_floats.get()}) {
+        if (!Q) continue;
+        auto S = kernels::make_state(*Q, streams);
         int64_t t = 0;
-        rows.push_back({"step", time_ns_per([&] {
+        rows.push_back({Q == P.get() ? "step" : "step_floats", time_ns_per([&] {
                             t = (t + 1) % L;
-                            if (gen) kernels::step_tokens(*P, *S, tok.data() + t * streams, y.data());
-                            else kernels::step_continuous(*P, *S, x.data() + t * I * streams, y.data());
+                            if (gen) kernels::step_tokens(*Q, *S, tok.data() + t * streams, y.data());
+                            else kernels::step_continuous(*Q, *S, x.data() + t * I * streams, y.data());
                         }, double(streams), opt.seconds)});
     }
     // block64, block512: a plugin host's block through the scan, one thread
@@ -152,10 +160,15 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
                         }, double(sc.len) * streams, opt.seconds)});
     }
 
-    const kernels::WorkPerSample w = kernels::work_per_sample(v);
-    const kernels::Floors fl = kernels::floors(w, peaks);
-    // the step's floor counts its bytes too; blocks and the scan read each weight once a block
-    auto floor_of = [&](const Row& r) { return r.path == "step" ? fl.step_ns() : fl.compute_ns; };
+    const kernels::WorkPerSample w_floats = kernels::work_per_sample(v);
+    kernels::WorkPerSample w = w_floats;
+    w.weight_bytes -= 2.0 * double(halves);  // the step's halves: two bytes each, not four
+    const kernels::Floors fl = kernels::floors(w, peaks), fl_floats = kernels::floors(w_floats, peaks);
+    // the step's floor counts its bytes too (the bytes it reads: halves where it reads halves);
+    // blocks and the scan read each weight once a block
+    auto floor_of = [&](const Row& r) {
+        return r.path == "step" ? fl.step_ns() : r.path == "step_floats" ? fl_floats.step_ns() : fl.compute_ns;
+    };
     const double ref_ns = rows[0].ns_per_sample;
     const bool harmonic = kernels::decays_harmonic(v);  // every layer: one exp per channel
     bool fixed_dt = true;                               // every layer: decays from a table
@@ -169,7 +182,7 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
     struct Form { const char* name; const char* mark; };
     const Form form = lti ? Form{"lti", "(lti)"} : fixed_dt ? Form{"fixed_dt", "(Δ)"}
                       : harmonic ? Form{"harmonic", "(h)"} : Form{"free", ""};
-    const std::string kind = std::string(kind_name(c.kind)) + form.mark;
+    const std::string kind = std::string(kind_name(c.kind)) + form.mark + (halves > 0 ? "(f16)" : "");
     // 11 characters on screen: "Δ" takes two bytes and one column
     const int kind_width = 11 + int(std::count_if(kind.begin(), kind.end(), [](char ch) { return (ch & 0xC0) == 0x80; }));
     for (const Row& r : rows) {
@@ -180,7 +193,7 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
         if (opt.json) {
             nlohmann::json j = {{"kind", kind_name(c.kind)}, {"d_model", c.d_model}, {"n_layers", c.n_layers},
                                 {"d_inner", c.d_inner}, {"d_state", c.d_state},
-                                {"decays", form.name},
+                                {"decays", form.name}, {"step_half_weights", halves},
                                 {"params", m.parameter_count()}, {"streams", streams}, {"path", r.path},
                                 {"isa", kernels::to_string(kernels::active_isa())},
                                 {"ns_per_sample", r.ns_per_sample}, {"pct_core_48k", pct48},
@@ -234,11 +247,18 @@ void bench_pooled(const BenchTarget& t, const BenchOptions& opt, const kernels::
     rows.push_back({"reference", time_ns_per([&] {
                         pooled::reference_forward_tokens_f64(m, tok.data(), Lref, nullptr, yd.data(), nullptr);
                     }, double(Lref), opt.seconds)});
-    pooled::Stepper step(m, 1);
-    int64_t ts = 0;
-    rows.push_back({"step", time_ns_per([&] {  // a whole period per call: its bursts included
-                        for (int k = 0; k < c.pool_period(); ++k, ts = (ts + 1) % L) step.step(tok.data() + ts, y.data());
-                    }, double(c.pool_period()), opt.seconds)});
+    // the step (halves where a stack's matrices are F16-exact), and beside it, where it reads any
+    // halves, the same step reading the floats
+    auto weights = pooled::prepare(m);
+    const bool any_halves = pooled::half_weight_count(*weights) > 0;
+    for (bool floats : {false, true}) {
+        if (floats && !any_halves) break;
+        pooled::Stepper step(floats ? pooled::prepare(m, {.half_weights = false}) : weights, 1);
+        int64_t ts = 0;
+        rows.push_back({floats ? "step_floats" : "step", time_ns_per([&] {  // whole periods: their bursts included
+                            for (int k = 0; k < c.pool_period(); ++k, ts = (ts + 1) % L) step.step(tok.data() + ts, y.data());
+                        }, double(c.pool_period()), opt.seconds)});
+    }
     // the forward made once, as for a long file (its buffers are megabytes: made afresh each
     // call, their page faults cost this VM as much as the arithmetic)
     kernels::ThreadPool pool1(1);
@@ -272,7 +292,7 @@ void bench_pooled(const BenchTarget& t, const BenchOptions& opt, const kernels::
         const double pct = r.ns_per_sample * t.rate_hz * 1e-7;
         if (opt.json) {
             nlohmann::json j = {{"kind", kind_name(c.kind)}, {"d_model", c.d_model}, {"n_layers", c.n_layers},
-                                {"pool", c.pool}, {"params", m.parameter_count()}, {"streams", 1}, {"path", r.path},
+                                {"pool", c.pool}, {"params", m.parameter_count()}, {"step_half_weights", any_halves}, {"streams", 1}, {"path", r.path},
                                 {"isa", kernels::to_string(kernels::active_isa())}, {"ns_per_sample", r.ns_per_sample},
                                 {"pct_core_48k", r.ns_per_sample * 48000.0 * 1e-7}, {"pct_core", pct},
                                 {"x_realtime", 100.0 / pct}, {"samples_per_s", 1e9 / r.ns_per_sample},
@@ -281,7 +301,8 @@ void bench_pooled(const BenchTarget& t, const BenchOptions& opt, const kernels::
                                 {"model", t.file}, {"sample_rate_hz", t.rate_hz}};
             std::printf("%s\n", j.dump().c_str());
         } else {
-            std::printf("%-11s D%-3d x%-2d %-6s %-14s %10.1f %9.2f%% %9.1fx %11.3g %9.1fx %9.1f %7.2fx\n", "gen(pooled)",
+            std::printf("%-11s D%-3d x%-2d %-6s %-14s %10.1f %9.2f%% %9.1fx %11.3g %9.1fx %9.1f %7.2fx\n",
+                        any_halves ? "gen(pooled)(f16)" : "gen(pooled)",
                         c.d_model, c.n_layers, "mono", r.path.c_str(), r.ns_per_sample, pct, 100.0 / pct,
                         1e9 / r.ns_per_sample, ref_ns / r.ns_per_sample, floor_ns, r.ns_per_sample / floor_ns);
         }
@@ -337,6 +358,8 @@ void run_bench(const BenchOptions& opt) {
             {IoKind::continuous, 32, 4, 1},
             {IoKind::continuous, 32, 4, 2},
             {IoKind::continuous, 64, 8, 1}, {IoKind::mulaw8, 64, 4, 1},
+            // the same two stored as F16: the step reads halves (and "step_floats" the floats)
+            {IoKind::continuous, 64, 8, 1, false, false, false, true}, {IoKind::mulaw8, 64, 4, 1, false, false, false, true},
         };
         for (const BenchShape& s : shapes) {
             if (opt.quick && s.d_model == 64 && s.kind == IoKind::continuous) continue;

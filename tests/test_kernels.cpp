@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -530,4 +532,123 @@ TEST_CASE("a task that throws in the thread pool comes back to the caller, and t
     ran = 0;
     pool.run(4, [&](int) { ++ran; });
     CHECK(ran == 4);
+}
+
+TEST_CASE("a model stored as F16: the step reads half-precision weights and gives the same floats", "[kernels][f16]") {
+    // What a model stored as F16 (the digits_large preset) gets: prepare_model keeps halves of
+    // in_proj, x_proj's B and C rows, out_proj and lm_head for the step. Widened they are the
+    // floats, so the step must give the float step's floats and the scan's, bit for bit, on
+    // every build; a wrong widening, a row scale (in_proj's and lm_head's folded norms) applied
+    // twice or not at all, or a copy made of a matrix that is not exact, shows as a difference.
+    struct Case { const char* name; IoKind kind; int d_model, n_layers; std::vector<int> lti; };
+    const std::vector<Case> cases = {
+        {"generator D64x2 (wide in_proj and head)", IoKind::mulaw8, 64, 2, {}},
+        {"effect D64x2, layer 1 LTI", IoKind::continuous, 64, 2, {1}},
+        {"effect D24x2 (no fixed shape)", IoKind::continuous, 24, 2, {}},
+        {"generator D16x2 (the register step: floats)", IoKind::mulaw8, 16, 2, {}},
+    };
+    const int64_t L = 300;
+    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
+        if (!isa_supported(isa)) continue;
+        set_isa_for_testing(isa);
+        uint64_t seed = 900;
+        for (const Case& c : cases) {
+            const Shape s{c.name, c.d_model, c.n_layers, 16, 4, c.kind == IoKind::continuous ? 1 : 0, true};
+            Model m = lti_model(c.kind, s, c.lti, ++seed);
+            float* w = m.data();
+            for (int64_t i = 0; i < m.parameter_count(); ++i) w[i] = round_to_half(w[i]);
+            const bool gen = c.kind == IoKind::mulaw8;
+            const int I = gen ? 1 : m.config().n_in(), O = gen ? m.config().vocab : 1;
+            const int D = c.d_model, E = m.config().d_inner, N = 16, V = gen ? O : 0;
+            INFO(c.name << ", isa " << to_string(isa));
+            auto half = prepare_model(m.view());
+            auto full = prepare_model(m.view(), PrepareOptions{.half_weights = false});
+            // every large product in halves (an LTI layer has no B, C product), none when off
+            const int64_t expected =
+                c.n_layers * int64_t(3 * D * E) + (c.n_layers - int64_t(c.lti.size())) * 2 * N * E + int64_t(D) * V;
+            CHECK(half_weight_count(*half) == (isa == Isa::baseline ? 0 : expected));
+            CHECK(half_weight_count(*full) == 0);
+            // a model not stored as F16 gets none: one weight of layer 0's out_proj off the grid
+            Model off = m;
+            off.tensor("backbone.layers.0.mixer.out_proj.weight")[5] *= 1.0f + 1e-6f;
+            CHECK(half_weight_count(*prepare_model(off.view())) == (isa == Isa::baseline ? 0 : expected - D * E));
+
+            std::vector<int32_t> tok(static_cast<size_t>(L));
+            for (int64_t t = 0; t < L; ++t) tok[size_t(t)] = int32_t((t * 53 + 7) % std::max(V, 1));
+            const auto x = test::random_effect_input(L, I, seed);
+            auto run_step = [&](const PreparedModel& P, std::vector<float>& out) {
+                auto St = make_state(P, 2);  // two streams: the second reads what the first left in cache
+                std::vector<float> o(2 * size_t(O));
+                std::vector<float> in(2 * size_t(I));
+                std::vector<int32_t> tk(2);
+                for (int64_t t = 0; t < L; ++t) {
+                    tk[0] = tok[size_t(t)];
+                    tk[1] = tok[size_t(L - 1 - t)];
+                    for (int i = 0; i < I; ++i) {
+                        in[size_t(i)] = x[size_t(t * I + i)];
+                        in[size_t(I + i)] = x[size_t((L - 1 - t) * I + i)];
+                    }
+                    if (gen) step_tokens(P, *St, tk.data(), o.data());
+                    else step_continuous(P, *St, in.data(), o.data());
+                    out.insert(out.end(), o.begin(), o.end());
+                }
+                const float* a = stream_state(*St, 0);
+                return std::vector<float>(a, a + 2 * stream_state_floats(*St));
+            };
+            std::vector<float> step_h, step_f, scan(size_t(L) * O);
+            const auto state_h = run_step(*half, step_h), state_f = run_step(*full, step_f);
+            CHECK(test::max_abs_diff(step_h, step_f) == 0.0);
+            CHECK(test::max_abs_diff(state_h, state_f) == 0.0);
+            auto Sc = make_state(*half, 1, 64);
+            if (gen) scan_tokens(*half, *Sc, 0, tok.data(), L, scan.data(), nullptr);
+            else scan_continuous(*half, *Sc, 0, x.data(), L, scan.data(), nullptr);
+            std::vector<float> step0;  // stream 0 of the half step
+            for (int64_t t = 0; t < L; ++t)
+                step0.insert(step0.end(), step_h.begin() + t * 2 * O, step_h.begin() + t * 2 * O + O);
+            CHECK(test::max_abs_diff(step0, scan) == 0.0);
+            // and the reference, as for every model
+            std::vector<float> ref(size_t(L) * O);
+            if (gen) reference_forward_tokens(m.view(), tok.data(), L, ref.data());
+            else reference_forward_continuous(m.view(), x.data(), L, ref.data());
+            CHECK(test::rel_error(step0, ref) <= 1e-4);
+        }
+    }
+    reset_isa_for_testing();
+}
+
+TEST_CASE("half precision: rounding to the nearest half and the exactness test agree", "[kernels][f16]") {
+    uint16_t bits = 0;
+    // ties to even, at 1 and in the subnormal halves
+    CHECK(round_to_half(1.0f + 0x1p-11f) == 1.0f);
+    CHECK(round_to_half(1.0f + 3 * 0x1p-11f) == 1.0f + 0x1p-9f);
+    CHECK(round_to_half(3 * 0x1p-25f) == 0x1p-23f);
+    CHECK(round_to_half(0x1p-25f) == 0.0f);
+    CHECK(round_to_half(-1e-9f) == 0.0f);
+    CHECK(round_to_half(65504.0f) == 65504.0f);
+    // the bits of a few known halves
+    REQUIRE(half_bits(1.0f, bits));
+    CHECK(bits == 0x3C00);
+    REQUIRE(half_bits(-2.0f, bits));
+    CHECK(bits == 0xC000);
+    REQUIRE(half_bits(0x1p-24f, bits));  // the smallest subnormal half
+    CHECK(bits == 0x0001);
+    REQUIRE(half_bits(0x1p-14f - 0x1p-24f, bits));  // the largest subnormal half
+    CHECK(bits == 0x03FF);
+    REQUIRE(half_bits(65504.0f, bits));
+    CHECK(bits == 0x7BFF);
+    CHECK_FALSE(half_bits(1.0f + 0x1p-11f, bits));
+    CHECK_FALSE(half_bits(0x1p-25f, bits));
+    CHECK_FALSE(half_bits(65536.0f, bits));
+    // random values over the weights' range: each rounds to a half within half a unit in its last place
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (int i = 0; i < 100000; ++i) {
+        const float v = normal(rng) * std::ldexp(1.0f, int(rng() % 30) - 25);
+        const float h = round_to_half(v);
+        INFO(v << " -> " << h);
+        REQUIRE(half_bits(h, bits));
+        const float ulp = std::fabs(v) < 0x1p-14f ? 0x1p-24f : std::ldexp(1.0f, std::ilogb(v) - 10);
+        REQUIRE(std::fabs(h - v) <= 0.5f * ulp);
+        REQUIRE(round_to_half(h) == h);
+    }
 }
