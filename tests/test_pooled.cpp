@@ -308,3 +308,25 @@ TEST_CASE("pooled: files round-trip, and bad configs are refused clearly", "[poo
     c.pool = {4};
     CHECK_THROWS_WITH(Model(c), Catch::Contains("pooled models are generators"));
 }
+
+TEST_CASE("pooled: a model stored as F16 steps on halves, bit for bit the forward's floats", "[pooled][f16]") {
+    // digits_large's case: every weight a half, so each stack's step reads half-precision copies
+    // (kernels::PrepareOptions) at d_model 64, 128 and 256, shapes of no fixed kind but 64
+    PoolCase k{"D64, pools 4 and 4, one layer a stack", 64, 1, {4, 4}, {}, 3};
+    Model m = pooled_model(k);
+    for (int64_t i = 0; i < m.parameter_count(); ++i) m.data()[i] = kernels::round_to_half(m.data()[i]);
+    const int64_t L = 3 * m.config().pool_period() + 5;
+    const std::vector<int32_t> tok = test::random_tokens(L, 11);
+    std::vector<float> scan(static_cast<size_t>(L * 256));
+    pooled::forward_tokens(m, tok.data(), L, scan.data(), nullptr);
+    for (bool halves : {true, false}) {
+        INFO("halves " << halves);
+        auto w = pooled::prepare(m, {.half_weights = halves});
+        if (kernels::active_isa() != kernels::Isa::baseline) CHECK((pooled::half_weight_count(*w) > 0) == halves);
+        pooled::Stepper step(w, 1);
+        std::vector<float> got(static_cast<size_t>(L * 256));
+        for (int64_t t = 0; t < L; ++t) step.step(&tok[size_t(t)], got.data() + t * 256);
+        CHECK(got == scan);
+    }
+    CHECK(test::rel_error(scan, to_float(reference_logits(m, tok))) <= 1e-4);
+}
