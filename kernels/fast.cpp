@@ -264,7 +264,13 @@ PreparedModelPtr prepare_model(const ModelView& m, PrepareOptions options) {
     }
     P->norm_f = norm_f; P->embed = embed; P->lm_T = lm_T;
     P->stem_T = stem_T; P->stem_b = stem_b; P->head_w = head_w;
-    if (options.half_weights) add_half_copies(*P, m);
+    // MW_STEP_HALVES=0 in the environment: floats only, whatever the caller asked (to time a
+    // model stored as F16 both ways with one build: mw_plugin_bench, generate)
+    static const bool halves_allowed = [] {
+        const char* env = std::getenv("MW_STEP_HALVES");
+        return !(env && std::string(env) == "0");
+    }();
+    if (options.half_weights && halves_allowed) add_half_copies(*P, m);
     return P;
 }
 

@@ -36,7 +36,8 @@ using PreparedModelPtr = std::unique_ptr<PreparedModel, PreparedModelDeleter>;
 // single-sample step reads a half-precision copy of it instead of the floats. Widened, the
 // halves are the floats bit for bit, so every path still gives the same floats; the step moves
 // half the bytes for those matrices (the d_model 64 models' weights stop streaming from L3).
-// Off: the step reads floats only (to measure one against the other).
+// Off: the step reads floats only (to measure one against the other); MW_STEP_HALVES=0 in the
+// environment turns it off for every model the process prepares.
 struct PrepareOptions {
     bool half_weights = true;
 };
