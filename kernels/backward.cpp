@@ -140,12 +140,13 @@ void prepare(TapeData& d, const ModelView& m, int64_t L) {
                 A[int64_t(n) * Ep + e] = float(a);
                 A2[int64_t(n) * Ep + e] = float(a * log2e);
             }
-            float a2_max = 0.0f;
-            for (int n = 0; n < N; ++n) a2_max = std::max(a2_max, std::fabs(A2[int64_t(n) * Ep + e]));
-            dt_max[e] = a2_max > 0.0f ? 125.0f / a2_max : 3.0e38f;
+            // past Δ = 125 / min_n |A2| every decay is below 2^-125 (as in kernels/fast.cpp)
+            float a2_min = 3.0e38f;
+            for (int n = 0; n < N; ++n) a2_min = std::min(a2_min, std::fabs(A2[int64_t(n) * Ep + e]));
+            dt_max[e] = a2_min > 0.0f && a2_min < 3.0e38f ? 125.0f / a2_min : 3.0e38f;
             if (lti) {
                 // Δ = softplus(b) and σ(b) in float64; the decay 2^(min(Δ, dt_max)·A2) as the
-                // selective scan forms it (dt_max keeps it a normal float)
+                // fast kernels' table has it (past dt_max every decay is below 2^-125 anyway)
                 const double x = double(dt_b[e]);
                 const double ex = std::exp(-std::fabs(x));
                 dt_c[e] = float(fixed_delta(x));

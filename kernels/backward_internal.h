@@ -41,7 +41,7 @@ struct TapeLayer {
     const float* dec_c;   // [N][Ep]   LTI: the decay exp(min(Δ, dt_max)·A), constant
     const float* A;       // [N][Ep]   A = -exp(A_log)
     const float* A2;      // [N][Ep]   A·log2(e): exp(Δ·A) = 2^(Δ·A2)
-    const float* dt_max;  // [Ep]      125 / max_n |A2|: beyond it every decay is below 2^-125
+    const float* dt_max;  // [Ep]      125 / min_n |A2|: beyond it every decay is below 2^-125
     const float* Dskip;   // [Ep]
     const float* out_T;   // [E][Dp]
     const float* out_W;   // [D][Ep]

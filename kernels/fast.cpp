@@ -214,9 +214,12 @@ PreparedModelPtr prepare_model(const ModelView& m, PrepareOptions options) {
             dt_b[e] = w.dt_proj_b[e];
             for (int n = 0; n < N; ++n)
                 A2_T[int64_t(n) * Ep + e] = float(-std::exp(double(w.A_log[e * N + n])) * log2e);
-            float a2_max = 0.0f;
-            for (int n = 0; n < N; ++n) a2_max = std::max(a2_max, std::fabs(A2_T[int64_t(n) * Ep + e]));
-            dt_max[e] = a2_max > 0.0f ? 125.0f / a2_max : 3.0e38f;
+            // past Δ = 125 / min_n |A2| every decay of the channel is below 2^-125 (the slowest
+            // state's too); not max_n, which would freeze the slow states' decays at a Δ where
+            // only the fastest has vanished
+            float a2_min = 3.0e38f;
+            for (int n = 0; n < N; ++n) a2_min = std::min(a2_min, std::fabs(A2_T[int64_t(n) * Ep + e]));
+            dt_max[e] = a2_min > 0.0f && a2_min < 3.0e38f ? 125.0f / a2_min : 3.0e38f;
             Dskip[e] = w.D[e];
             for (int o = 0; o < D; ++o) out_T[int64_t(e) * Dp + o] = w.out_proj_w[int64_t(o) * E + e];
         }

@@ -83,7 +83,7 @@ struct PreparedLayer {
     const float* dt_T;    // [R][Ep]
     const float* dt_b;    // [Ep]
     const float* A2_T;    // [N][Ep]   A·log2(e) = -exp(A_log)·log2(e), so exp(Δ·A) = 2^(Δ·A2)
-    const float* dt_max;  // [Ep]      125 / max_n |A2|: past it every decay is < 2^-125, i.e. zero
+    const float* dt_max;  // [Ep]      125 / min_n |A2|: past it every decay is < 2^-125, i.e. zero
     const float* Dskip;   // [Ep]
     const float* out_T;   // [E][Dp]
     // A_log rows of the harmonic form (harmonic_decay.h): exp(Δ·A[n]) = exp(Δ·A[0])^(n+1), one

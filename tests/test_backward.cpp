@@ -273,10 +273,13 @@ void check_gradients(const Case& k, const std::vector<int>& lti = {}, bool every
 }
 
 // The tape's forward (output and state out) against the float64 reference, both ISA builds.
-void check_forward(const Case& k, const std::vector<int>& lti = {}) {
+// large_steps: test::make_steps_large's Δ and decay rates (the tape must not treat a channel as
+// dead once its fastest state has decayed to nothing)
+void check_forward(const Case& k, const std::vector<int>& lti = {}, bool large_steps = false) {
     for (kernels::Isa isa : {kernels::Isa::avx2, kernels::Isa::baseline}) {
         kernels::set_isa_for_testing(isa);
-        const Model m = make_model(k, lti);
+        Model m = make_model(k, lti);
+        if (large_steps) test::make_steps_large(m, k.seed + 1);
         const Example ex = make_example(m, k);
         const int64_t S = m.state_floats_per_stream();
         const size_t n_out = size_t(ex.effect ? ex.L : ex.L * 256);
@@ -340,6 +343,11 @@ TEST_CASE("tape forward equals the float64 reference, state in and out", "[backw
         {"generator D16x2 untied", IoKind::mulaw8, 16, 2, 16, 4, 0, 0, false, false, true, true, 300, 64, 0, 24},
     };
     for (const Case& k : cases) check_forward(k);
+    // large steps beside slow states, selective and LTI layers
+    check_forward({"effect D16x2 large steps", IoKind::continuous, 16, 2, 16, 4, 0, 1, true, true, true, true, 500, 64, 0, 25},
+                  {}, true);
+    check_forward({"effect D16x2 large steps, layer 1 LTI", IoKind::continuous, 16, 2, 16, 4, 0, 1, true, true, true, true,
+                   500, 64, 0, 26}, {1}, true);
 }
 
 TEST_CASE("tape forward equals the inference scan, and their states are interchangeable", "[backward]") {

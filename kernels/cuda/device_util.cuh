@@ -116,8 +116,8 @@ inline float a_log2e(float a_log) {
 
 // An LTI layer's constants (scan_lti.cuh), made on the host as the CPU tape makes them
 // (kernels/backward.cpp): Δ = softplus(dt_bias) and σ(dt_bias) in float64, the decay
-// 2^(min(Δ, dt_max)·A2) with dt_max = 125 / max_n |A2| (past it every decay is below 2^-125,
-// zero for the scan; the clamp keeps the CPU's exp2 in range, and here gives the same numbers),
+// 2^(min(Δ, dt_max)·A2) with dt_max = 125 / min_n |A2| (past it every decay is below 2^-125;
+// the CPU's tables clamp so, and here it gives the same numbers),
 // b̄ = Δ·B rounded once. decay, bbar and C are [N][E] (channel fastest, for coalesced loads),
 // A [E][N] = -exp(A_log), delta and dsig [E].
 struct LtiConstants {
@@ -135,9 +135,9 @@ inline LtiConstants lti_constants(const LayerView& w, int E, int N) {
         const double x = double(w.dt_proj_b[e]), ex = std::exp(-std::fabs(x)), delta = fixed_delta(x);
         k.delta[size_t(e)] = float(delta);
         k.dsig[size_t(e)] = float(x >= 0.0 ? 1.0 / (1.0 + ex) : ex / (1.0 + ex));
-        float a2_max = 0.0f;
-        for (int n = 0; n < N; ++n) a2_max = std::max(a2_max, std::fabs(a_log2e(w.A_log[int64_t(e) * N + n])));
-        const float dt_max = a2_max > 0.0f ? 125.0f / a2_max : 3.0e38f;
+        float a2_min = 3.0e38f;
+        for (int n = 0; n < N; ++n) a2_min = std::min(a2_min, std::fabs(a_log2e(w.A_log[int64_t(e) * N + n])));
+        const float dt_max = a2_min > 0.0f && a2_min < 3.0e38f ? 125.0f / a2_min : 3.0e38f;
         const double dtc = double(std::min(k.delta[size_t(e)], dt_max));
         for (int n = 0; n < N; ++n) {
             const size_t en = size_t(e) * N + n, ne = size_t(n) * E + e;
