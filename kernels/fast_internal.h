@@ -19,59 +19,36 @@ namespace mw::kernels {
 
 constexpr int pad8(int n) { return (n + 7) & ~7; }
 
-// 64-byte aligned, zero-initialised floats; never reallocates after construction.
-class AlignedFloats {
+// 64-byte aligned, zero-initialised elements (floats; IEEE half bit patterns for the step's
+// half-precision weights, PreparedLayer::in_h and the like); never reallocates after construction.
+template <class T>
+class AlignedArray {
 public:
-    AlignedFloats() = default;
-    explicit AlignedFloats(size_t n) : n_(n) {
-        const size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
-        data_ = static_cast<float*>(std::aligned_alloc(64, bytes ? bytes : 64));
+    AlignedArray() = default;
+    explicit AlignedArray(size_t n) : n_(n) {
+        const size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
+        data_ = static_cast<T*>(std::aligned_alloc(64, bytes ? bytes : 64));
         if (!data_) throw std::bad_alloc();
-        for (size_t i = 0; i < n; ++i) data_[i] = 0.0f;
+        for (size_t i = 0; i < n; ++i) data_[i] = T(0);
     }
-    ~AlignedFloats() { std::free(data_); }
-    AlignedFloats(AlignedFloats&& o) noexcept : data_(o.data_), n_(o.n_) { o.data_ = nullptr; o.n_ = 0; }
-    AlignedFloats& operator=(AlignedFloats&& o) noexcept {
+    ~AlignedArray() { std::free(data_); }
+    AlignedArray(AlignedArray&& o) noexcept : data_(o.data_), n_(o.n_) { o.data_ = nullptr; o.n_ = 0; }
+    AlignedArray& operator=(AlignedArray&& o) noexcept {
         std::swap(data_, o.data_);
         std::swap(n_, o.n_);
         return *this;
     }
-    AlignedFloats(const AlignedFloats&) = delete;
-    AlignedFloats& operator=(const AlignedFloats&) = delete;
-    float* data() const { return data_; }
+    AlignedArray(const AlignedArray&) = delete;
+    AlignedArray& operator=(const AlignedArray&) = delete;
+    T* data() const { return data_; }
     size_t size() const { return n_; }
 
 private:
-    float* data_ = nullptr;
+    T* data_ = nullptr;
     size_t n_ = 0;
 };
-
-// The same for IEEE half-precision bit patterns (PreparedLayer::in_h and the like).
-class AlignedHalves {
-public:
-    AlignedHalves() = default;
-    explicit AlignedHalves(size_t n) : n_(n) {
-        const size_t bytes = ((n * sizeof(uint16_t) + 63) / 64) * 64;
-        data_ = static_cast<uint16_t*>(std::aligned_alloc(64, bytes ? bytes : 64));
-        if (!data_) throw std::bad_alloc();
-        for (size_t i = 0; i < n; ++i) data_[i] = 0;
-    }
-    ~AlignedHalves() { std::free(data_); }
-    AlignedHalves(AlignedHalves&& o) noexcept : data_(o.data_), n_(o.n_) { o.data_ = nullptr; o.n_ = 0; }
-    AlignedHalves& operator=(AlignedHalves&& o) noexcept {
-        std::swap(data_, o.data_);
-        std::swap(n_, o.n_);
-        return *this;
-    }
-    AlignedHalves(const AlignedHalves&) = delete;
-    AlignedHalves& operator=(const AlignedHalves&) = delete;
-    uint16_t* data() const { return data_; }
-    size_t size() const { return n_; }
-
-private:
-    uint16_t* data_ = nullptr;
-    size_t n_ = 0;
-};
+using AlignedFloats = AlignedArray<float>;
+using AlignedHalves = AlignedArray<uint16_t>;
 
 struct PreparedLayer {
     const float* in_T;    // [D][2Ep]  in_proj with the RMSNorm weight folded in (row i · norm_w[i]);
