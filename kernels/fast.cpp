@@ -120,6 +120,18 @@ bool copy_if_half(int rows, int cols, int ld, At at, std::vector<uint16_t>& out)
     return true;
 }
 
+// Whether a layer of this shape keeps its norm weight apart when its in_proj is in halves: not
+// the AVX-512 register step's shapes (Dp <= 32, whose in_proj reads in_T folded), and Ep >= Dp
+// (the scan puts x ⊙ norm in the rows of y).
+bool unfold_norm(int Dp, int Ep) { return Dp > 32 && Ep >= Dp; }
+
+bool all_halves(const float* w, int64_t n) {
+    uint16_t bits;
+    for (int64_t i = 0; i < n; ++i)
+        if (!half_bits(w[i], bits)) return false;
+    return true;
+}
+
 // PreparedLayer::in_h, xbc_h, out_h and PreparedModel::lm_h, where the model's matrices allow.
 void add_half_copies(PreparedModel& P, const ModelView& m) {
     const int D = P.D, Dp = P.Dp, E = P.E, Ep = P.Ep, N = P.N, R = P.R, BCp = P.BCp, V = P.V, Vp = P.Vp;
@@ -131,13 +143,13 @@ void add_half_copies(PreparedModel& P, const ModelView& m) {
         PreparedLayer& L = P.layers[size_t(l)];
         // in_T's layout: row i, column o (u) or Ep + o - E (z), before the norm is folded in
         auto in_at = [&](int i, int c) { return c < E ? w.in_proj_w[int64_t(c) * D + i] : c >= Ep && c < Ep + E ? w.in_proj_w[int64_t(c - Ep + E) * D + i] : 0.0f; };
-        if (copy_if_half(D, 2 * Ep, 2 * Ep, in_at, h)) pieces.push_back({&L.in_h, std::move(h)});
+        if (L.in_unfolded && copy_if_half(D, 2 * Ep, 2 * Ep, in_at, h)) pieces.push_back({&L.in_h, std::move(h)});
         if (!L.lti && copy_if_half(E, 2 * N, BCp, [&](int e, int o) { return w.x_proj_w[int64_t(R + o) * E + e]; }, h))
             pieces.push_back({&L.xbc_h, std::move(h)});
         if (copy_if_half(E, D, Dp, [&](int e, int o) { return w.out_proj_w[int64_t(o) * E + e]; }, h))
             pieces.push_back({&L.out_h, std::move(h)});
     }
-    if (V > 0 && copy_if_half(D, V, Vp, [&](int i, int v) { return m.lm_head_w[int64_t(v) * D + i]; }, h))
+    if (P.lm_unfolded && copy_if_half(D, V, Vp, [&](int i, int v) { return m.lm_head_w[int64_t(v) * D + i]; }, h))
         pieces.push_back({&P.lm_h, std::move(h)});
     if (pieces.empty()) return;
     // one block, every piece starting on a 64-byte line
@@ -202,9 +214,13 @@ PreparedModelPtr prepare_model(const ModelView& m, PrepareOptions options) {
         float* in_norm = take(Dp);
         for (int i = 0; i < D; ++i) in_norm[i] = w.norm_w[i];
         const bool lti = is_lti(w);  // no x_proj, no dt_proj.weight: B and C are the layer's own
+        // the norm weight folded into in_T, except where in_proj is exactly in halves (and the
+        // shape is not the register step's): then it stays apart, so that in_T is exact in halves
+        const bool unfold = unfold_norm(P->Dp, P->Ep) && all_halves(w.in_proj_w, int64_t(2) * E * D);
         for (int o = 0; o < 2 * E; ++o)  // output o: u channel o (o < E) or z channel o - E
             for (int i = 0; i < D; ++i)
-                in_T[int64_t(i) * 2 * Ep + (o < E ? o : Ep + o - E)] = w.in_proj_w[int64_t(o) * D + i] * w.norm_w[i];
+                in_T[int64_t(i) * 2 * Ep + (o < E ? o : Ep + o - E)] =
+                    unfold ? w.in_proj_w[int64_t(o) * D + i] : w.in_proj_w[int64_t(o) * D + i] * w.norm_w[i];
         for (int e = 0; e < E; ++e) {
             for (int k = 0; k < K; ++k) conv_T[int64_t(k) * Ep + e] = w.conv_w[e * K + k];
             conv_b[e] = w.conv_b[e];
@@ -243,6 +259,7 @@ PreparedModelPtr prepare_model(const ModelView& m, PrepareOptions options) {
         P->layers.push_back({in_T, conv_T, conv_b, xr, xbc_T, dt_T, dt_b, A2_T, dt_max, Dskip, out_T,
                              decays_harmonic(w.A_log, E, N), fixed, delta_c, abar_T, lti, bbar_T, C_T});
         P->layers.back().in_norm = in_norm;
+        P->layers.back().in_unfolded = unfold;
     }
     float* norm_f = take(Dp);
     float* embed = take(int64_t(V) * Dp);
@@ -251,10 +268,13 @@ PreparedModelPtr prepare_model(const ModelView& m, PrepareOptions options) {
     float* stem_b = take(Dp);
     float* head_w = take(Dp);
     for (int i = 0; i < D && m.norm_f_w; ++i) norm_f[i] = m.norm_f_w[i];  // a stack alone has none
+    // norm_f folded into lm_T, or left apart as in the layers
+    P->lm_unfolded = V > 0 && unfold_norm(Dp, Ep) && all_halves(m.lm_head_w, int64_t(V) * D);
     for (int v = 0; v < V; ++v)
         for (int i = 0; i < D; ++i) {
             embed[int64_t(v) * Dp + i] = m.embed_w[int64_t(v) * D + i];
-            lm_T[int64_t(i) * Vp + v] = m.lm_head_w[int64_t(v) * D + i] * m.norm_f_w[i];  // norm_f folded in
+            lm_T[int64_t(i) * Vp + v] =
+                P->lm_unfolded ? m.lm_head_w[int64_t(v) * D + i] : m.lm_head_w[int64_t(v) * D + i] * m.norm_f_w[i];
         }
     if (m.head == HeadKind::continuous) {
         for (int i = 0; i < D; ++i) {

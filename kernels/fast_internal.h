@@ -51,8 +51,8 @@ using AlignedFloats = AlignedArray<float>;
 using AlignedHalves = AlignedArray<uint16_t>;
 
 struct PreparedLayer {
-    const float* in_T;    // [D][2Ep]  in_proj with the RMSNorm weight folded in (row i · norm_w[i]);
-                          //           columns 0..Ep-1 give u, Ep..2Ep-1 give z
+    const float* in_T;    // [D][2Ep]  in_proj with the RMSNorm weight folded in (row i · norm_w[i]),
+                          //           unless in_unfolded; columns 0..Ep-1 give u, Ep..2Ep-1 give z
     const float* conv_T;  // [K][Ep]
     const float* conv_b;  // [Ep]
     const float* xr;      // [R][Ep]   the x_proj rows giving r (zero past E): one dot product each
@@ -77,15 +77,19 @@ struct PreparedLayer {
     bool lti;
     const float* bbar_T;  // [N][Ep] (lti only; zero past E)
     const float* C_T;     // [N][Ep] (lti only; zero past E)
-    // Half-precision copies of the three large products, which the single-sample step reads in
-    // their place (the scan keeps the floats): made by prepare_model only where every weight of
-    // the matrix is exactly an IEEE half (a model stored as F16), and null otherwise. Widened to
-    // float they are the float matrices bit for bit, so the step's floats do not change; a step
-    // that streams its weights from L2 or L3 moves half the bytes. in_h is in_proj unfolded:
-    // in_h[k][·] widened, times in_norm[k], is in_T[k][·] exactly (a product of two halves is
-    // exact in float), so the GEMV multiplies each weight vector by its row's norm weight.
+    // A layer whose in_proj is exactly in halves (a model stored as F16), d_model over 32 (not
+    // the register step's shapes) and Ep >= Dp: in_T is in_proj as it is, the norm weight left
+    // unfolded, and every path multiplies x by in_norm before the product (in_row, in_rows), so
+    // that in_T's halves are exact too. Decided by the weights alone, so the halves' presence
+    // (PrepareOptions) does not change a float.
+    bool in_unfolded = false;
+    const float* in_norm = nullptr;   // [Dp]     the layer's RMSNorm weight
+    // Half-precision copies of the large products, which the single-sample step reads in their
+    // place (the scan keeps the floats): made by prepare_model only where every weight of the
+    // matrix is exactly an IEEE half, and null otherwise. Widened to float they are the float
+    // matrices bit for bit, so the step's floats do not change; a step that streams its weights
+    // from L2 or L3 moves half the bytes. in_h only where in_unfolded.
     const uint16_t* in_h = nullptr;   // [D][2Ep]
-    const float* in_norm = nullptr;   // [Dp]     the norm weight folded into in_T's rows
     const uint16_t* xbc_h = nullptr;  // [E][BCp]
     const uint16_t* out_h = nullptr;  // [E][Dp]
 };
@@ -119,8 +123,9 @@ struct PreparedModel {
     const float* head_w;  // [Dp]
     float head_b;
     bool skip;
-    // lm_head unfolded in halves (as PreparedLayer::in_h): lm_h[k][·] widened, times norm_f[k],
-    // is lm_T[k][·] exactly; null unless every lm_head weight is exactly a half.
+    // lm_head as PreparedLayer's in_proj: lm_unfolded, lm_T is lm_head itself and x is multiplied
+    // by norm_f first; lm_h its halves (only where lm_unfolded).
+    bool lm_unfolded = false;
     const uint16_t* lm_h = nullptr;   // [D][Vp]
     AlignedHalves halves;             // the storage of every *_h above
 
