@@ -45,7 +45,9 @@ Isa active_isa() {
 bool isa_supported(Isa isa) {
 #if defined(MW_HAVE_X86)
     __builtin_cpu_init();
-    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    // (F16C too: the AVX2 and AVX-512 builds widen the step's half-precision weights with it;
+    // every AVX2 CPU has it, but it is a flag of its own)
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     switch (isa) {
     case Isa::baseline: return true;
     case Isa::avx2: return avx2;
