@@ -189,7 +189,7 @@ PreparedModelPtr prepare_model(const ModelView& m, PrepareOptions options) {
                               int64_t(R) * Ep + Ep + int64_t(N) * Ep + Ep + Ep + int64_t(E) * Dp +
                               Ep + int64_t(N) * Ep +       // delta_c, abar_T
                               2 * int64_t(N) * Ep +        // bbar_T, C_T
-                              Dp;                          // in_norm
+                              Dp + Ep;                     // in_norm, dt_safe
     const int64_t heads = Dp + int64_t(V) * Dp + int64_t(D) * Vp + int64_t(I) * Dp + Dp + Dp;
     P->storage = AlignedFloats(size_t(per_layer * d.n_layers + heads));
     float* cursor = P->storage.data();
@@ -214,6 +214,7 @@ PreparedModelPtr prepare_model(const ModelView& m, PrepareOptions options) {
         float* bbar_T = take(int64_t(N) * Ep);
         float* C_T = take(int64_t(N) * Ep);
         float* in_norm = take(Dp);
+        float* dt_safe = take(Ep);
         for (int i = 0; i < D; ++i) in_norm[i] = w.norm_w[i];
         const bool lti = is_lti(w);  // no x_proj, no dt_proj.weight: B and C are the layer's own
         // the norm weight folded into in_T, except where in_proj is exactly in halves (and the
@@ -238,10 +239,13 @@ PreparedModelPtr prepare_model(const ModelView& m, PrepareOptions options) {
             float a2_min = 3.0e38f;
             for (int n = 0; n < N; ++n) a2_min = std::min(a2_min, std::fabs(A2_T[int64_t(n) * Ep + e]));
             dt_max[e] = a2_min > 0.0f && a2_min < 3.0e38f ? 125.0f / a2_min : 3.0e38f;
+            float a2_max = 0.0f;
+            for (int n = 0; n < N; ++n) a2_max = std::max(a2_max, std::fabs(A2_T[int64_t(n) * Ep + e]));
+            dt_safe[e] = a2_max > 0.0f ? 125.0f / a2_max : 3.0e38f;
             Dskip[e] = w.D[e];
             for (int o = 0; o < D; ++o) out_T[int64_t(e) * Dp + o] = w.out_proj_w[int64_t(o) * E + e];
         }
-        for (int e = E; e < Ep; ++e) dt_max[e] = 3.0e38f;  // padding channels: A2 = 0
+        for (int e = E; e < Ep; ++e) dt_max[e] = dt_safe[e] = 3.0e38f;  // padding channels: A2 = 0
         // A fixed Δ's decays, and an LTI layer's Δ·B, in float64 (the reference's own values,
         // rounded once): the padding channels keep Δ = 0 and a decay of 1 on a state that stays
         // zero (their Δ·B and C are zero).
@@ -262,6 +266,7 @@ PreparedModelPtr prepare_model(const ModelView& m, PrepareOptions options) {
                              decays_harmonic(w.A_log, E, N), fixed, delta_c, abar_T, lti, bbar_T, C_T});
         P->layers.back().in_norm = in_norm;
         P->layers.back().in_unfolded = unfold;
+        P->layers.back().dt_safe = dt_safe;
     }
     float* norm_f = take(Dp);
     float* embed = take(int64_t(V) * Dp);

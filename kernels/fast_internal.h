@@ -83,6 +83,9 @@ struct PreparedLayer {
     // that in_T's halves are exact too. Decided by the weights alone, so the halves' presence
     // (PrepareOptions) does not change a float.
     bool in_unfolded = false;
+    // [Ep] 125 / max_n |A2|: up to it no Δ·A2 falls under -125, so a block of channels whose Δ
+    // are all under it takes its exponentials without the clamp (Decays::safe)
+    const float* dt_safe = nullptr;
     const float* in_norm = nullptr;   // [Dp]     the layer's RMSNorm weight
     // Half-precision copies of the large products, which the single-sample step reads in their
     // place (the scan keeps the floats): made by prepare_model only where every weight of the
