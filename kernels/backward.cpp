@@ -140,10 +140,7 @@ void prepare(TapeData& d, const ModelView& m, int64_t L) {
                 A[int64_t(n) * Ep + e] = float(a);
                 A2[int64_t(n) * Ep + e] = float(a * log2e);
             }
-            // past Δ = 125 / min_n |A2| every decay is below 2^-125 (as in kernels/fast.cpp)
-            float a2_min = 3.0e38f;
-            for (int n = 0; n < N; ++n) a2_min = std::min(a2_min, std::fabs(A2[int64_t(n) * Ep + e]));
-            dt_max[e] = a2_min > 0.0f && a2_min < 3.0e38f ? 125.0f / a2_min : 3.0e38f;
+            dt_max[e] = decays_vanish_dt(w.A_log + int64_t(e) * N, N);  // as kernels/fast.cpp
             if (lti) {
                 // Δ = softplus(b) and σ(b) in float64; the decay 2^(min(Δ, dt_max)·A2) as the
                 // fast kernels' table has it (past dt_max every decay is below 2^-125 anyway)

@@ -111,14 +111,12 @@ bool half_bits(float v, uint16_t& bits) {
 
 namespace {
 
-// A float matrix given by its (row, column) entries, copied into halves of the same layout
-// ([rows][ld], zero padding) if every entry is exact; nothing (and false) otherwise.
-template <class At>
-bool copy_if_half(int rows, int cols, int ld, At at, std::vector<uint16_t>& out) {
-    out.assign(size_t(rows) * size_t(ld), 0);
-    for (int r = 0; r < rows; ++r)
-        for (int c = 0; c < cols; ++c)
-            if (!half_bits(at(r, c), out[size_t(r) * size_t(ld) + size_t(c)])) return false;
+// The halves of n prepared floats (a matrix in the kernels' layout, padding included), if every
+// one is exact; false otherwise.
+bool copy_if_half(const float* f, int64_t n, std::vector<uint16_t>& out) {
+    out.resize(size_t(n));
+    for (int64_t i = 0; i < n; ++i)
+        if (!half_bits(f[i], out[size_t(i)])) return false;
     return true;
 }
 
@@ -134,25 +132,20 @@ bool all_halves(const float* w, int64_t n) {
     return true;
 }
 
-// PreparedLayer::in_h, xbc_h, out_h and PreparedModel::lm_h, where the model's matrices allow.
-void add_half_copies(PreparedModel& P, const ModelView& m) {
-    const int D = P.D, Dp = P.Dp, E = P.E, Ep = P.Ep, N = P.N, R = P.R, BCp = P.BCp, V = P.V, Vp = P.Vp;
+// PreparedLayer::in_h, xbc_h, out_h and PreparedModel::lm_h, where the prepared floats allow: in_T
+// and lm_T where their norm weights are unfolded (they are exact then), xbc_T and out_T where
+// the model's values are.
+void add_half_copies(PreparedModel& P) {
+    const int64_t D = P.D, Dp = P.Dp, E = P.E, Ep = P.Ep, BCp = P.BCp, Vp = P.Vp;
     struct Piece { const uint16_t** slot; std::vector<uint16_t> h; };
     std::vector<Piece> pieces;
     std::vector<uint16_t> h;
-    for (int l = 0; l < P.n_layers; ++l) {
-        const LayerView& w = m.layers[size_t(l)];
-        PreparedLayer& L = P.layers[size_t(l)];
-        // in_T's layout: row i, column o (u) or Ep + o - E (z), before the norm is folded in
-        auto in_at = [&](int i, int c) { return c < E ? w.in_proj_w[int64_t(c) * D + i] : c >= Ep && c < Ep + E ? w.in_proj_w[int64_t(c - Ep + E) * D + i] : 0.0f; };
-        if (L.in_unfolded && copy_if_half(D, 2 * Ep, 2 * Ep, in_at, h)) pieces.push_back({&L.in_h, std::move(h)});
-        if (!L.lti && copy_if_half(E, 2 * N, BCp, [&](int e, int o) { return w.x_proj_w[int64_t(R + o) * E + e]; }, h))
-            pieces.push_back({&L.xbc_h, std::move(h)});
-        if (copy_if_half(E, D, Dp, [&](int e, int o) { return w.out_proj_w[int64_t(o) * E + e]; }, h))
-            pieces.push_back({&L.out_h, std::move(h)});
+    for (PreparedLayer& L : P.layers) {
+        if (L.in_unfolded && copy_if_half(L.in_T, D * 2 * Ep, h)) pieces.push_back({&L.in_h, std::move(h)});
+        if (!L.lti && copy_if_half(L.xbc_T, E * BCp, h)) pieces.push_back({&L.xbc_h, std::move(h)});
+        if (copy_if_half(L.out_T, E * Dp, h)) pieces.push_back({&L.out_h, std::move(h)});
     }
-    if (P.lm_unfolded && copy_if_half(D, V, Vp, [&](int i, int v) { return m.lm_head_w[int64_t(v) * D + i]; }, h))
-        pieces.push_back({&P.lm_h, std::move(h)});
+    if (P.lm_unfolded && copy_if_half(P.lm_T, D * Vp, h)) pieces.push_back({&P.lm_h, std::move(h)});
     if (pieces.empty()) return;
     // one block, every piece starting on a 64-byte line
     auto rounded = [](size_t n) { return (n + 31) & ~size_t(31); };
@@ -233,15 +226,10 @@ PreparedModelPtr prepare_model(const ModelView& m, PrepareOptions options) {
             dt_b[e] = w.dt_proj_b[e];
             for (int n = 0; n < N; ++n)
                 A2_T[int64_t(n) * Ep + e] = float(-std::exp(double(w.A_log[e * N + n])) * log2e);
-            // past Δ = 125 / min_n |A2| every decay of the channel is below 2^-125 (the slowest
-            // state's too); not max_n, which would freeze the slow states' decays at a Δ where
-            // only the fastest has vanished
-            float a2_min = 3.0e38f;
-            for (int n = 0; n < N; ++n) a2_min = std::min(a2_min, std::fabs(A2_T[int64_t(n) * Ep + e]));
-            dt_max[e] = a2_min > 0.0f && a2_min < 3.0e38f ? 125.0f / a2_min : 3.0e38f;
-            float a2_max = 0.0f;
-            for (int n = 0; n < N; ++n) a2_max = std::max(a2_max, std::fabs(A2_T[int64_t(n) * Ep + e]));
-            dt_safe[e] = a2_max > 0.0f ? 125.0f / a2_max : 3.0e38f;
+            // Δ clamped only where every decay of the channel has vanished (the slowest state's
+            // too: not where only the fastest has, which froze the slow states' decays once)
+            dt_max[e] = decays_vanish_dt(w.A_log + int64_t(e) * N, N);
+            dt_safe[e] = fastest_vanish_dt(w.A_log + int64_t(e) * N, N);
             Dskip[e] = w.D[e];
             for (int o = 0; o < D; ++o) out_T[int64_t(e) * Dp + o] = w.out_proj_w[int64_t(o) * E + e];
         }
@@ -300,7 +288,7 @@ PreparedModelPtr prepare_model(const ModelView& m, PrepareOptions options) {
         const char* env = std::getenv("MW_STEP_HALVES");
         return !(env && std::string(env) == "0");
     }();
-    if (options.half_weights && halves_allowed) add_half_copies(*P, m);
+    if (options.half_weights && halves_allowed) add_half_copies(*P);
     return P;
 }
 

@@ -17,6 +17,22 @@ namespace mw::kernels {
 // the caller): the fast paths' decay table and the training tape's LTI constants.
 inline double fixed_delta(double dt_bias) { return dt_bias > 20.0 ? dt_bias : std::log1p(std::exp(dt_bias)); }
 
+// The step sizes past which a channel's decays 2^(Δ·A2) fall below 2^-125, A2 = A·log2(e) =
+// -exp(A_log)·log2(e) as every path rounds it (in float64, once), A_log the channel's [N] row:
+// past decays_vanish_dt (125 / min_n |A2|) every decay does, so Δ may be clamped there; up to
+// fastest_vanish_dt (125 / max_n |A2|) none does, so Δ·A2 >= -125 needs no clamp. 3e38 where
+// no decay is below 1 (no states, or A2 = 0). |A2| grows with A_log, so the extreme A_log gives it.
+inline float vanish_dt(float a_log) {
+    const float a2 = float(std::exp(double(a_log)) * 1.4426950408889634);
+    return a2 > 0.0f ? 125.0f / a2 : 3.0e38f;
+}
+inline float decays_vanish_dt(const float* A_log, int N) {
+    return N > 0 ? vanish_dt(*std::min_element(A_log, A_log + N)) : 3.0e38f;
+}
+inline float fastest_vanish_dt(const float* A_log, int N) {
+    return N > 0 ? vanish_dt(*std::max_element(A_log, A_log + N)) : 3.0e38f;
+}
+
 // An LTI layer's Δ is fixed by construction (it has neither x_proj nor dt_proj.weight).
 inline bool dt_fixed(const LayerView& w, const Dims& d) {
     if (is_lti(w)) return true;

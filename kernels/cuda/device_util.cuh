@@ -135,9 +135,7 @@ inline LtiConstants lti_constants(const LayerView& w, int E, int N) {
         const double x = double(w.dt_proj_b[e]), ex = std::exp(-std::fabs(x)), delta = fixed_delta(x);
         k.delta[size_t(e)] = float(delta);
         k.dsig[size_t(e)] = float(x >= 0.0 ? 1.0 / (1.0 + ex) : ex / (1.0 + ex));
-        float a2_min = 3.0e38f;
-        for (int n = 0; n < N; ++n) a2_min = std::min(a2_min, std::fabs(a_log2e(w.A_log[int64_t(e) * N + n])));
-        const float dt_max = a2_min > 0.0f && a2_min < 3.0e38f ? 125.0f / a2_min : 3.0e38f;
+        const float dt_max = decays_vanish_dt(w.A_log + int64_t(e) * N, N);
         const double dtc = double(std::min(k.delta[size_t(e)], dt_max));
         for (int n = 0; n < N; ++n) {
             const size_t en = size_t(e) * N + n, ne = size_t(n) * E + e;
