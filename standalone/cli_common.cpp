@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -200,6 +201,19 @@ std::vector<float> resolve_controls(const ModelConfig& config,
         settings.emplace_back(name, parse_float(a.substr(eq + 1), "--control " + a));
     }
     return resolve_controls(config, settings);
+}
+
+const CLI::Validator& positive_number() {
+    static const CLI::Validator v(
+        [](std::string& text) -> std::string {
+            char* end = nullptr;
+            const double x = std::strtod(text.c_str(), &end);
+            if (text.empty() || *end != '\0' || !(x > 0.0) || !std::isfinite(x))
+                return "expected a number > 0, found '" + text + "'";
+            return {};
+        },
+        "NUMBER > 0", "POSITIVE");
+    return v;
 }
 
 void add_model_option(CLI::App& sub, std::string& model_path) {

@@ -59,6 +59,10 @@ std::string describe_labels(const ModelConfig& config);
 // knows otherwise.
 int label_index_or_throw(const ModelConfig& config, const std::string& label, const std::string& model_path);
 
+// A number above zero, for ->check(): "expected a number > 0, found 0" (CLI11's PositiveNumber
+// says "not in range 0.000000 to" and the largest double, all 309 digits of it).
+const CLI::Validator& positive_number();
+
 // Options several subcommands take.
 void add_model_option(CLI::App& sub, std::string& model_path);
 void add_threads_option(CLI::App& sub, int& threads, const char* help = "CPU threads for the scan (0 = all cores)");

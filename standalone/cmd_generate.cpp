@@ -197,7 +197,7 @@ void add_generate_command(CLI::App& app) {
     add_model_option(*sub, o->model_path);
     sub->add_option("--seconds,-s", o->seconds, "Length of the audio to generate, in seconds")
         ->required()
-        ->check(CLI::PositiveNumber)
+        ->check(positive_number())
         ->check(CLI::Range(0.0, kMaxSeconds));
     sub->add_option("--out,-o", o->out_path, "Output audio file (.wav or .flac), mono, at the "
                                              "model's sample rate")

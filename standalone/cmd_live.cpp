@@ -523,7 +523,7 @@ void add_live_command(CLI::App& app) {
     sub->add_option("--record", o->record_path,
                     "Also write the output to this file (.wav 32-bit float or .flac), from a writer thread");
     sub->add_option("--seconds", o->seconds, "Stop after this many seconds (default: run until Ctrl-C or SIGTERM)")
-        ->check(CLI::PositiveNumber);
+        ->check(positive_number());
     sub->footer(
         "The model runs on the audio thread with the plugin's engine (an effect a buffer at a time,\n"
         "a generator one sample at a time): nothing is allocated, locked or printed there. Once a second a status line shows the engine's load\n"

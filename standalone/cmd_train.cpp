@@ -561,7 +561,7 @@ void add_train_command(CLI::App& app) {
     g_model->add_option("--rate", o->rate_hz, "Model sample rate in Hz (default: the target file's; generators 8000)");
     g_model->add_flag("--no-skip", o->no_skip, "Effect: no input-to-output skip (the model makes the whole output)");
     auto* g_opt = sub->add_option_group("optimisation");
-    g_opt->add_option("--steps", o->t.steps, "Optimiser steps")->capture_default_str()->check(CLI::PositiveNumber);
+    g_opt->add_option("--steps", o->t.steps, "Optimiser steps")->capture_default_str()->check(positive_number());
     g_opt->add_option("--batch", o->t.batch, "Sequences per step")->capture_default_str()->check(CLI::Range(1, 4096));
     g_opt->add_option("--segment", o->t.segment, "Samples per sequence per step (truncated backprop length)")
         ->capture_default_str();
@@ -591,7 +591,7 @@ void add_train_command(CLI::App& app) {
                     "(x_proj's Delta rows and dt_proj.weight held at zero). Decays become constants per layer "
                     "(docs/ABLATION.md)");
     g_opt->add_option("--val-every", o->t.validate_every, "Validate (and export if best) every N steps")
-        ->capture_default_str()->check(CLI::PositiveNumber);
+        ->capture_default_str()->check(positive_number());
     g_opt->add_option("--checkpoint-every", o->checkpoint_every, "Checkpoint every N steps (and on Ctrl-C)")
         ->capture_default_str();
     g_opt->add_option("--seed", o->t.seed, "Seed of the initial weights and the data order")->capture_default_str();

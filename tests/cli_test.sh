@@ -267,6 +267,10 @@ check "... the same audio as on several threads" bash -c "cmp gt_001.wav gc_001.
 check "generate --count 2 with a prime" "$MW" generate -m gen.safetensors --seconds 0.1 --out gp.wav --prime prime.wav --count 2 --seed 9 --device cpu
 check "generate --count 2 with a prime writes two 800-frame clips" bash -c "[[ \$($PY h.py wav_info gp_001.wav) == '8000 1 800' && \$($PY h.py wav_info gp_002.wav) == '8000 1 800' ]]"
 refuse "generate --count 0" 2 "--count" "$MW" generate -m gen.safetensors --seconds 0.1 --out fails/o.wav --count 0
+# a number that must be above zero says so, not a range up to the largest double
+refuse "generate --seconds 0" 2 "--seconds|expected a number > 0, found '0'" "$MW" generate -m gen.safetensors --seconds 0 --out fails/o.wav
+cp last.out seconds0.out
+check "... in lines of readable length" bash -c "[[ \$(wc -L < seconds0.out) -lt 200 ]]"
 refuse "generate --count 257" 2 "--count" "$MW" generate -m gen.safetensors --seconds 0.1 --out fails/o.wav --count 257
 refuse "generate bad --device" 2 "--device|bogus" "$MW" generate -m gen.safetensors --seconds 0.1 --out fails/o.wav --device bogus
 # --device cuda: clips of the GPU sampler where a GPU is present, else a usage error naming why.

@@ -71,6 +71,7 @@ check "eval reports the pre-emphasised ESR and the sample count" \
 # --resume continues exactly: 20 steps in one go equal 10 + 10 after a resume.
 check "train 20 steps in one run" "$MW" "${TRAIN[@]}" --steps 20 --checkpoint-every 10 --out a.safetensors
 check "train 10 steps" "$MW" "${TRAIN[@]}" --steps 10 --out b.safetensors
+refuse "train --steps 0" 2 "--steps|expected a number > 0, found '0'" "$MW" "${TRAIN[@]}" --steps 0 --out fails0.safetensors
 check "resume to 20 steps" "$MW" "${TRAIN[@]}" --steps 20 --out b.safetensors --resume
 check "resumed weights equal the uninterrupted run's, bit for bit" \
     cmp a.run/checkpoint/model.safetensors b.run/checkpoint/model.safetensors
