@@ -275,11 +275,12 @@ void check_gradients(const Case& k, const std::vector<int>& lti = {}, bool every
 // The tape's forward (output and state out) against the float64 reference, both ISA builds.
 // large_steps: test::make_steps_large's Δ and decay rates (the tape must not treat a channel as
 // dead once its fastest state has decayed to nothing)
-void check_forward(const Case& k, const std::vector<int>& lti = {}, bool large_steps = false) {
+// overflow: with large_steps, also a channel whose decay rate overflows a float (A_log 89)
+void check_forward(const Case& k, const std::vector<int>& lti = {}, bool large_steps = false, bool overflow = false) {
     for (kernels::Isa isa : {kernels::Isa::avx2, kernels::Isa::baseline}) {
         kernels::set_isa_for_testing(isa);
         Model m = make_model(k, lti);
-        if (large_steps) test::make_steps_large(m, k.seed + 1);
+        if (large_steps) test::make_steps_large(m, k.seed + 1, false, overflow);
         const Example ex = make_example(m, k);
         const int64_t S = m.state_floats_per_stream();
         const size_t n_out = size_t(ex.effect ? ex.L : ex.L * 256);
@@ -348,6 +349,8 @@ TEST_CASE("tape forward equals the float64 reference, state in and out", "[backw
                   {}, true);
     check_forward({"effect D16x2 large steps, layer 1 LTI", IoKind::continuous, 16, 2, 16, 4, 0, 1, true, true, true, true,
                    500, 64, 0, 26}, {1}, true);
+    check_forward({"effect D16x2 large steps, a channel's rate overflowing, layer 1 LTI", IoKind::continuous, 16, 2, 16, 4,
+                   0, 1, true, true, true, true, 500, 64, 0, 27}, {1}, true, true);
 }
 
 TEST_CASE("tape forward equals the inference scan, and their states are interchangeable", "[backward]") {

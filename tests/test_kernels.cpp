@@ -678,6 +678,14 @@ TEST_CASE("large steps beside slow states: step, scan and blocks match the refer
             check_all_paths(fx, 777, 2, 45, "effect D16x2, " + what);
             check_all_paths(gen, 300, 1, 46, "generator D64x1, " + what);
         }
+        // a channel whose decay rate overflows a float (A_log 89): its states vanish at every
+        // step, as in the reference; no path may clamp its Δ to nothing and keep the state
+        Model fx = test::random_model(IoKind::continuous, 16, 2, 16, 47, 1, true);
+        test::make_steps_large(fx, 48, false, true);
+        Model gen = test::random_model(IoKind::mulaw8, 64, 1, 16, 49);
+        test::make_steps_large(gen, 50, false, true);
+        check_all_paths(fx, 777, 2, 51, std::string("effect D16x2, a channel's rate overflowing, isa ") + to_string(isa));
+        check_all_paths(gen, 300, 1, 52, std::string("generator D64x1, a channel's rate overflowing, isa ") + to_string(isa));
     }
     reset_isa_for_testing();
 }

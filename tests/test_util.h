@@ -61,7 +61,9 @@ Model case_model(const Case& k) {
 // (Δ = softplus(·) about 1.7 to 3). A path that treats a channel as dead once its fastest state
 // is gone loses the slow ones: this is what caught the CPU kernels clamping Δ at 125/max|A·log2 e|.
 // harmonic: A_log[e][n] = c_e + log(n+1) instead (kernels/harmonic_decay.h's form), c_e in [-1, 1].
-inline void make_steps_large(Model& m, uint64_t seed, bool harmonic = false) {
+// overflow: also channel 0 of every layer with A_log = 89, whose rate exp(A_log)·log2(e)
+// overflows a float (its decays vanish at any step; the float paths hold A·log2(e) = -inf).
+inline void make_steps_large(Model& m, uint64_t seed, bool harmonic = false, bool overflow = false) {
     std::mt19937_64 rng(seed);
     std::uniform_real_distribution<float> jitter(-0.05f, 0.05f), bias(1.5f, 3.0f), centre(-1.0f, 1.0f);
     const ModelConfig& c = m.config();
@@ -77,6 +79,8 @@ inline void make_steps_large(Model& m, uint64_t seed, bool harmonic = false) {
                                             : -1.0f + 5.0f * float(n) / float(std::max(1, N - 1)) + jitter(rng);
             dt_b[e] = bias(rng);
         }
+        if (overflow)
+            for (int n = 0; n < N; ++n) A_log[n] = 89.0f;
     }
 }
 
