@@ -21,18 +21,20 @@ inline double fixed_delta(double dt_bias) { return dt_bias > 20.0 ? dt_bias : st
 // -exp(A_log)·log2(e) as every path rounds it (in float64, once), A_log the channel's [N] row:
 // past decays_vanish_dt (125 / min_n |A2|) every decay does, so Δ may be clamped there; up to
 // fastest_vanish_dt (125 / max_n |A2|) none does, so Δ·A2 >= -125 needs no clamp. 3e38 where
-// no decay is below 1 (no states, or A2 = 0), and where |A2| overflows a float (A_log above
-// about 88: every decay vanishes at any step, and a bound of 125/inf = 0 would clamp Δ to
-// nothing, making the decay 2^0 = 1). |A2| grows with A_log, so the extreme A_log gives it.
-inline float vanish_dt(float a_log) {
+// no decay is below 1 (no states, or A2 = 0). |A2| grows with A_log, so the extreme A_log gives it.
+// Where |A2| overflows a float (A_log above about 88) its decays vanish at any step: no clamp of
+// Δ then (a bound of 125/inf = 0 would make the product 0·inf; each path's clamp of the product
+// Δ·A2 at -125 holds it instead), and no step is safe from the product's clamp.
+inline float vanish_dt(float a_log, float where_rate_overflows) {
     const float a2 = float(std::exp(double(a_log)) * 1.4426950408889634);
-    return a2 > 0.0f && std::isfinite(a2) ? 125.0f / a2 : 3.0e38f;
+    if (!std::isfinite(a2)) return where_rate_overflows;
+    return a2 > 0.0f ? 125.0f / a2 : 3.0e38f;
 }
 inline float decays_vanish_dt(const float* A_log, int N) {
-    return N > 0 ? vanish_dt(*std::min_element(A_log, A_log + N)) : 3.0e38f;
+    return N > 0 ? vanish_dt(*std::min_element(A_log, A_log + N), 3.0e38f) : 3.0e38f;
 }
 inline float fastest_vanish_dt(const float* A_log, int N) {
-    return N > 0 ? vanish_dt(*std::max_element(A_log, A_log + N)) : 3.0e38f;
+    return N > 0 ? vanish_dt(*std::max_element(A_log, A_log + N), 0.0f) : 3.0e38f;
 }
 
 // An LTI layer's Δ is fixed by construction (it has neither x_proj nor dt_proj.weight).

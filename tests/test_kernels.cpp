@@ -686,6 +686,12 @@ TEST_CASE("large steps beside slow states: step, scan and blocks match the refer
         test::make_steps_large(gen, 50, false, true);
         check_all_paths(fx, 777, 2, 51, std::string("effect D16x2, a channel's rate overflowing, isa ") + to_string(isa));
         check_all_paths(gen, 300, 1, 52, std::string("generator D64x1, a channel's rate overflowing, isa ") + to_string(isa));
+        // ... and beside small steps, where the kernels skip the decays' clamp for a block whose
+        // steps are all under the point where its fastest decay vanishes: never for this channel
+        Model small = test::random_model(IoKind::continuous, 16, 2, 16, 53, 1, true);
+        for (int l = 0; l < 2; ++l) test::overflow_channel(small, l);
+        check_all_paths(small, 777, 2, 54, std::string("effect D16x2, small steps, a channel's rate overflowing, isa ") +
+                                               to_string(isa));
     }
     reset_isa_for_testing();
 }

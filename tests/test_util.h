@@ -55,14 +55,20 @@ Model case_model(const Case& k) {
     return m;
 }
 
+// Channel 0 of layer l given A_log = 89 in every state: its rate exp(A_log)·log2(e) overflows a
+// float, so its decays vanish at any step (the float paths hold A·log2(e) = -inf).
+inline void overflow_channel(Model& m, int l) {
+    float* A_log = m.tensor("backbone.layers." + std::to_string(l) + ".mixer.A_log");
+    for (int n = 0; n < m.config().d_state; ++n) A_log[n] = 89.0f;
+}
+
 // Every layer of m given large steps beside slow states, as trained models have: A_log spread
 // over [-1, 4] across each channel's states (|A| from 0.37 to 55: the fastest decays vanish
 // within a step of Δ = 1.6, the slowest keep most of the state) and dt biases in [1.5, 3]
 // (Δ = softplus(·) about 1.7 to 3). A path that treats a channel as dead once its fastest state
 // is gone loses the slow ones: this is what caught the CPU kernels clamping Δ at 125/max|A·log2 e|.
 // harmonic: A_log[e][n] = c_e + log(n+1) instead (kernels/harmonic_decay.h's form), c_e in [-1, 1].
-// overflow: also channel 0 of every layer with A_log = 89, whose rate exp(A_log)·log2(e)
-// overflows a float (its decays vanish at any step; the float paths hold A·log2(e) = -inf).
+// overflow: also overflow_channel(m, l) in every layer.
 inline void make_steps_large(Model& m, uint64_t seed, bool harmonic = false, bool overflow = false) {
     std::mt19937_64 rng(seed);
     std::uniform_real_distribution<float> jitter(-0.05f, 0.05f), bias(1.5f, 3.0f), centre(-1.0f, 1.0f);
@@ -79,8 +85,7 @@ inline void make_steps_large(Model& m, uint64_t seed, bool harmonic = false, boo
                                             : -1.0f + 5.0f * float(n) / float(std::max(1, N - 1)) + jitter(rng);
             dt_b[e] = bias(rng);
         }
-        if (overflow)
-            for (int n = 0; n < N; ++n) A_log[n] = 89.0f;
+        if (overflow) overflow_channel(m, l);
     }
 }
 
