@@ -108,10 +108,10 @@ pid=$!
 for _ in $(seq 600); do [[ -s c.run/log.csv ]] && [[ $(wc -l <c.run/log.csv) -gt 3 ]] && break; sleep 0.1; done
 kill -INT $pid
 rc=0; wait $pid || rc=$?
-cp c.log last.out
-check "Ctrl-C exits with 130 (found $rc)" test $rc -eq 130
+# (on failure, the trainer's own output: what it was doing when the signal came)
+check "Ctrl-C exits with 130 (found $rc)" sh -c "test $rc -eq 130 || { cat c.log; exit 1; }"
 check "Ctrl-C left a checkpoint and said how to resume" \
-    sh -c "test -f c.run/checkpoint/trainer.safetensors && grep -q -- --resume c.log"
+    sh -c "test -f c.run/checkpoint/trainer.safetensors && grep -q -- --resume c.log || { cat c.log; exit 1; }"
 
 # Bad captures.
 # LTI layers train end to end on the CPU, and the file says which layers they are.
