@@ -15,11 +15,11 @@ namespace mw::cli {
 
 namespace {
 
-volatile std::sig_atomic_t g_interrupted = 0;
+volatile std::sig_atomic_t g_interrupted = 0;  // the signal that stops the job, 0 while none has
 
-extern "C" void on_interrupt(int) {
-    g_interrupted = 1;
-    std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process
+extern "C" void on_interrupt(int signal) {
+    g_interrupted = signal;
+    std::signal(signal, SIG_DFL);  // a second one ends the process
 }
 
 std::string number_text(float x) {
@@ -294,9 +294,14 @@ std::string speed_summary(double audio_seconds, double wall_seconds) {
     return text;
 }
 
-void catch_interrupts() { std::signal(SIGINT, on_interrupt); }
+void catch_interrupts() {
+    std::signal(SIGINT, on_interrupt);
+    std::signal(SIGTERM, on_interrupt);
+}
 
 bool interrupted() { return g_interrupted != 0; }
+
+int interrupted_exit_code() { return 128 + (g_interrupted != 0 ? int(g_interrupted) : SIGINT); }
 
 void throw_if_interrupted() {
     if (g_interrupted) throw Interrupted("interrupted; no output file was written");

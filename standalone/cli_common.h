@@ -91,16 +91,22 @@ private:
 // "12.50 s of audio in 0.41 s wall (30.5x real time)"
 std::string speed_summary(double audio_seconds, double wall_seconds);
 
-// Ctrl-C during a long job: the first SIGINT only raises a flag, which the job checks between
-// segments through throw_if_interrupted(); the exception unwinds through the output writer,
-// which removes its temporary file. A second SIGINT ends the process at once.
+// Ctrl-C (SIGINT) or SIGTERM (`kill`, `timeout`, a batch scheduler's time limit) during a long
+// job: the first only raises a flag, which the job checks between segments through
+// throw_if_interrupted(); the exception unwinds through the output writer, which removes its
+// temporary file (train: finishes its step and writes a checkpoint). A second signal of the
+// same kind ends the process at once.
 struct Interrupted : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 void catch_interrupts();
-// True once Ctrl-C (SIGINT) has arrived.
+// True once SIGINT or SIGTERM has arrived.
 bool interrupted();
 void throw_if_interrupted();
+// The exit status of a job that stopped so: 128 + the signal, as shells report a process that
+// the signal ended (130 for SIGINT, 143 for SIGTERM).
+int interrupted_exit_code();
+constexpr bool is_interrupted_exit(int code) { return code == 128 + 2 || code == 128 + 15; }
 
 // A note for the user on stderr: "mambawave: note: ..."
 void note(const std::string& text);

@@ -1,7 +1,7 @@
 // `mambawave train`: trains an effect from a capture (input + recorded target, or a manifest
 // of captures with knob settings) or a generator from a folder of audio, on the CPU cores.
 // Validation every N steps; the best model so far is exported to --out with its training
-// record; checkpoints every N steps and on Ctrl-C; --resume continues exactly; a CSV log and
+// record; checkpoints every N steps and on Ctrl-C or SIGTERM; --resume continues exactly; a CSV log and
 // a PNG plot of the curves sit in the run directory.
 #include "standalone/cli_common.h"
 #include "standalone/commands.h"
@@ -248,7 +248,7 @@ void launch_ranks(const TrainCliOptions& o) {
                          ": the global batch is shared out, each GPU needs a lane");
     if (o.out.empty()) throw UsageError("--out MODEL.safetensors is required: where the trained model goes");
     const int code = run_ranks(o.gpus, run_dir_of(o));
-    if (code == 130) throw Interrupted("interrupted: every rank stopped at the same step; continue with --resume");
+    if (is_interrupted_exit(code)) throw Interrupted("interrupted: every rank stopped at the same step; continue with --resume");
     if (code != 0) throw std::runtime_error("a training rank failed (exit code " + std::to_string(code) + ")");
 }
 
@@ -592,7 +592,7 @@ void add_train_command(CLI::App& app) {
                     "(docs/ABLATION.md)");
     g_opt->add_option("--val-every", o->t.validate_every, "Validate (and export if best) every N steps")
         ->capture_default_str()->check(positive_number());
-    g_opt->add_option("--checkpoint-every", o->checkpoint_every, "Checkpoint every N steps (and on Ctrl-C)")
+    g_opt->add_option("--checkpoint-every", o->checkpoint_every, "Checkpoint every N steps (and on Ctrl-C or SIGTERM)")
         ->capture_default_str();
     g_opt->add_option("--seed", o->t.seed, "Seed of the initial weights and the data order")->capture_default_str();
     add_threads_option(*sub, o->t.threads);
@@ -629,8 +629,9 @@ void add_train_command(CLI::App& app) {
         "  mambawave train --data fsdd/train --out digits.safetensors --d-model 64 --layers 6\n\n"
         "Training runs on a CUDA GPU when there is one (--device), else on every core (--threads);\n"
         "--gpus N runs it on N GPUs at once (each takes --batch / N lanes of every step).\n"
-        "Ctrl-C saves a checkpoint; run the same command\n"
-        "with --resume to continue exactly. The run directory holds log.csv and curves.png.");
+        "Ctrl-C or SIGTERM (kill, timeout, a scheduler's time limit) saves a checkpoint;\n"
+        "run the same command with --resume to continue exactly. The run directory holds\n"
+        "log.csv and curves.png.");
     sub->callback([o] { run_train(*o); });
 }
 

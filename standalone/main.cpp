@@ -1,7 +1,7 @@
 // `mambawave`: the command-line face of the engine. main() only wires the subcommands and
 // turns every failure into one line on stderr and an exit code:
 //   0 success, 1 runtime failure (a bad model or audio file, I/O), 2 bad arguments,
-//   130 interrupted (Ctrl-C).
+//   130 interrupted by Ctrl-C (SIGINT), 143 by SIGTERM: the job stopped cleanly (train: a checkpoint).
 #include "standalone/cli_common.h"
 #include "standalone/commands.h"
 
@@ -14,7 +14,6 @@ namespace {
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
-constexpr int kExitInterrupted = 130;  // 128 + SIGINT, as shells report it
 
 int report(const std::string& message, int exit_code) {
     std::cerr << "mambawave: error: " << message << "\n";
@@ -78,7 +77,7 @@ int main(int argc, char** argv) {
         if (e.get_exit_code() == 0) return app.exit(e);  // --help
         return report(std::string(e.what()) + " (" + help_hint(app) + ")", kExitUsage);
     } catch (const mw::cli::Interrupted& e) {
-        return report(e.what(), kExitInterrupted);
+        return report(e.what(), mw::cli::interrupted_exit_code());  // 130 (Ctrl-C) or 143 (SIGTERM)
     } catch (const mw::cli::UsageError& e) {
         return report(e.what(), kExitUsage);
     } catch (const std::exception& e) {

@@ -127,16 +127,17 @@ int run_ranks(int gpus, const std::string& log_dir) {
             --left;
             const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
             if (code == 0) continue;
-            if (result == 0 || result == 130) result = code;  // the first real failure is the story
-            // 130: interrupted, and so are the others, each finishing its checkpoint: let them be.
-            // Any other failure leaves the rest waiting for it in NCCL forever: stop them.
-            if (code != 130 && !stopping) {
+            if (result == 0 || is_interrupted_exit(result)) result = code;  // the first real failure is the story
+            // 130 or 143: interrupted (SIGINT, SIGTERM), and so are the others, each finishing its
+            // checkpoint: let them be. Any other failure leaves the rest waiting for it in NCCL
+            // forever, where no flag is looked at: end them (SIGKILL, since SIGTERM only asks).
+            if (!is_interrupted_exit(code) && !stopping) {
                 note("rank " + std::to_string(i) + " failed (exit " + std::to_string(code) + ")" +
                      (i > 0 ? "; its log: " + log_dir + "/rank" + std::to_string(i) + ".log" : "") +
                      "; stopping the others");
                 stopping = true;
                 for (size_t j = 0; j < pids.size(); ++j)
-                    if (running[j]) kill(pids[j], SIGTERM);
+                    if (running[j]) kill(pids[j], SIGKILL);
             }
         }
     }

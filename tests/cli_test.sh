@@ -272,6 +272,21 @@ refuse "generate --seconds 0" 2 "--seconds|expected a number > 0, found '0'" "$M
 cp last.out seconds0.out
 check "... in lines of readable length" bash -c "[[ \$(wc -L < seconds0.out) -lt 200 ]]"
 refuse "generate --count 257" 2 "--count" "$MW" generate -m gen.safetensors --seconds 0.1 --out fails/o.wav --count 257
+
+# Ctrl-C (SIGINT) and SIGTERM stop a long job cleanly: exit 130 / 143, and no output file or
+# temporary file left (an hour of audio, four clips: far longer than the test waits).
+for sig in INT TERM; do
+    "$MW" generate -m gen.safetensors --seconds 3600 --count 4 --out "stop$sig.wav" --device cpu >"stop$sig.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 300); do compgen -G "stop${sig}_004.wav.tmp-*" >/dev/null && break; sleep 0.1; done
+    sleep 0.3
+    kill -"$sig" $pid
+    rc=0; wait $pid || rc=$?
+    want=$([[ $sig == INT ]] && echo 130 || echo 143)
+    check "SIG$sig stops generate with exit $want (found $rc)" sh -c "test $rc -eq $want || { cat stop$sig.log; exit 1; }"
+    check "SIG$sig: it says so, and no output or temporary file is left" sh -c \
+        "grep -q interrupted stop$sig.log && ! ls stop${sig}_* 2>/dev/null | grep -q . || { ls stop${sig}_*; cat stop$sig.log; exit 1; }"
+done
 refuse "generate bad --device" 2 "--device|bogus" "$MW" generate -m gen.safetensors --seconds 0.1 --out fails/o.wav --device bogus
 # --device cuda: clips of the GPU sampler where a GPU is present, else a usage error naming why.
 if "$MW" generate -m gen.safetensors --seconds 0.25 --out gg.wav --seed 3 --count 4 --device cuda >last.out 2>&1; then

@@ -112,6 +112,20 @@ rc=0; wait $pid || rc=$?
 check "Ctrl-C exits with 130 (found $rc)" sh -c "test $rc -eq 130 || { cat c.log; exit 1; }"
 check "Ctrl-C left a checkpoint and said how to resume" \
     sh -c "test -f c.run/checkpoint/trainer.safetensors && grep -q -- --resume c.log || { cat c.log; exit 1; }"
+# SIGTERM (kill, timeout, a batch scheduler's time limit) the same, with exit 143; the run resumes.
+"$MW" "${TRAIN[@]}" --steps 100000 --out t.safetensors >t.log 2>&1 &
+pid=$!
+for _ in $(seq 600); do [[ -s t.run/log.csv ]] && [[ $(wc -l <t.run/log.csv) -gt 3 ]] && break; sleep 0.1; done
+kill -TERM $pid
+rc=0; wait $pid || rc=$?
+check "SIGTERM exits with 143 (found $rc)" sh -c "test $rc -eq 143 || { cat t.log; exit 1; }"
+check "SIGTERM left a checkpoint and said how to resume" \
+    sh -c "test -f t.run/checkpoint/trainer.safetensors && grep -q -- --resume t.log || { cat t.log; exit 1; }"
+stopped=$(grep -oE "interrupted at step [0-9]+" t.log | grep -oE "[0-9]+$" || echo 0)
+check "... and --resume continues from its step ($stopped) to the next" \
+    "$MW" "${TRAIN[@]}" --steps $((stopped + 2)) --out t.safetensors --resume
+check "... the resumed run's log goes on from there" \
+    $PY -c "import csv; r=list(csv.DictReader(open('t.run/log.csv'))); assert int(r[-1]['step']) == $stopped + 2, r[-1]"
 
 # Bad captures.
 # LTI layers train end to end on the CPU, and the file says which layers they are.
