@@ -4,9 +4,13 @@
 //   130 interrupted by Ctrl-C (SIGINT), 143 by SIGTERM: the job stopped cleanly (train: a checkpoint).
 #include "standalone/cli_common.h"
 #include "standalone/commands.h"
+#include "kernels/fast.h"
+#include "model/comm.h"
+#include "model/engine.h"
 
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
 #include <iostream>
 #include <string>
 
@@ -40,6 +44,21 @@ void check_subcommand_name(CLI::App& app, int argc, char** argv) {
                               names + " (see 'mambawave --help')");
 }
 
+// `mambawave --version`: the release, and what this build and machine run the models with.
+std::string version_text() {
+    std::string why;
+    const bool cuda = mw::cuda_available(&why);
+    std::string text = std::string("mambawave ") + MW_VERSION + "\n";
+    const char* cap = std::getenv("MW_ISA");
+    text += std::string("CPU kernels: ") + mw::kernels::to_string(mw::kernels::active_isa()) +
+            (cap && *cap ? std::string(" (capped by MW_ISA=") + cap + ")"
+                         : std::string(" (picked for this CPU; MW_ISA=avx2 or MW_ISA=baseline caps it)")) +
+            "\n";
+    text += "CUDA: " + (cuda ? "yes, " + mw::cuda_device_name() : "no: " + why) + "\n";
+    text += std::string("NCCL (train --gpus N): ") + (mw::nccl_available() ? "yes" : "not in this build");
+    return text;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -48,6 +67,7 @@ int main(int argc, char** argv) {
                  "continue audio one mu-law sample at a time."};
     app.name("mambawave");
     app.require_subcommand(1);
+    app.set_version_flag("--version", version_text, "Print the version and what this build runs on (CPU kernels, CUDA, NCCL), then exit");
     app.footer("Examples:\n"
                "  mambawave info presets/ts9.safetensors\n"
                "  mambawave render -m presets/ts9.safetensors --in guitar.wav --out loud.wav "

@@ -355,6 +355,15 @@ check "failed commands left no output or temporary file" bash -c "[[ -z \$(ls -A
 # --- bench --model: a real model file timed on every CPU path ----------------------------------
 # REPO_ROOT may be relative to where the script started (we have cd'd to $WORK since).
 REPO=$(cd "$OLDPWD" && realpath "$2")
+
+# --- --version: the project's version and what this build runs on ------------------------------
+version=$(sed -nE 's/^project\(MambaWave VERSION ([0-9.]+).*/\1/p' "$REPO/CMakeLists.txt")
+check "--version names the release ($version) and the CPU kernels" bash -c \
+    "'$MW' --version | grep -qx 'mambawave $version' && '$MW' --version | grep -qE '^CPU kernels: (baseline|avx2|avx512)'"
+check "--version says when MW_ISA caps the kernels" bash -c \
+    "MW_ISA=baseline '$MW' --version | grep -qx 'CPU kernels: baseline (capped by MW_ISA=baseline)'"
+check "--version says whether CUDA and NCCL are there" bash -c \
+    "'$MW' --version | grep -qE '^CUDA: (yes|no)' && '$MW' --version | grep -qE '^NCCL .*: (yes|not in this build)'"
 PRESET=$REPO/presets/ts9.safetensors
 "$MW" bench --quick --model "$PRESET" --json >bench.json 2>last.out || echo "exit code $?" >>last.out
 check "bench --model --json: a line per path names the model, each with a positive time" $PY -c "
