@@ -101,31 +101,26 @@ check "a fresh run's record has no init" \
     $PY -c "import json; assert 'init' not in json.load(open('s1.json'))['training']"
 refuse "a second run into the same run dir is refused" 2 "--resume" \
     "$MW" "${TRAIN[@]}" --steps 10 --out b.safetensors
-# Ctrl-C: a checkpoint is written and the exit code says interrupted.
-"$MW" "${TRAIN[@]}" --steps 100000 --out c.safetensors >c.log 2>&1 &
-pid=$!
-# (up to 60 s for the first log lines: 10 s may not be enough under a loaded parallel ctest)
-for _ in $(seq 600); do [[ -s c.run/log.csv ]] && [[ $(wc -l <c.run/log.csv) -gt 3 ]] && break; sleep 0.1; done
-kill -INT $pid
-rc=0; wait $pid || rc=$?
-# (on failure, the trainer's own output: what it was doing when the signal came)
-check "Ctrl-C exits with 130 (found $rc)" sh -c "test $rc -eq 130 || { cat c.log; exit 1; }"
-check "Ctrl-C left a checkpoint and said how to resume" \
-    sh -c "test -f c.run/checkpoint/trainer.safetensors && grep -q -- --resume c.log || { cat c.log; exit 1; }"
-# SIGTERM (kill, timeout, a batch scheduler's time limit) the same, with exit 143; the run resumes.
-"$MW" "${TRAIN[@]}" --steps 100000 --out t.safetensors >t.log 2>&1 &
-pid=$!
-for _ in $(seq 600); do [[ -s t.run/log.csv ]] && [[ $(wc -l <t.run/log.csv) -gt 3 ]] && break; sleep 0.1; done
-kill -TERM $pid
-rc=0; wait $pid || rc=$?
-check "SIGTERM exits with 143 (found $rc)" sh -c "test $rc -eq 143 || { cat t.log; exit 1; }"
-check "SIGTERM left a checkpoint and said how to resume" \
-    sh -c "test -f t.run/checkpoint/trainer.safetensors && grep -q -- --resume t.log || { cat t.log; exit 1; }"
-stopped=$(grep -oE "interrupted at step [0-9]+" t.log | grep -oE "[0-9]+$" || echo 0)
-check "... and --resume continues from its step ($stopped) to the next" \
-    "$MW" "${TRAIN[@]}" --steps $((stopped + 2)) --out t.safetensors --resume
-check "... the resumed run's log goes on from there" \
-    $PY -c "import csv; r=list(csv.DictReader(open('t.run/log.csv'))); assert int(r[-1]['step']) == $stopped + 2, r[-1]"
+# Ctrl-C (SIGINT) and SIGTERM (kill, timeout, a batch scheduler's time limit): the trainer
+# finishes its step, writes a checkpoint and exits 130 / 143; the run resumes from there.
+for sig in INT TERM; do
+    run=stop$sig want=$([[ $sig == INT ]] && echo 130 || echo 143)
+    "$MW" "${TRAIN[@]}" --steps 100000 --out $run.safetensors >$run.log 2>&1 &
+    pid=$!
+    # (up to 60 s for the first log lines: 10 s may not be enough under a loaded parallel ctest)
+    for _ in $(seq 600); do [[ -s $run.run/log.csv ]] && [[ $(wc -l <$run.run/log.csv) -gt 3 ]] && break; sleep 0.1; done
+    kill -$sig $pid
+    rc=0; wait $pid || rc=$?
+    # (on failure, the trainer's own output: what it was doing when the signal came)
+    check "SIG$sig exits with $want (found $rc)" sh -c "test $rc -eq $want || { cat $run.log; exit 1; }"
+    check "SIG$sig left a checkpoint and said how to resume" \
+        sh -c "test -f $run.run/checkpoint/trainer.safetensors && grep -q -- --resume $run.log || { cat $run.log; exit 1; }"
+    stopped=$(grep -oE "interrupted at step [0-9]+" $run.log | grep -oE "[0-9]+$" || echo 0)
+    check "... and --resume continues from its step ($stopped) to the next" \
+        "$MW" "${TRAIN[@]}" --steps $((stopped + 2)) --out $run.safetensors --resume
+    check "... the resumed run's log goes on from there" \
+        $PY -c "import csv; r=list(csv.DictReader(open('$run.run/log.csv'))); assert int(r[-1]['step']) == $stopped + 2, r[-1]"
+done
 
 # Bad captures.
 # LTI layers train end to end on the CPU, and the file says which layers they are.
