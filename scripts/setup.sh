@@ -12,6 +12,7 @@ PACKAGES=(
   libsamplerate0-dev                             # resampling to the model's rate
   clang libfuzzer-14-dev libclang-rt-14-dev      # the model-loader fuzzer
   python3 python3-numpy sox                      # CLI end-to-end tests: make and check .npy/.wav
+  bsdutils                                       # `script`: a terminal for the progress-bar tests
   python3-matplotlib                             # training curves as PNG
   juce-modules-source                            # the plugin (JUCE 7, VST3 SDK included)
   libasound2-dev libjack-jackd2-dev libfreetype-dev libfontconfig1-dev libx11-dev

@@ -3,6 +3,7 @@
 // negative log-likelihood of audio files in bits per sample (each file from the zero state).
 #include "standalone/cli_common.h"
 #include "standalone/commands.h"
+#include "standalone/progress.h"
 #include "standalone/train_data.h"
 
 #include "model/engine.h"
@@ -192,13 +193,19 @@ void eval_generator(const EvalOptions& o, const Model& model) {
     Stopwatch clock;
     TokenForward forward(model, o.threads);  // made once for every clip
     std::vector<float> logits;
+    double audio_seconds = 0, done_seconds = 0;
+    for (const TokenSequence& s : clips) audio_seconds += double(s.tokens.size()) / c.sample_rate_hz;
+    ProgressBar bar("eval", audio_seconds);
     for (const TokenSequence& s : clips) {
         const int64_t L = int64_t(s.tokens.size()) - 1;
         logits.resize(size_t(L * c.vocab));
         forward.run(s.tokens.data(), L, logits.data());
         total += cross_entropy(logits.data(), s.tokens.data() + 1, L, c.vocab, std::min(s.unscored, L), nullptr, 1.0);
         throw_if_interrupted();
+        done_seconds += double(s.tokens.size()) / c.sample_rate_hz;
+        bar.update(done_seconds);
     }
+    bar.finish();
     if (o.json_out) {
         std::cout << nlohmann::json{{"nll_bits_per_sample", total.bits_per_sample()}, {"samples", total.count},
                                     {"files", clips.size()}, {"model", o.model_path}}

@@ -243,6 +243,14 @@ check "same seed gives the same audio" cmp g1.wav g2.wav
 check "generate with another seed" "$MW" generate -m gen.safetensors --seconds 0.5 --out g3.wav --seed 4
 if cmp -s g1.wav g3.wav; then echo "identical" >last.out; fail "another seed gives other audio"
 else pass "another seed gives other audio"; fi
+# Long jobs draw a progress bar on a terminal (`script` gives them one), and nothing in a pipe.
+for job in "render -m fx.safetensors --in in48.wav --out bar.wav" "generate -m gen.safetensors --seconds 0.5 --out bar.wav" \
+           "eval -m gen.safetensors --data g1.wav"; do
+    name=${job%% *}
+    check "$name draws a progress bar on a terminal" bash -c \
+        "script -qec '$MW $job' /dev/null | tr '\\r' '\\n' | grep -qE '^$name \\[[#-]{30}\\] +[0-9]+%.*real time +ETA'"
+    check "... and none in a pipe" bash -c "! '$MW' $job 2>&1 | grep -q 'ETA'"
+done
 py wav prime.wav 16000 2 1600 9
 check "generate with a stereo 16 kHz prime, temperature and top-p" "$MW" generate -m gen.safetensors \
     --seconds 0.25 --out g4.wav --prime prime.wav --temperature 0.8 --top-p 0.9
