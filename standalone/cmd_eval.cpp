@@ -185,7 +185,7 @@ void eval_manifest(const EvalOptions& o, Model& model) {
 
 void eval_generator(const EvalOptions& o, const Model& model) {
     const ModelConfig& c = model.config();
-    std::vector<TokenSequence> clips = load_token_files(o.data, c.sample_rate_hz);
+    std::vector<TokenSequence> clips = load_token_files(o.data, c.sample_rate_hz, {}, o.threads);
     // a labelled model hears each clip as in training: led by its label's prefix, unscored
     if (c.labelled())
         for (TokenSequence& s : clips) lead_with_label(s, c, o.model_path);

@@ -309,7 +309,7 @@ void run_train(TrainCliOptions o) {
         if (rate_hz == 0) rate_hz = 8000;
         std::string rule;
         const std::vector<double> speeds = parse_speeds(o.speed_perturb);
-        data = token_data_split(load_token_files(o.data, rate_hz, speeds), rule);
+        data = token_data_split(load_token_files(o.data, rate_hz, speeds, o.t.threads), rule);
         record_data = {{"paths", o.data}, {"split", rule}};
         if (!speeds.empty()) record_data["speed_perturb"] = speeds;
         if (o.label_prefix > 0) {

@@ -356,7 +356,7 @@ std::vector<double> parse_speeds(const std::string& text) {
 std::string speed_copy_name(const std::string& name, double speed) { return name + "@" + fmt_g(speed, 6); }
 
 std::vector<TokenSequence> load_token_files(const std::vector<std::string>& paths, double rate_hz,
-                                            const std::vector<double>& speeds) {
+                                            const std::vector<double>& speeds, int threads) {
     std::vector<std::string> files;
     for (const std::string& p : paths) {
         if (fs::is_directory(p)) {
@@ -383,19 +383,40 @@ std::vector<TokenSequence> load_token_files(const std::vector<std::string>& path
         for (size_t t = 0; t < x.size(); ++t) s.tokens[t] = dsp::mulaw_encode(x[t]);
         return s;
     };
+    // On every core (decoding and resampling dominate: 2400 clips with six speed copies took 36 s
+    // on one), each file's clips in their own slot, so the order is the files' whatever the
+    // threads; the first failure in that order is the one reported.
+    kernels::ThreadPool pool(threads);
+    if (files.size() > 100 || (!speeds.empty() && files.size() > 10))
+        note("reading " + std::to_string(files.size()) + " files" +
+             (speeds.empty() ? "" : " and making " + std::to_string(files.size() * speeds.size()) + " speed copies") +
+             " on " + std::to_string(pool.size()) + " thread" + (pool.size() == 1 ? "" : "s"));
+    std::vector<std::vector<TokenSequence>> per_file(files.size());
+    std::vector<std::exception_ptr> errors(files.size());
+    pool.run(int(files.size()), [&](int i) {
+        try {
+            const std::string& f = files[size_t(i)];
+            std::vector<TokenSequence>& mine = per_file[size_t(i)];
+            const dsp::AudioData a = dsp::read_audio(f);
+            const std::vector<float>& x0 = a.channels[0];
+            const std::string name = fs::path(f).filename().string();
+            mine.push_back(encode(name, a.sample_rate_hz == rate_hz ? x0 : dsp::resample(x0, a.sample_rate_hz, rate_hz)));
+            if (mine.back().tokens.size() < 2)
+                throw UsageError(f + ": fewer than 2 samples at " + fmt(rate_hz, 0) + " Hz");
+            // f times as fast: the file's samples taken as if recorded at f times its rate
+            for (double speed : speeds)
+                mine.push_back(
+                    encode(speed_copy_name(name, speed), dsp::resample(x0, speed * a.sample_rate_hz, rate_hz), speed));
+        } catch (...) {
+            errors[size_t(i)] = std::current_exception();
+        }
+    });
+    for (const std::exception_ptr& e : errors)
+        if (e) std::rethrow_exception(e);
     std::vector<TokenSequence> out;
     out.reserve(files.size() * (1 + speeds.size()));
-    for (const std::string& f : files) {
-        const dsp::AudioData a = dsp::read_audio(f);
-        const std::vector<float>& x0 = a.channels[0];
-        const std::string name = fs::path(f).filename().string();
-        out.push_back(encode(name, a.sample_rate_hz == rate_hz ? x0 : dsp::resample(x0, a.sample_rate_hz, rate_hz)));
-        if (out.back().tokens.size() < 2) throw UsageError(f + ": fewer than 2 samples at " + fmt(rate_hz, 0) + " Hz");
-        // f times as fast: the file's samples taken as if recorded at f times its rate
-        for (double speed : speeds)
-            out.push_back(
-                encode(speed_copy_name(name, speed), dsp::resample(x0, speed * a.sample_rate_hz, rate_hz), speed));
-    }
+    for (std::vector<TokenSequence>& mine : per_file)
+        for (TokenSequence& s : mine) out.push_back(std::move(s));
     return out;
 }
 

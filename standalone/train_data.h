@@ -58,9 +58,10 @@ TrainData effect_data_from_manifest(const std::string& manifest_path, const std:
 // resampled from f·rate_hz to rate_hz, before the mu-law), named "NAME@f" right after it
 // (TokenSequence::speed = f). Only
 // training uses the copies: token_data_split drops those of validation files. The factors are
-// parse_speeds' (checked there).
+// parse_speeds' (checked there). The files are read on `threads` threads (0: every core); the
+// clips are the same, in the same order, for any number.
 std::vector<TokenSequence> load_token_files(const std::vector<std::string>& paths, double rate_hz,
-                                            const std::vector<double>& speeds = {});
+                                            const std::vector<double>& speeds = {}, int threads = 0);
 // The name a speed copy gets: "7_jackson_32.wav@0.9" (parse_speeds' factors print exactly).
 std::string speed_copy_name(const std::string& name, double speed);
 // --speed-perturb's text ("0.9,1.1"; "none" or empty: no copies) as factors: each in [0.5, 2],

@@ -278,6 +278,17 @@ cp last.out lsp.out
 check "the copies are in training, twice as long, and none in validation" \
     grep -q "10 training and 10 validation clips.*(10 resampled copies; the validation clips' 10 left out).*; 12.1 s to train on, 4.0 s to validate on" lsp.out
 check "the training record keeps the speeds" sh -c "\"$MW\" info --json lsp.safetensors | tr -d ' \n' | grep -q '\"speed_perturb\":\[0.5\]'"
+# The files are read and resampled on --threads threads; the clips are the same, in the same
+# order, on one (the training record's data_hash covers every clip's name and samples).
+check "train with --speed-perturb 0.5 on one thread" "$MW" train --data lclips --out lsp1.safetensors --label-prefix 32 \
+    --d-model 8 --layers 1 --d-state 8 --batch 4 --segment 512 --steps 2 --val-every 2 --lr 3e-3 --threads 1 --no-plot \
+    --speed-perturb 0.5 --label-dropout 0.15
+"$MW" info --json lsp.safetensors >lsp.json 2>/dev/null
+"$MW" info --json lsp1.safetensors >lsp1.json 2>/dev/null
+check "... the same data as on two threads" $PY -c "
+import json
+a, b = (json.load(open(f))['training']['data_hash'] for f in ('lsp.json', 'lsp1.json'))
+assert len(a) == 16 and a == b, (a, b)"
 check "info's line for the run names the speeds (and a first run's label dropout in full)" \
     sh -c "\"$MW\" info lsp.safetensors | grep -q '1\. 2 steps, batch 4 x 512, lr 0.003, label dropout 0.15, speeds 1, 0.5, cpu'"
 # --pad-end: silence after each training clip, speed copies included; validation as recorded
