@@ -432,6 +432,23 @@ void run_train(TrainCliOptions o) {
     double rate_window_start = clock.seconds();
     int64_t rate_window_samples = 0;
     double samples_per_s = 0;
+    // The curves so far (unless --no-plot): "" or why there are none.
+    auto draw_curves = [&] {
+        std::string why;
+        if (!o.no_plot && writer) why = plot(csv_path, png_path, fs::path(o.out).filename().string());
+        if (!why.empty()) note("no plot: " + why);
+        return why;
+    };
+    // --json's summary line; `stopped`: by Ctrl-C or SIGTERM, before the last step.
+    auto print_json = [&](bool stopped) {
+        json j = {{"model", best_step > 0 ? o.out : ""}, {"metric", metric_name}, {"best", best}, {"best_step", best_step},
+                  {"steps", t.steps}, {"steps_done", trainer->steps_done()}, {"interrupted", stopped},
+                  {"wall_seconds", wall_before + clock.seconds()}, {"run_dir", run_dir},
+                  {"samples_per_second", samples_per_s},
+                  {"seconds", {{"forward_backward", fb_s}, {"update", update_s}, {"validation", val_s},
+                               {"other", std::max(0.0, clock.seconds() - fb_s - update_s - val_s)}}}};
+        std::cout << j.dump() << "\n";
+    };
     try {
         while (trainer->steps_done() < t.steps) {
             const StepStats s = trainer->step(interrupted());
@@ -468,26 +485,25 @@ void run_train(TrainCliOptions o) {
             progress.update(s, samples_per_s, per_step * double(t.steps - s.step), last_val, best);
             if (o.checkpoint_every > 0 && s.step % o.checkpoint_every == 0) checkpoint();
             // every rank sees the same stop (a Ctrl-C on any of them), so all checkpoint together
-            if (s.stop) throw Interrupted("interrupted; no output file was written");
+            if (s.stop) throw Interrupted("interrupted");
         }
     } catch (const Interrupted&) {
+        // The checkpoint, the curves so far and (--json) the summary, as at the end; the best
+        // model so far was exported when it was validated.
         checkpoint();
         progress.line("interrupted at step " + std::to_string(trainer->steps_done()) + ": checkpoint saved in " +
                       ckpt_dir + "; continue with the same command and --resume");
-        throw;
+        draw_curves();
+        if (o.json_out) print_json(true);
+        throw Interrupted(best_step > 0 ? "interrupted; the best model so far (step " + std::to_string(best_step) +
+                                              ", validation " + metric_name + " " + fmt_g(best, 4) + ") is in " + o.out
+                                        : "interrupted before the first validation; no model file was written");
     }
     checkpoint();
-    std::string plot_note;
-    if (!o.no_plot && writer) plot_note = plot(csv_path, png_path, fs::path(o.out).filename().string());
     progress.line("");
-    if (!plot_note.empty()) note("no plot: " + plot_note);
+    const std::string plot_note = draw_curves();
     if (o.json_out) {
-        json j = {{"model", o.out}, {"metric", metric_name}, {"best", best}, {"best_step", best_step},
-                  {"steps", t.steps}, {"wall_seconds", wall_before + clock.seconds()}, {"run_dir", run_dir},
-                  {"samples_per_second", samples_per_s},
-                  {"seconds", {{"forward_backward", fb_s}, {"update", update_s}, {"validation", val_s},
-                               {"other", std::max(0.0, clock.seconds() - fb_s - update_s - val_s)}}}};
-        std::cout << j.dump() << "\n";
+        print_json(false);
     } else {
         std::cout << "trained " << t.steps << " steps in " << clock_text(wall_before + clock.seconds()) << "; best validation "
                   << metric_name << " " << fmt_g(best, 4) << " at step " << best_step << " -> " << o.out << "\n"

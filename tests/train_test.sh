@@ -103,9 +103,16 @@ refuse "a second run into the same run dir is refused" 2 "--resume" \
     "$MW" "${TRAIN[@]}" --steps 10 --out b.safetensors
 # Ctrl-C (SIGINT) and SIGTERM (kill, timeout, a batch scheduler's time limit): the trainer
 # finishes its step, writes a checkpoint and exits 130 / 143; the run resumes from there.
+# With --json both print the summary line (interrupted, at which step). SIGINT's run validates
+# every 2 steps, so the best model so far is in --out and the last line says so; SIGTERM's comes
+# before its first validation, and says no model file was written.
+train_args=()  # TRAIN without its --val-every
+for ((i = 0; i < ${#TRAIN[@]}; i++)); do
+    if [[ ${TRAIN[i]} == --val-every ]]; then i=$((i + 1)); else train_args+=("${TRAIN[i]}"); fi
+done
 for sig in INT TERM; do
-    run=stop$sig want=$([[ $sig == INT ]] && echo 130 || echo 143)
-    "$MW" "${TRAIN[@]}" --steps 100000 --out $run.safetensors >$run.log 2>&1 &
+    run=stop$sig want=$([[ $sig == INT ]] && echo 130 || echo 143) every=$([[ $sig == INT ]] && echo 2 || echo 100000)
+    "$MW" "${train_args[@]}" --steps 100000 --val-every $every --json --out $run.safetensors >$run.log 2>&1 &
     pid=$!
     # (up to 60 s for the first log lines: 10 s may not be enough under a loaded parallel ctest)
     for _ in $(seq 600); do [[ -s $run.run/log.csv ]] && [[ $(wc -l <$run.run/log.csv) -gt 3 ]] && break; sleep 0.1; done
@@ -116,6 +123,17 @@ for sig in INT TERM; do
     check "SIG$sig left a checkpoint and said how to resume" \
         sh -c "test -f $run.run/checkpoint/trainer.safetensors && grep -q -- --resume $run.log || { cat $run.log; exit 1; }"
     stopped=$(grep -oE "interrupted at step [0-9]+" $run.log | grep -oE "[0-9]+$" || echo 0)
+    check "SIG$sig: the --json summary says interrupted at step $stopped" $PY -c "
+import json
+j = json.loads([l for l in open('$run.log') if l.startswith('{')][-1])
+assert j['interrupted'] is True and j['steps_done'] == $stopped and j['steps'] == 100000, j"
+    if [[ $sig == INT ]]; then
+        check "SIGINT: the last line names the best model so far, which is there" sh -c \
+            "grep -qE 'error: interrupted; the best model so far \(step [0-9]+, validation esr [0-9.e-]+\) is in $run.safetensors' $run.log && test -f $run.safetensors"
+    else
+        check "SIGTERM before any validation: no model file, and the last line says so" sh -c \
+            "grep -q 'error: interrupted before the first validation; no model file was written' $run.log && ! test -e $run.safetensors"
+    fi
     check "... and --resume continues from its step ($stopped) to the next" \
         "$MW" "${TRAIN[@]}" --steps $((stopped + 2)) --out $run.safetensors --resume
     check "... the resumed run's log goes on from there" \
