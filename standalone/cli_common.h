@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -106,7 +107,7 @@ void throw_if_interrupted();
 // The exit status of a job that stopped so: 128 + the signal, as shells report a process that
 // the signal ended (130 for SIGINT, 143 for SIGTERM).
 int interrupted_exit_code();
-constexpr bool is_interrupted_exit(int code) { return code == 128 + 2 || code == 128 + 15; }
+constexpr bool is_interrupted_exit(int code) { return code == 128 + SIGINT || code == 128 + SIGTERM; }
 
 // A note for the user on stderr: "mambawave: note: ..."
 void note(const std::string& text);

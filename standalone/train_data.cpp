@@ -15,6 +15,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <regex>
 #include <set>
@@ -238,23 +239,32 @@ std::vector<ManifestPair> manifest_pairs(const json& m, const std::string& manif
     return out;
 }
 
-// Every pair of a manifest, read and checked on all cores (decoding and resampling dominate),
-// in the manifest's order; the first failure (in that order) is the one reported.
-std::vector<EffectPair> load_pairs_parallel(const std::vector<ManifestPair>& pairs, double rate_hz,
-                                            double max_latency_ms, bool fix_latency) {
-    std::vector<EffectPair> out(pairs.size());
-    std::vector<std::exception_ptr> errors(pairs.size());
-    kernels::ThreadPool pool(0);
-    pool.run(int(pairs.size()), [&](int i) {
+// fn(0..n-1) on the pool's threads; every task runs, then the failure of the lowest index is
+// rethrown (ThreadPool::run rethrows the first in time, which depends on the threads), so a bad
+// file is reported the same way on any number of cores.
+void run_reporting_in_order(kernels::ThreadPool& pool, size_t n, const std::function<void(size_t)>& fn) {
+    std::vector<std::exception_ptr> errors(n);
+    pool.run(int(n), [&](int i) {
         try {
-            const ManifestPair& p = pairs[size_t(i)];
-            out[size_t(i)] = load_effect_pair(p.input, p.target, rate_hz, max_latency_ms, fix_latency, p.latency);
+            fn(size_t(i));
         } catch (...) {
             errors[size_t(i)] = std::current_exception();
         }
     });
     for (const std::exception_ptr& e : errors)
         if (e) std::rethrow_exception(e);
+}
+
+// Every pair of a manifest, read and checked on all cores (decoding and resampling dominate),
+// in the manifest's order; the first failure (in that order) is the one reported.
+std::vector<EffectPair> load_pairs_parallel(const std::vector<ManifestPair>& pairs, double rate_hz,
+                                            double max_latency_ms, bool fix_latency) {
+    std::vector<EffectPair> out(pairs.size());
+    kernels::ThreadPool pool(0);
+    run_reporting_in_order(pool, pairs.size(), [&](size_t i) {
+        const ManifestPair& p = pairs[i];
+        out[i] = load_effect_pair(p.input, p.target, rate_hz, max_latency_ms, fix_latency, p.latency);
+    });
     return out;
 }
 
@@ -392,27 +402,19 @@ std::vector<TokenSequence> load_token_files(const std::vector<std::string>& path
              (speeds.empty() ? "" : " and making " + std::to_string(files.size() * speeds.size()) + " speed copies") +
              " on " + std::to_string(pool.size()) + " thread" + (pool.size() == 1 ? "" : "s"));
     std::vector<std::vector<TokenSequence>> per_file(files.size());
-    std::vector<std::exception_ptr> errors(files.size());
-    pool.run(int(files.size()), [&](int i) {
-        try {
-            const std::string& f = files[size_t(i)];
-            std::vector<TokenSequence>& mine = per_file[size_t(i)];
-            const dsp::AudioData a = dsp::read_audio(f);
-            const std::vector<float>& x0 = a.channels[0];
-            const std::string name = fs::path(f).filename().string();
-            mine.push_back(encode(name, a.sample_rate_hz == rate_hz ? x0 : dsp::resample(x0, a.sample_rate_hz, rate_hz)));
-            if (mine.back().tokens.size() < 2)
-                throw UsageError(f + ": fewer than 2 samples at " + fmt(rate_hz, 0) + " Hz");
-            // f times as fast: the file's samples taken as if recorded at f times its rate
-            for (double speed : speeds)
-                mine.push_back(
-                    encode(speed_copy_name(name, speed), dsp::resample(x0, speed * a.sample_rate_hz, rate_hz), speed));
-        } catch (...) {
-            errors[size_t(i)] = std::current_exception();
-        }
+    run_reporting_in_order(pool, files.size(), [&](size_t i) {
+        const std::string& f = files[i];
+        std::vector<TokenSequence>& mine = per_file[i];
+        const dsp::AudioData a = dsp::read_audio(f);
+        const std::vector<float>& x0 = a.channels[0];
+        const std::string name = fs::path(f).filename().string();
+        mine.push_back(encode(name, a.sample_rate_hz == rate_hz ? x0 : dsp::resample(x0, a.sample_rate_hz, rate_hz)));
+        if (mine.back().tokens.size() < 2) throw UsageError(f + ": fewer than 2 samples at " + fmt(rate_hz, 0) + " Hz");
+        // f times as fast: the file's samples taken as if recorded at f times its rate
+        for (double speed : speeds)
+            mine.push_back(
+                encode(speed_copy_name(name, speed), dsp::resample(x0, speed * a.sample_rate_hz, rate_hz), speed));
     });
-    for (const std::exception_ptr& e : errors)
-        if (e) std::rethrow_exception(e);
     std::vector<TokenSequence> out;
     out.reserve(files.size() * (1 + speeds.size()));
     for (std::vector<TokenSequence>& mine : per_file)
