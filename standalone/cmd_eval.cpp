@@ -12,8 +12,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <iostream>
 
@@ -32,6 +34,7 @@ struct EvalOptions {
     bool no_fix_latency = false;
     int64_t latency = -1;  // known latency of the target in samples (-1: look for it)
     bool json_out = false;
+    bool classify = false;
     int threads = 0;
 };
 
@@ -183,8 +186,44 @@ void eval_manifest(const EvalOptions& o, Model& model) {
     if (o.record) std::printf("recorded under training.evaluation.%s in %s\n", o.split.c_str(), o.model_path.c_str());
 }
 
+// --classify: the generator as a classifier of its own labels. Each clip is scored under every
+// label's prefix; the label whose prefix makes the clip likeliest is the model's guess (Bayes with
+// a uniform prior): whether the model has learnt what tells its labels apart (docs/DIGITS.md sets
+// it beside how a separate classifier hears the model's own samples).
+struct LabelGuesses {
+    int K = 0;
+    std::vector<int64_t> confusion;  // [true][guessed]
+    int64_t right() const {
+        int64_t n = 0;
+        for (int k = 0; k < K; ++k) n += confusion[size_t(k * K + k)];
+        return n;
+    }
+    int64_t total() const {
+        int64_t n = 0;
+        for (int64_t v : confusion) n += v;
+        return n;
+    }
+    double accuracy() const { return total() ? double(right()) / double(total()) : 0.0; }
+};
+
+void print_confusion(const LabelGuesses& g, const ModelConfig& c) {
+    std::printf("as a classifier of its own labels (the label whose prefix makes the clip likeliest): "
+                "%lld of %lld right (%.1f%%)\nrows: the clip's label; columns: the model's guess\n      ",
+                static_cast<long long>(g.right()), static_cast<long long>(g.total()), 100.0 * g.accuracy());
+    for (int k = 0; k < g.K; ++k) std::printf(" %5.5s", c.labels[size_t(k)].c_str());
+    std::printf("\n");
+    for (int t = 0; t < g.K; ++t) {
+        std::printf("%5.5s ", c.labels[size_t(t)].c_str());
+        for (int k = 0; k < g.K; ++k) std::printf(" %5lld", static_cast<long long>(g.confusion[size_t(t * g.K + k)]));
+        std::printf("\n");
+    }
+}
+
 void eval_generator(const EvalOptions& o, const Model& model) {
     const ModelConfig& c = model.config();
+    if (o.classify && !c.labelled())
+        throw UsageError("--classify guesses each clip's label with the model: " + o.model_path +
+                         " has no labels (train it with --label-prefix)");
     std::vector<TokenSequence> clips = load_token_files(o.data, c.sample_rate_hz, {}, o.threads);
     // a labelled model hears each clip as in training: led by its label's prefix, unscored
     if (c.labelled())
@@ -193,34 +232,75 @@ void eval_generator(const EvalOptions& o, const Model& model) {
     Stopwatch clock;
     TokenForward forward(model, o.threads);  // made once for every clip
     std::vector<float> logits;
+    const int K = int(c.labels.size());
+    LabelGuesses guesses{K, std::vector<int64_t>(size_t(K) * size_t(K), 0)};
+    const int passes = o.classify ? K : 1;  // --classify: every clip under every label's prefix
     double audio_seconds = 0, done_seconds = 0;
-    for (const TokenSequence& s : clips) audio_seconds += double(s.tokens.size()) / c.sample_rate_hz;
+    for (const TokenSequence& s : clips) audio_seconds += passes * double(s.tokens.size()) / c.sample_rate_hz;
     ProgressBar bar("eval", audio_seconds);
+    std::vector<int32_t> relabelled;
+    std::vector<double> nats(static_cast<size_t>(passes), 0.0);  // --classify: the clip's log-likelihood under each label
+    nlohmann::json per_file = nlohmann::json::array();
     for (const TokenSequence& s : clips) {
         const int64_t L = int64_t(s.tokens.size()) - 1;
         logits.resize(size_t(L * c.vocab));
-        forward.run(s.tokens.data(), L, logits.data());
-        total += cross_entropy(logits.data(), s.tokens.data() + 1, L, c.vocab, std::min(s.unscored, L), nullptr, 1.0);
-        throw_if_interrupted();
-        done_seconds += double(s.tokens.size()) / c.sample_rate_hz;
-        bar.update(done_seconds);
+        const int own = o.classify ? c.label_index(label_from_name(s, "--classify")) : -1;
+        int guess = 0;
+        double best = -std::numeric_limits<double>::infinity();
+        for (int k = 0; k < passes; ++k) {
+            const int32_t* tokens = s.tokens.data();
+            if (o.classify) {  // the clip led by label k's prefix
+                relabelled = s.tokens;
+                std::fill_n(relabelled.begin(), c.label_prefix, ModelConfig::label_token(k));
+                tokens = relabelled.data();
+            }
+            forward.run(tokens, L, logits.data());
+            const NllSums nll = cross_entropy(logits.data(), tokens + 1, L, c.vocab, std::min(s.unscored, L), nullptr, 1.0);
+            if (!o.classify || k == own) total += nll;
+            if (-nll.nats > best) best = -nll.nats, guess = k;
+            nats[size_t(k)] = -nll.nats;
+            throw_if_interrupted();
+            done_seconds += double(s.tokens.size()) / c.sample_rate_hz;
+            bar.update(done_seconds);
+        }
+        if (o.classify) {
+            ++guesses.confusion[size_t(own * K + guess)];
+            double sum = 0;  // the own label's posterior under a uniform prior
+            for (double v : nats) sum += std::exp(v - best);
+            per_file.push_back({{"file", s.name}, {"label", c.labels[size_t(own)]}, {"guess", c.labels[size_t(guess)]},
+                                {"posterior", std::exp(nats[size_t(own)] - best) / sum},
+                                {"log_likelihood_nats", nats}});
+        }
     }
     bar.finish();
     if (o.json_out) {
-        std::cout << nlohmann::json{{"nll_bits_per_sample", total.bits_per_sample()}, {"samples", total.count},
-                                    {"files", clips.size()}, {"model", o.model_path}}
-                         .dump()
-                  << "\n";
+        nlohmann::json out{{"nll_bits_per_sample", total.bits_per_sample()}, {"samples", total.count},
+                           {"files", clips.size()}, {"model", o.model_path}};
+        if (o.classify) {
+            out["label_accuracy"] = guesses.accuracy();
+            out["labels"] = c.labels;
+            nlohmann::json rows = nlohmann::json::array();
+            for (int t = 0; t < K; ++t)
+                rows.push_back(std::vector<int64_t>(guesses.confusion.begin() + t * K, guesses.confusion.begin() + (t + 1) * K));
+            out["confusion"] = rows;
+            out["per_file"] = per_file;
+        }
+        std::cout << out.dump() << "\n";
     } else {
         std::cout << "NLL " << fmt_g(total.bits_per_sample()) << " bits per sample over " << total.count
                   << " predictions in " << clips.size() << " file" << (clips.size() == 1 ? "" : "s") << " ("
-                  << speed_summary(double(total.count) / c.sample_rate_hz, clock.seconds()) << ")\n";
+                  << (o.classify ? "under each of " + std::to_string(K) + " labels: " : std::string())
+                  << speed_summary(passes * double(total.count) / c.sample_rate_hz, clock.seconds()) << ")\n";
+        if (o.classify) print_confusion(guesses, c);
     }
 }
 
 void run_eval(const EvalOptions& o) {
     Model model = load_model(o.model_path);
     const bool effect = model.config().kind == IoKind::continuous;
+    if (effect && o.classify)
+        throw UsageError("--classify is for labelled generators (it guesses each clip's label): " + o.model_path +
+                         " is an effect");
     if (!o.manifest.empty() || o.record) {
         if (!effect) throw UsageError(o.model_path + " is a generator: --manifest evaluates effects; use --data FILES_OR_DIRS");
         if (o.manifest.empty() || o.effect.empty())
@@ -272,7 +352,15 @@ void add_eval_command(CLI::App& app) {
                     "default: found from the pair")
         ->check(CLI::NonNegativeNumber);
     sub->add_flag("--json", o->json_out,
-                  "One JSON object: esr, esr_preemph, samples (effects) or nll_bits_per_sample, samples");
+                  "One JSON object: esr, esr_preemph, samples (effects) or nll_bits_per_sample, samples "
+                  "(generators; with --classify also label_accuracy, labels, confusion, and per_file: each "
+                  "file's label, the model's guess, the posterior of its label and its log-likelihood "
+                  "under each label)");
+    sub->add_flag("--classify", o->classify,
+                  "Labelled generator: also use the model as a classifier of its own labels. Each clip is "
+                  "scored under every label's prefix and the likeliest label is its guess; prints the "
+                  "accuracy against the labels in the file names and the confusion matrix. As many times "
+                  "the work as the model has labels");
     add_threads_option(*sub, o->threads);
     sub->footer("ESR is the error-to-signal ratio, sum (y - target)^2 / sum target^2: 0 is perfect, 1 is as\n"
                 "wrong as silence; below 0.01 is hard to tell apart by ear on most material. The\n"
@@ -282,7 +370,8 @@ void add_eval_command(CLI::App& app) {
                 "Examples:\n"
                 "  mambawave eval -m ts9.safetensors --input dry.wav --target pedal.wav -c drive=0.5\n"
                 "  mambawave eval -m presets/ts9.safetensors --manifest data/captures/manifest.json --effect ts9\n"
-                "  mambawave eval -m digits.safetensors --data fsdd/test --json");
+                "  mambawave eval -m digits.safetensors --data fsdd/test --json\n"
+                "  mambawave eval -m presets/digits_large.safetensors --data held_out/ --classify");
     sub->callback([o] { run_eval(*o); });
 }
 

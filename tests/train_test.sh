@@ -405,6 +405,29 @@ right=$(json_field eval_right.json nll_bits_per_sample)
 swapped=$(json_field eval_swapped.json nll_bits_per_sample)
 check "eval uses the labels: right labels $right bits < swapped $swapped bits" \
     $PY -c "import sys; sys.exit(0 if float('$right') + 1e-4 < float('$swapped') else 1)"
+# eval --classify: the model guesses each file's label (the label whose prefix makes it likeliest)
+check "eval --classify" sh -c "\"$MW\" eval -m lgen.safetensors --data lclips --classify --json > cls_right.json"
+check "eval --classify of the swapped files" sh -c "\"$MW\" eval -m lgen.safetensors --data swapped --classify --json > cls_swapped.json"
+check "--classify: eval's NLL; guesses, confusion and per-file rows agree; the swapped files guessed wrong" $PY -c "
+import json, math
+r, s, e = (json.load(open(f)) for f in ('cls_right.json', 'cls_swapped.json', 'eval_right.json'))
+assert abs(r['nll_bits_per_sample'] - e['nll_bits_per_sample']) < 1e-9, (r['nll_bits_per_sample'], e['nll_bits_per_sample'])
+for j in (r, s):
+    assert j['labels'] == ['2', '5'] and sum(map(sum, j['confusion'])) == j['files'] == len(j['per_file'])
+    assert abs(j['label_accuracy'] - sum(p['guess'] == p['label'] for p in j['per_file']) / j['files']) < 1e-12
+    for p in j['per_file']:
+        ll = p['log_likelihood_nats']; top = max(ll)
+        assert ll[j['labels'].index(p['guess'])] == top
+        own = ll[j['labels'].index(p['label'])]
+        assert abs(p['posterior'] - math.exp(own - top) / sum(math.exp(v - top) for v in ll)) < 1e-9
+print('label accuracy: the files', r['label_accuracy'], ', swapped', s['label_accuracy'])
+assert r['label_accuracy'] >= 0.75 and abs(r['label_accuracy'] + s['label_accuracy'] - 1) < 1e-12
+"
+"$MW" eval -m lgen.safetensors --data lclips --classify > cls.txt 2>&1
+grep -q "as a classifier of its own labels.*right" cls.txt && grep -qE "^ +2 +[0-9]+ +[0-9]+$" cls.txt &&
+    pass "eval --classify prints the accuracy and the confusion matrix" || fail "eval --classify prints the accuracy and the confusion matrix"
+refuse "eval --classify of a generator without labels" 2 "--classify|has no labels" "$MW" eval -m gen.safetensors --data clips --classify
+refuse "eval --classify of an effect" 2 "--classify|is an effect" "$MW" eval -m fx.safetensors --input di.wav --target rec.wav --classify
 mkdir otherlabel
 cp lclips/2_synth_0.wav otherlabel/7_synth_0.wav
 refuse "eval of a file whose label the model lacks" 2 "7_synth_0.wav: its label '7'|labels: 2, 5" \
