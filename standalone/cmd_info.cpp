@@ -4,6 +4,7 @@
 
 #include "dsp/realtime.h"
 #include "model/model_file.h"
+#include "model/trainer.h"
 
 #include <nlohmann/json.hpp>
 
@@ -123,6 +124,8 @@ std::string indented_training(const ModelConfig& c) {
             out << ", batch "
                 << opt.at("batch").get<int64_t>() << " x " << opt.at("segment").get<int64_t>() << ", lr "
                 << std::defaultfloat << std::setprecision(6) << opt.at("lr").get<double>();
+            if (opt.contains("final_lr_ratio") && opt.at("final_lr_ratio").get<double>() != TrainOptions{}.final_lr_ratio)
+                out << " (cosine to " << opt.at("lr").get<double>() * opt.at("final_lr_ratio").get<double>() << ")";
             if (opt.value("weight_decay", 0.0) > 0) out << ", weight decay " << opt.at("weight_decay").get<double>();
             if (opt.value("label_dropout", 0.0) > 0) out << ", label dropout " << opt.at("label_dropout").get<double>();
             const nlohmann::json data = r.value("data", nlohmann::json::object());

@@ -402,6 +402,7 @@ void run_train(TrainCliOptions o) {
     double fb_s = 0, update_s = 0, val_s = 0;  // where this run's wall time went
     json options_json = {{"steps", t.steps}, {"batch", t.batch}, {"segment", t.segment},
                                {"tbptt_segments", t.tbptt_segments}, {"warmup", t.warmup}, {"lr", t.adam.lr},
+                               {"lr_warmup_steps", t.lr_warmup_steps}, {"final_lr_ratio", t.final_lr_ratio},
                                {"weight_decay", t.adam.weight_decay}, {"clip_norm", t.clip_norm},
                                {"preemphasis", t.preemphasis}, {"balance_lanes", t.balance_lanes},
                                {"stft_weight", t.stft_weight}, {"seed", t.seed},
@@ -587,6 +588,13 @@ void add_train_command(CLI::App& app) {
         ->capture_default_str();
     g_opt->add_option("--lr", o->t.adam.lr, "Peak learning rate (AdamW)")->capture_default_str();
     g_opt->add_option("--lr-warmup", o->t.lr_warmup_steps, "Steps of linear learning-rate warm-up")->capture_default_str();
+    g_opt->add_option("--lr-final-ratio", o->t.final_lr_ratio,
+                      "Where the cosine schedule ends, as a fraction of --lr. Runs that continue one another "
+                      "(--init) can share one long schedule instead of climbing back to a peak each time: give "
+                      "each the rate the last one ended at as --lr (a short --lr-warmup still ramps up to it, "
+                      "the optimiser's moments being new) and the ratio to where this one should end")
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str();
     g_opt->add_option("--weight-decay", o->t.adam.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
     g_opt->add_option("--clip", o->t.clip_norm, "Clip the gradient's global norm to this (0: off)")->capture_default_str();
     g_opt->add_option("--preemph", o->t.preemphasis, "Effect: pre-emphasis of the ESR loss (0: plain ESR)")

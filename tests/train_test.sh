@@ -60,6 +60,19 @@ assert abs(sum(s.values())-j['wall_seconds']) < 0.05*j['wall_seconds']+0.05, (s,
 check "log.csv has a header and one row per step" \
     $PY -c "import sys; rows=open('fx.run/log.csv').read().split(); sys.exit(0 if len(rows)==121 else 1)"
 check "the model records its training" sh -c "\"$MW\" info fx.safetensors --json | grep -q lag_samples"
+check "--lr-final-ratio 0.5: the schedule ends at half of --lr" \
+    "$MW" "${TRAIN[@]}" --steps 30 --lr-final-ratio 0.5 --out half.safetensors
+check "... its log's lr falls towards 2.5e-3 (the default run's towards 2.5e-4), by the cosine" $PY -c "
+import csv, math
+def want(step, steps, ratio, lr=5e-3, warm=10):  # row 'step' is the update of index step - 1
+    return lr * (ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * (step - 1 - warm) / (steps - warm))))
+for f, steps, ratio in (('half.run/log.csv', 30, 0.5), ('fx.run/log.csv', 120, 0.05)):
+    rows = list(csv.DictReader(open(f)))
+    for r in rows[10:]:
+        assert abs(float(r['lr']) - want(int(r['step']), steps, ratio)) < 1e-6 * 5e-3, (f, r['step'], r['lr'])
+    print(f, 'last lr', rows[-1]['lr'])"
+check "... and info shows where it ended" sh -c "\"$MW\" info half.safetensors | grep -q 'lr 0.005 (cosine to 0.0025)'"
+refuse "--lr-final-ratio 2" 2 "--lr-final-ratio" "$MW" "${TRAIN[@]}" --steps 1 --lr-final-ratio 2 --out no.safetensors
 check "eval on the capture" "$MW" eval -m fx.safetensors --input di.wav --target rec.wav --json
 cp last.out eval.json
 eval_esr=$(json_field eval.json esr)
