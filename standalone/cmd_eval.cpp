@@ -247,10 +247,10 @@ void eval_generator(const EvalOptions& o, const Model& model) {
         const int own = o.classify ? c.label_index(label_from_name(s, "--classify")) : -1;
         int guess = 0;
         double best = -std::numeric_limits<double>::infinity();
+        if (o.classify) relabelled = s.tokens;
         for (int k = 0; k < passes; ++k) {
             const int32_t* tokens = s.tokens.data();
-            if (o.classify) {  // the clip led by label k's prefix
-                relabelled = s.tokens;
+            if (o.classify) {  // the clip led by label k's prefix (only the prefix differs between passes)
                 std::fill_n(relabelled.begin(), c.label_prefix, ModelConfig::label_token(k));
                 tokens = relabelled.data();
             }
