@@ -65,7 +65,6 @@ json options_to_json(const TrainOptions& o) {
             {"harmonic_decays", o.harmonic_decays},
             {"fixed_dt", o.fixed_dt},
             {"label_dropout", o.label_dropout},
-            {"input_noise", o.input_noise},
             {"validate_every", o.validate_every},
             {"seed", o.seed}};
 }
@@ -91,7 +90,6 @@ TrainOptions options_from_json(const json& j) {
     o.harmonic_decays = j.value("harmonic_decays", false);  // ... and free decays
     o.fixed_dt = j.value("fixed_dt", false);                // ... and selective Δ
     o.label_dropout = j.value("label_dropout", 0.0);        // ... and no label dropout
-    o.input_noise = j.value("input_noise", 0);              // ... and clean inputs
     o.validate_every = j.at("validate_every").get<int64_t>();
     o.seed = j.at("seed").get<uint64_t>();
     return o;
@@ -110,20 +108,10 @@ void check_options(const TrainOptions& o, bool effect) {
     if (!(o.stft_weight >= 0)) bad("the STFT loss weight must be >= 0");
     if (!(o.label_dropout >= 0 && o.label_dropout < 1))
         bad("label dropout must be in [0, 1), found " + std::to_string(o.label_dropout));
-    if (o.input_noise < 0 || o.input_noise > 64)
-        bad("input noise must be in 0..64 mu-law steps, found " + std::to_string(o.input_noise));
-    if (o.input_noise > 0 && effect) bad("input noise is for generators (mu-law classes)");
     if (o.stft_weight > 0 && !effect) bad("the STFT loss is for effects; a generator's loss is cross-entropy");
     std::string why;
     if (o.device == Device::cuda && !cuda_available(&why)) bad("device cuda: " + why);
     if (o.tf32 && o.device != Device::cuda) bad("TF32 products are a GPU option (device cuda)");
-}
-
-// splitmix64's finaliser: a well-mixed 64-bit hash of a counter.
-uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 // FNV-1a 64 over raw bytes.
@@ -158,15 +146,6 @@ std::vector<uint8_t> read_file(const std::string& path) {
 }
 
 } // namespace
-
-int32_t noisy_class(int32_t cls, int noise, uint64_t seed, int64_t step, int lane, int64_t pos, int vocab) {
-    uint64_t h = mix64(seed ^ 0x6e6f697365ull);  // "noise": a stream apart from the data's
-    h = mix64(h ^ uint64_t(step));
-    h = mix64(h ^ uint64_t(lane));
-    h = mix64(h ^ uint64_t(pos));
-    const int32_t offset = int32_t(h % uint64_t(2 * noise + 1)) - noise;
-    return std::clamp(cls + offset, 0, vocab - 1);
-}
 
 std::string data_hash(const TrainData& d) {
     Fnv f;
@@ -366,22 +345,17 @@ struct Trainer::Impl {
 
     // The classes lane b feeds the model this step (n of them from its position): its clip's,
     // or, for a clip drawn for label dropout, the same with the label prefix made the null
-    // label's, and with input noise each class after the prefix moved (copied into lane_tok[b]).
-    // The targets are always the clip's own: the prefix's own predictions are unscored, so no
-    // prefix class is ever a scored target.
+    // label's (copied into lane_tok[b]). The targets are always the clip's own: the prefix's
+    // own predictions are unscored, so no prefix class is ever a scored target.
     const int32_t* lane_tokens(int b, int64_t n) {
         const Lane& l = lanes[size_t(b)];
         const int32_t* t = data.token_train[size_t(l.seq)].tokens.data() + l.pos;
         const ModelConfig& c = model.config();
-        const bool null_prefix = l.null_label && l.pos < c.label_prefix;
-        if (!null_prefix && opt.input_noise == 0) return t;
+        if (!l.null_label || l.pos >= c.label_prefix) return t;
         std::vector<int32_t>& buf = lane_tok[size_t(b)];
         buf.assign(t, t + n);
-        const int64_t end = std::clamp<int64_t>(c.label_prefix - l.pos, 0, n);
-        if (null_prefix) std::fill(buf.begin(), buf.begin() + end, ModelConfig::label_token(c.null_label()));
-        if (opt.input_noise > 0)
-            for (int64_t i = end; i < n; ++i)
-                buf[size_t(i)] = noisy_class(buf[size_t(i)], opt.input_noise, opt.seed, step, b, l.pos + i, c.vocab);
+        const int64_t end = std::min<int64_t>(n, c.label_prefix - l.pos);
+        std::fill(buf.begin(), buf.begin() + end, ModelConfig::label_token(c.null_label()));
         return buf.data();
     }
 

@@ -91,13 +91,6 @@ struct TrainOptions {
     // learns the audio whatever the label too (label dropout, as classifier-free guidance trains).
     // Validation keeps every clip's own label. 0: off.
     double label_dropout = 0;
-    // Generators: each class fed to the model after the label prefix moves by a uniform whole
-    // number of mu-law steps in [-input_noise, input_noise] (clamped to the classes); the targets
-    // stay the clip's own. The model learns to predict clean audio from a history with errors in
-    // it, as its own samples will have when it generates (noise injection, as LPCNet trains).
-    // The draws are a hash of (seed, step, lane, place), so a run repeats exactly for any thread
-    // count, device or resume. Validation feeds the clips clean. 0: off.
-    int input_noise = 0;
     int64_t validate_every = 250;
     uint64_t seed = 1;
     int threads = 0;              // 0 = all cores
@@ -181,10 +174,6 @@ private:
                                                    bool tf32, std::shared_ptr<Communicator> comm);
     std::unique_ptr<Impl> impl_;
 };
-
-// TrainOptions::input_noise: the class fed in place of `cls` at place `pos` of lane `lane`'s
-// clip in step `step` (counted from 0) of a run with this seed, for a model of `vocab` classes.
-int32_t noisy_class(int32_t cls, int noise, uint64_t seed, int64_t step, int lane, int64_t pos, int vocab);
 
 // A fingerprint of the training data (names, lengths, contents), hex.
 std::string data_hash(const TrainData& data);

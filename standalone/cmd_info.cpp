@@ -128,7 +128,6 @@ std::string indented_training(const ModelConfig& c) {
                 out << " (cosine to " << opt.at("lr").get<double>() * opt.at("final_lr_ratio").get<double>() << ")";
             if (opt.value("weight_decay", 0.0) > 0) out << ", weight decay " << opt.at("weight_decay").get<double>();
             if (opt.value("label_dropout", 0.0) > 0) out << ", label dropout " << opt.at("label_dropout").get<double>();
-            if (opt.value("input_noise", 0) > 0) out << ", input noise +-" << opt.at("input_noise").get<int>();
             const nlohmann::json data = r.value("data", nlohmann::json::object());
             if (data.contains("speed_perturb")) {
                 out << ", speeds 1";

@@ -325,8 +325,6 @@ void run_train(TrainCliOptions o) {
         throw UsageError("--label-prefix is for generators (--data): an effect's controls are its conditioning");
     if (effect && !parse_speeds(o.speed_perturb).empty())
         throw UsageError("--speed-perturb is for generators (--data): an effect's input and target must stay in step");
-    if (effect && o.t.input_noise > 0)
-        throw UsageError("--input-noise is for generators (--data): an effect's input is audio, not mu-law classes");
     if (effect && o.pad_end_s > 0)
         throw UsageError("--pad-end is for generators (--data): an effect learns from its input, which says when the "
                          "sound stops");
@@ -364,8 +362,7 @@ void run_train(TrainCliOptions o) {
          " x " + std::to_string(t.segment) + " samples, " + std::to_string(t.steps) + " steps" +
          (t.label_dropout > 0 ? ", label dropout " + fmt(t.label_dropout, 2) + " (null label " +
                                     std::to_string(cfg.null_label()) + ")"
-                              : std::string()) +
-         (t.input_noise > 0 ? ", input noise +-" + std::to_string(t.input_noise) + " mu-law steps" : std::string()));
+                              : std::string()));
 
     fs::create_directories(run_dir);
     // A fine-tuned model keeps its history: the --init model's file and its own training record
@@ -411,7 +408,6 @@ void run_train(TrainCliOptions o) {
                                {"stft_weight", t.stft_weight}, {"seed", t.seed},
                                {"device", to_string(t.device)}, {"tf32", t.tf32}, {"gpus", trainer->ranks()}};
     if (t.label_dropout > 0) options_json["label_dropout"] = t.label_dropout;
-    if (t.input_noise > 0) options_json["input_noise"] = t.input_noise;
 
     auto export_best = [&](const ValStats& v, int64_t step) {
         if (!writer) return;
@@ -579,13 +575,6 @@ void add_train_command(CLI::App& app) {
                         "label, and the Synth can guide its voices. 0.1 to 0.2 is usual; 0: off")
         ->capture_default_str()
         ->check(CLI::Range(0.0, 0.95));
-    g_data->add_option("--input-noise", o->t.input_noise,
-                      "Generator: move each class the model is fed (after the label prefix) by a random whole "
-                      "number of mu-law steps in [-K, K]; the targets stay clean. It learns to predict speech from "
-                      "a history with errors in it, as its own samples have when it generates, so its words drift "
-                      "less (noise injection, as LPCNet trains; docs/DIGITS.md). Validation stays clean. 0: off")
-        ->capture_default_str()
-        ->check(CLI::Range(0, 64));
     g_model->add_option("--rate", o->rate_hz, "Model sample rate in Hz (default: the target file's; generators 8000)");
     g_model->add_flag("--no-skip", o->no_skip, "Effect: no input-to-output skip (the model makes the whole output)");
     auto* g_opt = sub->add_option_group("optimisation");

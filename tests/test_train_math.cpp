@@ -439,121 +439,6 @@ TEST_CASE("a generator's unscored predictions (a label prefix's) count in neithe
     CHECK(st.loss == Approx(want.bits_per_sample()).epsilon(1e-5));
 }
 
-// Input noise (TrainOptions::input_noise): the draws, then the step's loss worked out from the
-// model fed the moved classes against the clean targets, and validation still clean.
-TEST_CASE("input noise moves each fed class by at most K steps, uniformly, and repeats", "[train]") {
-    const int K = 3;
-    std::vector<int64_t> count(2 * K + 1, 0);
-    int64_t changed_by_seed = 0, repeated = 0;
-    const int64_t n = 70000;
-    for (int64_t pos = 0; pos < n; ++pos) {
-        const int32_t c = noisy_class(128, K, 1, 5, 2, pos, 256);
-        REQUIRE(std::abs(c - 128) <= K);
-        ++count[size_t(c - 128 + K)];
-        repeated += noisy_class(128, K, 1, 5, 2, pos, 256) == c;  // a function of its arguments
-        changed_by_seed += noisy_class(128, K, 2, 5, 2, pos, 256) != c;
-    }
-    CHECK(repeated == n);
-    for (int64_t k : count) CHECK(std::abs(double(k) - double(n) / (2 * K + 1)) < 0.05 * double(n) / (2 * K + 1));
-    CHECK(changed_by_seed > n * 5 / 10);  // another seed, other draws (6/7 differ on average)
-    // each of step, lane and place moves the draw
-    int64_t by_step = 0, by_lane = 0;
-    for (int64_t pos = 0; pos < 1000; ++pos) {
-        by_step += noisy_class(128, K, 1, 6, 2, pos, 256) != noisy_class(128, K, 1, 5, 2, pos, 256);
-        by_lane += noisy_class(128, K, 1, 5, 3, pos, 256) != noisy_class(128, K, 1, 5, 2, pos, 256);
-    }
-    CHECK(by_step > 700);
-    CHECK(by_lane > 700);
-    // clamped to the classes at both ends, where the moves that stay inside keep their share
-    int64_t at_zero = 0, at_top = 0;
-    for (int64_t pos = 0; pos < 7000; ++pos) {
-        const int32_t lo = noisy_class(0, K, 1, 0, 0, pos, 256), hi = noisy_class(255, K, 1, 0, 0, pos, 256);
-        REQUIRE((lo >= 0 && lo <= K));
-        REQUIRE((hi <= 255 && hi >= 255 - K));
-        at_zero += lo == 0;
-        at_top += hi == 255;
-    }
-    CHECK(std::abs(double(at_zero) - 7000.0 * (K + 1) / (2 * K + 1)) < 300);  // -K..0 all land on 0
-    CHECK(std::abs(double(at_top) - 7000.0 * (K + 1) / (2 * K + 1)) < 300);
-    CHECK(noisy_class(77, 0, 1, 0, 0, 3, 256) == 77);
-}
-
-TEST_CASE("input noise: the step's loss is the model's on the moved classes against clean targets", "[train]") {
-    const Model m = test::random_model(IoKind::mulaw8, 8, 2, 8, 47);
-    TokenSequence s;
-    s.name = "5_synth_0.wav";
-    s.tokens.assign(12, 5);  // a label prefix of 12 samples of token 5, then a random walk
-    std::mt19937 rng(9);
-    for (int32_t v = 128, t = 0; t < 300; ++t) s.tokens.push_back(v = std::clamp(v + int32_t(rng() % 9) - 4, 0, 255));
-    s.unscored = 11;
-    const int64_t L = int64_t(s.tokens.size()) - 1;
-    TrainOptions o = exact_options(false);
-    o.batch = 1;
-    o.segment = 512;
-    o.steps = 1;
-    o.lr_warmup_steps = 0;
-    o.input_noise = 4;
-    // what the one lane (lane 0, step 0, the clip from its start) is fed: the prefix as it is
-    Model labelled = m;
-    labelled.mutable_config().labels = {"5", "6"};
-    labelled.mutable_config().label_prefix = 12;
-    std::vector<int32_t> fed = s.tokens;
-    int moved = 0;
-    for (int64_t i = 12; i < L; ++i) {
-        fed[size_t(i)] = noisy_class(s.tokens[size_t(i)], 4, o.seed, 0, 0, i, 256);
-        moved += fed[size_t(i)] != s.tokens[size_t(i)];
-    }
-    REQUIRE(moved > L / 2);
-    std::vector<float> logits(size_t(L) * 256);
-    TokenForward(labelled, 1).run(fed.data(), L, logits.data());
-    const NllSums want = cross_entropy(logits.data(), s.tokens.data() + 1, L, 256, 11, nullptr, 1.0);
-    TokenForward(labelled, 1).run(s.tokens.data(), L, logits.data());
-    const NllSums clean = cross_entropy(logits.data(), s.tokens.data() + 1, L, 256, 11, nullptr, 1.0);
-    // (the noise shows: far above the tolerance below)
-    REQUIRE(std::fabs(want.bits_per_sample() - clean.bits_per_sample()) > 1e-3);
-    TrainData d;
-    d.token_train.push_back(s);
-    d.token_val.push_back(s);
-    Trainer t(labelled, d, o);
-    CHECK(t.validate().metric == Approx(clean.bits_per_sample()).epsilon(1e-6));  // validation is clean
-    const StepStats st = t.step();
-    CHECK(st.loss == Approx(want.bits_per_sample()).epsilon(1e-5));
-
-    // A checkpoint keeps the noise: stopped after one step and resumed, the same run as one
-    // without a stop (and not the same once the checkpoint's options lose it).
-    o.steps = 3;
-    Trainer whole(labelled, d, o);
-    for (int i = 0; i < 3; ++i) whole.step();
-    test::TempDir dir;
-    {
-        Trainer first(labelled, d, o);
-        first.step();
-        first.save_checkpoint(dir.path.string());
-    }
-    const int64_t P = labelled.parameter_count();
-    auto weights = [P](const Trainer& x) { return std::vector<float>(x.model().data(), x.model().data() + P); };
-    auto resumed = Trainer::resume(dir.path.string(), d, 0, 1);
-    for (int i = 1; i < 3; ++i) resumed->step();
-    CHECK(weights(*resumed) == weights(whole));
-    const std::string ckpt = dir.file("trainer.safetensors");
-    nlohmann::json meta = checkpoint_meta(ckpt);
-    REQUIRE(meta.at("options").at("input_noise").get<int>() == 4);
-    meta["options"]["input_noise"] = 0;
-    rewrite_checkpoint_meta(ckpt, meta.dump());
-    auto clean_resume = Trainer::resume(dir.path.string(), d, 0, 1);
-    for (int i = 1; i < 3; ++i) clean_resume->step();
-    CHECK(weights(*clean_resume) != weights(whole));
-
-    // and an effect refuses it
-    TrainOptions oe = exact_options(true);
-    oe.input_noise = 2;
-    TrainData de;
-    de.effect_train.push_back({"x", std::vector<float>(600, 0.1f), std::vector<float>(600, 0.1f), {}});
-    de.effect_val = de.effect_train;
-    CHECK_THROWS_WITH(Trainer(test::random_model(IoKind::continuous, 8, 2, 8, 47), de, oe),
-                      Catch::Contains("input noise is for generators"));
-}
-
 TEST_CASE("label dropout feeds some clips the null label's prefix, and a checkpoint keeps which", "[train]") {
     // Two labels (tokens 0 and 1), a null label (token 2) that no clip holds; embeddings untied,
     // so token 2's embedding row learns only when the null prefix is fed.
@@ -736,8 +621,7 @@ TEST_CASE("a generator trains on the GPU (cross-entropy there) as on the CPU (re
 }
 
 // Label dropout on the GPU (TrainOptions::label_dropout): the lanes' tokens, the null prefix
-// swapped in where the draw says so (and the classes moved by input noise), reach the GPU tapes
-// as they reach the CPU ones.
+// swapped in where the draw says so, reach the GPU tapes as they reach the CPU ones.
 TEST_CASE("label dropout trains on the GPU as on the CPU, flat and pooled (requires a GPU)", "[train][cuda]") {
     if (!gpu_present()) return;
     TrainData d;
@@ -771,7 +655,6 @@ TEST_CASE("label dropout trains on the GPU as on the CPU, flat and pooled (requi
             o.adam.lr = 1e-2;
             o.adam.weight_decay = 0;
             o.label_dropout = 0.5;
-            o.input_noise = 2;  // the moved classes reach the GPU's lanes as the CPU's
             o.device = device;
             return o;
         };
@@ -893,14 +776,6 @@ TEST_CASE("data-parallel generator training (cross-entropy) matches one process"
     CHECK(two.losses.back() == Approx(one.losses.back()).epsilon(1e-4));
     CHECK(max_abs_diff(two.weights, one.weights) < 1e-4);
     CHECK(two.val == Approx(one.val).epsilon(1e-5));
-    // with input noise: each rank moves its lanes' classes as one process moves them
-    TrainOptions noisy = o;
-    noisy.input_noise = 3;
-    const RunResult one_noisy = run_ranks(m, d, noisy, 1, 5);
-    const RunResult two_noisy = run_ranks(m, d, noisy, 2, 5);
-    CHECK(std::fabs(one_noisy.losses[0] - one.losses[0]) > 1e-6);  // the noise is fed
-    CHECK(two_noisy.losses[0] == Approx(one_noisy.losses[0]).epsilon(1e-12));
-    CHECK(max_abs_diff(two_noisy.weights, one_noisy.weights) < 1e-4);
 }
 
 TEST_CASE("a data-parallel checkpoint holds every lane's state and resumes in one process", "[train][parallel]") {

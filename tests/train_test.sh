@@ -341,16 +341,6 @@ refuse "--pad-end for an effect" 2 "--pad-end is for generators" \
     "$MW" train --input di.wav --target rec.wav --out lx.safetensors --pad-end 0.5 --steps 1 --no-plot
 refuse "--pad-end -1" 2 "--pad-end: Value -1 not in range" \
     "$MW" train --data lclips --out lx.safetensors --pad-end -1 --steps 1 --no-plot
-# --input-noise: the classes fed moved by up to K mu-law steps, the targets clean (docs/DIGITS.md)
-check "fine-tune with --input-noise 3" "$MW" train --data lclips --out lnoise.safetensors --init lgen.safetensors \
-    --label-prefix 32 --input-noise 3 --batch 4 --segment 512 --steps 2 --val-every 2 --threads 2 --no-plot
-cp last.out lnoise.out
-check "the run says so" grep -q "input noise +-3 mu-law steps" lnoise.out
-check "info's line for the run names it" sh -c "\"$MW\" info lnoise.safetensors | grep -q '2\. 2 steps.*input noise +-3, cpu'"
-refuse "--input-noise for an effect" 2 "--input-noise is for generators" \
-    "$MW" train --input di.wav --target rec.wav --out lx.safetensors --input-noise 2 --steps 1 --no-plot
-refuse "--input-noise 65" 2 "--input-noise: Value 65 not in range" \
-    "$MW" train --data lclips --out lx.safetensors --input-noise 65 --steps 1 --no-plot
 # scripts/set_description.py: a new description line, the weights untouched
 check "set_description.py writes a copy" $PY "$HERE/../scripts/set_description.py" lsp.safetensors \
     "two sine tones, relabelled" --out lsp_desc.safetensors
