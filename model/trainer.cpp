@@ -13,6 +13,7 @@
 
 #if MW_HAVE_CUDA
 #include "kernels/cuda/mamba_cuda.h"
+#include "kernels/cuda/stft_cuda.h"
 #endif
 
 #include <algorithm>
@@ -197,6 +198,7 @@ struct Trainer::Impl {
     // (a pooled model's: one tape per stack, kernels/cuda/train_pooled.cu)
     mutable kernels::cuda::TrainTapePtr gpu;
     mutable kernels::cuda::PooledTapePtr gpu_pooled;
+    kernels::cuda::StftLossPtr gpu_stft;  // effects with stft_weight: the batch's STFT term (cuFFT)
 
     void tape_on_gpu() const {
         if (model.config().pooled()) {
@@ -360,15 +362,16 @@ struct Trainer::Impl {
     }
 
     // Lane b's loss (into lane_error) and dLoss/dout over its L samples (the first `skip` left
-    // out of the loss). Effects: out/dout are y [L]; generators: logits [L][V].
+    // out of the loss). Effects: out/dout are y [L]; generators: logits [L][V]. `with_stft`
+    // false leaves an effect's STFT term out (the GPU path adds the whole batch's at once).
     void lane_loss(int b, int64_t L, int64_t skip, double lane_den, double denominator, const float* out,
-                   float* dout) {
+                   float* dout, bool with_stft = true) {
         const Lane& l = lanes[size_t(b)];
         if (effect) {
             const float* t = data.effect_train[size_t(l.seq)].target.data() + l.pos;
             lane_error[size_t(b)] = esr_sums(out, t, L, opt.preemphasis, skip).error / lane_den;
             esr_grad(out, t, L, opt.preemphasis, skip, lane_den, dout);
-            if (opt.stft_weight > 0) {  // over the counted samples, after the warm-up
+            if (opt.stft_weight > 0 && with_stft) {  // over the counted samples, after the warm-up
                 std::vector<float> ds(size_t(L - skip));
                 lane_error[size_t(b)] += mrstft_loss(out + skip, t + skip, L - skip, StftLossParams{},
                                                      opt.stft_weight / opt.batch, ds.data());
@@ -409,6 +412,34 @@ struct Trainer::Impl {
         lane_loss(b, L, skip, lane_den, denominator, out.data(), dout.data());
         tape.backward(dout.data(), g);
     }
+
+#if MW_HAVE_CUDA
+    // Effects on the GPU: the STFT term of this rank's lanes at once (cuFFT), over each lane's
+    // counted samples [skip, n) as lane_loss counts it on the CPU; y and dy are [BL][Lmax].
+    void gpu_stft_term(const std::vector<int64_t>& n, const std::vector<int64_t>& skip, int64_t Lmax,
+                       const std::vector<float>& y, std::vector<float>& dy) {
+        const int BL = b1 - b0;
+        if (!gpu_stft) {
+            const StftLossParams p;
+            gpu_stft = kernels::cuda::make_stft_loss(p.sizes, p.eps);
+        }
+        std::vector<float> target(size_t(BL * Lmax), 0.0f), grad(size_t(BL * Lmax));
+        std::vector<int64_t> begin(static_cast<size_t>(BL)), end(static_cast<size_t>(BL));
+        std::vector<double> scale(static_cast<size_t>(BL), opt.stft_weight / opt.batch), loss(static_cast<size_t>(BL));
+        for (int i = 0; i < BL; ++i) {
+            const int b = b0 + i;
+            const Lane& l = lanes[size_t(b)];
+            const float* t = data.effect_train[size_t(l.seq)].target.data() + l.pos;
+            std::copy(t, t + n[size_t(b)], target.begin() + i * Lmax);
+            begin[size_t(i)] = skip[size_t(b)];
+            end[size_t(i)] = n[size_t(b)];
+        }
+        kernels::cuda::stft_loss(*gpu_stft, y.data(), target.data(), BL, Lmax, begin.data(), end.data(), scale.data(),
+                                 loss.data(), grad.data());
+        for (int i = 0; i < BL; ++i) lane_error[size_t(b0 + i)] += loss[size_t(i)];
+        for (size_t k = 0; k < grad.size(); ++k) dy[k] += grad[k];
+    }
+#endif
 
     // The whole batch on the GPU tape: lanes padded to the longest (a lane shorter than the
     // segment has reached the end of its sequence, so the state after its padding is never used:
@@ -466,11 +497,12 @@ struct Trainer::Impl {
             if (effect) {
                 const int64_t off = i * Lmax;
                 lane_loss(b, n[size_t(b)], skip[size_t(b)], lane_den[size_t(b)], denominator, out.data() + off,
-                          dout.data() + off);
+                          dout.data() + off, /*with_stft=*/false);
             }
             Lane& l = lanes[size_t(b)];
             std::copy(state_out.begin() + i * S, state_out.begin() + (i + 1) * S, l.next_state.begin());
         }
+        if (effect && opt.stft_weight > 0) gpu_stft_term(n, skip, Lmax, out, dout);
         std::fill(grads.data(), grads.data() + grads.parameter_count(), 0.0f);
         gpu_backward(effect ? dout.data() : nullptr, grads);
 #else

@@ -8,9 +8,11 @@
 #include "kernels/cuda/mamba_cuda.h"
 #include "kernels/backward.h"
 #include "kernels/cuda/philox.h"
+#include "kernels/cuda/stft_cuda.h"
 #include "kernels/fast.h"
 #include "kernels/reference.h"
 #include "model/grad.h"
+#include "model/losses.h"
 #include "model/pooled.h"
 #include "test_util.h"
 
@@ -2027,6 +2029,72 @@ inline void pooled_train_checks(const Report& report) {
     kc::PooledView flat = view;
     flat.pools.clear();
     expect_refused(report, "make_pooled_tape refuses a view with no pools", [&] { kc::make_pooled_tape(flat, 2, 60); });
+}
+
+// ---- the multi-resolution STFT loss on the GPU (kernels/cuda/stft_cuda.h) --------------------
+// A batch of lanes of random audio, each over its own range, against model/losses.cpp's
+// mrstft_loss lane by lane: the losses and the gradients (every sample written, zeros outside a
+// lane's range), lanes that hold one, two, three or none of the sizes, the same floats on a second
+// run, the loss alone without the gradient, and misuse refused.
+inline void stft_checks(const Report& report) {
+    const int B = 6;
+    const int64_t stride = 3000;
+    const int64_t begin[B] = {0, 17, 1000, 0, 400, 2990};
+    const int64_t end[B] = {3000, 2065, 1700, 127, 3000, 3000};  // 2048 + 17; 700; under 128; 2600; 10
+    const double scale[B] = {0.5, 1.0, 0.25, 1.0, 2.0, 1.0};
+    std::mt19937 rng(31);
+    std::normal_distribution<float> nd;
+    std::vector<float> y(size_t(B * stride)), t(size_t(B * stride));
+    for (size_t i = 0; i < y.size(); ++i) {
+        t[i] = 0.3f * nd(rng);
+        y[i] = 0.8f * t[i] + 0.1f * nd(rng);
+    }
+    for (int64_t i = 0; i < 500; ++i) t[size_t(4 * stride + 400 + i)] = 0;  // silence in a target
+    const StftLossParams params;
+    std::vector<float> want_dy(size_t(B * stride), 0.0f), want_loss(B);
+    for (int b = 0; b < B; ++b) {
+        const int64_t L = end[b] - begin[b], o = b * stride + begin[b];
+        std::vector<float> ds(static_cast<size_t>(L));
+        want_loss[size_t(b)] = float(mrstft_loss(y.data() + o, t.data() + o, L, params, scale[b], ds.data()));
+        std::copy(ds.begin(), ds.end(), want_dy.begin() + o);
+    }
+    auto S = kc::make_stft_loss(params.sizes, params.eps);
+    std::vector<double> loss(B, std::numeric_limits<double>::quiet_NaN());
+    std::vector<float> dy = poisoned(B * stride);
+    kc::stft_loss(*S, y.data(), t.data(), B, stride, begin, end, scale, loss.data(), dy.data());
+    const std::vector<float> got_loss(loss.begin(), loss.end());
+    report(compare("STFT loss per lane (sizes 128, 512, 2048; lanes of 3000, 2048, 700, 127, 2600, 10)", got_loss,
+                   want_loss, 1e-6));
+    report(compare("STFT loss gradient, zero outside each lane's range", dy, want_dy, 1e-5));
+    {
+        Result r;  // a lane too short for any size: loss 0 (the CPU's too)
+        r.what = "a lane under the smallest size has loss 0";
+        r.rel_error = (loss[3] == 0 && want_loss[3] == 0 && loss[5] == 0) ? 0 : 1;
+        report(r);
+    }
+    std::vector<double> loss2(B);
+    std::vector<float> dy2 = poisoned(B * stride);
+    kc::stft_loss(*S, y.data(), t.data(), B, stride, begin, end, scale, loss2.data(), dy2.data());
+    {
+        Result r;
+        r.what = "STFT loss: a second run gives the same floats";
+        r.rel_error = (loss2 == loss && dy2 == dy) ? 0 : 1;
+        report(r);
+    }
+    std::vector<double> loss3(B);
+    kc::stft_loss(*S, y.data(), t.data(), B, stride, begin, end, scale, loss3.data(), nullptr);
+    {
+        Result r;
+        r.what = "STFT loss without the gradient: the same losses";
+        r.rel_error = loss3 == loss ? 0 : 1;
+        report(r);
+    }
+    expect_refused(report, "make_stft_loss refuses a size that is not a power of two",
+                   [&] { kc::make_stft_loss({128, 500}, 1e-5); });
+    expect_refused(report, "stft_loss refuses a lane's range past its samples", [&] {
+        const int64_t bad_end[B] = {3000, 2065, 1700, 127, 3000, 3001};
+        kc::stft_loss(*S, y.data(), t.data(), B, stride, begin, bad_end, scale, loss3.data(), nullptr);
+    });
 }
 
 } // namespace mw::test::cuda_checks

@@ -89,6 +89,13 @@ TEST_CASE("CUDA training tape (requires a GPU): forward, gradients vs the CPU ta
     run_checks(train_checks);
 }
 
+TEST_CASE("CUDA multi-resolution STFT loss (requires a GPU): losses and gradients equal the CPU's lane by lane, "
+          "repeatable, misuse refused",
+          "[cuda][train]") {
+    if (!gpu_present()) return;
+    run_checks(stft_checks);
+}
+
 TEST_CASE("CUDA forward (requires a GPU): LTI and mixed models match the float64 reference", "[cuda][lti]") {
     if (!gpu_present()) return;
     run_checks(lti_forward_checks);

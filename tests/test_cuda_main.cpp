@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
                            Group{"lti segments", lti_segment_checks},
                            Group{"lti step", lti_step_checks},
                            Group{"lti train", lti_train_checks},
-                           Group{"pooled train", pooled_train_checks}}) {
+                           Group{"pooled train", pooled_train_checks},
+                           Group{"stft loss", stft_checks}}) {
         if (!wanted(g.name)) continue;
         try {
             g.checks(report);

@@ -573,6 +573,37 @@ TEST_CASE("training on the GPU follows training on the CPU and resumes exactly (
     CHECK(wr == wg);
 }
 
+// The STFT term on the GPU (cuFFT over the whole batch, kernels/cuda/stft_cuda.h) trains as the
+// CPU's (model/losses.cpp, lane by lane): lanes of uneven length, a warm-up, balanced lanes.
+TEST_CASE("an effect trains with the STFT term on the GPU as on the CPU (requires a GPU)", "[train][cuda]") {
+    if (!gpu_present()) return;
+    TrainData d = loud_and_quiet(2300);
+    d.effect_train[1].input.resize(1500);
+    d.effect_train[1].target.resize(1500);
+    const Model m = test::random_model(IoKind::continuous, 8, 2, 8, 42, 1, false);
+    auto options = [](Device device, double weight) {
+        TrainOptions o = exact_options(true);
+        o.batch = 3;
+        o.segment = 1024;
+        o.warmup = 100;
+        o.steps = 8;
+        o.stft_weight = weight;
+        o.device = device;
+        return o;
+    };
+    Trainer cpu(m, d, options(Device::cpu, 0.5)), gpu(m, d, options(Device::cuda, 0.5));
+    Trainer plain(m, d, options(Device::cuda, 0));
+    const StepStats first_plain = plain.step();
+    const StepStats first_cpu = cpu.step(), first_gpu = gpu.step();
+    CHECK(first_gpu.loss == Approx(first_cpu.loss).epsilon(1e-5));
+    CHECK(first_gpu.loss > first_plain.loss + 0.01);  // the term is there
+    step_side_by_side(cpu, gpu, 7);
+    const int64_t P = m.parameter_count();
+    const std::vector<float> wc(cpu.model().data(), cpu.model().data() + P);
+    const std::vector<float> wg(gpu.model().data(), gpu.model().data() + P);
+    CHECK(test::rel_error(wg, wc) < 1e-3);
+}
+
 // A flat generator and a pooled one (model/pooled.h: one training tape per stack on the GPU,
 // lanes padded to whole pooling periods there).
 TEST_CASE("a generator trains on the GPU (cross-entropy there) as on the CPU (requires a GPU)", "[train][cuda]") {

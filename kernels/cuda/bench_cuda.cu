@@ -21,8 +21,14 @@
 //                       chunks and both variants: profiling)]
 //   5. training: the scan's backward alone in GB/s against the copy, and whole training steps
 //      (forward + backward on the GPU tape, transfers included) in samples per second.
+//   6. --stft B L: the multi-resolution STFT loss and its gradient for B lanes of L samples
+//      (stft_loss.cu, cuFFT, host transfers included) against model/losses.cpp's mrstft_loss
+//      run lane after lane on one core, which is what the trainer did before (and still does
+//      on the CPU).
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/mamba_cuda.h"
+#include "kernels/cuda/stft_cuda.h"
+#include "model/losses.h"
 #include "kernels/cuda/scan.cuh"
 #include "model/model.h"
 
@@ -30,6 +36,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <random>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -571,10 +578,49 @@ void bench_steps(double copy_gbps, bool tune) {
 
 } // namespace
 
+// Part 6: the STFT loss of B lanes of L samples with its gradient, GPU against one CPU core.
+void bench_stft(int B, int64_t L) {
+    std::vector<float> y(size_t(B * L)), t(size_t(B * L)), dy(size_t(B * L));
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd;
+    for (size_t i = 0; i < y.size(); ++i) {
+        t[i] = 0.3f * nd(rng);
+        y[i] = 0.8f * t[i] + 0.1f * nd(rng);
+    }
+    const StftLossParams p;
+    std::vector<int64_t> begin(static_cast<size_t>(B), 0), end(static_cast<size_t>(B), L);
+    std::vector<double> scale(static_cast<size_t>(B), 1.0), loss(static_cast<size_t>(B));
+    auto S = make_stft_loss(p.sizes, p.eps);
+    auto gpu = [&] { stft_loss(*S, y.data(), t.data(), B, L, begin.data(), end.data(), scale.data(), loss.data(), dy.data()); };
+    gpu();  // plans and buffers
+    std::vector<double> ms;
+    for (int r = 0; r < 20; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        gpu();
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    const double gpu_ms = ms[ms.size() / 2];
+    double cpu_loss = 0;
+    const auto c0 = std::chrono::steady_clock::now();
+    std::vector<float> ds(static_cast<size_t>(L));
+    for (int b = 0; b < B; ++b) cpu_loss += mrstft_loss(y.data() + b * L, t.data() + b * L, L, p, 1.0, ds.data());
+    const double cpu_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c0).count();
+    double gpu_loss = 0;
+    for (double v : loss) gpu_loss += v;
+    char what[128], note[160];
+    std::snprintf(what, sizeof what, "STFT loss + gradient, B %d x L %lld, sizes 128/512/2048, GPU (cuFFT)", B,
+                  (long long)L);
+    std::snprintf(note, sizeof note, "%.3g samples/s; one CPU core %.1f ms (%.0fx); losses %.6g vs %.6g", B * L / (gpu_ms * 1e-3),
+                  cpu_ms, cpu_ms / gpu_ms, gpu_loss, cpu_loss);
+    g_rows.push_back({what, gpu_ms, 0, 0, note});
+    std::printf("%s: %.3f ms  (%s)\n", what, gpu_ms, note);
+}
+
 int main(int argc, char** argv) {
     try {
         double seconds = 3600.0;
-        std::vector<long long> only_scan, only_model, only_scan_bwd, train_one, train_gen;
+        std::vector<long long> only_scan, only_model, only_scan_bwd, train_one, train_gen, stft;
         bool only_step = false, step_tune = false, only_train = false;
         std::string step_one;
         int step_one_s = 0;
@@ -595,6 +641,7 @@ int main(int argc, char** argv) {
             else if (a == "--train-gen") for (int k = 0; k < 4; ++k) train_gen.push_back(next());
             else if (a == "--train-steps") g_train_steps = int(next());
             else if (a == "--lti") g_lti = true;
+            else if (a == "--stft") for (int k = 0; k < 2; ++k) stft.push_back(next());
             else if (a == "--step-tune") only_step = step_tune = true;
             else if (a == "--step-one") {
                 step_one = i + 1 < argc ? argv[++i] : "";
@@ -604,7 +651,7 @@ int main(int argc, char** argv) {
                                              "; usage: mw_bench_cuda [--seconds S] [--reps R] "
                                              "[--scan B E N L] [--scan-backward B E N L] [--model D LAYERS] [--step] "
                                              "[--step-tune] [--train] [--train-one D LAYERS B L] [--train-gen D LAYERS B L] "
-                                             "[--train-steps N] [--lti]");
+                                             "[--train-steps N] [--lti] [--stft B L]");
         }
         if (!available()) {
             std::printf("no CUDA device: nothing to measure\n");
@@ -627,7 +674,7 @@ int main(int argc, char** argv) {
             return 0;
         }
         const bool all = only_scan.empty() && only_model.empty() && only_scan_bwd.empty() && !only_step &&
-                         !only_train && train_one.empty() && train_gen.empty();
+                         !only_train && train_one.empty() && train_gen.empty() && stft.empty();
 
         const double copy = copy_bandwidth(sms);
         struct ScanCase { int B, E, N; int64_t L; };
@@ -673,6 +720,7 @@ int main(int argc, char** argv) {
                     bench_scan_backward(int(only_scan_bwd[0]), int(only_scan_bwd[1]), int(only_scan_bwd[2]),
                                         int64_t(only_scan_bwd[3]), T, variant, copy, sms, clock_hz);
 
+        if (!stft.empty()) bench_stft(int(stft[0]), int64_t(stft[1]));
         if (!train_one.empty())
             bench_train(false, int(train_one[0]), int(train_one[1]), int(train_one[2]), int64_t(train_one[3]));
         if (!train_gen.empty())
