@@ -18,8 +18,6 @@
 #   LABELS=1         a model trained with --label-prefix: COUNT/10 clips asked for each digit
 #                    (generate --label D), and the accuracy against the digit asked for
 #   GUIDANCE=W       with LABELS=1: generate's --guidance W (label guidance; 0 = off)
-#   SPEAKERS="a b"   with LABELS=1, for a model whose labels are digit_speaker (train --label-fields 2):
-#                    each digit's clips shared out over these speakers (generate --label 7_a, 7_b)
 #   CONTRAST=C       with GUIDANCE: generate's --contrast (null, labels; default auto: the null
 #                    label where the model has one)
 #   THREADS=N        generate's --threads (default 0: every core; the clips are the same for any N)
@@ -56,16 +54,10 @@ fi
 asked=()
 if [[ -n ${LABELS:-} ]]; then  # a model trained with --label-prefix: count/10 clips asked for each digit
   echo "== generating $((count / 10)) clips of $seconds s for each --label 0..9 with $(basename "$model") (seed ${SEED:-1}, guidance ${GUIDANCE:-0}${CONTRAST:+ against $CONTRAST}, CPU)"
-  read -ra speakers <<<"${SPEAKERS:-}"
-  [[ ${#speakers[@]} -gt 0 ]] || speakers=("")
-  per=$((count / 10 / ${#speakers[@]}))
-  [[ $per -ge 1 ]] || { echo "digits_score.sh: COUNT=$count is too few for 10 digits x ${#speakers[@]} speakers" >&2; exit 1; }
   for d in 0 1 2 3 4 5 6 7 8 9; do
-    for sp in "${speakers[@]}"; do
-      "$mw" generate -m "$model" --label "$d${sp:+_$sp}" --seconds "$seconds" --count $per --seed "${SEED:-1}" \
-        --temperature "${TEMPERATURE:-1}" --top-p "${TOP_P:-1}" --guidance "${GUIDANCE:-0}" ${CONTRAST:+--contrast "$CONTRAST"} \
-        --device cpu --threads "${THREADS:-0}" -o "$work/label${d}_${sp:+${sp}_}.wav"
-    done
+    "$mw" generate -m "$model" --label $d --seconds "$seconds" --count $((count / 10)) --seed "${SEED:-1}" \
+      --temperature "${TEMPERATURE:-1}" --top-p "${TOP_P:-1}" --guidance "${GUIDANCE:-0}" ${CONTRAST:+--contrast "$CONTRAST"} \
+      --device cpu --threads "${THREADS:-0}" -o "$work/label${d}_.wav"
   done
   clips=("$work"/label*.wav)
   asked=(--asked-from-name)

@@ -244,7 +244,7 @@ void eval_generator(const EvalOptions& o, const Model& model) {
     for (const TokenSequence& s : clips) {
         const int64_t L = int64_t(s.tokens.size()) - 1;
         logits.resize(size_t(L * c.vocab));
-        const int own = o.classify ? c.label_index(label_from_name(s, "--classify", label_fields(c))) : -1;
+        const int own = o.classify ? c.label_index(label_from_name(s, "--classify")) : -1;
         int guess = 0;
         double best = -std::numeric_limits<double>::infinity();
         if (o.classify) relabelled = s.tokens;
@@ -335,8 +335,7 @@ void add_eval_command(CLI::App& app) {
     sub->add_option("--data", o->data,
                     "Generator: audio files and/or directories. A model trained with --label-prefix hears "
                     "each file led by its label's prefix, the label from the file name up to the first '_' "
-                    "(up to the second for labels such as 7_jackson, train --label-fields 2) as in training "
-                    "(the prefix's predictions unscored)");
+                    "as in training (the prefix's predictions unscored)");
     sub->add_option("--manifest", o->manifest,
                     "Effect: every pair of a captures manifest (docs/DATA.md), each at its own knob settings")
         ->check(CLI::ExistingFile);

@@ -59,8 +59,6 @@ struct TrainCliOptions {
     std::string lti = "none";
     std::string pool = "none";
     int label_prefix = 0;  // generators: samples of a label's token before each clip (0: none)
-    int label_fields = 1;  // ... how many '_'-separated fields of a file name make its label
-    bool relabel = false;  // --init a labelled model and give it this data's labels instead
     std::string speed_perturb = "none";  // generators: training clips also at these speeds
     double pad_end_s = 0;                // generators: seconds of silence after each training clip
     double rate_hz = 0;  // 0: the data's (effects) or 8000 (generators)
@@ -178,17 +176,6 @@ Model initial_model(const TrainCliOptions& o, bool effect, double rate_hz, const
         if (effect && m.config().n_cond() != int(controls.size()))
             throw UsageError(o.init + ": has " + std::to_string(m.config().n_cond()) + " controls, the data gives " +
                              std::to_string(controls.size()));
-        if (o.relabel) {
-            if (labels.empty())
-                throw UsageError("--relabel gives the --init model this data's labels: give --label-prefix too");
-            if (!m.config().labelled())
-                throw UsageError("--relabel: " + o.init + " has no labels to replace (train it with --label-prefix)");
-            ModelConfig& c = m.mutable_config();
-            c.labels = labels;
-            c.label_prefix = o.label_prefix;
-            c.label_null = false;  // (set again below by --label-dropout)
-            c.validate(o.init + " (relabelled)");
-        }
         if (m.config().label_prefix != o.label_prefix || m.config().labels != labels)
             throw UsageError(o.init + ": " +
                              (m.config().labelled() ? "was trained with --label-prefix " +
@@ -196,8 +183,7 @@ Model initial_model(const TrainCliOptions& o, bool effect, double rate_hz, const
                                                           std::to_string(m.config().labels.size()) + " labels"
                                                     : std::string("has no labels")) +
                              "; this run gives --label-prefix " + std::to_string(o.label_prefix) + " and " +
-                             std::to_string(labels.size()) + " labels from the file names: they must agree "
-                             "(--relabel starts from its weights with this data's labels)");
+                             std::to_string(labels.size()) + " labels from the file names: they must agree");
         m.mutable_config().untrained = false;
         return m;
     }
@@ -327,9 +313,8 @@ void run_train(TrainCliOptions o) {
         record_data = {{"paths", o.data}, {"split", rule}};
         if (!speeds.empty()) record_data["speed_perturb"] = speeds;
         if (o.label_prefix > 0) {
-            labels = add_label_prefix(data, o.label_prefix, o.label_fields);
+            labels = add_label_prefix(data, o.label_prefix);
             record_data["label_prefix"] = o.label_prefix;
-            if (o.label_fields > 1) record_data["label_fields"] = o.label_fields;
         }
         if (o.pad_end_s > 0) {
             pad_training_ends(data, std::max<int64_t>(1, std::llround(o.pad_end_s * rate_hz)));
@@ -340,9 +325,6 @@ void run_train(TrainCliOptions o) {
         throw UsageError("--label-prefix is for generators (--data): an effect's controls are its conditioning");
     if (effect && !parse_speeds(o.speed_perturb).empty())
         throw UsageError("--speed-perturb is for generators (--data): an effect's input and target must stay in step");
-    if (o.label_fields != 1 && o.label_prefix == 0)
-        throw UsageError("--label-fields says how file names give labels: give --label-prefix too");
-    if (o.relabel && o.init.empty()) throw UsageError("--relabel gives an --init model new labels: give --init");
     if (effect && o.pad_end_s > 0)
         throw UsageError("--pad-end is for generators (--data): an effect learns from its input, which says when the "
                          "sound stops");
@@ -575,15 +557,6 @@ void add_train_command(CLI::App& app) {
                         "up to the first '_' (7_jackson_32.wav: 7); every clip starts with this many samples of its "
                         "label's token, not scored, and `generate --label 7` primes with them. 0: none")
         ->capture_default_str();
-    g_model->add_option("--label-fields", o->label_fields,
-                        "Generator with --label-prefix: how many '_'-separated fields of a file name make its label: "
-                        "1 (7_jackson_32.wav: 7, the digit) or more (2: 7_jackson, the digit said by that speaker, "
-                        "so that `generate --label 7_jackson` asks for both)")
-        ->capture_default_str()
-        ->check(CLI::Range(1, 8));
-    g_model->add_flag("--relabel", o->relabel,
-                      "With --init of a labelled model: keep its weights but give it this data's labels (e.g. "
-                      "finer ones from --label-fields 2). The label tokens change meaning, so it learns them anew");
     g_data->add_option("--speed-perturb", o->speed_perturb,
                         "Generator: more training audio from the same recordings: each training clip again at "
                         "each of these speeds, resampled (pitch and tempo together; 0.9,1.1 triples the data, as "

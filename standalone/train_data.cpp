@@ -467,23 +467,12 @@ TrainData token_data_split(std::vector<TokenSequence> clips, std::string& rule) 
     return d;
 }
 
-std::string label_from_name(const TokenSequence& s, const std::string& option, int fields) {
-    size_t cut = std::string::npos;
-    for (int k = 0; k < fields; ++k) {
-        cut = s.name.find('_', cut == std::string::npos ? 0 : cut + 1);
-        if (cut == std::string::npos || cut == 0)
-            throw UsageError(s.name + ": " + option + " takes each clip's label from its file name up to " +
-                             (fields == 1 ? std::string("the first '_' (as in 7_jackson_32.wav: 7)")
-                                          : "the end of its first " + std::to_string(fields) +
-                                                " '_'-separated fields (--label-fields " + std::to_string(fields) +
-                                                "; 7_jackson_32.wav gives 7_jackson for 2)") +
-                             ", and this name has " + (k == 0 ? std::string("no '_'") : "only " + std::to_string(k) + " '_'"));
-    }
+std::string label_from_name(const TokenSequence& s, const std::string& option) {
+    const size_t cut = s.name.find('_');
+    if (cut == std::string::npos || cut == 0)
+        throw UsageError(s.name + ": " + option + " takes each clip's label from its file name up to the first "
+                         "'_' (as in 7_jackson_32.wav), and this name has none");
     return s.name.substr(0, cut);
-}
-
-int label_fields(const ModelConfig& c) {
-    return c.labels.empty() ? 1 : 1 + int(std::count(c.labels[0].begin(), c.labels[0].end(), '_'));
 }
 
 void pad_training_ends(TrainData& d, int64_t samples) {
@@ -493,23 +482,20 @@ void pad_training_ends(TrainData& d, int64_t samples) {
 }
 
 void lead_with_label(TokenSequence& s, const ModelConfig& c, const std::string& model_path) {
-    const int fields = label_fields(c);
-    const std::string label = label_from_name(s, "a model trained with --label-prefix", fields);
+    const std::string label = label_from_name(s, "a model trained with --label-prefix");
     const int i = c.label_index(label);
     if (i < 0)
-        throw UsageError(s.name + ": its label '" + label + "' (the file name up to the " +
-                         (fields == 1 ? std::string("first '_'")
-                                      : "end of its first " + std::to_string(fields) + " '_'-separated fields") +
-                         ") is not one of " + model_path + "'s labels: " + describe_labels(c));
+        throw UsageError(s.name + ": its label '" + label + "' (the file name up to the first '_') is not one of " +
+                         model_path + "'s labels: " + describe_labels(c));
     const std::vector<int32_t> lead = c.label_tokens(i);
     s.tokens.insert(s.tokens.begin(), lead.begin(), lead.end());
     s.unscored = c.label_prefix - 1;  // (the prefix's last sample predicts the clip's first: scored)
 }
 
-std::vector<std::string> add_label_prefix(TrainData& d, int prefix, int fields) {
+std::vector<std::string> add_label_prefix(TrainData& d, int prefix) {
     if (prefix < 1 || prefix > 4096)
         throw UsageError("--label-prefix is " + std::to_string(prefix) + ", expected 1..4096 samples");
-    auto label_of = [fields](const TokenSequence& s) { return label_from_name(s, "--label-prefix", fields); };
+    auto label_of = [](const TokenSequence& s) { return label_from_name(s, "--label-prefix"); };
     std::vector<std::string> labels;
     for (const auto* set : {&d.token_train, &d.token_val})
         for (const TokenSequence& s : *set) labels.push_back(label_of(s));
@@ -525,9 +511,7 @@ std::vector<std::string> add_label_prefix(TrainData& d, int prefix, int fields) 
             s.unscored = prefix - 1;  // (the prefix's last sample predicts the clip's first: scored)
         }
     d.description += "; each clip led by " + std::to_string(prefix) + " samples of its label's token (" +
-                     std::to_string(labels.size()) + " labels from the file names" +
-                     (fields > 1 ? ", each its first " + std::to_string(fields) + " '_'-separated fields" : std::string()) +
-                     ")";
+                     std::to_string(labels.size()) + " labels from the file names)";
     return labels;
 }
 

@@ -76,24 +76,19 @@ std::vector<double> parse_speeds(const std::string& text);
 TrainData token_data_split(std::vector<TokenSequence> clips, std::string& rule);
 
 // A generator told which label to make (ModelConfig::labels, docs/DIGITS.md): each clip's label is
-// its file name up to the first '_' (Free Spoken Digit names: the digit), or with `fields` > 1 up
-// to that many '_' (2: 7_jackson, the digit and the speaker), and every clip, training and
-// validation, gets `prefix` samples of its label's token in front (ModelConfig::label_tokens),
-// whose own predictions go unscored. Returns the labels, sorted; UsageError for a name with too
-// few '_', or fewer than 2 or more than 64 labels.
-std::vector<std::string> add_label_prefix(TrainData& d, int prefix, int fields = 1);
+// its file name up to the first '_' (Free Spoken Digit names: the digit), and every clip, training
+// and validation, gets `prefix` samples of its label's token in front (ModelConfig::label_tokens),
+// whose own predictions go unscored. Returns the labels, sorted; UsageError for a name without
+// '_', or fewer than 2 or more than 64 labels.
+std::vector<std::string> add_label_prefix(TrainData& d, int prefix);
 // Generator clips that end in quiet: `samples` of the silence class (mu-law of 0.0) after every
 // training clip, speed copies included, so that the model learns what follows a word (a clip that
 // simply ends teaches it nothing, and a generator run past the word's length babbles). Validation
 // stays the recordings as they are. UsageError for samples < 1.
 void pad_training_ends(TrainData& d, int64_t samples);
-// A clip's label: its file name up to the first '_' (7_jackson_32.wav: "7"), or up to the
-// `fields`th ("7_jackson" for 2); a UsageError that names the file and `option` (what asked for
-// labels) when it has too few.
-std::string label_from_name(const TokenSequence& s, const std::string& option, int fields = 1);
-// How many '_'-separated fields of a file name a labelled model's labels are (train
-// --label-fields): one more than the '_' in its labels.
-int label_fields(const ModelConfig& c);
+// A clip's label: its file name up to the first '_' (7_jackson_32.wav: "7"); a UsageError that
+// names the file and `option` (what asked for labels) when it has none.
+std::string label_from_name(const TokenSequence& s, const std::string& option);
 // For a labelled model (eval): leads the clip with its label's prefix, unscored, as training's
 // validation does; a UsageError naming the file when its label is not one of the model's.
 void lead_with_label(TokenSequence& s, const ModelConfig& c, const std::string& model_path);

@@ -299,37 +299,6 @@ refuse "--contrast without --guidance" 2 "--contrast labels|give --guidance" \
     "$MW" generate -m lnull.safetensors --label 2 --contrast labels --seconds 0.1 -o lx.wav
 refuse "--label-dropout on a generator without labels" 2 "--label-dropout 0.2|no labels to drop" \
     "$MW" train --data clips --out ld.safetensors --label-dropout 0.2 --steps 1 --no-plot
-# finer labels from more of the file name (--label-fields 2: the digit and the speaker)
-mkdir fclips
-for i in $(seq 0 9); do
-    for v in "2 low 200" "2 high 300" "5 low 500" "5 high 700"; do
-        set -- $v; sox -n -r 8000 -c 1 -b 16 "fclips/${1}_${2}_${i}.wav" synth 0.4 sine $3 gain -6 2>/dev/null
-    done
-done
-check "train with --label-fields 2" "$MW" train --data fclips --out fgen.safetensors --label-prefix 32 --label-fields 2 \
-    --d-model 8 --layers 1 --d-state 8 --batch 4 --segment 512 --steps 2 --val-every 2 --threads 2 --no-plot
-cp last.out fgen.out
-check "the run names the two-field labels" grep -q "(4 labels from the file names, each its first 2 '_'-separated fields)" fgen.out
-check "info lists them" sh -c "\"$MW\" info fgen.safetensors | grep -q 'labels *2_high, 2_low, 5_high, 5_low'"
-check "the record keeps label_fields 2" sh -c "\"$MW\" info --json fgen.safetensors | tr -d ' \n' | grep -q '\"label_fields\":2'"
-check "generate --label 2_low" "$MW" generate -m fgen.safetensors --label 2_low --seconds 0.1 --seed 4 -o f2.wav --device cpu
-check "eval --classify reads two fields from the names" "$MW" eval -m fgen.safetensors --data fclips --classify --json
-cp last.out fclass.json
-check "... and scores the 40 clips under 4 labels" $PY -c "
-import json; j = json.loads(open('fclass.json').read().strip().splitlines()[-1])
-assert j['labels'] == ['2_high', '2_low', '5_high', '5_low'] and len(j['per_file']) == 40, j['labels']"
-refuse "--init with other labels is refused" 2 "must agree|--relabel" \
-    "$MW" train --data fclips --out fno.safetensors --init lgen.safetensors --label-prefix 32 --label-fields 2 --steps 1 --no-plot
-check "--relabel starts from lgen's weights with the 4 labels" "$MW" train --data fclips --out frel.safetensors \
-    --init lgen.safetensors --label-prefix 32 --label-fields 2 --relabel --batch 4 --segment 512 --steps 2 --threads 2 --no-plot
-check "... info lists the new labels and both runs" sh -c "\"$MW\" info frel.safetensors > frel.txt &&
-    grep -q 'labels *2_high, 2_low, 5_high, 5_low' frel.txt && grep -q '2 runs of mambawave train' frel.txt"
-refuse "--label-fields without --label-prefix" 2 "--label-fields|--label-prefix" \
-    "$MW" train --data fclips --out fno.safetensors --label-fields 2 --steps 1 --no-plot
-refuse "--relabel without --init" 2 "--relabel|--init" \
-    "$MW" train --data fclips --out fno.safetensors --label-prefix 32 --relabel --steps 1 --no-plot
-refuse "--label-fields 3 on names with two '_'" 2 "_0.wav|first 3 '_'-separated fields|only 2 '_'" \
-    "$MW" train --data fclips --out fno.safetensors --label-prefix 32 --label-fields 3 --steps 1 --no-plot
 # speed perturbation: each training clip again at each speed, resampled; validation as recorded.
 # At 0.5 a copy lasts twice as long (a copy made the wrong way round would last half as long):
 # 10 training clips of 0.4 s and 32 prefix samples each, 4.04 s, plus their copies, 8.04 s.
