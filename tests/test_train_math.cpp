@@ -524,6 +524,14 @@ static bool gpu_present() {
     return false;
 }
 
+// Effect pairs of uneven length, 2300 and 1500 samples.
+static TrainData uneven_pairs() {
+    TrainData d = loud_and_quiet(2300);
+    d.effect_train[1].input.resize(1500);
+    d.effect_train[1].target.resize(1500);
+    return d;
+}
+
 // `steps` steps of the same run on the CPU and on the GPU, side by side: the losses agree within
 // float rounding at the first step and drift apart by the weights' rounding after it.
 static void step_side_by_side(Trainer& cpu, Trainer& gpu, int steps) {
@@ -537,11 +545,9 @@ static void step_side_by_side(Trainer& cpu, Trainer& gpu, int steps) {
 
 TEST_CASE("training on the GPU follows training on the CPU and resumes exactly (requires a GPU)", "[train][cuda]") {
     if (!gpu_present()) return;
-    // Sequences of uneven length (1500 and 2300 samples, segments of 512), so lanes reach their
-    // ends at different steps and the GPU batch pads its short lanes.
-    TrainData d = loud_and_quiet(2300);
-    d.effect_train[1].input.resize(1500);
-    d.effect_train[1].target.resize(1500);
+    // Sequences of uneven length (segments of 512), so lanes reach their ends at different steps
+    // and the GPU batch pads its short lanes.
+    const TrainData d = uneven_pairs();
     const Model m = test::random_model(IoKind::continuous, 8, 2, 8, 41, 1, false);
     auto options = [](Device device) {
         TrainOptions o = exact_options(false);
@@ -577,9 +583,7 @@ TEST_CASE("training on the GPU follows training on the CPU and resumes exactly (
 // CPU's (model/losses.cpp, lane by lane): lanes of uneven length, a warm-up, balanced lanes.
 TEST_CASE("an effect trains with the STFT term on the GPU as on the CPU (requires a GPU)", "[train][cuda]") {
     if (!gpu_present()) return;
-    TrainData d = loud_and_quiet(2300);
-    d.effect_train[1].input.resize(1500);
-    d.effect_train[1].target.resize(1500);
+    const TrainData d = uneven_pairs();
     const Model m = test::random_model(IoKind::continuous, 8, 2, 8, 42, 1, false);
     auto options = [](Device device, double weight) {
         TrainOptions o = exact_options(true);
