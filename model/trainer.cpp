@@ -362,27 +362,32 @@ struct Trainer::Impl {
     }
 
     // Lane b's loss (into lane_error) and dLoss/dout over its L samples (the first `skip` left
-    // out of the loss). Effects: out/dout are y [L]; generators: logits [L][V]. `with_stft`
-    // false leaves an effect's STFT term out (the GPU path adds the whole batch's at once).
+    // out of the loss). Effects: out/dout are y [L], the ESR (an STFT term is added by
+    // cpu_stft_term or gpu_stft_term); generators: logits [L][V].
     void lane_loss(int b, int64_t L, int64_t skip, double lane_den, double denominator, const float* out,
-                   float* dout, bool with_stft = true) {
+                   float* dout) {
         const Lane& l = lanes[size_t(b)];
         if (effect) {
             const float* t = data.effect_train[size_t(l.seq)].target.data() + l.pos;
             lane_error[size_t(b)] = esr_sums(out, t, L, opt.preemphasis, skip).error / lane_den;
             esr_grad(out, t, L, opt.preemphasis, skip, lane_den, dout);
-            if (opt.stft_weight > 0 && with_stft) {  // over the counted samples, after the warm-up
-                std::vector<float> ds(size_t(L - skip));
-                lane_error[size_t(b)] += mrstft_loss(out + skip, t + skip, L - skip, StftLossParams{},
-                                                     opt.stft_weight / opt.batch, ds.data());
-                for (int64_t i = 0; i < L - skip; ++i) dout[skip + i] += ds[size_t(i)];
-            }
         } else {
             const int32_t* tokens = data.token_train[size_t(l.seq)].tokens.data() + l.pos;
             lane_error[size_t(b)] = cross_entropy(out, tokens + 1, L, model.config().vocab, skip, dout,
                                                   1.0 / denominator)
                                         .nats;
         }
+    }
+
+    // Effects with stft_weight on the CPU: lane b's STFT term over its counted samples [skip, L),
+    // added to its loss and to dLoss/dy.
+    void cpu_stft_term(int b, int64_t L, int64_t skip, const float* y, float* dy) {
+        const Lane& l = lanes[size_t(b)];
+        const float* t = data.effect_train[size_t(l.seq)].target.data() + l.pos;
+        std::vector<float> ds(size_t(L - skip));
+        lane_error[size_t(b)] += mrstft_loss(y + skip, t + skip, L - skip, StftLossParams{},
+                                             opt.stft_weight / opt.batch, ds.data());
+        for (int64_t i = 0; i < L - skip; ++i) dy[skip + i] += ds[size_t(i)];
     }
 
     // One lane on the CPU tape of its thread: forward, loss, backward into lane_grads[b].
@@ -410,12 +415,13 @@ struct Trainer::Impl {
             tape.forward_tokens(model, tokens, L, l.state.data(), out.data(), whole ? l.next_state.data() : nullptr);
         }
         lane_loss(b, L, skip, lane_den, denominator, out.data(), dout.data());
+        if (effect && opt.stft_weight > 0) cpu_stft_term(b, L, skip, out.data(), dout.data());
         tape.backward(dout.data(), g);
     }
 
 #if MW_HAVE_CUDA
     // Effects on the GPU: the STFT term of this rank's lanes at once (cuFFT), over each lane's
-    // counted samples [skip, n) as lane_loss counts it on the CPU; y and dy are [BL][Lmax].
+    // counted samples [skip, n) as cpu_stft_term counts it; y and dy are [BL][Lmax].
     void gpu_stft_term(const std::vector<int64_t>& n, const std::vector<int64_t>& skip, int64_t Lmax,
                        const std::vector<float>& y, std::vector<float>& dy) {
         const int BL = b1 - b0;
@@ -497,7 +503,7 @@ struct Trainer::Impl {
             if (effect) {
                 const int64_t off = i * Lmax;
                 lane_loss(b, n[size_t(b)], skip[size_t(b)], lane_den[size_t(b)], denominator, out.data() + off,
-                          dout.data() + off, /*with_stft=*/false);
+                          dout.data() + off);
             }
             Lane& l = lanes[size_t(b)];
             std::copy(state_out.begin() + i * S, state_out.begin() + (i + 1) * S, l.next_state.begin());

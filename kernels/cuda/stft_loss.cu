@@ -60,6 +60,8 @@ __device__ inline double smoothed_magnitude(cufftDoubleComplex z, double eps2) {
     return sqrt(z.x * z.x + z.y * z.y + eps2);
 }
 
+constexpr int kSumThreads = 256;  // sums_kernel's block: a power of two (its tree reduction)
+
 // One block a lane: sums[b] = {Σ(A−T)², ΣT², Σ|ln A − ln T|} over its frames' cells.
 __global__ void sums_kernel(const cufftDoubleComplex* __restrict__ spec, int B, int F, int K,
                             const int* __restrict__ frames, double eps2, double* __restrict__ sums) {
@@ -74,7 +76,7 @@ __global__ void sums_kernel(const cufftDoubleComplex* __restrict__ spec, int B, 
         r2 += m * m;
         lg += fabs(log(a) - log(m));
     }
-    __shared__ double part[3][256];
+    __shared__ double part[3][kSumThreads];
     part[0][threadIdx.x] = d2;
     part[1][threadIdx.x] = r2;
     part[2][threadIdx.x] = lg;
@@ -141,7 +143,9 @@ __global__ void to_float_kernel(const double* __restrict__ a, int64_t n, float* 
         out[i] = float(a[i]);
 }
 
-int blocks_for(int64_t n) { return int(std::clamp<int64_t>((n + 255) / 256, 1, 4096)); }
+// The element-wise kernels' launch: kThreads a block, enough blocks for n (grid-stride loops past 4096).
+constexpr int kThreads = 256;
+int blocks_for(int64_t n) { return int(std::clamp<int64_t>((n + kThreads - 1) / kThreads, 1, 4096)); }
 
 bool power_of_two(int n) { return n >= 4 && (n & (n - 1)) == 0; }
 
@@ -263,11 +267,11 @@ void stft_loss(StftLoss& s, const float* y, const float* target, int B, int64_t 
         const int64_t rows = int64_t(B) * F;
         double* fr = s.frames_buf.get(2 * rows * N);
         cufftDoubleComplex* spec = s.spec.get(2 * rows * K);
-        frame_kernel<<<blocks_for(2 * rows * N), 256>>>(y_d, t_d, B, stride, begin_d, frames_d, F, N, hop, win, fr);
+        frame_kernel<<<blocks_for(2 * rows * N), kThreads>>>(y_d, t_d, B, stride, begin_d, frames_d, F, N, hop, win, fr);
         MW_CUDA_CHECK_LAUNCH();
         MW_CUFFT_CHECK(cufftExecD2Z(s.plan(s.forward, N, int(2 * rows), CUFFT_D2Z), fr, spec));
         double* sums_d = s.sums.get(3 * int64_t(B));
-        sums_kernel<<<B, 256>>>(spec, B, F, K, frames_d, eps2, sums_d);
+        sums_kernel<<<B, kSumThreads>>>(spec, B, F, K, frames_d, eps2, sums_d);
         MW_CUDA_CHECK_LAUNCH();
         std::vector<double> sums(static_cast<size_t>(3 * B));
         MW_CUDA_CHECK(cudaMemcpy(sums.data(), sums_d, sums.size() * sizeof(double), cudaMemcpyDeviceToHost));
@@ -287,18 +291,18 @@ void stft_loss(StftLoss& s, const float* y, const float* target, int B, int64_t 
         MW_CUDA_CHECK(cudaMemcpy(coef_d, coef.data(), coef.size() * sizeof(double), cudaMemcpyHostToDevice));
         MW_CUDA_CHECK(cudaMemcpy(weight_d, weight.data(), weight.size() * sizeof(double), cudaMemcpyHostToDevice));
         cufftDoubleComplex* z = s.z.get(rows * K);
-        grad_kernel<<<blocks_for(rows * K), 256>>>(spec, B, F, K, frames_d, coef_d, eps2, z);
+        grad_kernel<<<blocks_for(rows * K), kThreads>>>(spec, B, F, K, frames_d, coef_d, eps2, z);
         MW_CUDA_CHECK_LAUNCH();
         double* fgrad = fr;  // the frames are spent: their buffer takes the frames' gradients
         MW_CUFFT_CHECK(cufftExecZ2D(s.plan(s.inverse, N, int(rows), CUFFT_Z2D), z, fgrad));
-        overlap_add_kernel<<<blocks_for(BS), 256>>>(fgrad, B, F, N, hop, frames_d, begin_d, end_d, weight_d, win,
+        overlap_add_kernel<<<blocks_for(BS), kThreads>>>(fgrad, B, F, N, hop, frames_d, begin_d, end_d, weight_d, win,
                                                     stride, acc);
         MW_CUDA_CHECK_LAUNCH();
     }
     for (int b = 0; b < B; ++b) loss[b] = used[size_t(b)] > 0 ? scale[b] * total[size_t(b)] / used[size_t(b)] : 0.0;
     if (d_y) {
         float* out = s.y.get(BS);  // the input is spent too
-        to_float_kernel<<<blocks_for(BS), 256>>>(acc, BS, out);
+        to_float_kernel<<<blocks_for(BS), kThreads>>>(acc, BS, out);
         MW_CUDA_CHECK_LAUNCH();
         MW_CUDA_CHECK(cudaMemcpy(d_y, out, size_t(BS) * sizeof(float), cudaMemcpyDeviceToHost));
     }
