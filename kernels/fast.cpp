@@ -421,26 +421,34 @@ PeakRates measure_peaks(double seconds) {
     r.l1_bytes_per_s = rate([&](int64_t n) { return l1(n, buf.data()); }, 2.0 * 4096 * sizeof(float), seconds);
     const long l1d = sysconf(_SC_LEVEL1_DCACHE_SIZE), l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
     r.l1_bytes = l1d > 0 ? double(l1d) : 32768.0;
-    const double l2_bytes = l2 > 0 ? double(l2) : 8 * r.l1_bytes;
-    const auto read = pick(baseline::probe_read, avx2::probe_read, avx512::probe_read);
+    r.l2_bytes = l2 > 0 ? double(l2) : 8 * r.l1_bytes;
     for (double frac : {0.25, 0.5}) {
-        const int64_t n = std::max<int64_t>(1024, int64_t(frac * l2_bytes / sizeof(float)) / 1024 * 1024);
-        if (double(n) * sizeof(float) <= 2 * r.l1_bytes) continue;  // an L2 this small would not be measured
-        AlignedFloats big{size_t(n)};
-        for (int64_t i = 0; i < n; ++i) big.data()[i] = float(i % 5);
-        r.l2_read_bytes_per_s = std::max(
-            r.l2_read_bytes_per_s, rate([&](int64_t it) { return read(it, big.data(), n); }, double(n) * sizeof(float), seconds));
+        if (frac * r.l2_bytes <= 2 * r.l1_bytes) continue;  // an L2 this small would not be measured
+        r.l2_read_bytes_per_s = std::max(r.l2_read_bytes_per_s, measure_read_rate(frac * r.l2_bytes, seconds));
     }
     return r;
 }
 
-Floors floors(const WorkPerSample& w, const PeakRates& peaks) {
+double measure_read_rate(double bytes, double seconds) {
+    const Isa isa = active_isa();
+    const auto read = isa == Isa::avx512 ? avx512::probe_read : isa == Isa::avx2 ? avx2::probe_read : baseline::probe_read;
+    // whole rounds of the probe's eight 16-float vectors, whatever the build
+    const int64_t n = std::max<int64_t>(128, (int64_t(bytes / sizeof(float)) + 127) / 128 * 128);
+    AlignedFloats buf{size_t(n)};
+    for (int64_t i = 0; i < n; ++i) buf.data()[i] = float(i % 5);
+    return rate([&](int64_t it) { return read(it, buf.data(), n); }, double(n) * sizeof(float), seconds);
+}
+
+Floors floors(const WorkPerSample& w, const PeakRates& peaks, double stream_read_bytes_per_s) {
     Floors f;
     f.compute_ns = 1e9 * (2 * fma_slots(w) / peaks.flops_per_s + w.exps / peaks.exps_per_s);
     const double bytes = w.weight_bytes + w.state_bytes;
     f.step_bytes_ns = 1e9 * bytes / peaks.l1_bytes_per_s;  // every byte at L1's rate, at least
     if (bytes > peaks.l1_bytes && peaks.l2_read_bytes_per_s > 0)
         f.step_bytes_ns = std::max(f.step_bytes_ns, 1e9 * (bytes - peaks.l1_bytes) / peaks.l2_read_bytes_per_s);
+    f.step_bytes_ideal_ns = f.step_bytes_ns;
+    if (bytes > peaks.l2_bytes && peaks.l2_bytes > 0 && stream_read_bytes_per_s > 0)
+        f.step_bytes_ns = std::max(f.step_bytes_ns, 1e9 * (bytes - peaks.l1_bytes) / stream_read_bytes_per_s);
     return f;
 }
 

@@ -102,8 +102,13 @@ struct PeakRates {
     // Loads streaming from L2: the best of buffers of a quarter and half the L2 (never in L1).
     double l2_read_bytes_per_s = 0;
     double l1_bytes = 0;        // this core's L1 data cache, bytes (sysconf; 32 KiB if unknown)
+    double l2_bytes = 0;        // this core's L2, bytes (sysconf; 8 L1s if unknown)
 };
 PeakRates measure_peaks(double seconds_each = 0.2);
+// The rate of the same read loop as the L2 probe, cycling over a buffer of `bytes` (rounded up to
+// whole vectors): for a step's working set larger than L2, the rate at which this CPU's caches
+// actually deliver a cyclic read of that size (floors' stream_read_bytes_per_s).
+double measure_read_rate(double bytes, double seconds = 0.2);
 
 // Counted work per sample of one stream, for the benchmark's floor. A lone multiply takes one
 // slot of the FMA pipes as a multiply-add does, so the floor counts slots (fma_slots), while
@@ -123,12 +128,17 @@ inline double fma_slots(const WorkPerSample& w) { return w.macs + w.muls; }
 // The floors of one sample, ns. compute: the FMA slots at the FMA peak plus the exps at the exp
 // peak. step_bytes: what the single-sample step cannot avoid moving: every weight and the state
 // once a sample, all of it at least at L1's rate, and since at most L1's worth can still be in
-// L1 from the sample before, the rest from L2 at its peak. Blocks and the scan read each weight
-// once a block, so their floor is compute alone. step: the larger of the two.
+// L1 from the sample before, the rest from L2 at its peak (step_bytes_ideal_ns: an ideal cache,
+// which would also keep an L2's worth of a larger working set). Where the bytes exceed L2 and
+// stream_read_bytes_per_s is given (measure_read_rate over those bytes), the bytes beyond L1 at
+// that measured rate too: no cache hint, page colouring or prefetch kept any part of a cyclic
+// working set larger than this core's L2 resident (docs/BENCHMARKS.md), so the ideal cache's
+// bound is one no code on this CPU reaches. Blocks and the scan read each weight once a block,
+// so their floor is compute alone. step: the larger of compute and the step's bytes.
 struct Floors {
-    double compute_ns = 0, step_bytes_ns = 0;
+    double compute_ns = 0, step_bytes_ns = 0, step_bytes_ideal_ns = 0;
     double step_ns() const { return compute_ns > step_bytes_ns ? compute_ns : step_bytes_ns; }
 };
-Floors floors(const WorkPerSample& w, const PeakRates& peaks);
+Floors floors(const WorkPerSample& w, const PeakRates& peaks, double stream_read_bytes_per_s = 0);
 
 } // namespace mw::kernels

@@ -163,7 +163,15 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
     const kernels::WorkPerSample w_floats = kernels::work_per_sample(v);
     kernels::WorkPerSample w = w_floats;
     w.weight_bytes -= 2.0 * double(halves);  // the step's halves: two bytes each, not four
-    const kernels::Floors fl = kernels::floors(w, peaks), fl_floats = kernels::floors(w_floats, peaks);
+    // A step whose bytes exceed L2: their floor at the rate measured for a cyclic read of as many
+    // bytes (kernels::floors), in the same minute as its rows
+    auto floors_of = [&](const kernels::WorkPerSample& ww, double* read_rate) {
+        const double bytes = ww.weight_bytes + ww.state_bytes;
+        *read_rate = bytes > peaks.l2_bytes ? kernels::measure_read_rate(bytes, opt.quick ? 0.05 : 0.2) : 0;
+        return kernels::floors(ww, peaks, *read_rate);
+    };
+    double read_rate = 0, read_rate_floats = 0;
+    const kernels::Floors fl = floors_of(w, &read_rate), fl_floats = halves > 0 ? floors_of(w_floats, &read_rate_floats) : fl;
     // the step's floor counts its bytes too (the bytes it reads: halves where it reads halves);
     // blocks and the scan read each weight once a block
     auto floor_of = [&](const Row& r) {
@@ -201,7 +209,14 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
                                 {"samples_per_s", 1e9 / r.ns_per_sample},
                                 {"speedup_vs_reference", ref_ns / r.ns_per_sample},
                                 {"floor_ns_per_sample", floor_ns}, {"ratio_to_floor", r.ns_per_sample / floor_ns},
-                                {"floor_compute_ns", fl.compute_ns}, {"floor_step_bytes_ns", fl.step_bytes_ns}};
+                                {"floor_compute_ns", fl.compute_ns}, {"floor_step_bytes_ns", fl.step_bytes_ns},
+                                {"floor_step_bytes_ideal_cache_ns", fl.step_bytes_ideal_ns}};
+            if (r.path == "step_floats") {
+                j["floor_step_bytes_ns"] = fl_floats.step_bytes_ns;
+                j["floor_step_bytes_ideal_cache_ns"] = fl_floats.step_bytes_ideal_ns;
+            }
+            if (const double rr = r.path == "step_floats" ? read_rate_floats : read_rate; rr > 0 && r.path.rfind("step", 0) == 0)
+                j["step_bytes_read_rate_bytes_per_s"] = rr;
             if (!t.file.empty()) {  // a model file: also at its own sample rate
                 j["model"] = t.file;
                 j["sample_rate_hz"] = t.rate_hz;
@@ -216,6 +231,16 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
                         r.path.c_str(), r.ns_per_sample, pct, 100.0 / pct, 1e9 / r.ns_per_sample,
                         ref_ns / r.ns_per_sample, floor_ns, r.ns_per_sample / floor_ns);
         }
+    }
+    if (!opt.json && (read_rate > 0 || read_rate_floats > 0)) {
+        const bool f = read_rate == 0;  // only the floats exceed L2
+        const kernels::Floors& b = f ? fl_floats : fl;
+        const kernels::WorkPerSample& wb = f ? w_floats : w;
+        std::printf("  (%s: %.0f KB a sample, more than L2's %.0f KB: %s's bytes floor %.1f ns, at the %.0f GB/s "
+                    "measured now for a cyclic read of that size; an ideal cache's bound %.1f ns)\n",
+                    f ? "step_floats" : "step", (wb.weight_bytes + wb.state_bytes) / 1e3, peaks.l2_bytes / 1e3,
+                    f ? "step_floats" : "step", b.step_bytes_ns, (f ? read_rate_floats : read_rate) * 1e-9,
+                    b.step_bytes_ideal_ns);
     }
     if (!opt.json)
         std::printf("  (%s: %lld params, %.0f multiply-adds + %.0f multiplies + %.0f exps + %.0f bytes per sample; "
@@ -386,7 +411,8 @@ void run_bench(const BenchOptions& opt) {
                     synthetic ? "" : "\n");
     if (!opt.json)
         std::printf("floor: multiply-adds and multiplies at the FMA peak (one pipe slot each) plus exps at the exp peak;\n"
-                    "for the step, the bytes too if they take longer: all at L1's rate, and what L1 cannot hold at L2's.\n"
+                    "for the step, the bytes too if they take longer: all at L1's rate, and what L1 cannot hold at L2's;\n"
+                    "past L2's size, at the rate measured for a cyclic read of as many bytes (no cache keeps part of them).\n"
                     "(h): harmonic decays, A[n] = (n+1)*A[0] per channel: one exp per channel and step, not one per state.\n"
                     "(\u0394): a fixed \u0394 per channel (train --fixed-dt): the decays are constants, no exp per state.\n"
                     "(lti): LTI layers (config lti_layers): \u0394, B and C constants per channel, no x_proj, no exp per state.\n"

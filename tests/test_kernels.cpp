@@ -225,7 +225,7 @@ TEST_CASE("harmonic decays: step and scan (one exponential per channel) match th
     CHECK(test::rel_error(step, ref) <= 1e-4);
 }
 
-TEST_CASE("the benchmark's floors: FMA slots, exps, and the step's bytes beyond L1 at L2's rate", "[kernels]") {
+TEST_CASE("the benchmark's floors: FMA slots, exps, the step's bytes beyond L1 at L2's rate and past L2 at a measured one", "[kernels]") {
     WorkPerSample w;
     w.macs = 1000;
     w.muls = 500;
@@ -252,10 +252,23 @@ TEST_CASE("the benchmark's floors: FMA slots, exps, and the step's bytes beyond 
     peaks.l1_bytes = 32000;
     f = floors(w, peaks);
     CHECK(f.step_ns() == Approx(1e9 * (1e6 + 4000 - 32000) / 16e9));
-    // on this CPU: an L1 size was found and the L2 probe ran
+    CHECK(f.step_bytes_ideal_ns == Approx(f.step_bytes_ns));
+    // past L2 (512 KB here), the bytes beyond L1 at the rate measured for a read of that size,
+    // where it is given and slower; the ideal cache's bound is kept beside it
+    peaks.l2_bytes = 512000;
+    CHECK(floors(w, peaks).step_bytes_ns == Approx(1e9 * (1e6 + 4000 - 32000) / 16e9));  // no rate given
+    f = floors(w, peaks, 8e9);
+    CHECK(f.step_bytes_ns == Approx(1e9 * (1e6 + 4000 - 32000) / 8e9));
+    CHECK(f.step_bytes_ideal_ns == Approx(1e9 * (1e6 + 4000 - 32000) / 16e9));
+    CHECK(floors(w, peaks, 32e9).step_bytes_ns == Approx(f.step_bytes_ideal_ns));  // faster than L2: no change
+    w.weight_bytes = 400000;  // inside L2: the rate does not apply
+    CHECK(floors(w, peaks, 8e9).step_bytes_ns == Approx(1e9 * (400000 + 4000 - 32000) / 16e9));
+    // on this CPU: the cache sizes were found and the read probes ran
     const PeakRates here = measure_peaks(0.01);
     CHECK(here.l1_bytes >= 16384);
+    CHECK(here.l2_bytes > here.l1_bytes);
     CHECK(here.l2_read_bytes_per_s > 0);
+    CHECK(measure_read_rate(2 * here.l2_bytes, 0.01) > 0);
 }
 
 TEST_CASE("fixed Δ: recognised only where it holds, its work counted", "[kernels]") {
