@@ -46,30 +46,6 @@ struct Lane {
     std::vector<float> next_state;  // written by the step, swapped in after it
 };
 
-json options_to_json(const TrainOptions& o) {
-    return {{"steps", o.steps},
-            {"batch", o.batch},
-            {"segment", o.segment},
-            {"tbptt_segments", o.tbptt_segments},
-            {"warmup", o.warmup},
-            {"lr", o.adam.lr},
-            {"beta1", o.adam.beta1},
-            {"beta2", o.adam.beta2},
-            {"eps", o.adam.eps},
-            {"weight_decay", o.adam.weight_decay},
-            {"lr_warmup_steps", o.lr_warmup_steps},
-            {"final_lr_ratio", o.final_lr_ratio},
-            {"clip_norm", o.clip_norm},
-            {"preemphasis", o.preemphasis},
-            {"balance_lanes", o.balance_lanes},
-            {"stft_weight", o.stft_weight},
-            {"harmonic_decays", o.harmonic_decays},
-            {"fixed_dt", o.fixed_dt},
-            {"label_dropout", o.label_dropout},
-            {"validate_every", o.validate_every},
-            {"seed", o.seed}};
-}
-
 TrainOptions options_from_json(const json& j) {
     TrainOptions o;
     o.steps = j.at("steps").get<int64_t>();
@@ -147,6 +123,30 @@ std::vector<uint8_t> read_file(const std::string& path) {
 }
 
 } // namespace
+
+json options_to_json(const TrainOptions& o) {
+    return {{"steps", o.steps},
+            {"batch", o.batch},
+            {"segment", o.segment},
+            {"tbptt_segments", o.tbptt_segments},
+            {"warmup", o.warmup},
+            {"lr", o.adam.lr},
+            {"beta1", o.adam.beta1},
+            {"beta2", o.adam.beta2},
+            {"eps", o.adam.eps},
+            {"weight_decay", o.adam.weight_decay},
+            {"lr_warmup_steps", o.lr_warmup_steps},
+            {"final_lr_ratio", o.final_lr_ratio},
+            {"clip_norm", o.clip_norm},
+            {"preemphasis", o.preemphasis},
+            {"balance_lanes", o.balance_lanes},
+            {"stft_weight", o.stft_weight},
+            {"harmonic_decays", o.harmonic_decays},
+            {"fixed_dt", o.fixed_dt},
+            {"label_dropout", o.label_dropout},
+            {"validate_every", o.validate_every},
+            {"seed", o.seed}};
+}
 
 std::string data_hash(const TrainData& d) {
     Fnv f;

@@ -21,6 +21,8 @@
 #include "model/model.h"
 #include "model/optim.h"
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -109,6 +111,9 @@ struct TrainOptions {
     // step; validation pairs are shared out the same way. Not saved.
     std::shared_ptr<Communicator> comm;
 };
+// The options as JSON: in a checkpoint (read back on --resume) and, with the device, in the
+// training record of an exported model.
+nlohmann::json options_to_json(const TrainOptions& o);
 
 struct StepStats {
     int64_t step = 0;             // steps done after this one

@@ -400,14 +400,10 @@ void run_train(TrainCliOptions o) {
     double last_val = -1;
     int64_t samples_seen = 0;
     double fb_s = 0, update_s = 0, val_s = 0;  // where this run's wall time went
-    json options_json = {{"steps", t.steps}, {"batch", t.batch}, {"segment", t.segment},
-                               {"tbptt_segments", t.tbptt_segments}, {"warmup", t.warmup}, {"lr", t.adam.lr},
-                               {"lr_warmup_steps", t.lr_warmup_steps}, {"final_lr_ratio", t.final_lr_ratio},
-                               {"weight_decay", t.adam.weight_decay}, {"clip_norm", t.clip_norm},
-                               {"preemphasis", t.preemphasis}, {"balance_lanes", t.balance_lanes},
-                               {"stft_weight", t.stft_weight}, {"seed", t.seed},
-                               {"device", to_string(t.device)}, {"tf32", t.tf32}, {"gpus", trainer->ranks()}};
-    if (t.label_dropout > 0) options_json["label_dropout"] = t.label_dropout;
+    json options_json = options_to_json(t);  // a checkpoint's options, and where the run ran
+    options_json["device"] = to_string(t.device);
+    options_json["tf32"] = t.tf32;
+    options_json["gpus"] = trainer->ranks();
 
     auto export_best = [&](const ValStats& v, int64_t step) {
         if (!writer) return;

@@ -105,6 +105,10 @@ check "with the STFT term too, the resumed run equals the uninterrupted one" \
 "$MW" info s1.safetensors --json >s1.json 2>/dev/null
 check "the training record keeps the STFT weight" \
     $PY -c "import json; assert json.load(open('s1.json'))['training']['options']['stft_weight'] == 0.3"
+check "the training record's options are the checkpoint's, plus where the run ran" \
+    $PY -c "import json, struct; o=json.load(open('s1.json'))['training']['options']; d=open('s1.run/checkpoint/trainer.safetensors','rb').read(); \
+c=json.loads(json.loads(d[8:8+struct.unpack('<Q',d[:8])[0]])['__metadata__']['mambawave_trainer'])['options']; \
+assert all(o[k]==v for k,v in c.items()) and o['device']=='cpu' and o['gpus']==1 and o['beta2']==0.999, (o, c)"
 # Fine-tuning keeps the history: the new record nests the --init model's file and record.
 check "fine-tune fx.safetensors for 10 steps (--init)" "$MW" "${TRAIN[@]}" --steps 10 --init fx.safetensors --out ft.safetensors
 "$MW" info ft.safetensors --json >ft.json 2>/dev/null
