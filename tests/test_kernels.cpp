@@ -466,6 +466,56 @@ TEST_CASE("step over S streams equals S separate single-stream runs", "[kernels]
     CHECK(std::all_of(s3, s3 + stream_state_floats(*multi), [](float v) { return v == 0.0f; }));
 }
 
+TEST_CASE("streams stepped together give each stream the floats of its own step, bit for bit", "[kernels]") {
+    // The AVX-512 register step takes an effect's streams two at a time (shared weight loads,
+    // fast_impl.inc's step_layer_regs<2>) and an odd last one alone: every stream must come out
+    // as the one-stream step gives it. Three streams: a pair and a single; selective, LTI and
+    // fixed-Δ layers, d_model 16 and 32 (the register step's shapes) and 24 (no fixed shape).
+    struct Case { const char* name; int d_model; std::vector<int> lti; bool fixed; };
+    const std::vector<Case> cases = {{"D16x2", 16, {}, false}, {"D16x2 LTI 0", 16, {0}, false},
+                                     {"D32x2", 32, {}, false}, {"D32x2 LTI 1", 32, {1}, false},
+                                     {"D16x2 fixed Δ", 16, {}, true}, {"D24x2", 24, {}, false}};
+    const int S = 3;
+    const int64_t L = 200;
+    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
+        if (!isa_supported(isa)) continue;
+        set_isa_for_testing(isa);
+        uint64_t seed = 900;
+        for (const Case& c : cases) {
+            const Shape sh{c.name, c.d_model, 2, 16, 4, 1, true};
+            Model m = lti_model(IoKind::continuous, sh, c.lti, ++seed);
+            if (c.fixed) m.zero_dt_inputs(m.data());
+            const int I = m.config().n_in();
+            auto P = prepare_model(m.view());
+            auto together = make_state(*P, S);
+            std::vector<StepStatePtr> alone;
+            for (int s = 0; s < S; ++s) alone.push_back(make_state(*P, 1));
+            std::vector<std::vector<float>> x(S);
+            for (int s = 0; s < S; ++s) x[size_t(s)] = test::random_effect_input(L, I, seed * 7 + uint64_t(s));
+            std::vector<float> in(size_t(S) * I), out(S), got, want;
+            for (int64_t t = 0; t < L; ++t) {
+                for (int s = 0; s < S; ++s)
+                    std::copy_n(x[size_t(s)].data() + t * I, I, in.data() + size_t(s) * I);
+                step_continuous(*P, *together, in.data(), out.data());
+                for (int s = 0; s < S; ++s) {
+                    float y1 = 0;
+                    step_continuous(*P, *alone[size_t(s)], x[size_t(s)].data() + t * I, &y1);
+                    got.push_back(out[size_t(s)]);
+                    want.push_back(y1);
+                }
+            }
+            INFO(c.name << ", isa " << to_string(isa));
+            CHECK(test::max_abs_diff(got, want) == 0.0);
+            for (int s = 0; s < S; ++s) {
+                const float* a = stream_state(*together, s);
+                const float* b = stream_state(*alone[size_t(s)], 0);
+                CHECK(std::equal(a, a + stream_state_floats(*together), b));
+            }
+        }
+    }
+    reset_isa_for_testing();
+}
+
 TEST_CASE("long input: the threaded scan holds its accuracy over 60k samples", "[kernels]") {
     Model m = test::random_model(IoKind::continuous, 16, 4, 16, 77, 0, true);
     const int64_t L = 60000;
