@@ -312,7 +312,7 @@ StepStatePtr make_state(const PreparedModel& P, int streams, int max_scan_chunk)
     S->per_stream = P.stream_state_floats();
     S->state = AlignedFloats(size_t(S->per_stream * streams));
     S->hidden = AlignedFloats(size_t(streams) * P.Dp);
-    // (the register step takes two streams at once: a scratch row each)
+    // (the register step takes an effect's streams two at a time: a scratch row each)
     S->step_tmp = AlignedFloats(size_t(std::max<int64_t>(2 * P.step_tmp_floats(), threads * P.scan_tmp_floats())));
     S->x = AlignedFloats(size_t(T) * P.Dp);
     S->uz = AlignedFloats(size_t(T) * 2 * P.Ep);

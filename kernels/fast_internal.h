@@ -153,7 +153,7 @@ struct StepState {
     int64_t per_stream = 0;   // floats of state per stream
     AlignedFloats state;      // [S][n_layers][(K-1)·Ep + N·Ep]
     AlignedFloats hidden;     // [S][Dp]          step: residual stream
-    AlignedFloats step_tmp;   // step: [step_tmp_floats()]; scan: [threads][scan_tmp_floats()]
+    AlignedFloats step_tmp;   // step: [2][step_tmp_floats()] (a pair of streams); scan: [threads][scan_tmp_floats()]
     // scan scratch for one chunk of T rows
     AlignedFloats x;          // [T][Dp]   residual stream
     AlignedFloats uz;         // [T][2Ep]

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mw::cli {
@@ -177,6 +178,11 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
     auto floor_of = [&](const Row& r) {
         return r.path == "step" ? fl.step_ns() : r.path == "step_floats" ? fl_floats.step_ns() : fl.compute_ns;
     };
+    // the floors and the measured read rate a row's bytes were counted with
+    auto bytes_of = [&](const Row& r) {
+        return r.path == "step_floats" ? std::pair<const kernels::Floors&, double>{fl_floats, read_rate_floats}
+                                       : std::pair<const kernels::Floors&, double>{fl, read_rate};
+    };
     const double ref_ns = rows[0].ns_per_sample;
     const bool harmonic = kernels::decays_harmonic(v);  // every layer: one exp per channel
     bool fixed_dt = true;                               // every layer: decays from a table
@@ -209,14 +215,11 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
                                 {"samples_per_s", 1e9 / r.ns_per_sample},
                                 {"speedup_vs_reference", ref_ns / r.ns_per_sample},
                                 {"floor_ns_per_sample", floor_ns}, {"ratio_to_floor", r.ns_per_sample / floor_ns},
-                                {"floor_compute_ns", fl.compute_ns}, {"floor_step_bytes_ns", fl.step_bytes_ns},
-                                {"floor_step_bytes_ideal_cache_ns", fl.step_bytes_ideal_ns}};
-            if (r.path == "step_floats") {
-                j["floor_step_bytes_ns"] = fl_floats.step_bytes_ns;
-                j["floor_step_bytes_ideal_cache_ns"] = fl_floats.step_bytes_ideal_ns;
-            }
-            if (const double rr = r.path == "step_floats" ? read_rate_floats : read_rate; rr > 0 && r.path.rfind("step", 0) == 0)
-                j["step_bytes_read_rate_bytes_per_s"] = rr;
+                                {"floor_compute_ns", fl.compute_ns},
+                                {"floor_step_bytes_ns", bytes_of(r).first.step_bytes_ns},
+                                {"floor_step_bytes_ideal_cache_ns", bytes_of(r).first.step_bytes_ideal_ns}};
+            if (bytes_of(r).second > 0 && r.path.rfind("step", 0) == 0)
+                j["step_bytes_read_rate_bytes_per_s"] = bytes_of(r).second;
             if (!t.file.empty()) {  // a model file: also at its own sample rate
                 j["model"] = t.file;
                 j["sample_rate_hz"] = t.rate_hz;
