@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -22,6 +23,14 @@ float ControlSpec::normalise(float value) const {
     }
     if (hi <= lo) return 0.0f;
     return static_cast<float>(2.0 * (v - lo) / (hi - lo) - 1.0);
+}
+
+// Linear, or on a log axis (equal ratios for equal travel) where the control says so and its
+// range is positive.
+float ControlSpec::control_at(float min_value, float max_value, bool log_scale, float t) {
+    t = std::clamp(t, 0.0f, 1.0f);
+    if (log_scale && min_value > 0.0f && max_value > min_value) return min_value * std::pow(max_value / min_value, t);
+    return min_value + t * (max_value - min_value);
 }
 
 kernels::Dims ModelConfig::dims() const {

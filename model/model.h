@@ -35,6 +35,10 @@ struct ControlSpec {
 
     // The value the network sees: user units mapped onto [-1, 1].
     float normalise(float value) const;
+    // The value at position t in [0, 1] of the range (clamped), as a knob or a pedal sweeps it
+    // (control_at).
+    float at(float t) const { return control_at(min_value, max_value, log_scale, t); }
+    static float control_at(float min_value, float max_value, bool log_scale, float t);
 };
 
 // A generator's class for silence: mu-law's for 0.0 (dsp::mulaw_encode(0.0f), which test_mulaw

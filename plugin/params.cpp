@@ -47,10 +47,7 @@ float ControlMap::to_user(int index, float normalised) const {
     const Range& r = ranges_[size_t(std::clamp(index, 0, kNumControls - 1))];
     const float lo = r.min_value.load(std::memory_order_relaxed);
     const float hi = r.max_value.load(std::memory_order_relaxed);
-    const float t = std::clamp(normalised, 0.0f, 1.0f);
-    if (r.log_scale.load(std::memory_order_relaxed) && lo > 0.0f && hi > lo)
-        return lo * std::pow(hi / lo, t);   // equal ratios per equal knob travel
-    return lo + t * (hi - lo);
+    return ControlSpec::control_at(lo, hi, r.log_scale.load(std::memory_order_relaxed), normalised);
 }
 
 float ControlMap::to_normalised(int index, float user) const {

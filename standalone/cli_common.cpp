@@ -28,7 +28,8 @@ std::string number_text(float x) {
     return s.str();
 }
 
-// "100..8000 Hz"
+} // namespace
+
 std::string range_text(const ControlSpec& c) {
     return number_text(c.min_value) + ".." + number_text(c.max_value) +
            (c.unit.empty() ? "" : " " + c.unit);
@@ -47,8 +48,6 @@ std::string known_controls(const ModelConfig& config) {
         s += " " + c.name + " (" + range_text(c) + ")";
     return s;
 }
-
-} // namespace
 
 const char* kind_name(IoKind kind) {
     return kind == IoKind::mulaw8 ? "generator" : "effect";

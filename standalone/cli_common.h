@@ -32,6 +32,13 @@ Model load_model_for(const std::string& path, IoKind kind, const std::string& co
 // A finite float from an argument, or a UsageError naming `what` (e.g. "--control drive=x").
 float parse_float(const std::string& text, const std::string& what);
 
+// A model's control by name, or null.
+const ControlSpec* find_control(const ModelConfig& config, const std::string& name);
+// "known controls: drive (0..1) tone (100..1000 Hz)", or that the model has none.
+std::string known_controls(const ModelConfig& config);
+// "100..1000 Hz"
+std::string range_text(const ControlSpec& c);
+
 // Control values in user units, one per model control: the model's defaults, overridden by
 // "NAME=VALUE" assignments. Unknown names, malformed text and out-of-range values are
 // UsageErrors listing what the model accepts.

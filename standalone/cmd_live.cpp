@@ -41,6 +41,7 @@ struct LiveOptions {
     int channels = 0;
     float in_gain_db = 0, out_gain_db = 0, mix = 1;
     std::vector<std::string> controls;
+    std::vector<std::string> ccs;  // effect: "NAME=CC", a MIDI controller moving a control or the mix
     float temperature = 1.0f, top_p = 1.0f;
     float guidance = 0.0f;  // generator: SynthEngine::set_guidance (a model with a null label)
     uint32_t seed = 0;
@@ -166,18 +167,74 @@ fs::file_time_type mtime_or_min(const fs::path& p) {
 void check_mode_options(CLI::App& sub, const LiveOptions& o, bool generator) {
     auto given = [&](const char* name) { return sub.count(name) > 0; };
     if (generator) {
-        for (const char* opt : {"--input", "--input-file", "--in-gain", "--mix", "--control", "--rate-mode"})
+        for (const char* opt : {"--input", "--input-file", "--in-gain", "--mix", "--control", "--rate-mode", "--cc"})
             if (given(opt))
                 throw UsageError(std::string(opt) + " applies to effect mode; " + o.model_path +
                                  " runs in generator mode");
     } else {
-        for (const char* opt : {"--midi", "--label", "--temperature", "--top-p", "--seed", "--guidance"})
+        for (const char* opt : {"--label", "--temperature", "--top-p", "--seed", "--guidance"})
             if (given(opt))
                 throw UsageError(std::string(opt) + " applies to generator mode; " + o.model_path +
                                  " runs in effect mode");
         if (given("--input") && given("--input-file"))
             throw UsageError("--input and --input-file both name the input; give one");
+        if (given("--cc") && !given("--midi"))
+            throw UsageError("--cc needs --midi PORT: the MIDI input whose controllers move the controls "
+                             "(`mambawave devices` lists the ports)");
+        if (given("--midi") && !given("--cc"))
+            throw UsageError("--midi " + o.midi + ": in effect mode MIDI controllers move the controls; say which "
+                             "moves which with --cc NAME=CC, e.g. --cc drive=11 (an expression pedal)");
     }
+}
+
+// What a MIDI controller moves in effect mode (--cc NAME=CC): one of the model's controls over its
+// whole range (on a log axis where the model says so), or the wet/dry mix (0..1).
+struct CcTarget {
+    std::string name;
+    unsigned cc = 0;
+    int control = -1;  // the model's control index, or -1: the mix
+    ControlSpec range;  // the control's (the mix: 0..1)
+};
+
+std::vector<CcTarget> parse_cc_targets(const ModelConfig& cfg, const std::vector<std::string>& ccs) {
+    std::vector<CcTarget> targets;
+    for (const std::string& a : ccs) {
+        const size_t eq = a.find('=');
+        const std::string name = eq == std::string::npos ? a : a.substr(0, eq);
+        const std::string number = eq == std::string::npos ? "" : a.substr(eq + 1);
+        if (name.empty() || number.empty() || number.find_first_not_of("0123456789") != std::string::npos ||
+            number.size() > 3)
+            throw UsageError("--cc '" + a + "' is malformed, expected NAME=CC with CC a controller number "
+                             "0..119, e.g. --cc drive=11");
+        const int cc = std::stoi(number);
+        if (cc > 119)
+            throw UsageError("--cc " + a + ": controller " + number + " is out of range, expected 0..119 "
+                             "(120..127 are MIDI's channel mode messages)");
+        CcTarget t;
+        t.name = name;
+        t.cc = unsigned(cc);
+        if (name == "mix") {
+            t.range.name = "mix";
+        } else if (const ControlSpec* spec = find_control(cfg, name)) {
+            t.control = int(spec - cfg.controls.data());
+            t.range = *spec;
+        } else {
+            throw UsageError("--cc " + a + ": unknown control '" + name + "'; " + known_controls(cfg) +
+                             ", or mix (0..1)");
+        }
+        for (const CcTarget& other : targets)
+            if (other.name == name)
+                throw UsageError("--cc " + a + ": " + name + " is already moved by controller " +
+                                 std::to_string(other.cc) + "; one controller a control");
+        targets.push_back(std::move(t));
+    }
+    return targets;
+}
+
+std::string cc_value_text(const CcTarget& t, float value) {
+    char v[32];
+    std::snprintf(v, sizeof v, "%.3g", double(value));
+    return t.name + " " + v + (t.range.unit.empty() ? "" : " " + t.range.unit);
 }
 
 void run_live(CLI::App& sub, const LiveOptions& o) {
@@ -211,6 +268,7 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
     const bool own_guidance = generator && sub.count("--guidance") == 0 && cfg.label_null && cfg.guidance > 0.0f;
     const float guidance = own_guidance ? cfg.guidance : o.guidance;
     const std::vector<float> controls = resolve_controls(cfg, o.controls);
+    const std::vector<CcTarget> cc_targets = generator ? std::vector<CcTarget>{} : parse_cc_targets(cfg, o.ccs);
 
     // --- devices, rate, channels
     const RtAudio::Api api = live::parse_api(o.api);
@@ -241,11 +299,44 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
         }
     }
 
+    // --- the engines, with the effect's starting parameters (declared before the MIDI input, whose
+    // thread sets the effect's parameters: it closes first)
+    dsp::EffectEngine fx;
+    dsp::SynthEngine synth;
+    if (!generator) {
+        fx.set_input_gain_db(o.in_gain_db);
+        fx.set_output_gain_db(o.out_gain_db);
+        fx.set_mix(o.mix);
+        for (size_t i = 0; i < controls.size(); ++i) fx.set_control(int(i), controls[i]);
+    }
+    // the values the controllers set last (RtMidi's thread), for the status line
+    std::vector<std::atomic<float>> cc_values(cc_targets.size());
+    for (size_t i = 0; i < cc_targets.size(); ++i)
+        cc_values[i].store(cc_targets[i].control < 0 ? o.mix : controls[size_t(cc_targets[i].control)]);
+
     // --- MIDI (before the stream, so a wrong port is reported before anything starts)
     std::unique_ptr<live::MidiInput> midi;
-    if (generator && !o.midi.empty()) {
-        midi = std::make_unique<live::MidiInput>(o.midi, api == RtAudio::UNIX_JACK);
-        note("MIDI from '" + midi->port_name() + "'");
+    if (!o.midi.empty()) {
+        live::MidiInput::CcHandler on_cc;
+        std::string moves;
+        if (!generator) {
+            on_cc = [&fx, &cc_targets, &cc_values](unsigned cc, unsigned value) {
+                for (size_t i = 0; i < cc_targets.size(); ++i) {
+                    const CcTarget& t = cc_targets[i];
+                    if (t.cc != cc) continue;
+                    const float v = t.range.at(float(value) / 127.0f);
+                    if (t.control < 0) fx.set_mix(v);
+                    else fx.set_control(t.control, v);
+                    cc_values[i].store(v, std::memory_order_relaxed);
+                }
+            };
+            for (const CcTarget& t : cc_targets)
+                moves += std::string(moves.empty() ? ": " : ", ") + "CC " + std::to_string(t.cc) + " moves " + t.name +
+                         " (" + (t.control < 0 ? std::string("0..1") : range_text(t.range)) +
+                         (t.range.log_scale ? ", log" : "") + ")";
+        }
+        midi = std::make_unique<live::MidiInput>(o.midi, api == RtAudio::UNIX_JACK, std::move(on_cc));
+        note("MIDI from '" + midi->port_name() + "'" + moves);
     }
 
     // --- the stream (opened before the engine is prepared: the device decides the buffer size)
@@ -259,8 +350,6 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
         run.file = &file;
         run.file_tail.assign(size_t(channels), std::vector<float>(LiveRun::kScratch, 0.0f));
     }
-    dsp::EffectEngine fx;
-    dsp::SynthEngine synth;
     if (generator) run.synth = &synth;
     else run.fx = &fx;
 
@@ -298,10 +387,6 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
     } else {
         fx.set_rate_mode(o.rate_mode == "delta" ? dsp::RateMode::delta : dsp::RateMode::resample);
         fx.prepare(rate, int(buffer), channels);
-        fx.set_input_gain_db(o.in_gain_db);
-        fx.set_output_gain_db(o.out_gain_db);
-        fx.set_mix(o.mix);
-        for (size_t i = 0; i < controls.size(); ++i) fx.set_control(int(i), controls[i]);
         fx.set_model(model);
     }
     auto latency = [&] { return generator ? synth.latency_samples() : fx.latency_samples(); };
@@ -314,7 +399,7 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
         note("running the " + std::to_string(int64_t(cfg.sample_rate_hz)) + " Hz model at the device's " +
              std::to_string(rate) + " Hz with its time steps scaled (--rate-mode delta, an approximation)");
 
-    run.midi = midi.get();
+    run.midi = generator ? midi.get() : nullptr;  // (an effect's MIDI input has no notes to drain)
     run.continuous_voice = generator && !midi;
     if (!o.label.empty()) run.continuous_note = dsp::kFirstLabelNote + label_index_or_throw(cfg, o.label, o.model_path);
     if (generator && cfg.labelled()) {
@@ -414,6 +499,8 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
                           dbfs(st.peak_out).c_str());
             std::cout << line;
             if (generator) std::cout << "  voices " << synth.active_voices() << " (" << synth.sounding_voices() << " sounding)";
+            for (size_t i = 0; i < cc_targets.size(); ++i)
+                std::cout << "  " << cc_value_text(cc_targets[i], cc_values[i].load(std::memory_order_relaxed));
             if (recorder && recorder->frames_dropped() > 0)
                 std::cout << "  record dropped " << recorder->frames_dropped() << " frames";
             std::cout << std::endl;
@@ -514,9 +601,15 @@ void add_live_command(CLI::App& app) {
         ->check(CLI::Range(0.0, double(dsp::SynthEngine::kMaxGuidance)));
     sub->add_option("--seed", o->seed, "Generator: random seed (a voice uses seed + its note number)")
         ->capture_default_str();
+    sub->add_option("--cc", o->ccs,
+                    "Effect: a MIDI controller of --midi moves a control over its whole range (a log axis where "
+                    "the model has one), or the mix: NAME=CC, CC 0..119, e.g. --cc drive=11 (an expression "
+                    "pedal) --cc mix=7; repeatable")
+        ->allow_extra_args(false);
     sub->add_option("--midi", o->midi,
-                    "Generator: MIDI input port, by number or part of its name: notes start and stop voices "
-                    "(without it one voice plays continuously, a new one whenever it has ended in silence)");
+                    "MIDI input port, by number or part of its name (`mambawave devices` lists them). Generator: "
+                    "notes start and stop voices (without it one voice plays continuously, a new one whenever it "
+                    "has ended in silence). Effect: its controllers move what --cc names");
     sub->add_option("--label", o->label,
                     "Generator trained with --label-prefix, without --midi: which label the voice makes (`info` "
                     "lists them). With --midi the key chooses: C4 plays the first label, each key up the next");
@@ -540,6 +633,7 @@ void add_live_command(CLI::App& app) {
         "  mambawave live -m amp.safetensors --api alsa --input USB --output USB --buffer 128 \\\n"
         "      --control drive=0.7 --mix 0.8\n"
         "  mambawave live -m amp.safetensors --input-file riff.wav --record riff-amp.wav --seconds 10\n"
+        "  mambawave live -m amp.safetensors --midi 'FCB1010' --cc drive=11 --cc mix=7   # pedals move knobs\n"
         "  mambawave live -m babble.safetensors --midi 'Keystation' --temperature 0.9\n"
         "See docs/LIVE.md for a real rig (JACK, realtime priorities, buffer sizes).");
     sub->callback([sub, o] { run_live(*sub, *o); });

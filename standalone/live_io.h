@@ -1,7 +1,8 @@
 // The live app's helpers around the audio thread: a recorder (the audio thread pushes into a
 // lock-free FIFO, a writer thread writes the file) and a MIDI input (RtMidi's thread pushes note
-// events into a lock-free FIFO that the audio thread drains). Neither end on the audio thread
-// allocates, locks or waits.
+// events into a lock-free FIFO that the audio thread drains, or hands controller changes to a
+// handler that sets the engine's parameters, which any thread may). Neither end on the audio
+// thread allocates, locks or waits.
 #pragma once
 
 #include "dsp/audio_file.h"
@@ -9,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -65,9 +67,13 @@ struct MidiNote {
 
 class MidiInput {
 public:
+    // A controller change (CC 0..119, value 0..127), on RtMidi's thread.
+    using CcHandler = std::function<void(unsigned cc, unsigned value)>;
     // port: a number or a (case-insensitive) part of a port name; jack: JACK MIDI instead of the
-    // ALSA sequencer. Throws runtime_error listing the ports when none matches.
-    MidiInput(const std::string& port, bool jack);
+    // ALSA sequencer. Throws runtime_error listing the ports when none matches. With on_cc, the
+    // input takes controller changes (any channel) to it and nothing to the note FIFO (an
+    // effect's controls); without, notes (a generator's voices).
+    MidiInput(const std::string& port, bool jack, CcHandler on_cc = {});
     ~MidiInput();
     const std::string& port_name() const { return name_; }
     // Audio thread.
@@ -78,6 +84,7 @@ private:
     static void on_message(double, std::vector<unsigned char>* message, void* user);
     std::unique_ptr<RtMidiIn> in_;
     std::string name_;
+    CcHandler on_cc_;
     dsp::SpscQueue<MidiNote> fifo_{1024};
     std::atomic<int64_t> dropped_{0};
 };

@@ -6,17 +6,20 @@
 #   2. effect mode with --input-file: the recording must equal `mambawave render --path step`
 #      of the same file with the same controls, sample for sample (the file starts at the first
 #      callback and the recording starts there too);
+#   2b. an effect's control moved by a MIDI controller (--cc), where mw_midi_send is built: the
+#      DS-1's drive follows CC 11 from 0 to 1, on the status line and in the recorded level;
 #   3. hot reload: replacing the model file while live runs crossfades to the new model;
 #   4. clear errors: an unknown device, a rate the server does not run at, no JACK server.
 # The callback's time per buffer against its deadline is reported, not judged: the dummy
 # driver misses deadlines on a loaded machine.
 #
-#   tests/live_test.sh MAMBAWAVE_BINARY SOURCE_DIR
+#   tests/live_test.sh MAMBAWAVE_BINARY SOURCE_DIR [MW_MIDI_SEND_BINARY]
 # Exit 77 (ctest: skipped) when jackd is not installed.
 set -euo pipefail
 
 bin=$1
 root=$2
+midi_send=${3:-}
 if ! command -v jackd > /dev/null; then
   echo "live_test.sh: SKIPPED: jackd is not installed (Debian: apt install jackd2), so there is no"
   echo "headless audio server to run 'mambawave live' against"
@@ -224,6 +227,49 @@ assert peak([ch[:n] for ch in ref]) > 0.03  # not silence vs silence (ts9 here: 
 EOF
 echo "live_test.sh: effect:    $(grep '^callback:' "$work/fx.log")"
 
+# --- 2b. an effect's control moved by a MIDI controller ------------------------------------------
+# mw_midi_send holds CC 11 at 0; once live has printed its first status line (1 s in), the test
+# moves it to 127. live runs 4.5 s on a steady sine, so its first second has drive 0 and its last
+# drive 1. The DS-1 at drive 1 is about 8 times louder than at drive 0 on this sine (render: RMS
+# 0.115 against 0.014).
+if [[ -n $midi_send && -x $midi_send ]]; then
+  sox -R -n -r 48000 -c 1 -b 16 "$work/sine.wav" synth 6 sine 220 gain -20
+  "$midi_send" mw_cc 11 0 127 60 > "$work/cc_send.log" 2>&1 &
+  seq_pid=$!
+  for _ in $(seq 50); do
+    "$bin" devices --api jack 2> /dev/null | grep -q "mw_cc:out" && break
+    sleep 0.1
+  done
+  "$bin" live -m "$root/presets/ds1.safetensors" --api jack --input-file "$work/sine.wav" --channels 1 \
+         --midi mw_cc --cc drive=11 --seconds 4.5 --record "$work/cc.wav" > "$work/cc.log" 2>&1 &
+  live_pid=$!
+  for _ in $(seq 200); do
+    grep -q " load " "$work/cc.log" && break
+    sleep 0.05
+  done
+  kill -USR1 "$seq_pid"
+  wait "$live_pid" || fail "live (effect, --cc) exited with an error"
+  kill "$seq_pid" 2> /dev/null || true
+  wait "$seq_pid" 2> /dev/null || true
+  seq_pid=""
+  grep -q "MIDI from 'mw_cc:out': CC 11 moves drive (0..1)" "$work/cc.log" ||
+    fail "live did not say which controller moves what"
+  status=$(grep " load " "$work/cc.log")
+  [[ $(head -n 1 <<< "$status") == *"drive 0" ]] || fail "the first status line does not show drive 0: $status"
+  [[ $(tail -n 1 <<< "$status") == *"drive 1" ]] || fail "the last status line does not show drive 1: $status"
+  python3 - "$work/cc.wav" "$work/wav.py" << 'EOF' || fail "the controller did not move the drive"
+import sys; exec(open(sys.argv[2]).read())
+x, rate = read_wav(sys.argv[1])
+def rms(a): return math.sqrt(sum(v * v for v in a) / len(a))
+first, last = rms(x[0][rate // 10:rate // 2]), rms(x[0][-rate // 2:])
+print('live_test.sh: --cc drive=11: output RMS %.4f in the first 0.5 s (CC 0), %.4f in the last (CC 127): '
+      '%.1fx' % (first, last, last / first))
+assert finite(x) and first > 1e-3 and last > 3 * first
+EOF
+else
+  echo "live_test.sh: --cc part skipped: mw_midi_send was not built (no RtMidi)"
+fi
+
 # --- 3. hot reload --------------------------------------------------------------------------
 cp "$root/presets/ts9.safetensors" "$work/hot.safetensors"
 "$bin" init --kind effect --out "$work/other.safetensors" --seed 9 --skip > /dev/null 2>&1 ||
@@ -260,6 +306,18 @@ expect_error 2 "with --midi the keys choose it (C4 plays 0 ... A4 plays 9, every
 expect_error 2 "applies to generator mode" "$bin" live -m "$root/presets/ts9.safetensors" --api jack --label 3 --seconds 1
 expect_error 2 "has no null label" "$bin" live -m "$work/lab.safetensors" --api jack --guidance 3 --seconds 1
 expect_error 2 "has no labels to guide" "$bin" live -m "$gen" --api jack --guidance 3 --seconds 1
+fx=$root/presets/ds1.safetensors
+expect_error 2 "applies to effect mode" "$bin" live -m "$gen" --api jack --cc drive=11 --seconds 1
+expect_error 2 "cc needs --midi PORT" "$bin" live -m "$fx" --api jack --cc drive=11 --seconds 1
+expect_error 2 "in effect mode MIDI controllers move the controls; say which moves which with --cc" \
+  "$bin" live -m "$fx" --api jack --midi mw_cc --seconds 1
+expect_error 2 "controller 130 is out of range, expected 0..119" \
+  "$bin" live -m "$fx" --api jack --midi mw_cc --cc drive=130 --seconds 1
+expect_error 2 "unknown control 'gain'; known controls: drive (0..1) tone (0..1), or mix (0..1)" \
+  "$bin" live -m "$fx" --api jack --midi mw_cc --cc gain=11 --seconds 1
+expect_error 2 "is malformed, expected NAME=CC" "$bin" live -m "$fx" --api jack --midi mw_cc --cc drive --seconds 1
+expect_error 2 "drive is already moved by controller 11" \
+  "$bin" live -m "$fx" --api jack --midi mw_cc --cc drive=11 --cc drive=12 --seconds 1
 JACK_DEFAULT_SERVER=mw_none_$$ expect_error 1 "no JACK server is running" "$bin" live -m "$gen" --api jack --seconds 1
-echo "live_test.sh: errors: unknown device, unsupported rate, wrong-mode option, --label on a model without labels, an unknown label, --label with --midi, unknown API, no JACK server: clear messages"
+echo "live_test.sh: errors: unknown device, unsupported rate, wrong-mode option, --label on a model without labels, an unknown label, --label with --midi, --cc without --midi and its bad mappings, unknown API, no JACK server: clear messages"
 echo "live_test.sh: PASS"

@@ -840,3 +840,24 @@ TEST_CASE("the cheap presets keep their form: LTI layers in ts9 and a fixed step
         CHECK(esr < 0.01);
     }
 }
+
+TEST_CASE("a control's position on its range: linear, or equal ratios on a log axis, clamped", "[model_file]") {
+    mw::ControlSpec drive{"drive", "", 0.0f, 1.0f, 0.5f, false};
+    CHECK(drive.at(0.0f) == 0.0f);
+    CHECK(drive.at(0.25f) == 0.25f);
+    CHECK(drive.at(1.0f) == 1.0f);
+    CHECK(drive.at(-1.0f) == 0.0f);  // a pedal's position past either end stays at that end
+    CHECK(drive.at(2.0f) == 1.0f);
+    mw::ControlSpec tone{"tone", "Hz", 100.0f, 1000.0f, 400.0f, true};
+    CHECK(tone.at(0.0f) == Approx(100.0f));
+    CHECK(tone.at(0.5f) == Approx(316.2278f).epsilon(1e-6));  // the geometric middle
+    CHECK(tone.at(1.0f) == Approx(1000.0f));
+    // every step of travel multiplies by the same ratio, and the network sees it evenly spaced
+    for (float t = 0.0f; t < 0.95f; t += 0.1f) {
+        CHECK(tone.at(t + 0.1f) / tone.at(t) == Approx(std::pow(10.0f, 0.1f)).epsilon(1e-5));
+        CHECK(tone.normalise(tone.at(t)) == Approx(2.0f * t - 1.0f).margin(1e-5));
+    }
+    // a log axis needs a positive range; otherwise the control sweeps linearly
+    mw::ControlSpec level{"level", "dB", -20.0f, 20.0f, 0.0f, true};
+    CHECK(level.at(0.5f) == 0.0f);
+}
