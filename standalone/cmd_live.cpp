@@ -167,7 +167,7 @@ fs::file_time_type mtime_or_min(const fs::path& p) {
 void check_mode_options(CLI::App& sub, const LiveOptions& o, bool generator) {
     auto given = [&](const char* name) { return sub.count(name) > 0; };
     if (generator) {
-        for (const char* opt : {"--input", "--input-file", "--in-gain", "--mix", "--control", "--rate-mode", "--cc"})
+        for (const char* opt : {"--input", "--input-file", "--in-gain", "--mix", "--control", "--rate-mode"})
             if (given(opt))
                 throw UsageError(std::string(opt) + " applies to effect mode; " + o.model_path +
                                  " runs in generator mode");
@@ -178,25 +178,54 @@ void check_mode_options(CLI::App& sub, const LiveOptions& o, bool generator) {
                                  " runs in effect mode");
         if (given("--input") && given("--input-file"))
             throw UsageError("--input and --input-file both name the input; give one");
-        if (given("--cc") && !given("--midi"))
-            throw UsageError("--cc needs --midi PORT: the MIDI input whose controllers move the controls "
-                             "(`mambawave devices` lists the ports)");
         if (given("--midi") && !given("--cc"))
             throw UsageError("--midi " + o.midi + ": in effect mode MIDI controllers move the controls; say which "
                              "moves which with --cc NAME=CC, e.g. --cc drive=11 (an expression pedal)");
     }
+    if (given("--cc") && !given("--midi"))
+        throw UsageError("--cc needs --midi PORT: the MIDI input whose controllers move what --cc names "
+                         "(`mambawave devices` lists the ports)");
 }
 
-// What a MIDI controller moves in effect mode (--cc NAME=CC): one of the model's controls over its
-// whole range (on a log axis where the model says so), or the wet/dry mix (0..1).
+// What a MIDI controller moves (--cc NAME=CC), over the range its 0..127 sweeps. Effect mode: one
+// of the model's controls (its own range, on a log axis where the model says so) or the wet/dry
+// mix. Generator mode: the sampling's temperature, top-p or guidance, over the ranges of their
+// options and the Synth's knobs.
 struct CcTarget {
+    enum class What { control, mix, temperature, top_p, guidance } what = What::control;
     std::string name;
     unsigned cc = 0;
-    int control = -1;  // the model's control index, or -1: the mix
-    ControlSpec range;  // the control's (the mix: 0..1)
+    int control = -1;   // What::control: the model's control index
+    ControlSpec range;  // min, max, unit and axis of what the controller sweeps
 };
 
-std::vector<CcTarget> parse_cc_targets(const ModelConfig& cfg, const std::vector<std::string>& ccs) {
+std::vector<CcTarget> parse_cc_targets(const ModelConfig& cfg, const std::vector<std::string>& ccs, bool generator) {
+    using What = CcTarget::What;
+    auto ranged = [](What what, const char* name, float lo, float hi) {
+        CcTarget t;
+        t.what = what;
+        t.name = name;
+        t.range = ControlSpec{name, "", lo, hi, lo, false};
+        return t;
+    };
+    std::vector<CcTarget> known;  // what this mode's controllers may move
+    if (generator) {
+        known.push_back(ranged(What::temperature, "temperature", 0.05f, 2.0f));
+        known.push_back(ranged(What::top_p, "top-p", 0.05f, 1.0f));
+        if (cfg.label_null) known.push_back(ranged(What::guidance, "guidance", 0.0f, dsp::SynthEngine::kMaxGuidance));
+    } else {
+        for (size_t i = 0; i < cfg.controls.size(); ++i) {
+            CcTarget t;
+            t.name = cfg.controls[i].name;
+            t.control = int(i);
+            t.range = cfg.controls[i];
+            known.push_back(std::move(t));
+        }
+        known.push_back(ranged(What::mix, "mix", 0.0f, 1.0f));
+    }
+    std::string names;
+    for (const CcTarget& t : known) names += std::string(names.empty() ? "" : ", ") + t.name + " (" + range_text(t.range) + ")";
+
     std::vector<CcTarget> targets;
     for (const std::string& a : ccs) {
         const size_t eq = a.find('=');
@@ -205,27 +234,25 @@ std::vector<CcTarget> parse_cc_targets(const ModelConfig& cfg, const std::vector
         if (name.empty() || number.empty() || number.find_first_not_of("0123456789") != std::string::npos ||
             number.size() > 3)
             throw UsageError("--cc '" + a + "' is malformed, expected NAME=CC with CC a controller number "
-                             "0..119, e.g. --cc drive=11");
+                             "0..119, e.g. " + (generator ? "--cc temperature=1" : "--cc drive=11"));
         const int cc = std::stoi(number);
         if (cc > 119)
             throw UsageError("--cc " + a + ": controller " + number + " is out of range, expected 0..119 "
                              "(120..127 are MIDI's channel mode messages)");
-        CcTarget t;
-        t.name = name;
-        t.cc = unsigned(cc);
-        if (name == "mix") {
-            t.range.name = "mix";
-        } else if (const ControlSpec* spec = find_control(cfg, name)) {
-            t.control = int(spec - cfg.controls.data());
-            t.range = *spec;
-        } else {
-            throw UsageError("--cc " + a + ": unknown control '" + name + "'; " + known_controls(cfg) +
-                             ", or mix (0..1)");
+        auto it = std::find_if(known.begin(), known.end(), [&](const CcTarget& t) { return t.name == name; });
+        if (it == known.end()) {
+            const std::string why = generator && name == "guidance" && cfg.labelled()
+                                        ? " (this model has no null label: train it with --label-dropout)"
+                                        : "";
+            throw UsageError("--cc " + a + ": " + (generator ? "a generator's controllers move " : "unknown control '" +
+                             name + "'; the controllers can move ") + names + why);
         }
         for (const CcTarget& other : targets)
             if (other.name == name)
                 throw UsageError("--cc " + a + ": " + name + " is already moved by controller " +
                                  std::to_string(other.cc) + "; one controller a control");
+        CcTarget t = *it;
+        t.cc = unsigned(cc);
         targets.push_back(std::move(t));
     }
     return targets;
@@ -268,7 +295,7 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
     const bool own_guidance = generator && sub.count("--guidance") == 0 && cfg.label_null && cfg.guidance > 0.0f;
     const float guidance = own_guidance ? cfg.guidance : o.guidance;
     const std::vector<float> controls = resolve_controls(cfg, o.controls);
-    const std::vector<CcTarget> cc_targets = generator ? std::vector<CcTarget>{} : parse_cc_targets(cfg, o.ccs);
+    const std::vector<CcTarget> cc_targets = parse_cc_targets(cfg, o.ccs, generator);
 
     // --- devices, rate, channels
     const RtAudio::Api api = live::parse_api(o.api);
@@ -299,43 +326,65 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
         }
     }
 
-    // --- the engines, with the effect's starting parameters (declared before the MIDI input, whose
-    // thread sets the effect's parameters: it closes first)
+    // --- the engines, with their starting parameters (declared before the MIDI input, whose
+    // thread sets their parameters: it closes first)
     dsp::EffectEngine fx;
     dsp::SynthEngine synth;
-    if (!generator) {
+    if (generator) {
+        synth.set_temperature(o.temperature);
+        synth.set_top_p(o.top_p);
+        synth.set_guidance(guidance);
+        synth.set_seed(o.seed);
+        synth.set_level_db(o.out_gain_db);
+    } else {
         fx.set_input_gain_db(o.in_gain_db);
         fx.set_output_gain_db(o.out_gain_db);
         fx.set_mix(o.mix);
         for (size_t i = 0; i < controls.size(); ++i) fx.set_control(int(i), controls[i]);
     }
-    // the values the controllers set last (RtMidi's thread), for the status line
+    // what --cc moves: its value from the start, then the controller's (set on RtMidi's thread,
+    // read by the status line)
+    using What = CcTarget::What;
+    auto apply = [&fx, &synth](const CcTarget& t, float v) {
+        switch (t.what) {
+        case What::control: fx.set_control(t.control, v); break;
+        case What::mix: fx.set_mix(v); break;
+        case What::temperature: synth.set_temperature(v); break;
+        case What::top_p: synth.set_top_p(v); break;
+        case What::guidance: synth.set_guidance(v); break;
+        }
+    };
     std::vector<std::atomic<float>> cc_values(cc_targets.size());
-    for (size_t i = 0; i < cc_targets.size(); ++i)
-        cc_values[i].store(cc_targets[i].control < 0 ? o.mix : controls[size_t(cc_targets[i].control)]);
+    for (size_t i = 0; i < cc_targets.size(); ++i) {
+        const CcTarget& t = cc_targets[i];
+        cc_values[i].store(t.what == What::control ? controls[size_t(t.control)]
+                           : t.what == What::mix   ? o.mix
+                           : t.what == What::temperature ? o.temperature
+                           : t.what == What::top_p       ? o.top_p
+                                                         : guidance);
+    }
 
     // --- MIDI (before the stream, so a wrong port is reported before anything starts)
     std::unique_ptr<live::MidiInput> midi;
     if (!o.midi.empty()) {
         live::MidiInput::CcHandler on_cc;
         std::string moves;
-        if (!generator) {
-            on_cc = [&fx, &cc_targets, &cc_values](unsigned cc, unsigned value) {
+        if (!cc_targets.empty()) {
+            on_cc = [&apply, &cc_targets, &cc_values](unsigned cc, unsigned value) {
                 for (size_t i = 0; i < cc_targets.size(); ++i) {
                     const CcTarget& t = cc_targets[i];
                     if (t.cc != cc) continue;
                     const float v = t.range.at(float(value) / 127.0f);
-                    if (t.control < 0) fx.set_mix(v);
-                    else fx.set_control(t.control, v);
+                    apply(t, v);
                     cc_values[i].store(v, std::memory_order_relaxed);
                 }
             };
             for (const CcTarget& t : cc_targets)
                 moves += std::string(moves.empty() ? ": " : ", ") + "CC " + std::to_string(t.cc) + " moves " + t.name +
-                         " (" + (t.control < 0 ? std::string("0..1") : range_text(t.range)) +
-                         (t.range.log_scale ? ", log" : "") + ")";
+                         " (" + range_text(t.range) + (t.range.log_scale ? ", log" : "") + ")";
         }
-        midi = std::make_unique<live::MidiInput>(o.midi, api == RtAudio::UNIX_JACK, std::move(on_cc));
+        // (an effect's MIDI input takes controllers only; a generator's notes, and controllers)
+        midi = std::make_unique<live::MidiInput>(o.midi, api == RtAudio::UNIX_JACK, std::move(on_cc), generator);
         note("MIDI from '" + midi->port_name() + "'" + moves);
     }
 
@@ -378,11 +427,6 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
     // --- the engine
     if (generator) {
         synth.prepare(rate, int(buffer), channels);
-        synth.set_temperature(o.temperature);
-        synth.set_top_p(o.top_p);
-        synth.set_guidance(guidance);
-        synth.set_seed(o.seed);
-        synth.set_level_db(o.out_gain_db);
         synth.set_model(model);
     } else {
         fx.set_rate_mode(o.rate_mode == "delta" ? dsp::RateMode::delta : dsp::RateMode::resample);
@@ -399,7 +443,7 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
         note("running the " + std::to_string(int64_t(cfg.sample_rate_hz)) + " Hz model at the device's " +
              std::to_string(rate) + " Hz with its time steps scaled (--rate-mode delta, an approximation)");
 
-    run.midi = generator ? midi.get() : nullptr;  // (an effect's MIDI input has no notes to drain)
+    run.midi = generator ? midi.get() : nullptr;  // (an effect's MIDI input queues no notes)
     run.continuous_voice = generator && !midi;
     if (!o.label.empty()) run.continuous_note = dsp::kFirstLabelNote + label_index_or_throw(cfg, o.label, o.model_path);
     if (generator && cfg.labelled()) {
@@ -602,14 +646,15 @@ void add_live_command(CLI::App& app) {
     sub->add_option("--seed", o->seed, "Generator: random seed (a voice uses seed + its note number)")
         ->capture_default_str();
     sub->add_option("--cc", o->ccs,
-                    "Effect: a MIDI controller of --midi moves a control over its whole range (a log axis where "
-                    "the model has one), or the mix: NAME=CC, CC 0..119, e.g. --cc drive=11 (an expression "
-                    "pedal) --cc mix=7; repeatable")
+                    "A MIDI controller of --midi (CC 0..119) sweeps something over its whole range: NAME=CC, "
+                    "repeatable. Effect: a control of the model (a log axis where the model has one) or mix, "
+                    "e.g. --cc drive=11 (an expression pedal) --cc mix=7. Generator: temperature, top-p or "
+                    "guidance, e.g. --cc temperature=1 (the mod wheel)")
         ->allow_extra_args(false);
     sub->add_option("--midi", o->midi,
                     "MIDI input port, by number or part of its name (`mambawave devices` lists them). Generator: "
                     "notes start and stop voices (without it one voice plays continuously, a new one whenever it "
-                    "has ended in silence). Effect: its controllers move what --cc names");
+                    "has ended in silence). Effect: its controllers move what --cc names (generators too)");
     sub->add_option("--label", o->label,
                     "Generator trained with --label-prefix, without --midi: which label the voice makes (`info` "
                     "lists them). With --midi the key chooses: C4 plays the first label, each key up the next");

@@ -85,7 +85,8 @@ std::string lower(std::string s) {
 }
 } // namespace
 
-MidiInput::MidiInput(const std::string& port, bool jack, CcHandler on_cc) : on_cc_(std::move(on_cc)) {
+MidiInput::MidiInput(const std::string& port, bool jack, CcHandler on_cc, bool notes)
+    : on_cc_(std::move(on_cc)), notes_(notes) {
     in_ = std::make_unique<RtMidiIn>(jack ? RtMidi::UNIX_JACK : RtMidi::LINUX_ALSA, "mambawave");
     const unsigned n = in_->getPortCount();
     std::vector<std::string> names;
@@ -117,16 +118,17 @@ MidiInput::~MidiInput() {
     }
 }
 
-// RtMidi's thread: controller changes to the handler where there is one; else note-on/off (and
-// "all notes off", CC 123, or "all sound off", CC 120) into the FIFO.
+// RtMidi's thread: controller changes to the handler where there is one; note-on/off (and "all
+// notes off", CC 123, or "all sound off", CC 120) into the FIFO where notes are taken.
 void MidiInput::on_message(double, std::vector<unsigned char>* message, void* user) {
     auto* self = static_cast<MidiInput*>(user);
     if (!message || message->size() < 3) return;
     const unsigned status = (*message)[0] & 0xF0u, d1 = (*message)[1] & 0x7Fu, d2 = (*message)[2] & 0x7Fu;
-    if (self->on_cc_) {
-        if (status == 0xB0 && d1 < 120) self->on_cc_(d1, d2);  // 120-127: channel mode messages
+    if (status == 0xB0 && d1 < 120) {  // 120-127: channel mode messages
+        if (self->on_cc_) self->on_cc_(d1, d2);
         return;
     }
+    if (!self->notes_) return;
     MidiNote note{MidiNote::off, uint8_t(d1), 0.0f};
     if (status == 0x90 && d2 > 0) note = {MidiNote::on, uint8_t(d1), float(d2) / 127.0f};
     else if (status == 0x80 || status == 0x90) note = {MidiNote::off, uint8_t(d1), 0.0f};

@@ -70,10 +70,10 @@ public:
     // A controller change (CC 0..119, value 0..127), on RtMidi's thread.
     using CcHandler = std::function<void(unsigned cc, unsigned value)>;
     // port: a number or a (case-insensitive) part of a port name; jack: JACK MIDI instead of the
-    // ALSA sequencer. Throws runtime_error listing the ports when none matches. With on_cc, the
-    // input takes controller changes (any channel) to it and nothing to the note FIFO (an
-    // effect's controls); without, notes (a generator's voices).
-    MidiInput(const std::string& port, bool jack, CcHandler on_cc = {});
+    // ALSA sequencer. Throws runtime_error listing the ports when none matches. Controller changes
+    // (any channel) go to on_cc where given; notes (and all-notes-off, CC 120 and 123) to the
+    // FIFO where notes is true (a generator's voices; an effect has none).
+    MidiInput(const std::string& port, bool jack, CcHandler on_cc = {}, bool notes = true);
     ~MidiInput();
     const std::string& port_name() const { return name_; }
     // Audio thread.
@@ -85,6 +85,7 @@ private:
     std::unique_ptr<RtMidiIn> in_;
     std::string name_;
     CcHandler on_cc_;
+    bool notes_ = true;
     dsp::SpscQueue<MidiNote> fifo_{1024};
     std::atomic<int64_t> dropped_{0};
 };

@@ -7,7 +7,8 @@
 #      of the same file with the same controls, sample for sample (the file starts at the first
 #      callback and the recording starts there too);
 #   2b. an effect's control moved by a MIDI controller (--cc), where mw_midi_send is built: the
-#      DS-1's drive follows CC 11 from 0 to 1, on the status line and in the recorded level;
+#      DS-1's drive follows CC 11 from 0 to 1, on the status line and in the recorded level; and a
+#      generator's temperature, played by a note, follows CC 1 from 2 to 0.05: noise, then not;
 #   3. hot reload: replacing the model file while live runs crossfades to the new model;
 #   4. clear errors: an unknown device, a rate the server does not run at, no JACK server.
 # The callback's time per buffer against its deadline is reported, not judged: the dummy
@@ -266,6 +267,50 @@ print('live_test.sh: --cc drive=11: output RMS %.4f in the first 0.5 s (CC 0), %
       '%.1fx' % (first, last, last / first))
 assert finite(x) and first > 1e-3 and last > 3 * first
 EOF
+
+  # A generator's temperature on the mod wheel: note 60 held, CC 1 at 127 (temperature 2: the
+  # digits model's classes drawn almost at random, noise crossing zero in about 8% of the 48 kHz
+  # samples), then at 0 (temperature 0.05: nearly the likeliest class each time, a steady pattern
+  # or silence, under 3% in `generate` runs of five seeds).
+  "$midi_send" mw_cc 1 127 0 60 60 > "$work/cc_send.log" 2>&1 &
+  seq_pid=$!
+  for _ in $(seq 50); do
+    "$bin" devices --api jack 2> /dev/null | grep -q "mw_cc:out" && break
+    sleep 0.1
+  done
+  "$bin" live -m "$root/presets/digits.safetensors" --api jack --channels 1 --midi mw_cc --cc temperature=1 \
+         --seconds 4.5 --record "$work/ccg.wav" > "$work/ccg.log" 2>&1 &
+  live_pid=$!
+  for _ in $(seq 200); do
+    grep -q "MIDI from" "$work/ccg.log" && break
+    sleep 0.05
+  done
+  kill -USR2 "$seq_pid"  # the note, which the first callback takes
+  for _ in $(seq 200); do
+    grep -q " load " "$work/ccg.log" && break
+    sleep 0.05
+  done
+  kill -USR1 "$seq_pid"
+  wait "$live_pid" || fail "live (generator, --cc) exited with an error"
+  kill "$seq_pid" 2> /dev/null || true
+  wait "$seq_pid" 2> /dev/null || true
+  seq_pid=""
+  grep -q "MIDI from 'mw_cc:out': CC 1 moves temperature (0.05..2)" "$work/ccg.log" ||
+    fail "live did not say which controller moves the temperature"
+  status=$(grep " load " "$work/ccg.log")
+  [[ $(head -n 1 <<< "$status") == *"temperature 2" ]] || fail "the first status line does not show temperature 2: $status"
+  [[ $(tail -n 1 <<< "$status") == *"temperature 0.05" ]] || fail "the last status line does not show temperature 0.05: $status"
+  python3 - "$work/ccg.wav" "$work/wav.py" << 'EOF' || fail "the controller did not move the temperature"
+import sys; exec(open(sys.argv[2]).read())
+x, rate = read_wav(sys.argv[1])
+def zcr(a):
+    m = sum(a) / len(a)
+    return sum(1 for u, v in zip(a, a[1:]) if (u - m) * (v - m) < 0) / (len(a) - 1)
+first, last = zcr(x[0][rate // 10:rate // 2]), zcr(x[0][-rate // 2:])
+print('live_test.sh: --cc temperature=1: zero crossings in %.3f of the samples in the first 0.5 s '
+      '(temperature 2), %.3f in the last (0.05)' % (first, last))
+assert finite(x) and first > 0.05 and last < 0.04
+EOF
 else
   echo "live_test.sh: --cc part skipped: mw_midi_send was not built (no RtMidi)"
 fi
@@ -307,13 +352,16 @@ expect_error 2 "applies to generator mode" "$bin" live -m "$root/presets/ts9.saf
 expect_error 2 "has no null label" "$bin" live -m "$work/lab.safetensors" --api jack --guidance 3 --seconds 1
 expect_error 2 "has no labels to guide" "$bin" live -m "$gen" --api jack --guidance 3 --seconds 1
 fx=$root/presets/ds1.safetensors
-expect_error 2 "applies to effect mode" "$bin" live -m "$gen" --api jack --cc drive=11 --seconds 1
+expect_error 2 "a generator's controllers move temperature (0.05..2), top-p (0.05..1)" \
+  "$bin" live -m "$gen" --api jack --midi mw_cc --cc drive=11 --seconds 1
+expect_error 2 "guidance=2: .*has no null label" "$bin" live -m "$work/lab.safetensors" --api jack --midi mw_cc \
+  --cc guidance=2 --seconds 1
 expect_error 2 "cc needs --midi PORT" "$bin" live -m "$fx" --api jack --cc drive=11 --seconds 1
 expect_error 2 "in effect mode MIDI controllers move the controls; say which moves which with --cc" \
   "$bin" live -m "$fx" --api jack --midi mw_cc --seconds 1
 expect_error 2 "controller 130 is out of range, expected 0..119" \
   "$bin" live -m "$fx" --api jack --midi mw_cc --cc drive=130 --seconds 1
-expect_error 2 "unknown control 'gain'; known controls: drive (0..1) tone (0..1), or mix (0..1)" \
+expect_error 2 "unknown control 'gain'; the controllers can move drive (0..1), tone (0..1), mix (0..1)" \
   "$bin" live -m "$fx" --api jack --midi mw_cc --cc gain=11 --seconds 1
 expect_error 2 "is malformed, expected NAME=CC" "$bin" live -m "$fx" --api jack --midi mw_cc --cc drive --seconds 1
 expect_error 2 "drive is already moved by controller 11" \
