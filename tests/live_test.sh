@@ -233,31 +233,52 @@ echo "live_test.sh: effect:    $(grep '^callback:' "$work/fx.log")"
 # moves it to 127. live runs 4.5 s on a steady sine, so its first second has drive 0 and its last
 # drive 1. The DS-1 at drive 1 is about 8 times louder than at drive 0 on this sine (render: RMS
 # 0.115 against 0.014).
-if [[ -n $midi_send && -x $midi_send ]]; then
-  sox -R -n -r 48000 -c 1 -b 16 "$work/sine.wav" synth 6 sine 220 gain -20
-  "$midi_send" mw_cc 11 0 127 60 > "$work/cc_send.log" 2>&1 &
+wait_log() {  # PATTERN FILE: up to 10 s for a line of FILE to match
+  for _ in $(seq 200); do
+    grep -q -- "$1" "$2" && return 0
+    sleep 0.05
+  done
+}
+# cc_run NAME SENDER_ARGS... -- LIVE_ARGS...: mw_midi_send SENDER_ARGS as client mw_cc, and beside it
+# `live LIVE_ARGS --midi mw_cc` for 4.5 s, one channel, recorded to NAME.wav (log NAME.log). Once
+# live has named its MIDI input the sender plays its note (SIGUSR2; the first callback takes it),
+# and once live has printed its first status line (1 s in) it moves its controller (SIGUSR1).
+cc_run() {
+  local name=$1 sender=()
+  shift
+  while [[ $1 != -- ]]; do sender+=("$1"); shift; done
+  shift
+  "$midi_send" mw_cc "${sender[@]}" > "$work/${name}_send.log" 2>&1 &
   seq_pid=$!
   for _ in $(seq 50); do
     "$bin" devices --api jack 2> /dev/null | grep -q "mw_cc:out" && break
     sleep 0.1
   done
-  "$bin" live -m "$root/presets/ds1.safetensors" --api jack --input-file "$work/sine.wav" --channels 1 \
-         --midi mw_cc --cc drive=11 --seconds 4.5 --record "$work/cc.wav" > "$work/cc.log" 2>&1 &
-  live_pid=$!
-  for _ in $(seq 200); do
-    grep -q " load " "$work/cc.log" && break
-    sleep 0.05
-  done
+  "$bin" live "$@" --api jack --channels 1 --midi mw_cc --seconds 4.5 --record "$work/$name.wav" \
+         > "$work/$name.log" 2>&1 &
+  local live_pid=$!
+  wait_log "MIDI from" "$work/$name.log"
+  kill -USR2 "$seq_pid"
+  wait_log " load " "$work/$name.log"
   kill -USR1 "$seq_pid"
-  wait "$live_pid" || fail "live (effect, --cc) exited with an error"
+  wait "$live_pid" || fail "live $* exited with an error"
   kill "$seq_pid" 2> /dev/null || true
   wait "$seq_pid" 2> /dev/null || true
   seq_pid=""
-  grep -q "MIDI from 'mw_cc:out': CC 11 moves drive (0..1)" "$work/cc.log" ||
-    fail "live did not say which controller moves what"
-  status=$(grep " load " "$work/cc.log")
-  [[ $(head -n 1 <<< "$status") == *"drive 0" ]] || fail "the first status line does not show drive 0: $status"
-  [[ $(tail -n 1 <<< "$status") == *"drive 1" ]] || fail "the last status line does not show drive 1: $status"
+}
+# cc_check NAME MAPPING FIRST LAST: live named the mapping, its first status line ends in FIRST
+# and its last in LAST
+cc_check() {
+  grep -q "MIDI from 'mw_cc:out': $2" "$work/$1.log" || fail "live did not say '$2'"
+  local status
+  status=$(grep " load " "$work/$1.log")
+  [[ $(head -n 1 <<< "$status") == *"$3" ]] || fail "the first status line does not end in '$3': $status"
+  [[ $(tail -n 1 <<< "$status") == *"$4" ]] || fail "the last status line does not end in '$4': $status"
+}
+if [[ -n $midi_send && -x $midi_send ]]; then
+  sox -R -n -r 48000 -c 1 -b 16 "$work/sine.wav" synth 6 sine 220 gain -20
+  cc_run cc 11 0 127 60 -- -m "$root/presets/ds1.safetensors" --input-file "$work/sine.wav" --cc drive=11
+  cc_check cc "CC 11 moves drive (0..1)" "drive 0" "drive 1"
   python3 - "$work/cc.wav" "$work/wav.py" << 'EOF' || fail "the controller did not move the drive"
 import sys; exec(open(sys.argv[2]).read())
 x, rate = read_wav(sys.argv[1])
@@ -272,34 +293,8 @@ EOF
   # digits model's classes drawn almost at random, noise crossing zero in about 8% of the 48 kHz
   # samples), then at 0 (temperature 0.05: nearly the likeliest class each time, a steady pattern
   # or silence, under 3% in `generate` runs of five seeds).
-  "$midi_send" mw_cc 1 127 0 60 60 > "$work/cc_send.log" 2>&1 &
-  seq_pid=$!
-  for _ in $(seq 50); do
-    "$bin" devices --api jack 2> /dev/null | grep -q "mw_cc:out" && break
-    sleep 0.1
-  done
-  "$bin" live -m "$root/presets/digits.safetensors" --api jack --channels 1 --midi mw_cc --cc temperature=1 \
-         --seconds 4.5 --record "$work/ccg.wav" > "$work/ccg.log" 2>&1 &
-  live_pid=$!
-  for _ in $(seq 200); do
-    grep -q "MIDI from" "$work/ccg.log" && break
-    sleep 0.05
-  done
-  kill -USR2 "$seq_pid"  # the note, which the first callback takes
-  for _ in $(seq 200); do
-    grep -q " load " "$work/ccg.log" && break
-    sleep 0.05
-  done
-  kill -USR1 "$seq_pid"
-  wait "$live_pid" || fail "live (generator, --cc) exited with an error"
-  kill "$seq_pid" 2> /dev/null || true
-  wait "$seq_pid" 2> /dev/null || true
-  seq_pid=""
-  grep -q "MIDI from 'mw_cc:out': CC 1 moves temperature (0.05..2)" "$work/ccg.log" ||
-    fail "live did not say which controller moves the temperature"
-  status=$(grep " load " "$work/ccg.log")
-  [[ $(head -n 1 <<< "$status") == *"temperature 2" ]] || fail "the first status line does not show temperature 2: $status"
-  [[ $(tail -n 1 <<< "$status") == *"temperature 0.05" ]] || fail "the last status line does not show temperature 0.05: $status"
+  cc_run ccg 1 127 0 60 60 -- -m "$root/presets/digits.safetensors" --cc temperature=1
+  cc_check ccg "CC 1 moves temperature (0.05..2)" "temperature 2" "temperature 0.05"
   python3 - "$work/ccg.wav" "$work/wav.py" << 'EOF' || fail "the controller did not move the temperature"
 import sys; exec(open(sys.argv[2]).read())
 x, rate = read_wav(sys.argv[1])
