@@ -40,6 +40,12 @@ effects=("$@"); [[ ${#effects[@]} -gt 0 ]] || effects=(ts9 ds1 ds1_lite)
 mkdir -p out/presets
 common=(--manifest data/captures/manifest.json --d-model 16 --layers 4 --d-state 16 --no-skip --preemph 0
         --segment 4096 --warmup 1024 --lr-warmup 200 --val-every 1000 --checkpoint-every 1000)
+# the line `info` and the plugin's editor show
+declare -A description=(
+  [ts9]="Tube Screamer pedal (guitarix ts9sim) captured by mambawave train: drive 0..1, tone 100..1000 Hz, Level -16 dB; 48 kHz mono, LTI layers"
+  [ds1]="Boss DS-1 distortion pedal (guitarix) captured by mambawave train: drive and tone 0..1, Level -2 dB; 48 kHz mono"
+  [ds1_lite]="Boss DS-1 distortion pedal (guitarix), lite: the ds1 capture with a fixed step size, about half its CPU; drive and tone 0..1, Level -2 dB; 48 kHz mono"
+)
 stage() {  # stage EFFECT N FLAGS...: out/presets/EFFECT.N.safetensors, from stage N-1 when N > 1
   local e=$1 n=$2; shift 2
   local init=(); [[ $n -gt 1 ]] && init=(--init out/presets/$e.$((n - 1)).safetensors)
@@ -68,5 +74,6 @@ for e in "${effects[@]}"; do
   fi
   cp out/presets/$e.$final.safetensors out/presets/$e.safetensors
   $MW eval -m out/presets/$e.safetensors --manifest data/captures/manifest.json --effect "${e%_lite}" --record
+  /usr/bin/python3 scripts/set_description.py out/presets/$e.safetensors "${description[$e]}"
   cp out/presets/$e.safetensors presets/$e.safetensors
 done
