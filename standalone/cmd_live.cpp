@@ -41,7 +41,7 @@ struct LiveOptions {
     int channels = 0;
     float in_gain_db = 0, out_gain_db = 0, mix = 1;
     std::vector<std::string> controls;
-    std::vector<std::string> ccs;  // effect: "NAME=CC", a MIDI controller moving a control or the mix
+    std::vector<std::string> ccs;  // "NAME=CC": a MIDI controller moving a control, the mix or a sampling setting
     float temperature = 1.0f, top_p = 1.0f;
     float guidance = 0.0f;  // generator: SynthEngine::set_guidance (a model with a null label)
     uint32_t seed = 0;
@@ -250,7 +250,7 @@ std::vector<CcTarget> parse_cc_targets(const ModelConfig& cfg, const std::vector
         for (const CcTarget& other : targets)
             if (other.name == name)
                 throw UsageError("--cc " + a + ": " + name + " is already moved by controller " +
-                                 std::to_string(other.cc) + "; one controller a control");
+                                 std::to_string(other.cc) + "; give each name one --cc");
         CcTarget t = *it;
         t.cc = unsigned(cc);
         targets.push_back(std::move(t));
