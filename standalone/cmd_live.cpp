@@ -355,6 +355,10 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
         }
     };
     std::vector<std::atomic<float>> cc_values(cc_targets.size());
+    // controllers that moved but map to nothing (bit cc of word cc / 64): said once each, so that
+    // a pedal sending another number than the one given is found out
+    std::atomic<uint64_t> unmapped_seen[2] = {0, 0};
+    uint64_t unmapped_said[2] = {0, 0};
     for (size_t i = 0; i < cc_targets.size(); ++i) {
         const CcTarget& t = cc_targets[i];
         cc_values[i].store(t.what == What::control ? controls[size_t(t.control)]
@@ -370,14 +374,17 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
         live::MidiInput::CcHandler on_cc;
         std::string moves;
         if (!cc_targets.empty()) {
-            on_cc = [&apply, &cc_targets, &cc_values](unsigned cc, unsigned value) {
+            on_cc = [&apply, &cc_targets, &cc_values, &unmapped_seen](unsigned cc, unsigned value) {
+                bool mapped = false;
                 for (size_t i = 0; i < cc_targets.size(); ++i) {
                     const CcTarget& t = cc_targets[i];
                     if (t.cc != cc) continue;
                     const float v = t.range.at(float(value) / 127.0f);
                     apply(t, v);
                     cc_values[i].store(v, std::memory_order_relaxed);
+                    mapped = true;
                 }
+                if (!mapped) unmapped_seen[cc / 64].fetch_or(uint64_t(1) << (cc % 64), std::memory_order_relaxed);
             };
             for (const CcTarget& t : cc_targets)
                 moves += std::string(moves.empty() ? ": " : ", ") + "CC " + std::to_string(t.cc) + " moves " + t.name +
@@ -526,6 +533,18 @@ void run_live(CLI::App& sub, const LiveOptions& o) {
                 }
             }
             seen_mtime = m;
+        }
+        for (unsigned w = 0; w < 2; ++w) {
+            const uint64_t fresh = unmapped_seen[w].load(std::memory_order_relaxed) & ~unmapped_said[w];
+            for (unsigned b = 0; b < 64; ++b)
+                if (fresh >> b & 1u) {
+                    std::string mapped;
+                    for (const CcTarget& t : cc_targets)
+                        mapped += (mapped.empty() ? "" : ", ") + std::to_string(t.cc) + " to " + t.name;
+                    note("MIDI controller " + std::to_string(w * 64 + b) + " moved: nothing is mapped to it (--cc maps " +
+                         mapped + "; --cc NAME=" + std::to_string(w * 64 + b) + " maps this one)");
+                }
+            unmapped_said[w] |= fresh;
         }
         if (run.file && !file_end_noted && run.callbacks.load() > 0 &&
             int64_t(elapsed * rate) > file.frames()) {

@@ -279,6 +279,7 @@ if [[ -n $midi_send && -x $midi_send ]]; then
   sox -R -n -r 48000 -c 1 -b 16 "$work/sine.wav" synth 6 sine 220 gain -20
   cc_run cc 11 0 127 60 -- -m "$root/presets/ds1.safetensors" --input-file "$work/sine.wav" --cc drive=11
   cc_check cc "CC 11 moves drive (0..1)" "drive 0" "drive 1"
+  grep -q "nothing is mapped" "$work/cc.log" && fail "live called a mapped controller unmapped: $(cat "$work/cc.log")"
   python3 - "$work/cc.wav" "$work/wav.py" << 'EOF' || fail "the controller did not move the drive"
 import sys; exec(open(sys.argv[2]).read())
 x, rate = read_wav(sys.argv[1])
@@ -293,6 +294,12 @@ EOF
   # digits model's classes drawn almost at random, noise crossing zero in about 8% of the 48 kHz
   # samples), then at 0 (temperature 0.05: nearly the likeliest class each time, a steady pattern
   # or silence, under 3% in `generate` runs of five seeds).
+  # a controller that maps to nothing is named, once, so that a pedal's own number can be found
+  cc_run ccx 12 0 127 60 -- -m "$root/presets/ds1.safetensors" --input-file "$work/sine.wav" --cc drive=11
+  [[ $(grep -c "MIDI controller 12 moved: nothing is mapped to it (--cc maps 11 to drive; --cc NAME=12 maps this one)" \
+        "$work/ccx.log") -eq 1 ]] || fail "live did not name the unmapped controller once: $(cat "$work/ccx.log")"
+  echo "live_test.sh: --cc: $(grep -o 'MIDI controller 12 moved.*' "$work/ccx.log")"
+
   cc_run ccg 1 127 0 60 60 -- -m "$root/presets/digits.safetensors" --cc temperature=1
   cc_check ccg "CC 1 moves temperature (0.05..2)" "temperature 2" "temperature 0.05"
   python3 - "$work/ccg.wav" "$work/wav.py" << 'EOF' || fail "the controller did not move the temperature"
