@@ -374,7 +374,7 @@ check "--version says whether CUDA and NCCL are there" bash -c \
     "'$MW' --version | grep -qE '^CUDA: (yes|no)' && '$MW' --version | grep -qE '^NCCL .*: (yes|not in this build)'"
 PRESET=$REPO/presets/ts9.safetensors
 "$MW" bench --quick --model "$PRESET" --json >bench.json 2>last.out || echo "exit code $?" >>last.out
-check "bench --model --json: a line per path names the model, each with a positive time" $PY -c "
+check "bench --model --json: a line per path names the model, each with a positive time and its floor" $PY -c "
 import json, sys
 rows = [json.loads(l) for l in open('bench.json') if l.startswith('{')]
 mine = [r for r in rows if r.get('model') == sys.argv[1]]
@@ -382,7 +382,30 @@ paths = {r['path'] for r in mine}
 assert {'reference', 'step', 'block64', 'block512', 'scan_1thread', 'scan_2threads'} <= paths, paths
 assert all(r['ns_per_sample'] > 0 and r['pct_core'] > 0 and r['sample_rate_hz'] == 48000 for r in mine), mine
 assert not any('model' not in r and 'path' in r for r in rows), 'synthetic sizes ran without --synthetic'
+# the floors: the step's is the larger of compute and its bytes (the LTI ts9's bytes are the
+# larger), every other path's is compute alone (each weight read once a block)
+for r in mine:
+    want = max(r['floor_compute_ns'], r['floor_step_bytes_ns']) if r['path'] == 'step' else r['floor_compute_ns']
+    assert r['floor_ns_per_sample'] == want, r
+    assert abs(r['ratio_to_floor'] - r['ns_per_sample'] / want) <= 1e-9 * r['ratio_to_floor'], r
 print(len(mine), 'rows for', sys.argv[1])" "$PRESET"
+# An effect stored as F16: its step reads halves, and the "step_floats" row the floats. Each row's
+# floor counts its own bytes. With d_model 64 x 8 the floats (1.2 MB, past L2, at the rate
+# measured for a read of that size: about 10 us a sample here) outweigh the compute (4.5 us);
+# the halves (3.1 us) do not.
+"$MW" init --kind effect --d-model 64 --layers 8 --seed 3 --out d64.safetensors > /dev/null 2>&1
+$PY "$REPO/scripts/to_f16.py" d64.safetensors --out d64h.safetensors > /dev/null
+"$MW" bench --quick --seconds 0.02 --model d64h.safetensors --json > bench_h.json 2>last.out || echo "exit code $?" >>last.out
+check "bench of an F16 model: the step's floor from its halves' bytes, step_floats' from the floats'" $PY -c "
+import json
+rows = {r['path']: r for r in (json.loads(l) for l in open('bench_h.json') if l.startswith('{')) if 'path' in r}
+step, floats = rows['step'], rows['step_floats']
+for r in (step, floats):
+    assert r['floor_ns_per_sample'] == max(r['floor_compute_ns'], r['floor_step_bytes_ns']), r
+assert floats['floor_step_bytes_ns'] > 1.5 * step['floor_step_bytes_ns'], (step, floats)
+assert floats['floor_ns_per_sample'] > 1.5 * step['floor_ns_per_sample'], (step, floats)
+assert floats.get('step_bytes_read_rate_bytes_per_s', 0) > 0 and 'step_bytes_read_rate_bytes_per_s' not in step
+print('step floor %.0f ns, step_floats %.0f ns' % (step['floor_ns_per_sample'], floats['floor_ns_per_sample']))"
 check "bench --help" "$MW" bench --help
 grep -q "bench --model presets/" last.out && pass "bench --help has a --model example" \
     || fail "bench --help has a --model example"
