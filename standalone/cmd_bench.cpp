@@ -173,16 +173,15 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
     };
     double read_rate = 0, read_rate_floats = 0;
     const kernels::Floors fl = floors_of(w, &read_rate), fl_floats = halves > 0 ? floors_of(w_floats, &read_rate_floats) : fl;
-    // the step's floor counts its bytes too (the bytes it reads: halves where it reads halves);
-    // blocks and the scan read each weight once a block
-    auto floor_of = [&](const Row& r) {
-        return r.path == "step" ? fl.step_ns() : r.path == "step_floats" ? fl_floats.step_ns() : fl.compute_ns;
-    };
-    // the floors and the measured read rate a row's bytes were counted with
+    // the floors and the measured read rate a row's bytes were counted with (the bytes the step
+    // reads: halves where it reads halves)
     auto bytes_of = [&](const Row& r) {
         return r.path == "step_floats" ? std::pair<const kernels::Floors&, double>{fl_floats, read_rate_floats}
                                        : std::pair<const kernels::Floors&, double>{fl, read_rate};
     };
+    // the step's floor counts its bytes too; blocks and the scan read each weight once a block
+    const auto is_step = [](const Row& r) { return r.path.rfind("step", 0) == 0; };
+    auto floor_of = [&](const Row& r) { return is_step(r) ? bytes_of(r).first.step_ns() : fl.compute_ns; };
     const double ref_ns = rows[0].ns_per_sample;
     const bool harmonic = kernels::decays_harmonic(v);  // every layer: one exp per channel
     bool fixed_dt = true;                               // every layer: decays from a table
@@ -205,6 +204,7 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
         const double pct = r.ns_per_sample * streams * t.rate_hz * 1e-7;
         const double pct48 = r.ns_per_sample * streams * 48000.0 * 1e-7;
         if (opt.json) {
+            const auto [bytes, rate] = bytes_of(r);
             nlohmann::json j = {{"kind", kind_name(c.kind)}, {"d_model", c.d_model}, {"n_layers", c.n_layers},
                                 {"d_inner", c.d_inner}, {"d_state", c.d_state},
                                 {"decays", form.name}, {"step_half_weights", halves},
@@ -216,10 +216,9 @@ void bench_model(const BenchTarget& t, const BenchOptions& opt, const kernels::P
                                 {"speedup_vs_reference", ref_ns / r.ns_per_sample},
                                 {"floor_ns_per_sample", floor_ns}, {"ratio_to_floor", r.ns_per_sample / floor_ns},
                                 {"floor_compute_ns", fl.compute_ns},
-                                {"floor_step_bytes_ns", bytes_of(r).first.step_bytes_ns},
-                                {"floor_step_bytes_ideal_cache_ns", bytes_of(r).first.step_bytes_ideal_ns}};
-            if (bytes_of(r).second > 0 && r.path.rfind("step", 0) == 0)
-                j["step_bytes_read_rate_bytes_per_s"] = bytes_of(r).second;
+                                {"floor_step_bytes_ns", bytes.step_bytes_ns},
+                                {"floor_step_bytes_ideal_cache_ns", bytes.step_bytes_ideal_ns}};
+            if (rate > 0 && is_step(r)) j["step_bytes_read_rate_bytes_per_s"] = rate;
             if (!t.file.empty()) {  // a model file: also at its own sample rate
                 j["model"] = t.file;
                 j["sample_rate_hz"] = t.rate_hz;
