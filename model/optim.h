@@ -10,6 +10,9 @@
 namespace mw {
 
 class Model;
+namespace kernels {
+class ThreadPool;
+}
 
 struct AdamWParams {
     double lr = 3e-3;
@@ -25,8 +28,12 @@ double scheduled_lr(double lr, int64_t step, int64_t warmup_steps, int64_t total
                     double final_ratio = 0.1);
 
 // Scales grads [n] so their L2 norm is at most max_norm (<= 0: no clipping). Returns the
-// norm before clipping.
-double clip_grad_norm(float* grads, int64_t n, double max_norm);
+// norm before clipping. The sum of squares is taken in fixed blocks of kUpdateBlock elements,
+// summed in block order, so the norm is the same with or without a pool and for any pool size.
+double clip_grad_norm(float* grads, int64_t n, double max_norm, kernels::ThreadPool* pool = nullptr);
+
+// Elements per task of the parallel update and norm (256 KiB of floats).
+inline constexpr int64_t kUpdateBlock = int64_t(1) << 16;
 
 // 1 for the weights that weight decay applies to (in_proj, conv1d, x_proj, dt_proj and
 // out_proj weights, embeddings, heads, stem), 0 for norms, biases, A_log and D. [n params]
@@ -35,8 +42,11 @@ std::vector<uint8_t> decay_mask(const Model& model);
 class AdamW {
 public:
     AdamW(int64_t n_params, AdamWParams params);
-    // One update of weights [n] from grads [n] at learning rate lr (see scheduled_lr).
-    void step(float* weights, const float* grads, double lr, const uint8_t* decay_mask);
+    // One update of weights [n] from grads [n] at learning rate lr (see scheduled_lr). With a
+    // pool, blocks of kUpdateBlock elements are shared out over its threads: each element's
+    // update is independent, so the floats are the same as without.
+    void step(float* weights, const float* grads, double lr, const uint8_t* decay_mask,
+              kernels::ThreadPool* pool = nullptr);
 
     int64_t steps_taken() const { return t_; }
     // The moments, for checkpoints: [n] each.

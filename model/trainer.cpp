@@ -583,10 +583,10 @@ struct Trainer::Impl {
         st.stop = shared[1] > 0;
         if (opt.harmonic_decays) model.for_each_A_log(G, kernels::harmonic_decay_gradient);
         if (opt.fixed_dt) model.zero_dt_inputs(G);
-        st.grad_norm = clip_grad_norm(G, P, opt.clip_norm);
+        st.grad_norm = clip_grad_norm(G, P, opt.clip_norm, pool.get());
         st.lr = scheduled_lr(opt.adam.lr, step, opt.lr_warmup_steps, opt.steps, opt.final_lr_ratio);
         if (std::isfinite(st.grad_norm)) {
-            adam.step(model.data(), G, st.lr, decay.data());
+            adam.step(model.data(), G, st.lr, decay.data(), pool.get());
             if (opt.harmonic_decays) model.for_each_A_log(model.data(), kernels::make_decays_harmonic);
         } else {
             throw std::runtime_error("training diverged at step " + std::to_string(step + 1) +

@@ -1,6 +1,7 @@
 // The trainer's own math: loss gradients against float64 finite differences, AdamW against
 // the update written out by hand, the schedule and clipping at known points.
 #include "kernels/harmonic_decay.h"
+#include "kernels/thread_pool.h"
 #include "model/losses.h"
 #include "model/optim.h"
 #include "model/model.h"
@@ -162,6 +163,58 @@ TEST_CASE("AdamW takes the textbook step, with decoupled weight decay where the 
     const double w0 = (1.0 * 0.95 - 0.1) * (1 - 0.05) - 0.1 * (m0 / 0.19) / (std::sqrt(v0 / (1 - 0.998001)) + 1e-8);
     CHECK(w[0] == Approx(w0).epsilon(1e-5));
     CHECK(opt.steps_taken() == 2);
+}
+
+TEST_CASE("the update and the norm shared out over threads give the one-thread floats", "[train]") {
+    // several blocks and a ragged end, random gradients over six orders of magnitude, half the
+    // weights decayed; three steps so that the moments matter
+    const int64_t n = 3 * kUpdateBlock + 1237;
+    std::mt19937 rng(20261206);
+    std::uniform_real_distribution<float> uni(-1.0f, 1.0f), mag(-6.0f, 0.0f);
+    std::vector<float> w0(static_cast<size_t>(n));
+    std::vector<uint8_t> mask(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+        w0[size_t(i)] = uni(rng);
+        mask[size_t(i)] = uint8_t(rng() & 1);
+    }
+    std::vector<std::vector<float>> grads(3, std::vector<float>(static_cast<size_t>(n)));
+    for (auto& g : grads)
+        for (float& x : g) x = uni(rng) * std::pow(10.0f, mag(rng));
+    AdamWParams p;
+    p.weight_decay = 0.1;
+    auto run = [&](kernels::ThreadPool* pool, std::vector<double>& norms) {
+        AdamW opt(n, p);
+        std::vector<float> w = w0;
+        for (auto g : grads) {
+            norms.push_back(clip_grad_norm(g.data(), n, 0.5, pool));
+            opt.step(w.data(), g.data(), 1e-3, mask.data(), pool);
+        }
+        return w;
+    };
+    std::vector<double> norms1, norms2, norms3;
+    const std::vector<float> serial = run(nullptr, norms1);
+    kernels::ThreadPool two(2), three(3);
+    CHECK(run(&two, norms2) == serial);
+    CHECK(run(&three, norms3) == serial);
+    CHECK(norms2 == norms1);
+    CHECK(norms3 == norms1);
+    // the norm itself, against a plain float64 sum
+    double sum = 0;
+    for (const float x : grads[0]) sum += double(x) * x;
+    CHECK(norms1[0] == Approx(std::sqrt(sum)).epsilon(1e-12));
+    // and the update against the textbook formula, element by element, for the first step
+    AdamW opt(n, p);
+    std::vector<float> w = w0, g = grads[0];
+    const double norm = clip_grad_norm(g.data(), n, 0.5, &two);
+    opt.step(w.data(), g.data(), 1e-3, mask.data(), &two);
+    double worst = 0;
+    for (int64_t i = 0; i < n; i += 97) {
+        const double gi = double(grads[0][size_t(i)]) * 0.5 / norm;  // clipped
+        const double wd = mask[size_t(i)] ? double(w0[size_t(i)]) * (1 - 1e-3 * 0.1) : double(w0[size_t(i)]);
+        const double expect = wd - 1e-3 * gi / (std::abs(gi) + 1e-8);
+        worst = std::max(worst, std::abs(double(w[size_t(i)]) - expect));
+    }
+    CHECK(worst < 1e-6);
 }
 
 TEST_CASE("the schedule warms up linearly, then follows a cosine to the final ratio", "[train]") {
