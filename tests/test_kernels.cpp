@@ -191,9 +191,7 @@ TEST_CASE("harmonic decays: the form is recognised only where it holds", "[kerne
 }
 
 TEST_CASE("harmonic decays: step and scan (one exponential per channel) match the reference", "[kernels]") {
-    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
-        if (!isa_supported(isa)) continue;  // the test above says which builds this CPU lacks
-        set_isa_for_testing(isa);
+    test::for_each_isa([&](auto isa) {
         uint64_t seed = 300;
         for (const Shape& s : kShapes) {
             Model m = test::random_model(IoKind::continuous, s.d_model, s.n_layers, s.d_state, ++seed,
@@ -205,8 +203,7 @@ TEST_CASE("harmonic decays: step and scan (one exponential per channel) match th
                                                              to_string(isa) + " L " + std::to_string(L));
             }
         }
-    }
-    reset_isa_for_testing();
+    });
     // slow states over a long input: the products' rounding must not build up
     Model m = test::random_model(IoKind::continuous, 16, 4, 16, 78, 0, true);
     make_harmonic(m);
@@ -292,9 +289,7 @@ TEST_CASE("fixed Δ: recognised only where it holds, its work counted", "[kernel
 }
 
 TEST_CASE("fixed Δ: step and scan (decays from a table) match the reference", "[kernels]") {
-    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
-        if (!isa_supported(isa)) continue;  // "effect: step and chunked scan ..." says which builds this CPU lacks
-        set_isa_for_testing(isa);
+    test::for_each_isa([&](auto isa) {
         uint64_t seed = 500;
         for (const Shape& s : kShapes) {
             Model m = test::random_model(IoKind::continuous, s.d_model, s.n_layers, s.d_state, ++seed,
@@ -314,8 +309,7 @@ TEST_CASE("fixed Δ: step and scan (decays from a table) match the reference", "
         REQUIRE_FALSE(dt_fixed(m.view().layers[1], m.view().dims));
         auto x = test::random_effect_input(1500, m.config().n_in(), 3);
         check_agreement(run_effect(m, x, 1500, 333), std::string("mixed layers, isa ") + to_string(isa));
-    }
-    reset_isa_for_testing();
+    });
 }
 
 TEST_CASE("effect: step and chunked scan match the float64 reference", "[kernels]") {
@@ -403,9 +397,7 @@ TEST_CASE("step and scan give the same floats, bit for bit, on every instruction
         {"generator D16x2", IoKind::mulaw8, 16, 2, {}}, {"generator D32x1", IoKind::mulaw8, 32, 1, {}},
     };
     const int64_t L = 333;
-    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
-        if (!isa_supported(isa)) continue;
-        set_isa_for_testing(isa);
+    test::for_each_isa([&](auto isa) {
         uint64_t seed = 700;
         for (const Case& c : cases) {
             const Shape s{c.name, c.d_model, c.n_layers, 16, 4, c.kind == IoKind::continuous ? 1 : 0, true};
@@ -432,8 +424,7 @@ TEST_CASE("step and scan give the same floats, bit for bit, on every instruction
             const std::vector<float> s2(b, b + stream_state_floats(*S2));
             CHECK(test::max_abs_diff(s1, s2) == 0.0);
         }
-    }
-    reset_isa_for_testing();
+    });
 }
 
 TEST_CASE("step over S streams equals S separate single-stream runs", "[kernels]") {
@@ -477,9 +468,7 @@ TEST_CASE("streams stepped together give each stream the floats of its own step,
                                      {"D16x2 fixed Δ", 16, {}, true}, {"D24x2", 24, {}, false}};
     const int S = 3;
     const int64_t L = 200;
-    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
-        if (!isa_supported(isa)) continue;
-        set_isa_for_testing(isa);
+    test::for_each_isa([&](auto isa) {
         uint64_t seed = 900;
         for (const Case& c : cases) {
             const Shape sh{c.name, c.d_model, 2, 16, 4, 1, true};
@@ -512,8 +501,7 @@ TEST_CASE("streams stepped together give each stream the floats of its own step,
                 CHECK(std::equal(a, a + stream_state_floats(*together), b));
             }
         }
-    }
-    reset_isa_for_testing();
+    });
 }
 
 TEST_CASE("long input: the threaded scan holds its accuracy over 60k samples", "[kernels]") {
@@ -554,9 +542,7 @@ TEST_CASE("LTI layers: Δ fixed, and no exponential in the SSM nor x_proj produc
 }
 
 TEST_CASE("LTI layers: step over streams, chunked scan and blocks of 64 match the reference", "[kernels][lti]") {
-    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
-        if (!isa_supported(isa)) continue;  // "effect: step and chunked scan ..." says which builds this CPU lacks
-        set_isa_for_testing(isa);
+    test::for_each_isa([&](auto isa) {
         uint64_t seed = 700;
         for (const Shape& s : kShapes) {  // every layer LTI
             const Model m = lti_model(IoKind::continuous, s, all_layers(s.n_layers), ++seed);
@@ -576,8 +562,7 @@ TEST_CASE("LTI layers: step over streams, chunked scan and blocks of 64 match th
                         std::string("generator, all LTI, isa ") + to_string(isa));
         check_all_paths(lti_model(IoKind::mulaw8, gen, {1}, 84), 700, 1, 8,
                         std::string("generator, layer 1 of 3 LTI, isa ") + to_string(isa));
-    }
-    reset_isa_for_testing();
+    });
 }
 
 TEST_CASE("a task that throws in the thread pool comes back to the caller, and the pool goes on", "[kernels]") {
@@ -612,9 +597,7 @@ TEST_CASE("a model stored as F16: the step reads half-precision weights and give
         {"generator D16x2 (the register step: floats)", IoKind::mulaw8, 16, 2, {}},
     };
     const int64_t L = 300;
-    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
-        if (!isa_supported(isa)) continue;
-        set_isa_for_testing(isa);
+    test::for_each_isa([&](auto isa) {
         uint64_t seed = 900;
         for (const Case& c : cases) {
             const Shape s{c.name, c.d_model, c.n_layers, 16, 4, c.kind == IoKind::continuous ? 1 : 0, true};
@@ -678,8 +661,7 @@ TEST_CASE("a model stored as F16: the step reads half-precision weights and give
             else reference_forward_continuous(m.view(), x.data(), L, ref.data());
             CHECK(test::rel_error(step0, ref) <= 1e-4);
         }
-    }
-    reset_isa_for_testing();
+    });
 }
 
 TEST_CASE("half precision: rounding to the nearest half and the exactness test agree", "[kernels][f16]") {
@@ -725,9 +707,7 @@ TEST_CASE("large steps beside slow states: step, scan and blocks match the refer
     // (they clamped Δ at 125 / max_n |A2| once, which froze the slow states' decay too: errors of
     // 1e-2 in a trained d_model 96 model). Free and harmonic decays, effect and generator, every
     // build this CPU runs.
-    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
-        if (!isa_supported(isa)) continue;
-        set_isa_for_testing(isa);
+    test::for_each_isa([&](auto isa) {
         for (bool harmonic : {false, true}) {
             Model fx = test::random_model(IoKind::continuous, 16, 2, 16, 41, 1, true);
             test::make_steps_large(fx, 42, harmonic);
@@ -755,6 +735,5 @@ TEST_CASE("large steps beside slow states: step, scan and blocks match the refer
         for (int l = 0; l < 2; ++l) test::overflow_channel(small, l);
         check_all_paths(small, 777, 2, 54, std::string("effect D16x2, small steps, a channel's rate overflowing, isa ") +
                                                to_string(isa));
-    }
-    reset_isa_for_testing();
+    });
 }

@@ -110,15 +110,12 @@ TEST_CASE("pooled: the forward, the step and the tape equal the float64 referenc
         }
 
         // the tape, from the zero state (any length) ...
-        for (kernels::Isa isa : {kernels::Isa::avx2, kernels::Isa::baseline}) {
-            if (!kernels::isa_supported(isa)) continue;
-            kernels::set_isa_for_testing(isa);
+        test::for_each_isa({kernels::Isa::avx2, kernels::Isa::baseline}, [&](auto isa) {
             Tape tape(16);
             std::vector<float> lt(static_cast<size_t>(L * 256));
             tape.forward_tokens(m, tok.data(), L, nullptr, lt.data(), nullptr);
             CHECK(test::rel_error(lt, want) <= 1e-5);
-        }
-        kernels::reset_isa_for_testing();
+        });
 
         // ... and two segments through the carried state equal one forward over both
         const int64_t L1 = 5 * period, L2 = 7 * period;

@@ -97,9 +97,7 @@ TEST_CASE("a stack of layers alone: step, scan and tape equal the float64 refere
         kernels::reference_stack_f64(v, xd.data(), k.L, st.d.data(), want_d.data(), want_state_d.data());
         const std::vector<float> want(want_d.begin(), want_d.end()), want_state(want_state_d.begin(), want_state_d.end());
 
-        for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
-            if (!kernels::isa_supported(isa)) continue;
-            kernels::set_isa_for_testing(isa);
+        test::for_each_isa([&](auto isa) {
             INFO(k.name << ", isa " << kernels::to_string(isa));
             auto P = kernels::prepare_model(v);
             kernels::ThreadPool pool(2);
@@ -134,21 +132,17 @@ TEST_CASE("a stack of layers alone: step, scan and tape equal the float64 refere
             std::vector<float> scan_y1(x1.size());
             kernels::scan_hidden(*P, *s1, 0, x1.data(), k.L, scan_y1.data(), nullptr);
             CHECK(step_y1 == scan_y1);
-        }
-        kernels::reset_isa_for_testing();
+        });
 
         // the tape (its builds: avx2+fma, which also serves AVX-512 CPUs, and baseline)
-        for (Isa isa : {Isa::avx2, Isa::baseline}) {
-            if (!kernels::isa_supported(isa)) continue;
-            kernels::set_isa_for_testing(isa);
+        test::for_each_isa({kernels::Isa::avx2, kernels::Isa::baseline}, [&](auto isa) {
             INFO(k.name << ", tape, isa " << kernels::to_string(isa));
             kernels::TrainTape tape(k.chunk);
             std::vector<float> y(x.size()), state_out(S);
             tape.forward_hidden(v, x.data(), k.L, st.f.data(), y.data(), state_out.data());
             CHECK(test::rel_error(y, want) <= 1e-5);
             CHECK(test::rel_error(state_out, want_state) <= 1e-5);
-        }
-        kernels::reset_isa_for_testing();
+        });
     }
 }
 
@@ -176,9 +170,7 @@ TEST_CASE("rows in, a generator's logits out: step, scan and tape equal the floa
             want[size_t(t * V + o)] = float(acc);
         }
     }
-    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::baseline}) {
-        if (!kernels::isa_supported(isa)) continue;
-        kernels::set_isa_for_testing(isa);
+    test::for_each_isa([&](auto isa) {
         INFO("isa " << kernels::to_string(isa));
         auto P = kernels::prepare_model(v);
         auto sc = kernels::make_state(*P, 1, 32);
@@ -194,8 +186,7 @@ TEST_CASE("rows in, a generator's logits out: step, scan and tape equal the floa
             tape.forward_hidden(v, x.data(), L, nullptr, tape_l.data(), nullptr);
             CHECK(test::rel_error(tape_l, want) <= 1e-5);
         }
-    }
-    kernels::reset_isa_for_testing();
+    });
 }
 
 TEST_CASE("a stack's gradients, its input's included, match float64 finite differences", "[stack][backward]") {
@@ -215,9 +206,7 @@ TEST_CASE("a stack's gradients, its input's included, match float64 finite diffe
         };
         auto fd = [&](float* w) { return test::central_difference(w, loss); };
 
-        for (Isa isa : {Isa::avx2, Isa::baseline}) {
-            if (!kernels::isa_supported(isa)) continue;
-            kernels::set_isa_for_testing(isa);
+        test::for_each_isa({kernels::Isa::avx2, kernels::Isa::baseline}, [&](auto isa) {
             Model g = zeros_like(m);
             std::vector<kernels::LayerGrad> glayers;
             const kernels::ModelGrad mg = g.as_gradient(glayers);
@@ -263,7 +252,6 @@ TEST_CASE("a stack's gradients, its input's included, match float64 finite diffe
                 CHECK(std::all_of(gw, gw + spec.numel(), [](float e) { return e == 0.0f; }));
             }
             std::printf("%s, %s: worst relative gradient error %.2e\n", k.name, kernels::to_string(isa), worst);
-        }
-        kernels::reset_isa_for_testing();
+        });
     }
 }

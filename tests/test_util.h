@@ -1,16 +1,38 @@
 // Helpers shared by the tests: random models and inputs, and error norms.
 #pragma once
 
+#include "kernels/fast.h"
 #include "model/model.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <random>
 #include <string>
 #include <vector>
 
 namespace mw::test {
+
+// body(isa) once for each of these kernel builds that this CPU can run, with that build
+// selected; the dispatcher's own choice is back afterwards, also when a REQUIRE throws. (The
+// builds a CPU lacks are skipped silently here; the test "effect: step and chunked scan match
+// the float64 reference" names them.)
+template <class Body>
+void for_each_isa(std::initializer_list<kernels::Isa> isas, Body&& body) {
+    struct Reset {
+        ~Reset() { kernels::reset_isa_for_testing(); }
+    } reset;
+    for (const kernels::Isa isa : isas) {
+        if (!kernels::isa_supported(isa)) continue;
+        kernels::set_isa_for_testing(isa);
+        body(isa);
+    }
+}
+template <class Body>
+void for_each_isa(Body&& body) {
+    for_each_isa({kernels::Isa::avx512, kernels::Isa::avx2, kernels::Isa::baseline}, body);
+}
 
 // A random model whose A_log, D, biases and norm weights are away from their init values.
 inline Model random_model(IoKind kind, int d_model, int n_layers, int d_state, uint64_t seed,
