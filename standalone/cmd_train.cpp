@@ -617,7 +617,8 @@ void add_train_command(CLI::App& app) {
     g_opt->add_option("--checkpoint-every", o->checkpoint_every, "Checkpoint every N steps (and on Ctrl-C or SIGTERM)")
         ->capture_default_str();
     g_opt->add_option("--seed", o->t.seed, "Seed of the initial weights and the data order")->capture_default_str();
-    add_threads_option(*sub, o->t.threads);
+    add_threads_option(*sub, o->t.threads,
+                       "CPU threads (0 = all cores): loading the data, forward and backward with --device cpu, and the optimiser's update with either device");
     sub->add_option("--device", o->device,
                     "Where forward and backward run: cpu (every core, --threads), cuda (the whole batch at "
                     "once on the GPU) or auto (cuda when a CUDA GPU is present)")
