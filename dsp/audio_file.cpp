@@ -54,7 +54,9 @@ AudioReader::AudioReader(const std::string& path) : path_(path) {
     if (!file_) throw AudioFileError(path + ": cannot read audio file: " + sf_strerror(nullptr));
     rate_hz_ = info.samplerate;
     channels_ = info.channels;
-    frames_ = info.frames;
+    // (libsndfile says SF_COUNT_MAX where the header does not give the length)
+    length_known_ = info.frames >= 0 && info.frames < (int64_t(1) << 40);
+    frames_ = length_known_ ? info.frames : 0;
 }
 
 AudioReader::~AudioReader() {
@@ -97,19 +99,36 @@ AudioData read_all(AudioReader& reader) {
     AudioData audio;
     audio.sample_rate_hz = reader.sample_rate_hz();
     audio.channels.assign(size_t(reader.channels()), {});
-    // The header's length sizes the buffers; a file that holds more (or less) still reads whole.
-    int64_t capacity = std::clamp<int64_t>(reader.frames(), kReadBlockFrames, int64_t(1) << 34);
-    int64_t total = 0;
     std::vector<float*> planar(audio.channels.size());
-    for (;;) {
-        if (total + kReadBlockFrames > int64_t(audio.channels[0].size())) {
-            capacity = std::max(capacity, 2 * int64_t(audio.channels[0].size()));
-            for (std::vector<float>& ch : audio.channels) ch.resize(size_t(capacity));
+    auto read_into = [&](int64_t at, int64_t n) {
+        for (size_t c = 0; c < planar.size(); ++c) planar[c] = audio.channels[c].data() + at;
+        return reader.read(planar.data(), n);
+    };
+    // The header's length sizes the buffers exactly, so a file costs what it holds (sizing
+    // them a read block up, at least 256 KiB a channel zeroed, made short files 10x slower).
+    // A length the header does not give (frames() 0) is read on from nothing, as below.
+    const int64_t expected = std::min<int64_t>(reader.frames(), int64_t(1) << 34);
+    for (std::vector<float>& ch : audio.channels) ch.resize(size_t(expected));
+    int64_t total = expected > 0 ? read_into(0, expected) : 0;
+    // A file that holds more than its header says still reads whole: a one-frame probe past
+    // the header's length (into a buffer of its own, so the common case copies nothing), and
+    // if it finds more, on in blocks with the buffers doubling
+    if (total == expected) {
+        std::vector<float> extra(planar.size());
+        std::vector<float*> probe(planar.size());
+        for (size_t c = 0; c < planar.size(); ++c) probe[c] = &extra[c];
+        if (reader.read(probe.data(), 1) == 1) {
+            for (size_t c = 0; c < planar.size(); ++c) audio.channels[c].push_back(extra[c]);
+            ++total;
+            for (;;) {
+                const int64_t size = int64_t(audio.channels[0].size());
+                if (total == size)
+                    for (std::vector<float>& ch : audio.channels) ch.resize(size_t(std::max(2 * size, size + kReadBlockFrames)));
+                const int64_t got = read_into(total, std::min<int64_t>(int64_t(audio.channels[0].size()) - total, kReadBlockFrames));
+                if (got == 0) break;
+                total += got;
+            }
         }
-        for (size_t c = 0; c < planar.size(); ++c) planar[c] = audio.channels[c].data() + total;
-        const int64_t got = reader.read(planar.data(), kReadBlockFrames);
-        if (got == 0) break;
-        total += got;
     }
     for (std::vector<float>& ch : audio.channels) ch.resize(size_t(total));
     if (total == 0) throw AudioFileError(reader.path() + ": has no audio frames (empty file)");

@@ -31,7 +31,10 @@ public:
 
     double sample_rate_hz() const { return rate_hz_; }
     int channels() const { return channels_; }
-    int64_t frames() const { return frames_; }  // as the file's header declares
+    // The length as the file's header declares it; 0 where it does not say (a FLAC encoded from
+    // a stream), and then length_known() is false: read() still reads the file to its end.
+    int64_t frames() const { return frames_; }
+    bool length_known() const { return length_known_; }
     int64_t position() const { return position_; }  // frames read so far
     const std::string& path() const { return path_; }
     // Reads up to n frames into planar [channels][n]; returns the frames read, 0 at the end.
@@ -43,6 +46,7 @@ private:
     double rate_hz_ = 0;
     int channels_ = 0;
     int64_t frames_ = 0, position_ = 0;
+    bool length_known_ = true;
     std::vector<float> interleaved_;
 };
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <limits>
 
 using mw::dsp::AudioData;
@@ -33,8 +34,10 @@ void write_file(const std::string& path, const AudioData& audio) {
 }
 
 // A 32-bit float WAV written byte by byte (the writer refuses NaN, so tests make their own).
+// data_bytes_field: the data chunk's size as the header states it (default: the true size),
+// for headers that say more or less than the file holds.
 void write_raw_float_wav(const std::string& path, const std::vector<float>& interleaved,
-                         int channels, int sample_rate_hz) {
+                         int channels, int sample_rate_hz, int64_t data_bytes_field = -1) {
     auto u32 = [](std::string& s, uint32_t v) { s.append(reinterpret_cast<const char*>(&v), 4); };
     auto u16 = [](std::string& s, uint16_t v) { s.append(reinterpret_cast<const char*>(&v), 2); };
     const uint32_t data_bytes = uint32_t(interleaved.size() * 4);
@@ -49,7 +52,7 @@ void write_raw_float_wav(const std::string& path, const std::vector<float>& inte
     u16(b, uint16_t(channels * 4));
     u16(b, 32);
     b += "data";
-    u32(b, data_bytes);
+    u32(b, data_bytes_field < 0 ? data_bytes : uint32_t(data_bytes_field));
     b.append(reinterpret_cast<const char*>(interleaved.data()), data_bytes);
     std::ofstream(path, std::ios::binary) << b;
 }
@@ -184,6 +187,63 @@ TEST_CASE("audio: resample keeps the length ratio and a sine's frequency", "[aud
     const std::vector<float> same = {1, 2, 3};
     CHECK(mw::dsp::resample(same, 48000, 48000) == same);
     CHECK_THROWS_AS(mw::dsp::resample(same, 1000, 1000000), AudioFileError);
+}
+
+TEST_CASE("audio: a file whose header misstates its length reads what it holds", "[audio]") {
+    mw::test::TempDir dir;
+    const int64_t frames = 70001;  // over one read block
+    const std::vector<float> left = sine(440, 8000, frames, 0.5f), right = sine(97, 8000, frames, 0.25f);
+    std::vector<float> interleaved;
+    for (int64_t i = 0; i < frames; ++i) {
+        interleaved.push_back(left[size_t(i)]);
+        interleaved.push_back(right[size_t(i)]);
+    }
+    const int64_t bytes = frames * 2 * 4;
+    // (a header from a streaming writer that never came back to fill in the sizes, and one that
+    // claims more than was written, as a recording cut off does: libsndfile reads what is there)
+    for (const int64_t field : {int64_t(0xFFFFFFFF), bytes + 4000 * 8, bytes}) {
+        CAPTURE(field);
+        write_raw_float_wav(dir.file("misstated.wav"), interleaved, 2, 8000, field);
+        const AudioData a = mw::dsp::read_audio(dir.file("misstated.wav"));
+        REQUIRE(a.channels.size() == 2);
+        CHECK(a.channels[0] == left);
+        CHECK(a.channels[1] == right);
+    }
+    // a header that claims less than the file holds: what the header claims, as libsndfile reads it
+    write_raw_float_wav(dir.file("short.wav"), interleaved, 2, 8000, 1000 * 8);
+    const AudioData a = mw::dsp::read_audio(dir.file("short.wav"));
+    REQUIRE(a.channels.size() == 2);
+    CHECK(a.channels[0] == std::vector<float>(left.begin(), left.begin() + 1000));
+    // and a data size of 0 reads as no frames at all (libsndfile's reading), said so
+    write_raw_float_wav(dir.file("zero.wav"), interleaved, 2, 8000, 0);
+    CHECK_THROWS_WITH(mw::dsp::read_audio(dir.file("zero.wav")), Catch::Contains("has no audio frames"));
+}
+
+TEST_CASE("audio: a FLAC that does not say its length (encoded from a stream) reads whole", "[audio]") {
+    mw::test::TempDir dir;
+    AudioData a;
+    a.sample_rate_hz = 8000;
+    a.channels = {sine(440, 8000, 150001, 0.5f), sine(97, 8000, 150001, 0.25f)};  // > 2 read blocks
+    write_file(dir.file("known.flac"), a);
+    const AudioData want = mw::dsp::read_audio(dir.file("known.flac"));  // (FLAC is 16-bit: rounded)
+    REQUIRE(want.frames() == 150001);
+    // STREAMINFO's total samples (36 bits from byte 8 + 13) set to 0, "unknown", as an encoder
+    // writing to a pipe leaves it; libsndfile then gives the length as SF_COUNT_MAX, which the
+    // reader used to take as the size of its buffers (std::bad_alloc)
+    std::ifstream in(dir.file("known.flac"), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    REQUIRE(bytes.substr(0, 4) == "fLaC");
+    bytes[8 + 13] = char(uint8_t(bytes[8 + 13]) & 0xF0);
+    for (int k = 14; k < 18; ++k) bytes[size_t(8 + k)] = 0;
+    std::ofstream(dir.file("unknown.flac"), std::ios::binary) << bytes;
+    {
+        mw::dsp::AudioReader reader(dir.file("unknown.flac"));
+        CHECK_FALSE(reader.length_known());
+        CHECK(reader.frames() == 0);
+    }
+    CHECK(mw::dsp::AudioReader(dir.file("known.flac")).length_known());
+    const AudioData got = mw::dsp::read_audio(dir.file("unknown.flac"));
+    CHECK(got.channels == want.channels);
 }
 
 TEST_CASE("audio: AudioReader streams a file in any block size, exactly as read_audio", "[audio]") {
