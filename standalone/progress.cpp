@@ -41,8 +41,16 @@ void ProgressBar::update(double done_audio_seconds) {
 }
 
 void ProgressBar::draw(double done_audio_seconds) {
-    const double fraction = std::clamp(done_audio_seconds / std::max(total_audio_seconds_, 1e-9), 0.0, 1.0);
     const double wall_seconds = std::chrono::duration<double>(Clock::now() - start_).count();
+    if (!(total_audio_seconds_ > 0)) {
+        // a length not known ahead (a file whose header does not give it): what is done so far
+        std::fprintf(stderr, "\r%s %s of audio (length not known ahead)  %7.1fx real time\033[K", label_.c_str(),
+                     clock_text(done_audio_seconds).c_str(), done_audio_seconds / std::max(wall_seconds, 1e-9));
+        std::fflush(stderr);
+        drawn_ = true;
+        return;
+    }
+    const double fraction = std::clamp(done_audio_seconds / total_audio_seconds_, 0.0, 1.0);
     const double speed = done_audio_seconds / std::max(wall_seconds, 1e-9);  // x real time
     const double eta_seconds = (total_audio_seconds_ - done_audio_seconds) / std::max(speed, 1e-9);
     const int filled = int(fraction * kBarCells);

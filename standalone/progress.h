@@ -11,6 +11,7 @@ namespace mw::cli {
 
 class ProgressBar {
 public:
+    // total_audio_seconds 0: a length not known ahead (the bar then counts what is done)
     ProgressBar(std::string label, double total_audio_seconds);
     ~ProgressBar();  // clears the line if finish() was not called
     ProgressBar(const ProgressBar&) = delete;

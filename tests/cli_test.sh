@@ -251,6 +251,14 @@ for job in "render -m fx.safetensors --in in48.wav --out bar.wav" "generate -m g
         "script -qec '$MW $job' /dev/null | tr '\\r' '\\n' | grep -qE '^$name \\[[#-]{30}\\] +[0-9]+%.*real time +ETA'"
     check "... and none in a pipe" bash -c "! '$MW' $job 2>&1 | grep -q 'ETA'"
 done
+# A FLAC that does not give its length (STREAMINFO's total samples 0, as an encoder writing to a
+# pipe leaves it) renders whole, its bar counting what is done (it used to end in std::bad_alloc)
+check "render to FLAC" "$MW" render -m fx.safetensors --in in48.wav --out known.flac
+check "a FLAC without its length, made" "$PY" -c \
+    "b = bytearray(open('known.flac', 'rb').read()); b[21] &= 0xF0; b[22:26] = bytes(4); open('unknown.flac', 'wb').write(b)"
+check "a FLAC without its length renders on a terminal, its bar counting what is done" bash -c \
+    "script -qec '$MW render -m fx.safetensors --in unknown.flac --out unknown.wav' /dev/null | tr '\\r' '\\n' | grep -q 'of audio (length not known ahead)'"
+check "... and renders whole" bash -c "[[ \$($PY h.py wav_info unknown.wav) == \$($PY h.py wav_info in48.wav) ]]"
 py wav prime.wav 16000 2 1600 9
 check "generate with a stereo 16 kHz prime, temperature and top-p" "$MW" generate -m gen.safetensors \
     --seconds 0.25 --out g4.wav --prime prime.wav --temperature 0.8 --top-p 0.9
