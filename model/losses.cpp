@@ -150,6 +150,7 @@ double NllSums::bits_per_sample() const {
 NllSums cross_entropy(const float* logits, const int32_t* next_tokens, int64_t L, int V,
                       int64_t skip, float* d_logits, double scale) {
     NllSums s;
+    std::vector<double> e(static_cast<size_t>(V));  // a row's exponentials, for its sum and its gradient
     for (int64_t t = 0; t < L; ++t) {
         const float* z = logits + t * V;
         float* dz = d_logits ? d_logits + t * V : nullptr;
@@ -160,12 +161,15 @@ NllSums cross_entropy(const float* logits, const int32_t* next_tokens, int64_t L
         // −ln p(k) = logsumexp(z) − z_k
         const float zmax = *std::max_element(z, z + V);
         double sum = 0;
-        for (int v = 0; v < V; ++v) sum += std::exp(double(z[v]) - zmax);
+        for (int v = 0; v < V; ++v) {
+            e[size_t(v)] = std::exp(double(z[v]) - zmax);
+            sum += e[size_t(v)];
+        }
         const int32_t k = next_tokens[t];
         s.nats += std::log(sum) + zmax - z[k];
         ++s.count;
         if (dz) {
-            for (int v = 0; v < V; ++v) dz[v] = float(scale * std::exp(double(z[v]) - zmax) / sum);
+            for (int v = 0; v < V; ++v) dz[v] = float(scale * e[size_t(v)] / sum);
             dz[k] -= float(scale);
         }
     }
