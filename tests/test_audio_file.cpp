@@ -25,6 +25,14 @@ std::vector<float> sine(double freq_hz, double sample_rate_hz, int64_t frames, f
     return x;
 }
 
+// Two channels of sines (440 Hz at 0.5, 97 Hz at 0.25), frames long at rate_hz.
+AudioData two_sines(double rate_hz, int64_t frames) {
+    AudioData a;
+    a.sample_rate_hz = rate_hz;
+    a.channels = {sine(440, rate_hz, frames, 0.5f), sine(97, rate_hz, frames, 0.25f)};
+    return a;
+}
+
 void write_file(const std::string& path, const AudioData& audio) {
     AudioWriter w(path, audio.sample_rate_hz, int(audio.channels.size()));
     std::vector<const float*> planar;
@@ -192,7 +200,9 @@ TEST_CASE("audio: resample keeps the length ratio and a sine's frequency", "[aud
 TEST_CASE("audio: a file whose header misstates its length reads what it holds", "[audio]") {
     mw::test::TempDir dir;
     const int64_t frames = 70001;  // over one read block
-    const std::vector<float> left = sine(440, 8000, frames, 0.5f), right = sine(97, 8000, frames, 0.25f);
+    const AudioData two = two_sines(8000, frames);
+    const std::vector<float>& left = two.channels[0];
+    const std::vector<float>& right = two.channels[1];
     std::vector<float> interleaved;
     for (int64_t i = 0; i < frames; ++i) {
         interleaved.push_back(left[size_t(i)]);
@@ -221,10 +231,7 @@ TEST_CASE("audio: a file whose header misstates its length reads what it holds",
 
 TEST_CASE("audio: a FLAC that does not say its length (encoded from a stream) reads whole", "[audio]") {
     mw::test::TempDir dir;
-    AudioData a;
-    a.sample_rate_hz = 8000;
-    a.channels = {sine(440, 8000, 150001, 0.5f), sine(97, 8000, 150001, 0.25f)};  // > 2 read blocks
-    write_file(dir.file("known.flac"), a);
+    write_file(dir.file("known.flac"), two_sines(8000, 150001));  // > 2 read blocks
     const AudioData want = mw::dsp::read_audio(dir.file("known.flac"));  // (FLAC is 16-bit: rounded)
     REQUIRE(want.frames() == 150001);
     // STREAMINFO's total samples (36 bits from byte 8 + 13) set to 0, "unknown", as an encoder
@@ -248,9 +255,7 @@ TEST_CASE("audio: a FLAC that does not say its length (encoded from a stream) re
 
 TEST_CASE("audio: AudioReader streams a file in any block size, exactly as read_audio", "[audio]") {
     mw::test::TempDir dir;
-    AudioData a;
-    a.sample_rate_hz = 48000;
-    a.channels = {sine(440, 48000, 150001, 0.5f), sine(97, 48000, 150001, 0.25f)};  // > 2 read blocks
+    const AudioData a = two_sines(48000, 150001);  // > 2 read blocks
     write_file(dir.file("long.wav"), a);
     CHECK(mw::dsp::read_audio(dir.file("long.wav")).channels == a.channels);
     for (int64_t block : {1, 999, 65536, 70000, 200000}) {
