@@ -416,4 +416,18 @@ void TrainTape::backward(const float* d_out, const ModelGrad& g, float* d_in) {
     }
 }
 
+void rows_times(float* out, int64_t os, const float* a, int64_t as, const float* W, int64_t ws, int K, int M,
+                int64_t T, bool accumulate) {
+    if (M % 8 != 0) throw std::invalid_argument("rows_times: M must be a multiple of 8, got " + std::to_string(M));
+    if (active_isa() != Isa::baseline) bwd_avx2::rows_times(out, os, a, as, W, ws, K, M, T, accumulate);
+    else bwd_baseline::rows_times(out, os, a, as, W, ws, K, M, T, accumulate);
+}
+
+void outer_sum(float* G, int64_t gs, const float* a, int64_t as, int K, const float* b, int64_t bs, int M,
+               int64_t T) {
+    if (M % 8 != 0) throw std::invalid_argument("outer_sum: M must be a multiple of 8, got " + std::to_string(M));
+    if (active_isa() != Isa::baseline) bwd_avx2::outer_sum(G, gs, a, as, K, b, bs, M, T);
+    else bwd_baseline::outer_sum(G, gs, a, as, K, b, bs, M, T);
+}
+
 } // namespace mw::kernels

@@ -94,4 +94,16 @@ private:
     std::unique_ptr<TapeData> d_;
 };
 
+// The tape's dense products on the active instruction-set build, for layers that code outside
+// the tape puts around its stacks (the pooled models' projections). M % 8 == 0; row strides os,
+// as, ws, gs, bs in floats; rows need no alignment.
+//   rows_times: out[t][0..M) = (or += when accumulate) Σ_{k<K} a[t][k] · W[k][0..M)   t < T
+//   outer_sum:  G[k][0..M) += Σ_{t<T} a[t][k] · b[t][0..M)                              k < K
+// Each sum over k (rows_times) or over t (outer_sum) is taken in registers before it meets out
+// or G, so the floats differ in rounding from a loop that adds one term at a time.
+void rows_times(float* out, int64_t os, const float* a, int64_t as, const float* W, int64_t ws, int K, int M,
+                int64_t T, bool accumulate);
+void outer_sum(float* G, int64_t gs, const float* a, int64_t as, int K, const float* b, int64_t bs, int M,
+               int64_t T);
+
 } // namespace mw::kernels

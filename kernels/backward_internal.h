@@ -164,6 +164,10 @@ struct TapeData {
     namespace ns {                                                                            \
     void tape_forward(TapeData& d, float* out);                                               \
     void tape_backward(TapeData& d, const float* d_out);                                      \
+    void rows_times(float* out, int64_t os, const float* a, int64_t as, const float* W,       \
+                    int64_t ws, int K, int M, int64_t T, bool accumulate);                    \
+    void outer_sum(float* G, int64_t gs, const float* a, int64_t as, int K, const float* b,  \
+                   int64_t bs, int M, int64_t T);                                             \
     }
 MW_DECLARE_BWD_ISA(bwd_baseline)
 MW_DECLARE_BWD_ISA(bwd_avx2)

@@ -3,6 +3,7 @@
 // (kernels::HeadKind::hidden) and the pools between them (pooled.h gives the equations).
 #include "model/pooled.h"
 
+#include "kernels/backward.h"
 #include "kernels/reference.h"
 #include "kernels/thread_pool.h"
 
@@ -513,6 +514,8 @@ struct Tape::Impl {
     std::vector<std::vector<float>> a;           // [P]   the down stacks' outputs
     std::vector<std::vector<float>> h;           // [P+1] the up stacks' outputs (h_0 unused), the centre's
     std::vector<std::vector<float>> g1, g2;      // backward scratch per level
+    std::vector<float> dx;                       // backward: the gradient of a level's input rows
+    std::vector<float> carried, u, v;            // forward scratch
     std::vector<TensorSpec> specs;
     bool ready = false;
 };
@@ -531,6 +534,7 @@ int64_t Tape::bytes_held() const {
     for (const auto& t : impl_->tapes) n += t.bytes_held();
     for (const auto* set : {&impl_->x, &impl_->a, &impl_->h, &impl_->g1, &impl_->g2})
         for (const auto& b : *set) n += int64_t(b.capacity() * sizeof(float));
+    for (const auto* b : {&impl_->dx, &impl_->carried, &impl_->u, &impl_->v}) n += int64_t(b->capacity() * sizeof(float));
     return n;
 }
 
@@ -557,7 +561,7 @@ void Tape::forward_tokens(const Model& m, const int32_t* tokens, int64_t L, cons
     const int P = d.P;
     const StateLayout lay = state_layout(c);
     // the state out may be the state in: read every carried row before anything is written
-    std::vector<float> carried;
+    std::vector<float>& carried = d.carried;
     if (state_in) carried.assign(state_in, state_in + lay.total);
     auto sin = [&](int s) { return state_in ? carried.data() + lay.stack_offset[size_t(s)] : nullptr; };
     auto sout = [&](int s) { return state_out ? state_out + lay.stack_offset[size_t(s)] : nullptr; };
@@ -585,7 +589,10 @@ void Tape::forward_tokens(const Model& m, const int32_t* tokens, int64_t L, cons
     for (int i = P - 1; i >= 0; --i) {
         const PoolW& w = d.pools[size_t(i)];
         const int64_t rows = d.Ln[size_t(i)] * w.Di;
-        std::vector<float> u(static_cast<size_t>(rows)), v(size_t(w.p) * size_t(w.Di));
+        std::vector<float>& u = d.u;
+        std::vector<float>& v = d.v;
+        u.resize(size_t(rows));
+        v.resize(size_t(w.p) * size_t(w.Di));
         const int64_t q = lay.queue_offset[size_t(i)];
         up_merge(w, d.a[size_t(i)].data(), d.Ln[size_t(i)], d.h[size_t(i) + 1].data(), d.Ln[size_t(i) + 1],
                  state_in ? carried.data() + q : nullptr, u.data(), v.data(), state_out ? state_out + q : nullptr);
@@ -629,8 +636,20 @@ void Tape::backward(const float* d_logits, Model& grads) {
         const std::vector<float>& du = d.g1[size_t(i)];
         std::vector<float>& dh = d.g2[size_t(i) + 1];
         dh.assign(size_t(d.Ln[size_t(i) + 1] * w.Dn), 0.0f);
-        for (int64_t k = 0; k < d.Ln[size_t(i) + 1]; ++k) {
-            const float* hk = &d.h[size_t(i) + 1][size_t(k * w.Dn)];
+        const int64_t frames = d.Ln[size_t(i) + 1];
+        const float* h = d.h[size_t(i) + 1].data();
+        // frames [0, whole) add into whole frames of u; the rest (at most one) into a frame cut short
+        int64_t whole = 0;
+        if (F % 8 == 0 && w.Dn % 8 == 0) {
+            whole = std::clamp<int64_t>(rows / F - 1, 0, frames);
+            const float* dv = du.data() + F;  // [whole][F]: frame k's rows feed frame k+1
+            for (int64_t k = 0; k < whole; ++k)
+                for (int64_t r = 0; r < F; ++r) gb[r] += dv[k * F + r];
+            kernels::outer_sum(gW, w.Dn, dv, F, int(F), h, w.Dn, w.Dn, whole);
+            kernels::rows_times(dh.data(), w.Dn, dv, F, w.up_w.data(), w.Dn, int(F), w.Dn, whole, false);
+        }
+        for (int64_t k = whole; k < frames; ++k) {
+            const float* hk = h + k * w.Dn;
             float* dhk = &dh[size_t(k * w.Dn)];
             for (int64_t r = 0; r < F && (k + 1) * F + r < rows; ++r) {  // v = W↑ · h + b↑
                 const float dv = du[size_t((k + 1) * F + r)];
@@ -651,27 +670,35 @@ void Tape::backward(const float* d_logits, Model& grads) {
         }
     }
     // the centre: dx_P
-    std::vector<float> dx(size_t(d.Ln[size_t(P)] * D(P)), 0.0f);
+    std::vector<float>& dx = d.dx;
+    dx.assign(size_t(d.Ln[size_t(P)] * D(P)), 0.0f);
     if (d.Ln[size_t(P)] > 0)
         d.tapes[size_t(P)].backward(d.g2[size_t(P)].data(), stack_grad(P), dx.data());
     // Down the U: da_i = du_i (the skip) + frame k's share of W↓ᵀ · dx_{i+1}[k]; then down_i's tape.
     for (int i = P - 1; i >= 0; --i) {
         const PoolW& w = d.pools[size_t(i)];
-        const int64_t F = int64_t(w.p) * w.Di;
+        const int64_t F = int64_t(w.p) * w.Di, frames = d.Ln[size_t(i) + 1];
         const std::string nm = "backbone.pools." + std::to_string(i) + ".";
         float *gW = grads.tensor(nm + "down.weight"), *gb = grads.tensor(nm + "down.bias");
-        std::vector<float> da = d.g1[size_t(i)];
-        for (int64_t k = 0; k < d.Ln[size_t(i) + 1]; ++k) {
-            const float* frame = &d.a[size_t(i)][size_t(k * F)];
-            float* dframe = &da[size_t(k * F)];
-            for (int o = 0; o < w.Dn; ++o) {
-                const float g = dx[size_t(k * w.Dn + o)];
-                gb[o] += g;
-                const float* Wo = w.down_w.data() + int64_t(o) * F;
-                float* gWo = gW + int64_t(o) * F;
-                for (int64_t j = 0; j < F; ++j) {
-                    gWo[j] += g * frame[j];
-                    dframe[j] += g * Wo[j];
+        std::vector<float>& da = d.g1[size_t(i)];  // du_i is not read again: da takes its place
+        const float* a = d.a[size_t(i)].data();
+        for (int64_t k = 0; k < frames; ++k)
+            for (int o = 0; o < w.Dn; ++o) gb[o] += dx[size_t(k * w.Dn + o)];
+        if (F % 8 == 0) {
+            kernels::outer_sum(gW, F, dx.data(), w.Dn, w.Dn, a, F, int(F), frames);
+            kernels::rows_times(da.data(), F, dx.data(), w.Dn, w.down_w.data(), F, w.Dn, int(F), frames, true);
+        } else {
+            for (int64_t k = 0; k < frames; ++k) {
+                const float* frame = a + k * F;
+                float* dframe = &da[size_t(k * F)];
+                for (int o = 0; o < w.Dn; ++o) {
+                    const float g = dx[size_t(k * w.Dn + o)];
+                    const float* Wo = w.down_w.data() + int64_t(o) * F;
+                    float* gWo = gW + int64_t(o) * F;
+                    for (int64_t j = 0; j < F; ++j) {
+                        gWo[j] += g * frame[j];
+                        dframe[j] += g * Wo[j];
+                    }
                 }
             }
         }
