@@ -640,7 +640,7 @@ void Tape::backward(const float* d_logits, Model& grads) {
         const float* h = d.h[size_t(i) + 1].data();
         // frames [0, whole) add into whole frames of u; the rest (at most one) into a frame cut short
         int64_t whole = 0;
-        if (F % 8 == 0 && w.Dn % 8 == 0) {
+        if (w.Dn % 8 == 0) {  // (the products' rows are Dn long; F is only their depth)
             whole = std::clamp<int64_t>(rows / F - 1, 0, frames);
             const float* dv = du.data() + F;  // [whole][F]: frame k's rows feed frame k+1
             for (int64_t k = 0; k < whole; ++k)
