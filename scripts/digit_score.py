@@ -135,6 +135,11 @@ def score_set(clf, name, clips):
                                if labels[0] is not None else None),
                digits=[int(np.sum(pred == k)) for k in range(dc.N_CLASSES)],
                mean_segment_s=float(np.mean(lengths)))
+    # acc1's binomial standard error over the clips: two sets' acc1 differ beyond the draw of clips
+    # only where the gap is well over sqrt(se_a^2 + se_b^2) (about 0.04 for two sets of 300)
+    if row["first_accuracy"] is not None:
+        p = row["first_accuracy"]
+        row["first_accuracy_se"] = float(np.sqrt(p * (1 - p) / len(clips)))
     return row, per_clip, P
 
 
@@ -209,6 +214,10 @@ def print_table(rows):
           f"(none: a miss); conf: mean max-probability; "
           f">=0.9: fraction of segments that confident; IS@n: IS at n = {rows[0]['n']} segments, the "
           f"smallest set's, mean of 50 random draws)")
+    for r in rows:
+        if r.get("first_accuracy_se") is not None and not r["set"].startswith(("real", "control")):
+            print(f"acc1 of {r['set']}: {r['first_accuracy']:.3f} +- {r['first_accuracy_se']:.3f} "
+                  f"(one standard error over its {r['clips']} clips)")
 
 
 def main():

@@ -70,6 +70,10 @@ def main():
     check(0.8 * (ACCURACY_FLOOR - 0.05) <= mixed["first_accuracy"] <= 0.8 and mixed["accuracy"] <= 0.6,
           f"first-segment accuracy: {mixed['first_accuracy']:.3f} in [{0.8 * (ACCURACY_FLOOR - 0.05):.3f}, 0.8] "
           f"(40 of 50 clips can be right), all segments {mixed['accuracy']:.3f} <= 0.6")
+    p1 = mixed["first_accuracy"]
+    check(abs(mixed.get("first_accuracy_se", -1) - (p1 * (1 - p1) / 50) ** 0.5) < 1e-9,
+          f"acc1's standard error over the 50 clips: {mixed.get('first_accuracy_se')} "
+          f"(want sqrt(p(1-p)/50) = {(p1 * (1 - p1) / 50) ** 0.5:.4f})")
     for name, make in [("shuffled 50 ms blocks", ds.shuffled_take), ("reversed", ds.reversed_take)]:
         row, _, _ = ds.score_set(clf, name, [(make(x, rng), d, None) for x, d in held])
         check(row["confidence"] <= real["confidence"] - CONFIDENCE_GAP,
