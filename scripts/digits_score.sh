@@ -71,7 +71,7 @@ for seed in "${seeds[@]}"; do
   else
     echo "== generating $count clips of $seconds s with $(basename "$model") (seed $seed, CPU)"
     "$mw" generate -m "$model" --seconds "$seconds" --count "$count" --seed "$seed" \
-      --temperature "${TEMPERATURE:-1}" --top-p "${TOP_P:-1}" --device cpu --threads "${THREADS:-0}" -o "$work/clip${tag}.wav"
+      --temperature "${TEMPERATURE:-1}" --top-p "${TOP_P:-1}" --device cpu --threads "${THREADS:-0}" -o "$work/clip${tag:+_$tag}.wav"
   fi
 done
 if [[ -n ${LABELS:-} ]]; then
