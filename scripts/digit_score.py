@@ -214,10 +214,6 @@ def print_table(rows):
           f"(none: a miss); conf: mean max-probability; "
           f">=0.9: fraction of segments that confident; IS@n: IS at n = {rows[0]['n']} segments, the "
           f"smallest set's, mean of 50 random draws)")
-    for r in rows:
-        if r.get("first_accuracy_se") is not None and not r["set"].startswith(("real", "control")):
-            print(f"acc1 of {r['set']}: {r['first_accuracy']:.3f} +- {r['first_accuracy_se']:.3f} "
-                  f"(one standard error over its {r['clips']} clips)")
 
 
 def main():
@@ -279,6 +275,9 @@ def main():
     add_is_at_common_size(rows + ([gen_row] if gen_row else []), probs, rng)
     checks = check_calibration(rows, args.min_real_accuracy)
     print_table(rows + ([gen_row] if gen_row else []))
+    if gen_row and gen_row.get("first_accuracy_se") is not None:
+        print(f"acc1 of {gen_row['set']}: {gen_row['first_accuracy']:.3f} +- {gen_row['first_accuracy_se']:.3f} "
+              f"(one standard error over its {gen_row['clips']} clips)")
     print()
     for ok, why in checks:
         print(f"calibration {'ok  ' if ok else 'FAIL'}: {why}")
