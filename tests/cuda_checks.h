@@ -2007,6 +2007,8 @@ inline void pooled_train_checks(const Report& report) {
         {"D16 pools 2,3, tied, state in, B3 L42", 16, 1, {2, 3}, {}, true, true, 3, 42, 1},
         // One pool of 4, two layers a stack, the centre LTI, untied, zero state.
         {"D8 pool 4, 2 layers a stack, centre LTI, untied, B2 L64", 8, 2, {4}, {2, 3}, false, false, 2, 64, 2},
+        // Three pools (period 8: levels at 1/2, 1/4, 1/8), state carried in; L 48: six frames of the deepest.
+        {"D8 pools 2,2,2, tied, state in, B2 L48", 8, 1, {2, 2, 2}, {}, true, true, 2, 48, 3},
     };
     for (const PooledCase& k : cases) pooled_train_check(report, k);
 
