@@ -62,6 +62,9 @@ std::unique_ptr<kernels::ThreadPool> make_pool(int threads) {
 
 // Scratch for at most this many steps per sequence; longer sequences go through in segments.
 constexpr int64_t kMaxCudaSegment = int64_t(1) << 18;
+// A pooled model's GPU forward runs the training tape, which keeps every layer's rows for a
+// backward pass: a shorter segment bounds its memory (training runs 32 x 4000 rows at once).
+constexpr int64_t kMaxPooledCudaSegment = int64_t(1) << 16;
 
 void require_cuda() {
     std::string why;
@@ -175,12 +178,42 @@ void forward_continuous(const Model& model, Path path, const float* x, int64_t L
     kernels::scan_continuous(*prepared, *state, 0, x, L, y, pool.get());
 }
 
-void forward_tokens_cuda(const Model& model, const int32_t* tokens, int64_t L, float* logits) {
+void forward_tokens_cuda(const Model& model, const int32_t* tokens, int64_t L, float* logits, int64_t max_segment) {
     require_forward_generator(model);
+    if (max_segment < 0) throw std::invalid_argument("forward_tokens_cuda: max_segment " + std::to_string(max_segment) + " is negative");
     require_cuda();
 #if MW_HAVE_CUDA
-    auto f = kernels::cuda::make_forward(model.view(), std::clamp<int64_t>(L, 1, kMaxCudaSegment), 1);
-    kernels::cuda::forward_tokens(*f, tokens, L, logits);
+    if (!model.config().pooled()) {
+        const int64_t seg = max_segment > 0 ? max_segment : kMaxCudaSegment;
+        auto f = kernels::cuda::make_forward(model.view(), std::clamp<int64_t>(L, 1, seg), 1);
+        kernels::cuda::forward_tokens(*f, tokens, L, logits);
+        return;
+    }
+    // A pooled model: the GPU training tape's forward (kernels/cuda/train_pooled.cu) over
+    // segments of whole pooling periods, every stack's state and the pools' rows carried from
+    // one to the next. The last segment is padded with silence to a whole period; by causality
+    // the padding changes no logit before it, and those after it are dropped.
+    const int V = model.config().vocab;
+    const int64_t period = model.config().pool_period();
+    const int64_t cap = max_segment > 0 ? max_segment : kMaxPooledCudaSegment;
+    const int64_t seg = (std::clamp<int64_t>(L, 1, cap) + period - 1) / period * period;
+    const kernels::cuda::PooledView view = pooled::cuda_view(model);
+    auto tape = kernels::cuda::make_pooled_tape(view, 1, seg);
+    const size_t S = size_t(kernels::cuda::pooled_state_floats(view));
+    std::vector<float> state(S, 0.0f), next(S);
+    std::vector<int32_t> in(size_t(seg), kSilenceClass);
+    std::vector<float> out(size_t(seg) * size_t(V));
+    for (int64_t t0 = 0; t0 < L; t0 += seg) {
+        const int64_t n = std::min(seg, L - t0);
+        const int64_t padded = (n + period - 1) / period * period;
+        std::copy(tokens + t0, tokens + t0 + n, in.begin());
+        std::fill(in.begin() + n, in.begin() + padded, kSilenceClass);
+        kernels::cuda::train_pooled_forward(*tape, view, in.data(), padded, state.data(), out.data(), next.data());
+        std::copy(out.begin(), out.begin() + n * V, logits + t0 * V);
+        state.swap(next);
+    }
+#else
+    (void)tokens, (void)L, (void)logits;
 #endif
 }
 

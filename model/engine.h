@@ -56,7 +56,12 @@ void effect_input(const ModelConfig& config, const float* audio, int64_t L, cons
                   std::vector<float>& x);
 // The same on the GPU (batch 1, the whole sequence). Throw std::runtime_error when CUDA is not
 // available (see cuda_available), kernels::cuda::CudaError when the GPU fails.
-void forward_tokens_cuda(const Model& model, const int32_t* tokens, int64_t L, float* logits);
+// forward_tokens_cuda takes pooled generators too (docs/POOLED.md). max_segment: samples per
+// pass on the GPU (0: up to 2^18, or 2^16 for a pooled model, whose pass keeps every layer's
+// rows; rounded up to whole pooling periods); longer inputs go through in such segments with
+// the state carried, and give the same logits up to float rounding.
+void forward_tokens_cuda(const Model& model, const int32_t* tokens, int64_t L, float* logits,
+                         int64_t max_segment = 0);
 void forward_continuous_cuda(const Model& model, const float* x, int64_t L, float* y);
 
 // An effect over S independent streams (channels) with state carried between calls, so a

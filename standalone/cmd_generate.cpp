@@ -104,6 +104,9 @@ void run_generate(const GenerateOptions& given) {
         if (!cuda_available(&why)) throw UsageError("--device cuda: " + why);
     }
     const Model model = load_model_for(o.model_path, IoKind::mulaw8, "generate", "render");
+    if (o.device == "cuda" && model.config().pooled())
+        throw UsageError(o.model_path + " is a pooled generator, whose step runs on the CPU only (docs/POOLED.md); "
+                         "give --device cpu or leave --device out");
     const double rate_hz = model.config().sample_rate_hz;
     const int64_t frames = std::llround(o.seconds * rate_hz);
     if (frames < 1) throw UsageError("--seconds " + std::to_string(o.seconds) + " is less than one sample");
@@ -132,8 +135,8 @@ void run_generate(const GenerateOptions& given) {
         lead.insert(lead.end(), audio_prime.begin(), audio_prime.end());
         prime = std::move(lead);
     }
-    // a pooled model runs on the CPU only so far: auto takes it there (docs/POOLED.md); so does
-    // guidance
+    // a pooled model's step runs on the CPU only so far: auto takes it there (docs/POOLED.md); so
+    // does guidance
     const bool cpu_only = model.config().pooled() || o.guidance > 0.0f;
     const Device device = generate_device(cpu_only && o.device == "auto" ? "cpu" : o.device, o.count, frames);
     const GuidanceContrast contrast = guidance_contrast(o.contrast, model.config(), o.model_path);

@@ -90,10 +90,8 @@ void run_run(const RunOptions& o) {
         throw UsageError("--control applies to effect models; " + o.model_path + " is a generator");
 
     const int64_t steps = input.shape.empty() ? 0 : input.shape[0];
-    // a pooled model runs on the CPU only so far: auto takes it there (docs/POOLED.md)
-    const Device device = o.device == "cuda" ? Device::cuda
-                          : c.pooled()      ? Device::cpu
-                                            : choose_device(o.device, steps, o.path);
+    // (pooled generators too: their GPU forward is the training tape's, docs/POOLED.md)
+    const Device device = o.device == "cuda" ? Device::cuda : choose_device(o.device, steps, o.path);
     const bool cuda = device == Device::cuda;
 
     Stopwatch clock;

@@ -2,11 +2,14 @@
 // every case here says so and passes: run them on a CUDA machine before calling a change to
 // kernels/cuda/ done (DESIGN.md).
 #include "cuda_checks.h"
+#include "model/engine.h"
 #include "model/model.h"
+#include "model/pooled.h"
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 
 using namespace mw::test::cuda_checks;
 
@@ -124,6 +127,43 @@ TEST_CASE("CUDA pooled generators' training tape (requires a GPU): logits and st
           "[cuda][pooled]") {
     if (!gpu_present()) return;
     run_checks(pooled_train_checks);
+}
+
+// `mambawave run --device cuda` on a pooled generator: the tape's forward in segments of whole
+// pooling periods, the states carried, the last one padded. Against the CPU's pooled forward,
+// for lengths that end mid-period, in one pass and in several.
+TEST_CASE("CUDA forward_tokens_cuda on pooled generators equals the CPU pooled forward, in one pass "
+          "and in segments", "[cuda][pooled]") {
+    if (!gpu_present()) return;
+    const PooledCase cases[] = {
+        {"pools 2,3", 16, 1, {2, 3}, {}, true, false, 1, 0, 11},
+        {"pools 2,2,2, two layers a stack", 8, 2, {2, 2, 2}, {}, false, false, 1, 0, 12},
+    };
+    for (const PooledCase& k : cases) {
+        const mw::Model m = pooled_case_model(k);
+        const int V = m.config().vocab, period = m.config().pool_period();
+        for (int64_t L : {int64_t(1), int64_t(period) * 7 + 5, int64_t(period) * 40 + 1}) {
+            const std::vector<int32_t> tokens = token_input(1, L, uint64_t(k.seed + L));
+            std::vector<float> cpu(size_t(L * V)), whole(size_t(L * V)), pieces(size_t(L * V));
+            mw::pooled::forward_tokens(m, tokens.data(), L, cpu.data(), nullptr);
+            mw::forward_tokens_cuda(m, tokens.data(), L, whole.data());
+            mw::forward_tokens_cuda(m, tokens.data(), L, pieces.data(), 2 * period);
+            double scale = 0, d_whole = 0, d_pieces = 0;
+            for (size_t i = 0; i < cpu.size(); ++i) {
+                scale = std::max(scale, double(std::abs(cpu[i])));
+                d_whole = std::max(d_whole, double(std::abs(whole[i] - cpu[i])));
+                d_pieces = std::max(d_pieces, double(std::abs(pieces[i] - cpu[i])));
+            }
+            INFO(k.name << ", L " << L << ": max |logit| " << scale << ", one pass " << d_whole
+                        << ", segments of " << 2 * period << " " << d_pieces);
+            CHECK(d_whole <= 1e-4 * scale);
+            CHECK(d_pieces <= 1e-4 * scale);
+        }
+    }
+    const mw::Model m = pooled_case_model(cases[0]);
+    const int32_t tok[] = {1, 2, 3};
+    float out[3 * 256];
+    CHECK_THROWS_WITH(mw::forward_tokens_cuda(m, tok, 3, out, -1), Catch::Contains("max_segment -1 is negative"));
 }
 
 // The pooled tape checks its view before it needs a GPU: a flat model's, stacks that do not match
