@@ -18,8 +18,9 @@
 //
 // What runs a pooled model so far: the float64 reference, the chunked forward over a sequence,
 // the recurrent step (CPU), and the training tape (CPU, and the GPU's: kernels/cuda/mamba_cuda.h's
-// PooledTape over cuda_view()). The CUDA forward and step take flat models only (Model::view()
-// refuses a pooled one with a clear error).
+// PooledTape over cuda_view()), which also gives `run --device cuda` its forward
+// (model/engine.h forward_tokens_cuda). The CUDA scan forward and step take flat models only
+// (Model::view() refuses a pooled one with a clear error).
 //
 // Stream state (Model::state_floats_per_stream), at a multiple of pool_period() samples: every
 // layer's state in layer order (kernels/backward.h's layout per layer, each at its level's

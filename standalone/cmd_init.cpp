@@ -122,7 +122,7 @@ void add_init_command(CLI::App& app) {
         ->capture_default_str();
     sub->add_option("--pool", o->pool,
                     "Generator: a pooled model (docs/POOLED.md), factors such as 4,4: stacks of --layers layers "
-                    "each at the sample rate and at each pooled rate (2 x factors + 1 stacks); trains on the CPU or the GPU, runs on the CPU")
+                    "each at the sample rate and at each pooled rate (2 x factors + 1 stacks); trains on the CPU or the GPU, generates on the CPU")
         ->capture_default_str();
     sub->add_option("--description", o->description, "One line saying what the model is for");
     sub->footer("The file says it is untrained (`mambawave info` prints a warning), so "
