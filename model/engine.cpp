@@ -189,29 +189,17 @@ void forward_tokens_cuda(const Model& model, const int32_t* tokens, int64_t L, f
         kernels::cuda::forward_tokens(*f, tokens, L, logits);
         return;
     }
-    // A pooled model: the GPU training tape's forward (kernels/cuda/train_pooled.cu) over
-    // segments of whole pooling periods, every stack's state and the pools' rows carried from
-    // one to the next. The last segment is padded with silence to a whole period; by causality
-    // the padding changes no logit before it, and those after it are dropped.
-    const int V = model.config().vocab;
+    // A pooled model: the GPU training tape's forward (kernels/cuda/train_pooled.cu) in
+    // segments of whole pooling periods, every state carried (pooled::forward_in_periods).
     const int64_t period = model.config().pool_period();
     const int64_t cap = max_segment > 0 ? max_segment : kMaxPooledCudaSegment;
     const int64_t seg = (std::clamp<int64_t>(L, 1, cap) + period - 1) / period * period;
     const kernels::cuda::PooledView view = pooled::cuda_view(model);
     auto tape = kernels::cuda::make_pooled_tape(view, 1, seg);
-    const size_t S = size_t(kernels::cuda::pooled_state_floats(view));
-    std::vector<float> state(S, 0.0f), next(S);
-    std::vector<int32_t> in(size_t(seg), kSilenceClass);
-    std::vector<float> out(size_t(seg) * size_t(V));
-    for (int64_t t0 = 0; t0 < L; t0 += seg) {
-        const int64_t n = std::min(seg, L - t0);
-        const int64_t padded = (n + period - 1) / period * period;
-        std::copy(tokens + t0, tokens + t0 + n, in.begin());
-        std::fill(in.begin() + n, in.begin() + padded, kSilenceClass);
-        kernels::cuda::train_pooled_forward(*tape, view, in.data(), padded, state.data(), out.data(), next.data());
-        std::copy(out.begin(), out.begin() + n * V, logits + t0 * V);
-        state.swap(next);
-    }
+    pooled::forward_in_periods(model, tokens, L, logits, seg,
+                               [&](const int32_t* in, int64_t n, const float* state_in, float* out, float* state_out) {
+                                   kernels::cuda::train_pooled_forward(*tape, view, in, n, state_in, out, state_out);
+                               });
 #else
     (void)tokens, (void)L, (void)logits;
 #endif

@@ -150,6 +150,28 @@ std::vector<kernels::ModelGrad> stack_grads(Model& grads, std::vector<kernels::L
     return out;
 }
 
+void forward_in_periods(const Model& m, const int32_t* tokens, int64_t L, float* logits, int64_t segment,
+                        const SegmentForward& segment_forward) {
+    if (!m.config().pooled()) throw std::invalid_argument("forward_in_periods: the model is not pooled");
+    if (segment < 1) throw std::invalid_argument("forward_in_periods: segment " + std::to_string(segment) + " is not positive");
+    const int V = m.config().vocab;
+    const int64_t period = m.config().pool_period();
+    const auto whole_periods = [period](int64_t n) { return (n + period - 1) / period * period; };
+    const int64_t seg = whole_periods(std::clamp<int64_t>(L, 1, segment));
+    const size_t S = size_t(m.state_floats_per_stream());
+    std::vector<float> state(S, 0.0f), next(S);
+    std::vector<int32_t> in(size_t(seg), kSilenceClass);
+    std::vector<float> out(size_t(seg) * size_t(V));
+    for (int64_t t0 = 0; t0 < L; t0 += seg) {
+        const int64_t n = std::min(seg, L - t0), padded = whole_periods(n);
+        std::copy(tokens + t0, tokens + t0 + n, in.begin());
+        std::fill(in.begin() + n, in.begin() + padded, kSilenceClass);
+        segment_forward(in.data(), padded, state.data(), out.data(), next.data());
+        std::copy(out.begin(), out.begin() + n * V, logits + t0 * V);
+        state.swap(next);
+    }
+}
+
 kernels::cuda::PooledView cuda_view(const Model& m) {
     require_pooled(m, "pooled::cuda_view");
     const ModelConfig& c = m.config();

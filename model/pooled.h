@@ -34,6 +34,7 @@
 #include "model/model.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -106,6 +107,18 @@ private:
 // The model's stacks' gradients inside grads (zeros_like(m)'s): stack s's layers, and for the
 // last stack norm_f and the head, the embedding's gradient with them. `layers` holds the views.
 std::vector<kernels::ModelGrad> stack_grads(Model& grads, std::vector<kernels::LayerGrad>& layers);
+
+// A whole sequence, tokens [L] -> logits [L][V] from the zero state, through a forward that
+// takes whole pooling periods from a state and gives the state after them (Tape::forward_tokens'
+// and the GPU tape's contract): segment_forward(tokens, n, state_in, logits, state_out) with n a
+// multiple of pool_period() of at most `segment` (rounded up to whole periods). Each state is
+// carried into the next segment; the last is padded with silence to a whole period and its logits
+// past L dropped (by causality the padding changes none before it). `run --device cuda` runs a
+// pooled model so, over the GPU tape (model/engine.cpp); the tests run it over Tape.
+using SegmentForward = std::function<void(const int32_t* tokens, int64_t n, const float* state_in, float* logits,
+                                          float* state_out)>;
+void forward_in_periods(const Model& m, const int32_t* tokens, int64_t L, float* logits, int64_t segment,
+                        const SegmentForward& segment_forward);
 
 // The model as the GPU tape's views (pointers into m, which must outlive them) and a gradient
 // model (zeros_like(m)'s) as its gradient arrays.

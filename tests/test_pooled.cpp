@@ -159,6 +159,44 @@ TEST_CASE("pooled: the forward, the step and the tape equal the float64 referenc
     }
 }
 
+// What `run --device cuda` does with a pooled model (model/engine.cpp), over the CPU's Tape in
+// place of the GPU's: whole periods at a time, the state carried, the last segment padded.
+TEST_CASE("pooled: forward_in_periods over the tape equals the float64 reference, in one segment and in many",
+          "[pooled]") {
+    for (const PoolCase& k : kCases) {
+        const Model m = pooled_model(k);
+        const int period = m.config().pool_period();
+        for (const int64_t L : {int64_t(1), int64_t(period - 1), int64_t(3 * period + 2), int64_t(13 * period + period / 2 + 1)}) {
+            const std::vector<int32_t> tok = test::random_tokens(L, k.seed + 11 + uint64_t(L));
+            const std::vector<float> want = to_float(reference_logits(m, tok));
+            for (const int64_t segment : {int64_t(1), int64_t(2 * period), int64_t(1) << 20}) {
+                INFO(k.name << ", L " << L << ", segments of " << segment);
+                // segments of `segment` samples rounded up to whole periods, none longer than L needs
+                const int64_t seg = (std::min(L, segment) + period - 1) / period * period;
+                Tape tape(16);
+                int calls = 0;
+                std::vector<float> got(size_t(L * 256), std::nanf(""));
+                pooled::forward_in_periods(m, tok.data(), L, got.data(), segment,
+                                           [&](const int32_t* in, int64_t n, const float* st_in, float* out, float* st_out) {
+                                               CHECK(n % period == 0);
+                                               CHECK(n <= seg);
+                                               ++calls;
+                                               tape.forward_tokens(m, in, n, st_in, out, st_out);
+                                           });
+                CHECK(calls == (L + seg - 1) / seg);
+                CHECK(test::rel_error(got, want) <= 1e-5);
+            }
+        }
+    }
+    const Model m = pooled_model(kCases[0]);
+    const int32_t tok[3] = {1, 2, 3};
+    std::vector<float> out(3 * 256);
+    const pooled::SegmentForward none = [](const int32_t*, int64_t, const float*, float*, float*) {};
+    CHECK_THROWS_WITH(pooled::forward_in_periods(m, tok, 3, out.data(), 0, none), Catch::Contains("segment 0 is not positive"));
+    const Model flat(make_config(IoKind::mulaw8, 8, 2, 16));
+    CHECK_THROWS_WITH(pooled::forward_in_periods(flat, tok, 3, out.data(), 8, none), Catch::Contains("not pooled"));
+}
+
 TEST_CASE("pooled: the forward in segments and in calls gives the same floats as in one piece", "[pooled]") {
     const Model m = pooled_model(kCases[0]);
     const int period = m.config().pool_period();
