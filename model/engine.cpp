@@ -191,9 +191,7 @@ void forward_tokens_cuda(const Model& model, const int32_t* tokens, int64_t L, f
     }
     // A pooled model: the GPU training tape's forward (kernels/cuda/train_pooled.cu) in
     // segments of whole pooling periods, every state carried (pooled::forward_in_periods).
-    const int64_t period = model.config().pool_period();
-    const int64_t cap = max_segment > 0 ? max_segment : kMaxPooledCudaSegment;
-    const int64_t seg = (std::clamp<int64_t>(L, 1, cap) + period - 1) / period * period;
+    const int64_t seg = pooled::periods_segment(model, L, max_segment > 0 ? max_segment : kMaxPooledCudaSegment);
     const kernels::cuda::PooledView view = pooled::cuda_view(model);
     auto tape = kernels::cuda::make_pooled_tape(view, 1, seg);
     pooled::forward_in_periods(model, tokens, L, logits, seg,

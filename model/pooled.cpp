@@ -150,14 +150,19 @@ std::vector<kernels::ModelGrad> stack_grads(Model& grads, std::vector<kernels::L
     return out;
 }
 
-void forward_in_periods(const Model& m, const int32_t* tokens, int64_t L, float* logits, int64_t segment,
-                        const SegmentForward& segment_forward) {
+int64_t periods_segment(const Model& m, int64_t L, int64_t segment) {
     if (!m.config().pooled()) throw std::invalid_argument("forward_in_periods: the model is not pooled");
     if (segment < 1) throw std::invalid_argument("forward_in_periods: segment " + std::to_string(segment) + " is not positive");
+    const int64_t period = m.config().pool_period();
+    return (std::clamp<int64_t>(L, 1, segment) + period - 1) / period * period;
+}
+
+void forward_in_periods(const Model& m, const int32_t* tokens, int64_t L, float* logits, int64_t segment,
+                        const SegmentForward& segment_forward) {
+    const int64_t seg = periods_segment(m, L, segment);
     const int V = m.config().vocab;
     const int64_t period = m.config().pool_period();
     const auto whole_periods = [period](int64_t n) { return (n + period - 1) / period * period; };
-    const int64_t seg = whole_periods(std::clamp<int64_t>(L, 1, segment));
     const size_t S = size_t(m.state_floats_per_stream());
     std::vector<float> state(S, 0.0f), next(S);
     std::vector<int32_t> in(size_t(seg), kSilenceClass);

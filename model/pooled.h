@@ -115,6 +115,8 @@ std::vector<kernels::ModelGrad> stack_grads(Model& grads, std::vector<kernels::L
 // carried into the next segment; the last is padded with silence to a whole period and its logits
 // past L dropped (by causality the padding changes none before it). `run --device cuda` runs a
 // pooled model so, over the GPU tape (model/engine.cpp); the tests run it over Tape.
+// The length of the segments it passes for L samples and `segment` (the most a tape must hold).
+int64_t periods_segment(const Model& m, int64_t L, int64_t segment);
 using SegmentForward = std::function<void(const int32_t* tokens, int64_t n, const float* state_in, float* logits,
                                           float* state_out)>;
 void forward_in_periods(const Model& m, const int32_t* tokens, int64_t L, float* logits, int64_t segment,
