@@ -399,8 +399,10 @@ for r in mine:
 print(len(mine), 'rows for', sys.argv[1])" "$PRESET"
 # An effect stored as F16: its step reads halves, and the "step_floats" row the floats. Each row's
 # floor counts its own bytes. With d_model 64 x 8 the floats (1.2 MB, past L2, at the rate
-# measured for a read of that size: about 10 us a sample here) outweigh the compute (4.5 us);
-# the halves (3.1 us) do not.
+# measured for a read of that size: about 10 us a sample here) usually outweigh the compute
+# (4.5 us) and the halves (3.1 us) do not; but the compute term comes from peaks measured in the
+# same short run, and on a busy machine it once came out at 10.2 us, so which term wins is not
+# asserted: the two rows share the compute term, and the floats' own bytes make their floor.
 "$MW" init --kind effect --d-model 64 --layers 8 --seed 3 --out d64.safetensors > /dev/null 2>&1
 $PY "$REPO/scripts/to_f16.py" d64.safetensors --out d64h.safetensors > /dev/null
 "$MW" bench --quick --seconds 0.02 --model d64h.safetensors --json > bench_h.json 2>last.out || echo "exit code $?" >>last.out
@@ -411,7 +413,8 @@ step, floats = rows['step'], rows['step_floats']
 for r in (step, floats):
     assert r['floor_ns_per_sample'] == max(r['floor_compute_ns'], r['floor_step_bytes_ns']), r
 assert floats['floor_step_bytes_ns'] > 1.5 * step['floor_step_bytes_ns'], (step, floats)
-assert floats['floor_ns_per_sample'] > 1.5 * step['floor_ns_per_sample'], (step, floats)
+assert floats['floor_compute_ns'] == step['floor_compute_ns'], (step, floats)
+assert floats['floor_ns_per_sample'] >= step['floor_ns_per_sample'], (step, floats)
 assert floats.get('step_bytes_read_rate_bytes_per_s', 0) > 0 and 'step_bytes_read_rate_bytes_per_s' not in step
 print('step floor %.0f ns, step_floats %.0f ns' % (step['floor_ns_per_sample'], floats['floor_ns_per_sample']))"
 check "bench --help" "$MW" bench --help
