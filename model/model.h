@@ -132,6 +132,11 @@ struct ModelConfig {
         for (int f : pool) p *= f;
         return p;
     }
+    // n samples rounded up to whole pooling periods (n itself for a flat model).
+    int64_t whole_periods(int64_t n) const {
+        const int64_t p = pool_period();
+        return (n + p - 1) / p * p;
+    }
     // Throws ModelError naming `where` (a file name) when a size is out of range.
     void validate(const std::string& where) const;
 };

@@ -16,12 +16,6 @@
 namespace mw::pooled {
 namespace {
 
-// n samples rounded up to whole pooling periods
-int64_t whole_periods(const ModelConfig& c, int64_t n) {
-    const int64_t p = c.pool_period();
-    return (n + p - 1) / p * p;
-}
-
 // A pool's tensors, with the transposes the float paths read along their rows.
 struct PoolW {
     int Di = 0, Dn = 0, p = 0;                  // level i's width, level i+1's, the factor
@@ -159,7 +153,7 @@ std::vector<kernels::ModelGrad> stack_grads(Model& grads, std::vector<kernels::L
 int64_t periods_segment(const Model& m, int64_t L, int64_t segment) {
     if (!m.config().pooled()) throw std::invalid_argument("forward_in_periods: the model is not pooled");
     if (segment < 1) throw std::invalid_argument("forward_in_periods: segment " + std::to_string(segment) + " is not positive");
-    return whole_periods(m.config(), std::clamp<int64_t>(L, 1, segment));
+    return m.config().whole_periods(std::clamp<int64_t>(L, 1, segment));
 }
 
 void forward_in_periods(const Model& m, const int32_t* tokens, int64_t L, float* logits, int64_t segment,
@@ -171,7 +165,7 @@ void forward_in_periods(const Model& m, const int32_t* tokens, int64_t L, float*
     std::vector<int32_t> in(size_t(seg), kSilenceClass);
     std::vector<float> out(size_t(seg) * size_t(V));
     for (int64_t t0 = 0; t0 < L; t0 += seg) {
-        const int64_t n = std::min(seg, L - t0), padded = whole_periods(m.config(), n);
+        const int64_t n = std::min(seg, L - t0), padded = m.config().whole_periods(n);
         std::copy(tokens + t0, tokens + t0 + n, in.begin());
         std::fill(in.begin() + n, in.begin() + padded, kSilenceClass);
         segment_forward(in.data(), padded, state.data(), out.data(), next.data());
@@ -348,7 +342,7 @@ Forward::Forward(const Model& m, int64_t segment) : impl_(std::make_unique<Impl>
     d.P = int(c.pool.size());
     d.V = c.vocab;
     d.D0 = c.d_model;
-    d.segment = whole_periods(c, segment);
+    d.segment = c.whole_periods(segment);
     for (int s = 0; s < c.stacks(); ++s) {
         int64_t rows = d.segment;
         for (int i = 0; i < c.stack_level(s); ++i) rows /= c.pool[size_t(i)];

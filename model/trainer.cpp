@@ -238,10 +238,7 @@ struct Trainer::Impl {
 #endif
     // Steps the GPU tape runs for L samples: a pooled model's whole periods (the padding's
     // targets are -1; a lane that needed padding is at its clip's end, so its state is not used).
-    int64_t gpu_length(int64_t L) const {
-        const int64_t p = model.config().pool_period();
-        return (L + p - 1) / p * p;
-    }
+    int64_t gpu_length(int64_t L) const { return model.config().whole_periods(L); }
 
     Impl(Model m, TrainData d, TrainOptions o)
         : model(std::move(m)), data(std::move(d)), opt(o),
