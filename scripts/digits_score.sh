@@ -22,10 +22,15 @@
 #   GUIDANCE=W       with LABELS=1: generate's --guidance W (label guidance; 0 = off)
 #   CONTRAST=C       with GUIDANCE: generate's --contrast (null, labels; default auto: the null
 #                    label where the model has one)
+#   ASR=0            with LABELS=1, skip the second opinion: by default the same clips also go to
+#                    scripts/digit_asr.py (PocketSphinx, a recogniser that never heard FSDD;
+#                    about 10 s for 300 clips), where pocketsphinx is installed
+#   ASR_JSON=FILE    its JSON summary
 #   THREADS=N        generate's --threads (default 0: every core; the clips are the same for any N)
 #   MW=PATH          the mambawave binary (default build/bin/mambawave)
 #   PYTHON=PATH      python3 with numpy (default /usr/bin/python3)
-# Exit status: digit_score.py's: 0, or 2 when the calibration fails (then the scores mean nothing).
+# Exit status: 0, or 2 when a calibration fails (digit_score.py's, or digit_asr.py's: then the
+# scores mean nothing).
 set -euo pipefail
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -82,5 +87,16 @@ else
 fi
 
 echo "== scoring"
+status=0
 "$py" "$root/scripts/digit_score.py" --classifier "$npz" --data "$fsdd" --name "$(basename "$model")" \
-  ${JSON:+--json "$JSON"} "${asked[@]}" "${clips[@]}"
+  ${JSON:+--json "$JSON"} "${asked[@]}" "${clips[@]}" || status=$?
+if [[ -n ${LABELS:-} && ${ASR:-1} != 0 ]]; then
+  echo
+  echo "== a second opinion: PocketSphinx, told each clip is one of the ten digit words (scripts/digit_asr.py)"
+  rc=0
+  "$py" "$root/scripts/digit_asr.py" --data "$fsdd" --name "$(basename "$model")" --asked-from-name \
+    ${ASR_JSON:+--json "$ASR_JSON"} "${clips[@]}" || rc=$?
+  if [[ $rc == 77 ]]; then echo "(skipped: the recogniser is not installed; scripts/setup.sh installs it)"
+  elif [[ $rc != 0 && $status == 0 ]]; then status=$rc; fi
+fi
+exit $status

@@ -22,6 +22,7 @@ PACKAGES=(
   jackd2 jalv lilv-utils lv2-dev xvfb xauth      # headless host tests (JACK dummy, LV2)
   sordi                                          # sord_validate: the plugin's LV2 TTL against the LV2 schemas
   guitarix-lv2 fluidsynth fluid-soundfont-gm     # effect captures (see data/README)
+  pocketsphinx pocketsphinx-en-us                # digits scoring: an off-the-shelf recogniser (scripts/digit_asr.py)
 )
 
 missing=()
