@@ -192,14 +192,7 @@ def main():
         return self_test(args.data)
     rows = calibration(args.data)
     if args.wavs:
-        asked = None
-        if args.asked_from_name:
-            asked = []
-            for p in args.wavs:
-                m = re.match(r"label(\d)_", os.path.basename(p))
-                if not m:
-                    sys.exit(f"{p}: --asked-from-name wants names such as label7_003.wav")
-                asked.append(int(m.group(1)))
+        asked = [dc.asked_digit(p) for p in args.wavs] if args.asked_from_name else None
         rows.append(score(args.name, [dc.read_8k(p) for p in args.wavs], asked))
     print_rows(rows)
     checks = check_calibration(rows[0], rows[1])

@@ -108,6 +108,14 @@ def mulaw_round_trip(x, mu=255.0):
     return np.sign(y) * np.expm1(np.abs(y) * np.log1p(mu)) / mu
 
 
+def asked_digit(path):
+    """The digit a generated clip was asked for, from its name: label7_003.wav -> 7."""
+    m = re.match(r"label(\d)_", os.path.basename(path))
+    if not m:
+        sys.exit(f"{path}: --asked-from-name wants names such as label7_003.wav")
+    return int(m.group(1))
+
+
 def fsdd_files(data_dir):
     """[(path, digit, speaker, index)] for every DIGIT_SPEAKER_INDEX.wav in data_dir, sorted."""
     out = []

@@ -28,7 +28,6 @@ The classifier comes from scripts/digit_classifier.py; docs/DIGITS.md has the me
 import argparse
 import json
 import os
-import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -253,12 +252,7 @@ def main():
 
     gen_row = None
     if args.wavs:
-        def asked(path):  # label7_003.wav -> 7
-            m = re.match(r"label(\d)_", os.path.basename(path))
-            if not m:
-                sys.exit(f"{path}: --asked-from-name wants names such as label7_003.wav")
-            return int(m.group(1))
-        gen_row, per_clip, P = score_set(clf, args.name, [(dc.read_8k(p), asked(p) if args.asked_from_name else None, p)
+        gen_row, per_clip, P = score_set(clf, args.name, [(dc.read_8k(p), dc.asked_digit(p) if args.asked_from_name else None, p)
                                                           for p in args.wavs])
         probs.append(P)
         if not args.quiet:
