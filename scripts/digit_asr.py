@@ -92,8 +92,8 @@ def recognise(clips, work):
            "-hyp", hyp, "-logfn", os.path.join(work, "log")]
     r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if r.returncode != 0 or not os.path.isfile(hyp):
-        tail = open(os.path.join(work, "log"), errors="replace").read()[-800:] if os.path.isfile(
-            os.path.join(work, "log")) else ""
+        log = os.path.join(work, "log")
+        tail = open(log, errors="replace").read()[-800:] if os.path.isfile(log) else "(no log)"
         sys.exit(f"pocketsphinx_batch failed (exit {r.returncode}):\n{tail}")
     heard = {}
     for line in open(hyp):
@@ -141,8 +141,8 @@ def print_rows(rows):
 
 
 def calibration(data_dir):
-    held = [(dc.read_8k(p), d) for p, d, s, i in dc.fsdd_files(data_dir) if i in dc.VAL_INDICES]
-    takes, digits = [x for x, d in held], [d for x, d in held]
+    held = dc.held_out_takes(data_dir)
+    takes, digits = [x for x, _, _ in held], [d for _, d, _ in held]
     return [score("real takes", takes, digits),
             score("control: reversed", [x[::-1].copy() for x in takes], digits)]
 

@@ -362,6 +362,11 @@ def word_accuracy(clf, clips):
     return float(np.mean(pred == y)), pred, y
 
 
+def held_out_takes(data_dir):
+    """[(samples, digit, speaker)] of the generator's validation split (recordings VAL_INDICES)."""
+    return [(read_8k(p), d, s) for p, d, s, i in fsdd_files(data_dir) if i in VAL_INDICES]
+
+
 def load_fsdd(data_dir):
     """[(samples, digit, speaker, index)] for the whole directory."""
     return [(read_8k(path), d, s, i) for path, d, s, i in fsdd_files(data_dir)]

@@ -241,7 +241,7 @@ def main():
     clf = dc.Classifier.load(args.classifier)
     rng = np.random.default_rng(5)    # the controls' randomness: the same table every run
 
-    takes = [(dc.read_8k(p), d, s) for p, d, s, i in dc.fsdd_files(args.data) if i in dc.VAL_INDICES]
+    takes = dc.held_out_takes(args.data)
     calib = [("real takes", [(x, d, None) for x, d, _ in takes]),
              ("real, two per clip", [(x, d, None) for x, d in two_per_clip(takes)]),
              ("control: reversed", [(reversed_take(x, rng), d, None) for x, d, _ in takes]),
