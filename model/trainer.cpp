@@ -67,6 +67,7 @@ TrainOptions options_from_json(const json& j) {
     o.harmonic_decays = j.value("harmonic_decays", false);  // ... and free decays
     o.fixed_dt = j.value("fixed_dt", false);                // ... and selective Δ
     o.label_dropout = j.value("label_dropout", 0.0);        // ... and no label dropout
+    o.self_feed = j.value("self_feed", 0.0);                // ... and clean histories
     o.validate_every = j.at("validate_every").get<int64_t>();
     o.seed = j.at("seed").get<uint64_t>();
     return o;
@@ -85,10 +86,20 @@ void check_options(const TrainOptions& o, bool effect) {
     if (!(o.stft_weight >= 0)) bad("the STFT loss weight must be >= 0");
     if (!(o.label_dropout >= 0 && o.label_dropout < 1))
         bad("label dropout must be in [0, 1), found " + std::to_string(o.label_dropout));
+    if (!(o.self_feed >= 0 && o.self_feed <= 1))
+        bad("self-feed must be in [0, 1], found " + std::to_string(o.self_feed));
+    if (o.self_feed > 0 && effect) bad("self-feed is for generators (the model's own mu-law classes)");
     if (o.stft_weight > 0 && !effect) bad("the STFT loss is for effects; a generator's loss is cross-entropy");
     std::string why;
     if (o.device == Device::cuda && !cuda_available(&why)) bad("device cuda: " + why);
     if (o.tf32 && o.device != Device::cuda) bad("TF32 products are a GPU option (device cuda)");
+}
+
+// splitmix64's finaliser: a well-mixed 64-bit hash of a counter.
+uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
 }
 
 // FNV-1a 64 over raw bytes.
@@ -144,8 +155,29 @@ json options_to_json(const TrainOptions& o) {
             {"harmonic_decays", o.harmonic_decays},
             {"fixed_dt", o.fixed_dt},
             {"label_dropout", o.label_dropout},
+            {"self_feed", o.self_feed},
             {"validate_every", o.validate_every},
             {"seed", o.seed}};
+}
+
+int32_t self_fed_class(int32_t cls, const float* logits, int vocab, double p, uint64_t seed, int64_t step, int lane,
+                       int64_t pos) {
+    uint64_t h = mix64(seed ^ 0x73656c66ull);  // "self": a stream apart from the data's
+    h = mix64(h ^ uint64_t(step));
+    h = mix64(h ^ uint64_t(lane));
+    h = mix64(h ^ uint64_t(pos));
+    if (double(h >> 11) * 0x1.0p-53 >= p) return cls;
+    const double u = double(mix64(h) >> 11) * 0x1.0p-53;
+    float m = logits[0];
+    for (int v = 1; v < vocab; ++v) m = std::max(m, logits[v]);
+    double total = 0;
+    for (int v = 0; v < vocab; ++v) total += std::exp(double(logits[v] - m));
+    double below = 0;  // the draw: the first class whose cumulative mass passes u·total
+    for (int v = 0; v < vocab; ++v) {
+        below += std::exp(double(logits[v] - m));
+        if (below > u * total) return v;
+    }
+    return vocab - 1;
 }
 
 std::string data_hash(const TrainData& d) {
@@ -191,6 +223,7 @@ struct Trainer::Impl {
     std::vector<Lane> lanes;            // [B]
     std::vector<std::vector<float>> lane_in, lane_out, lane_dout;  // [B][...]
     std::vector<std::vector<int32_t>> lane_tok;                     // [B][...] (lane_tokens)
+    std::vector<std::vector<int32_t>> lane_fed;                     // [B][...] (self_fed)
     std::vector<double> lane_error;     // [B] loss numerator (effects: error; generators: nats)
 #if MW_HAVE_CUDA
     // device cuda: the batch's tape, made on the first step or validation (validation runs its
@@ -214,13 +247,15 @@ struct Trainer::Impl {
     // A generator's forward of this rank's BL lanes of L steps on the GPU tape (the logits stay
     // there), the cross-entropy against targets (nats per lane), then the gradient into `g`.
     // A pooled model's L is a multiple of its pooling period (the callers pad).
-    void gpu_tokens_forward(const int32_t* tokens, int64_t L, const float* state_in, float* state_out) const {
+    // (logits: null leaves them on the GPU; else they come back, [BL][L][V])
+    void gpu_tokens_forward(const int32_t* tokens, int64_t L, const float* state_in, float* state_out,
+                            float* logits = nullptr) const {
         tape_on_gpu();
         if (gpu_pooled)
-            kernels::cuda::train_pooled_forward(*gpu_pooled, pooled::cuda_view(model), tokens, L, state_in, nullptr,
+            kernels::cuda::train_pooled_forward(*gpu_pooled, pooled::cuda_view(model), tokens, L, state_in, logits,
                                                 state_out);
         else
-            kernels::cuda::train_forward_tokens(*gpu, model.view(), tokens, L, state_in, nullptr, state_out);
+            kernels::cuda::train_forward_tokens(*gpu, model.view(), tokens, L, state_in, logits, state_out);
     }
     void gpu_cross_entropy(const int32_t* targets, double scale, double* nats) const {
         if (gpu_pooled)
@@ -271,6 +306,7 @@ struct Trainer::Impl {
         }
         lane_in.resize(size_t(opt.batch));
         lane_tok.resize(size_t(opt.batch));
+        lane_fed.resize(size_t(opt.batch));
         lane_out.resize(size_t(opt.batch));
         lane_dout.resize(size_t(opt.batch));
         lane_error.assign(size_t(opt.batch), 0.0);
@@ -358,6 +394,21 @@ struct Trainer::Impl {
         return buf.data();
     }
 
+    // TrainOptions::self_feed: lane b's n classes `fed` with each place after the label prefix
+    // replaced, at the option's chance, by a draw from logits[i-1] [V], the model's prediction
+    // for place i from the clean history (copied into lane_fed[b]). The segment's first place
+    // keeps its class: its prediction was made the step before.
+    const int32_t* self_fed(int b, const int32_t* fed, int64_t n, const float* logits) {
+        const Lane& l = lanes[size_t(b)];
+        const ModelConfig& c = model.config();
+        std::vector<int32_t>& buf = lane_fed[size_t(b)];
+        buf.assign(fed, fed + n);
+        for (int64_t i = std::max<int64_t>(1, c.label_prefix - l.pos); i < n; ++i)
+            buf[size_t(i)] = self_fed_class(buf[size_t(i)], logits + (i - 1) * c.vocab, c.vocab, opt.self_feed,
+                                            opt.seed, step, b, l.pos + i);
+        return buf.data();
+    }
+
     // Lane b's loss (into lane_error) and dLoss/dout over its L samples (the first `skip` left
     // out of the loss). Effects: out/dout are y [L], the ESR (an STFT term is added by
     // cpu_stft_term or gpu_stft_term); generators: logits [L][V].
@@ -409,6 +460,10 @@ struct Trainer::Impl {
             // A pooled model's state is whole only after whole periods; a segment shorter than
             // that ends its sequence, so the lane jumps and its state is never used.
             const bool whole = !c.pooled() || L % c.pool_period() == 0;
+            if (opt.self_feed > 0) {  // the model's predictions from the clean classes first
+                tape.forward_tokens(model, tokens, L, l.state.data(), out.data(), nullptr);
+                tokens = self_fed(b, tokens, L, out.data());
+            }
             tape.forward_tokens(model, tokens, L, l.state.data(), out.data(), whole ? l.next_state.data() : nullptr);
         }
         lane_loss(b, L, skip, lane_den, denominator, out.data(), dout.data());
@@ -489,6 +544,16 @@ struct Trainer::Impl {
                 const int32_t* fed = lane_tokens(b, n[size_t(b)]);
                 std::copy(fed, fed + n[size_t(b)], tok.begin() + i * Lmax);
                 std::copy(t + 1 + skip[size_t(b)], t + 1 + n[size_t(b)], target.begin() + i * Lmax + skip[size_t(b)]);
+            }
+            if (opt.self_feed > 0) {  // the model's predictions from the clean classes first
+                const int V = c.vocab;
+                std::vector<float> logits(size_t(BL * Lmax * V));
+                gpu_tokens_forward(tok.data(), Lmax, state_in.data(), nullptr, logits.data());
+                pool->run(BL, [&](int i) {
+                    const int32_t* fed = self_fed(b0 + i, tok.data() + i * Lmax, n[size_t(b0 + i)],
+                                                  logits.data() + i * Lmax * V);
+                    std::copy(fed, fed + n[size_t(b0 + i)], tok.begin() + i * Lmax);
+                });
             }
             gpu_tokens_forward(tok.data(), Lmax, state_in.data(), state_out.data());
             std::vector<double> nats(static_cast<size_t>(BL));

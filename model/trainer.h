@@ -93,6 +93,14 @@ struct TrainOptions {
     // learns the audio whatever the label too (label dropout, as classifier-free guidance trains).
     // Validation keeps every clip's own label. 0: off.
     double label_dropout = 0;
+    // Generators (scheduled sampling in one parallel pass): a first forward over the clean
+    // classes gives the model's prediction for every place; then each class fed after the label
+    // prefix is, with this chance, replaced by a draw from the model's own prediction for it, and
+    // the step trains on those classes against the clip's own targets. The model so learns to
+    // continue histories that hold its own errors, as they will when it generates. The draws are
+    // a hash of (seed, step, lane, place). Costs one more forward a step. Validation feeds the
+    // clips clean. 0: off.
+    double self_feed = 0;
     int64_t validate_every = 250;
     uint64_t seed = 1;
     int threads = 0;              // 0 = all cores
@@ -179,6 +187,12 @@ private:
                                                    bool tf32, std::shared_ptr<Communicator> comm);
     std::unique_ptr<Impl> impl_;
 };
+
+// TrainOptions::self_feed: the class fed at place `pos` (from its clip's start) of lane `lane` in
+// step `step` (from 0) of a run with this seed: with chance p a draw from softmax(logits[0..vocab)),
+// the model's prediction for that place, else the clip's own `cls`.
+int32_t self_fed_class(int32_t cls, const float* logits, int vocab, double p, uint64_t seed, int64_t step, int lane,
+                       int64_t pos);
 
 // A fingerprint of the training data (names, lengths, contents), hex.
 std::string data_hash(const TrainData& data);

@@ -128,6 +128,7 @@ std::string indented_training(const ModelConfig& c) {
                 out << " (cosine to " << opt.at("lr").get<double>() * opt.at("final_lr_ratio").get<double>() << ")";
             if (opt.value("weight_decay", 0.0) > 0) out << ", weight decay " << opt.at("weight_decay").get<double>();
             if (opt.value("label_dropout", 0.0) > 0) out << ", label dropout " << opt.at("label_dropout").get<double>();
+            if (opt.value("self_feed", 0.0) > 0) out << ", self-feed " << opt.at("self_feed").get<double>();
             const nlohmann::json data = r.value("data", nlohmann::json::object());
             if (data.contains("speed_perturb")) {
                 out << ", speeds 1";

@@ -362,7 +362,8 @@ void run_train(TrainCliOptions o) {
          " x " + std::to_string(t.segment) + " samples, " + std::to_string(t.steps) + " steps" +
          (t.label_dropout > 0 ? ", label dropout " + fmt(t.label_dropout, 2) + " (null label " +
                                     std::to_string(cfg.null_label()) + ")"
-                              : std::string()));
+                              : std::string()) +
+         (t.self_feed > 0 ? ", self-feed " + fmt(t.self_feed, 2) : std::string()));
 
     fs::create_directories(run_dir);
     // A fine-tuned model keeps its history: the --init model's file and its own training record
@@ -571,6 +572,13 @@ void add_train_command(CLI::App& app) {
                         "label, and the Synth can guide its voices. 0.1 to 0.2 is usual; 0: off")
         ->capture_default_str()
         ->check(CLI::Range(0.0, 0.95));
+    g_model->add_option("--self-feed", o->t.self_feed,
+                        "Generator: the chance that a class fed to the model is replaced by a draw from the "
+                        "model's own prediction for it (scheduled sampling, in one parallel pass: one more forward "
+                        "a step), so that it learns to continue histories holding its own errors, as when it "
+                        "generates. The targets stay the clip's. 0: off")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 1.0));
     g_model->add_option("--rate", o->rate_hz, "Model sample rate in Hz (default: the target file's; generators 8000)");
     g_model->add_flag("--no-skip", o->no_skip, "Effect: no input-to-output skip (the model makes the whole output)");
     auto* g_opt = sub->add_option_group("optimisation");

@@ -492,6 +492,118 @@ TEST_CASE("a generator's unscored predictions (a label prefix's) count in neithe
     CHECK(st.loss == Approx(want.bits_per_sample()).epsilon(1e-5));
 }
 
+// Self-feed (TrainOptions::self_feed): the draws, then the step's loss worked out from the model
+// fed its own draws against the clean targets, with validation still clean.
+TEST_CASE("self-feed draws replace a class at its chance, from the model's prediction, and repeat", "[train]") {
+    // a prediction over four classes: 0.1, 0.2, 0.3, 0.4
+    const float logits[4] = {std::log(0.1f), std::log(0.2f), std::log(0.3f), std::log(0.4f)};
+    const int64_t n = 40000;
+    std::vector<int64_t> count(4, 0);
+    int64_t repeated = 0, by_seed = 0, by_step = 0, by_lane = 0;
+    for (int64_t pos = 0; pos < n; ++pos) {
+        const int32_t c = self_fed_class(7, logits, 4, 1.0, 1, 5, 2, pos);  // 7: no class of the four
+        REQUIRE((c >= 0 && c < 4));
+        ++count[size_t(c)];
+        repeated += self_fed_class(7, logits, 4, 1.0, 1, 5, 2, pos) == c;  // a function of its arguments
+        by_seed += self_fed_class(7, logits, 4, 1.0, 2, 5, 2, pos) != c;
+        by_step += self_fed_class(7, logits, 4, 1.0, 1, 6, 2, pos) != c;
+        by_lane += self_fed_class(7, logits, 4, 1.0, 1, 5, 3, pos) != c;
+    }
+    CHECK(repeated == n);
+    for (int k = 0; k < 4; ++k) CHECK(double(count[size_t(k)]) / n == Approx(0.1 * (k + 1)).margin(0.01));
+    // two independent draws differ with chance 1 - Σ p² = 0.70
+    for (int64_t d : {by_seed, by_step, by_lane}) CHECK(double(d) / n == Approx(0.70).margin(0.02));
+    // at chance 0.3 about 30% of the places take a draw; at 0 none does
+    int64_t replaced = 0, replaced_at_zero = 0;
+    for (int64_t pos = 0; pos < n; ++pos) {
+        replaced += self_fed_class(7, logits, 4, 0.3, 1, 0, 0, pos) != 7;
+        replaced_at_zero += self_fed_class(7, logits, 4, 0.0, 1, 0, 0, pos) != 7;
+    }
+    CHECK(double(replaced) / n == Approx(0.3).margin(0.01));
+    CHECK(replaced_at_zero == 0);
+    // a prediction certain of one class gives that class
+    const float sure[4] = {-40.0f, 30.0f, -40.0f, 0.0f};
+    for (int64_t pos = 0; pos < 100; ++pos) CHECK(self_fed_class(7, sure, 4, 1.0, 3, 1, 1, pos) == 1);
+}
+
+TEST_CASE("self-feed: the step's loss is the model's on its own draws against the clean targets", "[train]") {
+    const Model m = test::random_model(IoKind::mulaw8, 8, 2, 8, 47);
+    TokenSequence s;
+    s.name = "5_synth_0.wav";
+    s.tokens.assign(12, 5);  // a label prefix of 12 samples of token 5, then a random walk
+    std::mt19937 rng(9);
+    for (int32_t v = 128, t = 0; t < 300; ++t) s.tokens.push_back(v = std::clamp(v + int32_t(rng() % 9) - 4, 0, 255));
+    s.unscored = 11;
+    const int64_t L = int64_t(s.tokens.size()) - 1;
+    TrainOptions o = exact_options(false);
+    o.batch = 1;
+    o.segment = 512;
+    o.steps = 1;
+    o.lr_warmup_steps = 0;
+    o.self_feed = 0.5;
+    Model labelled = m;
+    labelled.mutable_config().labels = {"5", "6"};
+    labelled.mutable_config().label_prefix = 12;
+    // what the one lane (lane 0, step 0, the clip from its start) is fed: the prefix as it is,
+    // then at each place, at chance 0.5, a draw from the prediction the clean history gives
+    std::vector<float> clean_logits(size_t(L) * 256), logits(size_t(L) * 256);
+    TokenForward(labelled, 1).run(s.tokens.data(), L, clean_logits.data());
+    std::vector<int32_t> fed = s.tokens;
+    int replaced = 0;
+    for (int64_t i = 12; i < L; ++i) {
+        fed[size_t(i)] = self_fed_class(s.tokens[size_t(i)], clean_logits.data() + (i - 1) * 256, 256, 0.5, o.seed,
+                                        0, 0, i);
+        replaced += fed[size_t(i)] != s.tokens[size_t(i)];
+    }
+    REQUIRE(replaced > L / 4);  // a random model's draws are far from the walk's classes
+    TokenForward(labelled, 1).run(fed.data(), L, logits.data());
+    const NllSums want = cross_entropy(logits.data(), s.tokens.data() + 1, L, 256, 11, nullptr, 1.0);
+    const NllSums clean = cross_entropy(clean_logits.data(), s.tokens.data() + 1, L, 256, 11, nullptr, 1.0);
+    // (the draws show: far above the tolerance below)
+    REQUIRE(std::fabs(want.bits_per_sample() - clean.bits_per_sample()) > 1e-3);
+    TrainData d;
+    d.token_train.push_back(s);
+    d.token_val.push_back(s);
+    Trainer t(labelled, d, o);
+    CHECK(t.validate().metric == Approx(clean.bits_per_sample()).epsilon(1e-6));  // validation is clean
+    const StepStats st = t.step();
+    CHECK(st.loss == Approx(want.bits_per_sample()).epsilon(1e-5));
+
+    // A checkpoint keeps the option: stopped after one step and resumed, the same run as one
+    // without a stop (and not the same once the checkpoint's options lose it).
+    o.steps = 3;
+    Trainer whole(labelled, d, o);
+    for (int i = 0; i < 3; ++i) whole.step();
+    test::TempDir dir;
+    {
+        Trainer first(labelled, d, o);
+        first.step();
+        first.save_checkpoint(dir.path.string());
+    }
+    const int64_t P = labelled.parameter_count();
+    auto weights = [P](const Trainer& x) { return std::vector<float>(x.model().data(), x.model().data() + P); };
+    auto resumed = Trainer::resume(dir.path.string(), d, 0, 1);
+    for (int i = 1; i < 3; ++i) resumed->step();
+    CHECK(weights(*resumed) == weights(whole));
+    const std::string ckpt = dir.file("trainer.safetensors");
+    nlohmann::json meta = checkpoint_meta(ckpt);
+    REQUIRE(meta.at("options").at("self_feed").get<double>() == 0.5);
+    meta["options"]["self_feed"] = 0.0;
+    rewrite_checkpoint_meta(ckpt, meta.dump());
+    auto clean_resume = Trainer::resume(dir.path.string(), d, 0, 1);
+    for (int i = 1; i < 3; ++i) clean_resume->step();
+    CHECK(weights(*clean_resume) != weights(whole));
+
+    // and an effect refuses it
+    TrainOptions oe = exact_options(true);
+    oe.self_feed = 0.2;
+    TrainData de;
+    de.effect_train.push_back({"x", std::vector<float>(600, 0.1f), std::vector<float>(600, 0.1f), {}});
+    de.effect_val = de.effect_train;
+    CHECK_THROWS_WITH(Trainer(test::random_model(IoKind::continuous, 8, 2, 8, 47), de, oe),
+                      Catch::Contains("self-feed is for generators"));
+}
+
 TEST_CASE("label dropout feeds some clips the null label's prefix, and a checkpoint keeps which", "[train]") {
     // Two labels (tokens 0 and 1), a null label (token 2) that no clip holds; embeddings untied,
     // so token 2's embedding row learns only when the null prefix is fed.
@@ -759,6 +871,52 @@ TEST_CASE("label dropout trains on the GPU as on the CPU, flat and pooled (requi
     }
 }
 
+// Self-feed on the GPU (TrainOptions::self_feed): the first forward's logits come back from the
+// GPU tape, the lanes draw from them, and the drawn classes go up for the trained forward. The
+// GPU's logits differ from the CPU's in their last bits, which can move a rare draw across a
+// class boundary, so the losses are compared at 1e-3 (one moved class of the ~250 drawn moves
+// the loss by well under that), and the draws must be seen to change the loss.
+TEST_CASE("self-feed trains on the GPU as on the CPU, flat and pooled (requires a GPU)", "[train][cuda]") {
+    if (!gpu_present()) return;
+    TrainData d;
+    std::mt19937 rng(12);
+    for (int k = 0; k < 8; ++k) {
+        TokenSequence s;
+        s.name = std::to_string(k);
+        for (int32_t v = 128, t = 0; t < 700 + 29 * k; ++t) s.tokens.push_back(v = std::clamp(v + int32_t(rng() % 9) - 4, 0, 255));
+        (k < 6 ? d.token_train : d.token_val).push_back(s);
+    }
+    ModelConfig fc = make_config(IoKind::mulaw8, 8, 2, 8);
+    ModelConfig pc = make_config(IoKind::mulaw8, 8, 3, 8);  // pool 4: 3 stacks of one layer
+    pc.pool = {4};
+    for (const ModelConfig& c : {fc, pc}) {
+        Model m(c);
+        m.init_random(48);
+        INFO((c.pooled() ? "pooled model" : "flat model"));
+        auto options = [](Device device, double self_feed) {
+            TrainOptions o = exact_options(false);
+            o.batch = 4;
+            o.segment = 64;
+            o.steps = 8;
+            o.lr_warmup_steps = 0;
+            o.adam.lr = 1e-2;
+            o.adam.weight_decay = 0;
+            o.self_feed = self_feed;
+            o.device = device;
+            return o;
+        };
+        Trainer cpu(m, d, options(Device::cpu, 0.5)), gpu(m, d, options(Device::cuda, 0.5)),
+            plain(m, d, options(Device::cuda, 0.0));
+        for (int i = 0; i < 8; ++i) {
+            const StepStats a = cpu.step(), b = gpu.step(), p = plain.step();
+            INFO("step " << i + 1 << ": CPU loss " << a.loss << ", GPU loss " << b.loss << ", GPU unfed " << p.loss);
+            CHECK(b.loss == Approx(a.loss).epsilon(1e-3));
+            if (i == 0) CHECK(std::fabs(b.loss - p.loss) > 1e-2);  // the draws reached the GPU's lanes
+        }
+        CHECK(gpu.validate().metric == Approx(cpu.validate().metric).epsilon(1e-3));
+    }
+}
+
 // ---- data parallel (model/comm.h) ------------------------------------------------------------
 
 namespace {
@@ -864,6 +1022,14 @@ TEST_CASE("data-parallel generator training (cross-entropy) matches one process"
     CHECK(two.losses.back() == Approx(one.losses.back()).epsilon(1e-4));
     CHECK(max_abs_diff(two.weights, one.weights) < 1e-4);
     CHECK(two.val == Approx(one.val).epsilon(1e-5));
+    // with self-feed: each rank draws its lanes' classes as one process draws them
+    TrainOptions fed = o;
+    fed.self_feed = 0.3;
+    const RunResult one_fed = run_ranks(m, d, fed, 1, 5);
+    const RunResult two_fed = run_ranks(m, d, fed, 2, 5);
+    CHECK(std::fabs(one_fed.losses[0] - one.losses[0]) > 1e-6);  // the draws are fed
+    CHECK(two_fed.losses[0] == Approx(one_fed.losses[0]).epsilon(1e-12));
+    CHECK(max_abs_diff(two_fed.weights, one_fed.weights) < 1e-4);
 }
 
 TEST_CASE("a data-parallel checkpoint holds every lane's state and resumes in one process", "[train][parallel]") {
