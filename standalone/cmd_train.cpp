@@ -278,6 +278,9 @@ void run_train(TrainCliOptions o) {
         throw UsageError("--input and --target go together: the signal sent into the gear and its recording");
     if (manifest_mode && o.effect.empty()) throw UsageError("--manifest needs --effect NAME (which effect to train)");
     const bool effect = !generator_mode;
+    if (effect && o.t.self_feed > 0)
+        throw UsageError("--self-feed is for generators (--data): an effect's input is audio, not the model's own "
+                         "mu-law classes");
     if (o.out.empty()) throw UsageError("--out MODEL.safetensors is required: where the trained model goes");
     const std::string run_dir = run_dir_of(o);
     const std::string ckpt_dir = (fs::path(run_dir) / "checkpoint").string();

@@ -303,6 +303,17 @@ refuse "--contrast without --guidance" 2 "--contrast labels|give --guidance" \
     "$MW" generate -m lnull.safetensors --label 2 --contrast labels --seconds 0.1 -o lx.wav
 refuse "--label-dropout on a generator without labels" 2 "--label-dropout 0.2|no labels to drop" \
     "$MW" train --data clips --out ld.safetensors --label-dropout 0.2 --steps 1 --no-plot
+# self-feed: the model's own draws fed in place of some classes (scheduled sampling)
+check "fine-tune with --self-feed 0.3" "$MW" train --data lclips --out lsf.safetensors --init lnull.safetensors \
+    --label-prefix 32 --label-dropout 0.3 --self-feed 0.3 --batch 4 --segment 512 --steps 20 --lr 3e-3 --val-every 20 \
+    --threads 2 --no-plot
+cp last.out lsf.out
+check "train's summary line names the self-feed" grep -q "label dropout 0.30 (null label 2), self-feed 0.30" lsf.out
+check "info names the fine-tune's self-feed" sh -c "\"$MW\" info lsf.safetensors | grep -q '3\. 20 steps, batch 4 x 512, lr 0.003, label dropout 0.3, self-feed 0.3, cpu.*(this model)'"
+refuse "--self-feed on an effect" 2 "self-feed is for generators" \
+    "$MW" train --input di.wav --target rec.wav --out sf.safetensors --self-feed 0.2 --steps 1 --no-plot
+refuse "--self-feed out of range" 2 "--self-feed|1.5" \
+    "$MW" train --data clips --out sf.safetensors --self-feed 1.5 --steps 1 --no-plot
 # speed perturbation: each training clip again at each speed, resampled; validation as recorded.
 # At 0.5 a copy lasts twice as long (a copy made the wrong way round would last half as long):
 # 10 training clips of 0.4 s and 32 prefix samples each, 4.04 s, plus their copies, 8.04 s.
