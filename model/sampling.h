@@ -7,6 +7,10 @@
 
 namespace mw {
 
+// splitmix64's finaliser: a well-mixed 64-bit hash of z (the seeding of Sampler's stream, and
+// counter-based draws such as the trainer's self-feed, which must not depend on call order).
+uint64_t mix64(uint64_t z);
+
 struct SamplerParams {
     float temperature = 1.0f;  // 0 = greedy (argmax)
     float top_p = 1.0f;        // keep the smallest set of classes whose mass reaches top_p

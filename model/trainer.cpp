@@ -8,6 +8,7 @@
 #include "model/model_file.h"
 #include "model/pooled.h"
 #include "model/safetensors.h"
+#include "model/sampling.h"
 
 #include <nlohmann/json.hpp>
 
@@ -93,13 +94,6 @@ void check_options(const TrainOptions& o, bool effect) {
     std::string why;
     if (o.device == Device::cuda && !cuda_available(&why)) bad("device cuda: " + why);
     if (o.tf32 && o.device != Device::cuda) bad("TF32 products are a GPU option (device cuda)");
-}
-
-// splitmix64's finaliser: a well-mixed 64-bit hash of a counter.
-uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 // FNV-1a 64 over raw bytes.
