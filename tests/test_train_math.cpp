@@ -276,6 +276,28 @@ TrainOptions exact_options(bool balance_lanes) {
     return o;
 }
 
+// One clip of a labelled generator: a label prefix of 12 samples of token 5 (its predictions
+// unscored), then a random walk of 300 classes.
+TokenSequence prefixed_walk() {
+    TokenSequence s;
+    s.name = "5_synth_0.wav";
+    s.tokens.assign(12, 5);
+    std::mt19937 rng(9);
+    for (int32_t v = 128, t = 0; t < 300; ++t) s.tokens.push_back(v = std::clamp(v + int32_t(rng() % 9) - 4, 0, 255));
+    s.unscored = 11;
+    return s;
+}
+
+// Exact options for one step of one lane over a whole prefixed_walk(), at the full rate.
+TrainOptions one_lane_step_options() {
+    TrainOptions o = exact_options(false);
+    o.batch = 1;
+    o.segment = 512;
+    o.steps = 1;
+    o.lr_warmup_steps = 0;
+    return o;
+}
+
 // A checkpoint's trainer metadata (JSON text) and a rewrite of it with the same tensors.
 nlohmann::json checkpoint_meta(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -464,12 +486,7 @@ TEST_CASE("fixed Δ: training keeps x_proj's Δ rows and dt_proj.weight at zero 
 TEST_CASE("a generator's unscored predictions (a label prefix's) count in neither the loss nor validation",
           "[train]") {
     const Model m = test::random_model(IoKind::mulaw8, 8, 2, 8, 47);
-    TokenSequence s;
-    s.name = "5_synth_0.wav";
-    s.tokens.assign(12, 5);  // a label prefix of 12 samples of token 5, then a random walk
-    std::mt19937 rng(9);
-    for (int32_t v = 128, t = 0; t < 300; ++t) s.tokens.push_back(v = std::clamp(v + int32_t(rng() % 9) - 4, 0, 255));
-    s.unscored = 11;
+    const TokenSequence s = prefixed_walk();
     const int64_t L = int64_t(s.tokens.size()) - 1;
     std::vector<float> logits(size_t(L) * 256);
     TokenForward(m, 1).run(s.tokens.data(), L, logits.data());
@@ -481,11 +498,7 @@ TEST_CASE("a generator's unscored predictions (a label prefix's) count in neithe
     TrainData d;
     d.token_train.push_back(s);
     d.token_val.push_back(s);
-    TrainOptions o = exact_options(false);
-    o.batch = 1;
-    o.segment = 512;
-    o.steps = 1;
-    o.lr_warmup_steps = 0;
+    TrainOptions o = one_lane_step_options();
     Trainer t(m, d, o);
     CHECK(t.validate().metric == Approx(want.bits_per_sample()).epsilon(1e-6));
     const StepStats st = t.step();  // the loss of the forward before the update
@@ -528,18 +541,9 @@ TEST_CASE("self-feed draws replace a class at its chance, from the model's predi
 
 TEST_CASE("self-feed: the step's loss is the model's on its own draws against the clean targets", "[train]") {
     const Model m = test::random_model(IoKind::mulaw8, 8, 2, 8, 47);
-    TokenSequence s;
-    s.name = "5_synth_0.wav";
-    s.tokens.assign(12, 5);  // a label prefix of 12 samples of token 5, then a random walk
-    std::mt19937 rng(9);
-    for (int32_t v = 128, t = 0; t < 300; ++t) s.tokens.push_back(v = std::clamp(v + int32_t(rng() % 9) - 4, 0, 255));
-    s.unscored = 11;
+    const TokenSequence s = prefixed_walk();
     const int64_t L = int64_t(s.tokens.size()) - 1;
-    TrainOptions o = exact_options(false);
-    o.batch = 1;
-    o.segment = 512;
-    o.steps = 1;
-    o.lr_warmup_steps = 0;
+    TrainOptions o = one_lane_step_options();
     o.self_feed = 0.5;
     Model labelled = m;
     labelled.mutable_config().labels = {"5", "6"};
