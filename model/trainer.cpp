@@ -69,6 +69,7 @@ TrainOptions options_from_json(const json& j) {
     o.fixed_dt = j.value("fixed_dt", false);                // ... and selective Δ
     o.label_dropout = j.value("label_dropout", 0.0);        // ... and no label dropout
     o.self_feed = j.value("self_feed", 0.0);                // ... and clean histories
+    o.self_feed_ramp = j.value("self_feed_ramp", int64_t(0));
     o.validate_every = j.at("validate_every").get<int64_t>();
     o.seed = j.at("seed").get<uint64_t>();
     return o;
@@ -90,6 +91,8 @@ void check_options(const TrainOptions& o, bool effect) {
     if (!(o.self_feed >= 0 && o.self_feed <= 1))
         bad("self-feed must be in [0, 1], found " + std::to_string(o.self_feed));
     if (o.self_feed > 0 && effect) bad("self-feed is for generators (the model's own mu-law classes)");
+    if (o.self_feed_ramp < 0) bad("the self-feed ramp must be >= 0 steps, found " + std::to_string(o.self_feed_ramp));
+    if (o.self_feed_ramp > 0 && !(o.self_feed > 0)) bad("a self-feed ramp needs a self-feed chance above 0");
     if (o.stft_weight > 0 && !effect) bad("the STFT loss is for effects; a generator's loss is cross-entropy");
     std::string why;
     if (o.device == Device::cuda && !cuda_available(&why)) bad("device cuda: " + why);
@@ -150,8 +153,14 @@ json options_to_json(const TrainOptions& o) {
             {"fixed_dt", o.fixed_dt},
             {"label_dropout", o.label_dropout},
             {"self_feed", o.self_feed},
+            {"self_feed_ramp", o.self_feed_ramp},
             {"validate_every", o.validate_every},
             {"seed", o.seed}};
+}
+
+double self_feed_chance(const TrainOptions& o, int64_t step) {
+    if (o.self_feed_ramp <= 0 || step >= o.self_feed_ramp) return o.self_feed;
+    return o.self_feed * double(step) / double(o.self_feed_ramp);
 }
 
 int32_t self_fed_class(int32_t cls, const float* logits, int vocab, double p, uint64_t seed, int64_t step, int lane,
@@ -389,7 +398,7 @@ struct Trainer::Impl {
     }
 
     // TrainOptions::self_feed: lane b's n classes `fed` with each place after the label prefix
-    // replaced, at the option's chance, by a draw from logits[i-1] [V], the model's prediction
+    // replaced, at the option's chance this step (its ramp applied), by a draw from logits[i-1] [V], the model's prediction
     // for place i from the clean history (copied into lane_fed[b]). The segment's first place
     // keeps its class: its prediction was made the step before.
     const int32_t* self_fed(int b, const int32_t* fed, int64_t n, const float* logits) {
@@ -397,9 +406,10 @@ struct Trainer::Impl {
         const ModelConfig& c = model.config();
         std::vector<int32_t>& buf = lane_fed[size_t(b)];
         buf.assign(fed, fed + n);
+        const double p = self_feed_chance(opt, step);
         for (int64_t i = std::max<int64_t>(1, c.label_prefix - l.pos); i < n; ++i)
-            buf[size_t(i)] = self_fed_class(buf[size_t(i)], logits + (i - 1) * c.vocab, c.vocab, opt.self_feed,
-                                            opt.seed, step, b, l.pos + i);
+            buf[size_t(i)] = self_fed_class(buf[size_t(i)], logits + (i - 1) * c.vocab, c.vocab, p, opt.seed, step, b,
+                                            l.pos + i);
         return buf.data();
     }
 
@@ -454,7 +464,7 @@ struct Trainer::Impl {
             // A pooled model's state is whole only after whole periods; a segment shorter than
             // that ends its sequence, so the lane jumps and its state is never used.
             const bool whole = !c.pooled() || L % c.pool_period() == 0;
-            if (opt.self_feed > 0) {  // the model's predictions from the clean classes first
+            if (self_feed_chance(opt, step) > 0) {  // the model's predictions from the clean classes first
                 tape.forward_tokens(model, tokens, L, l.state.data(), out.data(), nullptr);
                 tokens = self_fed(b, tokens, L, out.data());
             }
@@ -539,7 +549,7 @@ struct Trainer::Impl {
                 std::copy(fed, fed + n[size_t(b)], tok.begin() + i * Lmax);
                 std::copy(t + 1 + skip[size_t(b)], t + 1 + n[size_t(b)], target.begin() + i * Lmax + skip[size_t(b)]);
             }
-            if (opt.self_feed > 0) {  // the model's predictions from the clean classes first
+            if (self_feed_chance(opt, step) > 0) {  // the model's predictions from the clean classes first
                 const int V = c.vocab;
                 std::vector<float> logits(size_t(BL * Lmax * V));
                 gpu_tokens_forward(tok.data(), Lmax, state_in.data(), nullptr, logits.data());

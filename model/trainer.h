@@ -101,6 +101,10 @@ struct TrainOptions {
     // a hash of (seed, step, lane, place). Costs one more forward a step. Validation feeds the
     // clips clean. 0: off.
     double self_feed = 0;
+    // Scheduled sampling's curriculum: the chance rises in a straight line from 0 at step 0 to
+    // self_feed at this step, and stays there (self_feed_chance). For a run from a fresh model,
+    // whose first draws are noise. 0: self_feed from the first step.
+    int64_t self_feed_ramp = 0;
     int64_t validate_every = 250;
     uint64_t seed = 1;
     int threads = 0;              // 0 = all cores
@@ -193,6 +197,9 @@ private:
 // the model's prediction for that place, else the clip's own `cls`.
 int32_t self_fed_class(int32_t cls, const float* logits, int vocab, double p, uint64_t seed, int64_t step, int lane,
                        int64_t pos);
+
+// TrainOptions::self_feed's chance at step `step` (from 0) of the run, its ramp applied.
+double self_feed_chance(const TrainOptions& o, int64_t step);
 
 // A fingerprint of the training data (names, lengths, contents), hex.
 std::string data_hash(const TrainData& data);

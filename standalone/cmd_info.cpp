@@ -129,6 +129,8 @@ std::string indented_training(const ModelConfig& c) {
             if (opt.value("weight_decay", 0.0) > 0) out << ", weight decay " << opt.at("weight_decay").get<double>();
             if (opt.value("label_dropout", 0.0) > 0) out << ", label dropout " << opt.at("label_dropout").get<double>();
             if (opt.value("self_feed", 0.0) > 0) out << ", self-feed " << opt.at("self_feed").get<double>();
+            if (opt.value("self_feed_ramp", int64_t(0)) > 0)
+                out << " (from 0 over " << opt.at("self_feed_ramp").get<int64_t>() << " steps)";
             const nlohmann::json data = r.value("data", nlohmann::json::object());
             if (data.contains("speed_perturb")) {
                 out << ", speeds 1";

@@ -281,6 +281,9 @@ void run_train(TrainCliOptions o) {
     if (effect && o.t.self_feed > 0)
         throw UsageError("--self-feed is for generators (--data): an effect's input is audio, not the model's own "
                          "mu-law classes");
+    if (o.t.self_feed_ramp > 0 && !(o.t.self_feed > 0))
+        throw UsageError("--self-feed-ramp " + std::to_string(o.t.self_feed_ramp) +
+                         " raises --self-feed's chance from 0: give --self-feed P too");
     if (o.out.empty()) throw UsageError("--out MODEL.safetensors is required: where the trained model goes");
     const std::string run_dir = run_dir_of(o);
     const std::string ckpt_dir = (fs::path(run_dir) / "checkpoint").string();
@@ -366,7 +369,8 @@ void run_train(TrainCliOptions o) {
          (t.label_dropout > 0 ? ", label dropout " + fmt(t.label_dropout, 2) + " (null label " +
                                     std::to_string(cfg.null_label()) + ")"
                               : std::string()) +
-         (t.self_feed > 0 ? ", self-feed " + fmt(t.self_feed, 2) : std::string()));
+         (t.self_feed > 0 ? ", self-feed " + fmt(t.self_feed, 2) : std::string()) +
+         (t.self_feed_ramp > 0 ? " (from 0 over " + std::to_string(t.self_feed_ramp) + " steps)" : std::string()));
 
     fs::create_directories(run_dir);
     // A fine-tuned model keeps its history: the --init model's file and its own training record
@@ -582,6 +586,12 @@ void add_train_command(CLI::App& app) {
                         "generates. The targets stay the clip's. 0: off")
         ->capture_default_str()
         ->check(CLI::Range(0.0, 1.0));
+    g_model->add_option("--self-feed-ramp", o->t.self_feed_ramp,
+                        "Generator with --self-feed P: the chance rises in a straight line from 0 at the first step "
+                        "to P at this step (scheduled sampling's curriculum), for a run from a fresh model, whose "
+                        "first predictions are noise. 0: P from the first step")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
     g_model->add_option("--rate", o->rate_hz, "Model sample rate in Hz (default: the target file's; generators 8000)");
     g_model->add_flag("--no-skip", o->no_skip, "Effect: no input-to-output skip (the model makes the whole output)");
     auto* g_opt = sub->add_option_group("optimisation");

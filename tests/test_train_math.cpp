@@ -608,6 +608,75 @@ TEST_CASE("self-feed: the step's loss is the model's on its own draws against th
                       Catch::Contains("self-feed is for generators"));
 }
 
+// TrainOptions::self_feed_ramp: the chance from 0 at the first step to P at the ramp's end, in a
+// straight line; a run's step at its midpoint is the step of a run at half the chance.
+TEST_CASE("a self-feed ramp raises the chance from 0 in a straight line, and a checkpoint keeps it", "[train]") {
+    TrainOptions o = one_lane_step_options();
+    o.self_feed = 0.4;
+    CHECK(self_feed_chance(o, 0) == 0.4);  // no ramp: P from the first step
+    o.self_feed_ramp = 100;
+    CHECK(self_feed_chance(o, 0) == 0.0);
+    CHECK(self_feed_chance(o, 25) == Approx(0.1));
+    CHECK(self_feed_chance(o, 50) == Approx(0.2));
+    CHECK(self_feed_chance(o, 100) == 0.4);
+    CHECK(self_feed_chance(o, 5000) == 0.4);
+
+    Model m = test::random_model(IoKind::mulaw8, 8, 2, 8, 47);
+    m.mutable_config().labels = {"5", "6"};
+    m.mutable_config().label_prefix = 12;
+    TrainData d;
+    d.token_train.push_back(prefixed_walk());
+    d.token_val = d.token_train;
+    const int64_t P = m.parameter_count();
+    auto weights = [P](const Trainer& x) { return std::vector<float>(x.model().data(), x.model().data() + P); };
+    // P = 1 over a ramp of 2 steps: chance 0 at step 0, 0.5 at step 1
+    TrainOptions ramped = one_lane_step_options();
+    ramped.steps = 2;
+    ramped.self_feed = 1.0;
+    ramped.self_feed_ramp = 2;
+    TrainOptions clean = ramped;
+    clean.self_feed = 0;
+    clean.self_feed_ramp = 0;
+    Trainer a(m, d, ramped), c(m, d, clean);
+    a.step();
+    c.step();
+    CHECK(weights(a) == weights(c));  // step 0: nothing replaced
+    a.step();
+    // step 1 at chance 0.5: a clean first step, then one at 0.5, through a checkpoint whose
+    // options are rewritten between them
+    test::TempDir dir;
+    {
+        Trainer first(m, d, clean);
+        first.step();
+        first.save_checkpoint(dir.path.string());
+    }
+    const std::string ckpt = dir.file("trainer.safetensors");
+    nlohmann::json meta = checkpoint_meta(ckpt);
+    meta["options"]["self_feed"] = 0.5;
+    rewrite_checkpoint_meta(ckpt, meta.dump());
+    auto half = Trainer::resume(dir.path.string(), d, 0, 1);
+    half->step();
+    CHECK(weights(*half) == weights(a));
+    c.step();
+    CHECK(weights(c) != weights(a));  // (the draws showed)
+
+    // a checkpoint keeps the ramp: resumed after one step, the same run as a without a stop
+    {
+        Trainer first(m, d, ramped);
+        first.step();
+        first.save_checkpoint(dir.path.string());
+    }
+    REQUIRE(checkpoint_meta(ckpt).at("options").at("self_feed_ramp").get<int64_t>() == 2);
+    auto resumed = Trainer::resume(dir.path.string(), d, 0, 1);
+    resumed->step();
+    CHECK(weights(*resumed) == weights(a));
+
+    // a ramp without a chance to raise is refused
+    TrainOptions bad = clean;
+    bad.self_feed_ramp = 10;
+    CHECK_THROWS_WITH(Trainer(m, d, bad), Catch::Contains("self-feed ramp needs a self-feed chance"));
+}
+
 TEST_CASE("label dropout feeds some clips the null label's prefix, and a checkpoint keeps which", "[train]") {
     // Two labels (tokens 0 and 1), a null label (token 2) that no clip holds; embeddings untied,
     // so token 2's embedding row learns only when the null prefix is fed.
