@@ -9,6 +9,7 @@
 #   FILL (share of the calibrated rate counted on, default 0.45: the calibration reports its last
 #   second, which runs ahead of whole runs sharing the GPU; 0.75 for one run alone)  LR (default 3e-3)
 #   STEPS (every run this many steps instead of what the budget allows)
+#   SAME_STEPS=1 (every run the steps the slowest run's rate allows: runs to compare at equal steps)
 # Device call: carry [".debs", ".carry/fsdd"] (copy /work/shared/data/fsdd/train to .carry/fsdd/train);
 #   command: BUDGET=570 STEPS=9500 RUNS="digits 32 6 16 32 4000" bash scripts/device_train_generator.sh
 # The shipped digits preset is that (9500 steps in 322 s on an H200, validation NLL 3.76
@@ -45,12 +46,20 @@ done
 wait "${pids[@]}"
 left=$(( BUDGET - ($(date +%s) - T0) - 40 ))
 echo "calibrated at $(( $(date +%s) - T0 )) s; $left s left to train"
+fit() {  # name batch seg: the steps its calibrated rate fills the time left with
+  local sps
+  sps=$(python3 -c "import json; print(json.load(open('$OUT/${1}_cal.json'))['samples_per_second'])" 2>/dev/null || echo 0)
+  python3 -c "print(max(200, int(${FILL:-0.45} * $left * $sps / ($2 * $3))))"
+}
+# SAME_STEPS=1: every run the steps of the slowest (runs to compare at equal steps)
+if [[ -z ${STEPS:-} && -n ${SAME_STEPS:-} ]]; then
+  STEPS=$(for s in "${list[@]}"; do read -r name dm layers ds batch seg extra <<<"$s"; fit $name $batch $seg; done | sort -n | head -1)
+fi
 pids=()
 for s in "${list[@]}"; do
   read -r name dm layers ds batch seg extra <<<"$s"
-  sps=$(python3 -c "import json; print(json.load(open('$OUT/${name}_cal.json'))['samples_per_second'])" 2>/dev/null || echo 0)
-  steps=${STEPS:-$(python3 -c "print(max(200, int(${FILL:-0.45} * $left * $sps / ($batch * $seg))))")}
-  echo "$name: $sps samples/s in calibration -> $steps steps"
+  steps=${STEPS:-$(fit $name $batch $seg)}
+  echo "$name: $(fit $name $batch $seg) steps fit its calibrated rate -> $steps steps"
   TL=$(( left + 20 )) train $name $dm $layers $ds $batch $seg $steps ${extra:-} >$OUT/$name.json 2>$OUT/$name.log &
   pids+=($!)
 done
