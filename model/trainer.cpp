@@ -398,9 +398,9 @@ struct Trainer::Impl {
     }
 
     // TrainOptions::self_feed: lane b's n classes `fed` with each place after the label prefix
-    // replaced, at the option's chance this step (its ramp applied), by a draw from logits[i-1] [V], the model's prediction
-    // for place i from the clean history (copied into lane_fed[b]). The segment's first place
-    // keeps its class: its prediction was made the step before.
+    // replaced, at the option's chance this step (its ramp applied), by a draw from logits[i-1]
+    // [V], the model's prediction for place i from the clean history (copied into lane_fed[b]).
+    // The segment's first place keeps its class: its prediction was made the step before.
     const int32_t* self_fed(int b, const int32_t* fed, int64_t n, const float* logits) {
         const Lane& l = lanes[size_t(b)];
         const ModelConfig& c = model.config();

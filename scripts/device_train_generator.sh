@@ -58,8 +58,9 @@ fi
 pids=()
 for s in "${list[@]}"; do
   read -r name dm layers ds batch seg extra <<<"$s"
-  steps=${STEPS:-$(fit $name $batch $seg)}
-  echo "$name: $(fit $name $batch $seg) steps fit its calibrated rate -> $steps steps"
+  fits=$(fit $name $batch $seg)
+  steps=${STEPS:-$fits}
+  echo "$name: $fits steps fit its calibrated rate -> $steps steps"
   TL=$(( left + 20 )) train $name $dm $layers $ds $batch $seg $steps ${extra:-} >$OUT/$name.json 2>$OUT/$name.log &
   pids+=($!)
 done
