@@ -19,7 +19,9 @@
 #include "model/sampling.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -646,6 +648,30 @@ std::string note_name(int note) {
     static constexpr const char* kNames[12] = {"C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"};
     const int octave = (note >= 0 ? note / 12 : (note - 11) / 12) - 1;
     return kNames[((note % 12) + 12) % 12] + std::to_string(octave);
+}
+
+int parse_note_name(const std::string& text) {
+    if (text.empty() || text.size() > 5) return -1;
+    auto number = [](const std::string& digits, int lo, int hi) {  // a whole number in [lo, hi], else INT_MIN
+        if (digits.empty() || digits.size() > 3) return INT_MIN;
+        size_t i = digits[0] == '-' ? 1 : 0;
+        if (i == digits.size()) return INT_MIN;
+        for (size_t k = i; k < digits.size(); ++k)
+            if (digits[k] < '0' || digits[k] > '9') return INT_MIN;
+        const int v = std::stoi(digits);
+        return v >= lo && v <= hi ? v : INT_MIN;
+    };
+    if (const int midi = number(text, 0, 127); midi != INT_MIN) return midi;
+    static constexpr int kSemitone[7] = {9, 11, 0, 2, 4, 5, 7};  // A B C D E F G
+    const char letter = char(std::toupper(static_cast<unsigned char>(text[0])));
+    if (letter < 'A' || letter > 'G') return -1;
+    int pitch = kSemitone[letter - 'A'];
+    size_t i = 1;
+    if (i < text.size() && (text[i] == '#' || text[i] == 'b')) pitch += text[i++] == '#' ? 1 : -1;
+    const int octave = number(text.substr(i), -1, 9);
+    if (octave == INT_MIN) return -1;
+    const int note = (octave + 1) * 12 + pitch;
+    return note >= 0 && note <= 127 ? note : -1;
 }
 
 std::string label_keys_text(const ModelConfig& config) {

@@ -112,6 +112,18 @@ constexpr int label_for_note(int note, int n_labels) noexcept {
 // model without labels.
 std::string label_keys_text(const ModelConfig& config);
 std::string note_name(int note);  // 60: "C4", 61: "C#4"
+// The inverse: "C4", "c#4", "Db4", "A-1" or a MIDI number "60" -> 0..127; -1 for anything else.
+int parse_note_name(const std::string& text);
+
+// The Synth's sampling until the user turns its knobs (the plugin's parameter defaults, and
+// `mambawave synth`'s): temperature, top-p, and the guidance weight for a labelled model that
+// declares none (ModelConfig::guidance; one that declares a weight gets it when picked).
+// Temperature 1 and no nucleus cut, as `generate` and `live` draw: the digits presets played so
+// at each key were clearer to both judges than at 0.9 and 0.95, the Synth's defaults until
+// 2026-12-07, and fell silent less often (docs/DIGITS.md, "The Synth's own knobs").
+constexpr float kSynthTemperatureDefault = 1.0f;
+constexpr float kSynthTopPDefault = 1.0f;
+constexpr float kSynthGuidanceDefault = 3.0f;
 
 struct EngineStats {
     int64_t nonfinite_events = 0;   // blocks where a stream was reset for NaN/Inf

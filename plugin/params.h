@@ -42,11 +42,11 @@ juce::String control(int index);  // "control_1".."control_8" (index 0..7)
 // Ranges (user units).
 constexpr float kGainMinDb = -24.0f, kGainMaxDb = 24.0f;
 constexpr float kLevelMinDb = -60.0f, kLevelMaxDb = 6.0f, kLevelDefaultDb = -6.0f;
-constexpr float kTemperatureMin = 0.05f, kTemperatureMax = 2.0f, kTemperatureDefault = 0.9f;
-constexpr float kTopPMin = 0.05f, kTopPMax = 1.0f, kTopPDefault = 0.95f;
+constexpr float kTemperatureMin = 0.05f, kTemperatureMax = 2.0f, kTemperatureDefault = dsp::kSynthTemperatureDefault;
+constexpr float kTopPMin = 0.05f, kTopPMax = 1.0f, kTopPDefault = dsp::kSynthTopPDefault;
 // Label guidance against the null label (dsp::SynthEngine::set_guidance): 0 is off; a model
 // without a null label ignores it.
-constexpr float kGuidanceMax = dsp::SynthEngine::kMaxGuidance, kGuidanceDefault = 3.0f;
+constexpr float kGuidanceMax = dsp::SynthEngine::kMaxGuidance, kGuidanceDefault = dsp::kSynthGuidanceDefault;
 constexpr int kSeedMax = 65535, kSeedDefault = 1;
 
 // The loaded model's controls, read by the audio thread (plain atomics: range and scale) and by

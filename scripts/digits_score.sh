@@ -26,6 +26,10 @@
 #                    scripts/digit_asr.py (PocketSphinx, a recogniser that never heard FSDD;
 #                    about 10 s for 300 clips), where pocketsphinx is installed
 #   ASR_JSON=FILE    its JSON summary
+#   SYNTH=1          with LABELS=1: the clips come from `mambawave synth` (the Synth plugin's engine,
+#                    each digit's key held CLIP_SECONDS, with its retries of a voice that says
+#                    nothing) instead of `generate`; TEMPERATURE, TOP_P and GUIDANCE then default to
+#                    the Synth's knobs (synth --help), and the voice's seed is SEED + the key's note
 #   THREADS=N        generate's --threads (default 0: every core; the clips are the same for any N)
 #   MW=PATH          the mambawave binary (default build/bin/mambawave)
 #   PYTHON=PATH      python3 with numpy (default /usr/bin/python3)
@@ -66,7 +70,15 @@ for seed in "${seeds[@]}"; do
 done
 for seed in "${seeds[@]}"; do
   tag=; [[ ${#seeds[@]} -gt 1 ]] && tag=s${seed}_  # (one seed: the file names as before)
-  if [[ -n ${LABELS:-} ]]; then  # a model trained with --label-prefix: count/10 clips asked for each digit
+  if [[ -n ${LABELS:-} && -n ${SYNTH:-} ]]; then  # as the Synth plays each digit's key
+    echo "== playing $((count / 10)) presses of each digit's key, held $seconds s, with $(basename "$model") (seed $seed, the Synth's knobs${TEMPERATURE:+, temperature $TEMPERATURE}${TOP_P:+, top-p $TOP_P}${GUIDANCE:+, guidance $GUIDANCE})"
+    for d in 0 1 2 3 4 5 6 7 8 9; do
+      # (count/10 seeds from seed * 1000: the seeds of one SEED never meet another's)
+      "$mw" synth -m "$model" --label $d --hold "$seconds" --count $((count / 10)) --seed $((seed * 1000)) \
+        ${TEMPERATURE:+--temperature "$TEMPERATURE"} ${TOP_P:+--top-p "$TOP_P"} ${GUIDANCE:+--guidance "$GUIDANCE"} \
+        --threads "${THREADS:-0}" -o "$work/label${d}_${tag}.wav" | tail -1
+    done
+  elif [[ -n ${LABELS:-} ]]; then  # a model trained with --label-prefix: count/10 clips asked for each digit
     echo "== generating $((count / 10)) clips of $seconds s for each --label 0..9 with $(basename "$model") (seed $seed, guidance ${GUIDANCE:-0}${CONTRAST:+ against $CONTRAST}, CPU)"
     for d in 0 1 2 3 4 5 6 7 8 9; do
       "$mw" generate -m "$model" --label $d --seconds "$seconds" --count $((count / 10)) --seed "$seed" \

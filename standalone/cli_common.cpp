@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -308,6 +309,15 @@ void throw_if_interrupted() {
 
 void note(const std::string& text) {
     std::cerr << ("mambawave: note: " + text + "\n");  // one write: notes may come from several threads
+}
+
+std::string clip_path(const std::string& out, int k, int count) {
+    if (count == 1) return out;
+    const std::filesystem::path p(out);
+    const int digits = std::max(3, int(std::to_string(count).size()));
+    char num[32];
+    std::snprintf(num, sizeof num, "_%0*d", digits, k);
+    return (p.parent_path() / (p.stem().string() + num + p.extension().string())).string();
 }
 
 } // namespace mw::cli

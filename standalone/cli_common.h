@@ -116,6 +116,10 @@ void throw_if_interrupted();
 int interrupted_exit_code();
 constexpr bool is_interrupted_exit(int code) { return code == 128 + SIGINT || code == 128 + SIGTERM; }
 
+// Clip k (1-based) of N output files: OUT itself when N is 1, else OUT's stem + "_001" (three
+// digits at least) + OUT's extension, in OUT's folder (generate --count, synth).
+std::string clip_path(const std::string& out, int k, int count);
+
 // A note for the user on stderr: "mambawave: note: ..."
 void note(const std::string& text);
 

@@ -51,17 +51,6 @@ GuidanceContrast guidance_contrast(const std::string& choice, const ModelConfig&
     return c.label_null ? GuidanceContrast::null_label : GuidanceContrast::labels;
 }
 
-// Clip k (1-based) of --count N: OUT itself when N is 1, else OUT's stem + "_001" (three digits
-// at least) + OUT's extension, in OUT's folder.
-std::string clip_path(const std::string& out, int k, int count) {
-    if (count == 1) return out;
-    const std::filesystem::path p(out);
-    const int digits = std::max(3, int(std::to_string(count).size()));
-    char num[32];
-    std::snprintf(num, sizeof num, "_%0*d", digits, k);
-    return (p.parent_path() / (p.stem().string() + num + p.extension().string())).string();
-}
-
 // The device for --device over `count` clips of `frames` samples: cuda is checked (a usage error
 // without CUDA, as in render); auto takes the GPU for many clips of a long job.
 Device generate_device(const std::string& choice, int count, int64_t frames) {

@@ -12,6 +12,7 @@ void add_info_command(CLI::App& app);      // cmd_info.cpp
 void add_run_command(CLI::App& app);       // cmd_run.cpp
 void add_render_command(CLI::App& app);    // cmd_render.cpp
 void add_generate_command(CLI::App& app);  // cmd_generate.cpp
+void add_synth_command(CLI::App& app);     // cmd_synth.cpp
 void add_init_command(CLI::App& app);      // cmd_init.cpp
 void add_bench_command(CLI::App& app);     // cmd_bench.cpp
 void add_capture_signal_command(CLI::App& app);  // cmd_capture_signal.cpp

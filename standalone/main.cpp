@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
     mw::cli::add_run_command(app);
     mw::cli::add_render_command(app);
     mw::cli::add_generate_command(app);
+    mw::cli::add_synth_command(app);
     mw::cli::add_init_command(app);
     mw::cli::add_bench_command(app);
     mw::cli::add_train_command(app);

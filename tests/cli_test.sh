@@ -318,8 +318,33 @@ else
     refuse "generate --device cuda without a GPU" 2 "--device cuda|CUDA" "$MW" generate -m gen.safetensors --seconds 0.1 --out fails/o.wav --device cuda
 fi
 
+# --- synth: key presses through the Synth plugin's engine -----------------------------------
+# (0.5 s held + the 50 ms release fade and 10 ms more: 4480 frames at the model's 8 kHz)
+check "synth one key" "$MW" synth -m gen.safetensors --notes C4 --hold 0.5 -o k1.wav --seed 3
+grep -q "played 1 key press" last.out && pass "synth prints a summary line" || fail "synth prints a summary line"
+check "synth writes 4480 mono frames at 8000 Hz" bash -c "[[ \$($PY h.py wav_info k1.wav) == '8000 1 4480' ]]"
+check "synth again with the same seed" "$MW" synth -m gen.safetensors --notes 60 --hold 0.5 -o k2.wav --seed 3
+check "the same key and seed give the same audio" cmp k1.wav k2.wav
+check "synth with another seed" "$MW" synth -m gen.safetensors --notes C4 --hold 0.5 -o k3.wav --seed 4
+if cmp -s k1.wav k3.wav; then echo "identical" >last.out; fail "another seed gives another press"
+else pass "another seed gives another press"; fi
+mkdir -p kt1 kt2
+check "synth two keys twice, on one thread" "$MW" synth -m gen.safetensors --notes C4,F#4 --count 2 --hold 0.2 -o kt1/k.wav --threads 1
+check "synth two keys twice, on two threads" "$MW" synth -m gen.safetensors --notes C4,F#4 --count 2 --hold 0.2 -o kt2/k.wav --threads 2
+check "a file per press, named after the key" bash -c "ls kt1 | tr '\n' ' ' | grep -qx 'k_C4_001.wav k_C4_002.wav k_Fs4_001.wav k_Fs4_002.wav '"
+check "the same presses on any number of threads" bash -c "for f in kt1/*.wav; do cmp \$f kt2/\${f#kt1/} || exit 1; done"
+check "synth a single press" "$MW" synth -m gen.safetensors --notes C4 --hold 0.2 -o kone.wav
+check "press 1 of --count equals the single press" cmp kt1/k_C4_001.wav kone.wav
+check "synth at a host rate of 48 kHz" "$MW" synth -m gen.safetensors --notes C4 --hold 0.5 --rate 48000 -o k48.wav
+check "synth --rate 48000 writes 48 kHz" bash -c "[[ \$($PY h.py wav_info k48.wav) == 48000\ 1\ * ]]"
+refuse "synth without keys" 2 "--notes" "$MW" synth -m gen.safetensors -o fails/k.wav
+refuse "synth a note that is not one" 2 "'H4' is not a note" "$MW" synth -m gen.safetensors --notes H4 -o fails/k.wav
+refuse "synth --guidance on a model without a null label" 2 "no null label" "$MW" synth -m gen.safetensors --notes C4 --guidance 2 -o fails/k.wav
+refuse "synth an effect" 2 "effect|mambawave render" "$MW" synth -m fx.safetensors --notes C4 -o fails/k.wav
+refuse "synth --label on a model without labels" 2 "has no labels" "$MW" synth -m gen.safetensors --label 3 -o fails/k.wav
+
 # --- help ------------------------------------------------------------------------------------
-for sub in info run render generate init; do
+for sub in info run render generate synth init; do
     check "$sub --help" "$MW" "$sub" --help
     grep -q "Example" last.out && pass "$sub --help has an example" || fail "$sub --help has an example"
 done
@@ -432,6 +457,15 @@ for p in digits_labelled digits_large; do
         "\"$MW\" generate -m \"$REPO/presets/$p.safetensors\" --label 3 -s 2 --count 8 --seed 1 -o $p.wav > /dev/null 2>&1 &&
         $PY h.py word_then_silence ${p}_00[1-8].wav"
 done
+# The Synth plays label L on key C4 + L (docs/PLUGIN.md): --label 3 is D#4. A key held 2 s says its
+# word and ends in silence; one that says nothing at first tries again (at most two of eight silent).
+check "synth digits_labelled: --label 3 is the key D#4" sh -c \
+    "\"$MW\" synth -m \"$REPO/presets/digits_labelled.safetensors\" --label 3 --hold 0.4 -o kl.wav >/dev/null 2>&1 &&
+    \"$MW\" synth -m \"$REPO/presets/digits_labelled.safetensors\" --notes D#4 --hold 0.4 -o kn.wav >/dev/null 2>&1 && cmp kl.wav kn.wav"
+check "synth digits_labelled: eight presses of the key for 3, each a word then silence" sh -c \
+    "\"$MW\" synth -m \"$REPO/presets/digits_labelled.safetensors\" --label 3 --hold 2 --count 8 -o ks.wav > /dev/null 2>&1 &&
+    $PY h.py word_then_silence ks_00[1-8].wav"
+refuse "synth a labelled model without --label" 2 "--label NAME" "$MW" synth -m "$REPO/presets/digits_labelled.safetensors" -o fails/k.wav
 refuse "bench with a corrupt model file" 1 "bad.safetensors" "$MW" bench --quick --model bad.safetensors
 
 echo "$passed passed, $failed failed"

@@ -911,6 +911,17 @@ TEST_CASE("synth engine: keys choose a labelled model's label, wrapping every n 
     CHECK(dsp::note_name(70) == "A#4");
     CHECK(dsp::note_name(0) == "C-1");
     CHECK(dsp::note_name(127) == "G9");
+    // and back (mambawave synth --notes): every MIDI note's name, flats, lower case, numbers
+    for (int n = 0; n <= 127; ++n) REQUIRE(dsp::parse_note_name(dsp::note_name(n)) == n);
+    CHECK(dsp::parse_note_name("Db4") == 61);
+    CHECK(dsp::parse_note_name("c4") == 60);
+    CHECK(dsp::parse_note_name("Cb4") == 59);
+    CHECK(dsp::parse_note_name("60") == 60);
+    CHECK(dsp::parse_note_name("0") == 0);
+    for (const char* bad : {"", "H4", "C10", "G#9", "C-2", "128", "-1", "C#", "C4x", "C 4", "Cb-1", "C##4"}) {
+        INFO("'" << bad << "'");
+        CHECK(dsp::parse_note_name(bad) == -1);
+    }
 
     const bool pooled_model = GENERATE(false, true);
     INFO((pooled_model ? "pooled" : "flat") << " generator");
