@@ -92,9 +92,9 @@ constexpr double kReleaseSeconds = 0.050;     // synth note-off fade
 constexpr double kSilentEndSeconds = 0.5;
 // A voice that has said nothing (no sample reached kSpokenLevel) in its first
 // kSilentEndSeconds starts again, primed afresh with its own sampler drawing on, up to this many
-// times: a generator sometimes draws silence or a faint hiss from the start (at the Synth's
-// settings, 7 of 300 notes of digits_labelled, 42 of 200 of digits_large), and a key pressed
-// should say its word.
+// times: a generator sometimes draws silence or a faint hiss from the start (at temperature 1,
+// the self-fed presets of 2026-12-07: 161 of 1800 presses of digits_large spoke only after a
+// retry, 2 not at all; docs/DIGITS.md), and a key pressed should say its word.
 constexpr int kSilentRestarts = 2;
 constexpr float kSpokenLevel = 0.05f;
 constexpr int kMaxControls = 8;
