@@ -128,7 +128,7 @@ using Clock = std::chrono::steady_clock;
 
 // The load of one block and the running meters (written by the audio thread only).
 struct Meters {
-    std::atomic<int64_t> nonfinite{0}, swaps{0}, dropped{0};
+    std::atomic<int64_t> nonfinite{0}, swaps{0}, dropped{0}, restarts{0};
     std::atomic<double> load{0}, load_peak{0};
     std::atomic<float> peak_in{0}, peak_out{0};
 
@@ -149,6 +149,7 @@ struct Meters {
         s.nonfinite_events = nonfinite.load();
         s.model_swaps = swaps.load();
         s.dropped_events = dropped.load();
+        s.silent_restarts = restarts.load();
         s.load = load.load();
         s.load_peak = load_peak.exchange(0);
         s.peak_in = peak_in.exchange(0);
@@ -402,7 +403,8 @@ struct SynthVoice {
     float velocity = 0, env = 0, env_step = 0;
     int release_left = 0;  // model samples
     int silent_run = 0;    // model samples in a row of the silence class drawn
-    bool spoke = false;    // a sample of this voice reached kSpokenLevel
+    int loud = 0;          // samples of this voice at kSpokenLevel or above
+    bool spoke = false;    // ... spoken_samples of them: it said something
     int restarts = 0;      // times it said nothing for kSilentEndSeconds and started again
     int since_start = 0;   // model samples drawn since it was last primed
 };
@@ -424,8 +426,10 @@ struct SynthSlot {
     int64_t host_clock = 0;       // host samples output
     int attack_samples = 1, release_samples = 1;
     int silent_end_samples = 1;   // kSilentEndSeconds at the model's rate
+    int spoken_samples = 1;       // kSpokenSeconds at the model's rate
     float temperature = 1, top_p = 1;
     float guidance = 0;  // SynthEngine::set_guidance
+    int restarts = 0;    // voices primed again for saying nothing, since the audio thread last read it
 
     void start(int v, float velocity, uint64_t seed, int note) {
         SynthVoice& s = voices[size_t(v)];
@@ -436,6 +440,7 @@ struct SynthSlot {
         s.releasing = false;
         s.dead = false;
         s.silent_run = 0;
+        s.loud = 0;
         s.spoke = false;
         s.restarts = 0;
         s.since_start = 0;
@@ -528,7 +533,8 @@ struct SynthSlot {
             }
             const float y = mulaw_decode(token);
             sum += y * s.velocity * s.env;
-            s.spoke = s.spoke || std::fabs(y) >= kSpokenLevel;
+            s.loud += std::fabs(y) >= kSpokenLevel;
+            s.spoke = s.spoke || s.loud >= spoken_samples;
             s.silent_run = token == kSilenceClass ? s.silent_run + 1 : 0;
             if (s.releasing && s.env <= 0.0f) {  // faded out
                 s.on = false;
@@ -538,6 +544,8 @@ struct SynthSlot {
                 // nothing said in its first half second (silence, or a faint hiss): primed again
                 // with the next sample, its sampler drawing on
                 ++s.restarts;
+                ++restarts;
+                s.loud = 0;
                 s.since_start = 0;
                 s.silent_run = 0;
                 s.primed = false;
@@ -623,6 +631,7 @@ std::unique_ptr<SynthSlot> make_synth_slot(RealtimeModelPtr model, double host_r
     slot->attack_samples = std::max(1, int(std::lround(kAttackSeconds * cfg.sample_rate_hz)));
     slot->release_samples = std::max(1, int(std::lround(kReleaseSeconds * cfg.sample_rate_hz)));
     slot->silent_end_samples = std::max(1, int(std::lround(kSilentEndSeconds * cfg.sample_rate_hz)));
+    slot->spoken_samples = std::max(1, int(std::lround(kSpokenSeconds * cfg.sample_rate_hz)));
     auto make_stream = [&](VoiceStream& stream, int streams) {
         stream.streams = streams;
         if (cfg.pooled()) stream.pooled = std::make_unique<pooled::Stepper>(model->pooled, streams);  // the shared weights
@@ -1146,6 +1155,11 @@ struct SynthEngine::Impl : EngineCore<SynthSlot> {
         for (const SynthVoice& s : current->voices) n_sounding += s.on;
         sounding.store(n_sounding, std::memory_order_relaxed);
         if (events) meters.nonfinite.fetch_add(events, std::memory_order_relaxed);
+        for (SynthSlot* slot : {current, fading})
+            if (slot && slot->restarts) {
+                meters.restarts.fetch_add(slot->restarts, std::memory_order_relaxed);
+                slot->restarts = 0;
+            }
         Meters::raise(meters.peak_out, peak);
     }
 };

@@ -90,13 +90,20 @@ constexpr double kReleaseSeconds = 0.050;     // synth note-off fade
 // generator to end its clips with) this long in a row has finished: it stops stepping, and so
 // costs nothing, until its key is pressed again.
 constexpr double kSilentEndSeconds = 0.5;
-// A voice that has said nothing (no sample reached kSpokenLevel) in its first
+// A voice that has said nothing (see kSpokenLevel) in its first
 // kSilentEndSeconds starts again, primed afresh with its own sampler drawing on, up to this many
 // times: a generator sometimes draws silence or a faint hiss from the start (at temperature 1,
 // the self-fed presets of 2026-12-07: 161 of 1800 presses of digits_large spoke only after a
 // retry, 2 not at all; docs/DIGITS.md), and a key pressed should say its word.
 constexpr int kSilentRestarts = 2;
-constexpr float kSpokenLevel = 0.05f;
+// "Said something": kSpokenSeconds of samples (not necessarily in a row) at least kSpokenLevel
+// loud. The level is below any take of the FSDD training split (their peaks: 0.0105 at the
+// least, under 0.05 for 16% of them), since a generator reproduces quietly recorded speakers
+// too: at 0.05 and a single sample, the rule until 2026-12-07, the Synth started 10% of
+// digits_large's presses again mid-word, and a lone click counted as a word (docs/DIGITS.md,
+// "The Synth's own knobs").
+constexpr float kSpokenLevel = 0.01f;
+constexpr double kSpokenSeconds = 0.005;
 constexpr int kMaxControls = 8;
 
 // A labelled generator (trained with --label-prefix; docs/DIGITS.md) is told by the note which
@@ -132,6 +139,7 @@ struct EngineStats {
     float peak_in = 0, peak_out = 0;// since the last stats() call (meters), linear
     double load_peak = 0;           // the highest one-block load since the last stats() call
     int64_t dropped_events = 0;     // synth: note events beyond the per-block queue (256)
+    int64_t silent_restarts = 0;    // synth: voices primed again for saying nothing (kSilentRestarts)
 };
 
 // --- Effect: audio in -> model -> audio out -------------------------------------------------

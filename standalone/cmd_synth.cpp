@@ -50,7 +50,8 @@ struct Press {
     uint32_t seed = 0;
     std::string path;
     float peak = 0;          // of the output, at velocity 1 and the given level
-    double onset = -1;       // seconds to the first sample at the spoken level; -1: never
+    double onset = -1;       // seconds until it had said something (dsp::kSpokenLevel); -1: never
+    int64_t retries = 0;     // times its voice was started again for saying nothing
 };
 
 // One key press through a fresh engine: note-on at sample 0, note-off after hold_samples, then
@@ -70,7 +71,10 @@ void play_press(const dsp::RealtimeModelPtr& model, const SynthOptions& o, float
     dsp::AudioWriter writer(press.path, rate_hz, 1);
     std::vector<float> block(static_cast<size_t>(kBlock));
     float* planar[] = {block.data()};
+    // "said something" as the engine counts it (dsp::kSpokenLevel), on the output at its level
     const float spoken = dsp::kSpokenLevel * std::pow(10.0f, o.level_db / 20.0f);
+    const int64_t spoken_samples = std::max<int64_t>(1, std::llround(dsp::kSpokenSeconds * rate_hz));
+    int64_t loud = 0;
     for (int64_t t0 = 0; t0 < frames; t0 += kBlock) {
         const int n = int(std::min<int64_t>(kBlock, frames - t0));
         if (t0 == 0) engine.note_on(press.note, 1.0f, 0);
@@ -79,10 +83,12 @@ void play_press(const dsp::RealtimeModelPtr& model, const SynthOptions& o, float
         for (int i = 0; i < n; ++i) {
             const float a = std::fabs(block[size_t(i)]);
             press.peak = std::max(press.peak, a);
-            if (press.onset < 0 && a >= spoken) press.onset = double(t0 + i) / rate_hz;
+            loud += a >= spoken;
+            if (press.onset < 0 && loud >= spoken_samples) press.onset = double(t0 + i) / rate_hz;
         }
         writer.write(planar, n);
     }
+    press.retries = engine.stats().silent_restarts;
     writer.commit();
 }
 
@@ -195,33 +201,31 @@ void run_synth(const SynthOptions& given) {
     if (failure) std::rethrow_exception(failure);
     throw_if_interrupted();
 
-    // What came out: presses that said nothing, and those that spoke only after a retry.
-    const double retry_after = dsp::kSilentEndSeconds;
-    int silent = 0, late = 0;
+    // What came out: presses that said nothing, and those whose voice was started again.
+    int silent = 0, retried = 0;
     std::vector<double> onsets;
     for (const Press& p : presses) {
+        retried += p.retries > 0;
         if (p.onset < 0) ++silent;
-        else {
-            onsets.push_back(p.onset);
-            late += p.onset >= retry_after;
-        }
+        else onsets.push_back(p.onset);
     }
     const bool list_each = presses.size() <= 12;
     for (const Press& p : presses)
         if (list_each || p.onset < 0) {
             char line[256];
+            const std::string what = (p.onset < 0 ? std::string("said nothing") : "spoke at " + fmt_g(p.onset, 3) + " s") +
+                                     (p.retries > 0 ? " (started again " + std::to_string(p.retries) + "x)" : "");
             std::snprintf(line, sizeof line, "  %-4s seed %-6u peak %.3f  %s", dsp::note_name(p.note).c_str(),
-                          unsigned(p.seed), double(p.peak),
-                          p.onset < 0 ? "said nothing" : ("spoke at " + fmt_g(p.onset, 3) + " s").c_str());
+                          unsigned(p.seed), double(p.peak), what.c_str());
             std::cout << line << "  -> " << p.path << "\n";
         }
     std::sort(onsets.begin(), onsets.end());
     std::cout << "played " << presses.size() << " key press" << (presses.size() == 1 ? "" : "es") << ", "
               << speed_summary(double(presses.size()) * press_seconds, clock.seconds()) << ": " << silent
-              << " said nothing (peak under " << fmt_g(dsp::kSpokenLevel) << " at 0 dB)";
-    if (!onsets.empty())
-        std::cout << ", " << late << " spoke only after a retry (" << fmt_g(retry_after) << " s or later), median onset "
-                  << fmt_g(onsets[onsets.size() / 2], 3) << " s";
+              << " said nothing (not " << fmt_g(dsp::kSpokenSeconds * 1000) << " ms of samples at " << fmt_g(dsp::kSpokenLevel)
+              << " or louder, at 0 dB)";
+    std::cout << ", " << retried << " started again (silent for their first " << fmt_g(dsp::kSilentEndSeconds) << " s)";
+    if (!onsets.empty()) std::cout << ", median onset " << fmt_g(onsets[onsets.size() / 2], 3) << " s";
     std::cout << "\n";
 }
 
@@ -278,10 +282,10 @@ void add_synth_command(CLI::App& app) {
     sub->footer(
         "Each press starts a fresh engine: the same key, seed and knobs give the same file, on any number of "
         "threads. A voice that says nothing in its first " + fmt_g(dsp::kSilentEndSeconds) +
-        " s (no sample at " + fmt_g(dsp::kSpokenLevel) + ") starts again, " +
+        " s (not " + fmt_g(dsp::kSpokenSeconds * 1000) + " ms of samples at " + fmt_g(dsp::kSpokenLevel) + " or louder) starts again, " +
         std::to_string(dsp::kSilentRestarts) +
-        " times at most, as in the plugin; the summary counts the presses that said nothing and those that "
-        "spoke only after such a retry.\n\n"
+        " times at most, as in the plugin; the summary counts the presses that said nothing and those "
+        "started again so.\n\n"
         "Examples:\n"
         "  mambawave synth -m presets/digits_labelled.safetensors --label 7 -o seven.wav\n"
         "  mambawave synth -m presets/digits_large.safetensors --label all --count 3 --rate 48000 -o digit.wav\n"

@@ -808,8 +808,8 @@ TEST_CASE("synth engine: a voice is the documented sampler chain, sample for sam
 // nothing (out_proj zero), so the head sees the RMS-normalised embedding of the last class; every
 // row is a positive constant, so that is the same vector of ones for every class, and class v's
 // logit is d_model times its row's constant. The silence class's row is 5, the others' 0.1 (a
-// logit about 78 below), and class 255 (full scale) gets the row that draws it with chance p.
-Model fixed_chance_model(double p_loud) {
+// logit about 78 below), and class `loud` (255: full scale) gets the row that draws it with chance p.
+Model fixed_chance_model(double p_loud, int loud = 255) {
     Model m = generator_model(83);
     const int D = m.config().d_model;
     for (int i = 0; i < m.config().n_layers; ++i) {
@@ -819,7 +819,7 @@ Model fixed_chance_model(double p_loud) {
     REQUIRE(m.config().tie_embeddings);
     float* e = m.tensor("backbone.embeddings.weight");
     for (int v = 0; v < 256; ++v) std::fill_n(e + v * D, D, v == 128 ? 5.0f : 0.1f);
-    if (p_loud > 0) std::fill_n(e + 255 * D, D, float(5.0 - std::log((1 - p_loud) / p_loud) / D));
+    if (p_loud > 0) std::fill_n(e + loud * D, D, float(5.0 - std::log((1 - p_loud) / p_loud) / D));
     std::fill_n(m.tensor("backbone.norm_f.weight"), D, 1.0f);
     return m;
 }
@@ -867,33 +867,76 @@ TEST_CASE("synth engine: a voice that falls silent ends by itself, a sounding on
     }
 }
 
-TEST_CASE("synth engine: a voice silent from the start tries again, so that a note says something", "[dsp][realtime]") {
-    // Full scale with chance p a sample, else silence: a voice draws nothing loud in its first
-    // half second with chance (1 - p)^4000 = 0.30, and in all three tries with 0.027. Sixty notes,
-    // each with a seed of its own (the seeds are fixed: the count is the same every run).
-    const double p = 1 - std::pow(0.30, 1.0 / (dsp::kSilentEndSeconds * 8000));
+// Presses of one key, each held `held` samples of `span`, a seed each; the engine's count of
+// voices started again (EngineStats::silent_restarts) after each.
+std::vector<int64_t> restarts_per_note(const Model& m, int notes, int span, int held, Planar* out = nullptr) {
     dsp::SynthEngine s;
-    s.set_model(dsp::make_realtime_model(fixed_chance_model(p)));
+    s.set_model(dsp::make_realtime_model(m));
     s.prepare(8000, 100, 1);
-    const int notes = 60, span = 16000, held = 14000;  // (three tries take 12000 samples)
+    std::vector<int64_t> total;  // after each note (reserved: the callback runs inside the allocation trap)
+    total.reserve(size_t(notes));
     int64_t allocations = 0;
-    const Planar out = run_synth(s, 1, int64_t(notes) * span, 100, [&](int64_t t0, int) {
+    Planar o = run_synth(s, 1, int64_t(notes) * span, 100, [&](int64_t t0, int) {
         if (t0 % span == 0) {
+            if (t0 > 0) total.push_back(s.stats().silent_restarts);
             s.set_seed(uint32_t(1000 + t0 / span));
             s.note_on(60, 1.0f, 0);
         }
         if (t0 % span == held) s.note_off(60, 0);
     }, &allocations);
     CHECK(allocations == 0);
-    int silent = 0;
-    for (int k = 0; k < notes; ++k) {
-        float peak = 0;
-        for (int64_t t = int64_t(k) * span; t < int64_t(k) * span + held; ++t) peak = std::max(peak, std::fabs(out[0][size_t(t)]));
-        silent += peak < 0.5f;
+    total.push_back(s.stats().silent_restarts);
+    std::vector<int64_t> per(total.size());
+    for (size_t k = 0; k < total.size(); ++k) per[k] = total[k] - (k ? total[k - 1] : 0);
+    if (out) *out = std::move(o);
+    return per;
+}
+
+TEST_CASE("synth engine: a voice silent from the start tries again, so that a note says something", "[dsp][realtime]") {
+    const int end = int(dsp::kSilentEndSeconds * 8000), spoken = int(std::lround(dsp::kSpokenSeconds * 8000));
+    const int span = 16000, held = 14000;  // (three tries take 12000 samples)
+    SECTION("only silence: every note tries twice more") {
+        for (int64_t r : restarts_per_note(fixed_chance_model(0.0), 4, span, held)) CHECK(r == dsp::kSilentRestarts);
     }
-    // without the restarts about 18 of 60 notes say nothing (a standard deviation of 3.5)
-    INFO(silent << " of " << notes << " notes said nothing");
-    CHECK(silent <= 5);
+    SECTION("a quiet voice is a voice: no retry") {
+        // a class about 0.02 loud, as quietly recorded speech peaks (every FSDD take is above 0.0105)
+        int quiet = 128;
+        while (std::fabs(dsp::mulaw_decode(quiet)) < 0.02f) ++quiet;
+        INFO("class " << quiet << ", " << dsp::mulaw_decode(quiet));
+        REQUIRE(std::fabs(dsp::mulaw_decode(quiet)) < 0.03f);
+        for (int64_t r : restarts_per_note(fixed_chance_model(0.5, quiet), 4, span, held)) CHECK(r == 0);
+    }
+    SECTION("a lone click is not a word: retried") {
+        // full scale with chance 2 / 4000 a sample: about two clicks a try, far fewer than `spoken`
+        REQUIRE(spoken >= 20);
+        for (int64_t r : restarts_per_note(fixed_chance_model(2.0 / end), 4, span, held)) CHECK(r == dsp::kSilentRestarts);
+    }
+    SECTION("a voice that says too little in 30% of its tries") {
+        // loud samples a try ~ Poisson(lambda): fewer than `spoken` of them with chance 0.30 (lambda ~ 43.4 for
+        // spoken = 40). A note tries again with chance 0.30, twice with 0.09: about 23 retries in 60 notes
+        // (a standard deviation of about 4); notes that say nothing in all three tries, 0.027 of them
+        double lambda = spoken;
+        auto below = [&](double l) {  // P(Poisson(l) < spoken)
+            double term = std::exp(-l), sum = 0;
+            for (int k = 0; k < spoken; ++k) sum += term, term *= l / (k + 1);
+            return sum;
+        };
+        while (below(lambda) > 0.30) lambda += 0.01;
+        Planar out;
+        const std::vector<int64_t> per = restarts_per_note(fixed_chance_model(lambda / end), 60, span, held, &out);
+        int64_t retries = 0;
+        for (int64_t r : per) retries += r;
+        int silent = 0;  // notes with fewer than `spoken` loud samples while held
+        for (int k = 0; k < 60; ++k) {
+            int loud = 0;
+            for (int64_t t = int64_t(k) * span; t < int64_t(k) * span + held; ++t) loud += std::fabs(out[0][size_t(t)]) >= 0.5f;
+            silent += loud < spoken;
+        }
+        INFO(retries << " retries, " << silent << " of 60 notes said nothing");
+        CHECK(retries >= 10);
+        CHECK(retries <= 40);
+        CHECK(silent <= 5);
+    }
 }
 
 TEST_CASE("synth engine: keys choose a labelled model's label, wrapping every n keys", "[dsp][realtime]") {
