@@ -10,9 +10,13 @@
 #
 # Environment (all optional):
 #   COUNT=100        clips to generate          CLIP_SECONDS=1.5  length of each clip
-#   SEED=1           generate's --seed          TEMPERATURE=1  TOP_P=1  sampling settings
-#                    several seeds ("1 11 12"): COUNT clips for each, all scored as one set, so
-#                    that acc1's standard error shrinks (0.028 at 300 clips, 0.016 at 900)
+#   SEED=1           the clips' seeds: SEED's clips draw with generate --seed SEED x 1000 (clip k
+#                    of a digit: SEED x 1000 + k - 1), so that no two seeds share a clip;
+#                    several seeds ("1 2 3"): COUNT clips for each, all scored as one set, so
+#                    that acc1's standard error shrinks (0.028 at 300 clips, 0.016 at 900).
+#                    (Until 2026-12-07 SEED went to --seed as it was: seeds 1, 11, 12, 2, 3, 4 then
+#                    shared most of their clips, 410 distinct ones in 1800; docs/DIGITS.md.)
+#   TEMPERATURE=1  TOP_P=1  sampling settings
 #   FSDD=DIR         FSDD training split (default ../shared/data/fsdd/train from the repository root)
 #   CLASSIFIER=NPZ   the classifier (default /tmp/mambawave-digits/classifier.npz; trained if missing)
 #   KEEP=DIR         keep the generated clips in DIR (default: a temporary directory, removed at exit)
@@ -73,7 +77,7 @@ for seed in "${seeds[@]}"; do
   if [[ -n ${LABELS:-} && -n ${SYNTH:-} ]]; then  # as the Synth plays each digit's key
     echo "== playing $((count / 10)) presses of each digit's key, held $seconds s, with $(basename "$model") (seed $seed, the Synth's knobs${TEMPERATURE:+, temperature $TEMPERATURE}${TOP_P:+, top-p $TOP_P}${GUIDANCE:+, guidance $GUIDANCE})"
     for d in 0 1 2 3 4 5 6 7 8 9; do
-      # (count/10 seeds from seed * 1000: the seeds of one SEED never meet another's)
+      # (as generate's: from seed * 1000, the voice's seed adding the key's note)
       "$mw" synth -m "$model" --label $d --hold "$seconds" --count $((count / 10)) --seed $((seed * 1000)) \
         ${TEMPERATURE:+--temperature "$TEMPERATURE"} ${TOP_P:+--top-p "$TOP_P"} ${GUIDANCE:+--guidance "$GUIDANCE"} \
         --threads "${THREADS:-0}" -o "$work/label${d}_${tag}.wav" | tail -1
@@ -81,13 +85,13 @@ for seed in "${seeds[@]}"; do
   elif [[ -n ${LABELS:-} ]]; then  # a model trained with --label-prefix: count/10 clips asked for each digit
     echo "== generating $((count / 10)) clips of $seconds s for each --label 0..9 with $(basename "$model") (seed $seed, guidance ${GUIDANCE:-0}${CONTRAST:+ against $CONTRAST}, CPU)"
     for d in 0 1 2 3 4 5 6 7 8 9; do
-      "$mw" generate -m "$model" --label $d --seconds "$seconds" --count $((count / 10)) --seed "$seed" \
+      "$mw" generate -m "$model" --label $d --seconds "$seconds" --count $((count / 10)) --seed $((seed * 1000)) \
         --temperature "${TEMPERATURE:-1}" --top-p "${TOP_P:-1}" --guidance "${GUIDANCE:-0}" ${CONTRAST:+--contrast "$CONTRAST"} \
         --device cpu --threads "${THREADS:-0}" -o "$work/label${d}_${tag}.wav"
     done
   else
     echo "== generating $count clips of $seconds s with $(basename "$model") (seed $seed, CPU)"
-    "$mw" generate -m "$model" --seconds "$seconds" --count "$count" --seed "$seed" \
+    "$mw" generate -m "$model" --seconds "$seconds" --count "$count" --seed $((seed * 1000)) \
       --temperature "${TEMPERATURE:-1}" --top-p "${TOP_P:-1}" --device cpu --threads "${THREADS:-0}" -o "$work/clip${tag:+_$tag}.wav"
   fi
 done
