@@ -135,6 +135,33 @@ def main():
         check(r.returncode == 2,
               f"digit_score.py with scrambled weights: exit {r.returncode} (want 2: calibration failed)")
 
+        # scripts/digits_score.sh gives each SEED clips of its own (until 2026-12-07 it passed SEED to
+        # generate --seed as it was, and generate draws clip k with seed + k - 1: seeds 1 and 11
+        # shared 20 of their 30 clips a digit). A stand-in mambawave logs each --seed and --count
+        # and writes copies of a real take where the clips would go.
+        stub, log = os.path.join(tmp, "mw_stub"), os.path.join(tmp, "seeds.log")
+        with open(stub, "w") as f:
+            f.write(f"""#!{sys.executable}
+import shutil, sys
+a = sys.argv[1:]
+seed, count, out = int(a[a.index("--seed") + 1]), int(a[a.index("--count") + 1]), a[a.index("-o") + 1]
+open({log!r}, "a").write(f"{{seed}} {{count}}\\n")
+for k in range(1, count + 1):
+    shutil.copy({takes[0][0]!r}, out if count == 1 else out[:-4] + f"_{{k:03d}}.wav")
+""")
+        os.chmod(stub, 0o755)
+        env = dict(os.environ, MW=stub, CLASSIFIER=npz, FSDD=data_dir, PYTHON=sys.executable, LABELS="1",
+                   COUNT="200", SEED="1 11", ASR="0")
+        r = subprocess.run(["bash", os.path.join(root, "scripts", "digits_score.sh"), npz], env=env,
+                           capture_output=True, text=True)
+        calls = [tuple(map(int, line.split())) for line in open(log)] if os.path.exists(log) else []
+        check(len(calls) == 20 and all(n == 20 for _, n in calls),
+              f"digits_score.sh asked for 20 clips of each digit for each of two seeds: {calls}")
+        check(sorted({s for s, _ in calls}) == [1000, 11000], f"SEED s draws from s x 1000: {sorted({s for s, _ in calls})}")
+        ranges = sorted({(s, s + n) for s, n in calls})
+        check(all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:])), f"no two seeds share a clip: {ranges}")
+        check("label9_s11__020.wav" in r.stdout, "digits_score.sh scored the clips it asked for")
+
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)
