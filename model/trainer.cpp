@@ -177,11 +177,10 @@ int32_t self_fed_class(int32_t cls, const float* logits, int vocab, double p, ui
     // (each exponential once: on the GPU path the host draws ~0.3 of 16 × 4000 places a step)
     std::array<double, 256> e;  // ModelConfig::vocab is 256 (model.cpp checks it)
     if (vocab > int(e.size())) throw std::logic_error("self_fed_class: vocab " + std::to_string(vocab) + " > 256");
-    const int n = vocab;
     double total = 0;
-    for (int v = 0; v < n; ++v) total += e[v] = std::exp(double(logits[v] - m));
+    for (int v = 0; v < vocab; ++v) total += e[v] = std::exp(double(logits[v] - m));
     double below = 0;  // the draw: the first class whose cumulative mass passes u·total
-    for (int v = 0; v < n; ++v) {
+    for (int v = 0; v < vocab; ++v) {
         below += e[v];
         if (below > u * total) return v;
     }

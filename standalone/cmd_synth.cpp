@@ -131,8 +131,7 @@ std::string press_path(const std::string& out, const std::vector<int>& keys, siz
     return clip_path(base, k + 1, count);
 }
 
-void run_synth(const SynthOptions& given) {
-    SynthOptions o = given;
+void run_synth(const SynthOptions& o) {
     const dsp::RealtimeModelPtr model =
         dsp::make_realtime_model(load_model_for(o.model_path, IoKind::mulaw8, "synth", "render"));
     const ModelConfig& c = model->model.config();
