@@ -2,14 +2,12 @@
 // Reproducible across platforms: our own PRNG and arithmetic, no std:: distributions.
 #pragma once
 
+#include "kernels/counter_draws.h"  // mix64
+
 #include <cstdint>
 #include <vector>
 
 namespace mw {
-
-// splitmix64's finaliser: a well-mixed 64-bit hash of z (the seeding of Sampler's stream, and
-// counter-based draws such as the trainer's self-feed, which must not depend on call order).
-uint64_t mix64(uint64_t z);
 
 struct SamplerParams {
     float temperature = 1.0f;  // 0 = greedy (argmax)

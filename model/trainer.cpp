@@ -1,5 +1,6 @@
 #include "model/trainer.h"
 
+#include "kernels/counter_draws.h"
 #include "kernels/harmonic_decay.h"
 #include "kernels/thread_pool.h"
 #include "model/engine.h"
@@ -21,6 +22,7 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -166,25 +168,11 @@ double self_feed_chance(const TrainOptions& o, int64_t step) {
 
 int32_t self_fed_class(int32_t cls, const float* logits, int vocab, double p, uint64_t seed, int64_t step, int lane,
                        int64_t pos) {
-    uint64_t h = mix64(seed ^ 0x73656c66ull);  // "self": a stream apart from the data's
-    h = mix64(h ^ uint64_t(step));
-    h = mix64(h ^ uint64_t(lane));
-    h = mix64(h ^ uint64_t(pos));
-    if (double(h >> 11) * 0x1.0p-53 >= p) return cls;
-    const double u = double(mix64(h) >> 11) * 0x1.0p-53;
-    float m = logits[0];
-    for (int v = 1; v < vocab; ++v) m = std::max(m, logits[v]);
-    // (each exponential once: on the GPU path the host draws ~0.3 of 16 × 4000 places a step)
+    const SelfFeedCoin coin = self_feed_coin(p, seed, step, lane, pos);
+    if (!coin.drawn) return cls;
     std::array<double, 256> e;  // ModelConfig::vocab is 256 (model.cpp checks it)
     if (vocab > int(e.size())) throw std::logic_error("self_fed_class: vocab " + std::to_string(vocab) + " > 256");
-    double total = 0;
-    for (int v = 0; v < vocab; ++v) total += e[v] = std::exp(double(logits[v] - m));
-    double below = 0;  // the draw: the first class whose cumulative mass passes u·total
-    for (int v = 0; v < vocab; ++v) {
-        below += e[v];
-        if (below > u * total) return v;
-    }
-    return vocab - 1;
+    return draw_class(logits, vocab, coin.u, e.data());
 }
 
 std::string data_hash(const TrainData& d) {
@@ -231,8 +219,14 @@ struct Trainer::Impl {
     std::vector<std::vector<float>> lane_in, lane_out, lane_dout;  // [B][...]
     std::vector<std::vector<int32_t>> lane_tok;                     // [B][...] (lane_tokens)
     std::vector<std::vector<int32_t>> lane_fed;                     // [B][...] (self_fed)
-    std::vector<float> fed_logits;  // [B·L·V] the GPU's clean forward, read back for self_fed (kept: 65 MB a step)
     std::vector<double> lane_error;     // [B] loss numerator (effects: error; generators: nats)
+    // Self-feed on the GPU draws where the logits lie (gpu_self_feed). MW_SELF_FEED_ON_HOST=1 in
+    // the environment reads them back and draws on the host instead, as before 2026-12-07's
+    // twenty-third session: the same classes, kept for the benchmark that compares the two.
+    const bool self_feed_on_host = [] {
+        const char* v = std::getenv("MW_SELF_FEED_ON_HOST");
+        return v && std::string(v) == "1";
+    }();
 #if MW_HAVE_CUDA
     // device cuda: the batch's tape, made on the first step or validation (validation runs its
     // forward too, so a const validate() may make it)
@@ -270,6 +264,25 @@ struct Trainer::Impl {
             kernels::cuda::train_pooled_cross_entropy(*gpu_pooled, targets, scale, nats);
         else
             kernels::cuda::train_cross_entropy(*gpu, targets, scale, nats);
+    }
+    // TrainOptions::self_feed on the GPU: the draws self_fed makes on the host, made from the
+    // last forward's logits where they lie; tok [BL][Lmax] is that forward's classes.
+    void gpu_self_feed(const std::vector<int64_t>& n, std::vector<int32_t>& tok) const {
+        kernels::cuda::SelfFeedDraws d;
+        d.chance = self_feed_chance(opt, step);
+        d.seed = opt.seed;
+        d.step = step;
+        for (int b = b0; b < b1; ++b) {
+            const Lane& l = lanes[size_t(b)];
+            d.lane.push_back(b);
+            d.pos.push_back(l.pos);
+            d.first.push_back(std::max<int64_t>(1, model.config().label_prefix - l.pos));
+            d.end.push_back(n[size_t(b)]);
+        }
+        if (gpu_pooled)
+            kernels::cuda::train_pooled_self_feed(*gpu_pooled, d, tok.data());
+        else
+            kernels::cuda::train_self_feed(*gpu, d, tok.data());
     }
     void gpu_backward(const float* d_out, Model& g) const {
         std::vector<kernels::LayerGrad> layers;
@@ -555,14 +568,20 @@ struct Trainer::Impl {
                 std::copy(t + 1 + skip[size_t(b)], t + 1 + n[size_t(b)], target.begin() + i * Lmax + skip[size_t(b)]);
             }
             if (self_feed_chance(opt, step) > 0) {  // the model's predictions from the clean classes first
-                const int V = c.vocab;
-                fed_logits.resize(size_t(BL * Lmax * V));
-                gpu_tokens_forward(tok.data(), Lmax, state_in.data(), nullptr, fed_logits.data());
-                pool->run(BL, [&](int i) {
-                    const int32_t* fed = self_fed(b0 + i, tok.data() + i * Lmax, n[size_t(b0 + i)],
-                                                  fed_logits.data() + i * Lmax * V);
-                    std::copy(fed, fed + n[size_t(b0 + i)], tok.begin() + i * Lmax);
-                });
+                if (self_feed_on_host) {
+                    const int V = c.vocab;
+                    std::vector<float>& logits = lane_out[0];  // [BL][Lmax][V]
+                    logits.resize(size_t(BL * Lmax * V));
+                    gpu_tokens_forward(tok.data(), Lmax, state_in.data(), nullptr, logits.data());
+                    pool->run(BL, [&](int i) {
+                        const int32_t* fed = self_fed(b0 + i, tok.data() + i * Lmax, n[size_t(b0 + i)],
+                                                      logits.data() + i * Lmax * V);
+                        std::copy(fed, fed + n[size_t(b0 + i)], tok.begin() + i * Lmax);
+                    });
+                } else {
+                    gpu_tokens_forward(tok.data(), Lmax, state_in.data(), nullptr);
+                    gpu_self_feed(n, tok);
+                }
             }
             gpu_tokens_forward(tok.data(), Lmax, state_in.data(), state_out.data());
             std::vector<double> nats(static_cast<size_t>(BL));

@@ -4,6 +4,8 @@
 # tape's, whose code the pooled one shares; "testall": every group), then (STEPS "train") trains
 # the runs of RUNS side by side with scripts/device_train_generator.sh, BUDGET seconds for them;
 # STEPS "catch2" also builds the Catch2 suite and runs the GPU trainer's tests in it.
+# STEPS "sfspeed" times self-feed on the GPU (plain, draws on the GPU, draws on the host) before
+# the runs: SPEED_ARGS (train's flags for the model and data), SPEED_STEPS.
 # From the repository root on the GPU machine, with .debs/ and .carry/fsdd/train carried:
 #   device call: carry [".debs", ".carry/fsdd"]
 #   STEPS="test train" BUDGET=330 STEPS_TRAIN=3000 \
@@ -59,6 +61,25 @@ if has catch2; then
     echo "mw_tests [train][cuda] [cuda][pooled] rc $? at $(( $(date +%s) - T0 )) s"; tail -4 $CK/catch2.log
   ) > $CK/catch2.txt 2>&1 &
   catch2_pid=$!
+  # (sfspeed times the GPU alone: the tests first)
+  if has sfspeed; then wait $catch2_pid; cat $CK/catch2.txt; fi
+fi
+if has sfspeed; then
+  # Self-feed's cost on the GPU: SPEED_STEPS (default 150) steps of `train SPEED_ARGS`, plain, then
+  # self-fed (--self-feed 0.3) with the draws on the GPU, then with them on the host
+  # (MW_SELF_FEED_ON_HOST=1, as before), one after another with the build done and the GPU alone.
+  wait $cli_pid
+  for mode in plain gpu host; do
+    feed=(); [[ $mode != plain ]] && feed=(--self-feed 0.3)
+    rm -rf /tmp/sf_$mode.run  # (a warm machine's earlier call left one: train would refuse it)
+    MW_SELF_FEED_ON_HOST=$([[ $mode == host ]] && echo 1 || echo 0) \
+      $MW_BUILD_DIR/bin/mambawave train --data .carry/fsdd/train ${SPEED_ARGS:-} "${feed[@]}" \
+        --steps ${SPEED_STEPS:-150} --out /tmp/sf_$mode.safetensors --run-dir /tmp/sf_$mode.run --device cuda \
+        --threads 16 --val-every 1000000 --checkpoint-every 1000000 --no-plot --json \
+        > $CK/sfspeed_$mode.json 2> $CK/sfspeed_$mode.log </dev/null
+    rc=$?; [[ $rc != 0 ]] && tail -3 $CK/sfspeed_$mode.log
+    echo "sfspeed $mode: rc $rc $(python3 -c "import json; j=json.load(open('$CK/sfspeed_$mode.json')); print(round(j['samples_per_second']), 'samples/s,', j['steps_done'], 'steps in', round(j['wall_seconds'], 1), 's')" 2>&1) at $(( $(date +%s) - T0 )) s"
+  done
 fi
 if has train; then
   while [[ ! -x $MW_BUILD_DIR/bin/mambawave ]] && kill -0 $cli_pid 2>/dev/null; do sleep 2; done
@@ -75,6 +96,6 @@ if has train; then
      cp $n.safetensors $j "$OUT/"; cp $n.run/log.csv "$OUT/${n}_log.csv"
    done)
 fi
-if has catch2; then wait $catch2_pid; cat $CK/catch2.txt; fi
-cp $CK/test.log $CK/catch2.log "$OUT/" 2>/dev/null
+if has catch2 && ! has sfspeed; then wait $catch2_pid; cat $CK/catch2.txt; fi
+cp $CK/test.log $CK/catch2.log $CK/sfspeed_*.json "$OUT/" 2>/dev/null
 echo "total $(( $(date +%s) - T0 )) s"

@@ -5,11 +5,13 @@
 #include "model/engine.h"
 #include "model/model.h"
 #include "model/pooled.h"
+#include "model/trainer.h"
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 using namespace mw::test::cuda_checks;
 
@@ -219,4 +221,84 @@ TEST_CASE("CUDA entry points refuse a broken LTI layer or an LTI d_state above t
     MW_REQUIRE_REFUSED(kc::make_stepper(mb.view(), 2), "layer 1 is an LTI layer", n);
     MW_REQUIRE_REFUSED(kc::make_train_tape(mb.view(), 2, 64), "layer 1 is an LTI layer", n);
 #undef MW_REQUIRE_REFUSED
+}
+
+// Self-feed's draws on the GPU (kc::train_self_feed, the trainer's GPU path) against the host's
+// (mw::self_fed_class) from the same forward's logits, flat and pooled: the same class at every
+// place, only the rows [first, end) of each sequence drawn, about `chance` of them.
+TEST_CASE("CUDA self-feed draws the host's classes from the logits on the GPU (requires a GPU)", "[cuda][train]") {
+    if (!gpu_present()) return;
+    mw::ModelConfig flat = mw::make_config(mw::IoKind::mulaw8, 16, 2, 8);
+    mw::ModelConfig pooled = mw::make_config(mw::IoKind::mulaw8, 8, 3, 8);  // pool 4: 3 stacks of one layer
+    pooled.pool = {4};
+    const int B = 3, V = 256;
+    const int64_t L = 512;
+    std::mt19937 rng(21);
+    std::vector<int32_t> tokens(size_t(B * L));
+    for (int32_t& t : tokens) t = int32_t(rng() % V);
+    for (const mw::ModelConfig& c : {flat, pooled}) {
+        INFO((c.pooled() ? "pooled model" : "flat model"));
+        mw::Model m(c);
+        m.init_random(c.pooled() ? 22 : 23);
+        std::vector<float> logits(size_t(B * L * V));
+        kc::TrainTapePtr tape;
+        kc::PooledTapePtr ptape;
+        const kc::PooledView pview = c.pooled() ? mw::pooled::cuda_view(m) : kc::PooledView{};
+        if (c.pooled()) {
+            ptape = kc::make_pooled_tape(pview, B, L);
+            kc::train_pooled_forward(*ptape, pview, tokens.data(), L, nullptr, logits.data(), nullptr);
+        } else {
+            tape = kc::make_train_tape(m.view(), B, L);
+            kc::train_forward_tokens(*tape, m.view(), tokens.data(), L, nullptr, logits.data(), nullptr);
+        }
+        auto draw = [&](const kc::SelfFeedDraws& d, std::vector<int32_t>& fed) {
+            fed = tokens;
+            if (c.pooled())
+                kc::train_pooled_self_feed(*ptape, d, fed.data());
+            else
+                kc::train_self_feed(*tape, d, fed.data());
+        };
+        kc::SelfFeedDraws d;
+        d.chance = 0.5;
+        d.seed = 7;
+        d.step = 3;
+        d.lane = {5, 6, 7};
+        d.pos = {0, 100, 37};
+        d.first = {1, 20, 1};
+        d.end = {L, L, 300};
+        for (const double chance : {0.5, 1.0}) {
+            d.chance = chance;
+            std::vector<int32_t> fed;
+            draw(d, fed);
+            int64_t drawn = 0, changed = 0, eligible = 0;
+            std::vector<int32_t> expected = tokens;
+            for (int b = 0; b < B; ++b)
+                for (int64_t i = d.first[size_t(b)]; i < d.end[size_t(b)]; ++i) {
+                    const size_t r = size_t(b * L + i);
+                    ++eligible;
+                    drawn += mw::self_feed_coin(chance, d.seed, d.step, d.lane[size_t(b)], d.pos[size_t(b)] + i).drawn;
+                    expected[r] = mw::self_fed_class(tokens[r], logits.data() + (r - 1) * V, V, chance, d.seed, d.step,
+                                                     d.lane[size_t(b)], d.pos[size_t(b)] + i);
+                    changed += expected[r] != tokens[r];
+                }
+            INFO("chance " << chance << ": " << drawn << " of " << eligible << " places drawn, " << changed << " changed");
+            CHECK(fed == expected);
+            CHECK(drawn == Approx(chance * double(eligible)).margin(0.05 * double(eligible)));
+            CHECK(changed > drawn * 9 / 10);  // a draw seldom gives the clip's own class back
+        }
+        // Another step draws other places and classes.
+        std::vector<int32_t> a, b;
+        draw(d, a);
+        d.step = 4;
+        draw(d, b);
+        CHECK(a != b);
+        // Bad arrays are refused by name.
+        kc::SelfFeedDraws bad = d;
+        bad.first[1] = 0;
+        std::vector<int32_t> fed;
+        CHECK_THROWS_WITH(draw(bad, fed), Catch::Contains("sequence 1 draws rows 0.."));
+        bad = d;
+        bad.lane.pop_back();
+        CHECK_THROWS_WITH(draw(bad, fed), Catch::Contains("2 lanes"));
+    }
 }

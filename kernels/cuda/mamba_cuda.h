@@ -280,6 +280,22 @@ void train_backward(TrainTape& t, const float* d_out, const ModelGrad& g);
 // per-row floats); dLoss/dlogits = (softmax − onehot)·scale stays on the GPU for
 // train_backward(t, nullptr, g). Throws std::invalid_argument for a target outside -1..V-1.
 void train_cross_entropy(TrainTape& t, const int32_t* targets, double scale, double* nats);
+// Self-feed on the GPU (TrainOptions::self_feed), after train_forward_tokens, whose logits stay
+// on the GPU: tokens [B][L] (host) are that forward's classes, and come back with place i of
+// sequence b, for i in [first[b], end[b]), replaced where self_feed_coin(chance, seed, step,
+// lane[b], pos[b] + i) says so by draw_class from that forward's logits row i − 1
+// (kernels/counter_draws.h): the classes self_fed_class gives on the host, without the logits
+// crossing the bus. Throws std::invalid_argument for arrays of another size or rows outside
+// 1..L, std::logic_error without a forward before it.
+struct SelfFeedDraws {
+    double chance = 0;
+    uint64_t seed = 0;
+    int64_t step = 0;
+    std::vector<int> lane;            // [B] each sequence's lane number in the whole batch
+    std::vector<int64_t> pos;         // [B] the place of each sequence's row 0 in its clip
+    std::vector<int64_t> first, end;  // [B] the rows that may be drawn: first .. end − 1
+};
+void train_self_feed(TrainTape& t, const SelfFeedDraws& d, int32_t* tokens);
 
 // Mixed precision: the projections' products (every cuBLAS GEMM of forward and backward) on
 // the tensor cores in TF32 (10-bit mantissa inputs, fp32 accumulation) instead of full fp32.
@@ -368,6 +384,8 @@ void train_pooled_forward(PooledTape& t, const PooledView& m, const int32_t* tok
                           const float* state_in, float* logits, float* state_out);
 // As train_cross_entropy, on the last forward's logits.
 void train_pooled_cross_entropy(PooledTape& t, const int32_t* targets, double scale, double* nats);
+// As train_self_feed, on the last forward's logits.
+void train_pooled_self_feed(PooledTape& t, const SelfFeedDraws& d, int32_t* tokens);
 // dlogits [B][L][V] (host; null: train_pooled_cross_entropy's) -> adds (+=) into g.
 void train_pooled_backward(PooledTape& t, const float* d_logits, const PooledGrad& g);
 void set_tf32(PooledTape& t, bool on);

@@ -13,6 +13,7 @@
 #include "kernels/cuda/train_tape.cuh"
 
 #include "kernels/cuda/scan_lti.cuh"
+#include "kernels/counter_draws.h"
 
 #include <algorithm>
 #include <climits>
@@ -329,6 +330,21 @@ __global__ void cross_entropy_kernel(const float* __restrict__ logits, const int
     z = warp_sum(z);
     for (int v = lane; v < V; v += 32) d[v] = (expf(l[v] - mx) / z - (v == target ? 1.0f : 0.0f)) * scale;
     if (lane == 0) nll[r] = mx + logf(z) - l[target];
+}
+
+// train_self_feed: one thread a row r = b·L + i; feed [4][B] holds each sequence's lane, place
+// of row 0, first and end row. Most rows keep their class (the coin says so, or they lie
+// outside [first, end)); a drawn row reads logits row r − 1, the prediction for place i.
+__global__ void self_feed_kernel(const float* __restrict__ logits, int32_t* __restrict__ tokens,
+                                 const int64_t* __restrict__ feed, int B, int64_t L, int V, double chance,
+                                 uint64_t seed, int64_t step) {
+    const int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (r >= int64_t(B) * L) return;
+    const int b = int(r / L);
+    const int64_t i = r % L;
+    if (i < feed[2 * B + b] || i >= feed[3 * B + b]) return;
+    const SelfFeedCoin coin = self_feed_coin(chance, seed, step, int(feed[b]), feed[B + b] + i);
+    if (coin.drawn) tokens[r] = draw_class(logits + (r - 1) * V, V, coin.u, nullptr);
 }
 
 } // namespace
@@ -952,6 +968,40 @@ void train_cross_entropy(TrainTape& t, const int32_t* targets, double scale, dou
         nats[b] = s;
     }
     t.dout_on_device = true;
+}
+
+void train_self_feed(TrainTape& t, const SelfFeedDraws& d, int32_t* tokens) {
+    const std::string who = "cuda::train_self_feed";
+    if (t.head != HeadKind::tokens) throw std::invalid_argument(who + ": the model is an effect");
+    if (t.L < 1) throw std::logic_error(who + ": no forward before it");
+    const size_t B = size_t(t.B);
+    if (d.lane.size() != B || d.pos.size() != B || d.first.size() != B || d.end.size() != B)
+        throw std::invalid_argument(who + ": " + std::to_string(d.lane.size()) + " lanes, " +
+                                    std::to_string(d.pos.size()) + " places, " + std::to_string(d.first.size()) +
+                                    " first and " + std::to_string(d.end.size()) + " end rows for a batch of " +
+                                    std::to_string(B));
+    std::vector<int64_t> feed(4 * B);
+    for (size_t b = 0; b < B; ++b) {
+        if (d.first[b] < 1 || d.end[b] > t.L)
+            throw std::invalid_argument(who + ": sequence " + std::to_string(b) + " draws rows " +
+                                        std::to_string(d.first[b]) + ".." + std::to_string(d.end[b] - 1) +
+                                        ", expected within 1.." + std::to_string(t.L - 1));
+        feed[b] = d.lane[b];
+        feed[B + b] = d.pos[b];
+        feed[2 * B + b] = d.first[b];
+        feed[3 * B + b] = d.end[b];
+    }
+    if (!t.feed) t.feed = device_alloc<int64_t>(int64_t(4 * B));
+    const int64_t rows = int64_t(t.B) * t.L;
+    int32_t* fed = t.targets.get();  // scratch: train_cross_entropy uploads its targets after
+    MW_CUDA_CHECK(cudaMemcpyAsync(t.feed.get(), feed.data(), feed.size() * sizeof(int64_t), cudaMemcpyHostToDevice,
+                                  t.stream));
+    MW_CUDA_CHECK(cudaMemcpyAsync(fed, tokens, size_t(rows) * sizeof(int32_t), cudaMemcpyHostToDevice, t.stream));
+    self_feed_kernel<<<blocks_for(rows, kThreads), kThreads, 0, t.stream>>>(t.out, fed, t.feed.get(), t.B, t.L, t.V,
+                                                                            d.chance, d.seed, d.step);
+    MW_CUDA_CHECK_LAUNCH();
+    MW_CUDA_CHECK(cudaMemcpyAsync(tokens, fed, size_t(rows) * sizeof(int32_t), cudaMemcpyDeviceToHost, t.stream));
+    MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
 }
 
 void set_tf32(TrainTape& t, bool on) {

@@ -341,6 +341,11 @@ void train_pooled_cross_entropy(PooledTape& t, const int32_t* targets, double sc
     train_cross_entropy(*t.tapes[size_t(2 * t.P)], targets, scale, nats);
 }
 
+void train_pooled_self_feed(PooledTape& t, const SelfFeedDraws& d, int32_t* tokens) {
+    if (t.L < 1) throw std::logic_error("cuda::train_pooled_self_feed: no forward before it");
+    train_self_feed(*t.tapes[size_t(2 * t.P)], d, tokens);
+}
+
 void train_pooled_backward(PooledTape& t, const float* d_logits, const PooledGrad& g) {
     const std::string who = "cuda::train_pooled_backward";
     if (t.L < 1) throw std::logic_error(who + ": no forward before it");

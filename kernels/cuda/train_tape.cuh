@@ -43,6 +43,7 @@ struct TrainTape : layer::GpuContext, layer::ModelShape {
     float* xin = nullptr;      // [rows][I]
     detail::DevPtr<int32_t> tokens;    // [rows]
     detail::DevPtr<int32_t> targets;   // [rows] train_cross_entropy's
+    detail::DevPtr<int64_t> feed;      // [4][B] train_self_feed's lanes (made at its first call)
     bool dout_on_device = false;  // train_cross_entropy has put dLoss/dlogits in dout
     detail::DevPtr<float> state_in;    // conv windows [layers][B][K-1][E], then SSM [layers][B][N][E]
     detail::DevPtr<float> state;       // the same, advanced by the forward (-> state_out)
