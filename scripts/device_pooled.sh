@@ -15,6 +15,10 @@
 # skips what is built). Back in $OUT: test.log, catch2.log and for each run its model, its JSON
 # summary and its log.csv (as NAME_log.csv): 8 files for two runs, the most the device tool
 # brings back. A failed build prints the end of its log instead.
+# A run continued in the next call (the machine still warm: it waits 30 s) starts from the model
+# this call left in /tmp/train_out, copied first (the next training clears that folder):
+#   cp /tmp/train_out/a.safetensors /tmp/a_init.safetensors && STEPS="train" \
+#     RUNS="b 64 2 16 32 4000 --init /tmp/a_init.safetensors ..." bash scripts/device_pooled.sh
 set -uo pipefail
 T0=$(date +%s)
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"

@@ -582,7 +582,7 @@ void add_train_command(CLI::App& app) {
     g_model->add_option("--self-feed", o->t.self_feed,
                         "Generator: the chance that a class fed to the model is replaced by a draw from the "
                         "model's own prediction for it (scheduled sampling, in one parallel pass: one more forward "
-                        "a step), so that it learns to continue histories holding its own errors, as when it "
+                        "a step, about 0.75x the samples/s), so that it learns to continue histories holding its own errors, as when it "
                         "generates. The targets stay the clip's. 0: off")
         ->capture_default_str()
         ->check(CLI::Range(0.0, 1.0));

@@ -449,9 +449,9 @@ refuse "bench with a missing model file" 2 "--model|nope.safetensors|exist" "$MW
 
 # --- the shipped labelled presets say their word, then stay silent (trained with train --pad-end;
 # what README, docs/DIGITS.md and docs/PLUGIN.md say of them) ---------------------------------
-# (guided at each file's own weight, 2, as generate --label and the Synth use it. digits_large
-# self-fed on the CPU only fell silent at once in about one clip of ten, 8 of 80; the one shipped
-# since its GPU runs in 10 of 1800; docs/DIGITS.md, "Self-fed on the GPU".)
+# (guided at each file's own weight, 1.5 and 2, as generate --label and the Synth use it.
+# digits_large self-fed on the CPU only fell silent at once in about one clip of ten, 8 of 80; the
+# one after its GPU runs in 10 of 1800; docs/DIGITS.md, "Self-fed on the GPU".)
 for p in digits_labelled digits_large; do
     check "$p: eight guided clips of 2 s, each ending in silence, at most two without a word" sh -c \
         "\"$MW\" generate -m \"$REPO/presets/$p.safetensors\" --label 3 -s 2 --count 8 --seed 1 -o $p.wav > /dev/null 2>&1 &&
