@@ -3,8 +3,8 @@
 # of their first 0.15 s, and free-running samples -> docs/images/digits-spectrograms.png
 #   scripts/digits_spectrograms.sh [MODEL] [FSDD_DIR]     (OUT_PNG=path: write the plot elsewhere;
 #   PYTHON=path: a python3 with numpy and matplotlib, default /usr/bin/python3)
-# A labelled model (train --label-prefix) is asked for the digit of each column, with
-# generate's --guidance GUIDANCE (default 3; 0: plain sampling).
+# A labelled model (train --label-prefix) is asked for the digit of each column, guided at the
+# weight it declares (`info`'s guidance line), or at GUIDANCE if set (0: plain sampling).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 model=$(realpath "${1:-$root/presets/digits.safetensors}")   # (the work below runs in a scratch folder)
@@ -17,8 +17,9 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 cd "$work"
 digits=(0 3 7 9)
 labelled=$("$mw" info "$model" --json | "$py" -c "import json, sys; print(1 if json.load(sys.stdin)['labels'] else 0)")
+weight=${GUIDANCE:-$("$mw" info "$model" --json | "$py" -c "import json, sys; print(json.load(sys.stdin).get('guidance') or 0)")}
 asked() {  # generate's arguments for digit $1: a labelled model is asked for it
-  [[ $labelled == 1 ]] && echo "--label $1 --guidance ${GUIDANCE:-3}"
+  [[ $labelled == 1 ]] && echo "--label $1${GUIDANCE:+ --guidance $GUIDANCE}"
   return 0
 }
 free=()
@@ -63,4 +64,4 @@ join() { local IFS=,; echo "$*"; }
   "$(basename "$model"): held-out takes, continuations of their first 0.15 s, free-running samples (seed 11)" \
   "held out (jackson, take 5)=$(join "${real[@]}")" \
   "first 0.15 s real, then generated=$(join "${primed[@]}")" \
-  "$( [[ $labelled == 1 ]] && echo "asked for 0, 3, 7, 9 (guidance ${GUIDANCE:-3})" || echo free-running)=$(join "${free[@]}")"
+  "$( [[ $labelled == 1 ]] && echo "asked for 0, 3, 7, 9 (guidance $weight)" || echo free-running)=$(join "${free[@]}")"
