@@ -1,5 +1,6 @@
 // The trainer's own math: loss gradients against float64 finite differences, AdamW against
 // the update written out by hand, the schedule and clipping at known points.
+#include "kernels/counter_draws.h"
 #include "kernels/harmonic_decay.h"
 #include "kernels/thread_pool.h"
 #include "model/losses.h"
@@ -537,6 +538,43 @@ TEST_CASE("self-feed draws replace a class at its chance, from the model's predi
     // a prediction certain of one class gives that class
     const float sure[4] = {-40.0f, 30.0f, -40.0f, 0.0f};
     for (int64_t pos = 0; pos < 100; ++pos) CHECK(self_fed_class(7, sure, 4, 1.0, 3, 1, 1, pos) == 1);
+}
+
+// The GPU draws with draw_class(..., nullptr), computing each exponential again in its second
+// pass; the host keeps them in scratch. Both must pick the same class for every u, including u
+// that fall exactly on a class boundary of the cumulative mass, and the class must be the first
+// whose cumulative mass passes u·total.
+TEST_CASE("self-feed's draw picks the same class with and without its scratch, the first past u", "[train]") {
+    std::mt19937 rng(31);
+    std::normal_distribution<float> logit(0.0f, 3.0f);
+    std::uniform_real_distribution<double> uni(0.0, 1.0);
+    std::vector<float> l(256);
+    std::vector<double> scratch(256);
+    int64_t same = 0, first_past = 0, trials = 0;
+    for (int row = 0; row < 200; ++row) {
+        for (float& x : l) x = logit(rng);
+        if (row % 10 == 0) l[size_t(row % 256)] = 60.0f;  // a row certain of one class
+        float m = l[0];
+        for (float x : l) m = std::max(m, x);
+        std::vector<double> cum(256);
+        double total = 0;
+        for (int v = 0; v < 256; ++v) cum[size_t(v)] = total += std::exp(double(l[size_t(v)] - m));
+        std::vector<double> us;
+        for (int k = 0; k < 50; ++k) us.push_back(uni(rng));
+        for (int v : {0, 17, 128, 254})  // on a boundary (u stays below 1, as self_feed_coin's does)
+            if (cum[size_t(v)] < total) us.push_back(cum[size_t(v)] / total);
+        us.push_back(0.0);
+        us.push_back(std::nextafter(1.0, 0.0));
+        for (double u : us) {
+            ++trials;
+            const int32_t a = draw_class(l.data(), 256, u, scratch.data()), b = draw_class(l.data(), 256, u, nullptr);
+            same += a == b;
+            const double target = u * total;
+            first_past += cum[size_t(a)] > target && (a == 0 || cum[size_t(a - 1)] <= target);
+        }
+    }
+    CHECK(same == trials);
+    CHECK(first_past == trials);
 }
 
 TEST_CASE("self-feed: the step's loss is the model's on its own draws against the clean targets", "[train]") {
