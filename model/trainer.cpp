@@ -273,10 +273,9 @@ struct Trainer::Impl {
         d.seed = opt.seed;
         d.step = step;
         for (int b = b0; b < b1; ++b) {
-            const Lane& l = lanes[size_t(b)];
             d.lane.push_back(b);
-            d.pos.push_back(l.pos);
-            d.first.push_back(std::max<int64_t>(1, model.config().label_prefix - l.pos));
+            d.pos.push_back(lanes[size_t(b)].pos);
+            d.first.push_back(first_fed_place(b));
             d.end.push_back(n[size_t(b)]);
         }
         if (gpu_pooled)
@@ -415,17 +414,23 @@ struct Trainer::Impl {
         return buf.data();
     }
 
-    // TrainOptions::self_feed: lane b's n classes `fed` with each place after the label prefix
+    // The first place of lane b's segment that self-feed may replace: past the label prefix, and
+    // never the segment's first (its prediction was made the step before). The host's draws
+    // (self_fed) and the GPU's (gpu_self_feed) both start here.
+    int64_t first_fed_place(int b) const {
+        return std::max<int64_t>(1, model.config().label_prefix - lanes[size_t(b)].pos);
+    }
+
+    // TrainOptions::self_feed: lane b's n classes `fed` with each place from first_fed_place on
     // replaced, at the option's chance this step (its ramp applied), by a draw from logits[i-1]
     // [V], the model's prediction for place i from the clean history (copied into lane_fed[b]).
-    // The segment's first place keeps its class: its prediction was made the step before.
     const int32_t* self_fed(int b, const int32_t* fed, int64_t n, const float* logits) {
         const Lane& l = lanes[size_t(b)];
         const ModelConfig& c = model.config();
         std::vector<int32_t>& buf = lane_fed[size_t(b)];
         buf.assign(fed, fed + n);
         const double p = self_feed_chance(opt, step);
-        for (int64_t i = std::max<int64_t>(1, c.label_prefix - l.pos); i < n; ++i)
+        for (int64_t i = first_fed_place(b); i < n; ++i)
             buf[size_t(i)] = self_fed_class(buf[size_t(i)], logits + (i - 1) * c.vocab, c.vocab, p, opt.seed, step, b,
                                             l.pos + i);
         return buf.data();

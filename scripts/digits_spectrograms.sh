@@ -16,8 +16,10 @@ out_png=${OUT_PNG:-$root/docs/images/digits-spectrograms.png}
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 cd "$work"
 digits=(0 3 7 9)
-labelled=$("$mw" info "$model" --json | "$py" -c "import json, sys; print(1 if json.load(sys.stdin)['labels'] else 0)")
-weight=${GUIDANCE:-$("$mw" info "$model" --json | "$py" -c "import json, sys; print(json.load(sys.stdin).get('guidance') or 0)")}
+# (whether it is labelled, and the guidance weight it declares)
+read -r labelled declared < <("$mw" info "$model" --json |
+  "$py" -c "import json, sys; j = json.load(sys.stdin); print(1 if j['labels'] else 0, j.get('guidance') or 0)")
+weight=${GUIDANCE:-$declared}
 asked() {  # generate's arguments for digit $1: a labelled model is asked for it
   [[ $labelled == 1 ]] && echo "--label $1${GUIDANCE:+ --guidance $GUIDANCE}"
   return 0
