@@ -73,7 +73,6 @@ TrainOptions options_from_json(const json& j) {
     o.label_dropout = j.value("label_dropout", 0.0);        // ... and no label dropout
     o.self_feed = j.value("self_feed", 0.0);                // ... and clean histories
     o.self_feed_ramp = j.value("self_feed_ramp", int64_t(0));
-    o.self_feed_passes = j.value("self_feed_passes", 1);  // ... and one pass
     o.validate_every = j.at("validate_every").get<int64_t>();
     o.seed = j.at("seed").get<uint64_t>();
     return o;
@@ -97,9 +96,6 @@ void check_options(const TrainOptions& o, bool effect) {
     if (o.self_feed > 0 && effect) bad("self-feed is for generators (the model's own mu-law classes)");
     if (o.self_feed_ramp < 0) bad("the self-feed ramp must be >= 0 steps, found " + std::to_string(o.self_feed_ramp));
     if (o.self_feed_ramp > 0 && !(o.self_feed > 0)) bad("a self-feed ramp needs a self-feed chance above 0");
-    if (o.self_feed_passes < 1 || o.self_feed_passes > 8)
-        bad("self-feed passes must be in 1..8, found " + std::to_string(o.self_feed_passes));
-    if (o.self_feed_passes > 1 && !(o.self_feed > 0)) bad("self-feed passes need a self-feed chance above 0");
     if (o.stft_weight > 0 && !effect) bad("the STFT loss is for effects; a generator's loss is cross-entropy");
     std::string why;
     if (o.device == Device::cuda && !cuda_available(&why)) bad("device cuda: " + why);
@@ -161,7 +157,6 @@ json options_to_json(const TrainOptions& o) {
             {"label_dropout", o.label_dropout},
             {"self_feed", o.self_feed},
             {"self_feed_ramp", o.self_feed_ramp},
-            {"self_feed_passes", o.self_feed_passes},
             {"validate_every", o.validate_every},
             {"seed", o.seed}};
 }
@@ -428,13 +423,12 @@ struct Trainer::Impl {
 
     // TrainOptions::self_feed: lane b's n classes `fed` with each place from first_fed_place on
     // replaced, at the option's chance this step (its ramp applied), by a draw from logits[i-1]
-    // [V], the model's prediction for place i from the history fed to that forward (copied into
-    // lane_fed[b]; a later pass gives lane_fed[b] itself, drawn again in place).
+    // [V], the model's prediction for place i from the clean history (copied into lane_fed[b]).
     const int32_t* self_fed(int b, const int32_t* fed, int64_t n, const float* logits) {
         const Lane& l = lanes[size_t(b)];
         const ModelConfig& c = model.config();
         std::vector<int32_t>& buf = lane_fed[size_t(b)];
-        if (fed != buf.data()) buf.assign(fed, fed + n);
+        buf.assign(fed, fed + n);
         const double p = self_feed_chance(opt, step);
         for (int64_t i = first_fed_place(b); i < n; ++i)
             buf[size_t(i)] = self_fed_class(buf[size_t(i)], logits + (i - 1) * c.vocab, c.vocab, p, opt.seed, step, b,
@@ -493,9 +487,7 @@ struct Trainer::Impl {
             // A pooled model's state is whole only after whole periods; a segment shorter than
             // that ends its sequence, so the lane jumps and its state is never used.
             const bool whole = !c.pooled() || L % c.pool_period() == 0;
-            // self-feed: the model's predictions from the clean classes first (then, for later
-            // passes, from the last pass's)
-            for (int k = 0; self_feed_chance(opt, step) > 0 && k < opt.self_feed_passes; ++k) {
+            if (self_feed_chance(opt, step) > 0) {  // the model's predictions from the clean classes first
                 tape.forward_tokens(model, tokens, L, l.state.data(), out.data(), nullptr);
                 tokens = self_fed(b, tokens, L, out.data());
             }
@@ -580,9 +572,7 @@ struct Trainer::Impl {
                 std::copy(fed, fed + n[size_t(b)], tok.begin() + i * Lmax);
                 std::copy(t + 1 + skip[size_t(b)], t + 1 + n[size_t(b)], target.begin() + i * Lmax + skip[size_t(b)]);
             }
-            // self-feed: the model's predictions from the clean classes first (then, for later
-            // passes, from the last pass's)
-            for (int k = 0; self_feed_chance(opt, step) > 0 && k < opt.self_feed_passes; ++k) {
+            if (self_feed_chance(opt, step) > 0) {  // the model's predictions from the clean classes first
                 if (self_feed_on_host) {
                     const int V = c.vocab;
                     std::vector<float>& logits = lane_out[0];  // [BL][Lmax][V]

@@ -105,12 +105,6 @@ struct TrainOptions {
     // self_feed at this step, and stays there (self_feed_chance). For a run from a fresh model,
     // whose first draws are noise. 0: self_feed from the first step.
     int64_t self_feed_ramp = 0;
-    // Passes of self-feed's draws (parallel scheduled sampling's passes, Duckworth et al. 2019).
-    // 1: the draws are made from the clean history's predictions. k > 1: each later pass runs the
-    // forward again over the last pass's classes and draws the same places again (the same coins)
-    // from its predictions, so a drawn class follows a history that holds earlier draws, nearer
-    // to generation, where every class before it was drawn. Costs one more forward a pass.
-    int self_feed_passes = 1;
     int64_t validate_every = 250;
     uint64_t seed = 1;
     int threads = 0;              // 0 = all cores

@@ -4,8 +4,8 @@
 # tape's, whose code the pooled one shares; "testall": every group), then (STEPS "train") trains
 # the runs of RUNS side by side with scripts/device_train_generator.sh, BUDGET seconds for them;
 # STEPS "catch2" also builds the Catch2 suite and runs the GPU trainer's tests in it.
-# STEPS "sfspeed" times self-feed on the GPU (plain, draws on the GPU, draws on the host, and the
-# GPU's in two passes) before the runs: SPEED_ARGS (train's flags for the model and data), SPEED_STEPS.
+# STEPS "sfspeed" times self-feed on the GPU (plain, draws on the GPU, draws on the host) before
+# the runs: SPEED_ARGS (train's flags for the model and data), SPEED_STEPS.
 # From the repository root on the GPU machine, with .debs/ and .carry/fsdd/train carried:
 #   device call: carry [".debs", ".carry/fsdd"]
 #   STEPS="test train" BUDGET=330 STEPS_TRAIN=3000 \
@@ -71,12 +71,10 @@ fi
 if has sfspeed; then
   # Self-feed's cost on the GPU: SPEED_STEPS (default 150) steps of `train SPEED_ARGS`, plain, then
   # self-fed (--self-feed 0.3) with the draws on the GPU, then with them on the host
-  # (MW_SELF_FEED_ON_HOST=1, as before), then on the GPU in two passes (--self-feed-passes 2), one
-  # after another with the build done and the GPU alone.
+  # (MW_SELF_FEED_ON_HOST=1, as before), one after another with the build done and the GPU alone.
   wait $cli_pid
-  for mode in plain gpu host gpu2; do
+  for mode in plain gpu host; do
     feed=(); [[ $mode != plain ]] && feed=(--self-feed 0.3)
-    [[ $mode == gpu2 ]] && feed+=(--self-feed-passes 2)
     rm -rf /tmp/sf_$mode.run  # (a warm machine's earlier call left one: train would refuse it)
     MW_SELF_FEED_ON_HOST=$([[ $mode == host ]] && echo 1 || echo 0) \
       $MW_BUILD_DIR/bin/mambawave train --data .carry/fsdd/train ${SPEED_ARGS:-} "${feed[@]}" \

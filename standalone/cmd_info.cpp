@@ -131,7 +131,6 @@ std::string indented_training(const ModelConfig& c) {
             if (opt.value("self_feed", 0.0) > 0) out << ", self-feed " << opt.at("self_feed").get<double>();
             if (opt.value("self_feed_ramp", int64_t(0)) > 0)
                 out << " (from 0 over " << opt.at("self_feed_ramp").get<int64_t>() << " steps)";
-            if (opt.value("self_feed_passes", 1) > 1) out << " in " << opt.at("self_feed_passes").get<int>() << " passes";
             const nlohmann::json data = r.value("data", nlohmann::json::object());
             if (data.contains("speed_perturb")) {
                 out << ", speeds 1";

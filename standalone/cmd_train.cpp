@@ -284,9 +284,6 @@ void run_train(TrainCliOptions o) {
     if (o.t.self_feed_ramp > 0 && !(o.t.self_feed > 0))
         throw UsageError("--self-feed-ramp " + std::to_string(o.t.self_feed_ramp) +
                          " raises --self-feed's chance from 0: give --self-feed P too");
-    if (o.t.self_feed_passes > 1 && !(o.t.self_feed > 0))
-        throw UsageError("--self-feed-passes " + std::to_string(o.t.self_feed_passes) +
-                         " repeats --self-feed's draws: give --self-feed P too");
     if (o.out.empty()) throw UsageError("--out MODEL.safetensors is required: where the trained model goes");
     const std::string run_dir = run_dir_of(o);
     const std::string ckpt_dir = (fs::path(run_dir) / "checkpoint").string();
@@ -373,8 +370,7 @@ void run_train(TrainCliOptions o) {
                                     std::to_string(cfg.null_label()) + ")"
                               : std::string()) +
          (t.self_feed > 0 ? ", self-feed " + fmt(t.self_feed, 2) : std::string()) +
-         (t.self_feed_ramp > 0 ? " (from 0 over " + std::to_string(t.self_feed_ramp) + " steps)" : std::string()) +
-         (t.self_feed_passes > 1 ? " in " + std::to_string(t.self_feed_passes) + " passes" : std::string()));
+         (t.self_feed_ramp > 0 ? " (from 0 over " + std::to_string(t.self_feed_ramp) + " steps)" : std::string()));
 
     fs::create_directories(run_dir);
     // A fine-tuned model keeps its history: the --init model's file and its own training record
@@ -596,13 +592,6 @@ void add_train_command(CLI::App& app) {
                         "first predictions are noise. 0: P from the first step")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
-    g_model->add_option("--self-feed-passes", o->t.self_feed_passes,
-                        "Generator with --self-feed P: passes of the draws. 1: drawn from the clean history's "
-                        "predictions. 2 or more: each pass runs the forward again over the last pass's classes and "
-                        "draws the same places again, so a draw follows a history holding earlier draws, as in "
-                        "generation (one more forward a pass)")
-        ->capture_default_str()
-        ->check(CLI::Range(1, 8));
     g_model->add_option("--rate", o->rate_hz, "Model sample rate in Hz (default: the target file's; generators 8000)");
     g_model->add_flag("--no-skip", o->no_skip, "Effect: no input-to-output skip (the model makes the whole output)");
     auto* g_opt = sub->add_option_group("optimisation");

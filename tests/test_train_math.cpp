@@ -646,78 +646,6 @@ TEST_CASE("self-feed: the step's loss is the model's on its own draws against th
                       Catch::Contains("self-feed is for generators"));
 }
 
-// TrainOptions::self_feed_passes: a second pass runs the forward over the first pass's classes and
-// draws the same places again (the same coins) from its predictions; the step trains on those.
-TEST_CASE("self-feed in two passes draws the same places again, after the first pass's draws", "[train]") {
-    const TokenSequence s = prefixed_walk();
-    const int64_t L = int64_t(s.tokens.size()) - 1;
-    Model m = test::random_model(IoKind::mulaw8, 8, 2, 8, 47);
-    m.mutable_config().labels = {"5", "6"};
-    m.mutable_config().label_prefix = 12;
-    TrainOptions o = one_lane_step_options();
-    o.self_feed = 0.5;
-    o.self_feed_passes = 2;
-    // by hand: pass 1 from the clean history, pass 2 from pass 1's (lane 0, step 0, from the start)
-    std::vector<float> logits1(size_t(L) * 256), logits2(size_t(L) * 256), logits(size_t(L) * 256);
-    TokenForward(m, 1).run(s.tokens.data(), L, logits1.data());
-    std::vector<int32_t> fed1 = s.tokens;
-    for (int64_t i = 12; i < L; ++i)
-        fed1[size_t(i)] = self_fed_class(s.tokens[size_t(i)], logits1.data() + (i - 1) * 256, 256, 0.5, o.seed, 0, 0, i);
-    TokenForward(m, 1).run(fed1.data(), L, logits2.data());
-    std::vector<int32_t> fed2 = fed1;
-    int64_t drawn = 0, redrawn_other = 0, kept_clean = 0;
-    for (int64_t i = 12; i < L; ++i) {
-        fed2[size_t(i)] = self_fed_class(fed1[size_t(i)], logits2.data() + (i - 1) * 256, 256, 0.5, o.seed, 0, 0, i);
-        if (self_feed_coin(0.5, o.seed, 0, 0, i).drawn) {
-            ++drawn;
-            redrawn_other += fed2[size_t(i)] != fed1[size_t(i)];
-        } else {
-            kept_clean += fed2[size_t(i)] == s.tokens[size_t(i)];
-        }
-    }
-    CHECK(kept_clean == L - 12 - drawn);  // a place the coin spares stays the clip's in both passes
-    REQUIRE(redrawn_other > drawn / 4);   // pass 2's predictions differ: pass 1's draws are in the history
-    TokenForward(m, 1).run(fed2.data(), L, logits.data());
-    const NllSums two = cross_entropy(logits.data(), s.tokens.data() + 1, L, 256, 11, nullptr, 1.0);
-    TokenForward(m, 1).run(fed1.data(), L, logits.data());
-    const NllSums one = cross_entropy(logits.data(), s.tokens.data() + 1, L, 256, 11, nullptr, 1.0);
-    REQUIRE(std::fabs(two.bits_per_sample() - one.bits_per_sample()) > 1e-3);
-    TrainData d;
-    d.token_train.push_back(s);
-    d.token_val.push_back(s);
-    Trainer t2(m, d, o);
-    CHECK(t2.step().loss == Approx(two.bits_per_sample()).epsilon(1e-5));
-    TrainOptions o1 = o;
-    o1.self_feed_passes = 1;
-    Trainer t1(m, d, o1);
-    CHECK(t1.step().loss == Approx(one.bits_per_sample()).epsilon(1e-5));
-
-    // a checkpoint keeps the passes: stopped after one step and resumed, the same run
-    o.steps = 3;
-    Trainer whole(m, d, o);
-    for (int i = 0; i < 3; ++i) whole.step();
-    test::TempDir dir;
-    {
-        Trainer first(m, d, o);
-        first.step();
-        first.save_checkpoint(dir.path.string());
-    }
-    REQUIRE(checkpoint_meta(dir.file("trainer.safetensors")).at("options").at("self_feed_passes").get<int>() == 2);
-    auto resumed = Trainer::resume(dir.path.string(), d, 0, 1);
-    for (int i = 1; i < 3; ++i) resumed->step();
-    const int64_t P = m.parameter_count();
-    CHECK(std::vector<float>(resumed->model().data(), resumed->model().data() + P) ==
-          std::vector<float>(whole.model().data(), whole.model().data() + P));
-
-    // passes without a chance, or out of range, are refused
-    TrainOptions bad = o;
-    bad.self_feed = 0;
-    CHECK_THROWS_WITH(Trainer(m, d, bad), Catch::Contains("self-feed passes need a self-feed chance"));
-    bad = o;
-    bad.self_feed_passes = 0;
-    CHECK_THROWS_WITH(Trainer(m, d, bad), Catch::Contains("self-feed passes must be in 1..8, found 0"));
-}
-
 // TrainOptions::self_feed_ramp: the chance from 0 at the first step to P at the ramp's end, in a
 // straight line; a run's step at its midpoint is the step of a run at half the chance.
 TEST_CASE("a self-feed ramp raises the chance from 0 in a straight line, and a checkpoint keeps it", "[train]") {
@@ -1076,9 +1004,8 @@ TEST_CASE("self-feed trains on the GPU as on the CPU, flat and pooled (requires 
         Model m(c);
         m.init_random(48);
         INFO((c.pooled() ? "pooled model" : "flat model"));
-        auto options = [](Device device, double self_feed, int passes = 1) {
+        auto options = [](Device device, double self_feed) {
             TrainOptions o = exact_options(false);
-            o.self_feed_passes = passes;
             o.batch = 4;
             o.segment = 64;
             o.steps = 8;
@@ -1091,19 +1018,13 @@ TEST_CASE("self-feed trains on the GPU as on the CPU, flat and pooled (requires 
         };
         Trainer cpu(m, d, options(Device::cpu, 0.5)), gpu(m, d, options(Device::cuda, 0.5)),
             plain(m, d, options(Device::cuda, 0.0));
-        // and in two passes (TrainOptions::self_feed_passes), on both
-        Trainer cpu2(m, d, options(Device::cpu, 0.5, 2)), gpu2(m, d, options(Device::cuda, 0.5, 2));
         for (int i = 0; i < 8; ++i) {
-            const StepStats a = cpu.step(), b = gpu.step(), p = plain.step(), a2 = cpu2.step(), b2 = gpu2.step();
-            INFO("step " << i + 1 << ": CPU loss " << a.loss << ", GPU loss " << b.loss << ", GPU unfed " << p.loss
-                         << "; two passes: CPU " << a2.loss << ", GPU " << b2.loss);
+            const StepStats a = cpu.step(), b = gpu.step(), p = plain.step();
+            INFO("step " << i + 1 << ": CPU loss " << a.loss << ", GPU loss " << b.loss << ", GPU unfed " << p.loss);
             CHECK(b.loss == Approx(a.loss).epsilon(1e-3));
-            CHECK(b2.loss == Approx(a2.loss).epsilon(1e-3));
             if (i == 0) CHECK(std::fabs(b.loss - p.loss) > 1e-2);  // the draws reached the GPU's lanes
-            if (i == 0) CHECK(std::fabs(b2.loss - b.loss) > 1e-3);  // the second pass drew again
         }
         CHECK(gpu.validate().metric == Approx(cpu.validate().metric).epsilon(1e-3));
-        CHECK(gpu2.validate().metric == Approx(cpu2.validate().metric).epsilon(1e-3));
     }
 }
 

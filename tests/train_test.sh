@@ -305,18 +305,14 @@ refuse "--label-dropout on a generator without labels" 2 "--label-dropout 0.2|no
     "$MW" train --data clips --out ld.safetensors --label-dropout 0.2 --steps 1 --no-plot
 # self-feed: the model's own draws fed in place of some classes (scheduled sampling)
 check "fine-tune with --self-feed 0.3" "$MW" train --data lclips --out lsf.safetensors --init lnull.safetensors \
-    --label-prefix 32 --label-dropout 0.3 --self-feed 0.3 --self-feed-ramp 10 --self-feed-passes 2 --batch 4 \
-    --segment 512 --steps 20 --lr 3e-3 --val-every 20 --threads 2 --no-plot
+    --label-prefix 32 --label-dropout 0.3 --self-feed 0.3 --self-feed-ramp 10 --batch 4 --segment 512 --steps 20 \
+    --lr 3e-3 --val-every 20 --threads 2 --no-plot
 cp last.out lsf.out
-check "train's summary line names the self-feed, its ramp and its passes" \
-    grep -q "label dropout 0.30 (null label 2), self-feed 0.30 (from 0 over 10 steps) in 2 passes" lsf.out
-check "info names the fine-tune's self-feed, its ramp and its passes" sh -c "\"$MW\" info lsf.safetensors | grep -q '3\. 20 steps, batch 4 x 512, lr 0.003, label dropout 0.3, self-feed 0.3 (from 0 over 10 steps) in 2 passes, cpu.*(this model)'"
+check "train's summary line names the self-feed and its ramp" \
+    grep -q "label dropout 0.30 (null label 2), self-feed 0.30 (from 0 over 10 steps)" lsf.out
+check "info names the fine-tune's self-feed and its ramp" sh -c "\"$MW\" info lsf.safetensors | grep -q '3\. 20 steps, batch 4 x 512, lr 0.003, label dropout 0.3, self-feed 0.3 (from 0 over 10 steps), cpu.*(this model)'"
 refuse "--self-feed-ramp without --self-feed" 2 "--self-feed-ramp 50|give --self-feed P" \
     "$MW" train --data clips --out sf.safetensors --self-feed-ramp 50 --steps 1 --no-plot
-refuse "--self-feed-passes without --self-feed" 2 "--self-feed-passes 2|give --self-feed P" \
-    "$MW" train --data clips --out sf.safetensors --self-feed-passes 2 --steps 1 --no-plot
-refuse "--self-feed-passes out of range" 2 "--self-feed-passes|9" \
-    "$MW" train --data lclips --out sf.safetensors --label-prefix 32 --self-feed 0.3 --self-feed-passes 9 --steps 1 --no-plot
 refuse "--self-feed on an effect" 2 "self-feed is for generators" \
     "$MW" train --input di.wav --target rec.wav --out sf.safetensors --self-feed 0.2 --steps 1 --no-plot
 refuse "--self-feed out of range" 2 "--self-feed|1.5" \
