@@ -589,7 +589,9 @@ void add_train_command(CLI::App& app) {
     g_model->add_option("--self-feed-ramp", o->t.self_feed_ramp,
                         "Generator with --self-feed P: the chance rises in a straight line from 0 at the first step "
                         "to P at this step (scheduled sampling's curriculum), for a run from a fresh model, whose "
-                        "first predictions are noise. 0: P from the first step")
+                        "first predictions are noise (2000 is a good start). Self-fed from random weights, a "
+                        "digits model spoke far more clearly than one self-fed only at the end (docs/DIGITS.md). "
+                        "0: P from the first step")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
     g_model->add_option("--rate", o->rate_hz, "Model sample rate in Hz (default: the target file's; generators 8000)");
