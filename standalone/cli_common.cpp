@@ -12,15 +12,33 @@
 #include <iostream>
 #include <sstream>
 
+#include <time.h>
+
 namespace mw::cli {
 
 namespace {
 
 volatile std::sig_atomic_t g_interrupted = 0;  // the signal that stops the job, 0 while none has
+timespec g_interrupted_at{};                    // when it came (CLOCK_MONOTONIC)
 
+// The first SIGINT or SIGTERM asks the job to stop cleanly. A second one a second or more later
+// ends the process at once (Ctrl-C pressed again). One sooner is the same stop sent twice and is
+// ignored: GNU timeout, for one, signals the command and then its whole process group.
+// (clock_gettime, signal and raise are async-signal-safe.)
 extern "C" void on_interrupt(int signal) {
-    g_interrupted = signal;
-    std::signal(signal, SIG_DFL);  // a second one ends the process
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (g_interrupted == 0) {
+        g_interrupted_at = now;
+        g_interrupted = signal;
+        return;
+    }
+    const double since = double(now.tv_sec - g_interrupted_at.tv_sec) +
+                         1e-9 * double(now.tv_nsec - g_interrupted_at.tv_nsec);
+    if (since >= 1.0) {
+        std::signal(signal, SIG_DFL);
+        std::raise(signal);
+    }
 }
 
 std::string number_text(float x) {

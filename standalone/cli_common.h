@@ -102,8 +102,9 @@ std::string speed_summary(double audio_seconds, double wall_seconds);
 // Ctrl-C (SIGINT) or SIGTERM (`kill`, `timeout`, a batch scheduler's time limit) during a long
 // job: the first only raises a flag, which the job checks between segments through
 // throw_if_interrupted(); the exception unwinds through the output writer, which removes its
-// temporary file (train: finishes its step and writes a checkpoint). A second signal of the
-// same kind ends the process at once.
+// temporary file (train: finishes its step and writes a checkpoint). A second signal a second
+// or more after the first ends the process at once; one sooner is the same stop sent twice (GNU
+// timeout signals the command, then its process group) and is ignored.
 struct Interrupted : std::runtime_error {
     using std::runtime_error::runtime_error;
 };

@@ -156,6 +156,19 @@ assert j['interrupted'] is True and j['steps_done'] == $stopped and j['steps'] =
     check "... the resumed run's log goes on from there" \
         $PY -c "import csv; r=list(csv.DictReader(open('$run.run/log.csv'))); assert int(r[-1]['step']) == $stopped + 2, r[-1]"
 done
+# The same stop sent twice at once, as GNU timeout sends it (to the command, then to its process
+# group): the second, sooner than a second after the first, must not end the process before its
+# checkpoint (before 2026-12-07's twenty-fourth session it did, at random).
+# (steps long enough, 16 x 16384 samples, that the second comes while the first's step still runs)
+"$MW" train --input di.wav --target rec.wav --d-model 16 --layers 4 --d-state 16 --batch 16 --segment 16384 \
+    --warmup 256 --threads 2 --no-plot --steps 100000 --val-every 100000 --out twice.safetensors \
+    --run-dir twice.run >twice.log 2>&1 &
+pid=$!
+for _ in $(seq 600); do [[ -s twice.run/log.csv ]] && [[ $(wc -l <twice.run/log.csv) -gt 2 ]] && break; sleep 0.1; done
+kill -TERM $pid; sleep 0.02; kill -TERM $pid 2>/dev/null
+rc=0; wait $pid || rc=$?
+check "SIGTERM twice within a second: exit 143 (found $rc) and a checkpoint" \
+    sh -c "test $rc -eq 143 && test -f twice.run/checkpoint/trainer.safetensors || { cat twice.log; exit 1; }"
 
 # Bad captures.
 # LTI layers train end to end on the CPU, and the file says which layers they are.
