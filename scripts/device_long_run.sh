@@ -15,10 +15,12 @@
 #     --label-prefix 32 --label-dropout 0.15 --pad-end 0.5 --self-feed 0.3 --self-feed-ramp 2000" \
 #     bash scripts/device_long_run.sh          # call 1; the same command again continues it
 # Back in $OUT: NAME.safetensors (the best validation so far), NAME.json (train's summary),
-# NAME_log.csv, NAME_run.tgz (the run directory: its checkpoint, for CARRY_RUN) and build.log.
-# (The device tool brings a file back only under 16 MiB: the archive of a d_model 32 pooled run is
-# about 5 MB; a d_model 64 one's, with its optimiser state, is over, so such a run lives only on
-# the warm machine.) A dry run here: DEVICE=cpu MW=build/bin/mambawave WORK=/tmp/lt ... (tiny ARGS).
+# NAME_log.csv, NAME_run.tgz (the run directory: its checkpoint and best model, for CARRY_RUN) and
+# build.log.
+# The device tool brings a file back only under 16 MiB: an archive over SPLIT (default 15M) comes
+# back in parts, NAME_run.tgz.00, .01, ... (a d_model 64 run's, with its optimiser state, is about
+# 33 MB: three parts); CARRY_RUN=.../NAME_run.tgz finds its parts beside it.
+# A dry run here: DEVICE=cpu MW=build/bin/mambawave WORK=/tmp/lt ... (tiny ARGS; SPLIT=100k to see parts).
 # It exits 0 when the run has finished all its steps, 3 when it stopped at DEADLINE to go on.
 set -uo pipefail
 T0=$(date +%s)
@@ -38,8 +40,10 @@ resume=()
 if [[ -f $RUN/checkpoint/trainer.safetensors ]]; then
   resume=(--resume); echo "resuming $RUN (this machine's)"
 elif [[ -n ${CARRY_RUN:-} ]]; then
-  [[ -f $CARRY_RUN ]] || { echo "CARRY_RUN=$CARRY_RUN: no such file (carry its folder)"; exit 1; }
-  rm -rf "$RUN"; mkdir -p "$RUN" && tar xzf "$CARRY_RUN" -C "$RUN" || { echo "CARRY_RUN=$CARRY_RUN: not a run archive"; exit 1; }
+  parts=("$CARRY_RUN"); [[ -f $CARRY_RUN ]] || parts=("$CARRY_RUN".[0-9][0-9])  # (whole, or in parts)
+  [[ -f ${parts[0]} ]] || { echo "CARRY_RUN=$CARRY_RUN: no such file, nor its parts .00, .01, ... (carry its folder)"; exit 1; }
+  rm -rf "$RUN"; mkdir -p "$RUN" && cat "${parts[@]}" | tar xzf - -C "$RUN" ||
+    { echo "CARRY_RUN=$CARRY_RUN: not a run archive (${#parts[@]} file(s))"; exit 1; }
   [[ -f $RUN/checkpoint/trainer.safetensors ]] || { echo "CARRY_RUN=$CARRY_RUN holds no checkpoint/trainer.safetensors"; exit 1; }
   resume=(--resume); echo "resuming the carried run $CARRY_RUN"
   # (the best model so far lives beside the run directory; the archive brought it along)
@@ -60,8 +64,15 @@ cp "$WORK/$NAME.safetensors" "$OUT/" 2>/dev/null || echo "no model yet (no valid
 cp "$RUN/log.csv" "$OUT/${NAME}_log.csv" 2>/dev/null
 cp "$WORK/$NAME.safetensors" "$RUN/best_model.safetensors" 2>/dev/null
 (cd "$RUN" && tar czf "$OUT/${NAME}_run.tgz" .)
+SPLIT=${SPLIT:-15M}; SPLIT=${SPLIT^^}  # (numfmt's suffixes are capitals)
+if [[ $(stat -c %s "$OUT/${NAME}_run.tgz") -gt $(numfmt --from=iec "$SPLIT") ]]; then
+  split -b "$SPLIT" -d "$OUT/${NAME}_run.tgz" "$OUT/${NAME}_run.tgz." && rm "$OUT/${NAME}_run.tgz"
+  echo "the run's archive comes back in $(ls "$OUT/${NAME}_run.tgz."* | wc -l) parts"
+fi
 rm -f "$RUN/best_model.safetensors"
-echo "rc $rc; $(python3 -c "import json; j=json.load(open('$OUT/$NAME.json')); print(j['steps_done'], 'of', j['steps'], 'steps, best', round(j['best'], 4), 'at step', j['best_step'])" 2>&1) at $(( $(date +%s) - T0 )) s"
+summary=$(python3 -c "import json; j=json.load(open('$OUT/$NAME.json')); print(j['steps_done'], 'of', j['steps'], 'steps, best', round(j['best'], 4), 'at step', j['best_step'])" 2>/dev/null) ||
+  summary="no summary from train"
+echo "rc $rc; $summary at $(( $(date +%s) - T0 )) s"
 if [[ $rc == 0 ]]; then exit 0; fi
 if [[ $rc == 124 || $rc == 130 || $rc == 143 ]]; then exit 3; fi
 echo "train failed (rc $rc):"; tail -5 "$WORK/$NAME.log"; exit 1
