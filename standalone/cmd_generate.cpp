@@ -254,8 +254,8 @@ void add_generate_command(CLI::App& app) {
                 "--temperature 0.9 --top-p 0.95 --seed 7\n"
                 "  mambawave generate -m babble.safetensors -s 5 -o take.wav --count 64 --device cuda\n"
                 "    (writes take_001.wav .. take_064.wav)\n"
-                "  mambawave generate -m presets/digits_labelled.safetensors --label 7 --guidance 3 -s 1.5 -o seven.wav\n"
-                "    (a model trained with --label-prefix, asked for a label)");
+                "  mambawave generate -m presets/digits_labelled.safetensors --label 7 -s 1.5 -o seven.wav\n"
+                "    (a model trained with --label-prefix, asked for a label; guided at the weight it declares)");
     sub->callback([o, sub] {
         o->guidance_given = sub->count("--guidance") > 0;
         run_generate(*o);
