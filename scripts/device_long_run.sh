@@ -42,12 +42,11 @@ if [[ -f $RUN/checkpoint/trainer.safetensors ]]; then
 elif [[ -n ${CARRY_RUN:-} ]]; then
   parts=("$CARRY_RUN"); [[ -f $CARRY_RUN ]] || parts=("$CARRY_RUN".[0-9][0-9])  # (whole, or in parts)
   [[ -f ${parts[0]} ]] || { echo "CARRY_RUN=$CARRY_RUN: no such file, nor its parts .00, .01, ... (carry its folder)"; exit 1; }
-  rm -rf "$RUN"; mkdir -p "$RUN" && cat "${parts[@]}" | tar xzf - -C "$RUN" ||
+  # (the archive holds the run directory and the best model so far beside it)
+  rm -rf "$RUN" && cat "${parts[@]}" | tar xzf - -C "$WORK" ||
     { echo "CARRY_RUN=$CARRY_RUN: not a run archive (${#parts[@]} file(s))"; exit 1; }
-  [[ -f $RUN/checkpoint/trainer.safetensors ]] || { echo "CARRY_RUN=$CARRY_RUN holds no checkpoint/trainer.safetensors"; exit 1; }
+  [[ -f $RUN/checkpoint/trainer.safetensors ]] || { echo "CARRY_RUN=$CARRY_RUN holds no $NAME.run/checkpoint/trainer.safetensors"; exit 1; }
   resume=(--resume); echo "resuming the carried run $CARRY_RUN"
-  # (the best model so far lives beside the run directory; the archive brought it along)
-  [[ -f $RUN/best_model.safetensors ]] && cp "$RUN/best_model.safetensors" "$WORK/$NAME.safetensors"
 fi
 left=$(( DEADLINE - ($(date +%s) - T0) ))
 (( left > 30 )) || { echo "only $left s before DEADLINE=$DEADLINE: nothing trained"; exit 1; }
@@ -62,14 +61,13 @@ tr '\r' '\n' < "$WORK/$NAME.log" | grep -v "^train \[" | tail -4
 # 0: all STEPS done; 130/143 (or timeout's 124): stopped at DEADLINE with a checkpoint
 cp "$WORK/$NAME.safetensors" "$OUT/" 2>/dev/null || echo "no model yet (no validation so far)"
 cp "$RUN/log.csv" "$OUT/${NAME}_log.csv" 2>/dev/null
-cp "$WORK/$NAME.safetensors" "$RUN/best_model.safetensors" 2>/dev/null
-(cd "$RUN" && tar czf "$OUT/${NAME}_run.tgz" .)
+best=(); [[ -f $WORK/$NAME.safetensors ]] && best=("$NAME.safetensors")
+tar czf "$OUT/${NAME}_run.tgz" -C "$WORK" "$NAME.run" "${best[@]}"
 SPLIT=${SPLIT:-15M}; SPLIT=${SPLIT^^}  # (numfmt's suffixes are capitals)
 if [[ $(stat -c %s "$OUT/${NAME}_run.tgz") -gt $(numfmt --from=iec "$SPLIT") ]]; then
   split -b "$SPLIT" -d "$OUT/${NAME}_run.tgz" "$OUT/${NAME}_run.tgz." && rm "$OUT/${NAME}_run.tgz"
   echo "the run's archive comes back in $(ls "$OUT/${NAME}_run.tgz."* | wc -l) parts"
 fi
-rm -f "$RUN/best_model.safetensors"
 summary=$(python3 -c "import json; j=json.load(open('$OUT/$NAME.json')); print(j['steps_done'], 'of', j['steps'], 'steps, best', round(j['best'], 4), 'at step', j['best_step'])" 2>/dev/null) ||
   summary="no summary from train"
 echo "rc $rc; $summary at $(( $(date +%s) - T0 )) s"

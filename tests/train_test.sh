@@ -127,12 +127,16 @@ train_args=()  # TRAIN without its --val-every
 for ((i = 0; i < ${#TRAIN[@]}; i++)); do
     if [[ ${TRAIN[i]} == --val-every ]]; then i=$((i + 1)); else train_args+=("${TRAIN[i]}"); fi
 done
+# Waits until run directory $1's log.csv has more than $2 lines: the run is training (up to 60 s
+# for the first log lines: 10 s may not be enough under a loaded parallel ctest).
+wait_log_rows() {
+    for _ in $(seq 600); do [[ -s $1/log.csv ]] && [[ $(wc -l <"$1/log.csv") -gt $2 ]] && return; sleep 0.1; done
+}
 for sig in INT TERM; do
     run=stop$sig want=$([[ $sig == INT ]] && echo 130 || echo 143) every=$([[ $sig == INT ]] && echo 2 || echo 100000)
     "$MW" "${train_args[@]}" --steps 100000 --val-every $every --json --out $run.safetensors >$run.log 2>&1 &
     pid=$!
-    # (up to 60 s for the first log lines: 10 s may not be enough under a loaded parallel ctest)
-    for _ in $(seq 600); do [[ -s $run.run/log.csv ]] && [[ $(wc -l <$run.run/log.csv) -gt 3 ]] && break; sleep 0.1; done
+    wait_log_rows $run.run 3
     kill -$sig $pid
     rc=0; wait $pid || rc=$?
     # (on failure, the trainer's own output: what it was doing when the signal came)
@@ -164,7 +168,7 @@ done
     --warmup 256 --threads 2 --no-plot --steps 100000 --val-every 100000 --out twice.safetensors \
     --run-dir twice.run >twice.log 2>&1 &
 pid=$!
-for _ in $(seq 600); do [[ -s twice.run/log.csv ]] && [[ $(wc -l <twice.run/log.csv) -gt 2 ]] && break; sleep 0.1; done
+wait_log_rows twice.run 2
 kill -TERM $pid; sleep 0.02; kill -TERM $pid 2>/dev/null
 rc=0; wait $pid || rc=$?
 check "SIGTERM twice within a second: exit 143 (found $rc) and a checkpoint" \
