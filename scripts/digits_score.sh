@@ -23,7 +23,9 @@
 #   JSON=FILE        also write digit_score.py's JSON summary to FILE
 #   LABELS=1         a model trained with --label-prefix: COUNT/10 clips asked for each digit
 #                    (generate --label D), and the accuracy against the digit asked for
-#   GUIDANCE=W       with LABELS=1: generate's --guidance W (label guidance; 0 = off)
+#   GUIDANCE=W       with LABELS=1: generate's --guidance W (label guidance; 0 = off); default: the
+#                    weight the model file declares (`info`'s guidance line), else off (until
+#                    2026-12-07, twenty-fifth session, the default was off whatever the file said)
 #   CONTRAST=C       with GUIDANCE: generate's --contrast (null, labels; default auto: the null
 #                    label where the model has one)
 #   ASR=0            with LABELS=1, skip the second opinion: by default the same clips also go to
@@ -83,10 +85,10 @@ for seed in "${seeds[@]}"; do
         --threads "${THREADS:-0}" -o "$work/label${d}_${tag}.wav" | tail -1
     done
   elif [[ -n ${LABELS:-} ]]; then  # a model trained with --label-prefix: count/10 clips asked for each digit
-    echo "== generating $((count / 10)) clips of $seconds s for each --label 0..9 with $(basename "$model") (seed $seed, guidance ${GUIDANCE:-0}${CONTRAST:+ against $CONTRAST}, CPU)"
+    echo "== generating $((count / 10)) clips of $seconds s for each --label 0..9 with $(basename "$model") (seed $seed, guidance ${GUIDANCE:-as the file declares}${CONTRAST:+ against $CONTRAST}, CPU)"
     for d in 0 1 2 3 4 5 6 7 8 9; do
       "$mw" generate -m "$model" --label $d --seconds "$seconds" --count $((count / 10)) --seed $((seed * 1000)) \
-        --temperature "${TEMPERATURE:-1}" --top-p "${TOP_P:-1}" --guidance "${GUIDANCE:-0}" ${CONTRAST:+--contrast "$CONTRAST"} \
+        --temperature "${TEMPERATURE:-1}" --top-p "${TOP_P:-1}" ${GUIDANCE:+--guidance "$GUIDANCE"} ${CONTRAST:+--contrast "$CONTRAST"} \
         --device cpu --threads "${THREADS:-0}" -o "$work/label${d}_${tag}.wav"
     done
   else
