@@ -16,9 +16,9 @@ $mw info "$fx"
 echo
 $mw render --model "$fx" --in presets/demo/guitar_di.flac --out out/demo_effect.wav --control drive=0.7
 $mw generate --model "$gen" --seconds 3 --seed 1 --out out/demo_generated.wav
-# ... and the generator told which digit to say, with label guidance (docs/DIGITS.md)
+# ... and the generator told which digit to say, guided at the weight its file declares (docs/DIGITS.md)
 said=presets/digits_labelled.safetensors
-$mw generate --model "$said" --label 7 --guidance 3 --seconds 1.5 --seed 1 --out out/demo_seven.wav
+$mw generate --model "$said" --label 7 --seconds 1.5 --seed 1 --out out/demo_seven.wav
 echo
 echo "Wrote:"
 echo "  out/demo_effect.wav     presets/demo/guitar_di.flac through $fx"

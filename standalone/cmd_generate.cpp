@@ -218,7 +218,7 @@ void add_generate_command(CLI::App& app) {
                     "(1 + w) log p(x | label) - w log p(x), pushing the clip towards what the label asked "
                     "for makes likelier than no label does; p(x) is the null label's prediction or the "
                     "labels' average (--contrast). Default: the weight the model declares (`info`'s guidance "
-                    "line; the labelled digits presets do: 1.5 for digits_large and 2 for digits_labelled, what "
+                    "line; the labelled digits presets do: 1.5, what "
                     "scored best in docs/DIGITS.md), else 0. CPU only")
         ->check(CLI::Range(0.0, 20.0));
     sub->add_option("--contrast", o->contrast,

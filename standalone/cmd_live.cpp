@@ -659,8 +659,8 @@ void add_live_command(CLI::App& app) {
     sub->add_option("--guidance", o->guidance,
                     "Generator with a null label (trained with --label-dropout): label guidance of this weight, "
                     "as the Synth's Guidance knob (0: off; each voice then runs 2 streams). Default: the "
-                    "weight the model declares (`info`'s guidance line: 1.5 for digits_large, 2 for "
-                    "digits_labelled), else 0")
+                    "weight the model declares (`info`'s guidance line: 1.5 for both labelled "
+                    "digits presets), else 0")
         ->check(CLI::Range(0.0, double(dsp::SynthEngine::kMaxGuidance)));
     sub->add_option("--seed", o->seed, "Generator: random seed (a voice uses seed + its note number)")
         ->capture_default_str();

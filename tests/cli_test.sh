@@ -449,7 +449,7 @@ refuse "bench with a missing model file" 2 "--model|nope.safetensors|exist" "$MW
 
 # --- the shipped labelled presets say their word, then stay silent (trained with train --pad-end;
 # what README, docs/DIGITS.md and docs/PLUGIN.md say of them) ---------------------------------
-# (guided at each file's own weight, 1.5 and 2, as generate --label and the Synth use it.
+# (guided at each file's own weight, 1.5, as generate --label and the Synth use it.
 # digits_large self-fed on the CPU only fell silent at once in about one clip of ten, 8 of 80; the
 # one after its GPU runs in 10 of 1800; docs/DIGITS.md, "Self-fed on the GPU".)
 for p in digits_labelled digits_large; do
