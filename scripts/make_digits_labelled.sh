@@ -8,7 +8,7 @@
 # lr 2e-3; then the preset's description and its guidance weight, 1.5, the one that scored best.
 # The shipped file was made so on 2026-12-07 on one H100, 18.1 minutes beside a second run of the
 # same size, in three device calls of at most 10 minutes (scripts/device_long_run.sh runs this
-# recipe so, resuming between calls). On a 2-core CPU (DEVICE=cpu) it would take about 15 hours
+# recipe so, resuming between calls: docs/DIGITS.md, "One run, self-fed from random weights"). On a 2-core CPU (DEVICE=cpu) it would take about 15 hours
 # (an estimate from 20 steps' speed on one, about 85k samples/s; not run).
 #   scripts/make_digits_labelled.sh [FSDD_TRAIN_DIR]      (default ../shared/data/fsdd/train)
 #   OUT=path     where the model goes (default presets/digits_labelled.safetensors)
