@@ -22,9 +22,10 @@
 #   RUNS="fed $A;fedsp $A --speed-perturb 0.9,1.1" STEPS=36000 LR=2e-3 CARRY_DIR=.carry/runs \
 #     bash scripts/device_long_run.sh          # two side by side (docs/DIGITS.md, "One run, self-fed ...")
 # Back in $OUT, for each run: NAME.safetensors (the best validation so far), NAME.json (train's
-# summary) and NAME_run.tgz (the run directory: its checkpoint, log.csv and best model, for
-# CARRY_DIR); with one run also NAME_log.csv; and build.log. (The device tool brings back at most 8
-# files: two runs fit, with their archives whole.)
+# summary) and NAME_run.tgz (the run directory: its checkpoint and log.csv, with the best model and
+# the summary beside it, for CARRY_DIR); with one run also NAME_log.csv; and build.log. The device
+# tool brings back at most 8 files: two small runs fit. LEAN=1 sends the archives alone (and
+# build.log), for two d_model 64 runs, whose archives come in three parts each.
 # It brings a file back only under 16 MiB: an archive over SPLIT (default 15M) comes back in parts,
 # NAME_run.tgz.00, .01, ... (a d_model 64 run's, with its optimiser state, is about 33 MB: three
 # parts); CARRY_DIR and CARRY_RUN find the parts beside it.
@@ -81,12 +82,15 @@ one_run() {
   timeout -s TERM "$left" "$MW" train --data .carry/fsdd/train --out "$WORK/$name.safetensors" --run-dir "$run" \
     --steps "$STEPS" --lr "${LR:-3e-3}" --lr-warmup "${WARMUP:-100}" --val-every "${VE:-1000}" \
     --checkpoint-every 100000000 --device "${DEVICE:-cuda}" --threads "$threads" --no-plot --json $resume $args \
-    > "$OUT/$name.json" 2> "$WORK/$name.log" < /dev/null
+    > "$WORK/$name.json" 2> "$WORK/$name.log" < /dev/null
   rc=$?
-  cp "$WORK/$name.safetensors" "$OUT/" 2>/dev/null || echo "$name: no model yet (no validation so far)"
-  (( ${#runs[@]} == 1 )) && cp "$run/log.csv" "$OUT/${name}_log.csv" 2>/dev/null
-  local best=(); [[ -f $WORK/$name.safetensors ]] && best=("$name.safetensors")
-  tar czf "$OUT/${name}_run.tgz" -C "$WORK" "$name.run" "${best[@]}"
+  [[ -f $WORK/$name.safetensors ]] || echo "$name: no model yet (no validation so far)"
+  if [[ -z ${LEAN:-} ]]; then
+    cp "$WORK/$name.json" "$OUT/"; cp "$WORK/$name.safetensors" "$OUT/" 2>/dev/null
+    (( ${#names[@]} == 1 )) && cp "$run/log.csv" "$OUT/${name}_log.csv" 2>/dev/null
+  fi
+  local keep=("$name.run" "$name.json"); [[ -f $WORK/$name.safetensors ]] && keep+=("$name.safetensors")
+  tar czf "$OUT/${name}_run.tgz" -C "$WORK" "${keep[@]}"
   if [[ $(stat -c %s "$OUT/${name}_run.tgz") -gt $(numfmt --from=iec "$SPLIT") ]]; then
     split -b "$SPLIT" -d "$OUT/${name}_run.tgz" "$OUT/${name}_run.tgz." && rm "$OUT/${name}_run.tgz"
     echo "$name: the run's archive comes back in $(ls "$OUT/${name}_run.tgz."* | wc -l) parts"
@@ -115,7 +119,7 @@ for i in "${!names[@]}"; do
   name=${names[$i]}
   wait "${pids[$i]}"; rc=$?
   tr '\r' '\n' < "$WORK/$name.log" | grep -v -e "^train \[" -e "^$" | tail -4 | sed "s/^/$name: /"
-  summary=$(python3 -c "import json; j=json.load(open('$OUT/$name.json')); print(j['steps_done'], 'of', j['steps'], 'steps, best', round(j['best'], 4), 'at step', j['best_step'])" 2>/dev/null) ||
+  summary=$(python3 -c "import json; j=json.load(open('$WORK/$name.json')); print(j['steps_done'], 'of', j['steps'], 'steps, best', round(j['best'], 4), 'at step', j['best_step'])" 2>/dev/null) ||
     summary="no summary from train"
   echo "$name: rc $rc; $summary"
   # 0: all STEPS done; 130/143 (or timeout's 124): stopped at DEADLINE with a checkpoint, unless
