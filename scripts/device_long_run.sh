@@ -22,13 +22,17 @@
 #   RUNS="fed $A;fedsp $A --speed-perturb 0.9,1.1" STEPS=36000 LR=2e-3 CARRY_DIR=.carry/runs \
 #     bash scripts/device_long_run.sh          # two side by side (docs/DIGITS.md, "One run, self-fed ...")
 # Back in $OUT, for each run: NAME.safetensors (the best validation so far), NAME.json (train's
-# summary) and NAME_run.tgz (the run directory: its checkpoint and log.csv, with the best model and
-# the summary beside it, for CARRY_DIR); with one run also NAME_log.csv; and build.log. The device
-# tool brings back at most 8 files: two small runs fit. LEAN=1 sends the archives alone (and
-# build.log), for two d_model 64 runs, whose archives come in three parts each.
+# summary) and NAME_run.tgz (the run directory: its checkpoint, log.csv and best.json, with the
+# summary, for CARRY_DIR; not the best model, which comes back beside it); with one run also
+# NAME_log.csv; and build.log. The device tool brings back at most 8 files: two small runs fit.
+# LEAN=1 sends the archives and the best models alone (and build.log).
 # It brings a file back only under 16 MiB: an archive over SPLIT (default 15M) comes back in parts,
-# NAME_run.tgz.00, .01, ... (a d_model 64 run's, with its optimiser state, is about 33 MB: three
-# parts); CARRY_DIR and CARRY_RUN find the parts beside it.
+# NAME_run.tgz.00, .01, ... (a d_model 64 run's, with its optimiser state and its 32 lanes' states,
+# is about 26 MB: two parts); CARRY_DIR and CARRY_RUN find the parts beside it.
+# What a call carries is at most 64 MiB with the tracked tree (about 15 MB), .debs (4) and the
+# FSDD training split (19): room for one d_model 64 run's archive, not two. A carried run resumes
+# without its best model unless NAME.safetensors lies beside its archive; either way train writes
+# a new one only when its validation beats the run's best.json, so keep the one that came back.
 # A dry run here: DEVICE=cpu MW=build/bin/mambawave WORK=/tmp/lt ... (tiny ARGS; SPLIT=100k to see parts).
 # It exits 0 when every run has finished all its steps, 3 when one stopped at DEADLINE to go on,
 # 1 when one failed.
@@ -68,10 +72,15 @@ start_of() {
     [[ -n ${CARRY_RUN:-} ]] && { echo "CARRY_RUN=$CARRY_RUN: no such file, nor its parts .00, .01, ... (carry its folder)" >&2; return 1; }
     echo "$name: nothing in CARRY_DIR=$CARRY_DIR: a fresh run" >&2; return 0
   fi
-  # (the archive holds the run directory and the best model so far beside it)
-  rm -rf "$run" && cat "${parts[@]}" | tar xzf - -C "$WORK" ||
+  # (the archive holds the run directory and train's summary; an older one the best model too)
+  rm -rf "$run" "$WORK/$name.safetensors" && cat "${parts[@]}" | tar xzf - -C "$WORK" ||
     { echo "$archive: not a run archive (${#parts[@]} file(s))" >&2; return 1; }
   [[ -f $run/checkpoint/trainer.safetensors ]] || { echo "$archive holds no $name.run/checkpoint/trainer.safetensors" >&2; return 1; }
+  local best; best=$(dirname "$archive")/$name.safetensors
+  if [[ -f $best ]]; then cp "$best" "$WORK/"
+  elif [[ ! -f $WORK/$name.safetensors ]]; then
+    echo "$name: its best model so far was not carried (keep the one that came back: a new one is written only if it does better)" >&2
+  fi
   echo "$name: resuming the carried run $archive" >&2; echo --resume
 }
 
@@ -84,13 +93,13 @@ one_run() {
     --checkpoint-every 100000000 --device "${DEVICE:-cuda}" --threads "$threads" --no-plot --json $resume $args \
     > "$WORK/$name.json" 2> "$WORK/$name.log" < /dev/null
   rc=$?
-  [[ -f $WORK/$name.safetensors ]] || echo "$name: no model yet (no validation so far)"
+  [[ -f $WORK/$name.safetensors ]] || echo "$name: no model here (no validation yet, or none beat the carried run's best)"
+  cp "$WORK/$name.safetensors" "$OUT/" 2>/dev/null
   if [[ -z ${LEAN:-} ]]; then
-    cp "$WORK/$name.json" "$OUT/"; cp "$WORK/$name.safetensors" "$OUT/" 2>/dev/null
+    cp "$WORK/$name.json" "$OUT/"
     (( ${#names[@]} == 1 )) && cp "$run/log.csv" "$OUT/${name}_log.csv" 2>/dev/null
   fi
-  local keep=("$name.run" "$name.json"); [[ -f $WORK/$name.safetensors ]] && keep+=("$name.safetensors")
-  tar czf "$OUT/${name}_run.tgz" -C "$WORK" "${keep[@]}"
+  tar czf "$OUT/${name}_run.tgz" -C "$WORK" "$name.run" "$name.json"
   if [[ $(stat -c %s "$OUT/${name}_run.tgz") -gt $(numfmt --from=iec "$SPLIT") ]]; then
     split -b "$SPLIT" -d "$OUT/${name}_run.tgz" "$OUT/${name}_run.tgz." && rm "$OUT/${name}_run.tgz"
     echo "$name: the run's archive comes back in $(ls "$OUT/${name}_run.tgz."* | wc -l) parts"
