@@ -8,7 +8,8 @@
 #   NAME   the run's name (files NAME.*)          STEPS  the whole run's steps (its cosine schedule)
 #   ARGS   train's flags for the model and data: the same in every call (train's rule for --resume)
 #   RUNS   instead of NAME and ARGS, several runs side by side: "NAME1 ARGS1;NAME2 ARGS2;..." (the
-#          first word of each is its name); they share STEPS, LR, WARMUP and VE
+#          first word of each is its name); they share LR, WARMUP and VE, and STEPS unless a name
+#          says its own: "big:32000 ARGS1;small:16000 ARGS2" (a run resumed keeps the STEPS it began with)
 #   DEADLINE  seconds from this script's start by which the call's training stops (default 570)
 #   LR (default 3e-3), WARMUP (default 100), VE (validation every, default 1000)
 #   CARRY_DIR  a folder holding the run archives (NAME_run.tgz, or its parts) that came back from an
@@ -21,6 +22,8 @@
 #     bash scripts/device_long_run.sh          # call 1; the same command again continues it
 #   RUNS="fed $A;fedsp $A --speed-perturb 0.9,1.1" STEPS=36000 LR=2e-3 CARRY_DIR=.carry/runs \
 #     bash scripts/device_long_run.sh          # two side by side (docs/DIGITS.md, "One run, self-fed ...")
+#   RUNS="lfed:32000 $L;ufed:20000 $U" LR=2e-3 CARRY_DIR=.carry/runs bash scripts/device_long_run.sh
+#                                              # a carried run resumed beside a fresh one of its own length
 # Back in $OUT, for each run: NAME.safetensors (the best validation so far), NAME.json (train's
 # summary) and NAME_run.tgz (the run directory: its checkpoint, log.csv and best.json, with the
 # summary, for CARRY_DIR; not the best model, which comes back beside it); with one run also
@@ -39,7 +42,7 @@
 set -uo pipefail
 T0=$(date +%s)
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-: "${STEPS:?STEPS=the whole run\'s steps}"
+[[ -n ${STEPS:-} || ${RUNS:-} == *:* ]] || { echo "STEPS=the whole run's steps (or NAME:STEPS in RUNS)"; exit 1; }
 if [[ -z ${RUNS:-} ]]; then
   : "${NAME:?NAME=the run\'s name (or RUNS=\"NAME1 ARGS1;NAME2 ARGS2\")}" "${ARGS:?ARGS=train\'s model and data flags}"
   RUNS="$NAME $ARGS"
@@ -86,10 +89,10 @@ start_of() {
 
 # One run until DEADLINE, then its files into $OUT. Its exit status is train's.
 one_run() {
-  local name=$1 args=$2 left=$3 resume=$4 run=$WORK/$1.run rc
+  local name=$1 args=$2 left=$3 resume=$4 steps=$5 run=$WORK/$1.run rc
   # shellcheck disable=SC2086  # args is a list of flags
   timeout -s TERM "$left" "$MW" train --data .carry/fsdd/train --out "$WORK/$name.safetensors" --run-dir "$run" \
-    --steps "$STEPS" --lr "${LR:-3e-3}" --lr-warmup "${WARMUP:-100}" --val-every "${VE:-1000}" \
+    --steps "$steps" --lr "${LR:-3e-3}" --lr-warmup "${WARMUP:-100}" --val-every "${VE:-1000}" \
     --checkpoint-every 100000000 --device "${DEVICE:-cuda}" --threads "$threads" --no-plot --json $resume $args \
     > "$WORK/$name.json" 2> "$WORK/$name.log" < /dev/null
   rc=$?
@@ -107,11 +110,13 @@ one_run() {
   return $rc
 }
 
-names=(); args=(); resumes=()
+names=(); args=(); resumes=(); steps=()
 for r in "${runs[@]}"; do
   read -r r <<< "$r"  # (trimmed)
   [[ -n $r ]] || continue
-  names+=("${r%% *}"); [[ $r == *" "* ]] && args+=("${r#* }") || args+=("")
+  first=${r%% *}; names+=("${first%%:*}"); [[ $r == *" "* ]] && args+=("${r#* }") || args+=("")
+  if [[ $first == *:* ]]; then steps+=("${first#*:}"); else steps+=("${STEPS:-}"); fi
+  [[ ${steps[-1]} =~ ^[1-9][0-9]*$ ]] || { echo "${names[-1]}: its steps '${steps[-1]}' are not a count (STEPS=N, or NAME:N in RUNS)"; exit 1; }
   resumes+=("$(start_of "${names[-1]}")") || exit 1
 done
 (( ${#names[@]} > 0 )) || { echo "RUNS=$RUNS: no run"; exit 1; }
@@ -121,7 +126,7 @@ left=$(( DEADLINE - ($(date +%s) - T0) ))
 echo "training ${names[*]} for at most $left s"
 pids=()
 for i in "${!names[@]}"; do
-  one_run "${names[$i]}" "${args[$i]}" "$left" "${resumes[$i]}" & pids+=($!)
+  one_run "${names[$i]}" "${args[$i]}" "$left" "${resumes[$i]}" "${steps[$i]}" & pids+=($!)
 done
 status=0
 for i in "${!names[@]}"; do
@@ -131,9 +136,9 @@ for i in "${!names[@]}"; do
   summary=$(python3 -c "import json; j=json.load(open('$WORK/$name.json')); print(j['steps_done'], 'of', j['steps'], 'steps, best', round(j['best'], 4), 'at step', j['best_step'])" 2>/dev/null) ||
     summary="no summary from train"
   echo "$name: rc $rc; $summary"
-  # 0: all STEPS done; 130/143 (or timeout's 124): stopped at DEADLINE with a checkpoint, unless
+  # 0: all its steps done; 130/143 (or timeout's 124): stopped at DEADLINE with a checkpoint, unless
   # the stop came as the last step was being written (its summary says every step is done)
-  [[ $summary == "$STEPS of $STEPS steps"* ]] && rc=0
+  [[ $summary == "${steps[$i]} of ${steps[$i]} steps"* ]] && rc=0
   if [[ $rc == 124 || $rc == 130 || $rc == 143 ]]; then (( status == 1 )) || status=3
   elif [[ $rc != 0 ]]; then echo "$name: train failed (rc $rc):"; tail -5 "$WORK/$name.log"; status=1; fi
 done
