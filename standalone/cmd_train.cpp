@@ -395,18 +395,29 @@ void run_train(TrainCliOptions o) {
     if (writer) log.emplace(csv_path, o.resume ? trainer->steps_done() : 0);
     double best = -1;
     int64_t best_step = 0;
+    // The run's clock and samples before this process: what clock.json says at the checkpoint's
+    // step (written with every checkpoint). A run directory from before clock.json has only the
+    // best model's time, which misses the steps after it.
+    const std::string clock_path = (fs::path(ckpt_dir) / "clock.json").string();
     double wall_before = 0;
+    int64_t samples_before = 0;
     if (o.resume && fs::exists(best_path))
         read_run_json(best_path, [&](const json& b) {
             best = b.at("metric").get<double>();
             best_step = b.at("step").get<int64_t>();
             wall_before = b.value("wall_s", 0.0);
         });
+    if (o.resume && fs::exists(clock_path))
+        read_run_json(clock_path, [&](const json& c) {
+            if (c.at("step").get<int64_t>() != trainer->steps_done()) return;  // (not this checkpoint's)
+            wall_before = c.at("wall_s").get<double>();
+            samples_before = c.at("samples_seen").get<int64_t>();
+        });
     const bool esr_metric = effect;
     TrainProgress progress(t.steps, esr_metric ? "ESR" : "bits");
     Stopwatch clock;
     double last_val = -1;
-    int64_t samples_seen = 0;
+    int64_t samples_seen = samples_before;  // the whole run's
     double fb_s = 0, update_s = 0, val_s = 0;  // where this run's wall time went
     json options_json = options_to_json(t);  // a checkpoint's options, and where the run ran
     options_json["device"] = to_string(t.device);
@@ -431,7 +442,12 @@ void run_train(TrainCliOptions o) {
         save_model(m, o.out);
         std::ofstream(best_path) << json{{"metric", v.metric}, {"step", step}, {"wall_s", wall_before + clock.seconds()}}.dump();
     };
-    auto checkpoint = [&] { trainer->save_checkpoint(ckpt_dir); };
+    auto checkpoint = [&] {
+        trainer->save_checkpoint(ckpt_dir);
+        if (writer)
+            std::ofstream(clock_path) << json{{"step", trainer->steps_done()}, {"wall_s", wall_before + clock.seconds()},
+                                              {"samples_seen", samples_seen}}.dump();
+    };
 
     const int64_t first_step = trainer->steps_done();
     double rate_window_start = clock.seconds();
@@ -448,7 +464,7 @@ void run_train(TrainCliOptions o) {
     auto print_json = [&](bool stopped) {
         json j = {{"model", best_step > 0 ? o.out : ""}, {"metric", metric_name}, {"best", best}, {"best_step", best_step},
                   {"steps", t.steps}, {"steps_done", trainer->steps_done()}, {"interrupted", stopped},
-                  {"wall_seconds", wall_before + clock.seconds()}, {"run_dir", run_dir},
+                  {"wall_seconds", wall_before + clock.seconds()}, {"samples_seen", samples_seen}, {"run_dir", run_dir},
                   {"samples_per_second", samples_per_s},
                   {"seconds", {{"forward_backward", fb_s}, {"update", update_s}, {"validation", val_s},
                                {"other", std::max(0.0, clock.seconds() - fb_s - update_s - val_s)}}}};
@@ -660,7 +676,7 @@ void add_train_command(CLI::App& app) {
     sub->add_option("--rank", o->rank)->group("");
     sub->add_option("--world-size", o->world_size)->group("");
     sub->add_option("--rendezvous", o->rendezvous)->group("");
-    sub->add_flag("--json", o->json_out, "Print the result as one JSON object (best metric, steps, samples/s, and where this run's wall time went: forward_backward, update, validation, other; a --resume counts from the resume)");
+    sub->add_flag("--json", o->json_out, "Print the result as one JSON object (best metric, steps, the whole run's wall time and samples seen, samples/s, and where this process's wall time went: forward_backward, update, validation, other; a --resume counts from the resume)");
     sub->add_flag("--no-plot", o->no_plot, "Do not draw curves.png");
     sub->footer(
         "Effects (a pedal, an amp): record the gear's output of a known input and train on the pair.\n"

@@ -82,12 +82,20 @@ check "eval reports the pre-emphasised ESR and the sample count" \
     $PY -c "import json; j=json.loads(open('eval.json').read().splitlines()[-1]); assert j['esr_preemph']>0 and j['samples']>200000"
 
 # --resume continues exactly: 20 steps in one go equal 10 + 10 after a resume.
-check "train 20 steps in one run" "$MW" "${TRAIN[@]}" --steps 20 --checkpoint-every 10 --out a.safetensors
-check "train 10 steps" "$MW" "${TRAIN[@]}" --steps 10 --out b.safetensors
+check "train 20 steps in one run" "$MW" "${TRAIN[@]}" --steps 20 --checkpoint-every 10 --out a.safetensors --json
+cp last.out a.json
+check "train 10 steps" "$MW" "${TRAIN[@]}" --steps 10 --out b.safetensors --json
+cp last.out b10.json
 refuse "train --steps 0" 2 "--steps|expected a number > 0, found '0'" "$MW" "${TRAIN[@]}" --steps 0 --out fails0.safetensors
-check "resume to 20 steps" "$MW" "${TRAIN[@]}" --steps 20 --out b.safetensors --resume
+check "resume to 20 steps" "$MW" "${TRAIN[@]}" --steps 20 --out b.safetensors --resume --json
+cp last.out b20.json
 check "resumed weights equal the uninterrupted run's, bit for bit" \
     cmp a.run/checkpoint/model.safetensors b.run/checkpoint/model.safetensors
+check "the resumed run counts the whole run's samples and time, not only its own" $PY -c "
+import json
+a, b10, b20 = (json.loads(open(f).read().splitlines()[-1]) for f in ('a.json', 'b10.json', 'b20.json'))
+assert a['samples_seen'] == b20['samples_seen'] == 2 * b10['samples_seen'] > 0, (a, b10, b20)
+assert b20['wall_seconds'] > b10['wall_seconds'], (b10, b20)"
 # A damaged file of the run directory is refused on --resume, by name, and nothing is lost.
 cp b.run/best.json best.json.bak
 printf '{"metric": ' >b.run/best.json
@@ -157,8 +165,11 @@ assert j['interrupted'] is True and j['steps_done'] == $stopped and j['steps'] =
     fi
     check "... and --resume continues from its step ($stopped) to the next" \
         "$MW" "${TRAIN[@]}" --steps $((stopped + 2)) --out $run.safetensors --resume
-    check "... the resumed run's log goes on from there" \
-        $PY -c "import csv; r=list(csv.DictReader(open('$run.run/log.csv'))); assert int(r[-1]['step']) == $stopped + 2, r[-1]"
+    check "... the resumed run's log goes on from there, its clock too" $PY -c "
+import csv
+r = list(csv.DictReader(open('$run.run/log.csv')))
+assert int(r[-1]['step']) == $stopped + 2, r[-1]
+assert float(r[-2]['wall_s']) > float(r[-3]['wall_s']), ('the clock went back at the resume', r[-3:])"
 done
 # The same stop sent twice at once, as GNU timeout sends it (to the command, then to its process
 # group): the second, sooner than a second after the first, must not end the process before its
