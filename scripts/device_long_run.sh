@@ -9,7 +9,7 @@
 #   ARGS   train's flags for the model and data: the same in every call (train's rule for --resume)
 #   RUNS   instead of NAME and ARGS, several runs side by side: "NAME1 ARGS1;NAME2 ARGS2;..." (the
 #          first word of each is its name); they share LR, WARMUP and VE, and STEPS unless a name
-#          says its own: "big:32000 ARGS1;small:16000 ARGS2" (a run resumed keeps the STEPS it began with)
+#          says its own: "big:32000 ARGS1;small:16000 ARGS2" (give a resumed run the steps it began with: they set its schedule)
 #   DEADLINE  seconds from this script's start by which the call's training stops (default 570)
 #   LR (default 3e-3), WARMUP (default 100), VE (validation every, default 1000)
 #   CARRY_DIR  a folder holding the run archives (NAME_run.tgz, or its parts) that came back from an
@@ -36,7 +36,8 @@
 # FSDD training split (19): room for one d_model 64 run's archive, not two. A carried run resumes
 # without its best model unless NAME.safetensors lies beside its archive; either way train writes
 # a new one only when its validation beats the run's best.json, so keep the one that came back.
-# A dry run here: DEVICE=cpu MW=build/bin/mambawave WORK=/tmp/lt ... (tiny ARGS; SPLIT=100k to see parts).
+# A dry run here: DEVICE=cpu MW=build/bin/mambawave WORK=/tmp/lt ... (tiny ARGS; SPLIT=100k to see parts;
+# DATA=folder for other clips than .carry/fsdd/train). tests/long_run_test.sh does so in ctest.
 # It exits 0 when every run has finished all its steps, 3 when one stopped at DEADLINE to go on,
 # 1 when one failed.
 set -uo pipefail
@@ -91,7 +92,7 @@ start_of() {
 one_run() {
   local name=$1 args=$2 left=$3 resume=$4 steps=$5 run=$WORK/$1.run rc
   # shellcheck disable=SC2086  # args is a list of flags
-  timeout -s TERM "$left" "$MW" train --data .carry/fsdd/train --out "$WORK/$name.safetensors" --run-dir "$run" \
+  timeout -s TERM "$left" "$MW" train --data "${DATA:-.carry/fsdd/train}" --out "$WORK/$name.safetensors" --run-dir "$run" \
     --steps "$steps" --lr "${LR:-3e-3}" --lr-warmup "${WARMUP:-100}" --val-every "${VE:-1000}" \
     --checkpoint-every 100000000 --device "${DEVICE:-cuda}" --threads "$threads" --no-plot --json $resume $args \
     > "$WORK/$name.json" 2> "$WORK/$name.log" < /dev/null
@@ -120,7 +121,7 @@ for r in "${runs[@]}"; do
   resumes+=("$(start_of "${names[-1]}")") || exit 1
 done
 (( ${#names[@]} > 0 )) || { echo "RUNS=$RUNS: no run"; exit 1; }
-threads=$(( 16 / ${#names[@]} )); (( threads > 0 )) || threads=1
+threads=$(( $(nproc) / ${#names[@]} )); (( threads > 0 )) || threads=1  # (the host's cores, shared out)
 left=$(( DEADLINE - ($(date +%s) - T0) ))
 (( left > 30 )) || { echo "only $left s before DEADLINE=$DEADLINE: nothing trained"; exit 1; }
 echo "training ${names[*]} for at most $left s"
