@@ -28,9 +28,8 @@
 # The shipped files were trained on an H200 from the GPU machine's copy of the set (16-bit
 # inputs, targets made there: scripts/device_train_presets.sh), so a rebuild here matches them
 # in quality, not bit for bit.
-# The generator presets are rebuilt by scripts/device_train_generator.sh (digits),
-# scripts/make_digits_labelled.sh (digits_labelled) and scripts/make_digits_large.sh
-# (digits_large, on a GPU).
+# The generator presets are rebuilt by scripts/make_digits.sh (digits, digits_labelled and
+# digits_large, on a GPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MW=${MW:-build/bin/mambawave}
