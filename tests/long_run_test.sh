@@ -10,19 +10,7 @@ ROOT=$(realpath "$2")
 source "$(dirname "${BASH_SOURCE[0]}")/test_lib.sh"   # $PY, a scratch folder, check, refuse
 LONG=$ROOT/scripts/device_long_run.sh
 
-# 30 clips named as FSDD's (digit_speaker_index; indices 5..9 are the validation split): a tone
-# a digit, with noise, 0.25 s at 8 kHz.
-mkdir clips
-$PY - <<'PYEOF'
-import math, random, struct, wave
-random.seed(1)
-for d in range(3):
-    for i in range(10):
-        with wave.open(f'clips/{d}_tiny_{i}.wav', 'wb') as w:
-            w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
-            x = [0.4 * math.sin(2 * math.pi * (300 + 200 * d) * t / 8000) + 0.05 * random.uniform(-1, 1) for t in range(2000)]
-            w.writeframes(b''.join(struct.pack('<h', int(32767 * v)) for v in x))
-PYEOF
+tiny_fsdd_clips clips 3   # FSDD-named clips, 3 digits (test_lib.sh)
 A="--d-model 8 --layers 1 --d-state 4 --batch 2 --segment 256 --label-prefix 8"
 long() { env DATA=clips DEVICE=cpu MW="$MW" VE=10 LR=3e-3 SPLIT=20k "$@" bash "$LONG"; }
 summary() { $PY -c "import json, sys; j = json.load(open(sys.argv[1])); print(j['steps_done'], j['interrupted'])" "$1"; }

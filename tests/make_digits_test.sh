@@ -10,19 +10,7 @@ ROOT=$(realpath "$2")
 source "$(dirname "${BASH_SOURCE[0]}")/test_lib.sh"   # $PY, a scratch folder, check, refuse
 MAKE=$ROOT/scripts/make_digits.sh
 
-# 100 clips named as FSDD's (digit_speaker_index; indices 5..9 are the validation split): a tone
-# a digit, with noise, 0.25 s at 8 kHz.
-mkdir clips
-$PY - <<'PYEOF'
-import math, random, struct, wave
-random.seed(1)
-for d in range(10):
-    for i in range(10):
-        with wave.open(f'clips/{d}_tiny_{i}.wav', 'wb') as w:
-            w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
-            x = [0.4 * math.sin(2 * math.pi * (200 + 100 * d) * t / 8000) + 0.05 * random.uniform(-1, 1) for t in range(2000)]
-            w.writeframes(b''.join(struct.pack('<h', int(32767 * v)) for v in x))
-PYEOF
+tiny_fsdd_clips clips 10   # FSDD-named clips, 10 digits (test_lib.sh)
 mk() { env DEVICE=cpu MW="$MW" STEPS=1 OUT="$PWD/$1.safetensors" WORK="$PWD/w_$1" bash "$MAKE" "$1" clips; }
 
 # What a made file holds, against its recipe: python over `info --json` and the safetensors header.

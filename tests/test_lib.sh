@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # What the CLI's end-to-end scripts (cli_test.sh, train_test.sh) share, sourced after their
 # `set -euo pipefail`: $PY, a python3 with numpy; a scratch folder as the working directory,
-# removed on exit; and the bookkeeping of checks: pass, fail, check, refuse, $passed, $failed.
+# removed on exit; the bookkeeping of checks: pass, fail, check, refuse, $passed, $failed; and
+# tiny_fsdd_clips, training clips named as FSDD's.
 
 # The first python3 with numpy (a pyenv shim may shadow the system's python3-numpy).
 PY=""
@@ -43,4 +44,22 @@ refuse() {
     IFS='|' read -ra list <<<"$words"
     for w in "${list[@]}"; do grep -qiF -- "$w" last.out || { ok=0; echo "missing '$w'" >>last.out; }; done
     if [[ $ok -eq 1 ]]; then pass "$name"; else fail "$name"; fi
+}
+
+# tiny_fsdd_clips DIR DIGITS: 10 clips of each digit 0..DIGITS-1 in DIR, named as FSDD's
+# (digit_speaker_index; indices 5..9 are the validation split): a tone a digit, with noise,
+# 0.25 s at 8 kHz.
+tiny_fsdd_clips() {
+    mkdir -p "$1"
+    $PY - "$1" "$2" <<'PYEOF'
+import math, random, struct, sys, wave
+out, digits = sys.argv[1], int(sys.argv[2])
+random.seed(1)
+for d in range(digits):
+    for i in range(10):
+        with wave.open(f'{out}/{d}_tiny_{i}.wav', 'wb') as w:
+            w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
+            x = [0.4 * math.sin(2 * math.pi * (200 + 100 * d) * t / 8000) + 0.05 * random.uniform(-1, 1) for t in range(2000)]
+            w.writeframes(b''.join(struct.pack('<h', int(32767 * v)) for v in x))
+PYEOF
 }
