@@ -289,7 +289,7 @@ void add_synth_command(CLI::App& app) {
         "  mambawave synth -m presets/digits_labelled.safetensors --label 7 -o seven.wav\n"
         "  mambawave synth -m presets/digits_large.safetensors --label all --count 3 --rate 48000 -o digit.wav\n"
         "    (digit_C4_001.wav .. digit_A4_003.wav: each digit three times, as heard in a 48 kHz session)\n"
-        "  mambawave synth -m presets/digits.safetensors --notes C4 --hold 4 -o babble.wav");
+        "  mambawave synth -m presets/digits.safetensors --notes C4 --count 4 -o babble.wav   (no labels: a burst each)");
     sub->callback([o, sub] {
         o->guidance_given = sub->count("--guidance") > 0;
         run_synth(*o);

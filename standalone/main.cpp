@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
                "  mambawave info presets/ts9.safetensors\n"
                "  mambawave render -m presets/ts9.safetensors --in guitar.wav --out loud.wav "
                "--control drive=0.7\n"
-               "  mambawave generate -m presets/digits.safetensors --seconds 5 --out babble.wav\n"
+               "  mambawave generate -m presets/digits_labelled.safetensors --label 7 --seconds 1.5 --out seven.wav\n"
                "Run 'mambawave SUBCOMMAND --help' for each subcommand's options.");
 
     mw::cli::add_info_command(app);
