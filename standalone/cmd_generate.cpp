@@ -112,24 +112,27 @@ void run_generate(const GenerateOptions& given) {
         throw UsageError("--guidance " + fmt_g(o.guidance) + " needs --label: it pushes each clip towards the "
                          "label asked for");
     const std::vector<int32_t> audio_prime = o.prime_path.empty() ? std::vector<int32_t>{} : prime_tokens(o.prime_path, rate_hz);
-    std::vector<int32_t> prime = o.prime_path.empty() ? std::vector<int32_t>{kSilenceClass} : audio_prime;
-    int label = -1;
     if (o.label.empty() && model.config().labelled())  // (it never heard a clip start without its label)
-        throw UsageError(o.model_path + " was trained with labels: --label NAME says which one to make (" +
+        throw UsageError(o.model_path + " was trained with labels: --label NAME (or all) says which one to make (" +
                          describe_labels(model.config()) + ")");
-    if (!o.label.empty()) {  // the label's prefix first, as in training (then the prime audio, if any)
-        const ModelConfig& c = model.config();
-        label = label_index_or_throw(c, o.label, o.model_path);
-        std::vector<int32_t> lead = c.label_tokens(label);
-        lead.insert(lead.end(), audio_prime.begin(), audio_prime.end());
-        prime = std::move(lead);
-    }
+    // The labels to make, each its own run of --count clips: none (-1), the one asked for, or all.
+    const ModelConfig& c = model.config();
+    std::vector<int> labels;
+    if (o.label.empty()) labels.push_back(-1);
+    else if (o.label == "all" && c.labelled())
+        for (int i = 0; i < int(c.labels.size()); ++i) labels.push_back(i);
+    else labels.push_back(label_index_or_throw(c, o.label, o.model_path));
+    if (int64_t(labels.size()) * o.count > kMaxClips)
+        throw UsageError("--label all --count " + std::to_string(o.count) + ": " + std::to_string(labels.size()) +
+                         " labels of " + std::to_string(o.count) + " clips is more than " + std::to_string(kMaxClips) +
+                         " files at once; give --count " + std::to_string(kMaxClips / int(labels.size())) +
+                         " or fewer");
     // a pooled model's step runs on the CPU only so far: auto takes it there (docs/POOLED.md); so
     // does guidance
-    const bool cpu_only = model.config().pooled() || o.guidance > 0.0f;
+    const bool cpu_only = c.pooled() || o.guidance > 0.0f;
     const Device device = generate_device(cpu_only && o.device == "auto" ? "cpu" : o.device, o.count, frames);
-    const GuidanceContrast contrast = guidance_contrast(o.contrast, model.config(), o.model_path);
-    const int per_clip = GuidedGenerator::streams_per_clip(model.config(), contrast);
+    const GuidanceContrast contrast = guidance_contrast(o.contrast, c, o.model_path);
+    const int per_clip = GuidedGenerator::streams_per_clip(c, contrast);
     const std::string streams_what =
         contrast == GuidanceContrast::null_label ? "the label's and the null label's" : "one per label";
     if (o.guidance > 0.0f && int64_t(o.count) * per_clip > BatchGenerator::kMaxStreams)
@@ -139,44 +142,64 @@ void run_generate(const GenerateOptions& given) {
     if (o.guidance > 0.0f)
         note("label guidance " + fmt_g(o.guidance) + ": " + std::to_string(per_clip) + " streams a clip, " +
              streams_what);
-    // Every output is opened (as a temporary file) before any work: a bad path fails first.
-    std::vector<std::unique_ptr<dsp::AudioWriter>> writers;
-    for (int k = 1; k <= o.count; ++k)
-        writers.push_back(std::make_unique<dsp::AudioWriter>(clip_path(o.out_path, k, o.count), rate_hz, 1));
+    // OUT for one label; with --label all, OUT's stem + _<label> (digit.wav -> digit_7.wav), then
+    // --count's _001 .. _N.
+    const auto out_of = [&](size_t li, int k) {
+        std::string base = o.out_path;
+        if (labels.size() > 1) {
+            const std::filesystem::path p(o.out_path);
+            base = (p.parent_path() / (p.stem().string() + "_" + c.labels[size_t(labels[li])] + p.extension().string()))
+                       .string();
+        }
+        return clip_path(base, k, o.count);
+    };
+    // Every output is opened (as a temporary file) before any work: a bad path fails first; all are
+    // renamed to their names only when every clip is done.
+    std::vector<std::vector<std::unique_ptr<dsp::AudioWriter>>> writers(labels.size());
+    for (size_t li = 0; li < labels.size(); ++li)
+        for (int k = 1; k <= o.count; ++k)
+            writers[li].push_back(std::make_unique<dsp::AudioWriter>(out_of(li, k), rate_hz, 1));
 
     Stopwatch clock;
     const SamplerParams sampling{o.temperature, o.top_p, o.seed};
-    std::unique_ptr<BatchGenerator> plain;
-    std::unique_ptr<GuidedGenerator> guided;
-    if (o.guidance > 0.0f) {  // the label's prefix is fed inside, then the prime audio
-        guided = std::make_unique<GuidedGenerator>(model, o.count, label, o.guidance, sampling, contrast, o.threads);
-        guided->prime(audio_prime.data(), int64_t(audio_prime.size()));
-    } else {
-        plain = std::make_unique<BatchGenerator>(model, device, o.count, sampling, o.threads);
-        plain->prime(prime.data(), int64_t(prime.size()));
-    }
     std::vector<int32_t> classes(size_t(o.count) * size_t(kBlockFrames));  // [count][n]
     std::vector<float> block(static_cast<size_t>(kBlockFrames));
     const float* planar[] = {block.data()};
-    ProgressBar bar("generate", double(frames) / rate_hz);
-    for (int64_t start = 0; start < frames; start += kBlockFrames) {
-        const int64_t n = std::min(kBlockFrames, frames - start);
-        if (guided) guided->generate(n, classes.data());
-        else plain->generate(n, classes.data());
-        for (int k = 0; k < o.count; ++k) {
-            for (int64_t i = 0; i < n; ++i) block[size_t(i)] = dsp::mulaw_decode(classes[size_t(k * n + i)]);
-            writers[size_t(k)]->write(planar, n);
+    ProgressBar bar("generate", double(frames) * double(labels.size()) / rate_hz);
+    for (size_t li = 0; li < labels.size(); ++li) {
+        const int label = labels[li];
+        std::unique_ptr<BatchGenerator> plain;
+        std::unique_ptr<GuidedGenerator> guided;
+        if (o.guidance > 0.0f) {  // the label's prefix is fed inside, then the prime audio
+            guided = std::make_unique<GuidedGenerator>(model, o.count, label, o.guidance, sampling, contrast, o.threads);
+            guided->prime(audio_prime.data(), int64_t(audio_prime.size()));
+        } else {  // the label's prefix first, as in training (then the prime audio, if any)
+            std::vector<int32_t> prime = label >= 0 ? c.label_tokens(label) : std::vector<int32_t>{};
+            prime.insert(prime.end(), audio_prime.begin(), audio_prime.end());
+            if (prime.empty()) prime.push_back(kSilenceClass);
+            plain = std::make_unique<BatchGenerator>(model, device, o.count, sampling, o.threads);
+            plain->prime(prime.data(), int64_t(prime.size()));
         }
-        throw_if_interrupted();
-        bar.update(double(start + n) / rate_hz);
+        for (int64_t start = 0; start < frames; start += kBlockFrames) {
+            const int64_t n = std::min(kBlockFrames, frames - start);
+            if (guided) guided->generate(n, classes.data());
+            else plain->generate(n, classes.data());
+            for (int k = 0; k < o.count; ++k) {
+                for (int64_t i = 0; i < n; ++i) block[size_t(i)] = dsp::mulaw_decode(classes[size_t(k * n + i)]);
+                writers[li][size_t(k)]->write(planar, n);
+            }
+            throw_if_interrupted();
+            bar.update(double(int64_t(li) * frames + start + n) / rate_hz);
+        }
     }
-    for (auto& w : writers) w->commit();
+    for (auto& label_writers : writers)
+        for (auto& w : label_writers) w->commit();
     bar.finish();
-    const std::string where = o.count == 1 ? o.out_path
-                                           : clip_path(o.out_path, 1, o.count) + " .. " +
-                                                 clip_path(o.out_path, o.count, o.count);
-    std::cout << "generated " << (o.count == 1 ? "" : std::to_string(o.count) + " clips, ")
-              << speed_summary(double(frames) * o.count / rate_hz, clock.seconds()) << ", seed " << o.seed
+    const int files = int(labels.size()) * o.count;
+    const std::string where = files == 1 ? o.out_path
+                                         : out_of(0, 1) + " .. " + out_of(labels.size() - 1, o.count);
+    std::cout << "generated " << (files == 1 ? "" : std::to_string(files) + " clips, ")
+              << speed_summary(double(frames) * files / rate_hz, clock.seconds()) << ", seed " << o.seed
               << " -> " << where << "\n";
 }
 
@@ -211,7 +234,9 @@ void add_generate_command(CLI::App& app) {
         ->check(CLI::ExistingFile);
     sub->add_option("--label", o->label,
                     "A model trained with --label-prefix needs it: which label to make (`info` lists them; "
-                    "for the digits, 0..9). The label's prefix primes the model, before --prime's audio")
+                    "for the digits, 0..9), or all: each label in turn, --count clips of each, OUT's name + "
+                    "_<label> (digit.wav -> digit_0.wav .. digit_9.wav), each the file that label alone gives "
+                    "for the same seed. The label's prefix primes the model, before --prime's audio")
         ->capture_default_str();
     sub->add_option("--guidance", o->guidance,
                     "With --label: label guidance of this weight (0: off). Each class is drawn from "
@@ -255,7 +280,9 @@ void add_generate_command(CLI::App& app) {
                 "  mambawave generate -m babble.safetensors -s 5 -o take.wav --count 64 --device cuda\n"
                 "    (writes take_001.wav .. take_064.wav)\n"
                 "  mambawave generate -m presets/digits_labelled.safetensors --label 7 -s 1.5 -o seven.wav\n"
-                "    (a model trained with --label-prefix, asked for a label; guided at the weight it declares)");
+                "    (a model trained with --label-prefix, asked for a label; guided at the weight it declares)\n"
+                "  mambawave generate -m presets/digits_large.safetensors --label all --count 3 -s 1.5 -o digit.wav\n"
+                "    (digit_0_001.wav .. digit_9_003.wav: each digit three times)");
     sub->callback([o, sub] {
         o->guidance_given = sub->count("--guidance") > 0;
         run_generate(*o);

@@ -466,6 +466,20 @@ check "synth digits_labelled: eight presses of the key for 3, each a word then s
     "\"$MW\" synth -m \"$REPO/presets/digits_labelled.safetensors\" --label 3 --hold 2 --count 8 -o ks.wav > /dev/null 2>&1 &&
     $PY h.py word_then_silence ks_00[1-8].wav"
 refuse "synth a labelled model without --label" 2 "--label NAME" "$MW" synth -m "$REPO/presets/digits_labelled.safetensors" -o fails/k.wav
+# generate --label all: each label in turn, --count clips of each, named by label; each the file
+# that label alone gives for the same seed.
+lab=$REPO/presets/digits_labelled.safetensors
+check "generate --label all --count 2" "$MW" generate -m "$lab" --label all --count 2 -s 0.3 --seed 5 -o la.wav
+check "... writes 20 files, la_0_001.wav .. la_9_002.wav, of 2400 frames each" bash -c \
+    "[[ \$(ls la_[0-9]_00[12].wav | wc -l) -eq 20 ]] && for f in la_*.wav; do [[ \$($PY h.py wav_info \$f) == '8000 1 2400' ]] || exit 1; done"
+check "... its 7s are the files of --label 7 with the same seed" sh -c \
+    "\"$MW\" generate -m \"$lab\" --label 7 --count 2 -s 0.3 --seed 5 -o l7.wav >/dev/null 2>&1 && cmp la_7_001.wav l7_001.wav && cmp la_7_002.wav l7_002.wav"
+check "... and its 3s are not its 4s" sh -c "! cmp -s la_3_001.wav la_4_001.wav"
+refuse "generate --label all on a model without labels" 2 "--label all|has no labels" \
+    "$MW" generate -m gen.safetensors --label all -s 0.1 -o fails/o.wav
+refuse "generate --label all with more than 256 files" 2 "10 labels of 26 clips|--count 25 or fewer" \
+    "$MW" generate -m "$lab" --label all --count 26 -s 0.1 -o fails/o.wav
+check "... and it left no file" sh -c "! ls fails/o*.wav 2>/dev/null | grep -q ."
 refuse "bench with a corrupt model file" 1 "bad.safetensors" "$MW" bench --quick --model bad.safetensors
 
 echo "$passed passed, $failed failed"
