@@ -338,4 +338,9 @@ std::string clip_path(const std::string& out, int k, int count) {
     return (p.parent_path() / (p.stem().string() + num + p.extension().string())).string();
 }
 
+std::string named_path(const std::string& out, const std::string& name) {
+    const std::filesystem::path p(out);
+    return (p.parent_path() / (p.stem().string() + "_" + name + p.extension().string())).string();
+}
+
 } // namespace mw::cli

@@ -121,6 +121,10 @@ constexpr bool is_interrupted_exit(int code) { return code == 128 + SIGINT || co
 // digits at least) + OUT's extension, in OUT's folder (generate --count, synth).
 std::string clip_path(const std::string& out, int k, int count);
 
+// OUT's stem + "_" + name + OUT's extension, in OUT's folder: one file of several named by what
+// it holds (generate --label all: digit_7.wav; synth's keys: seven_C4.wav).
+std::string named_path(const std::string& out, const std::string& name);
+
 // A note for the user on stderr: "mambawave: note: ..."
 void note(const std::string& text);
 

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -145,13 +144,8 @@ void run_generate(const GenerateOptions& given) {
     // OUT for one label; with --label all, OUT's stem + _<label> (digit.wav -> digit_7.wav), then
     // --count's _001 .. _N.
     const auto out_of = [&](size_t li, int k) {
-        std::string base = o.out_path;
-        if (labels.size() > 1) {
-            const std::filesystem::path p(o.out_path);
-            base = (p.parent_path() / (p.stem().string() + "_" + c.labels[size_t(labels[li])] + p.extension().string()))
-                       .string();
-        }
-        return clip_path(base, k, o.count);
+        return clip_path(labels.size() > 1 ? named_path(o.out_path, c.labels[size_t(labels[li])]) : o.out_path, k,
+                         o.count);
     };
     // Every output is opened (as a temporary file) before any work: a bad path fails first; all are
     // renamed to their names only when every clip is done.

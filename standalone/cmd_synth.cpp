@@ -16,7 +16,6 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
-#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -121,14 +120,10 @@ std::vector<int> keys_to_press(const SynthOptions& o, const ModelConfig& c) {
 // The output file of press k (0-based) of note i of the keys: OUT for a single press; with
 // several keys OUT's stem + _<note> (seven_C4.wav); with --count N, + _001 .. _N.
 std::string press_path(const std::string& out, const std::vector<int>& keys, size_t i, int k, int count) {
-    std::string base = out;
-    if (keys.size() > 1) {
-        const std::filesystem::path p(out);
-        std::string name = dsp::note_name(keys[i]);
-        std::replace(name.begin(), name.end(), '#', 's');  // (a '#' in a file name trips shells and URLs)
-        base = (p.parent_path() / (p.stem().string() + "_" + name + p.extension().string())).string();
-    }
-    return clip_path(base, k + 1, count);
+    if (keys.size() == 1) return clip_path(out, k + 1, count);
+    std::string name = dsp::note_name(keys[i]);
+    std::replace(name.begin(), name.end(), '#', 's');  // (a '#' in a file name trips shells and URLs)
+    return clip_path(named_path(out, name), k + 1, count);
 }
 
 void run_synth(const SynthOptions& o) {
