@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -175,6 +176,27 @@ int32_t self_fed_class(int32_t cls, const float* logits, int vocab, double p, ui
     return draw_class(logits, vocab, coin.u, e.data());
 }
 
+std::pair<int64_t, int64_t> parse_profile_steps(const char* value) {
+    if (!value || !*value) return {0, 0};
+    const std::string v = value;
+    const auto bad = [&] {
+        return std::invalid_argument("MW_PROFILE_STEPS: expected FIRST:LAST, two whole numbers with 1 <= FIRST <= LAST "
+                                     "(steps counted from 1, e.g. 21:22), found \"" + v + "\"");
+    };
+    const auto number = [&](const std::string& part) {
+        int64_t x = 0;
+        const char* end = part.data() + part.size();
+        const auto [stop, ec] = std::from_chars(part.data(), end, x);
+        if (part.empty() || ec != std::errc() || stop != end) throw bad();
+        return x;
+    };
+    const size_t colon = v.find(':');
+    if (colon == std::string::npos) throw bad();
+    const int64_t first = number(v.substr(0, colon)), last = number(v.substr(colon + 1));
+    if (first < 1 || last < first) throw bad();
+    return {first, last};
+}
+
 std::string data_hash(const TrainData& d) {
     Fnv f;
     for (const auto* set : {&d.effect_train, &d.effect_val}) {
@@ -227,6 +249,8 @@ struct Trainer::Impl {
         const char* v = std::getenv("MW_SELF_FEED_ON_HOST");
         return v && std::string(v) == "1";
     }();
+    // MW_PROFILE_STEPS (parse_profile_steps): the steps a profiler records, on cuda.
+    const std::pair<int64_t, int64_t> profile = parse_profile_steps(std::getenv("MW_PROFILE_STEPS"));
 #if MW_HAVE_CUDA
     // device cuda: the batch's tape, made on the first step or validation (validation runs its
     // forward too, so a const validate() may make it)
@@ -613,6 +637,21 @@ struct Trainer::Impl {
     }
 
     StepStats do_step(bool stop_requested) {
+        profile_capture_at(step + 1, profile.first, true);
+        StepStats st = take_step(stop_requested);
+        profile_capture_at(step, profile.second, false);
+        return st;
+    }
+    void profile_capture_at(int64_t s, int64_t at, bool on) const {
+        if (opt.device != Device::cuda || at == 0 || s != at) return;
+#if MW_HAVE_CUDA
+        kernels::cuda::profiler_capture(on);
+#else
+        (void)on;
+#endif
+    }
+
+    StepStats take_step(bool stop_requested) {
         const int B = opt.batch;
         // Where each lane goes this step (one random stream, lane order: deterministic).
         std::vector<int64_t> n(static_cast<size_t>(B)), skip(static_cast<size_t>(B));

@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mw {
@@ -203,5 +204,13 @@ double self_feed_chance(const TrainOptions& o, int64_t step);
 
 // A fingerprint of the training data (names, lengths, contents), hex.
 std::string data_hash(const TrainData& data);
+
+// MW_PROFILE_STEPS=FIRST:LAST in the environment of a run on cuda: the steps (counted from 1 over
+// the whole run, resumed or not) whose GPU work a profiler records. The trainer opens the capture
+// range (kernels::cuda::profiler_capture) as step FIRST begins and closes it when step LAST ends,
+// so `ncu --profile-from-start off` sees those steps alone and no build, warm-up or validation
+// (scripts/device_profile_train.sh). Null or empty: {0, 0}, nothing captured. Anything but two
+// whole numbers 1 <= FIRST <= LAST throws std::invalid_argument naming the variable and the value.
+std::pair<int64_t, int64_t> parse_profile_steps(const char* value);
 
 } // namespace mw

@@ -1,12 +1,77 @@
 #!/usr/bin/env bash
-# On the GPU machine: where a training step's time goes, kernel by kernel. Builds the standalone
-# CUDA tree (kernels/cuda), then for each shape runs one warm-up and two timed steps of the
-# training tape (mw_bench_cuda --train-one/--train-gen) under Nsight Compute, reading only each
-# launch's duration, and prints the kernels by their share of the step. Logs under $OUT.
+# On the GPU machine: where a training step's time goes, kernel by kernel, under Nsight Compute
+# (each launch's duration only), the kernels listed by their share of the step
+# (scripts/ncu_summary.py). Logs under $OUT.
+#
+# The training tape alone, on the bench's random models: builds the standalone CUDA tree
+# (kernels/cuda) and profiles one warm-up and two timed steps of mw_bench_cuda --train-one/--train-gen:
 #   bash scripts/device_profile_train.sh ["gen 64 6 16 8192;eff 16 4 32 4096;..."]
+#
+# The CLI's own `train`, whole steps as a run takes them (pooled generators, self-feed, labels,
+# the gradients' trip to the host and AdamW included): builds the CLI (scripts/device_build.sh:
+# carry .debs) and trains on DATA (default .carry/fsdd/train: carry .carry/fsdd):
+#   TRAIN="large:--pool 4,4 --d-model 64 --layers 2 --batch 32 --segment 4000 ...;small:..." \
+#     bash scripts/device_profile_train.sh
+# Each run is timed plain first, STEPS steps (default 80): its last second's samples/s and its
+# mean samples a step give a step's wall time. Then a fresh run of the same flags under ncu
+# captures steps CAPTURE (default 6:7, counted from 1: the trainer's MW_PROFILE_STEPS), so the
+# tape's allocation, cuBLAS's start and the validation stay out of the profile. The summary says
+# what share of a step's wall time the kernels fill; the rest is copies, host work and gaps.
 set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-/tmp/mw-profile}
 mkdir -p "$OUT"
+NCU=(ncu --clock-control none --metrics gpu__time_duration.sum --csv --page raw --print-units base)
+
+if [[ -n ${TRAIN:-} ]]; then
+  DATA=${DATA:-.carry/fsdd/train}; STEPS=${STEPS:-80}; CAPTURE=${CAPTURE:-6:7}
+  [[ -d $DATA ]] || { echo "DATA=$DATA: no such folder (carry .carry/fsdd, or name the clips' folder)"; exit 1; }
+  [[ $CAPTURE =~ ^([0-9]+):([0-9]+)$ ]] || { echo "CAPTURE=$CAPTURE: expected FIRST:LAST"; exit 1; }
+  c0=${BASH_REMATCH[1]} c1=${BASH_REMATCH[2]}
+  (( c0 >= 1 && c1 >= c0 )) || { echo "CAPTURE=$CAPTURE: expected 1 <= FIRST <= LAST"; exit 1; }
+  if [[ -z ${MW:-} ]]; then  # MW=path/to/mambawave skips the build (a dry run here: DEVICE=cpu)
+    export MW_BUILD_DIR=${MW_BUILD_DIR:-$PWD/build-dev/cli}
+    mkdir -p build-dev
+    . "$here/device_build.sh" > "$OUT/build.log" 2>&1
+    [[ -x ${MW:-} ]] || { echo "CLI build failed"; tail -30 "$OUT/build.log"; exit 1; }
+  fi
+  DEVICE=${DEVICE:-cuda}
+  W=${WORK:-/tmp/mw-profile-runs}  # the runs' files, made anew for each
+  IFS=';' read -ra runs <<< "$TRAIN"
+  for r in "${runs[@]}"; do
+    [[ $r == ?*:* ]] || { echo "TRAIN: \"$r\": expected NAME:FLAGS"; exit 1; }
+  done
+  for r in "${runs[@]}"; do
+    name=${r%%:*} flags=${r#*:}
+    echo "== $name: train $flags"
+    rm -rf "$W" && mkdir -p "$W"
+    # (flags unquoted on purpose: they are train's words)
+    # shellcheck disable=SC2086
+    "$MW" train --data "$DATA" --out "$W/plain.safetensors" --run-dir "$W/plain.run" --device "$DEVICE" $flags \
+        --steps "$STEPS" --val-every 1000000 --no-plot --json > "$OUT/${name}_plain.json" 2> "$OUT/${name}_plain.err" ||
+      { echo "$name: train failed"; tail -5 "$OUT/${name}_plain.err"; continue; }
+    timing=$(python3 -c 'import json, sys
+j = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+n, rate, sec = j["steps_done"], j["samples_per_second"], j["seconds"]
+step_ms = 1e3 * j["samples_seen"] / n / rate
+print("%.3f" % step_ms)
+print("  plain: %d steps, %.4g samples/s over the last second (a step %.2f ms); per step over the run: "
+      "forward + backward %.2f ms, update %.2f ms" % (n, rate, step_ms, 1e3 * sec["forward_backward"] / n,
+                                                       1e3 * sec["update"] / n))' \
+        "$OUT/${name}_plain.json")
+    wall_ms=${timing%%$'\n'*}
+    echo "${timing#*$'\n'}"
+    command -v ncu > /dev/null || { echo "  (no ncu on this machine: no profile)"; continue; }
+    rm -rf "$W" && mkdir -p "$W"
+    # shellcheck disable=SC2086
+    MW_PROFILE_STEPS=$CAPTURE "${NCU[@]}" --profile-from-start off \
+      "$MW" train --data "$DATA" --out "$W/ncu.safetensors" --run-dir "$W/ncu.run" --device "$DEVICE" $flags \
+        --steps "$c1" --val-every 1000000 --no-plot > "$OUT/$name.csv" 2> "$OUT/$name.err"
+    python3 "$here/ncu_summary.py" "$OUT/$name.csv" --steps $((c1 - c0 + 1)) --wall-ms "$wall_ms"
+  done
+  exit 0
+fi
+
 B=/tmp/mwcuda
 SHAPES=${1:-"gen 64 6 16 8192;gen 32 6 32 4000;eff 16 4 32 4096;gen 256 4 16 16384"}
 G=Ninja; command -v ninja > /dev/null || G="Unix Makefiles"
@@ -20,22 +85,6 @@ for r in "${runs[@]}"; do
   name="${kind}_D${d}x${l}_B${b}_L${len}"
   echo "== $name: plain timing"
   $B/bin/mw_bench_cuda $flag "$d" "$l" "$b" "$len" 2>&1 | grep -E "^train"
-  ncu --clock-control none --metrics gpu__time_duration.sum --csv --page raw \
-      $B/bin/mw_bench_cuda $flag "$d" "$l" "$b" "$len" --train-steps 2 > "$OUT/$name.csv" 2> "$OUT/$name.err"
-  python3 - "$OUT/$name.csv" <<'PY'
-import csv, sys, collections, re
-rows = [l for l in open(sys.argv[1]) if l.startswith('"')]
-rd = csv.DictReader(rows)
-tot = collections.defaultdict(float); cnt = collections.Counter()
-for row in rd:
-    try: t = float(row["gpu__time_duration.sum"])
-    except (KeyError, ValueError): continue
-    k = re.sub(r"\(.*", "", row["Kernel Name"])[:70]
-    tot[k] += t; cnt[k] += 1
-# three steps ran (warm-up + 2): per step = total / 3
-all_ = sum(tot.values())
-print(f"  kernels' time per step {all_/3/1e6:.2f} ms (sum of launch durations / 3 steps)")
-for k, t in sorted(tot.items(), key=lambda kv: -kv[1])[:22]:
-    print(f"  {100*t/all_:5.1f}%  {t/3/1e3:9.1f} us/step  {cnt[k]//3:4d} launches/step  {k}")
-PY
+  "${NCU[@]}" $B/bin/mw_bench_cuda $flag "$d" "$l" "$b" "$len" --train-steps 2 > "$OUT/$name.csv" 2> "$OUT/$name.err"
+  python3 "$here/ncu_summary.py" "$OUT/$name.csv" --steps 3  # (a warm-up and two timed steps)
 done

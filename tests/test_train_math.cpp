@@ -1254,3 +1254,16 @@ TEST_CASE("a damaged checkpoint is refused with its file named, before it sizes 
         CHECK(std::isfinite(t->step().loss));
     }
 }
+
+// MW_PROFILE_STEPS=FIRST:LAST (scripts/device_profile_train.sh): the steps a profiler records on
+// cuda. Unset or empty: none; a malformed value: an error naming the variable and the value.
+TEST_CASE("MW_PROFILE_STEPS reads FIRST:LAST and refuses anything else by name", "[train]") {
+    using Steps = std::pair<int64_t, int64_t>;
+    CHECK(parse_profile_steps(nullptr) == Steps{0, 0});
+    CHECK(parse_profile_steps("") == Steps{0, 0});
+    CHECK(parse_profile_steps("21:22") == Steps{21, 22});
+    CHECK(parse_profile_steps("1:1") == Steps{1, 1});
+    for (const char* bad : {"21", "0:3", "5:4", "a:b", "3:", ":3", "2:3x", "-1:2", "1:2:3", " 1:2"})
+        CHECK_THROWS_WITH(parse_profile_steps(bad),
+                          Catch::Contains("MW_PROFILE_STEPS") && Catch::Contains(std::string("\"") + bad + "\""));
+}

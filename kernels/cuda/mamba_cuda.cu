@@ -14,6 +14,8 @@
 #include "kernels/cuda/scan.cuh"
 #include "kernels/cuda/scan_lti.cuh"
 
+#include <cuda_profiler_api.h>
+
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -92,6 +94,13 @@ std::string device_name() {
     if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess)
         return "";
     return prop.name;
+}
+
+void profiler_capture(bool on) {
+    if (on)
+        MW_CUDA_CHECK(cudaProfilerStart());
+    else
+        MW_CUDA_CHECK(cudaProfilerStop());
 }
 
 PinnedFloats::PinnedFloats(size_t n) : n_(n) {

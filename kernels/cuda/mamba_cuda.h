@@ -38,6 +38,11 @@ constexpr int kLtiMaxState = 384;
 bool available();
 // The name of the device the forward runs on ("" when none).
 std::string device_name();
+// Nsight's capture range (cudaProfilerStart, cudaProfilerStop): a profiler started with
+// `ncu --profile-from-start off` or `nsys profile --capture-range=cudaProfilerApi` records only
+// the GPU work between on and off (the trainer's MW_PROFILE_STEPS). Throws CudaError when the
+// runtime refuses.
+void profiler_capture(bool on);
 
 // Page-locked host memory (cudaMallocHost): copies to and from the GPU run at the bus's full
 // speed from it, and without an extra staging copy. Size fixed at construction.

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# scripts/device_profile_train.sh's TRAIN mode on the CPU, with a stand-in for Nsight Compute:
+# the plain run's timing line, the profiled run started with the capture range off and
+# MW_PROFILE_STEPS set for the steps asked, its CSV summed per step against the wall time
+# (scripts/ncu_summary.py), and the refusals. A fault here would otherwise cost GPU time.
+#   tests/profile_train_test.sh path/to/mambawave REPO_ROOT
+set -euo pipefail
+MW=$(realpath "$1")
+ROOT=$(realpath "$2")
+source "$(dirname "${BASH_SOURCE[0]}")/test_lib.sh"   # $PY, a scratch folder, check, refuse
+PROFILE=$ROOT/scripts/device_profile_train.sh
+
+tiny_fsdd_clips clips 3
+# The stand-in: notes how it was called, runs the program, prints two steps' worth of launches
+# (4 of 5 ms, 2 of 1 ms: 11 ms a step).
+mkdir -p fakebin
+cat >fakebin/ncu <<'NCU'
+#!/usr/bin/env bash
+echo "profile-steps=${MW_PROFILE_STEPS:-} args=$*" >>"$NCU_LOG"
+prog=(); seen=0
+for a in "$@"; do
+  if (( seen )); then prog+=("$a"); elif [[ $a == */mambawave ]]; then seen=1; prog+=("$a"); fi
+done
+"${prog[@]}" >&2 || exit $?
+echo '"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","gpu__time_duration.sum"'
+echo '"","","","","","","","nsecond"'
+for i in 1 2 3 4; do echo "\"$i\",\"1\",\"mambawave\",\"h\",\"void scan_backward<8>(float const*, int)\",\"1\",\"7\",\"5000000\""; done
+for i in 5 6; do echo "\"$i\",\"1\",\"mambawave\",\"h\",\"sgemm_64x32\",\"1\",\"7\",\"1000000\""; done
+NCU
+chmod +x fakebin/ncu
+export NCU_LOG=$PWD/ncu.log
+FLAGS="--pool 2,2 --d-model 8 --layers 1 --d-state 4 --batch 2 --segment 400 --label-prefix 8 --self-feed 0.3"
+run() { env PATH="$PWD/fakebin:$PATH" OUT="$PWD/out" WORK="$PWD/runs" MW="$MW" DEVICE=cpu STEPS=4 DATA=clips "$@" bash "$PROFILE"; }
+
+rc=0; run TRAIN="tiny:$FLAGS" >prof.log 2>&1 || rc=$?
+cp prof.log last.out
+check "a TRAIN run is timed and profiled (exit $rc)" test $rc -eq 0
+check "... the plain run's timing: samples/s and a step's wall time" \
+    grep -qE "plain: 4 steps, .* samples/s over the last second \(a step [0-9.]+ ms\)" prof.log
+check "... the profiler starts with its capture off, on steps 6:7 of a 7-step run" \
+    sh -c "grep -q -- '--profile-from-start off' ncu.log && grep -q 'profile-steps=6:7' ncu.log && grep -qE -- '--steps 7( |$)' ncu.log"
+check "... the kernels summed per step (11 ms over 3 launches) against the step's wall time" \
+    grep -qE "kernels' time per step 11.00 ms over 3 launches; a step's wall time [0-9.]+ ms: the kernels fill [0-9]+% of it" prof.log
+check "... each kernel's share, by name" grep -qE "^ +90.9% +10000.0 us/step +2.0 launches/step  void scan_backward<8>" prof.log
+
+: >ncu.log
+rc=0; run TRAIN="tiny:$FLAGS" CAPTURE=2:4 >prof2.log 2>&1 || rc=$?
+cp prof2.log last.out
+check "CAPTURE=2:4: steps 2..4 captured, the CSV divided by 3 (exit $rc)" \
+    sh -c "test $rc -eq 0 && grep -q 'profile-steps=2:4' ncu.log && grep -q \"kernels' time per step 7.33 ms\" prof2.log"
+
+refuse "an entry without NAME: refused before any run" 1 'expected NAME:FLAGS' run TRAIN="tiny:$FLAGS;$FLAGS"
+refuse "CAPTURE out of order: refused" 1 'CAPTURE=5:3' run TRAIN="tiny:$FLAGS" CAPTURE=5:3
+refuse "a missing data folder: refused, named" 1 'DATA=nosuch' run TRAIN="tiny:$FLAGS" DATA=nosuch
+refuse "train itself refuses a malformed MW_PROFILE_STEPS, naming it" 1 'MW_PROFILE_STEPS|"7"' \
+    env MW_PROFILE_STEPS=7 "$MW" train --data clips --out bad.safetensors --run-dir bad.run $FLAGS --steps 1
+printf '"ID","Kernel Name","gpu__time_duration.sum"\n' >empty.csv
+refuse "ncu_summary.py: a CSV with no durations: refused, named" 1 'empty.csv|no kernel durations' \
+    $PY "$ROOT/scripts/ncu_summary.py" empty.csv --steps 2
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
