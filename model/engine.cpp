@@ -626,7 +626,8 @@ void BatchGenerator::generate(int64_t n, int32_t* out) {
 // ---- GuidedGenerator ----------------------------------------------------------------------
 
 struct GuidedGenerator::Impl {
-    int clips = 0, per_clip = 0, own = 0, vocab = 0;  // own: the asked label's stream in a clip
+    int clips = 0, per_clip = 0, vocab = 0;
+    std::vector<int> own;           // [clips]: the stream a clip draws from, its asked label's
     GuidanceContrast contrast = GuidanceContrast::labels;
     float guidance = 0;
     std::unique_ptr<kernels::ThreadPool> pool;
@@ -648,6 +649,11 @@ int GuidedGenerator::streams_per_clip(const ModelConfig& c, GuidanceContrast con
 
 GuidedGenerator::GuidedGenerator(const Model& model, int clips, int label, float guidance, SamplerParams params,
                                  GuidanceContrast contrast, int threads)
+    : GuidedGenerator(model, std::vector<int>(size_t(std::max(clips, 0)), label), guidance, params, contrast,
+                      threads) {}
+
+GuidedGenerator::GuidedGenerator(const Model& model, const std::vector<int>& labels, float guidance,
+                                 SamplerParams params, GuidanceContrast contrast, int threads)
     : impl_(new Impl) {
     const ModelConfig& cfg = model.config();
     if (cfg.kind != IoKind::mulaw8 || !cfg.labelled())
@@ -656,8 +662,11 @@ GuidedGenerator::GuidedGenerator(const Model& model, int clips, int label, float
         throw std::invalid_argument("GuidedGenerator: guidance against the null label, but the model has none "
                                     "(train it with --label-dropout)");
     const int K = int(cfg.labels.size());
-    if (label < 0 || label >= K)
-        throw std::invalid_argument("GuidedGenerator: label " + std::to_string(label) + ", expected 0.." + std::to_string(K - 1));
+    for (int label : labels)
+        if (label < 0 || label >= K)
+            throw std::invalid_argument("GuidedGenerator: label " + std::to_string(label) + ", expected 0.." +
+                                        std::to_string(K - 1));
+    const int clips = int(labels.size());
     const int per_clip = streams_per_clip(cfg, contrast);
     if (clips < 1 || int64_t(clips) * per_clip > BatchGenerator::kMaxStreams)
         throw std::invalid_argument("GuidedGenerator: " + std::to_string(clips) + " clips of " + std::to_string(per_clip) +
@@ -668,7 +677,7 @@ GuidedGenerator::GuidedGenerator(const Model& model, int clips, int label, float
     s.clips = clips;
     s.per_clip = per_clip;
     s.contrast = contrast;
-    s.own = contrast == GuidanceContrast::null_label ? 0 : label;
+    for (int label : labels) s.own.push_back(contrast == GuidanceContrast::null_label ? 0 : label);
     s.vocab = cfg.vocab;
     s.guidance = guidance;
     const int S = clips * per_clip;
@@ -682,7 +691,8 @@ GuidedGenerator::GuidedGenerator(const Model& model, int clips, int label, float
     // every clip's stream k primed with its label's prefix: label k's, or [asked, null]
     s.feed(cfg.label_prefix, [&](int64_t, int64_t i) {
         const int k = int(i % per_clip);
-        return ModelConfig::label_token(contrast == GuidanceContrast::null_label ? (k == 0 ? label : cfg.null_label()) : k);
+        const int asked = labels[size_t(i / per_clip)];
+        return ModelConfig::label_token(contrast == GuidanceContrast::null_label ? (k == 0 ? asked : cfg.null_label()) : k);
     });
 }
 
@@ -703,13 +713,13 @@ void GuidedGenerator::generate(int64_t n, int32_t* out) {
             for (int c = c0; c < c1; ++c) {
                 int32_t x;
                 if (s.guidance == 0.0f) {
-                    x = s.samplers[size_t(c)].sample(s.lane(c, s.own));
+                    x = s.samplers[size_t(c)].sample(s.lane(c, s.own[size_t(c)]));
                 } else if (s.contrast == GuidanceContrast::null_label) {  // (no log-softmax needed)
                     null_guidance_logits(s.lane(c, 0), s.lane(c, 1), V, s.guidance, guided);
                     x = s.samplers[size_t(c)].sample(guided);
                 } else {
                     for (int k = 0; k < K; ++k) log_softmax(s.lane(c, k), V, lp + size_t(k) * size_t(V));
-                    label_guidance_logits(lp, K, V, s.own, s.guidance, guided);
+                    label_guidance_logits(lp, K, V, s.own[size_t(c)], s.guidance, guided);
                     x = s.samplers[size_t(c)].sample(guided);
                 }
                 for (int k = 0; k < K; ++k) s.fed[size_t(c) * size_t(K) + size_t(k)] = x;

@@ -150,6 +150,10 @@ public:
     // threads: clips are stepped in a group per thread (0 = every core); the classes do not depend on it.
     GuidedGenerator(const Model& model, int clips, int label, float guidance, SamplerParams params,
                     GuidanceContrast contrast = GuidanceContrast::labels, int threads = 0);
+    // Each clip its own label: labels[c] for clip c (generate --label random). Clip c's classes
+    // are those clip c of the one-label constructor gives for labels[c] and the same params.
+    GuidedGenerator(const Model& model, const std::vector<int>& labels, float guidance, SamplerParams params,
+                    GuidanceContrast contrast = GuidanceContrast::labels, int threads = 0);
     // Streams a clip runs with this contrast: the model's labels, or 2.
     static int streams_per_clip(const ModelConfig& c, GuidanceContrast contrast);
     ~GuidedGenerator();

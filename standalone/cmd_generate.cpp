@@ -5,11 +5,13 @@
 
 #include "dsp/audio_file.h"
 #include "dsp/mulaw.h"
+#include "kernels/counter_draws.h"
 #include "model/engine.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -81,11 +83,21 @@ std::vector<int32_t> prime_tokens(const std::string& path, double model_rate_hz)
     return tokens;
 }
 
+// --label random: clip k's label (from 0), a pure function of the seed, so that the same seed
+// gives the same labels (and, clip k drawing with seed + k, the same clips).
+int random_label(uint64_t seed, int k, int labels) {
+    return int(mix64(mix64(seed ^ 0x72616e646f6dull) + uint64_t(k)) % uint64_t(labels));  // ("random")
+}
+
 void run_generate(const GenerateOptions& given) {
     GenerateOptions o = given;
     if (o.guidance > 0.0f && o.device == "cuda")
         throw UsageError("--guidance runs on the CPU (each clip steps two streams, or one per label); give "
                          "--device cpu or leave --device out");
+    const bool random_labels = o.label == "random";
+    if (random_labels && o.device == "cuda")
+        throw UsageError("--label random runs on the CPU (each clip primed with its own label); give --device cpu "
+                         "or leave --device out");
     // An explicit --device cuda without CUDA is a usage error before the model is read.
     if (o.device == "cuda") {
         std::string why;
@@ -112,12 +124,18 @@ void run_generate(const GenerateOptions& given) {
                          "label asked for");
     const std::vector<int32_t> audio_prime = o.prime_path.empty() ? std::vector<int32_t>{} : prime_tokens(o.prime_path, rate_hz);
     if (o.label.empty() && model.config().labelled())  // (it never heard a clip start without its label)
-        throw UsageError(o.model_path + " was trained with labels: --label NAME (or all) says which one to make (" +
-                         describe_labels(model.config()) + ")");
+        throw UsageError(o.model_path + " was trained with labels: --label NAME (or all, or random) says which one "
+                         "to make (" + describe_labels(model.config()) + ")");
     // The labels to make, each its own run of --count clips: none (-1), the one asked for, or all.
     const ModelConfig& c = model.config();
     std::vector<int> labels;
-    if (o.label.empty()) labels.push_back(-1);
+    std::vector<int> clip_labels;  // --label random: clip k's, drawn from the seed (one run of all clips)
+    if (random_labels) {
+        if (!c.labelled())
+            throw UsageError("--label random: " + o.model_path + " has no labels (it was not trained with --label-prefix)");
+        for (int k = 0; k < o.count; ++k) clip_labels.push_back(random_label(o.seed, k, int(c.labels.size())));
+        labels.push_back(-1);
+    } else if (o.label.empty()) labels.push_back(-1);
     else if (o.label == "all" && c.labelled())
         for (int i = 0; i < int(c.labels.size()); ++i) labels.push_back(i);
     else labels.push_back(label_index_or_throw(c, o.label, o.model_path));
@@ -128,7 +146,7 @@ void run_generate(const GenerateOptions& given) {
                          " or fewer");
     // a pooled model's step runs on the CPU only so far: auto takes it there (docs/POOLED.md); so
     // does guidance
-    const bool cpu_only = c.pooled() || o.guidance > 0.0f;
+    const bool cpu_only = c.pooled() || o.guidance > 0.0f || random_labels;
     const Device device = generate_device(cpu_only && o.device == "auto" ? "cpu" : o.device, o.count, frames);
     const GuidanceContrast contrast = guidance_contrast(o.contrast, c, o.model_path);
     const int per_clip = GuidedGenerator::streams_per_clip(c, contrast);
@@ -164,7 +182,10 @@ void run_generate(const GenerateOptions& given) {
         const int label = labels[li];
         std::unique_ptr<BatchGenerator> plain;
         std::unique_ptr<GuidedGenerator> guided;
-        if (o.guidance > 0.0f) {  // the label's prefix is fed inside, then the prime audio
+        if (random_labels) {  // each clip its own label's prefix, fed inside (at weight 0: no guidance)
+            guided = std::make_unique<GuidedGenerator>(model, clip_labels, o.guidance, sampling, contrast, o.threads);
+            guided->prime(audio_prime.data(), int64_t(audio_prime.size()));
+        } else if (o.guidance > 0.0f) {  // the label's prefix is fed inside, then the prime audio
             guided = std::make_unique<GuidedGenerator>(model, o.count, label, o.guidance, sampling, contrast, o.threads);
             guided->prime(audio_prime.data(), int64_t(audio_prime.size()));
         } else {  // the label's prefix first, as in training (then the prime audio, if any)
@@ -195,6 +216,13 @@ void run_generate(const GenerateOptions& given) {
     std::cout << "generated " << (files == 1 ? "" : std::to_string(files) + " clips, ")
               << speed_summary(double(frames) * files / rate_hz, clock.seconds()) << ", seed " << o.seed
               << " -> " << where << "\n";
+    if (random_labels) {  // which label each file says
+        std::cout << "labels drawn at random:";
+        for (int k = 1; k <= o.count; ++k)
+            std::cout << (k > 1 ? "," : "") << " " << std::filesystem::path(out_of(0, k)).filename().string() << " "
+                      << c.labels[size_t(clip_labels[size_t(k - 1)])];
+        std::cout << "\n";
+    }
 }
 
 } // namespace
@@ -230,7 +258,9 @@ void add_generate_command(CLI::App& app) {
                     "A model trained with --label-prefix needs it: which label to make (`info` lists them; "
                     "for the digits, 0..9), or all: each label in turn, --count clips of each, OUT's name + "
                     "_<label> (digit.wav -> digit_0.wav .. digit_9.wav), each the file that label alone gives "
-                    "for the same seed. The label's prefix primes the model, before --prime's audio")
+                    "for the same seed; or random: each clip a label drawn from --seed (listed when done), "
+                    "clip k the clip k that its label alone gives with --count. The label's prefix primes the "
+                    "model, before --prime's audio")
         ->capture_default_str();
     sub->add_option("--guidance", o->guidance,
                     "With --label: label guidance of this weight (0: off). Each class is drawn from "
@@ -276,7 +306,9 @@ void add_generate_command(CLI::App& app) {
                 "  mambawave generate -m presets/digits_labelled.safetensors --label 7 -s 1.5 -o seven.wav\n"
                 "    (a model trained with --label-prefix, asked for a label; guided at the weight it declares)\n"
                 "  mambawave generate -m presets/digits_large.safetensors --label all --count 3 -s 1.5 -o digit.wav\n"
-                "    (digit_0_001.wav .. digit_9_003.wav: each digit three times)");
+                "    (digit_0_001.wav .. digit_9_003.wav: each digit three times)\n"
+                "  mambawave generate -m presets/digits_large.safetensors --label random --count 5 -s 1.5 -o some.wav\n"
+                "    (some_001.wav .. some_005.wav: a digit drawn at random for each, listed when done)");
     sub->callback([o, sub] {
         o->guidance_given = sub->count("--guidance") > 0;
         run_generate(*o);

@@ -480,6 +480,27 @@ refuse "generate --label all on a model without labels" 2 "--label all|has no la
 refuse "generate --label all with more than 256 files" 2 "10 labels of 26 clips|--count 25 or fewer" \
     "$MW" generate -m "$lab" --label all --count 26 -s 0.1 -o fails/o.wav
 check "... and it left no file" sh -c "! ls fails/o*.wav 2>/dev/null | grep -q ."
+# generate --label random: a label drawn for each clip from the seed, listed when done; clip k is
+# clip k of that label's own run with the same seed.
+check "generate --label random --count 6" sh -c \
+    "\"$MW\" generate -m \"$lab\" --label random --count 6 -s 0.3 --seed 5 -o lr.wav > lr.out 2>/dev/null"
+check "... lists each file's label" grep -qE "^labels drawn at random: lr_001.wav [0-9], lr_002.wav [0-9], .*lr_006.wav [0-9]$" lr.out
+check "... each file is that label's own clip with the same seed, and not every label is the same" bash -c '
+    line=$(grep "^labels drawn" lr.out); seen=""
+    for k in 1 2 3 4 5 6; do
+        d=$(sed -E "s/.*lr_00$k.wav ([0-9]).*/\1/" <<<"$line"); seen+=$d
+        "'"$MW"'" generate -m "'"$lab"'" --label $d --count 6 -s 0.3 --seed 5 -o one.wav >/dev/null 2>&1 || exit 1
+        cmp lr_00$k.wav one_00$k.wav || exit 1
+    done
+    [[ $(grep -o . <<<"$seen" | sort -u | wc -l) -ge 2 ]]'
+check "... the same seed draws the same labels, another seed others" bash -c '
+    "'"$MW"'" generate -m "'"$lab"'" --label random --count 6 -s 0.1 --seed 5 -o again.wav 2>/dev/null | grep "^labels" | sed "s/again/lr/g" > a.txt
+    "'"$MW"'" generate -m "'"$lab"'" --label random --count 6 -s 0.1 --seed 6 -o other.wav 2>/dev/null | grep "^labels" | sed "s/other/lr/g" > b.txt
+    grep "^labels" lr.out | cmp - a.txt && ! cmp -s a.txt b.txt'
+refuse "generate --label random on a model without labels" 2 "--label random|has no labels" \
+    "$MW" generate -m gen.safetensors --label random -s 0.1 -o fails/o.wav
+refuse "generate a labelled model without --label: it names all and random" 2 "--label NAME (or all, or random)" \
+    "$MW" generate -m "$lab" -s 0.1 -o fails/o.wav
 refuse "bench with a corrupt model file" 1 "bad.safetensors" "$MW" bench --quick --model bad.safetensors
 
 echo "$passed passed, $failed failed"

@@ -234,6 +234,42 @@ TEST_CASE("generation on several threads draws the classes it draws on one", "[g
     }
 }
 
+TEST_CASE("guidance: clips with labels of their own draw what each label's own run draws for them", "[guidance]") {
+    // generate --label random: clip c asked for labels[c] is clip c of a run asking every clip
+    // for labels[c], whatever the other clips ask for, at any weight and with either contrast.
+    const bool pooled_model = GENERATE(false, true);
+    INFO((pooled_model ? "pooled" : "flat") << " generator");
+    const Model m = labelled_generator(35, pooled_model, {"a", "b", "c"}, 5, true);
+    const SamplerParams params{1.0f, 1.0f, 31};
+    const std::vector<int> labels = {2, 0, 2, 1, 0};
+    const int clips = int(labels.size()), n = 300;
+    for (GuidanceContrast contrast : {GuidanceContrast::labels, GuidanceContrast::null_label})
+        for (float w : {0.0f, 2.0f}) {
+            INFO("contrast " << (contrast == GuidanceContrast::labels ? "labels" : "null") << ", weight " << w);
+            GuidedGenerator mixed(m, labels, w, params, contrast, 2);
+            std::vector<int32_t> got(static_cast<size_t>(clips * n));
+            mixed.generate(n, got.data());
+            for (int label = 0; label < 3; ++label) {
+                GuidedGenerator one(m, clips, label, w, params, contrast, 1);
+                std::vector<int32_t> want(static_cast<size_t>(clips * n));
+                one.generate(n, want.data());
+                for (int c = 0; c < clips; ++c)
+                    if (labels[size_t(c)] == label) {
+                        INFO("clip " << c << ", label " << label);
+                        CHECK(std::equal(got.begin() + c * n, got.begin() + (c + 1) * n, want.begin() + c * n));
+                    }
+            }
+            // (the labels matter: clip 0 asked for 2 differs from clip 0 asked for 0)
+            GuidedGenerator zero(m, clips, 0, w, params, contrast, 1);
+            std::vector<int32_t> all0(static_cast<size_t>(clips * n));
+            zero.generate(n, all0.data());
+            CHECK_FALSE(std::equal(got.begin(), got.begin() + n, all0.begin()));
+        }
+    const Model flat = labelled_generator(33, false, {"a", "b"}, 4);
+    CHECK_THROWS_WITH(GuidedGenerator(flat, std::vector<int>{0, 2}, 1.0f, params), Catch::Contains("label 2, expected 0..1"));
+    CHECK_THROWS_WITH(GuidedGenerator(flat, std::vector<int>{}, 1.0f, params), Catch::Contains("0 clips"));
+}
+
 TEST_CASE("guidance: misuse is refused, naming what is wrong", "[guidance]") {
     const Model m = labelled_generator(33, false, {"a", "b"}, 4);
     const SamplerParams params{};
