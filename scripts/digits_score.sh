@@ -23,6 +23,9 @@
 #   JSON=FILE        also write digit_score.py's JSON summary to FILE
 #   LABELS=1         a model trained with --label-prefix: COUNT/10 clips asked for each digit
 #                    (generate --label D), and the accuracy against the digit asked for
+#   LABELS=random    a labelled model asked for no digit in particular: COUNT clips of
+#                    generate --label random (a digit drawn from the seed for each), scored against
+#                    the digit each drew, as LABELS=1's are against the digit asked for
 #   GUIDANCE=W       with LABELS=1: generate's --guidance W (label guidance; 0 = off); default: the
 #                    weight the model file declares (`info`'s guidance line), else off (until
 #                    2026-12-07, twenty-fifth session, the default was off whatever the file said)
@@ -83,6 +86,20 @@ for seed in "${seeds[@]}"; do
       "$mw" synth -m "$model" --label $d --hold "$seconds" --count $((count / 10)) --seed $((seed * 1000)) \
         ${TEMPERATURE:+--temperature "$TEMPERATURE"} ${TOP_P:+--top-p "$TOP_P"} ${GUIDANCE:+--guidance "$GUIDANCE"} \
         --threads "${THREADS:-0}" -o "$work/label${d}_${tag}.wav" | tail -1
+    done
+  elif [[ ${LABELS:-} == random ]]; then  # no digit asked for: each clip draws its own (generate --label random)
+    echo "== generating $count clips of $seconds s with $(basename "$model"), a digit drawn at random for each (seed $seed, guidance ${GUIDANCE:-as the file declares}${CONTRAST:+ against $CONTRAST}, CPU)"
+    "$mw" generate -m "$model" --label random --seconds "$seconds" --count "$count" --seed $((seed * 1000)) \
+      --temperature "${TEMPERATURE:-1}" --top-p "${TOP_P:-1}" ${GUIDANCE:+--guidance "$GUIDANCE"} ${CONTRAST:+--contrast "$CONTRAST"} \
+      --device cpu --threads "${THREADS:-0}" -o "$work/drawn_${tag}.wav" > "$work/drawn_${tag}.txt"
+    cat "$work/drawn_${tag}.txt"
+    # each clip named by the digit it drew, as LABELS=1 names them by the digit asked for
+    drawn=$(grep '^labels drawn at random:' "$work/drawn_${tag}.txt") ||
+      { echo "digits_score.sh: generate --label random listed no labels" >&2; exit 1; }
+    IFS=',' read -ra pairs <<< "${drawn#*:}"
+    for pair in "${pairs[@]}"; do
+      read -r file d <<< "$pair"
+      mv "$work/$file" "$work/label${d}_${tag}${file#drawn_${tag}}"
     done
   elif [[ -n ${LABELS:-} ]]; then  # a model trained with --label-prefix: count/10 clips asked for each digit
     echo "== generating $((count / 10)) clips of $seconds s for each --label 0..9 with $(basename "$model") (seed $seed, guidance ${GUIDANCE:-as the file declares}${CONTRAST:+ against $CONTRAST}, CPU)"

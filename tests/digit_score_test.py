@@ -162,6 +162,38 @@ for k in range(1, count + 1):
         check(all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:])), f"no two seeds share a clip: {ranges}")
         check("label9_s11__020.wav" in r.stdout, "digits_score.sh scored the clips it asked for")
 
+        # LABELS=random: generate --label random lists the digit each clip drew, and the script names
+        # each clip after it. A stand-in writes real held-out takes and lists each take's own digit,
+        # so that the right names score as real takes do; a script that put the names on the wrong
+        # clips would score near chance.
+        stub2 = os.path.join(tmp, "mw_random")
+        with open(stub2, "w") as f:
+            f.write(f"""#!{sys.executable}
+import os, shutil, sys
+a = sys.argv[1:]
+assert a[a.index("--label") + 1] == "random", a
+count, out = int(a[a.index("--count") + 1]), a[a.index("-o") + 1]
+takes = {takes!r}
+listed = []
+for k in range(1, count + 1):
+    p, d = takes[(k * 7) % len(takes)]
+    name = out[:-4] + f"_{{k:03d}}.wav"
+    shutil.copy(p, name)
+    listed.append(f"{{os.path.basename(name)}} {{d}}")
+print("generated " + str(count) + " clips")
+print("labels drawn at random: " + ", ".join(listed))
+""")
+        os.chmod(stub2, 0o755)
+        out = os.path.join(tmp, "random.json")
+        env = dict(os.environ, MW=stub2, CLASSIFIER=npz, FSDD=data_dir, PYTHON=sys.executable, LABELS="random",
+                   COUNT="30", SEED="1 2", ASR="0", JSON=out)
+        r = subprocess.run(["bash", os.path.join(root, "scripts", "digits_score.sh"), npz], env=env,
+                           capture_output=True, text=True)
+        got = json.load(open(out))["generated"] if r.returncode == 0 and os.path.exists(out) else {}
+        check(got.get("clips") == 60 and got.get("first_accuracy", 0) >= 0.85,
+              f"LABELS=random: 60 clips scored against the digits listed, as real takes (acc1 >= 0.85): "
+              f"exit {r.returncode}, {got.get('clips')} clips, acc1 {got.get('first_accuracy')}")
+
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)
