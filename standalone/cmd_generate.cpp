@@ -152,8 +152,12 @@ void run_generate(const GenerateOptions& given) {
     const int per_clip = GuidedGenerator::streams_per_clip(c, contrast);
     const std::string streams_what =
         contrast == GuidanceContrast::null_label ? "the label's and the null label's" : "one per label";
-    if (o.guidance > 0.0f && int64_t(o.count) * per_clip > BatchGenerator::kMaxStreams)
-        throw UsageError("--count " + std::to_string(o.count) + " with --guidance: each clip runs " +
+    // guided (GuidedGenerator: each clip its label's prefix inside, and its contrast's streams):
+    // with guidance, or with a label of its own for each clip
+    const bool guided_run = o.guidance > 0.0f || random_labels;
+    if (guided_run && int64_t(o.count) * per_clip > BatchGenerator::kMaxStreams)
+        throw UsageError("--count " + std::to_string(o.count) + (random_labels ? " with --label random" : " with --guidance") +
+                         ": each clip runs " +
                          std::to_string(per_clip) + " streams (" + streams_what + "), at most " +
                          std::to_string(BatchGenerator::kMaxStreams) + " in all; generate fewer clips at a time");
     if (o.guidance > 0.0f)
@@ -182,11 +186,9 @@ void run_generate(const GenerateOptions& given) {
         const int label = labels[li];
         std::unique_ptr<BatchGenerator> plain;
         std::unique_ptr<GuidedGenerator> guided;
-        if (random_labels) {  // each clip its own label's prefix, fed inside (at weight 0: no guidance)
-            guided = std::make_unique<GuidedGenerator>(model, clip_labels, o.guidance, sampling, contrast, o.threads);
-            guided->prime(audio_prime.data(), int64_t(audio_prime.size()));
-        } else if (o.guidance > 0.0f) {  // the label's prefix is fed inside, then the prime audio
-            guided = std::make_unique<GuidedGenerator>(model, o.count, label, o.guidance, sampling, contrast, o.threads);
+        if (guided_run) {  // each clip's label prefix is fed inside (at weight 0: no guidance), then the prime audio
+            const std::vector<int> asked = random_labels ? clip_labels : std::vector<int>(size_t(o.count), label);
+            guided = std::make_unique<GuidedGenerator>(model, asked, o.guidance, sampling, contrast, o.threads);
             guided->prime(audio_prime.data(), int64_t(audio_prime.size()));
         } else {  // the label's prefix first, as in training (then the prime audio, if any)
             std::vector<int32_t> prime = label >= 0 ? c.label_tokens(label) : std::vector<int32_t>{};
