@@ -33,7 +33,7 @@ def main():
     count = collections.Counter()
     for row in csv.DictReader(lines):
         try:
-            t = float(row["gpu__time_duration.sum"])
+            t = float(row["gpu__time_duration.sum"].replace(",", ""))  # (ncu may group digits: "28,864")
         except (KeyError, ValueError):
             continue
         name = re.sub(r"\(.*", "", row.get("Kernel Name", "?"))[:70]

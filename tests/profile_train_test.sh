@@ -12,7 +12,7 @@ PROFILE=$ROOT/scripts/device_profile_train.sh
 
 tiny_fsdd_clips clips 3
 # The stand-in: notes how it was called, runs the program, prints two steps' worth of launches
-# (4 of 5 ms, 2 of 1 ms: 11 ms a step).
+# (4 of 5 ms, 2 of 1 ms: 11 ms a step), its durations' digits grouped as the real ncu prints them.
 mkdir -p fakebin
 cat >fakebin/ncu <<'NCU'
 #!/usr/bin/env bash
@@ -24,8 +24,8 @@ done
 "${prog[@]}" >&2 || exit $?
 echo '"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","gpu__time_duration.sum"'
 echo '"","","","","","","","nsecond"'
-for i in 1 2 3 4; do echo "\"$i\",\"1\",\"mambawave\",\"h\",\"void scan_backward<8>(float const*, int)\",\"1\",\"7\",\"5000000\""; done
-for i in 5 6; do echo "\"$i\",\"1\",\"mambawave\",\"h\",\"sgemm_64x32\",\"1\",\"7\",\"1000000\""; done
+for i in 1 2 3 4; do echo "\"$i\",\"1\",\"mambawave\",\"h\",\"void scan_backward<8>(float const*, int)\",\"1\",\"7\",\"5,000,000\""; done
+for i in 5 6; do echo "\"$i\",\"1\",\"mambawave\",\"h\",\"sgemm_64x32\",\"1\",\"7\",\"1,000,000\""; done
 NCU
 chmod +x fakebin/ncu
 export NCU_LOG=$PWD/ncu.log
