@@ -17,6 +17,8 @@
 # captures steps CAPTURE (default 6:7, counted from 1: the trainer's MW_PROFILE_STEPS), so the
 # tape's allocation, cuBLAS's start and the validation stay out of the profile. The summary says
 # what share of a step's wall time the kernels fill; the rest is copies, host work and gaps.
+# Where Nsight Systems is installed (or NSYS=path), a third run records the same steps' timeline,
+# and scripts/nsys_summary.py says how long the GPU sat idle and what the host did meanwhile.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-/tmp/mw-profile}
@@ -36,6 +38,8 @@ if [[ -n ${TRAIN:-} ]]; then
     [[ -x ${MW:-} ]] || { echo "CLI build failed"; tail -30 "$OUT/build.log"; exit 1; }
   fi
   DEVICE=${DEVICE:-cuda}
+  # Nsight Systems, where installed: the same steps' timeline (scripts/nsys_summary.py)
+  NSYS=${NSYS:-$(command -v nsys || ls /opt/nvidia/nsight-systems/*/bin/nsys /usr/local/cuda/bin/nsys 2>/dev/null | head -1)}
   W=${WORK:-/tmp/mw-profile-runs}  # the runs' files, made anew for each
   IFS=';' read -ra runs <<< "$TRAIN"
   for r in "${runs[@]}"; do
@@ -68,6 +72,18 @@ print("  plain: %d steps, %.4g samples/s over the last second (a step %.2f ms); 
       "$MW" train --data "$DATA" --out "$W/ncu.safetensors" --run-dir "$W/ncu.run" --device "$DEVICE" $flags \
         --steps "$c1" --val-every 1000000 --no-plot > "$OUT/$name.csv" 2> "$OUT/$name.err"
     python3 "$here/ncu_summary.py" "$OUT/$name.csv" --steps $((c1 - c0 + 1)) --wall-ms "$wall_ms"
+    [[ -n $NSYS ]] || { echo "  (no nsys on this machine: no timeline)"; continue; }
+    rm -rf "$W" && mkdir -p "$W"
+    # shellcheck disable=SC2086
+    MW_PROFILE_STEPS=$CAPTURE "$NSYS" profile --capture-range=cudaProfilerApi --capture-range-end=stop \
+      --trace=cuda,osrt --sample=none --force-overwrite true -o "$OUT/$name" \
+      "$MW" train --data "$DATA" --out "$W/nsys.safetensors" --run-dir "$W/nsys.run" --device "$DEVICE" $flags \
+        --steps "$c1" --val-every 1000000 --no-plot > "$OUT/$name.nsys.log" 2>&1 &&
+    "$NSYS" stats --report cuda_gpu_trace,cuda_api_trace --format csv --force-export true -o "$OUT/$name" \
+      "$OUT/$name.nsys-rep" >> "$OUT/$name.nsys.log" 2>&1 ||
+      { echo "$name: nsys failed"; tail -5 "$OUT/$name.nsys.log"; continue; }
+    python3 "$here/nsys_summary.py" "$OUT/${name}_cuda_gpu_trace.csv" "$OUT/${name}_cuda_api_trace.csv" \
+      --steps $((c1 - c0 + 1))
   done
   exit 0
 fi

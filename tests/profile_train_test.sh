@@ -27,7 +27,34 @@ echo '"","","","","","","","nsecond"'
 for i in 1 2 3 4; do echo "\"$i\",\"1\",\"mambawave\",\"h\",\"void scan_backward<8>(float const*, int)\",\"1\",\"7\",\"5,000,000\""; done
 for i in 5 6; do echo "\"$i\",\"1\",\"mambawave\",\"h\",\"sgemm_64x32\",\"1\",\"7\",\"1,000,000\""; done
 NCU
-chmod +x fakebin/ncu
+# A stand-in for Nsight Systems: `profile` runs the program; `stats` writes two steps' traces:
+# the GPU busy 6 of each 10 ms; idle 4 ms while the host waited in cudaStreamSynchronize, and
+# 4 ms while it made no CUDA call.
+cat >fakebin/nsys <<'NSYS'
+#!/usr/bin/env bash
+echo "nsys $1 profile-steps=${MW_PROFILE_STEPS:-} args=$*" >>"$NCU_LOG"
+base=; prev=
+for a in "$@"; do [[ $prev == -o ]] && base=$a; prev=$a; done
+case $1 in
+  profile)
+    prog=(); seen=0
+    for a in "$@"; do
+      if (( seen )); then prog+=("$a"); elif [[ $a == */mambawave ]]; then seen=1; prog+=("$a"); fi
+    done
+    touch "$base.nsys-rep"
+    exec "${prog[@]}" ;;
+  stats)
+    { echo 'Start (ns),Duration (ns),CorrId,Name'
+      echo '0,4000000,1,k1'; echo '4000000,1000000,2,[CUDA memcpy Host-to-Device]'
+      echo '9000000,1000000,3,k2'; echo '10000000,4000000,4,k1'; echo '18000000,2000000,5,k2'
+    } >"${base}_cuda_gpu_trace.csv"
+    { echo 'Start (ns),Duration (ns),Name,Result'
+      echo '0,1000,cudaLaunchKernel,0'; echo '5000000,4000000,cudaStreamSynchronize,0'
+      echo '9000000,1000,cudaLaunchKernel,0'
+    } >"${base}_cuda_api_trace.csv" ;;
+esac
+NSYS
+chmod +x fakebin/ncu fakebin/nsys
 export NCU_LOG=$PWD/ncu.log
 FLAGS="--pool 2,2 --d-model 8 --layers 1 --d-state 4 --batch 2 --segment 400 --label-prefix 8 --self-feed 0.3"
 run() { env PATH="$PWD/fakebin:$PATH" OUT="$PWD/out" WORK="$PWD/runs" MW="$MW" DEVICE=cpu STEPS=4 DATA=clips "$@" bash "$PROFILE"; }
@@ -42,6 +69,14 @@ check "... the profiler starts with its capture off, on steps 6:7 of a 7-step ru
 check "... the kernels summed per step (11 ms over 3 launches) against the step's wall time" \
     grep -qE "kernels' time per step 11.00 ms over 3 launches; a step's wall time [0-9.]+ ms: the kernels fill [0-9]+% of it" prof.log
 check "... each kernel's share, by name" grep -qE "^ +90.9% +10000.0 us/step +2.0 launches/step  void scan_backward<8>" prof.log
+check "... then the same steps' timeline under nsys, its capture range the profiler's" \
+    sh -c "grep -q 'nsys profile profile-steps=6:7 .*--capture-range=cudaProfilerApi' ncu.log && grep -q 'nsys stats' ncu.log"
+check "... the GPU's busy and idle time a step" \
+    grep -q "captured span 10.00 ms a step; the GPU busy 6.00 ms (60%), idle 4.00 ms" prof.log
+check "... the copies apart from the kernels" grep -qE "copy Host-to-Device +0.50 ms a step" prof.log
+check "... each long gap with what the host did: waited, or made no CUDA call" \
+    sh -c "grep -qE \"4000.0 us  after 'k1' before 'k2': none \\(host work\\)\" prof.log &&
+           grep -qE \"4000.0 us  after '.CUDA memcpy Host-to-Device.' before 'k2': cudaStreamSynchronize\" prof.log"
 
 : >ncu.log
 rc=0; run TRAIN="tiny:$FLAGS" CAPTURE=2:4 >prof2.log 2>&1 || rc=$?
