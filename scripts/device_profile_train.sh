@@ -19,6 +19,7 @@
 # what share of a step's wall time the kernels fill; the rest is copies, host work and gaps.
 # Where Nsight Systems is installed (or NSYS=path), a third run records the same steps' timeline,
 # and scripts/nsys_summary.py says how long the GPU sat idle and what the host did meanwhile.
+# PROFILERS="ncu", "nsys" or "none" (default "ncu nsys") picks them; "none" times the runs alone.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-/tmp/mw-profile}
@@ -65,6 +66,7 @@ print("  plain: %d steps, %.4g samples/s over the last second (a step %.2f ms); 
         "$OUT/${name}_plain.json")
     wall_ms=${timing%%$'\n'*}
     echo "${timing#*$'\n'}"
+    [[ ${PROFILERS:-ncu nsys} == *ncu* ]] || continue  # PROFILERS=none: the plain timing alone (A/B runs)
     command -v ncu > /dev/null || { echo "  (no ncu on this machine: no profile)"; continue; }
     rm -rf "$W" && mkdir -p "$W"
     # shellcheck disable=SC2086
@@ -72,6 +74,7 @@ print("  plain: %d steps, %.4g samples/s over the last second (a step %.2f ms); 
       "$MW" train --data "$DATA" --out "$W/ncu.safetensors" --run-dir "$W/ncu.run" --device "$DEVICE" $flags \
         --steps "$c1" --val-every 1000000 --no-plot > "$OUT/$name.csv" 2> "$OUT/$name.err"
     python3 "$here/ncu_summary.py" "$OUT/$name.csv" --steps $((c1 - c0 + 1)) --wall-ms "$wall_ms"
+    [[ ${PROFILERS:-ncu nsys} == *nsys* ]] || continue
     [[ -n $NSYS ]] || { echo "  (no nsys on this machine: no timeline)"; continue; }
     rm -rf "$W" && mkdir -p "$W"
     # shellcheck disable=SC2086

@@ -84,6 +84,12 @@ cp prof2.log last.out
 check "CAPTURE=2:4: steps 2..4 captured, the CSV divided by 3 (exit $rc)" \
     sh -c "test $rc -eq 0 && grep -q 'profile-steps=2:4' ncu.log && grep -q \"kernels' time per step 7.33 ms\" prof2.log"
 
+: >ncu.log
+rc=0; run TRAIN="tiny:$FLAGS" PROFILERS=none >prof3.log 2>&1 || rc=$?
+cp prof3.log last.out
+check "PROFILERS=none: the plain timing alone, no profiler started (exit $rc)" \
+    sh -c "test $rc -eq 0 && grep -q 'plain: 4 steps' prof3.log && test ! -s ncu.log"
+
 refuse "an entry without NAME: refused before any run" 1 'expected NAME:FLAGS' run TRAIN="tiny:$FLAGS;$FLAGS"
 refuse "CAPTURE out of order: refused" 1 'CAPTURE=5:3' run TRAIN="tiny:$FLAGS" CAPTURE=5:3
 refuse "a missing data folder: refused, named" 1 'DATA=nosuch' run TRAIN="tiny:$FLAGS" DATA=nosuch
