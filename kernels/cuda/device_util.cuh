@@ -4,6 +4,7 @@
 #pragma once
 
 #include "kernels/cuda/cuda_check.cuh"
+#include "kernels/cuda/mamba_cuda.h"
 #include "kernels/cuda/scan_lti.cuh"
 #include "kernels/fixed_dt.h"
 #include "kernels/model_view.h"
@@ -150,56 +151,82 @@ inline LtiConstants lti_constants(const LayerView& w, int E, int N) {
 
 // Tensors packed back to back on the host, each at a multiple of `align` floats, then uploaded
 // in one copy. add() returns the tensor's offset in floats from the start of the upload.
+//
+// With `staging` (page-locked memory its owner keeps between uploads of one model), the pack is
+// written straight into it once it is large enough, i.e. from the second upload of the same
+// sizes on, and copied from it at the bus's full speed: no growing array, no second copy, no
+// staging by the driver. (A trainer uploads its weights every step: packing 1.5 M floats into a
+// growing array and copying it from pageable memory cost milliseconds a step.) The first upload
+// packs into an array of its own and leaves `staging` holding the pack for the next.
 class WeightPack {
 public:
-    explicit WeightPack(int64_t align) : align_(align) {}
+    explicit WeightPack(int64_t align, PinnedFloats* staging = nullptr)
+        : align_(align), staging_(staging), direct_(staging && staging->size() > 0) {}
 
     int64_t add(const float* src, int64_t count) {
         const int64_t off = start(count);
-        for (int64_t i = 0; i < count; ++i) host_[size_t(off + i)] = src[i];
+        std::copy_n(src, count, at(off));
         return off;
     }
     // A tensor made on the fly: value(i) for i in [0, count).
     template <class Fn>
     int64_t add_fn(int64_t count, Fn&& value) {
         const int64_t off = start(count);
-        for (int64_t i = 0; i < count; ++i) host_[size_t(off + i)] = value(i);
+        float* dst = at(off);
+        for (int64_t i = 0; i < count; ++i) dst[i] = value(i);
         return off;
     }
     // Pads the end to the alignment (so the next pack or a copy in float4 pieces lines up).
-    int64_t floats() const { return round_up(int64_t(host_.size()), align_); }
+    int64_t floats() const { return round_up(used_, align_); }
     // One device allocation holding every tensor, copied on `stream` (the user's own) and waited
     // for. (A plain cudaMemcpy from pageable memory may return before the data has reached the
     // device, and work on a non-blocking stream does not wait for it.) Throws CudaError.
-    DevPtr<float> upload(cudaStream_t stream) const {
-        std::vector<float> padded = host_;
-        padded.resize(size_t(floats()), 0.0f);
-        DevPtr<float> dev = device_alloc<float>(int64_t(padded.size()));
-        if (!padded.empty())
-            MW_CUDA_CHECK(cudaMemcpyAsync(dev.get(), padded.data(), padded.size() * sizeof(float),
-                                          cudaMemcpyHostToDevice, stream));
-        MW_CUDA_CHECK(cudaStreamSynchronize(stream));
+    DevPtr<float> upload(cudaStream_t stream) {
+        DevPtr<float> dev = device_alloc<float>(floats());
+        upload_into(dev.get(), stream);
         return dev;
     }
-
     // The same into a device buffer of floats() floats that exists already (waited for).
-    void upload_into(float* dev, cudaStream_t stream) const {
-        std::vector<float> padded = host_;
-        padded.resize(size_t(floats()), 0.0f);
-        if (!padded.empty())
-            MW_CUDA_CHECK(cudaMemcpyAsync(dev, padded.data(), padded.size() * sizeof(float),
-                                          cudaMemcpyHostToDevice, stream));
+    void upload_into(float* dev, cudaStream_t stream) {
+        const float* src = finish();
+        if (floats() > 0)
+            MW_CUDA_CHECK(cudaMemcpyAsync(dev, src, size_t(floats()) * sizeof(float), cudaMemcpyHostToDevice, stream));
         MW_CUDA_CHECK(cudaStreamSynchronize(stream));
     }
 
 private:
+    float* at(int64_t off) { return (direct_ ? staging_->data() : host_.data()) + off; }
     int64_t start(int64_t count) {
-        const int64_t off = round_up(int64_t(host_.size()), align_);
-        host_.resize(size_t(off + count), 0.0f);
+        const int64_t off = round_up(used_, align_);
+        if (direct_ && off + count > int64_t(staging_->size())) {  // larger than the last pack: on our own
+            host_.assign(staging_->data(), staging_->data() + used_);
+            direct_ = false;
+        }
+        if (direct_)
+            std::fill(staging_->data() + used_, staging_->data() + off, 0.0f);  // the gap, as resize leaves it
+        else
+            host_.resize(size_t(off + count), 0.0f);
+        used_ = off + count;
         return off;
+    }
+    // The pack and its zero padding to floats(), in staging where there is one.
+    const float* finish() {
+        if (direct_) {
+            std::fill(staging_->data() + used_, staging_->data() + floats(), 0.0f);
+            return staging_->data();
+        }
+        host_.resize(size_t(floats()), 0.0f);
+        if (!staging_) return host_.data();
+        if (int64_t(staging_->size()) < floats()) *staging_ = PinnedFloats(size_t(floats()));
+        std::copy(host_.begin(), host_.end(), staging_->data());
+        direct_ = true;
+        return staging_->data();
     }
 
     int64_t align_;
+    PinnedFloats* staging_;
+    bool direct_;
+    int64_t used_ = 0;
     std::vector<float> host_;
 };
 

@@ -420,6 +420,7 @@ inline LtiScanProblem layer_lti_problem(const Dims& d, int B, int64_t L, const f
 struct Weights {
     detail::DevPtr<float> buf;
     int64_t floats = 0;
+    PinnedFloats staging;  // the packed tensors on the host, kept for the next upload (WeightPack)
     std::vector<LayerWeights> layers;
     const float* norm_f = nullptr;   // [D]
     const float* embed = nullptr;    // [V][D]
@@ -439,7 +440,7 @@ inline void upload_weights(const ModelView& m, Weights& wt, cudaStream_t stream)
     const Dims& d = m.dims;
     const int D = d.d_model, E = d.d_inner, N = d.d_state, K = d.d_conv, R = d.dt_rank;
     const int Mp = x_proj_cols(d);
-    detail::WeightPack pack(32);
+    detail::WeightPack pack(32, &wt.staging);
     std::vector<std::pair<const float**, int64_t>> binds;  // where each tensor's device pointer goes
     auto add = [&](const float** where, const float* src, int64_t count) {
         binds.emplace_back(where, pack.add(src, count));

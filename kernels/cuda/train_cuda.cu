@@ -472,28 +472,31 @@ void layer_scan(TrainTape& t, int l, float* ssm, int T) {
 }
 
 // Host state [B][layers][(K-1)·E + N·E] (tape_state_floats per stream) <-> the device layout.
-void state_to_device_layout(const TrainTape& t, const float* in, std::vector<float>& out) {
+// (out: t.state_floats(); every float of it is written, zeros where `in` is null)
+void state_to_device_layout(const TrainTape& t, const float* in, float* out) {
     const Dims& d = t.dims;
     const int64_t E = d.d_inner, W = int64_t(d.d_conv - 1) * E, S = int64_t(d.d_state) * E;
     const int64_t per_stream = d.n_layers * (W + S);
-    out.assign(size_t(t.state_floats()), 0.0f);
-    if (!in) return;
+    if (!in) {
+        std::fill_n(out, t.state_floats(), 0.0f);
+        return;
+    }
     for (int b = 0; b < t.B; ++b)
         for (int l = 0; l < d.n_layers; ++l) {
             const float* src = in + b * per_stream + l * (W + S);
-            std::copy_n(src, W, out.begin() + t.conv_offset(l) + b * W);
-            std::copy_n(src + W, S, out.begin() + t.ssm_offset(l) + b * S);
+            std::copy_n(src, W, out + t.conv_offset(l) + b * W);
+            std::copy_n(src + W, S, out + t.ssm_offset(l) + b * S);
         }
 }
-void state_from_device_layout(const TrainTape& t, const std::vector<float>& in, float* out) {
+void state_from_device_layout(const TrainTape& t, const float* in, float* out) {
     const Dims& d = t.dims;
     const int64_t E = d.d_inner, W = int64_t(d.d_conv - 1) * E, S = int64_t(d.d_state) * E;
     const int64_t per_stream = d.n_layers * (W + S);
     for (int b = 0; b < t.B; ++b)
         for (int l = 0; l < d.n_layers; ++l) {
             float* dst = out + b * per_stream + l * (W + S);
-            std::copy_n(in.begin() + t.conv_offset(l) + b * W, W, dst);
-            std::copy_n(in.begin() + t.ssm_offset(l) + b * S, S, dst + W);
+            std::copy_n(in + t.conv_offset(l) + b * W, W, dst);
+            std::copy_n(in + t.ssm_offset(l) + b * S, S, dst + W);
         }
 }
 
@@ -527,11 +530,14 @@ void forward_layers(TrainTape& t, const float* state_in, float* state_out) {
     const int Mp = t.Mp();
     const int64_t rows = int64_t(t.B) * t.L;
 
-    std::vector<float> st;
+    // (the host's copy of the state lives in page-locked memory the tape keeps: the copies run
+    // at the bus's speed; the forward's caller waits for the stream before the next forward)
+    const size_t n_state = size_t(t.state_floats());
+    if (t.state_host.size() < n_state) t.state_host = PinnedFloats(n_state);
+    float* st = t.state_host.data();
     state_to_device_layout(t, state_in, st);
-    MW_CUDA_CHECK(cudaMemcpyAsync(t.state_in.get(), st.data(), st.size() * sizeof(float),
-                                  cudaMemcpyHostToDevice, t.stream));
-    MW_CUDA_CHECK(cudaMemcpyAsync(t.state.get(), t.state_in.get(), st.size() * sizeof(float),
+    MW_CUDA_CHECK(cudaMemcpyAsync(t.state_in.get(), st, n_state * sizeof(float), cudaMemcpyHostToDevice, t.stream));
+    MW_CUDA_CHECK(cudaMemcpyAsync(t.state.get(), t.state_in.get(), n_state * sizeof(float),
                                   cudaMemcpyDeviceToDevice, t.stream));
 
     for (int l = 0; l < d.n_layers; ++l) {
@@ -571,8 +577,7 @@ void forward_layers(TrainTape& t, const float* state_in, float* state_out) {
         gemm_rows(t.blas, rows, t.V, D, t.h, D, t.w.lm_head, D, t.out, t.V, 0.0f);
     }
     if (state_out) {
-        MW_CUDA_CHECK(cudaMemcpyAsync(st.data(), t.state.get(), st.size() * sizeof(float),
-                                      cudaMemcpyDeviceToHost, t.stream));
+        MW_CUDA_CHECK(cudaMemcpyAsync(st, t.state.get(), n_state * sizeof(float), cudaMemcpyDeviceToHost, t.stream));
         MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
         state_from_device_layout(t, st, state_out);
     }
@@ -814,12 +819,12 @@ void ensure_backward_workspace(TrainTape& t) {
 }
 
 // Device gradient (packed layout) -> += into the caller's arrays (HF layout).
-void add_gradients(const TrainTape& t, const std::vector<float>& g, const ModelGrad& out) {
+void add_gradients(const TrainTape& t, const float* g, const ModelGrad& out) {
     const Dims& d = t.dims;
     const int D = d.d_model, E = d.d_inner, N = d.d_state, K = d.d_conv, R = d.dt_rank;
     auto add = [&](float* dst, const float* weight, int64_t n) {  // (a layer kind's absent tensors: skipped)
         if (!dst || !weight) return;
-        const float* src = g.data() + t.w.offset(weight);
+        const float* src = g + t.w.offset(weight);
         for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
     };
     for (int l = 0; l < d.n_layers; ++l) {
@@ -830,7 +835,7 @@ void add_gradients(const TrainTape& t, const std::vector<float>& g, const ModelG
         add(o.conv_w, w.conv_w, int64_t(E) * K);
         add(o.conv_b, w.conv_b, E);
         if (o.x_proj_w && w.x_w) {  // packed rows B, C, r -> the model's r, B, C
-            const float* src = g.data() + t.w.offset(w.x_w);
+            const float* src = g + t.w.offset(w.x_w);
             for (int64_t i = 0; i < int64_t(R) * E; ++i) o.x_proj_w[i] += src[int64_t(2) * N * E + i];
             for (int64_t i = 0; i < int64_t(2) * N * E; ++i) o.x_proj_w[int64_t(R) * E + i] += src[i];
         }
@@ -916,13 +921,13 @@ void backward(TrainTape& t, const float* d_out, const float* d_out_dev, const Mo
     } else {
         embed_backward(t.tokens.get(), t.dx, rows, D, t.V, t.gw(t.w.embed), t.part, sums, t.stream);
     }
-    std::vector<float> host(size_t(t.w.floats));
-    MW_CUDA_CHECK(cudaMemcpyAsync(host.data(), t.grad.get(), host.size() * sizeof(float), cudaMemcpyDeviceToHost,
-                                  t.stream));
+    if (t.grad_host.size() < size_t(t.w.floats)) t.grad_host = PinnedFloats(size_t(t.w.floats));
+    MW_CUDA_CHECK(cudaMemcpyAsync(t.grad_host.data(), t.grad.get(), size_t(t.w.floats) * sizeof(float),
+                                  cudaMemcpyDeviceToHost, t.stream));
     MW_CUDA_CHECK(cudaEventRecord(t.ev[2], t.stream));
     MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
     add_elapsed(t.time.backward_ms, t.ev[1], t.ev[2]);
-    add_gradients(t, host, g);
+    add_gradients(t, t.grad_host.data(), g);
 }
 
 } // namespace

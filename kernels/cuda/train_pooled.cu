@@ -82,6 +82,11 @@ struct PooledTape : layer::GpuContext {
     std::vector<int64_t> Ln;               // the levels' lengths
     bool tf32 = false;
     TrainTiming time;
+    // Host arrays kept from step to step (a step's fresh ones cost page faults): the pools and
+    // embedding going up and their gradients coming down, page-locked; each stack's state in and
+    // out in its tape's order.
+    PinnedFloats weights_host, grad_host;
+    std::vector<std::vector<float>> st_in, st_out;
 
     int F(int i) const { return factor[size_t(i)] * D[size_t(i)]; }
     const float* down_w(int i) const { return weights.get() + pool_at[size_t(i)]; }
@@ -131,20 +136,21 @@ void check_view(const PooledView& m, const std::string& who) {
 
 // Pools and embedding into one host array, then one copy to the device.
 void upload_pooled_weights(PooledTape& t, const PooledView& m) {
-    std::vector<float> host(size_t(t.pool_floats) + size_t(t.V) * size_t(t.D[0]));
+    const size_t n = size_t(t.pool_floats) + size_t(t.V) * size_t(t.D[0]);
+    if (t.weights_host.size() < n) t.weights_host = PinnedFloats(n);
+    float* host = t.weights_host.data();
     for (int i = 0; i < t.P; ++i) {
         const PoolView& p = m.pools[size_t(i)];
         const int64_t FD = int64_t(t.F(i)) * t.D[size_t(i) + 1];
-        float* dst = host.data() + t.pool_at[size_t(i)];
+        float* dst = host + t.pool_at[size_t(i)];
         dst = std::copy_n(p.down_w, FD, dst);
         dst = std::copy_n(p.down_b, t.D[size_t(i) + 1], dst);
         dst = std::copy_n(p.up_w, FD, dst);
         std::copy_n(p.up_b, t.F(i), dst);
     }
-    std::copy_n(m.stacks.back().embed_w, int64_t(t.V) * t.D[0], host.data() + t.pool_floats);
-    MW_CUDA_CHECK(cudaMemcpyAsync(t.weights.get(), host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice,
-                                  t.stream));
-    t.sync();  // (host goes out of scope)
+    std::copy_n(m.stacks.back().embed_w, int64_t(t.V) * t.D[0], host + t.pool_floats);
+    MW_CUDA_CHECK(cudaMemcpyAsync(t.weights.get(), host, n * sizeof(float), cudaMemcpyHostToDevice, t.stream));
+    t.sync();  // (the next upload rewrites host)
 }
 
 } // namespace
@@ -253,7 +259,10 @@ void train_pooled_forward(PooledTape& t, const PooledView& m, const int32_t* tok
     // Each stack's state in and out as its tape's [B][S_s]; the pools' carried rows to the device.
     // (The state out may be the state in: everything is read before anything is written.)
     const int S = 2 * P + 1;
-    std::vector<std::vector<float>> st_in(static_cast<size_t>(S)), st_out(static_cast<size_t>(S));
+    std::vector<std::vector<float>>& st_in = t.st_in;
+    std::vector<std::vector<float>>& st_out = t.st_out;
+    st_in.resize(size_t(S));
+    st_out.resize(size_t(S));
     std::vector<float> carried_host;
     for (int s = 0; s < S; ++s) {
         const int64_t n = stack_state_floats(m.stacks[size_t(s)].dims);
@@ -404,15 +413,17 @@ void train_pooled_backward(PooledTape& t, const float* d_logits, const PooledGra
     }
     // x_0 = embeddings[token]
     embed_backward(t.tokens.get(), t.dx[0], int64_t(B) * t.L, t.D[0], t.V, t.d_embed(), t.part, t.sums, t.stream);
-    std::vector<float> host(size_t(t.pool_floats + int64_t(t.V) * t.D[0]));
-    MW_CUDA_CHECK(cudaMemcpyAsync(host.data(), t.grad.get(), host.size() * sizeof(float), cudaMemcpyDeviceToHost,
+    const size_t n_grad = size_t(t.pool_floats + int64_t(t.V) * t.D[0]);
+    if (t.grad_host.size() < n_grad) t.grad_host = PinnedFloats(n_grad);
+    const float* host = t.grad_host.data();
+    MW_CUDA_CHECK(cudaMemcpyAsync(t.grad_host.data(), t.grad.get(), n_grad * sizeof(float), cudaMemcpyDeviceToHost,
                                   t.stream));
     t.sync();
     for (int i = 0; i < P; ++i) {
         const PoolGrad& o = g.pools[size_t(i)];
         const int64_t FD = int64_t(t.F(i)) * t.D[size_t(i) + 1];
         auto add = [&](float* dst, const float* w, int64_t count) {
-            const float* src = host.data() + (w - t.weights.get());
+            const float* src = host + (w - t.weights.get());
             for (int64_t k = 0; k < count; ++k) dst[k] += src[k];
         };
         add(o.down_w, t.down_w(i), FD);
@@ -421,7 +432,7 @@ void train_pooled_backward(PooledTape& t, const float* d_logits, const PooledGra
         add(o.up_b, t.up_b(i), t.F(i));
     }
     float* ge = g.stacks.back().embed_w;
-    const float* src = host.data() + t.pool_floats;
+    const float* src = host + t.pool_floats;
     for (int64_t k = 0; k < int64_t(t.V) * t.D[0]; ++k) ge[k] += src[k];
     t.time.backward_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }

@@ -33,6 +33,8 @@ struct TrainTape : layer::GpuContext, layer::ModelShape {
 
     layer::Weights w;
     detail::DevPtr<float> grad;  // the weights' layout
+    PinnedFloats grad_host;      // grad brought back to the host (made at the first backward)
+    PinnedFloats state_host;     // the state in and out in the device's layout (made at the first forward)
 
     // Kept by the forward.
     detail::DevPtr<float> keep;
