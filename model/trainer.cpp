@@ -258,6 +258,7 @@ struct Trainer::Impl {
     mutable kernels::cuda::TrainTapePtr gpu;
     mutable kernels::cuda::PooledTapePtr gpu_pooled;
     kernels::cuda::StftLossPtr gpu_stft;  // effects with stft_weight: the batch's STFT term (cuFFT)
+    std::vector<float> gpu_state[2];      // the batch's states in and out, kept from step to step
 
     void tape_on_gpu() const {
         if (model.config().pooled()) {
@@ -568,7 +569,10 @@ struct Trainer::Impl {
             out.assign(size_t(BL * Lmax), 0.0f);
             dout.assign(size_t(BL * Lmax), 0.0f);
         }
-        std::vector<float> state_in(size_t(BL * S)), state_out(size_t(BL * S));
+        std::vector<float>& state_in = gpu_state[0];  // (every float written below: by the lanes, by the forward)
+        std::vector<float>& state_out = gpu_state[1];
+        state_in.resize(size_t(BL * S));
+        state_out.resize(size_t(BL * S));
         for (int i = 0; i < BL; ++i)
             std::copy(lanes[size_t(b0 + i)].state.begin(), lanes[size_t(b0 + i)].state.end(), state_in.begin() + i * S);
         if (effect) {
