@@ -4,6 +4,7 @@
 #include "kernels/fixed_dt.h"
 #include "kernels/harmonic_decay.h"
 #include "kernels/reference.h"
+#include "kernels/tensor_pack.h"
 #include "kernels/thread_pool.h"
 #include "test_util.h"
 
@@ -736,4 +737,62 @@ TEST_CASE("large steps beside slow states: step, scan and blocks match the refer
         check_all_paths(small, 777, 2, 54, std::string("effect D16x2, small steps, a channel's rate overflowing, isa ") +
                                                to_string(isa));
     });
+}
+
+// The GPU's weight upload (kernels/cuda/device_util.cuh, WeightPack) packs through TensorPack:
+// into an array of its own the first time, then straight into the staging array it kept. Both
+// must give the same floats, gaps and padding zero, whatever the staging held before.
+TEST_CASE("TensorPack: a pack into kept memory equals a pack of its own, gaps and padding zero", "[kernels]") {
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    const std::vector<int64_t> sizes{5, 32, 1, 70, 3};
+    std::vector<std::vector<float>> tensors;
+    for (int64_t n : sizes) {
+        tensors.emplace_back(size_t(n));
+        for (float& x : tensors.back()) x = u(rng);
+    }
+    // Packs every tensor (the fourth made on the fly, doubled) into p; returns the offsets.
+    auto fill = [&](TensorPack& p) {
+        std::vector<int64_t> off;
+        for (size_t i = 0; i < sizes.size(); ++i)
+            off.push_back(i == 3 ? p.add_fn(sizes[i], [&](int64_t k) { return 2.0f * tensors[i][size_t(k)]; })
+                                 : p.add(tensors[i].data(), sizes[i]));
+        return off;
+    };
+    TensorPack own(32);
+    const std::vector<int64_t> off = fill(own);
+    CHECK_FALSE(own.direct());
+    REQUIRE(own.floats() == 224);  // 0, 32, 64, 96 (70 floats), 192 (3), padded to 224
+    CHECK(off == std::vector<int64_t>{0, 32, 64, 96, 192});
+    const float* a = own.finish();
+    std::vector<float> want(size_t(own.floats()), 0.0f);
+    for (size_t i = 0; i < sizes.size(); ++i)
+        for (int64_t k = 0; k < sizes[i]; ++k)
+            want[size_t(off[i] + k)] = (i == 3 ? 2.0f : 1.0f) * tensors[i][size_t(k)];
+    CHECK(std::equal(want.begin(), want.end(), a));
+
+    SECTION("into kept memory that held something else: the same floats, in place") {
+        std::vector<float> kept(size_t(own.floats()), std::nanf(""));
+        TensorPack again(32, kept.data(), kept.size());
+        CHECK(fill(again) == off);
+        CHECK(again.direct());
+        CHECK(again.finish() == kept.data());
+        CHECK(std::equal(want.begin(), want.end(), kept.begin()));
+    }
+    SECTION("kept memory too small: the pack moves to an array of its own, the same floats") {
+        std::vector<float> kept(100, std::nanf(""));  // holds the first three tensors, not the fourth
+        TensorPack larger(32, kept.data(), kept.size());
+        CHECK(fill(larger) == off);
+        CHECK_FALSE(larger.direct());
+        const float* b = larger.finish();
+        CHECK(b != kept.data());
+        CHECK(std::equal(want.begin(), want.end(), b));
+    }
+    SECTION("kept memory that fits the tensors but not the end's padding: moved as well") {
+        std::vector<float> kept(200, std::nanf(""));  // the last tensor ends at 195, its padding at 224
+        TensorPack tight(32, kept.data(), kept.size());
+        fill(tight);
+        CHECK_FALSE(tight.direct());
+        CHECK(std::equal(want.begin(), want.end(), tight.finish()));
+    }
 }

@@ -8,6 +8,7 @@
 #include "kernels/cuda/scan_lti.cuh"
 #include "kernels/fixed_dt.h"
 #include "kernels/model_view.h"
+#include "kernels/tensor_pack.h"
 
 #include <algorithm>
 #include <cmath>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mw::kernels::cuda::detail {
@@ -149,35 +151,24 @@ inline LtiConstants lti_constants(const LayerView& w, int E, int N) {
     return k;
 }
 
-// Tensors packed back to back on the host, each at a multiple of `align` floats, then uploaded
-// in one copy. add() returns the tensor's offset in floats from the start of the upload.
+// Tensors packed back to back on the host (kernels/tensor_pack.h), then uploaded in one copy.
+// add() returns the tensor's offset in floats from the start of the upload.
 //
 // With `staging` (page-locked memory its owner keeps between uploads of one model), the pack is
 // written straight into it once it is large enough, i.e. from the second upload of the same
-// sizes on, and copied from it at the bus's full speed: no growing array, no second copy, no
-// staging by the driver. (A trainer uploads its weights every step: packing 1.5 M floats into a
-// growing array and copying it from pageable memory cost milliseconds a step.) The first upload
-// packs into an array of its own and leaves `staging` holding the pack for the next.
+// sizes on, and copied from it at the bus's full speed, without the driver's own staging. The
+// first upload packs into an array of its own and leaves `staging` holding the pack for the next.
 class WeightPack {
 public:
     explicit WeightPack(int64_t align, PinnedFloats* staging = nullptr)
-        : align_(align), staging_(staging), direct_(staging && staging->size() > 0) {}
+        : pack_(align, staging ? staging->data() : nullptr, staging ? staging->size() : 0), staging_(staging) {}
 
-    int64_t add(const float* src, int64_t count) {
-        const int64_t off = start(count);
-        std::copy_n(src, count, at(off));
-        return off;
-    }
-    // A tensor made on the fly: value(i) for i in [0, count).
+    int64_t add(const float* src, int64_t count) { return pack_.add(src, count); }
     template <class Fn>
     int64_t add_fn(int64_t count, Fn&& value) {
-        const int64_t off = start(count);
-        float* dst = at(off);
-        for (int64_t i = 0; i < count; ++i) dst[i] = value(i);
-        return off;
+        return pack_.add_fn(count, std::forward<Fn>(value));
     }
-    // Pads the end to the alignment (so the next pack or a copy in float4 pieces lines up).
-    int64_t floats() const { return round_up(used_, align_); }
+    int64_t floats() const { return pack_.floats(); }
     // One device allocation holding every tensor, copied on `stream` (the user's own) and waited
     // for. (A plain cudaMemcpy from pageable memory may return before the data has reached the
     // device, and work on a non-blocking stream does not wait for it.) Throws CudaError.
@@ -188,46 +179,20 @@ public:
     }
     // The same into a device buffer of floats() floats that exists already (waited for).
     void upload_into(float* dev, cudaStream_t stream) {
-        const float* src = finish();
+        const float* src = pack_.finish();
+        if (staging_ && !pack_.direct()) {  // the first upload: staging made (or grown) for the next
+            if (int64_t(staging_->size()) < floats()) *staging_ = PinnedFloats(size_t(floats()));
+            std::copy_n(src, floats(), staging_->data());
+            src = staging_->data();
+        }
         if (floats() > 0)
             MW_CUDA_CHECK(cudaMemcpyAsync(dev, src, size_t(floats()) * sizeof(float), cudaMemcpyHostToDevice, stream));
         MW_CUDA_CHECK(cudaStreamSynchronize(stream));
     }
 
 private:
-    float* at(int64_t off) { return (direct_ ? staging_->data() : host_.data()) + off; }
-    int64_t start(int64_t count) {
-        const int64_t off = round_up(used_, align_);
-        if (direct_ && off + count > int64_t(staging_->size())) {  // larger than the last pack: on our own
-            host_.assign(staging_->data(), staging_->data() + used_);
-            direct_ = false;
-        }
-        if (direct_)
-            std::fill(staging_->data() + used_, staging_->data() + off, 0.0f);  // the gap, as resize leaves it
-        else
-            host_.resize(size_t(off + count), 0.0f);
-        used_ = off + count;
-        return off;
-    }
-    // The pack and its zero padding to floats(), in staging where there is one.
-    const float* finish() {
-        if (direct_) {
-            std::fill(staging_->data() + used_, staging_->data() + floats(), 0.0f);
-            return staging_->data();
-        }
-        host_.resize(size_t(floats()), 0.0f);
-        if (!staging_) return host_.data();
-        if (int64_t(staging_->size()) < floats()) *staging_ = PinnedFloats(size_t(floats()));
-        std::copy(host_.begin(), host_.end(), staging_->data());
-        direct_ = true;
-        return staging_->data();
-    }
-
-    int64_t align_;
+    TensorPack pack_;
     PinnedFloats* staging_;
-    bool direct_;
-    int64_t used_ = 0;
-    std::vector<float> host_;
 };
 
 } // namespace mw::kernels::cuda::detail
