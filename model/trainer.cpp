@@ -694,8 +694,15 @@ struct Trainer::Impl {
         const int64_t P = model.parameter_count();
         float* G = grads.data();
         const auto t_start = std::chrono::steady_clock::now();
+        double gpu_wait_s = 0;
         if (opt.device == Device::cuda) {
+#if MW_HAVE_CUDA
+            const double wait0 = kernels::cuda::host_wait_seconds();
             gpu_forward_backward(n, skip, lane_den, denominator);
+            gpu_wait_s = kernels::cuda::host_wait_seconds() - wait0;
+#else
+            gpu_forward_backward(n, skip, lane_den, denominator);
+#endif
         } else {
             pool->run(b1 - b0, [&](int i) {
                 const int b = b0 + i;
@@ -745,6 +752,7 @@ struct Trainer::Impl {
         const auto t_end = std::chrono::steady_clock::now();
         st.forward_backward_s = std::chrono::duration<double>(t_fb - t_start).count();
         st.update_s = std::chrono::duration<double>(t_end - t_fb).count();
+        st.gpu_wait_s = gpu_wait_s;
         return st;
     }
 

@@ -137,6 +137,7 @@ struct StepStats {
     bool stop = false;            // some rank asked to stop (step(true)): every rank stops here
     double forward_backward_s = 0;  // wall time of the step's batch gathering, forward and backward
     double update_s = 0;            // the rest: gradient reduction across ranks, clipping, AdamW
+    double gpu_wait_s = 0;          // of forward_backward_s, the host's waits for the GPU (device cuda; else 0)
 };
 
 struct ValStats {

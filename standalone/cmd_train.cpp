@@ -419,6 +419,7 @@ void run_train(TrainCliOptions o) {
     double last_val = -1;
     int64_t samples_seen = samples_before;  // the whole run's
     double fb_s = 0, update_s = 0, val_s = 0;  // where this run's wall time went
+    double gpu_wait_s = 0;                      // of fb_s, the host's waits for the GPU
     json options_json = options_to_json(t);  // a checkpoint's options, and where the run ran
     options_json["device"] = to_string(t.device);
     options_json["tf32"] = t.tf32;
@@ -467,7 +468,8 @@ void run_train(TrainCliOptions o) {
                   {"wall_seconds", wall_before + clock.seconds()}, {"samples_seen", samples_seen}, {"run_dir", run_dir},
                   {"samples_per_second", samples_per_s},
                   {"seconds", {{"forward_backward", fb_s}, {"update", update_s}, {"validation", val_s},
-                               {"other", std::max(0.0, clock.seconds() - fb_s - update_s - val_s)}}}};
+                               {"other", std::max(0.0, clock.seconds() - fb_s - update_s - val_s)}}},
+                  {"gpu_wait_seconds", gpu_wait_s}};
         std::cout << j.dump() << "\n";
     };
     try {
@@ -476,6 +478,7 @@ void run_train(TrainCliOptions o) {
             samples_seen += s.samples;
             rate_window_samples += s.samples;
             fb_s += s.forward_backward_s;
+            gpu_wait_s += s.gpu_wait_s;
             update_s += s.update_s;
             const double now = clock.seconds();
             if (now - rate_window_start > 1.0 || samples_per_s == 0) {
@@ -676,7 +679,7 @@ void add_train_command(CLI::App& app) {
     sub->add_option("--rank", o->rank)->group("");
     sub->add_option("--world-size", o->world_size)->group("");
     sub->add_option("--rendezvous", o->rendezvous)->group("");
-    sub->add_flag("--json", o->json_out, "Print the result as one JSON object (best metric, steps, the whole run's wall time and samples seen, samples/s, and where this process's wall time went: forward_backward, update, validation, other; a --resume counts from the resume)");
+    sub->add_flag("--json", o->json_out, "Print the result as one JSON object (best metric, steps, the whole run's wall time and samples seen, samples/s, and where this process's wall time went: forward_backward, update, validation, other; and gpu_wait_seconds, the part of forward_backward the host spent waiting for the GPU; a --resume counts from the resume)");
     sub->add_flag("--no-plot", o->no_plot, "Do not draw curves.png");
     sub->footer(
         "Effects (a pedal, an amp): record the gear's output of a known input and train on the pair.\n"

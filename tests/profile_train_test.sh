@@ -64,6 +64,8 @@ cp prof.log last.out
 check "a TRAIN run is timed and profiled (exit $rc)" test $rc -eq 0
 check "... the plain run's timing: samples/s and a step's wall time" \
     grep -qE "plain: 4 steps, .* samples/s over the last second \(a step [0-9.]+ ms\)" prof.log
+check "... the host's waits for the GPU apart from its own work (none on the CPU)" \
+    grep -qE "forward \+ backward [0-9.]+ ms \(the host waiting for the GPU 0.00 ms, its own work [0-9.]+ ms\)" prof.log
 check "... the profiler starts with its capture off, on steps 6:7 of a 7-step run" \
     sh -c "grep -q -- '--profile-from-start off' ncu.log && grep -q 'profile-steps=6:7' ncu.log && grep -qE -- '--steps 7( |$)' ncu.log"
 check "... the kernels summed per step (11 ms over 3 launches) against the step's wall time" \

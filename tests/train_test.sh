@@ -57,6 +57,8 @@ check "the JSON says where the wall time went (parts >= 0, summing to the run's 
     $PY -c "import json; j=json.loads(open('train.json').read().strip().splitlines()[-1]); s=j['seconds']; \
 assert set(s)=={'forward_backward','update','validation','other'} and min(s.values())>=0 and s['forward_backward']>0, s; \
 assert abs(sum(s.values())-j['wall_seconds']) < 0.05*j['wall_seconds']+0.05, (s, j['wall_seconds'])"
+check "... and, on the CPU, no time waiting for a GPU" \
+    $PY -c "import json; j=json.loads(open('train.json').read().strip().splitlines()[-1]); assert j['gpu_wait_seconds']==0, j"
 check "log.csv has a header and one row per step" \
     $PY -c "import sys; rows=open('fx.run/log.csv').read().split(); sys.exit(0 if len(rows)==121 else 1)"
 check "the model records its training" sh -c "\"$MW\" info fx.safetensors --json | grep -q lag_samples"

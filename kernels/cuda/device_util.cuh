@@ -11,6 +11,8 @@
 #include "kernels/tensor_pack.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -37,6 +39,15 @@ DevPtr<T> device_alloc(int64_t count) {
 }
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// cudaStreamSynchronize, its wait added to host_wait_seconds() (mamba_cuda.h). Throws CudaError.
+extern std::atomic<int64_t> host_wait_ns;
+inline void wait_for(cudaStream_t stream) {
+    const auto t0 = std::chrono::steady_clock::now();
+    MW_CUDA_CHECK(cudaStreamSynchronize(stream));
+    host_wait_ns.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count(),
+                           std::memory_order_relaxed);
+}
 
 // Arrays cut from one device allocation, each at a 64-float (256-byte) boundary: take() names
 // an array (where its pointer goes, its size in floats), then allocate() makes the buffer and
@@ -187,7 +198,7 @@ public:
         }
         if (floats() > 0)
             MW_CUDA_CHECK(cudaMemcpyAsync(dev, src, size_t(floats()) * sizeof(float), cudaMemcpyHostToDevice, stream));
-        MW_CUDA_CHECK(cudaStreamSynchronize(stream));
+        wait_for(stream);
     }
 
 private:

@@ -337,7 +337,7 @@ struct ScanWorkspace {
     // At least `need` floats (the LTI scan's workspace, scan_lti.cuh).
     void ensure_floats(int64_t need, cudaStream_t stream) {
         if (need <= floats) return;
-        MW_CUDA_CHECK(cudaStreamSynchronize(stream));
+        detail::wait_for(stream);
         buf.reset();
         buf = detail::device_alloc<float>(need);
         floats = need;

@@ -17,6 +17,7 @@
 #include <cuda_profiler_api.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <string>
@@ -95,6 +96,12 @@ std::string device_name() {
         return "";
     return prop.name;
 }
+
+namespace detail {
+std::atomic<int64_t> host_wait_ns{0};
+} // namespace detail
+
+double host_wait_seconds() { return 1e-9 * double(detail::host_wait_ns.load(std::memory_order_relaxed)); }
 
 void profiler_capture(bool on) {
     if (on)

@@ -578,7 +578,7 @@ void forward_layers(TrainTape& t, const float* state_in, float* state_out) {
     }
     if (state_out) {
         MW_CUDA_CHECK(cudaMemcpyAsync(st, t.state.get(), n_state * sizeof(float), cudaMemcpyDeviceToHost, t.stream));
-        MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
+        detail::wait_for(t.stream);
         state_from_device_layout(t, st, state_out);
     }
 }
@@ -602,7 +602,7 @@ void train_forward(TrainTape& t, const ModelView& m, int64_t L, const float* sta
         MW_CUDA_CHECK(cudaMemcpyAsync(out, t.out, size_t(rows * out_w) * sizeof(float), cudaMemcpyDeviceToHost,
                                       t.stream));
     MW_CUDA_CHECK(cudaEventRecord(t.ev[1], t.stream));
-    MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
+    detail::wait_for(t.stream);
     add_elapsed(t.time.forward_ms, t.ev[0], t.ev[1]);
     t.time.samples += rows;
 }
@@ -812,7 +812,7 @@ void ensure_backward_workspace(TrainTape& t) {
     const int64_t need = lti_scan_backward_workspace_size(t.B, t.L, t.dims.d_inner, t.dims.d_state, t.bwd_chunk,
                                                           t.sm_count, t.lti_run).total();
     if (need <= t.sums_at) return;
-    MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
+    detail::wait_for(t.stream);
     t.bwd_ws.reset();
     t.bwd_ws = device_alloc<float>(need + t.sums_floats);
     t.sums_at = need;
@@ -925,7 +925,7 @@ void backward(TrainTape& t, const float* d_out, const float* d_out_dev, const Mo
     MW_CUDA_CHECK(cudaMemcpyAsync(t.grad_host.data(), t.grad.get(), size_t(t.w.floats) * sizeof(float),
                                   cudaMemcpyDeviceToHost, t.stream));
     MW_CUDA_CHECK(cudaEventRecord(t.ev[2], t.stream));
-    MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
+    detail::wait_for(t.stream);
     add_elapsed(t.time.backward_ms, t.ev[1], t.ev[2]);
     add_gradients(t, t.grad_host.data(), g);
 }
@@ -965,8 +965,9 @@ void train_cross_entropy(TrainTape& t, const int32_t* targets, double scale, dou
         t.out, t.targets.get(), t.dout, nll, rows, t.V, float(scale));
     MW_CUDA_CHECK_LAUNCH();
     std::vector<float> host(static_cast<size_t>(rows));
+    detail::wait_for(t.stream);  // (a copy into pageable memory would wait unseen)
     MW_CUDA_CHECK(cudaMemcpyAsync(host.data(), nll, size_t(rows) * sizeof(float), cudaMemcpyDeviceToHost, t.stream));
-    MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
+    detail::wait_for(t.stream);
     for (int b = 0; b < t.B; ++b) {
         double s = 0;
         for (int64_t i = 0; i < t.L; ++i) s += double(host[size_t(b * t.L + i)]);
@@ -1005,8 +1006,9 @@ void train_self_feed(TrainTape& t, const SelfFeedDraws& d, int32_t* tokens) {
     self_feed_kernel<<<blocks_for(rows, kThreads), kThreads, 0, t.stream>>>(t.out, fed, t.feed.get(), t.B, t.L, t.V,
                                                                             d.chance, d.seed, d.step);
     MW_CUDA_CHECK_LAUNCH();
+    detail::wait_for(t.stream);  // (a copy into pageable memory would wait unseen)
     MW_CUDA_CHECK(cudaMemcpyAsync(tokens, fed, size_t(rows) * sizeof(int32_t), cudaMemcpyDeviceToHost, t.stream));
-    MW_CUDA_CHECK(cudaStreamSynchronize(t.stream));
+    detail::wait_for(t.stream);
 }
 
 void set_tf32(TrainTape& t, bool on) {

@@ -96,7 +96,7 @@ struct PooledTape : layer::GpuContext {
     float* g(const float* w) const { return grad.get() + (w - weights.get()); }
     const float* embed() const { return weights.get() + pool_floats; }
     float* d_embed() const { return grad.get() + pool_floats; }
-    void sync() const { MW_CUDA_CHECK(cudaStreamSynchronize(stream)); }
+    void sync() const { detail::wait_for(stream); }
 };
 
 void PooledTapeDeleter::operator()(PooledTape* t) const { delete t; }
@@ -317,6 +317,7 @@ void train_pooled_forward(PooledTape& t, const PooledView& m, const int32_t* tok
         MW_CUDA_CHECK_LAUNCH();
         if (state_out) {  // each sequence's last frame of v: the rows the next segment's first frame adds in
             next.resize(size_t(B) * F);
+            t.sync();  // (a copy into pageable memory would wait unseen)
             MW_CUDA_CHECK(cudaMemcpy2DAsync(next.data(), size_t(F) * sizeof(float), t.v[size_t(i)] + (n - 1) * F,
                                             size_t(n * F) * sizeof(float), size_t(F) * sizeof(float), size_t(B),
                                             cudaMemcpyDeviceToHost, t.stream));
@@ -338,7 +339,7 @@ void train_pooled_forward(PooledTape& t, const PooledView& m, const int32_t* tok
     if (logits) {
         MW_CUDA_CHECK(cudaMemcpyAsync(logits, top.out, size_t(n0) * t.V * sizeof(float), cudaMemcpyDeviceToHost,
                                       top.stream));
-        MW_CUDA_CHECK(cudaStreamSynchronize(top.stream));
+        detail::wait_for(top.stream);
     }
     t.L = L;
     t.time.forward_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -375,7 +376,7 @@ void train_pooled_backward(PooledTape& t, const float* d_logits, const PooledGra
     if (d_logits) {  // into the top tape's gradient buffer, as train_cross_entropy leaves it
         MW_CUDA_CHECK(cudaMemcpyAsync(top.dout, d_logits, size_t(B * t.L) * t.V * sizeof(float),
                                       cudaMemcpyHostToDevice, top.stream));
-        MW_CUDA_CHECK(cudaStreamSynchronize(top.stream));
+        detail::wait_for(top.stream);
         top.dout_on_device = true;
     }
     t.sync();
