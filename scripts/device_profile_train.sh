@@ -60,10 +60,11 @@ j = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 n, rate, sec = j["steps_done"], j["samples_per_second"], j["seconds"]
 step_ms = 1e3 * j["samples_seen"] / n / rate
 print("%.3f" % step_ms)
-fb, wait = sec["forward_backward"], j.get("gpu_wait_seconds", 0.0)
+fb, wait = sec["forward_backward"], j.get("gpu_wait_seconds")  # (None: a CLI from before it)
+split = "" if wait is None else " (the host waiting for the GPU %.2f ms, its own work %.2f ms)" % (
+    1e3 * wait / n, 1e3 * (fb - wait) / n)
 print("  plain: %d steps, %.4g samples/s over the last second (a step %.2f ms); per step over the run: "
-      "forward + backward %.2f ms (the host waiting for the GPU %.2f ms, its own work %.2f ms), update %.2f ms"
-      % (n, rate, step_ms, 1e3 * fb / n, 1e3 * wait / n, 1e3 * (fb - wait) / n, 1e3 * sec["update"] / n))' \
+      "forward + backward %.2f ms%s, update %.2f ms" % (n, rate, step_ms, 1e3 * fb / n, split, 1e3 * sec["update"] / n))' \
         "$OUT/${name}_plain.json")
     wall_ms=${timing%%$'\n'*}
     echo "${timing#*$'\n'}"
