@@ -16,9 +16,11 @@
 # mean samples a step give a step's wall time. Then a fresh run of the same flags under ncu
 # captures steps CAPTURE (default 6:7, counted from 1: the trainer's MW_PROFILE_STEPS), so the
 # tape's allocation, cuBLAS's start and the validation stay out of the profile. The summary says
-# what share of a step's wall time the kernels fill; the rest is copies, host work and gaps.
-# Where Nsight Systems is installed (or NSYS=path), a third run records the same steps' timeline,
-# and scripts/nsys_summary.py says how long the GPU sat idle and what the host did meanwhile.
+# what share of a step's wall time the kernels fill; the rest is copies, host work and gaps. The
+# plain line splits a step's forward and backward into the host's waits for the GPU and its own
+# work (train --json's gpu_wait_seconds). Where Nsight Systems is installed (or NSYS=path; the lent
+# GPU machines' image lacks it), a third run records the same steps' timeline, and
+# scripts/nsys_summary.py says how long the GPU sat idle and what the host did meanwhile.
 # PROFILERS="ncu", "nsys" or "none" (default "ncu nsys") picks them; "none" times the runs alone.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

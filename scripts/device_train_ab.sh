@@ -4,7 +4,8 @@
 # with `git archive COMMIT | tar -x -C .carry/base`; carry it, with .debs and .carry/fsdd), runs
 # the Catch2 GPU cases of training and the forward on the new build, then times both CLIs' plain
 # runs of TRAIN (scripts/device_profile_train.sh, PROFILERS=none) alternating, ROUNDS times, with
-# the new one also under --tf32 once, and records the new one's timeline under Nsight Systems.
+# the new one also under --tf32 once. The new CLI's lines split a step's forward and backward
+# into the host's waits for the GPU and its own work (train --json's gpu_wait_seconds).
 #   bash scripts/device_train_ab.sh       # carry [".debs", ".carry/fsdd", ".carry/base"]
 # TRAIN: as device_profile_train.sh takes it (default: both labelled digits presets' recipes).
 set -u
@@ -39,9 +40,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
   plain "new$r" /tmp/bnew/bin/mambawave "$TRAIN"
   if (( r == 1 )); then
     plain new_tf32 /tmp/bnew/bin/mambawave "${first%%:*}_tf32:${first#*:} --tf32"
-    MW=/tmp/bnew/bin/mambawave PROFILERS=nsys TRAIN="$first" CAPTURE=6:9 OUT="$OUT/prof" \
-      timeout 120 bash "$here/device_profile_train.sh" 2>&1 | grep -v "^==" 
-    rm -f "$OUT"/prof/*.nsys-rep "$OUT"/prof/*.sqlite
   fi
 done
 nvidia-smi --query-gpu=name --format=csv,noheader
