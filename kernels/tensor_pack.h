@@ -37,7 +37,7 @@ public:
     }
     // The pack's size, its end padded to the alignment (so the next pack or a copy in float4
     // pieces lines up).
-    int64_t floats() const { return (used_ + align_ - 1) / align_ * align_; }
+    int64_t floats() const { return aligned(used_); }
     // Whether the pack lies in `reuse` (else in an array of its own).
     bool direct() const { return direct_; }
     // The pack, zero between tensors and up to floats(): `reuse` when direct().
@@ -53,8 +53,8 @@ public:
 private:
     float* at(int64_t off) { return (direct_ ? reuse_ : own_.data()) + off; }
     int64_t start(int64_t count) {
-        const int64_t off = (used_ + align_ - 1) / align_ * align_;
-        if (direct_ && floats_after(off + count) > reuse_floats_) {
+        const int64_t off = aligned(used_);
+        if (direct_ && aligned(off + count) > reuse_floats_) {
             own_.assign(reuse_, reuse_ + used_);  // larger than the last pack: on its own from here
             direct_ = false;
         }
@@ -65,7 +65,7 @@ private:
         used_ = off + count;
         return off;
     }
-    int64_t floats_after(int64_t used) const { return (used + align_ - 1) / align_ * align_; }
+    int64_t aligned(int64_t n) const { return (n + align_ - 1) / align_ * align_; }
 
     int64_t align_;
     float* reuse_;

@@ -655,6 +655,15 @@ struct Trainer::Impl {
 #endif
     }
 
+    // kernels::cuda::host_wait_seconds (0 in a build without CUDA)
+    static double gpu_wait_so_far() {
+#if MW_HAVE_CUDA
+        return kernels::cuda::host_wait_seconds();
+#else
+        return 0;
+#endif
+    }
+
     StepStats take_step(bool stop_requested) {
         const int B = opt.batch;
         // Where each lane goes this step (one random stream, lane order: deterministic).
@@ -696,13 +705,9 @@ struct Trainer::Impl {
         const auto t_start = std::chrono::steady_clock::now();
         double gpu_wait_s = 0;
         if (opt.device == Device::cuda) {
-#if MW_HAVE_CUDA
-            const double wait0 = kernels::cuda::host_wait_seconds();
+            const double wait0 = gpu_wait_so_far();
             gpu_forward_backward(n, skip, lane_den, denominator);
-            gpu_wait_s = kernels::cuda::host_wait_seconds() - wait0;
-#else
-            gpu_forward_backward(n, skip, lane_den, denominator);
-#endif
+            gpu_wait_s = gpu_wait_so_far() - wait0;
         } else {
             pool->run(b1 - b0, [&](int i) {
                 const int b = b0 + i;

@@ -49,6 +49,13 @@ inline void wait_for(cudaStream_t stream) {
                            std::memory_order_relaxed);
 }
 
+// p's memory, made anew (contents dropped) when it holds fewer than n floats: page-locked host
+// arrays a tape keeps from call to call. Throws CudaError.
+inline float* pinned_at_least(PinnedFloats& p, size_t n) {
+    if (p.size() < n) p = PinnedFloats(n);
+    return p.data();
+}
+
 // Arrays cut from one device allocation, each at a 64-float (256-byte) boundary: take() names
 // an array (where its pointer goes, its size in floats), then allocate() makes the buffer and
 // sets every pointer (nullptr for an empty array). Throws CudaError.
@@ -192,9 +199,9 @@ public:
     void upload_into(float* dev, cudaStream_t stream) {
         const float* src = pack_.finish();
         if (staging_ && !pack_.direct()) {  // the first upload: staging made (or grown) for the next
-            if (int64_t(staging_->size()) < floats()) *staging_ = PinnedFloats(size_t(floats()));
-            std::copy_n(src, floats(), staging_->data());
-            src = staging_->data();
+            float* staging = pinned_at_least(*staging_, size_t(floats()));
+            std::copy_n(src, floats(), staging);
+            src = staging;
         }
         if (floats() > 0)
             MW_CUDA_CHECK(cudaMemcpyAsync(dev, src, size_t(floats()) * sizeof(float), cudaMemcpyHostToDevice, stream));

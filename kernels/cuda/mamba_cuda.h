@@ -46,7 +46,7 @@ void profiler_capture(bool on);
 
 // Seconds this process's host has spent waiting for the GPU in the training tapes' and the
 // weight uploads' synchronisations, summed since it started (any thread). A step's wall time less
-// its share of this is the host's own work, while the GPU waits (train --json: gpu_wait).
+// its share of this is the host's own work, while the GPU waits (train --json: gpu_wait_seconds).
 double host_wait_seconds();
 
 // Page-locked host memory (cudaMallocHost): copies to and from the GPU run at the bus's full

@@ -533,8 +533,7 @@ void forward_layers(TrainTape& t, const float* state_in, float* state_out) {
     // (the host's copy of the state lives in page-locked memory the tape keeps: the copies run
     // at the bus's speed; the forward's caller waits for the stream before the next forward)
     const size_t n_state = size_t(t.state_floats());
-    if (t.state_host.size() < n_state) t.state_host = PinnedFloats(n_state);
-    float* st = t.state_host.data();
+    float* st = detail::pinned_at_least(t.state_host, n_state);
     state_to_device_layout(t, state_in, st);
     MW_CUDA_CHECK(cudaMemcpyAsync(t.state_in.get(), st, n_state * sizeof(float), cudaMemcpyHostToDevice, t.stream));
     MW_CUDA_CHECK(cudaMemcpyAsync(t.state.get(), t.state_in.get(), n_state * sizeof(float),
@@ -921,13 +920,13 @@ void backward(TrainTape& t, const float* d_out, const float* d_out_dev, const Mo
     } else {
         embed_backward(t.tokens.get(), t.dx, rows, D, t.V, t.gw(t.w.embed), t.part, sums, t.stream);
     }
-    if (t.grad_host.size() < size_t(t.w.floats)) t.grad_host = PinnedFloats(size_t(t.w.floats));
-    MW_CUDA_CHECK(cudaMemcpyAsync(t.grad_host.data(), t.grad.get(), size_t(t.w.floats) * sizeof(float),
-                                  cudaMemcpyDeviceToHost, t.stream));
+    float* host = detail::pinned_at_least(t.grad_host, size_t(t.w.floats));
+    MW_CUDA_CHECK(cudaMemcpyAsync(host, t.grad.get(), size_t(t.w.floats) * sizeof(float), cudaMemcpyDeviceToHost,
+                                  t.stream));
     MW_CUDA_CHECK(cudaEventRecord(t.ev[2], t.stream));
     detail::wait_for(t.stream);
     add_elapsed(t.time.backward_ms, t.ev[1], t.ev[2]);
-    add_gradients(t, t.grad_host.data(), g);
+    add_gradients(t, host, g);
 }
 
 } // namespace

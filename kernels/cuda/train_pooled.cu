@@ -137,8 +137,7 @@ void check_view(const PooledView& m, const std::string& who) {
 // Pools and embedding into one host array, then one copy to the device.
 void upload_pooled_weights(PooledTape& t, const PooledView& m) {
     const size_t n = size_t(t.pool_floats) + size_t(t.V) * size_t(t.D[0]);
-    if (t.weights_host.size() < n) t.weights_host = PinnedFloats(n);
-    float* host = t.weights_host.data();
+    float* host = detail::pinned_at_least(t.weights_host, n);
     for (int i = 0; i < t.P; ++i) {
         const PoolView& p = m.pools[size_t(i)];
         const int64_t FD = int64_t(t.F(i)) * t.D[size_t(i) + 1];
@@ -415,10 +414,8 @@ void train_pooled_backward(PooledTape& t, const float* d_logits, const PooledGra
     // x_0 = embeddings[token]
     embed_backward(t.tokens.get(), t.dx[0], int64_t(B) * t.L, t.D[0], t.V, t.d_embed(), t.part, t.sums, t.stream);
     const size_t n_grad = size_t(t.pool_floats + int64_t(t.V) * t.D[0]);
-    if (t.grad_host.size() < n_grad) t.grad_host = PinnedFloats(n_grad);
-    const float* host = t.grad_host.data();
-    MW_CUDA_CHECK(cudaMemcpyAsync(t.grad_host.data(), t.grad.get(), n_grad * sizeof(float), cudaMemcpyDeviceToHost,
-                                  t.stream));
+    float* host = detail::pinned_at_least(t.grad_host, n_grad);
+    MW_CUDA_CHECK(cudaMemcpyAsync(host, t.grad.get(), n_grad * sizeof(float), cudaMemcpyDeviceToHost, t.stream));
     t.sync();
     for (int i = 0; i < P; ++i) {
         const PoolGrad& o = g.pools[size_t(i)];
