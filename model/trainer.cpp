@@ -655,6 +655,14 @@ struct Trainer::Impl {
 #endif
     }
 
+    // kernels::cuda::host_trace_step: the step's forward and backward in MW_HOST_TRACE's table
+    static void gpu_trace_step(bool begins) {
+#if MW_HAVE_CUDA
+        kernels::cuda::host_trace_step(begins);
+#else
+        (void)begins;
+#endif
+    }
     // kernels::cuda::host_wait_seconds (0 in a build without CUDA)
     static double gpu_wait_so_far() {
 #if MW_HAVE_CUDA
@@ -706,7 +714,9 @@ struct Trainer::Impl {
         double gpu_wait_s = 0;
         if (opt.device == Device::cuda) {
             const double wait0 = gpu_wait_so_far();
+            gpu_trace_step(true);
             gpu_forward_backward(n, skip, lane_den, denominator);
+            gpu_trace_step(false);
             gpu_wait_s = gpu_wait_so_far() - wait0;
         } else {
             pool->run(b1 - b0, [&](int i) {

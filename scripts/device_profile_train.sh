@@ -18,7 +18,9 @@
 # tape's allocation, cuBLAS's start and the validation stay out of the profile. The summary says
 # what share of a step's wall time the kernels fill; the rest is copies, host work and gaps. The
 # plain line splits a step's forward and backward into the host's waits for the GPU and its own
-# work (train --json's gpu_wait_seconds). Where Nsight Systems is installed (or NSYS=path; the lent
+# work (train --json's gpu_wait_seconds), and the plain run's MW_HOST_TRACE table (kernels/host_trace.h)
+# says at which of the tapes' waits (file:line) the host's own work and its waits fall, per step,
+# the 12 sites with most time and the totals (the whole table is in $OUT/NAME_plain.err). Where Nsight Systems is installed (or NSYS=path; the lent
 # GPU machines' image lacks it), a third run records the same steps' timeline, and
 # scripts/nsys_summary.py says how long the GPU sat idle and what the host did meanwhile.
 # PROFILERS="ncu", "nsys" or "none" (default "ncu nsys") picks them; "none" times the runs alone.
@@ -54,7 +56,7 @@ if [[ -n ${TRAIN:-} ]]; then
     rm -rf "$W" && mkdir -p "$W"
     # (flags unquoted on purpose: they are train's words)
     # shellcheck disable=SC2086
-    "$MW" train --data "$DATA" --out "$W/plain.safetensors" --run-dir "$W/plain.run" --device "$DEVICE" $flags \
+    MW_HOST_TRACE=1 "$MW" train --data "$DATA" --out "$W/plain.safetensors" --run-dir "$W/plain.run" --device "$DEVICE" $flags \
         --steps "$STEPS" --val-every 1000000 --no-plot --json > "$OUT/${name}_plain.json" 2> "$OUT/${name}_plain.err" ||
       { echo "$name: train failed"; tail -5 "$OUT/${name}_plain.err"; continue; }
     timing=$(python3 -c 'import json, sys
@@ -70,6 +72,10 @@ print("  plain: %d steps, %.4g samples/s over the last second (a step %.2f ms); 
         "$OUT/${name}_plain.json")
     wall_ms=${timing%%$'\n'*}
     echo "${timing#*$'\n'}"
+    # MW_HOST_TRACE's table (a CLI from before it, or the CPU, prints none): the sites with most
+    # time, then the totals
+    awk '/^host trace over/ {on = 1; n = 0} on && (n++ < 14 || / total$/) {print "  " $0} / total$/ {on = 0}' \
+        "$OUT/${name}_plain.err"
     [[ ${PROFILERS:-ncu nsys} == *ncu* ]] || continue  # PROFILERS=none: the plain timing alone (A/B runs)
     command -v ncu > /dev/null || { echo "  (no ncu on this machine: no profile)"; continue; }
     rm -rf "$W" && mkdir -p "$W"

@@ -3,6 +3,7 @@
 #include "kernels/fast.h"
 #include "kernels/fixed_dt.h"
 #include "kernels/harmonic_decay.h"
+#include "kernels/host_trace.h"
 #include "kernels/reference.h"
 #include "kernels/tensor_pack.h"
 #include "kernels/thread_pool.h"
@@ -737,6 +738,51 @@ TEST_CASE("large steps beside slow states: step, scan and blocks match the refer
         check_all_paths(small, 777, 2, 54, std::string("effect D16x2, small steps, a channel's rate overflowing, isa ") +
                                                to_string(isa));
     });
+}
+
+// MW_HOST_TRACE's bookkeeping (kernels/host_trace.h, fed by kernels/cuda's wait_for): each wait
+// ends a segment of the host's own work that began at the previous wait's end or at the step's
+// mark; nothing is counted outside a step. Times in ns, made up.
+TEST_CASE("HostTrace: each wait's own work runs from the last wait's end or the step's mark", "[kernels]") {
+    const int64_t ms = 1000000;  // (times in ns)
+    HostTrace t;
+    t.wait("a.cu:1", 100 * ms, 200 * ms);  // before any step: not counted
+    CHECK(t.sites().empty());
+    CHECK(t.report().empty());
+
+    t.mark(1000 * ms);                          // step 1
+    t.wait("a.cu:1", 1300 * ms, 1700 * ms);    // own work 300, wait 400
+    t.wait("b.cu:9", 1750 * ms, 1800 * ms);    // own work 50 (from 1700), wait 50
+    t.wait("a.cu:1", 2800 * ms, 2900 * ms);    // own work 1000, wait 100
+    t.pause();
+    t.wait("b.cu:9", 5000 * ms, 9000 * ms);    // after the step (validation, say): not counted
+    t.mark(10000 * ms);                         // step 2: the time since the pause is not counted either
+    t.wait("b.cu:9", 10200 * ms, 10300 * ms);  // own work 200, wait 100
+    t.pause();
+
+    const std::vector<HostTrace::Site> s = t.sites();
+    REQUIRE(s.size() == 2);
+    CHECK(s[0].where == "a.cu:1");  // 1800 ms in all, before b's 400
+    CHECK(s[0].waits == 2);
+    CHECK(s[0].work_ns == 1300 * ms);
+    CHECK(s[0].wait_ns == 500 * ms);
+    CHECK(s[1].where == "b.cu:9");
+    CHECK(s[1].waits == 2);
+    CHECK(s[1].work_ns == 250 * ms);
+    CHECK(s[1].wait_ns == 150 * ms);
+    CHECK(t.marks() == 2);
+
+    // Per step (two marks), in ms, most time first, then the totals.
+    const std::string r = t.report();
+    INFO(r);
+    CHECK(r.find("over 2 steps") != std::string::npos);
+    const size_t at_a = r.find("   650.000    250.000      1.0  a.cu:1\n");
+    const size_t at_b = r.find("   125.000     75.000      1.0  b.cu:9\n");
+    const size_t at_total = r.find("   775.000    325.000           total\n");
+    CHECK(at_a != std::string::npos);
+    CHECK(at_b != std::string::npos);
+    CHECK(at_total != std::string::npos);
+    CHECK((at_a < at_b && at_b < at_total));
 }
 
 // The GPU's weight upload (kernels/cuda/device_util.cuh, WeightPack) packs through TensorPack:

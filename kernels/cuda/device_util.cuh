@@ -7,6 +7,7 @@
 #include "kernels/cuda/mamba_cuda.h"
 #include "kernels/cuda/scan_lti.cuh"
 #include "kernels/fixed_dt.h"
+#include "kernels/host_trace.h"
 #include "kernels/model_view.h"
 #include "kernels/tensor_pack.h"
 
@@ -18,6 +19,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -40,13 +42,25 @@ DevPtr<T> device_alloc(int64_t count) {
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-// cudaStreamSynchronize, its wait added to host_wait_seconds() (mamba_cuda.h). Throws CudaError.
+// cudaStreamSynchronize, its wait added to host_wait_seconds() (mamba_cuda.h) and, with
+// MW_HOST_TRACE=1, to the host trace under the caller's file and line (kernels/host_trace.h).
+// Throws CudaError.
 extern std::atomic<int64_t> host_wait_ns;
-inline void wait_for(cudaStream_t stream) {
-    const auto t0 = std::chrono::steady_clock::now();
+HostTrace* host_trace();  // null unless MW_HOST_TRACE=1 (mamba_cuda.cu)
+inline int64_t steady_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+inline void wait_for(cudaStream_t stream, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    const int64_t t0 = steady_ns();
     MW_CUDA_CHECK(cudaStreamSynchronize(stream));
-    host_wait_ns.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count(),
-                           std::memory_order_relaxed);
+    const int64_t t1 = steady_ns();
+    host_wait_ns.fetch_add(t1 - t0, std::memory_order_relaxed);
+    if (HostTrace* trace = host_trace()) {
+        const std::string_view f(file);
+        const size_t slash = f.rfind('/');
+        trace->wait(std::string(slash == f.npos ? f : f.substr(slash + 1)) + ":" + std::to_string(line), t0, t1);
+    }
 }
 
 // p's memory, made anew (contents dropped) when it holds fewer than n floats: page-locked host

@@ -20,6 +20,8 @@
 #include <atomic>
 #include <climits>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -99,7 +101,29 @@ std::string device_name() {
 
 namespace detail {
 std::atomic<int64_t> host_wait_ns{0};
+
+HostTrace* host_trace() {
+    static HostTrace* const trace = []() -> HostTrace* {
+        const char* v = std::getenv("MW_HOST_TRACE");
+        if (!v || std::string(v) != "1") return nullptr;
+        std::atexit([] {
+            const std::string r = host_trace()->report();
+            if (!r.empty()) std::fputs(r.c_str(), stderr);
+        });
+        return new HostTrace;  // (left to the process's end: the report runs at exit)
+    }();
+    return trace;
+}
 } // namespace detail
+
+void host_trace_step(bool begins) {
+    if (HostTrace* t = detail::host_trace()) {
+        if (begins)
+            t->mark(detail::steady_ns());
+        else
+            t->pause();
+    }
+}
 
 double host_wait_seconds() { return 1e-9 * double(detail::host_wait_ns.load(std::memory_order_relaxed)); }
 

@@ -49,6 +49,13 @@ void profiler_capture(bool on);
 // its share of this is the host's own work, while the GPU waits (train --json: gpu_wait_seconds).
 double host_wait_seconds();
 
+// With MW_HOST_TRACE=1 in the environment, each of those waits also ends a segment of the host's
+// own work, both added to the wait's source line (kernels/host_trace.h), and the table per step
+// goes to stderr at the process's end. host_trace_step(true) opens a step (what came before is
+// not counted), host_trace_step(false) closes it (the trainer's forward and backward); without
+// MW_HOST_TRACE both do nothing.
+void host_trace_step(bool begins);
+
 // Page-locked host memory (cudaMallocHost): copies to and from the GPU run at the bus's full
 // speed from it, and without an extra staging copy. Size fixed at construction.
 class PinnedFloats {

@@ -96,7 +96,10 @@ struct PooledTape : layer::GpuContext {
     float* g(const float* w) const { return grad.get() + (w - weights.get()); }
     const float* embed() const { return weights.get() + pool_floats; }
     float* d_embed() const { return grad.get() + pool_floats; }
-    void sync() const { detail::wait_for(stream); }
+    // (the caller's line goes to MW_HOST_TRACE's table, not this one)
+    void sync(const char* file = __builtin_FILE(), int line = __builtin_LINE()) const {
+        detail::wait_for(stream, file, line);
+    }
 };
 
 void PooledTapeDeleter::operator()(PooledTape* t) const { delete t; }
