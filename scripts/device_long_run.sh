@@ -38,6 +38,9 @@
 # a new one only when its validation beats the run's best.json, so keep the one that came back.
 # A dry run here: DEVICE=cpu MW=build/bin/mambawave WORK=/tmp/lt ... (tiny ARGS; SPLIT=100k to see parts;
 # DATA=folder for other clips than .carry/fsdd/train). tests/long_run_test.sh does so in ctest.
+# Each call's output ends with each run's MW_HOST_TRACE table (kernels/host_trace.h; MW_HOST_TRACE=0
+# leaves it out): per training step, the host's own work and its waits for the GPU at the six
+# sites with most time, and the totals, over the whole call.
 # It exits 0 when every run has finished all its steps, 3 when one stopped at DEADLINE to go on,
 # 1 when one failed.
 set -uo pipefail
@@ -92,7 +95,7 @@ start_of() {
 one_run() {
   local name=$1 args=$2 left=$3 resume=$4 steps=$5 run=$WORK/$1.run rc
   # shellcheck disable=SC2086  # args is a list of flags
-  timeout -s TERM "$left" "$MW" train --data "${DATA:-.carry/fsdd/train}" --out "$WORK/$name.safetensors" --run-dir "$run" \
+  MW_HOST_TRACE=${MW_HOST_TRACE:-1} timeout -s TERM "$left" "$MW" train --data "${DATA:-.carry/fsdd/train}" --out "$WORK/$name.safetensors" --run-dir "$run" \
     --steps "$steps" --lr "${LR:-3e-3}" --lr-warmup "${WARMUP:-100}" --val-every "${VE:-1000}" \
     --checkpoint-every 100000000 --device "${DEVICE:-cuda}" --threads "$threads" --no-plot --json $resume $args \
     > "$WORK/$name.json" 2> "$WORK/$name.log" < /dev/null
@@ -133,7 +136,11 @@ status=0
 for i in "${!names[@]}"; do
   name=${names[$i]}
   wait "${pids[$i]}"; rc=$?
-  tr '\r' '\n' < "$WORK/$name.log" | grep -v -e "^train \[" -e "^$" | tail -4 | sed "s/^/$name: /"
+  # (train's last words come before MW_HOST_TRACE's table, which it prints at its exit)
+  tr '\r' '\n' < "$WORK/$name.log" | awk '/^host trace over/ {exit} {print}' | grep -v -e "^train \[" -e "^$" |
+    tail -4 | sed "s/^/$name: /"
+  awk -v n="$name" '/^host trace over/ {on = 1; k = 0} on && (k++ < 8 || / total$/) {print n ": " $0} / total$/ {on = 0}' \
+    "$WORK/$name.log"
   summary=$(python3 -c "import json; j=json.load(open('$WORK/$name.json')); print(j['steps_done'], 'of', j['steps'], 'steps, best', round(j['best'], 4), 'at step', j['best_step'])" 2>/dev/null) ||
     summary="no summary from train"
   echo "$name: rc $rc; $summary"
