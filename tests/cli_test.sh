@@ -92,6 +92,21 @@ elif cmd == 'word_then_silence':       # word_then_silence WAV...: each ends in 
         words += float(np.max(np.abs(x[:rate]))) > 0.05
     print('peaks of the last 0.5 s', tails, '; clips that say something', words, 'of', len(args))
     sys.exit(0 if max(tails) <= 1e-3 and words >= len(args) - max(1, len(args) // 4) else 1)
+elif cmd == 'best_of':                 # best_of EVAL_JSON N KEPT...: each kept clip k is, of the candidates
+    ev = json.load(open(args[0]))      # k*N+1 .. k*N+N
+    per = {f['file'].split('/')[-1]: f for f in ev['per_file']}
+    n, picks = int(args[1]), []        # (named LABEL_c_NNN.wav), the one with the widest margin between
+    for k, kept in enumerate(args[2:]):  # its label's log-likelihood and the likeliest other label's
+        names = sorted(per)[k * n:(k + 1) * n]
+        def margin(f):
+            ll, own = f['log_likelihood_nats'], ev['labels'].index(f['label'])
+            return ll[own] - max(v for i, v in enumerate(ll) if i != own)
+        best = max(range(n), key=lambda j: margin(per[names[j]]))
+        same = read_wav(kept)[1].tobytes() == read_wav('cand/' + names[best])[1].tobytes()
+        print(kept, 'margins', [round(margin(per[x]), 2) for x in names], 'widest', best, 'kept it' if same else 'NOT kept')
+        picks.append(best)
+        if not same: sys.exit(1)
+    sys.exit(0 if any(p != 0 for p in picks) else 1)  # (the seed's first candidates are not all the best)
 elif cmd == 'json':                    # json FILE EXPR: evaluates EXPR with j = the object
     j = json.load(open(args[0])); ok = eval(args[1]); print(args[1], '->', ok); sys.exit(0 if ok else 1)
 else:
@@ -497,6 +512,19 @@ check "... the same seed draws the same labels, another seed others" bash -c '
     "'"$MW"'" generate -m "'"$lab"'" --label random --count 6 -s 0.1 --seed 5 -o again.wav 2>/dev/null | grep "^labels" | sed "s/again/lr/g" > a.txt
     "'"$MW"'" generate -m "'"$lab"'" --label random --count 6 -s 0.1 --seed 6 -o other.wav 2>/dev/null | grep "^labels" | sed "s/other/lr/g" > b.txt
     grep "^labels" lr.out | cmp - a.txt && ! cmp -s a.txt b.txt'
+# generate --best-of: each clip the candidate the model itself hears most plainly as its label;
+# candidate j of clip k is clip k·N + j (from 0) of --count count·N with the same seed.
+check "generate --best-of 3 --count 3 --label 3" sh -c \
+    "\"$MW\" generate -m \"$lab\" --label 3 --best-of 3 --count 3 -s 0.3 --seed 5 -o bo.wav > bo.out 2>/dev/null"
+check "... says what it kept" grep -qE "^best of 3: .*median [-0-9.e+]+ nats kept, [-0-9.e+]+ over all 9 candidates" bo.out
+check "... each clip the candidate with the widest label margin in eval --classify's log-likelihoods" sh -c \
+    "mkdir -p cand && \"$MW\" generate -m \"$lab\" --label 3 --count 9 -s 0.3 --seed 5 -o cand/3_c.wav >/dev/null 2>&1 &&
+    \"$MW\" eval -m \"$lab\" --data cand --classify --json > cand.json 2>/dev/null && $PY h.py best_of cand.json 3 bo_00[1-3].wav"
+refuse "generate --best-of on a model without labels" 2 "--best-of|has no labels" \
+    "$MW" generate -m gen.safetensors --best-of 2 -s 0.1 -o fails/o.wav
+refuse "generate --best-of 17" 2 "--best-of" "$MW" generate -m "$lab" --label 3 --best-of 17 -s 0.1 -o fails/o.wav
+refuse "generate --best-of 16 --count 200: more streams than a run takes" 2 "--best-of 16|streams" \
+    "$MW" generate -m "$lab" --label 3 --best-of 16 --count 200 -s 0.1 -o fails/o.wav
 refuse "generate --label random on a model without labels" 2 "--label random|has no labels" \
     "$MW" generate -m gen.safetensors --label random -s 0.1 -o fails/o.wav
 refuse "generate a labelled model without --label: it names all and random" 2 "--label NAME (or all, or random)" \
