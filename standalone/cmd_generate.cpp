@@ -6,6 +6,7 @@
 #include "dsp/audio_file.h"
 #include "dsp/mulaw.h"
 #include "kernels/counter_draws.h"
+#include "kernels/thread_pool.h"
 #include "model/engine.h"
 #include "model/losses.h"
 
@@ -102,31 +103,48 @@ int random_label(uint64_t seed, int k, int labels) {
 // margin is the one a separate classifier and PocketSphinx hear as the digit asked for more often.)
 class LabelMargin {
 public:
-    LabelMargin(const Model& model, int threads) : model_(model), forward_(model, threads) {}
+    // The labels' passes are shared out over `threads` (0: every core), each thread its own
+    // single-threaded forward, so that a margin is the same for any number of threads.
+    LabelMargin(const Model& model, int threads) : model_(model), pool_(threads) {
+        const int W = std::min(pool_.size(), int(model.config().labels.size()));
+        for (int w = 0; w < W; ++w) workers_.push_back(std::make_unique<Worker>(model));
+    }
     double operator()(int own, const std::vector<int32_t>& prime, const int32_t* clip, int64_t n) {
         const ModelConfig& c = model_.config();
-        double own_ll = 0, other = -std::numeric_limits<double>::infinity();
-        for (int k = 0; k < int(c.labels.size()); ++k) {
-            tokens_ = c.label_tokens(k);
-            tokens_.insert(tokens_.end(), prime.begin(), prime.end());
-            const int64_t context = int64_t(tokens_.size());
-            tokens_.insert(tokens_.end(), clip, clip + n);
-            const int64_t L = int64_t(tokens_.size()) - 1;
-            logits_.resize(size_t(L * c.vocab));
-            forward_.run(tokens_.data(), L, logits_.data());
-            // (prediction i is of token i + 1: the first generated sample's is context - 1)
-            const double ll = -cross_entropy(logits_.data(), tokens_.data() + 1, L, c.vocab, context - 1, nullptr, 1.0).nats;
-            if (k == own) own_ll = ll;
-            else other = std::max(other, ll);
-        }
-        return own_ll - other;
+        const int K = int(c.labels.size()), W = int(workers_.size());
+        std::vector<double> ll(static_cast<size_t>(K));
+        pool_.run(W, [&](int w) {
+            for (int k = w; k < K; k += W) ll[size_t(k)] = workers_[size_t(w)]->log_likelihood(c, k, prime, clip, n);
+        });
+        double other = -std::numeric_limits<double>::infinity();
+        for (int k = 0; k < K; ++k)
+            if (k != own) other = std::max(other, ll[size_t(k)]);
+        return ll[size_t(own)] - other;
     }
 
 private:
+    struct Worker {
+        explicit Worker(const Model& model) : forward(model, 1) {}
+        // log p(clip | label k's prefix, prime) in nats: the generated samples' predictions
+        double log_likelihood(const ModelConfig& c, int k, const std::vector<int32_t>& prime, const int32_t* clip,
+                              int64_t n) {
+            tokens = c.label_tokens(k);
+            tokens.insert(tokens.end(), prime.begin(), prime.end());
+            const int64_t context = int64_t(tokens.size());
+            tokens.insert(tokens.end(), clip, clip + n);
+            const int64_t L = int64_t(tokens.size()) - 1;
+            logits.resize(size_t(L * c.vocab));
+            forward.run(tokens.data(), L, logits.data());
+            // (prediction i is of token i + 1: the first generated sample's is context - 1)
+            return -cross_entropy(logits.data(), tokens.data() + 1, L, c.vocab, context - 1, nullptr, 1.0).nats;
+        }
+        TokenForward forward;
+        std::vector<int32_t> tokens;
+        std::vector<float> logits;
+    };
     const Model& model_;
-    TokenForward forward_;
-    std::vector<int32_t> tokens_;
-    std::vector<float> logits_;
+    kernels::ThreadPool pool_;
+    std::vector<std::unique_ptr<Worker>> workers_;
 };
 
 double median_of(std::vector<double> v) {

@@ -520,6 +520,9 @@ check "... says what it kept" grep -qE "^best of 3: .*median [-0-9.e+]+ nats kep
 check "... each clip the candidate with the widest label margin in eval --classify's log-likelihoods" sh -c \
     "mkdir -p cand && \"$MW\" generate -m \"$lab\" --label 3 --count 9 -s 0.3 --seed 5 -o cand/3_c.wav >/dev/null 2>&1 &&
     \"$MW\" eval -m \"$lab\" --data cand --classify --json > cand.json 2>/dev/null && $PY h.py best_of cand.json 3 bo_00[1-3].wav"
+check "... the same clips on one thread" sh -c \
+    "\"$MW\" generate -m \"$lab\" --label 3 --best-of 3 --count 3 -s 0.3 --seed 5 --threads 1 -o bo1.wav >/dev/null 2>&1 &&
+    cmp bo_001.wav bo1_001.wav && cmp bo_002.wav bo1_002.wav && cmp bo_003.wav bo1_003.wav"
 refuse "generate --best-of on a model without labels" 2 "--best-of|has no labels" \
     "$MW" generate -m gen.safetensors --best-of 2 -s 0.1 -o fails/o.wav
 refuse "generate --best-of 17" 2 "--best-of" "$MW" generate -m "$lab" --label 3 --best-of 17 -s 0.1 -o fails/o.wav
