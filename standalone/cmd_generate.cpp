@@ -99,8 +99,9 @@ int random_label(uint64_t seed, int k, int labels) {
 // --best-of: how plainly a clip says the label it was asked for, by the model's own hearing: its
 // log-likelihood (nats) under that label's prefix less the likeliest other label's, each a
 // teacher-forced pass over the whole history (prefix, prime, clip) with the generated samples
-// scored. (Measured on digits_labelled, docs/DIGITS.md "Best of N": the candidate with the widest
-// margin is the one a separate classifier and PocketSphinx hear as the digit asked for more often.)
+// scored. (docs/DIGITS.md, "Best of N": on digits_labelled, a separate classifier and PocketSphinx
+// hear the widest margin's candidate as the digit asked for more often; on digits_large no gain
+// was shown.)
 class LabelMargin {
 public:
     // The labels' passes are shared out over `threads` (0: every core), each thread its own
@@ -406,9 +407,10 @@ void add_generate_command(CLI::App& app) {
     sub->add_option("--best-of", o->best_of,
                     "A labelled model's clips, each the best of N candidates: the one that says the label asked "
                     "for most plainly by the model's own hearing (its log-likelihood under that label's prefix "
-                    "less the likeliest other label's; N + 10 N passes of the model a clip). Candidate j of "
+                    "less the likeliest other label's): N generations a clip and, for each candidate, one teacher-forced pass under every label, so it is for offline work. Candidate j of "
                     "clip k is clip k·N + j (from 0) of --count count·N with the same seed. On digits_labelled, "
-                    "best of 4 was heard as the digit asked for more often (docs/DIGITS.md, \"Best of N\")")
+                    "best of 4 was heard as the digit asked for more often; on digits_large no gain was shown "
+                    "(docs/DIGITS.md, \"Best of N\")")
         ->check(CLI::Range(1, kMaxBestOf))
         ->capture_default_str();
     sub->add_option("--device", o->device,
@@ -437,7 +439,9 @@ void add_generate_command(CLI::App& app) {
                 "  mambawave generate -m presets/digits_large.safetensors --label all --count 3 -s 1.5 -o digit.wav\n"
                 "    (digit_0_001.wav .. digit_9_003.wav: each digit three times)\n"
                 "  mambawave generate -m presets/digits_large.safetensors --label random --count 5 -s 1.5 -o some.wav\n"
-                "    (some_001.wav .. some_005.wav: a digit drawn at random for each, listed when done)");
+                "    (some_001.wav .. some_005.wav: a digit drawn at random for each, listed when done)\n"
+                "  mambawave generate -m presets/digits_labelled.safetensors --label 7 --count 5 --best-of 4 -s 1.5 -o seven.wav\n"
+                "    (each of the five the best of four candidates, by the model's own hearing of its label)");
     sub->callback([o, sub] {
         o->guidance_given = sub->count("--guidance") > 0;
         run_generate(*o);
