@@ -39,6 +39,8 @@
 #                    each digit's key held CLIP_SECONDS, with its retries of a voice that says
 #                    nothing) instead of `generate`; TEMPERATURE, TOP_P and GUIDANCE then default to
 #                    the Synth's knobs (synth --help), and the voice's seed is SEED + the key's note
+#   BEST_OF=N        with LABELS=1: generate's --best-of N (each clip the candidate the model itself
+#                    hears most plainly as its digit; docs/DIGITS.md, "Best of N")
 #   THREADS=N        generate's --threads (default 0: every core; the clips are the same for any N)
 #   MW=PATH          the mambawave binary (default build/bin/mambawave)
 #   PYTHON=PATH      python3 with numpy (default /usr/bin/python3)
@@ -102,10 +104,11 @@ for seed in "${seeds[@]}"; do
       mv "$work/$file" "$work/label${d}_${tag}${file#drawn_${tag}}"
     done
   elif [[ -n ${LABELS:-} ]]; then  # a model trained with --label-prefix: count/10 clips asked for each digit
-    echo "== generating $((count / 10)) clips of $seconds s for each --label 0..9 with $(basename "$model") (seed $seed, guidance ${GUIDANCE:-as the file declares}${CONTRAST:+ against $CONTRAST}, CPU)"
+    echo "== generating $((count / 10)) clips of $seconds s for each --label 0..9 with $(basename "$model") (seed $seed, guidance ${GUIDANCE:-as the file declares}${CONTRAST:+ against $CONTRAST}${BEST_OF:+, each the best of $BEST_OF}, CPU)"
     for d in 0 1 2 3 4 5 6 7 8 9; do
       "$mw" generate -m "$model" --label $d --seconds "$seconds" --count $((count / 10)) --seed $((seed * 1000)) \
         --temperature "${TEMPERATURE:-1}" --top-p "${TOP_P:-1}" ${GUIDANCE:+--guidance "$GUIDANCE"} ${CONTRAST:+--contrast "$CONTRAST"} \
+        ${BEST_OF:+--best-of "$BEST_OF"} \
         --device cpu --threads "${THREADS:-0}" -o "$work/label${d}_${tag}.wav"
     done
   else
