@@ -150,8 +150,9 @@ private:
 
 double median_of(std::vector<double> v) {
     if (v.empty()) return 0;
-    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-    return v[v.size() / 2];
+    std::sort(v.begin(), v.end());
+    const size_t h = v.size() / 2;
+    return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
 }
 
 void run_generate(const GenerateOptions& given) {
