@@ -409,7 +409,8 @@ void add_generate_command(CLI::App& app) {
                     "A labelled model's clips, each the best of N candidates: the one that says the label asked "
                     "for most plainly by the model's own hearing (its log-likelihood under that label's prefix "
                     "less the likeliest other label's): N generations a clip and, for each candidate, one teacher-forced pass under every label, so it is for offline work. Candidate j of "
-                    "clip k is clip k·N + j (from 0) of --count count·N with the same seed. On digits_labelled, "
+                    "clip k is clip k·N + j (from 0) of --count count·N with the same seed (with --label random, "
+                    "under clip k's own label). On digits_labelled, "
                     "best of 4 was heard as the digit asked for more often; on digits_large no gain was shown "
                     "(docs/DIGITS.md, \"Best of N\")")
         ->check(CLI::Range(1, kMaxBestOf))
