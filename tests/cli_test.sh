@@ -523,6 +523,14 @@ check "... each clip the candidate with the widest label margin in eval --classi
 check "... the same clips on one thread" sh -c \
     "\"$MW\" generate -m \"$lab\" --label 3 --best-of 3 --count 3 -s 0.3 --seed 5 --threads 1 -o bo1.wav >/dev/null 2>&1 &&
     cmp bo_001.wav bo1_001.wav && cmp bo_002.wav bo1_002.wav && cmp bo_003.wav bo1_003.wav"
+check "... with --label random: each clip one of its two candidates under the label it drew" bash -c '
+    "'"$MW"'" generate -m "'"$lab"'" --label random --best-of 2 --count 3 -s 0.3 --seed 5 -o br.wav > br.out 2>/dev/null || exit 1
+    line=$(grep "^labels drawn" br.out) || exit 1
+    for k in 1 2 3; do
+        d=$(sed -E "s/.*br_00$k.wav ([0-9]).*/\1/" <<<"$line")
+        "'"$MW"'" generate -m "'"$lab"'" --label $d --count 6 -s 0.3 --seed 5 -o bc.wav >/dev/null 2>&1 || exit 1
+        cmp -s br_00$k.wav bc_00$((2 * k - 1)).wav || cmp -s br_00$k.wav bc_00$((2 * k)).wav || exit 1
+    done'
 refuse "generate --best-of on a model without labels" 2 "--best-of|has no labels" \
     "$MW" generate -m gen.safetensors --best-of 2 -s 0.1 -o fails/o.wav
 refuse "generate --best-of 17" 2 "--best-of" "$MW" generate -m "$lab" --label 3 --best-of 17 -s 0.1 -o fails/o.wav
