@@ -100,8 +100,8 @@ int random_label(uint64_t seed, int k, int labels) {
 // log-likelihood (nats) under that label's prefix less the likeliest other label's, each a
 // teacher-forced pass over the whole history (prefix, prime, clip) with the generated samples
 // scored. (docs/DIGITS.md, "Best of N": on digits_labelled, a separate classifier and PocketSphinx
-// hear the widest margin's candidate as the digit asked for more often; on digits_large no gain
-// was shown.)
+// hear the widest margin's candidate as the digit asked for more often; on digits_large it gained
+// nothing.)
 class LabelMargin {
 public:
     // The labels' passes are shared out over `threads` (0: every core), each thread its own
@@ -411,7 +411,7 @@ void add_generate_command(CLI::App& app) {
                     "less the likeliest other label's): N generations a clip and, for each candidate, one teacher-forced pass under every label, so it is for offline work. Candidate j of "
                     "clip k is clip k·N + j (from 0) of --count count·N with the same seed (with --label random, "
                     "under clip k's own label). On digits_labelled, "
-                    "best of 4 was heard as the digit asked for more often; on digits_large no gain was shown "
+                    "best of 4 was heard as the digit asked for more often; on digits_large it gained nothing "
                     "(docs/DIGITS.md, \"Best of N\")")
         ->check(CLI::Range(1, kMaxBestOf))
         ->capture_default_str();
