@@ -139,8 +139,7 @@ for i in "${!names[@]}"; do
   # (train's last words come before MW_HOST_TRACE's table, which it prints at its exit)
   tr '\r' '\n' < "$WORK/$name.log" | awk '/^host trace over/ {exit} {print}' | grep -v -e "^train \[" -e "^$" |
     tail -4 | sed "s/^/$name: /"
-  awk -v n="$name" '/^host trace over/ {on = 1; k = 0} on && (k++ < 8 || / total$/) {print n ": " $0} / total$/ {on = 0}' \
-    "$WORK/$name.log"
+  awk -v rows=6 -v prefix="$name: " -f scripts/host_trace_top.awk "$WORK/$name.log"
   summary=$(python3 -c "import json; j=json.load(open('$WORK/$name.json')); print(j['steps_done'], 'of', j['steps'], 'steps, best', round(j['best'], 4), 'at step', j['best_step'])" 2>/dev/null) ||
     summary="no summary from train"
   echo "$name: rc $rc; $summary"

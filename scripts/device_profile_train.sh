@@ -74,8 +74,7 @@ print("  plain: %d steps, %.4g samples/s over the last second (a step %.2f ms); 
     echo "${timing#*$'\n'}"
     # MW_HOST_TRACE's table (a CLI from before it, or the CPU, prints none): the sites with most
     # time, then the totals
-    awk '/^host trace over/ {on = 1; n = 0} on && (n++ < 14 || / total$/) {print "  " $0} / total$/ {on = 0}' \
-        "$OUT/${name}_plain.err"
+    awk -v rows=12 -v prefix="  " -f "$here/host_trace_top.awk" "$OUT/${name}_plain.err"
     [[ ${PROFILERS:-ncu nsys} == *ncu* ]] || continue  # PROFILERS=none: the plain timing alone (A/B runs)
     command -v ncu > /dev/null || { echo "  (no ncu on this machine: no profile)"; continue; }
     rm -rf "$W" && mkdir -p "$W"

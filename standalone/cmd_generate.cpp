@@ -259,6 +259,11 @@ void run_generate(const GenerateOptions& given) {
     std::vector<int32_t> classes(size_t(made) * size_t(kBlockFrames));  // [made][n]
     std::vector<float> block(static_cast<size_t>(kBlockFrames));
     const float* planar[] = {block.data()};
+    // n classes (at most a block) decoded and written on to label li's clip k
+    const auto write_classes = [&](size_t li, int k, const int32_t* cls, int64_t n) {
+        for (int64_t i = 0; i < n; ++i) block[size_t(i)] = dsp::mulaw_decode(cls[i]);
+        writers[li][size_t(k)]->write(planar, n);
+    };
     // --best-of: every candidate's classes [made][frames], each clip's kept candidate and margins
     std::vector<int32_t> candidates(o.best_of > 1 ? size_t(made) * size_t(frames) : 0);
     std::unique_ptr<LabelMargin> margin;
@@ -296,8 +301,7 @@ void run_generate(const GenerateOptions& given) {
                     std::copy(got, got + n, candidates.begin() + int64_t(k) * frames + start);
                     continue;
                 }
-                for (int64_t i = 0; i < n; ++i) block[size_t(i)] = dsp::mulaw_decode(got[i]);
-                writers[li][size_t(k)]->write(planar, n);
+                write_classes(li, k, got, n);
             }
             throw_if_interrupted();
             bar.update(double(li) * per_label + double(start + n) / rate_hz);
@@ -318,11 +322,8 @@ void run_generate(const GenerateOptions& given) {
             }
             kept_margins.push_back(best_margin);
             const int32_t* kept = candidates.data() + int64_t(k * o.best_of + best) * frames;
-            for (int64_t start = 0; start < frames; start += kBlockFrames) {
-                const int64_t n = std::min(kBlockFrames, frames - start);
-                for (int64_t i = 0; i < n; ++i) block[size_t(i)] = dsp::mulaw_decode(kept[start + i]);
-                writers[li][size_t(k)]->write(planar, n);
-            }
+            for (int64_t start = 0; start < frames; start += kBlockFrames)
+                write_classes(li, k, kept + start, std::min(kBlockFrames, frames - start));
         }
     }
     for (auto& label_writers : writers)
