@@ -101,5 +101,16 @@ printf '"ID","Kernel Name","gpu__time_duration.sum"\n' >empty.csv
 refuse "ncu_summary.py: a CSV with no durations: refused, named" 1 'empty.csv|no kernel durations' \
     $PY "$ROOT/scripts/ncu_summary.py" empty.csv --steps 2
 
+# The device scripts' view of MW_HOST_TRACE's table (train prints it at exit on a GPU only): the
+# two header lines, the first ROWS sites and the totals, each led by PREFIX; train's own lines not.
+{ echo "train: done"; echo "host trace over 80 steps, per step (ms): ..."; echo "  own work  wait  waits  where"
+  for i in $(seq 1 20); do echo "  $((21 - i)).000  1.000  1.0  f.cu:$i"; done; echo "  210.000  20.000  total"
+} >trace.err
+awk -v rows=12 -v prefix="x: " -f "$ROOT/scripts/host_trace_top.awk" trace.err >trace.top
+check "host_trace_top.awk: the headers, the first 12 sites and the totals, prefixed" sh -c \
+    "test \$(wc -l <trace.top) -eq 15 && head -1 trace.top | grep -q '^x: host trace over 80' &&
+    grep -q 'x:   9.000  1.000  1.0  f.cu:12\$' trace.top && ! grep -q 'f.cu:13\$' trace.top &&
+    tail -1 trace.top | grep -q '^x:   210.000  20.000  total\$' && ! grep -q 'train: done' trace.top"
+
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
