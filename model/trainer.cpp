@@ -274,15 +274,17 @@ struct Trainer::Impl {
     // A generator's forward of this rank's BL lanes of L steps on the GPU tape (the logits stay
     // there), the cross-entropy against targets (nats per lane), then the gradient into `g`.
     // A pooled model's L is a multiple of its pooling period (the callers pad).
-    // (logits: null leaves them on the GPU; else they come back, [BL][L][V])
+    // (logits: null leaves them on the GPU; else they come back, [BL][L][V]. up: as_last for a
+    // second forward of the same step, whose weights the first took to the GPU)
     void gpu_tokens_forward(const int32_t* tokens, int64_t L, const float* state_in, float* state_out,
-                            float* logits = nullptr) const {
+                            float* logits = nullptr,
+                            kernels::cuda::WeightUpload up = kernels::cuda::WeightUpload::fresh) const {
         tape_on_gpu();
         if (gpu_pooled)
             kernels::cuda::train_pooled_forward(*gpu_pooled, pooled::cuda_view(model), tokens, L, state_in, logits,
-                                                state_out);
+                                                state_out, up);
         else
-            kernels::cuda::train_forward_tokens(*gpu, model.view(), tokens, L, state_in, logits, state_out);
+            kernels::cuda::train_forward_tokens(*gpu, model.view(), tokens, L, state_in, logits, state_out, up);
     }
     void gpu_cross_entropy(const int32_t* targets, double scale, double* nats) const {
         if (gpu_pooled)
@@ -600,7 +602,9 @@ struct Trainer::Impl {
                 std::copy(fed, fed + n[size_t(b)], tok.begin() + i * Lmax);
                 std::copy(t + 1 + skip[size_t(b)], t + 1 + n[size_t(b)], target.begin() + i * Lmax + skip[size_t(b)]);
             }
+            auto up = kc::WeightUpload::fresh;
             if (self_feed_chance(opt, step) > 0) {  // the model's predictions from the clean classes first
+                up = kc::WeightUpload::as_last;     // (the second forward runs on the first's weights)
                 if (self_feed_on_host) {
                     const int V = c.vocab;
                     std::vector<float>& logits = lane_out[0];  // [BL][Lmax][V]
@@ -616,7 +620,7 @@ struct Trainer::Impl {
                     gpu_self_feed(n, tok);
                 }
             }
-            gpu_tokens_forward(tok.data(), Lmax, state_in.data(), state_out.data());
+            gpu_tokens_forward(tok.data(), Lmax, state_in.data(), state_out.data(), nullptr, up);
             std::vector<double> nats(static_cast<size_t>(BL));
             gpu_cross_entropy(target.data(), 1.0 / denominator, nats.data());
             for (int i = 0; i < BL; ++i) lane_error[size_t(b0 + i)] = nats[size_t(i)];

@@ -1487,6 +1487,19 @@ inline void train_check(const Report& report, const TrainCase& k, const std::vec
                        std::vector<float>(gd.data(), gd.data() + P), std::vector<float>(gh.data(), gh.data() + P)));
         report(compare(name + ": cross-entropy on the GPU: nats per sequence vs the host's",
                        std::vector<float>(nats.begin(), nats.end()), std::vector<float>(want_nats.begin(), want_nats.end())));
+
+        // WeightUpload::as_last runs on the weights the tape's last forward took up (m's, just
+        // above), whatever the view holds now; a fresh forward takes the view's, as a new tape does.
+        Model moved = m;
+        for (int64_t i = 0; i < P; ++i) moved.data()[i] *= 1.25f;
+        std::vector<float> kept = poisoned(rows * V), fresh = poisoned(rows * V), own = poisoned(rows * V);
+        kc::train_forward_tokens(*tape, moved.view(), ex.tokens.data(), k.L, sin, kept.data(), nullptr,
+                                 kc::WeightUpload::as_last);
+        report(compare(name + ": WeightUpload::as_last: the last forward's weights, not the view's", kept, logits, 0.0));
+        kc::train_forward_tokens(*tape, moved.view(), ex.tokens.data(), k.L, sin, fresh.data(), nullptr);
+        auto tape2 = kc::make_train_tape(moved.view(), k.B, k.L);
+        kc::train_forward_tokens(*tape2, moved.view(), ex.tokens.data(), k.L, sin, own.data(), nullptr);
+        report(compare(name + ": WeightUpload::fresh after as_last: the view's weights, as a new tape's", fresh, own, 0.0));
     }
 
     // Sampled elements of every tensor against central differences of the reference.
@@ -1993,6 +2006,24 @@ inline void pooled_train_check(const Report& report, const PooledCase& k) {
             joined.insert(joined.end(), l2.begin() + b * L2 * V, l2.begin() + (b + 1) * L2 * V);
         }
         report(compare(name + ": two segments with the state carried vs one pass", joined, logits, 1e-5));
+    }
+
+    // WeightUpload::as_last runs on the weights the tape's last forward took up, whatever the view
+    // holds now; a fresh forward takes the view's, as a new tape does (the trainer's self-fed step:
+    // the second forward skips the upload).
+    {
+        Model moved = m;
+        for (int64_t i = 0; i < P; ++i) moved.data()[i] *= 1.25f;
+        const int64_t n = k.B * k.L * V;
+        std::vector<float> kept = poisoned(n), fresh = poisoned(n), own = poisoned(n);
+        kc::train_pooled_forward(*tape, pooled::cuda_view(m), tokens.data(), k.L, sin, nullptr, nullptr);
+        kc::train_pooled_forward(*tape, pooled::cuda_view(moved), tokens.data(), k.L, sin, kept.data(), nullptr,
+                                 kc::WeightUpload::as_last);
+        report(compare(name + ": WeightUpload::as_last: the last forward's weights, not the view's", kept, logits, 0.0));
+        kc::train_pooled_forward(*tape, pooled::cuda_view(moved), tokens.data(), k.L, sin, fresh.data(), nullptr);
+        auto tape2 = kc::make_pooled_tape(pooled::cuda_view(moved), k.B, k.L + period);
+        kc::train_pooled_forward(*tape2, pooled::cuda_view(moved), tokens.data(), k.L, sin, own.data(), nullptr);
+        report(compare(name + ": WeightUpload::fresh after as_last: the view's weights, as a new tape's", fresh, own, 0.0));
     }
 
     // All parameters along a random direction against float64 finite differences.

@@ -279,14 +279,22 @@ using TrainTapePtr = std::unique_ptr<TrainTape, TrainTapeDeleter>;
 // Throws std::invalid_argument for a bad size, CudaError when the GPU refuses.
 TrainTapePtr make_train_tape(const ModelView& m, int batch, int64_t max_len);
 
-// Forward over L (1..max_len) steps of each sequence with the weights of m (uploaded on every
-// call: an optimiser may have changed them), which must have the tape's sizes. Effect:
-// x [B][L][I] -> y [B][L]. Generator: tokens [B][L] -> logits [B][L][V]. Throws
-// std::invalid_argument for another model's sizes, a bad L or a token out of range.
+// Whether a training forward takes m's weights to the GPU (fresh: the default, since an
+// optimiser may have changed them) or runs on those already there from the tape's last upload
+// (as_last: the caller promises m has not changed since, e.g. the second forward of a self-fed
+// step; the host's packing and copying of every tensor is skipped).
+enum class WeightUpload { fresh, as_last };
+
+// Forward over L (1..max_len) steps of each sequence with the weights of m (see WeightUpload),
+// which must have the tape's sizes. Effect: x [B][L][I] -> y [B][L]. Generator: tokens [B][L]
+// -> logits [B][L][V]. Throws std::invalid_argument for another model's sizes, a bad L or a
+// token out of range.
 void train_forward_continuous(TrainTape& t, const ModelView& m, const float* x, int64_t L,
-                              const float* state_in, float* y, float* state_out);
+                              const float* state_in, float* y, float* state_out,
+                              WeightUpload up = WeightUpload::fresh);
 void train_forward_tokens(TrainTape& t, const ModelView& m, const int32_t* tokens, int64_t L,
-                          const float* state_in, float* logits, float* state_out);
+                          const float* state_in, float* logits, float* state_out,
+                          WeightUpload up = WeightUpload::fresh);
 // dLoss/dout of the last forward (dy [B][L] or dlogits [B][L][V]) -> adds (+=) into g.
 // d_out null: the gradient train_cross_entropy left on the GPU. Throws std::logic_error
 // without a forward before it.
@@ -397,8 +405,10 @@ int64_t pooled_state_floats(const PooledView& m);
 // tokens [B][L] -> logits [B][L][V] (host; null: left on the GPU for
 // train_pooled_cross_entropy). L: 1..max_len, a multiple of the pooling period. Throws
 // std::invalid_argument for another model's sizes, a bad L or a token out of range.
+// up: as train_forward_tokens' (as_last: every stack's and the pools' weights as last uploaded).
 void train_pooled_forward(PooledTape& t, const PooledView& m, const int32_t* tokens, int64_t L,
-                          const float* state_in, float* logits, float* state_out);
+                          const float* state_in, float* logits, float* state_out,
+                          WeightUpload up = WeightUpload::fresh);
 // As train_cross_entropy, on the last forward's logits.
 void train_pooled_cross_entropy(PooledTape& t, const int32_t* targets, double scale, double* nats);
 // As train_self_feed, on the last forward's logits.

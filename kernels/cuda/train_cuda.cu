@@ -587,11 +587,11 @@ void forward_layers(TrainTape& t, const float* state_in, float* state_out) {
 // the head, whose output [rows][1 or V] comes back to `out` (host) unless it is null.
 template <class Input>
 void train_forward(TrainTape& t, const ModelView& m, int64_t L, const float* state_in, float* out,
-                   float* state_out, Input&& input) {
+                   float* state_out, WeightUpload up, Input&& input) {
     t.L = 0;  // no valid tape until this forward completes
     t.dout_on_device = false;
     MW_CUDA_CHECK(cudaEventRecord(t.ev[0], t.stream));
-    upload_weights(m, t.w, t.stream);
+    if (up == WeightUpload::fresh) upload_weights(m, t.w, t.stream);  // (make_tape made the first)
     const int64_t rows = int64_t(t.B) * L;
     input(rows);
     t.L = L;
@@ -609,9 +609,9 @@ void train_forward(TrainTape& t, const ModelView& m, int64_t L, const float* sta
 } // namespace
 
 void train_forward_continuous(TrainTape& t, const ModelView& m, const float* x, int64_t L, const float* state_in,
-                              float* y, float* state_out) {
+                              float* y, float* state_out, WeightUpload up) {
     check_call(t, m, L, HeadKind::continuous, false, "cuda::train_forward_continuous");
-    train_forward(t, m, L, state_in, y, state_out, [&](int64_t rows) {
+    train_forward(t, m, L, state_in, y, state_out, up, [&](int64_t rows) {
         MW_CUDA_CHECK(cudaMemcpyAsync(t.xin, x, size_t(rows * t.I) * sizeof(float), cudaMemcpyHostToDevice,
                                       t.stream));
         const StemParams sp{t.xin, t.w.stem_w, t.w.stem_b, t.x[0], rows, t.dims.d_model, t.I};
@@ -621,7 +621,7 @@ void train_forward_continuous(TrainTape& t, const ModelView& m, const float* x, 
 }
 
 void train_forward_tokens(TrainTape& t, const ModelView& m, const int32_t* tokens, int64_t L,
-                          const float* state_in, float* logits, float* state_out) {
+                          const float* state_in, float* logits, float* state_out, WeightUpload up) {
     check_call(t, m, L, HeadKind::tokens, false, "cuda::train_forward_tokens");
     const int64_t n = int64_t(t.B) * L;
     for (int64_t i = 0; i < n; ++i)
@@ -629,7 +629,7 @@ void train_forward_tokens(TrainTape& t, const ModelView& m, const int32_t* token
             throw std::invalid_argument("cuda::train_forward_tokens: token " + std::to_string(tokens[i]) +
                                         " at sequence " + std::to_string(i / L) + ", step " +
                                         std::to_string(i % L) + " is outside 0.." + std::to_string(t.V - 1));
-    train_forward(t, m, L, state_in, logits, state_out, [&](int64_t rows) {
+    train_forward(t, m, L, state_in, logits, state_out, up, [&](int64_t rows) {
         MW_CUDA_CHECK(cudaMemcpyAsync(t.tokens.get(), tokens, size_t(rows) * sizeof(int32_t),
                                       cudaMemcpyHostToDevice, t.stream));
         const EmbedParams ep{t.tokens.get(), t.w.embed, t.x[0], rows, t.dims.d_model};
@@ -639,9 +639,9 @@ void train_forward_tokens(TrainTape& t, const ModelView& m, const int32_t* token
 }
 
 void train_forward_rows(TrainTape& t, const ModelView& m, const float* x, int64_t L, const float* state_in,
-                        float* state_out) {
+                        float* state_out, WeightUpload up) {
     check_call(t, m, L, t.head, true, "cuda::train_forward_rows");
-    train_forward(t, m, L, state_in, nullptr, state_out, [&](int64_t rows) {
+    train_forward(t, m, L, state_in, nullptr, state_out, up, [&](int64_t rows) {
         MW_CUDA_CHECK(cudaMemcpyAsync(t.x[0], x, size_t(rows * t.dims.d_model) * sizeof(float),
                                       cudaMemcpyDeviceToDevice, t.stream));
     });

@@ -231,11 +231,12 @@ PooledTapePtr make_pooled_tape(const PooledView& m, int batch, int64_t max_len) 
     c.take(&t->part, std::max<int64_t>(embed_backward_part(int64_t(batch) * max_len, t->V, t->D[0]), 1));
     c.take(&t->sums, std::max<int64_t>(sums, 1));
     t->rows = c.allocate();
+    upload_pooled_weights(*t, m);  // (as the stacks' tapes do: a forward with WeightUpload::as_last may come first)
     return t;
 }
 
 void train_pooled_forward(PooledTape& t, const PooledView& m, const int32_t* tokens, int64_t L,
-                          const float* state_in, float* logits, float* state_out) {
+                          const float* state_in, float* logits, float* state_out, WeightUpload up) {
     const std::string who = "cuda::train_pooled_forward";
     auto fail = [&](const std::string& what) { throw std::invalid_argument(who + ": " + what); };
     check_view(m, who);
@@ -274,7 +275,7 @@ void train_pooled_forward(PooledTape& t, const PooledView& m, const int32_t* tok
         for (int b = 0; b < B; ++b)
             std::copy_n(state_in + b * t.state_floats + t.state_at[size_t(s)], n, st_in[size_t(s)].begin() + b * n);
     }
-    upload_pooled_weights(t, m);
+    if (up == WeightUpload::fresh) upload_pooled_weights(t, m);
     for (int i = 0; i < P; ++i) {
         const int F = t.F(i);
         carried_host.assign(size_t(B) * F, 0.0f);
@@ -297,14 +298,14 @@ void train_pooled_forward(PooledTape& t, const PooledView& m, const int32_t* tok
     t.sync();
     // Down the U: a_i = down_i(x_i); x_{i+1} = frames(a_i) · W↓ᵀ + b↓
     for (int i = 0; i < P; ++i) {
-        train_forward_rows(*t.tapes[size_t(i)], m.stacks[size_t(i)], t.x[size_t(i)], t.Ln[size_t(i)], in(i), out(i));
+        train_forward_rows(*t.tapes[size_t(i)], m.stacks[size_t(i)], t.x[size_t(i)], t.Ln[size_t(i)], in(i), out(i), up);
         const int64_t frames = int64_t(B) * t.Ln[size_t(i) + 1];
         const int Dn = t.D[size_t(i) + 1], F = t.F(i);
         fill_rows(t.x[size_t(i) + 1], t.down_b(i), frames, Dn, t.stream);
         gemm_rows(t.blas, frames, Dn, F, rows_out(*t.tapes[size_t(i)]), F, t.down_w(i), F, t.x[size_t(i) + 1], Dn, 1.0f);
         t.sync();
     }
-    train_forward_rows(*t.tapes[size_t(P)], m.stacks[size_t(P)], t.x[size_t(P)], t.Ln[size_t(P)], in(P), out(P));
+    train_forward_rows(*t.tapes[size_t(P)], m.stacks[size_t(P)], t.x[size_t(P)], t.Ln[size_t(P)], in(P), out(P), up);
     // Up the U: v_i = h_{i+1} · W↑ᵀ + b↑; u_i = a_i + v_i a frame later; h_i = up_i(u_i)
     std::vector<float> next;
     for (int i = P - 1; i >= 0; --i) {
@@ -328,7 +329,7 @@ void train_pooled_forward(PooledTape& t, const PooledView& m, const int32_t* tok
         for (int b = 0; state_out && b < B; ++b)
             std::copy_n(next.begin() + b * F, F, state_out + b * t.state_floats + t.state_at[size_t(S + i)]);
         const int s = 2 * P - i;
-        train_forward_rows(*t.tapes[size_t(s)], m.stacks[size_t(s)], t.u[size_t(i)], t.Ln[size_t(i)], in(s), out(s));
+        train_forward_rows(*t.tapes[size_t(s)], m.stacks[size_t(s)], t.u[size_t(i)], t.Ln[size_t(i)], in(s), out(s), up);
     }
     // (state_out's pool rows are written above, after every carried row was read: state_in is
     // copied into sin and the device before the first one.)

@@ -82,7 +82,7 @@ TrainTapePtr make_train_tape_rows(const ModelView& m, int batch, int64_t max_len
 // (host). Returns when the GPU is done. The output stays on the device: rows_out(t) for a
 // hidden head, t.out (logits) for a generator's, which train_cross_entropy reads.
 void train_forward_rows(TrainTape& t, const ModelView& m, const float* x, int64_t L, const float* state_in,
-                        float* state_out);
+                        float* state_out, WeightUpload up = WeightUpload::fresh);
 // The last layer's output [B·L][D] of the last forward (device).
 const float* rows_out(const TrainTape& t);
 
