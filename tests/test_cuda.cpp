@@ -191,6 +191,9 @@ TEST_CASE("CUDA pooled tape refuses a view whose parts do not fit, naming the pa
     v = good;
     v.stacks[1].head = mw::kernels::HeadKind::tokens;
     CHECK_THROWS_WITH(kc::make_pooled_tape(v, 1, 8), Contains("stack 1 must be a stack of layers alone"));
+    v = good;
+    v.stacks.back().embed_w = nullptr;
+    CHECK_THROWS_WITH(kc::make_pooled_tape(v, 1, 8), Contains("the last stack lacks the embedding"));
     CHECK(kc::pooled_state_floats(good) == m.state_floats_per_stream());
 }
 

@@ -135,6 +135,7 @@ void check_view(const PooledView& m, const std::string& who) {
                  std::to_string(p.d_in) + " (expected " + std::to_string(din) + "), d_out " + std::to_string(p.d_out));
         if (!p.down_w || !p.down_b || !p.up_w || !p.up_b) fail("pool " + std::to_string(i) + " lacks a tensor");
     }
+    if (!m.stacks.back().embed_w) fail("the last stack lacks the embedding (the model's input table)");
 }
 
 // Pools and embedding into one host array, then one copy to the device.
